@@ -1,0 +1,3 @@
+from platforms.cli import main
+
+main()
