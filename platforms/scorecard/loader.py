@@ -1,0 +1,192 @@
+"""Loading and validating the rubric and the records, with every problem placed at file:line: field.
+
+Where things are (relative to the project root, the folder holding scoring.yaml):
+  scoring.yaml             the rubric
+  scenarios/<platform>.yaml the records
+  Scenario.md              the scenario text + the generated sections
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+from pydantic import ValidationError
+
+from platforms.errors import UserError
+from platforms.scorecard.models import RECORD_FIELDS, STEP_FIELDS, Record, problems_from_validation_error
+from platforms.scorecard.rubric import Rubric, check_rubric
+from platforms.scorecard.source import Invalid, Positions, Problem, load_yaml, parse_yaml
+
+RUBRIC_FILE = "scoring.yaml"
+SCENARIOS_DIR = "scenarios"
+SCENARIO_MD = "Scenario.md"
+
+
+def registered_platforms() -> list[str]:
+    from platforms import registry
+
+    return registry.names()
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+
+    @classmethod
+    def find(cls, root: Path | None = None) -> Project:
+        """The given root, else $PLATBENCH_ROOT, else the nearest folder up from here with scoring.yaml."""
+        if root is None and os.environ.get("PLATBENCH_ROOT"):
+            root = Path(os.environ["PLATBENCH_ROOT"])
+        if root is not None:
+            root = Path(root)
+            if not (root / RUBRIC_FILE).is_file():
+                raise UserError(f"{root / RUBRIC_FILE}: no such file (the project root holds the rubric)")
+            return cls(root)
+        here = Path.cwd().resolve()
+        for folder in (here, *here.parents):
+            if (folder / RUBRIC_FILE).is_file():
+                return cls(folder)
+        raise UserError(f"no {RUBRIC_FILE} in {here} or any folder above it; run inside a platbench checkout or pass --root")
+
+    @property
+    def rubric_path(self) -> Path:
+        return self.root / RUBRIC_FILE
+
+    @property
+    def scenarios_dir(self) -> Path:
+        return self.root / SCENARIOS_DIR
+
+    @property
+    def scenario_md(self) -> Path:
+        return self.root / SCENARIO_MD
+
+    def record_path(self, platform: str) -> Path:
+        return self.scenarios_dir / f"{platform}.yaml"
+
+    def record_paths(self) -> list[Path]:
+        if not self.scenarios_dir.is_dir():
+            return []
+        return sorted(p for p in self.scenarios_dir.iterdir() if p.suffix in (".yaml", ".yml") and not p.name.startswith("."))
+
+    def display(self, path: Path) -> str:
+        """Paths in messages: relative to the working directory when that is shorter."""
+        try:
+            return os.path.relpath(path)
+        except ValueError:  # another drive (Windows)
+            return str(path)
+
+
+# -------------------------------------------------------------------------------------------- rubric
+def load_rubric(path: Path, display: str | None = None) -> Rubric:
+    data, pos = load_yaml(path, display)
+    return check_rubric(data, pos)
+
+
+# ------------------------------------------------------------------------------------------- records
+def check_record(data: Any, pos: Positions, rubric: Rubric, platforms: Sequence[str], stem: str | None) -> Record:
+    """Validate parsed record data; raise Invalid listing every problem."""
+    if not isinstance(data, dict):
+        raise Invalid([pos.problem((), f"a record is a mapping of fields ({', '.join(RECORD_FIELDS[:4])}, steps, …)")])
+    try:
+        record = Record.model_validate(data, context={"rubric": rubric, "platforms": list(platforms)})
+    except ValidationError as exc:
+        raise Invalid(problems_from_validation_error(exc, pos)) from None
+
+    problems: list[Problem] = []
+    if stem is not None and stem != record.platform:
+        problems.append(pos.problem(("platform",), f"platform {record.platform!r} does not match the file name; "
+                                                   f"records live in scenarios/<platform>.yaml"))
+    seen_steps: dict[int, int] = {}
+    for i, n in enumerate(record.scenario_steps_done):
+        if n in seen_steps:
+            problems.append(pos.problem(("scenario_steps_done", i), f"step {n} is listed twice"))
+        seen_steps.setdefault(n, i)
+    seen: dict[str, int] = {}
+    for i, ov in enumerate(record.overrides):
+        loc = ("overrides", i)
+        if ov.criterion in seen:
+            problems.append(pos.problem(loc + ("criterion",), f"a second override for {ov.criterion!r} (first is overrides[{seen[ov.criterion]}])"))
+            continue
+        seen[ov.criterion] = i
+        if not record.steps_for(ov.criterion):
+            problems.append(pos.problem(loc + ("criterion",), f"no steps are recorded for {ov.criterion!r}, so it stays not rated; "
+                                                              "record the steps instead of overriding"))
+    if problems:
+        raise Invalid(sorted(problems, key=lambda p: p.line))
+    return record
+
+
+def load_record(path: Path, rubric: Rubric, platforms: Sequence[str], display: str | None = None) -> Record:
+    data, pos = load_yaml(path, display)
+    return check_record(data, pos, rubric, platforms, Path(path).stem)
+
+
+def parse_record(text: str, rubric: Rubric, platforms: Sequence[str], display: str = "<record>",
+                 stem: str | None = None) -> Record:
+    data, pos = parse_yaml(text, display)
+    return check_record(data, pos, rubric, platforms, stem)
+
+
+def load_project(project: Project, files: Sequence[Path] | None = None,
+                 platforms: Sequence[str] | None = None) -> tuple[Rubric, list[tuple[Path, Record]]]:
+    """The rubric and the records (all of scenarios/, or `files`); the first problem is a UserError."""
+    platforms = registered_platforms() if platforms is None else platforms
+    try:
+        rubric = load_rubric(project.rubric_path, project.display(project.rubric_path))
+    except Invalid as exc:
+        raise exc.to_user_error() from None
+    records = []
+    by_platform: dict[str, Path] = {}
+    for path in (project.record_paths() if files is None else files):
+        try:
+            record = load_record(path, rubric, platforms, project.display(path))
+        except Invalid as exc:
+            raise exc.to_user_error() from None
+        if record.platform in by_platform:
+            raise UserError(f"{project.display(path)}:1: platform: {record.platform!r} is also recorded in {project.display(by_platform[record.platform])}")
+        by_platform[record.platform] = path
+        records.append((path, record))
+    return rubric, records
+
+
+# ------------------------------------------------------------------------------------------- writing
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def record_to_data(record: Record) -> dict:
+    """Plain data in the canonical field order, leaving out empty optional fields."""
+    raw = record.model_dump(mode="python", exclude_none=True)
+    out: dict = {}
+    for key in RECORD_FIELDS:
+        value = raw.get(key)
+        if value in (None, [], {}) and key not in ("steps",):
+            continue
+        if key == "steps":
+            value = [{k: s[k] for k in STEP_FIELDS if k in s and s[k] not in (None, [])} for s in value]
+            for s in value:
+                if isinstance(s["minutes"], float) and s["minutes"].is_integer():
+                    s["minutes"] = int(s["minutes"])
+        if key == "evidence":
+            value = [v if v.get("caption") else v["link"] for v in value]
+        out[key] = value
+    return out
+
+
+def dump_record(record: Record) -> str:
+    header = (f"# platbench scenario record for {record.platform}: the steps a human took, scored by scoring.yaml.\n"
+              "# Format: Scenario.md, section 'Recording'. Check it with `platbench scenario validate`.\n")
+    body = yaml.dump(record_to_data(record), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100,
+                     default_flow_style=False)
+    return header + body

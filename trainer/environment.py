@@ -1,0 +1,134 @@
+"""Where things are on each platform: one table resolving data, output, model and checkpoint
+directories and hyperparameters from the environment of whichever platform the trainer runs on.
+
+Explicit CLI flags always win; then the platform's own channel; then local defaults.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+# SageMaker, bring-your-own training container. SageMaker always mounts /opt/ml and sets
+# TRAINING_JOB_NAME / TRAINING_JOB_ARN; the SM_* variables are set only by the sagemaker-training
+# toolkit, so they are read when present, with the /opt/ml paths as the contract underneath.
+# https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html
+# https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-output.html
+# https://docs.aws.amazon.com/sagemaker/latest/dg/model-checkpoints.html (local path /opt/ml/checkpoints)
+# https://github.com/aws/sagemaker-training-toolkit/blob/master/ENVIRONMENT_VARIABLES.md
+SAGEMAKER_ROOT = Path("/opt/ml")
+
+# Vertex AI custom training sets AIP_MODEL_DIR / AIP_CHECKPOINT_DIR / AIP_TENSORBOARD_LOG_DIR
+# (gs:// URIs) when the job has a baseOutputDirectory, and mounts Cloud Storage at /gcs/BUCKET.
+# https://cloud.google.com/vertex-ai/docs/training/code-requirements#environment-variables
+# https://cloud.google.com/vertex-ai/docs/training/cloud-storage-file-system
+VERTEX_GCSFUSE_ROOT = Path("/gcs")
+
+# Azure ML command jobs hand inputs and outputs to the script as paths on the command line
+# (`--data ${{inputs.data}} --out ${{outputs.results}}`) and upload ./outputs and ./logs;
+# AZUREML_RUN_ID identifies the job.
+# https://learn.microsoft.com/azure/machine-learning/how-to-read-write-data-v2
+# https://learn.microsoft.com/azure/machine-learning/how-to-log-view-metrics
+AZUREML_OUTPUTS = Path("outputs")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The directories one run reads from and writes to, and the hyperparameters its platform passed."""
+
+    platform: str
+    data_dir: Path | None
+    output_dir: Path
+    model_dir: Path
+    checkpoint_dir: Path | None
+    hyperparameters: dict[str, str] = field(default_factory=dict)
+    job_id: str | None = None
+
+
+def detect(env: Mapping[str, str] | None = None, sagemaker_root: Path = SAGEMAKER_ROOT) -> str:
+    """Name the platform this process runs on, from its environment alone."""
+    env = os.environ if env is None else env
+    if env.get("PLATBENCH_PLATFORM"):
+        return env["PLATBENCH_PLATFORM"]
+    if "TRAINING_JOB_NAME" in env or "SM_MODEL_DIR" in env or (sagemaker_root / "input/config").is_dir():
+        return "sagemaker"
+    if "AIP_MODEL_DIR" in env or "CLOUD_ML_JOB_ID" in env:
+        return "vertex"
+    if "AZUREML_RUN_ID" in env:
+        return "azureml"
+    return "local"
+
+
+def gcs_to_fuse(uri: str) -> Path:
+    """Vertex hands out gs:// URIs; the same objects are files under /gcs/BUCKET/… in the job."""
+    if uri.startswith("gs://"):
+        return VERTEX_GCSFUSE_ROOT / uri[len("gs://"):]
+    return Path(uri)
+
+
+def _sagemaker(env: Mapping[str, str], root: Path) -> Placement:
+    hp_file = root / "input/config/hyperparameters.json"
+    hps: dict[str, str] = {}
+    if hp_file.is_file():
+        # SageMaker passes every hyperparameter value as a string; the trainer's parser converts them.
+        hps = {k: str(v) for k, v in json.loads(hp_file.read_text()).items()}
+    channel = env.get("SM_CHANNEL_TRAINING") or str(root / "input/data/training")
+    return Placement(
+        platform="sagemaker",
+        data_dir=Path(channel),
+        output_dir=Path(env.get("SM_OUTPUT_DATA_DIR", root / "output/data")),
+        model_dir=Path(env.get("SM_MODEL_DIR", root / "model")),
+        checkpoint_dir=root / "checkpoints",
+        hyperparameters=hps,
+        job_id=env.get("TRAINING_JOB_NAME"),
+    )
+
+
+def _vertex(env: Mapping[str, str]) -> Placement:
+    model_dir = gcs_to_fuse(env["AIP_MODEL_DIR"]) if env.get("AIP_MODEL_DIR") else Path("model")
+    data = env.get("AIP_TRAINING_DATA_URI")
+    return Placement(
+        platform="vertex",
+        data_dir=gcs_to_fuse(data) if data else None,
+        # Vertex has no separate output channel: results live beside the model, under the base output dir.
+        output_dir=model_dir.parent / "output" if env.get("AIP_MODEL_DIR") else Path("output"),
+        model_dir=model_dir,
+        checkpoint_dir=gcs_to_fuse(env["AIP_CHECKPOINT_DIR"]) if env.get("AIP_CHECKPOINT_DIR") else None,
+        job_id=env.get("CLOUD_ML_JOB_ID"),
+    )
+
+
+def _azureml(env: Mapping[str, str]) -> Placement:
+    return Placement(
+        platform="azureml",
+        data_dir=None,  # always passed as --data ${{inputs.data}}
+        output_dir=AZUREML_OUTPUTS,
+        model_dir=AZUREML_OUTPUTS / "model",
+        checkpoint_dir=AZUREML_OUTPUTS / "checkpoints",
+        job_id=env.get("AZUREML_RUN_ID"),
+    )
+
+
+def _local(env: Mapping[str, str]) -> Placement:
+    out = Path(env.get("PLATBENCH_OUT", "runs/latest"))
+    return Placement(
+        platform="local",
+        data_dir=Path(env["PLATBENCH_DATA"]) if env.get("PLATBENCH_DATA") else None,
+        output_dir=out,
+        model_dir=out / "model",
+        checkpoint_dir=out / "checkpoints",
+    )
+
+
+def resolve(env: Mapping[str, str] | None = None, sagemaker_root: Path = SAGEMAKER_ROOT) -> Placement:
+    env = os.environ if env is None else env
+    platform = detect(env, sagemaker_root)
+    if platform == "sagemaker":
+        return _sagemaker(env, sagemaker_root)
+    if platform == "vertex":
+        return _vertex(env)
+    if platform == "azureml":
+        return _azureml(env)
+    return _local(env)

@@ -1,0 +1,302 @@
+"""One training run, start to finish: data → model → Lightning fit → evaluation → outputs.
+
+`run()` is what both `python -m trainer train` (in the container) and `platbench launch local`
+(in-process) call."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform as _platform
+import statistics
+import sys
+import time
+import uuid
+import warnings
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional
+
+from trainer.errors import ConfigError
+from trainer.results import (LOG_FILE, MODEL_CARD, MODEL_WEIGHTS, Results, atomic_write_text, write_results)
+
+EXIT_PREEMPTED = 143  # 128 + SIGTERM: checkpoint written, run again with the same checkpoint dir to resume
+RUN_IDENTITY_FILE = "run.json"
+
+
+@dataclass
+class TrainConfig:
+    data_dir: Path
+    output_dir: Path
+    model_dir: Path
+    checkpoint_dir: Optional[Path] = None
+    model: str = "small"
+    seed: int = 0
+    per_class: Optional[int] = None
+    target_accuracy: Optional[float] = None
+    image_size: int = 32
+    device: str = "auto"            # auto | cpu | cuda
+    precision: Optional[str] = None  # Lightning precision; default: the preset's on GPU, 32-true on CPU
+    compile: bool = False
+    cache_dir: Optional[Path] = None
+    dataset_name: Optional[str] = None
+    platform: str = "local"
+    job_id: Optional[str] = None
+    image_digest: Optional[str] = None
+    git_commit: Optional[str] = None
+    # hyperparameter overrides; None keeps the preset's value
+    overrides: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunOutcome:
+    status: str  # finished | preempted
+    results: Optional[Results]
+    exit_code: int
+
+
+class _Log:
+    """Machine-readable lines go to stdout (or a caller's sink) and to output_dir/train.log."""
+
+    def __init__(self, output_dir: Path, echo: Optional[Callable[[str], None]]):
+        output_dir.mkdir(parents=True, exist_ok=True)
+        self.file = (output_dir / LOG_FILE).open("a")
+        self.echo = echo if echo is not None else (lambda s: print(s, flush=True))
+
+    def __call__(self, text: str) -> None:
+        self.file.write(text + "\n")
+        self.file.flush()
+        self.echo(text)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _device(choice: str):
+    import torch
+
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for, but no CUDA GPU is visible")
+    if choice not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be auto, cpu or cuda, not {choice!r}")
+    return torch.device(choice)
+
+
+def _hardware(device, precision: str) -> dict:
+    import lightning
+    import torch
+
+    cuda = device.type == "cuda"
+    return {
+        "device": device.type,
+        "gpu_name": torch.cuda.get_device_name(device) if cuda else None,
+        "gpu_count": torch.cuda.device_count() if cuda else 0,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "lightning": lightning.__version__,
+        "python": _platform.python_version(),
+        "cpu": _platform.processor() or _platform.machine(),
+        "cpu_count": os.cpu_count() or 1,
+        "precision": precision,
+    }
+
+
+def _check_identity(checkpoint_dir: Path, identity: dict) -> None:
+    """A checkpoint dir belongs to one run configuration; resuming a different one would mix results."""
+    path = checkpoint_dir / RUN_IDENTITY_FILE
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved != identity:
+            diff = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
+            raise ConfigError(f"checkpoint dir {checkpoint_dir} holds a run with different {', '.join(diff)}; "
+                              f"use another --checkpoint-dir or remove it")
+    else:
+        atomic_write_text(path, json.dumps(identity, sort_keys=True, indent=1))
+
+
+def measure_inference(module, x_test, batch_size: int, mean, std, autocast_dtype) -> tuple[float, float]:
+    """(images/s over the test set at the eval batch size, median ms of single-image requests)."""
+    import torch
+
+    from trainer.data.batches import normalize
+
+    device = x_test.device
+    m = torch.tensor(mean, device=device)
+    s = torch.tensor(std, device=device)
+    module.eval()
+    ctx = (lambda: torch.autocast(device.type, dtype=autocast_dtype)) if autocast_dtype else torch.no_grad
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    with torch.inference_mode(), ctx():
+        module(normalize(x_test[:batch_size], m, s))  # warm-up (cudnn autotune, lazy init)
+        sync()
+        t0 = time.perf_counter()
+        for i in range(0, len(x_test), batch_size):
+            module(normalize(x_test[i:i + batch_size], m, s))
+        sync()
+        throughput = len(x_test) / (time.perf_counter() - t0)
+        samples = []
+        for i in range(min(60, len(x_test))):
+            one = normalize(x_test[i:i + 1], m, s)
+            sync()
+            t1 = time.perf_counter()
+            module(one)
+            sync()
+            samples.append((time.perf_counter() - t1) * 1000)
+    latency = statistics.median(samples[10:] if len(samples) > 20 else samples)
+    return throughput, latency
+
+
+def save_model(model_dir: Path, net, card: dict) -> None:
+    import torch
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = model_dir / f".{MODEL_WEIGHTS}.tmp"
+    torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, tmp)
+    os.replace(tmp, model_dir / MODEL_WEIGHTS)
+    atomic_write_text(model_dir / MODEL_CARD, json.dumps(card, indent=2) + "\n")
+
+
+def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable[[str], None]] = None) -> RunOutcome:
+    started = datetime.now(timezone.utc)
+    t_start = time.perf_counter()
+    import lightning as L
+    import torch
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from trainer import loglines
+    from trainer.data import cache, subset
+    from trainer.data.batches import EvalBatches, TrainBatches, channel_stats, normalize, to_device_uint8
+    from trainer.models import FastNet, count_parameters, get_preset, with_overrides
+    from trainer.module import Classifier
+    from trainer.recorder import CHECKPOINT_FILE, EpochRecorder
+
+    preset = get_preset(cfg.model)
+    unknown = set(cfg.overrides) - set(preset.hyperparameters.to_dict())
+    if unknown:
+        raise ConfigError(f"unknown hyperparameter(s): {', '.join(sorted(unknown))}")
+    hp = with_overrides(preset.hyperparameters, **cfg.overrides)
+    if hp.epochs < 1 or hp.batch_size < 1:
+        raise ConfigError("epochs and batch_size must be at least 1")
+    if cfg.target_accuracy is not None and not 0 < cfg.target_accuracy <= 1:
+        raise ConfigError("--target-accuracy is a fraction in (0, 1], e.g. 0.94")
+    device = _device(cfg.device)
+    precision = cfg.precision or (preset.gpu_precision if device.type == "cuda" else "32-true")
+    log = _Log(Path(cfg.output_dir), echo)
+    try:
+        # ---- data: decoded once (cache), subset, moved to the device once
+        data = cache.load(Path(cfg.data_dir), cfg.image_size, cfg.cache_dir, cfg.dataset_name)
+        data_seconds = time.perf_counter() - t_start
+        x_train, y_train = data.x_train, data.y_train
+        x_val = y_val = None
+        if cfg.per_class is not None:
+            tr, va = subset.per_class_split(y_train, data.classes, cfg.per_class, cfg.seed)
+            x_train, y_train, x_val, y_val = x_train[tr], y_train[tr], x_train[va], y_train[va]
+        mean, std = channel_stats(x_train)
+        L.seed_everything(cfg.seed, verbose=False)
+        xt, yt = to_device_uint8(x_train, device), torch.from_numpy(y_train).to(device)
+        xs, ys = to_device_uint8(data.x_test, device), torch.from_numpy(data.y_test).to(device)
+        train_batches = TrainBatches(xt, yt, min(hp.batch_size, len(xt)), mean, std, cfg.seed,
+                                     flip=hp.flip, translate=hp.translate)
+        eval_names, eval_loaders = [], []
+        if x_val is not None:
+            eval_names.append("val")
+            eval_loaders.append(EvalBatches(to_device_uint8(x_val, device), torch.from_numpy(y_val).to(device),
+                                            hp.eval_batch_size, mean, std))
+        eval_names.append("test")
+        eval_loaders.append(EvalBatches(xs, ys, hp.eval_batch_size, mean, std))
+
+        # ---- model
+        num_classes = len(data.classes)
+        net = preset.build(num_classes)
+        if isinstance(net, FastNet):
+            net.init_whitening(normalize(xt[:5000], train_batches.mean, train_batches.std).cpu())
+        params = count_parameters(net)
+        if device.type == "cuda":
+            net = net.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True
+        module = Classifier(net, preset, hp, num_classes, len(train_batches), eval_names)
+        if cfg.compile:
+            module.net = torch.compile(module.net)
+
+        def on_epoch_start(epoch: int) -> None:
+            train_batches.epoch = epoch
+            torch.manual_seed(cfg.seed * 100_003 + epoch)
+            if isinstance(net, FastNet):  # airbench trains the whitening bias for the first 3 epochs only
+                net[0].bias.requires_grad = epoch < 3
+
+        recorder = EpochRecorder(Path(cfg.output_dir), cfg.checkpoint_dir, cfg.target_accuracy, log, on_epoch_start)
+        ckpt_path = None
+        resumed_from = None
+        if cfg.checkpoint_dir is not None:
+            identity = {"model": cfg.model, "dataset": data.fingerprint, "seed": cfg.seed, "per_class": cfg.per_class,
+                        "image_size": cfg.image_size, "hyperparameters": hp.to_dict()}
+            _check_identity(Path(cfg.checkpoint_dir), identity)
+            last = Path(cfg.checkpoint_dir) / CHECKPOINT_FILE
+            if last.is_file():
+                ckpt_path = str(last)
+                resumed_from = int(torch.load(last, map_location="cpu", weights_only=False)["epoch"]) + 1
+                log(f"Resuming from {last} after epoch {resumed_from}")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(does not have many workers|num_workers|LeafSpec|"
+                                    "weights_only|Total length of).*")
+            logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+            trainer = L.Trainer(
+                accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, precision=precision,
+                max_epochs=hp.epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                enable_model_summary=False, num_sanity_val_steps=0, callbacks=[recorder, *(callbacks or [])],
+                use_distributed_sampler=False, deterministic=False,
+            )
+            try:
+                trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=eval_loaders, ckpt_path=ckpt_path)
+            except SIGTERMException:
+                log(f"SIGTERM received: stopping; the last epoch-end checkpoint is in {cfg.checkpoint_dir}")
+                return RunOutcome("preempted", None, EXIT_PREEMPTED)
+
+        # ---- final figures: the last epoch's test evaluation, then inference speed
+        test = recorder.last_eval["test"]
+        autocast = torch.bfloat16 if "bf16" in precision else torch.float16 if "16" in precision else None
+        throughput, latency = measure_inference(module.to(device), xs, hp.eval_batch_size, mean, std, autocast)
+        card = {"preset": cfg.model, "classes": data.classes, "num_classes": num_classes, "image_size": cfg.image_size,
+                "mean": mean, "std": std, "tta": hp.tta, "dataset_fingerprint": data.fingerprint,
+                "channels": "RGB", "input": "uint8 HWC image, resized to image_size, /255, (x-mean)/std"}
+        save_model(Path(cfg.model_dir), net, card)
+        finished = datetime.now(timezone.utc)
+        results = Results(
+            run_id=uuid.uuid4().hex, status="finished", platform=cfg.platform, job_id=cfg.job_id,
+            image_digest=cfg.image_digest, git_commit=cfg.git_commit,
+            started_at=started.isoformat(), finished_at=finished.isoformat(),
+            dataset={"name": data.name, "format": data.format, "fingerprint": data.fingerprint, "classes": data.classes,
+                     "image_size": cfg.image_size, "train_count": len(x_train),
+                     "val_count": 0 if x_val is None else len(x_val), "test_count": len(data.x_test),
+                     "per_class": cfg.per_class},
+            model=cfg.model, hyperparameters=hp.to_dict(), seed=cfg.seed, target_accuracy=cfg.target_accuracy,
+            epoch_to_target=recorder.epoch_to_target, epochs_completed=len(recorder.history),
+            resumed_from_epoch=resumed_from, hardware=_hardware(device, precision),
+            seconds={"total": time.perf_counter() - t_start, "data": data_seconds, "train": recorder.train_seconds,
+                     "per_epoch": [h["epoch_seconds"] for h in recorder.history], "to_target": recorder.to_target,
+                     "evaluation": recorder.eval_seconds},
+            test_accuracy=test["accuracy"], test_top5_accuracy=test["top5_accuracy"], test_loss=test["loss"],
+            val_accuracy=recorder.last_eval["val"]["accuracy"] if "val" in recorder.last_eval else None,
+            per_class_accuracy=dict(zip(data.classes, test["per_class_accuracy"])),
+            confusion_matrix=test["confusion_matrix"], throughput_images_per_s=throughput,
+            latency_ms_per_image=latency, params=params,
+        )
+        write_results(Path(cfg.output_dir), results)
+        log(loglines.line("test_accuracy", results.test_accuracy))
+        log(loglines.line("test_top5_accuracy", results.test_top5_accuracy))
+        log(loglines.line("train_seconds", results.seconds.train))
+        if results.seconds.to_target is not None:
+            log(loglines.line("seconds_to_target", results.seconds.to_target))
+        log(loglines.line("throughput_images_per_s", throughput))
+        log(loglines.line("latency_ms_per_image", latency))
+        return RunOutcome("finished", results, 0)
+    finally:
+        log.close()
