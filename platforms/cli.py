@@ -3,6 +3,8 @@ commands that need them, so `platbench --help` and bad-input errors stay fast.""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -16,6 +18,123 @@ app = typer.Typer(
     add_completion=False,
 )
 
+data_app = typer.Typer(help="Datasets: prepare them in the folder layout the trainer reads.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("prepare")
+def data_prepare(
+    source: str = typer.Argument(..., help="cifar10 (torchvision download, or --source batches) | digits (bundled)"),
+    out: Path = typer.Option(..., "--out", help="folder to write train/<class>/*.png and test/<class>/*.png"),
+    source_dir: Optional[Path] = typer.Option(None, "--source", help="cifar10: existing python batches to convert"),
+    download_dir: Path = typer.Option(Path("data/downloads"), "--download-dir", help="cifar10: where to download"),
+    if_missing: bool = typer.Option(False, "--if-missing", help="do nothing if OUT already holds a dataset"),
+) -> None:
+    """Write a dataset in the custom-dataset layout: OUT/{train,test}/<class>/NNNNN.png."""
+    from rich.progress import Progress
+
+    from trainer.data import prepare
+    from trainer.data.layout import detect_format
+    from trainer.errors import DataError
+
+    if source not in prepare.SOURCES:
+        raise UserError(f"unknown dataset source {source!r}; choose one of: {', '.join(prepare.SOURCES)}")
+    try:
+        if if_missing and out.is_dir() and any(out.iterdir()):
+            detect_format(out)
+            typer.echo(f"{out} already holds a dataset; nothing to do")
+            return
+        classes, splits = prepare.digits() if source == "digits" else prepare.cifar10(source_dir, download_dir)
+        total = sum(len(y) for _, y in splits.values())
+        with Progress(console=_console(), transient=True) as bar:
+            task = bar.add_task(f"writing {total} images", total=total)
+            prepare.write_folder(out, classes, splits, progress=lambda n: bar.advance(task, n))
+    except DataError as exc:
+        raise UserError(str(exc)) from None
+    counts = ", ".join(f"{split} {len(y)}" for split, (_, y) in splits.items())
+    typer.echo(f"wrote {source} to {out}: {len(classes)} classes, {counts} images")
+
+
+@app.command()
+def launch(
+    platform: str = typer.Argument(..., help="where to run: see `platbench platforms`"),
+    data: Path = typer.Option(..., "--data", help="dataset folder (folder layout or CIFAR-10 python batches)"),
+    model: str = typer.Option("small", "--model", help="model preset: small | fast | resnet18"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="default: the preset's"),
+    per_class: Optional[int] = typer.Option(None, "--per-class", min=2, help="N training images per class"),
+    seed: int = typer.Option(0, "--seed"),
+    target_accuracy: Optional[float] = typer.Option(None, "--target-accuracy", min=0.0, max=1.0,
+                                                    help="record seconds to reach this test accuracy"),
+    checkpoint_dir: Optional[Path] = typer.Option(None, "--checkpoint-dir", help="resume from / checkpoint to here"),
+    out: Optional[Path] = typer.Option(None, "--out", help="where outputs land (default runs/<time>-<platform>-<model>)"),
+    hp: list[str] = typer.Option([], "--hp", help="trainer hyperparameter KEY=VALUE (lr, batch_size, …)"),
+    set_: list[str] = typer.Option([], "--set", help="platform setting KEY=VALUE (instance type, region, …)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and equivalent commands; create nothing"),
+    as_json: bool = typer.Option(False, "--json", help="print results as JSON instead of a table"),
+) -> None:
+    """Train on PLATFORM, measure it, and record the run in MLflow."""
+    from platforms import launch as launcher
+    from platforms.base import Job
+    from platforms.progress import JobProgress
+
+    job = Job(data=data, out=out or launcher.default_out(platform, model), model=model, epochs=epochs,
+              per_class=per_class, seed=seed, target_accuracy=target_accuracy, checkpoint_dir=checkpoint_dir,
+              hyperparameters=launcher.parse_pairs(hp, "--hp"))
+    settings = launcher.parse_pairs(set_, "--set")
+    if dry_run:
+        typer.echo(launcher.plan_text(platform, job, settings))
+        return
+    console = _console()
+    with JobProgress(console, enabled=not as_json) as progress:
+        outcome, run_id = launcher.launch(platform, job, settings, progress)
+    if outcome.status != "finished":
+        typer.echo(f"platbench: {outcome.status}: {outcome.message} (MLflow run {run_id})", err=True)
+        raise typer.Exit(143 if outcome.status == "preempted" else 130)
+    from platforms.report_table import results_json, results_table
+    from trainer.results import read_results
+
+    results = read_results(outcome.output_dir)
+    if as_json:
+        typer.echo(results_json(results, run_id, outcome.output_dir))
+    else:
+        _console(stdout=True).print(results_table(results, run_id, outcome.output_dir))
+
+
+@app.command()
+def runs(
+    limit: int = typer.Option(20, "--limit", min=1),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List tracked runs (newest first) from the MLflow store."""
+    from platforms import tracking
+    from platforms.report_table import runs_table
+
+    rows = [tracking.run_summary(r) for r in tracking.list_runs(limit)]
+    if as_json:
+        typer.echo(tracking.dumps(rows))
+    else:
+        _console(stdout=True).print(runs_table(rows, tracking.tracking_uri()))
+
+
+@app.command()
+def platforms() -> None:
+    """List the registered platforms and what each lacks."""
+    from platforms import registry
+
+    for name in registry.names():
+        cls = registry.get(name)
+        lacks = "; ".join(f.value for f in cls.lacks) or "-"
+        typer.echo(f"{name:12s} {cls.title}  (lacks: {lacks})")
+
+
+def _console(stdout: bool = False):
+    from rich.console import Console
+
+    console = Console(stderr=not stdout)
+    if not console.is_terminal:  # pipes and CI logs: don't squeeze tables into rich's default 80 columns
+        console.width = 160
+    return console
+
 
 def main() -> None:
     """Console-script entry: user errors become one line on stderr and exit code 2."""
@@ -24,3 +143,6 @@ def main() -> None:
     except UserError as exc:
         typer.echo(f"platbench: error: {exc}", err=True)
         sys.exit(2)
+
+from platforms.scorecard.cli import app as scenario_app  # noqa: E402
+app.add_typer(scenario_app, name="scenario")

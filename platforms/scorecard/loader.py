@@ -86,8 +86,10 @@ def load_rubric(path: Path, display: str | None = None) -> Rubric:
 
 
 # ------------------------------------------------------------------------------------------- records
-def check_record(data: Any, pos: Positions, rubric: Rubric, platforms: Sequence[str], stem: str | None) -> Record:
-    """Validate parsed record data; raise Invalid listing every problem."""
+def check_record(data: Any, pos: Positions, rubric: Rubric | None, platforms: Sequence[str], stem: str | None) -> Record:
+    """Validate parsed record data; raise Invalid listing every problem.
+
+    Without a rubric (scoring.yaml is broken) criteria and ratings are not checked, only the shape."""
     if not isinstance(data, dict):
         raise Invalid([pos.problem((), f"a record is a mapping of fields ({', '.join(RECORD_FIELDS[:4])}, steps, …)")])
     try:

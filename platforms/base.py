@@ -1,0 +1,114 @@
+"""The one interface every platform implements (DESIGN.md, "Platforms"): check, plan, stage, submit,
+wait, collect, tear down, price. `platforms/launch.py` drives these steps the same way for every
+platform and is the single writer of the run's MLflow record."""
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Optional
+
+from platforms.errors import UserError
+
+
+class Feature(str, enum.Enum):
+    GPU = "gpu"
+    SPOT = "spot"                    # preemptible capacity with checkpoint/resume
+    MULTI_NODE = "multi-node"
+    ENDPOINTS = "endpoints"          # managed real-time inference endpoints
+    BILLING = "billing"              # a price per second for the compute used
+    REMOTE_STORAGE = "remote-storage"  # data is staged into the platform's object storage
+
+
+@dataclass
+class Job:
+    """What the user asked for, the same for every platform."""
+
+    data: Path
+    out: Path
+    model: str = "small"
+    epochs: Optional[int] = None
+    per_class: Optional[int] = None
+    seed: int = 0
+    target_accuracy: Optional[float] = None
+    checkpoint_dir: Optional[Path] = None
+    hyperparameters: dict[str, str] = field(default_factory=dict)  # trainer flags beyond the common ones
+    settings: dict[str, str] = field(default_factory=dict)  # platform-specific (--set KEY=VALUE)
+
+    def trainer_hyperparameters(self) -> dict[str, str]:
+        """The job's trainer flags as strings (the SageMaker hyperparameters.json shape)."""
+        hp = {"model": self.model, "seed": str(self.seed)}
+        for key, value in (("epochs", self.epochs), ("per_class", self.per_class),
+                           ("target_accuracy", self.target_accuracy)):
+            if value is not None:
+                hp[key] = str(value)
+        hp.update(self.hyperparameters)
+        return hp
+
+    def trainer_args(self) -> list[str]:
+        args: list[str] = []
+        for key, value in self.trainer_hyperparameters().items():
+            args += ["--" + key.replace("_", "-"), value]
+        return args
+
+
+@dataclass
+class PlanStep:
+    title: str
+    command: Optional[str] = None  # the equivalent CLI command a user could type
+
+
+@dataclass
+class Outcome:
+    """What `wait` reports back: how the job ended and the platform-side figures for tracking."""
+
+    status: str  # finished | preempted | failed | killed
+    output_dir: Optional[Path] = None
+    phases: dict[str, float] = field(default_factory=dict)  # phase → seconds (queued, provisioning, …)
+    billed_seconds: Optional[float] = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    message: str = ""
+
+
+class Platform(ABC):
+    name: ClassVar[str]
+    title: ClassVar[str]
+    lacks: ClassVar[dict[Feature, str]] = {}  # feature → why, stated up front instead of failing late
+
+    def __init__(self, settings: dict[str, str] | None = None):
+        self.settings = dict(settings or {})
+
+    def require(self, feature: Feature) -> None:
+        if feature in self.lacks:
+            raise UserError(f"{self.name} lacks {feature.value}: {self.lacks[feature]}")
+
+    def check(self, job: Job) -> None:
+        """Validate everything that can be validated before anything is created or uploaded."""
+
+    @abstractmethod
+    def plan(self, job: Job) -> list[PlanStep]:
+        """The exact steps, with equivalent CLI commands; creates nothing (`--dry-run`)."""
+
+    def stage(self, job: Job) -> dict[str, Any]:
+        """Put the dataset where the job will read it; returns figures to track (upload s/MB, …)."""
+        return {}
+
+    @abstractmethod
+    def submit(self, job: Job, staged: dict[str, Any]) -> Any:
+        """Start the job; returns the platform's handle for it."""
+
+    @abstractmethod
+    def wait(self, handle: Any, progress: Any) -> Outcome:
+        """Block until the job ends, reporting phases and epochs to `progress` (platforms.progress)."""
+
+    @abstractmethod
+    def collect(self, handle: Any, outcome: Outcome, dest: Path) -> Path:
+        """Bring the trainer's outputs (results.json, metrics.jsonl, train.log, model/) into `dest`."""
+
+    def teardown(self, handle: Any) -> None:
+        """Remove what the run created; called always, also on error or Ctrl-C."""
+
+    def price_per_hour(self) -> Optional[float]:
+        return None

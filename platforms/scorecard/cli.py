@@ -1,0 +1,208 @@
+"""`platbench scenario …`: record, validate, score, tabulate and render the usability scorecards."""
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from platforms.errors import UserError
+from platforms.scorecard import loader, render as render_mod, table as table_mod
+from platforms.scorecard.loader import Project
+from platforms.scorecard.scenario import load_steps, parse_steps
+from platforms.scorecard.scoring import score as score_record
+from platforms.scorecard.source import Invalid, atomic_write_text
+
+app = typer.Typer(
+    help="Usability scorecards: record the scenario's steps on a platform (scenarios/<platform>.yaml), "
+         "then score them with the rubric (scoring.yaml) into 0–3 ratings.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+ROOT = typer.Option(None, "--root", help="Project root (holds scoring.yaml, scenarios/, Scenario.md). "
+                                         "Default: $PLATBENCH_ROOT, else the nearest folder up from here with scoring.yaml.",
+                    file_okay=False)
+FILES = typer.Argument(None, help="Record files (default: every scenarios/*.yaml); scoring.yaml is checked too.",
+                       show_default=False)
+
+
+class Format(str, Enum):
+    md = "md"
+    json = "json"
+
+
+def _rel(project: Project):
+    def show(path: Path) -> str:
+        try:
+            return Path(path).resolve().relative_to(project.root.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+    return show
+
+
+def _echo_problem_lines(problems) -> None:
+    for p in problems:
+        typer.echo(str(p), err=True)
+
+
+@app.command()
+def validate(files: Optional[List[Path]] = FILES, root: Optional[Path] = ROOT) -> None:
+    """Check scoring.yaml, the records and Scenario.md's steps; list every problem with file, line and field."""
+    project = Project.find(root)
+    platforms = loader.registered_platforms()
+    problems: list[str] = []
+    bad_files = 0
+    rubric = None
+    try:
+        rubric = loader.load_rubric(project.rubric_path, project.display(project.rubric_path))
+        typer.echo(f"ok   {project.display(project.rubric_path)} ({len(rubric.criteria)} criteria)")
+    except Invalid as exc:
+        problems += map(str, exc.problems)
+        bad_files += 1
+    if rubric is not None and project.scenario_md.exists():
+        try:
+            steps = load_steps(project.scenario_md, project.display(project.scenario_md), rubric.ids)
+            typer.echo(f"ok   {project.display(project.scenario_md)} ({len(steps)} scenario steps)")
+        except UserError as exc:
+            problems.append(str(exc))
+            bad_files += 1
+    paths = project.record_paths() if not files else [f for f in files if f.resolve() != project.rubric_path.resolve()]
+    seen: dict[str, str] = {}
+    for path in paths:
+        shown = project.display(path)
+        try:
+            data, pos = loader.load_yaml(path, shown)
+            record = loader.check_record(data, pos, rubric, platforms, path.stem)
+        except Invalid as exc:
+            problems += map(str, exc.problems)
+            bad_files += 1
+            continue
+        if record.platform in seen:
+            problems.append(f"{shown}:{pos.line(('platform',))}: platform: {record.platform!r} is also recorded in {seen[record.platform]}")
+            bad_files += 1
+            continue
+        seen[record.platform] = shown
+        typer.echo(f"ok   {shown} ({len(record.steps)} steps)" + ("" if rubric is not None else
+                                                                   " (shape only: scoring.yaml is invalid)"))
+    for line in problems:
+        typer.echo(line, err=True)
+    if problems:
+        n = len(problems)
+        raise UserError(f"{n} problem{'s' if n != 1 else ''} in {bad_files} file{'s' if bad_files != 1 else ''}")
+
+
+@app.command()
+def score(files: Optional[List[Path]] = FILES, as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+          root: Optional[Path] = ROOT) -> None:
+    """Rate each record per criterion with the rubric, naming the rule that fired."""
+    project = Project.find(root)
+    rubric, records = loader.load_project(project, files or None)
+    if not records:
+        raise UserError(f"no records to score in {project.display(project.scenarios_dir)}/ (record one with `platbench scenario record PLATFORM`)")
+    show = _rel(project)
+    cards = [(path, score_record(rubric, rec)) for path, rec in records]
+    if as_json:
+        typer.echo(json.dumps([{"file": show(p), **c.to_json()} for p, c in cards], indent=2, ensure_ascii=False))
+        return
+    width = max(len(c.title) for c in rubric.criteria)
+    for i, (path, card) in enumerate(cards):
+        if i:
+            typer.echo("")
+        typer.echo(f"{card.platform}: {card.title} ({show(path)})")
+        for s in card.scores:
+            typer.echo(f"  {s.title:<{width}}  {s.cell():<9}  {s.rule_text()}"
+                       + (f"  [{s.evidence.describe()}]" if s.evidence.steps else ""))
+            typer.echo(f"  {'':<{width}}  {'':<9}  {s.computed.why}")
+            if s.override is not None:
+                typer.echo(f"  {'':<{width}}  {'':<9}  OVERRIDE to {s.override.rating}: {s.override.reason}")
+        typer.echo(f"  {'Total':<{width}}  {card.total.cell()}")
+
+
+@app.command()
+def table(fmt: Format = typer.Option(Format.md, "--format", help="md (Markdown) or json."),
+          output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout.",
+                                                dir_okay=False),
+          root: Optional[Path] = ROOT) -> None:
+    """The comparison table: a row per platform platbench knows, the six criteria and a total."""
+    project = Project.find(root)
+    platforms = loader.registered_platforms()
+    rubric, records = loader.load_project(project, None, platforms)
+    rows = table_mod.build(rubric, records, platforms)
+    text = (table_mod.to_json if fmt == Format.json else table_mod.to_markdown)(rubric, rows, _rel(project))
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        atomic_write_text(output, text)
+        typer.echo(f"wrote {output}")
+
+
+def rendered(project: Project) -> tuple[str, str]:
+    """(current Scenario.md, what `render` would write)."""
+    platforms = loader.registered_platforms()
+    rubric, records = loader.load_project(project, None, platforms)
+    shown = project.display(project.scenario_md)
+    try:
+        text = project.scenario_md.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{shown}: no such file (the scenario a human follows)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{shown}: cannot read: {exc}") from None
+    steps = parse_steps(text, shown, rubric.ids)
+    block = render_mod.generated(rubric, records, platforms, steps, _rel(project))
+    return text, render_mod.update(text, shown, block)
+
+
+@app.command()
+def render(check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 if Scenario.md is out of date."),
+           root: Optional[Path] = ROOT) -> None:
+    """Regenerate Scenario.md's recorded sections from scenarios/*.yaml and scoring.yaml."""
+    project = Project.find(root)
+    old, new = rendered(project)
+    shown = project.display(project.scenario_md)
+    if old == new:
+        typer.echo(f"{shown} is up to date")
+        return
+    if check:
+        typer.echo(f"{shown} is out of date; run `platbench scenario render`", err=True)
+        raise typer.Exit(1)
+    atomic_write_text(project.scenario_md, new)
+    typer.echo(f"updated {shown}")
+
+
+@app.command()
+def record(platform: str = typer.Argument(..., help="A platform platbench knows (`local`, …)."),
+           step: Optional[int] = typer.Option(None, "--step", help="Record (more) actions for this scenario step only."),
+           root: Optional[Path] = ROOT) -> None:
+    """Walk through Scenario.md step by step with prompts and a stopwatch, saving after every step."""
+    from rich.console import Console
+
+    from platforms.scorecard.recorder import Recorder
+
+    project = Project.find(root)
+    platforms = loader.registered_platforms()
+    if platform not in platforms:
+        raise UserError(f"unknown platform {platform!r}; platbench knows {', '.join(platforms)}")
+    try:
+        rubric = loader.load_rubric(project.rubric_path, project.display(project.rubric_path))
+    except Invalid as exc:
+        raise exc.to_user_error() from None
+    steps = load_steps(project.scenario_md, project.display(project.scenario_md), rubric.ids)
+    console = Console(highlight=False)
+    rec = Recorder(project, platform, rubric, steps, platforms, console)
+    shown = project.display(project.record_path(platform))
+    try:
+        rec.run(step)
+    except KeyboardInterrupt:
+        typer.echo(f"\nInterrupted. Every answered step is saved in {shown}; "
+                   f"run `platbench scenario record {platform}` to resume.", err=True)
+        raise typer.Exit(130) from None
+    except EOFError:
+        typer.echo(f"\nInput ended. Every answered step is saved in {shown}; "
+                   f"run `platbench scenario record {platform}` to resume.", err=True)
+        raise typer.Exit(1) from None

@@ -1,0 +1,216 @@
+"""MLflow tracking: the launcher is the single writer of a benchmark job's run (DESIGN.md, "Tracking").
+
+Default store: embedded in the working directory (`./mlflow.db` + `./mlartifacts/`), no server;
+an `MLFLOW_TRACKING_URI` the user sets wins. The names of params, metrics and tags live here, once."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+EXPERIMENT = "platbench"
+DB_FILE = "mlflow.db"
+ARTIFACT_DIR = "mlartifacts"
+
+
+class Tag:
+    PLATFORM = "platbench.platform"
+    MODEL = "platbench.model"
+    DATASET = "platbench.dataset"
+    DATASET_FINGERPRINT = "platbench.dataset_fingerprint"
+    GIT_COMMIT = "platbench.git_commit"
+    IMAGE_DIGEST = "platbench.image_digest"
+    JOB_ID = "platbench.job_id"
+    STATUS = "platbench.status"            # finished | preempted | failed | killed
+    RESULTS_SCHEMA = "platbench.results_schema"
+    DEVICE = "platbench.device"
+    GPU = "platbench.gpu"
+
+
+# per-epoch metrics imported from metrics.jsonl (step = epoch)
+EPOCH_METRICS = ("train_loss", "train_accuracy", "val_accuracy", "val_loss", "test_accuracy",
+                 "test_top5_accuracy", "test_loss", "epoch_seconds", "train_seconds", "lr")
+
+# final metrics: MLflow name → path in results.json
+RESULT_METRICS = {
+    "final_test_accuracy": ("test_accuracy",),
+    "final_test_top5_accuracy": ("test_top5_accuracy",),
+    "final_val_accuracy": ("val_accuracy",),
+    "seconds_total": ("seconds", "total"),
+    "seconds_data": ("seconds", "data"),
+    "seconds_train": ("seconds", "train"),
+    "seconds_to_target": ("seconds", "to_target"),
+    "seconds_evaluation": ("seconds", "evaluation"),
+    "epoch_to_target": ("epoch_to_target",),
+    "throughput_images_per_s": ("throughput_images_per_s",),
+    "latency_ms_per_image": ("latency_ms_per_image",),
+    "params_total": ("params", "total"),
+    "params_trainable": ("params", "trainable"),
+}
+
+
+def tracking_uri() -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{Path.cwd() / DB_FILE}"
+
+
+def _is_embedded() -> bool:
+    return not os.environ.get("MLFLOW_TRACKING_URI")
+
+
+def client():
+    """An MlflowClient on the resolved store, with the platbench experiment created if needed."""
+    import logging
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri())
+
+
+def experiment_id(c) -> str:
+    exp = c.get_experiment_by_name(EXPERIMENT)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    if _is_embedded():
+        location = (Path.cwd() / ARTIFACT_DIR).as_uri()
+    return c.create_experiment(EXPERIMENT, artifact_location=location)
+
+
+def code_commit() -> str | None:
+    """The platbench commit: PLATBENCH_GIT_COMMIT (baked into the image) or the checkout's HEAD."""
+    if os.environ.get("PLATBENCH_GIT_COMMIT"):
+        return os.environ["PLATBENCH_GIT_COMMIT"]
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=True)
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class TrackedRun:
+    """One MLflow run, written through the client (no global active-run state)."""
+
+    def __init__(self, c, run_id: str):
+        self.client, self.run_id = c, run_id
+
+    def params(self, params: dict) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)) for k, v in params.items() if v is not None]
+        if items:
+            self.client.log_batch(self.run_id, params=items)
+
+    def tags(self, tags: dict) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)) for k, v in tags.items() if v is not None]
+        if items:
+            self.client.log_batch(self.run_id, tags=items)
+
+    def metrics(self, values: dict, step: int = 0, timestamp_ms: int | None = None) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        ts = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
+        items = [Metric(k, float(v), ts, step) for k, v in values.items() if v is not None]
+        if items:
+            self.client.log_batch(self.run_id, metrics=items)
+
+    def import_outputs(self, out: Path) -> None:
+        """The trainer's outputs: per-epoch metrics (with their own timestamps), final figures, files."""
+        from trainer.results import LOG_FILE, METRICS_FILE, RESULTS_FILE, read_metrics, read_results
+
+        from mlflow.entities import Metric
+
+        out = Path(out)
+        if (out / METRICS_FILE).is_file():
+            batch = []
+            for rec in read_metrics(out):
+                ts = int(rec.get("wall_time", 0) * 1000)
+                batch += [Metric(k, float(rec[k]), ts, int(rec["epoch"])) for k in EPOCH_METRICS if k in rec]
+            for i in range(0, len(batch), 1000):  # MLflow's log_batch limit
+                self.client.log_batch(self.run_id, metrics=batch[i:i + 1000])
+        if (out / RESULTS_FILE).is_file():
+            res = read_results(out)
+            data = res.model_dump()
+            finals = {}
+            for name, path in RESULT_METRICS.items():
+                value = data
+                for key in path:
+                    value = value.get(key) if isinstance(value, dict) else None
+                finals[name] = value
+            self.metrics(finals, step=res.epochs_completed)
+            self.tags({Tag.DATASET_FINGERPRINT: res.dataset.fingerprint, Tag.DATASET: res.dataset.name,
+                       Tag.RESULTS_SCHEMA: res.schema_version, Tag.DEVICE: res.hardware.device,
+                       Tag.GPU: res.hardware.gpu_name, Tag.IMAGE_DIGEST: res.image_digest, Tag.JOB_ID: res.job_id})
+            self.params({f"hp.{k}": v for k, v in res.hyperparameters.items()})
+        for name in (RESULTS_FILE, METRICS_FILE, LOG_FILE):
+            if (out / name).is_file():
+                self.client.log_artifact(self.run_id, str(out / name))
+
+    def log_model_dir(self, model_dir: Path) -> None:
+        if Path(model_dir).is_dir():
+            self.client.log_artifacts(self.run_id, str(model_dir), artifact_path="model")
+
+    def end(self, status: str) -> None:
+        """status: FINISHED | FAILED | KILLED."""
+        self.client.set_terminated(self.run_id, status=status)
+
+
+@contextmanager
+def tracked_run(run_name: str, params: dict, tags: dict) -> Iterator[TrackedRun]:
+    """Start a run; on an exception mark it FAILED (KILLED for Ctrl-C) before re-raising, so no run is
+    ever left RUNNING by a process that is still alive to say otherwise."""
+    c = client()
+    run = c.create_run(experiment_id(c), run_name=run_name)
+    tr = TrackedRun(c, run.info.run_id)
+    tr.params(params)
+    tr.tags({Tag.GIT_COMMIT: code_commit(), **tags})
+    try:
+        yield tr
+    except KeyboardInterrupt:
+        tr.tags({Tag.STATUS: "killed"})
+        tr.end("KILLED")
+        raise
+    except BaseException:
+        tr.tags({Tag.STATUS: "failed"})
+        tr.end("FAILED")
+        raise
+
+
+def list_runs(max_results: int = 50) -> list:
+    c = client()
+    exp = c.get_experiment_by_name(EXPERIMENT)
+    if exp is None:
+        return []
+    return c.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=max_results)
+
+
+def run_summary(run) -> dict:
+    """A flat view of one run for tables and --json."""
+    m, t, p = run.data.metrics, run.data.tags, run.data.params
+    return {
+        "run_id": run.info.run_id, "name": run.info.run_name, "status": run.info.status,
+        "start_time": run.info.start_time, "platform": t.get(Tag.PLATFORM), "model": t.get(Tag.MODEL),
+        "dataset": t.get(Tag.DATASET), "dataset_fingerprint": t.get(Tag.DATASET_FINGERPRINT),
+        "per_class": p.get("per_class"), "seed": p.get("seed"),
+        "test_accuracy": m.get("final_test_accuracy"), "seconds_train": m.get("seconds_train"),
+        "seconds_to_target": m.get("seconds_to_target"), "throughput_images_per_s": m.get("throughput_images_per_s"),
+    }
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=2, default=str)
