@@ -146,6 +146,3 @@ def main() -> None:
 
 from platforms.scorecard.cli import app as scenario_app  # noqa: E402
 app.add_typer(scenario_app, name="scenario")
-
-from platforms.scorecard.cli import app as scenario_app  # noqa: E402
-app.add_typer(scenario_app, name="scenario")
