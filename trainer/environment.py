@@ -11,26 +11,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-# SageMaker, bring-your-own training container. SageMaker always mounts /opt/ml and sets
-# TRAINING_JOB_NAME / TRAINING_JOB_ARN; the SM_* variables are set only by the sagemaker-training
-# toolkit, so they are read when present, with the /opt/ml paths as the contract underneath.
+# SageMaker, bring-your-own training container: SageMaker runs `docker run IMAGE train`, mounts /opt/ml
+# (input/config/hyperparameters.json with every value a string, input/data/<channel>/, model/,
+# output/data/, output/failure → FailureReason) and sets TRAINING_JOB_NAME and TRAINING_JOB_ARN. The SM_*
+# variables come only from the sagemaker-training toolkit, so they are read when present, with the
+# /opt/ml paths as the contract underneath. Checkpoints: /opt/ml/checkpoints is CheckpointConfig's
+# default LocalPath, synced to S3 when the job sets CheckpointConfig.
 # https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html
-# https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-output.html
-# https://docs.aws.amazon.com/sagemaker/latest/dg/model-checkpoints.html (local path /opt/ml/checkpoints)
+# https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-dockerfile.html
+# https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-signal-success-failure.html
+# https://docs.aws.amazon.com/sagemaker/latest/dg/model-checkpoints.html
 # https://github.com/aws/sagemaker-training-toolkit/blob/master/ENVIRONMENT_VARIABLES.md
-SAGEMAKER_ROOT = Path("/opt/ml")
+# PLATBENCH_OPT_ML moves the root, for running the same contract natively (launchers' local mode, tests).
+SAGEMAKER_ROOT = Path(os.environ.get("PLATBENCH_OPT_ML", "/opt/ml"))
 
-# Vertex AI custom training sets AIP_MODEL_DIR / AIP_CHECKPOINT_DIR / AIP_TENSORBOARD_LOG_DIR
-# (gs:// URIs) when the job has a baseOutputDirectory, and mounts Cloud Storage at /gcs/BUCKET.
+# Vertex AI custom training sets AIP_MODEL_DIR / AIP_CHECKPOINT_DIR / AIP_TENSORBOARD_LOG_DIR (gs:// URIs
+# ending in model/, checkpoints/, logs/) only when the job has a baseOutputDirectory; AIP_TRAINING_DATA_URI
+# only for managed datasets (otherwise the launcher passes --data). Cloud Storage is mounted read-write at
+# /gcs/BUCKET. There is no hyperparameter file: the container gets args. CLOUD_ML_JOB_ID is read by Google's
+# SDK but not documented, so it is used only as an identity when present.
 # https://cloud.google.com/vertex-ai/docs/training/code-requirements#environment-variables
 # https://cloud.google.com/vertex-ai/docs/training/cloud-storage-file-system
+# https://cloud.google.com/vertex-ai/docs/reference/rest/v1/CustomJobSpec#ContainerSpec
 VERTEX_GCSFUSE_ROOT = Path("/gcs")
 
 # Azure ML command jobs hand inputs and outputs to the script as paths on the command line
-# (`--data ${{inputs.data}} --out ${{outputs.results}}`) and upload ./outputs and ./logs;
-# AZUREML_RUN_ID identifies the job.
+# (`--data ${{inputs.data}} --out ${{outputs.results}}`; ro_mount / rw_mount by default) — no documented
+# environment variable carries them — and upload ./outputs and ./logs. AZUREML_RUN_ID is not documented
+# either; it is used only as an identity when present.
 # https://learn.microsoft.com/azure/machine-learning/how-to-read-write-data-v2
-# https://learn.microsoft.com/azure/machine-learning/how-to-log-view-metrics
+# https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-command
+# https://learn.microsoft.com/azure/machine-learning/v1/how-to-save-write-experiment-files
 AZUREML_OUTPUTS = Path("outputs")
 
 
@@ -111,10 +122,10 @@ def _azureml(env: Mapping[str, str]) -> Placement:
     )
 
 
-def _local(env: Mapping[str, str]) -> Placement:
+def _local(env: Mapping[str, str], name: str = "local") -> Placement:
     out = Path(env.get("PLATBENCH_OUT", "runs/latest"))
     return Placement(
-        platform="local",
+        platform=name,
         data_dir=Path(env["PLATBENCH_DATA"]) if env.get("PLATBENCH_DATA") else None,
         output_dir=out,
         model_dir=out / "model",
@@ -131,4 +142,4 @@ def resolve(env: Mapping[str, str] | None = None, sagemaker_root: Path = SAGEMAK
         return _vertex(env)
     if platform == "azureml":
         return _azureml(env)
-    return _local(env)
+    return _local(env, platform)
