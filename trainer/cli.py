@@ -105,7 +105,7 @@ def _write_sagemaker_failure(message: str) -> None:
     """SageMaker shows /opt/ml/output/failure as the job's FailureReason (first 1024 characters).
     https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-output.html"""
     try:
-        failure = environment.SAGEMAKER_ROOT / "output/failure"
+        failure = environment.sagemaker_root(os.environ) / "output/failure"
         failure.parent.mkdir(parents=True, exist_ok=True)
         failure.write_text(message[:1024])
     except OSError:

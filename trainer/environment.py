@@ -23,7 +23,11 @@ from typing import Mapping
 # https://docs.aws.amazon.com/sagemaker/latest/dg/model-checkpoints.html
 # https://github.com/aws/sagemaker-training-toolkit/blob/master/ENVIRONMENT_VARIABLES.md
 # PLATBENCH_OPT_ML moves the root, for running the same contract natively (launchers' local mode, tests).
-SAGEMAKER_ROOT = Path(os.environ.get("PLATBENCH_OPT_ML", "/opt/ml"))
+SAGEMAKER_ROOT = Path("/opt/ml")
+
+
+def sagemaker_root(env: Mapping[str, str]) -> Path:
+    return Path(env.get("PLATBENCH_OPT_ML") or SAGEMAKER_ROOT)
 
 # Vertex AI custom training sets AIP_MODEL_DIR / AIP_CHECKPOINT_DIR / AIP_TENSORBOARD_LOG_DIR (gs:// URIs
 # ending in model/, checkpoints/, logs/) only when the job has a baseOutputDirectory; AIP_TRAINING_DATA_URI
@@ -58,12 +62,12 @@ class Placement:
     job_id: str | None = None
 
 
-def detect(env: Mapping[str, str] | None = None, sagemaker_root: Path = SAGEMAKER_ROOT) -> str:
+def detect(env: Mapping[str, str] | None = None) -> str:
     """Name the platform this process runs on, from its environment alone."""
     env = os.environ if env is None else env
     if env.get("PLATBENCH_PLATFORM"):
         return env["PLATBENCH_PLATFORM"]
-    if "TRAINING_JOB_NAME" in env or "SM_MODEL_DIR" in env or (sagemaker_root / "input/config").is_dir():
+    if "TRAINING_JOB_NAME" in env or "SM_MODEL_DIR" in env or (sagemaker_root(env) / "input/config").is_dir():
         return "sagemaker"
     if "AIP_MODEL_DIR" in env or "CLOUD_ML_JOB_ID" in env:
         return "vertex"
@@ -133,11 +137,11 @@ def _local(env: Mapping[str, str], name: str = "local") -> Placement:
     )
 
 
-def resolve(env: Mapping[str, str] | None = None, sagemaker_root: Path = SAGEMAKER_ROOT) -> Placement:
+def resolve(env: Mapping[str, str] | None = None) -> Placement:
     env = os.environ if env is None else env
-    platform = detect(env, sagemaker_root)
+    platform = detect(env)
     if platform == "sagemaker":
-        return _sagemaker(env, sagemaker_root)
+        return _sagemaker(env, sagemaker_root(env))
     if platform == "vertex":
         return _vertex(env)
     if platform == "azureml":
