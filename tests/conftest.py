@@ -1,0 +1,97 @@
+"""Shared fixtures: small datasets in the real on-disk formats, generated here, and a CLI runner."""
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory, monkeypatch):
+    """Keep tests off the user's cache and MLflow store."""
+    monkeypatch.setenv("PLATBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for var in ("TRAINING_JOB_NAME", "SM_MODEL_DIR", "AIP_MODEL_DIR", "CLOUD_ML_JOB_ID", "AZUREML_RUN_ID",
+                "PLATBENCH_PLATFORM", "PLATBENCH_OPT_ML"):
+        monkeypatch.delenv(var, raising=False)
+
+
+COLORS = {"red": (200, 40, 40), "green": (40, 190, 60), "blue": (50, 60, 210)}
+
+
+def make_color_images(n: int, rgb: tuple[int, int, int], rng: np.random.Generator, size: int = 32) -> np.ndarray:
+    """Class = dominant colour, plus noise and a random bright square: learnable in an epoch or two."""
+    base = np.array(rgb, dtype=np.float64)
+    imgs = base + rng.normal(0, 35, size=(n, size, size, 3))
+    for img in imgs:
+        y, x = rng.integers(0, size - 8, 2)
+        img[y:y + 8, x:x + 8] += 60
+    return np.clip(imgs, 0, 255).astype(np.uint8)
+
+
+def write_folder_dataset(root: Path, train_per_class: int = 40, test_per_class: int = 12, seed: int = 0,
+                         suffix: str = ".png") -> Path:
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", train_per_class), ("test", test_per_class)):
+        for name, rgb in COLORS.items():
+            d = root / split / name
+            d.mkdir(parents=True, exist_ok=True)
+            for i, img in enumerate(make_color_images(n, rgb, rng)):
+                Image.fromarray(img).save(d / f"{i:04d}{suffix}")
+    return root
+
+
+def write_cifar_batches(root: Path, per_batch: int = 20, seed: int = 0) -> Path:
+    """The CIFAR-10 python format: pickled dicts of b'data' (N×3072 uint8, channel-major) and b'labels'."""
+    rng = np.random.default_rng(seed)
+    d = root / "cifar-10-batches-py"
+    d.mkdir(parents=True)
+    names = [f"class{i}" for i in range(10)]
+    with (d / "batches.meta").open("wb") as f:
+        pickle.dump({b"label_names": [n.encode() for n in names], b"num_cases_per_batch": per_batch}, f)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = [int(x) for x in rng.permutation(np.arange(per_batch) % 10)]  # every class present
+        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+        with (d / name).open("wb") as f:
+            pickle.dump({b"data": data, b"labels": labels, b"batch_label": name.encode()}, f)
+    return root
+
+
+@pytest.fixture(scope="session")
+def color_data(tmp_path_factory) -> Path:
+    return write_folder_dataset(tmp_path_factory.mktemp("colors") / "colors")
+
+
+@pytest.fixture(scope="session")
+def digits_data(tmp_path_factory) -> Path:
+    from trainer.data.prepare import digits, write_folder
+
+    classes, splits = digits()
+    return write_folder(tmp_path_factory.mktemp("digits") / "digits", classes, splits)
+
+
+def run_cmd(args: list[str], cwd: Path | None = None, env: dict | None = None, timeout: float = 300,
+            input: str | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+                          input=input)
+
+
+def platbench(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return run_cmd([str(VENV_BIN / "platbench"), *args], cwd=cwd, env=env, timeout=timeout)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "error" in lines[0], proc.stderr

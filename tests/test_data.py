@@ -1,0 +1,179 @@
+"""Dataset layouts, validation errors, fingerprint, decode-once cache, CIFAR batches, per-class subsets,
+on-device augmentation."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_one_line_error, platbench, write_cifar_batches, write_folder_dataset
+
+from trainer.data import cache, layout, subset
+from trainer.data.batches import TrainBatches, random_translate
+from trainer.errors import DataError
+
+
+def test_folder_layout_classes_and_counts(color_data):
+    ds = layout.scan_folder(color_data)
+    assert ds.classes == ["blue", "green", "red"]
+    assert len(ds.train.files) == 120 and len(ds.test.files) == 36
+    assert sorted(set(ds.train.labels)) == [0, 1, 2]
+
+
+def test_jpeg_files_are_a_dataset_too(tmp_path):
+    root = write_folder_dataset(tmp_path / "jpg", 5, 2, suffix=".jpg")
+    d = cache.load(root, cache_dir=tmp_path / "c")
+    assert d.x_train.shape == (15, 32, 32, 3)
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ("differing_classes", "only in test: purple"),
+    ("empty_class", "class 'green' has no images"),
+    ("corrupt_image", "cannot read image"),
+    ("no_test", "missing folder"),
+])
+def test_bad_datasets_name_the_class_or_file(tmp_path, breakage, message):
+    root = write_folder_dataset(tmp_path / "d", 4, 2)
+    if breakage == "differing_classes":
+        (root / "test/purple").mkdir()
+        (root / "test/purple/x.png").write_bytes((root / "test/red/0000.png").read_bytes())
+    elif breakage == "empty_class":
+        for f in (root / "train/green").iterdir():
+            f.unlink()
+    elif breakage == "corrupt_image":
+        (root / "train/red/0001.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+    elif breakage == "no_test":
+        shutil.rmtree(root / "test")
+    with pytest.raises(DataError, match=message) as info:
+        cache.load(root, cache_dir=tmp_path / "c")
+    if breakage == "corrupt_image":
+        assert "train/red/0001.png" in str(info.value)
+
+
+def test_fingerprint_follows_content_not_timestamps(tmp_path):
+    a = write_folder_dataset(tmp_path / "a", 3, 1)
+    b = write_folder_dataset(tmp_path / "b", 3, 1)
+    assert layout.fingerprint(a) == layout.fingerprint(b)
+    f = a / "train/red/0000.png"
+    f.touch()
+    assert layout.fingerprint(a) == layout.fingerprint(b)
+    img = np.zeros((32, 32, 3), np.uint8)
+    from PIL import Image
+
+    Image.fromarray(img).save(f)
+    assert layout.fingerprint(a) != layout.fingerprint(b)
+
+
+def test_decode_once_then_cache(tmp_path, monkeypatch):
+    root = write_folder_dataset(tmp_path / "d", 5, 2)
+    first = cache.load(root, cache_dir=tmp_path / "c")
+    assert not first.cache_hit
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded again despite the cache")
+
+    monkeypatch.setattr("trainer.data.decode.decode_many", no_decoding)
+    second = cache.load(root, cache_dir=tmp_path / "c")
+    assert second.cache_hit and second.fingerprint == first.fingerprint
+    np.testing.assert_array_equal(first.x_train, second.x_train)
+    assert list((tmp_path / "c").glob(f"{first.fingerprint}-32px.npz"))
+
+
+def test_images_of_other_sizes_are_resized_on_decode(digits_data, tmp_path):
+    d = cache.load(digits_data, image_size=32, cache_dir=tmp_path / "c")  # digits are 8×8 grey on disk
+    assert d.x_train.shape[1:] == (32, 32, 3) and d.classes == [str(i) for i in range(10)]
+    assert len(d.x_train) + len(d.x_test) == 1797
+
+
+def test_cifar_python_batches_read_directly(tmp_path):
+    root = write_cifar_batches(tmp_path / "cifar", per_batch=20)
+    d = cache.load(root, cache_dir=tmp_path / "c")
+    assert d.format == "cifar-python"
+    assert d.x_train.shape == (100, 32, 32, 3) and d.x_test.shape == (20, 32, 32, 3)
+    assert d.classes[0] == "class0"
+    import pickle
+
+    raw = pickle.load((root / "cifar-10-batches-py/data_batch_1").open("rb"), encoding="bytes")
+    # channel-major rows → HWC: pixel (0,0) red is byte 0, green byte 1024, blue byte 2048
+    assert tuple(d.x_train[0, 0, 0]) == (raw[b"data"][0][0], raw[b"data"][0][1024], raw[b"data"][0][2048])
+
+
+def test_prepare_cifar10_from_batches_writes_the_folder_layout(tmp_path):
+    src = write_cifar_batches(tmp_path / "cifar", per_batch=10)
+    proc = platbench("data", "prepare", "cifar10", "--source", str(src), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out"
+    pngs = list(out.glob("train/*/*.png"))
+    assert len(pngs) == 50 and len(list(out.glob("test/*/*.png"))) == 10
+    a = cache.load(src, cache_dir=tmp_path / "c1")
+    b = cache.load(out, cache_dir=tmp_path / "c2")
+    # PNG is lossless: the same multiset of images per split (file order differs by class folder)
+    assert sorted(map(bytes, a.x_train)) == sorted(map(bytes, b.x_train))
+
+
+def test_prepare_refuses_to_overwrite_and_leaves_nothing_half_written(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    proc = platbench("data", "prepare", "digits", "--out", str(out), cwd=tmp_path)
+    assert_one_line_error(proc)
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+    proc = platbench("data", "prepare", "imagenet", "--out", str(tmp_path / "x"), cwd=tmp_path)
+    assert_one_line_error(proc)
+
+
+def test_cifar10_download_uses_torchvision_and_reports_failure_in_one_line(tmp_path):
+    # no network here: torchvision's real download code runs and fails; the user gets one line
+    proc = platbench("data", "prepare", "cifar10", "--out", str(tmp_path / "o"), "--download-dir",
+                     str(tmp_path / "dl"), cwd=tmp_path, env={"https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY":
+                                                              "http://127.0.0.1:9"}, timeout=120)
+    assert_one_line_error(proc)
+    assert "could not download CIFAR-10" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_per_class_subsets_are_nested_deterministic_and_hold_out_20_percent():
+    labels = np.repeat(np.arange(10), 100)
+    classes = [str(i) for i in range(10)]
+    splits = {n: subset.per_class_split(labels, classes, n, seed=7) for n in (5, 20, 80)}
+    for n, (train, val) in splits.items():
+        assert len(val) == 10 * max(1, round(0.2 * n)) and len(train) + len(val) == 10 * n
+        assert not set(train) & set(val)
+    s5 = set(np.concatenate(splits[5]))
+    s20 = set(np.concatenate(splits[20]))
+    s80 = set(np.concatenate(splits[80]))
+    assert s5 <= s20 <= s80
+    again = subset.per_class_split(labels, classes, 20, seed=7)
+    assert all((a == b).all() for a, b in zip(again, splits[20]))
+    other = subset.per_class_split(labels, classes, 20, seed=8)
+    assert set(np.concatenate(other)) != s20
+    with pytest.raises(DataError, match="class '0' has 100 training images, fewer than --per-class 101"):
+        subset.per_class_split(labels, classes, 101, seed=0)
+
+
+def test_translate_matches_reflect_pad_then_crop():
+    x = torch.randint(0, 256, (64, 8, 8, 3), dtype=torch.uint8)
+    gen = torch.Generator().manual_seed(3)
+    out = random_translate(x, 2, gen)
+    gen = torch.Generator().manual_seed(3)
+    dy = torch.randint(-2, 3, (64,), generator=gen)
+    dx = torch.randint(-2, 3, (64,), generator=gen)
+    padded = torch.nn.functional.pad(x.permute(0, 3, 1, 2).float(), (2, 2, 2, 2), mode="reflect")
+    for i in range(64):
+        ref = padded[i, :, 2 + dy[i]:2 + dy[i] + 8, 2 + dx[i]:2 + dx[i] + 8].permute(1, 2, 0)
+        assert torch.equal(out[i].float(), ref)
+
+
+def test_epochs_are_reproducible_and_differ_between_epochs():
+    x = torch.randint(0, 256, (50, 8, 8, 3), dtype=torch.uint8)
+    y = torch.arange(50) % 5
+    b = TrainBatches(x, y, 16, [0.5] * 3, [0.25] * 3, seed=1)
+    b.epoch = 3
+    first = [t.clone() for t, _ in b]
+    second = [t.clone() for t, _ in b]
+    assert all(torch.equal(p, q) for p, q in zip(first, second))
+    b.epoch = 4
+    assert not torch.equal(next(iter(b))[0], first[0])
+    assert len(b) == 3 and all(t.shape == (16, 3, 8, 8) for t in first)
