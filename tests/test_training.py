@@ -1,0 +1,158 @@
+"""Training end to end on CPU: the output contract, log lines, time to target, per-class runs, and
+preemption by a real SIGTERM with a resume that ends with the same result."""
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import VENV_BIN, run_cmd
+
+from trainer import loglines
+from trainer.results import read_metrics, read_results
+from trainer.train import EXIT_PREEMPTED, TrainConfig, run
+
+
+def train(data: Path, out: Path, **kw):
+    cfg = TrainConfig(data_dir=data, output_dir=out, model_dir=out / "model", checkpoint_dir=out / "ckpt", **kw)
+    lines: list[str] = []
+    outcome = run(cfg, echo=lines.append)
+    return outcome, lines
+
+
+@pytest.fixture(scope="module")
+def finished(color_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    outcome, lines = train(color_data, out, target_accuracy=0.5, overrides={"epochs": 3, "batch_size": 32})
+    return out, outcome, lines
+
+
+def test_results_contract(finished):
+    out, outcome, _ = finished
+    assert outcome.status == "finished" and outcome.exit_code == 0
+    res = read_results(out)
+    data = json.loads((out / "results.json").read_text())
+    for key in ("schema_version", "platform", "dataset", "model", "hyperparameters", "seed", "hardware", "seconds",
+                "test_accuracy", "test_top5_accuracy", "per_class_accuracy", "confusion_matrix",
+                "throughput_images_per_s", "latency_ms_per_image", "params"):
+        assert key in data
+    assert res.dataset.classes == ["blue", "green", "red"] and res.dataset.train_count == 120
+    assert len(res.dataset.fingerprint) == 64
+    assert res.hardware.device == "cpu" and res.hardware.torch
+    assert len(res.seconds.per_epoch) == 3 and abs(sum(res.seconds.per_epoch) - res.seconds.train) < 1e-3
+    assert res.seconds.train < res.seconds.total
+    cm = res.confusion_matrix
+    assert sum(map(sum, cm)) == 36
+    assert abs(sum(cm[i][i] for i in range(3)) / 36 - res.test_accuracy) < 1e-9
+    assert res.test_top5_accuracy == 1.0  # 3 classes: the top-5 always holds the label
+    assert set(res.per_class_accuracy) == {"blue", "green", "red"}
+    assert res.throughput_images_per_s > 0 and res.latency_ms_per_image > 0
+    assert res.params.total == res.params.trainable > 0
+    assert res.test_accuracy > 0.6  # a learnable dataset: colour is the class
+
+
+def test_time_to_target_is_train_seconds_at_the_first_epoch_reaching_it(finished):
+    out, _, _ = finished
+    res = read_results(out)
+    epochs = read_metrics(out)
+    first = next(e for e in epochs if e["test_accuracy"] >= 0.5)
+    assert res.epoch_to_target == first["epoch"]
+    assert res.seconds.to_target == pytest.approx(first["train_seconds"], abs=1e-5)
+
+
+def test_metrics_jsonl_and_model_files(finished):
+    out, _, _ = finished
+    epochs = read_metrics(out)
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    assert all({"train_loss", "train_accuracy", "test_accuracy", "epoch_seconds", "lr"} <= set(e) for e in epochs)
+    card = json.loads((out / "model/model.json").read_text())
+    assert card["preset"] == "small" and card["classes"] == ["blue", "green", "red"]
+    import torch
+
+    from trainer.models import get_preset
+
+    net = get_preset("small").build(3)
+    net.load_state_dict(torch.load(out / "model/model.pt", weights_only=True))
+
+
+def test_log_lines_parse_with_one_regex_each(finished):
+    out, outcome, lines = finished
+    text = (out / "train.log").read_text()
+    assert "\n".join(lines) in text
+    figures = loglines.parse(text)
+    res = outcome.results
+    assert figures["epoch"] == [1, 2, 3]
+    assert figures["test_accuracy"][-1] == pytest.approx(res.test_accuracy, rel=1e-5)
+    assert figures["seconds_to_target"] == [pytest.approx(res.seconds.to_target, rel=1e-5)]
+    assert figures["throughput_images_per_s"][0] == pytest.approx(res.throughput_images_per_s, rel=1e-5)
+    assert re.search(loglines.regex("test_accuracy"), "- Test accuracy: 0.9412").group(1) == "0.9412"
+
+
+def test_per_class_run_holds_out_validation(color_data, tmp_path):
+    outcome, _ = train(color_data, tmp_path, per_class=10, overrides={"epochs": 1, "batch_size": 8})
+    res = outcome.results
+    assert res.dataset.per_class == 10 and res.dataset.train_count == 24 and res.dataset.val_count == 6
+    assert res.val_accuracy is not None and "val_accuracy" in read_metrics(tmp_path)[0]
+
+
+def test_fast_and_resnet18_presets_train_a_step_on_cpu(color_data, tmp_path):
+    for preset in ("fast", "resnet18"):
+        outcome, _ = train(color_data, tmp_path / preset, model=preset, overrides={"epochs": 1, "batch_size": 60})
+        assert outcome.results.params.total > 1_000_000
+
+
+def test_checkpoint_dir_of_another_run_is_refused(color_data, tmp_path):
+    from trainer.errors import ConfigError
+
+    train(color_data, tmp_path, overrides={"epochs": 1, "batch_size": 32})
+    with pytest.raises(ConfigError, match="different seed"):
+        train(color_data, tmp_path, seed=5, overrides={"epochs": 1, "batch_size": 32})
+
+
+def _trainer_cmd(data: Path, out: Path, epochs: int) -> list[str]:
+    return [sys.executable, "-m", "trainer", "train", "--data", str(data), "--out", str(out), "--epochs",
+            str(epochs), "--batch-size", "8", "--device", "cpu"]
+
+
+def test_sigterm_checkpoints_exits_143_and_resume_gives_the_same_result(color_data, tmp_path):
+    epochs = 4
+    reference = run_cmd(_trainer_cmd(color_data, tmp_path / "ref", epochs), timeout=300)
+    assert reference.returncode == 0, reference.stderr
+
+    out = tmp_path / "preempted"
+    proc = subprocess.Popen(_trainer_cmd(color_data, out, epochs), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    ckpt = out / "checkpoints/last.ckpt"
+    deadline = time.time() + 240
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert ckpt.exists(), "no epoch-end checkpoint appeared"
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_PREEMPTED, stderr
+    assert "SIGTERM received" in stdout
+    assert not (out / "results.json").exists()
+    done_before = len(read_metrics(out))
+    assert 1 <= done_before < epochs
+
+    resumed = run_cmd(_trainer_cmd(color_data, out, epochs), timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Resuming from" in resumed.stdout
+    a, b = read_results(tmp_path / "ref"), read_results(out)
+    assert b.resumed_from_epoch == done_before and b.epochs_completed == epochs
+    assert [e["epoch"] for e in read_metrics(out)] == list(range(1, epochs + 1))
+    assert b.test_accuracy == a.test_accuracy and b.confusion_matrix == a.confusion_matrix
+    assert [e["train_loss"] for e in read_metrics(out)] == pytest.approx([e["train_loss"] for e in read_metrics(
+        tmp_path / "ref")], rel=1e-6)
+
+
+def test_trainer_cli_bad_input_is_one_line(tmp_path):
+    proc = run_cmd([str(VENV_BIN / "python"), "-m", "trainer", "train", "--data", str(tmp_path / "nope"),
+                    "--out", str(tmp_path / "o")])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"error: dataset folder {tmp_path / 'nope'} does not exist"
