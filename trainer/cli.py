@@ -120,5 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command == "train":
         return train_main(rest)
+    if command == "serve":
+        from trainer.serve import serve_main
+
+        return serve_main(rest)
     print(f"error: unknown command {command!r}; expected train or serve", file=sys.stderr)
     return 2
