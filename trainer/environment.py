@@ -5,11 +5,18 @@ Explicit CLI flags always win; then the platform's own channel; then local defau
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import shutil
+import tarfile
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
+
+from trainer.errors import DataError
 
 # SageMaker, bring-your-own training container: SageMaker runs `docker run IMAGE train`, mounts /opt/ml
 # (input/config/hyperparameters.json with every value a string, input/data/<channel>/, model/,
@@ -38,6 +45,11 @@ def sagemaker_root(env: Mapping[str, str]) -> Path:
 # https://cloud.google.com/vertex-ai/docs/training/cloud-storage-file-system
 # https://cloud.google.com/vertex-ai/docs/reference/rest/v1/CustomJobSpec#ContainerSpec
 VERTEX_GCSFUSE_ROOT = Path("/gcs")
+
+
+def gcsfuse_root(env: Mapping[str, str]) -> Path:
+    """PLATBENCH_GCS_ROOT moves /gcs, for running the Vertex contract natively (launchers' local mode)."""
+    return Path(env.get("PLATBENCH_GCS_ROOT") or VERTEX_GCSFUSE_ROOT)
 
 # Azure ML command jobs hand inputs and outputs to the script as paths on the command line
 # (`--data ${{inputs.data}} --out ${{outputs.results}}`; ro_mount / rw_mount by default) — no documented
@@ -76,11 +88,56 @@ def detect(env: Mapping[str, str] | None = None) -> str:
     return "local"
 
 
-def gcs_to_fuse(uri: str) -> Path:
+def gcs_to_fuse(uri: str, env: Mapping[str, str] | None = None) -> Path:
     """Vertex hands out gs:// URIs; the same objects are files under /gcs/BUCKET/… in the job."""
     if uri.startswith("gs://"):
-        return VERTEX_GCSFUSE_ROOT / uri[len("gs://"):]
+        return gcsfuse_root(os.environ if env is None else env) / uri[len("gs://"):]
     return Path(uri)
+
+
+# A dataset staged by platbench (platforms/storage/staging.py) arrives as a manifest plus content-addressed
+# tar shards: <root>/datasets/<fingerprint>/platbench-manifest.json and <root>/shards/<sha256>.tar. The data
+# channel (or PLATBENCH_DATA on Vertex) points at them; they are unpacked once into a local folder, each
+# shard checked against its SHA-256 first. Any other folder is used as it is.
+STAGED_MANIFEST = "platbench-manifest.json"
+
+
+def _staged_manifest(path: Path) -> Path | None:
+    if path.is_file() and path.name == STAGED_MANIFEST:
+        return path
+    if (path / STAGED_MANIFEST).is_file():
+        return path / STAGED_MANIFEST
+    found = sorted(path.glob(f"datasets/*/{STAGED_MANIFEST}")) if path.is_dir() else []
+    return found[0] if len(found) == 1 else None
+
+
+def materialize(path: Path, env: Mapping[str, str] | None = None) -> Path:
+    """The folder to train on: `path` itself, or the unpacked shards when `path` holds a staged manifest."""
+    env = os.environ if env is None else env
+    manifest_path = _staged_manifest(Path(path))
+    if manifest_path is None:
+        return Path(path)
+    manifest = json.loads(manifest_path.read_text())
+    root = manifest_path.parent.parent.parent if manifest_path.parent.parent.name == "datasets" else manifest_path.parent
+    dest = Path(env.get("PLATBENCH_UNPACK_DIR") or tempfile.gettempdir()) / "platbench-data" / manifest["fingerprint"]
+    if (dest / ".complete").is_file():
+        return dest
+    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for shard in manifest["shards"]:
+        data = (root / shard["key"]).read_bytes()
+        if hashlib.sha256(data).hexdigest() != shard["sha256"]:
+            raise DataError(f"staged shard {shard['key']} is corrupted (SHA-256 mismatch)")
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(tmp, filter="data")
+            else:  # Python before 3.11.4: members are platbench's own (relative paths, regular files)
+                tar.extractall(tmp)
+    (tmp / ".complete").write_text(manifest["fingerprint"])
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    return dest
 
 
 def _sagemaker(env: Mapping[str, str], root: Path) -> Placement:
@@ -92,7 +149,7 @@ def _sagemaker(env: Mapping[str, str], root: Path) -> Placement:
     channel = env.get("SM_CHANNEL_TRAINING") or str(root / "input/data/training")
     return Placement(
         platform="sagemaker",
-        data_dir=Path(channel),
+        data_dir=materialize(Path(channel), env),
         output_dir=Path(env.get("SM_OUTPUT_DATA_DIR", root / "output/data")),
         model_dir=Path(env.get("SM_MODEL_DIR", root / "model")),
         checkpoint_dir=root / "checkpoints",
@@ -102,15 +159,16 @@ def _sagemaker(env: Mapping[str, str], root: Path) -> Placement:
 
 
 def _vertex(env: Mapping[str, str]) -> Placement:
-    model_dir = gcs_to_fuse(env["AIP_MODEL_DIR"]) if env.get("AIP_MODEL_DIR") else Path("model")
-    data = env.get("AIP_TRAINING_DATA_URI")
+    model_dir = gcs_to_fuse(env["AIP_MODEL_DIR"], env) if env.get("AIP_MODEL_DIR") else Path("model")
+    # PLATBENCH_DATA (set by platbench's launcher in the job's env) or a managed dataset's URI.
+    data = env.get("PLATBENCH_DATA") or env.get("AIP_TRAINING_DATA_URI")
     return Placement(
         platform="vertex",
-        data_dir=gcs_to_fuse(data) if data else None,
+        data_dir=materialize(gcs_to_fuse(data, env), env) if data else None,
         # Vertex has no separate output channel: results live beside the model, under the base output dir.
         output_dir=model_dir.parent / "output" if env.get("AIP_MODEL_DIR") else Path("output"),
         model_dir=model_dir,
-        checkpoint_dir=gcs_to_fuse(env["AIP_CHECKPOINT_DIR"]) if env.get("AIP_CHECKPOINT_DIR") else None,
+        checkpoint_dir=gcs_to_fuse(env["AIP_CHECKPOINT_DIR"], env) if env.get("AIP_CHECKPOINT_DIR") else None,
         job_id=env.get("CLOUD_ML_JOB_ID"),
     )
 

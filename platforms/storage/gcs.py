@@ -1,0 +1,123 @@
+"""Google Cloud Storage through google-cloud-storage. Retries are google-api-core's `Retry` with the
+library's own predicate (429, 5xx, connection resets); platbench adds only a counter (`on_error`).
+Uploads of content-addressed objects carry `if_generation_match=0` ("only if absent"), which makes them
+idempotent, so the library retries them too (it does not retry unconditional uploads).
+
+https://cloud.google.com/python/docs/reference/storage/latest/retry_timeout (retry, conditional retries)
+https://cloud.google.com/storage/docs/retry-strategy (what is retried, idempotency via preconditions)
+https://cloud.google.com/storage/docs/request-preconditions (ifGenerationMatch=0: create only)
+https://cloud.google.com/storage/docs/resumable-uploads (chunked resumable uploads for large objects)
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator, Optional
+
+from platforms.errors import UserError
+from platforms.storage.base import ObjectStore
+
+
+def storage_module():
+    try:
+        from google.cloud import storage
+    except ImportError:
+        raise UserError("the Google Cloud SDK is not installed: pip install 'platbench[vertex]'") from None
+    return storage
+
+
+class GCSStore(ObjectStore):
+    scheme = "gs"
+
+    def __init__(self, bucket: str, project: Optional[str] = None, client=None):
+        super().__init__(bucket)
+        storage = storage_module()
+        from google.api_core.retry import Retry
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        # STORAGE_EMULATOR_HOST is honoured by the library itself (anonymous credentials, that endpoint).
+        self.client = client or storage.Client(project=project)
+        self._bucket = self.client.bucket(bucket)
+        self.retry = Retry(predicate=DEFAULT_RETRY._predicate, initial=0.5, maximum=16.0, multiplier=2.0,
+                           timeout=float(os.environ.get("PLATBENCH_GCS_RETRY_SECONDS", "120")),
+                           on_error=lambda exc: self.stats.add(retries=1))
+
+    def _call(self, fn, *args, **kwargs):
+        self.stats.add(requests=1)
+        return fn(*args, retry=self.retry, **kwargs)
+
+    def snapshot(self):
+        snap = self.stats.snapshot()
+        snap["attempts"] = snap["requests"] + snap["retries"]
+        return snap
+
+    def bucket_exists(self) -> bool:
+        return bool(self._call(self._bucket.exists))
+
+    def size(self, key: str) -> Optional[int]:
+        blob = self._call(self._bucket.get_blob, key)
+        return None if blob is None else int(blob.size)
+
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        from google.api_core.exceptions import PreconditionFailed
+
+        blob = self._bucket.blob(key)
+        try:
+            if if_absent:
+                self._call(blob.upload_from_string, data, if_generation_match=0)
+            else:
+                self._call(blob.upload_from_string, data)
+        except PreconditionFailed:
+            return False
+        self.stats.add(bytes_up=len(data))
+        return True
+
+    def put_file(self, key: str, path: Path) -> None:
+        self._call(self._bucket.blob(key).upload_from_filename, str(path))
+        self.stats.add(bytes_up=Path(path).stat().st_size)
+
+    def put_large(self, key: str, data: bytes, part_size: int, on_part=None) -> dict:
+        """A chunked resumable upload (the library resumes the session after a failed chunk)."""
+        from google.api_core.exceptions import PreconditionFailed
+
+        chunk = max(256 * 1024, part_size // (256 * 1024) * (256 * 1024))  # a multiple of 256 KiB
+        blob = self._bucket.blob(key, chunk_size=chunk)
+        import io
+
+        try:
+            self._call(blob.upload_from_file, io.BytesIO(data), size=len(data), if_generation_match=0)
+            self.stats.add(bytes_up=len(data))
+        except PreconditionFailed:
+            pass  # already there: content-addressed, so it is the same bytes
+        if on_part is not None:
+            on_part(1, 1)
+        return {"parts": -(-len(data) // chunk), "parts_skipped": 0}
+
+    def get_bytes(self, key: str) -> bytes:
+        data = self._call(self._bucket.blob(key).download_as_bytes)
+        self.stats.add(bytes_down=len(data))
+        return data
+
+    def get_file(self, key: str, path: Path) -> int:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.part")
+        self._call(self._bucket.blob(key).download_to_filename, str(tmp))
+        os.replace(tmp, path)
+        n = path.stat().st_size
+        self.stats.add(bytes_down=n)
+        return n
+
+    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+        self.stats.add(requests=1)
+        for blob in self.client.list_blobs(self.bucket, prefix=prefix, retry=self.retry):
+            yield blob.name, int(blob.size)
+
+    def delete(self, keys: list[str]) -> None:
+        from google.api_core.exceptions import NotFound
+
+        for key in keys:
+            try:
+                self._call(self._bucket.delete_blob, key)
+            except NotFound:
+                pass

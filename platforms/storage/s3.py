@@ -1,0 +1,189 @@
+"""Amazon S3 through boto3. Every client platbench makes uses botocore's `standard` retry mode
+(throttling, 5xx and connection errors are retried with backoff); the attempts are counted from
+botocore's own events, so a run reports how many retries its transfers needed.
+
+https://docs.aws.amazon.com/boto3/latest/guide/retries.html (retry modes, max_attempts)
+https://docs.aws.amazon.com/boto3/latest/guide/events.html (before-call / before-send events)
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpuoverview.html (multipart upload: parts, list, complete)
+https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListParts.html (ETag of each uploaded part)
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+from platforms.errors import UserError
+from platforms.storage.base import ObjectStore
+
+MAX_ATTEMPTS = int(os.environ.get("PLATBENCH_S3_MAX_ATTEMPTS", "8"))
+MIN_PART = 5 * 1024 * 1024  # S3's smallest part (all but the last)
+
+
+def boto3_module():
+    try:
+        import boto3
+    except ImportError:
+        raise UserError("the AWS SDK is not installed: pip install 'platbench[sagemaker]'") from None
+    return boto3
+
+
+def client_config(max_pool: int = 32):
+    from botocore.config import Config
+
+    return Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}, max_pool_connections=max_pool,
+                  connect_timeout=10, read_timeout=120)
+
+
+def count_attempts(client, stats) -> None:
+    """`before-call` fires once per API call, `before-send` once per HTTP attempt (retries included)."""
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(f"before-call.{service}", lambda **kw: stats.add(requests=1))
+    client.meta.events.register(f"before-send.{service}", lambda **kw: stats.add(attempts=1))
+
+
+class S3Store(ObjectStore):
+    scheme = "s3"
+
+    def __init__(self, bucket: str, region: Optional[str] = None, session=None):
+        super().__init__(bucket)
+        session = session or boto3_module().session.Session(region_name=region)
+        # AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3) is honoured by botocore itself: that is how the
+        # tests point every client at a moto server on 127.0.0.1.
+        self.client = session.client("s3", config=client_config())
+        count_attempts(self.client, self.stats)
+
+    def snapshot(self):
+        snap = self.stats.snapshot()
+        snap["retries"] = max(0, snap["attempts"] - snap["requests"])
+        return snap
+
+    def _missing(self, exc) -> bool:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        return code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
+
+    def bucket_exists(self) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            return True
+        except ClientError as exc:
+            if self._missing(exc):
+                return False
+            raise
+
+    def size(self, key: str) -> Optional[int]:
+        from botocore.exceptions import ClientError
+
+        try:
+            return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+        except ClientError as exc:
+            if self._missing(exc):
+                return None
+            raise
+
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        from botocore.exceptions import ClientError
+
+        kwargs = {"IfNoneMatch": "*"} if if_absent else {}
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **kwargs)
+        except ClientError as exc:
+            if if_absent and exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                return False
+            raise
+        self.stats.add(bytes_up=len(data))
+        return True
+
+    def put_file(self, key: str, path: Path) -> None:
+        with open(path, "rb") as f:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=f)
+        self.stats.add(bytes_up=Path(path).stat().st_size)
+
+    def put_large(self, key: str, data: bytes, part_size: int,
+                  on_part: Optional[Callable[[int, int], None]] = None) -> dict:
+        """Multipart upload that resumes: an unfinished upload of the same key is found on the server
+        (ListMultipartUploads), its parts listed (ListParts) and every part whose ETag is the MD5 of our
+        bytes kept; only the rest is sent. `on_part(done, total)` is called after each part."""
+        part_size = max(part_size, MIN_PART)
+        if len(data) <= part_size:
+            self.put_bytes(key, data)
+            return {"parts": 1, "parts_skipped": 0}
+        chunks = [data[i:i + part_size] for i in range(0, len(data), part_size)]
+        upload_id, have = self._resume_point(key)
+        if upload_id is None:
+            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        parts, skipped = [], 0
+        for number, chunk in enumerate(chunks, 1):
+            etag = '"' + hashlib.md5(chunk).hexdigest() + '"'
+            if have.get(number) == (etag, len(chunk)):
+                skipped += 1
+            else:
+                etag = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                                               Body=chunk)["ETag"]
+                self.stats.add(bytes_up=len(chunk))
+            parts.append({"PartNumber": number, "ETag": etag})
+            if on_part is not None:
+                on_part(number, len(chunks))
+        self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                              MultipartUpload={"Parts": parts})
+        return {"parts": len(chunks), "parts_skipped": skipped}
+
+    def _resume_point(self, key: str) -> tuple[Optional[str], dict]:
+        uploads = [u for u in self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key).get("Uploads", [])
+                   if u["Key"] == key]
+        if not uploads:
+            return None, {}
+        uploads.sort(key=lambda u: u["Initiated"])
+        latest = uploads[-1]
+        for stale in uploads[:-1]:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=stale["UploadId"])
+        have: dict[int, tuple[str, int]] = {}
+        marker = 0
+        for _ in range(10_000):  # bounded pagination
+            page = self.client.list_parts(Bucket=self.bucket, Key=key, UploadId=latest["UploadId"],
+                                          PartNumberMarker=marker)
+            for part in page.get("Parts", []):
+                have[int(part["PartNumber"])] = (part["ETag"], int(part["Size"]))
+            if not page.get("IsTruncated"):
+                break
+            marker = int(page["NextPartNumberMarker"])
+        return latest["UploadId"], have
+
+    def get_bytes(self, key: str) -> bytes:
+        body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        self.stats.add(bytes_down=len(body))
+        return body
+
+    def get_file(self, key: str, path: Path) -> int:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.part")
+        n = 0
+        with open(tmp, "wb") as f:
+            stream = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            for chunk in stream.iter_chunks(1 << 20):
+                f.write(chunk)
+                n += len(chunk)
+        os.replace(tmp, path)
+        self.stats.add(bytes_down=n)
+        return n
+
+    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield obj["Key"], int(obj["Size"])
+
+    def delete(self, keys: list[str]) -> None:
+        if keys:
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys],
+                                                                   "Quiet": True})
+
+    def abort_incomplete(self, prefix: str) -> int:
+        uploads = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix).get("Uploads", [])
+        for u in uploads:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=u["Key"], UploadId=u["UploadId"])
+        return len(uploads)
