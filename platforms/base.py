@@ -67,6 +67,8 @@ class Outcome:
     output_dir: Optional[Path] = None
     phases: dict[str, float] = field(default_factory=dict)  # phase → seconds (queued, provisioning, …)
     billed_seconds: Optional[float] = None
+    cost_usd: Optional[float] = None           # billed seconds × list price (platforms/pricing.py)
+    list_estimate_usd: Optional[float] = None  # the run's wall seconds on the instance × list price
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     message: str = ""
@@ -86,6 +88,10 @@ class Platform(ABC):
 
     def check(self, job: Job) -> None:
         """Validate everything that can be validated before anything is created or uploaded."""
+
+    def run_tags(self, job: Job) -> dict[str, str]:
+        """Tags known before the run starts (region, instance type, image …); called after `check`."""
+        return {}
 
     @abstractmethod
     def plan(self, job: Job) -> list[PlanStep]:

@@ -34,14 +34,17 @@ def launch(platform_name: str, job: Job, settings: dict[str, str], progress: Job
     job.out.mkdir(parents=True, exist_ok=True)
     params = {"model": job.model, "epochs": job.epochs, "per_class": job.per_class, "seed": job.seed,
               "target_accuracy": job.target_accuracy, "data": str(job.data), **platform.settings}
-    tags = {tracking.Tag.PLATFORM: platform.name, tracking.Tag.MODEL: job.model}
+    tags = {tracking.Tag.PLATFORM: platform.name, tracking.Tag.MODEL: job.model, **platform.run_tags(job)}
     handle = None
     with tracking.tracked_run(f"{platform.name}-{job.model}", params, tags) as run:
         try:
             t0 = time.time()
             progress.phase("staging")
             staged = platform.stage(job)
-            run.metrics({k: v for k, v in staged.items() if isinstance(v, (int, float))})
+            # numbers (upload s/MB, bytes, retries …) are metrics; strings (staging mode, fingerprint) tags
+            run.metrics({k: v for k, v in staged.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            run.tags({k if k.startswith("platbench.") else f"platbench.{k}": v
+                      for k, v in staged.items() if isinstance(v, str)})
             progress.phase("submitting")
             handle = platform.submit(job, staged)
             outcome = platform.wait(handle, progress)
@@ -51,6 +54,7 @@ def launch(platform_name: str, job: Job, settings: dict[str, str], progress: Job
                 if outcome.status == "finished":
                     run.log_model_dir(out / "model")
             run.metrics({"seconds_wall": time.time() - t0, "billed_seconds": outcome.billed_seconds,
+                         "cost_usd": outcome.cost_usd, "cost_list_estimate_usd": outcome.list_estimate_usd,
                          **{f"phase_seconds_{k}": v for k, v in outcome.phases.items()}, **outcome.metrics})
             run.tags({tracking.Tag.STATUS: outcome.status, **outcome.tags})
             run.end(MLFLOW_STATUS[outcome.status])

@@ -28,6 +28,11 @@ class Tag:
     RESULTS_SCHEMA = "platbench.results_schema"
     DEVICE = "platbench.device"
     GPU = "platbench.gpu"
+    REGION = "platbench.region"
+    INSTANCE_TYPE = "platbench.instance_type"
+    LOCAL_MODE = "platbench.local_mode"      # true: the cloud launcher ran the job on this machine
+    STAGING = "platbench.staging"            # sharded | naive
+    PRICE_SOURCE = "platbench.price_source"  # the price table entries behind cost_usd
 
 
 # per-epoch metrics imported from metrics.jsonl (step = epoch)
