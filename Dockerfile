@@ -35,6 +35,6 @@ RUN useradd --create-home --uid 1000 --shell /bin/bash platbench \
     && mkdir -p /opt/ml/input/data/training /opt/ml/input/config /opt/ml/model /opt/ml/output/data \
                 /opt/ml/checkpoints /work \
     && chown -R platbench:platbench /opt/ml /work
-USER platbench
+USER 1000:1000
 WORKDIR /work
 CMD ["train"]
