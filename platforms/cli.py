@@ -127,6 +127,41 @@ def platforms() -> None:
         typer.echo(f"{name:12s} {cls.title}  (lacks: {lacks})")
 
 
+@app.command()
+def load(
+    target: str = typer.Argument(..., help="http://HOST:PORT[/path] of a `serve` (default path /invocations), "
+                                             "or sagemaker:ENDPOINT / vertex:ENDPOINT_ID"),
+    requests: int = typer.Option(1000, "--requests", "-n", help="measured requests"),
+    concurrency: int = typer.Option(10, "--concurrency", "-c", help="clients in a closed loop (with --rate: most in flight)"),
+    rate: Optional[float] = typer.Option(None, "--rate", help="fixed requests/s, open loop, instead of closed-loop clients"),
+    warmup: int = typer.Option(20, "--warmup", help="requests sent first and not measured"),
+    data: list[Path] = typer.Option([], "--data", help="image files/folders to send (default: synthetic 32×32 PNGs)"),
+    fmt: str = typer.Option("image", "--format", help="image: one PNG/JPEG body; json: {\"instances\": [{\"b64\": …}]}"),
+    batch: int = typer.Option(1, "--batch", help="images per request (--format json)"),
+    timeout: float = typer.Option(60.0, "--timeout", help="seconds per attempt (SageMaker's limit is 60)"),
+    retries: int = typer.Option(2, "--retries", help="retries with exponential backoff on resets/refusals/timeouts/429/5xx-gateway"),
+    max_error_rate: Optional[float] = typer.Option(None, "--max-error-rate", help="exit 1 when failed/requests exceeds this"),
+    wait_ready: float = typer.Option(0.0, "--wait-ready", help="first poll the health route up to this many seconds"),
+    health_path: Optional[str] = typer.Option(None, "--health-path", help="default /ping (or the predict path for Vertex routes)"),
+    header: list[str] = typer.Option([], "--header", help="extra request header KEY=VALUE"),
+    set_: list[str] = typer.Option([], "--set", help="platform endpoint setting KEY=VALUE (region, project, …)"),
+    model: Optional[str] = typer.Option(None, "--model", help="model label for the report (default: the server's)"),
+    image_digest: Optional[str] = typer.Option(None, "--image-digest", help="image digest for the report (default: the server's)"),
+    as_json: bool = typer.Option(False, "--json", help="print the full report (every sample) as JSON"),
+    out: Optional[Path] = typer.Option(None, "--out", help="also write the JSON report here"),
+    track: bool = typer.Option(True, "--track/--no-track", help="log the run to MLflow"),
+    platform_name: Optional[str] = typer.Option(None, "--platform", help="platform label for MLflow (default from TARGET)"),
+) -> None:
+    """Load-test an inference endpoint: latency percentiles, throughput, errors, resets and retries."""
+    from platforms import load as load_mod
+
+    code = load_mod.cli_main(target, requests, concurrency, rate, warmup, data, fmt, batch, timeout, retries,
+                             max_error_rate, wait_ready, health_path, header, set_, model, image_digest, as_json,
+                             out, track, platform_name, _console())
+    if code:
+        raise typer.Exit(code)
+
+
 def _console(stdout: bool = False):
     from rich.console import Console
 
