@@ -162,6 +162,29 @@ def load(
         raise typer.Exit(code)
 
 
+@app.command()
+def predict(
+    folder: Path = typer.Argument(..., help="folder of PNG/JPEG images (class-named parent folders give labels)"),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="predict in-process with this model (model.pt + model.json)"),
+    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="or through an endpoint: URL, sagemaker:NAME, vertex:ID"),
+    batch_size: int = typer.Option(256, "--batch-size", help="images per forward pass (--model-dir)"),
+    concurrency: int = typer.Option(4, "--concurrency", "-c", help="requests in flight (--endpoint)"),
+    fmt: str = typer.Option("image", "--format", help="image | json (--endpoint)"),
+    batch: int = typer.Option(1, "--batch", help="images per request with --format json (--endpoint)"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="only the first N images"),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto (--model-dir)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write one JSON line per image: path, class, probability, label"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    track: bool = typer.Option(True, "--track/--no-track", help="log the run to MLflow"),
+    set_: list[str] = typer.Option([], "--set", help="platform endpoint setting KEY=VALUE"),
+) -> None:
+    """Batch inference over a folder: seconds per MB, images/s and accuracy, in-process or via an endpoint."""
+    from platforms import batch_inference
+
+    batch_inference.cli_main(folder, model_dir, endpoint, batch_size, concurrency, fmt, batch, limit, device, out,
+                             as_json, track, set_)
+
+
 def _console(stdout: bool = False):
     from rich.console import Console
 

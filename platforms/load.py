@@ -308,6 +308,7 @@ class _Runner:
         self.transport, self.payloads, self.s, self.progress = transport, payloads, s, progress
         self.retry_reasons: dict[str, int] = {}
         self.first_headers: dict[str, str] = {}
+        self.replies: Optional[dict[int, bytes]] = None  # request index → body of its 2xx, when kept
 
     async def one(self, i: int, due: float, t0: float, sem: Optional[asyncio.Semaphore] = None) -> Sample:
         payload = self.payloads[i % len(self.payloads)]
@@ -324,6 +325,8 @@ class _Runner:
                         error = None if (not self.s.verify or _verify(reply, payload.images)) else "bad_response"
                         if error is None and not self.first_headers:
                             self.first_headers = reply.headers
+                        if error is None and self.replies is not None:
+                            self.replies[i] = reply.body
                         b = reply.headers.get("x-platbench-batch")
                         batch = int(b) if b and b.isdigit() else None
                     else:

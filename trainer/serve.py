@@ -60,7 +60,7 @@ from typing import Any, Mapping, Optional
 from trainer import environment
 from trainer.errors import ConfigError
 from trainer.inference import (DEFAULT_TOP_K, MAX_PIXELS, ImageError, ImageTooLarge, ModelError, decode_image,
-                               decode_instance, read_card)
+                               decode_instance, default_threads, read_card)
 
 log = logging.getLogger("platbench.serve")
 
@@ -428,16 +428,14 @@ def _load_in_background(state: ServerState, loop: asyncio.AbstractEventLoop) -> 
 
     def work() -> None:
         try:
-            import numpy as np
             import torch
 
-            from trainer.inference import load_model
+            from trainer.inference import load_model, warm_up
 
             torch.set_num_threads(s.threads or default_threads())
             t0 = time.perf_counter()
             model = load_model(s.model_dir, s.device)
-            for n in sorted({1, s.max_batch}):  # first calls allocate and pick kernels
-                model.probabilities(np.zeros((n, model.image_size, model.image_size, 3), dtype=np.uint8))
+            warm_up(model, (1, s.max_batch))
             seconds = time.perf_counter() - t0
             loop.call_soon_threadsafe(ready, model, seconds)
         except Exception as exc:  # noqa: BLE001 — any failure here means the server cannot serve
@@ -457,17 +455,6 @@ def _load_in_background(state: ServerState, loop: asyncio.AbstractEventLoop) -> 
             state.server.should_exit = True
 
     threading.Thread(target=work, name="platbench-load-model", daemon=True).start()
-
-
-def default_threads() -> int:
-    """Half the CPUs this process may run on (at least 1): the event loop parsing HTTP needs the rest.
-    Measured on 2 cores under load from 10 clients: 1 thread served ~10× the requests/s of 2, whose
-    OpenMP workers spin against the event loop for the same cores."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, cpus // 2)
 
 
 def _torch_threads() -> int:
