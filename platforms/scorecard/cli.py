@@ -10,11 +10,9 @@ from typing import List, Optional
 import typer
 
 from platforms.errors import UserError
-from platforms.scorecard import loader, render as render_mod, table as table_mod
-from platforms.scorecard.loader import Project
-from platforms.scorecard.scenario import load_steps, parse_steps
-from platforms.scorecard.scoring import score as score_record
-from platforms.scorecard.source import Invalid, atomic_write_text
+
+# pydantic, PyYAML and the scorecard modules are imported inside the commands, so that the rest of
+# `platbench` does not pay for them at start-up.
 
 app = typer.Typer(
     help="Usability scorecards: record the scenario's steps on a platform (scenarios/<platform>.yaml), "
@@ -36,7 +34,7 @@ class Format(str, Enum):
     json = "json"
 
 
-def _rel(project: Project):
+def _rel(project):
     def show(path: Path) -> str:
         try:
             return Path(path).resolve().relative_to(project.root.resolve()).as_posix()
@@ -53,6 +51,11 @@ def _echo_problem_lines(problems) -> None:
 @app.command()
 def validate(files: Optional[List[Path]] = FILES, root: Optional[Path] = ROOT) -> None:
     """Check scoring.yaml, the records and Scenario.md's steps; list every problem with file, line and field."""
+    from platforms.scorecard import loader
+    from platforms.scorecard.loader import Project
+    from platforms.scorecard.scenario import load_steps
+    from platforms.scorecard.source import Invalid
+
     project = Project.find(root)
     platforms = loader.registered_platforms()
     problems: list[str] = []
@@ -100,6 +103,10 @@ def validate(files: Optional[List[Path]] = FILES, root: Optional[Path] = ROOT) -
 def score(files: Optional[List[Path]] = FILES, as_json: bool = typer.Option(False, "--json", help="Print JSON."),
           root: Optional[Path] = ROOT) -> None:
     """Rate each record per criterion with the rubric, naming the rule that fired."""
+    from platforms.scorecard import loader
+    from platforms.scorecard.loader import Project
+    from platforms.scorecard.scoring import score as score_record
+
     project = Project.find(root)
     rubric, records = loader.load_project(project, files or None)
     if not records:
@@ -129,6 +136,10 @@ def table(fmt: Format = typer.Option(Format.md, "--format", help="md (Markdown) 
                                                 dir_okay=False),
           root: Optional[Path] = ROOT) -> None:
     """The comparison table: a row per platform platbench knows, the six criteria and a total."""
+    from platforms.scorecard import loader, table as table_mod
+    from platforms.scorecard.loader import Project
+    from platforms.scorecard.source import atomic_write_text
+
     project = Project.find(root)
     platforms = loader.registered_platforms()
     rubric, records = loader.load_project(project, None, platforms)
@@ -142,10 +153,12 @@ def table(fmt: Format = typer.Option(Format.md, "--format", help="md (Markdown) 
         typer.echo(f"wrote {output}")
 
 
-def rendered(project: Project) -> tuple[str, str]:
+def rendered(project) -> tuple[str, str]:
     """(current Scenario.md, what `render` would write)."""
-    platforms = loader.registered_platforms()
-    rubric, records = loader.load_project(project, None, platforms)
+    from platforms.scorecard import loader, render as render_mod
+    from platforms.scorecard.scenario import parse_steps
+
+    rubric, records = loader.load_project(project, None)
     shown = project.display(project.scenario_md)
     try:
         text = project.scenario_md.read_text(encoding="utf-8")
@@ -154,7 +167,7 @@ def rendered(project: Project) -> tuple[str, str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{shown}: cannot read: {exc}") from None
     steps = parse_steps(text, shown, rubric.ids)
-    block = render_mod.generated(rubric, records, platforms, steps, _rel(project))
+    block = render_mod.generated(rubric, records, steps, _rel(project))
     return text, render_mod.update(text, shown, block)
 
 
@@ -162,6 +175,9 @@ def rendered(project: Project) -> tuple[str, str]:
 def render(check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 if Scenario.md is out of date."),
            root: Optional[Path] = ROOT) -> None:
     """Regenerate Scenario.md's recorded sections from scenarios/*.yaml and scoring.yaml."""
+    from platforms.scorecard.loader import Project
+    from platforms.scorecard.source import atomic_write_text
+
     project = Project.find(root)
     old, new = rendered(project)
     shown = project.display(project.scenario_md)
@@ -182,7 +198,11 @@ def record(platform: str = typer.Argument(..., help="A platform platbench knows 
     """Walk through Scenario.md step by step with prompts and a stopwatch, saving after every step."""
     from rich.console import Console
 
+    from platforms.scorecard import loader
+    from platforms.scorecard.loader import Project
     from platforms.scorecard.recorder import Recorder
+    from platforms.scorecard.scenario import load_steps
+    from platforms.scorecard.source import Invalid
 
     project = Project.find(root)
     platforms = loader.registered_platforms()

@@ -72,11 +72,12 @@ class Project:
         return sorted(p for p in self.scenarios_dir.iterdir() if p.suffix in (".yaml", ".yml") and not p.name.startswith("."))
 
     def display(self, path: Path) -> str:
-        """Paths in messages: relative to the working directory when that is shorter."""
+        """Paths in messages: relative to the working directory when inside it, else absolute."""
+        path = Path(path)
         try:
-            return os.path.relpath(path)
-        except ValueError:  # another drive (Windows)
-            return str(path)
+            return Path(os.path.abspath(path)).relative_to(Path.cwd()).as_posix()
+        except ValueError:
+            return str(Path(os.path.abspath(path)))
 
 
 # -------------------------------------------------------------------------------------------- rubric
@@ -159,12 +160,28 @@ class _Dumper(yaml.SafeDumper):
     pass
 
 
+_ODD_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
+
+
 def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-    style = "|" if "\n" in value else None
+    # Literal blocks for ordinary multi-line text; double quotes (with escapes) for text holding the
+    # rarer line breaks, which PyYAML folds wrongly in other styles.
+    if any(b in value for b in _ODD_BREAKS):
+        style = '"'
+    elif "\n" in value:
+        style = "|"
+    else:
+        style = None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
+def _list_representer(dumper: yaml.SafeDumper, value: list) -> yaml.Node:
+    flow = bool(value) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
+
+
 _Dumper.add_representer(str, _str_representer)
+_Dumper.add_representer(list, _list_representer)
 
 
 def record_to_data(record: Record) -> dict:

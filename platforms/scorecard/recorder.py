@@ -34,13 +34,6 @@ from platforms.scorecard.scoring import score
 from platforms.scorecard.source import Invalid, atomic_write_text
 
 
-class Interrupted(Exception):
-    """The human stopped (Ctrl-C) or the input ended; what was answered is saved."""
-
-    def __init__(self, reason: str):
-        self.reason = reason
-
-
 @dataclass
 class Recorder:
     project: Project
@@ -49,7 +42,7 @@ class Recorder:
     steps: Sequence[ScenarioStep]
     platforms: Sequence[str]
     console: Console
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] | None = None  # None: _now (tests replace it)
 
     @property
     def path(self):
@@ -168,10 +161,11 @@ class Recorder:
             if minutes is not None:
                 return minutes
             self.console.print("[red]Type a number of minutes (e.g. 4.5), or just press Enter.[/red]")
-        start = self.clock()
+        clock = self.clock or _now
+        start = clock()
         self.console.print(f"[bold]Stopwatch running[/bold] since {dt.datetime.now():%H:%M:%S}. Do the step now.")
         Prompt.ask("Press Enter when you are done", default="", show_default=False, console=self.console)
-        elapsed = max(0.0, (self.clock() - start) / 60.0)
+        elapsed = max(0.0, (clock() - start) / 60.0)
         suggested = f"{round(elapsed, 1):g}"
         while True:
             answer = Prompt.ask("Minutes spent (correct it if you paused, e.g. while only waiting for training)",
@@ -225,6 +219,10 @@ class Recorder:
         for s in card.scores:
             self.console.print(f"  {s.title:<36} {s.cell():<10} {s.rule_text()}", markup=False, highlight=False)
         self.console.print(f"  {'Total':<36} {card.total.cell()}", markup=False, highlight=False)
+
+
+def _now() -> float:
+    return time.monotonic()
 
 
 def _minutes(text: str) -> float | None:

@@ -98,18 +98,20 @@ def _actions(actions) -> list[str]:
     return out
 
 
-def generated(rubric: Rubric, records: Sequence[tuple[Path, Record]], platforms: Sequence[str],
-              steps: Sequence[ScenarioStep], source: Callable[[Path], str]) -> str:
-    rows = table.build(rubric, records, platforms)
+def generated(rubric: Rubric, records: Sequence[tuple[Path, Record]], steps: Sequence[ScenarioStep],
+              source: Callable[[Path], str]) -> str:
+    """The generated part. Only recorded platforms appear, so registering a new platform does not
+    change Scenario.md until someone records it (`platbench scenario table` lists every platform)."""
+    recorded = sorted(records, key=lambda pr: (pr[1].platform != "local", pr[1].platform))
+    rows = table.build(rubric, recorded, [rec.platform for _, rec in recorded])
     out = ["", "## Recorded runs", "",
-           "Scored by the rubric in `scoring.yaml` from the records in `scenarios/`. "
-           f"Regenerate with `platbench scenario render`. Ratings: {rubric.scale.min}–{rubric.scale.max}; "
-           f"\"{NOT_RATED}\" means no steps were recorded for that criterion.", "",
-           "### Scores", "", table.to_markdown(rubric, rows)]
-    recorded = [(path, rec) for path, rec in records]
-    recorded.sort(key=lambda pr: [r[0] for r in rows].index(pr[1].platform))
+           "Scored by the rubric in `scoring.yaml` from the records in `scenarios/`; regenerate with "
+           "`platbench scenario render`. Only recorded platforms are listed here; "
+           "`platbench scenario table` shows every platform platbench knows.", ""]
     if not recorded:
         out += ["_No platform has been recorded yet._", ""]
+        return "\n".join(out)
+    out += ["### Scores", "", table.to_markdown(rubric, rows)]
     for path, rec in recorded:
         out.append(platform_section(rubric, rec, source(path), steps))
     return "\n".join(out)

@@ -8,7 +8,9 @@ the line and the field.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,12 +44,17 @@ class _TooBig(Exception):
         self.line = line
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+
+
 def field_name(loc: Iterable[Any]) -> str:
-    """("steps", 2, "minutes") → "steps[2].minutes"; () → "(document)"."""
+    """("steps", 2, "minutes") → "steps[2].minutes"; () → "(document)"; odd keys → ["a key"]."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not _PLAIN_KEY.match(str(part)):
+            out += "[" + json.dumps(str(part), ensure_ascii=True) + "]"
         else:
             out += f".{part}" if out else str(part)
     return out or "(document)"
@@ -64,20 +71,21 @@ class Problem:
         return f"{self.path}:{self.line}: {self.field}: {self.message}"
 
 
-class Invalid(Exception):
-    """One or more problems in one input file."""
+class Invalid(UserError):
+    """One or more problems in one input file. Its message is the first problem (and how many more),
+    so the CLI's one-line error names file, line and field; `.problems` has them all."""
 
     def __init__(self, problems: list[Problem]):
         assert problems
-        self.problems = problems
-        super().__init__(str(problems[0]))
-
-    def to_user_error(self) -> UserError:
+        self.problems = list(problems)
         first = str(self.problems[0])
         more = len(self.problems) - 1
         if more:
             first += f" (and {more} more problem{'s' if more > 1 else ''}; `platbench scenario validate` lists them all)"
-        return UserError(first)
+        super().__init__(first)
+
+    def to_user_error(self) -> UserError:
+        return self
 
 
 @dataclass
@@ -104,8 +112,16 @@ class Positions:
         return Problem(self.path, self.line(loc), field_name(loc), message)
 
 
+_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # what YAML counts as a line break
+
+
+def line_count(text: str) -> int:
+    """Lines as YAML (and so every line number here) counts them."""
+    return len(_BREAK.findall(text)) + 1
+
+
 def _line_of_offset(text: str, offset: int) -> int:
-    return text.count("\n", 0, max(0, offset)) + 1
+    return line_count(text[: max(0, offset)])
 
 
 def read_text(path: Path, display: str) -> str:
@@ -131,8 +147,8 @@ def parse_yaml(text: str, display: str) -> tuple[Any, Positions]:
     Raises Invalid listing every problem found (syntax errors stop at the first one, as YAML must).
     """
     pos = Positions(display)
-    loader = yaml.SafeLoader(text)
     try:
+        loader = yaml.SafeLoader(text)  # the reader rejects unprintable characters right here
         try:
             root = loader.get_single_node()
         finally:
@@ -144,7 +160,8 @@ def parse_yaml(text: str, display: str) -> tuple[Any, Positions]:
         raise Invalid([Problem(display, line, "(syntax)", f"malformed YAML: {what}")]) from None
     except yaml.reader.ReaderError as exc:
         raise Invalid([Problem(display, _line_of_offset(text, exc.position), "(syntax)",
-                               f"malformed YAML: {exc.reason}, character {exc.character!r}")]) from None
+                               f"malformed YAML: character U+{exc.character:04X} is not allowed ({exc.reason})"
+                               if isinstance(exc.character, int) else f"malformed YAML: {exc.reason}")]) from None
     except yaml.YAMLError as exc:
         raise Invalid([Problem(display, 1, "(syntax)", f"malformed YAML: {exc}")]) from None
     except RecursionError:
