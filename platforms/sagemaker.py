@@ -1,0 +1,541 @@
+"""Amazon SageMaker: a training job from the platbench image, through the `sagemaker` SDK (v2 Estimator)
+and boto3, with the dataset staged into S3, managed spot with checkpoints, and a local mode.
+
+Platform contracts relied on (official pages):
+- CreateTrainingJob request (image, role, channels, output path, resources, stopping condition,
+  hyperparameters as a string→string map, metric definitions, managed spot, checkpoint config):
+  https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateTrainingJob.html
+- The SDK's generic Estimator (image_uri, role, instance_type/count, use_spot_instances, max_wait,
+  checkpoint_s3_uri, metric_definitions, environment) and TrainingInput (s3_data_type, distribution):
+  https://sagemaker.readthedocs.io/en/v2.257.0/api/training/estimators.html
+  https://sagemaker.readthedocs.io/en/v2.257.0/api/utility/inputs.html
+- ManifestFile channels (a JSON list: {"prefix": …} then keys relative to it); each object lands at its
+  relative path under /opt/ml/input/data/<channel>/:
+  https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_S3DataSource.html
+- The container: `docker run IMAGE train`, /opt/ml/input/config/{hyperparameters,inputdataconfig,
+  resourceconfig}.json, /opt/ml/input/data/<channel>, TRAINING_JOB_NAME / TRAINING_JOB_ARN:
+  https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-dockerfile.html
+  https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html
+- Outputs: /opt/ml/model → <S3OutputPath>/<job>/output/model.tar.gz, /opt/ml/output/data →
+  output.tar.gz beside it, /opt/ml/output/failure → FailureReason; exit 0 = Completed, else Failed:
+  https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-output.html
+  https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-signal-success-failure.html
+- Checkpoints: /opt/ml/checkpoints synced with CheckpointConfig.S3Uri, existing ones copied in at start:
+  https://docs.aws.amazon.com/sagemaker/latest/dg/model-checkpoints.html
+  https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CheckpointConfig.html
+- Managed spot: MaxWaitTimeInSeconds ≥ MaxRuntimeInSeconds; Interrupted → restarted with checkpoints:
+  https://docs.aws.amazon.com/sagemaker/latest/dg/model-managed-spot-training.html
+  https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_StoppingCondition.html
+- DescribeTrainingJob: SecondaryStatusTransitions (phase timings), BillableTimeInSeconds ×
+  InstanceCount (billed time), TrainingTimeInSeconds, FailureReason, ModelArtifacts:
+  https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTrainingJob.html
+  https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_SecondaryStatusTransition.html
+- StopTrainingJob (SIGTERM, 120 s, then SIGKILL):
+  https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_StopTrainingJob.html
+- Metric definitions (Name + Regex over the job's log): 
+  https://docs.aws.amazon.com/sagemaker/latest/dg/training-metrics.html
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shlex
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from platforms import pricing, tracking
+from platforms.base import Feature, Job, Outcome, Platform, PlanStep
+from platforms.cloud_local import LocalRun, one_line_validation_error, validate_job
+from platforms.errors import UserError
+
+CHANNEL = "training"
+JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+ROLE_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
+
+# SecondaryStatus → platbench phase (API_SecondaryStatusTransition.html; "subject to change": unknown
+# values keep their own lower-cased name).
+PHASES = {
+    "Pending": "queued", "Starting": "queued", "LaunchingMLInstances": "provisioning",
+    "PreparingTrainingStack": "provisioning", "DownloadingTrainingImage": "image_pull",
+    "Downloading": "downloading", "Training": "training", "Uploading": "uploading",
+    "Interrupted": "interrupted", "Restarting": "restarting", "Updating": "updating", "Stopping": "stopping",
+}
+TERMINAL_SECONDARY = {"Completed", "Failed", "Stopped", "MaxRuntimeExceeded", "MaxWaitTimeExceeded"}
+
+
+class SageMakerSettings(BaseModel):
+    """`--set KEY=VALUE` for `platbench launch sagemaker`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    region: str = Field(default_factory=lambda: os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                        or "us-east-1")
+    bucket: Optional[str] = None
+    prefix: str = "platbench"
+    role: Optional[str] = None                  # ARN or role name (needed unless local)
+    image_uri: Optional[str] = None             # ECR URI of the platbench image (needed unless local)
+    instance_type: str = "ml.g4dn.xlarge"
+    instance_count: int = Field(1, ge=1, le=1)  # the trainer is single-node (lacks multi-node)
+    volume_gb: int = Field(30, ge=1, le=16384)
+    spot: bool = False
+    max_run: int = Field(4 * 3600, ge=60, le=28 * 24 * 3600)
+    max_wait: Optional[int] = Field(None, ge=60, le=28 * 24 * 3600)
+    staging: Literal["sharded", "naive"] = "sharded"
+    local: bool = False
+    poll_seconds: float = Field(15.0, gt=0, le=600)
+    job_name: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.max_wait is not None and not self.spot:
+            raise ValueError("max_wait applies to spot jobs only (add --set spot=true)")
+        if self.spot and self.max_wait is not None and self.max_wait < self.max_run:
+            raise ValueError(f"max_wait ({self.max_wait}) must be >= max_run ({self.max_run}) for spot jobs")
+        if self.job_name is not None and not JOB_NAME_RE.match(self.job_name):
+            raise ValueError(f"job_name {self.job_name!r} is not a valid training job name (1-63 of a-z, 0-9, -)")
+        if self.bucket is not None and not re.match(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$", self.bucket):
+            raise ValueError(f"bucket {self.bucket!r} is not a valid S3 bucket name")
+        return self
+
+    @property
+    def effective_max_wait(self) -> Optional[int]:
+        return (self.max_wait or 2 * self.max_run) if self.spot else None
+
+
+@dataclass
+class SageMakerHandle:
+    job_name: str
+    request: dict                       # the CreateTrainingJob request (also what local mode runs)
+    staged: Any                         # platforms.storage.staging.Staged
+    local_run: Optional[LocalRun] = None
+    submitted_at: float = field(default_factory=time.time)
+    seen: list = field(default_factory=list)   # secondary statuses already reported
+    describe: dict = field(default_factory=dict)
+
+
+def _sdk_session(region: str):
+    """A boto3 session; the SDK module itself is imported only where a job is created."""
+    from platforms.storage.s3 import boto3_module
+
+    return boto3_module().session.Session(region_name=region)
+
+
+def metric_definitions() -> list[dict]:
+    """One {Name, Regex} per trainer log line (trainer/loglines.py), so SageMaker charts them."""
+    from trainer import loglines
+
+    return [{"Name": name, "Regex": loglines.regex(name)} for name in loglines.METRICS]
+
+
+class SageMakerPlatform(Platform):
+    name = "sagemaker"
+    title = "Amazon SageMaker training job (sagemaker SDK + boto3)"
+    lacks = {
+        Feature.MULTI_NODE: "the trainer is single-node: instance_count is 1",
+    }
+
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        self.cfg: Optional[SageMakerSettings] = None
+        self._session = None
+        self._sm = None
+        self._store = None
+        self._role_arn: Optional[str] = None
+        self._quote: Optional[pricing.Quote] = None
+        self._image_digest: Optional[str] = None
+
+    # ------------------------------------------------------------------ check
+    def _parse(self) -> SageMakerSettings:
+        if self.cfg is None:
+            try:
+                self.cfg = SageMakerSettings(**self.settings)
+            except ValidationError as exc:
+                raise UserError("sagemaker: " + one_line_validation_error(exc)) from None
+        return self.cfg
+
+    def check(self, job: Job) -> None:
+        cfg = self._parse()
+        validate_job(job)
+        session = _sdk_session(cfg.region)
+        regions = session.get_available_regions("sagemaker")
+        if cfg.region not in regions:
+            raise UserError(f"sagemaker: unknown region {cfg.region!r} (SageMaker regions: {', '.join(regions)})")
+        sm = session.client("sagemaker", region_name=cfg.region)
+        instance_types = sm.meta.service_model.shape_for("TrainingInstanceType").enum
+        if cfg.instance_type not in instance_types:
+            close = [t for t in instance_types if t.startswith(cfg.instance_type.rsplit(".", 1)[0])][:6]
+            raise UserError(f"sagemaker: unknown training instance type {cfg.instance_type!r}"
+                            + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        if session.get_credentials() is None:
+            raise UserError("sagemaker: no AWS credentials found (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+                            "AWS_SECRET_ACCESS_KEY, or run `aws configure`)")
+        if not cfg.bucket:
+            raise UserError("sagemaker: no bucket: add --set bucket=NAME (an S3 bucket in "
+                            f"{cfg.region} for the dataset, checkpoints and outputs)")
+        if not cfg.local:
+            if not cfg.image_uri:
+                raise UserError("sagemaker: no image: add --set image_uri=ACCOUNT.dkr.ecr.REGION.amazonaws.com/"
+                                "platbench:TAG (or --set local=true to run here)")
+            if not cfg.role:
+                raise UserError("sagemaker: no execution role: add --set role=ARN_OR_NAME (a role SageMaker can "
+                                "assume, with access to the bucket)")
+        self._session = session
+        self._sm = self._client(session, "sagemaker")
+        from platforms.storage.s3 import S3Store
+
+        self._store = S3Store(cfg.bucket, session=session)
+        if not self._store.bucket_exists():
+            raise UserError(f"sagemaker: bucket {cfg.bucket!r} does not exist or is not reachable with these credentials")
+        if not cfg.local:
+            self._role_arn = self._resolve_role(cfg.role)
+        self._quote = pricing.quote("sagemaker", cfg.region, [(cfg.instance_type, cfg.instance_count)])
+
+    def _client(self, session, service: str):
+        from platforms.storage.s3 import client_config, count_attempts
+        from platforms.storage.base import StoreStats
+
+        client = session.client(service, region_name=self.cfg.region, config=client_config(8))
+        if not hasattr(self, "api_stats"):
+            self.api_stats = StoreStats()
+        count_attempts(client, self.api_stats)
+        return client
+
+    def _resolve_role(self, role: str) -> str:
+        """A role name or ARN → an ARN that exists (IAM GetRole); without iam:GetRole, a well-formed ARN
+        is trusted as given. https://docs.aws.amazon.com/IAM/latest/APIReference/API_GetRole.html"""
+        from botocore.exceptions import ClientError
+
+        name = role.rsplit("/", 1)[-1] if role.startswith("arn:") else role
+        if role.startswith("arn:") and not ROLE_ARN_RE.match(role):
+            raise UserError(f"sagemaker: role {role!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)")
+        try:
+            return self._session.client("iam").get_role(RoleName=name)["Role"]["Arn"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "NoSuchEntity":
+                raise UserError(f"sagemaker: IAM role {name!r} does not exist") from None
+            if code in ("AccessDenied", "AccessDeniedException") and role.startswith("arn:"):
+                return role
+            raise UserError(f"sagemaker: could not check IAM role {name!r}: {code or exc}") from None
+
+    def run_tags(self, job: Job) -> dict[str, str]:
+        cfg = self._parse()
+        tags = {tracking.Tag.REGION: cfg.region, tracking.Tag.INSTANCE_TYPE: cfg.instance_type,
+                tracking.Tag.LOCAL_MODE: str(cfg.local).lower(), tracking.Tag.STAGING: cfg.staging,
+                "platbench.spot": str(cfg.spot).lower()}
+        if cfg.image_uri:
+            tags["platbench.image_uri"] = cfg.image_uri
+            self._image_digest = self._digest(cfg.image_uri)
+            if self._image_digest:
+                tags[tracking.Tag.IMAGE_DIGEST] = self._image_digest
+        if self._quote:
+            tags[tracking.Tag.PRICE_SOURCE] = self._quote.sources
+        return tags
+
+    def _digest(self, image_uri: str) -> Optional[str]:
+        """sha256:… from an image URI pinned by digest, or from ECR (DescribeImages) for a tag.
+        https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImages.html"""
+        if "@sha256:" in image_uri:
+            return image_uri.split("@", 1)[1]
+        m = re.match(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^:@]+):(.+)$", image_uri)
+        if not m or self._session is None:
+            return None
+        try:
+            ecr = self._session.client("ecr", region_name=m.group(2))
+            images = ecr.describe_images(registryId=m.group(1), repositoryName=m.group(3),
+                                         imageIds=[{"imageTag": m.group(4)}])["imageDetails"]
+            return images[0]["imageDigest"] if images else None
+        except Exception:  # noqa: BLE001 - the digest is informative; no ECR access must not stop a run
+            return None
+
+    # ------------------------------------------------------------------ the request
+    def _job_name(self, job: Job) -> str:
+        cfg = self._parse()
+        if cfg.job_name:
+            return cfg.job_name
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        return f"platbench-{re.sub(r'[^a-zA-Z0-9]+', '-', job.model)}-{stamp}-{secrets.token_hex(2)}"[:63]
+
+    def training_request(self, job: Job, job_name: str, channel_uri: str, channel_type: str,
+                         dataset_name: Optional[str] = None) -> dict:
+        """The CreateTrainingJob request, in the API's own shape (API_CreateTrainingJob.html)."""
+        cfg = self._parse()
+        hyperparameters = job.trainer_hyperparameters()
+        # the channel holds shards or a copy: name the dataset after the user's folder, not the copy's
+        hyperparameters.setdefault("dataset_name", dataset_name or Path(job.data).resolve().name)
+        root = f"s3://{cfg.bucket}/{cfg.prefix.strip('/')}"
+        env = {"PLATBENCH_PLATFORM": "sagemaker"}
+        commit = tracking.code_commit()
+        if commit:
+            env["PLATBENCH_GIT_COMMIT"] = commit
+        if self._image_digest:
+            env["PLATBENCH_IMAGE_DIGEST"] = self._image_digest
+        request = {
+            "TrainingJobName": job_name,
+            "AlgorithmSpecification": {"TrainingImage": cfg.image_uri or "local", "TrainingInputMode": "File",
+                                       "MetricDefinitions": metric_definitions()},
+            "RoleArn": self._role_arn or "local",
+            "HyperParameters": hyperparameters,
+            "InputDataConfig": [{"ChannelName": CHANNEL, "InputMode": "File", "DataSource": {"S3DataSource": {
+                "S3DataType": channel_type, "S3Uri": channel_uri, "S3DataDistributionType": "FullyReplicated"}}}],
+            "OutputDataConfig": {"S3OutputPath": f"{root}/jobs"},
+            "ResourceConfig": {"InstanceType": cfg.instance_type, "InstanceCount": cfg.instance_count,
+                               "VolumeSizeInGB": cfg.volume_gb},
+            "StoppingCondition": {"MaxRuntimeInSeconds": cfg.max_run},
+            "Environment": env,
+            "CheckpointConfig": {"S3Uri": f"{root}/checkpoints/{job_name}", "LocalPath": "/opt/ml/checkpoints"},
+            "EnableManagedSpotTraining": cfg.spot,
+        }
+        if cfg.spot:
+            request["StoppingCondition"]["MaxWaitTimeInSeconds"] = cfg.effective_max_wait
+        return request
+
+    def _estimator(self, request: dict):
+        """The SDK's generic Estimator carrying exactly `request` (the SDK sends CreateTrainingJob)."""
+        import logging
+
+        os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+        logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
+        try:
+            import sagemaker
+            from sagemaker.estimator import Estimator
+            from sagemaker.inputs import TrainingInput
+        except ImportError:
+            raise UserError("the SageMaker SDK is not installed: pip install 'platbench[sagemaker]'") from None
+        session = sagemaker.Session(boto_session=self._session, sagemaker_client=self._sm,
+                                    default_bucket=self.cfg.bucket)
+        spec, res, stop = request["AlgorithmSpecification"], request["ResourceConfig"], request["StoppingCondition"]
+        estimator = Estimator(
+            image_uri=spec["TrainingImage"], role=request["RoleArn"], instance_count=res["InstanceCount"],
+            instance_type=res["InstanceType"], volume_size=res["VolumeSizeInGB"], max_run=stop["MaxRuntimeInSeconds"],
+            output_path=request["OutputDataConfig"]["S3OutputPath"], sagemaker_session=session,
+            hyperparameters=dict(request["HyperParameters"]), metric_definitions=spec["MetricDefinitions"],
+            use_spot_instances=request["EnableManagedSpotTraining"], max_wait=stop.get("MaxWaitTimeInSeconds"),
+            checkpoint_s3_uri=request["CheckpointConfig"]["S3Uri"],
+            checkpoint_local_path=request["CheckpointConfig"]["LocalPath"], environment=request["Environment"],
+            debugger_hook_config=False, disable_profiler=True,
+        )
+        source = request["InputDataConfig"][0]["DataSource"]["S3DataSource"]
+        channel = TrainingInput(source["S3Uri"], s3_data_type=source["S3DataType"],
+                                distribution=source["S3DataDistributionType"], input_mode="File")
+        return estimator, {CHANNEL: channel}
+
+    # ------------------------------------------------------------------ plan
+    def plan(self, job: Job) -> list[PlanStep]:
+        cfg = self._parse()
+        bucket, prefix = cfg.bucket or "BUCKET", cfg.prefix.strip("/")
+        name = cfg.job_name or f"platbench-{job.model}-YYYYMMDD-HHMMSS-XXXX"
+        root = f"s3://{bucket}/{prefix}"
+        if cfg.staging == "sharded":
+            channel_uri, channel_type = f"{root}/datasets/<fingerprint>/sagemaker.manifest", "ManifestFile"
+        else:
+            channel_uri, channel_type = f"{root}/naive/{Path(job.data).resolve().name}/", "S3Prefix"
+        self.cfg = cfg
+        request = self.training_request(job, name, channel_uri, channel_type)
+        request["RoleArn"] = cfg.role if (cfg.role or "").startswith("arn:") else \
+            f"arn:aws:iam::ACCOUNT:role/{cfg.role or 'ROLE'}"
+        request["AlgorithmSpecification"]["TrainingImage"] = cfg.image_uri or "IMAGE_URI"
+        steps = [PlanStep("check credentials, region, instance type, bucket and role before anything is uploaded",
+                          f"aws sts get-caller-identity && aws s3api head-bucket --bucket {bucket}"
+                          + ("" if cfg.local else f" && aws iam get-role --role-name {request['RoleArn'].rsplit('/', 1)[-1]}"))]
+        if cfg.staging == "sharded":
+            steps += [
+                PlanStep(f"fingerprint {job.data} (file hashes cached by size+mtime) and pack it into tar shards, one "
+                         "per class folder; upload only shards not already in the bucket (content-addressed, "
+                         "multipart, resumable)",
+                         f"aws s3 cp SHARD.tar {root}/shards/<sha256>.tar   # for each new shard"),
+                PlanStep("write the dataset manifest last, then the SageMaker ManifestFile listing it and its shards",
+                         f"aws s3 cp platbench-manifest.json {root}/datasets/<fingerprint>/platbench-manifest.json && "
+                         f"aws s3 cp sagemaker.manifest {channel_uri}"),
+            ]
+        else:
+            steps.append(PlanStep("upload every file as its own object (naive staging)",
+                                  f"aws s3 sync {shlex.quote(str(job.data))} {channel_uri}"))
+        if cfg.local:
+            steps += [
+                PlanStep("local mode: make a temporary /opt/ml (PLATBENCH_OPT_ML), write input/config/*.json and "
+                         "download the channel into input/data/training, as SageMaker does",
+                         f"aws s3 cp --recursive {root}/ OPT_ML/input/data/training/   # the manifest's objects"),
+                PlanStep("run the trainer natively under the SageMaker contract (SIGTERM → checkpoint, exit 143)",
+                         "PLATBENCH_OPT_ML=OPT_ML TRAINING_JOB_NAME=" + name + " python -m trainer train"),
+                PlanStep("upload /opt/ml/model and /opt/ml/output/data as model.tar.gz and output.tar.gz, sync "
+                         "checkpoints", f"aws s3 cp model.tar.gz {root}/jobs/{name}/output/model.tar.gz"),
+            ]
+        else:
+            steps += [
+                PlanStep(f"create the training job ({cfg.instance_type} ×{cfg.instance_count}"
+                         + (f", managed spot, max wait {cfg.effective_max_wait}s" if cfg.spot else ", on demand")
+                         + f", max run {cfg.max_run}s) through the sagemaker SDK's Estimator",
+                         "aws sagemaker create-training-job --cli-input-json " + shlex.quote(json.dumps(request))),
+                PlanStep("wait, reporting SecondaryStatusTransitions (queued, provisioning, image pull, downloading, "
+                         "training, uploading)",
+                         f"aws sagemaker wait training-job-completed-or-stopped --training-job-name {name} && "
+                         f"aws sagemaker describe-training-job --training-job-name {name}"),
+            ]
+        steps += [
+            PlanStep("collect model.tar.gz and output.tar.gz (results.json, metrics.jsonl, train.log) and check "
+                     "the dataset fingerprint the trainer read against the staged one",
+                     f"aws s3 cp {root}/jobs/{name}/output/model.tar.gz . && "
+                     f"aws s3 cp {root}/jobs/{name}/output/output.tar.gz ."),
+            PlanStep("record the MLflow run: region, instance type, image digest, upload/download s/MB, phase "
+                     "seconds, billed seconds, cost"
+                     + (f" at {self._quote.usd_per_hour if self._quote else '?'} USD/h" if not cfg.local else "")),
+            PlanStep("on an error or Ctrl-C while waiting: stop the job and remove what the run created",
+                     f"aws sagemaker stop-training-job --training-job-name {name}"),
+        ]
+        return steps
+
+    # ------------------------------------------------------------------ stage
+    def stage(self, job: Job) -> dict[str, Any]:
+        from platforms.storage import staging
+
+        cfg = self._parse()
+        staged = staging.upload(job.data, self._store, cfg.staging, cfg.prefix)
+        self._staged = staged
+        if staged.mode == "sharded":
+            root = f"s3://{cfg.bucket}/{staged.prefix}/"
+            manifest = [{"prefix": root}, staged.data_key[len(staged.prefix) + 1:],
+                        *[k[len(staged.prefix) + 1:] for k in staged.shard_keys]]
+            key = staged.data_key.rsplit("/", 1)[0] + "/sagemaker.manifest"
+            self._store.put_bytes(key, json.dumps(manifest).encode())
+            self._channel = (f"s3://{cfg.bucket}/{key}", "ManifestFile")
+        else:
+            self._channel = (staged.data_uri, "S3Prefix")
+        return {**staged.figures, "staging": staged.mode, tracking.Tag.DATASET_FINGERPRINT: staged.fingerprint}
+
+    # ------------------------------------------------------------------ submit
+    def submit(self, job: Job, staged: dict[str, Any]) -> SageMakerHandle:
+        cfg = self._parse()
+        name = self._job_name(job)
+        request = self.training_request(job, name, *self._channel, dataset_name=self._staged.name)
+        handle = SageMakerHandle(name, request, self._staged)
+        if cfg.local:
+            handle.local_run = LocalRun.sagemaker(request, self._store, cfg.prefix, self._staged)
+            handle.local_run.start()
+        else:
+            estimator, inputs = self._estimator(request)
+            estimator.fit(inputs, wait=False, logs=False, job_name=name)
+        return handle
+
+    # ------------------------------------------------------------------ wait
+    def wait(self, handle: SageMakerHandle, progress) -> Outcome:
+        if handle.local_run is not None:
+            return self._wait_local(handle, progress)
+        cfg = self._parse()
+        deadline = time.time() + (cfg.effective_max_wait or cfg.max_run) + 3600
+        while True:
+            d = self._sm.describe_training_job(TrainingJobName=handle.job_name)
+            handle.describe = d
+            for t in d.get("SecondaryStatusTransitions", []):
+                key = (t["Status"], str(t.get("StartTime")))
+                if key not in handle.seen:
+                    handle.seen.append(key)
+                    progress.phase(PHASES.get(t["Status"], t["Status"].lower()))
+                    if t.get("StatusMessage"):
+                        progress.batch(t["StatusMessage"][:80])
+            if d["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"):
+                break
+            if time.time() > deadline:
+                raise UserError(f"sagemaker: job {handle.job_name} still {d['TrainingJobStatus']} after its "
+                                "stopping condition plus an hour; stopping it")
+            time.sleep(cfg.poll_seconds)
+        return self._outcome_from_describe(handle, d)
+
+    def _outcome_from_describe(self, handle: SageMakerHandle, d: dict) -> Outcome:
+        cfg = self._parse()
+        status = {"Completed": "finished", "Stopped": "killed", "Failed": "failed"}[d["TrainingJobStatus"]]
+        if d.get("SecondaryStatus") == "MaxWaitTimeExceeded":
+            status = "preempted"
+        phases = phase_seconds(d.get("SecondaryStatusTransitions", []), d.get("TrainingEndTime"))
+        count = d.get("ResourceConfig", {}).get("InstanceCount", 1)
+        billed = d.get("BillableTimeInSeconds")
+        billed = billed * count if billed is not None else None
+        ran = d.get("TrainingTimeInSeconds")
+        if ran is None and d.get("TrainingStartTime") and d.get("TrainingEndTime"):
+            ran = (d["TrainingEndTime"] - d["TrainingStartTime"]).total_seconds()
+        ran = ran * count if ran is not None else None
+        metrics = {"api_retries": float(self.api_stats.snapshot()["attempts"] - self.api_stats.snapshot()["requests"])}
+        if phases.get("downloading") is not None and handle.staged.bytes:
+            metrics["download_s_per_mb"] = phases["downloading"] / (handle.staged.bytes / (1024 * 1024))
+        if billed is not None and ran:
+            metrics["spot_savings_fraction"] = 1 - billed / ran
+        for m in d.get("FinalMetricDataList", []):
+            metrics[f"sagemaker_{re.sub(r'[^a-zA-Z0-9_]+', '_', m['MetricName'])}"] = float(m["Value"])
+        return Outcome(status, None, phases=phases, billed_seconds=billed,
+                       cost_usd=self._quote.cost(billed) if self._quote else None,
+                       list_estimate_usd=self._quote.cost(ran) if self._quote else None, metrics=metrics,
+                       tags={tracking.Tag.JOB_ID: handle.job_name,
+                             "platbench.sagemaker.secondary_status": d.get("SecondaryStatus", "")},
+                       message=d.get("FailureReason", "") or f"job {handle.job_name} {d['TrainingJobStatus']}")
+
+    def _wait_local(self, handle: SageMakerHandle, progress) -> Outcome:
+        run = handle.local_run
+        result = run.wait(progress)
+        d = run.describe()
+        handle.describe = d
+        outcome = self._outcome_from_describe(handle, d)
+        outcome.metrics.update(run.figures)
+        outcome.billed_seconds = outcome.cost_usd = None  # nothing is billed on this machine
+        outcome.list_estimate_usd = None
+        outcome.message = result.message or outcome.message
+        return outcome
+
+    # ------------------------------------------------------------------ collect
+    def collect(self, handle: SageMakerHandle, outcome: Outcome, dest: Path) -> Path:
+        from platforms.cloud_local import collect_tarballs
+
+        out_prefix = f"{handle.request['OutputDataConfig']['S3OutputPath']}/{handle.job_name}/output"
+        _, _, key_prefix = out_prefix.partition(f"s3://{self.cfg.bucket}/")
+        figures = collect_tarballs(self._store, key_prefix, Path(dest), handle.staged.fingerprint,
+                                   f"sagemaker job {handle.job_name}")
+        outcome.metrics.update(figures)
+        outcome.output_dir = Path(dest)
+        return Path(dest)
+
+    # ------------------------------------------------------------------ teardown
+    def teardown(self, handle: SageMakerHandle) -> None:
+        """Stop the job if it still runs (Ctrl-C, an error); remove local-mode scratch space and any
+        unfinished multipart upload of this run's staging. The staged dataset stays (content-addressed,
+        reused by the next run) and so do the job's outputs and checkpoints (resume)."""
+        import sys
+
+        if handle.local_run is not None:
+            handle.local_run.stop()
+            handle.local_run.cleanup()
+        else:
+            status = (handle.describe or {}).get("TrainingJobStatus")
+            if status not in ("Completed", "Failed", "Stopped"):
+                try:
+                    self._sm.stop_training_job(TrainingJobName=handle.job_name)
+                    print(f"platbench: stopped SageMaker job {handle.job_name}", file=sys.stderr)
+                except Exception as exc:  # noqa: BLE001 - teardown must not hide the original error
+                    print(f"platbench: could not stop SageMaker job {handle.job_name}: {exc}".splitlines()[0],
+                          file=sys.stderr)
+        try:
+            self._store.abort_incomplete(f"{self.cfg.prefix.strip('/')}/")
+        except Exception:  # noqa: BLE001
+            pass
+
+    def price_per_hour(self) -> Optional[float]:
+        return self._quote.usd_per_hour if self._quote else None
+
+
+def phase_seconds(transitions: list[dict], end=None) -> dict[str, float]:
+    """Seconds per platbench phase, summed over SecondaryStatusTransitions (EndTime − StartTime)."""
+    out: dict[str, float] = {}
+    for t in transitions:
+        if t["Status"] in TERMINAL_SECONDARY:
+            continue
+        stop = t.get("EndTime") or end
+        if stop is None or t.get("StartTime") is None:
+            continue
+        name = PHASES.get(t["Status"], t["Status"].lower())
+        out[name] = out.get(name, 0.0) + max(0.0, (stop - t["StartTime"]).total_seconds())
+    return out

@@ -1,0 +1,468 @@
+"""Google Vertex AI: a CustomJob running the platbench image, through google-cloud-aiplatform (the
+JobService API) and google-cloud-storage, with the dataset staged into Cloud Storage and a local mode.
+
+Platform contracts relied on (official pages):
+- CustomJob / CustomJobSpec (workerPoolSpecs with machineSpec, replicaCount, containerSpec{imageUri,
+  command, args, env}, diskSpec; baseOutputDirectory; scheduling{timeout, strategy}; serviceAccount):
+  https://cloud.google.com/vertex-ai/docs/reference/rest/v1/CustomJobSpec
+  https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.customJobs
+- baseOutputDirectory sets AIP_MODEL_DIR=<base>/model/, AIP_CHECKPOINT_DIR=<base>/checkpoints/,
+  AIP_TENSORBOARD_LOG_DIR=<base>/logs/ in the container (same CustomJobSpec page, field baseOutputDirectory)
+- Cloud Storage is mounted read-write at /gcs/<bucket>/ in custom training:
+  https://cloud.google.com/vertex-ai/docs/training/cloud-storage-file-system
+- Machine types and accelerators for training (which GPU goes with which machine family):
+  https://cloud.google.com/vertex-ai/docs/training/configure-compute
+- Spot VMs for training (scheduling.strategy = SPOT):
+  https://cloud.google.com/vertex-ai/docs/training/use-spot-vms
+- JobState values; createTime / startTime (first RUNNING) / endTime / error:
+  https://cloud.google.com/vertex-ai/docs/reference/rest/v1/JobState
+- Cancelling a custom job (customJobs.cancel → JOB_STATE_CANCELLED):
+  https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.customJobs/cancel
+- Regional endpoints ({region}-aiplatform.googleapis.com):
+  https://cloud.google.com/vertex-ai/docs/general/locations
+- Credentials: Application Default Credentials:
+  https://cloud.google.com/docs/authentication/application-default-credentials
+
+There is no emulator for Vertex's control plane: the three job calls (create, get, cancel) sit behind
+`CloudJobs`, which local mode replaces with a native run of the same CustomJob spec.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shlex
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from platforms import pricing, tracking
+from platforms.base import Feature, Job, Outcome, Platform, PlanStep
+from platforms.cloud_local import LocalRun, check_fingerprint, one_line_validation_error, validate_job
+from platforms.errors import UserError
+
+PHASES = {"JOB_STATE_QUEUED": "queued", "JOB_STATE_PENDING": "provisioning", "JOB_STATE_RUNNING": "training",
+          "Uploading": "uploading", "JOB_STATE_CANCELLING": "stopping", "Stopping": "stopping",
+          "JOB_STATE_PAUSED": "paused", "JOB_STATE_UPDATING": "updating"}
+TERMINAL = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
+            "JOB_STATE_PARTIALLY_SUCCEEDED"}
+
+# Accelerator → the machine-type families it can be attached to (configure-compute page).
+ACCELERATOR_FAMILIES = {
+    "NVIDIA_TESLA_T4": ("n1-",), "NVIDIA_TESLA_V100": ("n1-",), "NVIDIA_TESLA_P100": ("n1-",),
+    "NVIDIA_TESLA_P4": ("n1-",), "NVIDIA_TESLA_A100": ("a2-highgpu", "a2-megagpu"),
+    "NVIDIA_A100_80GB": ("a2-ultragpu",), "NVIDIA_L4": ("g2-",), "NVIDIA_H100_80GB": ("a3-",),
+    "NVIDIA_H100_MEGA_80GB": ("a3-mega",), "NVIDIA_H200_141GB": ("a3-ultra",),
+}
+MACHINE_RE = re.compile(r"^(n1|n2|n2d|e2|c2|c2d|m1|a2|a3|g2)-[a-z]+(-\d+[a-z]?)?(-[a-z0-9]+)?$")
+
+
+class VertexSettings(BaseModel):
+    """`--set KEY=VALUE` for `platbench launch vertex`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: Optional[str] = Field(default_factory=lambda: os.environ.get("GOOGLE_CLOUD_PROJECT")
+                                   or os.environ.get("CLOUDSDK_CORE_PROJECT"))
+    region: str = "us-central1"
+    bucket: Optional[str] = None
+    prefix: str = "platbench"
+    image_uri: Optional[str] = None
+    machine_type: str = "n1-standard-8"
+    accelerator_type: str = "NVIDIA_TESLA_T4"     # "none" for a CPU-only job
+    accelerator_count: int = Field(1, ge=0, le=16)
+    replica_count: int = Field(1, ge=1, le=1)     # the trainer is single-node
+    boot_disk_gb: int = Field(100, ge=10, le=65536)
+    spot: bool = False
+    max_run: int = Field(4 * 3600, ge=60, le=7 * 24 * 3600)
+    service_account: Optional[str] = None
+    staging: Literal["sharded", "naive"] = "sharded"
+    local: bool = False
+    poll_seconds: float = Field(15.0, gt=0, le=600)
+    job_name: Optional[str] = None               # the CustomJob's displayName
+    api_endpoint: Optional[str] = None           # default {region}-aiplatform.googleapis.com
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.bucket is not None and not re.match(r"^[a-z0-9][a-z0-9._\-]{1,220}[a-z0-9]$", self.bucket):
+            raise ValueError(f"bucket {self.bucket!r} is not a valid Cloud Storage bucket name")
+        if not MACHINE_RE.match(self.machine_type):
+            raise ValueError(f"unknown machine type {self.machine_type!r} (e.g. n1-standard-8, g2-standard-8, "
+                             "a2-highgpu-1g)")
+        acc = self.accelerator_type
+        if acc.lower() == "none" or self.accelerator_count == 0:
+            self.accelerator_type, self.accelerator_count = "none", 0
+        elif acc not in ACCELERATOR_FAMILIES:
+            raise ValueError(f"unknown accelerator type {acc!r} (one of: {', '.join(ACCELERATOR_FAMILIES)}, none)")
+        elif not self.machine_type.startswith(ACCELERATOR_FAMILIES[acc]):
+            raise ValueError(f"{acc} cannot be attached to {self.machine_type} (needs a "
+                             f"{' or '.join(f.rstrip('-') for f in ACCELERATOR_FAMILIES[acc])} machine type)")
+        return self
+
+    @property
+    def loopback_endpoint(self) -> bool:
+        return bool(self.api_endpoint and re.match(r"^http://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/?$",
+                                                   self.api_endpoint))
+
+
+def _ts(value) -> Optional[datetime]:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    text = str(value).replace("Z", "+00:00")
+    m = re.match(r"^(.*\.\d{6})\d*(\+.*)$", text)  # RFC 3339 allows nanoseconds; Python takes micro
+    return datetime.fromisoformat(m.group(1) + m.group(2) if m else text)
+
+
+class CloudJobs:
+    """The seam around Vertex's JobService: create / get / cancel a CustomJob, REST-shaped dicts in and
+    out. Local mode replaces it with a native run; everything else is the same code."""
+
+    def __init__(self, cfg: VertexSettings, stats):
+        try:
+            from google.api_core.client_options import ClientOptions
+            from google.cloud import aiplatform_v1
+        except ImportError:
+            raise UserError("the Vertex AI SDK is not installed: pip install 'platbench[vertex]'") from None
+        self.types = aiplatform_v1
+        self.parent = f"projects/{cfg.project}/locations/{cfg.region}"
+        endpoint = cfg.api_endpoint or f"{cfg.region}-aiplatform.googleapis.com"
+        kwargs: dict[str, Any] = {"client_options": ClientOptions(api_endpoint=endpoint)}
+        if cfg.loopback_endpoint:
+            # a test server or emulator on this machine: anonymous, over REST (as the storage library does
+            # for STORAGE_EMULATOR_HOST)
+            from google.auth.credentials import AnonymousCredentials
+
+            kwargs.update(credentials=AnonymousCredentials(), transport="rest")
+        self.client = aiplatform_v1.JobServiceClient(**kwargs)
+        from google.api_core import retry as retries
+
+        self.retry = retries.Retry(predicate=retries.if_transient_error, initial=0.5, maximum=16, timeout=120,
+                                   on_error=lambda exc: stats.add(retries=1))
+        self.stats = stats
+
+    def create(self, spec: dict) -> str:
+        job = self.types.CustomJob.from_json(json.dumps(spec))  # unknown fields are refused here
+        self.stats.add(requests=1)
+        return self.client.create_custom_job(parent=self.parent, custom_job=job).name
+
+    def get(self, name: str) -> dict:
+        self.stats.add(requests=1)
+        job = self.client.get_custom_job(name=name, retry=self.retry)
+        return json.loads(self.types.CustomJob.to_json(job, use_integers_for_enums=False))
+
+    def cancel(self, name: str) -> None:
+        self.stats.add(requests=1)
+        self.client.cancel_custom_job(name=name, retry=self.retry)
+
+
+@dataclass
+class VertexHandle:
+    name: str                           # projects/…/customJobs/ID (local: the display name)
+    spec: dict                          # the CustomJob as sent (REST JSON shape)
+    staged: Any
+    base_output: str                    # gs://bucket/prefix/jobs/<display name>
+    local_run: Optional[LocalRun] = None
+    seen: dict = field(default_factory=dict)  # state → first time seen by polling
+    last: dict = field(default_factory=dict)
+
+
+class VertexPlatform(Platform):
+    name = "vertex"
+    title = "Google Vertex AI custom job (google-cloud-aiplatform + google-cloud-storage)"
+    lacks = {
+        Feature.MULTI_NODE: "the trainer is single-node: replica_count is 1",
+        Feature.BILLING: "Vertex reports no billed time; cost is running time × list price (on demand only)",
+    }
+
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        self.cfg: Optional[VertexSettings] = None
+        self._store = None
+        self._jobs: Optional[CloudJobs] = None
+        self._quote: Optional[pricing.Quote] = None
+        from platforms.storage.base import StoreStats
+
+        self.api_stats = StoreStats()
+
+    def _parse(self) -> VertexSettings:
+        if self.cfg is None:
+            try:
+                self.cfg = VertexSettings(**self.settings)
+            except ValidationError as exc:
+                raise UserError("vertex: " + one_line_validation_error(exc)) from None
+        return self.cfg
+
+    # ------------------------------------------------------------------ check
+    def check(self, job: Job) -> None:
+        cfg = self._parse()
+        validate_job(job)
+        try:
+            from google.cloud.aiplatform.constants.base import SUPPORTED_REGIONS
+        except ImportError:
+            raise UserError("the Vertex AI SDK is not installed: pip install 'platbench[vertex]'") from None
+        if cfg.region not in SUPPORTED_REGIONS or cfg.region == "global":
+            raise UserError(f"vertex: unknown region {cfg.region!r} (Vertex AI regions: "
+                            f"{', '.join(sorted(r for r in SUPPORTED_REGIONS if r != 'global'))})")
+        if not cfg.bucket:
+            raise UserError(f"vertex: no bucket: add --set bucket=NAME (a Cloud Storage bucket in {cfg.region} for "
+                            "the dataset, checkpoints and outputs)")
+        if not cfg.local:
+            if not cfg.project:
+                raise UserError("vertex: no project: add --set project=PROJECT_ID (or set GOOGLE_CLOUD_PROJECT)")
+            if not cfg.image_uri:
+                raise UserError("vertex: no image: add --set image_uri=REGION-docker.pkg.dev/PROJECT/REPO/platbench:TAG "
+                                "(or --set local=true to run here)")
+        needs_adc = (not cfg.local and not cfg.loopback_endpoint) or not os.environ.get("STORAGE_EMULATOR_HOST")
+        if needs_adc:
+            import google.auth
+            from google.auth.exceptions import DefaultCredentialsError
+
+            try:
+                google.auth.default()
+            except DefaultCredentialsError:
+                raise UserError("vertex: no Google Cloud credentials found (run `gcloud auth application-default "
+                                "login` or set GOOGLE_APPLICATION_CREDENTIALS)") from None
+        from platforms.storage.gcs import GCSStore
+
+        self._store = GCSStore(cfg.bucket, project=cfg.project)
+        if not self._store.bucket_exists():
+            raise UserError(f"vertex: bucket {cfg.bucket!r} does not exist or is not reachable with these credentials")
+        if not cfg.local:
+            self._jobs = CloudJobs(cfg, self.api_stats)
+        items = [(cfg.machine_type, cfg.replica_count)]
+        if cfg.accelerator_count:
+            items.append((cfg.accelerator_type, cfg.accelerator_count * cfg.replica_count))
+        self._quote = pricing.quote("vertex", cfg.region, items)
+
+    def run_tags(self, job: Job) -> dict[str, str]:
+        cfg = self._parse()
+        machine = cfg.machine_type + (f"+{cfg.accelerator_count}x{cfg.accelerator_type}" if cfg.accelerator_count else "")
+        tags = {tracking.Tag.REGION: cfg.region, tracking.Tag.INSTANCE_TYPE: machine,
+                tracking.Tag.LOCAL_MODE: str(cfg.local).lower(), tracking.Tag.STAGING: cfg.staging,
+                "platbench.spot": str(cfg.spot).lower()}
+        if cfg.image_uri:
+            tags["platbench.image_uri"] = cfg.image_uri
+            if "@sha256:" in cfg.image_uri:
+                tags[tracking.Tag.IMAGE_DIGEST] = cfg.image_uri.split("@", 1)[1]
+        if self._quote:
+            tags[tracking.Tag.PRICE_SOURCE] = self._quote.sources
+        return tags
+
+    # ------------------------------------------------------------------ the request
+    def _display_name(self, job: Job) -> str:
+        cfg = self._parse()
+        if cfg.job_name:
+            return cfg.job_name
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        return f"platbench-{re.sub(r'[^a-zA-Z0-9]+', '-', job.model)}-{stamp}-{secrets.token_hex(2)}"[:128]
+
+    def custom_job(self, job: Job, display_name: str, data_uri: str, dataset_name: str) -> dict:
+        """The CustomJob resource, in the REST API's JSON shape (CustomJobSpec page)."""
+        cfg = self._parse()
+        base = f"gs://{cfg.bucket}/{cfg.prefix.strip('/')}/jobs/{display_name}"
+        env = {"PLATBENCH_PLATFORM": "vertex", "PLATBENCH_DATA": data_uri}
+        commit = tracking.code_commit()
+        if commit:
+            env["PLATBENCH_GIT_COMMIT"] = commit
+        if cfg.image_uri and "@sha256:" in cfg.image_uri:
+            env["PLATBENCH_IMAGE_DIGEST"] = cfg.image_uri.split("@", 1)[1]
+        machine: dict[str, Any] = {"machineType": cfg.machine_type}
+        if cfg.accelerator_count:
+            machine.update(acceleratorType=cfg.accelerator_type, acceleratorCount=cfg.accelerator_count)
+        spec: dict[str, Any] = {
+            "workerPoolSpecs": [{
+                "machineSpec": machine,
+                "replicaCount": str(cfg.replica_count),  # int64: a string in REST JSON
+                "diskSpec": {"bootDiskType": "pd-ssd", "bootDiskSizeGb": cfg.boot_disk_gb},
+                # args replace the image's CMD: the same `train` the image runs on SageMaker
+                "containerSpec": {"imageUri": cfg.image_uri or "local",
+                                  "args": ["train", "--dataset-name", dataset_name, *job.trainer_args()],
+                                  "env": [{"name": k, "value": v} for k, v in env.items()]},
+            }],
+            "baseOutputDirectory": {"outputUriPrefix": base},
+            "scheduling": {"timeout": f"{cfg.max_run}s", "strategy": "SPOT" if cfg.spot else "STANDARD"},
+        }
+        if cfg.service_account:
+            spec["serviceAccount"] = cfg.service_account
+        labels = {"platbench": "true", "model": re.sub(r"[^a-z0-9_-]", "-", job.model.lower())[:63]}
+        return {"displayName": display_name, "jobSpec": spec, "labels": labels}
+
+    # ------------------------------------------------------------------ plan
+    def plan(self, job: Job) -> list[PlanStep]:
+        cfg = self._parse()
+        bucket, prefix = cfg.bucket or "BUCKET", cfg.prefix.strip("/")
+        root = f"gs://{bucket}/{prefix}"
+        name = cfg.job_name or f"platbench-{job.model}-YYYYMMDD-HHMMSS-XXXX"
+        data_uri = (f"{root}/datasets/<fingerprint>/platbench-manifest.json" if cfg.staging == "sharded"
+                    else f"{root}/naive/{Path(job.data).resolve().name}/")
+        spec = self.custom_job(job, name, data_uri, Path(job.data).resolve().name)
+        spec["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["imageUri"] = cfg.image_uri or "IMAGE_URI"
+        project, region = cfg.project or "PROJECT", cfg.region
+        steps = [PlanStep("check credentials, project, region, machine/accelerator and bucket before anything is "
+                          "uploaded", f"gcloud auth application-default print-access-token >/dev/null && "
+                          f"gcloud storage buckets describe gs://{bucket}")]
+        if cfg.staging == "sharded":
+            steps += [
+                PlanStep(f"fingerprint {job.data} and pack it into content-addressed tar shards (one per class "
+                         "folder); upload only the shards the bucket lacks (only-if-absent, resumable)",
+                         f"gcloud storage cp SHARD.tar {root}/shards/<sha256>.tar   # for each new shard"),
+                PlanStep("write the dataset manifest last; the job reads it through the /gcs mount",
+                         f"gcloud storage cp platbench-manifest.json {data_uri}"),
+            ]
+        else:
+            steps.append(PlanStep("upload every file as its own object (naive staging)",
+                                  f"gcloud storage cp -r {shlex.quote(str(job.data))}/* {data_uri}"))
+        if cfg.local:
+            steps += [
+                PlanStep("local mode: a temporary folder stands in for /gcs (PLATBENCH_GCS_ROOT); the staged "
+                         "dataset and existing checkpoints are downloaded into it",
+                         f"gcloud storage cp -r {root}/... GCS_ROOT/{bucket}/{prefix}/"),
+                PlanStep("run the trainer natively with the job's args and env, AIP_MODEL_DIR / "
+                         "AIP_CHECKPOINT_DIR from baseOutputDirectory",
+                         "PLATBENCH_GCS_ROOT=GCS_ROOT AIP_MODEL_DIR=" + spec["jobSpec"]["baseOutputDirectory"][
+                             "outputUriPrefix"] + "/model/ python -m trainer " +
+                         " ".join(shlex.quote(a) for a in spec["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["args"])),
+                PlanStep("upload what the job wrote under the base output directory back to the bucket",
+                         f"gcloud storage cp -r GCS_ROOT/{bucket}/{prefix}/jobs/{name} {root}/jobs/"),
+            ]
+        else:
+            steps += [
+                PlanStep(f"create the custom job ({cfg.machine_type}"
+                         + (f" + {cfg.accelerator_count}× {cfg.accelerator_type}" if cfg.accelerator_count else "")
+                         + (", Spot" if cfg.spot else ", on demand") + f", timeout {cfg.max_run}s) through the "
+                         "JobService API (google-cloud-aiplatform)",
+                         f"gcloud ai custom-jobs create --project={project} --region={region} "
+                         f"--display-name={name} --config=job.yaml   # job.yaml: "
+                         + json.dumps(spec["jobSpec"])),
+                PlanStep("wait, reporting the job's states (queued, pending/provisioning, running) and times",
+                         f"gcloud ai custom-jobs describe JOB_ID --project={project} --region={region}"),
+            ]
+        steps += [
+            PlanStep("collect results.json, metrics.jsonl, train.log (base/output/) and the model (base/model/); "
+                     "check the dataset fingerprint the trainer read against the staged one",
+                     f"gcloud storage cp -r {root}/jobs/{name}/output {root}/jobs/{name}/model ."),
+            PlanStep("record the MLflow run: region, machine, image, upload/download s/MB, phase seconds, "
+                     "running-time cost at list price"),
+            PlanStep("on an error or Ctrl-C while waiting: cancel the job",
+                     f"gcloud ai custom-jobs cancel JOB_ID --project={project} --region={region}"),
+        ]
+        return steps
+
+    # ------------------------------------------------------------------ stage / submit
+    def stage(self, job: Job) -> dict[str, Any]:
+        from platforms.storage import staging
+
+        cfg = self._parse()
+        self._staged = staging.upload(job.data, self._store, cfg.staging, cfg.prefix)
+        return {**self._staged.figures, "staging": self._staged.mode,
+                tracking.Tag.DATASET_FINGERPRINT: self._staged.fingerprint}
+
+    def submit(self, job: Job, staged: dict[str, Any]) -> VertexHandle:
+        cfg = self._parse()
+        display = self._display_name(job)
+        spec = self.custom_job(job, display, self._staged.data_uri, self._staged.name)
+        base = spec["jobSpec"]["baseOutputDirectory"]["outputUriPrefix"]
+        if cfg.local:
+            handle = VertexHandle(display, spec, self._staged, base)
+            handle.local_run = LocalRun.vertex(spec, display, self._store, self._staged)
+            handle.local_run.start()
+            return handle
+        name = self._jobs.create(spec)
+        return VertexHandle(name, spec, self._staged, base)
+
+    # ------------------------------------------------------------------ wait
+    def wait(self, handle: VertexHandle, progress) -> Outcome:
+        cfg = self._parse()
+        if handle.local_run is not None:
+            handle.local_run.wait(progress)
+            d = handle.local_run.describe()
+            handle.last = d
+            outcome = self._outcome(handle, d)
+            outcome.metrics.update(handle.local_run.figures)
+            outcome.cost_usd = outcome.list_estimate_usd = None  # nothing is billed on this machine
+            return outcome
+        deadline = time.time() + cfg.max_run + 3600
+        while True:
+            d = self._jobs.get(handle.name)
+            handle.last = d
+            state = d.get("state", "JOB_STATE_UNSPECIFIED")
+            if state not in handle.seen:
+                handle.seen[state] = datetime.now(timezone.utc)
+                if state in PHASES:
+                    progress.phase(PHASES[state])
+            if state in TERMINAL:
+                break
+            if time.time() > deadline:
+                raise UserError(f"vertex: job {handle.name} still {state} after its timeout plus an hour; cancelling it")
+            time.sleep(cfg.poll_seconds)
+        return self._outcome(handle, d)
+
+    def _outcome(self, handle: VertexHandle, d: dict) -> Outcome:
+        cfg = self._parse()
+        state = d.get("state")
+        status = {"JOB_STATE_SUCCEEDED": "finished", "JOB_STATE_CANCELLED": "killed"}.get(state, "failed")
+        created, started, ended = _ts(d.get("createTime")), _ts(d.get("startTime")), _ts(d.get("endTime"))
+        phases: dict[str, float] = {}
+        timeline = d.get("stateTimeline") or sorted(handle.seen.items(), key=lambda kv: kv[1])
+        if timeline:  # observed state changes (exact in local mode, polling resolution otherwise)
+            points = [(s, _ts(t)) for s, t in timeline] + [("end", ended or datetime.now(timezone.utc))]
+            for (s, a), (_, b) in zip(points, points[1:]):
+                if s in PHASES and a and b:
+                    phases[PHASES[s]] = phases.get(PHASES[s], 0.0) + max(0.0, (b - a).total_seconds())
+        if created and started:  # the documented times win for the boundary they define
+            before = (started - created).total_seconds()
+            if "provisioning" not in phases:
+                phases["queued"] = before
+        if started and ended and "training" not in phases:
+            phases["training"] = (ended - started).total_seconds()
+        running = (ended - started).total_seconds() * cfg.replica_count if started and ended else None
+        metrics = {"api_retries": float(self.api_stats.snapshot()["retries"])}
+        estimate = self._quote.cost(running) if self._quote else None
+        tags = {tracking.Tag.JOB_ID: handle.name, "platbench.vertex.state": state or "",
+                "platbench.cost_basis": "running time (endTime - startTime) x list price; Vertex reports no billed time"}
+        return Outcome(status, None, phases=phases, billed_seconds=None,
+                       cost_usd=None if cfg.spot else estimate, list_estimate_usd=estimate, metrics=metrics,
+                       tags=tags, message=(d.get("error") or {}).get("message", "") or f"job {handle.name} {state}")
+
+    # ------------------------------------------------------------------ collect / teardown
+    def collect(self, handle: VertexHandle, outcome: Outcome, dest: Path) -> Path:
+        from platforms.storage.staging import download_prefix
+
+        base_key = handle.base_output[len(f"gs://{self.cfg.bucket}/"):]
+        dest = Path(dest)
+        got_out, s1 = download_prefix(self._store, f"{base_key}/output/", dest)
+        got_model, s2 = download_prefix(self._store, f"{base_key}/model/", dest / "model")
+        if outcome.status == "finished" and not (dest / "results.json").is_file():
+            raise UserError(f"vertex job {handle.name} finished but wrote no results.json under "
+                            f"{handle.base_output}/output/")
+        check_fingerprint(dest, handle.staged.fingerprint, f"vertex job {handle.name}")
+        outcome.metrics.update({"collect_seconds": s1 + s2, "collect_mb": (got_out + got_model) / (1024 * 1024)})
+        outcome.output_dir = dest
+        return dest
+
+    def teardown(self, handle: VertexHandle) -> None:
+        """Cancel the job if it still runs; remove local-mode scratch space. Staged data (content-
+        addressed, reused), outputs and checkpoints (resume) stay."""
+        import sys
+
+        if handle.local_run is not None:
+            handle.local_run.stop()
+            handle.local_run.cleanup()
+            return
+        if (handle.last or {}).get("state") not in TERMINAL:
+            try:
+                self._jobs.cancel(handle.name)
+                print(f"platbench: cancelled Vertex AI job {handle.name}", file=sys.stderr)
+            except Exception as exc:  # noqa: BLE001 - teardown must not hide the original error
+                print(f"platbench: could not cancel Vertex AI job {handle.name}: {exc}".splitlines()[0],
+                      file=sys.stderr)
+
+    def price_per_hour(self) -> Optional[float]:
+        return self._quote.usd_per_hour if self._quote else None
