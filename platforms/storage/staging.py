@@ -258,7 +258,7 @@ def upload_sharded(root: Path, store: ObjectStore, prefix: str = "platbench", sh
     sc = scan(root)
     mkey = manifest_key(prefix, sc.fingerprint)
     existing = store.size(mkey)
-    if existing:
+    if existing is not None:
         try:
             manifest = json.loads(store.get_bytes(mkey))
             keys = [s["key"] for s in manifest["shards"]]
