@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
@@ -102,6 +103,7 @@ def _domain(name: str) -> Interval:
     return Interval(lo, True, math.inf, False)
 
 
+@lru_cache(maxsize=4096)
 def _parse_condition(text: str) -> tuple[str, float]:
     m = _COND.match(text)
     if not m:
