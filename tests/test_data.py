@@ -10,7 +10,7 @@ import torch
 from conftest import assert_one_line_error, platbench, write_cifar_batches, write_folder_dataset
 
 from trainer.data import cache, layout, subset
-from trainer.data.batches import TrainBatches, random_translate
+from trainer.data.batches import TrainBatches, augment_draws
 from trainer.errors import DataError
 
 
@@ -153,17 +153,23 @@ def test_per_class_subsets_are_nested_deterministic_and_hold_out_20_percent():
         subset.per_class_split(labels, classes, 101, seed=0)
 
 
-def test_translate_matches_reflect_pad_then_crop():
-    x = torch.randint(0, 256, (64, 8, 8, 3), dtype=torch.uint8)
-    gen = torch.Generator().manual_seed(3)
-    out = random_translate(x, 2, gen)
-    gen = torch.Generator().manual_seed(3)
-    dy = torch.randint(-2, 3, (64,), generator=gen)
-    dx = torch.randint(-2, 3, (64,), generator=gen)
+def test_augmentation_is_reflect_pad_crop_and_flip_per_image():
+    x = torch.randint(0, 256, (120, 8, 8, 3), dtype=torch.uint8)
+    y = torch.arange(120)  # label = index, to find each image's source
+    b = TrainBatches(x, y, 10, [0.0] * 3, [1 / 255] * 3, seed=2)  # normalization = identity ×255
+    images, labels = b.epoch_tensors()
+    gen = b.generator()
+    torch.randperm(120, generator=gen)
+    draws = augment_draws(2, True, gen)
+    assert len(draws) == 50 and len(set(draws)) == 50
     padded = torch.nn.functional.pad(x.permute(0, 3, 1, 2).float(), (2, 2, 2, 2), mode="reflect")
-    for i in range(64):
-        ref = padded[i, :, 2 + dy[i]:2 + dy[i] + 8, 2 + dx[i]:2 + dx[i] + 8].permute(1, 2, 0)
-        assert torch.equal(out[i].float(), ref)
+    for pos in range(120):
+        dy, dx, flip = draws[pos % 50]
+        ref = padded[labels[pos], :, 2 + dy:2 + dy + 8, 2 + dx:2 + dx + 8]
+        if flip:
+            ref = ref.flip(2)
+        assert torch.allclose(images[pos], ref, atol=1e-3), pos
+    assert sorted(labels.tolist()) == list(range(120))  # a permutation: every image once
 
 
 def test_epochs_are_reproducible_and_differ_between_epochs():
@@ -172,7 +178,7 @@ def test_epochs_are_reproducible_and_differ_between_epochs():
     b = TrainBatches(x, y, 16, [0.5] * 3, [0.25] * 3, seed=1)
     b.epoch = 3
     first = [t.clone() for t, _ in b]
-    second = [t.clone() for t, _ in b]
+    second = [t.clone() for t, _ in b]  # batches are views of one reused buffer: compare copies
     assert all(torch.equal(p, q) for p, q in zip(first, second))
     b.epoch = 4
     assert not torch.equal(next(iter(b))[0], first[0])

@@ -17,8 +17,11 @@ def to_device_uint8(x: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def normalize(x_uint8_nhwc: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 NHWC → float NCHW (channels_last in memory: a view, no copy), standardized per channel."""
-    x = x_uint8_nhwc.float().div_(255.0).sub_(mean).div_(std)
+    """uint8 NHWC → float NCHW (channels_last in memory: a view, no copy), standardized per channel.
+    Two passes: one multiply that converts while it scales, one in-place add."""
+    scale = 1.0 / (255.0 * std)
+    x = torch.mul(x_uint8_nhwc, scale)
+    x.sub_(mean / std)
     return x.permute(0, 3, 1, 2)
 
 
@@ -27,76 +30,96 @@ def channel_stats(x_uint8_nhwc: np.ndarray) -> tuple[list[float], list[float]]:
     return x.mean(0).tolist(), (x.std(0) + 1e-8).tolist()
 
 
-def _reflect(i: torch.Tensor, size: int) -> torch.Tensor:
-    """Index arithmetic of reflect padding (edge pixel not repeated), for any dtype and device."""
-    i = i.abs()
-    return torch.where(i > size - 1, 2 * (size - 1) - i, i)
+def reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Reflect-pad the H and W axes of an NHWC tensor (edge pixel not repeated), for any dtype: two
+    gathers along one axis each with a short index vector."""
+    def index(size: int) -> torch.Tensor:
+        i = torch.arange(-pad, size + pad, device=x.device).abs()
+        return torch.where(i > size - 1, 2 * (size - 1) - i, i)
+
+    return x.index_select(1, index(x.shape[1])).index_select(2, index(x.shape[2]))
 
 
-def random_translate(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
-    """Shift each NHWC image by up to `pad` pixels in each axis, filling with its reflection: one gather
-    with reflected indices instead of materializing a padded copy."""
-    n, h, w, _ = x.shape
-    dy = torch.randint(-pad, pad + 1, (n,), device=x.device, generator=gen)
-    dx = torch.randint(-pad, pad + 1, (n,), device=x.device, generator=gen)
-    rows = _reflect(torch.arange(h, device=x.device)[None, :] + dy[:, None], h)[:, :, None]
-    cols = _reflect(torch.arange(w, device=x.device)[None, :] + dx[:, None], w)[:, None, :]
-    return x[torch.arange(n, device=x.device)[:, None, None], rows, cols]
-
-
-def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    flip = torch.rand(x.shape[0], device=x.device, generator=gen) < 0.5
-    return torch.where(flip[:, None, None, None], x.flip(2), x)
+def augment_draws(translate: int, flip: bool, gen: torch.Generator) -> list[tuple[int, int, bool]]:
+    """Every (dy, dx, flip) combination once, in a random order; position i of an epoch's shuffled
+    order takes combination i mod len(draws). Positions are a random permutation of the images, so each
+    image gets a uniformly random draw each epoch, and every batch holds every combination."""
+    combos = [(dy, dx, f) for dy in range(-translate, translate + 1) for dx in range(-translate, translate + 1)
+              for f in ((False, True) if flip else (False,))]
+    perm = torch.randperm(len(combos), generator=torch.Generator().manual_seed(int(torch.randint(
+        0, 2**31 - 1, (1,), generator=gen, device=gen.device))))
+    return [combos[i] for i in perm.tolist()]
 
 
 class TrainBatches:
-    """An iterable Lightning can train from: shuffled, augmented, normalized batches on the device."""
+    """An iterable Lightning can train from: shuffled, augmented, normalized batches on the device.
+
+    Per epoch, on the device and in whole-epoch passes (no per-batch allocation): gather the resident,
+    reflect-padded uint8 images in shuffled order; crop (translate) and flip them with one strided slice
+    copy per augmentation draw, converting to float and scaling in the same copy, into a preallocated
+    buffer; batches are views of that buffer."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, mean: list[float], std: list[float],
                  seed: int, flip: bool = True, translate: int = 2, drop_last: bool = True):
-        self.x, self.y = x, y
+        self.n, self.h, self.w, c = x.shape
+        self.y = y
         self.batch_size = batch_size
         self.mean = torch.tensor(mean, device=x.device, dtype=torch.float32)
         self.std = torch.tensor(std, device=x.device, dtype=torch.float32)
         self.seed, self.flip, self.translate = seed, flip, translate
         # dropping a ragged last batch keeps BatchNorm statistics sane; never drop everything
-        self.drop_last = drop_last and len(x) >= batch_size
+        self.drop_last = drop_last and self.n >= batch_size
         self.epoch = 0
+        self.padded = reflect_pad(x, translate) if translate else x
+        self.buffer = torch.empty((self.n, self.h, self.w, c), dtype=torch.float32, device=x.device)
+
+    @property
+    def x(self) -> torch.Tensor:
+        r = self.translate
+        return self.padded[:, r:r + self.h, r:r + self.w] if r else self.padded
 
     def __len__(self) -> int:
-        n = len(self.x)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
 
     def generator(self) -> torch.Generator:
-        gen = torch.Generator(device=self.x.device)
+        gen = torch.Generator(device=self.padded.device)
         gen.manual_seed(self.seed * 100_003 + self.epoch)
         return gen
 
-    def __iter__(self):
+    def epoch_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This epoch's (normalized NCHW images, labels) in training order."""
         gen = self.generator()
-        x = self.x
-        if self.translate:
-            x = random_translate(x, self.translate, gen)
-        if self.flip:
-            x = random_flip(x, gen)
-        order = torch.randperm(len(x), device=x.device, generator=gen)
+        order = torch.randperm(self.n, device=self.padded.device, generator=gen)
+        src = self.padded.index_select(0, order)
+        scale = 1.0 / (255.0 * self.std)
+        draws = augment_draws(self.translate, self.flip, gen)
+        r, h, w, k = self.translate, self.h, self.w, len(draws)
+        for i, (dy, dx, f) in enumerate(draws):
+            crop = src[i::k, r + dy:r + dy + h, r + dx:r + dx + w]
+            torch.mul(crop.flip(2) if f else crop, scale, out=self.buffer[i::k])
+        self.buffer.sub_(self.mean / self.std)
+        return self.buffer.permute(0, 3, 1, 2), self.y.index_select(0, order)
+
+    def __iter__(self):
+        x, y = self.epoch_tensors()
         for i in range(len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-            yield normalize(x[idx], self.mean, self.std), self.y[idx]
+            sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            yield x[sl], y[sl]
 
 
 class EvalBatches:
-    """Fixed-order, unaugmented batches for validation and test."""
+    """Fixed-order, unaugmented batches for validation and test, normalized once and kept resident."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, mean: list[float], std: list[float]):
-        self.x, self.y, self.batch_size = x, y, batch_size
-        self.mean = torch.tensor(mean, device=x.device, dtype=torch.float32)
-        self.std = torch.tensor(std, device=x.device, dtype=torch.float32)
+        self.y, self.batch_size = y, batch_size
+        m = torch.tensor(mean, device=x.device, dtype=torch.float32)
+        s = torch.tensor(std, device=x.device, dtype=torch.float32)
+        self.x = normalize(x, m, s)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
+        return math.ceil(len(self.y) / self.batch_size)
 
     def __iter__(self):
         for i in range(len(self)):
             sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
-            yield normalize(self.x[sl], self.mean, self.std), self.y[sl]
+            yield self.x[sl], self.y[sl]

@@ -1,0 +1,85 @@
+"""The trainer's data path vs torchvision ImageFolder + DataLoader, per epoch from the second on.
+
+    .venv/bin/python -m benchmarks.data_path [--data DIR] [--epochs 3] [--workers 2]
+
+Both deliver the same thing to a training step: shuffled batches of normalized float tensors with a
+random flip and a ±2 px reflect-padded translate. platbench decodes once (cache) and augments the
+resident uint8 tensor; ImageFolder decodes every file every epoch in DataLoader workers. Epoch 1 is the
+warm-up (platbench: decode or cache read; DataLoader: worker start-up) and is shown but not counted.
+Goal: ≥ 20× from the second epoch on.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.common import dataset_arg, summary
+
+
+def platbench_epochs(data_dir: Path, epochs: int, batch_size: int) -> list[float]:
+    from trainer.data import cache
+    from trainer.data.batches import TrainBatches, channel_stats, to_device_uint8
+
+    times = []
+    t0 = time.perf_counter()
+    data = cache.load(data_dir, cache_dir=Path(tempfile.mkdtemp(prefix="platbench-cache-")))
+    mean, std = channel_stats(data.x_train)
+    batches = TrainBatches(to_device_uint8(data.x_train, torch.device("cpu")), torch.from_numpy(data.y_train),
+                           batch_size, mean, std, seed=0)
+    load = time.perf_counter() - t0
+    for epoch in range(epochs):
+        batches.epoch = epoch
+        t0 = time.perf_counter()
+        n = 0
+        for x, y in batches:
+            n += len(y)
+        times.append(time.perf_counter() - t0)
+    times[0] += load
+    return times
+
+
+def imagefolder_epochs(data_dir: Path, epochs: int, batch_size: int, workers: int) -> list[float]:
+    from torchvision import datasets, transforms
+
+    tf = transforms.Compose([
+        transforms.RandomCrop(32, padding=2, padding_mode="reflect"), transforms.RandomHorizontalFlip(),
+        transforms.ToTensor(), transforms.Normalize((0.49, 0.48, 0.45), (0.25, 0.24, 0.26)),
+    ])
+    ds = datasets.ImageFolder(str(data_dir / "train"), transform=tf)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers,
+                                         drop_last=True, persistent_workers=workers > 0)
+    times = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        n = 0
+        for x, y in loader:
+            n += len(y)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", help="folder dataset (default: 10 classes × 1000 random CIFAR-shaped PNGs)")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=512)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    data_dir = dataset_arg(args.data, 1000)
+    ours = platbench_epochs(data_dir, args.epochs, args.batch_size)
+    theirs = imagefolder_epochs(data_dir, args.epochs, args.batch_size, args.workers)
+    print(f"data: {data_dir}, batch {args.batch_size}, DataLoader workers {args.workers}")
+    print(f"epoch 1 (warm-up): platbench {ours[0]:.3f} s (decode/cache + transfer), ImageFolder {theirs[0]:.3f} s")
+    print(summary("platbench, epochs 2+", ours[1:]))
+    print(summary("ImageFolder+DataLoader, 2+", theirs[1:]))
+    print(f"speed-up from epoch 2 on (median): {statistics.median(theirs[1:]) / statistics.median(ours[1:]):.1f}×"
+          f"  (goal ≥ 20×)")
+
+
+if __name__ == "__main__":
+    main()
