@@ -4,7 +4,8 @@ endpoint (`--endpoint URL | sagemaker:NAME | vertex:ENDPOINT`) with the load too
 
 Every PNG/JPEG under the folder is predicted once, in sorted order. When a file's parent folder is named
 after a class (the dataset layout train/<class>/, test/<class>/), that is its label and accuracy is
-reported. Model loading is timed apart: seconds per MB covers reading, decoding and predicting."""
+reported: in-process, parent folders named like one of the model's classes; through an endpoint, where
+the class list is not known, the parent folders when every image sits in one of two or more subfolders. Model loading is timed apart: seconds per MB covers reading, decoding and predicting."""
 from __future__ import annotations
 
 import asyncio
@@ -63,6 +64,15 @@ def _report(mode: str, folder: Path, target: str, files: list[Path], sizes: list
 
 def _label(path: Path, classes: set[str]) -> Optional[str]:
     return path.parent.name if path.parent.name in classes else None
+
+
+def _layout_classes(files: list[Path], folder: Path) -> set[str]:
+    """Through an endpoint the model's class list is unknown: when every image sits in a subfolder and
+    there are at least two of them (the class-folder layout), the subfolder names are the labels."""
+    parents = {f.parent for f in files}
+    if folder in parents or len({p.name for p in parents}) < 2:
+        return set()
+    return {p.name for p in parents}
 
 
 def run_local(folder: Path, model_dir: Path, batch_size: int = 256, device: str = "cpu",
@@ -165,10 +175,10 @@ def run_endpoint(folder: Path, endpoint: str, concurrency: int = 4, fmt: str = "
             why = f"HTTP {sample.status}" if sample.error == "http" else sample.error
             for j in range(batch):
                 errors[i * batch + j] = why
-    seen = {c["class"] for p in preds if p for c in p.get("top_k", [p])}
+    classes = _layout_classes(files, folder)
     rows = []
     for k, path in enumerate(files):
-        row = {"path": str(path.relative_to(folder)), "label": _label(path, seen)}
+        row = {"path": str(path.relative_to(folder)), "label": _label(path, classes)}
         if preds[k] is not None:
             row["class"], row["probability"] = preds[k]["class"], preds[k]["probability"]
         else:

@@ -89,7 +89,7 @@ def image_from_pixels(pixels: Any, size: int, max_pixels: int = MAX_PIXELS) -> n
         raise ImageTooLarge(f"pixels are {arr.shape[1]}×{arr.shape[0]}; at most {max_pixels} pixels are accepted")
     if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
         raise ImageError("pixel values must be numbers from 0 to 255")
-    img = Image.fromarray(arr.round().astype(np.uint8), mode="L" if arr.ndim == 2 else "RGB")
+    img = Image.fromarray(arr.round().astype(np.uint8))  # H×W → "L", H×W×3 → "RGB"
     return _finish(img, size)
 
 

@@ -247,9 +247,10 @@ class Batcher:
                 pass
         self.executor.shutdown(wait=True)
 
-    async def submit(self, sources: list, top_k: int) -> tuple[list[dict], int]:
+    async def submit(self, sources: list, top_k: int, instances: bool = False) -> tuple[list[dict], int]:
         """Predict each source (PNG/JPEG bytes or a JSON instance); returns (predictions, the largest
-        batch they were part of). Raises the first source's ImageError, naming its instance index."""
+        batch they were part of). Raises the first failing source's ImageError, naming its index when
+        the sources are a JSON request's instances."""
         loop = asyncio.get_running_loop()
         items = [_Item(src, top_k, loop.create_future()) for src in sources]
         for item in items:
@@ -257,7 +258,7 @@ class Batcher:
         results = await asyncio.gather(*(i.future for i in items), return_exceptions=True)
         for index, res in enumerate(results):
             if isinstance(res, BaseException):
-                if isinstance(res, ImageError) and len(items) > 1:
+                if isinstance(res, ImageError) and instances:
                     raise type(res)(f"instance {index}: {res}")
                 raise res
         return [r[0] for r in results], max(r[1] for r in results)
@@ -504,7 +505,7 @@ def build_app(state: ServerState):
                 sources = [body]
                 k = request.query_params.get("top_k") or _custom_attribute(request.headers, "top_k")
                 top_k = _top_k(k, num_classes, "query/custom-attribute")
-            predictions, batch = await state.batcher.submit(sources, top_k)
+            predictions, batch = await state.batcher.submit(sources, top_k, instances=ctype in JSON_TYPES)
         except HTTPError as exc:
             return error(exc.status, exc.message)
         except ImageTooLarge as exc:

@@ -1,0 +1,253 @@
+"""`platbench load` against the real `serve` on 127.0.0.1: 1,000 requests at 10 concurrent with zero
+errors, both contracts, fixed-rate mode, errors by status, refused and reset connections, retries
+with backoff counted apart from errors, --max-error-rate, the JSON report, MLflow, and SIGTERM to the
+server in the middle of a load test. Fault-injecting servers are small stdlib servers on loopback."""
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from conftest import assert_one_line_error, platbench
+
+from _serving import free_port, shared_server, start_server, trained_model
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, digits_data):
+    return trained_model(tmp_path_factory, digits_data)[0]
+
+
+@pytest.fixture(scope="module")
+def sagemaker(request, tmp_path_factory, model):
+    return shared_server(request, tmp_path_factory, "sagemaker", model)
+
+
+@pytest.fixture(scope="module")
+def vertex(request, tmp_path_factory, model):
+    return shared_server(request, tmp_path_factory, "vertex", model)
+
+
+def load_json(*args, cwd, timeout=240):
+    proc = platbench("load", *args, "--json", cwd=cwd, timeout=timeout)
+    return proc, (json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else None)
+
+
+def test_1000_requests_at_10_concurrent_with_zero_errors(sagemaker, digits_data, tmp_path):
+    proc, report = load_json(f"127.0.0.1:{sagemaker.port}", "--data", str(digits_data / "test"), "--no-track",
+                             "--max-error-rate", "0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    s = report["summary"]
+    assert (s["requests"], s["ok"], s["failed"], s["error_rate"]) == (1000, 1000, 0, 0.0)
+    assert report["settings"]["concurrency"] == 10 and report["warmup"]["requests"] == 20
+    lat = s["latency_ms"]
+    assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+    assert s["requests_per_s"] > 0 and s["images_per_s"] == s["requests_per_s"] and s["mb_per_s"] > 0
+    assert report["errors"]["by_status"] == {} and report["errors"]["resets"] == 0 and report["retries"]["total"] == 0
+    assert len(report["samples"]["latency_ms"]) == 1000 and set(report["samples"]["status"]) == {200}
+    assert report["server_batch"]["max"] <= 10
+    p = report["platform"]
+    assert p["server"]["software"] == "uvicorn" and p["model"].startswith("small; classes=10")
+    assert p["client"]["host"] and p["client"]["library"].startswith("aiohttp") and p["name"] == "local"
+
+
+def test_vertex_json_batches_count_images(vertex, model):
+    from platforms.load import LoadSettings, build_report, load_images, make_payloads, parse_target, run_load
+
+    target = parse_target(f"http://127.0.0.1:{vertex.port}{vertex.predict}")
+    assert target.health_url == target.url  # Vertex's default: one path for health (GET) and predict (POST)
+    payloads = make_payloads(load_images([]), "json", 4)
+    s = LoadSettings(requests=60, concurrency=6, warmup=4, retries=0, wait_ready_s=5)
+    data = run_load(target, payloads, s)
+    report = build_report(target, data, s, payloads, "json")
+    assert report["summary"]["failed"] == 0
+    assert report["summary"]["images_per_s"] == pytest.approx(4 * report["summary"]["requests_per_s"])
+    assert report["settings"]["images_per_request"] == 4
+
+
+def test_fixed_rate_starts_requests_on_schedule(sagemaker):
+    from platforms.load import LoadSettings, load_images, make_payloads, parse_target, run_load
+
+    s = LoadSettings(requests=60, concurrency=10, rate=120.0, warmup=0, retries=0)
+    data = run_load(parse_target(f"127.0.0.1:{sagemaker.port}"), make_payloads(load_images([]), "image", 1), s)
+    starts = [x.start_s for x in data.samples]
+    assert starts == pytest.approx([i / 120.0 for i in range(60)], abs=1e-6)  # due times, not send times
+    assert all(x.error is None for x in data.samples)
+    assert data.seconds >= 59 / 120.0
+
+
+def test_errors_by_status_and_max_error_rate(sagemaker, tmp_path):
+    proc, report = load_json(f"http://127.0.0.1:{sagemaker.port}/nope", "-n", "30", "--warmup", "0", "--no-track",
+                             "--max-error-rate", "0.5", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "error rate 100.00% exceeds --max-error-rate 50.00%" in proc.stderr
+    assert report["errors"]["by_status"] == {"404": 30} and report["summary"]["ok"] == 0
+    assert report["retries"]["total"] == 0  # a 404 is not retried
+    assert report["summary"]["latency_ms"]["p50"] is None
+
+
+def test_refused_connections_are_retried_with_backoff_and_counted_apart(tmp_path):
+    from platforms.load import LoadSettings, load_images, make_payloads, parse_target, run_load, summarize
+
+    port = free_port()  # nothing listens there
+    s = LoadSettings(requests=8, concurrency=4, warmup=0, retries=3, backoff_s=0.01)
+    t0 = time.perf_counter()
+    data = run_load(parse_target(f"127.0.0.1:{port}"), make_payloads(load_images([]), "image", 1), s)
+    out = summarize(data)
+    assert out["errors"]["connection"]["refused"] == 8 and out["summary"]["failed"] == 8
+    assert out["retries"] == {"total": 24, "by_reason": {"refused": 24}, "requests_retried": 8, "recovered": 0}
+    assert all(x.attempts == 4 for x in data.samples)
+    assert time.perf_counter() - t0 < 10
+
+
+class _Resetter:
+    """Accepts connections and resets them (SO_LINGER 0 → RST) without answering."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            try:
+                conn.recv(65536)
+            except OSError:
+                pass
+            conn.close()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+def test_connection_resets_are_counted(tmp_path):
+    from platforms.load import LoadSettings, load_images, make_payloads, parse_target, run_load, summarize
+
+    resetter = _Resetter()
+    try:
+        s = LoadSettings(requests=10, concurrency=2, warmup=0, retries=1, backoff_s=0.005)
+        data = run_load(parse_target(f"127.0.0.1:{resetter.port}"), make_payloads(load_images([]), "image", 1), s)
+    finally:
+        resetter.close()
+    out = summarize(data)
+    assert out["errors"]["resets"] == 10 and out["summary"]["failed"] == 10
+    assert out["retries"]["by_reason"] == {"reset": 10}
+
+
+class _Flaky(BaseHTTPRequestHandler):
+    """Every other request: 503; the others a valid one-prediction answer."""
+    count = 0
+    lock = threading.Lock()
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with _Flaky.lock:
+            _Flaky.count += 1
+            fail = _Flaky.count % 2 == 1
+        body = b'{"error": "busy"}' if fail else b'{"predictions": [{"class": "0"}]}'
+        self.send_response(503 if fail else 200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_retries_that_recover_are_not_errors():
+    from platforms.load import LoadSettings, load_images, make_payloads, parse_target, run_load, summarize
+
+    _Flaky.count = 0
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        s = LoadSettings(requests=20, concurrency=1, warmup=0, retries=2, backoff_s=0.001)
+        data = run_load(parse_target(f"127.0.0.1:{httpd.server_address[1]}"), make_payloads(load_images([]), "image", 1), s)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    out = summarize(data)
+    assert out["summary"]["failed"] == 0 and out["errors"]["by_status"] == {}
+    assert out["retries"] == {"total": 20, "by_reason": {"503": 20}, "requests_retried": 20, "recovered": 20}
+
+
+def test_load_is_logged_to_mlflow_with_every_sample(sagemaker, tmp_path):
+    proc, report = load_json(f"127.0.0.1:{sagemaker.port}", "-n", "40", "--warmup", "2", "--image-digest",
+                             "sha256:abc", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.get_run(report["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["platbench.kind"] == "load" and run.data.tags["platbench.platform"] == "local"
+    assert run.data.tags["platbench.image_digest"] == "sha256:abc"
+    assert run.data.metrics["load_latency_p50_ms"] == pytest.approx(report["summary"]["latency_ms"]["p50"])
+    assert run.data.metrics["load_error_rate"] == 0 and run.data.params["concurrency"] == "10"
+    local = client.download_artifacts(run.info.run_id, "load.json", str(tmp_path))
+    assert len(json.loads(open(local).read())["samples"]["latency_ms"]) == 40
+
+
+def test_sigterm_during_load_exits_cleanly(tmp_path, model):
+    """SIGTERM while 10 clients are sending: requests in flight are answered, new connections are
+    refused, the server exits 0, and the load tool reports the failures instead of crashing."""
+    from platforms.load import LoadSettings, load_images, make_payloads, parse_target, run_load, summarize
+
+    server = start_server("sagemaker", model, tmp_path / "srv")
+    s = LoadSettings(requests=3000, concurrency=10, warmup=0, retries=0, timeout_s=20)
+    done = {}
+    sent = threading.Event()
+
+    def progress(sample):
+        if not sent.is_set() and sample.start_s > 0.5:
+            sent.set()
+
+    def work():
+        done["data"] = run_load(parse_target(f"127.0.0.1:{server.port}"), make_payloads(load_images([]), "image", 1),
+                                s, progress=progress)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    assert sent.wait(60), "load never got going"
+    t0 = time.monotonic()
+    rc = server.stop(timeout=40)
+    assert rc == 0, server.output()
+    assert time.monotonic() - t0 < 30
+    thread.join(60)
+    assert not thread.is_alive()
+    out = summarize(done["data"])
+    assert out["summary"]["ok"] > 0
+    assert out["errors"]["by_status"] == {}  # no 5xx: in-flight requests were finished, not dropped
+    assert out["summary"]["failed"] == sum(out["errors"]["connection"].values())
+    assert "Shutting down" in server.output() and "stopped" in server.output()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["ftp://x"], "not an http(s) URL"),
+    (["127.0.0.1:1", "--format", "xml"], "--format must be image or json"),
+    (["127.0.0.1:1", "--batch", "2"], "--batch needs --format json"),
+    (["127.0.0.1:1", "-n", "0"], "--requests must be at least 1"),
+    (["127.0.0.1:1", "--max-error-rate", "2"], "--max-error-rate is a fraction"),
+    (["sagemaker:"], "needs an endpoint name"),
+])
+def test_bad_input_is_a_one_line_error(tmp_path, args, words):
+    proc = platbench("load", *args, "--no-track", cwd=tmp_path, timeout=60)
+    assert_one_line_error(proc)
+    assert words in proc.stderr and proc.returncode == 2
