@@ -54,11 +54,11 @@ class Recorder:
 
     # ------------------------------------------------------------------------------------ the walk
     def run(self, only_step: int | None = None) -> Record:
-        record = self._open()
         numbers = [st.number for st in self.steps]
+        if only_step is not None and only_step not in numbers:
+            raise UserError(f"--step {only_step}: Scenario.md has steps {numbers[0]}–{numbers[-1]}")
+        record = self._open()
         if only_step is not None:
-            if only_step not in numbers:
-                raise UserError(f"--step {only_step}: Scenario.md has steps {numbers[0]}–{numbers[-1]}")
             todo = [st for st in self.steps if st.number == only_step]
         else:
             todo = [st for st in self.steps if st.number not in record.scenario_steps_done]
