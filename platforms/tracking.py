@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +25,9 @@ class Tag:
     GIT_COMMIT = "platbench.git_commit"
     IMAGE_DIGEST = "platbench.image_digest"
     JOB_ID = "platbench.job_id"
-    STATUS = "platbench.status"            # finished | preempted | failed | killed
+    STATUS = "platbench.status"            # finished | preempted | failed | killed | lost
+    HOST = "platbench.host"                # where the launching process ran …
+    PID = "platbench.pid"                  # … and its pid: a RUNNING run whose process is gone is "lost"
     RESULTS_SCHEMA = "platbench.results_schema"
     DEVICE = "platbench.device"
     GPU = "platbench.gpu"
@@ -183,7 +186,7 @@ def tracked_run(run_name: str, params: dict, tags: dict) -> Iterator[TrackedRun]
     run = c.create_run(experiment_id(c), run_name=run_name)
     tr = TrackedRun(c, run.info.run_id)
     tr.params(params)
-    tr.tags({Tag.GIT_COMMIT: code_commit(), **tags})
+    tr.tags({Tag.GIT_COMMIT: code_commit(), Tag.HOST: socket.gethostname(), Tag.PID: os.getpid(), **tags})
     try:
         yield tr
     except KeyboardInterrupt:
@@ -196,12 +199,39 @@ def tracked_run(run_name: str, params: dict, tags: dict) -> Iterator[TrackedRun]
         raise
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reconcile_lost(c, runs: list) -> list:
+    """A process killed outright (SIGKILL, power loss) cannot end its run. A RUNNING run launched from
+    this host whose process no longer exists is marked FAILED with status "lost"."""
+    host = socket.gethostname()
+    fixed = []
+    for run in runs:
+        t = run.data.tags
+        if (run.info.status == "RUNNING" and t.get(Tag.HOST) == host and t.get(Tag.PID, "").isdigit()
+                and not _process_alive(int(t[Tag.PID]))):
+            c.set_tag(run.info.run_id, Tag.STATUS, "lost")
+            c.set_terminated(run.info.run_id, status="FAILED")
+            run = c.get_run(run.info.run_id)
+        fixed.append(run)
+    return fixed
+
+
 def list_runs(max_results: int = 50) -> list:
     c = client()
     exp = c.get_experiment_by_name(EXPERIMENT)
     if exp is None:
         return []
-    return c.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=max_results)
+    runs = c.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=max_results)
+    return reconcile_lost(c, runs)
 
 
 def run_summary(run) -> dict:

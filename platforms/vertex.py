@@ -412,7 +412,12 @@ class VertexPlatform(Platform):
         phases: dict[str, float] = {}
         timeline = d.get("stateTimeline") or sorted(handle.seen.items(), key=lambda kv: kv[1])
         if timeline:  # observed state changes (exact in local mode, polling resolution otherwise)
-            points = [(s, _ts(t)) for s, t in timeline] + [("end", ended or datetime.now(timezone.utc))]
+            points = [(s, _ts(t)) for s, t in timeline]
+            if created and points[0][0] != "JOB_STATE_QUEUED":
+                points.insert(0, ("JOB_STATE_QUEUED", created))  # queued from createTime until seen moving
+            if started and not d.get("stateTimeline"):  # startTime: "first entered JOB_STATE_RUNNING"
+                points = [(s, started if s == "JOB_STATE_RUNNING" else t) for s, t in points]
+            points += [("end", ended or datetime.now(timezone.utc))]
             for (s, a), (_, b) in zip(points, points[1:]):
                 if s in PHASES and a and b:
                     phases[PHASES[s]] = phases.get(PHASES[s], 0.0) + max(0.0, (b - a).total_seconds())

@@ -98,6 +98,14 @@ def cache_dir() -> Path:
 
 def dataset_files(root: Path) -> tuple[Path, str, list[Path]]:
     """Exactly the files the trainer reads (and fingerprints), with the folder their paths start from."""
+    base, fmt, items = _dataset_items(root)
+    return base, fmt, [Path(p) for _, p in items]
+
+
+def _dataset_items(root: Path) -> tuple[Path, str, list[tuple[str, str]]]:
+    """(relative path, absolute path) of every file the trainer reads, in its order. The folder layout is
+    listed with os.scandir (no pathlib per file: 60,000 files in a fraction of a second) by the trainer's
+    own rules (trainer/data/layout.py), which are asked for the error message when something is off."""
     from trainer.data import layout
     from trainer.errors import DataError
 
@@ -108,11 +116,32 @@ def dataset_files(root: Path) -> tuple[Path, str, list[Path]]:
             missing = [n for n in layout.CIFAR_FILES if not (base / n).is_file()]
             if missing:
                 raise DataError(f"CIFAR-10 batches in {base} are incomplete: missing {', '.join(missing)}")
-            return base, fmt, [base / n for n in layout.CIFAR_FILES]
-        ds = layout.scan_folder(root)
-    except DataError as exc:
+            return base, fmt, [(n, str(base / n)) for n in layout.CIFAR_FILES]
+        items: list[tuple[str, str]] = []
+        classes = {}
+        for split in ("train", "test"):
+            split_dir = os.path.join(root, split)
+            with os.scandir(split_dir) as it:
+                classes[split] = sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
+        if not classes["train"] or classes["train"] != classes["test"]:
+            layout.scan_folder(root)  # raises the trainer's own message
+        for split in ("train", "test"):
+            for name in classes[split]:
+                d = os.path.join(root, split, name)
+                with os.scandir(d) as it:
+                    files = sorted(e.name for e in it if e.is_file() and os.path.splitext(e.name)[1].lower()
+                                   in layout.IMAGE_SUFFIXES)
+                if not files:
+                    layout.scan_folder(root)
+                items += [(f"{split}/{name}/{f}", os.path.join(d, f)) for f in files]
+    except (DataError, FileNotFoundError, NotADirectoryError) as exc:
+        if not isinstance(exc, DataError):
+            try:
+                layout.scan_folder(root)
+            except DataError as inner:
+                exc = inner
         raise UserError(str(exc)) from None
-    return root, fmt, ds.train.files + ds.test.files
+    return Path(root), fmt, items
 
 
 class _HashCache:
@@ -159,12 +188,14 @@ def fingerprint(entries: list[FileEntry]) -> str:
 def scan(root: Path, workers: int = 4) -> Scan:
     t0 = time.perf_counter()
     root = Path(root)
-    base, fmt, files = dataset_files(root)
+    base, fmt, items = _dataset_items(root)
     cache = _HashCache(base)
-    stats = [(p, p.relative_to(base).as_posix(), p.stat()) for p in files]
     entries: dict[str, FileEntry] = {}
     misses = []
-    for path, rel, st in stats:
+    order = []
+    for rel, path in items:
+        st = os.stat(path)
+        order.append(rel)
         digest = cache.get(rel, st)
         if digest is None:
             misses.append((path, rel, st))
@@ -173,14 +204,15 @@ def scan(root: Path, workers: int = 4) -> Scan:
 
     def hash_one(item):
         path, rel, st = item
-        return rel, st, hashlib.sha256(path.read_bytes()).hexdigest()
+        with open(path, "rb") as f:
+            return rel, st, hashlib.sha256(f.read()).hexdigest()
 
     with ThreadPoolExecutor(workers) as pool:
         for rel, st, digest in pool.map(hash_one, misses):
             entries[rel] = FileEntry(rel, st.st_size, digest)
             cache.put(rel, st, digest)
     cache.save()
-    ordered = [entries[rel] for _, rel, _ in stats]
+    ordered = [entries[rel] for rel in order]
     return Scan(base, fmt, root.resolve().name, ordered, fingerprint(ordered), time.perf_counter() - t0, len(misses))
 
 

@@ -1,0 +1,289 @@
+"""The Vertex AI launcher: the CustomJob it sends (checked against the API's own message types), checks
+before upload, the full local-mode flow against the Cloud Storage emulator on 127.0.0.1, and the
+JobService calls (create / get / cancel) over the SDK's REST transport against a small CustomJob server
+on 127.0.0.1 written here. Vertex has no official emulator: that server follows the REST reference's
+resource shape and JobState sequence, nothing more (no scheduling, no container is run)."""
+from __future__ import annotations
+
+import json
+import re
+import threading
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from conftest import write_folder_dataset
+from conftest_clouds import gcs, gcs_server, new_bucket_name  # noqa: F401 (fixtures)
+
+from platforms import launch, tracking
+from platforms.base import Job
+from platforms.errors import UserError
+from platforms.progress import JobProgress
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return write_folder_dataset(tmp_path_factory.mktemp("vx") / "colors", train_per_class=24, test_per_class=8)
+
+
+@pytest.fixture
+def bucket(gcs):
+    from google.cloud import storage
+
+    name = new_bucket_name()
+    storage.Client(project="test").create_bucket(name)
+    return name
+
+
+def blobs(bucket: str) -> list[str]:
+    from google.cloud import storage
+
+    return [b.name for b in storage.Client(project="test").list_blobs(bucket)]
+
+
+def run(job: Job, settings: dict, progress=None):
+    return launch.launch("vertex", job, settings, progress or JobProgress(enabled=False))
+
+
+class FakeJobService(ThreadingHTTPServer):
+    """customJobs.create / get / cancel, REST JSON; each GET moves a job one JobState further."""
+
+    daemon_threads = True
+    STATES = ["JOB_STATE_QUEUED", "JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"]
+
+    def __init__(self):
+        self.jobs: dict[str, dict] = {}
+        self.created: list[dict] = []
+        self.cancelled: list[str] = []
+        super().__init__(("127.0.0.1", 0), _JobHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _JobHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _reply(self, obj, status=200):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):
+        srv: FakeJobService = self.server  # type: ignore[assignment]
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        path = self.path.split("?")[0]
+        m = re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+)/customJobs", path)
+        if m:
+            srv.created.append(body)
+            name = f"{m.group(1)}/customJobs/{len(srv.jobs) + 1}"
+            now = datetime.now(timezone.utc)
+            job = {**body, "name": name, "state": "JOB_STATE_QUEUED", "_i": 0, "_t0": now.timestamp(),
+                   "createTime": (now - timedelta(seconds=100)).isoformat().replace("+00:00", "Z")}
+            srv.jobs[name] = job
+            return self._reply({k: v for k, v in job.items() if not k.startswith("_")})
+        m = re.fullmatch(r"/v1/(projects/.+/customJobs/\d+):cancel", path)
+        if m and m.group(1) in srv.jobs:
+            srv.cancelled.append(m.group(1))
+            srv.jobs[m.group(1)]["state"] = "JOB_STATE_CANCELLED"
+            return self._reply({})
+        self._reply({"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}, 404)
+
+    def do_GET(self):
+        srv: FakeJobService = self.server  # type: ignore[assignment]
+        name = self.path.split("?")[0][len("/v1/"):]
+        job = srv.jobs.get(name)
+        if job is None:
+            return self._reply({"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}, 404)
+        if job["state"] in FakeJobService.STATES[:-1] and not job.get("_hold"):
+            job["_i"] += 1
+            job["state"] = FakeJobService.STATES[job["_i"]]
+            stamp = lambda s: (datetime.fromtimestamp(job["_t0"], timezone.utc) - timedelta(seconds=s)  # noqa: E731
+                               ).isoformat().replace("+00:00", "Z")
+            if job["state"] == "JOB_STATE_RUNNING":
+                job["startTime"] = stamp(60)
+            if job["state"] == "JOB_STATE_SUCCEEDED":
+                job["endTime"] = stamp(0)
+        self._reply({k: v for k, v in job.items() if not k.startswith("_")})
+
+
+@pytest.fixture
+def job_service():
+    srv = FakeJobService()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_custom_job_is_a_valid_vertex_message(dataset, tmp_path):
+    from google.cloud import aiplatform_v1
+
+    from platforms.vertex import VertexPlatform
+
+    p = VertexPlatform({"project": "p", "bucket": "bkt", "image_uri": "us-docker.pkg.dev/p/r/platbench@sha256:"
+                        + "b" * 64, "machine_type": "g2-standard-8", "accelerator_type": "NVIDIA_L4", "spot": "true",
+                        "max_run": "5400", "service_account": "trainer@p.iam.gserviceaccount.com"})
+    spec = p.custom_job(Job(data=dataset, out=tmp_path, epochs=2), "pb-1", "gs://bkt/platbench/datasets/f/"
+                        "platbench-manifest.json", "colors")
+    msg = aiplatform_v1.CustomJob.from_json(json.dumps(spec))  # unknown fields or wrong types raise here
+    pool = msg.job_spec.worker_pool_specs[0]
+    assert pool.machine_spec.machine_type == "g2-standard-8"
+    assert pool.machine_spec.accelerator_type == aiplatform_v1.AcceleratorType.NVIDIA_L4
+    assert pool.machine_spec.accelerator_count == 1 and pool.replica_count == 1
+    assert list(pool.container_spec.args)[:3] == ["train", "--dataset-name", "colors"]
+    assert "--epochs" in pool.container_spec.args
+    env = {e.name: e.value for e in pool.container_spec.env}
+    assert env["PLATBENCH_DATA"].startswith("gs://bkt/") and env["PLATBENCH_IMAGE_DIGEST"] == "sha256:" + "b" * 64
+    assert msg.job_spec.base_output_directory.output_uri_prefix == "gs://bkt/platbench/jobs/pb-1"
+    assert msg.job_spec.scheduling.strategy == aiplatform_v1.Scheduling.Strategy.SPOT
+    assert msg.job_spec.scheduling.timeout.total_seconds() == 5400
+    assert msg.job_spec.service_account == "trainer@p.iam.gserviceaccount.com"
+    assert json.loads(aiplatform_v1.CustomJob.to_json(msg, use_integers_for_enums=False))["jobSpec"][
+        "workerPoolSpecs"][0]["machineSpec"]["acceleratorType"] == "NVIDIA_L4"
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"machine_type": "n1-standard-8", "accelerator_type": "NVIDIA_L4"}, "NVIDIA_L4 cannot be attached to n1-standard-8"),
+    ({"accelerator_type": "NVIDIA_GTX_1080"}, "unknown accelerator type 'NVIDIA_GTX_1080'"),
+    ({"machine_type": "huge-box"}, "unknown machine type 'huge-box'"),
+    ({"region": "moon-central1"}, "unknown region 'moon-central1'"),
+    ({"bucket": None}, "no bucket"),
+    ({"bucket": "missing-bucket-zz"}, "bucket 'missing-bucket-zz' does not exist"),
+    ({"project": None}, "no project"),
+    ({"image_uri": None}, "no image"),
+    ({"replica_count": "3"}, "replica_count"),
+])
+def test_bad_settings_fail_before_anything_is_uploaded(dataset, tmp_path, monkeypatch, bucket, job_service,
+                                                       settings, message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
+    base = {"project": "p", "bucket": bucket, "image_uri": "us-docker.pkg.dev/p/r/platbench:1",
+            "api_endpoint": job_service.url}
+    base.update(settings)
+    with pytest.raises(UserError, match=re.escape(message)):
+        run(Job(data=dataset, out=tmp_path / "o"), {k: v for k, v in base.items() if v is not None})
+    assert blobs(bucket) == [] and job_service.created == []
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_missing_credentials_are_reported_before_anything_is_uploaded(dataset, tmp_path, monkeypatch, bucket):
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "none.json"))
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")  # no metadata-server probe off this machine
+    with pytest.raises(UserError, match="no Google Cloud credentials found"):
+        run(Job(data=dataset, out=tmp_path / "o"), {"project": "p", "bucket": bucket, "image_uri": "img"})
+    assert blobs(bucket) == []
+
+
+def test_dry_run_prints_gcloud_commands_and_creates_nothing(dataset, tmp_path, bucket, job_service):
+    text = launch.plan_text("vertex", Job(data=dataset, out=tmp_path / "o"), {
+        "project": "p", "bucket": bucket, "image_uri": "img", "api_endpoint": job_service.url})
+    for needle in ("gcloud ai custom-jobs create", "gcloud ai custom-jobs describe", "gcloud ai custom-jobs cancel",
+                   "gcloud storage cp SHARD.tar", "NVIDIA_TESLA_T4"):
+        assert needle in text, needle
+    job_spec = json.loads(re.search(r"# job\.yaml: (\{.*\})", text).group(1))
+    from google.cloud import aiplatform_v1
+
+    aiplatform_v1.CustomJobSpec.from_json(json.dumps(job_spec))
+    assert blobs(bucket) == [] and job_service.created == []
+
+
+def test_local_mode_end_to_end(dataset, tmp_path, monkeypatch, bucket):
+    monkeypatch.chdir(tmp_path)
+    job = Job(data=dataset, out=tmp_path / "out", epochs=1)
+    outcome, run_id = run(job, {"bucket": bucket, "local": "true", "job_name": "pb-vx-1", "accelerator_type": "none"})
+    assert outcome.status == "finished", outcome.message
+    names = blobs(bucket)
+    base = "platbench/jobs/pb-vx-1/"
+    assert {base + "output/results.json", base + "output/metrics.jsonl", base + "output/train.log",
+            base + "model/model.pt", base + "model/model.json"} <= set(names)
+    assert any(n.startswith(base + "checkpoints/") for n in names)  # AIP_CHECKPOINT_DIR through /gcs
+    assert (job.out / "results.json").is_file() and (job.out / "model" / "model.pt").is_file()
+    c = tracking.client()
+    r = c.get_run(run_id)
+    m, t = r.data.metrics, r.data.tags
+    assert r.info.status == "FINISHED"
+    for name in ("upload_s_per_mb", "download_s_per_mb", "phase_seconds_training", "phase_seconds_provisioning",
+                 "final_test_accuracy", "collect_mb"):
+        assert name in m, name
+    assert m["phase_seconds_training"] > 0
+    assert t[tracking.Tag.PLATFORM] == "vertex" and t[tracking.Tag.LOCAL_MODE] == "true"
+    assert t[tracking.Tag.INSTANCE_TYPE] == "n1-standard-8" and t[tracking.Tag.DATASET] == "colors"
+    assert t["platbench.vertex.state"] == "JOB_STATE_SUCCEEDED"
+
+
+def test_naive_staging_runs_the_same_job(dataset, tmp_path, monkeypatch, bucket):
+    monkeypatch.chdir(tmp_path)
+    outcome, run_id = run(Job(data=dataset, out=tmp_path / "out", epochs=1),
+                          {"bucket": bucket, "local": "true", "staging": "naive", "job_name": "pb-vx-naive"})
+    assert outcome.status == "finished", outcome.message
+    files = len(list(dataset.rglob("*.png")))
+    assert tracking.client().get_run(run_id).data.metrics["upload_objects_sent"] == files
+    assert tracking.client().get_run(run_id).data.tags[tracking.Tag.STAGING] == "naive"
+
+
+def test_cloud_mode_job_calls_over_rest(dataset, tmp_path, monkeypatch, bucket, job_service):
+    monkeypatch.chdir(tmp_path)
+    settings = {"project": "p", "bucket": bucket, "image_uri": "us-docker.pkg.dev/p/r/platbench:1",
+                "api_endpoint": job_service.url, "poll_seconds": "0.05", "job_name": "pb-vx-cloud"}
+    with pytest.raises(UserError, match="finished but wrote no results.json"):
+        run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings)
+    (created,) = job_service.created
+    assert created["displayName"] == "pb-vx-cloud"
+    pool = created["jobSpec"]["workerPoolSpecs"][0]
+    from google.cloud import aiplatform_v1
+
+    machine = pool["machineSpec"]  # the REST transport sends enums as numbers (enum-encoding=int)
+    assert machine["machineType"] == "n1-standard-8" and machine["acceleratorCount"] == 1
+    assert aiplatform_v1.AcceleratorType(machine["acceleratorType"]).name == "NVIDIA_TESLA_T4"
+    assert pool["containerSpec"]["imageUri"] == "us-docker.pkg.dev/p/r/platbench:1"
+    env = {e["name"]: e["value"] for e in pool["containerSpec"]["env"]}
+    assert env["PLATBENCH_DATA"] == f"gs://{bucket}/platbench/datasets/" + \
+        tracking.client().search_runs([tracking.experiment_id(tracking.client())])[0].data.tags[
+            "platbench.dataset_fingerprint"] + "/platbench-manifest.json"
+    assert job_service.cancelled == []  # it ended by itself: nothing to cancel
+
+
+def test_cloud_mode_phases_and_list_price_cost(dataset, tmp_path, monkeypatch, bucket, job_service):
+    """The states seen while polling and the job's own times become phase seconds; cost = running time × price."""
+    from platforms.vertex import VertexPlatform
+
+    monkeypatch.chdir(tmp_path)
+    p = VertexPlatform({"project": "p", "bucket": bucket, "image_uri": "img", "api_endpoint": job_service.url,
+                        "poll_seconds": "0.01"})
+    job = Job(data=dataset, out=tmp_path / "out", epochs=1)
+    p.check(job)
+    p.stage(job)
+    handle = p.submit(job, {})
+    outcome = p.wait(handle, JobProgress(enabled=False))
+    assert outcome.status == "finished"
+    assert set(outcome.phases) >= {"queued", "provisioning", "training"}
+    assert outcome.list_estimate_usd == pytest.approx(60 * (0.437 + 0.4025) / 3600)
+    assert outcome.cost_usd == outcome.list_estimate_usd and outcome.billed_seconds is None
+
+
+def test_ctrl_c_while_waiting_cancels_the_job(dataset, tmp_path, monkeypatch, bucket, job_service):
+    monkeypatch.chdir(tmp_path)
+
+    class CtrlC(JobProgress):
+        def phase(self, name):
+            super().phase(name)
+            if name == "provisioning":
+                raise KeyboardInterrupt
+
+    settings = {"project": "p", "bucket": bucket, "image_uri": "img", "api_endpoint": job_service.url,
+                "poll_seconds": "0.05"}
+    with pytest.raises(KeyboardInterrupt):
+        run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings, CtrlC(enabled=False))
+    assert job_service.cancelled == ["projects/p/locations/us-central1/customJobs/1"]
+    c = tracking.client()
+    assert c.search_runs([tracking.experiment_id(c)])[0].info.status == "KILLED"
