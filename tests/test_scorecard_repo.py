@@ -1,0 +1,36 @@
+"""The project's own scorecard files: scoring.yaml and scenarios/*.yaml are valid, and Scenario.md is
+in sync with them (`platbench scenario render` would change nothing)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from platforms.scorecard import loader
+from platforms.scorecard.cli import rendered
+from platforms.scorecard.loader import Project, load_project
+from platforms.scorecard.scenario import load_steps
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_rubric_and_records_are_valid():
+    rubric, records = load_project(Project(REPO))
+    assert len(rubric.criteria) == 6
+    known = loader.registered_platforms()
+    for path, record in records:
+        assert record.platform in known
+        assert path.name == f"{record.platform}.yaml"
+
+
+def test_scenario_md_has_the_ten_steps():
+    rubric, _ = load_project(Project(REPO))
+    steps = load_steps(REPO / "Scenario.md", "Scenario.md", rubric.ids)
+    assert [s.title for s in steps] == [
+        "Register and set up the environment", "Upload the dataset", "Upload the code / image", "Train",
+        "Watch logs and debug a running job remotely", "Look at predictions", "Retrain with one change",
+        "Share the run with an engineer", "Share results with a non-engineer", "Share the dataset and the environment"]
+    assert {s.criterion for s in steps} == set(rubric.ids)  # every criterion is exercised by some step
+
+
+def test_scenario_md_is_in_sync_with_scenarios():
+    current, regenerated = rendered(Project(REPO))
+    assert current == regenerated, "Scenario.md is out of date: run `platbench scenario render`"
