@@ -124,3 +124,19 @@ def test_dry_run_creates_nothing(color_data, tmp_path):
     proc = platbench("launch", "local", "--data", str(color_data), "--dry-run", cwd=tmp_path)
     assert proc.returncode == 0 and "python -m trainer train" in proc.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_whose_process_died_is_reconciled_as_lost(color_data, tmp_path):
+    proc = subprocess.Popen([str(VENV_BIN / "platbench"), "launch", "local", "--data", str(color_data), "--epochs",
+                             "200", "--hp", "batch_size=8", "--out", "runs/x"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ckpt = tmp_path / "runs/x/checkpoints/last.ckpt"
+    deadline = time.time() + 240
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL: nothing in the process can end its MLflow run
+    proc.communicate(timeout=60)
+    rows = json.loads(platbench("runs", "--json", cwd=tmp_path).stdout)
+    assert rows[0]["status"] == "FAILED"
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert client.get_run(rows[0]["run_id"]).data.tags["platbench.status"] == "lost"
