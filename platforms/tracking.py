@@ -9,8 +9,9 @@ import os
 import socket
 import subprocess
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 EXPERIMENT = "platbench"
 DB_FILE = "mlflow.db"
@@ -36,6 +37,10 @@ class Tag:
     LOCAL_MODE = "platbench.local_mode"      # true: the cloud launcher ran the job on this machine
     STAGING = "platbench.staging"            # sharded | naive
     PRICE_SOURCE = "platbench.price_source"  # the price table entries behind cost_usd
+    KIND = "platbench.kind"                  # load | batch_inference | sweep; absent on a training run
+    SWEEP = "platbench.sweep"                # the sweep's name, on its parent run and on every child
+    SWEEP_CELL = "platbench.sweep_cell"      # platform/model/pc<N>/seed<S>: the child's place in the matrix
+    PARENT_RUN = "mlflow.parentRunId"        # MLflow's own nesting tag (a sweep's children)
 
 
 # per-epoch metrics imported from metrics.jsonl (step = epoch)
@@ -178,15 +183,33 @@ class TrackedRun:
         self.client.set_terminated(self.run_id, status=status)
 
 
+_NESTING: ContextVar[tuple[Optional[str], dict]] = ContextVar("platbench_nesting", default=(None, {}))
+
+
 @contextmanager
-def tracked_run(run_name: str, params: dict, tags: dict) -> Iterator[TrackedRun]:
-    """Start a run; on an exception mark it FAILED (KILLED for Ctrl-C) before re-raising, so no run is
-    ever left RUNNING by a process that is still alive to say otherwise."""
+def nested_under(parent_run_id: str, tags: dict | None = None) -> Iterator[None]:
+    """Runs started inside this block (tracked_run, e.g. by launch()) become children of
+    `parent_run_id` and also carry `tags`: how a sweep's launches nest under the sweep's run."""
+    token = _NESTING.set((parent_run_id, dict(tags or {})))
+    try:
+        yield
+    finally:
+        _NESTING.reset(token)
+
+
+@contextmanager
+def tracked_run(run_name: str, params: dict, tags: dict, parent_run_id: Optional[str] = None) -> Iterator[TrackedRun]:
+    """Start a run (a child of `parent_run_id`, or of an enclosing nested_under, when given); on an
+    exception mark it FAILED (KILLED for Ctrl-C) before re-raising, so no run is ever left RUNNING by a
+    process that is still alive to say otherwise."""
+    default_parent, extra_tags = _NESTING.get()
+    parent_run_id = parent_run_id or default_parent
     c = client()
     run = c.create_run(experiment_id(c), run_name=run_name)
     tr = TrackedRun(c, run.info.run_id)
     tr.params(params)
-    tr.tags({Tag.GIT_COMMIT: code_commit(), Tag.HOST: socket.gethostname(), Tag.PID: os.getpid(), **tags})
+    tr.tags({Tag.GIT_COMMIT: code_commit(), Tag.HOST: socket.gethostname(), Tag.PID: os.getpid(), **extra_tags,
+             **tags, **({Tag.PARENT_RUN: parent_run_id} if parent_run_id else {})})
     try:
         yield tr
     except KeyboardInterrupt:
