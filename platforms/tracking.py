@@ -77,13 +77,15 @@ def _is_embedded() -> bool:
 
 
 def client():
-    """An MlflowClient on the resolved store, with the platbench experiment created if needed."""
+    """An MlflowClient on the resolved store."""
     import logging
 
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     from mlflow.tracking import MlflowClient
 
+    # after the import: mlflow configures its own logger when imported; its INFO lines about creating
+    # database tables are noise in a CLI
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     return MlflowClient(tracking_uri=tracking_uri())
 
 
