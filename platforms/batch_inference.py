@@ -137,13 +137,16 @@ def run_local(folder: Path, model_dir: Path, batch_size: int = 256, device: str 
     return report, rows
 
 
-def run_endpoint(folder: Path, endpoint: str, concurrency: int = 4, fmt: str = "image", batch: int = 1,
+def run_endpoint(folder: Path, endpoint: Optional[str], concurrency: int = 4, fmt: str = "image", batch: int = 1,
                  timeout_s: float = 60.0, retries: int = 2, limit: Optional[int] = None,
-                 settings: dict[str, str] | None = None) -> tuple[BatchReport, list[dict]]:
-    """Through an endpoint: every file sent once (or `batch` per JSON request) by `concurrency` clients."""
+                 settings: dict[str, str] | None = None, target=None,
+                 transport_factory=None) -> tuple[BatchReport, list[dict]]:
+    """Through an endpoint: every file sent once (or `batch` per JSON request) by `concurrency` clients.
+    `endpoint` is parsed like `platbench load`'s TARGET; `target` + `transport_factory(concurrency,
+    timeout_s)` instead let a deployment (platforms/endpoints.py) hand in its own SDK transport."""
     from platforms.load import LoadSettings, _Runner, make_transport
 
-    target = parse_target(endpoint)
+    target = target or parse_target(endpoint)
     files = image_files([folder], limit)
     start = time.perf_counter()
     images = [(f.read_bytes(), CONTENT_TYPES[f.suffix.lower()]) for f in files]
@@ -153,7 +156,8 @@ def run_endpoint(folder: Path, endpoint: str, concurrency: int = 4, fmt: str = "
     s = LoadSettings(requests=len(payloads), concurrency=concurrency, warmup=0, timeout_s=timeout_s, retries=retries)
 
     async def main():
-        transport = make_transport(target, concurrency, timeout_s, None, settings)
+        transport = (transport_factory(concurrency, timeout_s) if transport_factory
+                     else make_transport(target, concurrency, timeout_s, None, settings))
         runner = _Runner(transport, payloads, s)
         runner.replies = {}
         try:

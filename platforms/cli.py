@@ -185,6 +185,76 @@ def predict(
                              as_json, track, set_)
 
 
+@app.command()
+def endpoint(
+    platform: str = typer.Argument(..., help="sagemaker | vertex"),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="the trainer's model directory (model.pt + model.json)"),
+    set_: list[str] = typer.Option([], "--set", help="endpoint setting KEY=VALUE (region, bucket, role, image_uri, instance_type, …)"),
+    requests: int = typer.Option(1000, "--requests", "-n", help="measured requests through the SDK"),
+    concurrency: int = typer.Option(10, "--concurrency", "-c"),
+    warmup: int = typer.Option(20, "--warmup"),
+    data: list[Path] = typer.Option([], "--data", help="images to send (default: synthetic 32×32 PNGs)"),
+    fmt: str = typer.Option("image", "--format", help="image | json"),
+    batch: int = typer.Option(1, "--batch", help="images per request with --format json"),
+    batch_dir: Optional[Path] = typer.Option(None, "--batch-dir", help="also run batch inference over this folder"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan, equivalent commands and cost; create nothing"),
+    as_json: bool = typer.Option(False, "--json"),
+    track: bool = typer.Option(True, "--track/--no-track", help="log the run to MLflow"),
+) -> None:
+    """Deploy the model to a cloud endpoint, load-test it through the SDK, and always delete it."""
+    from platforms import endpoints
+
+    endpoints.cli_main(platform, model_dir, set_, requests, concurrency, warmup, data, fmt, batch, batch_dir,
+                       dry_run, as_json, track, _console())
+
+
+@app.command()
+def sweep(
+    data: Path = typer.Option(..., "--data", help="dataset folder, the same for every cell"),
+    platform: list[str] = typer.Option([], "--platform", "-p", help="platforms (repeat or comma list; default local)"),
+    model: list[str] = typer.Option([], "--model", "-m", help="model presets (repeat or comma list; default small)"),
+    per_class: list[str] = typer.Option([], "--per-class", help="training images per class (comma list; 'all' = every "
+                                                                  "image; default 5,20,80,320,1280)"),
+    seeds: list[str] = typer.Option([], "--seeds", help="seeds (comma list; default 0,1,2)"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="default: each preset's"),
+    target_accuracy: Optional[float] = typer.Option(None, "--target-accuracy", min=0.0, max=1.0,
+                                                    help="record seconds (and cost) to reach this test accuracy"),
+    hp: list[str] = typer.Option([], "--hp", help="trainer hyperparameter KEY=VALUE for every cell"),
+    set_: list[str] = typer.Option([], "--set", help="platform setting PLATFORM:KEY=VALUE"),
+    concurrency: list[str] = typer.Option([], "--concurrency", "-c",
+                                          help="N jobs at once in all (default 4) and/or PLATFORM=N; local defaults to 1 "
+                                               "(one device: concurrent runs would distort each other's timings)"),
+    name: Optional[str] = typer.Option(None, "--name", help="sweep name (default: a hash of its definition, so the "
+                                                              "same command resumes the same sweep)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="outputs per cell (default runs/sweeps/NAME)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list the cells and what would happen to each; run nothing"),
+    as_json: bool = typer.Option(False, "--json", help="print the cells' outcomes as JSON"),
+) -> None:
+    """Run a matrix: platforms × models × images per class × seeds, under one MLflow parent run.
+
+    Resumable: run the same command again to skip finished cells, re-attach to running ones and launch the rest."""
+    from platforms import sweep as sweep_mod
+
+    code = sweep_mod.cli_main(data, platform, model, per_class, seeds, epochs, target_accuracy, hp, set_, concurrency,
+                              name, out, dry_run, as_json, _console())
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def report(
+    out: Path = typer.Option(Path("report"), "--out", help="folder for report.md, index.html and figures/"),
+    sweep: list[str] = typer.Option([], "--sweep", help="only the runs of these sweeps (default: every run)"),
+    root: Optional[Path] = typer.Option(None, "--root", help="project root with scoring.yaml and scenarios/ "
+                                                               "(default: found from here)"),
+    alpha: float = typer.Option(0.05, "--alpha", min=0.0001, max=0.5, help="significance level of the tests"),
+) -> None:
+    """Render the comparison (report.md + a self-contained, offline index.html) from the MLflow runs."""
+    from platforms.report import cli_main as report_main
+
+    report_main(out, sweep, root, alpha, _console())
+
+
 def _console(stdout: bool = False):
     from rich.console import Console
 

@@ -19,7 +19,9 @@ SageMaker AI, bring-your-own inference container
     needs LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true for SageMaker to set it.
   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html
   - InvokeEndpoint's Body is at most 6 MB (6291456 bytes): the default --max-bytes.
-  - CustomAttributes arrive as the X-Amzn-SageMaker-Custom-Attributes header; `top_k=N` there is honoured.
+  - CustomAttributes arrive as the X-Amzn-SageMaker-Custom-Attributes header (`top_k=N` there is honoured),
+    and the same response header is the one InvokeEndpoint returns to the caller: it carries model=,
+    classes=, image_digest= and batch= (images in the forward pass that served the request).
 
 Vertex AI, custom prediction container
   https://cloud.google.com/vertex-ai/docs/predictions/custom-container-requirements
@@ -420,6 +422,8 @@ class ServerState:
                                              f"dataset={str(card.get('dataset_fingerprint', ''))[:16]}"}
         if settings.image_digest:
             self.headers["x-platbench-image-digest"] = settings.image_digest
+        self.custom_attributes = f"model={card['preset']},classes={card['num_classes']}" + (
+            f",image_digest={settings.image_digest}" if settings.image_digest else "")
 
 
 def _load_in_background(state: ServerState, loop: asyncio.AbstractEventLoop) -> None:
@@ -513,8 +517,10 @@ def build_app(state: ServerState):
         except ImageError as exc:
             prefix = "" if str(exc).startswith("instance ") else "request body: "
             return error(400, f"{prefix}{exc}; send a PNG or JPEG image")
+        # SageMaker hands only this header of the container's back to InvokeEndpoint's caller (as CustomAttributes)
         return JSONResponse({"predictions": predictions},
-                            headers={**state.headers, "x-platbench-batch": str(batch)})
+                            headers={**state.headers, "x-platbench-batch": str(batch),
+                                     "x-amzn-sagemaker-custom-attributes": f"{state.custom_attributes},batch={batch}"})
 
     routes = [Route(p, health, methods=["GET"]) for p in s.health_routes]
     routes += [Route(p, predict, methods=["POST"]) for p in s.predict_routes]
