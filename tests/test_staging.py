@@ -65,7 +65,7 @@ def test_sharded_upload_skips_what_is_there_and_round_trips(cloud, dataset, tmp_
 
     got = staging.download_staged(first, store, tmp_path / "channel")
     assert got["download_s_per_mb"] > 0
-    from trainer.environment import materialize
+    from trainer.data.staged import materialize
 
     unpacked = materialize(tmp_path / "channel", {"PLATBENCH_UNPACK_DIR": str(tmp_path / "unpack")})
     assert layout.fingerprint(unpacked) == first.fingerprint
@@ -133,7 +133,7 @@ def test_naive_upload_is_one_object_per_file(aws, dataset, tmp_path):
 
 
 def test_corrupted_shard_is_refused_on_the_other_side(aws, dataset, tmp_path):
-    from trainer.environment import materialize
+    from trainer.data.staged import materialize
     from trainer.errors import DataError
 
     store = s3_store()

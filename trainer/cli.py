@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from trainer import environment
+from trainer.data.staged import materialize
 from trainer.errors import ConfigError, DataError
 
 HYPERPARAMETER_FLAGS = {  # flag → (type, Hyperparameters field)
@@ -71,6 +72,7 @@ def config_from_args(argv: list[str], env=None):
     data = ns.data or place.data_dir
     if data is None:
         raise ConfigError("no dataset: pass --data DIR (or run on a platform that provides a data channel)")
+    data = materialize(Path(data), env)
     out = ns.out or place.output_dir
     model_dir = ns.model_dir or (out / "model" if ns.out else place.model_dir)
     checkpoint_dir = ns.checkpoint_dir or (out / "checkpoints" if ns.out else place.checkpoint_dir)

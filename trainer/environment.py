@@ -5,18 +5,11 @@ Explicit CLI flags always win; then the platform's own channel; then local defau
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
-import shutil
-import tarfile
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
-
-from trainer.errors import DataError
 
 # SageMaker, bring-your-own training container: SageMaker runs `docker run IMAGE train`, mounts /opt/ml
 # (input/config/hyperparameters.json with every value a string, input/data/<channel>/, model/,
@@ -95,51 +88,6 @@ def gcs_to_fuse(uri: str, env: Mapping[str, str] | None = None) -> Path:
     return Path(uri)
 
 
-# A dataset staged by platbench (platforms/storage/staging.py) arrives as a manifest plus content-addressed
-# tar shards: <root>/datasets/<fingerprint>/platbench-manifest.json and <root>/shards/<sha256>.tar. The data
-# channel (or PLATBENCH_DATA on Vertex) points at them; they are unpacked once into a local folder, each
-# shard checked against its SHA-256 first. Any other folder is used as it is.
-STAGED_MANIFEST = "platbench-manifest.json"
-
-
-def _staged_manifest(path: Path) -> Path | None:
-    if path.is_file() and path.name == STAGED_MANIFEST:
-        return path
-    if (path / STAGED_MANIFEST).is_file():
-        return path / STAGED_MANIFEST
-    found = sorted(path.glob(f"datasets/*/{STAGED_MANIFEST}")) if path.is_dir() else []
-    return found[0] if len(found) == 1 else None
-
-
-def materialize(path: Path, env: Mapping[str, str] | None = None) -> Path:
-    """The folder to train on: `path` itself, or the unpacked shards when `path` holds a staged manifest."""
-    env = os.environ if env is None else env
-    manifest_path = _staged_manifest(Path(path))
-    if manifest_path is None:
-        return Path(path)
-    manifest = json.loads(manifest_path.read_text())
-    root = manifest_path.parent.parent.parent if manifest_path.parent.parent.name == "datasets" else manifest_path.parent
-    dest = Path(env.get("PLATBENCH_UNPACK_DIR") or tempfile.gettempdir()) / "platbench-data" / manifest["fingerprint"]
-    if (dest / ".complete").is_file():
-        return dest
-    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for shard in manifest["shards"]:
-        data = (root / shard["key"]).read_bytes()
-        if hashlib.sha256(data).hexdigest() != shard["sha256"]:
-            raise DataError(f"staged shard {shard['key']} is corrupted (SHA-256 mismatch)")
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(tmp, filter="data")
-            else:  # Python before 3.11.4: members are platbench's own (relative paths, regular files)
-                tar.extractall(tmp)
-    (tmp / ".complete").write_text(manifest["fingerprint"])
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
-    return dest
-
-
 def _sagemaker(env: Mapping[str, str], root: Path) -> Placement:
     hp_file = root / "input/config/hyperparameters.json"
     hps: dict[str, str] = {}
@@ -149,7 +97,7 @@ def _sagemaker(env: Mapping[str, str], root: Path) -> Placement:
     channel = env.get("SM_CHANNEL_TRAINING") or str(root / "input/data/training")
     return Placement(
         platform="sagemaker",
-        data_dir=materialize(Path(channel), env),
+        data_dir=Path(channel),
         output_dir=Path(env.get("SM_OUTPUT_DATA_DIR", root / "output/data")),
         model_dir=Path(env.get("SM_MODEL_DIR", root / "model")),
         checkpoint_dir=root / "checkpoints",
@@ -164,7 +112,7 @@ def _vertex(env: Mapping[str, str]) -> Placement:
     data = env.get("PLATBENCH_DATA") or env.get("AIP_TRAINING_DATA_URI")
     return Placement(
         platform="vertex",
-        data_dir=materialize(gcs_to_fuse(data, env), env) if data else None,
+        data_dir=gcs_to_fuse(data, env) if data else None,
         # Vertex has no separate output channel: results live beside the model, under the base output dir.
         output_dir=model_dir.parent / "output" if env.get("AIP_MODEL_DIR") else Path("output"),
         model_dir=model_dir,

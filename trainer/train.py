@@ -9,11 +9,10 @@ import logging
 import os
 import platform as _platform
 import statistics
-import sys
 import time
 import uuid
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional

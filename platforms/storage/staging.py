@@ -10,7 +10,7 @@ The dataset fingerprint is the trainer's own (trainer/data/layout.py: SHA-256 ov
 path and content hash), computed from a local cache of file hashes keyed by (size, mtime), so a second,
 unchanged upload is a stat of each file and one HEAD request. An interrupted upload resumes: finished
 shards are found by key, and a half-sent shard continues from its last part (S3 multipart). The other
-side unpacks the shards and checks each one's SHA-256 (trainer/environment.py, `materialize`), and the
+side unpacks the shards and checks each one's SHA-256 (trainer/data/staged.py, `materialize`), and the
 trainer reports the fingerprint of what it read, which the launcher compares with the staged one.
 
 **naive**: one object per file under `<prefix>/naive/<dataset name>/`, the way `aws s3 sync` / `gsutil cp -r`
