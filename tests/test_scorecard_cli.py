@@ -223,7 +223,7 @@ def test_render_writes_the_generated_part_and_is_idempotent(root):
     text = md.read_text()
     assert text.startswith(head)  # the hand-written part is untouched
     assert "<!-- platbench:record local (from scenarios/local.yaml) -->" in text
-    assert "### local: Local, first run" in text
+    assert "### local\n\n**Local, first run**" in text
     assert "| **local** | 3 | 2 | 2 (override; rubric: 3) |" in text
     assert "**Override:** Logs are only on this machine." in text
     assert "#### Step 2. Upload the dataset" in text

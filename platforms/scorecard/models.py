@@ -6,6 +6,7 @@
     recorded_by: Jane Doe
     recorded_on: 2026-11-24
     versions: {platbench: "0.1.0", python: "3.11.7"}   # optional; quote version numbers
+    notes: optional, about the recording as a whole (the machine, caveats)
     scenario_steps_done: [1, 2, 3]        # optional; the recorder's bookmark (Scenario.md steps finished)
     steps:
       - scenario_step: 1                  # optional; which Scenario.md step this was part of
@@ -44,7 +45,7 @@ OUTCOMES = ("done", "workaround", "blocked")
 Outcome = Literal["done", "workaround", "blocked"]
 
 # The order fields are written in, by the recorder and by `dump_record`.
-RECORD_FIELDS = ("platform", "title", "recorded_by", "recorded_on", "versions", "scenario_steps_done",
+RECORD_FIELDS = ("platform", "title", "recorded_by", "recorded_on", "versions", "notes", "scenario_steps_done",
                  "steps", "overrides", "evidence")
 STEP_FIELDS = ("scenario_step", "criterion", "action", "how", "minutes", "outcome", "docs", "notes")
 
@@ -106,6 +107,7 @@ class Record(_Strict):
     recorded_by: Text
     recorded_on: dt.date
     versions: dict[str, Text] = Field(default_factory=dict)
+    notes: Text | None = None  # about the recording as a whole: the machine, caveats
     scenario_steps_done: list[Annotated[int, Field(strict=True, ge=1)]] = Field(default_factory=list)
     steps: list[Step] = Field(default_factory=list)
     overrides: list[Override] = Field(default_factory=list)

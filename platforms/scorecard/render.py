@@ -41,11 +41,13 @@ def _link(url: str) -> str:
 def platform_section(rubric: Rubric, record: Record, source: str, steps: Sequence[ScenarioStep]) -> str:
     card = score(rubric, record)
     out = [f"<!-- platbench:record {record.platform} (from {source}) -->",
-           f"### {record.platform}: {_inline(record.title)}", ""]
+           f"### {record.platform}", "", f"**{_inline(record.title)}**", ""]
     meta = f"Recorded by {_inline(record.recorded_by)} on {record.recorded_on.isoformat()}"
     if record.versions:
         meta += "; versions: " + ", ".join(f"{k} {v}" for k, v in record.versions.items())
     out += [meta + f". Source: `{source}`.", ""]
+    if record.notes:
+        out += [f"Notes: {_inline(record.notes)}", ""]
 
     out += ["| Criterion | Rating | Why (the rule that fired) | Evidence |", "|---|:-:|---|---|"]
     for s in card.scores:
