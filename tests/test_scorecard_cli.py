@@ -260,3 +260,17 @@ def test_render_markers(root):
     md.write_text(hand + "<!-- platbench:generated:end -->\n<!-- platbench:generated:begin -->\n")
     code, _, err = cli("scenario", "render")
     assert code == 2 and f"Scenario.md:{n}: generated section: the end marker comes before the begin marker" in err
+
+
+def test_render_keeps_odd_text_readable(root):
+    text = LOCAL + "evidence:\n  - {link: https://example.org/shot.png, caption: the job page}\n"
+    text = text.replace("steps:\n", "steps:\n  - criterion: environment\n    action: Built `it`\n    how: |\n"
+                                   "      docker build -t x .\n      echo ```done```\n    minutes: 1\n    outcome: done\n", 1)
+    (root / "scenarios" / "local.yaml").write_text(text)
+    assert cli("scenario", "render")[0] == 0
+    text = (root / "Scenario.md").read_text()
+    assert "- **Built `it`** (environment; done; 1 min)\n  - How:\n\n    ````\n    docker build -t x .\n" \
+           "    echo ```done```\n    ````" in text
+    assert "#### Other steps" in text
+    assert "#### Evidence\n\n- <https://example.org/shot.png>: the job page" in text
+    assert cli("scenario", "render", "--check")[0] == 0

@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 from platforms.scorecard import table
 from platforms.scorecard.models import Record
-from platforms.scorecard.rubric import NOT_RATED, Rubric
+from platforms.scorecard.rubric import Rubric
 from platforms.scorecard.scenario import GENERATED_BEGIN, GENERATED_END, ScenarioStep, split
 from platforms.scorecard.scoring import score
 
@@ -89,7 +89,10 @@ def _actions(actions) -> list[str]:
     for _i, s in actions:
         out.append(f"- **{_inline(s.action)}** ({s.criterion}; {s.outcome}; {_minutes(s.minutes)})")
         if "\n" in s.how.strip():
-            out += ["  - How:", "", "    ```"] + ["    " + ln for ln in s.how.strip().splitlines()] + ["    ```"]
+            fence = "```"
+            while fence in s.how:
+                fence += "`"
+            out += ["  - How:", "", "    " + fence] + ["    " + ln for ln in s.how.strip().splitlines()] + ["    " + fence]
         else:
             out.append(f"  - How: {_code(s.how)}")
         if s.docs:
