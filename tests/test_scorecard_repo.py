@@ -34,3 +34,17 @@ def test_scenario_md_has_the_ten_steps():
 def test_scenario_md_is_in_sync_with_scenarios():
     current, regenerated = rendered(Project(REPO))
     assert current == regenerated, "Scenario.md is out of date: run `platbench scenario render`"
+
+
+def test_scorecard_package_stays_light():
+    """On the CLI's start path: registering the sub-app loads no scorecard internals, and the whole
+    package needs only pydantic, PyYAML, typer and rich (no torch, no MLflow)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, platforms.scorecard.cli; assert 'platforms.scorecard.models' not in sys.modules; "
+            "import platforms.scorecard.recorder, platforms.scorecard.render, platforms.scorecard.cli as c; "
+            "c.rendered; bad = [m for m in ('torch', 'mlflow', 'lightning', 'numpy') if m in sys.modules]; "
+            "assert not bad, bad")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
