@@ -1,0 +1,173 @@
+"""What the report is made of: every run in the MLflow store (platforms.tracking's names), read once.
+
+Nothing here computes a figure; it only sorts runs into kinds and reads the figures they logged, so a
+number in the report can always be traced to a run id, a metric name and that run's provenance tags."""
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from platforms import tracking
+from platforms.tracking import Tag
+
+TRAINING = "training"
+
+
+@dataclass
+class Run:
+    run_id: str
+    name: str
+    status: str                      # MLflow: FINISHED | FAILED | KILLED | RUNNING
+    outcome: str                     # platbench.status tag (finished | failed | killed | preempted | lost) or MLflow's
+    kind: str                        # training | load | batch_inference | sweep | …
+    start_time: Optional[int]
+    tags: dict
+    params: dict
+    metrics: dict
+
+    @property
+    def platform(self) -> str:
+        return self.tags.get(Tag.PLATFORM) or "?"
+
+    @property
+    def model(self) -> str:
+        return self.tags.get(Tag.MODEL) or self.params.get("model") or "?"
+
+    @property
+    def per_class(self) -> Optional[int]:
+        value = self.params.get("per_class")
+        try:
+            return int(value) if value not in (None, "", "None") else None
+        except ValueError:
+            return None
+
+    @property
+    def seed(self) -> Optional[int]:
+        try:
+            return int(self.params["seed"])
+        except (KeyError, ValueError):
+            return None
+
+    @property
+    def target_accuracy(self) -> Optional[float]:
+        try:
+            return float(self.params["target_accuracy"])
+        except (KeyError, ValueError):
+            return None
+
+    @property
+    def fingerprint(self) -> Optional[str]:
+        return self.tags.get(Tag.DATASET_FINGERPRINT)
+
+    @property
+    def image_digest(self) -> Optional[str]:
+        return self.tags.get(Tag.IMAGE_DIGEST)
+
+    @property
+    def commit(self) -> Optional[str]:
+        return self.tags.get(Tag.GIT_COMMIT)
+
+    @property
+    def sweep(self) -> Optional[str]:
+        return self.tags.get(Tag.SWEEP)
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "FINISHED" and self.outcome == "finished"
+
+    def m(self, name: str) -> Optional[float]:
+        value = self.metrics.get(name)
+        return None if value is None or value != value else float(value)  # NaN → None
+
+
+@dataclass
+class Store:
+    uri: str
+    training: list[Run] = field(default_factory=list)      # finished: the runs behind the figures
+    unfinished: list[Run] = field(default_factory=list)    # failed / killed / preempted / lost / running
+    load: list[Run] = field(default_factory=list)
+    batch: list[Run] = field(default_factory=list)
+    sweeps: list[Run] = field(default_factory=list)
+    sweep_filter: list[str] = field(default_factory=list)
+    latency_samples: dict[str, list[float]] = field(default_factory=dict)  # load run id → ok latencies (ms)
+    latency_missing: dict[str, str] = field(default_factory=dict)          # load run id → why no samples
+
+    def by_id(self) -> dict[str, Run]:
+        return {r.run_id: r for r in self.training + self.unfinished + self.load + self.batch + self.sweeps}
+
+
+def _to_run(r) -> Run:
+    tags = dict(r.data.tags)
+    kind = tags.get(Tag.KIND) or TRAINING
+    outcome = tags.get(Tag.STATUS) or r.info.status.lower()
+    return Run(r.info.run_id, r.info.run_name or "", r.info.status, outcome, kind, r.info.start_time, tags,
+               dict(r.data.params), dict(r.data.metrics))
+
+
+def gather(sweeps: list[str] | None = None, latency: bool = True) -> Store:
+    """Every run of the platbench experiment. With `sweeps`, training runs are only those of the named
+    sweeps (their parent runs too); load and batch-inference runs are always all included."""
+    c = tracking.client()
+    store = Store(tracking.tracking_uri(), sweep_filter=list(sweeps or []))
+    exp = c.get_experiment_by_name(tracking.EXPERIMENT)
+    if exp is None:
+        return store
+    raw, token = [], None
+    while True:
+        page = c.search_runs([exp.experiment_id], max_results=1000, page_token=token,
+                             order_by=["attributes.start_time ASC"])
+        raw += list(page)
+        token = page.token
+        if not token:
+            break
+    raw = tracking.reconcile_lost(c, raw)
+    wanted = set(sweeps or [])
+    for r in map(_to_run, raw):
+        if r.kind == "sweep":
+            if not wanted or r.sweep in wanted:
+                store.sweeps.append(r)
+        elif r.kind == "load":
+            store.load.append(r)
+        elif r.kind == "batch_inference":
+            store.batch.append(r)
+        elif r.kind == TRAINING:
+            if wanted and r.sweep not in wanted:
+                continue
+            (store.training if r.finished else store.unfinished).append(r)
+    if wanted:
+        missing = wanted - {r.sweep for r in store.sweeps}
+        if missing:
+            from platforms.errors import UserError
+
+            raise UserError(f"no sweep named {', '.join(sorted(missing))} in {store.uri}")
+    if latency:
+        for r in store.load:
+            _latency(c, r, store)
+    return store
+
+
+def _latency(c, run: Run, store: Store) -> None:
+    """The load tool's every-sample report (artifact load.json): latencies of the requests that succeeded."""
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        names = {a.path for a in c.list_artifacts(run.run_id)}
+        if "load.json" not in names:
+            store.latency_missing[run.run_id] = "no load.json artifact"
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(c.download_artifacts(run.run_id, "load.json", tmp))
+            doc = json.loads(path.read_text())
+        samples = doc.get("samples") or {}
+        lat, err = samples.get("latency_ms") or [], samples.get("error") or []
+        ok = [float(x) for i, x in enumerate(lat) if (err[i] if i < len(err) else None) is None]
+        if ok:
+            store.latency_samples[run.run_id] = ok
+        else:
+            store.latency_missing[run.run_id] = "no successful request in load.json"
+    except Exception as exc:  # noqa: BLE001 - one unreadable artifact must not sink the report; it is named
+        store.latency_missing[run.run_id] = f"load.json unreadable: {type(exc).__name__}"

@@ -1,0 +1,625 @@
+"""The report's sections, computed once from the MLflow runs and rendered twice (report.md, index.html)
+from the same objects, so both say the same numbers.
+
+Metric names are the ones the launchers log (platforms/tracking.py RESULT_METRICS, platforms/launch.py,
+platforms/storage/staging.py, platforms/load.py, platforms/batch_inference.py); a section whose figures
+no run has logged says so in one line and shows nothing made up."""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from platforms.report import figures, stats
+from platforms.report.data import Run, Store
+from platforms.report.stats import pm
+from platforms.tracking import Tag
+
+# number formats: one per kind of figure, the same in every table of both renderings
+ACC, SEC, IPS, SPM, MS, USD, PRICE = "{:.4f}", "{:.2f}", "{:.1f}", "{:.4f}", "{:.2f}", "{:.4f}", "{:.4f}"
+
+# time split by phase: (label, metrics summed). "train" falls back to the trainer's own wall time
+# (seconds_total: data + training + evaluation) on platforms that report no phases (local).
+PHASES: list[tuple[str, tuple[str, ...]]] = [
+    ("upload", ("upload_seconds",)),
+    ("queue/provisioning", ("phase_seconds_queued", "phase_seconds_provisioning")),
+    ("image pull", ("phase_seconds_image_pull",)),
+    ("data download", ("phase_seconds_downloading",)),
+    ("train", ("phase_seconds_training",)),
+    ("collect", ("phase_seconds_uploading", "collect_seconds")),
+]
+TRAIN_FALLBACK = "seconds_total"
+WALL = "seconds_wall"
+OTHER = "other"
+
+TRANSFER = [  # (metric, label, which runs)
+    ("upload_s_per_mb", "upload s/MB (staging the dataset)", "training"),
+    ("download_s_per_mb", "download s/MB (the job reading it)", "training"),
+    ("batch_seconds_per_mb", "batch inference s/MB", "batch"),
+]
+# A managed endpoint's price per hour, logged on the load run that measured it.
+ENDPOINT_PRICE_METRIC = "endpoint_usd_per_hour"
+HOURS = {"hour": 1, "day": 24, "month": 730, "year": 8760}  # month = 8760 / 12 h, the cloud billing convention
+PRICE_ITEM = re.compile(r"(\S+) ([0-9]+(?:\.[0-9]+)?)/h ×(\d+)")
+
+
+# ------------------------------------------------------------------------------------------------ blocks
+@dataclass
+class Para:
+    text: str
+    kind: str = "p"          # p | empty (no data yet) | verdict (a statistical finding) | note
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    rows: list[list[str]]
+    run_ids: list[list[str]] = field(default_factory=list)  # per row: the runs behind it
+    caption: str = ""
+    id: str = ""
+
+
+@dataclass
+class Figure:
+    id: str
+    title: str
+    svg: str
+    caption: str
+    runs: list[Run]
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [r.run_id for r in self.runs]
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    blocks: list = field(default_factory=list)
+
+    def add(self, block) -> None:
+        self.blocks.append(block)
+
+
+def short(value: Optional[str], n: int = 12) -> str:
+    if not value:
+        return "–"
+    return value if len(value) <= n else value[:n]
+
+
+def short_commit(value: Optional[str]) -> str:
+    """12 hex digits, keeping the "-dirty" mark (uncommitted changes) that tracking.code_commit adds."""
+    if not value:
+        return "–"
+    head, dirty = (value[:-6], "-dirty") if value.endswith("-dirty") else (value, "")
+    return head[:12] + dirty
+
+
+def fmt(value: Optional[float], f: str) -> str:
+    return "–" if value is None else f.format(value)
+
+
+def pc_text(n: Optional[int]) -> str:
+    return "all" if n is None else str(n)
+
+
+def provenance_text(runs: Sequence[Run]) -> str:
+    """The dataset fingerprints, image digests and code commits behind a figure or table."""
+    def distinct(get: Callable[[Run], Optional[str]], none: str) -> str:
+        values = sorted({get(r) or "" for r in runs})
+        return ", ".join(f"`{short(v)}`" if v else none for v in values)
+
+    return (f"dataset fingerprint {distinct(lambda r: r.fingerprint, 'none recorded')}; "
+            f"image digest {distinct(lambda r: r.image_digest, 'none (not run from an image)')}; "
+            "code commit " + ", ".join(f"`{short_commit(v)}`" if v else "none recorded"
+                                       for v in sorted({r.commit or "" for r in runs})))
+
+
+def price_per_hour(run: Run) -> Optional[float]:
+    """The quote the launcher priced the run with (tag platbench.price_source: 'SKU P/h ×N (…)' per item)."""
+    text = run.tags.get(Tag.PRICE_SOURCE) or ""
+    items = PRICE_ITEM.findall(text)
+    if not items:
+        return None
+    return sum(float(p) * int(n) for _, p, n in items)
+
+
+# ------------------------------------------------------------------------------------------------ builder
+class Report:
+    def __init__(self, store: Store, alpha: float = 0.05, root: Optional[Path] = None):
+        self.store, self.alpha, self.root = store, alpha, root
+        platforms = _ordered({r.platform for r in store.training + store.unfinished + store.load + store.batch})
+        models = sorted({r.model for r in store.training + store.unfinished})
+        self.platforms = platforms
+        self.style = figures.Style(platforms, models)
+        self.generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        self.sections: list[Section] = []
+        self.cited: dict[str, Run] = {}
+
+    def cite(self, runs: Sequence[Run]) -> list[Run]:
+        for r in runs:
+            self.cited[r.run_id] = r
+        return list(runs)
+
+    def build(self) -> list[Section]:
+        self.sections = [self.summary(), self.time_accuracy(), self.ablation(), self.pareto(), self.phases(),
+                         self.transfer(), self.latency(), self.cost(), self.usability(), self.runs(), self.method()]
+        return self.sections
+
+    # -------------------------------------------------------------------------------------------- groups
+    def groups(self, runs: Sequence[Run]) -> dict[tuple, list[Run]]:
+        out: dict[tuple, list[Run]] = defaultdict(list)
+        for r in runs:
+            out[(r.platform, r.model, r.per_class)].append(r)
+        order = {p: i for i, p in enumerate(self.platforms)}
+        return dict(sorted(out.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1],
+                                                        kv[0][2] is None, kv[0][2] or 0)))
+
+    # -------------------------------------------------------------------------------------------- sections
+    def summary(self) -> Section:
+        s = Section("summary", "What this report covers")
+        st = self.store
+        plats = ", ".join(self.platforms) or "none"
+        s.add(Para(f"Generated {self.generated} from the MLflow store `{st.uri}`: {len(st.training)} finished "
+                   f"training run(s), {len(st.unfinished)} not finished (failed, killed, preempted, lost or still "
+                   f"running; listed under *Runs*, left out of every figure), {len(st.load)} load run(s), "
+                   f"{len(st.batch)} batch-inference run(s). Platforms: {plats}."))
+        if st.sweep_filter:
+            s.add(Para("Training runs limited to the sweep(s) " + ", ".join(f"`{n}`" for n in st.sweep_filter)
+                       + "; load and batch-inference runs are all included.", "note"))
+        if st.sweeps:
+            rows, ids = [], []
+            for r in st.sweeps:
+                m = r.metrics
+                rows.append([f"`{r.sweep}`", f"`{r.run_id}`", r.outcome, r.tags.get("platbench.sweep_matrix", "–"),
+                             fmt(m.get("sweep_cells"), "{:.0f}"), fmt(m.get("sweep_finished"), "{:.0f}")])
+                ids.append([r.run_id])
+            s.add(Table(["Sweep", "Parent run", "Status", "Matrix", "Cells", "Finished (last session)"], rows, ids,
+                        id="sweeps"))
+        s.add(Para("Every figure names the MLflow runs behind it and their dataset fingerprint, image digest "
+                   "and code commit; the *Runs* section lists each run with all three. Numbers are mean ± std "
+                   "(sample standard deviation) wherever a group has repeats, and a difference between platforms "
+                   f"is called only when the test in *Method* says so at α = {self.alpha}."))
+        return s
+
+    def time_accuracy(self) -> Section:
+        s = Section("time-accuracy", "Training time vs accuracy per platform")
+        runs = self.store.training
+        if not runs:
+            s.add(Para("No finished training runs yet: run `platbench launch PLATFORM` or `platbench sweep`.", "empty"))
+            return s
+        pts = [{"platform": r.platform, "model": r.model, "train_s": r.m("seconds_train"), "wall_s": r.m(WALL),
+                "accuracy": r.m("final_test_accuracy")} for r in runs if r.m("final_test_accuracy") is not None]
+        used = self.cite([r for r in runs if r.m("final_test_accuracy") is not None])
+        s.add(Figure("fig-time-accuracy", "Test accuracy against training time (log) and end-to-end time (log)",
+                     figures.time_vs_accuracy(pts, self.style),
+                     "One point per finished run. Left: the trainer's training seconds (evaluation excluded); right: "
+                     "from `platbench launch` starting to the results being in MLflow (upload, queue, image pull "
+                     "and collection included).", used))
+        rows, ids = [], []
+        for (p, model, pc), g in self.groups(runs).items():
+            acc = [r.m("final_test_accuracy") for r in g if r.m("final_test_accuracy") is not None]
+            tr = [r.m("seconds_train") for r in g if r.m("seconds_train") is not None]
+            wall = [r.m(WALL) for r in g if r.m(WALL) is not None]
+            targeted = [r for r in g if r.target_accuracy is not None]
+            reached = [r.m("seconds_to_target") for r in targeted if r.m("seconds_to_target") is not None]
+            tt = "–" if not targeted else (f"{pm(reached, SEC)} ({len(reached)}/{len(targeted)} reached)" if reached
+                                           else f"not reached (0/{len(targeted)})")
+            rows.append([p, model, pc_text(pc), str(len(g)), pm(acc, ACC), pm(tr, SEC), pm(wall, SEC), tt])
+            ids.append([r.run_id for r in g])
+        s.add(Table(["Platform", "Model", "Images/class", "Runs", "Test accuracy", "Train s", "End-to-end s",
+                     "Train s to target"], rows, ids, id="time-accuracy-table",
+                    caption="mean ± std over the runs of each group (seeds); a lone run shows its own value"))
+        self._between_platforms(s, runs, [("final_test_accuracy", "test accuracy"), ("seconds_train", "train seconds"),
+                                          (WALL, "end-to-end seconds")])
+        return s
+
+    def _between_platforms(self, s: Section, runs: Sequence[Run], metrics: list[tuple[str, str]]) -> None:
+        """Kruskal–Wallis + Dunn–Holm across platforms within each model × images-per-class group."""
+        by_cell: dict[tuple, dict[str, list[Run]]] = defaultdict(lambda: defaultdict(list))
+        for r in runs:
+            by_cell[(r.model, r.per_class)][r.platform].append(r)
+        rows, ids = [], []
+        for (model, pc), per_platform in sorted(by_cell.items(), key=lambda kv: (kv[0][0], kv[0][1] is None, kv[0][1] or 0)):
+            if len(per_platform) < 2:
+                continue
+            for metric, label in metrics:
+                groups = {p: [r.m(metric) for r in g if r.m(metric) is not None] for p, g in per_platform.items()}
+                cmp = stats.compare(f"{label}, {model}, {pc_text(pc)}/class", groups, self.alpha)
+                sizes = ", ".join(f"{p} {len(v)}" for p, v in groups.items())
+                rows.append([model, pc_text(pc), label, sizes, fmt(cmp.h, "{:.3f}"),
+                             stats.fmt_p(cmp.p) if cmp.p is not None else "–", cmp.finding()])
+                ids.append([r.run_id for g in per_platform.values() for r in g])
+        if rows:
+            s.add(Table(["Model", "Images/class", "Figure", "Runs", "H", "p", "Finding"], rows, ids, id="time-accuracy-tests",
+                        caption="between platforms: Kruskal–Wallis, then Dunn's test with Holm's adjustment"))
+        else:
+            s.add(Para("No model × images-per-class group has runs on two or more platforms yet, so no difference "
+                       "between platforms is tested or called here.", "note"))
+
+    def ablation(self) -> Section:
+        s = Section("ablation", "Accuracy vs images per class")
+        runs = [r for r in self.store.training if r.per_class is not None and r.m("final_test_accuracy") is not None]
+        if len({r.per_class for r in runs}) < 2:
+            s.add(Para("No runs at two or more images-per-class values yet: `platbench sweep --per-class 5,20,80,320,1280`.",
+                       "empty"))
+            return s
+        series, rows, ids = [], [], []
+        by_series: dict[tuple, dict[int, list[Run]]] = defaultdict(lambda: defaultdict(list))
+        for (p, model, pc), g in self.groups(runs).items():
+            by_series[(p, model)][pc] = g
+        for (p, model), points in by_series.items():
+            xs = sorted(points)
+            accs = [[r.m("final_test_accuracy") for r in points[x]] for x in xs]
+            ms = [stats.mean_std(a) for a in accs]
+            series.append({"platform": p, "model": model, "x": xs, "mean": [m for m, _ in ms], "std": [sd for _, sd in ms],
+                           "seeds": [(x, a) for x, al in zip(xs, accs) for a in al]})
+            for x, a in zip(xs, accs):
+                rows.append([p, model, str(x), str(len(a)), pm(a, ACC), ACC.format(min(a)), ACC.format(max(a))])
+                ids.append([r.run_id for r in points[x]])
+        s.add(Figure("fig-ablation", "Test accuracy against training images per class",
+                     figures.ablation(series, self.style),
+                     "Lines join the mean over seeds; the band is ± one standard deviation (drawn where a point has "
+                     "two or more seeds); small dots are the single runs.", self.cite(runs)))
+        s.add(Table(["Platform", "Model", "Images/class", "Seeds", "Test accuracy", "Min", "Max"], rows, ids,
+                    id="ablation-table"))
+        return s
+
+    def pareto(self) -> Section:
+        s = Section("pareto", "Accuracy × throughput pareto frontier")
+        runs = [r for r in self.store.training
+                if r.m("final_test_accuracy") is not None and r.m("throughput_images_per_s") is not None]
+        if not runs:
+            s.add(Para("No finished runs with accuracy and throughput yet.", "empty"))
+            return s
+        groups = self.groups(runs)
+        pts = []
+        for (p, model, pc), g in groups.items():
+            pts.append({"platform": p, "model": model, "per_class": pc, "runs": g,
+                        "accuracy": stats.mean_std([r.m("final_test_accuracy") for r in g])[0],
+                        "throughput": stats.mean_std([r.m("throughput_images_per_s") for r in g])[0]})
+        for pt, on in zip(pts, stats.pareto([(q["throughput"], q["accuracy"]) for q in pts])):
+            pt["frontier"] = on
+        s.add(Figure("fig-pareto", "Test accuracy against inference throughput, frontier marked",
+                     figures.pareto(pts, self.style),
+                     "One point per platform × model × images-per-class group (means over its runs). A point is on "
+                     "the frontier when no other group is at least as accurate and at least as fast, and better in "
+                     "one of the two. Throughput is the trainer's own timed pass over the test set.", self.cite(runs)))
+        front = [q for q in pts if q["frontier"]]
+        s.add(Para("On the frontier: " + "; ".join(
+            f"**{q['platform']} · {q['model']} · {pc_text(q['per_class'])}/class** "
+            f"(accuracy {ACC.format(q['accuracy'])}, {IPS.format(q['throughput'])} images/s)" for q in front) + "."))
+        rows, ids = [], []
+        for q in pts:
+            g = q["runs"]
+            rows.append([q["platform"], q["model"], pc_text(q["per_class"]), str(len(g)),
+                         pm([r.m("final_test_accuracy") for r in g], ACC),
+                         pm([r.m("throughput_images_per_s") for r in g], IPS),
+                         pm([r.m("latency_ms_per_image") for r in g if r.m("latency_ms_per_image") is not None], "{:.3f}"),
+                         "yes" if q["frontier"] else "no"])
+            ids.append([r.run_id for r in g])
+        s.add(Table(["Platform", "Model", "Images/class", "Runs", "Test accuracy", "Images/s", "ms/image", "Frontier"],
+                    rows, ids, id="pareto-table"))
+        return s
+
+    def phase_values(self, r: Run) -> dict[str, float]:
+        out = {}
+        for label, names in PHASES:
+            vals = [r.m(n) for n in names if r.m(n) is not None]
+            if vals:
+                out[label] = sum(vals)
+        if "train" not in out and r.m(TRAIN_FALLBACK) is not None:
+            out["train"] = r.m(TRAIN_FALLBACK)
+        if r.m(WALL) is not None:
+            rest = r.m(WALL) - sum(out.values())
+            if rest > 0:
+                out[OTHER] = rest
+        return out
+
+    def phases(self) -> Section:
+        s = Section("phases", "Time split by phase per platform")
+        runs = [r for r in self.store.training if r.m(WALL) is not None]
+        if not runs:
+            s.add(Para("No finished runs with an end-to-end time yet.", "empty"))
+            return s
+        names = [label for label, _ in PHASES] + [OTHER]
+        per: dict[str, list[dict[str, float]]] = defaultdict(list)
+        by_platform: dict[str, list[Run]] = defaultdict(list)
+        for r in runs:
+            per[r.platform].append(self.phase_values(r))
+            by_platform[r.platform].append(r)
+        plats = [p for p in self.platforms if p in per]
+        means = {p: {n: stats.mean_std([v[n] for v in per[p] if n in v])[0] for n in names
+                     if any(n in v for v in per[p])} for p in plats}
+        s.add(Figure("fig-phases", "Where the time goes, per platform", figures.phases(plats, names, means),
+                     "Mean seconds per phase over each platform's finished runs. upload: staging the dataset "
+                     "(`upload_seconds`); queue/provisioning, image pull, data download, train: the platform's own "
+                     "job phases (`phase_seconds_*`); train on a platform that reports no phases (local): the "
+                     "trainer process (`seconds_total`: data, training, evaluation); collect: writing and fetching "
+                     "outputs; other: the rest of the end-to-end time (`seconds_wall`).", self.cite(runs)))
+        rows, ids = [], []
+        for p in plats:
+            rows.append([p, str(len(per[p]))] + [pm([v[n] for v in per[p] if n in v], SEC) if any(n in v for v in per[p])
+                                                  else "–" for n in names]
+                        + [pm([r.m(WALL) for r in by_platform[p]], SEC)])
+            ids.append([r.run_id for r in by_platform[p]])
+        s.add(Table(["Platform", "Runs"] + [f"{n} s" for n in names] + ["End-to-end s"], rows, ids, id="phases-table",
+                    caption="– : the platform logged no such phase"))
+        return s
+
+    def transfer(self) -> Section:
+        s = Section("transfer", "Upload and download seconds per MB")
+        panels, rows, ids, cited, verdicts = [], [], [], [], []
+        pools = {"training": self.store.training + self.store.unfinished, "batch": self.store.batch}
+        for metric, label, pool in TRANSFER:
+            runs = [r for r in pools[pool] if r.m(metric) is not None]
+            if not runs:
+                continue
+            groups: dict[str, list[Run]] = defaultdict(list)
+            for r in runs:
+                groups[r.platform].append(r)
+            groups = {p: groups[p] for p in self.platforms if p in groups}
+            values = {p: [r.m(metric) for r in g] for p, g in groups.items()}
+            panels.append((label, values))
+            for p, g in groups.items():
+                v = values[p]
+                rows.append([label, p, str(len(v)), SPM.format(float(_median(v))), pm(v, SPM)])
+                ids.append([r.run_id for r in g])
+            cited += runs
+            verdicts.append(stats.compare(label, values, self.alpha))
+        if not panels:
+            s.add(Para("No runs with upload or download s/MB yet: the cloud launchers log them when they stage the "
+                       "dataset and when the job reads it (`platbench launch sagemaker|vertex`); batch inference logs "
+                       "its own (`platbench predict`). Local runs read the data in place and move nothing.", "empty"))
+            return s
+        s.add(Figure("fig-transfer", "Seconds per MB moved, per platform", figures.boxes(panels, self.style),
+                     "Box: quartiles and median; whiskers 1.5 × IQR; dots: the single runs. One observation per run "
+                     "(`upload_s_per_mb`, `download_s_per_mb`, `batch_seconds_per_mb`); includes runs that failed "
+                     "after their data moved.", self.cite(cited)))
+        s.add(Table(["Figure", "Platform", "Runs", "Median", "Mean ± std"], rows, ids, id="transfer-table"))
+        for cmp in verdicts:
+            s.add(Para(cmp.summary(), "verdict"))
+        return s
+
+    def latency(self) -> Section:
+        s = Section("latency", "Serving latency distributions")
+        st = self.store
+        if not st.load:
+            s.add(Para("No load runs yet: `platbench load TARGET` measures an endpoint and logs every request's "
+                       "latency to MLflow.", "empty"))
+            return s
+        with_samples = [r for r in st.load if r.run_id in st.latency_samples]
+        if with_samples:
+            groups: dict[str, list[float]] = defaultdict(list)
+            for r in with_samples:
+                groups[r.platform] += st.latency_samples[r.run_id]
+            groups = {p: groups[p] for p in self.platforms if p in groups}
+            s.add(Figure("fig-latency", "Request latency per platform (successful requests)",
+                         figures.boxes([("latency, ms (log scale)", groups)], self.style, log=True),
+                         "Every successful request of the platform's load runs (the `load.json` artifact), pooled "
+                         "per platform; failed requests are counted under errors, not drawn.", self.cite(with_samples)))
+            cmp = stats.compare("request latency (unit: one request)", groups, self.alpha)
+            s.add(Para(cmp.summary(), "verdict"))
+        rows, ids = [], []
+        for r in st.load:
+            rows.append([f"`{r.run_id}`", r.platform, r.model, fmt(r.m("load_ok"), "{:.0f}"),
+                         fmt(r.m("load_error_rate"), "{:.4f}"), fmt(r.m("load_latency_p50_ms"), MS),
+                         fmt(r.m("load_latency_p90_ms"), MS), fmt(r.m("load_latency_p99_ms"), MS),
+                         fmt(r.m("load_latency_mean_ms"), MS), fmt(r.m("load_requests_per_s"), IPS),
+                         str(len(st.latency_samples.get(r.run_id, []))) if r.run_id in st.latency_samples
+                         else st.latency_missing.get(r.run_id, "–")])
+            ids.append([r.run_id])
+        self.cite(st.load)
+        s.add(Table(["Run", "Platform", "Model", "OK", "Error rate", "p50 ms", "p90 ms", "p99 ms", "Mean ms", "Req/s",
+                     "Samples drawn"], rows, ids, id="latency-table"))
+        return s
+
+    def cost(self) -> Section:
+        s = Section("cost", "Cost")
+        pool = self.store.training + self.store.unfinished
+        billed = [r for r in pool if r.m("cost_usd") is not None or r.m("cost_list_estimate_usd") is not None]
+        if not billed:
+            s.add(Para("No runs with a cost yet: cloud launchers price each run from the price table "
+                       "(platforms/prices.yaml); local runs are not billed.", "empty"))
+        else:
+            rows, ids = [], []
+            for r in billed:
+                rows.append([f"`{r.run_id}`", r.platform, r.model, pc_text(r.per_class), str(r.seed),
+                             r.tags.get(Tag.INSTANCE_TYPE, "–"), r.outcome, fmt(r.m("billed_seconds"), SEC),
+                             fmt(r.m("cost_usd"), USD), fmt(r.m("cost_list_estimate_usd"), USD),
+                             fmt(price_per_hour(r), PRICE)])
+                ids.append([r.run_id])
+            s.add(Table(["Run", "Platform", "Model", "Images/class", "Seed", "Instance", "Status", "Billed s",
+                         "Billed USD", "List-price USD", "USD/h"], rows, ids, id="cost-runs",
+                        caption="billed: billed seconds × list price; list-price estimate: the run's time on the "
+                                "instance × the same price (platforms/pricing.py); USD/h: the quote in the run's "
+                                "`platbench.price_source` tag"))
+            grouped: dict[tuple, list[Run]] = defaultdict(list)
+            for r in billed:
+                grouped[(r.platform, r.model, r.tags.get(Tag.INSTANCE_TYPE, "–"))].append(r)
+            bars, rows, ids = [], [], []
+            for (p, model, inst), g in grouped.items():
+                b = [r.m("cost_usd") for r in g if r.m("cost_usd") is not None]
+                li = [r.m("cost_list_estimate_usd") for r in g if r.m("cost_list_estimate_usd") is not None]
+                rows.append([p, model, inst, str(len(g)), pm(b, USD) if b else "–", pm(li, USD) if li else "–"])
+                ids.append([r.run_id for r in g])
+                bars.append((f"{p} · {model} · {inst}", stats.mean_std(b) if b else None, stats.mean_std(li) if li else None))
+            s.add(Figure("fig-cost", "Cost per training run", figures.cost_bars(bars),
+                         "Mean ± std per platform × model × instance over its runs (all statuses: a failed run is "
+                         "billed too).", self.cite(billed)))
+            s.add(Table(["Platform", "Model", "Instance", "Runs", "Billed USD", "List-price USD"], rows, ids,
+                        id="cost-table"))
+        # to target accuracy
+        targeted = [r for r in self.store.training if r.target_accuracy is not None and price_per_hour(r) is not None]
+        if not targeted:
+            s.add(Para("No priced runs with a target accuracy yet (`--target-accuracy`), so no cost to target.", "empty"))
+        else:
+            rows, ids = [], []
+            for r in targeted:
+                t = r.m("seconds_to_target")
+                rows.append([f"`{r.run_id}`", r.platform, r.model, pc_text(r.per_class), ACC.format(r.target_accuracy),
+                             fmt(t, SEC) if t is not None else "not reached", fmt(price_per_hour(r), PRICE),
+                             USD.format(t * price_per_hour(r) / 3600) if t is not None else "–"])
+                ids.append([r.run_id])
+            self.cite(targeted)
+            agg, agg_ids = [], []
+            for (p, model, pc), g in self.groups(targeted).items():
+                for target in sorted({r.target_accuracy for r in g}):
+                    gt = [r for r in g if r.target_accuracy == target]
+                    usd = [r.m("seconds_to_target") * price_per_hour(r) / 3600 for r in gt
+                           if r.m("seconds_to_target") is not None]
+                    agg.append([p, model, pc_text(pc), ACC.format(target), f"{len(usd)}/{len(gt)}",
+                                pm(usd, USD) if usd else "not reached"])
+                    agg_ids.append([r.run_id for r in gt])
+            s.add(Table(["Platform", "Model", "Images/class", "Target", "Reached", "USD to target"], agg, agg_ids,
+                        id="cost-target-groups", caption="mean ± std over the runs that reached the target"))
+            s.add(Table(["Run", "Platform", "Model", "Images/class", "Target", "Train s to target", "USD/h",
+                         "USD to target"], rows, ids, id="cost-target",
+                        caption="USD to target = train seconds until test accuracy ≥ target × USD/h ÷ 3600 (training "
+                                "time only: provisioning and data are not included)"))
+        # endpoints
+        priced = [r for r in self.store.load if r.m(ENDPOINT_PRICE_METRIC) is not None]
+        if not priced:
+            s.add(Para(f"No endpoint runs with a price yet: a load run against a managed endpoint that logs "
+                       f"`{ENDPOINT_PRICE_METRIC}` is priced here per hour, day, month and year.", "empty"))
+        else:
+            rows, ids = [], []
+            for r in priced:
+                h = r.m(ENDPOINT_PRICE_METRIC)
+                rps = r.m("load_requests_per_s")
+                rows.append([f"`{r.run_id}`", r.platform, r.model, r.tags.get(Tag.INSTANCE_TYPE, "–")]
+                            + [("{:,.2f}" if k != "hour" else PRICE).format(h * n) for k, n in HOURS.items()]
+                            + [fmt(h / (rps * 3600) * 1e6 if rps else None, "{:,.2f}")])
+                ids.append([r.run_id])
+            self.cite(priced)
+            s.add(Table(["Run", "Platform", "Model", "Instance", "USD/hour", "USD/day", "USD/month", "USD/year",
+                         "USD per 1M requests (measured req/s)"], rows, ids, id="cost-endpoints",
+                        caption="an endpoint kept up around the clock; month = 730 h, year = 8,760 h"))
+        return s
+
+    def usability(self) -> Section:
+        s = Section("usability", "Usability (0–3) from the scenario scorecards")
+        try:
+            from platforms.errors import UserError
+            from platforms.scorecard import loader, table as table_mod
+            from platforms.scorecard.loader import Project
+
+            project = _project(self.root)
+            platforms = loader.registered_platforms()
+            rubric, records = loader.load_project(project, None, platforms)
+            rows_in = table_mod.build(rubric, records, platforms)
+        except UserError as exc:
+            s.add(Para(f"No usability table: {exc}.", "empty"))
+            return s
+        rows = []
+        for name, path, card in rows_in:
+            if card is None:
+                rows.append([name] + [table_mod.NOT_RECORDED] * len(rubric.criteria) + ["–"])
+            else:
+                rows.append([name] + [sc.cell() for sc in card.scores] + [card.total.cell()])
+        if not records:
+            s.add(Para("No scenario records yet (scenarios/<platform>.yaml): record one with "
+                       "`platbench scenario record PLATFORM`.", "empty"))
+        s.add(Table(["Platform"] + [c.header for c in rubric.criteria] + ["Total"], rows, [[] for _ in rows],
+                    id="usability-table",
+                    caption=f"from {project.display(project.scenarios_dir)}/ scored by "
+                            f"{project.display(project.rubric_path)} (`platbench scenario table`)"))
+        notes = [f"{name}, {sc.title}: override to {sc.override.rating} — {sc.override.reason}"
+                 for name, _, card in rows_in if card is not None for sc in card.scores if sc.override is not None]
+        for n in notes:
+            s.add(Para(n, "note"))
+        return s
+
+    def runs(self) -> Section:
+        s = Section("runs", "Runs: where every number comes from")
+        st = self.store
+        training = st.training + st.unfinished
+        if not training and not st.load and not st.batch:
+            s.add(Para(f"No runs in `{st.uri}` yet.", "empty"))
+            return s
+        rows, ids = [], []
+        for r in sorted(training, key=lambda r: r.start_time or 0):
+            rows.append([f"`{r.run_id}`", r.platform, r.model, pc_text(r.per_class), fmt(r.seed, "{}"), r.outcome,
+                         fmt(r.m("final_test_accuracy"), ACC), fmt(r.m("seconds_train"), SEC), fmt(r.m(WALL), SEC),
+                         fmt(r.m("throughput_images_per_s"), IPS), f"`{short(r.fingerprint)}`",
+                         f"`{short(r.image_digest, 19)}`" if r.image_digest else "–", f"`{short_commit(r.commit)}`",
+                         r.tags.get(Tag.SWEEP_CELL) and f"{r.sweep} {r.tags.get(Tag.SWEEP_CELL)}" or "–"])
+            ids.append([r.run_id])
+        s.add(Table(["Run", "Platform", "Model", "Images/class", "Seed", "Status", "Test accuracy", "Train s",
+                     "End-to-end s", "Images/s", "Dataset", "Image", "Commit", "Sweep cell"], rows, ids, id="runs-table",
+                    caption="training runs; only status `finished` enters the figures"))
+        others = st.load + st.batch
+        if others:
+            rows, ids = [], []
+            for r in others:
+                rows.append([f"`{r.run_id}`", r.kind, r.platform, r.model, r.outcome,
+                             f"`{short(r.image_digest, 19)}`" if r.image_digest else "–", f"`{short_commit(r.commit)}`"])
+                ids.append([r.run_id])
+            s.add(Table(["Run", "Kind", "Platform", "Model", "Status", "Image", "Commit"], rows, ids,
+                        id="runs-serving"))
+        prov = []
+        all_runs = training + others
+        for label, get in (("Dataset fingerprint", lambda r: r.fingerprint), ("Image digest", lambda r: r.image_digest),
+                           ("Code commit", lambda r: r.commit)):
+            counts: dict[str, int] = defaultdict(int)
+            for r in all_runs:
+                if get(r):
+                    counts[get(r)] += 1
+            for value, n in sorted(counts.items()):
+                prov.append([label, f"`{value}`", str(n)])
+        if prov:
+            s.add(Table(["Provenance", "Value (full)", "Runs"], prov, [[] for _ in prov], id="provenance"))
+        return s
+
+    def method(self) -> Section:
+        s = Section("method", "Method")
+        s.add(Para("Runs: every run of the `platbench` MLflow experiment (the sweeps' children and plain launches); "
+                   "a training run enters the figures when MLflow says FINISHED and its `platbench.status` tag says "
+                   "finished. Accuracy is the trainer's final test accuracy (`final_test_accuracy`); training seconds "
+                   "exclude evaluation (`seconds_train`); end-to-end seconds run from the launcher starting to the "
+                   "results being in MLflow (`seconds_wall`); throughput is the trainer's timed inference pass over "
+                   "the test set (`throughput_images_per_s`)."))
+        s.add(Para("Repeats: groups are platform × model × images per class; their runs differ by seed. Tables show "
+                   "mean ± sample standard deviation (n − 1); a group with one run shows that run's value."))
+        s.add(Para(f"Tests: Kruskal–Wallis H test across platforms (`scipy.stats.kruskal`), no assumption of normal "
+                   f"data or equal variances; groups with fewer than {stats.MIN_PER_GROUP} observations are left out "
+                   f"and named. When it rejects at α = {self.alpha}, Dunn's pairwise post-hoc test on the same joint "
+                   "ranks (tie-corrected, two-sided, normal approximation via `scipy.stats.norm`) with Holm's "
+                   "step-down adjustment over all pairs. A difference is called real only when the adjusted p < α; "
+                   "otherwise the report says the platforms are not shown to differ. Latency tests pool single "
+                   "requests (many observations: small differences test as real; read the medians too)."))
+        s.add(Para("Pareto frontier: over the group means of test accuracy and inference throughput, a group is on "
+                   "the frontier when no other group is at least as good in both and better in one."))
+        s.add(Para("Cost: billed USD and list-price USD are the launchers' own figures (`cost_usd`, "
+                   "`cost_list_estimate_usd`); USD/h is the price quote recorded on the run; endpoints are priced "
+                   "per hour × 24 (day), × 730 (month), × 8,760 (year)."))
+        return s
+
+
+def _project(root: Optional[Path]):
+    """--root, else $PLATBENCH_ROOT or the nearest folder up from here with scoring.yaml, else the
+    checkout this platbench runs from."""
+    from platforms.errors import UserError
+    from platforms.scorecard.loader import Project
+
+    try:
+        return Project.find(root)
+    except UserError:
+        checkout = Path(__file__).resolve().parents[2]
+        if root is None and not __import__("os").environ.get("PLATBENCH_ROOT") and (checkout / "scoring.yaml").is_file():
+            return Project(checkout)
+        raise
+
+
+def _ordered(platforms: set[str]) -> list[str]:
+    return sorted(platforms, key=lambda p: (p != "local", p))
+
+
+def _median(values: Sequence[float]) -> float:
+    import numpy as np
+
+    return float(np.median(values))

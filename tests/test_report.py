@@ -1,0 +1,524 @@
+"""`platbench report`: every number in report.md and index.html checked against the MLflow runs it cites.
+
+Two stores:
+- the local sweep of tests/test_sweep.py (real runs: CPU, model small, bundled digits data), read back
+  here with MlflowClient, independently of platforms/report, and compared cell by cell;
+- a fixture store written through platforms.tracking with the launchers' own metric names, for the
+  sections local runs cannot fill (upload/download s/MB, latency, cost, several platforms) and for the
+  statistics (Kruskal–Wallis and Dunn–Holm checked against scipy and known values).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import statistics
+from contextlib import contextmanager
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import platbench
+from test_sweep import SWEEP_NAME, swept
+
+from mlflow.tracking import MlflowClient
+
+SECTIONS = ["summary", "time-accuracy", "ablation", "pareto", "phases", "transfer", "latency", "cost", "usability",
+            "runs", "method"]
+ALL_FIGURES = ["fig-time-accuracy", "fig-ablation", "fig-pareto", "fig-phases", "fig-transfer", "fig-latency",
+               "fig-cost"]
+
+
+# ------------------------------------------------------------------------------------------ parsing helpers
+def md_tables(md: str) -> list[list[dict]]:
+    """Every Markdown table as a list of {column: cell} rows."""
+    tables, lines = [], md.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("| ") and i + 1 < len(lines) and lines[i + 1].startswith("|---"):
+            cols = split_row(lines[i])
+            rows = []
+            i += 2
+            while i < len(lines) and lines[i].startswith("| "):
+                rows.append(dict(zip(cols, split_row(lines[i]))))
+                i += 1
+            tables.append(rows)
+        else:
+            i += 1
+    return tables
+
+
+def split_row(line: str) -> list[str]:
+    return [c.strip().strip("`") for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+
+def md_section(md: str, sid: str) -> str:
+    start = md.index(f'<a id="{sid}"></a>')
+    nxt = md.find('<a id="', start + 5)
+    return md[start:nxt if nxt > 0 else None]
+
+
+class HtmlTables(HTMLParser):
+    """Tables by id: rows of cell texts, with each row's data-runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: dict[str, list[tuple[list[str], str]]] = {}
+        self.sections: list[str] = []
+        self.figures: dict[str, dict] = {}
+        self._table = self._row = self._cell = None
+        self._runs = ""
+        self._figure = None
+        self._in_details = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "section":
+            self.sections.append(a.get("id"))
+        elif tag == "table":
+            self._table = a.get("id", f"anon{len(self.tables)}")
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table is not None:
+            self._row, self._runs = [], a.get("data-runs", "")
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = ""
+        elif tag == "figure":
+            self._figure = a["id"]
+            self.figures[self._figure] = {"runs": [], "img": None}
+        elif tag == "img" and self._figure:
+            self.figures[self._figure]["img"] = a.get("src", "")
+        elif tag == "details" and self._figure:
+            self._in_details = True
+        elif tag == "code" and self._in_details:
+            self._cell = ""
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._row is not None and self._cell is not None:
+            self._row.append(self._cell.strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            if self._row and self._table is not None:
+                self.tables[self._table].append((self._row, self._runs))
+            self._row = None
+        elif tag == "table":
+            self._table = None
+        elif tag == "code" and self._in_details and self._cell is not None:
+            self.figures[self._figure]["runs"].append(self._cell.strip())
+            self._cell = None
+        elif tag == "details":
+            self._in_details = False
+        elif tag == "figure":
+            self._figure = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+
+def parse_html(path: Path) -> HtmlTables:
+    p = HtmlTables()
+    p.feed(path.read_text())
+    return p
+
+
+def html_rows(page: HtmlTables, table_id: str) -> list[dict]:
+    rows = page.tables[table_id]
+    head = rows[0][0]
+    return [dict(zip(head, cells), _runs=runs) for cells, runs in rows[1:]]
+
+
+def pm(values, f="{:.4f}") -> str:
+    """The report's "mean ± std" (sample std), computed here with the standard library."""
+    if len(values) == 1:
+        return f.format(values[0])
+    return f"{f.format(statistics.mean(values))} ± {f.format(statistics.stdev(values))}"
+
+
+def short_commit(c: str) -> str:
+    return c[:-6][:12] + "-dirty" if c.endswith("-dirty") else c[:12]
+
+
+# ------------------------------------------------------------------------------------------ the local sweep
+@pytest.fixture(scope="module")
+def local_report(tmp_path_factory, digits_data):
+    cwd = swept(tmp_path_factory, digits_data)
+    proc = platbench("report", "--sweep", SWEEP_NAME, "--out", "rep", cwd=cwd, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote rep/report.md and rep/index.html" in proc.stdout
+    client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("platbench")
+    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`platbench.sweep` = '{SWEEP_NAME}'")
+    children = [r for r in runs if r.data.tags.get("platbench.kind") != "sweep"]
+    finished = [r for r in children if r.info.status == "FINISHED" and r.data.tags["platbench.status"] == "finished"]
+    assert len(finished) == 4
+    return cwd / "rep", finished
+
+
+def test_every_run_row_matches_mlflow(local_report):
+    out, runs = local_report
+    md = (out / "report.md").read_text()
+    table = next(t for t in md_tables(md_section(md, "runs")) if t and "Test accuracy" in t[0])
+    by_id = {row["Run"]: row for row in table}
+    page = parse_html(out / "index.html")
+    html_by_id = {row["Run"]: row for row in html_rows(page, "runs-table")}
+    assert set(by_id) == set(html_by_id) == {r.info.run_id for r in runs}
+    for r in runs:
+        m, t, p = r.data.metrics, r.data.tags, r.data.params
+        expected = {
+            "Platform": "local", "Model": "small", "Images/class": p["per_class"], "Seed": p["seed"], "Status": "finished",
+            "Test accuracy": f"{m['final_test_accuracy']:.4f}", "Train s": f"{m['seconds_train']:.2f}",
+            "End-to-end s": f"{m['seconds_wall']:.2f}", "Images/s": f"{m['throughput_images_per_s']:.1f}",
+            "Dataset": t["platbench.dataset_fingerprint"][:12], "Commit": short_commit(t["platbench.git_commit"]),
+            "Sweep cell": f"{SWEEP_NAME} {t['platbench.sweep_cell']}",
+        }
+        for col, value in expected.items():
+            assert by_id[r.info.run_id][col] == value, (col, by_id[r.info.run_id])
+            assert html_by_id[r.info.run_id][col] == value, (col, html_by_id[r.info.run_id])
+        assert html_by_id[r.info.run_id]["_runs"] == r.info.run_id
+
+
+def test_group_means_and_spreads_match_mlflow(local_report):
+    out, runs = local_report
+    md = (out / "report.md").read_text()
+    page = parse_html(out / "index.html")
+    groups: dict[str, list] = {}
+    for r in runs:
+        groups.setdefault(r.data.params["per_class"], []).append(r)
+    assert sorted(groups, key=int) == ["5", "20"] and all(len(g) == 2 for g in groups.values())
+    ta_md = {row["Images/class"]: row for row in md_tables(md_section(md, "time-accuracy"))[0]}
+    ta_html = {row["Images/class"]: row for row in html_rows(page, "time-accuracy-table")}
+    ab_md = {row["Images/class"]: row for row in md_tables(md_section(md, "ablation"))[0]}
+    pa_md = {row["Images/class"]: row for row in md_tables(md_section(md, "pareto"))[0]}
+    for pc, g in groups.items():
+        acc = [r.data.metrics["final_test_accuracy"] for r in g]
+        train = [r.data.metrics["seconds_train"] for r in g]
+        wall = [r.data.metrics["seconds_wall"] for r in g]
+        ips = [r.data.metrics["throughput_images_per_s"] for r in g]
+        for row in (ta_md[pc], ta_html[pc]):
+            assert row["Runs"] == "2"
+            assert row["Test accuracy"] == pm(acc)
+            assert row["Train s"] == pm(train, "{:.2f}") and row["End-to-end s"] == pm(wall, "{:.2f}")
+        assert set(ta_html[pc]["_runs"].split()) == {r.info.run_id for r in g}
+        assert ab_md[pc]["Test accuracy"] == pm(acc) and ab_md[pc]["Seeds"] == "2"
+        assert ab_md[pc]["Min"] == f"{min(acc):.4f}" and ab_md[pc]["Max"] == f"{max(acc):.4f}"
+        assert pa_md[pc]["Images/s"] == pm(ips, "{:.1f}")
+    # the frontier, recomputed from the group means
+    means = {pc: (statistics.mean([r.data.metrics["throughput_images_per_s"] for r in g]),
+                  statistics.mean([r.data.metrics["final_test_accuracy"] for r in g])) for pc, g in groups.items()}
+    for pc, (x, y) in means.items():
+        dominated = any(x2 >= x and y2 >= y and (x2 > x or y2 > y) for q, (x2, y2) in means.items() if q != pc)
+        assert pa_md[pc]["Frontier"] == ("no" if dominated else "yes")
+
+
+def test_phase_split_matches_mlflow(local_report):
+    out, runs = local_report
+    md = (out / "report.md").read_text()
+    row = md_tables(md_section(md, "phases"))[0][0]
+    totals = [r.data.metrics["seconds_total"] for r in runs]
+    walls = [r.data.metrics["seconds_wall"] for r in runs]
+    assert row["Platform"] == "local" and row["Runs"] == "4"
+    assert row["train s"] == pm(totals, "{:.2f}")       # local reports no phases: the trainer's own time
+    assert row["other s"] == pm([w - t for w, t in zip(walls, totals)], "{:.2f}")
+    assert row["End-to-end s"] == pm(walls, "{:.2f}")
+    assert row["upload s"] == "–" and row["queue/provisioning s"] == "–"
+
+
+def test_every_figure_cites_the_runs_behind_it(local_report):
+    out, runs = local_report
+    ids = {r.info.run_id for r in runs}
+    page = parse_html(out / "index.html")
+    assert page.sections == SECTIONS
+    assert set(page.figures) == {"fig-time-accuracy", "fig-ablation", "fig-pareto", "fig-phases"}
+    md = (out / "report.md").read_text()
+    fingerprints = {r.data.tags["platbench.dataset_fingerprint"][:12] for r in runs}
+    for fid, fig in page.figures.items():
+        assert set(fig["runs"]) == ids, fid
+        assert fig["img"].startswith("data:image/svg+xml;base64,")
+        assert (out / "figures" / f"{fid}.svg").read_text().startswith("<svg")
+        assert f"](figures/{fid}.svg)" in md
+    for fp in fingerprints:
+        assert f"dataset fingerprint `{fp}`" in md
+    for r in runs:
+        assert f"`{r.data.tags['platbench.dataset_fingerprint']}`" in md_section(md, "runs")  # full value listed
+
+
+def test_sections_without_data_say_so(local_report):
+    out, _ = local_report
+    md = (out / "report.md").read_text()
+    assert "No runs with upload or download s/MB yet" in md_section(md, "transfer")
+    assert "No load runs yet" in md_section(md, "latency")
+    assert "No runs with a cost yet" in md_section(md, "cost")
+    assert "No endpoint runs with a price yet" in md_section(md, "cost")
+    assert "no difference between platforms is tested or called" in md_section(md, "time-accuracy")
+    html_text = (out / "index.html").read_text()
+    assert html_text.count('class="empty"') >= 4
+    assert not re.search(r'(src|href)="(https?:)?//', html_text)
+
+
+# ------------------------------------------------------------------------------------------ a fixture store
+@contextmanager
+def tracking_uri(uri: str):
+    old = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = old
+
+
+FIXTURE_PLATFORMS = {  # platform → (instance, quote items, upload s/MB centre, latency ms centre)
+    "sagemaker": ("ml.g4dn.xlarge", ("us-east-1", [("ml.g4dn.xlarge", 1)]), 0.40, 30.0),
+    "vertex": ("n1-standard-4", ("us-central1", [("n1-standard-4", 1), ("NVIDIA_TESLA_T4", 1)]), 0.10, 30.0),
+}
+
+
+def write_fixture_store(folder: Path) -> str:
+    """Runs as the launchers, the load tool and batch inference log them (their metric names), with
+    made-up values: sagemaker uploads clearly slower than vertex, latencies drawn from one distribution."""
+    from platforms import pricing, tracking
+    from platforms.tracking import Tag
+
+    uri = f"sqlite:///{folder / 'fixture.db'}"
+    rng = np.random.default_rng(7)
+    with tracking_uri(uri):
+        for platform, (instance, (region, items), upload, latency) in FIXTURE_PLATFORMS.items():
+            quote = pricing.quote(platform, region, items)
+            for model, base in (("small", 0.55), ("fast", 0.80)):
+                for pc in (5, 20):
+                    for seed in (0, 1, 2):
+                        acc = base + 0.1 * (pc == 20) + rng.normal(0, 0.02)
+                        train = (20 if model == "small" else 35) * (1 + pc / 20) * rng.uniform(0.9, 1.1)
+                        phases = {"queued": rng.uniform(5, 20), "provisioning": rng.uniform(60, 120),
+                                  "image_pull": rng.uniform(20, 40), "downloading": rng.uniform(2, 6),
+                                  "training": train + 15, "uploading": rng.uniform(1, 3)}
+                        billed = sum(v for k, v in phases.items() if k != "queued")
+                        params = {"model": model, "per_class": pc, "seed": seed, "target_accuracy": 0.6}
+                        tags = {Tag.PLATFORM: platform, Tag.MODEL: model, Tag.INSTANCE_TYPE: instance,
+                                Tag.REGION: region, Tag.PRICE_SOURCE: quote.sources,
+                                Tag.DATASET_FINGERPRINT: "f" * 64, Tag.IMAGE_DIGEST: "sha256:" + "ab" * 32,
+                                "platbench.test_fixture": "true"}
+                        with tracking.tracked_run(f"{platform}-{model}", params, tags) as run:
+                            mb = 12.5
+                            reached = acc >= 0.6
+                            run.metrics({
+                                "final_test_accuracy": acc, "seconds_train": train, "seconds_total": train + 4,
+                                "throughput_images_per_s": (9000 if model == "small" else 4000) * rng.uniform(0.9, 1.1),
+                                "latency_ms_per_image": 0.2, "seconds_to_target": train * 0.7 if reached else None,
+                                "upload_seconds": upload * mb * rng.uniform(0.8, 1.2),
+                                "upload_s_per_mb": upload * rng.uniform(0.8, 1.2), "upload_mb": mb,
+                                "download_s_per_mb": 0.05 * rng.uniform(0.8, 1.2),
+                                "seconds_wall": billed + phases["queued"] + upload * mb + 8,
+                                "billed_seconds": billed, "cost_usd": quote.cost(billed),
+                                "cost_list_estimate_usd": quote.cost(billed + 10),
+                                "collect_seconds": rng.uniform(1, 2),
+                                **{f"phase_seconds_{k}": v for k, v in phases.items()}})
+                            run.tags({Tag.STATUS: "finished"})
+                            run.end("FINISHED")
+            with tracking.tracked_run(f"{platform}-small", {"model": "small", "seed": 9}, {
+                    Tag.PLATFORM: platform, Tag.MODEL: "small", "platbench.test_fixture": "true"}) as run:
+                run.metrics({"upload_s_per_mb": upload})
+                run.tags({Tag.STATUS: "failed"})
+                run.end("FAILED")
+            for i in range(2):  # two load runs per platform, every sample in load.json
+                lat = rng.lognormal(math.log(latency), 0.3, 300)
+                doc = {"samples": {"latency_ms": [round(x, 3) for x in lat], "error": [None] * 299 + ["timeout"]}}
+                ok = lat[:299]
+                with tracking.tracked_run(f"load-{platform}", {"requests": 300}, {
+                        Tag.PLATFORM: platform, Tag.MODEL: "small", Tag.KIND: "load", Tag.INSTANCE_TYPE: instance,
+                        "platbench.test_fixture": "true"}) as run:
+                    run.metrics({"load_ok": 299, "load_failed": 1, "load_error_rate": 1 / 300,
+                                 "load_latency_p50_ms": float(np.percentile(ok, 50)),
+                                 "load_latency_p90_ms": float(np.percentile(ok, 90)),
+                                 "load_latency_p99_ms": float(np.percentile(ok, 99)),
+                                 "load_latency_mean_ms": float(ok.mean()), "load_requests_per_s": 40.0 + i,
+                                 "endpoint_usd_per_hour": 0.736 if platform == "sagemaker" else 0.6210})
+                    path = folder / "load.json"
+                    path.write_text(json.dumps(doc))
+                    run.client.log_artifact(run.run_id, str(path))
+                    run.tags({Tag.STATUS: "finished"})
+                    run.end("FINISHED")
+            with tracking.tracked_run(f"batch-{platform}", {"mode": "endpoint"}, {
+                    Tag.PLATFORM: platform, Tag.MODEL: "small", Tag.KIND: "batch_inference"}) as run:
+                run.metrics({"batch_seconds_per_mb": 0.8 if platform == "sagemaker" else 0.7})
+                run.tags({Tag.STATUS: "finished"})
+                run.end("FINISHED")
+    return uri
+
+
+_FIXTURE: dict = {}
+
+
+@pytest.fixture(scope="module")
+def fixture_report(tmp_path_factory):
+    """(report folder, store URI, build()'s result); made once per session, shared with the browser test."""
+    key = str(tmp_path_factory.getbasetemp())
+    if key not in _FIXTURE:
+        folder = tmp_path_factory.mktemp("fixture-store")
+        uri = write_fixture_store(folder)
+        from platforms.report import build
+
+        with tracking_uri(uri):
+            written = build(folder / "rep", root=Path(__file__).resolve().parent.parent)
+        _FIXTURE[key] = (folder / "rep", uri, written)
+    return _FIXTURE[key]
+
+
+def fixture_runs(uri: str):
+    c = MlflowClient(tracking_uri=uri)
+    exp = c.get_experiment_by_name("platbench")
+    return c, c.search_runs([exp.experiment_id], max_results=1000)
+
+
+def test_fixture_report_has_every_figure(fixture_report):
+    out, _, written = fixture_report
+    assert written.sections == SECTIONS
+    page = parse_html(out / "index.html")
+    assert list(page.figures) == ALL_FIGURES
+    assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(f"{f}.svg" for f in ALL_FIGURES)
+
+
+def test_kruskal_and_dunn_on_upload_match_scipy(fixture_report):
+    from scipy import stats
+
+    out, uri, _ = fixture_report
+    _, runs = fixture_runs(uri)
+    groups = {}
+    for r in runs:
+        if "upload_s_per_mb" in r.data.metrics and r.data.tags.get("platbench.kind") is None:
+            groups.setdefault(r.data.tags["platbench.platform"], []).append(r.data.metrics["upload_s_per_mb"])
+    h, p = stats.kruskal(groups["sagemaker"], groups["vertex"])
+    md = (out / "report.md").read_text()
+    section = md_section(md, "transfer")
+    line = next(ln for ln in section.splitlines() if ln.startswith("> upload s/MB"))
+    assert f"H = {h:.3f}" in line and (f"p = {p:.4f}" in line or (p < 1e-4 and "p < 0.0001" in line))
+    assert "sagemaker higher than vertex" in line  # clearly apart: called
+    rows = [r for r in md_tables(section)[0] if r["Figure"].startswith("upload")]
+    for row in rows:
+        v = groups[row["Platform"]]
+        assert row["Runs"] == str(len(v)) and row["Median"] == f"{np.median(v):.4f}" and row["Mean ± std"] == pm(v)
+    # same-distribution latencies: the test may not call a difference the data do not show
+    lat = next(ln for ln in md_section(md, "latency").splitlines() if ln.startswith("> request latency"))
+    assert "higher than" not in lat
+
+
+def test_costs_match_mlflow(fixture_report):
+    out, uri, _ = fixture_report
+    _, runs = fixture_runs(uri)
+    md = (out / "report.md").read_text()
+    section = md_section(md, "cost")
+    tables = md_tables(section)
+    per_run = {row["Run"]: row for row in tables[0]}
+    to_target = {row["Run"]: row for row in next(t for t in tables if "Run" in t[0] and "USD to target" in t[0])}
+    endpoints = {row["Run"]: row for row in next(t for t in tables if "USD/year" in t[0])}
+    groups = {(row["Platform"], row["Model"], row["Images/class"]): row
+              for row in next(t for t in tables if "Reached" in t[0])}
+    priced = [r for r in runs if "cost_usd" in r.data.metrics]
+    assert set(per_run) == {r.info.run_id for r in priced}
+    for r in priced:
+        m = r.data.metrics
+        price = price_of(r)
+        row = per_run[r.info.run_id]
+        assert row["Billed USD"] == f"{m['cost_usd']:.4f}" and row["List-price USD"] == f"{m['cost_list_estimate_usd']:.4f}"
+        assert row["Billed s"] == f"{m['billed_seconds']:.2f}" and row["USD/h"] == f"{price:.4f}"
+        # the launcher's cost is billed seconds × that price
+        assert m["cost_usd"] == pytest.approx(m["billed_seconds"] * price / 3600)
+        t = to_target[r.info.run_id]
+        if "seconds_to_target" in m:
+            assert t["USD to target"] == f"{m['seconds_to_target'] * price / 3600:.4f}"
+        else:
+            assert t["Train s to target"] == "not reached"
+    for key, row in groups.items():
+        g = [r for r in priced if (r.data.tags["platbench.platform"], r.data.params["model"], r.data.params["per_class"]) == key]
+        usd = [r.data.metrics["seconds_to_target"] * price_of(r) / 3600 for r in g if "seconds_to_target" in r.data.metrics]
+        assert row["Reached"] == f"{len(usd)}/{len(g)}"
+        assert row["USD to target"] == (pm(usd) if usd else "not reached")
+    loads = [r for r in runs if r.data.tags.get("platbench.kind") == "load"]
+    assert set(endpoints) == {r.info.run_id for r in loads}
+    for r in loads:
+        h = r.data.metrics["endpoint_usd_per_hour"]
+        row = endpoints[r.info.run_id]
+        assert row["USD/hour"] == f"{h:.4f}" and row["USD/day"] == f"{h * 24:,.2f}"
+        assert row["USD/month"] == f"{h * 730:,.2f}" and row["USD/year"] == f"{h * 8760:,.2f}"
+
+
+def price_of(run) -> float:
+    return sum(float(p) * int(n) for p, n in re.findall(r" ([0-9.]+)/h ×(\d+)", run.data.tags["platbench.price_source"]))
+
+
+def test_failed_runs_stay_out_of_the_figures(fixture_report):
+    out, uri, _ = fixture_report
+    _, runs = fixture_runs(uri)
+    failed = [r.info.run_id for r in runs if r.info.status == "FAILED"]
+    assert len(failed) == 2
+    page = parse_html(out / "index.html")
+    for fid in ("fig-time-accuracy", "fig-ablation", "fig-pareto", "fig-phases", "fig-cost"):
+        assert not set(failed) & set(page.figures[fid]["runs"]), fid
+    assert set(failed) <= set(page.figures["fig-transfer"]["runs"])  # their upload happened: it counts
+    md = (out / "report.md").read_text()
+    rows = {row["Run"]: row for row in md_tables(md_section(md, "runs"))[0]}
+    assert all(rows[f]["Status"] == "failed" for f in failed)
+
+
+def test_usability_table_is_the_scorecards(fixture_report):
+    out, _, _ = fixture_report
+    from platforms.scorecard import loader, table as table_mod
+    from platforms.scorecard.loader import Project
+
+    project = Project(Path(__file__).resolve().parent.parent)
+    platforms = loader.registered_platforms()
+    rubric, records = loader.load_project(project, None, platforms)
+    expected = table_mod.build(rubric, records, platforms)
+    md = (out / "report.md").read_text()
+    rows = {row["Platform"]: row for row in md_tables(md_section(md, "usability"))[0]}
+    assert set(rows) == {name for name, _, _ in expected}
+    for name, _, card in expected:
+        want = table_mod.NOT_RECORDED if card is None else card.scores[0].cell()
+        assert rows[name][rubric.criteria[0].header] == want
+
+
+# ------------------------------------------------------------------------------------------ statistics
+def test_dunn_for_two_groups_is_the_kruskal_wallis_test():
+    """With two groups Dunn's z² equals the tie-corrected H, so their p-values agree."""
+    from scipy import stats
+
+    from platforms.report.stats import dunn
+
+    a, b = [1.0, 2.0, 2.0, 3.5, 4.0, 7.0], [3.0, 3.5, 5.0, 6.0, 8.0, 9.0, 9.0]
+    (pair,) = dunn({"a": a, "b": b})
+    h, p = stats.kruskal(a, b)
+    assert pair.z ** 2 == pytest.approx(h) and pair.p == pytest.approx(p)
+
+
+def test_holm_adjustment():
+    from platforms.report.stats import holm
+
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_a_difference_is_called_only_when_the_test_says_so():
+    from platforms.report.stats import compare
+
+    apart = compare("x", {"a": [1, 2, 3, 4, 5, 6], "b": [11, 12, 13, 14, 15, 16], "c": [1.5, 2.5, 3.5, 4.5, 5.5, 6.5]})
+    assert apart.rejects
+    called = {(p.a, p.b) for p in apart.pairs if p.real}
+    assert ("a", "b") in called and ("b", "c") in called and ("a", "c") not in called
+    assert "b higher than a" in apart.summary() and "not shown" not in apart.summary().split("Real")[0]
+    same = compare("x", {"a": [1, 2, 3, 4], "b": [1.5, 2.5, 3.5, 4.5]})
+    assert not same.rejects and not same.pairs and "no difference" in same.summary()
+    flat = compare("x", {"a": [2, 2], "b": [2, 2]})
+    assert flat.p == 1.0 and "no difference" in flat.summary()
+    lone = compare("x", {"a": [1, 2, 3], "b": [5]})
+    assert not lone.tested and "b (n=1)" in lone.summary()
+
+
+def test_pareto_frontier():
+    from platforms.report.stats import pareto
+
+    pts = [(100, 0.9), (200, 0.8), (150, 0.7), (300, 0.5), (100, 0.85), (300, 0.5)]
+    assert pareto(pts) == [True, True, False, True, False, True]
