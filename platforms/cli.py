@@ -2,6 +2,7 @@
 commands that need them, so `platbench --help` and bad-input errors stay fast."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -71,6 +72,10 @@ def launch(
     set_: list[str] = typer.Option([], "--set", help="platform setting KEY=VALUE (instance type, region, …)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and equivalent commands; create nothing"),
     as_json: bool = typer.Option(False, "--json", help="print results as JSON instead of a table"),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="compare with this MLflow run (id or prefix); "
+                                           "refused when it was made with another image"),
+    allow_image_mismatch: bool = typer.Option(False, "--allow-image-mismatch",
+                                              help="compare with --baseline even if the image digests differ"),
 ) -> None:
     """Train on PLATFORM, measure it, and record the run in MLflow."""
     from platforms import launch as launcher
@@ -84,9 +89,10 @@ def launch(
     if dry_run:
         typer.echo(launcher.plan_text(platform, job, settings))
         return
+    base_run = launcher.find_run(baseline) if baseline is not None else None
     console = _console()
     with JobProgress(console, enabled=not as_json) as progress:
-        outcome, run_id = launcher.launch(platform, job, settings, progress)
+        outcome, run_id = launcher.launch(platform, job, settings, progress, base_run, allow_image_mismatch)
     if outcome.status != "finished":
         typer.echo(f"platbench: {outcome.status}: {outcome.message} (MLflow run {run_id})", err=True)
         raise typer.Exit(143 if outcome.status == "preempted" else 130)
@@ -94,22 +100,36 @@ def launch(
     from trainer.results import read_results
 
     results = read_results(outcome.output_dir)
+    mismatch = launcher.image_mismatch(base_run, results.image_digest) if base_run is not None else None
+    rows = launcher.compare(base_run, results) if base_run is not None and (not mismatch or allow_image_mismatch) else None
     if as_json:
-        typer.echo(results_json(results, run_id, outcome.output_dir))
+        text = results_json(results, run_id, outcome.output_dir)
+        if rows is not None:
+            doc = json.loads(text)
+            doc["baseline"] = {"run_id": base_run.info.run_id, "image_mismatch": mismatch,
+                               "figures": [{"figure": label, "baseline": theirs, "this_run": mine, "ratio": ratio}
+                                           for label, theirs, mine, ratio in rows]}
+            text = json.dumps(doc, indent=2)
+        typer.echo(text)
     else:
         _console(stdout=True).print(results_table(results, run_id, outcome.output_dir))
+        if rows is not None:
+            _console(stdout=True).print(_baseline_table(base_run, rows, mismatch))
+    if mismatch and not allow_image_mismatch:
+        raise UserError(f"run {run_id} is recorded, but not compared: {mismatch}")
 
 
 @app.command()
 def runs(
     limit: int = typer.Option(20, "--limit", min=1),
-    as_json: bool = typer.Option(False, "--json"),
+    kind: str = typer.Option("train", "--kind", help="train | load | predict | endpoint | sweep | all"),
+    as_json: bool = typer.Option(False, "--json", help="everything, hyperparameters included"),
 ) -> None:
     """List tracked runs (newest first) from the MLflow store."""
     from platforms import tracking
     from platforms.report_table import runs_table
 
-    rows = [tracking.run_summary(r) for r in tracking.list_runs(limit)]
+    rows = [tracking.run_summary(r) for r in tracking.list_runs(limit, None if kind == "all" else kind)]
     if as_json:
         typer.echo(tracking.dumps(rows))
     else:
@@ -253,6 +273,19 @@ def report(
     from platforms.report import cli_main as report_main
 
     report_main(out, sweep, root, alpha, _console())
+
+
+def _baseline_table(base_run, rows, mismatch):
+    from rich.table import Table
+
+    title = f"against baseline {base_run.info.run_id[:8]} ({base_run.data.tags.get('platbench.platform', '?')})"
+    t = Table(title=title, caption=f"[bold red]images differ[/]: {mismatch}" if mismatch else "same image")
+    for col in ("figure", "baseline", "this run", "this / baseline"):
+        t.add_column(col, justify="right" if col != "figure" else "left")
+    for label, theirs, mine, ratio in rows:
+        t.add_row(label, "-" if theirs is None else f"{theirs:.4g}", "-" if mine is None else f"{mine:.4g}",
+                  "-" if ratio is None else f"{ratio:.3f}×")
+    return t
 
 
 def _console(stdout: bool = False):

@@ -2,10 +2,12 @@
 runs), with a progress bar. Data is read where it lies, so there is nothing to stage or tear down."""
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 from typing import Any
 
+from platforms import tracking
 from platforms.base import Feature, Job, Outcome, Platform, PlanStep
 from platforms.errors import UserError
 
@@ -61,6 +63,11 @@ class LocalPlatform(Platform):
         except DataError as exc:
             raise UserError(str(exc)) from None
 
+    def run_tags(self, job: Job) -> dict[str, str]:
+        # inside the image (docker-compose.gpu.yml) the caller passes the image's digest; natively: none
+        digest = os.environ.get("PLATBENCH_IMAGE_DIGEST")
+        return {tracking.Tag.IMAGE_DIGEST: digest} if digest else {}
+
     def plan(self, job: Job) -> list[PlanStep]:
         cmd = " ".join(["python -m trainer train", "--data", str(job.data), "--out", str(job.out),
                         *(["--checkpoint-dir", str(job.checkpoint_dir)] if job.checkpoint_dir else []),
@@ -73,6 +80,7 @@ class LocalPlatform(Platform):
         ]
 
     def submit(self, job: Job, staged: dict[str, Any]):
+        from platforms.tracking import code_commit
         from trainer.train import TrainConfig
 
         overrides = {k.replace("-", "_"): v for k, v in job.hyperparameters.items()}
@@ -82,7 +90,8 @@ class LocalPlatform(Platform):
             data_dir=job.data, output_dir=job.out, model_dir=job.out / "model",
             checkpoint_dir=job.checkpoint_dir or job.out / "checkpoints", model=job.model, seed=job.seed,
             per_class=job.per_class, target_accuracy=job.target_accuracy, platform=self.name,
-            overrides=_typed_overrides(overrides),
+            git_commit=code_commit(),
+            image_digest=os.environ.get("PLATBENCH_IMAGE_DIGEST") or None, overrides=_typed_overrides(overrides),
         )
 
     def wait(self, handle, progress) -> Outcome:

@@ -27,6 +27,7 @@ class Tag:
     IMAGE_DIGEST = "platbench.image_digest"
     JOB_ID = "platbench.job_id"
     STATUS = "platbench.status"            # finished | preempted | failed | killed | lost
+    KIND = "platbench.kind"                # train | load | predict | endpoint | sweep
     HOST = "platbench.host"                # where the launching process ran …
     PID = "platbench.pid"                  # … and its pid: a RUNNING run whose process is gone is "lost"
     RESULTS_SCHEMA = "platbench.results_schema"
@@ -250,12 +251,15 @@ def reconcile_lost(c, runs: list) -> list:
     return fixed
 
 
-def list_runs(max_results: int = 50) -> list:
+def list_runs(max_results: int = 50, kind: str | None = "train") -> list:
+    """Newest first; by default only training runs (kind=None: every run)."""
     c = client()
     exp = c.get_experiment_by_name(EXPERIMENT)
     if exp is None:
         return []
-    runs = c.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=max_results)
+    query = f"tags.`{Tag.KIND}` = '{kind}'" if kind else ""
+    runs = c.search_runs([exp.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"],
+                         max_results=max_results)
     return reconcile_lost(c, runs)
 
 
@@ -269,6 +273,8 @@ def run_summary(run) -> dict:
         "per_class": p.get("per_class"), "seed": p.get("seed"),
         "test_accuracy": m.get("final_test_accuracy"), "seconds_train": m.get("seconds_train"),
         "seconds_to_target": m.get("seconds_to_target"), "throughput_images_per_s": m.get("throughput_images_per_s"),
+        "image_digest": t.get(Tag.IMAGE_DIGEST), "kind": t.get(Tag.KIND),
+        "hyperparameters": {k[3:]: v for k, v in p.items() if k.startswith("hp.")},
     }
 
 
