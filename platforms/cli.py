@@ -122,7 +122,7 @@ def launch(
 @app.command()
 def runs(
     limit: int = typer.Option(20, "--limit", min=1),
-    kind: str = typer.Option("train", "--kind", help="train | load | predict | endpoint | sweep | all"),
+    kind: str = typer.Option("train", "--kind", help="train | load | batch_inference | sweep | all"),
     as_json: bool = typer.Option(False, "--json", help="everything, hyperparameters included"),
 ) -> None:
     """List tracked runs (newest first) from the MLflow store."""

@@ -27,7 +27,6 @@ class Tag:
     IMAGE_DIGEST = "platbench.image_digest"
     JOB_ID = "platbench.job_id"
     STATUS = "platbench.status"            # finished | preempted | failed | killed | lost
-    KIND = "platbench.kind"                # train | load | predict | endpoint | sweep
     HOST = "platbench.host"                # where the launching process ran …
     PID = "platbench.pid"                  # … and its pid: a RUNNING run whose process is gone is "lost"
     RESULTS_SCHEMA = "platbench.results_schema"
@@ -252,15 +251,25 @@ def reconcile_lost(c, runs: list) -> list:
 
 
 def list_runs(max_results: int = 50, kind: str | None = "train") -> list:
-    """Newest first; by default only training runs (kind=None: every run)."""
+    """Newest first. kind "train": training runs (they carry no kind tag); another kind: runs tagged with
+    it (load, batch_inference, sweep, …); None: every run."""
     c = client()
     exp = c.get_experiment_by_name(EXPERIMENT)
     if exp is None:
         return []
-    query = f"tags.`{Tag.KIND}` = '{kind}'" if kind else ""
-    runs = c.search_runs([exp.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"],
-                         max_results=max_results)
-    return reconcile_lost(c, runs)
+    if kind and kind != "train":
+        query, keep = f"tags.`{Tag.KIND}` = '{kind}'", (lambda r: True)
+    else:
+        query, keep = "", (lambda r: kind is None or Tag.KIND not in r.data.tags)
+    runs, token = [], None
+    while len(runs) < max_results:
+        page = c.search_runs([exp.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"],
+                             max_results=1000, page_token=token)
+        runs += [r for r in page if keep(r)]
+        token = page.token
+        if not token:
+            break
+    return reconcile_lost(c, runs[:max_results])
 
 
 def run_summary(run) -> dict:
