@@ -385,13 +385,12 @@ class Coordinator:
             out.append((cell, "launch", runs[0] if runs else None))
         return out
 
-    def preflight(self) -> None:
+    def preflight(self, platforms: Optional[list[str]] = None) -> None:
         """Each platform's own checks (settings, credentials, model, hyperparameters, dataset) once,
         before any run is created: a mistake fails the sweep here, not once per cell."""
         from platforms import registry
-        from platforms.base import Job
 
-        for platform in self.spec.platforms:
+        for platform in self.spec.platforms if platforms is None else platforms:
             cls = registry.get(platform)
             for model in self.spec.models:
                 job = self.job(Cell(platform, model, self.spec.per_class[0], self.spec.seeds[0]))
@@ -517,6 +516,8 @@ class Coordinator:
         secs = f"  {res.seconds:.1f} s" if res.seconds is not None else ""
         run = f"  run {res.run_id}" if res.run_id else ""
         msg = f"  {res.message}" if res.message and res.status != "finished" else ""
+        if res.status in ("killed", "preempted", "lost"):
+            msg = "  (its checkpoint stays: start the same sweep again to resume it)"
         self.say(f"[{done}/{total}] {res.status:<9} {res.cell}{acc}{secs}{run}{msg}")
 
     def _on_signal(self, signum, frame) -> None:
@@ -667,7 +668,8 @@ def cli_main(data: Path, platforms: list[str], models: list[str], per_class: lis
                 print()
                 print(plan_text(cell.platform, co.job(cell), spec.settings.get(cell.platform, {})))
         return 0
-    co.preflight()
+    # check the platforms that still have cells to launch (a finished sweep started again needs none)
+    co.preflight(sorted({cell.platform for cell, state, _ in co.dry_run() if state == "launch"}))
     co.run()
     if as_json:
         print(summary_json(co))

@@ -335,13 +335,31 @@ def write_fixture_store(folder: Path) -> str:
                                  "load_latency_p50_ms": float(np.percentile(ok, 50)),
                                  "load_latency_p90_ms": float(np.percentile(ok, 90)),
                                  "load_latency_p99_ms": float(np.percentile(ok, 99)),
-                                 "load_latency_mean_ms": float(ok.mean()), "load_requests_per_s": 40.0 + i,
-                                 "endpoint_usd_per_hour": 0.736 if platform == "sagemaker" else 0.6210})
+                                 "load_latency_mean_ms": float(ok.mean()), "load_requests_per_s": 40.0 + i})
                     path = folder / "load.json"
                     path.write_text(json.dumps(doc))
                     run.client.log_artifact(run.run_id, str(path))
                     run.tags({Tag.STATUS: "finished"})
                     run.end("FINISHED")
+            # an endpoint run as platforms/endpoints.py logs it: price per hour/day/month/year, load figures,
+            # endpoint.json with the load report (every sample) and the cost's note
+            hourly = quote.usd_per_hour
+            lat = rng.lognormal(math.log(latency), 0.3, 200)
+            doc = {"cost": {"usd_per": {}, "basis": quote.sources, "note": "no real-time inference price for this "
+                            "machine in prices.yaml; the training list price stands in"},
+                   "load": {"samples": {"latency_ms": [round(x, 3) for x in lat], "error": [None] * 200}}}
+            with tracking.tracked_run(f"endpoint-{platform}", {"instance_type": instance}, {
+                    Tag.PLATFORM: platform, Tag.KIND: "endpoint", Tag.PRICE_SOURCE: quote.sources}) as run:
+                run.metrics({**{f"endpoint_usd_per_{u}": round(hourly * h, 4) for u, h in
+                                (("hour", 1), ("day", 24), ("month", 730), ("year", 8760))},
+                             "endpoint_create_to_in_service_s": 300.0, "load_ok": 200, "load_error_rate": 0.0,
+                             "load_latency_p50_ms": float(np.percentile(lat, 50)), "load_requests_per_s": 25.0,
+                             "batch_seconds_per_mb": 0.9 if platform == "sagemaker" else 0.75})
+                path = folder / "endpoint.json"
+                path.write_text(json.dumps(doc))
+                run.client.log_artifact(run.run_id, str(path))
+                run.tags({Tag.STATUS: "finished"})
+                run.end("FINISHED")
             with tracking.tracked_run(f"batch-{platform}", {"mode": "endpoint"}, {
                     Tag.PLATFORM: platform, Tag.MODEL: "small", Tag.KIND: "batch_inference"}) as run:
                 run.metrics({"batch_seconds_per_mb": 0.8 if platform == "sagemaker" else 0.7})
@@ -437,13 +455,18 @@ def test_costs_match_mlflow(fixture_report):
         usd = [r.data.metrics["seconds_to_target"] * price_of(r) / 3600 for r in g if "seconds_to_target" in r.data.metrics]
         assert row["Reached"] == f"{len(usd)}/{len(g)}"
         assert row["USD to target"] == (pm(usd) if usd else "not reached")
-    loads = [r for r in runs if r.data.tags.get("platbench.kind") == "load"]
-    assert set(endpoints) == {r.info.run_id for r in loads}
-    for r in loads:
-        h = r.data.metrics["endpoint_usd_per_hour"]
+    eps = [r for r in runs if r.data.tags.get("platbench.kind") == "endpoint"]
+    assert set(endpoints) == {r.info.run_id for r in eps} and len(eps) == 2
+    for r in eps:
+        m = r.data.metrics
         row = endpoints[r.info.run_id]
-        assert row["USD/hour"] == f"{h:.4f}" and row["USD/day"] == f"{h * 24:,.2f}"
-        assert row["USD/month"] == f"{h * 730:,.2f}" and row["USD/year"] == f"{h * 8760:,.2f}"
+        assert row["USD/hour"] == f"{m['endpoint_usd_per_hour']:.4f}"
+        assert row["USD/day"] == f"{m['endpoint_usd_per_day']:,.2f}" == f"{m['endpoint_usd_per_hour'] * 24:,.2f}"
+        assert row["USD/month"] == f"{m['endpoint_usd_per_month']:,.2f}"
+        assert row["USD/year"] == f"{m['endpoint_usd_per_year']:,.2f}"
+        per_million = m["endpoint_usd_per_hour"] / (m["load_requests_per_s"] * 3600) * 1e6
+        assert row["USD per 1M requests (measured req/s)"] == f"{per_million:,.2f}"
+        assert "training list price stands in" in row["Price basis"]
 
 
 def price_of(run) -> float:
@@ -522,3 +545,29 @@ def test_pareto_frontier():
 
     pts = [(100, 0.9), (200, 0.8), (150, 0.7), (300, 0.5), (100, 0.85), (300, 0.5)]
     assert pareto(pts) == [True, True, False, True, False, True]
+
+
+def test_latency_comes_from_every_sample_of_load_and_endpoint_runs(fixture_report, tmp_path):
+    from scipy import stats
+
+    out, uri, _ = fixture_report
+    c, runs = fixture_runs(uri)
+    serving = [r for r in runs if r.data.tags.get("platbench.kind") in ("load", "endpoint")]
+    pooled: dict[str, list] = {}
+    counts = {}
+    for r in serving:
+        name = "endpoint.json" if r.data.tags["platbench.kind"] == "endpoint" else "load.json"
+        doc = json.loads(Path(c.download_artifacts(r.info.run_id, name, str(tmp_path))).read_text())
+        samples = (doc["load"] if name == "endpoint.json" else doc)["samples"]
+        ok = [x for x, e in zip(samples["latency_ms"], samples["error"]) if e is None]
+        counts[r.info.run_id] = len(ok)
+        pooled.setdefault(r.data.tags["platbench.platform"], []).extend(ok)
+    md = (out / "report.md").read_text()
+    section = md_section(md, "latency")
+    rows = {row["Run"]: row for row in md_tables(section)[0]}
+    assert {rid: int(row["Samples drawn"]) for rid, row in rows.items()} == counts
+    h, p = stats.kruskal(pooled["sagemaker"], pooled["vertex"])
+    line = next(ln for ln in section.splitlines() if ln.startswith("> request latency"))
+    assert f"H = {h:.3f}" in line and f"sagemaker n={len(pooled['sagemaker'])}" in line
+    page = parse_html(out / "index.html")
+    assert set(page.figures["fig-latency"]["runs"]) == {r.info.run_id for r in serving}

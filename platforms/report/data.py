@@ -88,15 +88,21 @@ class Store:
     uri: str
     training: list[Run] = field(default_factory=list)      # finished: the runs behind the figures
     unfinished: list[Run] = field(default_factory=list)    # failed / killed / preempted / lost / running
-    load: list[Run] = field(default_factory=list)
+    load: list[Run] = field(default_factory=list)           # `platbench load` (kind load)
+    endpoints: list[Run] = field(default_factory=list)      # `platbench endpoint`: deploy, load-test, delete
     batch: list[Run] = field(default_factory=list)
     sweeps: list[Run] = field(default_factory=list)
     sweep_filter: list[str] = field(default_factory=list)
     latency_samples: dict[str, list[float]] = field(default_factory=dict)  # load run id → ok latencies (ms)
     latency_missing: dict[str, str] = field(default_factory=dict)          # load run id → why no samples
+    endpoint_notes: dict[str, str] = field(default_factory=dict)           # endpoint run id → price caveat
+
+    @property
+    def serving(self) -> list[Run]:
+        return self.load + self.endpoints
 
     def by_id(self) -> dict[str, Run]:
-        return {r.run_id: r for r in self.training + self.unfinished + self.load + self.batch + self.sweeps}
+        return {r.run_id: r for r in self.training + self.unfinished + self.serving + self.batch + self.sweeps}
 
 
 def _to_run(r) -> Run:
@@ -131,6 +137,8 @@ def gather(sweeps: list[str] | None = None, latency: bool = True) -> Store:
                 store.sweeps.append(r)
         elif r.kind == "load":
             store.load.append(r)
+        elif r.kind == "endpoint":
+            store.endpoints.append(r)
         elif r.kind == "batch_inference":
             store.batch.append(r)
         elif r.kind == TRAINING:
@@ -144,30 +152,37 @@ def gather(sweeps: list[str] | None = None, latency: bool = True) -> Store:
 
             raise UserError(f"no sweep named {', '.join(sorted(missing))} in {store.uri}")
     if latency:
-        for r in store.load:
+        for r in store.serving:
             _latency(c, r, store)
     return store
 
 
 def _latency(c, run: Run, store: Store) -> None:
-    """The load tool's every-sample report (artifact load.json): latencies of the requests that succeeded."""
+    """Every request's latency: the load tool's report (artifact load.json of a load run, or the "load"
+    part of endpoint.json of an endpoint run); only requests that succeeded (error None) count."""
     import os
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    name = "endpoint.json" if run.kind == "endpoint" else "load.json"
     try:
         names = {a.path for a in c.list_artifacts(run.run_id)}
-        if "load.json" not in names:
-            store.latency_missing[run.run_id] = "no load.json artifact"
+        if name not in names:
+            store.latency_missing[run.run_id] = f"no {name} artifact"
             return
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(c.download_artifacts(run.run_id, "load.json", tmp))
+            path = Path(c.download_artifacts(run.run_id, name, tmp))
             doc = json.loads(path.read_text())
+        if run.kind == "endpoint":
+            note = ((doc.get("cost") or {}).get("note") or "").strip()
+            if note:
+                store.endpoint_notes[run.run_id] = note
+            doc = doc.get("load") or {}
         samples = doc.get("samples") or {}
         lat, err = samples.get("latency_ms") or [], samples.get("error") or []
         ok = [float(x) for i, x in enumerate(lat) if (err[i] if i < len(err) else None) is None]
         if ok:
             store.latency_samples[run.run_id] = ok
         else:
-            store.latency_missing[run.run_id] = "no successful request in load.json"
+            store.latency_missing[run.run_id] = f"no successful request in {name}"
     except Exception as exc:  # noqa: BLE001 - one unreadable artifact must not sink the report; it is named
-        store.latency_missing[run.run_id] = f"load.json unreadable: {type(exc).__name__}"
+        store.latency_missing[run.run_id] = f"{name} unreadable: {type(exc).__name__}"

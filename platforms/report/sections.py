@@ -40,7 +40,8 @@ TRANSFER = [  # (metric, label, which runs)
     ("download_s_per_mb", "download s/MB (the job reading it)", "training"),
     ("batch_seconds_per_mb", "batch inference s/MB", "batch"),
 ]
-# A managed endpoint's price per hour, logged on the load run that measured it.
+# A managed endpoint's price per hour (platforms/endpoints.py logs endpoint_usd_per_{hour,day,month,year}
+# on its run, kind "endpoint", from the price table).
 ENDPOINT_PRICE_METRIC = "endpoint_usd_per_hour"
 HOURS = {"hour": 1, "day": 24, "month": 730, "year": 8760}  # month = 8760 / 12 h, the cloud billing convention
 PRICE_ITEM = re.compile(r"(\S+) ([0-9]+(?:\.[0-9]+)?)/h ×(\d+)")
@@ -132,7 +133,7 @@ def price_per_hour(run: Run) -> Optional[float]:
 class Report:
     def __init__(self, store: Store, alpha: float = 0.05, root: Optional[Path] = None):
         self.store, self.alpha, self.root = store, alpha, root
-        platforms = _ordered({r.platform for r in store.training + store.unfinished + store.load + store.batch})
+        platforms = _ordered({r.platform for r in store.training + store.unfinished + store.serving + store.batch})
         models = sorted({r.model for r in store.training + store.unfinished})
         self.platforms = platforms
         self.style = figures.Style(platforms, models)
@@ -167,10 +168,10 @@ class Report:
         s.add(Para(f"Generated {self.generated} from the MLflow store `{st.uri}`: {len(st.training)} finished "
                    f"training run(s), {len(st.unfinished)} not finished (failed, killed, preempted, lost or still "
                    f"running; listed under *Runs*, left out of every figure), {len(st.load)} load run(s), "
-                   f"{len(st.batch)} batch-inference run(s). Platforms: {plats}."))
+                   f"{len(st.endpoints)} endpoint run(s), {len(st.batch)} batch-inference run(s). Platforms: {plats}."))
         if st.sweep_filter:
             s.add(Para("Training runs limited to the sweep(s) " + ", ".join(f"`{n}`" for n in st.sweep_filter)
-                       + "; load and batch-inference runs are all included.", "note"))
+                       + "; load, endpoint and batch-inference runs are all included.", "note"))
         if st.sweeps:
             rows, ids = [], []
             for r in st.sweeps:
@@ -354,7 +355,7 @@ class Report:
     def transfer(self) -> Section:
         s = Section("transfer", "Upload and download seconds per MB")
         panels, rows, ids, cited, verdicts = [], [], [], [], []
-        pools = {"training": self.store.training + self.store.unfinished, "batch": self.store.batch}
+        pools = {"training": self.store.training + self.store.unfinished, "batch": self.store.batch + self.store.endpoints}
         for metric, label, pool in TRANSFER:
             runs = [r for r in pools[pool] if r.m(metric) is not None]
             if not runs:
@@ -388,11 +389,13 @@ class Report:
     def latency(self) -> Section:
         s = Section("latency", "Serving latency distributions")
         st = self.store
-        if not st.load:
-            s.add(Para("No load runs yet: `platbench load TARGET` measures an endpoint and logs every request's "
-                       "latency to MLflow.", "empty"))
+        serving = st.serving
+        if not serving:
+            s.add(Para("No load or endpoint runs yet: `platbench load TARGET` measures a running server, "
+                       "`platbench endpoint PLATFORM` deploys a managed endpoint, load-tests it and deletes it; "
+                       "both log every request's latency to MLflow.", "empty"))
             return s
-        with_samples = [r for r in st.load if r.run_id in st.latency_samples]
+        with_samples = [r for r in serving if r.run_id in st.latency_samples]
         if with_samples:
             groups: dict[str, list[float]] = defaultdict(list)
             for r in with_samples:
@@ -400,22 +403,27 @@ class Report:
             groups = {p: groups[p] for p in self.platforms if p in groups}
             s.add(Figure("fig-latency", "Request latency per platform (successful requests)",
                          figures.boxes([("latency, ms (log scale)", groups)], self.style, log=True),
-                         "Every successful request of the platform's load runs (the `load.json` artifact), pooled "
-                         "per platform; failed requests are counted under errors, not drawn.", self.cite(with_samples)))
+                         "Every successful request of the platform's load and endpoint runs (their `load.json` / "
+                         "`endpoint.json` artifacts), pooled per platform; failed requests are counted under errors, "
+                         "not drawn.", self.cite(with_samples)))
             cmp = stats.compare("request latency (unit: one request)", groups, self.alpha)
             s.add(Para(cmp.summary(), "verdict"))
+        else:
+            s.add(Para("No load or endpoint run has its per-request samples (load.json / endpoint.json), so no "
+                       "distribution is drawn; the logged percentiles are below.", "empty"))
         rows, ids = [], []
-        for r in st.load:
-            rows.append([f"`{r.run_id}`", r.platform, r.model, fmt(r.m("load_ok"), "{:.0f}"),
+        for r in serving:
+            rows.append([f"`{r.run_id}`", r.kind, r.platform, r.tags.get(Tag.MODEL) or "–", fmt(r.m("load_ok"), "{:.0f}"),
                          fmt(r.m("load_error_rate"), "{:.4f}"), fmt(r.m("load_latency_p50_ms"), MS),
                          fmt(r.m("load_latency_p90_ms"), MS), fmt(r.m("load_latency_p99_ms"), MS),
                          fmt(r.m("load_latency_mean_ms"), MS), fmt(r.m("load_requests_per_s"), IPS),
                          str(len(st.latency_samples.get(r.run_id, []))) if r.run_id in st.latency_samples
                          else st.latency_missing.get(r.run_id, "–")])
             ids.append([r.run_id])
-        self.cite(st.load)
-        s.add(Table(["Run", "Platform", "Model", "OK", "Error rate", "p50 ms", "p90 ms", "p99 ms", "Mean ms", "Req/s",
-                     "Samples drawn"], rows, ids, id="latency-table"))
+        self.cite(serving)
+        s.add(Table(["Run", "Kind", "Platform", "Model", "OK", "Error rate", "p50 ms", "p90 ms", "p99 ms", "Mean ms",
+                     "Req/s", "Samples drawn"], rows, ids, id="latency-table",
+                    caption="percentiles as the load tool logged them (`load_latency_*_ms`)"))
         return s
 
     def cost(self) -> Section:
@@ -482,23 +490,29 @@ class Report:
                         caption="USD to target = train seconds until test accuracy ≥ target × USD/h ÷ 3600 (training "
                                 "time only: provisioning and data are not included)"))
         # endpoints
-        priced = [r for r in self.store.load if r.m(ENDPOINT_PRICE_METRIC) is not None]
+        priced = [r for r in self.store.serving if r.m(ENDPOINT_PRICE_METRIC) is not None]
         if not priced:
-            s.add(Para(f"No endpoint runs with a price yet: a load run against a managed endpoint that logs "
-                       f"`{ENDPOINT_PRICE_METRIC}` is priced here per hour, day, month and year.", "empty"))
+            s.add(Para("No endpoint runs with a price yet: `platbench endpoint PLATFORM` prices the endpoint it "
+                       f"deploys (`{ENDPOINT_PRICE_METRIC}` and per day, month, year).", "empty"))
         else:
             rows, ids = [], []
             for r in priced:
                 h = r.m(ENDPOINT_PRICE_METRIC)
                 rps = r.m("load_requests_per_s")
-                rows.append([f"`{r.run_id}`", r.platform, r.model, r.tags.get(Tag.INSTANCE_TYPE, "–")]
-                            + [("{:,.2f}" if k != "hour" else PRICE).format(h * n) for k, n in HOURS.items()]
-                            + [fmt(h / (rps * 3600) * 1e6 if rps else None, "{:,.2f}")])
+                per = [r.m(f"endpoint_usd_per_{unit}") if r.m(f"endpoint_usd_per_{unit}") is not None else h * n
+                       for unit, n in HOURS.items()]
+                inst = r.params.get("instance_type") or r.params.get("machine_type") or r.tags.get(Tag.INSTANCE_TYPE, "–")
+                rows.append([f"`{r.run_id}`", r.platform, inst, fmt(r.m("endpoint_create_to_in_service_s"), SEC)]
+                            + [PRICE.format(per[0])] + ["{:,.2f}".format(v) for v in per[1:]]
+                            + [fmt(h / (rps * 3600) * 1e6 if rps else None, "{:,.2f}"),
+                               self.store.endpoint_notes.get(r.run_id, "real-time inference price")])
                 ids.append([r.run_id])
             self.cite(priced)
-            s.add(Table(["Run", "Platform", "Model", "Instance", "USD/hour", "USD/day", "USD/month", "USD/year",
-                         "USD per 1M requests (measured req/s)"], rows, ids, id="cost-endpoints",
-                        caption="an endpoint kept up around the clock; month = 730 h, year = 8,760 h"))
+            s.add(Table(["Run", "Platform", "Instance", "Create → serving s", "USD/hour", "USD/day", "USD/month",
+                         "USD/year", "USD per 1M requests (measured req/s)", "Price basis"], rows, ids,
+                        id="cost-endpoints",
+                        caption="an endpoint kept up around the clock (`endpoint_usd_per_*`); month = 730 h, year = "
+                                "8,760 h; per 1M requests: USD/hour at the load test's measured requests/s"))
         return s
 
     def usability(self) -> Section:
@@ -538,7 +552,7 @@ class Report:
         s = Section("runs", "Runs: where every number comes from")
         st = self.store
         training = st.training + st.unfinished
-        if not training and not st.load and not st.batch:
+        if not training and not st.serving and not st.batch:
             s.add(Para(f"No runs in `{st.uri}` yet.", "empty"))
             return s
         rows, ids = [], []
@@ -552,11 +566,11 @@ class Report:
         s.add(Table(["Run", "Platform", "Model", "Images/class", "Seed", "Status", "Test accuracy", "Train s",
                      "End-to-end s", "Images/s", "Dataset", "Image", "Commit", "Sweep cell"], rows, ids, id="runs-table",
                     caption="training runs; only status `finished` enters the figures"))
-        others = st.load + st.batch
+        others = st.serving + st.batch
         if others:
             rows, ids = [], []
             for r in others:
-                rows.append([f"`{r.run_id}`", r.kind, r.platform, r.model, r.outcome,
+                rows.append([f"`{r.run_id}`", r.kind, r.platform, r.tags.get(Tag.MODEL) or "–", r.outcome,
                              f"`{short(r.image_digest, 19)}`" if r.image_digest else "–", f"`{short_commit(r.commit)}`"])
                 ids.append([r.run_id])
             s.add(Table(["Run", "Kind", "Platform", "Model", "Status", "Image", "Commit"], rows, ids,
