@@ -21,6 +21,14 @@ WORKDIR /opt/platbench
 COPY pyproject.toml README.md constraints.txt ./
 COPY trainer ./trainer
 COPY platforms ./platforms
+# pip's index settings, for this build only, where the default index cannot be reached (a mirror, a proxy
+# with its own CA): scripts/image-test passes the machine's own pip settings. Unset by default, so pip keeps
+# its defaults; build args are not kept in the image's environment.
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_FIND_LINKS
+ARG PIP_CERT
+ARG PIP_DEFAULT_TIMEOUT
 # The base image's CUDA torch/torchvision satisfy the package's ranges and are kept; everything else is
 # pinned by the same lock file CI uses.
 RUN grep -vE '^(torch|torchvision|triton|nvidia-)' constraints.txt > /tmp/image-constraints.txt \

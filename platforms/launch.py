@@ -1,10 +1,16 @@
 """`platbench launch PLATFORM`: the same steps for every platform, and the run's MLflow record.
 
-check → (plan | stage → submit → wait → collect → import into MLflow) → teardown, always."""
+check → (plan | stage → submit → wait → collect → import into MLflow) → teardown, always.
+
+`--baseline RUN` compares the new run with an earlier one, and only when both ran the same image: the
+image digest (MLflow tag platbench.image_digest, results.json's image_digest; none for a run not made from
+an image) is checked before anything is created when the launch knows its digest up front, and always
+against the digest the trainer recorded; a difference is refused unless --allow-image-mismatch."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Optional
 
 from platforms import registry, tracking
 from platforms.base import Job, Outcome
@@ -12,6 +18,54 @@ from platforms.errors import UserError
 from platforms.progress import JobProgress
 
 MLFLOW_STATUS = {"finished": "FINISHED", "preempted": "KILLED", "killed": "KILLED", "failed": "FAILED"}
+NO_IMAGE = "none (not run from an image)"
+BASELINE_TAG = "platbench.baseline_run_id"
+MISMATCH_TAG = "platbench.image_mismatch_allowed"
+# what a baseline comparison shows: label, MLflow metric of the baseline, results.json path of the new run
+COMPARED = (
+    ("test accuracy", "final_test_accuracy", ("test_accuracy",)),
+    ("train seconds", "seconds_train", ("seconds", "train")),
+    ("seconds to target", "seconds_to_target", ("seconds", "to_target")),
+    ("total seconds", "seconds_total", ("seconds", "total")),
+    ("throughput images/s", "throughput_images_per_s", ("throughput_images_per_s",)),
+    ("latency ms/image", "latency_ms_per_image", ("latency_ms_per_image",)),
+)
+
+
+def find_run(ref: str):
+    """An MLflow run by id or by a unique prefix of it (`platbench runs` shows 6-character prefixes)."""
+    c = tracking.client()
+    exp = c.get_experiment_by_name(tracking.EXPERIMENT)
+    runs = [r for r in c.search_runs([exp.experiment_id], max_results=50_000) if r.info.run_id.startswith(ref)] \
+        if ref and exp is not None else []
+    if len(runs) != 1:
+        raise UserError(f"--baseline {ref!r} matches {'no' if not runs else len(runs)} runs in "
+                        f"{tracking.tracking_uri()} (give more of the run id: `platbench runs`)")
+    return runs[0]
+
+
+def image_mismatch(baseline, digest: Optional[str]) -> Optional[str]:
+    """Why `baseline` and a run made with image `digest` must not be compared, or None."""
+    theirs = baseline.data.tags.get(tracking.Tag.IMAGE_DIGEST) or None
+    if theirs == (digest or None):
+        return None
+    return (f"baseline run {baseline.info.run_id[:8]} ({baseline.data.tags.get(tracking.Tag.PLATFORM, '?')}) was "
+            f"made with image {theirs or NO_IMAGE}, this run with {digest or NO_IMAGE}: comparing them would mix "
+            "two builds of the trainer; run both from the same image, or pass --allow-image-mismatch to compare "
+            "anyway")
+
+
+def compare(baseline, results) -> list[tuple[str, Optional[float], Optional[float], Optional[float]]]:
+    """(label, baseline, this run, this/baseline) for the figures in COMPARED."""
+    data, rows = results.model_dump(), []
+    for label, metric, path in COMPARED:
+        mine = data
+        for key in path:
+            mine = mine.get(key) if isinstance(mine, dict) else None
+        theirs = baseline.data.metrics.get(metric)
+        ratio = mine / theirs if mine is not None and theirs else None
+        rows.append((label, theirs, mine, ratio))
+    return rows
 
 
 def plan_text(platform_name: str, job: Job, settings: dict[str, str]) -> str:
@@ -27,14 +81,28 @@ def plan_text(platform_name: str, job: Job, settings: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def launch(platform_name: str, job: Job, settings: dict[str, str], progress: JobProgress) -> tuple[Outcome, str]:
-    """Run the job; returns the outcome and the MLflow run id. The run is never left RUNNING."""
+def launch(platform_name: str, job: Job, settings: dict[str, str], progress: JobProgress, baseline=None,
+           allow_image_mismatch: bool = False) -> tuple[Outcome, str]:
+    """Run the job; returns the outcome and the MLflow run id. The run is never left RUNNING.
+
+    baseline: an MLflow run (find_run) this one will be compared with: refused here, before anything is
+    created, when this launch's image digest is known and differs (unless allow_image_mismatch)."""
     platform = registry.get(platform_name)(settings)
     platform.check(job)
-    job.out.mkdir(parents=True, exist_ok=True)
     params = {"model": job.model, "epochs": job.epochs, "per_class": job.per_class, "seed": job.seed,
               "target_accuracy": job.target_accuracy, "data": str(job.data), **platform.settings}
     tags = {tracking.Tag.PLATFORM: platform.name, tracking.Tag.MODEL: job.model, **platform.run_tags(job)}
+    if baseline is not None:
+        digest = tags.get(tracking.Tag.IMAGE_DIGEST)
+        # a cloud launcher may not know its image's digest before the job (no ECR access): then the
+        # trainer's own record decides, after the run; the local platform always knows (env or none)
+        why = image_mismatch(baseline, digest) if digest or platform.name == "local" else None
+        if why and not allow_image_mismatch:
+            raise UserError(why)
+        tags[BASELINE_TAG] = baseline.info.run_id
+        if why:
+            tags[MISMATCH_TAG] = "true"
+    job.out.mkdir(parents=True, exist_ok=True)
     handle = None
     with tracking.tracked_run(f"{platform.name}-{job.model}", params, tags) as run:
         try:

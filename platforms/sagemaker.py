@@ -89,6 +89,9 @@ class SageMakerSettings(BaseModel):
     max_wait: Optional[int] = Field(None, ge=60, le=28 * 24 * 3600)
     staging: Literal["sharded", "naive"] = "sharded"
     local: bool = False
+    # local=true: the SageMaker SDK's own local mode through Docker, or the trainer as a subprocess;
+    # auto = docker when an engine answers and holds image_uri (platforms/sagemaker_docker.py)
+    local_runner: Literal["auto", "native", "docker"] = "auto"
     poll_seconds: float = Field(15.0, gt=0, le=600)
     job_name: Optional[str] = None
 
@@ -150,6 +153,7 @@ class SageMakerPlatform(Platform):
         self._role_arn: Optional[str] = None
         self._quote: Optional[pricing.Quote] = None
         self._image_digest: Optional[str] = None
+        self._runner: Optional[str] = None  # local=true: "docker" | "native"
 
     # ------------------------------------------------------------------ check
     def _parse(self) -> SageMakerSettings:
@@ -163,6 +167,10 @@ class SageMakerPlatform(Platform):
     def check(self, job: Job) -> None:
         cfg = self._parse()
         validate_job(job)
+        if cfg.local:
+            from platforms import sagemaker_docker
+
+            self._runner = sagemaker_docker.choose_runner(cfg)
         session = _sdk_session(cfg.region)
         regions = session.get_available_regions("sagemaker")
         if cfg.region not in regions:
@@ -230,6 +238,8 @@ class SageMakerPlatform(Platform):
         tags = {tracking.Tag.REGION: cfg.region, tracking.Tag.INSTANCE_TYPE: cfg.instance_type,
                 tracking.Tag.LOCAL_MODE: str(cfg.local).lower(), tracking.Tag.STAGING: cfg.staging,
                 "platbench.spot": str(cfg.spot).lower()}
+        if self._runner:
+            tags["platbench.local_runner"] = self._runner
         if cfg.image_uri:
             tags["platbench.image_uri"] = cfg.image_uri
             self._image_digest = self._digest(cfg.image_uri)
@@ -244,6 +254,10 @@ class SageMakerPlatform(Platform):
         https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImages.html"""
         if "@sha256:" in image_uri:
             return image_uri.split("@", 1)[1]
+        if self._runner == "docker":  # the image the local engine runs
+            from platforms import sagemaker_docker
+
+            return sagemaker_docker.image_digest(image_uri)
         m = re.match(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^:@]+):(.+)$", image_uri)
         if not m or self._session is None:
             return None
@@ -358,7 +372,11 @@ class SageMakerPlatform(Platform):
         else:
             steps.append(PlanStep("upload every file as its own object (naive staging)",
                                   f"aws s3 sync {shlex.quote(str(job.data))} {channel_uri}"))
-        if cfg.local:
+        if cfg.local and self._runner == "docker":
+            from platforms import sagemaker_docker
+
+            steps += [PlanStep(title, cmd) for title, cmd in sagemaker_docker.plan_steps(request, cfg)]
+        elif cfg.local:
             steps += [
                 PlanStep("local mode: make a temporary /opt/ml (PLATBENCH_OPT_ML), write input/config/*.json and "
                          "download the channel into input/data/training, as SageMaker does",
@@ -416,7 +434,13 @@ class SageMakerPlatform(Platform):
         name = self._job_name(job)
         request = self.training_request(job, name, *self._channel, dataset_name=self._staged.name)
         handle = SageMakerHandle(name, request, self._staged)
-        if cfg.local:
+        if cfg.local and self._runner == "docker":
+            from platforms import sagemaker_docker
+
+            handle.local_run = sagemaker_docker.local_run(request, self._store, cfg.prefix, self._staged,
+                                                          cfg.region, cfg.image_uri)
+            handle.local_run.start()
+        elif cfg.local:
             handle.local_run = LocalRun.sagemaker(request, self._store, cfg.prefix, self._staged)
             handle.local_run.start()
         else:

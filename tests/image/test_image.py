@@ -1,0 +1,303 @@
+"""The image built from the real Dockerfile, run the way the platforms run it (issue 6). Collected only under
+scripts/image-test (see conftest.py), against its engine, with a tiny generated dataset and small settings.
+
+- `docker run IMAGE train` with SageMaker's /opt/ml layout mounted, as the image's non-root user;
+- `docker run IMAGE serve`: /ping and /invocations on 8080 from the model just trained;
+- `docker stop` mid-training: SIGTERM → epoch-end checkpoint, exit 143 → a second run resumes;
+- docker-compose.gpu.yml's trainer service minus the GPU reservation (docker/compose.cpu.override.yml);
+- the SageMaker Python SDK's own local mode, through `platbench launch sagemaker --set local=true`,
+  training against a moto S3, then serving the model it wrote.
+"""
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import COLORS, REPO, VENV_BIN, write_folder_dataset
+
+from trainer.results import read_results
+
+IMAGE = os.environ.get("PLATBENCH_IT_IMAGE", "")
+DIGEST = os.environ.get("PLATBENCH_IT_DIGEST", "")
+WORK = Path(os.environ.get("PLATBENCH_IT_WORK", "/nonexistent"))
+IMAGE_UID = 1000  # the Dockerfile's USER 1000:1000
+COMPOSE_FILES = ["-f", str(REPO / "docker-compose.gpu.yml"), "-f", str(REPO / "docker/compose.cpu.override.yml")]
+
+
+def docker(*args: str, timeout: float = 600, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args[:3])} … exited {proc.returncode}\n"
+                             f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def chown_tree(path: Path, uid: int = IMAGE_UID) -> None:
+    for p in [path, *path.rglob("*")]:
+        os.chown(p, uid, uid)
+
+
+@pytest.fixture(scope="module")
+def data() -> Path:
+    return write_folder_dataset(WORK / "data" / "colors", train_per_class=60, test_per_class=15)
+
+
+@pytest.fixture(scope="module")
+def network():
+    name = "platbench-it"
+    docker("network", "create", name)
+    yield name
+    docker("network", "rm", name, check=False)
+
+
+def opt_ml(name: str, hyperparameters: dict[str, str], data: Path) -> Path:
+    """SageMaker's layout on the host: the channel and config read-only, model/output/checkpoints writable
+    by the container's user (as SageMaker provides them)."""
+    root = WORK / name
+    shutil.copytree(data, root / "input/data/training")
+    (root / "input/config").mkdir(parents=True)
+    (root / "input/config/hyperparameters.json").write_text(json.dumps(hyperparameters))
+    for d in ("model", "output/data", "checkpoints"):
+        (root / d).mkdir(parents=True)
+    for d in ("model", "output", "checkpoints"):
+        chown_tree(root / d)
+    return root
+
+
+def mounts(root: Path) -> list[str]:
+    return ["-v", f"{root / 'input/data/training'}:/opt/ml/input/data/training:ro",
+            "-v", f"{root / 'input/config'}:/opt/ml/input/config:ro",
+            "-v", f"{root / 'model'}:/opt/ml/model", "-v", f"{root / 'output'}:/opt/ml/output",
+            "-v", f"{root / 'checkpoints'}:/opt/ml/checkpoints"]
+
+
+def image_env(name: str) -> str:
+    out = docker("image", "inspect", "-f", "{{range .Config.Env}}{{println .}}{{end}}", IMAGE).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line).get(name, "")
+
+
+def png(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def http_call(port: int, method: str, path: str, body: bytes = b"", headers: dict | None = None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body=body or None, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+# ------------------------------------------------------------------------------------------------ train
+@pytest.fixture(scope="module")
+def trained(data):
+    root = opt_ml("train", {"model": "small", "epochs": "2", "batch_size": "32"}, data)
+    proc = docker("run", "--rm", "--name", "pbit-train", "--network", "none",
+                  "-e", "TRAINING_JOB_NAME=pbit-train-1", "-e", f"PLATBENCH_IMAGE_DIGEST={DIGEST}",
+                  *mounts(root), IMAGE, "train", check=False, timeout=900)
+    return root, proc
+
+
+def test_train_under_the_sagemaker_layout_as_the_non_root_user(trained):
+    assert docker("image", "inspect", "-f", "{{.Config.User}}", IMAGE).stdout.strip() == f"{IMAGE_UID}:{IMAGE_UID}"
+    root, proc = trained
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "- Test accuracy: " in proc.stdout
+    res = read_results(root / "output/data")
+    assert res.platform == "sagemaker" and res.job_id == "pbit-train-1" and res.epochs_completed == 2
+    assert res.image_digest == DIGEST  # what the launcher passed: in results.json, then in MLflow
+    assert res.git_commit and res.git_commit == image_env("PLATBENCH_GIT_COMMIT")
+    assert res.hyperparameters["batch_size"] == 32  # from hyperparameters.json
+    for f in ("model/model.pt", "model/model.json", "output/data/results.json", "checkpoints/last.ckpt"):
+        assert (root / f).stat().st_uid == IMAGE_UID, f  # written by the image's user, not root
+
+
+# ------------------------------------------------------------------------------------------------ serve
+def test_serve_answers_ping_and_invocations_from_the_trained_model(trained, network, data):
+    root, proc = trained
+    assert proc.returncode == 0
+    name = "pbit-serve"
+    docker("run", "-d", "--name", name, "--network", network, "-p", "127.0.0.1::8080",
+           "-v", f"{root / 'model'}:/opt/ml/model:ro", "-e", f"PLATBENCH_IMAGE_DIGEST={DIGEST}", IMAGE, "serve")
+    try:
+        port = int(docker("port", name, "8080/tcp").stdout.split()[0].rsplit(":", 1)[1])
+        wait_for(lambda: _ping(port), 180, "/ping to answer 200")
+        correct, total = 0, 0
+        for cls in COLORS:
+            for img in sorted((data / "test" / cls).glob("*.png"))[:5]:
+                status, headers, body = http_call(port, "POST", "/invocations", png(img), {"Content-Type": "image/png"})
+                assert status == 200, body
+                (pred,) = json.loads(body)["predictions"]
+                assert pred["class"] in COLORS and 0 <= pred["probability"] <= 1
+                assert {k.lower(): v for k, v in headers.items()}.get("x-platbench-image-digest") == DIGEST
+                correct += pred["class"] == cls
+                total += 1
+        assert correct / total > 1 / len(COLORS), f"{correct}/{total}: no better than chance"
+        two = sorted((data / "test" / "red").glob("*.png"))[:2]
+        doc = {"instances": [{"b64": base64.b64encode(png(p)).decode()} for p in two]}
+        status, _, body = http_call(port, "POST", "/invocations", json.dumps(doc).encode(),
+                                    {"Content-Type": "application/json"})
+        assert status == 200 and len(json.loads(body)["predictions"]) == 2
+        status, _, body = http_call(port, "POST", "/invocations", b"hello", {"Content-Type": "text/plain"})
+        assert status == 415 and "error" in json.loads(body)
+    finally:
+        docker("stop", "-t", "30", name, check=False)
+        code = docker("inspect", "-f", "{{.State.ExitCode}}", name, check=False).stdout.strip()
+        logs = docker("logs", name, check=False)
+        docker("rm", "-f", name, check=False)
+    assert code == "0", f"serve exited {code} on SIGTERM\n{logs.stdout[-2000:]}{logs.stderr[-2000:]}"
+
+
+def _ping(port: int) -> bool:
+    try:
+        return http_call(port, "GET", "/ping")[0] == 200
+    except OSError:
+        return False
+
+
+# ------------------------------------------------------------------------------------------------ SIGTERM
+def test_docker_stop_checkpoints_and_a_second_run_resumes(data):
+    epochs = 40
+    root = opt_ml("preempt", {"model": "small", "epochs": str(epochs), "batch_size": "16"}, data)
+    args = ["--network", "none", "-e", "TRAINING_JOB_NAME=pbit-preempt", "-e", f"PLATBENCH_IMAGE_DIGEST={DIGEST}",
+            *mounts(root), IMAGE, "train"]
+    name = "pbit-preempt"
+    docker("run", "-d", "--name", name, *args)
+    try:
+        wait_for(lambda: "- Epoch: 2\n" in docker("logs", name, check=False).stdout, 600, "epoch 2 to end")
+        t0 = time.time()
+        docker("stop", "-t", "60", name)  # SIGTERM, then SIGKILL after 60 s
+        stopped_in = time.time() - t0
+        code = docker("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip()
+        logs = docker("logs", name).stdout
+    finally:
+        docker("rm", "-f", name, check=False)
+    assert code == "143", logs[-3000:]
+    assert stopped_in < 60, "SIGTERM was not handled: docker stop had to SIGKILL"
+    assert "SIGTERM received" in logs
+    assert (root / "checkpoints/last.ckpt").is_file() and not (root / "output/data/results.json").exists()
+
+    proc = docker("run", "--rm", "--name", name, *args, timeout=900)
+    assert "Resuming from /opt/ml/checkpoints/last.ckpt" in proc.stdout, proc.stdout[-3000:]
+    res = read_results(root / "output/data")
+    assert res.resumed_from_epoch is not None and res.resumed_from_epoch >= 2
+    assert res.epochs_completed == epochs and res.image_digest == DIGEST
+
+
+# ------------------------------------------------------------------------------------------------ compose
+def test_compose_trainer_service_without_the_gpu_reservation(data):
+    from mlflow.tracking import MlflowClient
+
+    proj = WORK / "compose"
+    shutil.copytree(data, proj / "data" / "cifar10")  # prepared already: --if-missing skips the download
+    chown_tree(proj)
+    env = {**os.environ, "PWD": str(proj), "PLATBENCH_IMAGE": IMAGE, "PLATBENCH_IMAGE_DIGEST": DIGEST,
+           "PLATBENCH_MODEL": "small", "PLATBENCH_TARGET": "0.5", "PLATBENCH_UID": str(IMAGE_UID),
+           "PLATBENCH_GID": str(IMAGE_UID)}
+    config = json.loads(docker("compose", *COMPOSE_FILES, "config", "--format", "json", cwd=proj, env=env).stdout)
+    svc = config["services"]["trainer"]
+    assert not svc.get("deploy", {}).get("resources")  # the GPU reservation is gone, nothing else changed:
+    assert svc["working_dir"] == str(proj) and svc["image"] == IMAGE and svc["user"] == f"{IMAGE_UID}:{IMAGE_UID}"
+    try:
+        proc = docker("compose", *COMPOSE_FILES, "run", "--rm", "-T", "trainer", cwd=proj, env=env, check=False,
+                      timeout=900)
+    finally:
+        docker("compose", *COMPOSE_FILES, "down", cwd=proj, env=env, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (out,) = (proj / "runs").iterdir()
+    res = read_results(out)
+    assert res.platform == "local" and res.model == "small" and res.target_accuracy == 0.5
+    assert res.image_digest == DIGEST
+    client = MlflowClient(tracking_uri=f"sqlite:///{proj / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("platbench").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags["platbench.image_digest"] == DIGEST
+
+
+# ------------------------------------------------------------------------------------------------ SDK
+@pytest.fixture(scope="module")
+def aws_env():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    home = WORK / "home"
+    home.mkdir(exist_ok=True)
+    config = home / "sagemaker-config.yaml"
+    config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+           "AWS_SHARED_CREDENTIALS_FILE": str(home / "none"), "AWS_CONFIG_FILE": str(home / "none"),
+           "AWS_EC2_METADATA_DISABLED": "true", "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config),
+           "SAGEMAKER_ADMIN_CONFIG_OVERRIDE": str(config), "SAGEMAKER_SUPPRESS_V2_WARNING": "1", "HOME": str(home)}
+    yield env
+    server.stop()
+
+
+def test_sagemaker_sdk_local_mode_trains_and_serves_the_image(data, aws_env, monkeypatch):
+    import boto3
+
+    for k, v in aws_env.items():
+        monkeypatch.setenv(k, v)
+    bucket, job = "platbench-it", "pbit-sdk-1"
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    work = WORK / "sdk"
+    work.mkdir()
+    proc = subprocess.run(
+        [str(VENV_BIN / "platbench"), "launch", "sagemaker", "--data", str(data), "--model", "small", "--epochs", "2",
+         "--set", "local=true", "--set", "local_runner=docker", "--set", f"bucket={bucket}",
+         "--set", f"image_uri={IMAGE}", "--set", f"job_name={job}", "--json"],
+        cwd=work, env={**os.environ}, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    sys.stderr.write(proc.stderr[-2000:])  # the SDK's compose log, for the record (-rA / on failure)
+    doc = json.loads(proc.stdout)
+    res = doc["results"]
+    assert res["platform"] == "sagemaker" and res["job_id"] == job and res["epochs_completed"] == 2
+    assert res["image_digest"] == DIGEST
+    assert "- Epoch: 2" in proc.stderr  # the container's log reached the launcher without compose's prefixes
+
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}").get_run(doc["mlflow_run_id"])
+    tags = run.data.tags
+    assert run.info.status == "FINISHED" and tags["platbench.local_runner"] == "docker"
+    assert tags["platbench.image_digest"] == DIGEST and tags["platbench.staging"] == "naive"
+
+    prefix = f"platbench/jobs/{job}/output"
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]}
+    assert {f"{prefix}/model.tar.gz", f"{prefix}/output.tar.gz"} <= keys
+    with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=f"{prefix}/output.tar.gz")["Body"].read())) as t:
+        assert "results.json" in t.getnames()  # the service's layout (the SDK packs output/ whole)
+
+    from platforms.sagemaker_docker import local_endpoint
+
+    sample = sorted((data / "test" / "green").glob("*.png"))[0]
+    with local_endpoint(f"s3://{bucket}/{prefix}/model.tar.gz", IMAGE, "us-east-1", WORK / "sdk-serve",
+                        env={"PLATBENCH_IMAGE_DIGEST": DIGEST}) as predictor:
+        answer = predictor.predict(png(sample))
+        assert answer["predictions"][0]["class"] in COLORS
+    running = docker("ps", "-q").stdout.split()
+    assert running == [], "the local endpoint's container is still running"

@@ -1,0 +1,79 @@
+"""Image identity without an engine: the digest a launcher passes (PLATBENCH_IMAGE_DIGEST) lands in
+results.json and the MLflow tags, and `launch --baseline` refuses to compare runs made with different
+images unless --allow-image-mismatch (scripts/image-test checks the same with the built image)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import platbench
+
+from mlflow.tracking import MlflowClient
+
+A = "sha256:" + "a" * 64
+B = "sha256:" + "b" * 64
+
+
+def launch(cwd, data, *extra, digest=None):
+    env = {"PLATBENCH_IMAGE_DIGEST": digest} if digest else {"PLATBENCH_IMAGE_DIGEST": ""}
+    return platbench("launch", "local", "--data", str(data), "--epochs", "1", "--hp", "batch_size=64", *extra,
+                     cwd=cwd, env=env)
+
+
+@pytest.fixture(scope="module")
+def baseline(color_data, tmp_path_factory):
+    """One run 'inside image A' (the compose service sets PLATBENCH_IMAGE_DIGEST the same way)."""
+    cwd = tmp_path_factory.mktemp("identity")
+    proc = launch(cwd, color_data, "--json", "--out", "runs/base", digest=A)
+    assert proc.returncode == 0, proc.stderr
+    return cwd, json.loads(proc.stdout)
+
+
+def test_the_digest_is_recorded_in_results_and_mlflow(baseline):
+    cwd, doc = baseline
+    assert doc["results"]["image_digest"] == A
+    from platforms import tracking
+
+    run = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}").get_run(doc["mlflow_run_id"])
+    assert run.data.tags["platbench.image_digest"] == A
+    assert tracking.run_summary(run)["image_digest"] == A  # `platbench runs --json`
+
+
+def test_another_image_is_refused_before_anything_runs(baseline, color_data):
+    cwd, doc = baseline
+    for digest, shown in ((B, B), (None, "none (not run from an image)")):
+        proc = launch(cwd, color_data, "--baseline", doc["mlflow_run_id"][:8], "--out", "runs/refused", digest=digest)
+        assert proc.returncode == 2, proc.stderr
+        err = proc.stderr.strip().splitlines()[-1]
+        assert err.startswith("platbench: error: baseline run") and A in err and shown in err
+        assert "--allow-image-mismatch" in err and "Traceback" not in proc.stderr
+    assert not (cwd / "runs/refused").exists()
+    client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
+    assert len(client.search_runs([client.get_experiment_by_name("platbench").experiment_id])) == 1  # no new run
+
+
+def test_same_image_compares_and_a_mismatch_only_when_allowed(baseline, color_data):
+    cwd, doc = baseline
+    proc = launch(cwd, color_data, "--baseline", doc["mlflow_run_id"], "--json", digest=A)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["baseline"]["run_id"] == doc["mlflow_run_id"] and out["baseline"]["image_mismatch"] is None
+    fig = {f["figure"]: f for f in out["baseline"]["figures"]}
+    assert fig["test accuracy"]["baseline"] == pytest.approx(doc["results"]["test_accuracy"])
+    assert fig["train seconds"]["ratio"] > 0
+
+    proc = launch(cwd, color_data, "--baseline", doc["mlflow_run_id"], "--allow-image-mismatch", digest=B)
+    assert proc.returncode == 0, proc.stderr
+    assert "images differ" in proc.stdout and "against baseline" in proc.stdout
+    client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("platbench").experiment_id], max_results=1,
+                                order_by=["attributes.start_time DESC"])
+    tags = run.data.tags
+    assert tags["platbench.baseline_run_id"] == doc["mlflow_run_id"] and tags["platbench.image_digest"] == B
+    assert tags["platbench.image_mismatch_allowed"] == "true"
+
+
+def test_an_unknown_baseline_is_one_line(baseline, color_data):
+    cwd, _ = baseline
+    proc = launch(cwd, color_data, "--baseline", "zzzz")
+    assert proc.returncode == 2 and "matches no runs" in proc.stderr and "Traceback" not in proc.stderr
