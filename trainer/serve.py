@@ -2,10 +2,10 @@
 both platforms' inference-container contracts at once, from the same model artifact.
 
 Built on Starlette + uvicorn (uvloop and httptools when installed), one process: requests are parsed on
-the event loop and queued; one inference thread takes whatever is queued (up to --max-batch images,
-waiting at most --batch-wait-ms for more once the first arrives), decodes and predicts them as one
-batch, and answers each request. Under concurrent load that turns many one-image requests into a few
-batched forward passes; a lone request waits at most the batch window.
+the event loop and queued; one inference thread takes whatever is queued (up to --max-batch images;
+while it holds fewer than the previous batch did, it waits up to --batch-wait-ms for more), decodes and
+predicts them as one batch, and answers each request. Under concurrent load that turns many one-image
+requests into a few batched forward passes; a lone client never waits for company.
 
 SageMaker AI, bring-your-own inference container
   https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html
@@ -235,6 +235,7 @@ class Batcher:
         self.images = 0
         self.batches = 0
         self.largest = 0
+        self._last_size = 1
         self._task: Optional[asyncio.Task] = None
 
     def start(self) -> None:
@@ -266,8 +267,12 @@ class Batcher:
         return [r[0] for r in results], max(r[1] for r in results)
 
     async def _collect(self) -> list[_Item]:
+        """The next batch: whatever has queued up (at most max_batch). It waits for more — at most the
+        batch window — only while it is smaller than the previous batch: a lone client (previous batch
+        of 1) never waits, and once as many requests as last time have arrived the batch goes at once."""
         loop = asyncio.get_running_loop()
         batch = [await self.queue.get()]
+        expected = min(self.max_batch, self._last_size)
         deadline = loop.time() + self.wait_s
         while len(batch) < self.max_batch:
             try:
@@ -276,12 +281,13 @@ class Batcher:
             except asyncio.QueueEmpty:
                 pass
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if len(batch) >= expected or remaining <= 0:
                 break
             try:
                 batch.append(await asyncio.wait_for(self.queue.get(), remaining))
             except asyncio.TimeoutError:
                 break
+        self._last_size = len(batch)
         return batch
 
     async def _run(self) -> None:
