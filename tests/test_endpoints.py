@@ -373,3 +373,30 @@ def test_vertex_endpoint_is_deleted_after_an_error(vertex_env, model):
         run_endpoint_benchmark("vertex", model, {**settings, "name": "pb-vx-err"}, LoadSettings(requests=5), [],
                                "image", track=False)
     assert api.models == {} and api.endpoints == {}
+
+
+def test_serve_copies_the_model_from_a_gs_aip_storage_uri(gcs, model, tmp_path):
+    """Vertex hands the container AIP_STORAGE_URI=gs://…: serve copies the model down (here from the
+    Cloud Storage emulator), serves it, and removes the copy when it stops."""
+    from google.cloud import storage
+
+    from _serving import request, start_server
+
+    bucket = new_bucket_name()
+    b = storage.Client(project="test").create_bucket(bucket)
+    for name in ("model.pt", "model.json"):
+        b.blob(f"models/pb/{name}").upload_from_filename(str(model / name))
+    server = start_server("vertex", model, tmp_path / "srv", extra_env={"AIP_STORAGE_URI": f"gs://{bucket}/models/pb"})
+    try:
+        status, _, body = request("POST", server.url, _png(), {"Content-Type": "image/png"})
+        assert status == 200 and json.loads(body)["predictions"]
+    finally:
+        assert server.stop() == 0
+    copied = re.search(r"copied 2 model files from gs://\S+ to (\S+)", server.output())
+    assert copied and not os.path.exists(copied.group(1))
+
+
+def _png() -> bytes:
+    from _serving import image_bytes
+
+    return image_bytes("PNG")

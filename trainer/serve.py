@@ -179,6 +179,7 @@ def _download_gcs(uri: str) -> Path:
         count += 1
     if count == 0:
         raise ConfigError(f"AIP_STORAGE_URI {uri} holds no files")
+    print(f"copied {count} model files from {uri} to {dest}", file=sys.stderr)
     return dest
 
 
