@@ -35,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from platforms.errors import UserError
+from platforms.tracking import Tag
 
 SCHEMA = "platbench.load/1"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -42,7 +43,7 @@ CONNECTION_ERRORS = ("reset", "refused", "timeout", "connect", "other")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 PERCENTILES = (50, 90, 95, 99)
-KIND_TAG = "platbench.kind"  # MLflow tag telling load/batch-inference runs from training runs
+KIND_TAG = Tag.KIND  # "platbench.kind": load | batch_inference | endpoint (training runs carry none)
 
 # MLflow metric name → key in the report's "summary" (latency keys under summary["latency_ms"])
 MLFLOW_METRICS = {
