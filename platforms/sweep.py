@@ -5,8 +5,8 @@ Every cell of the matrix runs through the same `platforms.launch.launch()` as `p
 worker process of its own (`python -m platforms.sweep worker CELL_DIR`) started in a new session, so:
 
 - the coordinator (this process) only schedules and watches: at most `--concurrency` jobs at once, and
-  at most one at a time on `local` unless told otherwise (one device: two local runs would share it and
-  distort each other's timings);
+  at most one at a time on this machine unless told otherwise (`local`, and cloud launchers in local
+  mode, `--set P:local=true`, share it: one device, and two runs on it would distort each other's timings);
 - Ctrl-C (or SIGTERM) on the coordinator is passed on to the running workers, which checkpoint (local
   trainer) or stop their cloud job (launch's teardown), and are marked KILLED/preempted in MLflow;
 - if the coordinator itself dies (terminal closed, SIGKILL), its workers keep running; started again
@@ -442,6 +442,13 @@ class Coordinator:
         return tr
 
     # -------------------------------------------------------------- running
+    def pool(self, platform: str) -> str:
+        """Whose device a cell uses: `local`, and a cloud launcher in local mode (--set P:local=true),
+        run on this machine and share its limit; a cloud platform is its own pool."""
+        if platform == "local" or str(self.spec.settings.get(platform, {}).get("local", "")).lower() in ("true", "1", "yes"):
+            return "local"
+        return platform
+
     def start(self, cell: Cell) -> Active:
         from platforms.tracking import Tag
         from trainer.results import atomic_write_text
@@ -580,11 +587,11 @@ class Coordinator:
                         self.results.append(CellResult(cell.key, "launched", "not started"))
                     pending = []
                 while pending and len(active) < self.total:
-                    busy = {}
+                    busy: dict[str, int] = {}
                     for a in active:
-                        busy[a.cell.platform] = busy.get(a.cell.platform, 0) + 1
-                    pick = next((cell for cell in pending if busy.get(cell.platform, 0)
-                                 < self.per_platform.get(cell.platform, self.total)), None)
+                        busy[self.pool(a.cell.platform)] = busy.get(self.pool(a.cell.platform), 0) + 1
+                    pick = next((cell for cell in pending if busy.get(self.pool(cell.platform), 0)
+                                 < self.per_platform.get(self.pool(cell.platform), self.total)), None)
                     if pick is None:
                         break
                     pending.remove(pick)
@@ -649,7 +656,9 @@ def cli_main(data: Path, platforms: list[str], models: list[str], per_class: lis
     name = name or spec.default_name()
     if not NAME_RE.match(name):
         raise UserError(f"--name {name!r}: use letters, digits, '.', '_' and '-' (at most 100)")
-    total, per = parse_concurrency(concurrency, plats)
+    on_this_machine = ["local"] + [p for p in plats if p != "local" and str(spec.settings.get(p, {}).get("local", "")).lower()
+                                   in ("true", "1", "yes")]
+    total, per = parse_concurrency(concurrency, plats + (["local"] if len(on_this_machine) > 1 else []))
     co = Coordinator(spec, name, Path(out) if out else Path("runs") / "sweeps" / name, total, per, console,
                      quiet=as_json)
     if dry_run:

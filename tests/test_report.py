@@ -248,7 +248,7 @@ def test_sections_without_data_say_so(local_report):
     out, _ = local_report
     md = (out / "report.md").read_text()
     assert "No runs with upload or download s/MB yet" in md_section(md, "transfer")
-    assert "No load runs yet" in md_section(md, "latency")
+    assert "No load or endpoint runs yet" in md_section(md, "latency")
     assert "No runs with a cost yet" in md_section(md, "cost")
     assert "No endpoint runs with a price yet" in md_section(md, "cost")
     assert "no difference between platforms is tested or called" in md_section(md, "time-accuracy")

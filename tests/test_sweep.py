@@ -159,6 +159,10 @@ def test_matrix_order_names_and_limits():
     assert sweep.parse_list(["5,all"], "--per-class", sweep.per_class_value) == [5, None]
     assert sweep.parse_settings(["sagemaker:spot=true", "region=eu-west-1"], ["local", "sagemaker"]) == {
         "sagemaker": {"spot": "true", "region": "eu-west-1"}}
+    mixed = sweep.SweepSpec(data="/d", platforms=["local", "sagemaker", "vertex"], models=["small"], per_class=[5],
+                            seeds=[0], settings={"sagemaker": {"local": "true"}})
+    co = sweep.Coordinator(mixed, "n", Path("o"), 4, {"local": 1}, None, quiet=True)
+    assert co.pool("local") == co.pool("sagemaker") == "local" and co.pool("vertex") == "vertex"  # this machine: one
 
 
 @pytest.mark.parametrize("args, words", [

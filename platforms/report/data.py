@@ -30,7 +30,10 @@ class Run:
 
     @property
     def platform(self) -> str:
-        return self.tags.get(Tag.PLATFORM) or "?"
+        """The platform as the report shows it: a cloud launcher's local mode (the job run on this machine
+        under that platform's contract) is told apart from the platform itself."""
+        name = self.tags.get(Tag.PLATFORM) or "?"
+        return f"{name} (local mode)" if self.tags.get(Tag.LOCAL_MODE) == "true" else name
 
     @property
     def model(self) -> str:

@@ -462,7 +462,8 @@ class Report:
             s.add(Table(["Platform", "Model", "Instance", "Runs", "Billed USD", "List-price USD"], rows, ids,
                         id="cost-table"))
         # to target accuracy
-        targeted = [r for r in self.store.training if r.target_accuracy is not None and price_per_hour(r) is not None]
+        targeted = [r for r in self.store.training if r.target_accuracy is not None and price_per_hour(r) is not None
+                    and (r.m("cost_usd") is not None or r.m("cost_list_estimate_usd") is not None)]  # priced runs only
         if not targeted:
             s.add(Para("No priced runs with a target accuracy yet (`--target-accuracy`), so no cost to target.", "empty"))
         else:
