@@ -93,10 +93,16 @@ def experiment_id(c) -> str:
     exp = c.get_experiment_by_name(EXPERIMENT)
     if exp is not None:
         return exp.experiment_id
-    location = None
-    if _is_embedded():
-        location = (Path.cwd() / ARTIFACT_DIR).as_uri()
-    return c.create_experiment(EXPERIMENT, artifact_location=location)
+    return c.create_experiment(EXPERIMENT, artifact_location=artifact_location(tracking_uri()))
+
+
+def artifact_location(uri: str) -> str | None:
+    """Artifacts of a store in a local sqlite file live beside that file (`mlartifacts/`), not in
+    MLflow's default `./mlruns` under whatever folder the first run happened to start in. Servers and
+    other stores keep their own default."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///"):]).parent / ARTIFACT_DIR).as_uri()
+    return None
 
 
 def code_commit() -> str | None:

@@ -140,3 +140,14 @@ def test_a_run_whose_process_died_is_reconciled_as_lost(color_data, tmp_path):
     assert rows[0]["status"] == "FAILED"
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert client.get_run(rows[0]["run_id"]).data.tags["platbench.status"] == "lost"
+
+
+def test_artifacts_of_a_sqlite_store_named_by_uri_live_beside_it(color_data, tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = platbench("launch", "local", "--data", str(color_data), "--epochs", "1", "--json", "--out",
+                     str(tmp_path / "out"), cwd=work, env={"MLFLOW_TRACKING_URI": f"sqlite:///{store / 'm.db'}"})
+    assert proc.returncode == 0, proc.stderr
+    assert (store / "mlartifacts").is_dir() and list(work.iterdir()) == []
