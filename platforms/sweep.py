@@ -679,7 +679,12 @@ def cli_main(data: Path, platforms: list[str], models: list[str], per_class: lis
         return 0
     # check the platforms that still have cells to launch (a finished sweep started again needs none)
     co.preflight(sorted({cell.platform for cell, state, _ in co.dry_run() if state == "launch"}))
-    co.run()
+    try:
+        co.run()
+    except KeyboardInterrupt:
+        print(f"platbench: sweep {name} left its running jobs going; start the same sweep again to re-attach",
+              file=sys.stderr)
+        return 130
     if as_json:
         print(summary_json(co))
     else:

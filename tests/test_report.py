@@ -571,3 +571,11 @@ def test_latency_comes_from_every_sample_of_load_and_endpoint_runs(fixture_repor
     assert f"H = {h:.3f}" in line and f"sagemaker n={len(pooled['sagemaker'])}" in line
     page = parse_html(out / "index.html")
     assert set(page.figures["fig-latency"]["runs"]) == {r.info.run_id for r in serving}
+
+
+def test_no_store_is_a_one_line_error_and_creates_nothing(tmp_path):
+    from conftest import assert_one_line_error
+
+    proc = platbench("report", "--out", "rep", cwd=tmp_path)
+    assert_one_line_error(proc)
+    assert "no MLflow store here" in proc.stderr and list(tmp_path.iterdir()) == []

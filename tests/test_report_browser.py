@@ -15,7 +15,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import platbench
 from test_report import ALL_FIGURES, SECTIONS, fixture_report  # noqa: F401 - the fixture is used below
+from test_sweep import SWEEP_NAME, swept
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -42,25 +44,40 @@ class BodyAttr(HTMLParser):
             self.check = dict(attrs).get("data-selfcheck")
 
 
-def test_every_section_and_figure_renders_offline(fixture_report, tmp_path):  # noqa: F811
-    out, _, _ = fixture_report
-    page = (out / "index.html").resolve()
-    proc = chromium(["--virtual-time-budget=10000", "--dump-dom", page.as_uri()], tmp_path / "profile")
+def self_check(page: Path, profile: Path) -> dict:
+    """Open the page with no network; return what its own script found rendered."""
+    proc = chromium(["--virtual-time-budget=10000", "--dump-dom", page.resolve().as_uri()], profile)
     assert proc.returncode == 0, proc.stderr[-2000:]
     parser = BodyAttr()
     parser.feed(proc.stdout)
     assert parser.check, "the page's self-check did not run: " + proc.stdout[:500]
-    check = json.loads(parser.check)
+    return json.loads(parser.check)
+
+
+def assert_rendered(check: dict, figures: list[str]) -> None:
     assert [s["id"] for s in check["sections"]] == SECTIONS
     assert all(s["height"] > 40 for s in check["sections"]), check["sections"]
-    figures = {f["id"]: f for f in check["figures"]}
-    assert list(figures) == ALL_FIGURES
-    for fid, f in figures.items():
+    found = {f["id"]: f for f in check["figures"]}
+    assert list(found) == figures
+    for f in found.values():
         assert f["loaded"] and f["naturalWidth"] > 200 and f["naturalHeight"] > 150, f
         assert f["width"] > 200 and f["height"] > 100, f  # laid out, not collapsed
     assert check["external"] == 0
-    html_text = page.read_text()
+
+
+def test_every_section_and_figure_renders_offline(fixture_report, tmp_path):  # noqa: F811
+    out, _, _ = fixture_report
+    assert_rendered(self_check(out / "index.html", tmp_path / "profile"), ALL_FIGURES)
+    html_text = (out / "index.html").read_text()
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=\"(?!data:|#)", html_text)  # nothing loaded from elsewhere
+
+
+def test_the_local_sweep_report_renders(tmp_path_factory, digits_data, tmp_path):
+    cwd = swept(tmp_path_factory, digits_data)
+    proc = platbench("report", "--sweep", SWEEP_NAME, "--out", "rep-browser", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    check = self_check(cwd / "rep-browser" / "index.html", tmp_path / "profile")
+    assert_rendered(check, ["fig-time-accuracy", "fig-ablation", "fig-pareto", "fig-phases"])
 
 
 def test_screenshot_is_not_blank(fixture_report, tmp_path):  # noqa: F811

@@ -119,6 +119,11 @@ def _to_run(r) -> Run:
 def gather(sweeps: list[str] | None = None, latency: bool = True) -> Store:
     """Every run of the platbench experiment. With `sweeps`, training runs are only those of the named
     sweeps (their parent runs too); load and batch-inference runs are always all included."""
+    if tracking._is_embedded() and not (Path.cwd() / tracking.DB_FILE).exists():
+        from platforms.errors import UserError
+
+        raise UserError(f"no MLflow store here ({Path.cwd() / tracking.DB_FILE}): run `platbench launch` or "
+                        "`platbench sweep` in this folder first, or set MLFLOW_TRACKING_URI")
     c = tracking.client()
     store = Store(tracking.tracking_uri(), sweep_filter=list(sweeps or []))
     exp = c.get_experiment_by_name(tracking.EXPERIMENT)
