@@ -179,7 +179,7 @@ def _ping(port: int) -> bool:
 
 # ------------------------------------------------------------------------------------------------ SIGTERM
 def test_docker_stop_checkpoints_and_a_second_run_resumes(data):
-    epochs = 40
+    epochs = 20
     root = opt_ml("preempt", {"model": "small", "epochs": str(epochs), "batch_size": "16"}, data)
     args = ["--network", "none", "-e", "TRAINING_JOB_NAME=pbit-preempt", "-e", f"PLATBENCH_IMAGE_DIGEST={DIGEST}",
             *mounts(root), IMAGE, "train"]
