@@ -521,7 +521,6 @@ class Report:
         try:
             from platforms.errors import UserError
             from platforms.scorecard import loader, table as table_mod
-            from platforms.scorecard.loader import Project
 
             project = _project(self.root)
             platforms = loader.registered_platforms()
