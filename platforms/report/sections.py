@@ -30,6 +30,7 @@ PHASES: list[tuple[str, tuple[str, ...]]] = [
     ("data download", ("phase_seconds_downloading",)),
     ("train", ("phase_seconds_training",)),
     ("collect", ("phase_seconds_uploading", "collect_seconds")),
+    ("spot interruption", ("phase_seconds_interrupted", "phase_seconds_restarting")),
 ]
 TRAIN_FALLBACK = "seconds_total"
 WALL = "seconds_wall"
