@@ -127,6 +127,8 @@ BAD = {
     # name: (body, headers, chunked, expected status, words in the error)
     "oversize body": (b"\0" * (SIX_MB + 1), {"Content-Type": "image/png"}, False, 413, "at most 6291456 bytes"),
     "oversize chunked body": ([b"\0" * (1024 * 1024)] * 7, {"Content-Type": "image/png"}, True, 413, "exceeds 6291456"),
+    "oversize chunked, last chunk over": ([b"\0" * (SIX_MB - 10), b"\0" * 100], {"Content-Type": "image/png"}, True, 413,
+                                          "exceeds 6291456"),
     "not an image": (b"hello, world", {"Content-Type": "image/png"}, False, 400, "not a PNG or JPEG image"),
     "truncated png": (image_bytes("PNG", 64)[:300], {"Content-Type": "image/png"}, False, 400, "corrupt or truncated"),
     "gif is not accepted": (image_bytes("GIF"), {"Content-Type": "image/png"}, False, 400, "not a PNG or JPEG"),

@@ -363,17 +363,19 @@ async def read_body(request, limit: int) -> bytes:
                     pass
             raise HTTPError(413, f"request body is {declared_n} bytes; this endpoint accepts at most {limit} bytes "
                                  f"(SageMaker's InvokeEndpoint limit is 6291456); send fewer or smaller images per request")
-    chunks, total = [], 0
-    async for chunk in request.stream():
+    chunks, total, over = [], 0, False
+    async for chunk in request.stream():  # one pass: a stream can be iterated only once
         total += len(chunk)
+        if over:
+            if total > DRAIN_FACTOR * limit:
+                break
+            continue
         if total > limit:
-            drained = total
-            async for more in request.stream():
-                drained += len(more)
-                if drained > DRAIN_FACTOR * limit:
-                    break
-            raise HTTPError(413, f"request body exceeds {limit} bytes; send fewer or smaller images per request")
+            over, chunks = True, []
+            continue
         chunks.append(chunk)
+    if over:
+        raise HTTPError(413, f"request body exceeds {limit} bytes; send fewer or smaller images per request")
     return b"".join(chunks)
 
 
