@@ -400,3 +400,19 @@ def _png() -> bytes:
     from _serving import image_bytes
 
     return image_bytes("PNG")
+
+
+def test_dry_run_prints_the_plan_and_cost_and_creates_nothing(tmp_path):
+    from conftest import assert_one_line_error, platbench
+
+    proc = platbench("endpoint", "sagemaker", "--dry-run", "--set", "bucket=b", "--set", "name=pb-dry",
+                     "--set", "instance_type=ml.g4dn.xlarge", cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "aws sagemaker create-endpoint --endpoint-name pb-dry --endpoint-config-name pb-dry" in proc.stdout
+    assert "aws sagemaker delete-endpoint --endpoint-name pb-dry" in proc.stdout
+    assert re.search(r"cost while up: \$0\.7364/hour, \$17\.67/day, \$537\.57/month \(730 h\), \$6450\.86/year",
+                     proc.stdout), proc.stdout
+    assert not (tmp_path / "mlflow.db").exists()
+    proc = platbench("endpoint", "azure", "--dry-run", cwd=tmp_path, timeout=60)
+    assert_one_line_error(proc)
+    assert "no endpoints for 'azure'" in proc.stderr
