@@ -624,6 +624,11 @@ def cli_main(target: str, requests: int, concurrency: int, rate: Optional[float]
         progress_cm.start()
     try:
         data_run = run_load(tgt, payloads, s, _pairs(header, "--header"), callback, settings)
+    except KeyboardInterrupt:
+        import sys
+
+        print("platbench: load interrupted (Ctrl-C); nothing recorded", file=sys.stderr)
+        return 130
     finally:
         if progress_cm is not None:
             progress_cm.stop()
