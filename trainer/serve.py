@@ -361,8 +361,9 @@ async def read_body(request, limit: int) -> bytes:
             if declared_n <= DRAIN_FACTOR * limit:
                 async for _ in request.stream():
                     pass
-            raise HTTPError(413, f"request body is {declared_n} bytes; this endpoint accepts at most {limit} bytes "
-                                 f"(SageMaker's InvokeEndpoint limit is 6291456); send fewer or smaller images per request")
+            why = " (SageMaker's InvokeEndpoint limit)" if limit == SAGEMAKER_MAX_BODY else ""
+            raise HTTPError(413, f"request body is {declared_n} bytes; this endpoint accepts at most {limit} bytes"
+                                 f"{why}; send fewer or smaller images per request")
     chunks, total, over = [], 0, False
     async for chunk in request.stream():  # one pass: a stream can be iterated only once
         total += len(chunk)
@@ -480,6 +481,7 @@ def _torch_threads() -> int:
 def build_app(state: ServerState):
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.requests import ClientDisconnect
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
@@ -521,6 +523,8 @@ def build_app(state: ServerState):
             predictions, batch = await state.batcher.submit(sources, top_k, instances=ctype in JSON_TYPES)
         except HTTPError as exc:
             return error(exc.status, exc.message)
+        except ClientDisconnect:  # the client went away mid-body: nobody reads an answer
+            return Response(status_code=400)
         except ImageTooLarge as exc:
             return error(413, str(exc))
         except ImageError as exc:
