@@ -69,12 +69,16 @@ def engine_problem() -> Optional[str]:
         return "the Docker engine did not answer within 15 s"
     if info.returncode != 0 or not info.stdout.strip():
         return "no Docker engine answers (" + (info.stderr.strip().splitlines() or ["docker info failed"])[-1] + ")"
+    # the SDK's own test (sagemaker/local/image.py _get_compose_cmd_prefix): `docker compose version` saying
+    # "v2", else a docker-compose on PATH
     try:
-        compose_v2 = _docker("compose", "version", timeout=15).returncode == 0
+        version = _docker("compose", "version", timeout=15)
+        compose_v2 = version.returncode == 0 and "v2" in version.stdout
     except subprocess.TimeoutExpired:
         compose_v2 = False
     if not compose_v2 and shutil.which("docker-compose") is None:
-        return "no Docker Compose (`docker compose` or docker-compose), which the SageMaker SDK's local mode runs"
+        return ("no Docker Compose the SageMaker SDK's local mode recognises: `docker compose version` must print "
+                "v2…, or docker-compose must be on PATH")
     return None
 
 

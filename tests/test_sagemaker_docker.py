@@ -24,7 +24,7 @@ DIGEST = "sha256:" + "c" * 64
 FAKE_DOCKER = """#!/bin/sh
 case "$1 $2" in
   "info --format") echo 20.10.24 ;;
-  "compose version") echo "Docker Compose version 2.26.1" ;;
+  "compose version") echo "Docker Compose version ${COMPOSE_VERSION:-v2.26.1}" ;;
   "image inspect") case "$*" in *platbench:local*) echo '[] {digest}' ;; *pushed*) echo '["r/pushed@sha256:{pushed}"] sha256:{other}' ;; *) echo "no such image" >&2; exit 1 ;; esac ;;
   *) echo "unexpected: $*" >&2; exit 3 ;;
 esac
@@ -72,6 +72,15 @@ def test_with_an_engine_and_the_image_auto_chooses_docker_and_stages_naive(engin
         sagemaker_docker.choose_runner(settings(image_uri="platbench:local", staging="sharded"))
     with pytest.raises(UserError, match="managed spot"):
         sagemaker_docker.choose_runner(settings(image_uri="platbench:local", spot=True))
+
+
+def test_compose_must_be_one_the_sdk_recognises(engine, monkeypatch, tmp_path):
+    assert sagemaker_docker.engine_problem() is None
+    monkeypatch.setenv("COMPOSE_VERSION", "2.26.1")  # Debian's build: no "v2" in the line, so the SDK
+    assert "docker-compose must be on PATH" in sagemaker_docker.engine_problem()  # looks for docker-compose
+    (tmp_path / "fake-bin" / "docker-compose").write_text("#!/bin/sh\n")
+    (tmp_path / "fake-bin" / "docker-compose").chmod(0o755)
+    assert sagemaker_docker.engine_problem() is None
 
 
 def test_image_digest_prefers_the_registry_digest(engine):
