@@ -77,8 +77,8 @@ def main() -> None:
     print(f"epoch 1 (warm-up): platbench {ours[0]:.3f} s (decode/cache + transfer), ImageFolder {theirs[0]:.3f} s")
     print(summary("platbench, epochs 2+", ours[1:]))
     print(summary("ImageFolder+DataLoader, 2+", theirs[1:]))
-    print(f"speed-up from epoch 2 on (median): {statistics.median(theirs[1:]) / statistics.median(ours[1:]):.1f}×"
-          f"  (goal ≥ 20×)")
+    print(f"speed-up from epoch 2 on, medians: {statistics.median(theirs[1:]) / statistics.median(ours[1:]):.1f}×"
+          f"  (goal ≥ 20×); best of each: {min(theirs[1:]) / min(ours[1:]):.1f}×")
 
 
 if __name__ == "__main__":

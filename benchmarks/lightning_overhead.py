@@ -84,8 +84,10 @@ def main() -> None:
         raw += raw_epochs(data, args.model, args.epochs, args.batch_size)[1:]
     print(summary("Lightning (train clock)", light))
     print(summary("raw PyTorch twin", raw))
-    ratio = statistics.median(light) / statistics.median(raw)
-    print(f"ratio Lightning / raw per epoch (median): {ratio:.3f}  (goal ≤ 1.03)")
+    # On a shared machine a load spike lands on one side; the best epoch of each (timeit's rule) is the
+    # figure least bent by it, the median shows how noisy the run was.
+    print(f"ratio Lightning / raw per epoch, best of each: {min(light) / min(raw):.3f}  (goal ≤ 1.03)")
+    print(f"ratio Lightning / raw per epoch, medians:      {statistics.median(light) / statistics.median(raw):.3f}")
 
 
 if __name__ == "__main__":
