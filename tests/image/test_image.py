@@ -15,6 +15,7 @@ import http.client
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -301,3 +302,43 @@ def test_sagemaker_sdk_local_mode_trains_and_serves_the_image(data, aws_env, mon
         assert answer["predictions"][0]["class"] in COLORS
     running = docker("ps", "-q").stdout.split()
     assert running == [], "the local endpoint's container is still running"
+
+
+def test_ctrl_c_during_sdk_local_mode_stops_its_container(data, aws_env):
+    """Teardown always: Ctrl-C while the SDK's container trains → StopTrainingJob's equivalent (SIGTERM
+    to the SDK's process group: compose stops the container, the trainer checkpoints) → no container
+    left running, the MLflow run KILLED."""
+    import signal
+
+    import boto3
+    from mlflow.tracking import MlflowClient
+
+    env = {**os.environ, **aws_env}
+    bucket = "platbench-it-int"
+    boto3.client("s3", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                 aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket=bucket)
+    work = WORK / "sdk-int"
+    work.mkdir()
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "platbench"), "launch", "sagemaker", "--data", str(data), "--model", "small", "--epochs",
+         "500", "--set", "local=true", "--set", f"bucket={bucket}", "--set", f"image_uri={IMAGE}",
+         "--set", "job_name=pbit-sdk-int", "--json"],
+        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def training_container():
+            names = docker("ps", "--format", "{{.Names}}").stdout.split()
+            name = next((n for n in names if "algo-1" in n), None)
+            logs = docker("logs", name, check=False).stdout if name else ""
+            return name if re.search(r"^- Epoch: 1\r?$", logs, re.M) else None  # the SDK runs it with a tty
+
+        name = wait_for(training_container, 600, "the SDK's training container to finish an epoch")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0, out[-2000:] + err[-2000:]
+    assert docker("ps", "-q").stdout.split() == [], f"{name} still runs after Ctrl-C"
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("platbench").experiment_id])
+    assert run.info.status == "KILLED" and run.data.tags["platbench.local_runner"] == "docker"
