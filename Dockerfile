@@ -10,6 +10,10 @@ ARG BASE_IMAGE=pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime@sha256:417bd75df636
 FROM ${BASE_IMAGE}
 
 ARG GIT_COMMIT=unknown
+# SageMaker sets SAGEMAKER_BIND_TO_PORT (inference pipelines, multi-container endpoints) only for images
+# that declare they honour it; `serve` does.
+# https://docs.aws.amazon.com/sagemaker/latest/dg/inference-pipeline-real-time.html
+LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \

@@ -44,6 +44,7 @@ def raw_epochs(data, model: str, epochs: int, batch_size: int, seed: int = 0) ->
         batches.epoch = epoch
         t0 = time.perf_counter()
         loss_sum = torch.zeros(())
+        hits = torch.zeros((), dtype=torch.long)
         for x, y in batches:
             logits = net(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=hp.label_smoothing)
@@ -51,8 +52,9 @@ def raw_epochs(data, model: str, epochs: int, batch_size: int, seed: int = 0) ->
             loss.backward()
             opt.step()
             sched.step()
-            loss_sum += loss.detach()
-        float(loss_sum)
+            loss_sum += loss.detach() * len(y)  # the same per-epoch figures the Lightning module keeps
+            hits += (logits.detach().argmax(1) == y).sum()
+        float(loss_sum), int(hits)
         times.append(time.perf_counter() - t0)
     return times
 
@@ -79,9 +81,12 @@ def main() -> None:
     print(f"data: {data_dir} ({len(data.x_train)} train images), model {args.model}, batch {args.batch_size}, "
           f"{args.epochs} epochs × {args.rounds} rounds, torch threads {torch.get_num_threads()}")
     light, raw = [], []
-    for _ in range(args.rounds):
-        light += lightning_epochs(data_dir, args.model, args.epochs, args.batch_size)[1:]
-        raw += raw_epochs(data, args.model, args.epochs, args.batch_size)[1:]
+    for i in range(args.rounds):  # alternate which goes first, so neither always runs on a warmer machine
+        for side in ((0, 1) if i % 2 == 0 else (1, 0)):
+            if side == 0:
+                light += lightning_epochs(data_dir, args.model, args.epochs, args.batch_size)[1:]
+            else:
+                raw += raw_epochs(data, args.model, args.epochs, args.batch_size)[1:]
     print(summary("Lightning (train clock)", light))
     print(summary("raw PyTorch twin", raw))
     # On a shared machine a load spike lands on one side; the best epoch of each (timeit's rule) is the

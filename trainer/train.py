@@ -252,6 +252,7 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
                 max_epochs=hp.epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                 enable_model_summary=False, num_sanity_val_steps=0, callbacks=[recorder, *(callbacks or [])],
                 use_distributed_sampler=False, deterministic=False,
+                barebones=True,  # Lightning's minimal-overhead mode: none of its per-step logging machinery
             )
             try:
                 trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=eval_loaders, ckpt_path=ckpt_path)
