@@ -62,6 +62,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from platforms import pricing
 from platforms.errors import UserError
 from platforms.load import Payload, Reply, Target
+from platforms.vertex import VertexProject
 
 HOURS = {"hour": 1, "day": 24, "month": 730, "year": 8760}  # 730 h: the month of the clouds' calculators
 NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -389,23 +390,14 @@ def _attributes(text: str) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------ Vertex AI
-class VertexEndpointSettings(BaseModel):
+class VertexEndpointSettings(VertexProject):
     """`--set KEY=VALUE` for `platbench endpoint vertex`."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    project: Optional[str] = Field(default_factory=lambda: os.environ.get("GOOGLE_CLOUD_PROJECT")
-                                   or os.environ.get("CLOUDSDK_CORE_PROJECT"))
-    region: str = "us-central1"
-    bucket: Optional[str] = None
-    prefix: str = "platbench"
-    image_uri: Optional[str] = None
     machine_type: str = "n1-standard-4"
     accelerator_type: str = "none"
     accelerator_count: int = Field(0, ge=0, le=8)
     replica_count: int = Field(1, ge=1, le=10)
     name: Optional[str] = None
-    api_endpoint: Optional[str] = None           # default {region}-aiplatform.googleapis.com
 
 
 PREDICT_ROUTE = "/predict"

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from platforms.errors import UserError
+from platforms.tracking import process_alive
 
 DEFAULT_PER_CLASS: tuple[Optional[int], ...] = (5, 20, 80, 320, 1280)
 DEFAULT_SEEDS = (0, 1, 2)
@@ -238,20 +239,6 @@ def finished_run(runs: list):
 
 
 # ---------------------------------------------------------------------------------------- workers
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped) is not running
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def live_worker(cell_dir: Path) -> Optional[int]:
     """The pid of a worker still running this cell on this host (pid reuse ruled out through
     /proc/PID/cmdline naming this cell's folder), else None."""
@@ -260,7 +247,7 @@ def live_worker(cell_dir: Path) -> Optional[int]:
     except (OSError, ValueError):
         return None
     pid = info.get("pid")
-    if info.get("host") != socket.gethostname() or not isinstance(pid, int) or not _pid_alive(pid):
+    if info.get("host") != socket.gethostname() or not isinstance(pid, int) or not process_alive(pid):
         return None
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.exists():
@@ -481,7 +468,7 @@ class Coordinator:
         if a.popen is not None:
             return a.popen.poll() is not None
         if a.how == "reattached":
-            return not _pid_alive(a.pid)
+            return not process_alive(a.pid)
         return c.get_run(a.run_id).info.status != "RUNNING"
 
     def result_of(self, a: Active, c, exp_id: str) -> CellResult:

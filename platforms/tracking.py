@@ -230,7 +230,8 @@ def tracked_run(run_name: str, params: dict, tags: dict, parent_run_id: Optional
         raise
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -248,7 +249,7 @@ def reconcile_lost(c, runs: list) -> list:
     for run in runs:
         t = run.data.tags
         if (run.info.status == "RUNNING" and t.get(Tag.HOST) == host and t.get(Tag.PID, "").isdigit()
-                and not _process_alive(int(t[Tag.PID]))):
+                and not process_alive(int(t[Tag.PID]))):
             c.set_tag(run.info.run_id, Tag.STATUS, "lost")
             c.set_terminated(run.info.run_id, status="FAILED")
             run = c.get_run(run.info.run_id)

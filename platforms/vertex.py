@@ -62,8 +62,8 @@ ACCELERATOR_FAMILIES = {
 MACHINE_RE = re.compile(r"^(n1|n2|n2d|e2|c2|c2d|m1|a2|a3|g2)-[a-z]+(-\d+[a-z]?)?(-[a-z0-9]+)?$")
 
 
-class VertexSettings(BaseModel):
-    """`--set KEY=VALUE` for `platbench launch vertex`."""
+class VertexProject(BaseModel):
+    """The `--set` keys every Vertex AI command shares (training jobs and endpoints)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -73,6 +73,12 @@ class VertexSettings(BaseModel):
     bucket: Optional[str] = None
     prefix: str = "platbench"
     image_uri: Optional[str] = None
+    api_endpoint: Optional[str] = None           # default {region}-aiplatform.googleapis.com
+
+
+class VertexSettings(VertexProject):
+    """`--set KEY=VALUE` for `platbench launch vertex`."""
+
     machine_type: str = "n1-standard-8"
     accelerator_type: str = "NVIDIA_TESLA_T4"     # "none" for a CPU-only job
     accelerator_count: int = Field(1, ge=0, le=16)
@@ -85,7 +91,6 @@ class VertexSettings(BaseModel):
     local: bool = False
     poll_seconds: float = Field(15.0, gt=0, le=600)
     job_name: Optional[str] = None               # the CustomJob's displayName
-    api_endpoint: Optional[str] = None           # default {region}-aiplatform.googleapis.com
 
     @model_validator(mode="after")
     def _consistent(self):

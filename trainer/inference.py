@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from trainer.device import resolve_device  # noqa: F401  (re-exported: serve and batch use it)
 from trainer.errors import ConfigError
 from trainer.results import MODEL_CARD, MODEL_WEIGHTS
 
@@ -199,18 +200,6 @@ def read_card(model_dir: Path) -> dict:
         raise ModelError(f"{model_dir / MODEL_CARD}: {len(card['classes'])} class names for num_classes="
                          f"{card['num_classes']}")
     return card
-
-
-def resolve_device(choice: str = "auto"):
-    import torch
-
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for, but no CUDA GPU is visible")
-    if choice not in ("cpu", "cuda"):
-        raise ConfigError(f"device must be auto, cpu or cuda, not {choice!r}")
-    return torch.device(choice)
 
 
 def default_threads() -> int:

@@ -72,18 +72,6 @@ class _Log:
         self.file.close()
 
 
-def _device(choice: str):
-    import torch
-
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for, but no CUDA GPU is visible")
-    if choice not in ("cpu", "cuda"):
-        raise ConfigError(f"--device must be auto, cpu or cuda, not {choice!r}")
-    return torch.device(choice)
-
-
 def _hardware(device, precision: str) -> dict:
     import lightning
     import torch
@@ -186,7 +174,9 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
         raise ConfigError("epochs and batch_size must be at least 1")
     if cfg.target_accuracy is not None and not 0 < cfg.target_accuracy <= 1:
         raise ConfigError("--target-accuracy is a fraction in (0, 1], e.g. 0.94")
-    device = _device(cfg.device)
+    from trainer.device import resolve_device
+
+    device = resolve_device(cfg.device)
     precision = cfg.precision or (preset.gpu_precision if device.type == "cuda" else "32-true")
     log = _Log(Path(cfg.output_dir), echo)
     try:
