@@ -212,21 +212,11 @@ class SageMakerEndpoint:
         ]
 
     def check(self) -> None:
-        from platforms.sagemaker import SageMakerPlatform, _sdk_session
+        from platforms.sagemaker import SageMakerPlatform, checked_session
 
         c = self.cfg
-        session = _sdk_session(c.region)
-        if c.region not in session.get_available_regions("sagemaker"):
-            raise UserError(f"sagemaker endpoint: unknown region {c.region!r}")
-        sm = session.client("sagemaker", region_name=c.region)
-        types = sm.meta.service_model.shape_for("ProductionVariantInstanceType").enum
-        if c.instance_type not in types:
-            close = [t for t in types if t.startswith(c.instance_type.rsplit(".", 1)[0])][:6]
-            raise UserError(f"sagemaker endpoint: unknown endpoint instance type {c.instance_type!r}"
-                            + (f" (did you mean {', '.join(close)}?)" if close else ""))
-        if session.get_credentials() is None:
-            raise UserError("sagemaker endpoint: no AWS credentials found (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-                            "AWS_SECRET_ACCESS_KEY, or run `aws configure`)")
+        session, sm = checked_session(c.region, c.instance_type, "ProductionVariantInstanceType",
+                                      "sagemaker endpoint", "endpoint instance type")
         for key, what in (("bucket", "an S3 bucket for model.tar.gz"), ("image_uri", "the platbench image in ECR"),
                           ("role", "an execution role SageMaker can assume")):
             if not getattr(c, key):

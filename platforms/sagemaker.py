@@ -123,6 +123,25 @@ class SageMakerHandle:
     describe: dict = field(default_factory=dict)
 
 
+def checked_session(region: str, instance_type: str, shape: str, who: str, what: str):
+    """(boto3 session, sagemaker client) after checking the region, the instance type against the API's own
+    enum `shape` (TrainingInstanceType, ProductionVariantInstanceType) and that credentials exist."""
+    session = _sdk_session(region)
+    regions = session.get_available_regions("sagemaker")
+    if region not in regions:
+        raise UserError(f"{who}: unknown region {region!r} (SageMaker regions: {', '.join(regions)})")
+    sm = session.client("sagemaker", region_name=region)
+    types = sm.meta.service_model.shape_for(shape).enum
+    if instance_type not in types:
+        close = [t for t in types if t.startswith(instance_type.rsplit(".", 1)[0])][:6]
+        raise UserError(f"{who}: unknown {what} {instance_type!r}"
+                        + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    if session.get_credentials() is None:
+        raise UserError(f"{who}: no AWS credentials found (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+                        "AWS_SECRET_ACCESS_KEY, or run `aws configure`)")
+    return session, sm
+
+
 def _sdk_session(region: str):
     """A boto3 session; the SDK module itself is imported only where a job is created."""
     from platforms.storage.s3 import boto3_module
@@ -171,19 +190,8 @@ class SageMakerPlatform(Platform):
             from platforms import sagemaker_docker
 
             self._runner = sagemaker_docker.choose_runner(cfg)
-        session = _sdk_session(cfg.region)
-        regions = session.get_available_regions("sagemaker")
-        if cfg.region not in regions:
-            raise UserError(f"sagemaker: unknown region {cfg.region!r} (SageMaker regions: {', '.join(regions)})")
-        sm = session.client("sagemaker", region_name=cfg.region)
-        instance_types = sm.meta.service_model.shape_for("TrainingInstanceType").enum
-        if cfg.instance_type not in instance_types:
-            close = [t for t in instance_types if t.startswith(cfg.instance_type.rsplit(".", 1)[0])][:6]
-            raise UserError(f"sagemaker: unknown training instance type {cfg.instance_type!r}"
-                            + (f" (did you mean {', '.join(close)}?)" if close else ""))
-        if session.get_credentials() is None:
-            raise UserError("sagemaker: no AWS credentials found (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-                            "AWS_SECRET_ACCESS_KEY, or run `aws configure`)")
+        session, sm = checked_session(cfg.region, cfg.instance_type, "TrainingInstanceType", "sagemaker",
+                                      "training instance type")
         if not cfg.bucket:
             raise UserError("sagemaker: no bucket: add --set bucket=NAME (an S3 bucket in "
                             f"{cfg.region} for the dataset, checkpoints and outputs)")

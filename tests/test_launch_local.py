@@ -72,16 +72,22 @@ def test_tracking_uri_from_the_environment_wins(color_data, tmp_path):
     assert run.info.status == "FINISHED"
 
 
-@pytest.mark.parametrize("sig, status, code", [(signal.SIGINT, "KILLED", 130), (signal.SIGTERM, "KILLED", 143)])
-def test_interrupted_run_is_marked_killed_never_left_running(color_data, tmp_path, sig, status, code):
-    proc = subprocess.Popen([str(VENV_BIN / "platbench"), "launch", "local", "--data", str(color_data), "--epochs",
-                             "200", "--hp", "batch_size=8", "--out", "runs/x"], cwd=tmp_path,
+def launch_until_first_checkpoint(data, cwd) -> subprocess.Popen:
+    """A long local launch, returned once its first epoch-end checkpoint exists."""
+    proc = subprocess.Popen([str(VENV_BIN / "platbench"), "launch", "local", "--data", str(data), "--epochs",
+                             "200", "--hp", "batch_size=8", "--out", "runs/x"], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ckpt = tmp_path / "runs/x/checkpoints/last.ckpt"
+    ckpt = cwd / "runs/x/checkpoints/last.ckpt"
     deadline = time.time() + 240
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    assert ckpt.exists()
+    assert ckpt.exists(), "no epoch-end checkpoint appeared"
+    return proc
+
+
+@pytest.mark.parametrize("sig, status, code", [(signal.SIGINT, "KILLED", 130), (signal.SIGTERM, "KILLED", 143)])
+def test_interrupted_run_is_marked_killed_never_left_running(color_data, tmp_path, sig, status, code):
+    proc = launch_until_first_checkpoint(color_data, tmp_path)
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == code, stderr
@@ -127,13 +133,7 @@ def test_dry_run_creates_nothing(color_data, tmp_path):
 
 
 def test_a_run_whose_process_died_is_reconciled_as_lost(color_data, tmp_path):
-    proc = subprocess.Popen([str(VENV_BIN / "platbench"), "launch", "local", "--data", str(color_data), "--epochs",
-                             "200", "--hp", "batch_size=8", "--out", "runs/x"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ckpt = tmp_path / "runs/x/checkpoints/last.ckpt"
-    deadline = time.time() + 240
-    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+    proc = launch_until_first_checkpoint(color_data, tmp_path)
     proc.kill()  # SIGKILL: nothing in the process can end its MLflow run
     proc.communicate(timeout=60)
     rows = json.loads(platbench("runs", "--json", cwd=tmp_path).stdout)
