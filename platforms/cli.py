@@ -78,14 +78,15 @@ def launch(
                                               help="compare with --baseline even if the image digests differ"),
 ) -> None:
     """Train on PLATFORM, measure it, and record the run in MLflow."""
-    from platforms import launch as launcher
-    from platforms.base import Job
-    from platforms.progress import JobProgress
+    from platforms.core import launch as launcher
+    from platforms.core.settings import parse_pairs
+    from platforms.core.api import Job
+    from platforms.core.progress import JobProgress
 
     job = Job(data=data, out=out or launcher.default_out(platform, model), model=model, epochs=epochs,
               per_class=per_class, seed=seed, target_accuracy=target_accuracy, checkpoint_dir=checkpoint_dir,
-              hyperparameters=launcher.parse_pairs(hp, "--hp"))
-    settings = launcher.parse_pairs(set_, "--set")
+              hyperparameters=parse_pairs(hp, "--hp"))
+    settings = parse_pairs(set_, "--set")
     if dry_run:
         typer.echo(launcher.plan_text(platform, job, settings))
         return
@@ -96,7 +97,7 @@ def launch(
     if outcome.status != "finished":
         typer.echo(f"platbench: {outcome.status}: {outcome.message} (MLflow run {run_id})", err=True)
         raise typer.Exit(143 if outcome.status == "preempted" else 130)
-    from platforms.report_table import results_json, results_table
+    from platforms.runs_table import results_json, results_table
     from trainer.results import read_results
 
     results = read_results(outcome.output_dir)
@@ -126,8 +127,8 @@ def runs(
     as_json: bool = typer.Option(False, "--json", help="everything, hyperparameters included"),
 ) -> None:
     """List tracked runs (newest first) from the MLflow store."""
-    from platforms import tracking
-    from platforms.report_table import runs_table
+    from platforms.core import tracking
+    from platforms.runs_table import runs_table
 
     rows = [tracking.run_summary(r) for r in tracking.list_runs(limit, None if kind == "all" else kind)]
     if as_json:
@@ -139,7 +140,7 @@ def runs(
 @app.command()
 def platforms() -> None:
     """List the registered platforms and what each lacks."""
-    from platforms import registry
+    from platforms.core import registry
 
     for name in registry.names():
         cls = registry.get(name)
@@ -173,7 +174,7 @@ def load(
     platform_name: Optional[str] = typer.Option(None, "--platform", help="platform label for MLflow (default from TARGET)"),
 ) -> None:
     """Load-test an inference endpoint: latency percentiles, throughput, errors, resets and retries."""
-    from platforms import load as load_mod
+    from platforms.bench import loadtest as load_mod
 
     code = load_mod.cli_main(target, requests, concurrency, rate, warmup, data, fmt, batch, timeout, retries,
                              max_error_rate, wait_ready, health_path, header, set_, model, image_digest, as_json,
@@ -199,7 +200,7 @@ def predict(
     set_: list[str] = typer.Option([], "--set", help="platform endpoint setting KEY=VALUE"),
 ) -> None:
     """Batch inference over a folder: seconds per MB, images/s and accuracy, in-process or via an endpoint."""
-    from platforms import batch_inference
+    from platforms.bench import batch as batch_inference
 
     batch_inference.cli_main(folder, model_dir, endpoint, batch_size, concurrency, fmt, batch, limit, device, out,
                              as_json, track, set_)
@@ -222,7 +223,7 @@ def endpoint(
     track: bool = typer.Option(True, "--track/--no-track", help="log the run to MLflow"),
 ) -> None:
     """Deploy the model to a cloud endpoint, load-test it through the SDK, and always delete it."""
-    from platforms import endpoints
+    from platforms.bench import endpoint as endpoints
 
     endpoints.cli_main(platform, model_dir, set_, requests, concurrency, warmup, data, fmt, batch, batch_dir,
                        dry_run, as_json, track, _console())
@@ -253,7 +254,7 @@ def sweep(
     """Run a matrix: platforms × models × images per class × seeds, under one MLflow parent run.
 
     Resumable: run the same command again to skip finished cells, re-attach to running ones and launch the rest."""
-    from platforms import sweep as sweep_mod
+    from platforms.bench import sweep as sweep_mod
 
     code = sweep_mod.cli_main(data, platform, model, per_class, seeds, epochs, target_accuracy, hp, set_, concurrency,
                               name, out, dry_run, as_json, _console())

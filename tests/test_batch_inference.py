@@ -45,7 +45,7 @@ def test_local_batch_inference_reproduces_the_trainers_test_accuracy(trained, di
 
 @pytest.mark.parametrize("fmt, batch", [("image", 1), ("json", 16)])
 def test_endpoint_batch_inference_agrees_with_local(sagemaker, trained, digits_data, fmt, batch):
-    from platforms.batch_inference import run_endpoint, run_local
+    from platforms.bench.batch import run_endpoint, run_local
 
     folder = digits_data / "test"
     local, local_rows = run_local(folder, trained[0], batch_size=128, limit=120)
@@ -59,7 +59,7 @@ def test_endpoint_batch_inference_agrees_with_local(sagemaker, trained, digits_d
 
 
 def test_unreadable_files_are_counted_not_fatal(trained, digits_data, tmp_path):
-    from platforms.batch_inference import run_local
+    from platforms.bench.batch import run_local
 
     folder = tmp_path / "imgs" / "3"
     folder.mkdir(parents=True)

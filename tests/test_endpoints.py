@@ -149,14 +149,14 @@ def _sent(proxy, target: str) -> list[dict]:
 
 
 def _payloads():
-    from platforms.load import load_images, make_payloads
+    from platforms.bench.loadtest import load_images, make_payloads
 
     return make_payloads(load_images([]), "image", 1)
 
 
 def test_sagemaker_endpoint_deploy_load_batch_and_delete(sagemaker_env, model, digits_data, tmp_path, monkeypatch):
-    from platforms.endpoints import run_endpoint_benchmark
-    from platforms.load import LoadSettings
+    from platforms.bench.endpoint import run_endpoint_benchmark
+    from platforms.bench.loadtest import LoadSettings
 
     proxy, runtime, settings = sagemaker_env
     monkeypatch.chdir(tmp_path)
@@ -194,8 +194,8 @@ def test_sagemaker_endpoint_deploy_load_batch_and_delete(sagemaker_env, model, d
 
 
 def test_sagemaker_endpoint_is_deleted_after_an_error(sagemaker_env, model):
-    from platforms.endpoints import run_endpoint_benchmark
-    from platforms.load import LoadSettings
+    from platforms.bench.endpoint import run_endpoint_benchmark
+    from platforms.bench.loadtest import LoadSettings
 
     proxy, _, settings = sagemaker_env
     with pytest.raises(UserError, match="nothing to send"):
@@ -206,8 +206,8 @@ def test_sagemaker_endpoint_is_deleted_after_an_error(sagemaker_env, model):
 
 
 def test_sagemaker_endpoint_is_deleted_after_ctrl_c(sagemaker_env, model):
-    from platforms.endpoints import run_endpoint_benchmark
-    from platforms.load import LoadSettings
+    from platforms.bench.endpoint import run_endpoint_benchmark
+    from platforms.bench.loadtest import LoadSettings
 
     proxy, runtime, settings = sagemaker_env
     timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
@@ -227,8 +227,8 @@ def test_sagemaker_endpoint_is_deleted_after_ctrl_c(sagemaker_env, model):
 
 
 def test_container_errors_come_back_as_their_status_through_the_sdk(sagemaker_env, model):
-    from platforms.endpoints import SageMakerEndpoint, SageMakerTransport
-    from platforms.load import Payload
+    from platforms.bench.endpoint import SageMakerEndpoint, SageMakerTransport
+    from platforms.bench.loadtest import Payload
 
     _, _, settings = sagemaker_env
     ep = SageMakerEndpoint({**settings, "name": "pb-ep-415"})
@@ -242,7 +242,7 @@ def test_container_errors_come_back_as_their_status_through_the_sdk(sagemaker_en
         assert SageMakerTransport("no-such-endpoint", "us-east-1", 1, 10)._invoke(
             Payload(b"x", "image/png", 1)).status == 400
         # `platbench load sagemaker:NAME` on an endpoint that already runs
-        from platforms.load import LoadSettings, parse_target, run_load, summarize
+        from platforms.bench.loadtest import LoadSettings, parse_target, run_load, summarize
 
         data = run_load(parse_target("sagemaker:pb-ep-415"), _payloads(), LoadSettings(requests=12, concurrency=3, warmup=0),
                         settings={"region": "us-east-1"})
@@ -258,7 +258,7 @@ def test_container_errors_come_back_as_their_status_through_the_sdk(sagemaker_en
     ({"bucket": None}, "add --set bucket="),
 ])
 def test_bad_settings_fail_before_anything_is_created(sagemaker_env, settings, words):
-    from platforms.endpoints import SageMakerEndpoint
+    from platforms.bench.endpoint import SageMakerEndpoint
 
     proxy, _, base = sagemaker_env
     merged = {k: v for k, v in {**base, **settings}.items() if v is not None}
@@ -345,8 +345,8 @@ def vertex_env(gcs, vertex_container, monkeypatch):
 def test_vertex_endpoint_deploy_load_and_delete(vertex_env, model, tmp_path, monkeypatch):
     from google.cloud import storage
 
-    from platforms.endpoints import run_endpoint_benchmark
-    from platforms.load import LoadSettings, load_images, make_payloads
+    from platforms.bench.endpoint import run_endpoint_benchmark
+    from platforms.bench.loadtest import LoadSettings, load_images, make_payloads
 
     api, settings = vertex_env
     monkeypatch.chdir(tmp_path)
@@ -365,8 +365,8 @@ def test_vertex_endpoint_deploy_load_and_delete(vertex_env, model, tmp_path, mon
 
 
 def test_vertex_endpoint_is_deleted_after_an_error(vertex_env, model):
-    from platforms.endpoints import run_endpoint_benchmark
-    from platforms.load import LoadSettings
+    from platforms.bench.endpoint import run_endpoint_benchmark
+    from platforms.bench.loadtest import LoadSettings
 
     api, settings = vertex_env
     with pytest.raises(UserError, match="nothing to send"):

@@ -32,7 +32,7 @@ def baseline(color_data, tmp_path_factory):
 def test_the_digest_is_recorded_in_results_and_mlflow(baseline):
     cwd, doc = baseline
     assert doc["results"]["image_digest"] == A
-    from platforms import tracking
+    from platforms.core import tracking
 
     run = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}").get_run(doc["mlflow_run_id"])
     assert run.data.tags["platbench.image_digest"] == A

@@ -56,7 +56,7 @@ def test_1000_requests_at_10_concurrent_with_zero_errors(sagemaker, digits_data,
 
 
 def test_vertex_json_batches_count_images(vertex, model):
-    from platforms.load import LoadSettings, build_report, load_images, make_payloads, parse_target, run_load
+    from platforms.bench.loadtest import LoadSettings, build_report, load_images, make_payloads, parse_target, run_load
 
     target = parse_target(f"http://127.0.0.1:{vertex.port}{vertex.predict}")
     assert target.health_url == target.url  # Vertex's default: one path for health (GET) and predict (POST)
@@ -70,7 +70,7 @@ def test_vertex_json_batches_count_images(vertex, model):
 
 
 def test_fixed_rate_starts_requests_on_schedule(sagemaker):
-    from platforms.load import LoadSettings, load_images, make_payloads, parse_target, run_load
+    from platforms.bench.loadtest import LoadSettings, load_images, make_payloads, parse_target, run_load
 
     s = LoadSettings(requests=60, concurrency=10, rate=120.0, warmup=0, retries=0)
     data = run_load(parse_target(f"127.0.0.1:{sagemaker.port}"), make_payloads(load_images([]), "image", 1), s)
@@ -91,7 +91,7 @@ def test_errors_by_status_and_max_error_rate(sagemaker, tmp_path):
 
 
 def test_refused_connections_are_retried_with_backoff_and_counted_apart(tmp_path):
-    from platforms.load import LoadSettings, load_images, make_payloads, parse_target, run_load, summarize
+    from platforms.bench.loadtest import LoadSettings, load_images, make_payloads, parse_target, run_load, summarize
 
     port = free_port()  # nothing listens there
     s = LoadSettings(requests=8, concurrency=4, warmup=0, retries=3, backoff_s=0.01)
@@ -137,7 +137,7 @@ class _Resetter:
 
 
 def test_connection_resets_are_counted(tmp_path):
-    from platforms.load import LoadSettings, load_images, make_payloads, parse_target, run_load, summarize
+    from platforms.bench.loadtest import LoadSettings, load_images, make_payloads, parse_target, run_load, summarize
 
     resetter = _Resetter()
     try:
@@ -172,7 +172,7 @@ class _Flaky(BaseHTTPRequestHandler):
 
 
 def test_retries_that_recover_are_not_errors():
-    from platforms.load import LoadSettings, load_images, make_payloads, parse_target, run_load, summarize
+    from platforms.bench.loadtest import LoadSettings, load_images, make_payloads, parse_target, run_load, summarize
 
     _Flaky.count = 0
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
@@ -208,7 +208,7 @@ def test_load_is_logged_to_mlflow_with_every_sample(sagemaker, tmp_path):
 def test_sigterm_during_load_exits_cleanly(tmp_path, model):
     """SIGTERM while 10 clients are sending: requests in flight are answered, new connections are
     refused, the server exits 0, and the load tool reports the failures instead of crashing."""
-    from platforms.load import LoadSettings, load_images, make_payloads, parse_target, run_load, summarize
+    from platforms.bench.loadtest import LoadSettings, load_images, make_payloads, parse_target, run_load, summarize
 
     server = start_server("sagemaker", model, tmp_path / "srv")
     s = LoadSettings(requests=3000, concurrency=10, warmup=0, retries=0, timeout_s=20)

@@ -3,7 +3,7 @@
 Two stores:
 - the local sweep of tests/test_sweep.py (real runs: CPU, model small, bundled digits data), read back
   here with MlflowClient, independently of platforms/report, and compared cell by cell;
-- a fixture store written through platforms.tracking with the launchers' own metric names, for the
+- a fixture store written through platforms.core.tracking with the launchers' own metric names, for the
   sections local runs cannot fill (upload/download s/MB, latency, cost, several platforms) and for the
   statistics (Kruskal–Wallis and Dunn–Holm checked against scipy and known values).
 """
@@ -280,8 +280,9 @@ FIXTURE_PLATFORMS = {  # platform → (instance, quote items, upload s/MB centre
 def write_fixture_store(folder: Path) -> str:
     """Runs as the launchers, the load tool and batch inference log them (their metric names), with
     made-up values: sagemaker uploads clearly slower than vertex, latencies drawn from one distribution."""
-    from platforms import pricing, tracking
-    from platforms.tracking import Tag
+    from platforms.core import pricing
+    from platforms.core import tracking
+    from platforms.core.tracking import Tag
 
     uri = f"sqlite:///{folder / 'fixture.db'}"
     rng = np.random.default_rng(7)

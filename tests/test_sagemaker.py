@@ -12,10 +12,12 @@ import pytest
 from conftest import write_folder_dataset
 from conftest_clouds import aws, moto_server, new_bucket_name  # noqa: F401 (fixtures)
 
-from platforms import launch, tracking
-from platforms.base import Job
+from platforms.core import launch
+
+from platforms.core import tracking
+from platforms.core.api import Job
 from platforms.errors import UserError
-from platforms.progress import JobProgress
+from platforms.core.progress import JobProgress
 from trainer import loglines
 
 
@@ -185,7 +187,7 @@ def test_an_error_while_waiting_stops_the_job_and_marks_the_run_failed(dataset, 
                                                                        role, aws):
     import botocore.exceptions
 
-    import platforms.storage.s3 as s3
+    import platforms.sagemaker.storage as s3
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(s3, "MAX_ATTEMPTS", 2)
@@ -213,7 +215,7 @@ def test_ctrl_c_in_local_mode_stops_the_trainer_and_removes_scratch(dataset, tmp
             if name == "training":
                 raise KeyboardInterrupt
 
-    import platforms.sagemaker as sm
+    import platforms.sagemaker.train as sm
 
     original = sm.SageMakerPlatform.teardown
 
@@ -236,7 +238,7 @@ def test_ctrl_c_in_local_mode_stops_the_trainer_and_removes_scratch(dataset, tmp
 def test_phase_seconds_from_secondary_status_transitions():
     from datetime import datetime, timedelta, timezone
 
-    from platforms.sagemaker import phase_seconds
+    from platforms.sagemaker.train import phase_seconds
 
     t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
     at = lambda s: t0 + timedelta(seconds=s)  # noqa: E731

@@ -1,4 +1,4 @@
-"""The SageMaker launcher's engine-backed local mode (platforms/sagemaker_docker.py), the parts that need no
+"""The SageMaker launcher's engine-backed local mode (platforms/sdk_local.py), the parts that need no
 engine: when it is chosen and what it refuses, the dry-run plan, the rewrite of the SDK's output.tar.gz
 into the service's layout, and compose's log prefixes. The run itself (the SDK driving Docker against a
 moto S3) is in tests/image/, under scripts/image-test. A stand-in `docker` on PATH answers the few
@@ -15,10 +15,12 @@ import pytest
 from conftest import write_folder_dataset
 from conftest_clouds import aws, moto_server, new_bucket_name  # noqa: F401 (fixtures)
 
-from platforms import launch, sagemaker_docker
-from platforms.base import Job
+from platforms.core import launch
+
+from platforms.sagemaker import sdk_local
+from platforms.core.api import Job
 from platforms.errors import UserError
-from platforms.sagemaker import SageMakerSettings
+from platforms.sagemaker.train import SageMakerSettings
 
 DIGEST = "sha256:" + "c" * 64
 FAKE_DOCKER = """#!/bin/sh
@@ -52,41 +54,41 @@ def settings(**kw) -> SageMakerSettings:
 
 
 def test_without_an_engine_auto_runs_natively_and_docker_says_why(no_engine):
-    assert sagemaker_docker.choose_runner(settings(image_uri="platbench:local")) == "native"
-    assert sagemaker_docker.choose_runner(settings()) == "native"
+    assert sdk_local.choose_runner(settings(image_uri="platbench:local")) == "native"
+    assert sdk_local.choose_runner(settings()) == "native"
     with pytest.raises(UserError, match="local_runner=docker: no docker client on PATH"):
-        sagemaker_docker.choose_runner(settings(image_uri="platbench:local", local_runner="docker"))
+        sdk_local.choose_runner(settings(image_uri="platbench:local", local_runner="docker"))
     with pytest.raises(UserError, match="needs --set image_uri"):
-        sagemaker_docker.choose_runner(settings(local_runner="docker"))
+        sdk_local.choose_runner(settings(local_runner="docker"))
 
 
 def test_with_an_engine_and_the_image_auto_chooses_docker_and_stages_naive(engine):
     cfg = settings(image_uri="platbench:local")
-    assert sagemaker_docker.choose_runner(cfg) == "docker" and cfg.staging == "naive"
-    assert sagemaker_docker.choose_runner(settings(image_uri="platbench:local", local_runner="native")) == "native"
+    assert sdk_local.choose_runner(cfg) == "docker" and cfg.staging == "naive"
+    assert sdk_local.choose_runner(settings(image_uri="platbench:local", local_runner="native")) == "native"
     # an image the engine does not hold: native under auto, a clear error when docker is asked for
-    assert sagemaker_docker.choose_runner(settings(image_uri="elsewhere:1")) == "native"
+    assert sdk_local.choose_runner(settings(image_uri="elsewhere:1")) == "native"
     with pytest.raises(UserError, match="not in the local Docker engine"):
-        sagemaker_docker.choose_runner(settings(image_uri="elsewhere:1", local_runner="docker"))
+        sdk_local.choose_runner(settings(image_uri="elsewhere:1", local_runner="docker"))
     with pytest.raises(UserError, match="staging=naive"):
-        sagemaker_docker.choose_runner(settings(image_uri="platbench:local", staging="sharded"))
+        sdk_local.choose_runner(settings(image_uri="platbench:local", staging="sharded"))
     with pytest.raises(UserError, match="managed spot"):
-        sagemaker_docker.choose_runner(settings(image_uri="platbench:local", spot=True))
+        sdk_local.choose_runner(settings(image_uri="platbench:local", spot=True))
 
 
 def test_compose_must_be_one_the_sdk_recognises(engine, monkeypatch, tmp_path):
-    assert sagemaker_docker.engine_problem() is None
+    assert sdk_local.engine_problem() is None
     monkeypatch.setenv("COMPOSE_VERSION", "2.26.1")  # Debian's build: no "v2" in the line, so the SDK
-    assert "docker-compose must be on PATH" in sagemaker_docker.engine_problem()  # looks for docker-compose
+    assert "docker-compose must be on PATH" in sdk_local.engine_problem()  # looks for docker-compose
     (tmp_path / "fake-bin" / "docker-compose").write_text("#!/bin/sh\n")
     (tmp_path / "fake-bin" / "docker-compose").chmod(0o755)
-    assert sagemaker_docker.engine_problem() is None
+    assert sdk_local.engine_problem() is None
 
 
 def test_image_digest_prefers_the_registry_digest(engine):
-    assert sagemaker_docker.image_digest("platbench:local") == DIGEST  # built here: the image ID
-    assert sagemaker_docker.image_digest("r/pushed:1") == "sha256:" + "d" * 64
-    assert sagemaker_docker.image_digest("missing:1") is None
+    assert sdk_local.image_digest("platbench:local") == DIGEST  # built here: the image ID
+    assert sdk_local.image_digest("r/pushed:1") == "sha256:" + "d" * 64
+    assert sdk_local.image_digest("missing:1") is None
 
 
 def test_dry_run_plan_names_the_sdk_local_mode(engine, aws, tmp_path):  # noqa: F811
@@ -126,17 +128,17 @@ def test_output_tarball_is_rewritten_to_the_service_layout(aws):  # noqa: F811
     bucket = new_bucket_name()
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="j/output/output.tar.gz", Body=_sdk_tarball(False))
-    assert sagemaker_docker.normalize_output(s3, bucket, "j/output/output.tar.gz") == (None, True)
+    assert sdk_local.normalize_output(s3, bucket, "j/output/output.tar.gz") == (None, True)
     with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key="j/output/output.tar.gz")["Body"].read())) as t:
         assert sorted(t.getnames()) == ["metrics.jsonl", "results.json"]
         assert t.extractfile("results.json").read() == b'{"x": 1}'
     s3.put_object(Bucket=bucket, Key="k/output.tar.gz", Body=_sdk_tarball(True))
-    assert sagemaker_docker.normalize_output(s3, bucket, "k/output.tar.gz") == ("error: no dataset", False)
+    assert sdk_local.normalize_output(s3, bucket, "k/output.tar.gz") == ("error: no dataset", False)
 
 
 def test_compose_prefixes_are_dropped_from_container_lines():
     out = io.StringIO()
-    lines = sagemaker_docker._ComposeLines(out)
+    lines = sdk_local._ComposeLines(out)
     lines.write("Attaching to 3k2j1h4g5f-algo-1-abcde\n3k2j1h4g5f-algo-1-abcde  | - Epoch: 1\r\n")
     lines.write("3k2j1h4g5f-algo-1-abcde  | - Test accuracy: 0.5")
     lines.write("\n3k2j1h4g5f-algo-1-abcde exited with code 0\n")
@@ -145,14 +147,14 @@ def test_compose_prefixes_are_dropped_from_container_lines():
 
 
 def test_local_mode_settings_reject_an_unknown_runner():
-    from platforms.sagemaker import SageMakerPlatform
+    from platforms.sagemaker.train import SageMakerPlatform
 
     with pytest.raises(UserError, match="local_runner"):
         SageMakerPlatform({"bucket": "bkt", "local": "true", "local_runner": "podman"})._parse()
 
 
 def test_module_entry_needs_a_job_file(capsys):
-    assert sagemaker_docker.main([]) == 2
+    assert sdk_local.main([]) == 2
     assert "usage" in capsys.readouterr().err
 
 

@@ -9,7 +9,7 @@ from conftest import write_folder_dataset
 from conftest_clouds import aws, gcs, gcs_server, moto_server, new_bucket_name  # noqa: F401 (fixtures)
 
 from platforms.errors import UserError
-from platforms.storage import staging
+from platforms.core import staging
 from trainer.data import layout
 
 
@@ -19,7 +19,7 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def s3_store(bucket=None):
-    from platforms.storage.s3 import S3Store
+    from platforms.sagemaker.storage import S3Store
 
     store = S3Store(bucket or new_bucket_name())
     store.client.create_bucket(Bucket=store.bucket)
@@ -29,7 +29,7 @@ def s3_store(bucket=None):
 def gcs_store(bucket=None):
     from google.cloud import storage
 
-    from platforms.storage.gcs import GCSStore
+    from platforms.vertex.storage import GCSStore
 
     name = bucket or new_bucket_name()
     client = storage.Client(project="test")

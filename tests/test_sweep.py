@@ -134,7 +134,7 @@ def test_ctrl_c_is_passed_on_and_the_job_marked_killed(color_data, tmp_path):
 
 # ------------------------------------------------------------------------------------------ no training
 def test_matrix_order_names_and_limits():
-    from platforms import sweep
+    from platforms.bench import sweep
 
     spec = sweep.SweepSpec(data="/d", platforms=["local", "sagemaker"], models=["small", "fast"],
                            per_class=[20, None, 5], seeds=[0, 1])
@@ -175,7 +175,8 @@ def test_bad_input_is_one_line(args, words, digits_data, tmp_path):
 
 
 def test_a_name_cannot_be_reused_for_a_different_sweep(digits_data, tmp_path, monkeypatch):
-    from platforms import sweep, tracking
+    from platforms.bench import sweep
+    from platforms.core import tracking
     from platforms.errors import UserError
     from rich.console import Console
 

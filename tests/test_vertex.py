@@ -16,10 +16,12 @@ import pytest
 from conftest import write_folder_dataset
 from conftest_clouds import gcs, gcs_server, new_bucket_name  # noqa: F401 (fixtures)
 
-from platforms import launch, tracking
-from platforms.base import Job
+from platforms.core import launch
+
+from platforms.core import tracking
+from platforms.core.api import Job
 from platforms.errors import UserError
-from platforms.progress import JobProgress
+from platforms.core.progress import JobProgress
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +129,7 @@ def job_service():
 def test_custom_job_is_a_valid_vertex_message(dataset, tmp_path):
     from google.cloud import aiplatform_v1
 
-    from platforms.vertex import VertexPlatform
+    from platforms.vertex.train import VertexPlatform
 
     p = VertexPlatform({"project": "p", "bucket": "bkt", "image_uri": "us-docker.pkg.dev/p/r/platbench@sha256:"
                         + "b" * 64, "machine_type": "g2-standard-8", "accelerator_type": "NVIDIA_L4", "spot": "true",
@@ -255,7 +257,7 @@ def test_cloud_mode_job_calls_over_rest(dataset, tmp_path, monkeypatch, bucket, 
 
 def test_cloud_mode_phases_and_list_price_cost(dataset, tmp_path, monkeypatch, bucket, job_service):
     """The states seen while polling and the job's own times become phase seconds; cost = running time × price."""
-    from platforms.vertex import VertexPlatform
+    from platforms.vertex.train import VertexPlatform
 
     monkeypatch.chdir(tmp_path)
     p = VertexPlatform({"project": "p", "bucket": bucket, "image_uri": "img", "api_endpoint": job_service.url,

@@ -1,4 +1,4 @@
-"""What the report is made of: every run in the MLflow store (platforms.tracking's names), read once.
+"""What the report is made of: every run in the MLflow store (platforms.core.tracking's names), read once.
 
 Nothing here computes a figure; it only sorts runs into kinds and reads the figures they logged, so a
 number in the report can always be traced to a run id, a metric name and that run's provenance tags."""
@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from platforms import tracking
-from platforms.tracking import Tag
+from platforms.core import tracking
+from platforms.core.tracking import Tag
 
 TRAINING = "training"
 

@@ -16,7 +16,7 @@ from typing import Callable, Optional, Sequence
 from platforms.report import figures, stats
 from platforms.report.data import Run, Store
 from platforms.report.stats import pm
-from platforms.tracking import Tag
+from platforms.core.tracking import Tag
 
 # number formats: one per kind of figure, the same in every table of both renderings
 ACC, SEC, IPS, SPM, MS, USD, PRICE = "{:.4f}", "{:.2f}", "{:.1f}", "{:.4f}", "{:.2f}", "{:.4f}", "{:.4f}"

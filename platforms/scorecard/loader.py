@@ -26,7 +26,7 @@ SCENARIO_MD = "Scenario.md"
 
 
 def registered_platforms() -> list[str]:
-    from platforms import registry
+    from platforms.core import registry
 
     return registry.names()
 

@@ -293,7 +293,7 @@ def test_sagemaker_sdk_local_mode_trains_and_serves_the_image(data, aws_env, mon
     with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=f"{prefix}/output.tar.gz")["Body"].read())) as t:
         assert "results.json" in t.getnames()  # the service's layout (the SDK packs output/ whole)
 
-    from platforms.sagemaker_docker import local_endpoint
+    from platforms.sagemaker.sdk_local import local_endpoint
 
     sample = sorted((data / "test" / "green").glob("*.png"))[0]
     with local_endpoint(f"s3://{bucket}/{prefix}/model.tar.gz", IMAGE, "us-east-1", WORK / "sdk-serve",

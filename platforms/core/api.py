@@ -1,6 +1,8 @@
-"""The one interface every platform implements (DESIGN.md, "Platforms"): check, plan, stage, submit,
-wait, collect, tear down, price. `platforms/launch.py` drives these steps the same way for every
-platform and is the single writer of the run's MLflow record."""
+"""What a platform is (docs/design.md, "Platforms"): its `PlatformSpec` (name, extra, what it lacks and
+why, where its launcher, endpoint and object stores live) and the launcher interface every training
+platform implements: check, plan, stage, submit, wait, collect, tear down, price.
+`platforms/core/launch.py` drives these steps the same way for every platform and is the single writer
+of the run's MLflow record. Imports no platform and no cloud SDK."""
 from __future__ import annotations
 
 import enum
@@ -19,6 +21,52 @@ class Feature(str, enum.Enum):
     ENDPOINTS = "endpoints"          # managed real-time inference endpoints
     BILLING = "billing"              # a price per second for the compute used
     REMOTE_STORAGE = "remote-storage"  # data is staged into the platform's object storage
+
+
+@dataclass(frozen=True)
+class PlatformSpec:
+    """Everything the registry, the CLI and the shared features know about a platform, declared in its
+    package's `__init__.py` (`SPEC = PlatformSpec(package=__name__, ...)`) without importing its SDK or
+    its code.
+
+    launcher / endpoint / stores / credentials name "module:attribute" relative to the package and are
+    imported only when used. `lacks` is the one table of missing features (feature → why): the CLI
+    answers from it and dispatch refuses from it, so an endpoint exists exactly when ENDPOINTS is not
+    lacked, and object stores exactly when REMOTE_STORAGE is not."""
+
+    name: str
+    title: str
+    package: str                                      # e.g. "platforms.sagemaker"
+    launcher: str                                     # "train:SageMakerPlatform"
+    lacks: dict = field(default_factory=dict)         # Feature → why
+    extra: Optional[str] = None                       # pip install 'platbench[extra]' brings its SDK
+    sdk_modules: tuple[str, ...] = ()                 # what must import for the launcher to work
+    endpoint: Optional[str] = None                    # "endpoint:SageMakerEndpoint" (core.endpoint.Endpoint)
+    stores: dict = field(default_factory=dict)        # URI scheme → "storage:S3Store" (core.store.ObjectStore)
+    credentials: Optional[str] = None                 # "credentials:find" → (found, where); no network calls
+
+    def __post_init__(self):
+        if (self.endpoint is not None) == (Feature.ENDPOINTS in self.lacks):
+            raise ValueError(f"platform {self.name}: give an endpoint exactly when ENDPOINTS is not in lacks")
+        if bool(self.stores) == (Feature.REMOTE_STORAGE in self.lacks):
+            raise ValueError(f"platform {self.name}: give object stores exactly when REMOTE_STORAGE is not in lacks")
+
+    def load(self, ref: str) -> Any:
+        """"module:attr" inside this platform's package, imported now."""
+        import importlib
+
+        module, _, attr = ref.partition(":")
+        return getattr(importlib.import_module(f"{self.package}.{module}"), attr)
+
+    @property
+    def directory(self) -> Path:
+        import importlib
+
+        return Path(importlib.import_module(self.package).__file__).parent
+
+    def require(self, feature: Feature) -> None:
+        if feature in self.lacks:
+            raise UserError(f"{self.name} lacks {feature.value}: {self.lacks[feature]}")
 
 
 @dataclass
@@ -75,16 +123,21 @@ class Outcome:
 
 
 class Platform(ABC):
+    spec: ClassVar[PlatformSpec]   # name, title and the lacks table come from the platform's SPEC
     name: ClassVar[str]
     title: ClassVar[str]
     lacks: ClassVar[dict[Feature, str]] = {}  # feature → why, stated up front instead of failing late
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "spec" in cls.__dict__:
+            cls.name, cls.title, cls.lacks = cls.spec.name, cls.spec.title, dict(cls.spec.lacks)
 
     def __init__(self, settings: dict[str, str] | None = None):
         self.settings = dict(settings or {})
 
     def require(self, feature: Feature) -> None:
-        if feature in self.lacks:
-            raise UserError(f"{self.name} lacks {feature.value}: {self.lacks[feature]}")
+        self.spec.require(feature)
 
     def check(self, job: Job) -> None:
         """Validate everything that can be validated before anything is created or uploaded."""
@@ -107,7 +160,7 @@ class Platform(ABC):
 
     @abstractmethod
     def wait(self, handle: Any, progress: Any) -> Outcome:
-        """Block until the job ends, reporting phases and epochs to `progress` (platforms.progress)."""
+        """Block until the job ends, reporting phases and epochs to `progress` (platforms.core.progress)."""
 
     @abstractmethod
     def collect(self, handle: Any, outcome: Outcome, dest: Path) -> Path:

@@ -1,4 +1,7 @@
-"""The object-store interface the staging code is written against."""
+"""Object stores: the interface the staging code is written against, and the registry by URI scheme
+(each platform's SPEC names its stores: s3:// → platforms/sagemaker/storage.py, gs:// → platforms/vertex/storage.py).
+
+Retries are the SDKs' own (botocore's retry modes, google-api-core's Retry); platbench only counts them."""
 from __future__ import annotations
 
 import threading
@@ -11,15 +14,25 @@ from platforms.errors import UserError
 
 
 def parse_uri(uri: str) -> tuple[str, str, str]:
-    """`s3://bucket/key/prefix` → ("s3", "bucket", "key/prefix"); also gs://."""
-    for scheme in ("s3", "gs"):
-        head = scheme + "://"
-        if uri.startswith(head):
-            bucket, _, key = uri[len(head):].partition("/")
-            if not bucket:
-                raise UserError(f"{uri!r} names no bucket")
-            return scheme, bucket, key
-    raise UserError(f"{uri!r} is not an s3:// or gs:// URI")
+    """`s3://bucket/key/prefix` → ("s3", "bucket", "key/prefix"), for every scheme a platform registers."""
+    from platforms.core import registry
+
+    schemes = registry.schemes()
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme not in schemes:
+        raise UserError(f"{uri!r} is not an object-store URI ({', '.join(f'{s}://' for s in schemes)})")
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise UserError(f"{uri!r} names no bucket")
+    return scheme, bucket, key
+
+
+def open_store(uri: str, **kwargs) -> "ObjectStore":
+    """`s3://bucket`, `gs://bucket`, … → a store on that bucket (its SDK imported now)."""
+    from platforms.core import registry
+
+    scheme, bucket, _ = parse_uri(uri)
+    return registry.store_class(scheme)(bucket, **kwargs)
 
 
 @dataclass

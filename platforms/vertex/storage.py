@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from platforms.errors import UserError
-from platforms.storage.base import ObjectStore
+from platforms.core.store import ObjectStore
 
 
 def storage_module():
-    try:
-        from google.cloud import storage
-    except ImportError:
-        raise UserError("the Google Cloud SDK is not installed: pip install 'platbench[vertex]'") from None
+    from platforms.core.sdk import require
+
+    storage = require("google.cloud.storage", "vertex", "the Cloud Storage SDK (google-cloud-storage)")
     return storage
 
 

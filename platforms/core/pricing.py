@@ -1,4 +1,5 @@
-"""The price table (platforms/prices.yaml): list prices per hour with a source URL and date per entry.
+"""Price tables: each platform's own `platforms/<name>/prices.yaml`, list prices per hour with a source URL,
+date and status per entry, in sections `training` (on demand), `training_spot` and `endpoint` (hosting).
 
 cost = billed seconds × price per hour / 3600, shown beside the list-price estimate (the same run's
 wall-clock seconds on the instance × the same price), so spot savings and billing granularity show up."""
@@ -11,7 +12,7 @@ from typing import Optional
 
 from platforms.errors import UserError
 
-TABLE = Path(__file__).with_name("prices.yaml")
+SECTIONS = ("training", "training_spot", "endpoint")
 
 
 @dataclass(frozen=True)
@@ -40,41 +41,51 @@ class Quote:
         return None if seconds is None else seconds * self.usd_per_hour / 3600.0
 
 
-@lru_cache(maxsize=1)
-def table() -> dict:
+def table_path(platform: str) -> Path:
+    from platforms.core import registry
+
+    return registry.spec(platform).directory / "prices.yaml"
+
+
+@lru_cache(maxsize=None)
+def table(platform: str) -> dict:
+    """section → region → SKU → entry, checked: every entry has a price, source, date and status."""
     import yaml
 
-    data = yaml.safe_load(TABLE.read_text()) or {}
-    for platform, regions in data.items():
+    path = table_path(platform)
+    data = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    for section, regions in data.items():
+        if section not in SECTIONS:
+            raise UserError(f"{path}: unknown section {section!r} (known: {', '.join(SECTIONS)})")
         for region, skus in (regions or {}).items():
             for sku, entry in (skus or {}).items():
                 missing = {"usd_per_hour", "source", "date", "status"} - set(entry)
                 if missing:
-                    raise UserError(f"{TABLE}: {platform}/{region}/{sku} lacks {', '.join(sorted(missing))}")
+                    raise UserError(f"{path}: {section}/{region}/{sku} lacks {', '.join(sorted(missing))}")
     return data
 
 
-def lookup(platform: str, region: str, sku: str) -> Optional[Price]:
-    entry = (table().get(platform) or {}).get(region, {}).get(sku)
+def lookup(platform: str, region: str, sku: str, section: str = "training") -> Optional[Price]:
+    entry = ((table(platform).get(section) or {}).get(region) or {}).get(sku)
     if entry is None:
         return None
     return Price(platform, region, sku, float(entry["usd_per_hour"]), str(entry["source"]), str(entry["date"]),
                  str(entry["status"]))
 
 
-def quote(platform: str, region: str, items: list[tuple[str, int]]) -> Optional[Quote]:
-    """Price per hour of `items` [(sku, count)], or None when any item is not in the table."""
+def quote(platform: str, region: str, items: list[tuple[str, int]], section: str = "training") -> Optional[Quote]:
+    """Price per hour of `items` [(sku, count)] from one section, or None when any item is not in it."""
     priced = []
     for sku, count in items:
         if count <= 0:
             continue
-        price = lookup(platform, region, sku)
+        price = lookup(platform, region, sku, section)
         if price is None:
             return None
         priced.append((price, count))
     return Quote(sum(p.usd_per_hour * n for p, n in priced), tuple(priced))
 
 
-def known(platform: str) -> dict[str, list[str]]:
+def known(platform: str, section: str = "training") -> dict[str, list[str]]:
     """region → priced SKUs, for error messages."""
-    return {region: sorted(skus) for region, skus in (table().get(platform) or {}).items()}
+    return {region: sorted(skus) for region, skus in (table(platform).get(section) or {}).items()}

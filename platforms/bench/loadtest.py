@@ -34,8 +34,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
+from platforms.core.settings import parse_pairs
+from platforms.core.tracking import Tag
+from platforms.core.transport import Payload, Reply, Target, Transport, TransportError
 from platforms.errors import UserError
-from platforms.tracking import Tag
 
 SCHEMA = "platbench.load/1"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -56,13 +58,6 @@ MLFLOW_METRICS = {
 
 
 # ------------------------------------------------------------------------------------------ payloads
-@dataclass(frozen=True)
-class Payload:
-    body: bytes
-    content_type: str
-    images: int
-
-
 def synthetic_images(n: int = 32, size: int = 32, seed: int = 0) -> list[bytes]:
     """Random RGB PNGs of CIFAR-10's size, for when no images are given."""
     from PIL import Image
@@ -117,31 +112,22 @@ def load_images(paths: list[Path], limit: int = 256) -> list[tuple[bytes, str]]:
 
 
 # ------------------------------------------------------------------------------------------ targets
-@dataclass
-class Target:
-    kind: str                      # http | sagemaker | vertex
-    url: Optional[str] = None      # http: the predict URL
-    health_url: Optional[str] = None
-    name: Optional[str] = None     # platform endpoint name / id
-
-    def describe(self) -> str:
-        return self.url if self.kind == "http" else f"{self.kind}:{self.name}"
-
-
 def parse_target(text: str, health_path: Optional[str] = None) -> Target:
-    """`http://host:port[/path]`, `host:port`, `sagemaker:NAME` or `vertex:ENDPOINT`."""
+    """`http://host:port[/path]`, `host:port`, or `PLATFORM:ENDPOINT` for a platform with endpoints."""
     text = text.strip()
-    for kind in ("sagemaker", "vertex"):
-        if text.startswith(kind + ":"):
-            name = text[len(kind) + 1:]
-            if not name:
-                raise UserError(f"{kind}: needs an endpoint name, e.g. {kind}:my-endpoint")
-            return Target(kind=kind, name=name)
+    from platforms.core import registry
+
+    kind, sep, name = text.partition(":")
+    if sep and kind in registry.with_endpoints():
+        if not name:
+            raise UserError(f"{kind}: needs an endpoint name, e.g. {kind}:my-endpoint")
+        return Target(kind=kind, name=name)
     if "://" not in text:
         text = "http://" + text
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(f"target {text!r} is not an http(s) URL, sagemaker:NAME or vertex:ENDPOINT")
+        raise UserError(f"target {text!r} is not an http(s) URL or PLATFORM:ENDPOINT (platforms with endpoints: "
+                        f"{', '.join(registry.with_endpoints())})")
     try:
         parts.port
     except ValueError:
@@ -156,21 +142,6 @@ def parse_target(text: str, health_path: Optional[str] = None) -> Target:
 
 
 # ------------------------------------------------------------------------------------------ transport
-@dataclass
-class Reply:
-    status: int
-    body: bytes
-    headers: dict[str, str]
-
-
-class Transport(Protocol):
-    async def send(self, payload: Payload) -> Reply: ...
-
-    async def ready(self, timeout_s: float) -> bool: ...
-
-    async def close(self) -> None: ...
-
-
 class HttpTransport:
     """aiohttp with a pool of `concurrency` keep-alive connections."""
 
@@ -225,9 +196,9 @@ def make_transport(target: Target, concurrency: int, timeout_s: float, headers: 
                    settings: dict[str, str] | None = None) -> Transport:
     if target.kind == "http":
         return HttpTransport(target, concurrency, timeout_s, headers)
-    from platforms import endpoints
+    from platforms.core import registry
 
-    return endpoints.transport(target, concurrency, timeout_s, settings or {})
+    return registry.endpoint_class(target.kind).attach(target.name, settings or {}, concurrency, timeout_s)
 
 
 def classify(exc: BaseException) -> str:
@@ -478,7 +449,7 @@ def platform_block(target: Target, headers: dict[str, str], model: Optional[str]
         client_lib = f"aiohttp {aiohttp.__version__}"
     except ImportError:  # pragma: no cover
         client_lib = None
-    from platforms.tracking import code_commit
+    from platforms.core.tracking import code_commit
 
     return {
         "client": {"host": socket.gethostname(), "os": _platform.platform(), "python": _platform.python_version(),
@@ -519,7 +490,7 @@ def log_to_mlflow(report: dict[str, Any], platform_name: str, run_name: Optional
     (every sample) as the artifact load.json. Returns the run id."""
     import tempfile
 
-    from platforms import tracking
+    from platforms.core import tracking
 
     summary = report["summary"]
     flat = {**{k: v for k, v in summary.items() if not isinstance(v, dict)}, **summary["latency_ms"]}
@@ -575,16 +546,6 @@ def table(report: dict[str, Any]):
 
 
 # ------------------------------------------------------------------------------------------ CLI
-def _pairs(pairs: list[str], option: str) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"{option} takes KEY=VALUE, got {pair!r}")
-        out[key.strip()] = value.strip()
-    return out
-
-
 def default_platform_name(target: Target) -> str:
     if target.kind != "http":
         return target.kind
@@ -601,7 +562,7 @@ def cli_main(target: str, requests: int, concurrency: int, rate: Optional[float]
     if max_error_rate is not None and not 0 <= max_error_rate <= 1:
         raise UserError("--max-error-rate is a fraction from 0 to 1, e.g. 0.01")
     tgt = parse_target(target, health_path)
-    settings = _pairs(set_, "--set")
+    settings = parse_pairs(set_, "--set")
     if settings and tgt.kind == "http":
         raise UserError("--set applies to sagemaker:/vertex: targets only")
     s = LoadSettings(requests=requests, concurrency=concurrency, rate=rate, warmup=warmup, timeout_s=timeout,
@@ -623,7 +584,7 @@ def cli_main(target: str, requests: int, concurrency: int, rate: Optional[float]
 
         progress_cm.start()
     try:
-        data_run = run_load(tgt, payloads, s, _pairs(header, "--header"), callback, settings)
+        data_run = run_load(tgt, payloads, s, parse_pairs(header, "--header"), callback, settings)
     except KeyboardInterrupt:
         import sys
 

@@ -146,13 +146,13 @@ def plan_steps(request: dict, cfg) -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------------------------------------- training
 def local_run(request: dict, store, prefix: str, staged, region: str, image: str):
-    """A cloud_local.LocalRun (same timeline, describe() and stop/cleanup as the native local mode) whose
-    process is `python -m platforms.sagemaker_docker train JOB.json`: the SDK driving Docker."""
-    from platforms.cloud_local import LocalRun
+    """A core.emulator.LocalRun (same timeline, describe() and stop/cleanup as the native local mode) whose
+    process is `python -m platforms.sagemaker.sdk_local train JOB.json`: the SDK driving Docker."""
+    from platforms.sagemaker.emulator import local_run as native_local_run
 
-    run = LocalRun.sagemaker(request, store, prefix, staged)
+    run = native_local_run(request, store, prefix, staged)
     job_file = run.root / JOB_FILE
-    run.argv = [sys.executable, "-m", "platforms.sagemaker_docker", "train", str(job_file)]
+    run.argv = [sys.executable, "-m", "platforms.sagemaker.sdk_local", "train", str(job_file)]
     run.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
     def prepare(r) -> None:
@@ -321,7 +321,7 @@ def local_endpoint(model_data: str, image: str, region: str, container_root: Pat
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "train":
         return _train(Path(argv[1]))
-    print("usage: python -m platforms.sagemaker_docker train JOB.json   (started by the SageMaker launcher)",
+    print("usage: python -m platforms.sagemaker.sdk_local train JOB.json   (started by the SageMaker launcher)",
           file=sys.stderr)
     return 2
 

@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from platforms import registry, tracking
-from platforms.base import Job, Outcome
+from platforms.core import registry
+
+from platforms.core import tracking
+from platforms.core.api import Job, Outcome
 from platforms.errors import UserError
-from platforms.progress import JobProgress
+from platforms.core.progress import JobProgress
 
 MLFLOW_STATUS = {"finished": "FINISHED", "preempted": "KILLED", "killed": "KILLED", "failed": "FAILED"}
 NO_IMAGE = "none (not run from an image)"
@@ -135,12 +137,3 @@ def launch(platform_name: str, job: Job, settings: dict[str, str], progress: Job
 def default_out(platform_name: str, model: str) -> Path:
     return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{platform_name}-{model}"
 
-
-def parse_pairs(pairs: list[str], option: str) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UserError(f"{option} takes KEY=VALUE, got {pair!r}")
-        out[key.strip()] = value.strip()
-    return out

@@ -15,17 +15,16 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from platforms.errors import UserError
-from platforms.storage.base import ObjectStore
+from platforms.core.store import ObjectStore
 
 MAX_ATTEMPTS = int(os.environ.get("PLATBENCH_S3_MAX_ATTEMPTS", "8"))
 MIN_PART = 5 * 1024 * 1024  # S3's smallest part (all but the last)
 
 
 def boto3_module():
-    try:
-        import boto3
-    except ImportError:
-        raise UserError("the AWS SDK is not installed: pip install 'platbench[sagemaker]'") from None
+    from platforms.core.sdk import require
+
+    boto3 = require("boto3", "sagemaker", "the AWS SDK (boto3)")
     return boto3
 
 

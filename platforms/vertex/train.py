@@ -41,16 +41,17 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from platforms import pricing, tracking
-from platforms.base import Feature, Job, Outcome, Platform, PlanStep
-from platforms.cloud_local import LocalRun, check_fingerprint, one_line_validation_error, validate_job
-from platforms.errors import UserError
+from platforms.core import pricing
 
-PHASES = {"JOB_STATE_QUEUED": "queued", "JOB_STATE_PENDING": "provisioning", "JOB_STATE_RUNNING": "training",
-          "Uploading": "uploading", "JOB_STATE_CANCELLING": "stopping", "Stopping": "stopping",
-          "JOB_STATE_PAUSED": "paused", "JOB_STATE_UPDATING": "updating"}
-TERMINAL = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
-            "JOB_STATE_PARTIALLY_SUCCEEDED"}
+from platforms.core import tracking
+from platforms.vertex import SPEC
+from platforms.core.api import Feature, Job, Outcome, Platform, PlanStep
+from platforms.core.emulator import LocalRun, check_fingerprint
+from platforms.vertex.emulator import local_run
+from platforms.core.settings import one_line_validation_error, validate_job
+from platforms.core.sdk import require
+from platforms.errors import UserError
+from platforms.vertex.phases import PHASES, TERMINAL
 
 # Accelerator → the machine-type families it can be attached to (configure-compute page).
 ACCELERATOR_FAMILIES = {
@@ -130,11 +131,8 @@ class CloudJobs:
     out. Local mode replaces it with a native run; everything else is the same code."""
 
     def __init__(self, cfg: VertexSettings, stats):
-        try:
-            from google.api_core.client_options import ClientOptions
-            from google.cloud import aiplatform_v1
-        except ImportError:
-            raise UserError("the Vertex AI SDK is not installed: pip install 'platbench[vertex]'") from None
+        aiplatform_v1 = require("google.cloud.aiplatform_v1", "vertex", "the Vertex AI SDK (google-cloud-aiplatform)")
+        from google.api_core.client_options import ClientOptions
         self.types = aiplatform_v1
         self.parent = f"projects/{cfg.project}/locations/{cfg.region}"
         endpoint = cfg.api_endpoint or f"{cfg.region}-aiplatform.googleapis.com"
@@ -179,12 +177,7 @@ class VertexHandle:
 
 
 class VertexPlatform(Platform):
-    name = "vertex"
-    title = "Google Vertex AI custom job (google-cloud-aiplatform + google-cloud-storage)"
-    lacks = {
-        Feature.MULTI_NODE: "the trainer is single-node: replica_count is 1",
-        Feature.BILLING: "Vertex reports no billed time; cost is running time × list price (on demand only)",
-    }
+    spec = SPEC
 
     def __init__(self, settings=None):
         super().__init__(settings)
@@ -192,11 +185,11 @@ class VertexPlatform(Platform):
         self._store = None
         self._jobs: Optional[CloudJobs] = None
         self._quote: Optional[pricing.Quote] = None
-        from platforms.storage.base import StoreStats
+        from platforms.core.store import StoreStats
 
         self.api_stats = StoreStats()
 
-    def _parse(self) -> VertexSettings:
+    def parsed(self) -> VertexSettings:
         if self.cfg is None:
             try:
                 self.cfg = VertexSettings(**self.settings)
@@ -206,12 +199,10 @@ class VertexPlatform(Platform):
 
     # ------------------------------------------------------------------ check
     def check(self, job: Job) -> None:
-        cfg = self._parse()
+        cfg = self.parsed()
         validate_job(job)
-        try:
-            from google.cloud.aiplatform.constants.base import SUPPORTED_REGIONS
-        except ImportError:
-            raise UserError("the Vertex AI SDK is not installed: pip install 'platbench[vertex]'") from None
+        SUPPORTED_REGIONS = require("google.cloud.aiplatform.constants.base", "vertex",
+                                    "the Vertex AI SDK (google-cloud-aiplatform)").SUPPORTED_REGIONS
         if cfg.region not in SUPPORTED_REGIONS or cfg.region == "global":
             raise UserError(f"vertex: unknown region {cfg.region!r} (Vertex AI regions: "
                             f"{', '.join(sorted(r for r in SUPPORTED_REGIONS if r != 'global'))})")
@@ -234,7 +225,7 @@ class VertexPlatform(Platform):
             except DefaultCredentialsError:
                 raise UserError("vertex: no Google Cloud credentials found (run `gcloud auth application-default "
                                 "login` or set GOOGLE_APPLICATION_CREDENTIALS)") from None
-        from platforms.storage.gcs import GCSStore
+        from platforms.vertex.storage import GCSStore
 
         self._store = GCSStore(cfg.bucket, project=cfg.project)
         if not self._store.bucket_exists():
@@ -247,7 +238,7 @@ class VertexPlatform(Platform):
         self._quote = pricing.quote("vertex", cfg.region, items)
 
     def run_tags(self, job: Job) -> dict[str, str]:
-        cfg = self._parse()
+        cfg = self.parsed()
         machine = cfg.machine_type + (f"+{cfg.accelerator_count}x{cfg.accelerator_type}" if cfg.accelerator_count else "")
         tags = {tracking.Tag.REGION: cfg.region, tracking.Tag.INSTANCE_TYPE: machine,
                 tracking.Tag.LOCAL_MODE: str(cfg.local).lower(), tracking.Tag.STAGING: cfg.staging,
@@ -262,7 +253,7 @@ class VertexPlatform(Platform):
 
     # ------------------------------------------------------------------ the request
     def _display_name(self, job: Job) -> str:
-        cfg = self._parse()
+        cfg = self.parsed()
         if cfg.job_name:
             return cfg.job_name
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -270,7 +261,7 @@ class VertexPlatform(Platform):
 
     def custom_job(self, job: Job, display_name: str, data_uri: str, dataset_name: str) -> dict:
         """The CustomJob resource, in the REST API's JSON shape (CustomJobSpec page)."""
-        cfg = self._parse()
+        cfg = self.parsed()
         base = f"gs://{cfg.bucket}/{cfg.prefix.strip('/')}/jobs/{display_name}"
         env = {"PLATBENCH_PLATFORM": "vertex", "PLATBENCH_DATA": data_uri}
         commit = tracking.code_commit()
@@ -301,7 +292,7 @@ class VertexPlatform(Platform):
 
     # ------------------------------------------------------------------ plan
     def plan(self, job: Job) -> list[PlanStep]:
-        cfg = self._parse()
+        cfg = self.parsed()
         bucket, prefix = cfg.bucket or "BUCKET", cfg.prefix.strip("/")
         root = f"gs://{bucket}/{prefix}"
         name = cfg.job_name or f"platbench-{job.model}-YYYYMMDD-HHMMSS-XXXX"
@@ -362,21 +353,21 @@ class VertexPlatform(Platform):
 
     # ------------------------------------------------------------------ stage / submit
     def stage(self, job: Job) -> dict[str, Any]:
-        from platforms.storage import staging
+        from platforms.core import staging
 
-        cfg = self._parse()
+        cfg = self.parsed()
         self._staged = staging.upload(job.data, self._store, cfg.staging, cfg.prefix)
         return {**self._staged.figures, "staging": self._staged.mode,
                 tracking.Tag.DATASET_FINGERPRINT: self._staged.fingerprint}
 
     def submit(self, job: Job, staged: dict[str, Any]) -> VertexHandle:
-        cfg = self._parse()
+        cfg = self.parsed()
         display = self._display_name(job)
         spec = self.custom_job(job, display, self._staged.data_uri, self._staged.name)
         base = spec["jobSpec"]["baseOutputDirectory"]["outputUriPrefix"]
         if cfg.local:
             handle = VertexHandle(display, spec, self._staged, base)
-            handle.local_run = LocalRun.vertex(spec, display, self._store, self._staged)
+            handle.local_run = local_run(spec, display, self._store, self._staged)
             handle.local_run.start()
             return handle
         name = self._jobs.create(spec)
@@ -384,7 +375,7 @@ class VertexPlatform(Platform):
 
     # ------------------------------------------------------------------ wait
     def wait(self, handle: VertexHandle, progress) -> Outcome:
-        cfg = self._parse()
+        cfg = self.parsed()
         if handle.local_run is not None:
             handle.local_run.wait(progress)
             d = handle.local_run.describe()
@@ -410,7 +401,7 @@ class VertexPlatform(Platform):
         return self._outcome(handle, d)
 
     def _outcome(self, handle: VertexHandle, d: dict) -> Outcome:
-        cfg = self._parse()
+        cfg = self.parsed()
         state = d.get("state")
         status = {"JOB_STATE_SUCCEEDED": "finished", "JOB_STATE_CANCELLED": "killed"}.get(state, "failed")
         created, started, ended = _ts(d.get("createTime")), _ts(d.get("startTime")), _ts(d.get("endTime"))
@@ -443,7 +434,7 @@ class VertexPlatform(Platform):
 
     # ------------------------------------------------------------------ collect / teardown
     def collect(self, handle: VertexHandle, outcome: Outcome, dest: Path) -> Path:
-        from platforms.storage.staging import download_prefix
+        from platforms.core.staging import download_prefix
 
         base_key = handle.base_output[len(f"gs://{self.cfg.bucket}/"):]
         dest = Path(dest)

@@ -1,8 +1,8 @@
 """`platbench sweep`: a matrix of launches (platforms × model presets × images per class × seeds) with
 bounded concurrency, recorded as one MLflow parent run per sweep with every launch nested under it.
 
-Every cell of the matrix runs through the same `platforms.launch.launch()` as `platbench launch`, in a
-worker process of its own (`python -m platforms.sweep worker CELL_DIR`) started in a new session, so:
+Every cell of the matrix runs through the same `platforms.core.launch.launch()` as `platbench launch`, in a
+worker process of its own (`python -m platforms.bench.sweep worker CELL_DIR`) started in a new session, so:
 
 - the coordinator (this process) only schedules and watches: at most `--concurrency` jobs at once, and
   at most one at a time on this machine unless told otherwise (`local`, and cloud launchers in local
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from platforms.errors import UserError
-from platforms.tracking import process_alive
+from platforms.core.tracking import process_alive
 
 DEFAULT_PER_CLASS: tuple[Optional[int], ...] = (5, 20, 80, 320, 1280)
 DEFAULT_SEEDS = (0, 1, 2)
@@ -187,7 +187,7 @@ def concurrency_text(total: int, per: dict[str, int]) -> str:
 
 # ---------------------------------------------------------------------------------------- MLflow state
 def _client_or_none(create: bool):
-    from platforms import tracking
+    from platforms.core import tracking
 
     if tracking._is_embedded() and not create and not (Path.cwd() / tracking.DB_FILE).exists():
         return None, None
@@ -210,7 +210,7 @@ def _search_all(c, exp_id: str, filter_string: str) -> list:
 
 
 def find_parent(c, exp_id: str, name: str):
-    from platforms.tracking import Tag
+    from platforms.core.tracking import Tag
 
     runs = _search_all(c, exp_id, f"tags.`{Tag.SWEEP}` = '{name}' and tags.`{Tag.KIND}` = '{KIND}'")
     return runs[-1] if runs else None  # the oldest, should two coordinators have raced
@@ -218,8 +218,8 @@ def find_parent(c, exp_id: str, name: str):
 
 def children(c, exp_id: str, name: str) -> dict[str, list]:
     """cell key → that cell's runs, newest first; runs whose process died are reconciled as lost."""
-    from platforms import tracking
-    from platforms.tracking import Tag
+    from platforms.core import tracking
+    from platforms.core.tracking import Tag
 
     runs = [r for r in _search_all(c, exp_id, f"tags.`{Tag.SWEEP}` = '{name}'") if r.data.tags.get(Tag.KIND) != KIND]
     runs = tracking.reconcile_lost(c, runs)
@@ -230,7 +230,7 @@ def children(c, exp_id: str, name: str) -> dict[str, list]:
 
 
 def finished_run(runs: list):
-    from platforms.tracking import Tag
+    from platforms.core.tracking import Tag
 
     for r in runs:
         if r.info.status == "FINISHED" and r.data.tags.get(Tag.STATUS) == "finished":
@@ -261,7 +261,7 @@ def live_worker(cell_dir: Path) -> Optional[int]:
 
 
 def worker_command(cell_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "platforms.sweep", "worker", str(cell_dir.resolve())]
+    return [sys.executable, "-m", "platforms.bench.sweep", "worker", str(cell_dir.resolve())]
 
 
 def run_worker(cell_dir: Path) -> int:
@@ -269,9 +269,11 @@ def run_worker(cell_dir: Path) -> int:
     130 killed, 143 preempted; the outcome is also written to RESULT_FILE."""
     from rich.console import Console
 
-    from platforms import launch as launcher, tracking
-    from platforms.base import Job
-    from platforms.progress import JobProgress
+    from platforms.core import launch as launcher
+
+    from platforms.core import tracking
+    from platforms.core.api import Job
+    from platforms.core.progress import JobProgress
 
     spec = json.loads((cell_dir / JOB_FILE).read_text())
     j = spec["job"]
@@ -347,7 +349,7 @@ class Coordinator:
     # -------------------------------------------------------------- planning
     def states(self, c=None, exp_id=None) -> list[tuple[Cell, str, Any]]:
         """(cell, finished | running | remote | launch, run or pid) for every cell."""
-        from platforms.tracking import Tag
+        from platforms.core.tracking import Tag
 
         by_cell = children(c, exp_id, self.name) if c is not None and exp_id is not None else {}
         host = socket.gethostname()
@@ -375,7 +377,7 @@ class Coordinator:
     def preflight(self, platforms: Optional[list[str]] = None) -> None:
         """Each platform's own checks (settings, credentials, model, hyperparameters, dataset) once,
         before any run is created: a mistake fails the sweep here, not once per cell."""
-        from platforms import registry
+        from platforms.core import registry
 
         for platform in self.spec.platforms if platforms is None else platforms:
             cls = registry.get(platform)
@@ -384,7 +386,7 @@ class Coordinator:
                 cls(self.spec.settings.get(platform, {})).check(job)
 
     def job(self, cell: Cell):
-        from platforms.base import Job
+        from platforms.core.api import Job
 
         d = self.cell_dir(cell)
         return Job(data=Path(self.spec.data), out=d, model=cell.model, epochs=self.spec.epochs, per_class=cell.per_class,
@@ -399,8 +401,8 @@ class Coordinator:
 
     # -------------------------------------------------------------- the parent run
     def open_parent(self, c, exp_id: str):
-        from platforms import tracking
-        from platforms.tracking import Tag
+        from platforms.core import tracking
+        from platforms.core.tracking import Tag
 
         parent = find_parent(c, exp_id, self.name)
         spec_json = json.dumps(asdict(self.spec), sort_keys=True)
@@ -437,7 +439,7 @@ class Coordinator:
         return platform
 
     def start(self, cell: Cell) -> Active:
-        from platforms.tracking import Tag
+        from platforms.core.tracking import Tag
         from trainer.results import atomic_write_text
 
         d = self.cell_dir(cell)
@@ -474,7 +476,7 @@ class Coordinator:
     def result_of(self, a: Active, c, exp_id: str) -> CellResult:
         """The cell's outcome from MLflow: the run this worker made (launched), the cell's newest run
         (re-attached: its worker started before this session), or the run waited for (remote)."""
-        from platforms.tracking import Tag
+        from platforms.core.tracking import Tag
 
         if a.how == "remote":
             runs = [c.get_run(a.run_id)]
@@ -523,8 +525,8 @@ class Coordinator:
             raise KeyboardInterrupt
 
     def run(self) -> list[CellResult]:
-        from platforms import tracking
-        from platforms.tracking import Tag
+        from platforms.core import tracking
+        from platforms.core.tracking import Tag
 
         c, exp_id = _client_or_none(create=True)
         parent = self.open_parent(c, exp_id)
@@ -607,7 +609,7 @@ class Coordinator:
         return self.results
 
     def _close(self, parent, status: str) -> None:
-        from platforms.tracking import Tag
+        from platforms.core.tracking import Tag
 
         counts = {"finished": 0, "failed": 0, "killed": 0, "preempted": 0, "lost": 0}
         for r in self.results:
@@ -625,8 +627,8 @@ def cli_main(data: Path, platforms: list[str], models: list[str], per_class: lis
              concurrency: list[str], name: Optional[str], out: Optional[Path], dry_run: bool, as_json: bool,
              console) -> int:
     """`platbench sweep`: returns the exit code (0 all finished, 1 some failed, 130/143 interrupted)."""
-    from platforms import registry
-    from platforms.launch import parse_pairs
+    from platforms.core import registry
+    from platforms.core.settings import parse_pairs
 
     plats = parse_list(platforms or ["local"], "--platform")
     for p in plats:
@@ -649,7 +651,7 @@ def cli_main(data: Path, platforms: list[str], models: list[str], per_class: lis
     co = Coordinator(spec, name, Path(out) if out else Path("runs") / "sweeps" / name, total, per, console,
                      quiet=as_json)
     if dry_run:
-        from platforms.launch import plan_text
+        from platforms.core.launch import plan_text
 
         states = co.dry_run()
         print(f"sweep {name}: {len(states)} cells = {spec.describe()}")
@@ -695,7 +697,7 @@ def summary_json(co: Coordinator) -> str:
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "worker":
         return run_worker(Path(argv[1]))
-    print("usage: python -m platforms.sweep worker CELL_DIR  (started by `platbench sweep`)", file=sys.stderr)
+    print("usage: python -m platforms.bench.sweep worker CELL_DIR  (started by `platbench sweep`)", file=sys.stderr)
     return 2
 
 

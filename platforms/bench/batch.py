@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from platforms.errors import UserError
-from platforms.load import KIND_TAG, CONTENT_TYPES, image_files, make_payloads, parse_target
+from platforms.bench.loadtest import KIND_TAG, CONTENT_TYPES, image_files, make_payloads, parse_target
 
 SCHEMA = "platbench.batch_inference/1"
 MLFLOW_METRICS = {"batch_seconds_per_mb": "seconds_per_mb", "batch_images_per_s": "images_per_s",
@@ -144,7 +144,7 @@ def run_endpoint(folder: Path, endpoint: Optional[str], concurrency: int = 4, fm
     """Through an endpoint: every file sent once (or `batch` per JSON request) by `concurrency` clients.
     `endpoint` is parsed like `platbench load`'s TARGET; `target` + `transport_factory(concurrency,
     timeout_s)` instead let a deployment (platforms/endpoints.py) hand in its own SDK transport."""
-    from platforms.load import LoadSettings, _Runner, make_transport
+    from platforms.bench.loadtest import LoadSettings, _Runner, make_transport
 
     target = target or parse_target(endpoint)
     files = image_files([folder], limit)
@@ -196,7 +196,7 @@ def run_endpoint(folder: Path, endpoint: Optional[str], concurrency: int = 4, fm
 
 
 def log_to_mlflow(report: BatchReport, platform_name: str) -> str:
-    from platforms import tracking
+    from platforms.core import tracking
 
     d = report.to_dict()
     params = {"mode": report.mode, "source": report.source, "target": report.target, **report.settings}
@@ -211,7 +211,8 @@ def log_to_mlflow(report: BatchReport, platform_name: str) -> str:
 def cli_main(folder: Path, model_dir: Optional[Path], endpoint: Optional[str], batch_size: int, concurrency: int,
              fmt: str, batch: int, limit: Optional[int], device: str, out: Optional[Path], as_json: bool,
              track: bool, set_: list[str]) -> None:
-    from platforms.load import _pairs, default_platform_name
+    from platforms.bench.loadtest import default_platform_name
+    from platforms.core.settings import parse_pairs
 
     if (model_dir is None) == (endpoint is None):
         raise UserError("give exactly one of --model-dir DIR (in-process) or --endpoint TARGET")
@@ -225,7 +226,7 @@ def cli_main(folder: Path, model_dir: Optional[Path], endpoint: Optional[str], b
     else:
         target = parse_target(endpoint)
         report, rows = run_endpoint(folder, endpoint, concurrency, fmt, batch, limit=limit,
-                                    settings=_pairs(set_, "--set"))
+                                    settings=parse_pairs(set_, "--set"))
         platform_name = default_platform_name(target)
     run_id = log_to_mlflow(report, platform_name) if track else None
     if out is not None:

@@ -50,25 +50,21 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from platforms import pricing, tracking
-from platforms.base import Feature, Job, Outcome, Platform, PlanStep
-from platforms.cloud_local import LocalRun, one_line_validation_error, validate_job
+from platforms.core import pricing
+
+from platforms.core import tracking
+from platforms.sagemaker import SPEC
+from platforms.core.api import Feature, Job, Outcome, Platform, PlanStep
+from platforms.core.emulator import LocalRun
+from platforms.sagemaker.emulator import local_run
+from platforms.core.settings import one_line_validation_error, validate_job
+from platforms.core.sdk import require
 from platforms.errors import UserError
+from platforms.sagemaker.phases import PHASES, TERMINAL_SECONDARY
 
 CHANNEL = "training"
 JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
-
-# SecondaryStatus → platbench phase (API_SecondaryStatusTransition.html; "subject to change": unknown
-# values keep their own lower-cased name).
-PHASES = {
-    "Pending": "queued", "Starting": "queued", "LaunchingMLInstances": "provisioning",
-    "PreparingTrainingStack": "provisioning", "DownloadingTrainingImage": "image_pull",
-    "Downloading": "downloading", "Training": "training", "Uploading": "uploading",
-    "Interrupted": "interrupted", "Restarting": "restarting", "Updating": "updating", "Stopping": "stopping",
-}
-TERMINAL_SECONDARY = {"Completed", "Failed", "Stopped", "MaxRuntimeExceeded", "MaxWaitTimeExceeded"}
-
 
 class SageMakerSettings(BaseModel):
     """`--set KEY=VALUE` for `platbench launch sagemaker`."""
@@ -90,7 +86,7 @@ class SageMakerSettings(BaseModel):
     staging: Literal["sharded", "naive"] = "sharded"
     local: bool = False
     # local=true: the SageMaker SDK's own local mode through Docker, or the trainer as a subprocess;
-    # auto = docker when an engine answers and holds image_uri (platforms/sagemaker_docker.py)
+    # auto = docker when an engine answers and holds image_uri (platforms/sdk_local.py)
     local_runner: Literal["auto", "native", "docker"] = "auto"
     poll_seconds: float = Field(15.0, gt=0, le=600)
     job_name: Optional[str] = None
@@ -116,7 +112,7 @@ class SageMakerSettings(BaseModel):
 class SageMakerHandle:
     job_name: str
     request: dict                       # the CreateTrainingJob request (also what local mode runs)
-    staged: Any                         # platforms.storage.staging.Staged
+    staged: Any                         # platforms.core.staging.Staged
     local_run: Optional[LocalRun] = None
     submitted_at: float = field(default_factory=time.time)
     seen: list = field(default_factory=list)   # secondary statuses already reported
@@ -126,7 +122,7 @@ class SageMakerHandle:
 def checked_session(region: str, instance_type: str, shape: str, who: str, what: str):
     """(boto3 session, sagemaker client) after checking the region, the instance type against the API's own
     enum `shape` (TrainingInstanceType, ProductionVariantInstanceType) and that credentials exist."""
-    session = _sdk_session(region)
+    session = sdk_session(region)
     regions = session.get_available_regions("sagemaker")
     if region not in regions:
         raise UserError(f"{who}: unknown region {region!r} (SageMaker regions: {', '.join(regions)})")
@@ -142,9 +138,9 @@ def checked_session(region: str, instance_type: str, shape: str, who: str, what:
     return session, sm
 
 
-def _sdk_session(region: str):
+def sdk_session(region: str):
     """A boto3 session; the SDK module itself is imported only where a job is created."""
-    from platforms.storage.s3 import boto3_module
+    from platforms.sagemaker.storage import boto3_module
 
     return boto3_module().session.Session(region_name=region)
 
@@ -157,11 +153,7 @@ def metric_definitions() -> list[dict]:
 
 
 class SageMakerPlatform(Platform):
-    name = "sagemaker"
-    title = "Amazon SageMaker training job (sagemaker SDK + boto3)"
-    lacks = {
-        Feature.MULTI_NODE: "the trainer is single-node: instance_count is 1",
-    }
+    spec = SPEC
 
     def __init__(self, settings=None):
         super().__init__(settings)
@@ -175,7 +167,7 @@ class SageMakerPlatform(Platform):
         self._runner: Optional[str] = None  # local=true: "docker" | "native"
 
     # ------------------------------------------------------------------ check
-    def _parse(self) -> SageMakerSettings:
+    def parsed(self) -> SageMakerSettings:
         if self.cfg is None:
             try:
                 self.cfg = SageMakerSettings(**self.settings)
@@ -184,12 +176,12 @@ class SageMakerPlatform(Platform):
         return self.cfg
 
     def check(self, job: Job) -> None:
-        cfg = self._parse()
+        cfg = self.parsed()
         validate_job(job)
         if cfg.local:
-            from platforms import sagemaker_docker
+            from platforms.sagemaker import sdk_local
 
-            self._runner = sagemaker_docker.choose_runner(cfg)
+            self._runner = sdk_local.choose_runner(cfg)
         session, sm = checked_session(cfg.region, cfg.instance_type, "TrainingInstanceType", "sagemaker",
                                       "training instance type")
         if not cfg.bucket:
@@ -203,19 +195,19 @@ class SageMakerPlatform(Platform):
                 raise UserError("sagemaker: no execution role: add --set role=ARN_OR_NAME (a role SageMaker can "
                                 "assume, with access to the bucket)")
         self._session = session
-        self._sm = self._client(session, "sagemaker")
-        from platforms.storage.s3 import S3Store
+        self._sm = self.client(session, "sagemaker")
+        from platforms.sagemaker.storage import S3Store
 
         self._store = S3Store(cfg.bucket, session=session)
         if not self._store.bucket_exists():
             raise UserError(f"sagemaker: bucket {cfg.bucket!r} does not exist or is not reachable with these credentials")
         if not cfg.local:
-            self._role_arn = self._resolve_role(cfg.role)
+            self._role_arn = self.resolve_role(cfg.role)
         self._quote = pricing.quote("sagemaker", cfg.region, [(cfg.instance_type, cfg.instance_count)])
 
-    def _client(self, session, service: str):
-        from platforms.storage.s3 import client_config, count_attempts
-        from platforms.storage.base import StoreStats
+    def client(self, session, service: str):
+        from platforms.sagemaker.storage import client_config, count_attempts
+        from platforms.core.store import StoreStats
 
         client = session.client(service, region_name=self.cfg.region, config=client_config(8))
         if not hasattr(self, "api_stats"):
@@ -223,7 +215,7 @@ class SageMakerPlatform(Platform):
         count_attempts(client, self.api_stats)
         return client
 
-    def _resolve_role(self, role: str) -> str:
+    def resolve_role(self, role: str) -> str:
         """A role name or ARN → an ARN that exists (IAM GetRole); without iam:GetRole, a well-formed ARN
         is trusted as given. https://docs.aws.amazon.com/IAM/latest/APIReference/API_GetRole.html"""
         from botocore.exceptions import ClientError
@@ -242,7 +234,7 @@ class SageMakerPlatform(Platform):
             raise UserError(f"sagemaker: could not check IAM role {name!r}: {code or exc}") from None
 
     def run_tags(self, job: Job) -> dict[str, str]:
-        cfg = self._parse()
+        cfg = self.parsed()
         tags = {tracking.Tag.REGION: cfg.region, tracking.Tag.INSTANCE_TYPE: cfg.instance_type,
                 tracking.Tag.LOCAL_MODE: str(cfg.local).lower(), tracking.Tag.STAGING: cfg.staging,
                 "platbench.spot": str(cfg.spot).lower()}
@@ -263,9 +255,9 @@ class SageMakerPlatform(Platform):
         if "@sha256:" in image_uri:
             return image_uri.split("@", 1)[1]
         if self._runner == "docker":  # the image the local engine runs
-            from platforms import sagemaker_docker
+            from platforms.sagemaker import sdk_local
 
-            return sagemaker_docker.image_digest(image_uri)
+            return sdk_local.image_digest(image_uri)
         m = re.match(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^:@]+):(.+)$", image_uri)
         if not m or self._session is None:
             return None
@@ -279,7 +271,7 @@ class SageMakerPlatform(Platform):
 
     # ------------------------------------------------------------------ the request
     def _job_name(self, job: Job) -> str:
-        cfg = self._parse()
+        cfg = self.parsed()
         if cfg.job_name:
             return cfg.job_name
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -288,7 +280,7 @@ class SageMakerPlatform(Platform):
     def training_request(self, job: Job, job_name: str, channel_uri: str, channel_type: str,
                          dataset_name: Optional[str] = None) -> dict:
         """The CreateTrainingJob request, in the API's own shape (API_CreateTrainingJob.html)."""
-        cfg = self._parse()
+        cfg = self.parsed()
         hyperparameters = job.trainer_hyperparameters()
         # the channel holds shards or a copy: name the dataset after the user's folder, not the copy's
         hyperparameters.setdefault("dataset_name", dataset_name or Path(job.data).resolve().name)
@@ -325,12 +317,9 @@ class SageMakerPlatform(Platform):
 
         os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
         logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
-        try:
-            import sagemaker
-            from sagemaker.estimator import Estimator
-            from sagemaker.inputs import TrainingInput
-        except ImportError:
-            raise UserError("the SageMaker SDK is not installed: pip install 'platbench[sagemaker]'") from None
+        sagemaker = require("sagemaker", "sagemaker", "the SageMaker Python SDK")
+        from sagemaker.estimator import Estimator
+        from sagemaker.inputs import TrainingInput
         session = sagemaker.Session(boto_session=self._session, sagemaker_client=self._sm,
                                     default_bucket=self.cfg.bucket)
         spec, res, stop = request["AlgorithmSpecification"], request["ResourceConfig"], request["StoppingCondition"]
@@ -351,7 +340,7 @@ class SageMakerPlatform(Platform):
 
     # ------------------------------------------------------------------ plan
     def plan(self, job: Job) -> list[PlanStep]:
-        cfg = self._parse()
+        cfg = self.parsed()
         bucket, prefix = cfg.bucket or "BUCKET", cfg.prefix.strip("/")
         name = cfg.job_name or f"platbench-{job.model}-YYYYMMDD-HHMMSS-XXXX"
         root = f"s3://{bucket}/{prefix}"
@@ -381,9 +370,9 @@ class SageMakerPlatform(Platform):
             steps.append(PlanStep("upload every file as its own object (naive staging)",
                                   f"aws s3 sync {shlex.quote(str(job.data))} {channel_uri}"))
         if cfg.local and self._runner == "docker":
-            from platforms import sagemaker_docker
+            from platforms.sagemaker import sdk_local
 
-            steps += [PlanStep(title, cmd) for title, cmd in sagemaker_docker.plan_steps(request, cfg)]
+            steps += [PlanStep(title, cmd) for title, cmd in sdk_local.plan_steps(request, cfg)]
         elif cfg.local:
             steps += [
                 PlanStep("local mode: make a temporary /opt/ml (PLATBENCH_OPT_ML), write input/config/*.json and "
@@ -420,9 +409,9 @@ class SageMakerPlatform(Platform):
 
     # ------------------------------------------------------------------ stage
     def stage(self, job: Job) -> dict[str, Any]:
-        from platforms.storage import staging
+        from platforms.core import staging
 
-        cfg = self._parse()
+        cfg = self.parsed()
         staged = staging.upload(job.data, self._store, cfg.staging, cfg.prefix)
         self._staged = staged
         if staged.mode == "sharded":
@@ -438,18 +427,18 @@ class SageMakerPlatform(Platform):
 
     # ------------------------------------------------------------------ submit
     def submit(self, job: Job, staged: dict[str, Any]) -> SageMakerHandle:
-        cfg = self._parse()
+        cfg = self.parsed()
         name = self._job_name(job)
         request = self.training_request(job, name, *self._channel, dataset_name=self._staged.name)
         handle = SageMakerHandle(name, request, self._staged)
         if cfg.local and self._runner == "docker":
-            from platforms import sagemaker_docker
+            from platforms.sagemaker import sdk_local
 
-            handle.local_run = sagemaker_docker.local_run(request, self._store, cfg.prefix, self._staged,
+            handle.local_run = sdk_local.local_run(request, self._store, cfg.prefix, self._staged,
                                                           cfg.region, cfg.image_uri)
             handle.local_run.start()
         elif cfg.local:
-            handle.local_run = LocalRun.sagemaker(request, self._store, cfg.prefix, self._staged)
+            handle.local_run = local_run(request, self._store, cfg.prefix, self._staged)
             handle.local_run.start()
         else:
             estimator, inputs = self._estimator(request)
@@ -460,7 +449,7 @@ class SageMakerPlatform(Platform):
     def wait(self, handle: SageMakerHandle, progress) -> Outcome:
         if handle.local_run is not None:
             return self._wait_local(handle, progress)
-        cfg = self._parse()
+        cfg = self.parsed()
         deadline = time.time() + (cfg.effective_max_wait or cfg.max_run) + 3600
         while True:
             d = self._sm.describe_training_job(TrainingJobName=handle.job_name)
@@ -481,7 +470,7 @@ class SageMakerPlatform(Platform):
         return self._outcome_from_describe(handle, d)
 
     def _outcome_from_describe(self, handle: SageMakerHandle, d: dict) -> Outcome:
-        cfg = self._parse()
+        cfg = self.parsed()
         status = {"Completed": "finished", "Stopped": "killed", "Failed": "failed"}[d["TrainingJobStatus"]]
         if d.get("SecondaryStatus") == "MaxWaitTimeExceeded":
             status = "preempted"
@@ -521,7 +510,7 @@ class SageMakerPlatform(Platform):
 
     # ------------------------------------------------------------------ collect
     def collect(self, handle: SageMakerHandle, outcome: Outcome, dest: Path) -> Path:
-        from platforms.cloud_local import collect_tarballs
+        from platforms.sagemaker.emulator import collect_tarballs
 
         out_prefix = f"{handle.request['OutputDataConfig']['S3OutputPath']}/{handle.job_name}/output"
         _, _, key_prefix = out_prefix.partition(f"s3://{self.cfg.bucket}/")

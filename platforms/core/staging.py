@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from platforms.errors import UserError
-from platforms.storage.base import ObjectStore
+from platforms.core.store import ObjectStore
 
 MANIFEST_NAME = "platbench-manifest.json"  # also named in trainer/environment.py (the unpacking side)
 MANIFEST_VERSION = 1

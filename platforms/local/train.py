@@ -7,8 +7,10 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from platforms import tracking
-from platforms.base import Feature, Job, Outcome, Platform, PlanStep
+from platforms.core import tracking
+from platforms.local import SPEC
+from platforms.core.api import Feature, Job, Outcome, Platform, PlanStep
+from platforms.core.settings import typed_overrides
 from platforms.errors import UserError
 
 
@@ -36,15 +38,7 @@ def _progress_callback(progress, total_epochs: int):
 
 
 class LocalPlatform(Platform):
-    name = "local"
-    title = "This machine (in-process)"
-    lacks = {
-        Feature.SPOT: "a local run is not preemptible capacity (SIGTERM still checkpoints and resumes)",
-        Feature.MULTI_NODE: "one process, one device",
-        Feature.ENDPOINTS: "no managed endpoints; serve the model with the image's `serve`",
-        Feature.BILLING: "no price per second for your own machine",
-        Feature.REMOTE_STORAGE: "data is read in place",
-    }
+    spec = SPEC
 
     def check(self, job: Job) -> None:
         if self.settings:
@@ -55,7 +49,7 @@ class LocalPlatform(Platform):
 
         if job.model not in PRESETS:
             raise UserError(f"unknown model {job.model!r}; choose one of: {', '.join(PRESETS)}")
-        _typed_overrides(job.hyperparameters)
+        typed_overrides(job.hyperparameters)
         try:
             # Decoding here (into the fingerprint-keyed cache the trainer then reads) reports a corrupt
             # or inconsistent dataset before an MLflow run or an output folder exists.
@@ -80,7 +74,7 @@ class LocalPlatform(Platform):
         ]
 
     def submit(self, job: Job, staged: dict[str, Any]):
-        from platforms.tracking import code_commit
+        from platforms.core.tracking import code_commit
         from trainer.train import TrainConfig
 
         overrides = {k.replace("-", "_"): v for k, v in job.hyperparameters.items()}
@@ -91,7 +85,7 @@ class LocalPlatform(Platform):
             checkpoint_dir=job.checkpoint_dir or job.out / "checkpoints", model=job.model, seed=job.seed,
             per_class=job.per_class, target_accuracy=job.target_accuracy, platform=self.name,
             git_commit=code_commit(),
-            image_digest=os.environ.get("PLATBENCH_IMAGE_DIGEST") or None, overrides=_typed_overrides(overrides),
+            image_digest=os.environ.get("PLATBENCH_IMAGE_DIGEST") or None, overrides=typed_overrides(overrides),
         )
 
     def wait(self, handle, progress) -> Outcome:
@@ -125,18 +119,3 @@ class LocalPlatform(Platform):
     def collect(self, handle, outcome: Outcome, dest: Path) -> Path:
         return handle.output_dir  # already here
 
-
-def _typed_overrides(overrides: dict) -> dict:
-    """--hp values arrive as strings; convert them with the trainer's own flag types."""
-    from trainer.cli import HYPERPARAMETER_FLAGS
-
-    typed = {}
-    for key, value in overrides.items():
-        flag = key.replace("_", "-")
-        if flag not in HYPERPARAMETER_FLAGS:
-            raise UserError(f"unknown hyperparameter {key!r}; known: {', '.join(HYPERPARAMETER_FLAGS)}")
-        try:
-            typed[key] = HYPERPARAMETER_FLAGS[flag](value)
-        except ValueError:
-            raise UserError(f"hyperparameter {key}={value!r} is not a {HYPERPARAMETER_FLAGS[flag].__name__}") from None
-    return typed

@@ -1,0 +1,141 @@
+"""What every platform endpoint shares (docs/design.md, "Platforms"): the interface (check, plan, cost,
+deploy, transport for the load tool, teardown that is always called and idempotent, attach to an
+endpoint the user already runs), its cost per hour/day/month/year, the model archive, names, and
+holding Ctrl-C off while the deletes run. Imports no platform and no cloud SDK."""
+from __future__ import annotations
+
+import io
+import re
+import secrets
+import signal
+import tarfile
+import threading
+import time
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Optional
+
+from platforms.core import pricing
+from platforms.core.settings import parse_settings
+from platforms.core.transport import Target, Transport
+from platforms.errors import UserError
+
+HOURS = {"hour": 1, "day": 24, "month": 730, "year": 8760}  # 730 h: the month of the clouds' calculators
+NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+MODEL_FILES = ("model.pt", "model.json")
+
+
+# ------------------------------------------------------------------------------------------ cost
+@dataclass(frozen=True)
+class EndpointCost:
+    usd_per_hour: float
+    basis: str     # the price table entries used, with source and date
+    note: str = ""
+
+    def per(self) -> dict[str, float]:
+        return {unit: round(self.usd_per_hour * hours, 4) for unit, hours in HOURS.items()}
+
+    def to_dict(self) -> dict:
+        return {"usd_per": self.per(), "basis": self.basis, "note": self.note}
+
+
+def endpoint_cost(platform: str, region: str, items: list[tuple[str, int]]) -> Optional[EndpointCost]:
+    """Price of keeping the endpoint up, from the `endpoint` section of the platform's prices.yaml; where
+    that section has no entry, the training list price for the same machine stands in, and `note` says so."""
+    quote = pricing.quote(platform, region, items, section="endpoint")
+    if quote is not None:
+        return EndpointCost(quote.usd_per_hour, quote.sources)
+    quote = pricing.quote(platform, region, items)
+    if quote is None:
+        return None
+    return EndpointCost(quote.usd_per_hour, quote.sources,
+                        note=f"no real-time inference price for this machine in platforms/{platform}/prices.yaml "
+                             f"(section endpoint); the training list price stands in")
+
+
+def model_tarball(model_dir: Path) -> bytes:
+    """model.tar.gz with model.pt and model.json at its root: what SageMaker unpacks into /opt/ml/model."""
+    from trainer.inference import read_card
+    from trainer.errors import ConfigError
+
+    try:
+        read_card(model_dir)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name in MODEL_FILES:
+            tar.add(Path(model_dir) / name, arcname=name)
+    return buf.getvalue()
+
+
+def endpoint_name(given: Optional[str]) -> str:
+    name = given or f"platbench-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    if not NAME_RE.match(name):
+        raise UserError(f"endpoint name {name!r} is not valid (1–63 of a-z, A-Z, 0-9 and -)")
+    return name
+
+
+@contextmanager
+def sigint_held():
+    """Ctrl-C during teardown would leave a billed endpoint behind: hold it until the deletes are done."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Endpoint(ABC):
+    """One real-time endpoint on a platform, created by `deploy` and always removed by `teardown`."""
+
+    platform: ClassVar[str]
+    settings_model: ClassVar[type]  # the pydantic model of its `--set KEY=VALUE` settings
+
+    def __init__(self, settings: dict[str, str]):
+        self.cfg = parse_settings(self.settings_model, settings, f"{self.platform} endpoint")
+        self.name = endpoint_name(getattr(self.cfg, "name", None))
+        self.created: list[tuple[str, str]] = []   # (kind, name) in creation order: teardown deletes these
+        self.timings: dict[str, float] = {}
+
+    @property
+    def region(self) -> str:
+        return self.cfg.region
+
+    @abstractmethod
+    def target(self) -> Target:
+        """How the load tool names this endpoint (`PLATFORM:NAME`)."""
+
+    @abstractmethod
+    def cost(self) -> Optional[EndpointCost]:
+        """Price of keeping it up, from the platform's price table."""
+
+    @abstractmethod
+    def plan(self) -> list[str]:
+        """The equivalent CLI commands, in order; creates nothing and needs no credentials."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Credentials, settings and the bucket, before anything is created."""
+
+    @abstractmethod
+    def deploy(self, model_dir: Path, progress=None) -> None:
+        """Upload the model, create the endpoint and wait until it serves; records what it created."""
+
+    @abstractmethod
+    def teardown(self) -> list[str]:
+        """Delete what deploy created, newest first, tolerating 'already gone'; safe to call twice."""
+
+    @abstractmethod
+    def transport(self, concurrency: int, timeout_s: float) -> Transport:
+        """The load tool's transport to this endpoint through the platform's SDK."""
+
+    @classmethod
+    @abstractmethod
+    def attach(cls, name: str, settings: dict[str, str], concurrency: int, timeout_s: float) -> Transport:
+        """A transport to an endpoint the user already runs (`platbench load PLATFORM:NAME`)."""

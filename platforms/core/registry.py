@@ -1,0 +1,80 @@
+"""The platform registry: every package `platforms/<name>/` whose `__init__.py` declares `SPEC` is a
+platform (no shared file lists them), plus third-party platforms through the `platbench.platforms`
+entry-point group, each pointing at a `PlatformSpec`.
+
+Listing platforms imports only their light `__init__` modules: no launcher, no cloud SDK. Launchers,
+endpoints and object stores are imported when one is used (PlatformSpec.load)."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+from platforms.errors import UserError
+
+if TYPE_CHECKING:
+    from platforms.core.api import Platform, PlatformSpec
+
+GROUP = "platbench.platforms"
+# packages of platforms/ that are shared machinery or features, not platforms
+SHARED = frozenset({"core", "bench", "report", "scorecard"})
+
+
+@lru_cache(maxsize=1)
+def specs() -> dict[str, "PlatformSpec"]:
+    import platforms
+
+    found: dict[str, PlatformSpec] = {}
+    for info in pkgutil.iter_modules(platforms.__path__):
+        if info.ispkg and info.name not in SHARED:
+            spec = getattr(importlib.import_module(f"platforms.{info.name}"), "SPEC", None)
+            if spec is not None:
+                found[spec.name] = spec
+    for ep in entry_points(group=GROUP):
+        if ep.name not in found:  # a platform of this repository wins over an installed one of the same name
+            found[ep.name] = ep.load()
+    return found
+
+
+def names() -> list[str]:
+    """Registered platform names, `local` first, then alphabetical."""
+    return sorted(specs(), key=lambda n: (n != "local", n))
+
+
+def spec(name: str) -> "PlatformSpec":
+    try:
+        return specs()[name]
+    except KeyError:
+        raise UserError(f"unknown platform {name!r}; known platforms: {', '.join(names())}") from None
+
+
+def get(name: str) -> type["Platform"]:
+    """The platform's launcher class."""
+    return spec(name).load(spec(name).launcher)
+
+
+def endpoint_class(name: str) -> Any:
+    """The platform's endpoint class, or one line saying why it has none."""
+    from platforms.core.api import Feature
+
+    s = spec(name)
+    s.require(Feature.ENDPOINTS)
+    return s.load(s.endpoint)
+
+
+def with_endpoints() -> list[str]:
+    return [n for n in names() if specs()[n].endpoint is not None]
+
+
+def schemes() -> dict[str, "PlatformSpec"]:
+    """Object-store URI scheme → the platform that owns it."""
+    return {scheme: s for s in specs().values() for scheme in s.stores}
+
+
+def store_class(scheme: str) -> Any:
+    owner = schemes().get(scheme)
+    if owner is None:
+        raise UserError(f"no object store for {scheme}://; known: {', '.join(f'{s}://' for s in schemes())}")
+    return owner.load(owner.stores[scheme])

@@ -1,0 +1,16 @@
+"""This machine: the trainer in-process, data read in place (platforms/local/train.py)."""
+from platforms.core.api import Feature, PlatformSpec
+
+SPEC = PlatformSpec(
+    name="local",
+    title="This machine (in-process)",
+    package=__name__,
+    launcher="train:LocalPlatform",
+    lacks={
+        Feature.SPOT: "a local run is not preemptible capacity (SIGTERM still checkpoints and resumes)",
+        Feature.MULTI_NODE: "one process, one device",
+        Feature.ENDPOINTS: "no managed endpoints; serve the model with the image's `serve`",
+        Feature.BILLING: "no price per second for your own machine",
+        Feature.REMOTE_STORAGE: "data is read in place",
+    },
+)
