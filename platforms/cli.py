@@ -9,7 +9,12 @@ from typing import Optional
 
 import typer
 
+from platforms.core import registry
 from platforms.errors import UserError
+
+# help texts name the platforms the registry knows (their light __init__ modules only: no SDK is imported)
+ENDPOINT_PLATFORMS = " | ".join(registry.with_endpoints()) or "none registered"
+PLATFORM_NAMES = " | ".join(registry.names())
 
 app = typer.Typer(
     name="platbench",
@@ -17,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # help texts are plain text: "[/path]" in one must not be read as a markup tag
 )
 
 data_app = typer.Typer(help="Datasets: prepare them in the folder layout the trainer reads.", no_args_is_help=True)
@@ -123,13 +129,15 @@ def launch(
 @app.command()
 def runs(
     limit: int = typer.Option(20, "--limit", min=1),
-    kind: str = typer.Option("train", "--kind", help="train | load | batch_inference | sweep | all"),
+    kind: str = typer.Option("train", "--kind", help="train | load | batch_inference | endpoint | sweep | transfer | all"),
     as_json: bool = typer.Option(False, "--json", help="everything, hyperparameters included"),
 ) -> None:
     """List tracked runs (newest first) from the MLflow store."""
     from platforms.core import tracking
     from platforms.runs_table import runs_table
 
+    if kind not in tracking.RUN_KINDS:
+        raise UserError(f"--kind {kind!r} is not a kind of run; choose one of: {', '.join(tracking.RUN_KINDS)}")
     rows = [tracking.run_summary(r) for r in tracking.list_runs(limit, None if kind == "all" else kind)]
     if as_json:
         typer.echo(tracking.dumps(rows))
@@ -138,20 +146,21 @@ def runs(
 
 
 @app.command()
-def platforms() -> None:
-    """List the registered platforms and what each lacks."""
-    from platforms.core import registry
+def platforms(
+    as_json: bool = typer.Option(False, "--json", help="the same as JSON"),
+) -> None:
+    """The registered platforms: SDK installed (or the extra to install), credentials found on this machine
+    (looked up without any network call), and what each lacks, with why."""
+    from platforms.core import readiness
 
-    for name in registry.names():
-        cls = registry.get(name)
-        lacks = "; ".join(f.value for f in cls.lacks) or "-"
-        typer.echo(f"{name:12s} {cls.title}  (lacks: {lacks})")
+    rows = [readiness.of(name) for name in registry.names()]
+    typer.echo(json.dumps(rows, indent=1) if as_json else readiness.text(rows))
 
 
 @app.command()
 def load(
     target: str = typer.Argument(..., help="http://HOST:PORT[/path] of a `serve` (default path /invocations), "
-                                             "or sagemaker:ENDPOINT / vertex:ENDPOINT_ID"),
+                                             f"or PLATFORM:ENDPOINT for a platform with endpoints ({ENDPOINT_PLATFORMS})"),
     requests: int = typer.Option(1000, "--requests", "-n", help="measured requests"),
     concurrency: int = typer.Option(10, "--concurrency", "-c", help="clients in a closed loop (with --rate: most in flight)"),
     rate: Optional[float] = typer.Option(None, "--rate", help="fixed requests/s, open loop, instead of closed-loop clients"),
@@ -159,11 +168,11 @@ def load(
     data: list[Path] = typer.Option([], "--data", help="image files/folders to send (default: synthetic 32×32 PNGs)"),
     fmt: str = typer.Option("image", "--format", help="image: one PNG/JPEG body; json: {\"instances\": [{\"b64\": …}]}"),
     batch: int = typer.Option(1, "--batch", help="images per request (--format json)"),
-    timeout: float = typer.Option(60.0, "--timeout", help="seconds per attempt (SageMaker's limit is 60)"),
+    timeout: float = typer.Option(60.0, "--timeout", help="seconds per attempt (60: the longest a managed endpoint lets one invocation run)"),
     retries: int = typer.Option(2, "--retries", help="retries with exponential backoff on resets/refusals/timeouts/429/5xx-gateway"),
     max_error_rate: Optional[float] = typer.Option(None, "--max-error-rate", help="exit 1 when failed/requests exceeds this"),
     wait_ready: float = typer.Option(0.0, "--wait-ready", help="first poll the health route up to this many seconds"),
-    health_path: Optional[str] = typer.Option(None, "--health-path", help="default /ping (or the predict path for Vertex routes)"),
+    health_path: Optional[str] = typer.Option(None, "--health-path", help="default /ping for /invocations, else the predict path itself"),
     header: list[str] = typer.Option([], "--header", help="extra request header KEY=VALUE"),
     set_: list[str] = typer.Option([], "--set", help="platform endpoint setting KEY=VALUE (region, project, …)"),
     model: Optional[str] = typer.Option(None, "--model", help="model label for the report (default: the server's)"),
@@ -187,7 +196,7 @@ def load(
 def predict(
     folder: Path = typer.Argument(..., help="folder of PNG/JPEG images (class-named parent folders give labels)"),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="predict in-process with this model (model.pt + model.json)"),
-    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="or through an endpoint: URL, sagemaker:NAME, vertex:ID"),
+    endpoint: Optional[str] = typer.Option(None, "--endpoint", help=f"or through an endpoint: URL or PLATFORM:NAME ({ENDPOINT_PLATFORMS})"),
     batch_size: int = typer.Option(256, "--batch-size", help="images per forward pass (--model-dir)"),
     concurrency: int = typer.Option(4, "--concurrency", "-c", help="requests in flight (--endpoint)"),
     fmt: str = typer.Option("image", "--format", help="image | json (--endpoint)"),
@@ -208,7 +217,7 @@ def predict(
 
 @app.command()
 def endpoint(
-    platform: str = typer.Argument(..., help="sagemaker | vertex"),
+    platform: str = typer.Argument(..., help=ENDPOINT_PLATFORMS),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="the trainer's model directory (model.pt + model.json)"),
     set_: list[str] = typer.Option([], "--set", help="endpoint setting KEY=VALUE (region, bucket, role, image_uri, instance_type, …)"),
     requests: int = typer.Option(1000, "--requests", "-n", help="measured requests through the SDK"),

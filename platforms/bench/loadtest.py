@@ -55,6 +55,8 @@ MLFLOW_METRICS = {
     "load_latency_p50_ms": "p50", "load_latency_p90_ms": "p90", "load_latency_p95_ms": "p95",
     "load_latency_p99_ms": "p99", "load_latency_mean_ms": "mean", "load_latency_max_ms": "max",
 }
+# what a run in which every request failed still records (it measured no latency or throughput)
+FAILURE_METRICS = ("load_error_rate", "load_seconds", "load_ok", "load_failed", "load_retries")
 
 
 # ------------------------------------------------------------------------------------------ payloads
@@ -359,6 +361,11 @@ async def run_load_async(transport: Transport, payloads: list[Payload], s: LoadS
     if s.wait_ready_s > 0 and not await transport.ready(s.wait_ready_s):
         raise UserError(f"the target did not answer its health check with 200 within {s.wait_ready_s:g} s")
     runner = _Runner(transport, payloads, s)
+    # one request first: a target that answers nothing (no server, a name that does not resolve) is an
+    # error to report, not a run of connection failures to record and compare
+    probe = await runner.one(0, time.perf_counter(), time.perf_counter())
+    if probe.error in CONNECTION_ERRORS:
+        raise UserError(f"the target answered nothing ({probe.error}, {probe.attempts} attempts): is it serving?")
     warm: dict[str, Any] = {"requests": 0, "errors": 0}
     if s.warmup > 0:
         warm_samples, warm_s = await runner.closed_loop(s.warmup, s.concurrency)
@@ -500,14 +507,18 @@ def log_to_mlflow(report: dict[str, Any], platform_name: str, run_name: Optional
     params["target"] = report["target"]
     tags = {tracking.Tag.PLATFORM: platform_name, tracking.Tag.MODEL: report["platform"].get("model"),
             tracking.Tag.IMAGE_DIGEST: report["platform"].get("image_digest"), KIND_TAG: "load"}
+    every_request_failed = report["summary"]["ok"] == 0
     with tracking.tracked_run(run_name or f"load-{platform_name}", params, tags) as run:
-        run.metrics({name: flat.get(key) for name, key in MLFLOW_METRICS.items()})
+        # a run in which every request failed measured no latency: recorded as failed, with its error
+        # counts but no latency or throughput figures, so no comparison can pick it up
+        run.metrics({name: flat.get(key) for name, key in MLFLOW_METRICS.items()
+                     if not every_request_failed or name in FAILURE_METRICS})
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "load.json"
             path.write_text(json.dumps(report))
             run.client.log_artifact(run.run_id, str(path))
-        run.tags({tracking.Tag.STATUS: "finished"})
-        run.end("FINISHED")
+        run.tags({tracking.Tag.STATUS: "failed" if every_request_failed else "finished"})
+        run.end("FAILED" if every_request_failed else "FINISHED")
         return run.run_id
 
 
@@ -564,7 +575,7 @@ def cli_main(target: str, requests: int, concurrency: int, rate: Optional[float]
     tgt = parse_target(target, health_path)
     settings = parse_pairs(set_, "--set")
     if settings and tgt.kind == "http":
-        raise UserError("--set applies to sagemaker:/vertex: targets only")
+        raise UserError("--set applies to PLATFORM:ENDPOINT targets only, not to a URL")
     s = LoadSettings(requests=requests, concurrency=concurrency, rate=rate, warmup=warmup, timeout_s=timeout,
                      retries=retries, wait_ready_s=wait_ready)
     check_settings(s)
@@ -604,6 +615,7 @@ def cli_main(target: str, requests: int, concurrency: int, rate: Optional[float]
     return_code = 0
     if max_error_rate is not None and report["summary"]["error_rate"] > max_error_rate:
         return_code = 1
+    every_request_failed = report["summary"]["ok"] == 0
     if as_json:
         print(json.dumps(report, indent=1))
     else:
@@ -612,9 +624,24 @@ def cli_main(target: str, requests: int, concurrency: int, rate: Optional[float]
         Console(width=max(console.width, 100)).print(table(report))
         if track:
             print(f"MLflow run {report['mlflow_run_id']}")
+    if every_request_failed:
+        import sys
+
+        print(f"platbench: error: every one of {report['summary']['requests']} requests failed "
+              f"({_failure_text(report)}); recorded as a failed run", file=sys.stderr)
+        return 1
     if return_code:
         import sys
 
         print(f"platbench: error rate {report['summary']['error_rate']:.2%} exceeds --max-error-rate "
               f"{max_error_rate:.2%}", file=sys.stderr)
     return return_code
+
+
+def _failure_text(report: dict[str, Any]) -> str:
+    e = report["errors"]
+    parts = [f"{n}× HTTP {status}" for status, n in sorted(e.get("by_status", {}).items())]
+    parts += [f"{n}× {kind}" for kind, n in e.get("connection", {}).items() if n]
+    if e.get("bad_response"):
+        parts.append(f"{e['bad_response']}× bad response")
+    return ", ".join(parts) or "no answers"

@@ -257,6 +257,10 @@ def reconcile_lost(c, runs: list) -> list:
     return fixed
 
 
+# what `platbench runs --kind` takes: "train" (runs without a kind tag), each kind tag in use, or "all"
+RUN_KINDS = ("train", "load", "batch_inference", "endpoint", "sweep", "transfer", "all")
+
+
 def list_runs(max_results: int = 50, kind: str | None = "train") -> list:
     """Newest first. kind "train": training runs (they carry no kind tag); another kind: runs tagged with
     it (load, batch_inference, sweep, …); None: every run."""

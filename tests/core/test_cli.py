@@ -1,0 +1,99 @@
+"""The CLI as a user meets it: every --help renders, and bad targets/kinds are one line and a non-zero exit."""
+from __future__ import annotations
+
+import http.server
+import os
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from platforms.cli import app
+
+PY = sys.executable
+
+
+def _commands(cmd, path: tuple[str, ...] = ()):
+    yield path
+    if getattr(cmd, "commands", None):  # a group (typer ships its own click: no isinstance check)
+        for name, sub in cmd.commands.items():
+            yield from _commands(sub, path + (name,))
+
+
+COMMANDS = list(_commands(typer.main.get_command(app)))
+
+
+def test_the_walk_finds_every_command():
+    names = {" ".join(p) for p in COMMANDS}
+    assert {"", "launch", "load", "platforms", "data prepare", "scenario record", "report"} <= names
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "platbench")
+def test_every_help_renders(path):
+    result = CliRunner().invoke(app, [*path, "--help"])
+    assert result.exception is None, f"{' '.join(path)} --help raised {result.exception!r}"
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+
+
+def _platbench(args, cwd, **env):
+    return subprocess.run([PY, "-m", "platforms", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env}, stdin=subprocess.DEVNULL)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the block ends: nothing listens there
+
+
+@pytest.mark.parametrize("target", ["notaurl.invalid", "closed"])
+def test_load_against_nothing_is_one_line_and_records_nothing(tmp_path, target):
+    if target == "closed":
+        target = f"http://127.0.0.1:{_closed_port()}"
+    r = _platbench(["load", target, "-n", "5", "--warmup", "0", "--retries", "0"], tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "answered nothing" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+class _Failing(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802 - http.server's name
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(500)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"no")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_load_run_where_every_request_failed_is_recorded_as_failed(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        r = _platbench(["load", f"http://127.0.0.1:{server.server_port}", "-n", "6", "--warmup", "0",
+                        "--retries", "0", "-c", "2"], tmp_path)
+    finally:
+        server.shutdown()
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "every one of 6 requests failed (6× HTTP 500)" in r.stderr
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("platbench").experiment_id])
+    assert run.info.status == "FAILED" and run.data.tags["platbench.status"] == "failed"
+    assert run.data.metrics["load_failed"] == 6
+    assert not any(k.startswith("load_latency") or k == "load_requests_per_s" for k in run.data.metrics)
+
+
+def test_runs_with_an_unknown_kind_names_the_kinds(tmp_path):
+    r = _platbench(["runs", "--kind", "bogus"], tmp_path)
+    assert r.returncode == 2
+    assert "choose one of: train, load" in r.stderr and r.stderr.strip().count("\n") == 0
