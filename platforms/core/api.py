@@ -142,6 +142,12 @@ class Platform(ABC):
     def check(self, job: Job) -> None:
         """Validate everything that can be validated before anything is created or uploaded."""
 
+    def preflight(self, job: Job) -> list[str]:
+        """For `--dry-run`: validate the settings and the job offline (no credentials, no network, no SDK
+        call; a UserError for what is wrong) and return what a real launch would still need that is
+        missing here (credentials, a bucket, an image …), each as one short line."""
+        return []
+
     def run_tags(self, job: Job) -> dict[str, str]:
         """Tags known before the run starts (region, instance type, image …); called after `check`."""
         return {}

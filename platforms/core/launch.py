@@ -72,7 +72,7 @@ def compare(baseline, results) -> list[tuple[str, Optional[float], Optional[floa
 
 def plan_text(platform_name: str, job: Job, settings: dict[str, str]) -> str:
     platform = registry.get(platform_name)(settings)
-    platform.check(job)
+    needs = platform.preflight(job)
     lines = [f"Plan for {platform.name} ({platform.title}) — nothing is created:"]
     for i, step in enumerate(platform.plan(job), 1):
         lines.append(f"{i:2d}. {step.title}")
@@ -80,6 +80,8 @@ def plan_text(platform_name: str, job: Job, settings: dict[str, str]) -> str:
             lines.append(f"      $ {step.command}")
     if platform.lacks:
         lines.append("Not available on this platform: " + "; ".join(f"{f.value} ({why})" for f, why in platform.lacks.items()))
+    if needs:
+        lines.append("A real launch still needs: " + "; ".join(needs))
     return "\n".join(lines)
 
 

@@ -40,6 +40,10 @@ def _progress_callback(progress, total_epochs: int):
 class LocalPlatform(Platform):
     spec = SPEC
 
+    def preflight(self, job: Job) -> list[str]:
+        self.check(job)  # reads only the dataset folder and the settings: offline already
+        return []
+
     def check(self, job: Job) -> None:
         if self.settings:
             raise UserError(f"the local platform takes no --set options (got {', '.join(self.settings)})")

@@ -175,6 +175,26 @@ class SageMakerPlatform(Platform):
                 raise UserError("sagemaker: " + one_line_validation_error(exc)) from None
         return self.cfg
 
+    def preflight(self, job: Job) -> list[str]:
+        from platforms.sagemaker import credentials
+
+        cfg = self.parsed()
+        validate_job(job)
+        if cfg.local:
+            from platforms.sagemaker import sdk_local
+
+            self._runner = sdk_local.choose_runner(cfg)
+        self._quote = pricing.quote("sagemaker", cfg.region, [(cfg.instance_type, cfg.instance_count)])
+        found, where = credentials.find()
+        needs = [] if found else [f"AWS credentials ({where})"]
+        if not cfg.bucket:
+            needs.append(f"--set bucket=NAME (an S3 bucket in {cfg.region})")
+        if not cfg.local:
+            needs += [what for key, what in (("image_uri", "--set image_uri=…@sha256:… (the image in ECR)"),
+                                             ("role", "--set role=ARN_OR_NAME (an execution role)"))
+                      if not getattr(cfg, key)]
+        return needs
+
     def check(self, job: Job) -> None:
         cfg = self.parsed()
         validate_job(job)

@@ -198,6 +198,29 @@ class VertexPlatform(Platform):
         return self.cfg
 
     # ------------------------------------------------------------------ check
+    def preflight(self, job: Job) -> list[str]:
+        from platforms.vertex import credentials
+
+        cfg = self.parsed()
+        validate_job(job)
+        self._quote = pricing.quote("vertex", cfg.region, self._items(cfg))
+        found, where = credentials.find()
+        needs = [] if found else [f"Google Cloud credentials ({where})"]
+        if not cfg.bucket:
+            needs.append(f"--set bucket=NAME (a Cloud Storage bucket in {cfg.region})")
+        if not cfg.local:
+            needs += [what for key, what in (("project", "--set project=PROJECT_ID"),
+                                             ("image_uri", "--set image_uri=…@sha256:… (the image in Artifact Registry)"))
+                      if not getattr(cfg, key)]
+        return needs
+
+    @staticmethod
+    def _items(cfg) -> list[tuple[str, int]]:
+        items = [(cfg.machine_type, cfg.replica_count)]
+        if cfg.accelerator_count:
+            items.append((cfg.accelerator_type, cfg.accelerator_count * cfg.replica_count))
+        return items
+
     def check(self, job: Job) -> None:
         cfg = self.parsed()
         validate_job(job)
@@ -232,10 +255,7 @@ class VertexPlatform(Platform):
             raise UserError(f"vertex: bucket {cfg.bucket!r} does not exist or is not reachable with these credentials")
         if not cfg.local:
             self._jobs = CloudJobs(cfg, self.api_stats)
-        items = [(cfg.machine_type, cfg.replica_count)]
-        if cfg.accelerator_count:
-            items.append((cfg.accelerator_type, cfg.accelerator_count * cfg.replica_count))
-        self._quote = pricing.quote("vertex", cfg.region, items)
+        self._quote = pricing.quote("vertex", cfg.region, self._items(cfg))
 
     def run_tags(self, job: Job) -> dict[str, str]:
         cfg = self.parsed()
