@@ -1,0 +1,150 @@
+"""Vertex AI endpoints (platforms/vertex/endpoint.py): a small Vertex AI REST server written here, traffic
+through the PredictionService over REST into the real `serve`; teardown checked after success and an error."""
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import os
+import re
+import signal
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from conftest_clouds import aws, gcs, gcs_server, moto_server, new_bucket_name  # noqa: F401 (fixtures)
+
+from _serving import shared_server, trained_model  # noqa: F401
+from platforms.errors import UserError
+from _endpoint_servers import model, container, vertex_container, _forward, _Runtime, _Quiet, _nothing_left, _sent, _payloads, _png  # noqa: F401 (fixtures and helpers)
+
+
+class _VertexAPI(_Quiet):
+    """models:upload, endpoints (create, deployModel, undeployModel, delete, rawPredict), models delete,
+    REST JSON as in the v1 reference; every long-running operation is returned already done. rawPredict
+    goes to the container's predict route, as Vertex forwards it."""
+
+    def _json(self, obj, status=200):
+        self._send(status, json.dumps(obj).encode(), {"Content-Type": "application/json"})
+
+    def _op(self, response: dict, type_name: str):
+        self.server.ops += 1
+        return self._json({"name": f"projects/p/locations/r/operations/{self.server.ops}", "done": True,
+                           "response": {"@type": f"type.googleapis.com/google.cloud.aiplatform.v1.{type_name}",
+                                        **response}})
+
+    def do_POST(self):
+        srv = self.server
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path = self.path.split("?")[0]
+        srv.log.append(("POST", path))
+        if m := re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+)/models:upload", path):
+            body = json.loads(raw)
+            name = f"{m.group(1)}/models/{len(srv.models) + 1}"
+            srv.models[name] = body["model"]
+            return self._op({"model": name}, "UploadModelResponse")
+        if m := re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+)/endpoints", path):
+            name = f"{m.group(1)}/endpoints/{100 + len(srv.endpoints)}"
+            srv.endpoints[name] = {"deployed": {}}
+            return self._op({"name": name, **json.loads(raw)}, "Endpoint")
+        if m := re.fullmatch(r"/v1/(projects/.+/endpoints/\d+):deployModel", path):
+            body = json.loads(raw)
+            dep_id = str(7000 + len(srv.endpoints[m.group(1)]["deployed"]))
+            srv.endpoints[m.group(1)]["deployed"][dep_id] = body["deployedModel"]
+            return self._op({"deployedModel": {**body["deployedModel"], "id": dep_id}}, "DeployModelResponse")
+        if m := re.fullmatch(r"/v1/(projects/.+/endpoints/\d+):undeployModel", path):
+            srv.endpoints[m.group(1)]["deployed"].pop(json.loads(raw)["deployedModelId"])
+            return self._op({}, "UndeployModelResponse")
+        if m := re.fullmatch(r"/v1/(projects/.+/endpoints/\d+):rawPredict", path):
+            ep = srv.endpoints.get(m.group(1))
+            if not ep or not ep["deployed"]:
+                return self._json({"error": {"code": 400, "message": "no model deployed", "status": "FAILED_PRECONDITION"}}, 400)
+            doc = json.loads(raw)  # the REST shape of RawPredictRequest: {"httpBody": {"contentType", "data"}}
+            http_body = doc["httpBody"]
+            code, headers, data = _forward(srv.container_port, srv.predict_route, base64.b64decode(http_body["data"]),
+                                           {"Content-Type": http_body.get("contentType", "")})
+            if code != 200:
+                return self._json({"error": {"code": code, "message": data.decode(), "status": "INVALID_ARGUMENT"}}, code)
+            return self._json({"contentType": headers.get("content-type"), "data": base64.b64encode(data).decode()})
+        self._json({"error": {"code": 404, "message": f"no {path}", "status": "NOT_FOUND"}}, 404)
+
+    def do_DELETE(self):
+        srv = self.server
+        path = self.path.split("?")[0][len("/v1/"):]
+        srv.log.append(("DELETE", path))
+        for table in (srv.endpoints, srv.models):
+            if path in table:
+                del table[path]
+                return self._json({"name": f"{path}/operations/1", "done": True,
+                                   "response": {"@type": "type.googleapis.com/google.protobuf.Empty"}})
+        self._json({"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}, 404)
+
+
+@pytest.fixture
+def vertex_env(gcs, vertex_container, monkeypatch):
+    from google.cloud import storage
+
+    api = _Runtime(_VertexAPI, container_port=vertex_container.port, predict_route=vertex_container.predict,
+                   models={}, endpoints={}, ops=0, log=[])
+    bucket = new_bucket_name()
+    storage.Client(project="test").create_bucket(bucket)
+    settings = {"project": "p", "region": "us-central1", "bucket": bucket, "image_uri": "img", "api_endpoint": api.url}
+    yield api, settings
+    api.close()
+
+
+def test_vertex_endpoint_deploy_load_and_delete(vertex_env, model, tmp_path, monkeypatch):
+    from google.cloud import storage
+
+    from platforms.bench.endpoint import run_endpoint_benchmark
+    from platforms.bench.loadtest import LoadSettings, load_images, make_payloads
+
+    api, settings = vertex_env
+    monkeypatch.chdir(tmp_path)
+    payloads = make_payloads(load_images([]), "json", 2)
+    result = run_endpoint_benchmark("vertex", model, {**settings, "name": "pb-vx-ok"},
+                                    LoadSettings(requests=30, concurrency=3, warmup=2), payloads, "json", track=False)
+    s = result.load["summary"]
+    assert s["ok"] == 30 and s["failed"] == 0 and s["images_per_s"] == pytest.approx(2 * s["requests_per_s"])
+    uploaded = next(iter(api.log))
+    assert uploaded == ("POST", "/v1/projects/p/locations/us-central1/models:upload")
+    assert api.models == {} and api.endpoints == {}  # undeployed, endpoint and model deleted
+    order = [p for m, p in api.log if m == "DELETE" or p.endswith(":undeployModel")]
+    assert order[0].endswith(":undeployModel") and "/endpoints/" in order[1] and "/models/" in order[2]
+    assert list(storage.Client(project="test").list_blobs(settings["bucket"])) == []
+    assert result.cost["usd_per"]["hour"] > 0
+
+
+def test_vertex_endpoint_is_deleted_after_an_error(vertex_env, model):
+    from platforms.bench.endpoint import run_endpoint_benchmark
+    from platforms.bench.loadtest import LoadSettings
+
+    api, settings = vertex_env
+    with pytest.raises(UserError, match="nothing to send"):
+        run_endpoint_benchmark("vertex", model, {**settings, "name": "pb-vx-err"}, LoadSettings(requests=5), [],
+                               "image", track=False)
+    assert api.models == {} and api.endpoints == {}
+
+
+def test_serve_copies_the_model_from_a_gs_aip_storage_uri(gcs, model, tmp_path):
+    """Vertex hands the container AIP_STORAGE_URI=gs://…: serve copies the model down (here from the
+    Cloud Storage emulator), serves it, and removes the copy when it stops."""
+    from google.cloud import storage
+
+    from _serving import request, start_server
+
+    bucket = new_bucket_name()
+    b = storage.Client(project="test").create_bucket(bucket)
+    for name in ("model.pt", "model.json"):
+        b.blob(f"models/pb/{name}").upload_from_filename(str(model / name))
+    server = start_server("vertex", model, tmp_path / "srv", extra_env={"AIP_STORAGE_URI": f"gs://{bucket}/models/pb"})
+    try:
+        status, _, body = request("POST", server.url, _png(), {"Content-Type": "image/png"})
+        assert status == 200 and json.loads(body)["predictions"]
+    finally:
+        assert server.stop() == 0
+    copied = re.search(r"copied 2 model files from gs://\S+ to (\S+)", server.output())
+    assert copied and not os.path.exists(copied.group(1))
+
