@@ -1,5 +1,5 @@
 """Throughput and latency of `serve` (micro-batching) against a plain one-request-at-a-time FastAPI server
-of the same model on the same machine, driven by the same load tool (platforms/load.py).
+of the same model on the same machine, driven by the same load tool (platforms/bench/loadtest.py).
 
     .venv/bin/python benchmarks/serve_throughput.py                       # preset small, 1,000 requests at 10
     .venv/bin/python benchmarks/serve_throughput.py --model-dir runs/X/model --concurrency 1,10 --repeats 5

@@ -143,7 +143,7 @@ def run_endpoint(folder: Path, endpoint: Optional[str], concurrency: int = 4, fm
                  transport_factory=None) -> tuple[BatchReport, list[dict]]:
     """Through an endpoint: every file sent once (or `batch` per JSON request) by `concurrency` clients.
     `endpoint` is parsed like `platbench load`'s TARGET; `target` + `transport_factory(concurrency,
-    timeout_s)` instead let a deployment (platforms/endpoints.py) hand in its own SDK transport."""
+    timeout_s)` instead let a deployment (platforms/bench/endpoint.py) hand in its own SDK transport."""
     from platforms.bench.loadtest import LoadSettings, _Runner, make_transport
 
     target = target or parse_target(endpoint)

@@ -13,7 +13,7 @@ a sample (start, latency, status, error, attempts, server batch), so reports can
 
 TARGET is an http(s) URL (a bare host:port means SageMaker's /invocations and /ping) or a platform
 endpoint, `sagemaker:NAME` / `vertex:ENDPOINT_ID`, invoked through that platform's SDK
-(platforms/endpoints.py)."""
+(platforms/bench/endpoint.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -244,6 +244,7 @@ class LoadSettings:
     backoff_cap_s: float = 2.0
     verify: bool = True                   # a 2xx must carry {"predictions": [...]} with one per image
     wait_ready_s: float = 0.0             # poll the health route first, at most this long
+    probe: bool = False                   # one request first; a target that answers nothing is a UserError
 
 
 @dataclass
@@ -363,9 +364,10 @@ async def run_load_async(transport: Transport, payloads: list[Payload], s: LoadS
     runner = _Runner(transport, payloads, s)
     # one request first: a target that answers nothing (no server, a name that does not resolve) is an
     # error to report, not a run of connection failures to record and compare
-    probe = await runner.one(0, time.perf_counter(), time.perf_counter())
-    if probe.error in CONNECTION_ERRORS:
-        raise UserError(f"the target answered nothing ({probe.error}, {probe.attempts} attempts): is it serving?")
+    if s.probe:
+        probe = await runner.one(0, time.perf_counter(), time.perf_counter())
+        if probe.error in CONNECTION_ERRORS:
+            raise UserError(f"the target answered nothing ({probe.error}, {probe.attempts} attempts): is it serving?")
     warm: dict[str, Any] = {"requests": 0, "errors": 0}
     if s.warmup > 0:
         warm_samples, warm_s = await runner.closed_loop(s.warmup, s.concurrency)
@@ -577,7 +579,7 @@ def cli_main(target: str, requests: int, concurrency: int, rate: Optional[float]
     if settings and tgt.kind == "http":
         raise UserError("--set applies to PLATFORM:ENDPOINT targets only, not to a URL")
     s = LoadSettings(requests=requests, concurrency=concurrency, rate=rate, warmup=warmup, timeout_s=timeout,
-                     retries=retries, wait_ready_s=wait_ready)
+                     retries=retries, wait_ready_s=wait_ready, probe=True)
     check_settings(s)
     payloads = make_payloads(load_images(data), fmt, batch)
     started = datetime.now(timezone.utc).isoformat()

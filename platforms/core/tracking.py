@@ -1,4 +1,4 @@
-"""MLflow tracking: the launcher is the single writer of a benchmark job's run (DESIGN.md, "Tracking").
+"""MLflow tracking: the launcher is the single writer of a benchmark job's run (docs/design.md, "Tracking").
 
 Default store: embedded in the working directory (`./mlflow.db` + `./mlartifacts/`), no server;
 an `MLFLOW_TRACKING_URI` the user sets wins. The names of params, metrics and tags live here, once."""

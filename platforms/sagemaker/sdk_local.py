@@ -3,7 +3,7 @@ through Docker Compose (`Estimator(instance_type="local")` to train, `Model.depl
 to serve), reading the dataset from S3 and writing model.tar.gz / output.tar.gz back to S3 — the real S3,
 or a moto server named by AWS_ENDPOINT_URL. `platbench launch sagemaker --set local=true` runs this when a
 Docker engine answers and `image_uri` names an image that engine holds (`--set local_runner=auto`, the
-default; `docker` insists, `native` runs the trainer as a subprocess instead: platforms/cloud_local.py).
+default; `docker` insists, `native` runs the trainer as a subprocess instead: platforms/sagemaker/emulator.py).
 
 This is the check that the image honours SageMaker's contract as SageMaker's own code reads it: the SDK
 writes /opt/ml/input/config/{hyperparameters,inputdataconfig,resourceconfig}.json, downloads the channel,

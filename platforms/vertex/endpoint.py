@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 from pydantic import Field
 
-from platforms.core.endpoint import Endpoint, EndpointCost, endpoint_cost, model_tarball, sigint_held
+from platforms.core.endpoint import MODEL_FILES, Endpoint, EndpointCost, endpoint_cost, model_tarball, sigint_held
 from platforms.core.transport import Payload, Reply, Target, TransportError
 from platforms.core.sdk import require
 from platforms.errors import UserError

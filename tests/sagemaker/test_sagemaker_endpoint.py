@@ -146,7 +146,7 @@ def test_sagemaker_endpoint_is_deleted_after_ctrl_c(sagemaker_env, model):
 
 
 def test_container_errors_come_back_as_their_status_through_the_sdk(sagemaker_env, model):
-    from platforms.bench.endpoint import SageMakerEndpoint, SageMakerTransport
+    from platforms.sagemaker.endpoint import SageMakerEndpoint, SageMakerTransport
     from platforms.bench.loadtest import Payload
 
     _, _, settings = sagemaker_env
@@ -177,7 +177,7 @@ def test_container_errors_come_back_as_their_status_through_the_sdk(sagemaker_en
     ({"bucket": None}, "add --set bucket="),
 ])
 def test_bad_settings_fail_before_anything_is_created(sagemaker_env, settings, words):
-    from platforms.bench.endpoint import SageMakerEndpoint
+    from platforms.sagemaker.endpoint import SageMakerEndpoint
 
     proxy, _, base = sagemaker_env
     merged = {k: v for k, v in {**base, **settings}.items() if v is not None}

@@ -150,7 +150,7 @@ def test_local_mode_settings_reject_an_unknown_runner():
     from platforms.sagemaker.train import SageMakerPlatform
 
     with pytest.raises(UserError, match="local_runner"):
-        SageMakerPlatform({"bucket": "bkt", "local": "true", "local_runner": "podman"})._parse()
+        SageMakerPlatform({"bucket": "bkt", "local": "true", "local_runner": "podman"}).parsed()
 
 
 def test_module_entry_needs_a_job_file(capsys):
@@ -163,7 +163,7 @@ def test_static_files_for_the_image_build():
     override resets the GPU reservation with Compose v2's !reset."""
     import yaml
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     ignore = (repo / ".dockerignore").read_text().splitlines()
     kept = {line[1:] for line in ignore if line.startswith("!")}
     assert "*" in ignore
