@@ -324,25 +324,23 @@ def _check_results(results: contract.Results, records: Optional[list[dict]], rep
         report.add(RESULTS, "seconds.per_epoch has one entry per completed epoch", results.epochs_completed,
                    len(sec.per_epoch))
 
-    # per-epoch seconds against metrics.jsonl, then against train seconds
-    per_epoch_ok = True
-    if records is not None:
-        for i, (mine, rec) in enumerate(zip(sec.per_epoch, records)):
-            if not _close(mine, rec["epoch_seconds"], COPY):
-                report.add(RESULTS, f"seconds.per_epoch[{i}]",
-                           f"{_text(rec['epoch_seconds'])} (metrics.jsonl epoch {i + 1} epoch_seconds)", mine)
-                per_epoch_ok = False
+    # per-epoch seconds: against metrics.jsonl entry by entry, and their sum against train seconds
+    summed = math.fsum(sec.per_epoch)
+    sum_ok = _close(summed, sec.train, ROUNDED * (len(sec.per_epoch) + 1))  # each entry rounded to 6 decimals
+    off = [(i, rec["epoch_seconds"], mine) for i, (mine, rec) in enumerate(zip(sec.per_epoch, records or []))
+           if not _close(mine, rec["epoch_seconds"], COPY)]
     train_witnesses = []
     if last is not None:
         train_witnesses.append((f"metrics.jsonl epoch {last['epoch']} train_seconds", last["train_seconds"], ROUNDED))
-    summed = math.fsum(sec.per_epoch)
-    sum_tol = ROUNDED * (len(sec.per_epoch) + 1)  # each entry rounded to 6 decimals
-    if per_epoch_ok and len(sec.per_epoch) == results.epochs_completed:
-        if train_witnesses and _close(sec.train, train_witnesses[0][1], ROUNDED) and not _close(summed, sec.train, sum_tol):
-            # train seconds agree with metrics.jsonl: the per-epoch list is what does not add up
-            report.add(RESULTS, "seconds.per_epoch adds up to", f"{_text(sec.train)} (seconds.train)", summed)
-        else:
-            train_witnesses.insert(0, ("sum of seconds.per_epoch", summed, sum_tol))
+    if off:  # the list is wrong (one line for all its wrong entries), whether or not its sum still matches
+        adds = "" if sum_ok else f" (adds up to {_text(summed)}, not seconds.train {_text(sec.train)})"
+        report.add(RESULTS, f"seconds.per_epoch{adds}",
+                   "; ".join(f"[{i}] {_text(m)}" for i, m, _ in off) + " (metrics.jsonl epoch_seconds)",
+                   "; ".join(f"[{i}] {_text(v)}" for i, _, v in off))
+    elif not sum_ok and train_witnesses and _close(sec.train, train_witnesses[0][1], ROUNDED):
+        report.add(RESULTS, "seconds.per_epoch adds up to", f"{_text(sec.train)} (seconds.train)", summed)
+    elif len(sec.per_epoch) == results.epochs_completed:
+        train_witnesses.insert(0, ("sum of seconds.per_epoch", summed, ROUNDED * (len(sec.per_epoch) + 1)))
     fixed = _check_agrees(report, "seconds.train", sec.train, train_witnesses)
     if fixed is not None:
         corrected["train_seconds"] = fixed
@@ -351,37 +349,42 @@ def _check_results(results: contract.Results, records: Optional[list[dict]], rep
         report.add(RESULTS, "seconds.train exceeds seconds.total (the whole process)", f"≤ {_text(sec.total)}",
                    sec.train)
 
-    # final figures: the last epoch's test evaluation, the confusion matrix
-    cm_accuracy = _check_confusion(results, report)
-    for name, value, key in (("test_accuracy", results.test_accuracy, "test_accuracy"),
-                             ("test_top5_accuracy", results.test_top5_accuracy, "test_top5_accuracy"),
-                             ("test_loss", results.test_loss, "test_loss"),
-                             ("val_accuracy", results.val_accuracy, "val_accuracy")):
+    # final figures: the last epoch's test evaluation; accuracy and per-class accuracy from the matrix
+    matrix = _confusion(results, report)
+    for name in ("test_accuracy", "test_top5_accuracy", "test_loss", "val_accuracy"):
+        value = getattr(results, name)
         witnesses = []
-        if name == "test_accuracy" and cm_accuracy is not None:
-            witnesses.append(("confusion matrix trace / total", cm_accuracy, COPY))
-        if last is not None and key in last:
-            witnesses.append((f"metrics.jsonl epoch {last['epoch']}", last[key], COPY))
+        if last is not None and name in last:
+            witnesses.append((f"metrics.jsonl epoch {last['epoch']}", last[name], COPY))
         elif last is not None and value is not None:
-            report.add(RESULTS, f"{name} set but metrics.jsonl has no {key}", "none", value)
+            report.add(RESULTS, f"{name} set but metrics.jsonl has no {name}", "none", value)
+        if name == "test_accuracy" and matrix is not None:
+            if witnesses and _close(value, witnesses[0][1], COPY) and not _close(value, matrix[0], COPY):
+                matrix = _matrix_wrong(results, matrix, report)  # accuracy agrees with metrics.jsonl
+                continue
+            witnesses.append(("confusion matrix trace / total", matrix[0], COPY))
         fixed = _check_agrees(report, name, value, witnesses)
         if fixed is not None:
             corrected[name] = fixed
+    if matrix is not None and matrix[1]:
+        report.add(RESULTS, "per_class_accuracy (confusion matrix rows: diagonal / row total)",
+                   "; ".join(f"{c!r} {_text(r)} ({d}/{n})" for c, r, _, d, n in matrix[1]),
+                   "; ".join(f"{c!r} {_text(v)}" for c, _, v, _, _ in matrix[1]))
     if last is not None and "val_accuracy" in last and results.val_accuracy is None:
         report.add(RESULTS, "val_accuracy (metrics.jsonl has it)", last["val_accuracy"], None)
     if results.test_top5_accuracy + COPY < results.test_accuracy:
         report.add(RESULTS, "test_top5_accuracy below test_accuracy (top-5 hits include top-1 hits)",
                    f"≥ {_text(results.test_accuracy)}", results.test_top5_accuracy)
 
-    _check_to_target(results, records, train, report)
+    _check_to_target(results, records, train, report, corrected)
     _check_dataset(results, report)
     _check_image(results, report, container)
     return corrected
 
 
-def _check_confusion(results: contract.Results, report: Report) -> Optional[float]:
-    """Rows are true classes, columns predictions (trainer.module.EvalAccumulator). Returns trace / total
-    when the matrix is well-formed."""
+def _confusion(results: contract.Results, report: Report) -> Optional[tuple[float, list]]:
+    """Rows are true classes, columns predictions (trainer.module.EvalAccumulator). Returns (trace / total,
+    the classes whose per_class_accuracy disagrees with their row) when the matrix is well-formed."""
     classes = results.dataset.classes
     cm = results.confusion_matrix
     n = len(classes)
@@ -395,6 +398,9 @@ def _check_confusion(results: contract.Results, report: Report) -> Optional[floa
     total = sum(map(sum, cm))
     if total != results.dataset.test_count:
         report.add(RESULTS, "confusion_matrix total (dataset.test_count)", results.dataset.test_count, total)
+    if not total:
+        return None
+    rows = []
     if set(results.per_class_accuracy) != set(classes):
         report.add(RESULTS, "per_class_accuracy classes (dataset.classes)", sorted(classes),
                    sorted(results.per_class_accuracy))
@@ -403,42 +409,57 @@ def _check_confusion(results: contract.Results, report: Report) -> Optional[floa
             row = sum(cm[i])
             from_row = cm[i][i] / row if row else 0.0
             if not _close(results.per_class_accuracy[name], from_row, FLOAT32):
-                report.add(RESULTS, f"per_class_accuracy[{name!r}]",
-                           f"{_text(from_row)} (confusion matrix row {name!r}: {cm[i][i]}/{row})",
-                           results.per_class_accuracy[name])
-    return sum(cm[i][i] for i in range(n)) / total if total else None
+                rows.append((name, from_row, results.per_class_accuracy[name], cm[i][i], row))
+    return sum(cm[i][i] for i in range(n)) / total, rows
 
 
-def _check_to_target(results: contract.Results, records: Optional[list[dict]], train: float, report: Report) -> None:
+def _matrix_wrong(results: contract.Results, matrix: tuple[float, list], report: Report) -> None:
+    """test_accuracy agrees with metrics.jsonl but not with the matrix: the matrix is the odd one out; its
+    rows that disagree with per_class_accuracy go on the same line."""
+    accuracy, rows = matrix
+    what = "confusion_matrix trace / total (test_accuracy, metrics.jsonl)"
+    expected, found = _text(results.test_accuracy), _text(accuracy)
+    if rows:
+        what += "; rows vs per_class_accuracy"
+        expected += "; " + "; ".join(f"{c!r} {_text(v)}" for c, _, v, _, _ in rows)
+        found += "; " + "; ".join(f"{c!r} {_text(r)} ({d}/{n})" for c, r, _, d, n in rows)
+    report.add(RESULTS, what, expected, found)
+    return None
+
+
+def _check_to_target(results: contract.Results, records: Optional[list[dict]], train: float, report: Report,
+                     corrected: dict[str, float]) -> None:
     """Seconds to target: the train seconds at the end of the first epoch whose test accuracy reached the
-    target, no later than the end of training."""
-    sec, target = results.seconds, results.target_accuracy
+    target (metrics.jsonl), no later than the end of training."""
+    sec, target, epoch = results.seconds, results.target_accuracy, results.epoch_to_target
     if target is None:
-        for name, value in (("seconds.to_target", sec.to_target), ("epoch_to_target", results.epoch_to_target)):
+        for name, value in (("seconds.to_target", sec.to_target), ("epoch_to_target", epoch)):
             if value is not None:
                 report.add(RESULTS, f"{name} without target_accuracy", "none", value)
         return
-    if (sec.to_target is None) != (results.epoch_to_target is None):
+    if (sec.to_target is None) != (epoch is None):
         report.add(RESULTS, "seconds.to_target and epoch_to_target are set together",
-                   "both or neither", f"to_target {_text(sec.to_target)}, epoch_to_target {results.epoch_to_target}")
+                   "both or neither", f"to_target {_text(sec.to_target)}, epoch_to_target {epoch}")
     if sec.to_target is not None and sec.to_target > train + ROUNDED:
         report.add(RESULTS, "seconds.to_target exceeds seconds.train", f"≤ {_text(train)}", sec.to_target)
     if records is None:
         return
     first = next((r["epoch"] for r in records if r["test_accuracy"] >= target), None)
-    if results.epoch_to_target != first:
-        if first is None:
-            why = f"none (no epoch's test accuracy reached {_text(target)})"
-        else:
-            why = f"{first} (the first epoch whose test accuracy {_text(records[first - 1]['test_accuracy'])} " \
-                  f"≥ target {_text(target)})"
-        report.add(RESULTS, "epoch_to_target", why, results.epoch_to_target)
-    e = results.epoch_to_target
-    if sec.to_target is not None and e is not None and 1 <= e <= len(records):
-        at = records[e - 1]["train_seconds"]
-        if not _close(sec.to_target, at, ROUNDED):
-            report.add(RESULTS, "seconds.to_target", f"{_text(at)} (metrics.jsonl epoch {e} train_seconds)",
-                       sec.to_target)
+    at_first = records[first - 1]["train_seconds"] if first is not None else None
+    if epoch != first:
+        # one line for the pair: a to_target that matches the wrong epoch is the same mistake
+        why = (f"none (no epoch's test accuracy reached {_text(target)})" if first is None else
+               f"epoch {first} at {_text(at_first)} s (the first epoch whose test accuracy "
+               f"{_text(records[first - 1]['test_accuracy'])} ≥ target {_text(target)})")
+        report.add(RESULTS, "epoch_to_target, seconds.to_target", why,
+                   f"epoch {epoch} at {_text(sec.to_target)} s" if epoch is not None else "none")
+        if at_first is not None:
+            corrected["seconds_to_target"] = at_first
+        return
+    if sec.to_target is not None and at_first is not None and not _close(sec.to_target, at_first, ROUNDED):
+        report.add(RESULTS, "seconds.to_target", f"{_text(at_first)} (metrics.jsonl epoch {first} train_seconds)",
+                   sec.to_target)
+        corrected["seconds_to_target"] = at_first
 
 
 def _check_dataset(results: contract.Results, report: Report) -> None:
