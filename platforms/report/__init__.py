@@ -6,7 +6,8 @@ section objects, so they say the same numbers.
 
 Modules:
   data      read every run of the platbench experiment, sorted into training / load / batch / sweep
-  stats     mean ± std, Kruskal–Wallis + Dunn's post-hoc test (Holm), pareto frontier
+  stats     mean ± std; exact / permutation tests with one value per run (Mann–Whitney, Kruskal–Wallis,
+            Holm), bootstrap ratio of medians, min_runs_per_group, pareto frontier
   figures   matplotlib → SVG
   sections  the sections: what is computed from which metric, and the "no runs with X yet" lines
   render    Markdown and HTML (templates/index.html.j2)
