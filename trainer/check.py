@@ -298,15 +298,23 @@ def _check_agrees(report: Report, name: str, value: Optional[float], witnesses: 
     return expected
 
 
+# Log metrics whose results.json field is not found by name (see _results_value).
+_FIELD_OF = {"optimizer_steps": ("schedule", "steps")}
+
+
 def _results_value(results: contract.Results, metric: str) -> Any:
     """The results.json figure a final log line prints, by the metric's name: a top-level field of the same
-    name, or a `seconds` field named by the metric without "seconds" (train_seconds → seconds.train)."""
+    name, a `seconds` field named by the metric without "seconds" (train_seconds → seconds.train,
+    seconds_to_target → seconds.to_target), or an entry of _FIELD_OF."""
     if metric in type(results).model_fields:
         return getattr(results, metric)
     short = re.sub(r"(^seconds_|_seconds$)", "", metric)
     if short != metric and short in type(results.seconds).model_fields:
         return getattr(results.seconds, short)
-    return None
+    obj: Any = results
+    for part in _FIELD_OF.get(metric, ("-",)):
+        obj = getattr(obj, part, None)
+    return obj
 
 
 def _check_results(results: contract.Results, records: Optional[list[dict]], report: Report,
@@ -345,9 +353,18 @@ def _check_results(results: contract.Results, records: Optional[list[dict]], rep
     if fixed is not None:
         corrected["train_seconds"] = fixed
     train = fixed if fixed is not None else sec.train
-    if sec.train > sec.total + COPY:
-        report.add(RESULTS, "seconds.train exceeds seconds.total (the whole process)", f"≤ {_text(sec.total)}",
-                   sec.train)
+    parts = {name: getattr(sec, name) for name in ("data", "train", "eval") if _is_number(getattr(sec, name, None))}
+    if math.fsum(parts.values()) > sec.total + COPY:  # phases of the one process, never overlapping
+        report.add(RESULTS, f"seconds.{' + '.join(parts)} exceed seconds.total (the whole process)",
+                   f"≤ {_text(sec.total)}", math.fsum(parts.values()))
+    schedule = getattr(results, "schedule", None)
+    if schedule is not None:
+        if schedule.steps != schedule.epochs * schedule.steps_per_epoch:
+            report.add(RESULTS, "schedule.steps (epochs × steps_per_epoch)",
+                       schedule.epochs * schedule.steps_per_epoch, schedule.steps)
+        if results.status == "finished" and schedule.epochs != results.epochs_completed:
+            report.add(RESULTS, "epochs_completed of a finished run (schedule.epochs)", schedule.epochs,
+                       results.epochs_completed)
 
     # final figures: the last epoch's test evaluation; accuracy and per-class accuracy from the matrix
     matrix = _confusion(results, report)
