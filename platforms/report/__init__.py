@@ -32,8 +32,11 @@ class Written:
 def build(out: Path, sweeps: list[str] | None = None, root: Optional[Path] = None, alpha: float = 0.05) -> Written:
     from platforms.report import data, render
     from platforms.report.sections import Report
+    from platforms.errors import UserError
     from trainer.results import atomic_write_text
 
+    if not 0 < alpha < 1:
+        raise UserError(f"--alpha must be between 0 and 1 (exclusive), not {alpha}")
     store = data.gather(sweeps)
     rep = Report(store, alpha=alpha, root=root)
     sections = rep.build()

@@ -300,7 +300,7 @@ class Report:
         return s
 
     def _between_platforms(self, s: Section, runs: Sequence[Run], metrics: list[tuple[str, str]]) -> None:
-        """Kruskal–Wallis + Dunn–Holm across platforms within each model × images-per-class group."""
+        """Platforms compared within each model × images-per-class group, one value per run (stats.compare)."""
         by_cell: dict[tuple, dict[str, list[Run]]] = defaultdict(lambda: defaultdict(list))
         for r in runs:
             by_cell[(r.model, r.per_class)][r.platform].append(r)
@@ -783,8 +783,8 @@ class Report:
         s.add(Para(f"Upload s/MB: the staging's seconds over the MB actually sent (`upload_seconds` ÷ "
                    f"`upload_bytes_sent` / 2^20); a run that sent nothing (every shard already staged, "
                    f"`upload_bytes_sent` = 0) is counted as cached and in no s/MB figure."))
-        s.add(Para("Pareto frontier: over the group means of test accuracy and inference throughput, a group is on "
-                   "the frontier when no other group is at least as good in both and better in one."))
+        s.add(Para("Pareto frontier: over the group means of test accuracy and inference throughput as evaluated "
+                   "(with TTA, as the accuracy was measured), a group is on the frontier when no other group is at least as good in both and better in one."))
         s.add(Para("Cost: billed USD and list-price USD are the launchers' own figures (`cost_usd`, "
                    "`cost_list_estimate_usd`); USD/h is the price quote recorded on the run; endpoints are priced "
                    f"per hour × 24 (day), × 730 (month), × 8,760 (year). {UNVERIFIED} marks a figure computed from a "

@@ -329,7 +329,7 @@ class Comparison:
             return f"too few runs to call any difference; {self.needed} per group needed"
         real = [pr for pr in self.pairs if pr.real]
         if not self.rejects or (len(self.groups) > 2 and not real):
-            return "no difference shown"
+            return "no difference shown" + (f" ({self.pairs[0].effect()})" if len(self.pairs) == 1 else "")
         return "; ".join(f"{pr.verdict()} (Holm {p_text(pr.p_holm)}, {pr.effect()})" for pr in real)
 
 
