@@ -162,3 +162,10 @@ def test_at_the_needed_size_fully_separated_groups_are_called_and_one_fewer_are_
     fewer = {g: v[:-1] for g, v in apart.items()}
     cmp = stats.compare("x", fewer)
     assert not cmp.callable and not any(p.real for p in cmp.pairs) and cmp.needed == n
+
+
+def test_no_interval_from_a_handful_of_runs():
+    ratio, ci = stats.ratio_of_medians([10.0, 11.0, 12.0], [20.0, 21.0, 22.0])
+    assert ratio == pytest.approx(21 / 11) and ci is None
+    cmp = stats.compare("x", {"a": [10.0, 11.0, 12.0], "b": [20.0, 21.0, 22.0]})
+    assert f"no interval under {stats.BOOTSTRAP_MIN} runs a group" in cmp.summary()

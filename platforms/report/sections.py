@@ -773,7 +773,9 @@ class Report:
                    f"{stats.RESAMPLES:,} seeded random ones. A difference is called only when the omnibus p and the "
                    f"pair's Holm-adjusted p are < α = {self.alpha}. Groups with fewer than {stats.MIN_PER_GROUP} runs "
                    f"are left out and named. Effect size: ratio of medians (higher / lower) with a percentile "
-                   f"bootstrap 95% interval ({stats.BOOTSTRAP:,} seeded resamples, `scipy.stats.bootstrap`). "
+                   f"bootstrap 95% interval ({stats.BOOTSTRAP:,} seeded resamples, `scipy.stats.bootstrap`; only from "
+                   f"{stats.BOOTSTRAP_MIN} runs a group: resampling 2 or 3 values gives an interval too narrow to "
+                   "trust). "
                    f"Every draw is seeded ({stats.SEED}): the same runs give the same report."))
         s.add(Para(f"Too few runs: with n runs per group even fully separated groups have a smallest possible p "
                    f"(two groups of 3: 0.1). When no outcome at the groups' sizes could reach α after Holm's "
@@ -784,7 +786,8 @@ class Report:
                    f"`upload_bytes_sent` / 2^20); a run that sent nothing (every shard already staged, "
                    f"`upload_bytes_sent` = 0) is counted as cached and in no s/MB figure."))
         s.add(Para("Pareto frontier: over the group means of test accuracy and inference throughput as evaluated "
-                   "(with TTA, as the accuracy was measured), a group is on the frontier when no other group is at least as good in both and better in one."))
+                   "(with TTA, as the accuracy was measured), a group is on the frontier when no other group is at "
+                   "least as good in both and better in one."))
         s.add(Para("Cost: billed USD and list-price USD are the launchers' own figures (`cost_usd`, "
                    "`cost_list_estimate_usd`); USD/h is the price quote recorded on the run; endpoints are priced "
                    f"per hour × 24 (day), × 730 (month), × 8,760 (year). {UNVERIFIED} marks a figure computed from a "

@@ -12,7 +12,8 @@ Tests (every p-value exact or a seeded permutation estimate, so the same runs gi
 - more groups: a permutation Kruskal–Wallis omnibus, then pairwise Mann–Whitney as above with Holm's
   step-down adjustment over all pairs. A pair is called different only when the omnibus rejects at α
   and its Holm-adjusted p < α.
-- effect size: ratio of medians (b / a) with a seeded percentile-bootstrap 95% interval.
+- effect size: ratio of medians (higher / lower) with a seeded percentile-bootstrap 95% interval
+  (from BOOTSTRAP_MIN runs a group: resampling 2 or 3 values gives an interval too narrow to trust).
 
 With few runs no outcome at all can reach α: two groups of 3 fully separated give p = 0.1 at best.
 The report says so, with the runs per group that would be needed (min_runs_per_group).
@@ -33,6 +34,7 @@ SEED = 20240610          # every permutation and bootstrap draw starts here: sam
 EXACT_LIMIT = 200_000    # enumerate every relabelling up to this many; above, RESAMPLES seeded ones
 RESAMPLES = 9_999
 BOOTSTRAP = 9_999
+BOOTSTRAP_MIN = 4        # fewer runs per group: resamples of 2–3 values give an interval far too narrow to trust
 CONFIDENCE = 0.95
 
 
@@ -133,14 +135,14 @@ def kruskal_permutation(groups: Sequence[Sequence[float]], seed: int = SEED) -> 
 def ratio_of_medians(a: Sequence[float], b: Sequence[float], seed: int = SEED,
                      confidence: float = CONFIDENCE) -> tuple[Optional[float], Optional[tuple[float, float]]]:
     """median(b) / median(a) and its percentile-bootstrap interval (groups resampled independently,
-    seeded). None where a ratio means nothing (a value ≤ 0) ; no interval for a group of one."""
+    seeded). None where a ratio means nothing (a value ≤ 0); no interval below BOOTSTRAP_MIN runs a group."""
     from scipy import stats
 
     a, b = np.asarray(a, float), np.asarray(b, float)
     if not len(a) or not len(b) or np.any(a <= 0) or np.any(b <= 0):
         return None, None
     ratio = float(np.median(b) / np.median(a))
-    if len(a) < 2 or len(b) < 2:
+    if len(a) < BOOTSTRAP_MIN or len(b) < BOOTSTRAP_MIN:
         return ratio, None
     if np.all(a == a[0]) and np.all(b == b[0]):
         return ratio, (ratio, ratio)
@@ -238,7 +240,8 @@ class Pair:
     def effect(self) -> str:
         if self.ratio is None:
             return f"medians {self.a} {self.median_a:.4g}, {self.b} {self.median_b:.4g}"
-        ci = "" if self.ci is None else f", {int(CONFIDENCE * 100)}% CI {self.ci[0]:.3g}–{self.ci[1]:.3g}"
+        ci = (f", {int(CONFIDENCE * 100)}% CI {self.ci[0]:.3g}–{self.ci[1]:.3g}" if self.ci is not None else
+              f", no interval under {BOOTSTRAP_MIN} runs a group" if min(self.n_a, self.n_b) < BOOTSTRAP_MIN else "")
         return f"median {self.hi}/{self.lo} ×{self.ratio:.3g}{ci}"
 
     def verdict(self) -> str:
