@@ -674,3 +674,12 @@ def test_no_store_is_a_one_line_error_and_creates_nothing(tmp_path):
     proc = platbench("report", "--out", "rep", cwd=tmp_path)
     assert_one_line_error(proc)
     assert "no MLflow store here" in proc.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_alpha_outside_zero_one_is_a_user_error(tmp_path):
+    from platforms.errors import UserError
+    from platforms.report import build
+
+    with pytest.raises(UserError, match="--alpha must be between 0 and 1"):
+        build(tmp_path / "rep", alpha=1.5)
+    assert list(tmp_path.iterdir()) == []
