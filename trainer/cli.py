@@ -18,6 +18,7 @@ from trainer.errors import ConfigError, DataError
 HYPERPARAMETER_FLAGS = {  # flag → (type, Hyperparameters field)
     "epochs": int, "batch-size": int, "lr": float, "momentum": float, "weight-decay": float,
     "label-smoothing": float, "warmup-fraction": float, "tta": int, "translate": int, "eval-batch-size": int,
+    "min-steps": int,
 }
 
 
