@@ -354,7 +354,9 @@ def _check_results(results: contract.Results, records: Optional[list[dict]], rep
         corrected["train_seconds"] = fixed
     train = fixed if fixed is not None else sec.train
     parts = {name: getattr(sec, name) for name in ("data", "train", "eval") if _is_number(getattr(sec, name, None))}
-    if math.fsum(parts.values()) > sec.total + COPY:  # phases of the one process, never overlapping
+    # phases of one process never overlap; a resumed run's train and eval seconds also cover the earlier
+    # process(es), its total only the last one
+    if results.resumed_from_epoch is None and math.fsum(parts.values()) > sec.total + COPY:
         report.add(RESULTS, f"seconds.{' + '.join(parts)} exceed seconds.total (the whole process)",
                    f"≤ {_text(sec.total)}", math.fsum(parts.values()))
     schedule = getattr(results, "schedule", None)
@@ -518,6 +520,7 @@ class _LogLine:
     number: int  # 1-based line number in train.log
     name: str  # metric name (loglines.METRICS key)
     value: float
+    parsed: bool = True  # False: a known label with a number that does not parse (already reported)
 
 
 @dataclass(frozen=True)
@@ -537,6 +540,7 @@ def _parse_log(text: str, report: Report) -> list[tuple[int, Any]]:
     """[(line number, _LogLine | resumed-after-epoch int)]; lines that look like metric lines but do not
     parse are problems."""
     patterns = {name: re.compile(rf"^{loglines.regex(name)}\s*$") for name in loglines.METRICS}
+    labels = {label: name for name, label in loglines.METRICS.items()}
     out: list[tuple[int, Any]] = []
     for n, line in enumerate(text.splitlines(), 1):
         m = _RESUMED.match(line)
@@ -553,6 +557,9 @@ def _parse_log(text: str, report: Report) -> list[tuple[int, Any]]:
         else:
             report.add(LOG, "metric line does not parse (trainer/loglines.py)", "'- <Label>: <number>'",
                        _shorten(line), n)
+            name = labels.get(line[2:].split(":", 1)[0])
+            if name is not None:  # it stands in for its metric's line: not also "missing"
+                out.append((n, _LogLine(n, name, math.nan, parsed=False)))
     return out
 
 
@@ -618,14 +625,17 @@ def _compare(found: list[_LogLine], expected: list[_Expected], optional: set[str
         for e in list(exp):
             match = next((g for g in got if g.name == e.name), None)
             if match is not None:
-                report.add(LOG, f"{label[e.name]} ({e.where}) disagrees with {e.source}",
-                           f"{float(e.value):.6g}", f"{match.value:.6g}", match.number)
+                if match.parsed:
+                    report.add(LOG, f"{label[e.name]} ({e.where}) disagrees with {e.source}",
+                               f"{float(e.value):.6g}", f"{match.value:.6g}", match.number)
                 exp.remove(e)
                 got.remove(match)
         for e in exp:
             report.add(LOG, f"{label[e.name]} line missing ({e.where}, after line {after})",
                        f"'{loglines.line(e.name, e.value)}' ({e.source})", "nothing")
         for g in got:
+            if not g.parsed:
+                continue
             if g.name in optional and _close(g.value, float(_results_value(results, g.name) or math.nan), 1e-5):
                 continue  # a figure the trainer may print at the end; it agrees
             report.add(LOG, f"unexpected {label[g.name]} line", "no such line", f"{g.value:.6g}", g.number)
