@@ -248,7 +248,7 @@ def test_an_unknown_dataset_is_a_note_not_a_problem(digits_run, tmp_path):
     copy = tampered(digits_run, tmp_path, results=lambda r: r["dataset"].update(name="my-digits"))
     report = run_checks(copy)
     assert report.problems == []
-    assert report.notes == ["fingerprint not checked: unknown dataset 'my-digits' (its fingerprint is 'digits''s)"]
+    assert report.notes == ["fingerprint not checked: unknown dataset 'my-digits' (its fingerprint is that of 'digits')"]
 
 
 def test_another_schema_version_is_one_line(digits_run, tmp_path):

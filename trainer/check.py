@@ -293,9 +293,15 @@ def _check_agrees(report: Report, name: str, value: Optional[float], witnesses: 
     wrong = [(where, v) for where, v, tol in witnesses if not _close(value, v, tol)]
     if not wrong:
         return None
-    expected = wrong[0][1]
-    report.add(RESULTS, name, f"{_text(expected)} ({', '.join(where for where, _ in wrong)})", value)
-    return expected
+    groups: list[tuple[float, list[str]]] = []  # witnesses that agree with each other share one figure
+    for where, v in wrong:
+        same = next((g for g in groups if _close(g[0], v, COPY)), None)
+        if same is None:
+            groups.append((v, [where]))
+        else:
+            same[1].append(where)
+    report.add(RESULTS, name, " or ".join(f"{_text(v)} ({', '.join(w)})" for v, w in groups), value)
+    return wrong[0][1]
 
 
 # Log metrics whose results.json field is not found by name (see _results_value).
@@ -490,7 +496,7 @@ def _check_dataset(results: contract.Results, report: Report) -> None:
     if known is None:
         same = [name for name, k in KNOWN_DATASETS.items() if k.fingerprint == ds.fingerprint]
         report.notes.append(f"fingerprint not checked: unknown dataset {ds.name!r}"
-                            + (f" (its fingerprint is {same[0]!r}'s)" if same else ""))
+                            + (f" (its fingerprint is that of {same[0]!r})" if same else ""))
         return
     if ds.format != known.format or ds.fingerprint != known.fingerprint:
         report.add(RESULTS, f"dataset.fingerprint of the known dataset {ds.name!r}",
