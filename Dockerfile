@@ -3,28 +3,48 @@
 # (and `serve` for endpoints); Vertex AI and Azure ML run the same `train` with arguments; compose runs
 # `platbench launch local` in it. Data, outputs and the MLflow store come in through volumes.
 #
-# Base: the official PyTorch CUDA runtime image, pinned by digest. The digest was taken from public
-# references (no registry is reachable from the development machines); BASE_IMAGE lets a build use
-# another base, e.g. a local one where no registry can be reached.
-ARG BASE_IMAGE=pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime@sha256:417bd75df6365104c283ea4c1651fb3530d9eb5a4c2fafa51943cff2a94e6385
+# One software stack: the image installs exactly the lock (constraints.txt) that native runs install
+# (scripts/setup), torch and torchvision included, so a container run and a native run differ only in where
+# they run. The registry's torch/torchvision are CUDA builds whose nvidia-* wheels (all pinned in the lock)
+# bring the CUDA runtime, cuDNN and NCCL: the base needs no CUDA of its own, the host only an NVIDIA driver
+# for the lock's CUDA major (CUDA 13.x: driver >= 580,
+# https://docs.nvidia.com/deploy/cuda-compatibility/minor-version-compatibility.html).
+#
+# Base: the official Python image for the Python minor the lock was frozen on (3.11, LOCK_PYTHON below),
+# Debian bookworm, pinned by its multi-platform index digest. That digest is the one docker-library's
+# repo-info records for python:3.11-slim-bookworm (repos/python/remote/3.11-slim-bookworm.md at commit
+# 33a22f41ac7bf613bc03380b0317536a9a7fb5e8: Python 3.11.16, built 2026-08-25); it was read there, not pulled
+# (no registry is reachable from the development machines). BASE_IMAGE lets a build use another base with
+# the same Python minor, e.g. scripts/image-test's local stand-in (docker/base/Dockerfile).
+ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf4281d95ed28e079220a9457f25a93e3f1e3c31b
 FROM ${BASE_IMAGE}
 
-ARG GIT_COMMIT=unknown
 # SageMaker sets SAGEMAKER_BIND_TO_PORT (inference pipelines, multi-container endpoints) only for images
 # that declare they honour it; `serve` does.
 # https://docs.aws.amazon.com/sagemaker/latest/dg/inference-pipeline-real-time.html
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
-ENV PYTHONUNBUFFERED=1 \
+# What the former base (the official PyTorch image) declared for the NVIDIA runtime, kept so platforms that
+# inject GPUs by runtime hook rather than `--gpus` still do: all GPUs, compute + nvidia-smi, and the driver
+# libraries where GKE-style hosts (Vertex AI) mount them.
+# https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/docker-specialized.html
+ENV NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
+    LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64 \
+    PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PLATBENCH_GIT_COMMIT=${GIT_COMMIT} \
+    PIP_ROOT_USER_ACTION=ignore \
     PLATBENCH_CACHE=/tmp/platbench-cache
 
-WORKDIR /opt/platbench
-COPY pyproject.toml README.md constraints.txt ./
-COPY trainer ./trainer
-COPY platforms ./platforms
+# A C compiler, as the former base had: Triton builds its kernel launchers with it the first time
+# `--compile` runs on a GPU. Versions come from the pinned base's Debian release (stable point releases
+# replace package versions in the archive, so exact apt pins would break later builds).
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+
 # pip's index settings, for this build only, where the default index cannot be reached (a mirror, a proxy
 # with its own CA): scripts/image-test passes the machine's own pip settings. Unset by default, so pip keeps
 # its defaults; build args are not kept in the image's environment.
@@ -33,13 +53,37 @@ ARG PIP_EXTRA_INDEX_URL
 ARG PIP_FIND_LINKS
 ARG PIP_CERT
 ARG PIP_DEFAULT_TIMEOUT
-# The base image's CUDA torch/torchvision satisfy the package's ranges and are kept; everything else is
-# pinned by the same lock file CI uses.
-RUN grep -vE '^(torch|torchvision|triton|nvidia-)' constraints.txt > /tmp/image-constraints.txt \
-    && python -m pip install -c /tmp/image-constraints.txt . \
-    && rm /tmp/image-constraints.txt
+# The Python minor constraints.txt was frozen on: a base with another one fails here, before installing.
+ARG LOCK_PYTHON=3.11
+
+WORKDIR /opt/platbench
+# Every pip install below goes through the lock itself (tests/test_container.py checks it). The heavy part
+# (torch, torchvision, Lightning: gigabytes) is its own layer, rebuilt only when the lock changes; the same
+# pinned pip on any base, so the stand-in base installs the way the real one does.
+COPY constraints.txt ./
+RUN python -c "import sys; v = '%d.%d' % sys.version_info[:2]; sys.exit(0 if v == '${LOCK_PYTHON}' else f'Python {v} in the base; the lock is for ${LOCK_PYTHON}')" \
+    && python -m pip install pip==26.3 \
+    && python -m pip install -c constraints.txt torch torchvision lightning
+COPY pyproject.toml README.md ./
+COPY trainer ./trainer
+COPY platforms ./platforms
+# Then the package and the rest of its dependencies, and a check that nothing outside the lock came in:
+# pip freeze (which leaves out pip, setuptools and wheel) must print only lines of constraints.txt.
+# setuptools, which torch requires at run time, is unpinned while the lock (made by pip freeze) lacks it:
+# the base's satisfies torch and is kept.
+RUN python -m pip install -c constraints.txt . \
+    && python -m pip check \
+    && python -m pip freeze --exclude platbench > /tmp/installed.txt \
+    && if grep -ivxFf constraints.txt /tmp/installed.txt; then \
+         echo "the lines above are installed but not in constraints.txt" >&2; exit 1; \
+       fi \
+    && rm /tmp/installed.txt
 
 COPY docker/train docker/serve /usr/local/bin/
+
+# Last, so a new commit rebuilds nothing above.
+ARG GIT_COMMIT=unknown
+ENV PLATBENCH_GIT_COMMIT=${GIT_COMMIT}
 
 # Non-root user; the SageMaker paths exist and belong to it, so the image also runs under the SageMaker
 # layout mounted by a local engine.

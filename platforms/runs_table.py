@@ -26,8 +26,10 @@ def results_table(res, run_id: str, out: Path) -> Table:
         (f"seconds to target {res.target_accuracy}" if res.target_accuracy else "seconds to target",
          _f(res.seconds.to_target, "{:.2f}") if res.target_accuracy else "- (no --target-accuracy)"),
         ("total seconds (data incl.)", _f(res.seconds.total, "{:.2f}")),
-        ("throughput images/s", _f(res.throughput_images_per_s, "{:.0f}")),
-        ("latency ms/image", _f(res.latency_ms_per_image, "{:.3f}")),
+        ("throughput images/s, plain model", _f(res.plain_throughput_images_per_s, "{:.0f}")),
+        ("latency ms/image, plain model", _f(res.plain_latency_ms_per_image, "{:.3f}")),
+        ("throughput images/s, as evaluated (TTA)", _f(res.evaluated_throughput_images_per_s, "{:.0f}")),
+        ("latency ms/image, as evaluated (TTA)", _f(res.evaluated_latency_ms_per_image, "{:.3f}")),
         ("parameters", f"{res.params.total:,}"),
         ("device", res.hardware.gpu_name or res.hardware.device),
         ("dataset", f"{res.dataset.train_count} train / {res.dataset.val_count} val / {res.dataset.test_count} test, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -22,11 +23,96 @@ def test_dockerfile_passes_hadolint():
 
 def test_dockerfile_contract():
     text = (REPO / "Dockerfile").read_text()
-    assert re.search(r"^ARG BASE_IMAGE=pytorch/pytorch:[\w.-]+-cuda[\w.-]+@sha256:[0-9a-f]{64}$", text, re.M)
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.\d+-slim-\w+@sha256:[0-9a-f]{64}$", text, re.M)
     assert re.search(r"^USER \d+:\d+$", text, re.M)  # non-root
     assert "COPY docker/train docker/serve /usr/local/bin/" in text
     for path in ("docker/train", "docker/serve"):
         assert os.access(REPO / path, os.X_OK)
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) for each instruction of a Dockerfile, continuation lines joined and comment
+    lines dropped, as the builder reads them (https://docs.docker.com/reference/dockerfile/#format)."""
+    out, pending = [], ""
+    for line in path.read_text().splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        pending += line.rstrip("\\").strip() + " " if line.endswith("\\") else line.strip()
+        if not line.endswith("\\") and pending:
+            word, _, rest = pending.partition(" ")
+            out.append((word.upper(), rest.strip()))
+            pending = ""
+    return out
+
+
+def pip_installs(args: str) -> list[list[str]]:
+    """The arguments after `pip install` of each pip install command in a RUN's shell line (quotes kept
+    whole; a command ends at the next shell operator)."""
+    lexer = shlex.shlex(args, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    words = list(lexer)
+    found = []
+    for i in range(len(words) - 1):
+        if words[i] == "pip" and words[i + 1] == "install":
+            rest = words[i + 2:]
+            end = next((j for j, w in enumerate(rest) if set(w) <= set("();<>|&")), len(rest))
+            found.append(rest[:end])
+    return found
+
+
+def lock_pins() -> dict[str, str]:
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        name, sep, version = line.split("#", 1)[0].strip().partition("==")
+        if sep:
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def test_the_image_installs_exactly_the_lock():
+    """Issue 10, one software stack: every pip install in the Dockerfile goes through constraints.txt itself
+    (COPYed as it is, never filtered or rewritten), torch and torchvision included, and the build fails on
+    anything installed outside it; so the image gets the versions native runs get from scripts/setup."""
+    steps = instructions(REPO / "Dockerfile")
+    assert ("COPY", "constraints.txt ./") in steps
+    runs = [args for word, args in steps if word == "RUN"]
+    installs = [a for run in runs for a in pip_installs(run)]
+    lock_installs = []
+    for words in installs:
+        if all(re.fullmatch(r"pip==[\w.]+", w) for w in words):
+            continue  # the installer itself, pinned: not a package of the image
+        assert words[:2] == ["-c", "constraints.txt"], f"pip install {' '.join(words)}: not through the lock"
+        assert not {"-r", "--requirement", "--no-deps", "--upgrade", "-U"} & set(words), words
+        lock_installs.append(words[2:])
+    installed = {w for words in lock_installs for w in words}
+    assert {"torch", "torchvision", "lightning", "."} <= installed, installed
+    pins = lock_pins()
+    assert {"torch", "torchvision", "lightning", "triton"} <= pins.keys()
+    for run in runs:  # the lock is used as COPYed: nothing writes, filters or replaces it
+        assert not re.search(r"(>|\btee\b|\bsed\b|\bmv\b|\bcp\b)[^&;|]*constraints\.txt", run), run
+    assert any("pip freeze" in run and "grep -ivxFf constraints.txt" in run for run in runs)
+
+
+# Debian's python3 per release (https://packages.debian.org/bookworm/python3, …/trixie/python3).
+DEBIAN_PYTHON = {"bookworm": "3.11", "trixie": "3.13"}
+
+
+def test_the_stand_in_base_is_the_real_base_without_a_registry():
+    """scripts/image-test builds on docker/base instead of the pinned python image: same Debian release, same
+    Python minor (the lock's), and nothing of the lock in it, so the real Dockerfile's install is tested."""
+    text = (REPO / "Dockerfile").read_text()
+    minor, release = re.search(r"^ARG BASE_IMAGE=python:(3\.\d+)-slim-(\w+)@", text, re.M).groups()
+    assert re.search(r"^ARG LOCK_PYTHON=(\S+)$", text, re.M)[1] == minor
+    script = (REPO / "scripts/image-test").read_text()
+    (suite,) = re.findall(r"^\s*debootstrap .*--include=\S*python3\S* (\w+) ", script, re.M)
+    assert suite == release and DEBIAN_PYTHON[suite] == minor
+    stand_in = instructions(REPO / "docker/base/Dockerfile")
+    pins = lock_pins()
+    for word, args in stand_in:
+        if word == "RUN":
+            for words in pip_installs(args):
+                names = {re.split(r"[=<>!~\[]", w)[0].lower() for w in words if not w.startswith("-")}
+                assert names <= {"pip", "setuptools", "wheel"} and not names & pins.keys(), words
 
 
 def test_compose_file_matches_the_compose_schema():

@@ -39,11 +39,14 @@ def test_results_contract(finished):
     data = json.loads((out / "results.json").read_text())
     for key in ("schema_version", "platform", "dataset", "model", "hyperparameters", "seed", "hardware", "seconds",
                 "test_accuracy", "test_top5_accuracy", "per_class_accuracy", "confusion_matrix",
-                "throughput_images_per_s", "latency_ms_per_image", "params"):
+                "plain_throughput_images_per_s", "plain_latency_ms_per_image", "evaluated_throughput_images_per_s",
+                "evaluated_latency_ms_per_image", "params", "software", "schedule"):
         assert key in data
+    assert data["schema_version"] == 2
+    assert "throughput_images_per_s" not in data and "evaluation" not in data["seconds"]
     assert res.dataset.classes == ["blue", "green", "red"] and res.dataset.train_count == 120
     assert len(res.dataset.fingerprint) == 64
-    assert res.hardware.device == "cpu" and res.hardware.torch
+    assert res.hardware.device == "cpu"
     assert len(res.seconds.per_epoch) == 3 and abs(sum(res.seconds.per_epoch) - res.seconds.train) < 1e-3
     assert res.seconds.train < res.seconds.total
     cm = res.confusion_matrix
@@ -51,7 +54,13 @@ def test_results_contract(finished):
     assert abs(sum(cm[i][i] for i in range(3)) / 36 - res.test_accuracy) < 1e-9
     assert res.test_top5_accuracy == 1.0  # 3 classes: the top-5 always holds the label
     assert set(res.per_class_accuracy) == {"blue", "green", "red"}
-    assert res.throughput_images_per_s > 0 and res.latency_ms_per_image > 0
+    assert res.plain_throughput_images_per_s > 0 and res.plain_latency_ms_per_image > 0
+    # `small` has no TTA: the evaluated model is the plain one, measured once
+    assert res.evaluated_throughput_images_per_s == res.plain_throughput_images_per_s
+    assert res.evaluated_latency_ms_per_image == res.plain_latency_ms_per_image
+    assert res.seconds.eval > 0 and res.seconds.train + res.seconds.eval < res.seconds.total
+    assert res.schedule.model_dump() == {"epochs": 3, "steps_per_epoch": 3, "steps": 9, "min_steps": 200,
+                                         "reason": None}  # full data: the preset's epochs, whatever min_steps
     assert res.params.total == res.params.trainable > 0
     assert res.test_accuracy > 0.6  # a learnable dataset: colour is the class
 
@@ -89,7 +98,11 @@ def test_log_lines_parse_with_one_regex_each(finished):
     assert figures["epoch"] == [1, 2, 3]
     assert figures["test_accuracy"][-1] == pytest.approx(res.test_accuracy, rel=1e-5)
     assert figures["seconds_to_target"] == [pytest.approx(res.seconds.to_target, rel=1e-5)]
-    assert figures["throughput_images_per_s"][0] == pytest.approx(res.throughput_images_per_s, rel=1e-5)
+    for name in ("plain_throughput_images_per_s", "plain_latency_ms_per_image", "evaluated_throughput_images_per_s",
+                 "evaluated_latency_ms_per_image"):
+        assert figures[name] == [pytest.approx(getattr(res, name), rel=1e-5)]
+    assert figures["eval_seconds"] == [pytest.approx(res.seconds.eval, rel=1e-5)]
+    assert figures["optimizer_steps"] == [res.schedule.steps]
     assert re.search(loglines.regex("test_accuracy"), "- Test accuracy: 0.9412").group(1) == "0.9412"
 
 
@@ -103,7 +116,39 @@ def test_per_class_run_holds_out_validation(color_data, tmp_path):
 def test_fast_and_resnet18_presets_train_a_step_on_cpu(color_data, tmp_path):
     for preset in ("fast", "resnet18"):
         outcome, _ = train(color_data, tmp_path / preset, model=preset, overrides={"epochs": 1, "batch_size": 60})
-        assert outcome.results.params.total > 1_000_000
+        res = outcome.results
+        assert res.params.total > 1_000_000
+        # both use TTA (fast: 6 forward passes an image, resnet18: 2): the as-evaluated model is slower
+        assert res.hyperparameters["tta"] >= 1
+        assert res.evaluated_throughput_images_per_s < res.plain_throughput_images_per_s
+        assert res.evaluated_latency_ms_per_image > res.plain_latency_ms_per_image
+
+
+def test_software_versions_are_plain_strings_and_none_where_absent(finished):
+    import platform
+
+    import lightning
+    import torch
+    import torchvision
+
+    out, _, _ = finished
+    software = json.loads((out / "results.json").read_text())["software"]
+    assert software == {"python": platform.python_version(), "torch": torch.__version__,
+                        "torchvision": torchvision.__version__, "lightning": lightning.__version__,
+                        "cuda": None, "cudnn": None}  # a CPU run: no CUDA, no cuDNN, whatever torch was built with
+    assert all(isinstance(v, str) for v in software.values() if v is not None)
+
+
+def test_results_of_another_schema_version_are_refused_in_one_line(finished, tmp_path):
+    from trainer.results import SchemaMismatch
+
+    out, _, _ = finished
+    old = json.loads((out / "results.json").read_text())
+    old["schema_version"] = 1
+    (tmp_path / "results.json").write_text(json.dumps(old))
+    with pytest.raises(SchemaMismatch, match="has results schema_version 1; this platbench reads 2") as info:
+        read_results(tmp_path)
+    assert "\n" not in str(info.value)
 
 
 def test_checkpoint_dir_of_another_run_is_refused(color_data, tmp_path):

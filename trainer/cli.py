@@ -18,6 +18,7 @@ from trainer.errors import ConfigError, DataError
 HYPERPARAMETER_FLAGS = {  # flag → (type, Hyperparameters field)
     "epochs": int, "batch-size": int, "lr": float, "momentum": float, "weight-decay": float,
     "label-smoothing": float, "warmup-fraction": float, "tta": int, "translate": int, "eval-batch-size": int,
+    "min-steps": int,
 }
 
 
@@ -117,7 +118,7 @@ def _write_sagemaker_failure(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m trainer {train,serve} [flags]   (train --help for the flags)")
+        print("usage: python -m trainer {train,serve,check} [flags]   (train --help for the flags)")
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command == "train":
@@ -126,5 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         from trainer.serve import serve_main
 
         return serve_main(rest)
-    print(f"error: unknown command {command!r}; expected train or serve", file=sys.stderr)
+    if command == "check":
+        from trainer.check import main as check_main
+
+        return check_main(rest)
+    print(f"error: unknown command {command!r}; expected train, serve or check", file=sys.stderr)
     return 2

@@ -39,35 +39,61 @@ class EpochRecorder(L.Callback):
         self.epoch_to_target: int | None = None
         self.last_eval: dict = {}
         # per-epoch scratch
-        self._t0: float | None = None
+        self._t0: float | None = None   # running segment of the training clock, None while stopped
+        self._in_epoch = False
         self._epoch_seconds = 0.0
-        self._eval_t0 = 0.0
+        self._eval_t0: float | None = None
 
-    # ---- the clock: starts with the epoch, stops when evaluation starts (or the epoch ends)
+    # ---- the clock: runs from the epoch's start to its end, paused during every evaluation pass.
+    # Lightning runs validation (our val and test loaders, TTA included) inside the training epoch, before
+    # on_train_epoch_end, with trainer.training False: so pause on any evaluation start, whatever the stage.
     def on_train_epoch_start(self, trainer, module) -> None:
         if self.on_epoch_start:
             self.on_epoch_start(trainer.current_epoch)
-        _sync(module)
+        self._epoch_seconds = 0.0
+        self._in_epoch = True
+        self._start_clock(module)
+
+    def _start_clock(self, module) -> None:
+        _sync(module)  # work queued before this moment is not this segment's
         self._t0 = time.perf_counter()
 
     def _stop_clock(self, module) -> None:
         if self._t0 is not None:
-            _sync(module)
-            self._epoch_seconds = time.perf_counter() - self._t0
-            self.train_seconds += self._epoch_seconds
+            _sync(module)  # CUDA runs asynchronously: wait for the queued steps before reading the clock
+            segment = time.perf_counter() - self._t0
+            self._epoch_seconds += segment
+            self.train_seconds += segment
             self._t0 = None
 
-    def on_validation_start(self, trainer, module) -> None:
-        if trainer.training:
-            self._stop_clock(module)
+    def _eval_start(self, module) -> None:
+        self._stop_clock(module)
+        _sync(module)
         self._eval_t0 = time.perf_counter()
 
+    def _eval_end(self, module) -> None:
+        if self._eval_t0 is not None:
+            _sync(module)
+            self.eval_seconds += time.perf_counter() - self._eval_t0
+            self._eval_t0 = None
+        if self._in_epoch:  # evaluation in the middle of an epoch: training resumes after it
+            self._start_clock(module)
+
+    def on_validation_start(self, trainer, module) -> None:
+        self._eval_start(module)
+
     def on_validation_end(self, trainer, module) -> None:
-        _sync(module)
-        self.eval_seconds += time.perf_counter() - self._eval_t0
+        self._eval_end(module)
+
+    def on_test_start(self, trainer, module) -> None:
+        self._eval_start(module)
+
+    def on_test_end(self, trainer, module) -> None:
+        self._eval_end(module)
 
     def on_train_epoch_end(self, trainer, module) -> None:
         self._stop_clock(module)
+        self._in_epoch = False
         epoch = trainer.current_epoch + 1
         evals = module.last_eval
         record = {"epoch": epoch, "epoch_seconds": round(self._epoch_seconds, 6),

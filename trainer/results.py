@@ -10,7 +10,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: seconds.eval, software, schedule, plain_/evaluated_ throughput and latency
 RESULTS_FILE = "results.json"
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
@@ -38,23 +38,40 @@ class Hardware(_Strict):
     device: str
     gpu_name: Optional[str] = None
     gpu_count: int = 0
-    torch: str
-    cuda: Optional[str] = None
-    cudnn: Optional[int] = None
-    lightning: str
-    python: str
     cpu: str
     cpu_count: int
     precision: str
 
 
+class Software(_Strict):
+    """Versions a figure depends on, as plain strings (None where absent, e.g. CUDA and cuDNN on CPU);
+    comparisons across runs refuse to mix them."""
+    python: str
+    torch: str
+    torchvision: Optional[str] = None
+    lightning: str
+    cuda: Optional[str] = Field(None, description="CUDA runtime torch was built with, when the run used a GPU")
+    cudnn: Optional[str] = Field(None, description="cuDNN version, e.g. '90100', when the run used a GPU")
+
+
+class Schedule(_Strict):
+    """The optimisation schedule actually run: `epochs` may exceed hyperparameters.epochs when a small
+    training set (--per-class) would otherwise get fewer than `min_steps` optimizer steps."""
+    epochs: int
+    steps_per_epoch: int
+    steps: int = Field(description="optimizer steps of the whole schedule (epochs × steps_per_epoch)")
+    min_steps: int
+    reason: Optional[str] = Field(None, description="why epochs differ from the hyperparameters; None when they don't")
+
+
 class Seconds(_Strict):
     total: float = Field(description="wall clock of the whole trainer process, data loading included")
     data: float = Field(description="dataset scan, fingerprint and decode (or cache read)")
-    train: float = Field(description="training steps only, summed over epochs; evaluation excluded")
-    per_epoch: list[float]
+    train: float = Field(description="training steps only, summed over epochs; every evaluation pass excluded")
+    per_epoch: list[float] = Field(description="train seconds of each epoch; they add up to `train`")
     to_target: Optional[float] = Field(None, description="train seconds until test accuracy ≥ target")
-    evaluation: float
+    eval: float = Field(description="every evaluation pass during training (validation and test sets, TTA "
+                                    "included), summed; the inference-speed measurement is not in it")
 
 
 class Params(_Strict):
@@ -81,6 +98,8 @@ class Results(_Strict):
     epochs_completed: int
     resumed_from_epoch: Optional[int] = None
     hardware: Hardware
+    software: Software
+    schedule: Schedule
     seconds: Seconds
     test_accuracy: float
     test_top5_accuracy: float
@@ -88,8 +107,12 @@ class Results(_Strict):
     val_accuracy: Optional[float] = None
     per_class_accuracy: dict[str, float]
     confusion_matrix: list[list[int]]
-    throughput_images_per_s: float
-    latency_ms_per_image: float
+    plain_throughput_images_per_s: float = Field(
+        description="the plain model, one forward pass per image (what `serve` answers), test set at the eval batch size")
+    plain_latency_ms_per_image: float = Field(description="the plain model, median of single-image forward passes")
+    evaluated_throughput_images_per_s: float = Field(
+        description="the model as evaluated: with the preset's test-time augmentation (equal to plain without TTA)")
+    evaluated_latency_ms_per_image: float = Field(description="as evaluated (TTA included), single images, median")
     params: Params
 
 
@@ -120,11 +143,23 @@ def write_results(out_dir: Path, results: Results) -> Path:
     return path
 
 
+class SchemaMismatch(ValueError):
+    """A results.json of another schema version (its fields differ; read it with the platbench that wrote it)."""
+
+
 def read_results(path: Path) -> Results:
     path = Path(path)
     if path.is_dir():
         path = path / RESULTS_FILE
-    return Results.model_validate_json(path.read_text())
+    text = path.read_text()
+    try:
+        version = json.loads(text).get("schema_version")
+    except (ValueError, AttributeError):
+        version = SCHEMA_VERSION  # not a JSON object: let the model's validation say what is wrong
+    if version != SCHEMA_VERSION:
+        raise SchemaMismatch(f"{path} has results schema_version {version}; this platbench reads "
+                             f"{SCHEMA_VERSION} (use the platbench version that wrote it, or run the job again)")
+    return Results.model_validate_json(text)
 
 
 def write_metrics(out_dir: Path, epochs: list[dict]) -> Path:

@@ -49,6 +49,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -56,7 +57,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Mapping, Optional
 
 from trainer import environment
@@ -154,6 +155,17 @@ def resolve_model_dir(flag: Optional[Path], env: Mapping[str, str]) -> tuple[Pat
                       f"or unpack the model into {sagemaker_model}")
 
 
+def _inside(dest: Path, rel: str, name: str) -> Path:
+    """Where object `rel` goes under `dest`; object names are any text (`a/../../x`, `/etc/x` after the
+    prefix), so refuse any that would land outside the folder."""
+    parts = PurePosixPath(rel).parts
+    target = dest.joinpath(*parts) if parts else dest
+    if (PurePosixPath(rel).is_absolute() or ".." in parts or "\\" in rel
+            or not target.resolve().is_relative_to(dest.resolve()) or target.resolve() == dest.resolve()):
+        raise ConfigError(f"{name}: object name would be written outside the model folder; refusing it")
+    return target
+
+
 def _download_gcs(uri: str) -> Path:
     """Vertex AI hands the container a gs:// URI in AIP_STORAGE_URI and does not mount it: copy the
     model files down (needs google-cloud-storage, the `vertex` extra, in the image)."""
@@ -169,16 +181,20 @@ def _download_gcs(uri: str) -> Path:
     dest = Path(tempfile.mkdtemp(prefix="platbench-model-"))
     client = storage.Client()
     count = 0
-    for blob in client.list_blobs(bucket_name, prefix=prefix):
-        rel = blob.name[len(prefix):]
-        if not rel or rel.endswith("/"):
-            continue
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        blob.download_to_filename(str(target))
-        count += 1
-    if count == 0:
-        raise ConfigError(f"AIP_STORAGE_URI {uri} holds no files")
+    try:
+        for blob in client.list_blobs(bucket_name, prefix=prefix):
+            rel = blob.name[len(prefix):]
+            if not rel or rel.endswith("/"):
+                continue
+            target = _inside(dest, rel, f"gs://{bucket_name}/{blob.name}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            blob.download_to_filename(str(target))
+            count += 1
+        if count == 0:
+            raise ConfigError(f"AIP_STORAGE_URI {uri} holds no files")
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
     print(f"copied {count} model files from {uri} to {dest}", file=sys.stderr)
     return dest
 

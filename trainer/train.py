@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import platform as _platform
 import statistics
@@ -73,7 +74,6 @@ class _Log:
 
 
 def _hardware(device, precision: str) -> dict:
-    import lightning
     import torch
 
     cuda = device.type == "cuda"
@@ -81,15 +81,47 @@ def _hardware(device, precision: str) -> dict:
         "device": device.type,
         "gpu_name": torch.cuda.get_device_name(device) if cuda else None,
         "gpu_count": torch.cuda.device_count() if cuda else 0,
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if cuda else None,
-        "lightning": lightning.__version__,
-        "python": _platform.python_version(),
         "cpu": _platform.processor() or _platform.machine(),
         "cpu_count": os.cpu_count() or 1,
         "precision": precision,
     }
+
+
+def software_versions(device) -> dict:
+    """Versions as plain strings; CUDA and cuDNN only when the run used them (None on CPU)."""
+    import lightning
+    import torch
+
+    try:
+        import torchvision
+        vision = torchvision.__version__
+    except ImportError:
+        vision = None
+    cuda = device.type == "cuda"
+    cudnn = torch.backends.cudnn.version() if cuda and torch.backends.cudnn.is_available() else None
+    return {
+        "python": _platform.python_version(),
+        "torch": str(torch.__version__),
+        "torchvision": None if vision is None else str(vision),
+        "lightning": str(lightning.__version__),
+        "cuda": torch.version.cuda if cuda else None,
+        "cudnn": None if cudnn is None else str(cudnn),
+    }
+
+
+def plan_schedule(epochs: int, steps_per_epoch: int, min_steps: int, per_class: Optional[int],
+                  train_count: int, batch_size: int) -> dict:
+    """The schedule to run. A --per-class run whose epochs would give fewer than `min_steps` optimizer
+    steps gets more epochs (the LR schedule stretches with them); full-data runs keep the preset's."""
+    planned = epochs
+    reason = None
+    if per_class is not None and epochs * steps_per_epoch < min_steps:
+        planned = math.ceil(min_steps / steps_per_epoch)
+        reason = (f"--per-class {per_class}: {train_count} training images make {steps_per_epoch} "
+                  f"step{'s' if steps_per_epoch != 1 else ''} per epoch at batch size {batch_size}; epochs raised "
+                  f"from {epochs} to {planned} to reach min_steps {min_steps}")
+    return {"epochs": planned, "steps_per_epoch": steps_per_epoch, "steps": planned * steps_per_epoch,
+            "min_steps": min_steps, "reason": reason}
 
 
 def _check_identity(checkpoint_dir: Path, identity: dict) -> None:
@@ -105,8 +137,9 @@ def _check_identity(checkpoint_dir: Path, identity: dict) -> None:
         atomic_write_text(path, json.dumps(identity, sort_keys=True, indent=1))
 
 
-def measure_inference(module, x_test, batch_size: int, mean, std, autocast_dtype) -> tuple[float, float]:
-    """(images/s over the test set at the eval batch size, median ms of single-image requests)."""
+def measure_inference(forward, x_test, batch_size: int, mean, std, autocast_dtype) -> tuple[float, float]:
+    """(images/s over the test set at the eval batch size, median ms of single-image requests) of
+    `forward`, a module in eval mode: the plain network or the classifier with its TTA."""
     import torch
 
     from trainer.data.batches import normalize
@@ -114,7 +147,7 @@ def measure_inference(module, x_test, batch_size: int, mean, std, autocast_dtype
     device = x_test.device
     m = torch.tensor(mean, device=device)
     s = torch.tensor(std, device=device)
-    module.eval()
+    forward.eval()
     ctx = (lambda: torch.autocast(device.type, dtype=autocast_dtype)) if autocast_dtype else torch.no_grad
 
     def sync():
@@ -122,11 +155,11 @@ def measure_inference(module, x_test, batch_size: int, mean, std, autocast_dtype
             torch.cuda.synchronize(device)
 
     with torch.inference_mode(), ctx():
-        module(normalize(x_test[:batch_size], m, s))  # warm-up (cudnn autotune, lazy init)
+        forward(normalize(x_test[:batch_size], m, s))  # warm-up (cudnn autotune, lazy init)
         sync()
         t0 = time.perf_counter()
         for i in range(0, len(x_test), batch_size):
-            module(normalize(x_test[i:i + batch_size], m, s))
+            forward(normalize(x_test[i:i + batch_size], m, s))
         sync()
         throughput = len(x_test) / (time.perf_counter() - t0)
         samples = []
@@ -134,11 +167,26 @@ def measure_inference(module, x_test, batch_size: int, mean, std, autocast_dtype
             one = normalize(x_test[i:i + 1], m, s)
             sync()
             t1 = time.perf_counter()
-            module(one)
+            forward(one)
             sync()
             samples.append((time.perf_counter() - t1) * 1000)
     latency = statistics.median(samples[10:] if len(samples) > 20 else samples)
     return throughput, latency
+
+
+def _checkpoint_epoch(path: Path) -> int:
+    """The epoch a checkpoint was written after, read with torch's restricted unpickler (tensors and plain
+    containers only): a checkpoint dir may come from a bucket, and full unpickling would run its code."""
+    import pickle
+
+    import torch
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"checkpoint {path} cannot be loaded safely ({first[:200]}); "
+                          f"remove it or use another --checkpoint-dir") from None
 
 
 def save_model(model_dir: Path, net, card: dict) -> None:
@@ -201,6 +249,10 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
                                             hp.eval_batch_size, mean, std))
         eval_names.append("test")
         eval_loaders.append(EvalBatches(xs, ys, hp.eval_batch_size, mean, std))
+        schedule = plan_schedule(hp.epochs, len(train_batches), hp.min_steps, cfg.per_class, len(xt),
+                                 train_batches.batch_size)
+        if schedule["reason"]:
+            log(f"Schedule: {schedule['reason']} ({schedule['steps']} steps)")
 
         # ---- model
         num_classes = len(data.classes)
@@ -211,7 +263,7 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
         if device.type == "cuda":
             net = net.to(memory_format=torch.channels_last)
             torch.backends.cudnn.benchmark = True
-        module = Classifier(net, preset, hp, num_classes, len(train_batches), eval_names)
+        module = Classifier(net, preset, hp, num_classes, len(train_batches), eval_names, epochs=schedule["epochs"])
         if cfg.compile:
             module.net = torch.compile(module.net)
 
@@ -231,7 +283,7 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
             last = Path(cfg.checkpoint_dir) / CHECKPOINT_FILE
             if last.is_file():
                 ckpt_path = str(last)
-                resumed_from = int(torch.load(last, map_location="cpu", weights_only=False)["epoch"]) + 1
+                resumed_from = _checkpoint_epoch(last) + 1
                 log(f"Resuming from {last} after epoch {resumed_from}")
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*(does not have many workers|num_workers|LeafSpec|"
@@ -239,13 +291,15 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
             logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
             trainer = L.Trainer(
                 accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, precision=precision,
-                max_epochs=hp.epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                max_epochs=schedule["epochs"], logger=False, enable_checkpointing=False, enable_progress_bar=False,
                 enable_model_summary=False, num_sanity_val_steps=0, callbacks=[recorder, *(callbacks or [])],
                 use_distributed_sampler=False, deterministic=False,
                 barebones=True,  # Lightning's minimal-overhead mode: none of its per-step logging machinery
             )
             try:
-                trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=eval_loaders, ckpt_path=ckpt_path)
+                # weights_only: Lightning's own resume unpickles nothing but tensors and plain containers
+                trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=eval_loaders, ckpt_path=ckpt_path,
+                            weights_only=True)
             except SIGTERMException:
                 log(f"SIGTERM received: stopping; the last epoch-end checkpoint is in {cfg.checkpoint_dir}")
                 return RunOutcome("preempted", None, EXIT_PREEMPTED)
@@ -253,7 +307,11 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
         # ---- final figures: the last epoch's test evaluation, then inference speed
         test = recorder.last_eval["test"]
         autocast = torch.bfloat16 if "bf16" in precision else torch.float16 if "16" in precision else None
-        throughput, latency = measure_inference(module.to(device), xs, hp.eval_batch_size, mean, std, autocast)
+        module.to(device)
+        # plain: one forward pass of the network, what `serve` answers; evaluated: the classifier as the test
+        # accuracy was measured (with the preset's TTA). Without TTA they are the same model: measured once.
+        plain = measure_inference(module.net, xs, hp.eval_batch_size, mean, std, autocast)
+        evaluated = measure_inference(module, xs, hp.eval_batch_size, mean, std, autocast) if hp.tta else plain
         card = {"preset": cfg.model, "classes": data.classes, "num_classes": num_classes, "image_size": cfg.image_size,
                 "mean": mean, "std": std, "tta": hp.tta, "dataset_fingerprint": data.fingerprint,
                 "channels": "RGB", "input": "uint8 HWC image, resized to image_size, /255, (x-mean)/std"}
@@ -270,23 +328,29 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
             model=cfg.model, hyperparameters=hp.to_dict(), seed=cfg.seed, target_accuracy=cfg.target_accuracy,
             epoch_to_target=recorder.epoch_to_target, epochs_completed=len(recorder.history),
             resumed_from_epoch=resumed_from, hardware=_hardware(device, precision),
+            software=software_versions(device), schedule=schedule,
             seconds={"total": time.perf_counter() - t_start, "data": data_seconds, "train": recorder.train_seconds,
                      "per_epoch": [h["epoch_seconds"] for h in recorder.history], "to_target": recorder.to_target,
-                     "evaluation": recorder.eval_seconds},
+                     "eval": recorder.eval_seconds},
             test_accuracy=test["accuracy"], test_top5_accuracy=test["top5_accuracy"], test_loss=test["loss"],
             val_accuracy=recorder.last_eval["val"]["accuracy"] if "val" in recorder.last_eval else None,
             per_class_accuracy=dict(zip(data.classes, test["per_class_accuracy"])),
-            confusion_matrix=test["confusion_matrix"], throughput_images_per_s=throughput,
-            latency_ms_per_image=latency, params=params,
+            confusion_matrix=test["confusion_matrix"],
+            plain_throughput_images_per_s=plain[0], plain_latency_ms_per_image=plain[1],
+            evaluated_throughput_images_per_s=evaluated[0], evaluated_latency_ms_per_image=evaluated[1],
+            params=params,
         )
         write_results(Path(cfg.output_dir), results)
         log(loglines.line("test_accuracy", results.test_accuracy))
         log(loglines.line("test_top5_accuracy", results.test_top5_accuracy))
         log(loglines.line("train_seconds", results.seconds.train))
+        log(loglines.line("eval_seconds", results.seconds.eval))
         if results.seconds.to_target is not None:
             log(loglines.line("seconds_to_target", results.seconds.to_target))
-        log(loglines.line("throughput_images_per_s", throughput))
-        log(loglines.line("latency_ms_per_image", latency))
+        log(loglines.line("optimizer_steps", schedule["steps"]))
+        for name in ("plain_throughput_images_per_s", "plain_latency_ms_per_image",
+                     "evaluated_throughput_images_per_s", "evaluated_latency_ms_per_image"):
+            log(loglines.line(name, getattr(results, name)))
         return RunOutcome("finished", results, 0)
     finally:
         log.close()

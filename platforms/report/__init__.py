@@ -6,7 +6,8 @@ section objects, so they say the same numbers.
 
 Modules:
   data      read every run of the platbench experiment, sorted into training / load / batch / sweep
-  stats     mean ± std, Kruskal–Wallis + Dunn's post-hoc test (Holm), pareto frontier
+  stats     mean ± std; exact / permutation tests with one value per run (Mann–Whitney, Kruskal–Wallis,
+            Holm), bootstrap ratio of medians, min_runs_per_group, pareto frontier
   figures   matplotlib → SVG
   sections  the sections: what is computed from which metric, and the "no runs with X yet" lines
   render    Markdown and HTML (templates/index.html.j2)
@@ -31,8 +32,11 @@ class Written:
 def build(out: Path, sweeps: list[str] | None = None, root: Optional[Path] = None, alpha: float = 0.05) -> Written:
     from platforms.report import data, render
     from platforms.report.sections import Report
+    from platforms.errors import UserError
     from trainer.results import atomic_write_text
 
+    if not 0 < alpha < 1:
+        raise UserError(f"--alpha must be between 0 and 1 (exclusive), not {alpha}")
     store = data.gather(sweeps)
     rep = Report(store, alpha=alpha, root=root)
     sections = rep.build()

@@ -14,6 +14,11 @@ from platforms.core import tracking
 from platforms.core.tracking import Tag
 
 TRAINING = "training"
+# Tags this report reads that platforms.tracking.Tag does not name yet (set by the compliance checker
+# and the launchers; kept here so the report does not depend on them being there).
+CHECK = "platbench.check"                # "failed": the compliance checker rejected the run
+CHECK_REASON = "platbench.check_reason"  # its one-line why, when it gives one
+PRICE_BASIS = "platbench.price_basis"    # spot | on-demand (no spot price) | on-demand
 
 
 @dataclass
@@ -78,6 +83,10 @@ class Run:
         return self.tags.get(Tag.SWEEP)
 
     @property
+    def check_failed(self) -> bool:
+        return (self.tags.get(CHECK) or "").strip().lower() == "failed"
+
+    @property
     def finished(self) -> bool:
         return self.status == "FINISHED" and self.outcome == "finished"
 
@@ -95,6 +104,7 @@ class Store:
     endpoints: list[Run] = field(default_factory=list)      # `platbench endpoint`: deploy, load-test, delete
     batch: list[Run] = field(default_factory=list)
     sweeps: list[Run] = field(default_factory=list)
+    excluded: list[Run] = field(default_factory=list)      # compliance check failed: in no figure
     sweep_filter: list[str] = field(default_factory=list)
     latency_samples: dict[str, list[float]] = field(default_factory=dict)  # load run id → ok latencies (ms)
     latency_missing: dict[str, str] = field(default_factory=dict)          # load run id → why no samples
@@ -105,7 +115,8 @@ class Store:
         return self.load + self.endpoints
 
     def by_id(self) -> dict[str, Run]:
-        return {r.run_id: r for r in self.training + self.unfinished + self.serving + self.batch + self.sweeps}
+        return {r.run_id: r for r in self.training + self.unfinished + self.serving + self.batch + self.sweeps
+                + self.excluded}
 
 
 def _to_run(r) -> Run:
@@ -140,7 +151,10 @@ def gather(sweeps: list[str] | None = None, latency: bool = True) -> Store:
     raw = tracking.reconcile_lost(c, raw)
     wanted = set(sweeps or [])
     for r in map(_to_run, raw):
-        if r.kind == "sweep":
+        if r.check_failed and r.kind != "sweep":
+            if r.kind != TRAINING or not wanted or r.sweep in wanted:
+                store.excluded.append(r)  # before any pool: a rejected run enters no figure
+        elif r.kind == "sweep":
             if not wanted or r.sweep in wanted:
                 store.sweeps.append(r)
         elif r.kind == "load":

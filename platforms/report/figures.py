@@ -116,7 +116,7 @@ def pareto(points: list[dict], style: Style) -> str:
             ax.annotate(f"{p['platform']}·{p['model']}·{pc}/cls", (p["throughput"], p["accuracy"]),
                         textcoords="offset points", xytext=(5, 5), fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel("inference throughput, images/s (trainer's test-set pass, log scale)")
+    ax.set_xlabel("inference throughput as evaluated (with TTA), images/s (trainer's test-set pass, log scale)")
     ax.set_ylabel("test accuracy")
     _legend(ax, points, style, extra=["pareto frontier"] if front else [])
     return _svg(fig)

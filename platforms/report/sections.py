@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from platforms.report import figures, stats
-from platforms.report.data import Run, Store
+from platforms.report.data import CHECK, CHECK_REASON, PRICE_BASIS, Run, Store
 from platforms.report.stats import pm
 from platforms.core.tracking import Tag
 
@@ -37,15 +37,31 @@ WALL = "seconds_wall"
 OTHER = "other"
 
 TRANSFER = [  # (metric, label, which runs)
-    ("upload_s_per_mb", "upload s/MB (staging the dataset)", "training"),
+    ("upload_s_per_mb", "upload s/MB (staging the dataset, over bytes sent)", "training"),
     ("download_s_per_mb", "download s/MB (the job reading it)", "training"),
     ("batch_seconds_per_mb", "batch inference s/MB", "batch"),
 ]
+UPLOAD = "upload_s_per_mb"
+MIB = 1024 * 1024  # staging's MB (platforms/storage/staging.py counts 2^20 bytes)
+
+# Inference speed two ways (trainer results): the plain model, one forward pass per image (what `serve`
+# answers), and as evaluated, with the preset's test-time augmentation (what the accuracy is measured
+# with). Runs from before the split logged one figure under the old name, timed through the module that
+# applies TTA, so the old name is read as "as evaluated".
+THROUGHPUT = {"plain": ("plain_throughput_images_per_s",),
+              "evaluated": ("evaluated_throughput_images_per_s", "throughput_images_per_s")}
+LATENCY = {"plain": ("plain_latency_ms_per_image",),
+           "evaluated": ("evaluated_latency_ms_per_image", "latency_ms_per_image")}
+SPEED_LABEL = {"plain": "plain model", "evaluated": "as evaluated, with TTA"}
 # A managed endpoint's price per hour (platforms/endpoints.py logs endpoint_usd_per_{hour,day,month,year}
 # on its run, kind "endpoint", from the price table).
 ENDPOINT_PRICE_METRIC = "endpoint_usd_per_hour"
 HOURS = {"hour": 1, "day": 24, "month": 730, "year": 8760}  # month = 8760 / 12 h, the cloud billing convention
 PRICE_ITEM = re.compile(r"(\S+) ([0-9]+(?:\.[0-9]+)?)/h ×(\d+)")
+PRICE_ITEM_STATUS = re.compile(r"\S+ [0-9]+(?:\.[0-9]+)?/h ×\d+ \(([^()]*)\)")  # pricing.Quote.sources
+UNVERIFIED = "†"  # beside every USD figure computed from a price-table entry with status: unverified
+BASIS_TEXT = {"spot": "spot", "on-demand": "on-demand",
+              "on-demand (no spot price)": "spot run priced at on-demand (no spot price in the table)"}
 
 
 # ------------------------------------------------------------------------------------------------ blocks
@@ -121,6 +137,57 @@ def provenance_text(runs: Sequence[Run]) -> str:
                                        for v in sorted({r.commit or "" for r in runs})))
 
 
+def first(run: Run, names: Sequence[str]) -> Optional[float]:
+    """The first of these metrics the run logged (a new name, then the old one it replaces)."""
+    for n in names:
+        if run.m(n) is not None:
+            return run.m(n)
+    return None
+
+
+def upload_cached(run: Run) -> bool:
+    """Every shard was already staged: the run sent nothing, so its upload s/MB is scan time, not a transfer."""
+    return run.m("upload_bytes_sent") == 0
+
+
+def transfer_value(run: Run, metric: str) -> Optional[float]:
+    """One s/MB figure per run. Upload: seconds over the MB actually sent (a partly staged dataset sends
+    less than its size); None for a cached run; runs from before `upload_bytes_sent` keep their own figure."""
+    if metric != UPLOAD:
+        return run.m(metric)
+    sent, seconds = run.m("upload_bytes_sent"), run.m("upload_seconds")
+    if sent == 0:
+        return None
+    if sent is not None and seconds is not None:
+        return seconds / (sent / MIB)
+    return run.m(UPLOAD)
+
+
+def price_status(run: Run) -> Optional[str]:
+    """verified | unverified for the price the run's cost was computed with (the status each price-table
+    entry had, recorded in the platbench.price_source tag); None for a run with no price. A quote whose
+    status is not recorded counts as unverified."""
+    text = run.tags.get(Tag.PRICE_SOURCE) or ""
+    items = PRICE_ITEM.findall(text)
+    if not items:
+        return None
+    statuses = [inner.rsplit(",", 1)[-1].strip() for inner in PRICE_ITEM_STATUS.findall(text)]
+    return "verified" if len(statuses) == len(items) and all(x == "verified" for x in statuses) else "unverified"
+
+
+def usd(value: Optional[float], runs: Sequence[Run], f: str = "{:.4f}") -> str:
+    """A USD figure, marked when any price behind it is unverified."""
+    if value is None:
+        return "–"
+    mark = any(price_status(r) == "unverified" for r in runs)
+    return f.format(value) + (f" {UNVERIFIED}" if mark else "")
+
+
+def basis_text(run: Run) -> str:
+    value = (run.tags.get(PRICE_BASIS) or "").strip()
+    return BASIS_TEXT.get(value, value) or "–"
+
+
 def price_per_hour(run: Run) -> Optional[float]:
     """The quote the launcher priced the run with (tag platbench.price_source: 'SKU P/h ×N (…)' per item)."""
     text = run.tags.get(Tag.PRICE_SOURCE) or ""
@@ -170,6 +237,8 @@ class Report:
                    f"training run(s), {len(st.unfinished)} not finished (failed, killed, preempted, lost or still "
                    f"running; listed under *Runs*, left out of every figure), {len(st.load)} load run(s), "
                    f"{len(st.endpoints)} endpoint run(s), {len(st.batch)} batch-inference run(s). Platforms: {plats}."))
+        if st.excluded:
+            s.add(Para(self.excluded_text(), "note"))
         if st.sweep_filter:
             s.add(Para("Training runs limited to the sweep(s) " + ", ".join(f"`{n}`" for n in st.sweep_filter)
                        + "; load, endpoint and batch-inference runs are all included.", "note"))
@@ -185,8 +254,18 @@ class Report:
         s.add(Para("Every figure names the MLflow runs behind it and their dataset fingerprint, image digest "
                    "and code commit; the *Runs* section lists each run with all three. Numbers are mean ± std "
                    "(sample standard deviation) wherever a group has repeats, and a difference between platforms "
-                   f"is called only when the test in *Method* says so at α = {self.alpha}."))
+                   f"is called only when the test in *Method* says so at α = {self.alpha}, with one value per run. "
+                   f"To be able to call a difference at all, two platforms need {stats.min_runs_per_group(2, self.alpha)} "
+                   f"runs each, three need {stats.min_runs_per_group(3, self.alpha)}; with fewer the report says "
+                   "there are too few runs."))
         return s
+
+    def excluded_text(self) -> str:
+        ex = self.store.excluded
+        reasons = "; ".join(f"`{r.run_id}` ({r.kind}, {r.platform}: {r.tags.get(CHECK_REASON) or 'no reason given'})"
+                            for r in ex)
+        return (f"{len(ex)} run(s) left out of every figure and test because the compliance check failed "
+                f"(tag `{CHECK}` = failed): {reasons}.")
 
     def time_accuracy(self) -> Section:
         s = Section("time-accuracy", "Training time vs accuracy per platform")
@@ -221,7 +300,7 @@ class Report:
         return s
 
     def _between_platforms(self, s: Section, runs: Sequence[Run], metrics: list[tuple[str, str]]) -> None:
-        """Kruskal–Wallis + Dunn–Holm across platforms within each model × images-per-class group."""
+        """Platforms compared within each model × images-per-class group, one value per run (stats.compare)."""
         by_cell: dict[tuple, dict[str, list[Run]]] = defaultdict(lambda: defaultdict(list))
         for r in runs:
             by_cell[(r.model, r.per_class)][r.platform].append(r)
@@ -233,12 +312,15 @@ class Report:
                 groups = {p: [r.m(metric) for r in g if r.m(metric) is not None] for p, g in per_platform.items()}
                 cmp = stats.compare(f"{label}, {model}, {pc_text(pc)}/class", groups, self.alpha)
                 sizes = ", ".join(f"{p} {len(v)}" for p, v in groups.items())
-                rows.append([model, pc_text(pc), label, sizes, fmt(cmp.h, "{:.3f}"),
+                rows.append([model, pc_text(pc), label, sizes, cmp.test_name,
                              stats.fmt_p(cmp.p) if cmp.p is not None else "–", cmp.finding()])
                 ids.append([r.run_id for g in per_platform.values() for r in g])
         if rows:
-            s.add(Table(["Model", "Images/class", "Figure", "Runs", "H", "p", "Finding"], rows, ids, id="time-accuracy-tests",
-                        caption="between platforms: Kruskal–Wallis, then Dunn's test with Holm's adjustment"))
+            s.add(Table(["Model", "Images/class", "Figure", "Runs", "Test", "p", "Finding"], rows, ids,
+                        id="time-accuracy-tests",
+                        caption="between platforms, one value per run: exact Mann–Whitney (two platforms) or a "
+                                "permutation Kruskal–Wallis then pairwise Mann–Whitney with Holm's adjustment; "
+                                "effect: ratio of medians with a bootstrap 95% interval"))
         else:
             s.add(Para("No model × images-per-class group has runs on two or more platforms yet, so no difference "
                        "between platforms is tested or called here.", "note"))
@@ -273,8 +355,9 @@ class Report:
 
     def pareto(self) -> Section:
         s = Section("pareto", "Accuracy × throughput pareto frontier")
-        runs = [r for r in self.store.training
-                if r.m("final_test_accuracy") is not None and r.m("throughput_images_per_s") is not None]
+        ev = THROUGHPUT["evaluated"]
+        # the frontier pairs accuracy with the speed it was measured at: as evaluated, with TTA
+        runs = [r for r in self.store.training if r.m("final_test_accuracy") is not None and first(r, ev) is not None]
         if not runs:
             s.add(Para("No finished runs with accuracy and throughput yet.", "empty"))
             return s
@@ -283,29 +366,44 @@ class Report:
         for (p, model, pc), g in groups.items():
             pts.append({"platform": p, "model": model, "per_class": pc, "runs": g,
                         "accuracy": stats.mean_std([r.m("final_test_accuracy") for r in g])[0],
-                        "throughput": stats.mean_std([r.m("throughput_images_per_s") for r in g])[0]})
+                        "throughput": stats.mean_std([first(r, ev) for r in g])[0]})
         for pt, on in zip(pts, stats.pareto([(q["throughput"], q["accuracy"]) for q in pts])):
             pt["frontier"] = on
-        s.add(Figure("fig-pareto", "Test accuracy against inference throughput, frontier marked",
+        s.add(Figure("fig-pareto", "Test accuracy against inference throughput as evaluated (with TTA), frontier marked",
                      figures.pareto(pts, self.style),
                      "One point per platform × model × images-per-class group (means over its runs). A point is on "
                      "the frontier when no other group is at least as accurate and at least as fast, and better in "
-                     "one of the two. Throughput is the trainer's own timed pass over the test set.", self.cite(runs)))
+                     "one of the two. Throughput is the trainer's own timed pass over the test set as the accuracy "
+                     "was measured: with the preset's test-time augmentation (`evaluated_throughput_images_per_s`); "
+                     "the plain model's speed, what `serve` answers, is in the table.", self.cite(runs)))
         front = [q for q in pts if q["frontier"]]
         s.add(Para("On the frontier: " + "; ".join(
             f"**{q['platform']} · {q['model']} · {pc_text(q['per_class'])}/class** "
-            f"(accuracy {ACC.format(q['accuracy'])}, {IPS.format(q['throughput'])} images/s)" for q in front) + "."))
+            f"(accuracy {ACC.format(q['accuracy'])}, {IPS.format(q['throughput'])} images/s as evaluated)"
+            for q in front) + "."))
         rows, ids = [], []
         for q in pts:
             g = q["runs"]
+
+            def col(names, f):
+                vals = [first(r, names) for r in g if first(r, names) is not None]
+                return pm(vals, f) if vals else "–"
+
             rows.append([q["platform"], q["model"], pc_text(q["per_class"]), str(len(g)),
                          pm([r.m("final_test_accuracy") for r in g], ACC),
-                         pm([r.m("throughput_images_per_s") for r in g], IPS),
-                         pm([r.m("latency_ms_per_image") for r in g if r.m("latency_ms_per_image") is not None], "{:.3f}"),
+                         col(THROUGHPUT["plain"], IPS), col(THROUGHPUT["evaluated"], IPS),
+                         col(LATENCY["plain"], "{:.3f}"), col(LATENCY["evaluated"], "{:.3f}"),
                          "yes" if q["frontier"] else "no"])
             ids.append([r.run_id for r in g])
-        s.add(Table(["Platform", "Model", "Images/class", "Runs", "Test accuracy", "Images/s", "ms/image", "Frontier"],
-                    rows, ids, id="pareto-table"))
+        s.add(Table(["Platform", "Model", "Images/class", "Runs", "Test accuracy",
+                     f"Images/s ({SPEED_LABEL['plain']})", f"Images/s ({SPEED_LABEL['evaluated']})",
+                     f"ms/image ({SPEED_LABEL['plain']})", f"ms/image ({SPEED_LABEL['evaluated']})", "Frontier"],
+                    rows, ids, id="pareto-table",
+                    caption="plain model: one forward pass per image, what `serve` answers "
+                            "(`plain_throughput_images_per_s`, `plain_latency_ms_per_image`); as evaluated: with the "
+                            "preset's test-time augmentation, as the accuracy was measured "
+                            "(`evaluated_throughput_images_per_s`, `evaluated_latency_ms_per_image`; runs from before "
+                            "the split: `throughput_images_per_s`, `latency_ms_per_image`); – : not logged"))
         return s
 
     def phase_values(self, r: Run) -> dict[str, float]:
@@ -357,32 +455,51 @@ class Report:
         s = Section("transfer", "Upload and download seconds per MB")
         panels, rows, ids, cited, verdicts = [], [], [], [], []
         pools = {"training": self.store.training + self.store.unfinished, "batch": self.store.batch + self.store.endpoints}
+        cached_total = 0
         for metric, label, pool in TRANSFER:
-            runs = [r for r in pools[pool] if r.m(metric) is not None]
-            if not runs:
+            runs = [r for r in pools[pool] if transfer_value(r, metric) is not None]
+            cached = [r for r in pools[pool] if metric == UPLOAD and upload_cached(r)]
+            if not runs and not cached:
                 continue
+            cached_total += len(cached)
             groups: dict[str, list[Run]] = defaultdict(list)
             for r in runs:
                 groups[r.platform].append(r)
-            groups = {p: groups[p] for p in self.platforms if p in groups}
-            values = {p: [r.m(metric) for r in g] for p, g in groups.items()}
-            panels.append((label, values))
-            for p, g in groups.items():
-                v = values[p]
-                rows.append([label, p, str(len(v)), SPM.format(float(_median(v))), pm(v, SPM)])
-                ids.append([r.run_id for r in g])
+            by_cache: dict[str, list[Run]] = defaultdict(list)
+            for r in cached:
+                by_cache[r.platform].append(r)
+            plats = [p for p in self.platforms if p in groups or p in by_cache]
+            values = {p: [transfer_value(r, metric) for r in groups[p]] for p in plats if groups.get(p)}
+            if values:
+                panels.append((label, values))
+            for p in plats:
+                v = values.get(p, [])
+                rows.append([label, p, str(len(v)), SPM.format(float(_median(v))) if v else "–", pm(v, SPM),
+                             str(len(by_cache[p])) if metric == UPLOAD else "–"])
+                ids.append([r.run_id for r in groups.get(p, []) + by_cache.get(p, [])])
             cited += runs
-            verdicts.append(stats.compare(label, values, self.alpha))
-        if not panels:
+            if values:
+                verdicts.append(stats.compare(label, values, self.alpha))
+        if not rows:
             s.add(Para("No runs with upload or download s/MB yet: the cloud launchers log them when they stage the "
-                       "dataset and when the job reads it (`platbench launch sagemaker|vertex`); batch inference logs "
+                       "dataset and when the job reads it (`platbench launch PLATFORM` of a platform with remote storage); batch inference logs "
                        "its own (`platbench predict`). Local runs read the data in place and move nothing.", "empty"))
             return s
-        s.add(Figure("fig-transfer", "Seconds per MB moved, per platform", figures.boxes(panels, self.style),
-                     "Box: quartiles and median; whiskers 1.5 × IQR; dots: the single runs. One observation per run "
-                     "(`upload_s_per_mb`, `download_s_per_mb`, `batch_seconds_per_mb`); includes runs that failed "
-                     "after their data moved.", self.cite(cited)))
-        s.add(Table(["Figure", "Platform", "Runs", "Median", "Mean ± std"], rows, ids, id="transfer-table"))
+        if panels:
+            s.add(Figure("fig-transfer", "Seconds per MB moved, per platform", figures.boxes(panels, self.style),
+                         "Box: quartiles and median; whiskers 1.5 × IQR; dots: the single runs. One observation per "
+                         "run (upload: `upload_seconds` over the MB actually sent, `upload_bytes_sent` / 2^20; "
+                         "`download_s_per_mb`, `batch_seconds_per_mb`); includes runs that failed after their data "
+                         "moved; runs whose dataset was already staged sent nothing and are counted, not drawn.",
+                         self.cite(cited)))
+        s.add(Table(["Figure", "Platform", "Runs", "Median", "Mean ± std", "Cached (sent nothing)"], rows, ids,
+                    id="transfer-table",
+                    caption="Runs: the runs with a figure (the ones tested); cached: runs that found every shard "
+                            "already staged (`upload_bytes_sent` = 0), in no s/MB figure"))
+        if cached_total:
+            s.add(Para(f"{cached_total} run(s) sent nothing because every shard of their dataset was already staged "
+                       "(in a sweep only the first cell uploads): shown as cached above, left out of the upload "
+                       "s/MB figures and tests, whose s/MB is over bytes actually sent.", "note"))
         for cmp in verdicts:
             s.add(Para(cmp.summary(), "verdict"))
         return s
@@ -405,13 +522,23 @@ class Report:
             s.add(Figure("fig-latency", "Request latency per platform (successful requests)",
                          figures.boxes([("latency, ms (log scale)", groups)], self.style, log=True),
                          "Every successful request of the platform's load and endpoint runs (their `load.json` / "
-                         "`endpoint.json` artifacts), pooled per platform; failed requests are counted under errors, "
-                         "not drawn.", self.cite(with_samples)))
-            cmp = stats.compare("request latency (unit: one request)", groups, self.alpha)
-            s.add(Para(cmp.summary(), "verdict"))
+                         "`endpoint.json` artifacts), pooled per platform to show the spread; failed requests are "
+                         "counted under errors, not drawn. The test below takes one median per run, not the "
+                         "requests.", self.cite(with_samples)))
         else:
             s.add(Para("No load or endpoint run has its per-request samples (load.json / endpoint.json), so no "
                        "distribution is drawn; the logged percentiles are below.", "empty"))
+        # The unit is the run: its requests share a machine, a network path and a warm-up, so thousands of
+        # them are not thousands of independent looks at a platform.
+        per_run: dict[str, list[float]] = defaultdict(list)
+        for r in serving:
+            v = self.run_latency(r)
+            if v is not None:
+                per_run[r.platform].append(v)
+        per_run = {p: per_run[p] for p in self.platforms if p in per_run}
+        if per_run:
+            cmp = stats.compare("request latency (one median per run)", per_run, self.alpha)
+            s.add(Para(cmp.summary(), "verdict"))
         rows, ids = [], []
         for r in serving:
             rows.append([f"`{r.run_id}`", r.kind, r.platform, r.tags.get(Tag.MODEL) or "–", fmt(r.m("load_ok"), "{:.0f}"),
@@ -419,13 +546,19 @@ class Report:
                          fmt(r.m("load_latency_p90_ms"), MS), fmt(r.m("load_latency_p99_ms"), MS),
                          fmt(r.m("load_latency_mean_ms"), MS), fmt(r.m("load_requests_per_s"), IPS),
                          str(len(st.latency_samples.get(r.run_id, []))) if r.run_id in st.latency_samples
-                         else st.latency_missing.get(r.run_id, "–")])
+                         else st.latency_missing.get(r.run_id, "–"), fmt(self.run_latency(r), MS)])
             ids.append([r.run_id])
         self.cite(serving)
         s.add(Table(["Run", "Kind", "Platform", "Model", "OK", "Error rate", "p50 ms", "p90 ms", "p99 ms", "Mean ms",
-                     "Req/s", "Samples drawn"], rows, ids, id="latency-table",
-                    caption="percentiles as the load tool logged them (`load_latency_*_ms`)"))
+                     "Req/s", "Samples drawn", "Run median ms (tested)"], rows, ids, id="latency-table",
+                    caption="percentiles as the load tool logged them (`load_latency_*_ms`); run median: the median "
+                            "of the run's successful requests, else its logged p50, the one value per run the "
+                            "test uses"))
         return s
+
+    def run_latency(self, r: Run) -> Optional[float]:
+        samples = self.store.latency_samples.get(r.run_id)
+        return _median(samples) if samples else r.m("load_latency_p50_ms")
 
     def cost(self) -> Section:
         s = Section("cost", "Cost")
@@ -439,29 +572,35 @@ class Report:
             for r in billed:
                 rows.append([f"`{r.run_id}`", r.platform, r.model, pc_text(r.per_class), str(r.seed),
                              r.tags.get(Tag.INSTANCE_TYPE, "–"), r.outcome, fmt(r.m("billed_seconds"), SEC),
-                             fmt(r.m("cost_usd"), USD), fmt(r.m("cost_list_estimate_usd"), USD),
-                             fmt(price_per_hour(r), PRICE)])
+                             usd(r.m("cost_usd"), [r], USD), usd(r.m("cost_list_estimate_usd"), [r], USD),
+                             usd(price_per_hour(r), [r], PRICE), price_status(r) or "–", basis_text(r)])
                 ids.append([r.run_id])
             s.add(Table(["Run", "Platform", "Model", "Images/class", "Seed", "Instance", "Status", "Billed s",
-                         "Billed USD", "List-price USD", "USD/h"], rows, ids, id="cost-runs",
+                         "Billed USD", "List-price USD", "USD/h", "Price table", "Price basis"], rows, ids,
+                        id="cost-runs",
                         caption="billed: billed seconds × list price; list-price estimate: the run's time on the "
                                 "instance × the same price (platforms/pricing.py); USD/h: the quote in the run's "
-                                "`platbench.price_source` tag"))
+                                "`platbench.price_source` tag; price table: the status its entries had; price "
+                                "basis: the launcher's `platbench.price_basis` tag"))
             grouped: dict[tuple, list[Run]] = defaultdict(list)
-            for r in billed:
-                grouped[(r.platform, r.model, r.tags.get(Tag.INSTANCE_TYPE, "–"))].append(r)
+            for r in billed:  # spot and on-demand runs are not averaged together
+                grouped[(r.platform, r.model, r.tags.get(Tag.INSTANCE_TYPE, "–"), basis_text(r))].append(r)
             bars, rows, ids = [], [], []
-            for (p, model, inst), g in grouped.items():
+            for (p, model, inst, basis), g in grouped.items():
                 b = [r.m("cost_usd") for r in g if r.m("cost_usd") is not None]
                 li = [r.m("cost_list_estimate_usd") for r in g if r.m("cost_list_estimate_usd") is not None]
-                rows.append([p, model, inst, str(len(g)), pm(b, USD) if b else "–", pm(li, USD) if li else "–"])
+                mark = f" {UNVERIFIED}" if any(price_status(r) == "unverified" for r in g) else ""
+                rows.append([p, model, inst, basis, str(len(g)), pm(b, USD) + mark if b else "–",
+                             pm(li, USD) + mark if li else "–"])
                 ids.append([r.run_id for r in g])
-                bars.append((f"{p} · {model} · {inst}", stats.mean_std(b) if b else None, stats.mean_std(li) if li else None))
+                name = f"{p} · {model} · {inst}" + ("" if basis == "–" else f" · {basis}") + mark
+                bars.append((name, stats.mean_std(b) if b else None, stats.mean_std(li) if li else None))
             s.add(Figure("fig-cost", "Cost per training run", figures.cost_bars(bars),
-                         "Mean ± std per platform × model × instance over its runs (all statuses: a failed run is "
-                         "billed too).", self.cite(billed)))
-            s.add(Table(["Platform", "Model", "Instance", "Runs", "Billed USD", "List-price USD"], rows, ids,
-                        id="cost-table"))
+                         "Mean ± std per platform × model × instance × price basis over its runs (all statuses: a "
+                         f"failed run is billed too); {UNVERIFIED}: priced from an unverified price-table entry.",
+                         self.cite(billed)))
+            s.add(Table(["Platform", "Model", "Instance", "Price basis", "Runs", "Billed USD", "List-price USD"], rows,
+                        ids, id="cost-table"))
         # to target accuracy
         targeted = [r for r in self.store.training if r.target_accuracy is not None and price_per_hour(r) is not None
                     and (r.m("cost_usd") is not None or r.m("cost_list_estimate_usd") is not None)]  # priced runs only
@@ -472,18 +611,19 @@ class Report:
             for r in targeted:
                 t = r.m("seconds_to_target")
                 rows.append([f"`{r.run_id}`", r.platform, r.model, pc_text(r.per_class), ACC.format(r.target_accuracy),
-                             fmt(t, SEC) if t is not None else "not reached", fmt(price_per_hour(r), PRICE),
-                             USD.format(t * price_per_hour(r) / 3600) if t is not None else "–"])
+                             fmt(t, SEC) if t is not None else "not reached", usd(price_per_hour(r), [r], PRICE),
+                             usd(t * price_per_hour(r) / 3600 if t is not None else None, [r], USD)])
                 ids.append([r.run_id])
             self.cite(targeted)
             agg, agg_ids = [], []
             for (p, model, pc), g in self.groups(targeted).items():
                 for target in sorted({r.target_accuracy for r in g}):
                     gt = [r for r in g if r.target_accuracy == target]
-                    usd = [r.m("seconds_to_target") * price_per_hour(r) / 3600 for r in gt
-                           if r.m("seconds_to_target") is not None]
-                    agg.append([p, model, pc_text(pc), ACC.format(target), f"{len(usd)}/{len(gt)}",
-                                pm(usd, USD) if usd else "not reached"])
+                    spent = [r.m("seconds_to_target") * price_per_hour(r) / 3600 for r in gt
+                             if r.m("seconds_to_target") is not None]
+                    mark = f" {UNVERIFIED}" if any(price_status(r) == "unverified" for r in gt) else ""
+                    agg.append([p, model, pc_text(pc), ACC.format(target), f"{len(spent)}/{len(gt)}",
+                                pm(spent, USD) + mark if spent else "not reached"])
                     agg_ids.append([r.run_id for r in gt])
             s.add(Table(["Platform", "Model", "Images/class", "Target", "Reached", "USD to target"], agg, agg_ids,
                         id="cost-target-groups", caption="mean ± std over the runs that reached the target"))
@@ -505,16 +645,22 @@ class Report:
                        for unit, n in HOURS.items()]
                 inst = r.params.get("instance_type") or r.params.get("machine_type") or r.tags.get(Tag.INSTANCE_TYPE, "–")
                 rows.append([f"`{r.run_id}`", r.platform, inst, fmt(r.m("endpoint_create_to_in_service_s"), SEC)]
-                            + [PRICE.format(per[0])] + ["{:,.2f}".format(v) for v in per[1:]]
-                            + [fmt(h / (rps * 3600) * 1e6 if rps else None, "{:,.2f}"),
-                               self.store.endpoint_notes.get(r.run_id, "real-time inference price")])
+                            + [usd(per[0], [r], PRICE)] + [usd(v, [r], "{:,.2f}") for v in per[1:]]
+                            + [usd(h / (rps * 3600) * 1e6 if rps else None, [r], "{:,.2f}"),
+                               self.store.endpoint_notes.get(r.run_id, "real-time inference price"),
+                               price_status(r) or "–"])
                 ids.append([r.run_id])
             self.cite(priced)
             s.add(Table(["Run", "Platform", "Instance", "Create → serving s", "USD/hour", "USD/day", "USD/month",
-                         "USD/year", "USD per 1M requests (measured req/s)", "Price basis"], rows, ids,
+                         "USD/year", "USD per 1M requests (measured req/s)", "Price note", "Price table"], rows, ids,
                         id="cost-endpoints",
                         caption="an endpoint kept up around the clock (`endpoint_usd_per_*`); month = 730 h, year = "
                                 "8,760 h; per 1M requests: USD/hour at the load test's measured requests/s"))
+        priced_runs = billed + targeted + priced
+        if any(price_status(r) == "unverified" for r in priced_runs):
+            s.add(Para(f"{UNVERIFIED} marks a figure computed from a price-table entry with `status: unverified` "
+                       "(platforms/prices.yaml: recorded without re-reading the live price page): confirm the price "
+                       "on its source page before quoting the figure.", "note"))
         return s
 
     def usability(self) -> Section:
@@ -553,19 +699,21 @@ class Report:
         s = Section("runs", "Runs: where every number comes from")
         st = self.store
         training = st.training + st.unfinished
-        if not training and not st.serving and not st.batch:
+        if not training and not st.serving and not st.batch and not st.excluded:
             s.add(Para(f"No runs in `{st.uri}` yet.", "empty"))
             return s
         rows, ids = [], []
         for r in sorted(training, key=lambda r: r.start_time or 0):
             rows.append([f"`{r.run_id}`", r.platform, r.model, pc_text(r.per_class), fmt(r.seed, "{}"), r.outcome,
                          fmt(r.m("final_test_accuracy"), ACC), fmt(r.m("seconds_train"), SEC), fmt(r.m(WALL), SEC),
-                         fmt(r.m("throughput_images_per_s"), IPS), f"`{short(r.fingerprint)}`",
+                         fmt(first(r, THROUGHPUT["plain"]), IPS), fmt(first(r, THROUGHPUT["evaluated"]), IPS),
+                         f"`{short(r.fingerprint)}`",
                          f"`{short(r.image_digest, 19)}`" if r.image_digest else "–", f"`{short_commit(r.commit)}`",
                          r.tags.get(Tag.SWEEP_CELL) and f"{r.sweep} {r.tags.get(Tag.SWEEP_CELL)}" or "–"])
             ids.append([r.run_id])
         s.add(Table(["Run", "Platform", "Model", "Images/class", "Seed", "Status", "Test accuracy", "Train s",
-                     "End-to-end s", "Images/s", "Dataset", "Image", "Commit", "Sweep cell"], rows, ids, id="runs-table",
+                     "End-to-end s", f"Images/s ({SPEED_LABEL['plain']})", f"Images/s ({SPEED_LABEL['evaluated']})",
+                     "Dataset", "Image", "Commit", "Sweep cell"], rows, ids, id="runs-table",
                     caption="training runs; only status `finished` enters the figures"))
         others = st.serving + st.batch
         if others:
@@ -576,8 +724,14 @@ class Report:
                 ids.append([r.run_id])
             s.add(Table(["Run", "Kind", "Platform", "Model", "Status", "Image", "Commit"], rows, ids,
                         id="runs-serving"))
+        if st.excluded:
+            rows = [[f"`{r.run_id}`", r.kind, r.platform, r.model, r.outcome,
+                     r.tags.get(CHECK_REASON) or "no reason given"] for r in st.excluded]
+            s.add(Table(["Run", "Kind", "Platform", "Model", "Status", "Why the check failed"], rows,
+                        [[r.run_id] for r in st.excluded], id="runs-excluded",
+                        caption=f"left out of every figure and test: the compliance check failed (`{CHECK}` = failed)"))
         prov = []
-        all_runs = training + others
+        all_runs = training + others + st.excluded
         for label, get in (("Dataset fingerprint", lambda r: r.fingerprint), ("Image digest", lambda r: r.image_digest),
                            ("Code commit", lambda r: r.commit)):
             counts: dict[str, int] = defaultdict(int)
@@ -596,22 +750,50 @@ class Report:
                    "a training run enters the figures when MLflow says FINISHED and its `platbench.status` tag says "
                    "finished. Accuracy is the trainer's final test accuracy (`final_test_accuracy`); training seconds "
                    "exclude evaluation (`seconds_train`); end-to-end seconds run from the launcher starting to the "
-                   "results being in MLflow (`seconds_wall`); throughput is the trainer's timed inference pass over "
-                   "the test set (`throughput_images_per_s`)."))
+                   "results being in MLflow (`seconds_wall`); throughput and latency are the trainer's timed "
+                   "inference over the test set, twice: the plain model, one forward pass per image, what `serve` "
+                   "answers (`plain_throughput_images_per_s`, `plain_latency_ms_per_image`), and as evaluated, with "
+                   "the preset's test-time augmentation (`evaluated_throughput_images_per_s`, "
+                   "`evaluated_latency_ms_per_image`; runs from before the split logged only that one, as "
+                   "`throughput_images_per_s` and `latency_ms_per_image`). A run the compliance checker failed "
+                   f"(`{CHECK}` = failed) enters no figure; the summary names it."))
         s.add(Para("Repeats: groups are platform × model × images per class; their runs differ by seed. Tables show "
                    "mean ± sample standard deviation (n − 1); a group with one run shows that run's value."))
-        s.add(Para(f"Tests: Kruskal–Wallis H test across platforms (`scipy.stats.kruskal`), no assumption of normal "
-                   f"data or equal variances; groups with fewer than {stats.MIN_PER_GROUP} observations are left out "
-                   f"and named. When it rejects at α = {self.alpha}, Dunn's pairwise post-hoc test on the same joint "
-                   "ranks (tie-corrected, two-sided, normal approximation via `scipy.stats.norm`) with Holm's "
-                   "step-down adjustment over all pairs. A difference is called real only when the adjusted p < α; "
-                   "otherwise the report says the platforms are not shown to differ. Latency tests pool single "
-                   "requests (many observations: small differences test as real; read the medians too)."))
-        s.add(Para("Pareto frontier: over the group means of test accuracy and inference throughput, a group is on "
-                   "the frontier when no other group is at least as good in both and better in one."))
+        two, three = stats.min_runs_per_group(2, self.alpha), stats.min_runs_per_group(3, self.alpha)
+        s.add(Para("Unit of observation: the run. Every test takes one value per run (its accuracy, train seconds, "
+                   "upload s/MB, or the median of its requests' latencies), never the requests of a run pooled: "
+                   "requests of one run share a machine, a network path and a warm-up, so they are not independent "
+                   "looks at a platform."))
+        s.add(Para(f"Tests, valid at a handful of runs: two platforms: two-sided Mann–Whitney with its exact p "
+                   f"(every relabelling of the runs enumerated over the joint mid-ranks, so ties are exact too; "
+                   f"`scipy.stats.permutation_test`, equal to `scipy.stats.mannwhitneyu(method='exact')` without "
+                   f"ties). More platforms: Kruskal–Wallis H with its permutation p (not the χ² approximation, which "
+                   f"is wrong at small n), then pairwise Mann–Whitney as above with Holm's step-down adjustment over "
+                   f"all pairs. Where there are more than {stats.EXACT_LIMIT:,} relabellings, p comes from "
+                   f"{stats.RESAMPLES:,} seeded random ones. A difference is called only when the omnibus p and the "
+                   f"pair's Holm-adjusted p are < α = {self.alpha}. Groups with fewer than {stats.MIN_PER_GROUP} runs "
+                   f"are left out and named. Effect size: ratio of medians (higher / lower) with a percentile "
+                   f"bootstrap 95% interval ({stats.BOOTSTRAP:,} seeded resamples, `scipy.stats.bootstrap`; only from "
+                   f"{stats.BOOTSTRAP_MIN} runs a group: resampling 2 or 3 values gives an interval too narrow to "
+                   "trust). "
+                   f"Every draw is seeded ({stats.SEED}): the same runs give the same report."))
+        s.add(Para(f"Too few runs: with n runs per group even fully separated groups have a smallest possible p "
+                   f"(two groups of 3: 0.1). When no outcome at the groups' sizes could reach α after Holm's "
+                   f"adjustment, the report says there are too few runs and how many per group would be needed, read "
+                   f"off the exact distributions: at α = {self.alpha}, {two} runs per platform for two platforms, "
+                   f"{three} for three (`platforms.report.stats.min_runs_per_group`)."))
+        s.add(Para(f"Upload s/MB: the staging's seconds over the MB actually sent (`upload_seconds` ÷ "
+                   f"`upload_bytes_sent` / 2^20); a run that sent nothing (every shard already staged, "
+                   f"`upload_bytes_sent` = 0) is counted as cached and in no s/MB figure."))
+        s.add(Para("Pareto frontier: over the group means of test accuracy and inference throughput as evaluated "
+                   "(with TTA, as the accuracy was measured), a group is on the frontier when no other group is at "
+                   "least as good in both and better in one."))
         s.add(Para("Cost: billed USD and list-price USD are the launchers' own figures (`cost_usd`, "
                    "`cost_list_estimate_usd`); USD/h is the price quote recorded on the run; endpoints are priced "
-                   "per hour × 24 (day), × 730 (month), × 8,760 (year)."))
+                   f"per hour × 24 (day), × 730 (month), × 8,760 (year). {UNVERIFIED} marks a figure computed from a "
+                   "price-table entry whose status, as recorded on the run's `platbench.price_source` tag, is "
+                   f"unverified; the price basis (`{PRICE_BASIS}`: spot, on-demand, or a spot run priced at "
+                   "on-demand because the table has no spot price) is shown where the launcher set it."))
         return s
 
 

@@ -102,11 +102,20 @@ def main() -> int:
     ap.add_argument("--args-file", type=Path, required=True)
     ap.add_argument("--cert-file", type=Path, required=True, help="gets the host CA bundle pip uses (if any)")
     ap.add_argument("--python", default=sys.executable, help="whose pip configuration to read")
+    ap.add_argument("--port", type=int, default=0,
+                    help="serve on this port if it is free (else any): the URLs go into build args, and a build "
+                         "arg that changes from one build to the next makes Docker rerun every RUN after it, "
+                         "so a fixed port lets a kept build cache reuse the lock's install layers")
     ns = ap.parse_args()
 
     settings = pip_settings(ns.python)
     mirror = Mirror()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, roots=mirror.roots))
+    handler = partial(Handler, roots=mirror.roots)
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", ns.port), handler)
+    except OSError as e:  # taken: any free port still works, only without cache reuse
+        print(f"pip mirror: port {ns.port} not available ({e.strerror}); using any free port", file=sys.stderr)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     port = server.server_address[1]
     args: dict[str, str] = {}

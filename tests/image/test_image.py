@@ -6,7 +6,8 @@ scripts/image-test (see conftest.py), against its engine, with a tiny generated 
 - `docker stop` mid-training: SIGTERM → epoch-end checkpoint, exit 143 → a second run resumes;
 - docker-compose.gpu.yml's trainer service minus the GPU reservation (docker/compose.cpu.override.yml);
 - the SageMaker Python SDK's own local mode, through `platbench launch sagemaker --set local=true`,
-  training against a moto S3, then serving the model it wrote.
+  training against a moto S3, then serving the model it wrote;
+- the software stack in the image is the lock's (constraints.txt), the one native runs use (issue 10).
 """
 from __future__ import annotations
 
@@ -109,6 +110,51 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+# ------------------------------------------------------------------------------------------------ stack
+STACK_PROBE = """
+import importlib.metadata as md, json, sys
+import torch, torchvision, lightning
+print(json.dumps({
+    "python": "%d.%d" % sys.version_info[:2],
+    "modules": {"torch": torch.__version__, "torchvision": torchvision.__version__,
+                "lightning": lightning.__version__},
+    "cuda": torch.version.cuda,
+    "dists": {d.metadata["Name"]: d.version for d in md.distributions()},
+}))
+"""
+
+
+def canonical(name: str) -> str:  # https://packaging.python.org/en/latest/specifications/name-normalization/
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_image_runs_exactly_the_locks_stack():
+    """`import torch, torchvision, lightning` in the image reports the lock's versions (a CUDA torch), on the
+    lock's Python minor, with nothing installed outside the lock, and the same versions as the native
+    environment these tests run in (scripts/setup installs the same lock)."""
+    from importlib.metadata import version
+
+    proc = docker("run", "--rm", "--network", "none", IMAGE, "python", "-c", STACK_PROBE, timeout=300)
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        name, sep, pinned = line.split("#", 1)[0].strip().partition("==")
+        if sep:
+            pins[canonical(name)] = pinned
+    dists = {canonical(n): v for n, v in got["dists"].items()}
+    for module, reported in got["modules"].items():
+        assert reported.split("+")[0] == pins[module], (module, reported, pins[module])  # 2.15.0+cu132 is 2.15.0
+        assert dists[module] == pins[module] == version(module), module
+    assert got["cuda"], "torch in the image is a CPU build; the lock's is the registry's CUDA build"
+    lock_python = re.search(r"^ARG LOCK_PYTHON=(\S+)$", (REPO / "Dockerfile").read_text(), re.M)[1]
+    assert got["python"] == lock_python
+    # pip and wheel are the installer's; setuptools too unless the lock pins it (pip freeze, which made the
+    # lock, leaves it out, yet torch requires it at run time: then the base's copy is kept)
+    tools = {"pip", "wheel", "platbench"} | ({"setuptools"} - pins.keys())
+    outside = {n: v for n, v in dists.items() if n not in tools and pins.get(n) != v}
+    assert not outside, f"installed in the image but not in constraints.txt at that version: {outside}"
 
 
 # ------------------------------------------------------------------------------------------------ train

@@ -2,6 +2,7 @@
 the folder layout (`train/<class>/NNNNN.png`) that the original benchmark shipped."""
 from __future__ import annotations
 
+import importlib
 import pickle
 from pathlib import Path
 
@@ -25,14 +26,47 @@ def download(root: Path) -> Path:
     return batch_dir
 
 
+# Everything a CIFAR-10 python batch needs to be rebuilt: dicts, lists, bytes and ints are pickle opcodes,
+# not globals; the numpy array needs its reconstructor (numpy 1 pickles name numpy.core, numpy 2 numpy._core;
+# protocol 5 uses _frombuffer), ndarray and dtype; Python 3 protocol-2 pickles spell bytes via _codecs.encode.
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """pickle.load runs whatever callable a file names (os.system …): a downloaded or shared dataset folder
+    is untrusted input. This one resolves only the globals the real batches use."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"it refers to {module}.{name}, which a CIFAR-10 batch never holds")
+        if module.startswith("numpy"):
+            # numpy 2 moved numpy.core to numpy._core (the old name warns); numpy 1 has only numpy.core
+            modern = module.replace("numpy.core", "numpy._core", 1)
+            for candidate in dict.fromkeys((modern, module, module.replace("numpy._core", "numpy.core", 1))):
+                try:
+                    return getattr(importlib.import_module(candidate), name)
+                except (ImportError, AttributeError):
+                    continue
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
     try:
         with path.open("rb") as f:
-            return pickle.load(f, encoding="bytes")
+            d = _BatchUnpickler(f, encoding="bytes").load()
     except FileNotFoundError:
         raise DataError(f"missing CIFAR-10 batch file {path}") from None
+    except pickle.UnpicklingError as exc:
+        raise DataError(f"refusing CIFAR-10 batch file {path}: {exc}") from None
     except Exception as exc:
         raise DataError(f"corrupt CIFAR-10 batch file {path}: {exc}") from None
+    if not isinstance(d, dict):
+        raise DataError(f"corrupt CIFAR-10 batch file {path}: a {type(d).__name__}, not a dict")
+    return d
 
 
 def _batch(path: Path) -> tuple[np.ndarray, np.ndarray]:

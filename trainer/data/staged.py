@@ -9,10 +9,11 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Mapping
 
 from trainer.errors import DataError
@@ -29,30 +30,78 @@ def _staged_manifest(path: Path) -> Path | None:
     return found[0] if len(found) == 1 else None
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def _checked_members(tar: tarfile.TarFile, key: str) -> list[tarfile.TarInfo]:
+    """platbench's shards hold regular files under relative paths and nothing else. Refuse anything else
+    (absolute paths, `..`, links, devices, fifos) before a byte is written: a staged bucket may hold a
+    tar someone else made, and older Pythons' extractall would follow such members out of the folder."""
+    members = tar.getmembers()
+    for m in members:
+        parts = PurePosixPath(m.name).parts
+        if not m.name or m.name.startswith(("/", "\\")) or ".." in parts or "\\" in m.name or not parts:
+            raise DataError(f"staged shard {key} holds an unsafe path {m.name!r}; refusing to unpack it")
+        if not m.isreg():
+            kind = ("a symlink" if m.issym() else "a hard link" if m.islnk() else "a directory" if m.isdir()
+                    else "a device" if m.ischr() or m.isblk() else "a fifo" if m.isfifo() else "not a regular file")
+            raise DataError(f"staged shard {key} member {m.name!r} is {kind}; refusing to unpack it")
+    return members
+
+
+def _shard_path(root: Path, shard: dict) -> Path:
+    key, sha = shard.get("key"), shard.get("sha256")
+    if not isinstance(sha, str) or not _HEX64.fullmatch(sha):
+        raise DataError(f"staged manifest: shard sha256 {sha!r} is not a SHA-256 hex digest")
+    if not isinstance(key, str) or not key or PurePosixPath(key).is_absolute() or ".." in PurePosixPath(key).parts:
+        raise DataError(f"staged manifest: shard key {key!r} is not a relative path inside the dataset")
+    return root / key
+
+
 def materialize(path: Path, env: Mapping[str, str] | None = None) -> Path:
     """The folder to train on: `path` itself, or the unpacked shards when `path` holds a staged manifest."""
     env = os.environ if env is None else env
     manifest_path = _staged_manifest(Path(path))
     if manifest_path is None:
         return Path(path)
-    manifest = json.loads(manifest_path.read_text())
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        fingerprint, shards = manifest["fingerprint"], list(manifest["shards"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"staged manifest {manifest_path} is unreadable ({exc!r})") from None
+    # the fingerprint names a folder: only a hex digest may (no `..`, no `/`, no absolute path)
+    if not isinstance(fingerprint, str) or not _HEX64.fullmatch(fingerprint):
+        raise DataError(f"staged manifest {manifest_path}: fingerprint {str(fingerprint)[:80]!r} is not a "
+                        f"SHA-256 hex digest")
     root = manifest_path.parent.parent.parent if manifest_path.parent.parent.name == "datasets" else manifest_path.parent
-    dest = Path(env.get("PLATBENCH_UNPACK_DIR") or tempfile.gettempdir()) / "platbench-data" / manifest["fingerprint"]
+    dest = Path(env.get("PLATBENCH_UNPACK_DIR") or tempfile.gettempdir()) / "platbench-data" / fingerprint
     if (dest / ".complete").is_file():
         return dest
     tmp = dest.with_name(f"{dest.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for shard in manifest["shards"]:
-        data = (root / shard["key"]).read_bytes()
-        if hashlib.sha256(data).hexdigest() != shard["sha256"]:
-            raise DataError(f"staged shard {shard['key']} is corrupted (SHA-256 mismatch)")
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(tmp, filter="data")
-            else:  # Python before 3.11.4: members are platbench's own (relative paths, regular files)
-                tar.extractall(tmp)
-    (tmp / ".complete").write_text(manifest["fingerprint"])
+    try:
+        for shard in shards:
+            shard_file = _shard_path(root, shard if isinstance(shard, dict) else {})
+            try:
+                data = shard_file.read_bytes()
+            except OSError as exc:
+                raise DataError(f"staged shard {shard['key']} cannot be read: {exc.strerror or exc}") from None
+            if hashlib.sha256(data).hexdigest() != shard["sha256"]:
+                raise DataError(f"staged shard {shard['key']} is corrupted (SHA-256 mismatch)")
+            try:
+                with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                    members = _checked_members(tar, shard["key"])
+                    if hasattr(tarfile, "data_filter"):  # Python ≥ 3.11.4 / 3.10.12: tarfile's own guard too
+                        tar.extractall(tmp, members=members, filter="data")
+                    else:  # every member checked above: regular files under safe relative paths only
+                        tar.extractall(tmp, members=members)
+            except tarfile.TarError as exc:
+                raise DataError(f"staged shard {shard['key']} is not a readable tar ({exc})") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    (tmp / ".complete").write_text(fingerprint)
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
     return dest
