@@ -33,26 +33,34 @@ class EndpointCost:
     usd_per_hour: float
     basis: str     # the price table entries used, with source and date
     note: str = ""
+    section: str = "endpoint"   # the prices.yaml section priced from: endpoint, or training standing in
 
     def per(self) -> dict[str, float]:
         return {unit: round(self.usd_per_hour * hours, 4) for unit, hours in HOURS.items()}
 
     def to_dict(self) -> dict:
-        return {"usd_per": self.per(), "basis": self.basis, "note": self.note}
+        return {"usd_per": self.per(), "basis": self.basis, "note": self.note, "section": self.section}
+
+
+FALLBACK_LABEL = "training list price standing in: no hosting price in the table"
 
 
 def endpoint_cost(platform: str, region: str, items: list[tuple[str, int]]) -> Optional[EndpointCost]:
-    """Price of keeping the endpoint up, from the `endpoint` section of the platform's prices.yaml; where
-    that section has no entry, the training list price for the same machine stands in, and `note` says so."""
+    """Price of keeping the endpoint up (all its instances: `items` carry the counts, applied once in
+    pricing.quote), from the `endpoint` section of the platform's prices.yaml: hosting is priced apart
+    from training on both clouds (https://aws.amazon.com/sagemaker/pricing/ "Real-Time Inference";
+    https://cloud.google.com/vertex-ai/pricing "Prediction and explanation"). Where that section lacks a
+    machine, the training list price stands in, and both `note` and `basis` (which is what MLflow records
+    as the run's price source) say so."""
     quote = pricing.quote(platform, region, items, section="endpoint")
     if quote is not None:
         return EndpointCost(quote.usd_per_hour, quote.sources)
     quote = pricing.quote(platform, region, items)
     if quote is None:
         return None
-    return EndpointCost(quote.usd_per_hour, quote.sources,
+    return EndpointCost(quote.usd_per_hour, f"{quote.sources}; {FALLBACK_LABEL}",
                         note=f"no real-time inference price for this machine in platforms/{platform}/prices.yaml "
-                             f"(section endpoint); the training list price stands in")
+                             f"(section endpoint); the training list price stands in", section="training")
 
 
 def model_tarball(model_dir: Path) -> bytes:

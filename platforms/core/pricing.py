@@ -1,11 +1,19 @@
 """Price tables: each platform's own `platforms/<name>/prices.yaml`, list prices per hour with a source URL,
 date and status per entry, in sections `training` (on demand), `training_spot` and `endpoint` (hosting).
 
-cost = billed seconds × price per hour / 3600, shown beside the list-price estimate (the same run's
-wall-clock seconds on the instance × the same price), so spot savings and billing granularity show up."""
+A Quote is the price per hour of the WHOLE job: every priced item (machine, accelerators) × its count,
+instances or replicas included. The instance count is therefore applied here and only here; a launcher
+multiplies the quote by the job's own seconds (wall-clock seconds of the job, not instance-seconds):
+
+    cost = billed seconds × quote.usd_per_hour / 3600
+
+shown beside the list-price estimate (the same run's seconds on the instance × the on-demand quote), so
+spot savings and billing granularity show up. The quote says which price it used (`basis`), recorded in
+the `platbench.price_basis` tag: `spot`, `on-demand (no spot price)` for a spot run the table has no spot
+price for, or `on-demand`."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Optional
@@ -13,6 +21,11 @@ from typing import Optional
 from platforms.errors import UserError
 
 SECTIONS = ("training", "training_spot", "endpoint")
+
+# the values of the platbench.price_basis tag (platforms/report reads exactly these)
+SPOT = "spot"
+ON_DEMAND_NO_SPOT = "on-demand (no spot price)"
+ON_DEMAND = "on-demand"
 
 
 @dataclass(frozen=True)
@@ -24,20 +37,28 @@ class Price:
     source: str
     date: str
     status: str  # verified | unverified
+    section: str = "training"
 
 
 @dataclass(frozen=True)
 class Quote:
-    """A job's price per hour, made of one or more priced items (machine, accelerators) × counts."""
+    """A whole job's price per hour: one or more priced items (machine, accelerators) × their counts."""
 
     usd_per_hour: float
     items: tuple[tuple[Price, int], ...]
+    basis: str = ON_DEMAND
 
     @property
     def sources(self) -> str:
+        # format read back by platforms/report (PRICE_ITEM): 'SKU P/h ×N (source, date, status)' per item
         return "; ".join(f"{p.sku} {p.usd_per_hour}/h ×{n} ({p.source}, {p.date}, {p.status})" for p, n in self.items)
 
+    @property
+    def verified(self) -> bool:
+        return bool(self.items) and all(p.status == "verified" for p, _ in self.items)
+
     def cost(self, seconds: Optional[float]) -> Optional[float]:
+        """USD for `seconds` of the job (wall-clock, NOT × instance count: the quote already holds it)."""
         return None if seconds is None else seconds * self.usd_per_hour / 3600.0
 
 
@@ -47,43 +68,86 @@ def table_path(platform: str) -> Path:
     return registry.spec(platform).directory / "prices.yaml"
 
 
-@lru_cache(maxsize=None)
-def table(platform: str) -> dict:
-    """section → region → SKU → entry, checked: every entry has a price, source, date and status."""
-    import yaml
+class PriceTable:
+    """One prices.yaml, checked on load: section → region → SKU → entry, every entry with a price, source,
+    date and status, and an unverified one with a note saying what was found instead."""
 
-    path = table_path(platform)
-    data = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
-    for section, regions in data.items():
-        if section not in SECTIONS:
-            raise UserError(f"{path}: unknown section {section!r} (known: {', '.join(SECTIONS)})")
-        for region, skus in (regions or {}).items():
-            for sku, entry in (skus or {}).items():
-                missing = {"usd_per_hour", "source", "date", "status"} - set(entry)
-                if missing:
-                    raise UserError(f"{path}: {section}/{region}/{sku} lacks {', '.join(sorted(missing))}")
-    return data
+    def __init__(self, path: Path, platform: str = ""):
+        import yaml
+
+        self.path, self.platform = Path(path), platform or Path(path).parent.name
+        data = (yaml.safe_load(self.path.read_text()) or {}) if self.path.is_file() else {}
+        for section, regions in data.items():
+            if section not in SECTIONS:
+                raise UserError(f"{path}: unknown section {section!r} (known: {', '.join(SECTIONS)})")
+            for region, skus in (regions or {}).items():
+                for sku, entry in (skus or {}).items():
+                    where = f"{path}: {section}/{region}/{sku}"
+                    missing = {"usd_per_hour", "source", "date", "status"} - set(entry)
+                    if missing:
+                        raise UserError(f"{where} lacks {', '.join(sorted(missing))}")
+                    if entry["status"] not in ("verified", "unverified"):
+                        raise UserError(f"{where}: status must be verified or unverified")
+                    if entry["status"] == "unverified" and not entry.get("note"):
+                        raise UserError(f"{where} is unverified without a note saying what was found")
+        self.data = data
+
+    def lookup(self, region: str, sku: str, section: str = "training") -> Optional[Price]:
+        entry = ((self.data.get(section) or {}).get(region) or {}).get(sku)
+        if entry is None:
+            return None
+        return Price(self.platform, region, sku, float(entry["usd_per_hour"]), str(entry["source"]),
+                     str(entry["date"]), str(entry["status"]), section)
+
+    def quote(self, region: str, items: list[tuple[str, int]], section: str = "training") -> Optional[Quote]:
+        """Price per hour of the whole job `items` [(sku, count)] from one section (count applied here,
+        once), or None when any item is not in it."""
+        priced = []
+        for sku, count in items:
+            if count <= 0:
+                continue
+            price = self.lookup(region, sku, section)
+            if price is None:
+                return None
+            priced.append((price, count))
+        return Quote(sum(p.usd_per_hour * n for p, n in priced), tuple(priced),
+                     SPOT if section == "training_spot" else ON_DEMAND)
+
+    def training_quote(self, region: str, items: list[tuple[str, int]], spot: bool) -> Optional[Quote]:
+        """The quote a training job's cost is computed with. A spot/preemptible job is priced from
+        `training_spot` when that section prices every item (basis `spot`); otherwise at the on-demand
+        price, labelled `on-demand (no spot price)` so nobody reads it as a spot bill. A job priced half
+        spot, half on demand would carry a basis that is neither, so it is all or nothing."""
+        if spot:
+            found = self.quote(region, items, section="training_spot")
+            if found is not None:
+                return found
+        found = self.quote(region, items)
+        if found is None:
+            return None
+        return replace(found, basis=ON_DEMAND_NO_SPOT if spot else ON_DEMAND)
+
+
+@lru_cache(maxsize=None)
+def of(platform: str) -> PriceTable:
+    return PriceTable(table_path(platform), platform)
+
+
+def table(platform: str) -> dict:
+    """section → region → SKU → entry of a platform's prices.yaml (checked)."""
+    return of(platform).data
 
 
 def lookup(platform: str, region: str, sku: str, section: str = "training") -> Optional[Price]:
-    entry = ((table(platform).get(section) or {}).get(region) or {}).get(sku)
-    if entry is None:
-        return None
-    return Price(platform, region, sku, float(entry["usd_per_hour"]), str(entry["source"]), str(entry["date"]),
-                 str(entry["status"]))
+    return of(platform).lookup(region, sku, section)
 
 
 def quote(platform: str, region: str, items: list[tuple[str, int]], section: str = "training") -> Optional[Quote]:
-    """Price per hour of `items` [(sku, count)] from one section, or None when any item is not in it."""
-    priced = []
-    for sku, count in items:
-        if count <= 0:
-            continue
-        price = lookup(platform, region, sku, section)
-        if price is None:
-            return None
-        priced.append((price, count))
-    return Quote(sum(p.usd_per_hour * n for p, n in priced), tuple(priced))
+    return of(platform).quote(region, items, section)
+
+
+def training_quote(platform: str, region: str, items: list[tuple[str, int]], spot: bool) -> Optional[Quote]:
+    return of(platform).training_quote(region, items, spot)
 
 
 def known(platform: str, section: str = "training") -> dict[str, list[str]]:

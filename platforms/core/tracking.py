@@ -37,6 +37,7 @@ class Tag:
     LOCAL_MODE = "platbench.local_mode"      # true: the cloud launcher ran the job on this machine
     STAGING = "platbench.staging"            # sharded | naive
     PRICE_SOURCE = "platbench.price_source"  # the price table entries behind cost_usd
+    PRICE_BASIS = "platbench.price_basis"    # spot | on-demand (no spot price) | on-demand (core/pricing.py)
     KIND = "platbench.kind"                  # load | batch_inference | sweep; absent on a training run
     SWEEP = "platbench.sweep"                # the sweep's name, on its parent run and on every child
     SWEEP_CELL = "platbench.sweep_cell"      # platform/model/pc<N>/seed<S>: the child's place in the matrix

@@ -18,7 +18,7 @@ TRAINING = "training"
 # and the launchers; kept here so the report does not depend on them being there).
 CHECK = "platbench.check"                # "failed": the compliance checker rejected the run
 CHECK_REASON = "platbench.check_reason"  # its one-line why, when it gives one
-PRICE_BASIS = "platbench.price_basis"    # spot | on-demand (no spot price) | on-demand
+PRICE_BASIS = Tag.PRICE_BASIS            # spot | on-demand (no spot price) | on-demand: named in core/tracking.py
 
 
 @dataclass

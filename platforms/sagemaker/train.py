@@ -26,9 +26,12 @@ Platform contracts relied on (official pages):
 - Managed spot: MaxWaitTimeInSeconds ≥ MaxRuntimeInSeconds; Interrupted → restarted with checkpoints:
   https://docs.aws.amazon.com/sagemaker/latest/dg/model-managed-spot-training.html
   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_StoppingCondition.html
-- DescribeTrainingJob: SecondaryStatusTransitions (phase timings), BillableTimeInSeconds ×
-  InstanceCount (billed time), TrainingTimeInSeconds, FailureReason, ModelArtifacts:
+- DescribeTrainingJob: SecondaryStatusTransitions (phase timings), BillableTimeInSeconds (wall-clock;
+  × InstanceCount = instance time billed), TrainingTimeInSeconds, FailureReason, ModelArtifacts:
   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTrainingJob.html
+- Managed spot billing: savings = 1 − BillableTimeInSeconds / TrainingTimeInSeconds (e.g. 100 billable
+  of 500 training seconds = 80% saved), i.e. the spot discount shows as fewer billable seconds:
+  https://docs.aws.amazon.com/sagemaker/latest/dg/model-managed-spot-training.html
   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_SecondaryStatusTransition.html
 - StopTrainingJob (SIGTERM, 120 s, then SIGKILL):
   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_StopTrainingJob.html
@@ -43,7 +46,7 @@ import re
 import secrets
 import shlex
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -184,7 +187,7 @@ class SageMakerPlatform(Platform):
             from platforms.sagemaker import sdk_local
 
             self._runner = sdk_local.choose_runner(cfg)
-        self._quote = pricing.quote("sagemaker", cfg.region, [(cfg.instance_type, cfg.instance_count)])
+        self._quote = training_quote(cfg)
         found, where = credentials.find()
         needs = [] if found else [f"AWS credentials ({where})"]
         if not cfg.bucket:
@@ -223,7 +226,7 @@ class SageMakerPlatform(Platform):
             raise UserError(f"sagemaker: bucket {cfg.bucket!r} does not exist or is not reachable with these credentials")
         if not cfg.local:
             self._role_arn = self.resolve_role(cfg.role)
-        self._quote = pricing.quote("sagemaker", cfg.region, [(cfg.instance_type, cfg.instance_count)])
+        self._quote = training_quote(cfg)
 
     def client(self, session, service: str):
         from platforms.sagemaker.storage import client_config, count_attempts
@@ -267,6 +270,7 @@ class SageMakerPlatform(Platform):
                 tags[tracking.Tag.IMAGE_DIGEST] = self._image_digest
         if self._quote:
             tags[tracking.Tag.PRICE_SOURCE] = self._quote.sources
+            tags[tracking.Tag.PRICE_BASIS] = self._quote.basis
         return tags
 
     def _digest(self, image_uri: str) -> Optional[str]:
@@ -495,13 +499,12 @@ class SageMakerPlatform(Platform):
         if d.get("SecondaryStatus") == "MaxWaitTimeExceeded":
             status = "preempted"
         phases = phase_seconds(d.get("SecondaryStatusTransitions", []), d.get("TrainingEndTime"))
-        count = d.get("ResourceConfig", {}).get("InstanceCount", 1)
+        # both are the job's wall-clock seconds; the instance count is in the quote (pricing.Quote), so it
+        # is not applied here a second time
         billed = d.get("BillableTimeInSeconds")
-        billed = billed * count if billed is not None else None
         ran = d.get("TrainingTimeInSeconds")
         if ran is None and d.get("TrainingStartTime") and d.get("TrainingEndTime"):
             ran = (d["TrainingEndTime"] - d["TrainingStartTime"]).total_seconds()
-        ran = ran * count if ran is not None else None
         metrics = {"api_retries": float(self.api_stats.snapshot()["attempts"] - self.api_stats.snapshot()["requests"])}
         if phases.get("downloading") is not None and handle.staged.bytes:
             metrics["download_s_per_mb"] = phases["downloading"] / (handle.staged.bytes / (1024 * 1024))
@@ -509,6 +512,8 @@ class SageMakerPlatform(Platform):
             metrics["spot_savings_fraction"] = 1 - billed / ran
         for m in d.get("FinalMetricDataList", []):
             metrics[f"sagemaker_{re.sub(r'[^a-zA-Z0-9_]+', '_', m['MetricName'])}"] = float(m["Value"])
+        if billed is not None:
+            metrics["billed_instance_seconds"] = billed * d.get("ResourceConfig", {}).get("InstanceCount", 1)
         return Outcome(status, None, phases=phases, billed_seconds=billed,
                        cost_usd=self._quote.cost(billed) if self._quote else None,
                        list_estimate_usd=self._quote.cost(ran) if self._quote else None, metrics=metrics,
@@ -566,6 +571,21 @@ class SageMakerPlatform(Platform):
 
     def price_per_hour(self) -> Optional[float]:
         return self._quote.usd_per_hour if self._quote else None
+
+
+def training_quote(cfg: SageMakerSettings) -> Optional[pricing.Quote]:
+    """The whole job's price per hour: the on-demand training price × instance count, spot or not.
+
+    Managed spot is NOT priced from a `training_spot` section: SageMaker reports the spot discount in
+    BillableTimeInSeconds itself (savings = 1 − BillableTimeInSeconds / TrainingTimeInSeconds,
+    https://docs.aws.amazon.com/sagemaker/latest/dg/model-managed-spot-training.html), so billable seconds ×
+    the on-demand price is the spot bill, and a spot price per hour on top would take the discount twice.
+    Such a cost is the spot bill, hence basis `spot`; the list-price estimate (training seconds × the same
+    price) is what the run would have cost on demand."""
+    found = pricing.quote("sagemaker", cfg.region, [(cfg.instance_type, cfg.instance_count)])
+    if found is None or not cfg.spot:
+        return found
+    return replace(found, basis=pricing.SPOT)
 
 
 def phase_seconds(transitions: list[dict], end=None) -> dict[str, float]:

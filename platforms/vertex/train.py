@@ -14,6 +14,9 @@ Platform contracts relied on (official pages):
   https://cloud.google.com/vertex-ai/docs/training/configure-compute
 - Spot VMs for training (scheduling.strategy = SPOT):
   https://cloud.google.com/vertex-ai/docs/training/use-spot-vms
+  billed "by job duration and machine type", nothing for time queued or preempted (Billing section of
+  https://cloud.google.com/vertex-ai/docs/predictions/use-spot-vms); priced from the `training_spot`
+  section where it has the machine, else at on-demand, labelled (platforms/core/pricing.py training_quote)
 - JobState values; createTime / startTime (first RUNNING) / endTime / error:
   https://cloud.google.com/vertex-ai/docs/reference/rest/v1/JobState
 - Cancelling a custom job (customJobs.cancel → JOB_STATE_CANCELLED):
@@ -203,7 +206,7 @@ class VertexPlatform(Platform):
 
         cfg = self.parsed()
         validate_job(job)
-        self._quote = pricing.quote("vertex", cfg.region, self._items(cfg))
+        self._quote = pricing.training_quote("vertex", cfg.region, self._items(cfg), cfg.spot)
         found, where = credentials.find()
         needs = [] if found else [f"Google Cloud credentials ({where})"]
         if not cfg.bucket:
@@ -255,7 +258,7 @@ class VertexPlatform(Platform):
             raise UserError(f"vertex: bucket {cfg.bucket!r} does not exist or is not reachable with these credentials")
         if not cfg.local:
             self._jobs = CloudJobs(cfg, self.api_stats)
-        self._quote = pricing.quote("vertex", cfg.region, self._items(cfg))
+        self._quote = pricing.training_quote("vertex", cfg.region, self._items(cfg), cfg.spot)
 
     def run_tags(self, job: Job) -> dict[str, str]:
         cfg = self.parsed()
@@ -269,6 +272,7 @@ class VertexPlatform(Platform):
                 tags[tracking.Tag.IMAGE_DIGEST] = cfg.image_uri.split("@", 1)[1]
         if self._quote:
             tags[tracking.Tag.PRICE_SOURCE] = self._quote.sources
+            tags[tracking.Tag.PRICE_BASIS] = self._quote.basis
         return tags
 
     # ------------------------------------------------------------------ the request
@@ -365,7 +369,8 @@ class VertexPlatform(Platform):
                      "check the dataset fingerprint the trainer read against the staged one",
                      f"gcloud storage cp -r {root}/jobs/{name}/output {root}/jobs/{name}/model ."),
             PlanStep("record the MLflow run: region, machine, image, upload/download s/MB, phase seconds, "
-                     "running-time cost at list price"),
+                     "running-time cost at list price"
+                     + (f" ({self._quote.usd_per_hour:.4f} USD/h, {self._quote.basis})" if self._quote else "")),
             PlanStep("on an error or Ctrl-C while waiting: cancel the job",
                      f"gcloud ai custom-jobs cancel JOB_ID --project={project} --region={region}"),
         ]
@@ -443,13 +448,16 @@ class VertexPlatform(Platform):
                 phases["queued"] = before
         if started and ended and "training" not in phases:
             phases["training"] = (ended - started).total_seconds()
-        running = (ended - started).total_seconds() * cfg.replica_count if started and ended else None
+        # the job's wall-clock running time: replicas are counted once, in the quote (pricing.Quote)
+        running = (ended - started).total_seconds() if started and ended else None
         metrics = {"api_retries": float(self.api_stats.snapshot()["retries"])}
-        estimate = self._quote.cost(running) if self._quote else None
+        cost = self._quote.cost(running) if self._quote else None  # at the spot price for a spot job, if known
+        on_demand = pricing.quote("vertex", cfg.region, self._items(cfg)) if cfg.spot else self._quote
+        estimate = on_demand.cost(running) if on_demand else None
         tags = {tracking.Tag.JOB_ID: handle.name, "platbench.vertex.state": state or "",
                 "platbench.cost_basis": "running time (endTime - startTime) x list price; Vertex reports no billed time"}
         return Outcome(status, None, phases=phases, billed_seconds=None,
-                       cost_usd=None if cfg.spot else estimate, list_estimate_usd=estimate, metrics=metrics,
+                       cost_usd=cost, list_estimate_usd=estimate, metrics=metrics,
                        tags=tags, message=(d.get("error") or {}).get("message", "") or f"job {handle.name} {state}")
 
     # ------------------------------------------------------------------ collect / teardown
