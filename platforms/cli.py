@@ -82,6 +82,9 @@ def launch(
                                            "refused when it was made with another image"),
     allow_image_mismatch: bool = typer.Option(False, "--allow-image-mismatch",
                                               help="compare with --baseline even if the image digests differ"),
+    allow_version_mismatch: bool = typer.Option(False, "--allow-version-mismatch",
+                                                help="compare with --baseline even if Python, torch, torchvision, "
+                                                     "Lightning, CUDA or cuDNN versions differ"),
 ) -> None:
     """Train on PLATFORM, measure it, and record the run in MLflow."""
     from platforms.core import launch as launcher
@@ -107,8 +110,13 @@ def launch(
     from trainer.results import read_results
 
     results = read_results(outcome.output_dir)
-    mismatch = launcher.image_mismatch(base_run, results.image_digest) if base_run is not None else None
-    rows = launcher.compare(base_run, results) if base_run is not None and (not mismatch or allow_image_mismatch) else None
+    # differences are shown beside the comparison when allowed, and refuse it when not
+    image = launcher.image_mismatch(base_run, results.image_digest) if base_run is not None else None
+    versions = launcher.software_mismatch(base_run, results) if base_run is not None else None
+    mismatch = "; ".join(m for m in (image, versions) if m) or None
+    refused = "; ".join(m for m, allowed in ((image, allow_image_mismatch), (versions, allow_version_mismatch))
+                        if m and not allowed) or None
+    rows = launcher.compare(base_run, results) if base_run is not None and not refused else None
     if as_json:
         text = results_json(results, run_id, outcome.output_dir)
         if rows is not None:
@@ -122,8 +130,8 @@ def launch(
         _console(stdout=True).print(results_table(results, run_id, outcome.output_dir))
         if rows is not None:
             _console(stdout=True).print(_baseline_table(base_run, rows, mismatch))
-    if mismatch and not allow_image_mismatch:
-        raise UserError(f"run {run_id} is recorded, but not compared: {mismatch}")
+    if refused:
+        raise UserError(f"run {run_id} is recorded, but not compared: {refused}")
 
 
 @app.command()
@@ -143,6 +151,22 @@ def runs(
         typer.echo(tracking.dumps(rows))
     else:
         _console(stdout=True).print(runs_table(rows, tracking.tracking_uri()))
+
+
+@app.command()
+def check(
+    run: str = typer.Argument(..., help="a run folder (results.json, metrics.jsonl, train.log) or an MLflow run id "
+                                        "or prefix"),
+    container: Optional[bool] = typer.Option(None, "--container/--native",
+                                             help="whether the run ran in the image (default: from its platform)"),
+) -> None:
+    """Check a run against the trainer's output contract: one line per problem, exit 1 when there is any.
+    A tracked run gets the verdict as a tag; the report leaves out runs that fail."""
+    from platforms.bench import compliance
+
+    code = compliance.cli_main(run, container)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -289,7 +313,7 @@ def _baseline_table(base_run, rows, mismatch):
     from rich.table import Table
 
     title = f"against baseline {base_run.info.run_id[:8]} ({base_run.data.tags.get('platbench.platform', '?')})"
-    t = Table(title=title, caption=f"[bold red]images differ[/]: {mismatch}" if mismatch else "same image")
+    t = Table(title=title, caption=f"[bold red]images or software differ[/]: {mismatch}" if mismatch else "same image and software")
     for col in ("figure", "baseline", "this run", "this / baseline"):
         t.add_column(col, justify="right" if col != "figure" else "left")
     for label, theirs, mine, ratio in rows:

@@ -64,13 +64,28 @@ def test_same_image_compares_and_a_mismatch_only_when_allowed(baseline, color_da
 
     proc = launch(cwd, color_data, "--baseline", doc["mlflow_run_id"], "--allow-image-mismatch", digest=B)
     assert proc.returncode == 0, proc.stderr
-    assert "images differ" in proc.stdout and "against baseline" in proc.stdout
+    assert "images or software differ" in proc.stdout and "against baseline" in proc.stdout
     client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("platbench").experiment_id], max_results=1,
                                 order_by=["attributes.start_time DESC"])
     tags = run.data.tags
     assert tags["platbench.baseline_run_id"] == doc["mlflow_run_id"] and tags["platbench.image_digest"] == B
     assert tags["platbench.image_mismatch_allowed"] == "true"
+
+
+def test_a_baseline_from_other_software_is_compared_only_when_allowed(baseline, color_data):
+    cwd, doc = baseline
+    client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
+    assert client.get_run(doc["mlflow_run_id"]).data.tags["platbench.software.torch"] == doc["results"]["software"]["torch"]
+    client.set_tag(doc["mlflow_run_id"], "platbench.software.torch", "2.0.0")  # as if made with an older stack
+    proc = launch(cwd, color_data, "--baseline", doc["mlflow_run_id"], digest=A)
+    last = proc.stderr.strip().splitlines()[-1]  # the lines above it are the trainer's own log
+    assert proc.returncode == 2 and last.startswith("platbench: error: run "), proc.stderr
+    assert "ran other software (torch 2.0.0 vs" in last and "--allow-version-mismatch" in last
+    proc = launch(cwd, color_data, "--baseline", doc["mlflow_run_id"], "--allow-version-mismatch", digest=A)
+    assert proc.returncode == 0, proc.stderr
+    assert "torch 2.0.0 vs" in proc.stdout and "against baseline" in proc.stdout
+    client.set_tag(doc["mlflow_run_id"], "platbench.software.torch", doc["results"]["software"]["torch"])
 
 
 def test_an_unknown_baseline_is_one_line(baseline, color_data):

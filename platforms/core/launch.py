@@ -36,14 +36,14 @@ COMPARED = (
 )
 
 
-def find_run(ref: str):
+def find_run(ref: str, what: str = "--baseline"):
     """An MLflow run by id or by a unique prefix of it (`platbench runs` shows 6-character prefixes)."""
     c = tracking.client()
     exp = c.get_experiment_by_name(tracking.EXPERIMENT)
     runs = [r for r in c.search_runs([exp.experiment_id], max_results=50_000) if r.info.run_id.startswith(ref)] \
         if ref and exp is not None else []
     if len(runs) != 1:
-        raise UserError(f"--baseline {ref!r} matches {'no' if not runs else len(runs)} runs in "
+        raise UserError(f"{what} {ref!r} matches {'no' if not runs else len(runs)} runs in "
                         f"{tracking.tracking_uri()} (give more of the run id: `platbench runs`)")
     return runs[0]
 
@@ -57,6 +57,20 @@ def image_mismatch(baseline, digest: Optional[str]) -> Optional[str]:
             f"made with image {theirs or NO_IMAGE}, this run with {digest or NO_IMAGE}: comparing them would mix "
             "two builds of the trainer; run both from the same image, or pass --allow-image-mismatch to compare "
             "anyway")
+
+
+def software_mismatch(baseline, results) -> Optional[str]:
+    """Why `baseline` and `results` (a new run's results.json) ran different software, or None. A baseline
+    recorded before versions were (no platbench.software.* tags) cannot be shown to match: refused too."""
+    mine = results.software.model_dump()
+    theirs = {k[len(tracking.Tag.SOFTWARE):]: v for k, v in baseline.data.tags.items()
+              if k.startswith(tracking.Tag.SOFTWARE)}
+    differ = [f"{k} {theirs.get(k) or 'unknown'} vs {mine[k] or 'none'}" for k in mine
+              if (theirs.get(k) or None) != (str(mine[k]) if mine[k] is not None else None)]
+    if not differ:
+        return None
+    return (f"baseline run {baseline.info.run_id[:8]} ran other software ({'; '.join(differ)}): the difference would "
+            "mix the platform with the software stack; pass --allow-version-mismatch to compare anyway")
 
 
 def compare(baseline, results) -> list[tuple[str, Optional[float], Optional[float], Optional[float]]]:
@@ -124,7 +138,9 @@ def launch(platform_name: str, job: Job, settings: dict[str, str], progress: Job
             outcome = platform.wait(handle, progress)
             if outcome.status in ("finished", "preempted", "killed"):
                 out = platform.collect(handle, outcome, job.out)
-                run.import_outputs(out)
+                # a cloud launcher's native local mode runs the trainer outside the image: no digest to demand
+                native = tags.get(tracking.Tag.LOCAL_MODE) == "true" and tags.get("platbench.local_runner") != "docker"
+                run.import_outputs(out, container=False if native else None)
                 if outcome.status == "finished":
                     run.log_model_dir(out / "model")
             run.metrics({"seconds_wall": time.time() - t0, "billed_seconds": outcome.billed_seconds,

@@ -42,6 +42,9 @@ class Tag:
     SWEEP = "platbench.sweep"                # the sweep's name, on its parent run and on every child
     SWEEP_CELL = "platbench.sweep_cell"      # platform/model/pc<N>/seed<S>: the child's place in the matrix
     PARENT_RUN = "mlflow.parentRunId"        # MLflow's own nesting tag (a sweep's children)
+    CHECK = "platbench.check"                # passed | failed: the compliance checker (trainer/check.py) on the outputs
+    CHECK_REASON = "platbench.check_reason"  # its first problem, and how many there were
+    SOFTWARE = "platbench.software."         # + python, torch, torchvision, lightning, cuda, cudnn (results.json)
 
 
 # per-epoch metrics imported from metrics.jsonl (step = epoch)
@@ -155,8 +158,10 @@ class TrackedRun:
         if items:
             self.client.log_batch(self.run_id, metrics=items)
 
-    def import_outputs(self, out: Path) -> None:
-        """The trainer's outputs: per-epoch metrics (with their own timestamps), final figures, files."""
+    def import_outputs(self, out: Path, container: Optional[bool] = None) -> None:
+        """The trainer's outputs: per-epoch metrics (with their own timestamps), final figures, files, and
+        the compliance check's verdict (a run that fails it is left out of every report figure).
+        container: whether the job ran in the image (None: inferred from its platform)."""
         from trainer.results import LOG_FILE, METRICS_FILE, RESULTS_FILE, read_metrics, read_results
 
         from mlflow.entities import Metric
@@ -183,9 +188,29 @@ class TrackedRun:
                        Tag.RESULTS_SCHEMA: res.schema_version, Tag.DEVICE: res.hardware.device,
                        Tag.GPU: res.hardware.gpu_name, Tag.IMAGE_DIGEST: res.image_digest, Tag.JOB_ID: res.job_id})
             self.params({f"hp.{k}": v for k, v in res.hyperparameters.items()})
+            self.tags({Tag.SOFTWARE + k: v for k, v in res.software.model_dump().items()})
+            self.record_check(out, container)
         for name in (RESULTS_FILE, METRICS_FILE, LOG_FILE):
             if (out / name).is_file():
                 self.client.log_artifact(self.run_id, str(out / name))
+
+    def record_check(self, out: Path, container: Optional[bool] = None):
+        """Run the compliance checker on a run directory; tag the verdict and keep its lines as check.txt.
+        Returns the checker's report (problems and notes)."""
+        import tempfile
+
+        from trainer.check import run_checks
+
+        report = run_checks(out, container=container)
+        lines = [str(p) for p in report.problems]
+        self.tags({Tag.CHECK: "failed" if lines else "passed",
+                   Tag.CHECK_REASON: f"{lines[0]} (+{len(lines) - 1} more)" if len(lines) > 1 else
+                   (lines[0] if lines else "")})
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "check.txt"
+            path.write_text("\n".join(lines + [f"note: {n}" for n in report.notes]) + "\n")
+            self.client.log_artifact(self.run_id, str(path))
+        return report
 
     def log_model_dir(self, model_dir: Path) -> None:
         if Path(model_dir).is_dir():
