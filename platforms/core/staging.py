@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tarfile
 import tempfile
 import time
@@ -260,23 +261,81 @@ def _members_id(members: list[FileEntry]) -> str:
     return h.hexdigest()
 
 
+# What a bucket hands back is untrusted (someone else may write to it): a digest names a key and a local
+# folder only when it is a lowercase SHA-256 hex digest, so no `..`, `/` or absolute path can ride in it.
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_SHARD_REL = re.compile(r"shards/([0-9a-f]{64})\.tar")
+
+
+def hex_digest(value, what: str) -> str:
+    if not isinstance(value, str) or not _HEX64.fullmatch(value):
+        raise UserError(f"{what} {str(value)[:80]!r} is not a SHA-256 hex digest")
+    return value
+
+
 def manifest_key(prefix: str, fp: str) -> str:
-    return f"{prefix.strip('/')}/datasets/{fp}/{MANIFEST_NAME}"
+    return f"{prefix.strip('/')}/datasets/{hex_digest(fp, 'dataset fingerprint')}/{MANIFEST_NAME}"
 
 
 def shard_key(prefix: str, sha: str) -> str:
-    return f"{prefix.strip('/')}/shards/{sha}.tar"
+    return f"{prefix.strip('/')}/shards/{hex_digest(sha, 'shard SHA-256')}.tar"
+
+
+def checked_manifest(raw: bytes, fingerprint: str, where: str) -> list[dict]:
+    """The shard entries of a manifest read from a bucket, each checked before any becomes a key or a path:
+    the fingerprint is the one expected, every shard is `shards/<sha256>.tar` with that same digest."""
+    try:
+        manifest = json.loads(raw)
+        fp, shards = manifest["fingerprint"], manifest["shards"]
+        if not isinstance(shards, list):
+            raise TypeError("shards is not a list")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"dataset manifest {where} is unreadable ({exc})") from None
+    hex_digest(fp, f"dataset manifest {where}: fingerprint")
+    if fp != fingerprint:
+        raise UserError(f"dataset manifest {where} describes dataset {fp[:12]}…, not {fingerprint[:12]}…")
+    out = []
+    for shard in shards:
+        shard = shard if isinstance(shard, dict) else {}
+        sha = hex_digest(shard.get("sha256"), f"dataset manifest {where}: shard sha256")
+        match = _SHARD_REL.fullmatch(shard.get("key") if isinstance(shard.get("key"), str) else "")
+        if match is None or match.group(1) != sha:
+            raise UserError(f"dataset manifest {where}: shard key {str(shard.get('key'))[:80]!r} is not "
+                            f"shards/<its sha256>.tar; refusing it")
+        size = shard.get("size")
+        out.append({**shard, "size": size if isinstance(size, int) and size >= 0 else None})
+    return out
+
+
+def safe_relative(key: str, prefix: str, dest: Path) -> Optional[Path]:
+    """Where the object `key` (under `prefix`) lands inside `dest`, or None for a "folder" marker (a key
+    ending in `/`). A key whose remainder is absolute, has `..`, `.` or empty segments, or a backslash is
+    refused: it would write outside `dest` or onto another key's file."""
+    rel = key[len(prefix):] if key.startswith(prefix) else None
+    if rel is not None and prefix and not prefix.endswith("/"):
+        rel = rel[1:] if rel.startswith("/") else None  # "run" + "/x": the separator belongs to the prefix
+    if rel is not None and rel.endswith("/"):
+        return None
+    parts = rel.split("/") if rel else []
+    if not parts or any(p in ("", ".", "..") for p in parts) or "\\" in rel or "\0" in rel:
+        raise UserError(f"object key {key!r} leaves or hides in {dest} (not a plain relative path under "
+                        f"{prefix!r}); refusing to download anything from {prefix!r}")
+    return Path(dest).joinpath(*parts)
 
 
 # ---------------------------------------------------------------- uploads
 
 def _figures(seconds: float, total_bytes: int, stats_before: dict, store: ObjectStore, **more) -> dict:
+    """upload_s_per_mb is over the bytes this run actually sent (shards and manifest): a run that found
+    every shard staged sent nothing, logs upload_bytes_sent 0 and no s/MB (its seconds are a scan and a
+    HEAD, not a transfer; the report shows it as cached). upload_mb is the dataset's size."""
     after = store.snapshot()
-    mb = total_bytes / MB
-    fig = {"upload_seconds": seconds, "upload_mb": mb, "upload_s_per_mb": seconds / mb if mb else 0.0,
-           "upload_bytes_sent": after["bytes_up"] - stats_before["bytes_up"],
+    sent = after["bytes_up"] - stats_before["bytes_up"]
+    fig = {"upload_seconds": seconds, "upload_mb": total_bytes / MB, "upload_bytes_sent": sent,
            "upload_requests": after["requests"] - stats_before["requests"],
            "upload_retries": after["retries"] - stats_before["retries"]}
+    if sent > 0:
+        fig["upload_s_per_mb"] = seconds / (sent / MB)
     fig.update(more)
     return fig
 
@@ -292,8 +351,9 @@ def upload_sharded(root: Path, store: ObjectStore, prefix: str = "platbench", sh
     existing = store.size(mkey)
     if existing is not None:
         try:
-            manifest = json.loads(store.get_bytes(mkey))
-            keys = [s["key"] for s in manifest["shards"]]
+            # checked: these keys go into the job's input channel (a tampered manifest is staged over)
+            keys = [f"{prefix.strip('/')}/{s['key']}" for s in checked_manifest(store.get_bytes(mkey), sc.fingerprint,
+                                                                               store.uri(mkey))]
             staged = Staged("sharded", store.uri().rstrip("/"), prefix.strip("/"), mkey, sc.fingerprint, sc.name,
                             sc.format, len(sc.entries), sc.bytes, keys)
             staged.figures = _figures(time.perf_counter() - t0, sc.bytes, before, store, upload_scan_seconds=sc.seconds,
@@ -302,8 +362,8 @@ def upload_sharded(root: Path, store: ObjectStore, prefix: str = "platbench", sh
             if on_progress:
                 on_progress(sc.bytes, sc.bytes)
             return staged
-        except (ValueError, KeyError):
-            pass  # unreadable manifest: stage again and overwrite it
+        except UserError:
+            pass  # unreadable or tampered manifest: stage again and overwrite it
     shards = plan_shards(sc.entries, int(shard_mb * MB))
     ids_path = cache_dir() / "staging" / "shard-ids.json"
     try:
@@ -320,6 +380,9 @@ def upload_sharded(root: Path, store: ObjectStore, prefix: str = "platbench", sh
         mid = _members_id(members)
         raw_size = sum(e.size for e in members)
         known = known_ids.get(mid)
+        if not (isinstance(known, list) and len(known) == 2 and isinstance(known[0], str)
+                and _HEX64.fullmatch(known[0]) and isinstance(known[1], int)):
+            known = None  # a local cache entry that is not [sha256, size] is ignored, not trusted
         if known and store.size(shard_key(prefix, known[0])) == known[1]:
             entry = {"key": shard_key(prefix, known[0]), "sha256": known[0], "size": known[1], "files": len(members)}
             skipped = True
@@ -345,9 +408,12 @@ def upload_sharded(root: Path, store: ObjectStore, prefix: str = "platbench", sh
     try:
         with ThreadPoolExecutor(workers) as pool:
             entries = list(pool.map(one, shards))
-    finally:
+    finally:  # atomically: another process may be staging (and writing this file) at the same time
         ids_path.parent.mkdir(parents=True, exist_ok=True)
-        ids_path.write_text(json.dumps(known_ids))
+        fd, tmp = tempfile.mkstemp(dir=ids_path.parent, prefix=ids_path.name)
+        with os.fdopen(fd, "w") as f:
+            json.dump(known_ids, f)
+        os.replace(tmp, ids_path)
     manifest = {"platbench_manifest": MANIFEST_VERSION, "fingerprint": sc.fingerprint, "name": sc.name,
                 "format": sc.format, "files": len(sc.entries), "bytes": sc.bytes, "shards": [
                     {**e, "key": e["key"][len(prefix.strip('/')) + 1:]} for e in entries]}
@@ -405,41 +471,61 @@ def upload(root: Path, store: ObjectStore, mode: str = "sharded", prefix: str = 
 def download_staged(staged: Staged, store: ObjectStore, dest: Path, workers: int = 4) -> dict:
     """Bring a staged dataset down the way the platform's input channel does (sharded: the manifest and
     its shards, keys kept relative to the staging root; naive: every file under the prefix), checking
-    each shard's SHA-256. Returns download figures."""
+    each shard's SHA-256. A shard already in `dest` with the right SHA-256 is not fetched again.
+
+    Returns download figures: download_bytes_received counts the dataset's objects fetched (the manifest
+    that says which to fetch is a lookup, like the upload's HEAD); download_s_per_mb is over those bytes
+    and absent when the job found everything local (0 received)."""
     dest = Path(dest)
     before = store.snapshot()
     t0 = time.perf_counter()
     if staged.mode == "sharded":
-        root = staged.prefix + "/"
+        root = staged.prefix.strip("/") + "/"
+        if staged.data_key != manifest_key(staged.prefix, staged.fingerprint):  # checks the fingerprint too
+            raise UserError(f"staged dataset key {staged.data_key!r} is not the manifest of {staged.fingerprint[:12]}…")
         manifest_bytes = store.get_bytes(staged.data_key)
-        manifest = json.loads(manifest_bytes)
-        target = dest / staged.data_key[len(root):]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(manifest_bytes)
+        shards = checked_manifest(manifest_bytes, staged.fingerprint, store.uri(staged.data_key))
 
         def one(shard: dict) -> int:
             path = dest / shard["key"]
+            if path.is_file() and (shard["size"] is None or path.stat().st_size == shard["size"]) \
+                    and _sha256_file(path) == shard["sha256"]:
+                return 0  # already local
             n = store.get_file(root + shard["key"], path)
             if _sha256_file(path) != shard["sha256"]:
+                path.unlink(missing_ok=True)
                 raise UserError(f"shard {shard['key']} arrived corrupted (SHA-256 mismatch)")
             return n
 
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(one, manifest["shards"]))
+            received = sum(pool.map(one, shards))
+        _write_atomic(dest / staged.data_key[len(root):], manifest_bytes)  # last: its presence means complete
     else:
-        keys = list(store.list(staged.data_key))
-
-        def one_file(item) -> int:
-            key, _ = item
-            return store.get_file(key, dest / key[len(staged.data_key):])
+        # every key checked before the first byte is written
+        targets = [(key, path) for key, _ in store.list(staged.data_key)
+                   if (path := safe_relative(key, staged.data_key, dest)) is not None]
 
         with ThreadPoolExecutor(max(workers, 10)) as pool:
-            list(pool.map(one_file, keys))
+            received = sum(pool.map(lambda kv: store.get_file(*kv), targets))
     seconds = time.perf_counter() - t0
     after = store.snapshot()
-    mb = staged.bytes / MB
-    return {"download_seconds": seconds, "download_mb": mb, "download_s_per_mb": seconds / mb if mb else 0.0,
-            "download_retries": after["retries"] - before["retries"]}
+    fig = {"download_seconds": seconds, "download_mb": staged.bytes / MB, "download_bytes_received": received,
+           "download_retries": after["retries"] - before["retries"]}
+    if received > 0:
+        fig["download_s_per_mb"] = seconds / (received / MB)
+    return fig
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _sha256_file(path: Path) -> str:
@@ -451,11 +537,13 @@ def _sha256_file(path: Path) -> str:
 
 
 def download_prefix(store: ObjectStore, prefix: str, dest: Path, workers: int = 8) -> tuple[int, float]:
-    """Every object under prefix into dest (relative keys kept); returns (bytes, seconds)."""
+    """Every object under prefix into dest (relative keys kept); returns (bytes, seconds). The keys come
+    from a bucket: each is checked to stay inside dest (safe_relative) before the first byte is written."""
     t0 = time.perf_counter()
-    keys = list(store.list(prefix))
+    targets = [(key, path) for key, _ in store.list(prefix)
+               if (path := safe_relative(key, prefix, Path(dest))) is not None]
     with ThreadPoolExecutor(workers) as pool:
-        sizes = list(pool.map(lambda kv: store.get_file(kv[0], Path(dest) / kv[0][len(prefix):].lstrip("/")), keys))
+        sizes = list(pool.map(lambda kv: store.get_file(*kv), targets))
     return sum(sizes), time.perf_counter() - t0
 
 

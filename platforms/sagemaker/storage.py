@@ -6,11 +6,24 @@ https://docs.aws.amazon.com/boto3/latest/guide/retries.html (retry modes, max_at
 https://docs.aws.amazon.com/boto3/latest/guide/events.html (before-call / before-send events)
 https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpuoverview.html (multipart upload: parts, list, complete)
 https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListParts.html (ETag of each uploaded part)
+https://docs.aws.amazon.com/AmazonS3/latest/API/API_AbortMultipartUpload.html (abort one upload: key + UploadId)
+https://docs.aws.amazon.com/AmazonS3/latest/API/API_CompleteMultipartUpload.html (NoSuchUpload once completed/aborted)
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpu-abort-incomplete-mpu-lifecycle-config.html
+  (a bucket lifecycle rule is what removes uploads whose owner died on another machine)
+
+Multipart uploads are owned: several processes (two launches, a sweep's cells) may stage the same dataset
+to the same bucket at once, so a store resumes or aborts only uploads it started itself, or ones a
+platbench process on this machine started and died with (a ledger under the staging cache records
+each upload id with its host and pid). Another process's upload of the same key is never touched:
+both finish, and since the key is content-addressed the last one to complete writes the same bytes.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import socket
+import threading
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -52,6 +65,8 @@ class S3Store(ObjectStore):
         # tests point every client at a moto server on 127.0.0.1.
         self.client = session.client("s3", config=client_config())
         count_attempts(self.client, self.stats)
+        self._own: dict[str, str] = {}  # upload id → key: started or resumed here, not yet completed/aborted
+        self._own_lock = threading.Lock()
 
     def snapshot(self):
         snap = self.stats.snapshot()
@@ -103,7 +118,8 @@ class S3Store(ObjectStore):
 
     def put_large(self, key: str, data: bytes, part_size: int,
                   on_part: Optional[Callable[[int, int], None]] = None) -> dict:
-        """Multipart upload that resumes: an unfinished upload of the same key is found on the server
+        """Multipart upload that resumes: an unfinished upload of the same key that this store started (or
+        that a platbench process on this machine started and died with) is found on the server
         (ListMultipartUploads), its parts listed (ListParts) and every part whose ETag is the MD5 of our
         bytes kept; only the rest is sent. `on_part(done, total)` is called after each part."""
         part_size = max(part_size, MIN_PART)
@@ -114,6 +130,7 @@ class S3Store(ObjectStore):
         upload_id, have = self._resume_point(key)
         if upload_id is None:
             upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        self._claim(upload_id, key)
         parts, skipped = [], 0
         for number, chunk in enumerate(chunks, 1):
             etag = '"' + hashlib.md5(chunk).hexdigest() + '"'
@@ -128,17 +145,67 @@ class S3Store(ObjectStore):
                 on_part(number, len(chunks))
         self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
                                               MultipartUpload={"Parts": parts})
+        self._release(upload_id)
         return {"parts": len(chunks), "parts_skipped": skipped}
 
+    # -------------------------------------------------------------- which multipart uploads are ours
+    def _ledger(self) -> Path:
+        from platforms.core.staging import cache_dir
+
+        return cache_dir() / "staging" / "s3-multipart"
+
+    def _ledger_file(self, upload_id: str) -> Path:
+        return self._ledger() / (hashlib.sha256(f"{self.bucket}\0{upload_id}".encode()).hexdigest()[:32] + ".json")
+
+    def _claim(self, upload_id: str, key: str) -> None:
+        with self._own_lock:
+            self._own[upload_id] = key
+        path = self._ledger_file(upload_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps({"bucket": self.bucket, "key": key, "upload_id": upload_id,
+                                   "host": socket.gethostname(), "pid": os.getpid()}))
+        os.replace(tmp, path)
+
+    def _release(self, upload_id: str) -> None:
+        with self._own_lock:
+            self._own.pop(upload_id, None)
+        self._ledger_file(upload_id).unlink(missing_ok=True)
+
+    def _resumable_ids(self, key: str) -> set[str]:
+        """Upload ids of `key` this store may continue: its own, and those whose platbench process on this
+        machine is gone. An upload another live process (or machine) is sending is not ours to touch."""
+        with self._own_lock:
+            ids = {u for u, k in self._own.items() if k == key}
+        host = socket.gethostname()
+        try:
+            records = list(self._ledger().glob("*.json"))
+        except OSError:
+            records = []
+        for path in records:
+            try:
+                rec = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if rec.get("bucket") == self.bucket and rec.get("key") == key and rec.get("host") == host \
+                    and isinstance(rec.get("pid"), int) and not _alive(rec["pid"]):
+                ids.add(str(rec.get("upload_id")))
+        return ids
+
     def _resume_point(self, key: str) -> tuple[Optional[str], dict]:
+        mine = self._resumable_ids(key)
+        if not mine:
+            return None, {}
         uploads = [u for u in self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key).get("Uploads", [])
-                   if u["Key"] == key]
+                   if u["Key"] == key and u["UploadId"] in mine]
+        for gone in mine - {u["UploadId"] for u in uploads}:  # completed or aborted since: forget it
+            self._release(gone)
         if not uploads:
             return None, {}
         uploads.sort(key=lambda u: u["Initiated"])
         latest = uploads[-1]
-        for stale in uploads[:-1]:
-            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=stale["UploadId"])
+        for stale in uploads[:-1]:  # ours too (this store's, or a dead process's): no one else will finish them
+            self._abort(key, stale["UploadId"])
         have: dict[int, tuple[str, int]] = {}
         marker = 0
         for _ in range(10_000):  # bounded pagination
@@ -150,6 +217,19 @@ class S3Store(ObjectStore):
                 break
             marker = int(page["NextPartNumberMarker"])
         return latest["UploadId"], have
+
+    def _abort(self, key: str, upload_id: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            aborted = True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("NoSuchUpload", "404"):
+                raise
+            aborted = False  # already completed or aborted
+        self._release(upload_id)
+        return aborted
 
     def get_bytes(self, key: str) -> bytes:
         body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
@@ -182,7 +262,18 @@ class S3Store(ObjectStore):
                                                                    "Quiet": True})
 
     def abort_incomplete(self, prefix: str) -> int:
-        uploads = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix).get("Uploads", [])
-        for u in uploads:
-            self.client.abort_multipart_upload(Bucket=self.bucket, Key=u["Key"], UploadId=u["UploadId"])
-        return len(uploads)
+        """Abort the unfinished multipart uploads under prefix that this store started (teardown), each by
+        its UploadId; another process's uploads under the same prefix are left alone."""
+        with self._own_lock:
+            mine = [(u, k) for u, k in self._own.items() if k.startswith(prefix)]
+        return sum(self._abort(key, upload_id) for upload_id, key in mine)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True

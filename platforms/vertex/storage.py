@@ -92,6 +92,14 @@ class GCSStore(ObjectStore):
             on_part(1, 1)
         return {"parts": -(-len(data) // chunk), "parts_skipped": 0}
 
+    def abort_incomplete(self, prefix: str) -> int:
+        """Nothing to abort by prefix, and nothing of another process's is touched: Cloud Storage keeps no
+        list of unfinished uploads. Each resumable session belongs to the one put_large call that opened it
+        (its URI is never shared between processes), is not an object until its last chunk, and expires a
+        week after it was started (https://cloud.google.com/storage/docs/resumable-uploads). Two processes
+        writing the same content-addressed key both succeed: the second's `if_generation_match=0` gets 412."""
+        return 0
+
     def get_bytes(self, key: str) -> bytes:
         data = self._call(self._bucket.blob(key).download_as_bytes)
         self.stats.add(bytes_down=len(data))
