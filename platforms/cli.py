@@ -269,7 +269,9 @@ def sweep(
     model: list[str] = typer.Option([], "--model", "-m", help="model presets (repeat or comma list; default small)"),
     per_class: list[str] = typer.Option([], "--per-class", help="training images per class (comma list; 'all' = every "
                                                                   "image; default 5,20,80,320,1280)"),
-    seeds: list[str] = typer.Option([], "--seeds", help="seeds (comma list; default 0,1,2)"),
+    seeds: list[str] = typer.Option([], "--seeds", help="seeds (comma list; default: as many as the report's "
+                                                         "tests need to call a difference at all: 0–3 for up to "
+                                                         "two platforms, 0–4 for three or four)"),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="default: each preset's"),
     target_accuracy: Optional[float] = typer.Option(None, "--target-accuracy", min=0.0, max=1.0,
                                                     help="record seconds (and cost) to reach this test accuracy"),

@@ -39,7 +39,15 @@ from platforms.errors import UserError
 from platforms.core.tracking import process_alive
 
 DEFAULT_PER_CLASS: tuple[Optional[int], ...] = (5, 20, 80, 320, 1280)
-DEFAULT_SEEDS = (0, 1, 2)
+
+
+def default_seeds(platforms: int, alpha: float = 0.05) -> list[int]:
+    """As many seeds as the report's tests need to be able to call a difference between `platforms`
+    platforms at all (at least two are assumed: a sweep is compared with others), one run per seed:
+    fewer runs could never show one, whatever the data (platforms/report/stats.py, min_runs_per_group)."""
+    from platforms.report.stats import min_runs_per_group
+
+    return list(range(min_runs_per_group(max(2, platforms), alpha)))
 DEFAULT_CONCURRENCY = 4
 # Per-platform limits applied unless --concurrency PLATFORM=N says otherwise. `local` runs on this
 # machine's one device (GPU, else the CPU): two at once would share it and each would time the other.
@@ -637,7 +645,7 @@ def cli_main(data: Path, platforms: list[str], models: list[str], per_class: lis
         data=str(Path(data).resolve()), platforms=plats, models=parse_list(models or ["small"], "--model"),
         per_class=parse_list(per_class or [",".join("all" if n is None else str(n) for n in DEFAULT_PER_CLASS)],
                              "--per-class", per_class_value),
-        seeds=parse_list(seeds or [",".join(map(str, DEFAULT_SEEDS))], "--seeds", int),
+        seeds=parse_list(seeds, "--seeds", int) if seeds else default_seeds(len(plats)),
         epochs=epochs, target_accuracy=target_accuracy, hyperparameters=parse_pairs(hp, "--hp"),
         settings=parse_settings(set_, plats))
     if not Path(data).exists():

@@ -191,3 +191,16 @@ def test_a_name_cannot_be_reused_for_a_different_sweep(digits_data, tmp_path, mo
     other = sweep.SweepSpec(**{**spec.__dict__, "epochs": 5})
     with pytest.raises(UserError, match="different definition.*epochs"):
         sweep.Coordinator(other, "same", tmp_path / "out", 1, {}, Console(), quiet=True).open_parent(c, exp)
+
+
+def test_default_seeds_are_as_many_as_the_tests_need_to_call_a_difference(digits_data, tmp_path):
+    from platforms.report.stats import can_call
+
+    for platforms, seeds in (("local", 4), ("local,sagemaker,vertex", 5)):
+        proc = platbench("sweep", "--data", str(digits_data), "--platform", platforms, "--per-class", "5",
+                         "--dry-run", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert f"× {seeds} seed(s) [{', '.join(map(str, range(seeds)))}]" in proc.stdout, proc.stdout
+        groups = max(2, len(platforms.split(",")))
+        assert can_call([seeds] * groups, 0.05) and not can_call([seeds - 1] * groups, 0.05)
+    assert not (tmp_path / "mlflow.db").exists()
