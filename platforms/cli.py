@@ -15,6 +15,7 @@ from platforms.errors import UserError
 # help texts name the platforms the registry knows (their light __init__ modules only: no SDK is imported)
 ENDPOINT_PLATFORMS = " | ".join(registry.with_endpoints()) or "none registered"
 PLATFORM_NAMES = " | ".join(registry.names())
+STORAGE_PLATFORMS = " | ".join(n for n in registry.names() if registry.spec(n).stores) or "none registered"
 
 app = typer.Typer(
     name="platbench",
@@ -260,6 +261,23 @@ def endpoint(
 
     endpoints.cli_main(platform, model_dir, set_, requests, concurrency, warmup, data, fmt, batch, batch_dir,
                        dry_run, as_json, track, _console())
+
+
+@app.command()
+def transfer(
+    platform: str = typer.Argument(..., help=STORAGE_PLATFORMS),
+    data: Path = typer.Option(..., "--data", help="dataset folder (folder layout or CIFAR-10 python batches)"),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="cold repeats, each in a fresh prefix; one MLflow run each"),
+    batch: int = typer.Option(1024, "--batch", min=1, help="images per timed batch (one object per image)"),
+    set_: list[str] = typer.Option([], "--set", help="platform setting KEY=VALUE (bucket, region, prefix, …)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan; create nothing"),
+    as_json: bool = typer.Option(False, "--json"),
+    track: bool = typer.Option(True, "--track/--no-track", help="log one run per repeat to MLflow"),
+) -> None:
+    """Upload and download DATA through the platform's object store: s/MB per batch and whole (sharded)."""
+    from platforms.bench import transfer as transfer_mod
+
+    transfer_mod.cli_main(platform, data, repeats, batch, set_, dry_run, as_json, track, _console())
 
 
 @app.command()

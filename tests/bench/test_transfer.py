@@ -1,0 +1,143 @@
+"""`platbench transfer`, end to end through the CLI against the launcher tests' loopback servers (moto's S3,
+the Cloud Storage emulator: tests/conftest_clouds.py), the official SDKs sending every request."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import VENV_BIN, assert_one_line_error, platbench, write_folder_dataset
+from conftest_clouds import aws, gcs, gcs_server, moto_server, new_bucket_name  # noqa: F401 (fixtures)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return write_folder_dataset(tmp_path_factory.mktemp("ds") / "colors", train_per_class=30, test_per_class=8)
+
+
+def s3_bucket() -> tuple[object, str]:
+    import boto3
+
+    name = new_bucket_name()
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=name)
+    return client, name
+
+
+def s3_left(client, bucket: str) -> tuple[list, list]:
+    objects = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    return objects, uploads
+
+
+def mlflow_runs(cwd: Path) -> list:
+    from mlflow.tracking import MlflowClient
+
+    c = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
+    exp = c.get_experiment_by_name("platbench")
+    return c.search_runs([exp.experiment_id]) if exp else []
+
+
+def test_s3_repeats_are_cold_recorded_one_run_each_and_leave_nothing(aws, dataset, tmp_path):
+    client, bucket = s3_bucket()
+    proc = platbench("transfer", "sagemaker", "--data", str(dataset), "--repeats", "2", "--batch", "50",
+                     "--set", f"bucket={bucket}", "--json", cwd=tmp_path, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    repeats = json.loads(proc.stdout)["repeats"]
+    files = len(list(dataset.rglob("*.png")))
+    assert len(repeats) == 2 and len({r["prefix"] for r in repeats}) == 2
+    for r in repeats:
+        m = r["metrics"]
+        # cold every time: the second repeat sends the whole dataset again, into its own prefix
+        assert m["upload_bytes_sent"] > m["dataset_mb"] * 2**20 and m["download_bytes_received"] >= m["dataset_mb"] * 2**20
+        assert m["upload_s_per_mb"] == pytest.approx(m["upload_seconds"] / (m["upload_bytes_sent"] / 2**20))
+        assert m["download_s_per_mb"] > 0 and m["files"] == files and m["batches"] == math.ceil(files / 50)
+        assert len(r["batch_upload_s_per_mb"]) == len(r["batch_download_s_per_mb"]) == m["batches"]
+        assert m["batch_upload_s_per_mb_min"] <= m["batch_upload_s_per_mb_median"] <= m["batch_upload_s_per_mb_max"]
+        assert m["batch_download_s_per_mb_iqr"] >= 0
+    assert s3_left(client, bucket) == ([], [])  # every repeat's prefix removed
+    runs = mlflow_runs(tmp_path)
+    assert len(runs) == 2 and {r.data.tags["platbench.kind"] for r in runs} == {"transfer"}
+    assert {r.data.params["transfer_id"] for r in runs} == {repeats[0]["transfer_id"]}
+    run = next(r for r in runs if r.info.run_id == repeats[0]["mlflow_run_id"])
+    assert run.data.metrics["upload_s_per_mb"] == pytest.approx(repeats[0]["metrics"]["upload_s_per_mb"])
+    listed = platbench("runs", "--kind", "transfer", "--json", cwd=tmp_path)
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 2
+
+
+def test_gcs_transfer_through_the_emulator(gcs, dataset, tmp_path):
+    from google.cloud import storage
+
+    name = new_bucket_name()
+    storage.Client(project="test").create_bucket(name)
+    proc = platbench("transfer", "vertex", "--data", str(dataset), "--repeats", "1", "--batch", "64", "--no-track",
+                     "--set", f"bucket={name}", "--set", "project=test", "--json", cwd=tmp_path, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    (r,) = json.loads(proc.stdout)["repeats"]
+    assert r["metrics"]["upload_s_per_mb"] > 0 and r["metrics"]["download_s_per_mb"] > 0
+    assert r["metrics"]["batches"] == 2 and "mlflow_run_id" not in r
+    assert list(storage.Client(project="test").list_blobs(name)) == []
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_dry_run_prints_the_plan_and_creates_nothing(dataset, tmp_path):
+    proc = platbench("transfer", "sagemaker", "--data", str(dataset), "--repeats", "3", "--dry-run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 batch(es) of up to 1024 images, 3 repeat(s)" in proc.stdout
+    assert "--set bucket=NAME" in proc.stdout and "nothing was created" in proc.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, says", [
+    (["local"], "lacks remote-storage"),
+    (["nowhere"], "unknown platform"),
+    (["sagemaker"], "no bucket"),
+    (["sagemaker", "--set", "bucket=Not_A_Bucket"], "bucket"),
+    (["sagemaker", "--set", "nokey"], "KEY=VALUE"),
+])
+def test_bad_input_is_one_line(dataset, tmp_path, args, says):
+    proc = platbench("transfer", *args, "--data", str(dataset), cwd=tmp_path)
+    assert_one_line_error(proc)
+    assert says in proc.stderr
+
+
+def test_missing_bucket_and_bad_dataset_are_one_line(aws, dataset, tmp_path):
+    proc = platbench("transfer", "sagemaker", "--data", str(dataset), "--set", "bucket=no-such-bucket-here", cwd=tmp_path)
+    assert_one_line_error(proc)
+    assert "does not exist" in proc.stderr
+    _, bucket = s3_bucket()
+    proc = platbench("transfer", "sagemaker", "--data", str(tmp_path), "--set", f"bucket={bucket}", cwd=tmp_path)
+    assert_one_line_error(proc)
+
+
+def test_an_sdk_error_midway_is_one_line_and_removes_the_prefix(aws, dataset, tmp_path):
+    client, bucket = s3_bucket()
+    aws.fail(lambda m, p, h: m == "GET" and "/staged/" in p and "list-type" not in p, "503", 1000)
+    proc = platbench("transfer", "sagemaker", "--data", str(dataset), "--repeats", "2", "--batch", "50", "--json",
+                     "--set", f"bucket={bucket}", cwd=tmp_path, env={"PLATBENCH_S3_MAX_ATTEMPTS": "1"}, timeout=240)
+    assert_one_line_error(proc)  # --json: no progress lines, so the error is all of stderr
+    assert "GetObject" in proc.stderr
+    assert s3_left(client, bucket) == ([], [])
+    assert mlflow_runs(tmp_path) == []  # no figure from a repeat that did not finish
+
+
+def test_ctrl_c_removes_the_prefix(aws, tmp_path):
+    data = write_folder_dataset(tmp_path / "d", train_per_class=200, test_per_class=20)
+    client, bucket = s3_bucket()
+    proc = subprocess.Popen([str(VENV_BIN / "platbench"), "transfer", "sagemaker", "--data", str(data), "--batch", "20",
+                             "--set", f"bucket={bucket}"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ})
+    deadline = time.time() + 60
+    while time.time() < deadline and not client.list_objects_v2(Bucket=bucket).get("KeyCount"):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in err, err
+    assert "interrupted" in err
+    assert s3_left(client, bucket) == ([], [])
