@@ -104,7 +104,7 @@ def test_sagemaker_endpoint_deploy_load_batch_and_delete(sagemaker_env, model, d
     # cost per hour/day/month/year from the price table
     assert result.cost["usd_per"]["day"] == pytest.approx(24 * result.cost["usd_per"]["hour"], rel=1e-3)
     assert result.cost["usd_per"]["year"] == pytest.approx(8760 * result.cost["usd_per"]["hour"], rel=1e-3)
-    assert "ml.m5.large" in result.cost["basis"]
+    assert "ml.m5.large 0.115/h ×1" in result.cost["basis"] and result.cost["section"] == "endpoint"
     from mlflow.tracking import MlflowClient
 
     run = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(result.settings["mlflow_run_id"])
@@ -196,8 +196,10 @@ def test_dry_run_prints_the_plan_and_cost_and_creates_nothing(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "aws sagemaker create-endpoint --endpoint-name pb-dry --endpoint-config-name pb-dry" in proc.stdout
     assert "aws sagemaker delete-endpoint --endpoint-name pb-dry" in proc.stdout
-    assert re.search(r"cost while up: \$0\.7364/hour, \$17\.67/day, \$537\.57/month \(730 h\), \$6450\.86/year",
+    # the hosting price (prices.yaml section endpoint), not the training one (0.7364)
+    assert re.search(r"cost while up: \$0\.7360/hour, \$17\.66/day, \$537\.28/month \(730 h\), \$6447\.36/year",
                      proc.stdout), proc.stdout
+    assert "training list price stands in" not in proc.stdout
     assert not (tmp_path / "mlflow.db").exists()
     proc = platbench("endpoint", "azure", "--dry-run", cwd=tmp_path, timeout=60)
     assert_one_line_error(proc)
