@@ -1,7 +1,7 @@
 """`platbench report`: every number in report.md and index.html checked against the MLflow runs it cites.
 
 Two stores:
-- the local sweep of tests/test_sweep.py (real runs: CPU, model small, bundled digits data), read back
+- the local sweep of tests/_sweep.py (real runs: CPU, model small, bundled digits data), read back
   here with MlflowClient, independently of platforms/report, and compared cell by cell;
 - a fixture store written through platforms.core.tracking with the launchers' own metric names, for the
   sections local runs cannot fill (upload/download s/MB, latency, cost, several platforms) and for the
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import platbench
-from test_sweep import SWEEP_NAME, swept
+from _sweep import SWEEP_NAME, swept
 
 from mlflow.tracking import MlflowClient
 

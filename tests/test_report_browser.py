@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import platbench
 from test_report import ALL_FIGURES, SECTIONS, fixture_report  # noqa: F401 - the fixture is used below
-from test_sweep import SWEEP_NAME, swept
+from _sweep import SWEEP_NAME, swept
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

@@ -15,41 +15,7 @@ from conftest import VENV_BIN, assert_one_line_error, platbench
 
 from mlflow.tracking import MlflowClient
 
-SWEEP_NAME = "e2e"
-SWEEP_ARGS = ["--model", "small", "--per-class", "5,20", "--seeds", "0,1", "--epochs", "1", "--name", SWEEP_NAME]
-_SWEPT: dict = {}
-
-
-def _sweep_cmd(data: Path, *extra: str) -> list[str]:
-    return [str(VENV_BIN / "platbench"), "sweep", "--data", str(data), *SWEEP_ARGS, *extra]
-
-
-def swept(tmp_path_factory, digits_data) -> Path:
-    """The end-to-end sweep (4 local runs), done once per session and shared with test_report.py:
-    first session killed with SIGKILL while its second cell trains, second session resumes it.
-    Returns the working folder (mlflow.db, runs/, session outputs)."""
-    key = str(tmp_path_factory.getbasetemp())
-    if key in _SWEPT:
-        return _SWEPT[key]
-    cwd = tmp_path_factory.mktemp("sweep")
-    log = (cwd / "session1.log").open("w")
-    first = subprocess.Popen(_sweep_cmd(digits_data), cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True)
-    second_worker = cwd / "runs/sweeps" / SWEEP_NAME / "local-small-pc5-seed1" / "worker.json"
-    deadline = time.time() + 240
-    while not second_worker.exists() and first.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    assert second_worker.exists(), (cwd / "session1.log").read_text()
-    first.kill()  # SIGKILL: the coordinator cannot pass anything on; its worker goes on alone
-    first.wait(30)
-    log.close()
-    pid = json.loads(second_worker.read_text())["pid"]
-    second = subprocess.run(_sweep_cmd(digits_data, "--json"), cwd=cwd, capture_output=True, text=True, timeout=400)
-    (cwd / "session2.json").write_text(second.stdout)
-    (cwd / "session2.err").write_text(second.stderr)
-    assert second.returncode == 0, second.stderr
-    (cwd / "worker-pid").write_text(str(pid))
-    _SWEPT[key] = cwd
-    return cwd
+from _sweep import SWEEP_ARGS, SWEEP_NAME, swept  # noqa: F401 (shared with the report tests)
 
 
 @pytest.fixture(scope="module")
