@@ -2,6 +2,7 @@
 content-addressed) versus `aws s3 sync` of the same folder to the same endpoint.
 
     .venv/bin/python benchmarks/upload.py [--files 60000] [--aws PATH] [--endpoint URL] [--naive]
+    .venv/bin/python benchmarks/upload.py --files 2000 --transfer 3   # `platbench transfer` only, N repeats
 
 Without --endpoint it starts moto's S3 server (`moto_server`, from the dev extra) on 127.0.0.1 in its own
 process, so the server does not share a GIL with either client. Goals (issue 4): platbench ≥ 10× faster
@@ -79,6 +80,29 @@ def start_moto() -> tuple[subprocess.Popen, str]:
     raise SystemExit("moto_server did not start")
 
 
+def transfer(tree: Path, bucket: str, repeats: int) -> dict:
+    """`platbench transfer sagemaker` through the CLI, as a user runs it; prints each repeat's figures."""
+    import statistics
+
+    cmd = [str(Path(sys.executable).with_name("platbench")), "transfer", "sagemaker", "--data", str(tree),
+           "--repeats", str(repeats), "--set", f"bucket={bucket}", "--json", "--no-track"]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(proc.stderr.strip())
+    rows = [r["metrics"] for r in json.loads(proc.stdout)["repeats"]]
+    print(f"platbench transfer: {repeats} cold repeats in {time.perf_counter() - t:.1f} s")
+    names = ["batch_upload_s_per_mb_median", "batch_upload_s_per_mb_iqr", "batch_upload_s_per_mb_min",
+             "batch_upload_s_per_mb_max", "batch_download_s_per_mb_median", "batch_download_s_per_mb_iqr",
+             "batch_download_s_per_mb_min", "batch_download_s_per_mb_max", "upload_s_per_mb", "download_s_per_mb",
+             "upload_seconds", "download_seconds", "batches"]
+    for i, m in enumerate(rows, 1):
+        print(f"  repeat {i}: " + ", ".join(f"{n} {m[n]:.4f}" for n in names))
+    medians = {n: statistics.median(m[n] for m in rows) for n in names}
+    print("  median of repeats: " + ", ".join(f"{n} {v:.4f}" for n, v in medians.items()))
+    return {"repeats": rows, "median": medians}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=60_000)
@@ -89,6 +113,8 @@ def main() -> int:
     ap.add_argument("--skip-aws", action="store_true", help="measure platbench only")
     ap.add_argument("--naive", action="store_true", help="also time platbench's naive per-file upload")
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--transfer", type=int, metavar="REPEATS",
+                    help="run `platbench transfer` (cold batches of 1,024 images + whole sharded) instead")
     args = ap.parse_args()
 
     tree = args.dir / f"cifar-shaped-{args.files}"
@@ -114,6 +140,11 @@ def main() -> int:
         bucket = f"bench-{int(time.time())}"
         store = S3Store(bucket)
         store.client.create_bucket(Bucket=bucket)
+        if args.transfer:
+            figures["transfer"] = transfer(tree, bucket, args.transfer)
+            if args.json:
+                args.json.write_text(json.dumps(figures, indent=2))
+            return 0
 
         first = upload(tree, store, "sharded", "platbench")
         figures["platbench_first_s"] = first.figures["upload_seconds"]
