@@ -41,6 +41,7 @@ class EpochRecorder(L.Callback):
         # per-epoch scratch
         self._t0: float | None = None   # running segment of the training clock, None while stopped
         self._in_epoch = False
+        self._evaluated = False  # whether this epoch ran its evaluation (a schedule may skip some epochs)
         self._epoch_seconds = 0.0
         self._eval_t0: float | None = None
 
@@ -52,6 +53,7 @@ class EpochRecorder(L.Callback):
             self.on_epoch_start(trainer.current_epoch)
         self._epoch_seconds = 0.0
         self._in_epoch = True
+        self._evaluated = False
         self._start_clock(module)
 
     def _start_clock(self, module) -> None:
@@ -68,6 +70,7 @@ class EpochRecorder(L.Callback):
 
     def _eval_start(self, module) -> None:
         self._stop_clock(module)
+        self._evaluated = self._evaluated or self._in_epoch
         _sync(module)
         self._eval_t0 = time.perf_counter()
 
@@ -95,7 +98,7 @@ class EpochRecorder(L.Callback):
         self._stop_clock(module)
         self._in_epoch = False
         epoch = trainer.current_epoch + 1
-        evals = module.last_eval
+        evals = module.last_eval if self._evaluated else {}
         record = {"epoch": epoch, "epoch_seconds": round(self._epoch_seconds, 6),
                   "train_seconds": round(self.train_seconds, 6), "wall_time": time.time(),
                   **module.epoch_train_summary()}
@@ -109,7 +112,8 @@ class EpochRecorder(L.Callback):
             if self.target is not None and self.to_target is None and evals["test"]["accuracy"] >= self.target:
                 self.to_target, self.epoch_to_target = self.train_seconds, epoch
         self.history.append(record)
-        self.last_eval = evals
+        if evals:
+            self.last_eval = evals
         write_metrics(self.output_dir, self.history)
         for name in ("epoch", "train_loss", "train_accuracy", "val_accuracy", "test_accuracy",
                      "test_top5_accuracy", "epoch_seconds", "train_seconds"):

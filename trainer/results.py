@@ -61,6 +61,8 @@ class Schedule(_Strict):
     steps_per_epoch: int
     steps: int = Field(description="optimizer steps of the whole schedule (epochs × steps_per_epoch)")
     min_steps: int
+    eval_every_epochs: int = Field(description="validation and test run after every k-th epoch (and the last); "
+                                               "metrics.jsonl has their figures on those epochs only")
     reason: Optional[str] = Field(None, description="why epochs differ from the hyperparameters; None when they don't")
 
 

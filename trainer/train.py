@@ -112,16 +112,19 @@ def software_versions(device) -> dict:
 def plan_schedule(epochs: int, steps_per_epoch: int, min_steps: int, per_class: Optional[int],
                   train_count: int, batch_size: int) -> dict:
     """The schedule to run. A --per-class run whose epochs would give fewer than `min_steps` optimizer
-    steps gets more epochs (the LR schedule stretches with them); full-data runs keep the preset's."""
-    planned = epochs
-    reason = None
+    steps gets more epochs (the LR schedule stretches with them); full-data runs keep the preset's.
+    Raised epochs are evaluated every k-th epoch, last included, so evaluation costs what the preset's
+    epochs would (on tiny sets one test pass costs more than an epoch of training)."""
+    planned, every, reason = epochs, 1, None
     if per_class is not None and epochs * steps_per_epoch < min_steps:
-        planned = math.ceil(min_steps / steps_per_epoch)
+        needed = math.ceil(min_steps / steps_per_epoch)
+        every = math.ceil(needed / epochs)
+        planned = every * math.ceil(needed / every)  # a multiple of k: the last epoch is evaluated
         reason = (f"--per-class {per_class}: {train_count} training images make {steps_per_epoch} "
                   f"step{'s' if steps_per_epoch != 1 else ''} per epoch at batch size {batch_size}; epochs raised "
-                  f"from {epochs} to {planned} to reach min_steps {min_steps}")
+                  f"from {epochs} to {planned} to reach min_steps {min_steps}, evaluated every {every}")
     return {"epochs": planned, "steps_per_epoch": steps_per_epoch, "steps": planned * steps_per_epoch,
-            "min_steps": min_steps, "reason": reason}
+            "min_steps": min_steps, "eval_every_epochs": every, "reason": reason}
 
 
 def _check_identity(checkpoint_dir: Path, identity: dict) -> None:
@@ -291,7 +294,7 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
             logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
             trainer = L.Trainer(
                 accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, precision=precision,
-                max_epochs=schedule["epochs"], logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                max_epochs=schedule["epochs"], check_val_every_n_epoch=schedule["eval_every_epochs"], logger=False, enable_checkpointing=False, enable_progress_bar=False,
                 enable_model_summary=False, num_sanity_val_steps=0, callbacks=[recorder, *(callbacks or [])],
                 use_distributed_sampler=False, deterministic=False,
                 barebones=True,  # Lightning's minimal-overhead mode: none of its per-step logging machinery
