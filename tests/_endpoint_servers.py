@@ -2,22 +2,14 @@
 a loopback runtime server that forwards to it as the clouds do (tests/sagemaker, tests/vertex)."""
 from __future__ import annotations
 
-import base64
 import http.client
-import io
 import json
-import os
-import re
-import signal
-import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest_clouds import aws, gcs, gcs_server, moto_server, new_bucket_name  # noqa: F401 (fixtures)
 
 from _serving import shared_server, trained_model
-from platforms.errors import UserError
 
 
 @pytest.fixture(scope="module")

@@ -29,14 +29,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
 from platforms.core.settings import parse_pairs
 from platforms.core.tracking import Tag
-from platforms.core.transport import Payload, Reply, Target, Transport, TransportError
+from platforms.core.transport import Payload, Reply, Target, Transport
 from platforms.errors import UserError
 
 SCHEMA = "platbench.load/1"

@@ -10,15 +10,12 @@ for the real service.
 """
 from __future__ import annotations
 
-import json
 import os
 import queue
 import shutil
 import signal
 import subprocess
 import sys
-import tarfile
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field

@@ -9,7 +9,7 @@ from typing import Any
 
 from platforms.core import tracking
 from platforms.local import SPEC
-from platforms.core.api import Feature, Job, Outcome, Platform, PlanStep
+from platforms.core.api import Job, Outcome, Platform, PlanStep
 from platforms.core.settings import typed_overrides
 from platforms.errors import UserError
 

@@ -14,11 +14,6 @@ from platforms.core import tracking
 from platforms.core.tracking import Tag
 
 TRAINING = "training"
-# Tags this report reads that platforms.tracking.Tag does not name yet (set by the compliance checker
-# and the launchers; kept here so the report does not depend on them being there).
-CHECK = "platbench.check"                # "failed": the compliance checker rejected the run
-CHECK_REASON = "platbench.check_reason"  # its one-line why, when it gives one
-PRICE_BASIS = Tag.PRICE_BASIS            # spot | on-demand (no spot price) | on-demand: named in core/tracking.py
 
 
 @dataclass
@@ -84,7 +79,7 @@ class Run:
 
     @property
     def check_failed(self) -> bool:
-        return (self.tags.get(CHECK) or "").strip().lower() == "failed"
+        return (self.tags.get(Tag.CHECK) or "").strip().lower() == "failed"
 
     @property
     def finished(self) -> bool:

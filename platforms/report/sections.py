@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from platforms.report import figures, stats
-from platforms.report.data import CHECK, CHECK_REASON, PRICE_BASIS, Run, Store
+from platforms.report.data import Run, Store
 from platforms.report.stats import pm
 from platforms.core.tracking import Tag
 
@@ -184,7 +184,7 @@ def usd(value: Optional[float], runs: Sequence[Run], f: str = "{:.4f}") -> str:
 
 
 def basis_text(run: Run) -> str:
-    value = (run.tags.get(PRICE_BASIS) or "").strip()
+    value = (run.tags.get(Tag.PRICE_BASIS) or "").strip()
     return BASIS_TEXT.get(value, value) or "–"
 
 
@@ -262,10 +262,10 @@ class Report:
 
     def excluded_text(self) -> str:
         ex = self.store.excluded
-        reasons = "; ".join(f"`{r.run_id}` ({r.kind}, {r.platform}: {r.tags.get(CHECK_REASON) or 'no reason given'})"
+        reasons = "; ".join(f"`{r.run_id}` ({r.kind}, {r.platform}: {r.tags.get(Tag.CHECK_REASON) or 'no reason given'})"
                             for r in ex)
         return (f"{len(ex)} run(s) left out of every figure and test because the compliance check failed "
-                f"(tag `{CHECK}` = failed): {reasons}.")
+                f"(tag `{Tag.CHECK}` = failed): {reasons}.")
 
     def time_accuracy(self) -> Section:
         s = Section("time-accuracy", "Training time vs accuracy per platform")
@@ -726,10 +726,10 @@ class Report:
                         id="runs-serving"))
         if st.excluded:
             rows = [[f"`{r.run_id}`", r.kind, r.platform, r.model, r.outcome,
-                     r.tags.get(CHECK_REASON) or "no reason given"] for r in st.excluded]
+                     r.tags.get(Tag.CHECK_REASON) or "no reason given"] for r in st.excluded]
             s.add(Table(["Run", "Kind", "Platform", "Model", "Status", "Why the check failed"], rows,
                         [[r.run_id] for r in st.excluded], id="runs-excluded",
-                        caption=f"left out of every figure and test: the compliance check failed (`{CHECK}` = failed)"))
+                        caption=f"left out of every figure and test: the compliance check failed (`{Tag.CHECK}` = failed)"))
         prov = []
         all_runs = training + others + st.excluded
         for label, get in (("Dataset fingerprint", lambda r: r.fingerprint), ("Image digest", lambda r: r.image_digest),
@@ -756,7 +756,7 @@ class Report:
                    "the preset's test-time augmentation (`evaluated_throughput_images_per_s`, "
                    "`evaluated_latency_ms_per_image`; runs from before the split logged only that one, as "
                    "`throughput_images_per_s` and `latency_ms_per_image`). A run the compliance checker failed "
-                   f"(`{CHECK}` = failed) enters no figure; the summary names it."))
+                   f"(`{Tag.CHECK}` = failed) enters no figure; the summary names it."))
         s.add(Para("Repeats: groups are platform × model × images per class; their runs differ by seed. Tables show "
                    "mean ± sample standard deviation (n − 1); a group with one run shows that run's value."))
         two, three = stats.min_runs_per_group(2, self.alpha), stats.min_runs_per_group(3, self.alpha)
@@ -782,9 +782,9 @@ class Report:
                    f"adjustment, the report says there are too few runs and how many per group would be needed, read "
                    f"off the exact distributions: at α = {self.alpha}, {two} runs per platform for two platforms, "
                    f"{three} for three (`platforms.report.stats.min_runs_per_group`)."))
-        s.add(Para(f"Upload s/MB: the staging's seconds over the MB actually sent (`upload_seconds` ÷ "
-                   f"`upload_bytes_sent` / 2^20); a run that sent nothing (every shard already staged, "
-                   f"`upload_bytes_sent` = 0) is counted as cached and in no s/MB figure."))
+        s.add(Para("Upload s/MB: the staging's seconds over the MB actually sent (`upload_seconds` ÷ "
+                   "`upload_bytes_sent` / 2^20); a run that sent nothing (every shard already staged, "
+                   "`upload_bytes_sent` = 0) is counted as cached and in no s/MB figure."))
         s.add(Para("Pareto frontier: over the group means of test accuracy and inference throughput as evaluated "
                    "(with TTA, as the accuracy was measured), a group is on the frontier when no other group is at "
                    "least as good in both and better in one."))
@@ -792,7 +792,7 @@ class Report:
                    "`cost_list_estimate_usd`); USD/h is the price quote recorded on the run; endpoints are priced "
                    f"per hour × 24 (day), × 730 (month), × 8,760 (year). {UNVERIFIED} marks a figure computed from a "
                    "price-table entry whose status, as recorded on the run's `platbench.price_source` tag, is "
-                   f"unverified; the price basis (`{PRICE_BASIS}`: spot, on-demand, or a spot run priced at "
+                   f"unverified; the price basis (`{Tag.PRICE_BASIS}`: spot, on-demand, or a spot run priced at "
                    "on-demand because the table has no spot price) is shown where the launcher set it."))
         return s
 

@@ -170,7 +170,7 @@ def smallest_p_pair(n_a: int, n_b: int) -> float:
 def smallest_p_omnibus(sizes: tuple[int, ...]) -> float:
     """The smallest permutation Kruskal–Wallis p for these group sizes: only fully separated groups
     (contiguous blocks of ranks) reach the largest H, so p = (block orders with that H) / relabellings."""
-    k, n = len(sizes), sum(sizes)
+    k = len(sizes)
     if k > 8:  # 9! block orders: the bound is already far below any α used here
         return max(math.factorial(k) / _relabellings(sizes), 1.0 / (RESAMPLES + 1))
     values = []

@@ -57,7 +57,7 @@ from platforms.core import pricing
 
 from platforms.core import tracking
 from platforms.sagemaker import SPEC
-from platforms.core.api import Feature, Job, Outcome, Platform, PlanStep
+from platforms.core.api import Job, Outcome, Platform, PlanStep
 from platforms.core.emulator import LocalRun
 from platforms.sagemaker.emulator import local_run
 from platforms.core.settings import one_line_validation_error, validate_job
@@ -494,7 +494,6 @@ class SageMakerPlatform(Platform):
         return self._outcome_from_describe(handle, d)
 
     def _outcome_from_describe(self, handle: SageMakerHandle, d: dict) -> Outcome:
-        cfg = self.parsed()
         status = {"Completed": "finished", "Stopped": "killed", "Failed": "failed"}[d["TrainingJobStatus"]]
         if d.get("SecondaryStatus") == "MaxWaitTimeExceeded":
             status = "preempted"

@@ -48,7 +48,7 @@ from platforms.core import pricing
 
 from platforms.core import tracking
 from platforms.vertex import SPEC
-from platforms.core.api import Feature, Job, Outcome, Platform, PlanStep
+from platforms.core.api import Job, Outcome, Platform, PlanStep
 from platforms.core.emulator import LocalRun, check_fingerprint
 from platforms.vertex.emulator import local_run
 from platforms.core.settings import one_line_validation_error, validate_job

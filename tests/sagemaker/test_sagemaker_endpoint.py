@@ -3,8 +3,6 @@
 teardown checked after success, an error and Ctrl-C."""
 from __future__ import annotations
 
-import base64
-import http.client
 import io
 import json
 import os
@@ -12,14 +10,13 @@ import re
 import signal
 import tarfile
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest_clouds import aws, gcs, gcs_server, moto_server, new_bucket_name  # noqa: F401 (fixtures)
+from conftest_clouds import aws, moto_server, new_bucket_name  # noqa: F401 (fixtures)
 
-from _serving import shared_server, trained_model  # noqa: F401
 from platforms.errors import UserError
-from _endpoint_servers import model, container, vertex_container, _forward, _Runtime, _Quiet, _nothing_left, _sent, _payloads, _png  # noqa: F401 (fixtures and helpers)
+from _endpoint_servers import model, container  # noqa: F401 (fixtures)
+from _endpoint_servers import _forward, _Runtime, _Quiet, _nothing_left, _sent, _payloads
 
 
 class _SageMakerRuntime(_Quiet):

@@ -4,7 +4,6 @@ flow (stage → submit → native run under the /opt/ml contract → collect →
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
