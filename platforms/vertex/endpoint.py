@@ -3,9 +3,17 @@ PredictionService by the load tool, always deleted afterwards (platforms/core/en
 
 Vertex AI (google-cloud-aiplatform, GAPIC clients)
 - ModelService.UploadModel: Model {displayName, artifactUri (copied to the container as AIP_STORAGE_URI),
-  containerSpec {imageUri, predictRoute, healthRoute, ports}} → long-running operation:
+  containerSpec {imageUri, command, args, predictRoute, healthRoute, ports}} → long-running operation:
   https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.models/upload
   https://cloud.google.com/vertex-ai/docs/reference/rest/v1/ModelContainerSpec
+  ModelContainerSpec.command overrides the image's ENTRYPOINT and .args its CMD (Kubernetes command/args
+  semantics; with args and no command, the image's ENTRYPOINT — none here — runs with args, as
+  `docker run IMAGE ARGS` does). The platbench image has no ENTRYPOINT and its CMD is `train`: without
+  args the serving container would train and never answer the health route. So args = ["serve"], what
+  SageMaker passes (`docker run IMAGE serve`,
+  https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html).
+  Custom container requirements (predict/health routes, AIP_HTTP_PORT, AIP_STORAGE_URI):
+  https://cloud.google.com/vertex-ai/docs/predictions/custom-container-requirements
 - EndpointService.CreateEndpoint, DeployModel (DeployedModel {model, dedicatedResources {machineSpec,
   minReplicaCount, maxReplicaCount}}, trafficSplit), UndeployModel, DeleteEndpoint; ModelService.DeleteModel:
   https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.endpoints
@@ -43,6 +51,8 @@ class VertexEndpointSettings(VertexProject):
 
 PREDICT_ROUTE = "/predict"
 HEALTH_ROUTE = "/health"
+# the container's args (they replace the image's CMD `train`; ModelContainerSpec.args, see above)
+SERVE_ARGS = ["serve"]
 
 
 class VertexEndpoint(Endpoint):
@@ -83,7 +93,8 @@ class VertexEndpoint(Endpoint):
             f"gcloud storage cp model.pt model.json {uri}",
             f"gcloud ai models upload --region={c.region} --display-name={self.name} --artifact-uri={uri} "
             f"--container-image-uri={c.image_uri or 'IMAGE'} --container-predict-route={PREDICT_ROUTE} "
-            f"--container-health-route={HEALTH_ROUTE} --container-ports=8080",
+            f"--container-health-route={HEALTH_ROUTE} --container-ports=8080 "
+            f"--container-args={','.join(SERVE_ARGS)}",
             f"gcloud ai endpoints create --region={c.region} --display-name={self.name}",
             f"gcloud ai endpoints deploy-model ENDPOINT_ID --region={c.region} --model=MODEL_ID "
             f"--display-name={self.name} --machine-type={c.machine_type} --min-replica-count={c.replica_count} "
@@ -155,8 +166,8 @@ class VertexEndpoint(Endpoint):
         try:
             t0 = time.perf_counter()
             say(f"uploading model {self.name}")
-            spec = t.ModelContainerSpec(image_uri=c.image_uri, predict_route=PREDICT_ROUTE, health_route=HEALTH_ROUTE,
-                                        ports=[t.Port(container_port=8080)])
+            spec = t.ModelContainerSpec(image_uri=c.image_uri, args=SERVE_ARGS, predict_route=PREDICT_ROUTE,
+                                        health_route=HEALTH_ROUTE, ports=[t.Port(container_port=8080)])
             model = t.Model(display_name=self.name, artifact_uri=f"gs://{c.bucket}/{prefix}/", container_spec=spec)
             self.model_name = models.upload_model(parent=parent, model=model).result(timeout=1800).model
             self.created.append(("model", self.model_name))

@@ -14,6 +14,25 @@ from platforms.errors import UserError
 from _endpoint_servers import model, vertex_container  # noqa: F401 (fixtures)
 from _endpoint_servers import _forward, _Runtime, _Quiet, _png
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def image_exec_form(instruction: str) -> list[str]:
+    """The image's ENTRYPOINT or CMD (exec form) as the Dockerfile declares it, [] when absent."""
+    with open(os.path.join(REPO, "Dockerfile")) as f:
+        lines = [line for line in f if re.match(rf"^{instruction}\s+\[", line)]
+    return json.loads(lines[-1].split(None, 1)[1]) if lines else []
+
+
+def container_runs(spec: dict) -> list[str]:
+    """What a deployed ModelContainerSpec starts, by the Kubernetes rules the spec follows
+    (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/ModelContainerSpec): `command` replaces the
+    image's ENTRYPOINT and `args` its CMD; a command without args runs without the image's CMD."""
+    command = spec.get("command") or image_exec_form("ENTRYPOINT")
+    if spec.get("args"):
+        return [*command, *spec["args"]]
+    return list(command) if spec.get("command") else [*command, *image_exec_form("CMD")]
+
 
 class _VertexAPI(_Quiet):
     """models:upload, endpoints (create, deployModel, undeployModel, delete, rawPredict), models delete,
@@ -36,6 +55,13 @@ class _VertexAPI(_Quiet):
         srv.log.append(("POST", path))
         if m := re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+)/models:upload", path):
             body = json.loads(raw)
+            srv.uploads.append(("POST", path, raw))
+            # the container Vertex would start must serve: the image's CMD trains, and a training container
+            # never answers the health route (the real deployment fails only after a long wait)
+            runs = container_runs(body["model"].get("containerSpec", {}))
+            if not runs or os.path.basename(runs[0]) != "serve":
+                return self._json({"error": {"code": 400, "status": "INVALID_ARGUMENT", "message":
+                                             f"the serving container would run {runs}, not `serve`"}}, 400)
             name = f"{m.group(1)}/models/{len(srv.models) + 1}"
             srv.models[name] = body["model"]
             return self._op({"model": name}, "UploadModelResponse")
@@ -81,7 +107,7 @@ def vertex_env(gcs, vertex_container, monkeypatch):
     from google.cloud import storage
 
     api = _Runtime(_VertexAPI, container_port=vertex_container.port, predict_route=vertex_container.predict,
-                   models={}, endpoints={}, ops=0, log=[])
+                   models={}, endpoints={}, ops=0, log=[], uploads=[])
     bucket = new_bucket_name()
     storage.Client(project="test").create_bucket(bucket)
     settings = {"project": "p", "region": "us-central1", "bucket": bucket, "image_uri": "img", "api_endpoint": api.url}
@@ -109,6 +135,23 @@ def test_vertex_endpoint_deploy_load_and_delete(vertex_env, model, tmp_path, mon
     assert order[0].endswith(":undeployModel") and "/endpoints/" in order[1] and "/models/" in order[2]
     assert list(storage.Client(project="test").list_blobs(settings["bucket"])) == []
     assert result.cost["usd_per"]["hour"] > 0
+
+
+def test_the_deployed_container_starts_serve_not_the_images_train(vertex_env, model, tmp_path, monkeypatch):
+    """Issue 12 item 1: the image's CMD is `train`; the model's containerSpec must start `serve` itself
+    (ModelContainerSpec.args), as SageMaker does with `docker run IMAGE serve`. The loopback server
+    refuses a spec that would not serve, by the same rules the real service applies to the image."""
+    from platforms.bench.endpoint import run_endpoint_benchmark
+    from platforms.bench.loadtest import LoadSettings, load_images, make_payloads
+
+    assert image_exec_form("CMD")[0] == "train" and container_runs({}) == image_exec_form("CMD")
+    assert container_runs({"command": ["serve"]}) == ["serve"]
+    api, settings = vertex_env
+    monkeypatch.chdir(tmp_path)
+    run_endpoint_benchmark("vertex", model, {**settings, "name": "pb-vx-args"}, LoadSettings(requests=2),
+                           make_payloads(load_images([]), "json", 1), "json", track=False)
+    (spec,) = [json.loads(body)["model"]["containerSpec"] for method, path, body in api.uploads]
+    assert container_runs(spec) == ["serve"] and spec["predictRoute"] == "/predict"
 
 
 def test_vertex_endpoint_is_deleted_after_an_error(vertex_env, model):
