@@ -183,3 +183,29 @@ def test_epochs_are_reproducible_and_differ_between_epochs():
     b.epoch = 4
     assert not torch.equal(next(iter(b))[0], first[0])
     assert len(b) == 3 and all(t.shape == (16, 3, 8, 8) for t in first)
+
+
+def test_several_passes_an_epoch_survive_a_fetch_ahead_and_reproduce():
+    x = torch.randint(0, 256, (30, 8, 8, 3), dtype=torch.uint8)
+    y = torch.arange(30)  # label = index
+    b = TrainBatches(x, y, 10, [0.5] * 3, [0.25] * 3, seed=4, passes=3)
+    b.epoch = 2
+    assert len(b) == 9 and b.steps_per_pass == 3
+    # Lightning fetches batch i+1 before training on batch i: the batch it holds must not change meanwhile
+    it = iter(b)
+    held = next(it)
+    snapshot = [t.clone() for t in held]
+    consumed = []
+    for nxt in it:
+        assert all(torch.equal(a, s) for a, s in zip(held, snapshot)), "a fetch-ahead overwrote the held batch"
+        consumed.append(snapshot)
+        held, snapshot = nxt, [t.clone() for t in nxt]
+    consumed.append(snapshot)
+    labels = [c[1] for c in consumed]
+    passes = [torch.cat(labels[i:i + 3]).tolist() for i in (0, 3, 6)]
+    assert all(sorted(p) == list(range(30)) for p in passes)  # each pass: every image once
+    assert passes[0] != passes[1] != passes[2]  # reshuffled each pass
+    first, first_labels = b.epoch_tensors()  # the first pass is the single-pass epoch
+    assert torch.equal(torch.cat([c[0] for c in consumed[:3]]), first) and first_labels.tolist() == passes[0]
+    again = [t[1].clone() for t in b]
+    assert torch.cat(again).tolist() == sum(passes, [])  # same (seed, epoch): same passes

@@ -1,11 +1,11 @@
 """The step budget of small --per-class runs: a fixed epoch count on 20 images per class is a handful of
-optimizer steps and leaves the model near chance; `min_steps` raises the epochs, evaluation keeps the
-preset's cadence, and results.json says what was run and why."""
+optimizer steps and leaves the model near chance; `min_steps` makes each epoch several passes over the
+images (epochs and evaluations stay the preset's), and results.json says what was run and why."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
+import lightning as L
 import pytest
 
 from trainer import loglines
@@ -23,50 +23,66 @@ def train(data: Path, out: Path, **kw):
 
 
 def test_plan_schedule():
-    # full data: the preset's epochs, whatever the budget
+    # full data: the preset's schedule, whatever the budget
     assert plan_schedule(10, 11, 200, None, 1437, 128) == {
-        "epochs": 10, "steps_per_epoch": 11, "steps": 110, "min_steps": 200, "eval_every_epochs": 1, "reason": None}
+        "epochs": 10, "passes_per_epoch": 1, "steps_per_epoch": 11, "steps": 110, "min_steps": 200, "reason": None}
     # a per-class run that already meets the budget is left alone
-    assert plan_schedule(10, 40, 200, 500, 4000, 128)["epochs"] == 10
-    # 20 per class of 10 classes: 16 train images each, one batch an epoch → 200 epochs, evaluated every 20
+    assert plan_schedule(10, 40, 200, 500, 4000, 128)["passes_per_epoch"] == 1
+    # 20 per class of 10 classes: 16 train images each, one batch a pass → 20 passes an epoch
     s = plan_schedule(10, 1, 200, 20, 160, 128)
-    assert (s["epochs"], s["steps"], s["eval_every_epochs"]) == (200, 200, 20)
-    assert s["reason"] == ("--per-class 20: 160 training images make 1 step per epoch at batch size 128; epochs "
-                           "raised from 10 to 200 to reach min_steps 200, evaluated every 20")
-    # 80 per class: 5 steps an epoch → 40 epochs, evaluated every 4
+    assert (s["epochs"], s["passes_per_epoch"], s["steps_per_epoch"], s["steps"]) == (10, 20, 20, 200)
+    assert s["reason"] == ("--per-class 20: 160 training images make 1 step a pass at batch size 128; each of the "
+                           "10 epochs makes 20 passes to reach min_steps 200")
+    # 80 per class: 5 steps a pass → 4 passes an epoch
     s = plan_schedule(10, 5, 200, 80, 640, 128)
-    assert (s["epochs"], s["steps"], s["eval_every_epochs"]) == (40, 200, 4)
-    # epochs a multiple of the cadence (last epoch evaluated), never more evaluations than the preset's epochs
+    assert (s["epochs"], s["passes_per_epoch"], s["steps"]) == (10, 4, 200)
     for epochs in (1, 3, 10, 30):
-        for spe in (1, 2, 3, 7, 13):
+        for spp in (1, 2, 3, 7, 13):
             for min_steps in (0, 1, 50, 199, 200, 1000):
-                s = plan_schedule(epochs, spe, min_steps, 5, 50, 64)
-                assert s["steps"] >= min_steps and s["steps"] == s["epochs"] * spe
-                assert s["epochs"] % s["eval_every_epochs"] == 0 and s["epochs"] // s["eval_every_epochs"] <= epochs
-                assert s["epochs"] >= epochs and (s["reason"] is None) == (s["epochs"] == epochs)
-                # no more steps than the budget needs, give or take one cadence of epochs
-                assert s["reason"] is None or s["epochs"] < math.ceil(min_steps / spe) + s["eval_every_epochs"]
+                s = plan_schedule(epochs, spp, min_steps, 5, 50, 64)
+                assert s["epochs"] == epochs and s["steps"] == epochs * s["steps_per_epoch"]
+                assert s["steps_per_epoch"] == s["passes_per_epoch"] * spp
+                assert s["steps"] >= min_steps and (s["reason"] is None) == (s["passes_per_epoch"] == 1)
+                # the fewest passes that meet the budget
+                assert s["passes_per_epoch"] == 1 or (s["passes_per_epoch"] - 1) * spp * epochs < min_steps
 
 
-def test_raised_schedule_is_recorded_logged_and_evaluated_at_the_preset_cadence(color_data, tmp_path):
+def test_small_per_class_run_makes_several_passes_an_epoch(color_data, tmp_path):
     res, lines = train(color_data, tmp_path, per_class=10, target_accuracy=0.01,
                        overrides={"epochs": 3, "batch_size": 8, "min_steps": 20})
-    # 24 training images at batch 8: 3 steps an epoch; 20 steps need 7 epochs → cadence 3, 9 epochs
+    # 24 training images at batch 8: 3 steps a pass; 20 steps in 3 epochs need 3 passes an epoch (27 steps)
     assert res.schedule.model_dump() == {
-        "epochs": 9, "steps_per_epoch": 3, "steps": 27, "min_steps": 20, "eval_every_epochs": 3,
-        "reason": "--per-class 10: 24 training images make 3 steps per epoch at batch size 8; epochs raised from 3 "
-                  "to 9 to reach min_steps 20, evaluated every 3"}
-    assert res.hyperparameters["epochs"] == 3 and res.epochs_completed == 9  # asked for vs run
+        "epochs": 3, "passes_per_epoch": 3, "steps_per_epoch": 9, "steps": 27, "min_steps": 20,
+        "reason": "--per-class 10: 24 training images make 3 steps a pass at batch size 8; each of the 3 epochs "
+                  "makes 3 passes to reach min_steps 20"}
+    assert res.hyperparameters["epochs"] == 3 == res.epochs_completed
     epochs = read_metrics(tmp_path)
-    assert [e["epoch"] for e in epochs] == list(range(1, 10))
-    assert [e["epoch"] for e in epochs if "test_accuracy" in e] == [3, 6, 9]
-    assert [e["epoch"] for e in epochs if "val_accuracy" in e] == [3, 6, 9]
-    assert res.test_accuracy == epochs[-1]["test_accuracy"] and res.val_accuracy == epochs[-1]["val_accuracy"]
-    assert res.epoch_to_target == 3 and res.seconds.to_target == pytest.approx(epochs[2]["train_seconds"], abs=1e-5)
-    assert sum(res.seconds.per_epoch) == pytest.approx(res.seconds.train, abs=1e-4)
+    assert [e["epoch"] for e in epochs] == [1, 2, 3] and all("test_accuracy" in e for e in epochs)
+    # the LR schedule spans all 27 steps: warm-up then decay to lr_end at the last step
+    hp = res.hyperparameters
+    assert epochs[-1]["lr"] == pytest.approx(hp["lr"] * hp["lr_end"], rel=0.2)
     assert f"Schedule: {res.schedule.reason} (27 steps)" in lines
     figures = loglines.parse("\n".join(lines))
-    assert figures["optimizer_steps"] == [27] and len(figures["test_accuracy"]) == 3 + 1  # 3 epochs + the final
+    assert figures["optimizer_steps"] == [27]
+
+
+def test_resume_of_a_multi_pass_run_gives_the_same_result(color_data, tmp_path):
+    kw = {"per_class": 10, "overrides": {"epochs": 2, "batch_size": 8, "min_steps": 12}}
+    whole, _ = train(color_data, tmp_path / "whole", **kw)
+
+    class StopAfterFirstEpoch(L.Callback):
+        def on_train_epoch_end(self, trainer, module):
+            trainer.should_stop = True
+
+    cut = tmp_path / "cut"
+    cfg = TrainConfig(data_dir=color_data, output_dir=cut, model_dir=cut / "model", checkpoint_dir=cut / "ckpt",
+                      device="cpu", **kw)
+    run(cfg, callbacks=[StopAfterFirstEpoch()], echo=lambda s: None)
+    resumed, _ = train(color_data, cut, **kw)
+    assert resumed.resumed_from_epoch == 1 and whole.schedule.passes_per_epoch == 2
+    assert resumed.test_accuracy == whole.test_accuracy and resumed.confusion_matrix == whole.confusion_matrix
+    assert [e["train_loss"] for e in read_metrics(cut)] == pytest.approx(
+        [e["train_loss"] for e in read_metrics(tmp_path / "whole")], rel=1e-6)
 
 
 @pytest.mark.slow
@@ -90,6 +106,7 @@ def _accuracy_by_images_per_class(digits_data: Path, tmp_path: Path) -> dict[int
     for per_class in (5, 20, 80):
         res, _ = train(digits_data, tmp_path / str(per_class), per_class=per_class, seed=0, image_size=16)
         assert res.schedule.min_steps == 200 and res.schedule.steps >= 200  # the preset's budget, met
-        assert res.epochs_completed == res.schedule.epochs > res.hyperparameters["epochs"]
+        assert res.epochs_completed == res.schedule.epochs == res.hyperparameters["epochs"]
+        assert res.schedule.passes_per_epoch > 1
         accuracy[per_class] = res.test_accuracy
     return accuracy

@@ -59,8 +59,8 @@ def test_results_contract(finished):
     assert res.evaluated_throughput_images_per_s == res.plain_throughput_images_per_s
     assert res.evaluated_latency_ms_per_image == res.plain_latency_ms_per_image
     assert res.seconds.eval > 0 and res.seconds.train + res.seconds.eval < res.seconds.total
-    assert res.schedule.model_dump() == {"epochs": 3, "steps_per_epoch": 3, "steps": 9, "min_steps": 200,
-                                         "eval_every_epochs": 1, "reason": None}  # full data: the preset's epochs, whatever min_steps
+    assert res.schedule.model_dump() == {"epochs": 3, "passes_per_epoch": 1, "steps_per_epoch": 3, "steps": 9,
+                                         "min_steps": 200, "reason": None}  # full data: the preset's epochs, whatever min_steps
     assert res.params.total == res.params.trainable > 0
     assert res.test_accuracy > 0.6  # a learnable dataset: colour is the class
 

@@ -32,9 +32,9 @@ class Hyperparameters:
     translate: int = 2          # training augmentation: max shift in pixels (0 disables)
     flip: bool = True
     eval_batch_size: int = 1000
-    # --per-class runs only: at least this many optimizer steps (epochs raised to reach it). A fixed epoch
-    # count on 20 images per class is a handful of steps, which leaves the model near chance and would
-    # measure the schedule, not the data. Full-data runs keep the preset's epochs (the recipe).
+    # --per-class runs only: at least this many optimizer steps (each epoch makes several passes over the
+    # images to reach it). A fixed epoch count on 20 images per class is a handful of steps, which leaves
+    # the model near chance and would measure the schedule, not the data. Full-data runs keep the recipe.
     min_steps: int = 200
 
     def to_dict(self) -> dict:

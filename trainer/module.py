@@ -60,12 +60,11 @@ class EvalAccumulator:
 
 class Classifier(L.LightningModule):
     def __init__(self, net: nn.Module, preset: Preset, hp: Hyperparameters, num_classes: int,
-                 steps_per_epoch: int, eval_names: list[str], epochs: int | None = None):
+                 steps_per_epoch: int, eval_names: list[str]):
         super().__init__()
         self.net, self.preset, self.hp = net, preset, hp
         self.num_classes = num_classes
         self.steps_per_epoch = steps_per_epoch
-        self.epochs = epochs or hp.epochs  # the schedule's epochs (a --per-class run may get more than hp's)
         self.eval_names = eval_names  # validation dataloader index → "val" / "test"
         self.evals: dict[str, EvalAccumulator] = {}
         self.last_eval: dict[str, dict] = {}
@@ -113,7 +112,7 @@ class Classifier(L.LightningModule):
         hp = self.hp
         opt = torch.optim.SGD(param_groups(self.net, self.preset, hp), lr=hp.lr, momentum=hp.momentum,
                               weight_decay=hp.weight_decay, nesterov=hp.momentum > 0)
-        total = max(1, self.epochs * self.steps_per_epoch)
+        total = max(1, hp.epochs * self.steps_per_epoch)
         warm = max(1, int(total * hp.warmup_fraction))
 
         def factor(step: int) -> float:

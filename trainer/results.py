@@ -55,15 +55,15 @@ class Software(_Strict):
 
 
 class Schedule(_Strict):
-    """The optimisation schedule actually run: `epochs` may exceed hyperparameters.epochs when a small
-    training set (--per-class) would otherwise get fewer than `min_steps` optimizer steps."""
+    """The optimisation schedule actually run. A --per-class set too small for `min_steps` optimizer steps
+    in the preset's epochs makes `passes_per_epoch` > 1 shuffled, augmented passes over its images an epoch;
+    epochs (and evaluation after each) stay the preset's."""
     epochs: int
+    passes_per_epoch: int = Field(description="passes over the training images an epoch (1 but for small --per-class)")
     steps_per_epoch: int
     steps: int = Field(description="optimizer steps of the whole schedule (epochs × steps_per_epoch)")
     min_steps: int
-    eval_every_epochs: int = Field(description="validation and test run after every k-th epoch (and the last); "
-                                               "metrics.jsonl has their figures on those epochs only")
-    reason: Optional[str] = Field(None, description="why epochs differ from the hyperparameters; None when they don't")
+    reason: Optional[str] = Field(None, description="why an epoch makes more than one pass; None when it doesn't")
 
 
 class Seconds(_Strict):

@@ -109,22 +109,20 @@ def software_versions(device) -> dict:
     }
 
 
-def plan_schedule(epochs: int, steps_per_epoch: int, min_steps: int, per_class: Optional[int],
+def plan_schedule(epochs: int, steps_per_pass: int, min_steps: int, per_class: Optional[int],
                   train_count: int, batch_size: int) -> dict:
     """The schedule to run. A --per-class run whose epochs would give fewer than `min_steps` optimizer
-    steps gets more epochs (the LR schedule stretches with them); full-data runs keep the preset's.
-    Raised epochs are evaluated every k-th epoch, last included, so evaluation costs what the preset's
-    epochs would (on tiny sets one test pass costs more than an epoch of training)."""
-    planned, every, reason = epochs, 1, None
-    if per_class is not None and epochs * steps_per_epoch < min_steps:
-        needed = math.ceil(min_steps / steps_per_epoch)
-        every = math.ceil(needed / epochs)
-        planned = every * math.ceil(needed / every)  # a multiple of k: the last epoch is evaluated
-        reason = (f"--per-class {per_class}: {train_count} training images make {steps_per_epoch} "
-                  f"step{'s' if steps_per_epoch != 1 else ''} per epoch at batch size {batch_size}; epochs raised "
-                  f"from {epochs} to {planned} to reach min_steps {min_steps}, evaluated every {every}")
-    return {"epochs": planned, "steps_per_epoch": steps_per_epoch, "steps": planned * steps_per_epoch,
-            "min_steps": min_steps, "eval_every_epochs": every, "reason": reason}
+    steps makes several passes over its images each epoch (the LR schedule stretches with the steps).
+    Epochs, and so evaluations, stay the preset's: on tiny sets one test pass costs more than an epoch of
+    training, and every epoch keeps its test figures. Full-data runs keep the preset's schedule."""
+    passes, reason = 1, None
+    if per_class is not None and epochs * steps_per_pass < min_steps:
+        passes = math.ceil(min_steps / (epochs * steps_per_pass))
+        reason = (f"--per-class {per_class}: {train_count} training images make {steps_per_pass} "
+                  f"step{'s' if steps_per_pass != 1 else ''} a pass at batch size {batch_size}; each of the "
+                  f"{epochs} epochs makes {passes} passes to reach min_steps {min_steps}")
+    return {"epochs": epochs, "passes_per_epoch": passes, "steps_per_epoch": passes * steps_per_pass,
+            "steps": epochs * passes * steps_per_pass, "min_steps": min_steps, "reason": reason}
 
 
 def _check_identity(checkpoint_dir: Path, identity: dict) -> None:
@@ -252,9 +250,11 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
                                             hp.eval_batch_size, mean, std))
         eval_names.append("test")
         eval_loaders.append(EvalBatches(xs, ys, hp.eval_batch_size, mean, std))
-        schedule = plan_schedule(hp.epochs, len(train_batches), hp.min_steps, cfg.per_class, len(xt),
+        schedule = plan_schedule(hp.epochs, train_batches.steps_per_pass, hp.min_steps, cfg.per_class, len(xt),
                                  train_batches.batch_size)
-        if schedule["reason"]:
+        if schedule["passes_per_epoch"] > 1:
+            train_batches = TrainBatches(xt, yt, train_batches.batch_size, mean, std, cfg.seed, flip=hp.flip,
+                                         translate=hp.translate, passes=schedule["passes_per_epoch"])
             log(f"Schedule: {schedule['reason']} ({schedule['steps']} steps)")
 
         # ---- model
@@ -266,7 +266,7 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
         if device.type == "cuda":
             net = net.to(memory_format=torch.channels_last)
             torch.backends.cudnn.benchmark = True
-        module = Classifier(net, preset, hp, num_classes, len(train_batches), eval_names, epochs=schedule["epochs"])
+        module = Classifier(net, preset, hp, num_classes, len(train_batches), eval_names)
         if cfg.compile:
             module.net = torch.compile(module.net)
 
@@ -294,7 +294,7 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
             logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
             trainer = L.Trainer(
                 accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, precision=precision,
-                max_epochs=schedule["epochs"], check_val_every_n_epoch=schedule["eval_every_epochs"], logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                max_epochs=schedule["epochs"], logger=False, enable_checkpointing=False, enable_progress_bar=False,
                 enable_model_summary=False, num_sanity_val_steps=0, callbacks=[recorder, *(callbacks or [])],
                 use_distributed_sampler=False, deterministic=False,
                 barebones=True,  # Lightning's minimal-overhead mode: none of its per-step logging machinery

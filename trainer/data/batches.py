@@ -57,10 +57,13 @@ class TrainBatches:
     Per epoch, on the device and in whole-epoch passes (no per-batch allocation): gather the resident,
     reflect-padded uint8 images in shuffled order; crop (translate) and flip them with one strided slice
     copy per augmentation draw, converting to float and scaling in the same copy, into a preallocated
-    buffer; batches are views of that buffer."""
+    buffer; batches are views of that buffer.
+
+    `passes` > 1 makes one epoch several shuffled, augmented passes over the images (each drawn after the
+    last from the epoch's generator): a tiny --per-class set then gets enough optimizer steps an epoch."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, mean: list[float], std: list[float],
-                 seed: int, flip: bool = True, translate: int = 2, drop_last: bool = True):
+                 seed: int, flip: bool = True, translate: int = 2, drop_last: bool = True, passes: int = 1):
         self.n, self.h, self.w, c = x.shape
         self.y = y
         self.batch_size = batch_size
@@ -70,16 +73,24 @@ class TrainBatches:
         # dropping a ragged last batch keeps BatchNorm statistics sane; never drop everything
         self.drop_last = drop_last and self.n >= batch_size
         self.epoch = 0
+        self.passes = passes
         self.padded = reflect_pad(x, translate) if translate else x
-        self.buffer = torch.empty((self.n, self.h, self.w, c), dtype=torch.float32, device=x.device)
+        # Lightning fetches the next batch before it trains on the current one: a second pass must not
+        # overwrite the buffer the current pass's last batch is a view of, so passes alternate two buffers
+        self.buffers = [torch.empty((self.n, self.h, self.w, c), dtype=torch.float32, device=x.device)
+                        for _ in range(2 if passes > 1 else 1)]
 
     @property
     def x(self) -> torch.Tensor:
         r = self.translate
         return self.padded[:, r:r + self.h, r:r + self.w] if r else self.padded
 
-    def __len__(self) -> int:
+    @property
+    def steps_per_pass(self) -> int:
         return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
+
+    def __len__(self) -> int:
+        return self.passes * self.steps_per_pass
 
     def generator(self) -> torch.Generator:
         gen = torch.Generator(device=self.padded.device)
@@ -87,8 +98,10 @@ class TrainBatches:
         return gen
 
     def epoch_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """This epoch's (normalized NCHW images, labels) in training order."""
-        gen = self.generator()
+        """This epoch's (first pass's) normalized NCHW images and labels, in training order."""
+        return self._pass(self.generator(), self.buffers[0])
+
+    def _pass(self, gen: torch.Generator, buffer: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         order = torch.randperm(self.n, device=self.padded.device, generator=gen)
         src = self.padded.index_select(0, order)
         scale = 1.0 / (255.0 * self.std)
@@ -96,15 +109,17 @@ class TrainBatches:
         r, h, w, k = self.translate, self.h, self.w, len(draws)
         for i, (dy, dx, f) in enumerate(draws):
             crop = src[i::k, r + dy:r + dy + h, r + dx:r + dx + w]
-            torch.mul(crop.flip(2) if f else crop, scale, out=self.buffer[i::k])
-        self.buffer.sub_(self.mean / self.std)
-        return self.buffer.permute(0, 3, 1, 2), self.y.index_select(0, order)
+            torch.mul(crop.flip(2) if f else crop, scale, out=buffer[i::k])
+        buffer.sub_(self.mean / self.std)
+        return buffer.permute(0, 3, 1, 2), self.y.index_select(0, order)
 
     def __iter__(self):
-        x, y = self.epoch_tensors()
-        for i in range(len(self)):
-            sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
-            yield x[sl], y[sl]
+        gen = self.generator()
+        for p in range(self.passes):
+            x, y = self._pass(gen, self.buffers[p % len(self.buffers)])
+            for i in range(self.steps_per_pass):
+                sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+                yield x[sl], y[sl]
 
 
 class EvalBatches:
