@@ -1,0 +1,486 @@
+"""Azure Machine Learning: a command job running the platbench image, through azure-ai-ml (SDK v2) and
+azure-storage-blob, with the dataset staged into Blob Storage and a local mode.
+
+Platform contracts relied on (official pages):
+- Command jobs (`azure.ai.ml.command`: command, environment, compute, inputs/outputs, environment_variables,
+  resources.instance_type for serverless compute, queue_settings.job_tier, limits.timeout):
+  https://learn.microsoft.com/azure/machine-learning/how-to-train-model
+  https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-command
+  https://learn.microsoft.com/python/api/azure-ai-ml/azure.ai.ml#azure-ai-ml-command
+- Inputs as paths on the command line (`${{inputs.data}}`), uri_folder from an https Blob URL, ro_mount
+  or download mode; ./outputs is uploaded as the job's outputs:
+  https://learn.microsoft.com/azure/machine-learning/how-to-read-write-data-v2
+- A custom image as the environment (`image: REGISTRY/IMAGE@sha256:…`):
+  https://learn.microsoft.com/azure/machine-learning/how-to-manage-environments-v2
+- Serverless compute (instance_type, job_tier Spot/Standard) and low-priority VMs:
+  https://learn.microsoft.com/azure/machine-learning/how-to-use-serverless-compute
+  https://learn.microsoft.com/azure/machine-learning/how-to-use-low-priority-batch
+- Job statuses (NotStarted, Queued, Preparing, Provisioning, Running, Finalizing, Completed, Failed,
+  Canceled …): https://learn.microsoft.com/rest/api/azureml/jobs/get
+- The CLI equivalents: https://learn.microsoft.com/cli/azure/ml/job (`az ml job create/show/cancel/download`)
+  and https://learn.microsoft.com/cli/azure/storage/blob (`az storage blob upload-batch`)
+- Credentials: DefaultAzureCredential (platforms/azureml/credentials.py)
+
+Azure ML reports no billed seconds per job: cost is the job's running seconds × the VM's list price,
+labelled as an estimate. The three control-plane calls (create, get, cancel) sit behind `CloudJobs`;
+local mode replaces them with a native run of the same command job (emulator.py).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shlex
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from platforms.azureml import SPEC
+from platforms.azureml.phases import PHASES, TERMINAL
+from platforms.core import pricing, tracking
+from platforms.core.api import Job, Outcome, Platform, PlanStep
+from platforms.core.emulator import LocalRun, check_fingerprint
+from platforms.core.sdk import require
+from platforms.core.settings import one_line_validation_error, validate_job
+from platforms.errors import UserError
+
+VM_SIZE_RE = re.compile(r"^Standard_[A-Z]+[0-9]+[a-z]*(_[A-Za-z0-9]+)*$")
+# storage account names: 3-24 lowercase letters and digits; container names: 3-63, lowercase, digits, '-'
+# https://learn.microsoft.com/rest/api/storageservices/naming-and-referencing-containers--blobs--and-metadata
+ACCOUNT_RE = re.compile(r"^[a-z0-9]{3,24}$")
+CONTAINER_RE = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+class AzureMLSettings(BaseModel):
+    """`--set KEY=VALUE` for `platbench launch azureml`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subscription_id: Optional[str] = Field(default_factory=lambda: os.environ.get("AZURE_SUBSCRIPTION_ID"))
+    resource_group: Optional[str] = None
+    workspace: Optional[str] = None
+    region: str = "eastus"                         # the workspace's region: prices are looked up there
+    compute: Optional[str] = None                  # a compute cluster's name; none: serverless compute
+    instance_type: str = "Standard_NC4as_T4_v3"    # serverless VM size, or the cluster's size (for the price)
+    tier: Literal["dedicated", "low_priority"] = "dedicated"
+    image: Optional[str] = None                    # REGISTRY/platbench@sha256:…
+    storage_account: Optional[str] = Field(default_factory=lambda: os.environ.get("AZURE_STORAGE_ACCOUNT"))
+    container: str = "platbench"
+    prefix: str = "platbench"
+    input_mode: Literal["ro_mount", "download"] = "ro_mount"
+    staging: Literal["sharded", "naive"] = "sharded"
+    experiment: str = "platbench"
+    max_run: int = Field(4 * 3600, ge=60, le=30 * 24 * 3600)
+    local: bool = False
+    poll_seconds: float = Field(15.0, gt=0, le=600)
+    job_name: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if not VM_SIZE_RE.match(self.instance_type):
+            raise ValueError(f"unknown VM size {self.instance_type!r} (e.g. Standard_NC4as_T4_v3, "
+                             "Standard_NV36ads_A10_v5, Standard_NC24ads_A100_v4, Standard_D4s_v3)")
+        if self.storage_account is not None and not ACCOUNT_RE.match(self.storage_account):
+            raise ValueError(f"storage_account {self.storage_account!r} is not a storage account name "
+                             "(3-24 lowercase letters and digits)")
+        if not CONTAINER_RE.match(self.container):
+            raise ValueError(f"container {self.container!r} is not a Blob container name (3-63 lowercase "
+                             "letters, digits and single hyphens)")
+        if self.compute and self.tier == "low_priority":
+            raise ValueError("tier=low_priority applies to serverless compute; a compute cluster's tier is set on "
+                             "the cluster (az ml compute create --tier low_priority)")
+        if self.job_name is not None and not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}$", self.job_name):
+            raise ValueError(f"job_name {self.job_name!r}: letters, digits, '-' and '_' only")
+        return self
+
+
+def _ts(value) -> Optional[datetime]:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+class CloudJobs:
+    """The seam around Azure ML's job operations (MLClient.jobs): create, get status, cancel."""
+
+    def __init__(self, cfg: AzureMLSettings):
+        ml = require("azure.ai.ml", "azureml", "the Azure ML SDK (azure-ai-ml)")
+        identity = require("azure.identity", "azureml", "the Azure identity library (azure-identity)")
+        self.ml = ml
+        self.client = ml.MLClient(identity.DefaultAzureCredential(), cfg.subscription_id, cfg.resource_group,
+                                  cfg.workspace)
+
+    def create(self, spec: dict) -> str:
+        return self.client.jobs.create_or_update(command_job(spec)).name
+
+    def get(self, name: str) -> dict:
+        job = self.client.jobs.get(name)
+        ctx = job.creation_context
+        return {"name": job.name, "status": job.status,
+                "created_at": ctx.created_at.isoformat() if ctx and ctx.created_at else None}
+
+    def cancel(self, name: str) -> None:
+        self.client.jobs.begin_cancel(name).result()
+
+
+def command_job(spec: dict):
+    """The SDK's command job from platbench's job spec (the `az ml job create` YAML's shape)."""
+    ml = require("azure.ai.ml", "azureml", "the Azure ML SDK (azure-ai-ml)")
+    from azure.ai.ml.entities import QueueSettings
+
+    kwargs: dict[str, Any] = {}
+    if spec.get("compute"):
+        kwargs["compute"] = spec["compute"]
+    if spec.get("resources"):
+        kwargs["instance_type"] = spec["resources"]["instance_type"]
+    if spec.get("queue_settings"):
+        kwargs["queue_settings"] = QueueSettings(job_tier=spec["queue_settings"]["job_tier"])
+    data = spec["inputs"]["data"]
+    return ml.command(
+        name=spec["name"], display_name=spec["display_name"], experiment_name=spec["experiment_name"],
+        command=spec["command"], environment=_environment(spec["environment"]["image"]),
+        inputs={"data": ml.Input(type=data["type"], path=data["path"], mode=data["mode"])},
+        environment_variables=spec["environment_variables"], timeout=spec["limits"]["timeout"],
+        tags=spec.get("tags"), **kwargs)
+
+
+def _environment(image: str):
+    from azure.ai.ml.entities import Environment
+
+    return Environment(image=image)
+
+
+@dataclass
+class AzureMLHandle:
+    name: str
+    spec: dict
+    staged: Any
+    outputs_key: str                    # where the job's ./outputs end up in the container (local mode)
+    local_run: Optional[LocalRun] = None
+    seen: dict = field(default_factory=dict)
+    last: dict = field(default_factory=dict)
+
+
+class AzureMLPlatform(Platform):
+    spec = SPEC
+
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        self.cfg: Optional[AzureMLSettings] = None
+        self._store = None
+        self._jobs: Optional[CloudJobs] = None
+        self._quote: Optional[pricing.Quote] = None
+        self._staged = None
+
+    def parsed(self) -> AzureMLSettings:
+        if self.cfg is None:
+            try:
+                self.cfg = AzureMLSettings(**self.settings)
+            except ValidationError as exc:
+                raise UserError("azureml: " + one_line_validation_error(exc)) from None
+        return self.cfg
+
+    def _price(self, cfg) -> Optional[pricing.Quote]:
+        return pricing.training_quote("azureml", cfg.region, [(cfg.instance_type, 1)], cfg.tier == "low_priority")
+
+    # ------------------------------------------------------------------ check
+    def preflight(self, job: Job) -> list[str]:
+        from platforms.azureml import credentials
+
+        cfg = self.parsed()
+        validate_job(job)
+        self._quote = self._price(cfg)
+        found, where = credentials.find()
+        needs = [] if found else [f"Azure credentials ({where})"]
+        if not cfg.storage_account and not os.environ.get("AZURE_STORAGE_CONNECTION_STRING"):
+            needs.append(f"--set storage_account=NAME (a storage account with container {cfg.container!r})")
+        if not cfg.local:
+            needs += [what for key, what in (
+                ("subscription_id", "--set subscription_id=ID (or AZURE_SUBSCRIPTION_ID)"),
+                ("resource_group", "--set resource_group=RG"), ("workspace", "--set workspace=NAME"),
+                ("image", "--set image=REGISTRY/platbench@sha256:… (the image in a container registry)"))
+                if not getattr(cfg, key)]
+        if self._quote is None:
+            needs.append(f"a price for {cfg.instance_type} in {cfg.region} (platforms/azureml/prices.yaml): "
+                         "the cost will be unknown")
+        return needs
+
+    def check(self, job: Job) -> None:
+        from platforms.azureml import credentials
+
+        cfg = self.parsed()
+        validate_job(job)
+        if not cfg.local:
+            for key, what in (("subscription_id", "--set subscription_id=ID (or set AZURE_SUBSCRIPTION_ID)"),
+                              ("resource_group", "--set resource_group=RG"), ("workspace", "--set workspace=NAME"),
+                              ("image", "--set image=REGISTRY/platbench@sha256:… (or --set local=true to run here)")):
+                if not getattr(cfg, key):
+                    raise UserError(f"azureml: no {key.replace('_', ' ')}: add {what}")
+        emulated = bool(os.environ.get("AZURE_STORAGE_CONNECTION_STRING"))
+        if not (cfg.local and emulated):
+            found, where = credentials.find()
+            if not found:
+                raise UserError(f"azureml: no Azure credentials found: {where}")
+        if not emulated and not cfg.storage_account:
+            raise UserError("azureml: no storage account: add --set storage_account=NAME (or set "
+                            "AZURE_STORAGE_ACCOUNT) for the dataset, checkpoints and outputs")
+        from platforms.azureml.storage import BlobStore
+
+        self._store = BlobStore(cfg.container, account=cfg.storage_account)
+        if not self._store.bucket_exists():
+            raise UserError(f"azureml: container {cfg.container!r} does not exist in storage account "
+                            f"{self._store.account!r} or is not reachable with these credentials")
+        if not cfg.local:
+            self._jobs = CloudJobs(cfg)
+        self._quote = self._price(cfg)
+
+    def run_tags(self, job: Job) -> dict[str, str]:
+        cfg = self.parsed()
+        tags = {tracking.Tag.REGION: cfg.region, tracking.Tag.INSTANCE_TYPE: cfg.instance_type,
+                tracking.Tag.LOCAL_MODE: str(cfg.local).lower(), tracking.Tag.STAGING: cfg.staging,
+                "platbench.spot": str(cfg.tier == "low_priority").lower(),
+                "platbench.azureml.compute": cfg.compute or "serverless"}
+        if cfg.image:
+            tags["platbench.image_uri"] = cfg.image
+            if "@sha256:" in cfg.image:
+                tags[tracking.Tag.IMAGE_DIGEST] = cfg.image.split("@", 1)[1]
+        if self._quote:
+            tags[tracking.Tag.PRICE_SOURCE] = self._quote.sources
+            tags[tracking.Tag.PRICE_BASIS] = self._quote.basis
+        return tags
+
+    # ------------------------------------------------------------------ the request
+    def _job_name(self, job: Job) -> str:
+        cfg = self.parsed()
+        if cfg.job_name:
+            return cfg.job_name
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        return f"platbench-{re.sub(r'[^a-zA-Z0-9]+', '-', job.model)}-{stamp}-{secrets.token_hex(2)}"
+
+    def job_spec(self, job: Job, name: str, container_url: str, data_key: str, dataset_name: str,
+                 fingerprint: Optional[str]) -> dict:
+        """The command job in `az ml job create --file job.yml`'s shape (reference-yaml-job-command)."""
+        cfg = self.parsed()
+        prefix = cfg.prefix.strip("/")
+        if cfg.staging == "sharded":
+            # the staging root is the input; the manifest inside it names the shards relative to that root
+            data_path, data_arg = f"{container_url}/{prefix}/", "${{inputs.data}}/" + data_key[len(prefix) + 1:]
+        else:
+            data_path, data_arg = f"{container_url}/{data_key}", "${{inputs.data}}"
+        env = {"PLATBENCH_PLATFORM": "azureml"}
+        commit = tracking.code_commit()
+        if commit:
+            env["PLATBENCH_GIT_COMMIT"] = commit
+        if cfg.image and "@sha256:" in cfg.image:
+            env["PLATBENCH_IMAGE_DIGEST"] = cfg.image.split("@", 1)[1]
+        command = " ".join(["train", "--data", data_arg, "--dataset-name", shlex.quote(dataset_name),
+                            *(shlex.quote(a) for a in job.trainer_args())])
+        spec: dict[str, Any] = {
+            "$schema": "https://azuremlschemas.azureedge.net/latest/commandJob.schema.json",
+            "type": "command", "name": name, "display_name": name, "experiment_name": cfg.experiment,
+            "command": command,
+            "environment": {"image": cfg.image or "IMAGE"},
+            "inputs": {"data": {"type": "uri_folder", "path": data_path, "mode": cfg.input_mode}},
+            "environment_variables": env,
+            "limits": {"timeout": cfg.max_run},
+            "tags": {"platbench": "true", "model": job.model},
+        }
+        if cfg.compute:
+            spec["compute"] = f"azureml:{cfg.compute}"
+        else:  # serverless compute
+            spec["resources"] = {"instance_type": cfg.instance_type, "instance_count": 1}
+            spec["queue_settings"] = {"job_tier": "spot" if cfg.tier == "low_priority" else "standard"}
+        return spec
+
+    # ------------------------------------------------------------------ plan
+    def plan(self, job: Job) -> list[PlanStep]:
+        cfg = self.parsed()
+        account = cfg.storage_account or "ACCOUNT"
+        prefix = cfg.prefix.strip("/")
+        url = f"https://{account}.blob.core.windows.net/{cfg.container}"
+        name = cfg.job_name or f"platbench-{job.model}-YYYYMMDD-HHMMSS-XXXX"
+        data_key = (f"{prefix}/datasets/<fingerprint>/platbench-manifest.json" if cfg.staging == "sharded"
+                    else f"{prefix}/naive/{Path(job.data).resolve().name}/")
+        spec = self.job_spec(job, name, url, data_key, Path(job.data).resolve().name, None)
+        ws = (f"--subscription {cfg.subscription_id or 'SUBSCRIPTION'} --resource-group "
+              f"{cfg.resource_group or 'RG'} --workspace-name {cfg.workspace or 'WORKSPACE'}")
+        blob = f"--account-name {account} --container-name {cfg.container} --auth-mode login"
+        steps = [PlanStep("check credentials, workspace, VM size and the Blob container before anything is uploaded",
+                          f"az account show && az storage container exists --account-name {account} --name "
+                          f"{cfg.container} --auth-mode login" + ("" if cfg.local else f" && az ml workspace show "
+                                                                  f"--name {cfg.workspace or 'WORKSPACE'} "
+                                                                  f"--resource-group {cfg.resource_group or 'RG'}"))]
+        if cfg.staging == "sharded":
+            steps += [
+                PlanStep(f"fingerprint {job.data} and pack it into content-addressed tar shards (one per class "
+                         "folder); upload only the shards the container lacks (Put Block / Put Block List, "
+                         "resumable, If-None-Match)",
+                         f"az storage blob upload {blob} --file SHARD.tar --name {prefix}/shards/<sha256>.tar"),
+                PlanStep("write the dataset manifest last; the job reads the staging root as a uri_folder input",
+                         f"az storage blob upload {blob} --file platbench-manifest.json --name {data_key}"),
+            ]
+        else:
+            steps.append(PlanStep("upload every file as its own blob (naive staging)",
+                                  f"az storage blob upload-batch {blob} --source {shlex.quote(str(job.data))} "
+                                  f"--destination-path {data_key}"))
+        if cfg.local:
+            steps += [
+                PlanStep(f"local mode: the input is downloaded into a temporary folder ({cfg.input_mode} stands in "
+                         "for the mount) and ${{inputs.data}} is replaced by its path",
+                         f"az storage blob download-batch {blob.replace('--container-name', '--source')} "
+                         f"--pattern '{prefix}/*' --destination INPUTS/"),
+                PlanStep("run the trainer natively with the job's command and environment variables in a working "
+                         "folder whose ./outputs is the job's output",
+                         "AZUREML_RUN_ID=" + name + " python -m trainer " + spec["command"].removeprefix("train ")),
+                PlanStep("upload ./outputs to the container, as Azure ML uploads a job's ./outputs",
+                         f"az storage blob upload-batch {blob} --source outputs --destination-path "
+                         f"{prefix}/jobs/{name}/outputs"),
+                PlanStep("collect results.json, metrics.jsonl, train.log and model/ from the job's outputs; check the "
+                         "dataset fingerprint the trainer read against the staged one",
+                         f"az storage blob download-batch {blob.replace('--container-name', '--source')} "
+                         f"--pattern '{prefix}/jobs/{name}/outputs/*' --destination ."),
+            ]
+        else:
+            where = (f"on compute cluster {cfg.compute}" if cfg.compute else
+                     f"on serverless {cfg.instance_type}, {'low priority' if cfg.tier == 'low_priority' else 'dedicated'}")
+            steps += [
+                PlanStep(f"create the command job {where} (timeout {cfg.max_run}s) through azure-ai-ml; job.yml: "
+                         + json.dumps(spec), f"az ml job create --file job.yml {ws}"),
+                PlanStep("wait, reporting the job's statuses (Queued, Preparing, Running, Finalizing) and times",
+                         f"az ml job show --name {name} {ws} --query status"),
+                PlanStep("collect the job's outputs (results.json, metrics.jsonl, train.log, model/); check the "
+                         "dataset fingerprint the trainer read against the staged one",
+                         f"az ml job download --name {name} --all --download-path . {ws}"),
+            ]
+        steps += [
+            PlanStep("record the MLflow run: region, VM size, image, upload/download s/MB, phase seconds, "
+                     "running-time cost at list price (an estimate: Azure ML reports no billed seconds)"
+                     + (f" ({self._quote.usd_per_hour:.4f} USD/h, {self._quote.basis})" if self._quote else "")),
+            PlanStep("on an error or Ctrl-C while waiting: cancel the job", None if cfg.local else
+                     f"az ml job cancel --name {name} {ws}"),
+        ]
+        return steps
+
+    # ------------------------------------------------------------------ stage / submit
+    def stage(self, job: Job) -> dict[str, Any]:
+        from platforms.core import staging
+
+        cfg = self.parsed()
+        self._staged = staging.upload(job.data, self._store, cfg.staging, cfg.prefix)
+        return {**self._staged.figures, "staging": self._staged.mode,
+                tracking.Tag.DATASET_FINGERPRINT: self._staged.fingerprint}
+
+    def submit(self, job: Job, staged: dict[str, Any]) -> AzureMLHandle:
+        cfg = self.parsed()
+        name = self._job_name(job)
+        spec = self.job_spec(job, name, self._store.https_url, self._staged.data_key, self._staged.name,
+                             self._staged.fingerprint)
+        outputs_key = f"{cfg.prefix.strip('/')}/jobs/{name}/outputs/"
+        handle = AzureMLHandle(name, spec, self._staged, outputs_key)
+        if cfg.local:
+            from platforms.azureml.emulator import local_run
+
+            handle.local_run = local_run(spec, self._store, self._staged, outputs_key)
+            handle.local_run.start()
+            return handle
+        handle.name = self._jobs.create(spec)
+        return handle
+
+    # ------------------------------------------------------------------ wait
+    def wait(self, handle: AzureMLHandle, progress) -> Outcome:
+        cfg = self.parsed()
+        if handle.local_run is not None:
+            handle.local_run.wait(progress)
+            d = handle.local_run.describe()
+            handle.last = d
+            outcome = self._outcome(handle, d)
+            outcome.metrics.update(handle.local_run.figures)
+            outcome.cost_usd = outcome.list_estimate_usd = None  # nothing is billed on this machine
+            return outcome
+        deadline = time.time() + cfg.max_run + 3600
+        while True:
+            d = self._jobs.get(handle.name)
+            handle.last = d
+            status = d.get("status") or "NotStarted"
+            if status not in handle.seen:
+                handle.seen[status] = datetime.now(timezone.utc)
+                if status in PHASES:
+                    progress.phase(PHASES[status])
+            if status in TERMINAL:
+                break
+            if time.time() > deadline:
+                raise UserError(f"azureml: job {handle.name} still {status} after its timeout plus an hour; "
+                                "cancelling it")
+            time.sleep(cfg.poll_seconds)
+        return self._outcome(handle, d)
+
+    def _outcome(self, handle: AzureMLHandle, d: dict) -> Outcome:
+        status = d.get("status")
+        result = {"Completed": "finished", "Canceled": "killed"}.get(status, "failed")
+        timeline = d.get("status_timeline") or [[s, t] for s, t in sorted(handle.seen.items(), key=lambda kv: kv[1])]
+        points = [(s, _ts(t)) for s, t in timeline]
+        end = _ts(d.get("end_time")) or datetime.now(timezone.utc)
+        phases: dict[str, float] = {}
+        for (s, a), (_, b) in zip(points, points[1:] + [("end", end)]):
+            if s in PHASES and a and b:
+                phases[PHASES[s]] = phases.get(PHASES[s], 0.0) + max(0.0, (b - a).total_seconds())
+        running = phases.get("training")
+        cfg = self.parsed()
+        on_demand = pricing.quote("azureml", cfg.region, [(cfg.instance_type, 1)])
+        tags = {tracking.Tag.JOB_ID: handle.name, "platbench.azureml.status": status or "",
+                "platbench.cost_basis": "running seconds x the VM's list price (an estimate); Azure ML reports "
+                                        "no billed seconds per job"}
+        return Outcome(result, None, phases=phases, billed_seconds=None,
+                       cost_usd=self._quote.cost(running) if self._quote else None,
+                       list_estimate_usd=on_demand.cost(running) if on_demand else None,
+                       tags=tags, message=d.get("error") or f"job {handle.name} {status}")
+
+    # ------------------------------------------------------------------ collect / teardown
+    def collect(self, handle: AzureMLHandle, outcome: Outcome, dest: Path) -> Path:
+        from platforms.core.staging import download_prefix
+
+        dest = Path(dest)
+        t0 = time.perf_counter()
+        if handle.local_run is not None:
+            got, _ = download_prefix(self._store, handle.outputs_key, dest)
+        else:  # the job's default artifacts: ./outputs and ./logs (az ml job download --all)
+            self._jobs.client.jobs.download(handle.name, download_path=str(dest / ".azureml"), all=True)
+            got = 0
+            src = dest / ".azureml" / "artifacts" / "outputs"
+            if src.is_dir():
+                import shutil
+
+                shutil.copytree(src, dest, dirs_exist_ok=True)
+        if outcome.status == "finished" and not (dest / "results.json").is_file():
+            raise UserError(f"azureml job {handle.name} finished but wrote no results.json in ./outputs")
+        check_fingerprint(dest, handle.staged.fingerprint, f"azureml job {handle.name}")
+        outcome.metrics.update({"collect_seconds": time.perf_counter() - t0, "collect_mb": got / (1024 * 1024)})
+        outcome.output_dir = dest
+        return dest
+
+    def teardown(self, handle: AzureMLHandle) -> None:
+        """Cancel the job if it still runs; remove local-mode scratch space. Staged data (content-addressed,
+        reused) and outputs (checkpoints for a resume) stay."""
+        import sys
+
+        if handle.local_run is not None:
+            handle.local_run.stop()
+            handle.local_run.cleanup()
+            return
+        if (handle.last or {}).get("status") not in TERMINAL:
+            try:
+                self._jobs.cancel(handle.name)
+                print(f"platbench: cancelled Azure ML job {handle.name}", file=sys.stderr)
+            except Exception as exc:  # noqa: BLE001 - teardown must not hide the original error
+                print(f"platbench: could not cancel Azure ML job {handle.name}: {exc}".splitlines()[0],
+                      file=sys.stderr)
+
+    def price_per_hour(self) -> Optional[float]:
+        return self._quote.usd_per_hour if self._quote else None

@@ -1,0 +1,93 @@
+"""Azurite, the official Azure Storage emulator (npm package `azurite`), started on 127.0.0.1 for the Azure
+ML tests: its blob service on a free port, a temporary folder for its data, and the well-known development
+account (devstoreaccount1) as an AZURE_STORAGE_CONNECTION_STRING.
+https://learn.microsoft.com/azure/storage/common/storage-use-azurite
+
+Found on PATH, or in .ci/azurite-npm (where .ci/run installs it); the tests skip, saying so, only when
+neither Azurite nor node/npm is there. Imported by name from tests/azureml (no __init__.py there)."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ACCOUNT = "devstoreaccount1"
+# the emulator's published development key (storage-use-azurite, "Well-known storage account and key")
+KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def azurite_blob() -> str | None:
+    local = REPO / ".ci" / "azurite-npm" / "node_modules" / ".bin" / "azurite-blob"
+    if local.exists():
+        return str(local)
+    return shutil.which("azurite-blob")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory):
+    exe = azurite_blob()
+    if exe is None:
+        if shutil.which("node") and shutil.which("npm"):
+            subprocess.run(["npm", "install", "--silent", "--prefix", str(REPO / ".ci" / "azurite-npm"), "azurite@3"],
+                           check=False, capture_output=True, timeout=300)
+            exe = azurite_blob()
+        if exe is None:
+            pytest.skip("Azurite is not installed and node/npm are missing: `npm install --prefix .ci/azurite-npm "
+                        "azurite` (the Azure Blob tests need the official emulator)")
+    port = _free_port()
+    data = tmp_path_factory.mktemp("azurite")
+    proc = subprocess.Popen([exe, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(data),
+                             "--skipApiVersionCheck", "--silent", "--loose"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"Azurite exited: {proc.stderr.read().decode()[-500:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.terminate()
+        pytest.fail("Azurite did not start listening within 60 s")
+    url = f"http://127.0.0.1:{port}/{ACCOUNT}"
+    yield f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={url};"
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def blob_env(azurite, monkeypatch, tmp_path):
+    """azure-storage-blob pointed at Azurite; no Azure credentials anywhere else."""
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite)
+    for var in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_STORAGE_ACCOUNT",
+                "AZURE_SUBSCRIPTION_ID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AZURE_CONFIG_DIR", str(tmp_path / "no-azure-cli"))
+    return azurite
+
+
+def new_container(conn: str) -> str:
+    import secrets
+
+    from azure.storage.blob import BlobServiceClient
+
+    name = f"pb-{secrets.token_hex(4)}"
+    BlobServiceClient.from_connection_string(conn).create_container(name)
+    return name
