@@ -88,6 +88,12 @@ class S3Store(ObjectStore):
                 return False
             raise
 
+    def bucket_region(self) -> str:
+        """The bucket's region (GetBucketLocation: an empty LocationConstraint means us-east-1, and the
+        legacy "EU" means eu-west-1). https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketLocation.html"""
+        where = self.client.get_bucket_location(Bucket=self.bucket).get("LocationConstraint")
+        return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(where, where)
+
     def size(self, key: str) -> Optional[int]:
         from botocore.exceptions import ClientError
 

@@ -37,6 +37,19 @@ Platform contracts relied on (official pages):
   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_StopTrainingJob.html
 - Metric definitions (Name + Regex over the job's log): 
   https://docs.aws.amazon.com/sagemaker/latest/dg/training-metrics.html
+- TrainingJobName: up to 63 characters, ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}, unique in the account and
+  region (CreateTrainingJob page above): a generated name is cut before its time stamp and random suffix,
+  never through them, and never ends in "-".
+- Quotas: a new account often has 0 instances of a GPU type "for training job usage" (and "for spot
+  training job usage"); CreateTrainingJob then fails with ResourceLimitExceeded. Quotas are raised in the
+  Service Quotas console (service "Amazon SageMaker"):
+  https://docs.aws.amazon.com/sagemaker/latest/dg/regions-quotas.html
+  https://docs.aws.amazon.com/servicequotas/latest/userguide/request-quota-increase.html
+- The input bucket must be in the job's region (S3DataSource: "Your input bucket must be in the same
+  AWS region as your training job"); checked with S3 GetBucketLocation in `check`:
+  https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_S3DataSource.html
+- GPU of each instance family (accelerated computing instances):
+  https://aws.amazon.com/sagemaker/pricing/ and https://docs.aws.amazon.com/ec2/latest/instancetypes/ac.html
 """
 from __future__ import annotations
 
@@ -67,6 +80,51 @@ from platforms.sagemaker.phases import PHASES, TERMINAL_SECONDARY
 
 CHANNEL = "training"
 JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+JOB_NAME_MAX = 63
+RUN_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+# CUDA architectures the image's torch build carries kernels for: torch.cuda.get_arch_list() of the lock's
+# torch (constraints.txt: torch==2.15.0, the +cu132 wheel; tests/sagemaker checks it against that torch).
+IMAGE_CUDA_ARCHS = ("sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120")
+# instance family → (GPU, compute capability) (EC2 accelerated computing page above; SageMaker names)
+GPU_FAMILIES = {
+    "ml.p2": ("K80", (3, 7)), "ml.p3": ("V100", (7, 0)), "ml.p3dn": ("V100", (7, 0)), "ml.g4dn": ("T4", (7, 5)),
+    "ml.g5": ("A10G", (8, 6)), "ml.g6": ("L4", (8, 9)), "ml.g6e": ("L40S", (8, 9)), "ml.p4d": ("A100", (8, 0)),
+    "ml.p4de": ("A100", (8, 0)), "ml.p5": ("H100", (9, 0)), "ml.p5e": ("H200", (9, 0)), "ml.p5en": ("H200", (9, 0)),
+}
+
+
+def arch_supported(cc: tuple[int, int], archs=IMAGE_CUDA_ARCHS) -> bool:
+    """Whether a GPU of compute capability `cc` can run a torch build with these arch-list entries: a
+    cubin for sm_XY runs on X.Z with Z >= Y (same major), PTX (compute_XY) is JIT-compiled for any newer
+    GPU. https://docs.nvidia.com/cuda/cuda-compiler-driver-nvcc/#gpu-compilation (binary compatibility)"""
+    for arch in archs:
+        kind, _, num = arch.partition("_")
+        major, minor = int(num[:-1]), int(num[-1])
+        if kind == "sm" and major == cc[0] and minor <= cc[1]:
+            return True
+        if kind == "compute" and (major, minor) <= cc:
+            return True
+    return False
+
+
+def unusable_gpu(instance_type: str) -> Optional[str]:
+    """Why the image cannot use this instance's GPU, or None."""
+    family = instance_type.rsplit(".", 1)[0]
+    if family in GPU_FAMILIES:
+        gpu, cc = GPU_FAMILIES[family]
+        if not arch_supported(cc):
+            return (f"{instance_type} has {gpu} GPUs (sm_{cc[0]}{cc[1]}), which the image's torch build cannot use "
+                    f"(it has kernels for {', '.join(IMAGE_CUDA_ARCHS)}): pick e.g. ml.g4dn, ml.g5, ml.g6 or ml.p4d")
+    return None
+
+
+def generated_job_name(stem: str, limit: int = JOB_NAME_MAX) -> str:
+    """STEM-YYYYMMDD-HHMMSS-XXXX in at most `limit` characters: the stem is cut, never the unique
+    suffix, and the name never ends (or has a cut end) in "-"."""
+    suffix = f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    stem = re.sub(r"[^a-zA-Z0-9]+", "-", stem).strip("-")[:max(0, limit - len(suffix) - 1)].rstrip("-")
+    return f"{stem}-{suffix}" if stem else suffix
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
 
 class SageMakerSettings(BaseModel):
@@ -93,9 +151,16 @@ class SageMakerSettings(BaseModel):
     local_runner: Literal["auto", "native", "docker"] = "auto"
     poll_seconds: float = Field(15.0, gt=0, le=600)
     job_name: Optional[str] = None
+    # the run a job belongs to: its checkpoints live under checkpoints/<run_name>, so a new job with the
+    # same run_name resumes where an interrupted one stopped (default: the job's own name)
+    run_name: Optional[str] = None
 
     @model_validator(mode="after")
     def _consistent(self):
+        if self.run_name is not None and not RUN_NAME_RE.match(self.run_name):
+            raise ValueError(f"run_name {self.run_name!r} is not valid (1-63 of a-z, A-Z, 0-9, -)")
+        if unusable_gpu(self.instance_type):
+            raise ValueError(unusable_gpu(self.instance_type))
         if self.max_wait is not None and not self.spot:
             raise ValueError("max_wait applies to spot jobs only (add --set spot=true)")
         if self.spot and self.max_wait is not None and self.max_wait < self.max_run:
@@ -224,6 +289,11 @@ class SageMakerPlatform(Platform):
         self._store = S3Store(cfg.bucket, session=session)
         if not self._store.bucket_exists():
             raise UserError(f"sagemaker: bucket {cfg.bucket!r} does not exist or is not reachable with these credentials")
+        where = self._store.bucket_region()
+        if where != cfg.region:
+            raise UserError(f"sagemaker: bucket {cfg.bucket!r} is in {where}, the job in {cfg.region}: SageMaker reads "
+                            f"and writes only buckets in the job's region (use a bucket in {cfg.region} or "
+                            f"--set region={where})")
         if not cfg.local:
             self._role_arn = self.resolve_role(cfg.role)
         self._quote = training_quote(cfg)
@@ -298,8 +368,11 @@ class SageMakerPlatform(Platform):
         cfg = self.parsed()
         if cfg.job_name:
             return cfg.job_name
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        return f"platbench-{re.sub(r'[^a-zA-Z0-9]+', '-', job.model)}-{stamp}-{secrets.token_hex(2)}"[:63]
+        return generated_job_name(cfg.run_name or f"platbench-{job.model}")
+
+    def run_key(self, job_name: str) -> str:
+        """The run a job belongs to (run_name, else the job itself): where its checkpoints live."""
+        return self.parsed().run_name or job_name
 
     def training_request(self, job: Job, job_name: str, channel_uri: str, channel_type: str,
                          dataset_name: Optional[str] = None) -> dict:
@@ -328,7 +401,8 @@ class SageMakerPlatform(Platform):
                                "VolumeSizeInGB": cfg.volume_gb},
             "StoppingCondition": {"MaxRuntimeInSeconds": cfg.max_run},
             "Environment": env,
-            "CheckpointConfig": {"S3Uri": f"{root}/checkpoints/{job_name}", "LocalPath": "/opt/ml/checkpoints"},
+            "CheckpointConfig": {"S3Uri": f"{root}/checkpoints/{self.run_key(job_name)}",
+                                 "LocalPath": "/opt/ml/checkpoints"},
             "EnableManagedSpotTraining": cfg.spot,
         }
         if cfg.spot:
@@ -465,8 +539,15 @@ class SageMakerPlatform(Platform):
             handle.local_run = local_run(request, self._store, cfg.prefix, self._staged)
             handle.local_run.start()
         else:
+            from botocore.exceptions import ClientError
+
             estimator, inputs = self._estimator(request)
-            estimator.fit(inputs, wait=False, logs=False, job_name=name)
+            try:
+                estimator.fit(inputs, wait=False, logs=False, job_name=name)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ResourceLimitExceeded":
+                    raise UserError(quota_message(cfg, exc)) from None
+                raise
         return handle
 
     # ------------------------------------------------------------------ wait
@@ -517,7 +598,9 @@ class SageMakerPlatform(Platform):
                        cost_usd=self._quote.cost(billed) if self._quote else None,
                        list_estimate_usd=self._quote.cost(ran) if self._quote else None, metrics=metrics,
                        tags={tracking.Tag.JOB_ID: handle.job_name,
-                             "platbench.sagemaker.secondary_status": d.get("SecondaryStatus", "")},
+                             "platbench.sagemaker.secondary_status": d.get("SecondaryStatus", ""),
+                             "platbench.run_name": self.run_key(handle.job_name),
+                             "platbench.checkpoint_uri": handle.request["CheckpointConfig"]["S3Uri"]},
                        message=d.get("FailureReason", "") or f"job {handle.job_name} {d['TrainingJobStatus']}")
 
     def _wait_local(self, handle: SageMakerHandle, progress) -> Outcome:
@@ -570,6 +653,18 @@ class SageMakerPlatform(Platform):
 
     def price_per_hour(self) -> Optional[float]:
         return self._quote.usd_per_hour if self._quote else None
+
+
+def quota_message(cfg: SageMakerSettings, exc) -> str:
+    """One line for CreateTrainingJob's ResourceLimitExceeded: the quota by its Service Quotas name and how
+    to raise it (regions-quotas page above)."""
+    quota = f"{cfg.instance_type} for {'spot ' if cfg.spot else ''}training job usage"
+    said = exc.response.get("Error", {}).get("Message", "").splitlines()[0] if exc.response.get("Error") else ""
+    return (f"sagemaker: quota exceeded in {cfg.region}: request an increase of the quota '{quota}' (Service Quotas "
+            f"console → Amazon SageMaker, or `aws service-quotas list-service-quotas --service-code sagemaker "
+            f"--region {cfg.region}` for its code, then `aws service-quotas request-service-quota-increase "
+            f"--service-code sagemaker --quota-code CODE --desired-value 1`), or pick another instance type"
+            + (f" [{said}]" if said else ""))
 
 
 def training_quote(cfg: SageMakerSettings) -> Optional[pricing.Quote]:

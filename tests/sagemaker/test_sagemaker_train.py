@@ -72,6 +72,9 @@ def sent(proxy, target: str) -> list[dict]:
     ({"max_wait": "7200"}, "max_wait applies to spot jobs only"),
     ({"instance_count": "2"}, "instance_count"),
     ({"colour": "blue"}, "unknown setting 'colour'"),
+    # issue 12 item 9: V100 (sm_70) and K80 have no kernels in the image's torch build
+    ({"instance_type": "ml.p3.2xlarge"}, "ml.p3.2xlarge has V100 GPUs (sm_70), which the image's torch build cannot use"),
+    ({"run_name": "not a name!"}, "run_name 'not a name!' is not valid"),
 ])
 def test_bad_settings_fail_before_anything_is_uploaded(dataset, tmp_path, monkeypatch, bucket, role, settings, message):
     monkeypatch.chdir(tmp_path)
@@ -290,3 +293,128 @@ def test_phase_seconds_from_secondary_status_transitions():
                    {"Status": "Completed", "StartTime": at(570), "EndTime": at(570)}]
     assert phase_seconds(transitions) == {"queued": 30, "provisioning": 60, "image_pull": 60, "training": 400,
                                           "interrupted": 10, "uploading": 10}
+
+
+# ---------------------------------------------------------------- issue 12: first real run
+
+def test_generated_job_names_fit_63_characters_and_keep_their_unique_suffix(tmp_path):
+    """Issue 12 item 8: TrainingJobName is at most 63 characters of ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}
+    (API_CreateTrainingJob): a long model name is cut, never the time stamp and random suffix, and the
+    cut never leaves a trailing "-"."""
+    from platforms.sagemaker.train import JOB_NAME_RE, SageMakerPlatform
+
+    p = SageMakerPlatform({"bucket": "bkt"})
+    for n in range(30, 80):
+        model = ("resnet-" * 12)[:n]
+        names = {p._job_name(Job(data=tmp_path, out=tmp_path, model=model)) for _ in range(3)}
+        for name in names:
+            assert len(name) <= 63 and JOB_NAME_RE.match(name), name
+            assert re.search(r"-\d{8}-\d{6}-[0-9a-f]{4}$", name), name
+        assert len(names) == 3
+    run_named = SageMakerPlatform({"bucket": "bkt", "run_name": "r" * 63})._job_name(Job(data=tmp_path, out=tmp_path))
+    assert len(run_named) == 63 and JOB_NAME_RE.match(run_named) and run_named.startswith("r" * 40)
+
+
+def test_image_cuda_arch_list_is_the_locks_torch_and_old_gpus_are_refused():
+    """Issue 12 item 9: the arch list the launcher checks against is the lock's torch build's own
+    (torch.cuda.get_arch_list() answers on a machine without a GPU too)."""
+    import torch
+
+    from platforms.sagemaker.train import GPU_FAMILIES, IMAGE_CUDA_ARCHS, arch_supported, unusable_gpu
+
+    lock = Path(__file__).resolve().parents[2] / "constraints.txt"
+    pinned = re.search(r"^torch==(\S+)$", lock.read_text(), re.M).group(1)
+    if torch.__version__.split("+")[0] != pinned or torch.version.cuda is None:
+        pytest.skip(f"this torch ({torch.__version__}) is not the lock's CUDA build ({pinned})")
+    assert tuple(torch.cuda.get_arch_list()) == IMAGE_CUDA_ARCHS
+    assert arch_supported((8, 9)) and arch_supported((9, 0)) and not arch_supported((7, 0))
+    assert not arch_supported((6, 0)) and not arch_supported((6, 1))  # Pascal: P100, P4
+    refused = {family for family in GPU_FAMILIES if unusable_gpu(family + ".xlarge")}
+    assert refused == {"ml.p2", "ml.p3", "ml.p3dn"}
+    assert unusable_gpu("ml.g4dn.xlarge") is None and unusable_gpu("ml.m5.xlarge") is None
+
+
+def test_a_bucket_in_another_region_is_refused_in_check(dataset, tmp_path, monkeypatch, aws, role):
+    """Issue 12 item 4: S3DataSource — the input bucket must be in the job's region (GetBucketLocation)."""
+    import boto3
+
+    monkeypatch.chdir(tmp_path)
+    name = new_bucket_name()
+    boto3.client("s3", region_name="eu-west-1").create_bucket(
+        Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    with pytest.raises(UserError, match=re.escape(f"bucket {name!r} is in eu-west-1, the job in us-east-1")):
+        run(Job(data=dataset, out=tmp_path / "out", epochs=1),
+            {"bucket": name, "role": role, "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/p:1",
+             "region": "us-east-1"})
+    assert objects(name) == [] and sent(aws, "CreateTrainingJob") == []
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def _answer_create_training_job_with(aws, status: int, error: dict):
+    """The recording proxy in front of moto answers CreateTrainingJob as the real service does when the
+    account lacks quota (AWS JSON protocol error: __type + message); everything else reaches moto."""
+    from conftest_clouds import _ProxyHandler
+
+    class Handler(_ProxyHandler):
+        def _handle(self):
+            if self.headers.get("X-Amz-Target") == "SageMaker.CreateTrainingJob":
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.server.requests.append((self.command, self.path, dict(self.headers.items()), body))
+                data = json.dumps(error).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("x-amzn-ErrorType", error["__type"])
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            super()._handle()
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _handle
+
+    aws.RequestHandlerClass = Handler
+
+
+@pytest.mark.parametrize("spot", [False, True])
+def test_no_quota_for_the_instance_type_is_one_line_naming_the_quota(dataset, tmp_path, monkeypatch, bucket, role,
+                                                                      aws, spot):
+    """Issue 12 item 6: CreateTrainingJob → ResourceLimitExceeded (a new account's 0 GPU quota) becomes
+    one line naming the Service Quotas quota and how to raise it."""
+    monkeypatch.chdir(tmp_path)
+    _answer_create_training_job_with(aws, 400, {"__type": "ResourceLimitExceeded", "message": (
+        "The account-level service limit 'ml.g5.xlarge for training job usage' is 0 Instances, with current "
+        "utilization of 0 Instances and a request delta of 1 Instances. Please use AWS Service Quotas to request "
+        "an increase for this quota.")})
+    settings = {"bucket": bucket, "role": role, "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/p:1",
+                "instance_type": "ml.g5.xlarge", "spot": str(spot).lower(), "poll_seconds": "0.1"}
+    with pytest.raises(UserError) as err:
+        run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings)
+    text = str(err.value)
+    quota = f"ml.g5.xlarge for {'spot ' if spot else ''}training job usage"
+    assert "\n" not in text and f"quota '{quota}'" in text and "request-service-quota-increase" in text
+    assert len(sent(aws, "CreateTrainingJob")) == 1 and not sent(aws, "StopTrainingJob")
+
+
+def test_jobs_of_one_run_share_its_checkpoints(dataset, tmp_path, monkeypatch, bucket, role, aws):
+    """Issue 12 item 7: the checkpoint location comes from the run (--set run_name=…), not the job, so a
+    new job resumes a spot-interrupted one (CheckpointConfig: existing checkpoints are copied into
+    /opt/ml/checkpoints when a job starts, model-checkpoints page)."""
+    from platforms.sagemaker.train import SageMakerPlatform
+
+    monkeypatch.chdir(tmp_path)
+    settings = {"bucket": bucket, "role": role, "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/p:1",
+                "spot": "true", "run_name": "cifar-spot-1", "poll_seconds": "0.1"}
+    names = []
+    for _ in range(2):
+        p = SageMakerPlatform(settings)
+        job = Job(data=dataset, out=tmp_path / "out", epochs=1)
+        p.check(job)
+        p.stage(job)
+        handle = p.submit(job, {})
+        outcome = p.wait(handle, JobProgress(enabled=False))
+        names.append(handle.job_name)
+        assert outcome.tags["platbench.run_name"] == "cifar-spot-1"
+    requests = sent(aws, "CreateTrainingJob")
+    assert [r["TrainingJobName"] for r in requests] == names and names[0] != names[1]
+    assert all(n.startswith("cifar-spot-1-") for n in names)
+    assert {r["CheckpointConfig"]["S3Uri"] for r in requests} == {f"s3://{bucket}/platbench/checkpoints/cifar-spot-1"}
