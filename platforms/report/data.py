@@ -98,6 +98,8 @@ class Store:
     load: list[Run] = field(default_factory=list)           # `platbench load` (kind load)
     endpoints: list[Run] = field(default_factory=list)      # `platbench endpoint`: deploy, load-test, delete
     batch: list[Run] = field(default_factory=list)
+    transfers: list[Run] = field(default_factory=list)      # `platbench transfer`: one run per cold repeat
+    transfer_batches: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # run id → side → per-batch s/MB
     sweeps: list[Run] = field(default_factory=list)
     excluded: list[Run] = field(default_factory=list)      # compliance check failed: in no figure
     sweep_filter: list[str] = field(default_factory=list)
@@ -111,7 +113,7 @@ class Store:
 
     def by_id(self) -> dict[str, Run]:
         return {r.run_id: r for r in self.training + self.unfinished + self.serving + self.batch + self.sweeps
-                + self.excluded}
+                + self.excluded + self.transfers}
 
 
 def _to_run(r) -> Run:
@@ -158,6 +160,9 @@ def gather(sweeps: list[str] | None = None, latency: bool = True) -> Store:
             store.endpoints.append(r)
         elif r.kind == "batch_inference":
             store.batch.append(r)
+        elif r.kind == "transfer":
+            if r.finished:
+                store.transfers.append(r)
         elif r.kind == TRAINING:
             if wanted and r.sweep not in wanted:
                 continue
@@ -171,6 +176,9 @@ def gather(sweeps: list[str] | None = None, latency: bool = True) -> Store:
     if latency:
         for r in store.serving:
             _latency(c, r, store)
+        for r in store.transfers:  # each batch's s/MB is a step of one metric: its whole history is the distribution
+            store.transfer_batches[r.run_id] = {side: [m.value for m in c.get_metric_history(r.run_id, f"batch_{side}_s_per_mb")]
+                                                for side in ("upload", "download")}
     return store
 
 

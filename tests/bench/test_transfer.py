@@ -141,3 +141,24 @@ def test_ctrl_c_removes_the_prefix(aws, tmp_path):
     assert proc.returncode != 0 and "Traceback" not in err, err
     assert "interrupted" in err
     assert s3_left(client, bucket) == ([], [])
+
+
+def test_the_report_draws_batches_and_tests_one_value_per_repeat(aws, gcs, dataset, tmp_path):
+    from google.cloud import storage
+
+    _, bucket = s3_bucket()
+    name = new_bucket_name()
+    storage.Client(project="test").create_bucket(name)
+    for args in (("sagemaker", "--set", f"bucket={bucket}"), ("vertex", "--set", f"bucket={name}", "--set", "project=test")):
+        proc = platbench("transfer", args[0], "--data", str(dataset), "--repeats", "2", "--batch", "64", *args[1:],
+                         cwd=tmp_path, timeout=240)
+        assert proc.returncode == 0, proc.stderr
+    proc = platbench("report", "--out", "rep", cwd=tmp_path, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    md = (tmp_path / "rep" / "report.md").read_text()
+    section = md[md.index("## Cold transfers, batch by batch"):]
+    section = section[:section.index("\n## ", 3)]
+    assert "fig-cold-transfer" in section or "Seconds per MB, each batch" in section
+    assert "| sagemaker | 2 |" in section and "| vertex | 2 |" in section
+    # two repeats a platform: the exact test cannot call any difference, and the report says so
+    assert "too few runs to call any difference" in section
