@@ -25,7 +25,7 @@ from _sweep import SWEEP_NAME, swept
 
 from mlflow.tracking import MlflowClient
 
-SECTIONS = ["summary", "time-accuracy", "ablation", "pareto", "phases", "transfer", "latency", "cost", "usability",
+SECTIONS = ["summary", "time-accuracy", "ablation", "pareto", "phases", "transfer", "cold-transfer", "latency", "cost", "usability",
             "runs", "method"]
 ALL_FIGURES = ["fig-time-accuracy", "fig-ablation", "fig-pareto", "fig-phases", "fig-transfer", "fig-latency",
                "fig-cost"]
