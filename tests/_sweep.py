@@ -29,7 +29,7 @@ def swept(tmp_path_factory, digits_data) -> Path:
     log = (cwd / "session1.log").open("w")
     first = subprocess.Popen(_sweep_cmd(digits_data), cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True)
     second_worker = cwd / "runs/sweeps" / SWEEP_NAME / "local-small-pc5-seed1" / "worker.json"
-    deadline = time.time() + 240
+    deadline = time.time() + 600
     while not second_worker.exists() and first.poll() is None and time.time() < deadline:
         time.sleep(0.1)
     assert second_worker.exists(), (cwd / "session1.log").read_text()
@@ -37,7 +37,7 @@ def swept(tmp_path_factory, digits_data) -> Path:
     first.wait(30)
     log.close()
     pid = json.loads(second_worker.read_text())["pid"]
-    second = subprocess.run(_sweep_cmd(digits_data, "--json"), cwd=cwd, capture_output=True, text=True, timeout=400)
+    second = subprocess.run(_sweep_cmd(digits_data, "--json"), cwd=cwd, capture_output=True, text=True, timeout=1200)
     (cwd / "session2.json").write_text(second.stdout)
     (cwd / "session2.err").write_text(second.stderr)
     assert second.returncode == 0, second.stderr

@@ -82,7 +82,7 @@ def test_ctrl_c_is_passed_on_and_the_job_marked_killed(color_data, tmp_path):
                              "--seeds", "0", "--epochs", "200", "--hp", "batch_size=8", "--name", "stop"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ckpt = tmp_path / "runs/sweeps/stop/local-small-pc10-seed0/checkpoints/last.ckpt"
-    deadline = time.time() + 240
+    deadline = time.time() + 600
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.1)
     assert ckpt.exists(), proc.communicate()[1]
