@@ -107,7 +107,8 @@ def test_log_lines_parse_with_one_regex_each(finished):
 
 
 def test_per_class_run_holds_out_validation(color_data, tmp_path):
-    outcome, _ = train(color_data, tmp_path, per_class=10, overrides={"epochs": 1, "batch_size": 8})
+    # min_steps 0: this checks the split, not the step budget (tests/test_trainer_schedule.py does)
+    outcome, _ = train(color_data, tmp_path, per_class=10, overrides={"epochs": 1, "batch_size": 8, "min_steps": 0})
     res = outcome.results
     assert res.dataset.per_class == 10 and res.dataset.train_count == 24 and res.dataset.val_count == 6
     assert res.val_accuracy is not None and "val_accuracy" in read_metrics(tmp_path)[0]
