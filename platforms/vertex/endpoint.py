@@ -21,6 +21,9 @@ Vertex AI (google-cloud-aiplatform, GAPIC clients)
   PNG/JPEG bytes or {"instances": [...]}):
   https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.endpoints/rawPredict
 - Prediction prices: https://cloud.google.com/vertex-ai/pricing ("Prediction and explanation")
+- The model's bucket: Vertex AI is regional (https://cloud.google.com/vertex-ai/docs/general/locations) and
+  a regional model upload is refused (400) for a multi-region bucket — as reported in issue 12, not
+  confirmed against the live service here — so `check` requires a bucket in the endpoint's own region.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from platforms.core.endpoint import MODEL_FILES, Endpoint, EndpointCost, endpoint_cost, model_tarball, sigint_held
 from platforms.core.transport import Payload, Reply, Target, TransportError
@@ -47,6 +50,17 @@ class VertexEndpointSettings(VertexProject):
     accelerator_count: int = Field(0, ge=0, le=8)
     replica_count: int = Field(1, ge=1, le=10)
     name: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _usable_accelerator(self):
+        from platforms.vertex.train import ACCELERATOR_FAMILIES, unusable_accelerator
+
+        if self.accelerator_type != "none" and self.accelerator_count:
+            if self.accelerator_type not in ACCELERATOR_FAMILIES:
+                raise ValueError(f"unknown accelerator type {self.accelerator_type!r}")
+            if unusable_accelerator(self.accelerator_type):
+                raise ValueError(unusable_accelerator(self.accelerator_type))
+        return self
 
 
 PREDICT_ROUTE = "/predict"
@@ -144,6 +158,10 @@ class VertexEndpoint(Endpoint):
         self._store = GCSStore(c.bucket, project=c.project)
         if not self._store.bucket_exists():
             raise UserError(f"vertex endpoint: bucket {c.bucket!r} does not exist or is not reachable")
+        where, _ = self._store.bucket_location()
+        if where != c.region:
+            raise UserError(f"vertex endpoint: bucket {c.bucket!r} is in {where or '?'}, not in {c.region}: a regional "
+                            f"model upload needs its artifacts in a bucket in {c.region} (not a multi-region one)")
 
     def deploy(self, model_dir: Path, progress=None) -> None:
         from google.api_core import exceptions as gexc

@@ -53,6 +53,13 @@ class GCSStore(ObjectStore):
     def bucket_exists(self) -> bool:
         return bool(self._call(self._bucket.exists))
 
+    def bucket_location(self) -> tuple[str, str]:
+        """(location, locationType) of the bucket, location lower-cased: a region ("us-central1") or a
+        multi-/dual-region ("us", "eu", "nam4"). https://cloud.google.com/storage/docs/locations
+        https://cloud.google.com/storage/docs/json_api/v1/buckets (location, locationType)"""
+        bucket = self._call(self.client.get_bucket, self.bucket)
+        return (bucket.location or "").lower(), (bucket.location_type or "").lower()
+
     def size(self, key: str) -> Optional[int]:
         blob = self._call(self._bucket.get_blob, key)
         return None if blob is None else int(blob.size)

@@ -25,6 +25,15 @@ Platform contracts relied on (official pages):
   https://cloud.google.com/vertex-ai/docs/general/locations
 - Credentials: Application Default Credentials:
   https://cloud.google.com/docs/authentication/application-default-credentials
+- CustomJob.displayName: up to 128 UTF-8 characters (projects.locations.customJobs page above): a generated
+  name is cut before its time stamp and random suffix, never through them, and never ends in "-".
+- Quotas: a job short of quota ("Custom model training … per region", per GPU type, with a separate
+  preemptible/Spot quota) waits in JOB_STATE_QUEUED; quotas are raised in the console (IAM & Admin →
+  Quotas & System Limits): https://cloud.google.com/vertex-ai/docs/quotas
+  https://cloud.google.com/docs/quotas/view-manage — `max_queue` bounds the wait, then the job is cancelled.
+- Bucket location: a single-region bucket elsewhere than the job's region is refused in `check`
+  (data read across regions through /gcs; https://cloud.google.com/vertex-ai/docs/general/locations and
+  https://cloud.google.com/storage/docs/locations); multi-region buckets are accepted for training.
 
 There is no emulator for Vertex's control plane: the three job calls (create, get, cancel) sit behind
 `CloudJobs`, which local mode replaces with a native run of the same CustomJob spec.
@@ -64,6 +73,56 @@ ACCELERATOR_FAMILIES = {
     "NVIDIA_H100_MEGA_80GB": ("a3-mega",), "NVIDIA_H200_141GB": ("a3-ultra",),
 }
 MACHINE_RE = re.compile(r"^(n1|n2|n2d|e2|c2|c2d|m1|a2|a3|g2)-[a-z]+(-\d+[a-z]?)?(-[a-z0-9]+)?$")
+DISPLAY_NAME_MAX = 128
+RUN_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+# CUDA architectures the image's torch build carries kernels for: torch.cuda.get_arch_list() of the lock's
+# torch (constraints.txt: torch==2.15.0, the +cu132 wheel; tests/vertex checks it against that torch).
+IMAGE_CUDA_ARCHS = ("sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120")
+# accelerator → compute capability (https://developer.nvidia.com/cuda-gpus)
+ACCELERATOR_CC = {
+    "NVIDIA_TESLA_T4": (7, 5), "NVIDIA_TESLA_V100": (7, 0), "NVIDIA_TESLA_P100": (6, 0), "NVIDIA_TESLA_P4": (6, 1),
+    "NVIDIA_TESLA_A100": (8, 0), "NVIDIA_A100_80GB": (8, 0), "NVIDIA_L4": (8, 9), "NVIDIA_H100_80GB": (9, 0),
+    "NVIDIA_H100_MEGA_80GB": (9, 0), "NVIDIA_H200_141GB": (9, 0),
+}
+
+
+def arch_supported(cc: tuple[int, int], archs=IMAGE_CUDA_ARCHS) -> bool:
+    """Whether a GPU of compute capability `cc` can run a torch build with these arch-list entries: a
+    cubin for sm_XY runs on X.Z with Z >= Y (same major), PTX (compute_XY) is JIT-compiled for any newer
+    GPU. https://docs.nvidia.com/cuda/cuda-compiler-driver-nvcc/#gpu-compilation (binary compatibility)"""
+    for arch in archs:
+        kind, _, num = arch.partition("_")
+        major, minor = int(num[:-1]), int(num[-1])
+        if (kind == "sm" and major == cc[0] and minor <= cc[1]) or (kind == "compute" and (major, minor) <= cc):
+            return True
+    return False
+
+
+def unusable_accelerator(acc: str) -> Optional[str]:
+    """Why the image cannot use this accelerator, or None."""
+    cc = ACCELERATOR_CC.get(acc)
+    if cc and not arch_supported(cc):
+        return (f"{acc} (sm_{cc[0]}{cc[1]}) cannot run the image's torch build (kernels for "
+                f"{', '.join(IMAGE_CUDA_ARCHS)}): pick e.g. NVIDIA_TESLA_T4, NVIDIA_L4 or NVIDIA_TESLA_A100")
+    return None
+
+
+def generated_name(stem: str, limit: int = DISPLAY_NAME_MAX) -> str:
+    """STEM-YYYYMMDD-HHMMSS-XXXX in at most `limit` characters: the stem is cut, never the unique
+    suffix, and the name never ends (or has a cut end) in "-"."""
+    suffix = f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    stem = re.sub(r"[^a-zA-Z0-9]+", "-", stem).strip("-")[:max(0, limit - len(suffix) - 1)].rstrip("-")
+    return f"{stem}-{suffix}" if stem else suffix
+
+
+def quota_hint(cfg) -> str:
+    """Which Vertex AI quota a job short of capacity most likely lacks, and where to raise it."""
+    what = (f"'Custom model training {'preemptible ' if cfg.spot else ''}{cfg.accelerator_type} GPUs per region'"
+            if cfg.accelerator_count else f"'Custom model training CPUs for {cfg.machine_type.split('-')[0].upper()} "
+            "machine types per region'")
+    return (f"the quota {what} in {cfg.region} (console: IAM & Admin → Quotas & System Limits, service Vertex AI "
+            "API, filter custom_model_training; https://cloud.google.com/vertex-ai/docs/quotas)")
 
 
 class VertexProject(BaseModel):
@@ -95,9 +154,16 @@ class VertexSettings(VertexProject):
     local: bool = False
     poll_seconds: float = Field(15.0, gt=0, le=600)
     job_name: Optional[str] = None               # the CustomJob's displayName
+    # the run a job belongs to: its base output directory (and so AIP_CHECKPOINT_DIR) is
+    # jobs/<run_name>, so a new job with the same run_name resumes an interrupted one (default: the job)
+    run_name: Optional[str] = None
+    # seconds a job may wait in JOB_STATE_QUEUED (short of quota) before it is cancelled
+    max_queue: int = Field(3600, ge=1, le=7 * 24 * 3600)
 
     @model_validator(mode="after")
     def _consistent(self):
+        if self.run_name is not None and not RUN_NAME_RE.match(self.run_name):
+            raise ValueError(f"run_name {self.run_name!r} is not valid (1-63 of a-z, A-Z, 0-9, -)")
         if self.bucket is not None and not re.match(r"^[a-z0-9][a-z0-9._\-]{1,220}[a-z0-9]$", self.bucket):
             raise ValueError(f"bucket {self.bucket!r} is not a valid Cloud Storage bucket name")
         if not MACHINE_RE.match(self.machine_type):
@@ -107,7 +173,10 @@ class VertexSettings(VertexProject):
         if acc.lower() == "none" or self.accelerator_count == 0:
             self.accelerator_type, self.accelerator_count = "none", 0
         elif acc not in ACCELERATOR_FAMILIES:
-            raise ValueError(f"unknown accelerator type {acc!r} (one of: {', '.join(ACCELERATOR_FAMILIES)}, none)")
+            raise ValueError(f"unknown accelerator type {acc!r} (one of: "
+                             f"{', '.join(a for a in ACCELERATOR_FAMILIES if not unusable_accelerator(a))}, none)")
+        elif unusable_accelerator(acc):
+            raise ValueError(unusable_accelerator(acc))
         elif not self.machine_type.startswith(ACCELERATOR_FAMILIES[acc]):
             raise ValueError(f"{acc} cannot be attached to {self.machine_type} (needs a "
                              f"{' or '.join(f.rstrip('-') for f in ACCELERATOR_FAMILIES[acc])} machine type)")
@@ -256,6 +325,11 @@ class VertexPlatform(Platform):
         self._store = GCSStore(cfg.bucket, project=cfg.project)
         if not self._store.bucket_exists():
             raise UserError(f"vertex: bucket {cfg.bucket!r} does not exist or is not reachable with these credentials")
+        where, kind = self._store.bucket_location()
+        if kind == "region" or re.fullmatch(r"[a-z]+-[a-z]+\d+", where):
+            if where != cfg.region:
+                raise UserError(f"vertex: bucket {cfg.bucket!r} is in {where}, the job in {cfg.region}: use a bucket "
+                                f"in {cfg.region} (or --set region={where})")
         if not cfg.local:
             self._jobs = CloudJobs(cfg, self.api_stats)
         self._quote = pricing.training_quote("vertex", cfg.region, self._items(cfg), cfg.spot)
@@ -280,13 +354,16 @@ class VertexPlatform(Platform):
         cfg = self.parsed()
         if cfg.job_name:
             return cfg.job_name
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        return f"platbench-{re.sub(r'[^a-zA-Z0-9]+', '-', job.model)}-{stamp}-{secrets.token_hex(2)}"[:128]
+        return generated_name(cfg.run_name or f"platbench-{job.model}")
+
+    def run_key(self, display_name: str) -> str:
+        """The run a job belongs to (run_name, else the job itself): its base output directory."""
+        return self.parsed().run_name or display_name
 
     def custom_job(self, job: Job, display_name: str, data_uri: str, dataset_name: str) -> dict:
         """The CustomJob resource, in the REST API's JSON shape (CustomJobSpec page)."""
         cfg = self.parsed()
-        base = f"gs://{cfg.bucket}/{cfg.prefix.strip('/')}/jobs/{display_name}"
+        base = f"gs://{cfg.bucket}/{cfg.prefix.strip('/')}/jobs/{self.run_key(display_name)}"
         env = {"PLATBENCH_PLATFORM": "vertex", "PLATBENCH_DATA": data_uri}
         commit = tracking.code_commit()
         if commit:
@@ -350,7 +427,7 @@ class VertexPlatform(Platform):
                              "outputUriPrefix"] + "/model/ python -m trainer " +
                          " ".join(shlex.quote(a) for a in spec["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["args"])),
                 PlanStep("upload what the job wrote under the base output directory back to the bucket",
-                         f"gcloud storage cp -r GCS_ROOT/{bucket}/{prefix}/jobs/{name} {root}/jobs/"),
+                         f"gcloud storage cp -r GCS_ROOT/{bucket}/{prefix}/jobs/{self.run_key(name)} {root}/jobs/"),
             ]
         else:
             steps += [
@@ -367,7 +444,8 @@ class VertexPlatform(Platform):
         steps += [
             PlanStep("collect results.json, metrics.jsonl, train.log (base/output/) and the model (base/model/); "
                      "check the dataset fingerprint the trainer read against the staged one",
-                     f"gcloud storage cp -r {root}/jobs/{name}/output {root}/jobs/{name}/model ."),
+                     f"gcloud storage cp -r {root}/jobs/{self.run_key(name)}/output "
+                     f"{root}/jobs/{self.run_key(name)}/model ."),
             PlanStep("record the MLflow run: region, machine, image, upload/download s/MB, phase seconds, "
                      "running-time cost at list price"
                      + (f" ({self._quote.usd_per_hour:.4f} USD/h, {self._quote.basis})" if self._quote else "")),
@@ -409,7 +487,7 @@ class VertexPlatform(Platform):
             outcome.metrics.update(handle.local_run.figures)
             outcome.cost_usd = outcome.list_estimate_usd = None  # nothing is billed on this machine
             return outcome
-        deadline = time.time() + cfg.max_run + 3600
+        deadline = time.time() + cfg.max_queue + cfg.max_run + 3600
         while True:
             d = self._jobs.get(handle.name)
             handle.last = d
@@ -420,6 +498,12 @@ class VertexPlatform(Platform):
                     progress.phase(PHASES[state])
             if state in TERMINAL:
                 break
+            if state == "JOB_STATE_QUEUED":
+                since = _ts(d.get("createTime")) or handle.seen[state]
+                queued = (datetime.now(timezone.utc) - since).total_seconds()
+                if queued > cfg.max_queue:
+                    raise UserError(f"vertex: job {handle.name} still queued after {queued:.0f} s (max_queue="
+                                    f"{cfg.max_queue}); it is most likely short of {quota_hint(cfg)}; cancelling it")
             if time.time() > deadline:
                 raise UserError(f"vertex: job {handle.name} still {state} after its timeout plus an hour; cancelling it")
             time.sleep(cfg.poll_seconds)
@@ -455,6 +539,8 @@ class VertexPlatform(Platform):
         on_demand = pricing.quote("vertex", cfg.region, self._items(cfg)) if cfg.spot else self._quote
         estimate = on_demand.cost(running) if on_demand else None
         tags = {tracking.Tag.JOB_ID: handle.name, "platbench.vertex.state": state or "",
+                "platbench.run_name": self.run_key(handle.spec.get("displayName", handle.name)),
+                "platbench.checkpoint_uri": handle.base_output + "/checkpoints/",
                 "platbench.cost_basis": "running time (endTime - startTime) x list price; Vertex reports no billed time"}
         return Outcome(status, None, phases=phases, billed_seconds=None,
                        cost_usd=cost, list_estimate_usd=estimate, metrics=metrics,

@@ -17,11 +17,29 @@ from _endpoint_servers import _forward, _Runtime, _Quiet, _png
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def bucket_in(location: str) -> str:
+    """A new emulator bucket reporting `location` (the emulator ignores location on insert and takes it
+    through a PATCH; real buckets get it at creation and keep it)."""
+    from google.cloud import storage
+
+    name = new_bucket_name()
+    b = storage.Client(project="test").create_bucket(name)
+    b._patch_property("location", location)
+    b.patch()
+    return name
+
+
 def image_exec_form(instruction: str) -> list[str]:
     """The image's ENTRYPOINT or CMD (exec form) as the Dockerfile declares it, [] when absent."""
     with open(os.path.join(REPO, "Dockerfile")) as f:
         lines = [line for line in f if re.match(rf"^{instruction}\s+\[", line)]
     return json.loads(lines[-1].split(None, 1)[1]) if lines else []
+
+
+def storage_client():
+    from google.cloud import storage
+
+    return storage.Client(project="test")
 
 
 def container_runs(spec: dict) -> list[str]:
@@ -58,6 +76,13 @@ class _VertexAPI(_Quiet):
             srv.uploads.append(("POST", path, raw))
             # the container Vertex would start must serve: the image's CMD trains, and a training container
             # never answers the health route (the real deployment fails only after a long wait)
+            # a regional upload needs its artifacts in a bucket of that region (issue 12 item 4)
+            artifact_bucket = body["model"]["artifactUri"].split("/")[2]
+            where = (storage_client().get_bucket(artifact_bucket).location or "").lower()
+            region = m.group(1).split("/")[3]
+            if where != region:
+                return self._json({"error": {"code": 400, "status": "INVALID_ARGUMENT", "message":
+                                             f"bucket {artifact_bucket} is in {where}, not in {region}"}}, 400)
             runs = container_runs(body["model"].get("containerSpec", {}))
             if not runs or os.path.basename(runs[0]) != "serve":
                 return self._json({"error": {"code": 400, "status": "INVALID_ARGUMENT", "message":
@@ -108,8 +133,7 @@ def vertex_env(gcs, vertex_container, monkeypatch):
 
     api = _Runtime(_VertexAPI, container_port=vertex_container.port, predict_route=vertex_container.predict,
                    models={}, endpoints={}, ops=0, log=[], uploads=[])
-    bucket = new_bucket_name()
-    storage.Client(project="test").create_bucket(bucket)
+    bucket = bucket_in("US-CENTRAL1")
     settings = {"project": "p", "region": "us-central1", "bucket": bucket, "image_uri": "img", "api_endpoint": api.url}
     yield api, settings
     api.close()
@@ -152,6 +176,30 @@ def test_the_deployed_container_starts_serve_not_the_images_train(vertex_env, mo
                            make_payloads(load_images([]), "json", 1), "json", track=False)
     (spec,) = [json.loads(body)["model"]["containerSpec"] for method, path, body in api.uploads]
     assert container_runs(spec) == ["serve"] and spec["predictRoute"] == "/predict"
+
+
+@pytest.mark.parametrize("location", ["US", "europe-west4"])
+def test_a_multi_region_or_foreign_bucket_is_refused_before_the_upload(vertex_env, model, location):
+    """Issue 12 item 4: the model's bucket must be in the endpoint's region (one line, nothing created)."""
+    from google.cloud import storage
+
+    from platforms.bench.endpoint import run_endpoint_benchmark
+    from platforms.bench.loadtest import LoadSettings
+
+    api, settings = vertex_env
+    bucket = bucket_in(location)
+    with pytest.raises(UserError, match=re.escape(f"bucket {bucket!r} is in {location.lower()}, not in us-central1")):
+        run_endpoint_benchmark("vertex", model, {**settings, "bucket": bucket, "name": "pb-vx-far"},
+                               LoadSettings(requests=1), [], "image", track=False)
+    assert api.log == [] and list(storage.Client(project="test").list_blobs(bucket)) == []
+
+
+def test_an_accelerator_the_image_cannot_use_is_refused():
+    from platforms.vertex.endpoint import VertexEndpoint
+
+    with pytest.raises(UserError, match=re.escape("NVIDIA_TESLA_P4 (sm_61) cannot run the image's torch build")):
+        VertexEndpoint({"project": "p", "bucket": "b", "image_uri": "img", "machine_type": "n1-standard-4",
+                        "accelerator_type": "NVIDIA_TESLA_P4", "accelerator_count": "1"})
 
 
 def test_vertex_endpoint_is_deleted_after_an_error(vertex_env, model):

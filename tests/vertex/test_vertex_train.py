@@ -38,6 +38,18 @@ def bucket(gcs):
     return name
 
 
+def bucket_in(location: str) -> str:
+    """A new emulator bucket reporting `location` (the emulator ignores location on insert and takes it
+    through a PATCH; real buckets get it at creation and keep it)."""
+    from google.cloud import storage
+
+    name = new_bucket_name()
+    b = storage.Client(project="test").create_bucket(name)
+    b._patch_property("location", location)
+    b.patch()
+    return name
+
+
 def blobs(bucket: str) -> list[str]:
     from google.cloud import storage
 
@@ -53,6 +65,7 @@ class FakeJobService(ThreadingHTTPServer):
 
     daemon_threads = True
     STATES = ["JOB_STATE_QUEUED", "JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"]
+    hold = False  # True: new jobs stay in JOB_STATE_QUEUED, as one short of quota does
 
     def __init__(self):
         self.jobs: dict[str, dict] = {}
@@ -89,7 +102,7 @@ class _JobHandler(BaseHTTPRequestHandler):
             srv.created.append(body)
             name = f"{m.group(1)}/customJobs/{len(srv.jobs) + 1}"
             now = datetime.now(timezone.utc)
-            job = {**body, "name": name, "state": "JOB_STATE_QUEUED", "_i": 0, "_t0": now.timestamp(),
+            job = {**body, "name": name, "state": "JOB_STATE_QUEUED", "_i": 0, "_t0": now.timestamp(), "_hold": srv.hold,
                    "createTime": (now - timedelta(seconds=100)).isoformat().replace("+00:00", "Z")}
             srv.jobs[name] = job
             return self._reply({k: v for k, v in job.items() if not k.startswith("_")})
@@ -163,6 +176,11 @@ def test_custom_job_is_a_valid_vertex_message(dataset, tmp_path):
     ({"project": None}, "no project"),
     ({"image_uri": None}, "no image"),
     ({"replica_count": "3"}, "replica_count"),
+    # issue 12 item 9: Pascal and Volta GPUs have no kernels in the image's torch build
+    ({"accelerator_type": "NVIDIA_TESLA_P100"}, "NVIDIA_TESLA_P100 (sm_60) cannot run the image's torch build"),
+    ({"accelerator_type": "NVIDIA_TESLA_P4"}, "NVIDIA_TESLA_P4 (sm_61) cannot run the image's torch build"),
+    ({"accelerator_type": "NVIDIA_TESLA_V100"}, "NVIDIA_TESLA_V100 (sm_70) cannot run the image's torch build"),
+    ({"run_name": "no spaces"}, "run_name 'no spaces' is not valid"),
 ])
 def test_bad_settings_fail_before_anything_is_uploaded(dataset, tmp_path, monkeypatch, bucket, job_service,
                                                        settings, message):
@@ -331,3 +349,93 @@ def test_ctrl_c_while_waiting_cancels_the_job(dataset, tmp_path, monkeypatch, bu
     assert job_service.cancelled == ["projects/p/locations/us-central1/customJobs/1"]
     c = tracking.client()
     assert c.search_runs([tracking.experiment_id(c)])[0].info.status == "KILLED"
+
+
+# ---------------------------------------------------------------- issue 12: first real run
+
+def test_generated_display_names_keep_their_unique_suffix(tmp_path):
+    """Issue 12 item 8: a long model name is cut, never the time stamp and random suffix (displayName:
+    at most 128 characters), and the cut never leaves a trailing "-"."""
+    from platforms.vertex.train import VertexPlatform
+
+    p = VertexPlatform({"bucket": "bkt"})
+    for n in range(90, 140):
+        name = p._display_name(Job(data=tmp_path, out=tmp_path, model=("resnet-" * 25)[:n]))
+        assert len(name) <= 128 and not name.endswith("-") and "--" not in name, name
+        assert re.search(r"-\d{8}-\d{6}-[0-9a-f]{4}$", name), name
+    name = VertexPlatform({"bucket": "bkt", "run_name": "r" * 63})._display_name(Job(data=tmp_path, out=tmp_path))
+    assert name.startswith("r" * 63 + "-")
+
+
+def test_image_cuda_arch_list_is_the_locks_torch():
+    """Issue 12 item 9: the arch list the launcher checks against is the lock's torch build's own."""
+    import torch
+
+    from platforms.vertex.train import ACCELERATOR_CC, ACCELERATOR_FAMILIES, IMAGE_CUDA_ARCHS, unusable_accelerator
+
+    lock = Path(__file__).resolve().parents[2] / "constraints.txt"
+    pinned = re.search(r"^torch==(\S+)$", lock.read_text(), re.M).group(1)
+    if torch.__version__.split("+")[0] != pinned or torch.version.cuda is None:
+        pytest.skip(f"this torch ({torch.__version__}) is not the lock's CUDA build ({pinned})")
+    assert tuple(torch.cuda.get_arch_list()) == IMAGE_CUDA_ARCHS
+    assert set(ACCELERATOR_CC) == set(ACCELERATOR_FAMILIES)
+    assert {a for a in ACCELERATOR_CC if unusable_accelerator(a)} == {
+        "NVIDIA_TESLA_P100", "NVIDIA_TESLA_P4", "NVIDIA_TESLA_V100"}
+
+
+def test_a_bucket_in_another_region_is_refused_in_check(dataset, tmp_path, monkeypatch, gcs, job_service):
+    """Issue 12 item 4: the bucket's location (Cloud Storage buckets.get) against the job's region."""
+    from google.cloud import storage
+
+    monkeypatch.chdir(tmp_path)
+    name = bucket_in("EUROPE-WEST4")
+    assert storage.Client(project="test").get_bucket(name).location == "EUROPE-WEST4"
+    with pytest.raises(UserError, match=re.escape(f"bucket {name!r} is in europe-west4, the job in us-central1")):
+        run(Job(data=dataset, out=tmp_path / "o"), {"project": "p", "bucket": name, "image_uri": "img",
+                                                     "api_endpoint": job_service.url})
+    assert blobs(name) == [] and job_service.created == []
+
+
+def test_a_job_stuck_in_the_queue_is_cancelled_after_max_queue_naming_the_quota(dataset, tmp_path, monkeypatch,
+                                                                                 bucket, job_service):
+    """Issue 12 item 6: a job short of quota sits in JOB_STATE_QUEUED; max_queue bounds the wait (not
+    max_run + 1 h), the error names the quota, the job is cancelled and the queue time is its own phase."""
+    monkeypatch.chdir(tmp_path)
+    job_service.hold = True
+
+    class Phases(JobProgress):
+        seen: list = []
+
+        def phase(self, name):
+            super().phase(name)
+            self.seen.append(name)
+
+    settings = {"project": "p", "bucket": bucket, "image_uri": "img", "api_endpoint": job_service.url,
+                "poll_seconds": "0.05", "max_queue": "30", "spot": "true"}
+    with pytest.raises(UserError) as err:
+        run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings, Phases(enabled=False))
+    text = str(err.value)
+    # the loopback server's createTime is 100 s before the job was created: queued longer than 30 s
+    assert "still queued after" in text and "(max_queue=30)" in text and "\n" not in text
+    assert "'Custom model training preemptible NVIDIA_TESLA_T4 GPUs per region' in us-central1" in text
+    assert job_service.cancelled == ["projects/p/locations/us-central1/customJobs/1"]
+    assert Phases.seen[-1] == "queued"
+
+
+def test_jobs_of_one_run_share_its_checkpoint_directory(dataset, tmp_path, monkeypatch, bucket, job_service):
+    """Issue 12 item 7: the base output directory (hence AIP_CHECKPOINT_DIR = <base>/checkpoints/) comes
+    from the run (--set run_name=…), so a second job of the run resumes from the first one's checkpoints."""
+    from platforms.vertex.train import VertexPlatform
+
+    monkeypatch.chdir(tmp_path)
+    settings = {"project": "p", "bucket": bucket, "image_uri": "img", "api_endpoint": job_service.url,
+                "poll_seconds": "0.01", "spot": "true", "run_name": "cifar-spot-1"}
+    for _ in range(2):
+        p = VertexPlatform(settings)
+        handle, outcome = _cloud_outcome(p, dataset, tmp_path)
+        assert outcome.tags["platbench.run_name"] == "cifar-spot-1"
+        assert outcome.tags["platbench.checkpoint_uri"] == f"gs://{bucket}/platbench/jobs/cifar-spot-1/checkpoints/"
+    first, second = job_service.created
+    assert first["displayName"] != second["displayName"] and first["displayName"].startswith("cifar-spot-1-")
+    assert {c["jobSpec"]["baseOutputDirectory"]["outputUriPrefix"] for c in job_service.created} == {
+        f"gs://{bucket}/platbench/jobs/cifar-spot-1"}
