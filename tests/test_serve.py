@@ -224,3 +224,19 @@ def test_decoding_matches_the_trainers_for_png_jpeg_grey_and_rgba(tmp_path):
         path = tmp_path / f"{i}.{fmt.lower()}"
         path.write_bytes(data)
         assert np.array_equal(decode_image(data, 32), decode_one(path, 32)), (fmt, mode)
+
+
+# ------------------------------------------------------------------------------------------ payload limits
+def test_each_platform_gets_its_own_request_limit(vertex, sagemaker):
+    """Issue 12 item 10: a Vertex AI public endpoint takes at most 1.5 MB per request, SageMaker's
+    InvokeEndpoint 6 MB (6291456 bytes): `serve` answers 413 at its platform's limit, naming it."""
+    body = b"\0" * 1_500_001
+    status, _, raw = request("POST", vertex.base + VERTEX_PREDICT, body, {"Content-Type": "image/png"})
+    assert status == 413
+    assert "at most 1500000 bytes (Vertex AI's limit for a public endpoint)" in json.loads(raw)["error"]
+    status, _, raw = request("POST", sagemaker.base + "/invocations", body, {"Content-Type": "image/png"})
+    assert status != 413  # within SageMaker's 6 MB (the zero bytes are not an image: 4xx of another kind)
+    from trainer.serve import SAGEMAKER_MAX_BODY, VERTEX_MAX_BODY, platform_max_body
+
+    assert (SAGEMAKER_MAX_BODY, VERTEX_MAX_BODY) == (6291456, 1_500_000)
+    assert platform_max_body({"AIP_PREDICT_ROUTE": "/p"}) == VERTEX_MAX_BODY and platform_max_body({}) == SAGEMAKER_MAX_BODY

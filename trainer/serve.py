@@ -32,6 +32,9 @@ Vertex AI, custom prediction container
   https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.endpoints/predict
   - the body is {"instances": [...], "parameters": {...}} and the answer {"predictions": [...]}.
     A binary instance is {"b64": "<base64>"} by Vertex's convention.
+  - a public endpoint accepts requests up to 1.5 MB ("the payload limit size (currently, 1.5MB)",
+    https://cloud.google.com/sdk/gcloud/reference/ai/endpoints/predict): the default --max-bytes when
+    AIP_PREDICT_ROUTE says the container runs on Vertex (custom-container-requirements page above).
 
 Requests (every predict route, either contract):
   - Content-Type image/png | image/jpeg | application/x-image | application/octet-stream: one PNG/JPEG image;
@@ -69,6 +72,7 @@ log = logging.getLogger("platbench.serve")
 
 DEFAULT_PORT = 8080                     # SageMaker's fixed port; Vertex's default containerPort
 SAGEMAKER_MAX_BODY = 6 * 1024 * 1024    # InvokeEndpoint Body: "Maximum length of 6291456"
+VERTEX_MAX_BODY = 1_500_000             # Vertex AI public endpoints: 1.5 MB per request (module docstring)
 SAGEMAKER_PING = "/ping"
 SAGEMAKER_INVOCATIONS = "/invocations"
 GRACEFUL_SHUTDOWN_S = 25                # SageMaker sends SIGKILL 30 s after SIGTERM
@@ -199,6 +203,12 @@ def _download_gcs(uri: str) -> Path:
     return dest
 
 
+def platform_max_body(env: Mapping[str, str]) -> int:
+    """The request limit of the platform this container serves on: Vertex AI (AIP_PREDICT_ROUTE is set) or
+    SageMaker's, the larger, elsewhere."""
+    return VERTEX_MAX_BODY if env.get("AIP_PREDICT_ROUTE") else SAGEMAKER_MAX_BODY
+
+
 def settings_from(argv: list[str], env: Mapping[str, str] | None = None) -> ServeSettings:
     env = os.environ if env is None else env
     ns = parser().parse_args(argv)
@@ -220,7 +230,7 @@ def settings_from(argv: list[str], env: Mapping[str, str] | None = None) -> Serv
         max_batch=ns.max_batch or _env_num(env, "PLATBENCH_SERVE_MAX_BATCH") or 64,
         batch_wait_ms=ns.batch_wait_ms if ns.batch_wait_ms is not None else (
             _env_num(env, "PLATBENCH_SERVE_BATCH_WAIT_MS", float) if env.get("PLATBENCH_SERVE_BATCH_WAIT_MS") else 2.0),
-        max_bytes=ns.max_bytes or _env_num(env, "PLATBENCH_SERVE_MAX_BYTES") or SAGEMAKER_MAX_BODY,
+        max_bytes=ns.max_bytes or _env_num(env, "PLATBENCH_SERVE_MAX_BYTES") or platform_max_body(env),
         max_instances=ns.max_instances or 1024,
         device=ns.device or env.get("PLATBENCH_SERVE_DEVICE") or "auto",
         threads=ns.threads or _env_num(env, "PLATBENCH_SERVE_THREADS"),
@@ -377,7 +387,8 @@ async def read_body(request, limit: int) -> bytes:
             if declared_n <= DRAIN_FACTOR * limit:
                 async for _ in request.stream():
                     pass
-            why = " (SageMaker's InvokeEndpoint limit)" if limit == SAGEMAKER_MAX_BODY else ""
+            why = {SAGEMAKER_MAX_BODY: " (SageMaker's InvokeEndpoint limit)",
+                   VERTEX_MAX_BODY: " (Vertex AI's limit for a public endpoint)"}.get(limit, "")
             raise HTTPError(413, f"request body is {declared_n} bytes; this endpoint accepts at most {limit} bytes"
                                  f"{why}; send fewer or smaller images per request")
     chunks, total, over = [], 0, False
