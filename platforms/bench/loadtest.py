@@ -359,6 +359,13 @@ async def run_load_async(transport: Transport, payloads: list[Payload], s: LoadS
                          progress: Optional[Callable[[Sample], None]] = None) -> RunData:
     if not payloads:
         raise UserError("nothing to send: no payloads")
+    # a platform's transport carries its documented request limit (max_payload_bytes): a body over it is
+    # refused here, before anything is sent, not counted as failed requests
+    limit = getattr(transport, "max_payload_bytes", None)
+    biggest = max(len(p.body) for p in payloads)
+    if limit and biggest > limit:
+        raise UserError(f"a request body of {biggest} bytes exceeds this endpoint's limit of {limit} bytes "
+                        f"({getattr(transport, 'payload_limit_source', 'the platform')}): use a smaller --batch")
     if s.wait_ready_s > 0 and not await transport.ready(s.wait_ready_s):
         raise UserError(f"the target did not answer its health check with 200 within {s.wait_ready_s:g} s")
     runner = _Runner(transport, payloads, s)

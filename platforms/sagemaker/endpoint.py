@@ -202,6 +202,11 @@ class SageMakerTransport:
     """InvokeEndpoint through boto3's sagemaker-runtime client, `concurrency` calls at a time in threads.
     botocore's own retries are off (max_attempts 1): the load tool retries, and counts it."""
 
+    # InvokeEndpoint Body: "Maximum length of 6291456" (the load tool refuses bigger bodies before sending)
+    max_payload_bytes = 6 * 1024 * 1024
+    payload_limit_source = ("SageMaker InvokeEndpoint, "
+                            "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html")
+
     def __init__(self, endpoint_name: str, region: str, concurrency: int, timeout_s: float):
         from botocore.config import Config
 

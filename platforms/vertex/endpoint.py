@@ -244,6 +244,11 @@ class VertexTransport:
     """PredictionService.RawPredict through the GAPIC client, `concurrency` calls at a time in threads;
     no client-side retries (the load tool retries, and counts it)."""
 
+    # a public endpoint takes "the payload limit size (currently, 1.5MB)" per request (the serving
+    # container's default too, trainer/serve.py); the load tool refuses bigger bodies before sending
+    max_payload_bytes = 1_500_000
+    payload_limit_source = "Vertex AI public endpoint, https://cloud.google.com/sdk/gcloud/reference/ai/endpoints/predict"
+
     def __init__(self, endpoint: str, cfg: VertexEndpointSettings, concurrency: int, timeout_s: float, kwargs: dict):
         from google.cloud import aiplatform_v1
 

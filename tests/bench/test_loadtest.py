@@ -252,3 +252,26 @@ def test_bad_input_is_a_one_line_error(tmp_path, args, words):
     proc = platbench("load", *args, "--no-track", cwd=tmp_path, timeout=60)
     assert_one_line_error(proc)
     assert words in proc.stderr and proc.returncode == 2
+
+
+@pytest.mark.parametrize("kind, name, settings, limit", [
+    ("vertex", "projects/p/locations/us-central1/endpoints/1", {"project": "p", "api_endpoint": "http://127.0.0.1:9"},
+     1_500_000),
+    ("sagemaker", "pb-ep", {"region": "us-east-1"}, 6291456),
+])
+def test_a_body_over_the_platforms_request_limit_is_refused_before_sending(monkeypatch, kind, name, settings, limit):
+    """Issue 12 item 10: the load tool knows each platform's documented request limit (Vertex AI public
+    endpoint 1.5 MB, SageMaker InvokeEndpoint 6 MB) and refuses a bigger body in one line, sending nothing
+    (the endpoints here point at a closed port: a request sent would be a connection error instead)."""
+    from platforms.bench.loadtest import LoadSettings, run_load
+    from platforms.core.transport import Payload, Target
+    from platforms.errors import UserError
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    with pytest.raises(UserError, match=f"request body of {limit + 1} bytes exceeds this endpoint's limit of {limit}"):
+        run_load(Target(kind=kind, name=name), [Payload(b"\0" * (limit + 1), "image/png", 1)],
+                 LoadSettings(requests=1, retries=0), settings=settings)
