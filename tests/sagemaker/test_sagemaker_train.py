@@ -418,3 +418,37 @@ def test_jobs_of_one_run_share_its_checkpoints(dataset, tmp_path, monkeypatch, b
     assert [r["TrainingJobName"] for r in requests] == names and names[0] != names[1]
     assert all(n.startswith("cifar-spot-1-") for n in names)
     assert {r["CheckpointConfig"]["S3Uri"] for r in requests} == {f"s3://{bucket}/platbench/checkpoints/cifar-spot-1"}
+
+
+@pytest.mark.parametrize("layout", ["relative key", "bare name"])
+def test_the_trainer_finds_shards_wherever_the_manifest_channel_puts_them(dataset, tmp_path, monkeypatch, bucket,
+                                                                          role, aws, layout):
+    """Issue 12 item 5: stage through the very ManifestFile the launcher writes, then read it back as the
+    service does — each entry is the manifest's prefix + a relative key (API_S3DataSource) — into a channel
+    folder. The pages on File and FastFile input modes do not define the path each object gets under
+    /opt/ml/input/data/<channel>/ (its relative key, or its bare name), so both layouts must train alike."""
+    import boto3
+
+    from platforms.sagemaker.train import SageMakerPlatform
+    from trainer.data.staged import materialize
+
+    monkeypatch.chdir(tmp_path)
+    p = SageMakerPlatform({"bucket": bucket, "role": role, "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/p:1"})
+    job = Job(data=dataset, out=tmp_path / "out", epochs=1)
+    p.check(job)
+    p.stage(job)
+    uri, kind = p._channel
+    assert kind == "ManifestFile"
+    s3 = boto3.client("s3")
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=uri.split(f"s3://{bucket}/", 1)[1])["Body"].read())
+    prefix, keys = manifest[0]["prefix"], manifest[1:]
+    channel = tmp_path / "opt-ml" / "input" / "data" / "training"
+    for key in keys:
+        full = prefix + key
+        b, _, k = full[len("s3://"):].partition("/")
+        dest = channel / (key if layout == "relative key" else key.rsplit("/", 1)[-1])
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(b, k, str(dest))
+    folder = materialize(channel, {"PLATBENCH_UNPACK_DIR": str(tmp_path / "unpacked")})
+    got = sorted(str(f.relative_to(folder)) for f in folder.rglob("*.png"))
+    assert got == sorted(str(f.relative_to(dataset)) for f in dataset.rglob("*.png"))

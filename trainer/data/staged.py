@@ -2,7 +2,16 @@
 content-addressed tar shards: <root>/datasets/<fingerprint>/platbench-manifest.json and
 <root>/shards/<sha256>.tar. Whatever data path the trainer is given (flag or platform channel) that holds
 such a manifest is unpacked once into a local folder, each shard checked against its SHA-256 first; any
-other folder is used as it is."""
+other folder is used as it is.
+
+Where the objects land is not the same on every platform: SageMaker's ManifestFile channel lists S3 URIs
+as a prefix plus relative keys (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_S3DataSource.html),
+and neither that page nor the File / FastFile input-mode pages
+(https://docs.aws.amazon.com/sagemaker/latest/dg/model-access-training-data.html) define the path each
+object gets under /opt/ml/input/data/<channel>/ (its relative key, or its bare name). So the manifest is
+looked for anywhere under the data path, and a shard not at its key beside the manifest's root is looked
+up by its content-addressed file name (<sha256>.tar) anywhere under the data path; its SHA-256 is
+checked either way."""
 from __future__ import annotations
 
 import hashlib
@@ -27,6 +36,8 @@ def _staged_manifest(path: Path) -> Path | None:
     if (path / STAGED_MANIFEST).is_file():
         return path / STAGED_MANIFEST
     found = sorted(path.glob(f"datasets/*/{STAGED_MANIFEST}")) if path.is_dir() else []
+    if not found and path.is_dir():  # another layout of the same objects (module docstring)
+        found = sorted(path.rglob(STAGED_MANIFEST))
     return found[0] if len(found) == 1 else None
 
 
@@ -49,13 +60,17 @@ def _checked_members(tar: tarfile.TarFile, key: str) -> list[tarfile.TarInfo]:
     return members
 
 
-def _shard_path(root: Path, shard: dict) -> Path:
+def _shard_path(root: Path, shard: dict, search: Path | None = None) -> Path:
     key, sha = shard.get("key"), shard.get("sha256")
     if not isinstance(sha, str) or not _HEX64.fullmatch(sha):
         raise DataError(f"staged manifest: shard sha256 {sha!r} is not a SHA-256 hex digest")
     if not isinstance(key, str) or not key or PurePosixPath(key).is_absolute() or ".." in PurePosixPath(key).parts:
         raise DataError(f"staged manifest: shard key {key!r} is not a relative path inside the dataset")
-    return root / key
+    if (root / key).is_file() or search is None or not search.is_dir():
+        return root / key
+    # not at its key: the same object under another layout of the data path (module docstring)
+    found = sorted(p for p in search.rglob(PurePosixPath(key).name) if p.is_file())
+    return found[0] if found else root / key
 
 
 def materialize(path: Path, env: Mapping[str, str] | None = None) -> Path:
@@ -82,7 +97,7 @@ def materialize(path: Path, env: Mapping[str, str] | None = None) -> Path:
     tmp.mkdir(parents=True)
     try:
         for shard in shards:
-            shard_file = _shard_path(root, shard if isinstance(shard, dict) else {})
+            shard_file = _shard_path(root, shard if isinstance(shard, dict) else {}, Path(path))
             try:
                 data = shard_file.read_bytes()
             except OSError as exc:
