@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from platforms.core.endpoint import Endpoint, EndpointCost, endpoint_cost, model_tarball, sigint_held
 from platforms.core.settings import parse_settings
@@ -53,6 +53,15 @@ class SageMakerEndpointSettings(BaseModel):
     startup_timeout: int = Field(600, ge=60, le=3600)   # ContainerStartupHealthCheckTimeoutInSeconds
     poll_seconds: float = Field(15.0, gt=0, le=600)
     max_wait: int = Field(3600, ge=1, le=4 * 3600)      # give up waiting for InService after this
+
+    @model_validator(mode="after")
+    def _usable_gpu(self):
+        from platforms.sagemaker.train import unusable_gpu
+
+        why = unusable_gpu(self.instance_type)  # GPUs the image's torch build has no kernels for
+        if why:
+            raise ValueError(why)
+        return self
 
 
 class SageMakerEndpoint(Endpoint):

@@ -201,3 +201,13 @@ def test_dry_run_prints_the_plan_and_cost_and_creates_nothing(tmp_path):
     proc = platbench("endpoint", "azure", "--dry-run", cwd=tmp_path, timeout=60)
     assert_one_line_error(proc)
     assert "unknown platform 'azure'" in proc.stderr
+
+
+def test_an_instance_type_whose_gpu_the_image_cannot_use_is_refused():
+    """Issue 12 item 9: hosting on ml.p3 (V100, sm_70) would load a model the image's torch cannot run."""
+    import re
+
+    from platforms.sagemaker.endpoint import SageMakerEndpoint
+
+    with pytest.raises(UserError, match=re.escape("ml.p3.2xlarge has V100 GPUs (sm_70)")):
+        SageMakerEndpoint({"bucket": "bkt", "role": "r", "image_uri": "img", "instance_type": "ml.p3.2xlarge"})
