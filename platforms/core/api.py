@@ -115,7 +115,7 @@ class Outcome:
     output_dir: Optional[Path] = None
     phases: dict[str, float] = field(default_factory=dict)  # phase → seconds (queued, provisioning, …)
     billed_seconds: Optional[float] = None
-    cost_usd: Optional[float] = None           # billed seconds × list price (platforms/pricing.py)
+    cost_usd: Optional[float] = None           # billed seconds × list price (platforms/core/pricing.py)
     list_estimate_usd: Optional[float] = None  # the run's wall seconds on the instance × list price
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)

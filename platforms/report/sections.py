@@ -1,8 +1,8 @@
 """The report's sections, computed once from the MLflow runs and rendered twice (report.md, index.html)
 from the same objects, so both say the same numbers.
 
-Metric names are the ones the launchers log (platforms/tracking.py RESULT_METRICS, platforms/launch.py,
-platforms/storage/staging.py, platforms/load.py, platforms/batch_inference.py); a section whose figures
+Metric names are the ones the launchers log (platforms/core/tracking.py RESULT_METRICS, platforms/core/launch.py,
+platforms/core/staging.py, platforms/bench/loadtest.py, platforms/bench/batch.py); a section whose figures
 no run has logged says so in one line and shows nothing made up."""
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ TRANSFER = [  # (metric, label, which runs)
     ("batch_seconds_per_mb", "batch inference s/MB", "batch"),
 ]
 UPLOAD = "upload_s_per_mb"
-MIB = 1024 * 1024  # staging's MB (platforms/storage/staging.py counts 2^20 bytes)
+MIB = 1024 * 1024  # staging's MB (platforms/core/staging.py counts 2^20 bytes)
 
 # Inference speed two ways (trainer results): the plain model, one forward pass per image (what `serve`
 # answers), and as evaluated, with the preset's test-time augmentation (what the accuracy is measured
@@ -53,7 +53,7 @@ THROUGHPUT = {"plain": ("plain_throughput_images_per_s",),
 LATENCY = {"plain": ("plain_latency_ms_per_image",),
            "evaluated": ("evaluated_latency_ms_per_image", "latency_ms_per_image")}
 SPEED_LABEL = {"plain": "plain model", "evaluated": "as evaluated, with TTA"}
-# A managed endpoint's price per hour (platforms/endpoints.py logs endpoint_usd_per_{hour,day,month,year}
+# A managed endpoint's price per hour (platforms/bench/endpoint.py logs endpoint_usd_per_{hour,day,month,year}
 # on its run, kind "endpoint", from the price table).
 ENDPOINT_PRICE_METRIC = "endpoint_usd_per_hour"
 HOURS = {"hour": 1, "day": 24, "month": 730, "year": 8760}  # month = 8760 / 12 h, the cloud billing convention
@@ -615,7 +615,7 @@ class Report:
         billed = [r for r in pool if r.m("cost_usd") is not None or r.m("cost_list_estimate_usd") is not None]
         if not billed:
             s.add(Para("No runs with a cost yet: cloud launchers price each run from the price table "
-                       "(platforms/prices.yaml); local runs are not billed.", "empty"))
+                       "(platforms/<name>/prices.yaml); local runs are not billed.", "empty"))
         else:
             rows, ids = [], []
             for r in billed:
@@ -628,7 +628,7 @@ class Report:
                          "Billed USD", "List-price USD", "USD/h", "Price table", "Price basis"], rows, ids,
                         id="cost-runs",
                         caption="billed: billed seconds × list price; list-price estimate: the run's time on the "
-                                "instance × the same price (platforms/pricing.py); USD/h: the quote in the run's "
+                                "instance × the same price (platforms/core/pricing.py); USD/h: the quote in the run's "
                                 "`platbench.price_source` tag; price table: the status its entries had; price "
                                 "basis: the launcher's `platbench.price_basis` tag"))
             grouped: dict[tuple, list[Run]] = defaultdict(list)
@@ -708,7 +708,7 @@ class Report:
         priced_runs = billed + targeted + priced
         if any(price_status(r) == "unverified" for r in priced_runs):
             s.add(Para(f"{UNVERIFIED} marks a figure computed from a price-table entry with `status: unverified` "
-                       "(platforms/prices.yaml: recorded without re-reading the live price page): confirm the price "
+                       "(platforms/<name>/prices.yaml: recorded without re-reading the live price page): confirm the price "
                        "on its source page before quoting the figure.", "note"))
         return s
 

@@ -1,4 +1,4 @@
-"""Datasets staged by platbench's launchers (platforms/storage/staging.py) arrive as a manifest plus
+"""Datasets staged by platbench's launchers (platforms/core/staging.py) arrive as a manifest plus
 content-addressed tar shards: <root>/datasets/<fingerprint>/platbench-manifest.json and
 <root>/shards/<sha256>.tar. Whatever data path the trainer is given (flag or platform channel) that holds
 such a manifest is unpacked once into a local folder, each shard checked against its SHA-256 first; any
