@@ -44,6 +44,7 @@ class PlatformSpec:
     endpoint: Optional[str] = None                    # "endpoint:SageMakerEndpoint" (core.endpoint.Endpoint)
     stores: dict = field(default_factory=dict)        # URI scheme → "storage:S3Store" (core.store.ObjectStore)
     credentials: Optional[str] = None                 # "credentials:find" → (found, where); no network calls
+    guide: Optional[str] = None                       # the first-real-run guide in docs/, for `platbench platforms`
 
     def __post_init__(self):
         if (self.endpoint is not None) == (Feature.ENDPOINTS in self.lacks):

@@ -19,7 +19,7 @@ def of(name: str) -> dict:
     else:
         found, where = True, "none needed"
     return {"platform": name, "title": spec.title, "sdk": sdk, "sdk_ok": not missing,
-            "credentials": where, "credentials_ok": found,
+            "credentials": where, "credentials_ok": found, "guide": spec.guide,
             "lacks": {feature.value: why for feature, why in spec.lacks.items()}}
 
 
@@ -31,6 +31,8 @@ def text(rows: list[dict]) -> str:
         out.append(f"  SDK:         {r['sdk']}")
         out.append(f"  credentials: {'found: ' if r['credentials_ok'] and r['credentials'] != 'none needed' else ''}"
                    f"{r['credentials']}")
+        if r["guide"]:
+            out.append(f"  first run:   {r['guide']}")
         for feature, why in r["lacks"].items():
             out.append(f"  lacks {feature}: {why}")
     return "\n".join(out)

@@ -13,5 +13,6 @@ SPEC = PlatformSpec(
     extra="sagemaker",
     sdk_modules=("boto3", "sagemaker"),
     credentials="credentials:find",
+    guide="docs/first-run-sagemaker.md",
     lacks={Feature.MULTI_NODE: "the trainer is single-node: instance_count is 1"},
 )

@@ -13,6 +13,7 @@ SPEC = PlatformSpec(
     extra="vertex",
     sdk_modules=("google.cloud.aiplatform_v1", "google.cloud.storage"),
     credentials="credentials:find",
+    guide="docs/first-run-vertex.md",
     lacks={
         Feature.MULTI_NODE: "the trainer is single-node: replica_count is 1",
         Feature.BILLING: "Vertex reports no billed time; cost is running time × list price",

@@ -104,3 +104,12 @@ def test_platforms_command_reports_sdk_credentials_and_lacks(tmp_path):
         assert row["lacks"] == {f.value: why for f, why in spec.lacks.items()}
         if spec.credentials:
             assert row["credentials_ok"] is False  # a bare HOME holds none
+
+
+@pytest.mark.parametrize("name", PLATFORMS)
+def test_a_named_first_run_guide_exists(name):
+    from pathlib import Path
+
+    guide = registry.spec(name).guide
+    if guide:
+        assert (Path(__file__).resolve().parents[2] / guide).is_file(), guide
