@@ -10,6 +10,7 @@ import re
 import signal
 import tarfile
 import threading
+import time
 
 import pytest
 from conftest_clouds import aws, moto_server, new_bucket_name  # noqa: F401 (fixtures)
@@ -126,7 +127,15 @@ def test_sagemaker_endpoint_is_deleted_after_ctrl_c(sagemaker_env, model):
     from platforms.bench.loadtest import LoadSettings
 
     proxy, runtime, settings = sagemaker_env
-    timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    def interrupt_once_traffic_flows():
+        # Ctrl-C once requests reach the endpoint (not after a fixed delay: a loaded machine may not have
+        # sent any by then), bounded so a broken load test cannot hang the suite
+        deadline = time.monotonic() + 60
+        while runtime.calls == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Thread(target=interrupt_once_traffic_flows, daemon=True)
 
     def start_timer(text):
         if "load test" in text:
@@ -136,7 +145,7 @@ def test_sagemaker_endpoint_is_deleted_after_ctrl_c(sagemaker_env, model):
         run_endpoint_benchmark("sagemaker", model, {**settings, "name": "pb-ep-int"},
                                LoadSettings(requests=20_000, concurrency=2, warmup=0), _payloads(), "image",
                                say=start_timer, track=False)
-    timer.cancel()
+    timer.join(5)
     assert runtime.calls > 0
     assert [d["EndpointName"] for d in _sent(proxy, "DeleteEndpoint")] == ["pb-ep-int"]
     _nothing_left(settings["bucket"])
