@@ -143,7 +143,7 @@ def test_sagemaker_endpoint_is_deleted_after_ctrl_c(sagemaker_env, model):
 
     with pytest.raises(KeyboardInterrupt):
         run_endpoint_benchmark("sagemaker", model, {**settings, "name": "pb-ep-int"},
-                               LoadSettings(requests=20_000, concurrency=2, warmup=0), _payloads(), "image",
+                               LoadSettings(requests=3_000, concurrency=2, warmup=0), _payloads(), "image",
                                say=start_timer, track=False)
     timer.join(5)
     assert runtime.calls > 0
