@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from platforms.core import pricing, registry
-from platforms.core.endpoint import EndpointCost
+from platforms.core.endpoint import EndpointCost, sigint_interrupts
 from platforms.errors import UserError
 
 
@@ -36,14 +36,23 @@ def run_endpoint_benchmark(platform: str, model_dir: Path, settings: dict[str, s
                            batch_dir: Optional[Path] = None, say=None, track: bool = True) -> EndpointRun:
     """Deploy → wait until it serves → load test through the SDK → (batch inference over batch_dir) →
     delete, always. Logged to MLflow as one run (kind `endpoint`)."""
-    from platforms.bench import loadtest as load_mod
-
     ep = endpoint_for(platform, settings)
     ep.check()
     say = say or (lambda text: None)
     cost = ep.cost()
     result = EndpointRun(platform, ep.name, cost.to_dict() if cost else None, ep.timings, [],
                          settings=ep.cfg.model_dump())
+    with sigint_interrupts():
+        _deploy_load_teardown(ep, model_dir, load_settings, payloads, fmt, batch_dir, say, result)
+    if track:
+        result_id = log_endpoint_run(result)
+        result.settings["mlflow_run_id"] = result_id
+    return result
+
+
+def _deploy_load_teardown(ep, model_dir, load_settings, payloads, fmt, batch_dir, say, result) -> None:
+    from platforms.bench import loadtest as load_mod
+
     try:
         ep.deploy(model_dir, say)
         say(f"endpoint {ep.name} serves; load test: {load_settings.requests} requests")
@@ -67,10 +76,6 @@ def run_endpoint_benchmark(platform: str, model_dir: Path, settings: dict[str, s
     finally:
         say(f"deleting endpoint {ep.name} and everything it needed")
         result.deleted = ep.teardown()
-    if track:
-        result_id = log_endpoint_run(result)
-        result.settings["mlflow_run_id"] = result_id
-    return result
 
 
 def log_endpoint_run(run_: EndpointRun) -> str:

@@ -87,6 +87,21 @@ def endpoint_name(given: Optional[str]) -> str:
 
 
 @contextmanager
+def sigint_interrupts():
+    """While an endpoint is billed, Ctrl-C must raise KeyboardInterrupt (and so reach teardown) whatever
+    handler a library left installed; asyncio.run, too, only turns Ctrl-C into a cancellation when the
+    default handler is in place."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
 def sigint_held():
     """Ctrl-C during teardown would leave a billed endpoint behind: hold it until the deletes are done."""
     if threading.current_thread() is not threading.main_thread():

@@ -141,11 +141,14 @@ def test_sagemaker_endpoint_is_deleted_after_ctrl_c(sagemaker_env, model):
         if "load test" in text:
             timer.start()
 
+    # a library may leave a handler that swallows SIGINT: Ctrl-C must still stop a billed endpoint
+    swallowing = signal.signal(signal.SIGINT, lambda *_: None)
     with pytest.raises(KeyboardInterrupt):
         run_endpoint_benchmark("sagemaker", model, {**settings, "name": "pb-ep-int"},
                                LoadSettings(requests=3_000, concurrency=2, warmup=0), _payloads(), "image",
                                say=start_timer, track=False)
     timer.join(5)
+    signal.signal(signal.SIGINT, swallowing)
     assert runtime.calls > 0
     assert [d["EndpointName"] for d in _sent(proxy, "DeleteEndpoint")] == ["pb-ep-int"]
     _nothing_left(settings["bucket"])
