@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from platforms.azureml import SPEC
 from platforms.azureml.phases import PHASES, TERMINAL
@@ -46,7 +46,7 @@ from platforms.core import pricing, tracking
 from platforms.core.api import Job, Outcome, Platform, PlanStep
 from platforms.core.emulator import LocalRun, check_fingerprint
 from platforms.core.sdk import require
-from platforms.core.settings import one_line_validation_error, validate_job
+from platforms.core.settings import validate_job
 from platforms.errors import UserError
 
 VM_SIZE_RE = re.compile(r"^Standard_[A-Z]+[0-9]+[a-z]*(_[A-Za-z0-9]+)*$")
@@ -170,6 +170,7 @@ class AzureMLHandle:
 
 class AzureMLPlatform(Platform):
     spec = SPEC
+    settings_model = AzureMLSettings
 
     def __init__(self, settings=None):
         super().__init__(settings)
@@ -179,13 +180,6 @@ class AzureMLPlatform(Platform):
         self._quote: Optional[pricing.Quote] = None
         self._staged = None
 
-    def parsed(self) -> AzureMLSettings:
-        if self.cfg is None:
-            try:
-                self.cfg = AzureMLSettings(**self.settings)
-            except ValidationError as exc:
-                raise UserError("azureml: " + one_line_validation_error(exc)) from None
-        return self.cfg
 
     def _price(self, cfg) -> Optional[pricing.Quote]:
         return pricing.training_quote("azureml", cfg.region, [(cfg.instance_type, 1)], cfg.tier == "low_priority")

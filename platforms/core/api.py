@@ -69,6 +69,11 @@ class PlatformSpec:
         if feature in self.lacks:
             raise UserError(f"{self.name} lacks {feature.value}: {self.lacks[feature]}")
 
+    def endpoint_class(self) -> Any:
+        """Its endpoint class, or one line saying why it has none."""
+        self.require(Feature.ENDPOINTS)
+        return self.load(self.endpoint)
+
 
 @dataclass
 class Job:
@@ -134,8 +139,19 @@ class Platform(ABC):
         if "spec" in cls.__dict__:
             cls.name, cls.title, cls.lacks = cls.spec.name, cls.spec.title, dict(cls.spec.lacks)
 
+    settings_model: ClassVar[Optional[type]] = None  # the pydantic model of its `--set KEY=VALUE` settings
+
     def __init__(self, settings: dict[str, str] | None = None):
         self.settings = dict(settings or {})
+        self.cfg = None
+
+    def parsed(self):
+        """The `--set` settings through `settings_model`, once; a bad one is one line naming the platform."""
+        if self.cfg is None:
+            from platforms.core.settings import parse_settings
+
+            self.cfg = parse_settings(self.settings_model, self.settings, self.name)
+        return self.cfg
 
     def require(self, feature: Feature) -> None:
         self.spec.require(feature)

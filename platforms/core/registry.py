@@ -57,11 +57,7 @@ def get(name: str) -> type["Platform"]:
 
 def endpoint_class(name: str) -> Any:
     """The platform's endpoint class, or one line saying why it has none."""
-    from platforms.core.api import Feature
-
-    s = spec(name)
-    s.require(Feature.ENDPOINTS)
-    return s.load(s.endpoint)
+    return spec(name).endpoint_class()
 
 
 def with_endpoints() -> list[str]:

@@ -64,7 +64,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from platforms.core import pricing
 
@@ -73,7 +73,7 @@ from platforms.sagemaker import SPEC
 from platforms.core.api import Job, Outcome, Platform, PlanStep
 from platforms.core.emulator import LocalRun
 from platforms.sagemaker.emulator import local_run
-from platforms.core.settings import one_line_validation_error, validate_job
+from platforms.core.settings import validate_job
 from platforms.core.sdk import require
 from platforms.errors import UserError
 from platforms.sagemaker.phases import PHASES, TERMINAL_SECONDARY
@@ -222,6 +222,7 @@ def metric_definitions() -> list[dict]:
 
 class SageMakerPlatform(Platform):
     spec = SPEC
+    settings_model = SageMakerSettings
 
     def __init__(self, settings=None):
         super().__init__(settings)
@@ -235,13 +236,6 @@ class SageMakerPlatform(Platform):
         self._runner: Optional[str] = None  # local=true: "docker" | "native"
 
     # ------------------------------------------------------------------ check
-    def parsed(self) -> SageMakerSettings:
-        if self.cfg is None:
-            try:
-                self.cfg = SageMakerSettings(**self.settings)
-            except ValidationError as exc:
-                raise UserError("sagemaker: " + one_line_validation_error(exc)) from None
-        return self.cfg
 
     def preflight(self, job: Job) -> list[str]:
         from platforms.sagemaker import credentials

@@ -51,7 +51,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from platforms.core import pricing
 
@@ -60,7 +60,7 @@ from platforms.vertex import SPEC
 from platforms.core.api import Job, Outcome, Platform, PlanStep
 from platforms.core.emulator import LocalRun, check_fingerprint
 from platforms.vertex.emulator import local_run
-from platforms.core.settings import one_line_validation_error, validate_job
+from platforms.core.settings import validate_job
 from platforms.core.sdk import require
 from platforms.errors import UserError
 from platforms.vertex.phases import PHASES, TERMINAL
@@ -250,6 +250,7 @@ class VertexHandle:
 
 class VertexPlatform(Platform):
     spec = SPEC
+    settings_model = VertexSettings
 
     def __init__(self, settings=None):
         super().__init__(settings)
@@ -261,13 +262,6 @@ class VertexPlatform(Platform):
 
         self.api_stats = StoreStats()
 
-    def parsed(self) -> VertexSettings:
-        if self.cfg is None:
-            try:
-                self.cfg = VertexSettings(**self.settings)
-            except ValidationError as exc:
-                raise UserError("vertex: " + one_line_validation_error(exc)) from None
-        return self.cfg
 
     # ------------------------------------------------------------------ check
     def preflight(self, job: Job) -> list[str]:
