@@ -2,11 +2,14 @@
 
 DefaultAzureCredential tries, in order: EnvironmentCredential (AZURE_TENANT_ID + AZURE_CLIENT_ID with
 AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, or AZURE_USERNAME/AZURE_PASSWORD), WorkloadIdentity
-(AZURE_FEDERATED_TOKEN_FILE), ManagedIdentity (an IMDS network call: not checked offline), the shared token
+(AZURE_FEDERATED_TOKEN_FILE), ManagedIdentity (IDENTITY_ENDPOINT + IDENTITY_HEADER where App Service,
+Azure ML compute and Azure Arc set them; otherwise an IMDS network call, not checked offline), the shared token
 cache, Azure CLI (`az login`: ~/.azure, or AZURE_CONFIG_DIR), Azure PowerShell, Azure Developer CLI:
 https://learn.microsoft.com/python/api/azure-identity/azure.identity.defaultazurecredential
 https://learn.microsoft.com/python/api/azure-identity/azure.identity.environmentcredential
-https://learn.microsoft.com/cli/azure/azure-cli-configuration (AZURE_CONFIG_DIR, default ~/.azure)"""
+https://learn.microsoft.com/cli/azure/azure-cli-configuration (AZURE_CONFIG_DIR, default ~/.azure)
+https://learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference
+(IDENTITY_ENDPOINT, IDENTITY_HEADER)"""
 from __future__ import annotations
 
 import json
@@ -24,6 +27,8 @@ def _environment() -> str | None:
             return "workload identity (AZURE_FEDERATED_TOKEN_FILE)"
     if env.get("AZURE_CLIENT_ID") and env.get("AZURE_USERNAME") and env.get("AZURE_PASSWORD"):
         return "environment (AZURE_USERNAME/AZURE_PASSWORD)"
+    if env.get("IDENTITY_ENDPOINT") and env.get("IDENTITY_HEADER"):
+        return f"managed identity (IDENTITY_ENDPOINT {env['IDENTITY_ENDPOINT']})"
     return None
 
 

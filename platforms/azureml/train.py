@@ -7,9 +7,13 @@ Platform contracts relied on (official pages):
   https://learn.microsoft.com/azure/machine-learning/how-to-train-model
   https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-command
   https://learn.microsoft.com/python/api/azure-ai-ml/azure.ai.ml#azure-ai-ml-command
-- Inputs as paths on the command line (`${{inputs.data}}`), uri_folder from an https Blob URL, ro_mount
-  or download mode; ./outputs is uploaded as the job's outputs:
+- Inputs and outputs as paths on the command line (`${{inputs.data}}`, `${{outputs.results}}`), uri_folder
+  at `azureml://datastores/NAME/paths/PATH`, input ro_mount or download, output rw_mount:
   https://learn.microsoft.com/azure/machine-learning/how-to-read-write-data-v2
+- The Blob container as an identity-based datastore (`az ml datastore create`, AzureBlobDatastore without
+  credentials): https://learn.microsoft.com/azure/machine-learning/how-to-datastore
+- The workspace, compute and VM sizes asked before anything is uploaded (Workspaces - Get, Compute - Get,
+  Virtual Machine Sizes - List): https://learn.microsoft.com/rest/api/azureml/
 - A custom image as the environment (`image: REGISTRY/IMAGE@sha256:…`):
   https://learn.microsoft.com/azure/machine-learning/how-to-manage-environments-v2
 - Serverless compute (instance_type, job_tier Spot/Standard) and low-priority VMs:
@@ -17,13 +21,16 @@ Platform contracts relied on (official pages):
   https://learn.microsoft.com/azure/machine-learning/how-to-use-low-priority-batch
 - Job statuses (NotStarted, Queued, Preparing, Provisioning, Running, Finalizing, Completed, Failed,
   Canceled …): https://learn.microsoft.com/rest/api/azureml/jobs/get
-- The CLI equivalents: https://learn.microsoft.com/cli/azure/ml/job (`az ml job create/show/cancel/download`)
+- The CLI equivalents: https://learn.microsoft.com/cli/azure/ml/job (`az ml job create/show/cancel`)
   and https://learn.microsoft.com/cli/azure/storage/blob (`az storage blob upload-batch`)
 - Credentials: DefaultAzureCredential (platforms/azureml/credentials.py)
 
 Azure ML reports no billed seconds per job: cost is the job's running seconds × the VM's list price,
-labelled as an estimate. The three control-plane calls (create, get, cancel) sit behind `CloudJobs`;
-local mode replaces them with a native run of the same command job (emulator.py).
+labelled as an estimate. Phases come from the statuses seen while polling (each status's first sighting;
+resolution poll_seconds). The control-plane calls sit behind `CloudJobs`; local mode replaces the job
+calls with a native run of the same command job (emulator.py). Pointing the SDK elsewhere (a sovereign
+cloud, or the tests' loopback server) is the SDK's own setting: ARM_CLOUD_METADATA_URL and
+AZUREML_CURRENT_CLOUD (azure/ai/ml/_azure_environments.py), nothing in platbench.
 """
 from __future__ import annotations
 
@@ -71,6 +78,7 @@ class AzureMLSettings(BaseModel):
     image: Optional[str] = None                    # REGISTRY/platbench@sha256:…
     storage_account: Optional[str] = Field(default_factory=lambda: os.environ.get("AZURE_STORAGE_ACCOUNT"))
     container: str = "platbench"
+    datastore: str = "platbench"                   # the workspace's name for that container (created if absent)
     prefix: str = "platbench"
     input_mode: Literal["ro_mount", "download"] = "ro_mount"
     staging: Literal["sharded", "naive"] = "sharded"
@@ -94,6 +102,8 @@ class AzureMLSettings(BaseModel):
         if self.compute and self.tier == "low_priority":
             raise ValueError("tier=low_priority applies to serverless compute; a compute cluster's tier is set on "
                              "the cluster (az ml compute create --tier low_priority)")
+        if not re.match(r"^[a-z0-9_]{1,255}$", self.datastore):
+            raise ValueError(f"datastore {self.datastore!r}: lowercase letters, digits and '_' only")
         if self.job_name is not None and not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}$", self.job_name):
             raise ValueError(f"job_name {self.job_name!r}: letters, digits, '-' and '_' only")
         return self
@@ -107,27 +117,82 @@ def _ts(value) -> Optional[datetime]:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
+def _reason(exc) -> str:
+    """One line from an ARM error ({"error": {"code", "message"}}) the SDK raised."""
+    err = getattr(exc, "error", None)
+    text = f"{err.code}: {err.message}" if err is not None and getattr(err, "code", None) else (
+        getattr(exc, "message", None) or str(exc))
+    return str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__
+
+
 class CloudJobs:
-    """The seam around Azure ML's job operations (MLClient.jobs): create, get status, cancel."""
+    """The seam around Azure ML's control plane (MLClient): the workspace, its computes, VM sizes and
+    datastores, and the job operations (create, get status, cancel). Every SDK error becomes one line."""
 
     def __init__(self, cfg: AzureMLSettings):
         ml = require("azure.ai.ml", "azureml", "the Azure ML SDK (azure-ai-ml)")
         identity = require("azure.identity", "azureml", "the Azure identity library (azure-identity)")
-        self.ml = ml
+        self.ml, self.cfg = ml, cfg
         self.client = ml.MLClient(identity.DefaultAzureCredential(), cfg.subscription_id, cfg.resource_group,
                                   cfg.workspace)
 
+    def call(self, what: str, fn, *args, **kwargs):
+        from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+
+        try:
+            return fn(*args, **kwargs)
+        except ResourceNotFoundError as exc:
+            raise UserError(f"azureml: {what}: not found ({_reason(exc)})") from None
+        except ClientAuthenticationError as exc:
+            raise UserError(f"azureml: {what}: no Azure token ({_reason(exc)})") from None
+        except HttpResponseError as exc:
+            raise UserError(f"azureml: {what}: {_reason(exc)}") from None
+
+    def workspace_location(self) -> str:
+        c = self.cfg
+        ws = self.call(f"workspace {c.workspace!r} in resource group {c.resource_group!r}",
+                       self.client.workspaces.get, c.workspace)
+        return (ws.location or c.region).replace(" ", "").lower()
+
+    def compute_size(self, name: str) -> str:
+        compute = self.call(f"compute {name!r} in workspace {self.cfg.workspace!r}", self.client.compute.get, name)
+        return getattr(compute, "size", None) or self.cfg.instance_type
+
+    def vm_sizes(self, location: str) -> set[str]:
+        sizes = self.call(f"VM sizes in {location}", lambda: list(self.client.compute.list_sizes(location=location)))
+        return {s.name for s in sizes}
+
+    def datastore(self, name: str) -> Optional[tuple[str, str]]:
+        """(account, container) of a Blob datastore; None when the workspace has none by that name."""
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        try:
+            ds = self.client.datastores.get(name)
+        except ResourceNotFoundError:
+            return None
+        except HttpResponseError as exc:
+            raise UserError(f"azureml: datastore {name!r}: {_reason(exc)}") from None
+        return getattr(ds, "account_name", None), getattr(ds, "container_name", None)
+
+    def create_datastore(self, name: str, account: str, container: str) -> None:
+        """An identity-based Blob datastore (no key stored: jobs reach it with their identity)."""
+        from azure.ai.ml.entities import AzureBlobDatastore
+
+        self.call(f"create datastore {name!r}", self.client.datastores.create_or_update,
+                  AzureBlobDatastore(name=name, account_name=account, container_name=container,
+                                     description="platbench staging, checkpoints and outputs"))
+
     def create(self, spec: dict) -> str:
-        return self.client.jobs.create_or_update(command_job(spec)).name
+        return self.call(f"create job {spec['name']!r}", self.client.jobs.create_or_update, command_job(spec)).name
 
     def get(self, name: str) -> dict:
-        job = self.client.jobs.get(name)
+        job = self.call(f"job {name!r}", self.client.jobs.get, name)
         ctx = job.creation_context
         return {"name": job.name, "status": job.status,
                 "created_at": ctx.created_at.isoformat() if ctx and ctx.created_at else None}
 
     def cancel(self, name: str) -> None:
-        self.client.jobs.begin_cancel(name).result()
+        self.call(f"cancel job {name!r}", lambda: self.client.jobs.begin_cancel(name).result())
 
 
 def command_job(spec: dict):
@@ -142,11 +207,11 @@ def command_job(spec: dict):
         kwargs["instance_type"] = spec["resources"]["instance_type"]
     if spec.get("queue_settings"):
         kwargs["queue_settings"] = QueueSettings(job_tier=spec["queue_settings"]["job_tier"])
-    data = spec["inputs"]["data"]
     return ml.command(
         name=spec["name"], display_name=spec["display_name"], experiment_name=spec["experiment_name"],
         command=spec["command"], environment=_environment(spec["environment"]["image"]),
-        inputs={"data": ml.Input(type=data["type"], path=data["path"], mode=data["mode"])},
+        inputs={k: ml.Input(type=v["type"], path=v["path"], mode=v["mode"]) for k, v in spec["inputs"].items()},
+        outputs={k: ml.Output(type=v["type"], path=v["path"], mode=v["mode"]) for k, v in spec["outputs"].items()},
         environment_variables=spec["environment_variables"], timeout=spec["limits"]["timeout"],
         tags=spec.get("tags"), **kwargs)
 
@@ -179,10 +244,17 @@ class AzureMLPlatform(Platform):
         self._jobs: Optional[CloudJobs] = None
         self._quote: Optional[pricing.Quote] = None
         self._staged = None
+        self._where: Optional[tuple[str, str]] = None  # (region, VM size) as the workspace reports them
 
+    def where(self) -> tuple[str, str]:
+        """(region, VM size): the workspace's location and the cluster's size once check() asked the
+        service, the settings before."""
+        cfg = self.parsed()
+        return self._where or (cfg.region, cfg.instance_type)
 
     def _price(self, cfg) -> Optional[pricing.Quote]:
-        return pricing.training_quote("azureml", cfg.region, [(cfg.instance_type, 1)], cfg.tier == "low_priority")
+        region, size = self.where()
+        return pricing.training_quote("azureml", region, [(size, 1)], cfg.tier == "low_priority")
 
     # ------------------------------------------------------------------ check
     def preflight(self, job: Job) -> list[str]:
@@ -232,12 +304,31 @@ class AzureMLPlatform(Platform):
             raise UserError(f"azureml: container {cfg.container!r} does not exist in storage account "
                             f"{self._store.account!r} or is not reachable with these credentials")
         if not cfg.local:
-            self._jobs = CloudJobs(cfg)
+            self._check_workspace(cfg)
         self._quote = self._price(cfg)
+
+    def _check_workspace(self, cfg: AzureMLSettings) -> None:
+        """The workspace, the compute (or the VM size serverless compute offers in its region) and the
+        datastore, asked of the service before anything is uploaded or created."""
+        self._jobs = jobs = CloudJobs(cfg)
+        region = jobs.workspace_location()
+        if cfg.compute:
+            size = jobs.compute_size(cfg.compute)
+        else:
+            size = cfg.instance_type
+            if size not in jobs.vm_sizes(region):
+                raise UserError(f"azureml: unknown VM size {size!r}: not offered in {region} "
+                                f"(az ml compute list-sizes --location {region})")
+        self._where = (region, size)
+        ds = jobs.datastore(cfg.datastore)
+        if ds is not None and ds != (self._store.account, cfg.container):
+            raise UserError(f"azureml: datastore {cfg.datastore!r} points at {ds[0]}/{ds[1]}, not at "
+                            f"{self._store.account}/{cfg.container}: pick another --set datastore=NAME")
 
     def run_tags(self, job: Job) -> dict[str, str]:
         cfg = self.parsed()
-        tags = {tracking.Tag.REGION: cfg.region, tracking.Tag.INSTANCE_TYPE: cfg.instance_type,
+        region, size = self.where()
+        tags = {tracking.Tag.REGION: region, tracking.Tag.INSTANCE_TYPE: size,
                 tracking.Tag.LOCAL_MODE: str(cfg.local).lower(), tracking.Tag.STAGING: cfg.staging,
                 "platbench.spot": str(cfg.tier == "low_priority").lower(),
                 "platbench.azureml.compute": cfg.compute or "serverless"}
@@ -258,23 +349,31 @@ class AzureMLPlatform(Platform):
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         return f"platbench-{re.sub(r'[^a-zA-Z0-9]+', '-', job.model)}-{stamp}-{secrets.token_hex(2)}"
 
-    def job_spec(self, job: Job, name: str, container_url: str, data_key: str, dataset_name: str,
-                 fingerprint: Optional[str]) -> dict:
-        """The command job in `az ml job create --file job.yml`'s shape (reference-yaml-job-command)."""
+    def outputs_key(self, name: str) -> str:
+        """The job's output folder in the container: fixed by its name, so a job submitted again under the
+        same job_name sees the checkpoints the interrupted one left (rw_mount) and resumes."""
+        return f"{self.parsed().prefix.strip('/')}/jobs/{name}/outputs/"
+
+    def job_spec(self, job: Job, name: str, data_key: str, dataset_name: str) -> dict:
+        """The command job in `az ml job create --file job.yml`'s shape (reference-yaml-job-command). Input
+        and output are paths in the datastore that names platbench's Blob container; the trainer writes
+        results, model and checkpoints into the output (--out)."""
         cfg = self.parsed()
         prefix = cfg.prefix.strip("/")
+        store = f"azureml://datastores/{cfg.datastore}/paths/"
         if cfg.staging == "sharded":
             # the staging root is the input; the manifest inside it names the shards relative to that root
-            data_path, data_arg = f"{container_url}/{prefix}/", "${{inputs.data}}/" + data_key[len(prefix) + 1:]
+            data_path, data_arg = f"{store}{prefix}/", "${{inputs.data}}/" + data_key[len(prefix) + 1:]
         else:
-            data_path, data_arg = f"{container_url}/{data_key}", "${{inputs.data}}"
+            data_path, data_arg = f"{store}{data_key}", "${{inputs.data}}"
         env = {"PLATBENCH_PLATFORM": "azureml"}
         commit = tracking.code_commit()
         if commit:
             env["PLATBENCH_GIT_COMMIT"] = commit
         if cfg.image and "@sha256:" in cfg.image:
             env["PLATBENCH_IMAGE_DIGEST"] = cfg.image.split("@", 1)[1]
-        command = " ".join(["train", "--data", data_arg, "--dataset-name", shlex.quote(dataset_name),
+        command = " ".join(["train", "--data", data_arg, "--out", "${{outputs.results}}",
+                            "--dataset-name", shlex.quote(dataset_name),
                             *(shlex.quote(a) for a in job.trainer_args())])
         spec: dict[str, Any] = {
             "$schema": "https://azuremlschemas.azureedge.net/latest/commandJob.schema.json",
@@ -282,6 +381,8 @@ class AzureMLPlatform(Platform):
             "command": command,
             "environment": {"image": cfg.image or "IMAGE"},
             "inputs": {"data": {"type": "uri_folder", "path": data_path, "mode": cfg.input_mode}},
+            "outputs": {"results": {"type": "uri_folder", "path": store + self.outputs_key(name),
+                                    "mode": "rw_mount"}},
             "environment_variables": env,
             "limits": {"timeout": cfg.max_run},
             "tags": {"platbench": "true", "model": job.model},
@@ -298,19 +399,29 @@ class AzureMLPlatform(Platform):
         cfg = self.parsed()
         account = cfg.storage_account or "ACCOUNT"
         prefix = cfg.prefix.strip("/")
-        url = f"https://{account}.blob.core.windows.net/{cfg.container}"
         name = cfg.job_name or f"platbench-{job.model}-YYYYMMDD-HHMMSS-XXXX"
         data_key = (f"{prefix}/datasets/<fingerprint>/platbench-manifest.json" if cfg.staging == "sharded"
                     else f"{prefix}/naive/{Path(job.data).resolve().name}/")
-        spec = self.job_spec(job, name, url, data_key, Path(job.data).resolve().name, None)
+        spec = self.job_spec(job, name, data_key, Path(job.data).resolve().name)
         ws = (f"--subscription {cfg.subscription_id or 'SUBSCRIPTION'} --resource-group "
               f"{cfg.resource_group or 'RG'} --workspace-name {cfg.workspace or 'WORKSPACE'}")
         blob = f"--account-name {account} --container-name {cfg.container} --auth-mode login"
-        steps = [PlanStep("check credentials, workspace, VM size and the Blob container before anything is uploaded",
-                          f"az account show && az storage container exists --account-name {account} --name "
-                          f"{cfg.container} --auth-mode login" + ("" if cfg.local else f" && az ml workspace show "
-                                                                  f"--name {cfg.workspace or 'WORKSPACE'} "
-                                                                  f"--resource-group {cfg.resource_group or 'RG'}"))]
+        check = (f"az account show && az storage container exists --account-name {account} --name "
+                 f"{cfg.container} --auth-mode login")
+        if not cfg.local:
+            check += (f" && az ml workspace show --name {cfg.workspace or 'WORKSPACE'} --resource-group "
+                      f"{cfg.resource_group or 'RG'} && " + (
+                          f"az ml compute show --name {cfg.compute} {ws}" if cfg.compute else
+                          f"az ml compute list-sizes --location {cfg.region} {ws}")
+                      + f" && az ml datastore show --name {cfg.datastore} {ws}")
+        steps = [PlanStep("check credentials, the Blob container" + ("" if cfg.local else
+                          ", the workspace, the compute or VM size and the datastore") + " before anything is uploaded",
+                          check)]
+        if not cfg.local:
+            steps.append(PlanStep(f"register the container as datastore {cfg.datastore!r} if the workspace lacks it "
+                                  "(identity-based: no key stored)",
+                                  f"az ml datastore create --name {cfg.datastore} --type azure_blob --account-name "
+                                  f"{account} --container-name {cfg.container} {ws}"))
         if cfg.staging == "sharded":
             steps += [
                 PlanStep(f"fingerprint {job.data} and pack it into content-addressed tar shards (one per class "
@@ -330,11 +441,12 @@ class AzureMLPlatform(Platform):
                          "for the mount) and ${{inputs.data}} is replaced by its path",
                          f"az storage blob download-batch {blob.replace('--container-name', '--source')} "
                          f"--pattern '{prefix}/*' --destination INPUTS/"),
-                PlanStep("run the trainer natively with the job's command and environment variables in a working "
-                         "folder whose ./outputs is the job's output",
+                PlanStep("run the trainer natively with the job's command and environment variables; "
+                         "${{outputs.results}} is a folder that first receives what the job's output path holds "
+                         "(checkpoints of an interrupted run, as rw_mount shows them)",
                          "AZUREML_RUN_ID=" + name + " python -m trainer " + spec["command"].removeprefix("train ")),
-                PlanStep("upload ./outputs to the container, as Azure ML uploads a job's ./outputs",
-                         f"az storage blob upload-batch {blob} --source outputs --destination-path "
+                PlanStep("upload the output folder to the job's output path, as the rw_mount writes it",
+                         f"az storage blob upload-batch {blob} --source OUTPUTS --destination-path "
                          f"{prefix}/jobs/{name}/outputs"),
                 PlanStep("collect results.json, metrics.jsonl, train.log and model/ from the job's outputs; check the "
                          "dataset fingerprint the trainer read against the staged one",
@@ -349,9 +461,10 @@ class AzureMLPlatform(Platform):
                          + json.dumps(spec), f"az ml job create --file job.yml {ws}"),
                 PlanStep("wait, reporting the job's statuses (Queued, Preparing, Running, Finalizing) and times",
                          f"az ml job show --name {name} {ws} --query status"),
-                PlanStep("collect the job's outputs (results.json, metrics.jsonl, train.log, model/); check the "
-                         "dataset fingerprint the trainer read against the staged one",
-                         f"az ml job download --name {name} --all --download-path . {ws}"),
+                PlanStep("collect the job's output (results.json, metrics.jsonl, train.log, model/) from its "
+                         "datastore path; check the dataset fingerprint the trainer read against the staged one",
+                         f"az storage blob download-batch {blob.replace('--container-name', '--source')} "
+                         f"--pattern '{prefix}/jobs/{name}/outputs/*' --destination ."),
             ]
         steps += [
             PlanStep("record the MLflow run: region, VM size, image, upload/download s/MB, phase seconds, "
@@ -367,6 +480,8 @@ class AzureMLPlatform(Platform):
         from platforms.core import staging
 
         cfg = self.parsed()
+        if self._jobs is not None and self._jobs.datastore(cfg.datastore) is None:
+            self._jobs.create_datastore(cfg.datastore, self._store.account, cfg.container)
         self._staged = staging.upload(job.data, self._store, cfg.staging, cfg.prefix)
         return {**self._staged.figures, "staging": self._staged.mode,
                 tracking.Tag.DATASET_FINGERPRINT: self._staged.fingerprint}
@@ -374,9 +489,8 @@ class AzureMLPlatform(Platform):
     def submit(self, job: Job, staged: dict[str, Any]) -> AzureMLHandle:
         cfg = self.parsed()
         name = self._job_name(job)
-        spec = self.job_spec(job, name, self._store.https_url, self._staged.data_key, self._staged.name,
-                             self._staged.fingerprint)
-        outputs_key = f"{cfg.prefix.strip('/')}/jobs/{name}/outputs/"
+        spec = self.job_spec(job, name, self._staged.data_key, self._staged.name)
+        outputs_key = self.outputs_key(name)
         handle = AzureMLHandle(name, spec, self._staged, outputs_key)
         if cfg.local:
             from platforms.azureml.emulator import local_run
@@ -442,18 +556,11 @@ class AzureMLPlatform(Platform):
 
         dest = Path(dest)
         t0 = time.perf_counter()
-        if handle.local_run is not None:
-            got, _ = download_prefix(self._store, handle.outputs_key, dest)
-        else:  # the job's default artifacts: ./outputs and ./logs (az ml job download --all)
-            self._jobs.client.jobs.download(handle.name, download_path=str(dest / ".azureml"), all=True)
-            got = 0
-            src = dest / ".azureml" / "artifacts" / "outputs"
-            if src.is_dir():
-                import shutil
-
-                shutil.copytree(src, dest, dirs_exist_ok=True)
+        # the job's output folder (outputs.results) is a path in platbench's own container, in both modes
+        got, _ = download_prefix(self._store, handle.outputs_key, dest)
         if outcome.status == "finished" and not (dest / "results.json").is_file():
-            raise UserError(f"azureml job {handle.name} finished but wrote no results.json in ./outputs")
+            raise UserError(f"azureml job {handle.name} finished but wrote no results.json in its output "
+                            f"{self._store.uri(handle.outputs_key)}")
         check_fingerprint(dest, handle.staged.fingerprint, f"azureml job {handle.name}")
         outcome.metrics.update({"collect_seconds": time.perf_counter() - t0, "collect_mb": got / (1024 * 1024)})
         outcome.output_dir = dest

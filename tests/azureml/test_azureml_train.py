@@ -101,12 +101,16 @@ def test_dry_run_prints_az_commands_and_a_job_the_sdk_accepts(dataset, tmp_path)
                 "input_mode": "download"}
     text = launch.plan_text("azureml", Job(data=dataset, out=tmp_path / "o", epochs=2), settings)
     for needle in ("az storage blob upload", "az ml job create --file job.yml", "az ml job show --name pb-plan",
-                   "az ml job cancel --name pb-plan", "az ml job download", "0.5260 USD/h"):
+                   "az ml job cancel --name pb-plan", "az ml compute list-sizes --location eastus",
+                   "az ml datastore create --name platbench", "0.5260 USD/h"):
         assert needle in text, needle
     spec = json.loads(re.search(r"job\.yml: (\{.*\})$", text, re.M).group(1))
     assert spec["inputs"]["data"] == {"type": "uri_folder", "mode": "download",
-                                      "path": "https://pbstore.blob.core.windows.net/platbench/platbench/"}
+                                      "path": "azureml://datastores/platbench/paths/platbench/"}
+    assert spec["outputs"]["results"] == {"type": "uri_folder", "mode": "rw_mount",
+                                          "path": "azureml://datastores/platbench/paths/platbench/jobs/pb-plan/outputs/"}
     assert spec["command"].startswith("train --data ${{inputs.data}}/datasets/")
+    assert "--out ${{outputs.results}}" in spec["command"]
     assert spec["queue_settings"] == {"job_tier": "spot"}
     assert spec["resources"]["instance_type"] == "Standard_NC4as_T4_v3"
     spec["environment"]["image"] = CLOUD["image"]
@@ -116,6 +120,8 @@ def test_dry_run_prints_az_commands_and_a_job_the_sdk_accepts(dataset, tmp_path)
     assert props["jobType"] == "Command" and props["command"] == spec["command"]
     assert props["inputs"]["data"]["uri"] == spec["inputs"]["data"]["path"]
     assert props["inputs"]["data"]["mode"] == "Download"
+    assert props["outputs"]["results"]["uri"] == spec["outputs"]["results"]["path"]
+    assert props["outputs"]["results"]["mode"] == "ReadWriteMount"
     assert props["queueSettings"]["jobTier"].lower() == "spot"
     assert props["resources"]["instanceType"] == "Standard_NC4as_T4_v3"
     assert props["environmentVariables"]["PLATBENCH_IMAGE_DIGEST"] == "sha256:" + "a" * 64
