@@ -146,7 +146,15 @@ def test_score_names_the_rule_and_marks_overrides(root):
     assert "2" in data.split() and "rule 2: minutes <= 30, workarounds <= 1" in data and "1 workaround" in data
     assert "  OVERRIDE to 2: Logs are only on this machine." in out
     assert any("Sharing with engineers" in ln and "not rated" in ln and "no steps" in ln for ln in lines)
-    assert lines[-1].split() == ["Total", "7/9", "(3", "not", "rated)"]
+    totals = [ln.split() for ln in lines if ln.split()[:1] == ["Total"]]
+    assert totals[0] == ["Total", "7/9", "(3", "not", "rated)"]
+    # then the developer-experience rubric from the same steps: the fixture's steps predate its questions
+    assert "  Developer experience (1–5):" in lines
+    ml = next(ln for ln in lines if ln.strip().startswith("Level of ML expertise required"))
+    assert "not rated" in ml and "unanswered" in ml
+    upload = next(ln for ln in lines if ln.strip().startswith("Uploading and annotating data"))
+    assert upload.split()[4:7] == ["3", "rule", "3:"]  # 12 min, one workaround
+    assert totals[1] == ["Total", "7/10", "(3", "not", "rated)"]  # upload 3 + first model 4 (17 min, 1 workaround)
 
     code, out, _ = cli("scenario", "score", "--json")
     [card] = json.loads(out)
@@ -169,26 +177,28 @@ def test_score_without_records(root):
 # --------------------------------------------------------------------------------------------- table
 def test_table_has_a_row_per_platform_and_a_total(root):
     (root / "scenarios" / "sagemaker.yaml").write_text(SAGEMAKER)
-    code, out, err = cli("scenario", "table")
+    code, out, err = cli("scenario", "table", "--rubric", "usability")
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == ("| Platform | Environment | Data | Debugging | Share (eng.) | Share (non-eng.) | "
+    assert lines[0] == ("| Platform | Status | Source | Environment | Data | Debugging | Share (eng.) | Share (non-eng.) | "
                         "Share data & env. | Total |")
-    assert lines[2] == ("| **local** | 3 | 2 | 2 (override; rubric: 3) | not rated | not rated | not rated | "
-                        "7/9 (3 not rated) |")
-    assert lines[3] == ("| **sagemaker** | 0 | not rated | not rated | not rated | not rated | not rated | "
-                        "0/3 (5 not rated) |")
-    assert lines[4] == ("| **vertex** | not recorded | not recorded | not recorded | not recorded | not recorded | "
-                        "not recorded | — |")
+    assert lines[2] == ("| **local** | — | recorded: scenarios/local.yaml | 3 | 2 | 2 (override; rubric: 3) | not rated | "
+                        "not rated | not rated | 7/9 (3 not rated) |")
+    assert lines[3] == ("| **sagemaker** | — | recorded: scenarios/sagemaker.yaml | 0 | not rated | not rated | not rated | "
+                        "not rated | not rated | 0/3 (5 not rated) |")
+    assert lines[4] == ("| **vertex** | — | not recorded | not recorded | not recorded | not recorded | not recorded | "
+                        "not recorded | not recorded | — |")
     assert "count neither as 0 nor at all" in out
     assert ("- **local, Remote debugging**: override to 2 (the rubric gives 3, rule 1: minutes <= 20, workarounds == 0). "
             "Reason: Logs are only on this machine.") in out
 
-    code, out, err = cli("scenario", "table", "--format", "json")
+    code, out, err = cli("scenario", "table", "--format", "json", "--rubric", "usability")
     doc = json.loads(out)
     assert [p["platform"] for p in doc["platforms"]] == ["local", "sagemaker", "vertex"]
     local, sagemaker, vertex = doc["platforms"]
-    assert vertex == {"platform": "vertex", "recorded": False, "record": None, "criteria": None, "total": None}
+    assert vertex == {"platform": "vertex", "recorded": False, "record": None, "criteria": None, "total": None,
+                      "status": None, "also_known_as": []}
+    assert doc["published"] == []  # this project keeps no published studies file
     assert local["criteria"]["remote_debugging"]["override"]["reason"] == "Logs are only on this machine."
     assert local["total"] == {"points": 7, "out_of": 9, "rated": 3, "complete": False, "overridden": ["remote_debugging"],
                               "not_rated": ["sharing_engineers", "sharing_non_engineers", "sharing_data_env"]}
@@ -199,11 +209,27 @@ def test_table_has_a_row_per_platform_and_a_total(root):
 
 def test_table_output_file_is_written_only_when_inputs_are_good(root):
     code, out, _ = cli("scenario", "table", "--format", "json", "--output", "table.json")
-    assert code == 0 and json.loads((root / "table.json").read_text())["platforms"][0]["recorded"]
+    both = json.loads((root / "table.json").read_text())
+    assert code == 0 and both["usability"]["platforms"][0]["recorded"]
+    assert both["developer_experience"]["platforms"][0]["criteria"]["uploading_data"]["rating"] == 3
     (root / "scenarios" / "local.yaml").write_text(LOCAL + "surprise: 1\n")
     code, _, err = cli("scenario", "table", "--output", "table.md")
     assert code == 2 and "scenarios/local.yaml:13: surprise: unknown field" in err
     assert not (root / "table.md").exists()
+
+
+def test_table_rubric_option_and_bad_values(root):
+    code, out, _ = cli("scenario", "table", "--rubric", "developer_experience")
+    assert code == 0 and out.splitlines()[0].startswith("| Platform | Status | Source | Upload data | ML expertise |")
+    code, out, _ = cli("scenario", "table")  # both, each under its heading
+    assert code == 0 and "## Usability (0–3)" in out and "## Developer experience (1–5)" in out
+    code, _, err = cli("scenario", "table", "--rubric", "fun")
+    assert code == 2 and "Invalid value for '--rubric'" in err
+    (root / "scoring.yaml").write_text((REPO / "scoring.yaml").read_text().split("\ndeveloper_experience:")[0] + "\n")
+    code, _, err = cli("scenario", "table", "--rubric", "developer_experience")
+    assert code == 2 and err.endswith("platbench: error: scoring.yaml has no developer_experience rubric\n")
+    code, out, _ = cli("scenario", "table")  # both: the one there is
+    assert code == 0 and out.startswith("| Platform |")
 
 
 def test_record_file_name_and_duplicates(root):
@@ -224,7 +250,8 @@ def test_render_writes_the_generated_part_and_is_idempotent(root):
     assert text.startswith(head)  # the hand-written part is untouched
     assert "<!-- platbench:record local (from scenarios/local.yaml) -->" in text
     assert "### local\n\n**Local, first run**" in text
-    assert "| **local** | 3 | 2 | 2 (override; rubric: 3) |" in text
+    assert "| **local** | — | recorded: scenarios/local.yaml | 3 | 2 | 2 (override; rubric: 3) |" in text
+    assert "### Developer experience (1–5)" in text
     assert "**Override:** Logs are only on this machine." in text
     assert "#### Step 2. Upload the dataset" in text
     assert "  - How: `platbench data prepare digits | tee x`" in text

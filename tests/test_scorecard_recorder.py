@@ -42,8 +42,12 @@ HEADER = ["Local, scripted", "Tester", "2026-11-20", "platbench=0.1.0"]
 
 
 def action(minutes="3", what="Did a thing", how="some command", criterion="", outcome="done", docs="", notes="",
-           more="n"):
-    return [minutes, what, how, criterion, outcome, docs, notes, more]
+           more="n", ml="", answered=""):
+    # the answers in the order the recorder asks; ml / answered: the developer-experience questions
+    return [minutes, what, how, criterion, outcome, ml, answered, docs, notes, more]
+
+
+A = len(action())  # answers per action, the last one being "another action?"
 
 
 # The whole walk: 10 scenario steps. Step 1 has two actions; step 3 is skipped.
@@ -51,7 +55,7 @@ STEPS = [
     ["record"] + action("4.5", "Installed platbench", "pip install -e .", docs="https://pip.pypa.io/", more="y")
     + action("1", "Checked the plan", "platbench launch local --dry-run --data data/d"),
     ["record"] + action("2", "Prepared the dataset", "platbench data prepare digits --out data/digits", outcome="workaround",
-                        notes="had to read --help"),
+                        notes="had to read --help", ml="some", answered="partly"),
     ["skip"],
     ["record"] + action("6", "Trained", "platbench launch local --data data/digits --model small"),
     ["record"] + action("1", "Read the log", "less runs/x/train.log"),
@@ -85,6 +89,13 @@ def test_full_walk_records_every_step_and_scores(root):
     card = json.loads(out)[0]
     assert card["criteria"][3]["rating"] == 0 and card["criteria"][3]["condition"] == "blocked"
     assert card["criteria"][0]["rating"] == 3  # 11.5 min, no workaround, 3 steps
+    # the second rubric from the same steps: the answers the recorder asked for count
+    dx = {c["criterion"]: c for c in card["developer_experience"]["criteria"]}
+    assert rec.steps[2].ml_knowledge == "some" and rec.steps[2].docs_answered == "partly"
+    assert rec.steps[0].ml_knowledge == "none" and rec.steps[0].docs_answered == "yes"
+    assert (dx["ml_expertise"]["rating"], dx["ml_expertise"]["rule"]) == (5, 1)  # one step needed some
+    assert dx["documentation"]["condition"] == "blocked" and dx["documentation"]["rating"] == 1  # the 1–5 floor
+    assert (dx["uploading_data"]["rating"], dx["uploading_data"]["rule"]) == (3, 3)  # 2 min, but a workaround
     # run again: everything is done, nothing is asked and nothing changes
     before = (root / "scenarios" / "local.yaml").read_bytes()
     code, out, _ = invoke(["scenario", "record", "local", "--root", str(root)], [])
@@ -101,7 +112,7 @@ def test_full_walk_records_every_step_and_scores(root):
 def test_stopwatch_measures_the_step(root, monkeypatch):
     ticks = iter([1000.0, 1000.0 + 150.0])  # started, then stopped 2.5 minutes later
     monkeypatch.setattr(recorder, "_now", lambda: next(ticks))
-    answers = HEADER + ["record", "", "", "", "Installed it", "pip install -e .", "", "", "", "", "n"]
+    answers = HEADER + ["record", "", "", "", "Installed it", "pip install -e .", "", "", "", "", "", "", "n"]
     code, out, err = invoke(["scenario", "record", "local", "--root", str(root)], answers)
     assert code == 1 and "Input ended" in err  # the script stops after step 1
     assert "Stopwatch running" in out
@@ -112,17 +123,18 @@ def test_stopwatch_measures_the_step(root, monkeypatch):
 
 def test_bad_answers_are_asked_again(root):
     answers = HEADER[:2] + ["yesterday", "2026-11-20", "not pairs", "-",
-                            "record", "-3", "3", "", "Did it", "cmd", "nonsense", "", "maybe", "done", "", "", "n"]
+                            "record", "-3", "3", "", "Did it", "cmd", "nonsense", "", "maybe", "done", "lots", "", "",
+                            "", "", "n"]
     code, out, err = invoke(["scenario", "record", "local", "--root", str(root)], answers)
     assert code == 1, err
     assert "Write the date as YYYY-MM-DD" in out and "tool=version" in out
     assert "Type a number of minutes" in out and "An answer is needed" in out
-    assert out.count("Please select one of the available options") == 2
+    assert out.count("Please select one of the available options") == 3
     rec = load_record(root / "scenarios" / "local.yaml", RUBRIC, ["local"])
     assert rec.versions == {} and [(s.minutes, s.criterion, s.outcome) for s in rec.steps] == [(3, "environment", "done")]
 
 
-@pytest.mark.parametrize("cut", [4, 5, 14, 23, 30, 41])
+@pytest.mark.parametrize("cut", [4, 5, 12, 13, 14, 23, 30, 41])
 def test_end_of_input_loses_nothing_and_a_second_call_resumes(root, tmp_path_factory, cut):
     # the same answers, uninterrupted, in another project: the reference result
     ref = tmp_path_factory.mktemp("ref")
@@ -151,10 +163,10 @@ def _complete_actions(cut: int) -> int:
     done, pos = 0, len(HEADER)
     for step in STEPS:
         pos += 1  # record / skip
-        for i in range(len(step[1:]) // 8):
-            if pos + 7 <= cut:  # the 7 answers of an action are in; the 8th is "another?"
+        for i in range(len(step[1:]) // A):
+            if pos + A - 1 <= cut:  # the answers of an action are in; the last is "another?"
                 done += 1
-            pos += 8
+            pos += A
     return done
 
 
@@ -170,8 +182,8 @@ def _resume_answers(cut: int) -> list[str]:
         end = pos + len(step)
         if cut < end:
             later = [a for s in STEPS[k + 1:] for a in s]
-            actions = [step[1 + 8 * i: 1 + 8 * (i + 1)] for i in range(len(step[1:]) // 8)]
-            saved = [i for i in range(len(actions)) if pos + 1 + 8 * i + 7 <= cut]
+            actions = [step[1 + A * i: 1 + A * (i + 1)] for i in range(len(step[1:]) // A)]
+            saved = [i for i in range(len(actions)) if pos + 1 + A * i + A - 1 <= cut]
             if not saved:
                 return step + later
             if len(saved) == len(actions):
@@ -187,7 +199,7 @@ def test_ctrl_c_part_way_then_resume(root):
     cmd = [sys.executable, "-m", "platforms", "scenario", "record", "local", "--root", str(root)]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, cwd=root)
-    first = HEADER + STEPS[0][:1 + 8]  # header, "record", the first action and "y" (another)
+    first = HEADER + STEPS[0][:1 + A]  # header, "record", the first action and "y" (another)
     proc.stdin.write("".join(a + "\n" for a in first + ["2"]))  # … and the stopwatch of the second action
     proc.stdin.flush()
     path = root / "scenarios" / "local.yaml"
@@ -205,7 +217,7 @@ def test_ctrl_c_part_way_then_resume(root):
     assert [s.action for s in rec.steps] == ["Installed platbench"] and rec.scenario_steps_done == []
 
     # resume in a new process with the rest of the answers
-    rest = ["y"] + STEPS[0][1 + 8:] + [a for s in STEPS[1:] for a in s]
+    rest = ["y"] + STEPS[0][1 + A:] + [a for s in STEPS[1:] for a in s]
     done = subprocess.run(cmd, input="".join(a + "\n" for a in rest), capture_output=True, text=True, env=env,
                           cwd=root, timeout=120)
     assert done.returncode == 0, done.stderr + done.stdout
@@ -223,3 +235,13 @@ def test_record_rejects_unknown_platform_and_bad_inputs(root):
     code, _, err = invoke(["scenario", "record", "sagemaker", "--root", str(root), "--step", "11"], HEADER)
     assert code == 2 and "--step 11: Scenario.md has steps 1–10" in err
     assert not (root / "scenarios" / "sagemaker.yaml").exists()  # checked before asking anything
+
+
+def test_recording_replaces_a_not_recorded_placeholder(root):
+    (root / "scenarios").mkdir()
+    (root / "scenarios" / "local.yaml").write_text("platform: local\nstatus: not recorded\n")
+    code, out, err = invoke(["scenario", "record", "local", "--root", str(root)], ALL)
+    assert code == 0, err + out[-2000:]
+    assert "Resuming" not in out
+    rec = load_record(root / "scenarios" / "local.yaml", RUBRIC, ["local"])
+    assert rec.scenario_steps_done == list(range(1, 11)) and len(rec.steps) == 10

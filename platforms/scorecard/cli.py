@@ -34,6 +34,12 @@ class Format(str, Enum):
     json = "json"
 
 
+class Which(str, Enum):
+    usability = "usability"
+    developer_experience = "developer_experience"
+    both = "both"
+
+
 def _rel(project):
     def show(path: Path) -> str:
         try:
@@ -74,13 +80,28 @@ def validate(files: Optional[List[Path]] = FILES, root: Optional[Path] = ROOT) -
         except UserError as exc:
             problems.append(str(exc))
             bad_files += 1
+    planned: list[str] = []
+    if rubric is not None:
+        from platforms.scorecard.published import PUBLISHED_FILE, check_published
+
+        pub_path = project.root / PUBLISHED_FILE
+        if pub_path.exists():
+            try:
+                data, pos = loader.load_yaml(pub_path, project.display(pub_path))
+                pub = check_published(data, pos, rubric)
+                planned = pub.platbench_names
+                typer.echo(f"ok   {project.display(pub_path)} ({len(pub.platforms)} platforms, {len(pub.ratings)} published "
+                           f"ratings, {len(pub.figures)} published figures)")
+            except Invalid as exc:
+                problems += map(str, exc.problems)
+                bad_files += 1
     paths = project.record_paths() if not files else [f for f in files if f.resolve() != project.rubric_path.resolve()]
     seen: dict[str, str] = {}
     for path in paths:
         shown = project.display(path)
         try:
             data, pos = loader.load_yaml(path, shown)
-            record = loader.check_record(data, pos, rubric, platforms, path.stem)
+            record = loader.check_record(data, pos, rubric, platforms, path.stem, planned)
         except Invalid as exc:
             problems += map(str, exc.problems)
             bad_files += 1
@@ -90,6 +111,9 @@ def validate(files: Optional[List[Path]] = FILES, root: Optional[Path] = ROOT) -
             bad_files += 1
             continue
         seen[record.platform] = shown
+        if not hasattr(record, "steps"):
+            typer.echo(f"ok   {shown} (not recorded)")
+            continue
         typer.echo(f"ok   {shown} ({len(record.steps)} steps)" + ("" if rubric is not None else
                                                                    " (shape only: scoring.yaml is invalid)"))
     for line in problems:
@@ -112,39 +136,70 @@ def score(files: Optional[List[Path]] = FILES, as_json: bool = typer.Option(Fals
     if not records:
         raise UserError(f"no records to score in {project.display(project.scenarios_dir)}/ (record one with `platbench scenario record PLATFORM`)")
     show = _rel(project)
-    cards = [(path, score_record(rubric, rec)) for path, rec in records]
+    dx = rubric.developer_experience
+    cards = [(path, score_record(rubric, rec), score_record(dx, rec) if dx is not None else None) for path, rec in records]
     if as_json:
-        typer.echo(json.dumps([{"file": show(p), **c.to_json()} for p, c in cards], indent=2, ensure_ascii=False))
+        typer.echo(json.dumps([{"file": show(p), **c.to_json(),
+                                **({"developer_experience": d.to_json()} if d is not None else {})}
+                               for p, c, d in cards], indent=2, ensure_ascii=False))
         return
-    width = max(len(c.title) for c in rubric.criteria)
-    for i, (path, card) in enumerate(cards):
+    width = max(len(c.title) for c in rubric.criteria + (dx.criteria if dx is not None else []))
+    for i, (path, card, dcard) in enumerate(cards):
         if i:
             typer.echo("")
         typer.echo(f"{card.platform}: {card.title} ({show(path)})")
-        for s in card.scores:
-            typer.echo(f"  {s.title:<{width}}  {s.cell():<9}  {s.rule_text()}"
-                       + (f"  [{s.evidence.describe()}]" if s.evidence.steps else ""))
-            typer.echo(f"  {'':<{width}}  {'':<9}  {s.computed.why}")
-            if s.override is not None:
-                typer.echo(f"  {'':<{width}}  {'':<9}  OVERRIDE to {s.override.rating}: {s.override.reason}")
-        typer.echo(f"  {'Total':<{width}}  {card.total.cell()}")
+        _echo_card(card, width)
+        if dcard is not None:
+            typer.echo(f"  {dx.title or 'Developer experience'}:")
+            _echo_card(dcard, width)
+
+
+def _echo_card(card, width: int) -> None:
+    for s in card.scores:
+        typer.echo(f"  {s.title:<{width}}  {s.cell():<9}  {s.rule_text()}"
+                   + (f"  [{s.evidence.describe()}]" if s.evidence.steps else ""))
+        typer.echo(f"  {'':<{width}}  {'':<9}  {s.computed.why}")
+        if s.override is not None:
+            typer.echo(f"  {'':<{width}}  {'':<9}  OVERRIDE to {s.override.rating}: {s.override.reason}")
+    typer.echo(f"  {'Total':<{width}}  {card.total.cell()}")
 
 
 @app.command()
 def table(fmt: Format = typer.Option(Format.md, "--format", help="md (Markdown) or json."),
+          which: Which = typer.Option(Which.both, "--rubric", help="usability (0–3, six criteria), developer_experience "
+                                                                   "(1–5, the AutoML study's five) or both."),
           output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout.",
                                                 dir_okay=False),
           root: Optional[Path] = ROOT) -> None:
-    """The comparison table: a row per platform platbench knows, the six criteria and a total."""
+    """The comparison tables: a row per platform platbench has or is getting and per platform of the two
+    studies, with its status; the studies' own ratings in rows marked published, attributed."""
     from platforms.scorecard import loader, table as table_mod
     from platforms.scorecard.loader import Project
     from platforms.scorecard.source import atomic_write_text
 
     project = Project.find(root)
     platforms = loader.registered_platforms()
-    rubric, records = loader.load_project(project, None, platforms)
-    rows = table_mod.build(rubric, records, platforms)
-    text = (table_mod.to_json if fmt == Format.json else table_mod.to_markdown)(rubric, rows, _rel(project))
+    got = loader.load_all(project, None, platforms)
+    rubric = got.rubric
+    kinds = ["usability", "developer_experience"] if which == Which.both else [which.value]
+    if "developer_experience" in kinds and rubric.developer_experience is None:
+        if which != Which.both:
+            raise UserError(f"{project.display(project.rubric_path)} has no developer_experience rubric")
+        kinds = ["usability"]
+    tables = {k: table_mod.build(rubric, got.records, platforms, got.published, got.placeholders, k) for k in kinds}
+    show = _rel(project)
+    if fmt == Format.json:
+        docs = {k: table_mod.to_data(rubric, rows, show, got.published, k) for k, rows in tables.items()}
+        text = json.dumps(docs[kinds[0]] if len(kinds) == 1 else docs, indent=2, ensure_ascii=False) + "\n"
+    else:
+        parts = []
+        for k, rows in tables.items():
+            md = table_mod.to_markdown(rubric, rows, show, got.published, k)
+            if len(kinds) > 1:
+                title = "Usability (0–3)" if k == "usability" else (rubric.developer_experience.title or k)
+                md = f"## {title}\n\n{md}"
+            parts.append(md)
+        text = "\n".join(parts)
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -2,7 +2,8 @@
 
 Where things are (relative to the project root, the folder holding scoring.yaml):
   scoring.yaml             the rubric
-  scenarios/<platform>.yaml the records
+  scenarios/<platform>.yaml the records (or a "not recorded" placeholder)
+  scenarios/published/studies.yaml  the studies' published ratings and figures, and platform statuses
   Scenario.md              the scenario text + the generated sections
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from platforms.errors import UserError
-from platforms.scorecard.models import RECORD_FIELDS, STEP_FIELDS, Record, problems_from_validation_error
+from platforms.scorecard.models import RECORD_FIELDS, STEP_FIELDS, Placeholder, Record, problems_from_validation_error
 from platforms.scorecard.rubric import Rubric, check_rubric
 from platforms.scorecard.source import Invalid, Positions, Problem, load_yaml, parse_yaml
 
@@ -87,12 +88,24 @@ def load_rubric(path: Path, display: str | None = None) -> Rubric:
 
 
 # ------------------------------------------------------------------------------------------- records
-def check_record(data: Any, pos: Positions, rubric: Rubric | None, platforms: Sequence[str], stem: str | None) -> Record:
+def check_record(data: Any, pos: Positions, rubric: Rubric | None, platforms: Sequence[str], stem: str | None,
+                 planned: Sequence[str] = ()) -> Record | Placeholder:
     """Validate parsed record data; raise Invalid listing every problem.
 
+    A file with `status` is a placeholder ("not recorded"), allowed for the registered platforms and the
+    ones the published studies file names (`planned`: platforms platbench is getting).
     Without a rubric (scoring.yaml is broken) criteria and ratings are not checked, only the shape."""
     if not isinstance(data, dict):
         raise Invalid([pos.problem((), f"a record is a mapping of fields ({', '.join(RECORD_FIELDS[:4])}, steps, …)")])
+    if "status" in data:
+        try:
+            holder = Placeholder.model_validate(data, context={"platforms": list(dict.fromkeys([*platforms, *planned]))})
+        except ValidationError as exc:
+            raise Invalid(problems_from_validation_error(exc, pos)) from None
+        if stem is not None and stem != holder.platform:
+            raise Invalid([pos.problem(("platform",), f"platform {holder.platform!r} does not match the file name; "
+                                                      "records live in scenarios/<platform>.yaml")])
+        return holder
     try:
         record = Record.model_validate(data, context={"rubric": rubric, "platforms": list(platforms)})
     except ValidationError as exc:
@@ -122,37 +135,57 @@ def check_record(data: Any, pos: Positions, rubric: Rubric | None, platforms: Se
     return record
 
 
-def load_record(path: Path, rubric: Rubric, platforms: Sequence[str], display: str | None = None) -> Record:
+def load_record(path: Path, rubric: Rubric, platforms: Sequence[str], display: str | None = None,
+                planned: Sequence[str] = ()) -> Record | Placeholder:
     data, pos = load_yaml(path, display)
-    return check_record(data, pos, rubric, platforms, Path(path).stem)
+    return check_record(data, pos, rubric, platforms, Path(path).stem, planned)
 
 
 def parse_record(text: str, rubric: Rubric, platforms: Sequence[str], display: str = "<record>",
-                 stem: str | None = None) -> Record:
+                 stem: str | None = None) -> Record | Placeholder:
     data, pos = parse_yaml(text, display)
     return check_record(data, pos, rubric, platforms, stem)
 
 
-def load_project(project: Project, files: Sequence[Path] | None = None,
-                 platforms: Sequence[str] | None = None) -> tuple[Rubric, list[tuple[Path, Record]]]:
-    """The rubric and the records (all of scenarios/, or `files`); the first problem is a UserError."""
+@dataclass
+class Loaded:
+    rubric: Rubric
+    records: list[tuple[Path, Record]]
+    placeholders: list[tuple[Path, Placeholder]]
+    published: Any  # platforms.scorecard.published.Published | None
+
+
+def load_all(project: Project, files: Sequence[Path] | None = None, platforms: Sequence[str] | None = None) -> Loaded:
+    """The rubric, the published studies, the records and placeholders (all of scenarios/, or `files`);
+    the first problem is a UserError."""
+    from platforms.scorecard.published import load_published
+
     platforms = registered_platforms() if platforms is None else platforms
     try:
         rubric = load_rubric(project.rubric_path, project.display(project.rubric_path))
+        published = load_published(project, rubric)
     except Invalid as exc:
         raise exc.to_user_error() from None
-    records = []
+    planned = published.platbench_names if published is not None else []
+    records, holders = [], []
     by_platform: dict[str, Path] = {}
     for path in (project.record_paths() if files is None else files):
         try:
-            record = load_record(path, rubric, platforms, project.display(path))
+            record = load_record(path, rubric, platforms, project.display(path), planned)
         except Invalid as exc:
             raise exc.to_user_error() from None
         if record.platform in by_platform:
             raise UserError(f"{project.display(path)}:1: platform: {record.platform!r} is also recorded in {project.display(by_platform[record.platform])}")
         by_platform[record.platform] = path
-        records.append((path, record))
-    return rubric, records
+        (holders if isinstance(record, Placeholder) else records).append((path, record))
+    return Loaded(rubric, records, holders, published)
+
+
+def load_project(project: Project, files: Sequence[Path] | None = None,
+                 platforms: Sequence[str] | None = None) -> tuple[Rubric, list[tuple[Path, Record]]]:
+    """The rubric and the records (placeholders checked, then left out); the first problem is a UserError."""
+    loaded = load_all(project, files, platforms)
+    return loaded.rubric, loaded.records
 
 
 # ------------------------------------------------------------------------------------------- writing

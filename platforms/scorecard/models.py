@@ -16,11 +16,20 @@
         minutes: 4.5
         outcome: done                     # done | workaround | blocked
         docs: [https://example.org/page]  # optional
+        ml_knowledge: none                # optional; none | some | expert (ML knowledge the step needed)
+        docs_answered: yes                # optional; yes | partly | no (did the platform's docs answer it)
         notes: optional free text
     overrides:                            # optional; a human's rating, with a written reason
       - {criterion: data_ingestion, rating: 2, reason: "..."}
     evidence:                             # optional; screenshots, links
       - {link: docs/img/console.png, caption: The job page}
+
+A platform nobody has recorded yet has a placeholder instead, so the folder lists every platform
+platbench has and none of them looks measured:
+
+    platform: sagemaker
+    status: not recorded                  # the only status a placeholder can have
+    notes: optional
 """
 from __future__ import annotations
 
@@ -47,7 +56,11 @@ Outcome = Literal["done", "workaround", "blocked"]
 # The order fields are written in, by the recorder and by `dump_record`.
 RECORD_FIELDS = ("platform", "title", "recorded_by", "recorded_on", "versions", "notes", "scenario_steps_done",
                  "steps", "overrides", "evidence")
-STEP_FIELDS = ("scenario_step", "criterion", "action", "how", "minutes", "outcome", "docs", "notes")
+STEP_FIELDS = ("scenario_step", "criterion", "action", "how", "minutes", "outcome", "docs", "ml_knowledge",
+               "docs_answered", "notes")
+NOT_RECORDED = "not recorded"
+ML_KNOWLEDGE = ("none", "some", "expert")
+DOCS_ANSWERED = ("yes", "partly", "no")
 
 
 class _Strict(BaseModel):
@@ -82,9 +95,18 @@ class Step(_Strict):
     minutes: float = Field(strict=True, ge=0, allow_inf_nan=False)
     outcome: Outcome
     docs: list[Link] = Field(default_factory=list)
+    # asked by the recorder for the developer-experience rubric; absent in records made before it asked
+    ml_knowledge: Literal["none", "some", "expert"] | None = None
+    docs_answered: Literal["yes", "partly", "no"] | None = None
     notes: Text | None = None
 
     _criterion = field_validator("criterion")(_check_criterion)
+
+    @field_validator("docs_answered", mode="before")
+    @classmethod
+    def _yes_no(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare yes/no as true/false
+        return {True: "yes", False: "no"}.get(value, value) if isinstance(value, bool) else value
 
 
 class Override(_Strict):
@@ -99,6 +121,21 @@ class Override(_Strict):
 class EvidenceItem(_Strict):
     link: Link
     caption: Text | None = None
+
+
+class Placeholder(_Strict):
+    """scenarios/<platform>.yaml for a platform nobody has recorded: it says so, and nothing else."""
+    platform: str = Field(strict=True)
+    status: Literal["not recorded"]
+    notes: Text | None = None
+
+    @field_validator("platform")
+    @classmethod
+    def _platform(cls, value: str, info: ValidationInfo) -> str:
+        known = (info.context or {}).get("platforms")
+        if known is not None and value not in known:
+            raise ValueError(f"unknown platform {value!r}; platbench knows {', '.join(known) or '(none)'}")
+        return value
 
 
 class Record(_Strict):

@@ -27,7 +27,7 @@ from rich.prompt import Confirm, Prompt
 
 from platforms.errors import UserError
 from platforms.scorecard.loader import Project, dump_record, load_record
-from platforms.scorecard.models import OUTCOMES, Record, Step
+from platforms.scorecard.models import DOCS_ANSWERED, ML_KNOWLEDGE, OUTCOMES, Placeholder, Record, Step
 from platforms.scorecard.rubric import Rubric
 from platforms.scorecard.scenario import ScenarioStep
 from platforms.scorecard.scoring import score
@@ -74,11 +74,15 @@ class Recorder:
         return record
 
     def _open(self) -> Record:
+        record = None
         if self.path.exists():
             try:
                 record = load_record(self.path, self.rubric, self.platforms, self.shown_path)
             except Invalid as exc:
                 raise exc.to_user_error() from None
+        if isinstance(record, Placeholder):
+            record = None  # "not recorded" until now: this recording replaces the placeholder
+        if record is not None:
             done = sorted(record.scenario_steps_done)
             self.console.print(f"Resuming [bold]{self.shown_path}[/bold]: {len(record.steps)} steps recorded"
                                + (f", scenario steps {', '.join(map(str, done))} finished." if done else "."))
@@ -137,6 +141,13 @@ class Recorder:
             "minutes": minutes,
             "outcome": Prompt.ask("Outcome: done, workaround (worked, not the documented way) or blocked",
                                   choices=list(OUTCOMES), default="done", console=self.console),
+            # for the developer-experience rubric (scoring.yaml's developer_experience)
+            "ml_knowledge": Prompt.ask("ML knowledge this needed: none, some (e.g. what a validation split is) or "
+                                       "expert (an option only an ML engineer would know)",
+                                       choices=list(ML_KNOWLEDGE), default="none", console=self.console),
+            "docs_answered": Prompt.ask("Did the platform's own docs answer what you needed: yes, partly, or no "
+                                        "(you needed a tutorial elsewhere, or found it by trial)",
+                                        choices=list(DOCS_ANSWERED), default="yes", console=self.console),
         }
         docs = Prompt.ask("Docs you used (URLs or paths, separated by spaces; Enter for none)", default="",
                           show_default=False, console=self.console).split()
@@ -214,11 +225,16 @@ class Recorder:
         atomic_write_text(self.path, dump_record(record))
 
     def _summary(self, record: Record) -> None:
-        card = score(self.rubric, record)
         self.console.print(f"\nRatings so far ({self.shown_path}):")
-        for s in card.scores:
-            self.console.print(f"  {s.title:<36} {s.cell():<10} {s.rule_text()}", markup=False, highlight=False)
-        self.console.print(f"  {'Total':<36} {card.total.cell()}", markup=False, highlight=False)
+        for rubric in (self.rubric, self.rubric.developer_experience):
+            if rubric is None:
+                continue
+            card = score(rubric, record)
+            if rubric is not self.rubric:
+                self.console.print(f"  {rubric.title or 'Developer experience'}:", markup=False, highlight=False)
+            for s in card.scores:
+                self.console.print(f"  {s.title:<36} {s.cell():<10} {s.rule_text()}", markup=False, highlight=False)
+            self.console.print(f"  {'Total':<36} {card.total.cell()}", markup=False, highlight=False)
 
 
 def _now() -> float:

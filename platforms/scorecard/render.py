@@ -59,6 +59,17 @@ def platform_section(rubric: Rubric, record: Record, source: str, steps: Sequenc
                    f"{table.md_cell(s.evidence.describe() if s.evidence.steps else '—')} |")
     out.append(f"| **Total** | **{table.md_cell(card.total.cell())}** | | |")
     out.append("")
+    dx = rubric.developer_experience
+    if dx is not None:
+        dcard = score(dx, record)
+        out += [f"{dx.title or 'Developer experience'}, from the same steps (`developer_experience` in scoring.yaml):", "",
+                "| Criterion | Rating | Why (the rule that fired) | Evidence |", "|---|:-:|---|---|"]
+        for s in dcard.scores:
+            out.append(f"| {table.md_cell(s.title)} | {table.md_cell(s.cell())} | "
+                       f"{table.md_cell(f'{s.rule_text()}: {s.computed.why}')} | "
+                       f"{table.md_cell(s.evidence.describe() if s.evidence.steps else '—')} |")
+        out.append(f"| **Total** | **{table.md_cell(dcard.total.cell())}** | | |")
+        out.append("")
 
     titles = {st.number: st.title for st in steps}
     numbers = sorted(set(titles) | {s.scenario_step for s in record.steps if s.scenario_step is not None})
@@ -97,6 +108,9 @@ def _actions(actions) -> list[str]:
             out.append(f"  - How: {_code(s.how)}")
         if s.docs:
             out.append("  - Docs: " + ", ".join(_link(d) for d in s.docs))
+        if s.ml_knowledge is not None or s.docs_answered is not None:
+            out.append(f"  - ML knowledge needed: {s.ml_knowledge or 'not recorded'}; "
+                       f"docs answered it: {s.docs_answered or 'not recorded'}")
         if s.notes:
             out.append(f"  - Notes: {_inline(s.notes)}")
     out.append("")
@@ -116,7 +130,13 @@ def generated(rubric: Rubric, records: Sequence[tuple[Path, Record]], steps: Seq
     if not recorded:
         out += ["_No platform has been recorded yet._", ""]
         return "\n".join(out)
-    out += ["### Scores", "", table.to_markdown(rubric, rows)]
+    out += ["### Scores", "", table.to_markdown(rubric, rows, source)]
+    if rubric.developer_experience is not None:
+        dx_rows = table.build(rubric, recorded, [rec.platform for _, rec in recorded], which="developer_experience")
+        out += [f"### {rubric.developer_experience.title or 'Developer experience'}", "",
+                table.to_markdown(rubric, dx_rows, source, which="developer_experience")]
+    out += ["The studies' own published ratings, every platform of both studies and their statuses: "
+            "`platbench scenario table` (rows marked published, attributed to the study).", ""]
     for path, rec in recorded:
         out.append(platform_section(rubric, rec, source(path), steps))
     return "\n".join(out)

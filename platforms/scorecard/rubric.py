@@ -7,10 +7,20 @@ Evidence is computed from a criterion's recorded steps:
   workarounds  steps whose outcome is `workaround`
   docs         distinct documentation links consulted
   blocked      steps whose outcome is `blocked`
+  ml_some      steps the recorder says needed some ML knowledge (`ml_knowledge: some`)
+  ml_expert    steps that needed an ML expert's knowledge (`ml_knowledge: expert`)
+  docs_partly  steps where the platform's documentation only partly answered what was needed (`docs_answered: partly`)
+  docs_no      steps where it did not answer it (`docs_answered: no`)
 
-Two outcomes are fixed and come before any rule (they are the spec, not a team's taste):
+A criterion's steps are those recorded under its id (`criterion: <id>`), or, for a criterion with a
+`from` (the developer-experience rubric, whose criteria cut across the scenario), the steps its `from`
+selects: by the usability criterion they were recorded under and/or by scenario step number.
+
+Three outcomes are fixed and come before any rule (they are the spec, not a team's taste):
   * no steps recorded for a criterion  → "not rated" (never a number);
-  * any step `blocked`                 → the bottom of the scale (0).
+  * a rule tests an answer (ml_*, docs_*) that some of the steps lack (recorded before the recorder
+    asked for it) → "not rated": a missing answer is not evidence of "none";
+  * any step `blocked`                 → the bottom of the scale (0 on the 0–3 rubric, 1 on the 1–5 one).
 Otherwise the first rule whose `when` holds gives the rating. A rule's `when` maps evidence names to
 comparisons ("<= 30", or a list of them, all must hold); a rule without `when` always holds. The
 rubric is rejected unless the last rule of every criterion is such a catch-all (so every case gets a
@@ -41,7 +51,14 @@ RULE_FIELDS: dict[str, tuple[bool, float]] = {
     "done": (True, 0.0),
     "workarounds": (True, 0.0),
     "docs": (True, 0.0),
+    "ml_some": (True, 0.0),
+    "ml_expert": (True, 0.0),
+    "docs_partly": (True, 0.0),
+    "docs_no": (True, 0.0),
 }
+# Evidence counted from an optional answer of the step: the field it comes from.
+ANSWER_OF = {"ml_some": "ml_knowledge", "ml_expert": "ml_knowledge", "docs_partly": "docs_answered",
+             "docs_no": "docs_answered"}
 _OPS = ("<=", ">=", "==", "<", ">")
 _COND = re.compile(r"^\s*(<=|>=|==|<|>)\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*$")
 
@@ -184,12 +201,34 @@ class Rule(_Strict):
         return True
 
 
+class StepSelector(_Strict):
+    """Which recorded steps a cross-cutting criterion draws on: those recorded under any of `criteria`
+    (usability criterion ids) or in any of `scenario_steps` (Scenario.md step numbers)."""
+    criteria: list[CriterionId] = Field(default_factory=list)
+    scenario_steps: list[Annotated[int, Field(strict=True, ge=1)]] = Field(default_factory=list)
+
+    def describe(self) -> str:
+        bits = []
+        if self.criteria:
+            bits.append("steps recorded under " + ", ".join(self.criteria))
+        if self.scenario_steps:
+            bits.append("scenario steps " + ", ".join(map(str, self.scenario_steps)))
+        return " or ".join(bits)
+
+
 class Criterion(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     id: CriterionId
     title: Text
     short: Text | None = None
     covers: Text
+    select: StepSelector | None = Field(default=None, alias="from")
     rules: list[Rule] = Field(min_length=1)
+
+    def answers_needed(self) -> list[str]:
+        """The optional step answers (ml_knowledge, docs_answered) some rule of this criterion tests."""
+        return sorted({ANSWER_OF[name] for rule in self.rules for name in rule.when if name in ANSWER_OF})
 
     @property
     def header(self) -> str:
@@ -197,9 +236,13 @@ class Criterion(_Strict):
 
 
 class Rubric(_Strict):
-    version: int = Field(strict=True, ge=1, le=1)
+    """One rubric. scoring.yaml's top level is the 0–3 usability rubric; its `developer_experience`
+    key holds the second (the AutoML study's five criteria, 1–5), whose criteria select steps `from`."""
+    version: int | None = Field(default=None, strict=True, ge=1, le=1)
+    title: Text | None = None
     scale: Scale
     criteria: list[Criterion] = Field(min_length=1)
+    developer_experience: Rubric | None = None
 
     @property
     def ids(self) -> list[str]:
@@ -227,6 +270,14 @@ class Evidence:
     workarounds: int = 0
     blocked: int = 0
     docs: int = 0
+    ml_some: int = 0
+    ml_expert: int = 0
+    docs_partly: int = 0
+    docs_no: int = 0
+    unanswered: tuple[tuple[str, int], ...] = ()  # (answer field, steps without it)
+
+    def lacking(self, answer: str) -> int:
+        return dict(self.unanswered).get(answer, 0)
 
     def describe(self) -> str:
         bits = [f"{self.steps} step{'s' if self.steps != 1 else ''}", f"{_fmt_num(round(self.minutes, 1))} min"]
@@ -248,12 +299,17 @@ class Outcome:
 
 
 def evaluate(rubric: Rubric, cid: str, ev: Evidence) -> Outcome:
+    crit = rubric.criterion(cid)
     if ev.steps == 0:
         return Outcome(None, None, "no steps", "Nothing was recorded for this criterion, so it is not rated.")
+    missing = [(a, ev.lacking(a)) for a in crit.answers_needed() if ev.lacking(a)]
+    if missing:
+        said = "; ".join(f"{n} of its {ev.steps} steps do not say `{a}`" for a, n in missing)
+        return Outcome(None, None, "unanswered",
+                       f"Not rated: {said} (recorded before the recorder asked), and a missing answer is not evidence.")
     if ev.blocked:
         return Outcome(rubric.scale.min, None, "blocked",
                        "A step was blocked: a new user could not get this done, which is the bottom of the scale.")
-    crit = rubric.criterion(cid)
     for i, rule in enumerate(crit.rules, start=1):
         if rule.matches(ev):
             return Outcome(rule.rating, i, rule.describe(), rule.why)
@@ -267,7 +323,10 @@ def _feasible(box: dict[str, Interval]) -> bool:
         return False
     s, d, w = box["steps"], box["done"], box["workarounds"]
     total = Interval(d.lo + w.lo, True, d.hi + w.hi, True)
-    return not total.intersect(s).empty
+    if total.intersect(s).empty:
+        return False
+    # the answer counts are parts of the steps: together at most `steps`
+    return all(box[a].lo + box[b].lo <= s.hi for a, b in (("ml_some", "ml_expert"), ("docs_partly", "docs_no")))
 
 
 def _box_contains(outer: dict[str, Interval], inner: dict[str, Interval]) -> bool:
@@ -275,7 +334,7 @@ def _box_contains(outer: dict[str, Interval], inner: dict[str, Interval]) -> boo
 
 
 def check_rubric(data: Any, pos: Positions) -> Rubric:
-    """Validate parsed scoring.yaml; raise Invalid with every problem (file, line, field)."""
+    """Validate parsed scoring.yaml (both rubrics); raise Invalid with every problem (file, line, field)."""
     from platforms.scorecard.models import problems_from_validation_error
 
     try:
@@ -283,56 +342,91 @@ def check_rubric(data: Any, pos: Positions) -> Rubric:
     except ValidationError as exc:
         raise Invalid(problems_from_validation_error(exc, pos)) from None
 
+    problems = _check_one(rubric, pos, (), True, rubric.ids)
+    if rubric.developer_experience is not None:
+        problems += _check_one(rubric.developer_experience, pos, ("developer_experience",), False, rubric.ids)
+    if problems:
+        raise Invalid(sorted(problems, key=lambda p: p.line))
+    return rubric
+
+
+def _check_one(rubric: Rubric, pos: Positions, prefix: tuple, top: bool, usability_ids: list[str]) -> list[Problem]:
+    """The checks pydantic cannot make, for one rubric whose fields sit under `prefix`."""
     problems: list[Problem] = []
+
+    def problem(loc: tuple, message: str) -> Problem:
+        return pos.problem(prefix + tuple(loc), message)
+
     scale = rubric.scale
-    if scale.min != 0 or scale.max < 1:
-        problems.append(pos.problem(("scale",), f"the scale must start at 0 and go up to at least 1 (got {scale.min}–{scale.max})"))
+    if top and (scale.min != 0 or scale.max < 1):
+        problems.append(problem(("scale",), f"the scale must start at 0 and go up to at least 1 (got {scale.min}–{scale.max})"))
+    if not top and (scale.min not in (0, 1) or scale.max <= scale.min):
+        problems.append(problem(("scale",), f"the scale must start at 0 or 1 and go up by at least 1 (got {scale.min}–{scale.max})"))
+    if top and rubric.version is None:
+        problems.append(problem(("version",), "required field is missing"))
+    if not top and (rubric.version is not None or rubric.developer_experience is not None):
+        problems.append(problem(("version" if rubric.version is not None else "developer_experience",),
+                                "belongs at the top of scoring.yaml, not inside a second rubric"))
     wanted = list(range(scale.min, scale.max + 1))
     seen: dict[int, int] = {}
     for i, lv in enumerate(scale.levels):
         if lv.rating in seen:
-            problems.append(pos.problem(("scale", "levels", i, "rating"), f"rating {lv.rating} is described twice (also levels[{seen[lv.rating]}])"))
+            problems.append(problem(("scale", "levels", i, "rating"), f"rating {lv.rating} is described twice (also levels[{seen[lv.rating]}])"))
         seen.setdefault(lv.rating, i)
         if not scale.min <= lv.rating <= scale.max:
-            problems.append(pos.problem(("scale", "levels", i, "rating"), f"rating {lv.rating} is outside the scale {scale.min}–{scale.max}"))
+            problems.append(problem(("scale", "levels", i, "rating"), f"rating {lv.rating} is outside the scale {scale.min}–{scale.max}"))
     missing = [r for r in wanted if r not in seen]
     if missing:
-        problems.append(pos.problem(("scale", "levels"), f"no level describes rating{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))}"))
+        problems.append(problem(("scale", "levels"), f"no level describes rating{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))}"))
 
     ids: dict[str, int] = {}
     for ci, crit in enumerate(rubric.criteria):
         cloc = ("criteria", ci)
         if crit.id in ids:
-            problems.append(pos.problem(cloc + ("id",), f"criterion {crit.id!r} is defined twice (also criteria[{ids[crit.id]}])"))
+            problems.append(problem(cloc + ("id",), f"criterion {crit.id!r} is defined twice (also criteria[{ids[crit.id]}])"))
         ids.setdefault(crit.id, ci)
+        if top and crit.select is not None:
+            problems.append(problem(cloc + ("from",), "the usability criteria take the steps recorded under their own id; "
+                                                      "`from` belongs to the developer_experience criteria"))
+        if not top:
+            if crit.select is None:
+                problems.append(problem(cloc, f"criterion {crit.id!r} needs `from`: the steps it draws on "
+                                              "({criteria: [<usability ids>]} and/or {scenario_steps: [<numbers>]})"))
+            elif not crit.select.criteria and not crit.select.scenario_steps:
+                problems.append(problem(cloc + ("from",), "selects no steps; name `criteria` and/or `scenario_steps`"))
+            else:
+                for k, cid in enumerate(crit.select.criteria):
+                    if cid not in usability_ids:
+                        problems.append(problem(cloc + ("from", "criteria", k),
+                                                f"unknown criterion {cid!r}; the usability rubric defines {', '.join(usability_ids)}"))
         boxes: list[dict[str, Interval] | None] = []
         for ri, rule in enumerate(crit.rules):
             rloc = cloc + ("rules", ri)
             if not scale.min <= rule.rating <= scale.max:
-                problems.append(pos.problem(rloc + ("rating",), f"rating {rule.rating} is outside the scale {scale.min}–{scale.max}"))
+                problems.append(problem(rloc + ("rating",), f"rating {rule.rating} is outside the scale {scale.min}–{scale.max}"))
             bad = False
             for name, conds in rule.when.items():
                 if name == "blocked":
-                    problems.append(pos.problem(rloc + ("when", name), "rules cannot test `blocked`: a criterion with a blocked step is always rated 0, before any rule"))
+                    problems.append(problem(rloc + ("when", name), f"rules cannot test `blocked`: a criterion with a blocked step is always rated {scale.min}, before any rule"))
                     bad = True
                     continue
                 if name not in RULE_FIELDS:
-                    problems.append(pos.problem(rloc + ("when", name), f"unknown evidence {name!r}; rules can test {', '.join(RULE_FIELDS)}"))
+                    problems.append(problem(rloc + ("when", name), f"unknown evidence {name!r}; rules can test {', '.join(RULE_FIELDS)}"))
                     bad = True
                     continue
                 if not conds:
-                    problems.append(pos.problem(rloc + ("when", name), "no comparison given; write e.g. '<= 30'"))
+                    problems.append(problem(rloc + ("when", name), "no comparison given; write e.g. '<= 30'"))
                     bad = True
                 for k, cond in enumerate(conds):
                     if not isinstance(cond, str):
-                        problems.append(pos.problem(rloc + ("when", name) + ((k,) if len(conds) > 1 else ()),
+                        problems.append(problem(rloc + ("when", name) + ((k,) if len(conds) > 1 else ()),
                                                     f"{cond!r} is not a comparison; write e.g. '<= 30' in quotes"))
                         bad = True
                         continue
                     try:
                         _parse_condition(cond)
                     except ValueError as exc:
-                        problems.append(pos.problem(rloc + ("when", name) + ((k,) if len(conds) > 1 else ()), str(exc)))
+                        problems.append(problem(rloc + ("when", name) + ((k,) if len(conds) > 1 else ()), str(exc)))
                         bad = True
             if bad:
                 boxes.append(None)
@@ -340,16 +434,14 @@ def check_rubric(data: Any, pos: Positions) -> Rubric:
             box = rule.box()
             boxes.append(box)
             if not _feasible(box):
-                problems.append(pos.problem(rloc + ("when",), f"rule {ri + 1} can never fire: no recorded steps satisfy {rule.describe()}"))
+                problems.append(problem(rloc + ("when",), f"rule {ri + 1} can never fire: no recorded steps satisfy {rule.describe()}"))
                 continue
             for earlier in range(ri):
                 if boxes[earlier] is not None and _box_contains(boxes[earlier], box):
-                    problems.append(pos.problem(rloc, f"rule {ri + 1} can never fire: rule {earlier + 1} above it matches every case it matches"))
+                    problems.append(problem(rloc, f"rule {ri + 1} can never fire: rule {earlier + 1} above it matches every case it matches"))
                     break
         last = crit.rules[-1]
         if last.when and (boxes[-1] is None or not _box_contains(boxes[-1], Rule(rating=0, why="x").box())):
-            problems.append(pos.problem(cloc + ("rules", len(crit.rules) - 1),
+            problems.append(problem(cloc + ("rules", len(crit.rules) - 1),
                                         f"criterion {crit.id!r} leaves cases unrated: its last rule must be a catch-all (no `when`)"))
-    if problems:
-        raise Invalid(problems)
-    return rubric
+    return problems

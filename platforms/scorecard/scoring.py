@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from platforms.scorecard.models import Override, Record
-from platforms.scorecard.rubric import NOT_RATED, Evidence, Outcome, Rubric, evaluate
+from typing import Sequence
+
+from platforms.scorecard.models import Override, Record, Step
+from platforms.scorecard.rubric import ANSWER_OF, NOT_RATED, Criterion, Evidence, Outcome, Rubric, evaluate
 
 
 @dataclass(frozen=True)
@@ -99,8 +101,16 @@ class Scorecard:
                 "criteria": [s.to_json() for s in self.scores], "total": self.total.to_json()}
 
 
-def evidence_of(record: Record, criterion: str) -> Evidence:
-    steps = record.steps_for(criterion)
+def steps_of(record: Record, crit: Criterion) -> list[Step]:
+    """A criterion's steps: those recorded under its id, or those its `from` selects."""
+    if crit.select is None:
+        return record.steps_for(crit.id)
+    sel = crit.select
+    return [s for s in record.steps if s.criterion in sel.criteria or s.scenario_step in sel.scenario_steps]
+
+
+def evidence_from(steps: Sequence[Step]) -> Evidence:
+    answers = sorted(set(ANSWER_OF.values()))
     return Evidence(
         minutes=sum(s.minutes for s in steps),
         steps=len(steps),
@@ -108,15 +118,27 @@ def evidence_of(record: Record, criterion: str) -> Evidence:
         workarounds=sum(s.outcome == "workaround" for s in steps),
         blocked=sum(s.outcome == "blocked" for s in steps),
         docs=len({d for s in steps for d in s.docs}),
+        ml_some=sum(s.ml_knowledge == "some" for s in steps),
+        ml_expert=sum(s.ml_knowledge == "expert" for s in steps),
+        docs_partly=sum(s.docs_answered == "partly" for s in steps),
+        docs_no=sum(s.docs_answered == "no" for s in steps),
+        unanswered=tuple((a, n) for a in answers if (n := sum(getattr(s, a) is None for s in steps))),
     )
 
 
+def evidence_of(record: Record, criterion: str) -> Evidence:
+    return evidence_from(record.steps_for(criterion))
+
+
 def score(rubric: Rubric, record: Record) -> Scorecard:
+    """The record scored by `rubric`: the usability rubric (overrides apply) or the developer-experience
+    one (scoring.yaml's `developer_experience`; overrides name usability criteria, so none apply)."""
     overrides = {o.criterion: o for o in record.overrides}
     scores = []
     for crit in rubric.criteria:
-        ev = evidence_of(record, crit.id)
-        scores.append(CriterionScore(crit.id, crit.title, ev, evaluate(rubric, crit.id, ev), overrides.get(crit.id)))
+        ev = evidence_from(steps_of(record, crit))
+        scores.append(CriterionScore(crit.id, crit.title, ev, evaluate(rubric, crit.id, ev),
+                                     overrides.get(crit.id) if crit.select is None else None))
     rated = [s for s in scores if s.rated]
     total = Total(
         points=sum(s.rating for s in rated),
