@@ -25,8 +25,8 @@ from _sweep import SWEEP_NAME, swept
 
 from mlflow.tracking import MlflowClient
 
-SECTIONS = ["summary", "time-accuracy", "ablation", "pareto", "phases", "transfer", "cold-transfer", "latency", "cost", "usability",
-            "runs", "method"]
+SECTIONS = ["summary", "time-accuracy", "ablation", "pareto", "phases", "transfer", "cold-transfer", "latency", "cost",
+            "published", "usability", "runs", "method"]
 ALL_FIGURES = ["fig-time-accuracy", "fig-ablation", "fig-pareto", "fig-phases", "fig-transfer", "fig-latency",
                "fig-cost"]
 
@@ -562,21 +562,42 @@ def test_failed_runs_stay_out_of_the_figures(fixture_report):
     assert all(rows[f]["Status"] == "failed" for f in failed)
 
 
-def test_usability_table_is_the_scorecards(fixture_report):
+def test_usability_tables_are_the_scorecards_with_published_rows_attributed(fixture_report):
     out, _, _ = fixture_report
     from platforms.scorecard import loader, table as table_mod
     from platforms.scorecard.loader import Project
 
     project = Project(Path(__file__).resolve().parent.parent)
     platforms = loader.registered_platforms()
-    rubric, records = loader.load_project(project, None, platforms)
-    expected = table_mod.build(rubric, records, platforms)
+    got = loader.load_all(project, None, platforms)
     md = (out / "report.md").read_text()
-    rows = {row["Platform"]: row for row in md_tables(md_section(md, "usability"))[0]}
-    assert set(rows) == {name for name, _, _ in expected}
-    for name, _, card in expected:
-        want = table_mod.NOT_RECORDED if card is None else card.scores[0].cell()
-        assert rows[name][rubric.criteria[0].header] == want
+    usability, devex = md_tables(md_section(md, "usability"))[:2]
+    for which, shown in (("usability", usability), ("developer_experience", devex)):
+        scored = got.rubric if which == "usability" else got.rubric.developer_experience
+        expected = table_mod.build(got.rubric, got.records, platforms, got.published, got.placeholders, which)
+        assert [r["Platform"].strip("*") for r in shown] == [row.label() for row in expected]
+        for row, cells in zip(expected, shown):
+            first = cells[scored.criteria[0].header]
+            if row.kind == "recorded":
+                assert first == row.card.scores[0].cell() and cells["Source"].startswith("recorded: scenarios/")
+            elif row.kind == table_mod.PUBLISHED:
+                # a published row says so in its name, its source and its total, and names the study
+                assert cells["Platform"].startswith("*") and "(published)" in cells["Platform"]
+                assert cells["Source"].startswith("**published** by ") and cells["Total"].endswith("(published)")
+                assert first == str(row.ratings.ratings[scored.criteria[0].id])
+            elif row.kind == table_mod.NOT_RECORDED:
+                assert first == table_mod.NOT_RECORDED
+    # every platform of both studies has a row in each table, retired ones with their date
+    names = {r["Platform"] for r in usability}
+    for entry in got.published.platforms:
+        assert any(entry.name in n for n in names), entry.name
+    floyd = next(r for r in usability if r["Platform"] == "Floydhub")
+    assert floyd["Status"].startswith("retired since 2021-08 [s") and floyd["Source"] == "retired: cannot be recorded"
+    neuro = next(r for r in usability if r["Platform"] == "*Neuro (published)*")
+    assert [neuro[c.header] for c in got.rubric.criteria] == ["1", "2", "2", "3", "3", "3"]
+    section = md_section(md, "usability")
+    assert "https://github.com/neuromation/platform-benchmark" in section
+    assert "https://www.floydhub.com/shutdown" in section  # statuses sourced
 
 
 # ------------------------------------------------------------------------------------------ statistics in the report

@@ -103,7 +103,7 @@ def build(rubric: Rubric, records: Sequence[tuple[Path, Record]], platforms: Seq
     return rows
 
 
-def _status_cell(row: Row, notes: dict[str, int]) -> str:
+def status_cell(row: Row, notes: dict[str, int]) -> str:
     if row.status is None:
         return "—"
     from platforms.scorecard.published import status_text
@@ -140,7 +140,7 @@ def to_markdown(rubric: Rubric, rows: Sequence[Row], display=str, published=None
            "|" + "|".join(["---", "---", "---"] + [":-:"] * (len(headers) - 3)) + "|"]
     notes, status_notes, study_refs = [], {}, {}
     for row in rows:
-        status = _status_cell(row, status_notes)
+        status = status_cell(row, status_notes)
         source, *rest = cells(scored, row, published, display, study_refs)
         name = md_cell(row.label())
         out.append("| " + " | ".join([f"**{name}**" if not row.published else f"_{name}_", md_cell(status),
