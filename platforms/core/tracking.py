@@ -38,12 +38,13 @@ class Tag:
     STAGING = "platbench.staging"            # sharded | naive
     PRICE_SOURCE = "platbench.price_source"  # the price table entries behind cost_usd
     PRICE_BASIS = "platbench.price_basis"    # spot | on-demand (no spot price) | on-demand (core/pricing.py)
-    KIND = "platbench.kind"                  # load | batch_inference | sweep; absent on a training run
+    KIND = "platbench.kind"                  # load | batch_inference | sweep | service; absent on a training run
     SWEEP = "platbench.sweep"                # the sweep's name, on its parent run and on every child
     SWEEP_CELL = "platbench.sweep_cell"      # platform/model/pc<N>/seed<S>: the child's place in the matrix
     PARENT_RUN = "mlflow.parentRunId"        # MLflow's own nesting tag (a sweep's children)
     CHECK = "platbench.check"                # passed | failed: the compliance checker (trainer/check.py) on the outputs
     CHECK_REASON = "platbench.check_reason"  # its first problem, and how many there were
+    MLFLOW_MODEL = "platbench.mlflow_model"  # pyfunc: artifact `model` is an MLflow model; else none: why
     SOFTWARE = "platbench.software."         # + python, torch, torchvision, lightning, cuda, cudnn (results.json)
 
 
@@ -213,8 +214,25 @@ class TrackedRun:
         return report
 
     def log_model_dir(self, model_dir: Path) -> None:
-        if Path(model_dir).is_dir():
-            self.client.log_artifacts(self.run_id, str(model_dir), artifact_path="model")
+        """The trainer's model as the MLflow pyfunc model `model` (trainer/mlflow_model.py): model.pt and
+        model.json at its top as before, MLflow's files beside them, so `mlflow models serve -m
+        runs:/RUN_ID/model` serves it. A directory that is not a complete platbench model is logged as it is,
+        with the reason in the tag platbench.mlflow_model."""
+        import tempfile
+
+        from trainer.inference import ModelError
+
+        if not Path(model_dir).is_dir():
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                from trainer.mlflow_model import save
+
+                src, note = save(Path(model_dir), Path(tmp) / "model"), "pyfunc"
+            except ModelError as exc:
+                src, note = Path(model_dir), f"none: {exc}"
+            self.client.log_artifacts(self.run_id, str(src), artifact_path="model")
+        self.tags({Tag.MLFLOW_MODEL: note})
 
     def end(self, status: str) -> None:
         """status: FINISHED | FAILED | KILLED."""
@@ -288,7 +306,7 @@ def reconcile_lost(c, runs: list) -> list:
 
 
 # what `platbench runs --kind` takes: "train" (runs without a kind tag), each kind tag in use, or "all"
-RUN_KINDS = ("train", "load", "batch_inference", "endpoint", "sweep", "transfer", "all")
+RUN_KINDS = ("train", "load", "batch_inference", "endpoint", "sweep", "transfer", "service", "all")
 
 
 def list_runs(max_results: int = 50, kind: str | None = "train") -> list:
