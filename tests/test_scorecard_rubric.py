@@ -189,6 +189,7 @@ conditions = st.lists(
 def test_random_rubrics_are_rejected_or_rate_everything(rules):
     """A rubric the loader accepts rates every case; a rule it calls dead never fires."""
     doc = copy.deepcopy(RUBRIC_DOC)
+    doc.pop("developer_experience")  # its `from` names usability criteria this example drops
     doc["criteria"] = doc["criteria"][:1]  # one criterion keeps each example quick
     crit = doc["criteria"][0]
     crit["rules"] = []
@@ -227,3 +228,117 @@ def _matches(rule: dict, ev: Evidence) -> bool:
             if not ops[op](getattr(ev, name), float(value)):
                 return False
     return True
+
+
+# ------------------------------------------------------------------ the second rubric: developer experience, 1–5
+DX = RUBRIC.developer_experience
+FIVE = ["uploading_data", "ml_expertise", "first_model", "first_invoke", "documentation"]
+DX_RECORD = textwrap.dedent("""\
+    platform: local
+    title: t
+    recorded_by: me
+    recorded_on: 2026-01-01
+    steps:
+      - {scenario_step: 1, criterion: environment, action: a, how: h, minutes: 25, outcome: done,
+         ml_knowledge: none, docs_answered: yes}
+      - {scenario_step: 2, criterion: data_ingestion, action: a, how: h, minutes: 8, outcome: done,
+         ml_knowledge: some, docs_answered: partly}
+      - {scenario_step: 4, criterion: environment, action: a, how: h, minutes: 10, outcome: workaround,
+         ml_knowledge: expert, docs_answered: no}
+      - {scenario_step: 6, criterion: remote_debugging, action: a, how: h, minutes: 12, outcome: done,
+         ml_knowledge: none}
+    """)
+
+
+def dx_scores(rubric, text=DX_RECORD) -> dict:
+    record = parse_record(text, RUBRIC, ["local"])
+    return {s.criterion: s for s in score(rubric.developer_experience, record).scores}
+
+
+def test_repo_has_the_developer_experience_rubric_beside_the_first():
+    assert DX.ids == FIVE and (DX.scale.min, DX.scale.max) == (1, 5)
+    assert [c.title for c in DX.criteria] == ["Uploading and annotating data", "Level of ML expertise required",
+                                              "Speed to creating first model", "Speed to first invoke",
+                                              "Clarity and accessibility of API docs"]
+    for crit in DX.criteria:
+        assert crit.select is not None and crit.covers and not crit.rules[-1].when
+    assert all(c.select is None for c in RUBRIC.criteria)  # the usability criteria take their own steps
+
+
+def test_developer_experience_is_scored_from_the_recorded_steps():
+    got = dx_scores(RUBRIC)
+    # steps recorded under data_ingestion: 8 min, done, 1 step
+    assert (got["uploading_data"].rating, got["uploading_data"].computed.rule) == (5, 1)
+    # scenario steps 1–7: one "some", one "expert" → rule 3 (ml_expert <= 1)
+    assert (got["ml_expertise"].rating, got["ml_expertise"].computed.rule) == (3, 3)
+    assert (got["ml_expertise"].evidence.ml_some, got["ml_expertise"].evidence.ml_expert) == (1, 1)
+    # scenario steps 1–4: 43 min, one workaround → rule 2 (<= 60 min, <= 1 workaround)
+    assert (got["first_model"].rating, got["first_model"].computed.rule) == (4, 2)
+    assert got["first_model"].evidence.minutes == 43
+    # step 6: 12 min, done → rule 2 (<= 30 min)
+    assert (got["first_invoke"].rating, got["first_invoke"].computed.rule) == (4, 2)
+    # every step: the step-6 one does not say docs_answered, so documentation is not rated, not a number
+    assert got["documentation"].rating is None and got["documentation"].computed.condition == "unanswered"
+    assert "1 of its 4 steps do not say `docs_answered`" in got["documentation"].computed.why
+
+
+def test_editing_the_second_rubric_changes_its_ratings():
+    """A rule change in scoring.yaml's developer_experience changes the rating; the first rubric is untouched."""
+    old = 'when: {minutes: "<= 60", workarounds: "<= 1"}\n          why: Within the hour, at most one detour.'
+    assert old in RUBRIC_TEXT
+    edited = RUBRIC_TEXT.replace(old, old.replace('"<= 60"', '"<= 40"'))
+    rubric = check_rubric(*parse_yaml(edited, "scoring.yaml"))
+    assert dx_scores(RUBRIC)["first_model"].rating == 4
+    assert dx_scores(rubric)["first_model"].rating == 3  # 43 min no longer fits rule 2
+    record = parse_record(DX_RECORD, RUBRIC, ["local"])
+    assert [s.rating for s in score(rubric, record).scores] == [s.rating for s in score(RUBRIC, record).scores]
+
+
+def test_second_rubric_gates_blocked_is_its_floor_and_missing_answers_are_not_rated():
+    for cid in FIVE:
+        assert evaluate(DX, cid, Evidence()).rating is None
+        out = evaluate(DX, cid, Evidence(minutes=1, steps=2, done=1, blocked=1))
+        assert (out.rating, out.condition) == (1, "blocked")  # the bottom of 1–5, not 0
+    unanswered = Evidence(minutes=1, steps=2, done=2, unanswered=(("ml_knowledge", 2),))
+    assert evaluate(DX, "ml_expertise", unanswered).condition == "unanswered"
+    assert evaluate(DX, "first_model", unanswered).rating == 5  # its rules do not need that answer
+    # an unanswered step outranks a blocked one: nobody can say what the missing answers would have been
+    both = Evidence(minutes=1, steps=2, done=1, blocked=1, unanswered=(("docs_answered", 1),))
+    assert evaluate(DX, "documentation", both).rating is None
+
+
+DX_TEXT = RUBRIC_TEXT[RUBRIC_TEXT.index("\ndeveloper_experience:"):]
+
+
+@pytest.mark.parametrize("old,new,needle,expected", [
+    ("      from: {criteria: [data_ingestion]}\n", "", "    - id: uploading_data",
+     r"developer_experience\.criteria\[0\]: criterion 'uploading_data' needs `from`"),
+    ("from: {criteria: [data_ingestion]}", "from: {criteria: [data]}", "from: {criteria: [data_ingestion]}",
+     r"developer_experience\.criteria\[0\]\.from\.criteria\[0\]: unknown criterion 'data'; the usability rubric defines"),
+    ("from: {criteria: [data_ingestion]}", "from: {}", "from: {criteria: [data_ingestion]}",
+     r"developer_experience\.criteria\[0\]\.from: selects no steps"),
+    ("    min: 1\n    max: 5", "    min: 2\n    max: 5", "  scale:\n    min: 1",
+     r"developer_experience\.scale: the scale must start at 0 or 1"),
+    ('          when: {ml_expert: "== 0", ml_some: "<= 1"}', '          when: {ml_expert: "== 0", ml_some: ">= 9", steps: "<= 3"}',
+     'when: {ml_expert: "== 0", ml_some: "<= 1"}',
+     r"developer_experience\.criteria\[1\]\.rules\[0\]\.when: rule 1 can never fire"),  # 9 of at most 3 steps
+    ("  title: Developer experience (1–5)\n", "  title: Developer experience (1–5)\n  version: 1\n",
+     "+1  title: Developer experience (1–5)", r"developer_experience\.version: belongs at the top of scoring.yaml"),
+])
+def test_bad_second_rubrics_are_rejected_with_line_and_field(old, new, needle, expected):
+    assert old in DX_TEXT, old
+    text = RUBRIC_TEXT.replace(DX_TEXT, DX_TEXT.replace(old, new, 1))
+    found = rubric_problems(text)
+    hits = [p for p in found if re.search(expected, p)]
+    assert hits, found
+    below = needle.startswith("+1")  # the problem is on a line the edit added, just below the needle
+    needle = needle[2:] if below else needle
+    line = line_of(RUBRIC_TEXT, needle, 1 + RUBRIC_TEXT[:RUBRIC_TEXT.index(DX_TEXT)].count(needle)) + below
+    assert hits[0].startswith(f"scoring.yaml:{line}: "), (hits[0], line)
+
+
+def test_usability_criteria_cannot_take_from():
+    text = RUBRIC_TEXT.replace("  - id: data_ingestion\n", "  - id: data_ingestion\n    from: {scenario_steps: [2]}\n", 1)
+    found = rubric_problems(text)
+    assert any(re.search(r"criteria\[1\]\.from: the usability criteria take the steps recorded under their own id", p)
+               for p in found), found

@@ -1,0 +1,111 @@
+"""The report's published figures: the AutoML study's latency, time for 1,000 requests at 10 concurrent
+and endpoint price, in rows marked published and attributed, beside platbench's own serving runs of the
+same service (runs tagged with its platform name), each figure computed from those runs alone."""
+from __future__ import annotations
+
+import re
+import shutil
+import statistics
+from pathlib import Path
+
+import pytest
+from test_report import md_section, md_tables, tracking_uri
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A project root with the repo's rubric, scenario and published studies (what the report reads)."""
+    root = tmp_path / "project"
+    (root / "scenarios" / "published").mkdir(parents=True)
+    for name in ("scoring.yaml", "Scenario.md", "scenarios/local.yaml", "scenarios/published/studies.yaml"):
+        shutil.copy(REPO / name, root / name)
+    return root
+
+
+def service_runs(uri: str) -> None:
+    """Load runs as `platbench load` logs them for the rekognition service: two of the study's shape
+    (1,000 requests, closed loop at 10), one not (300 at 4), which must stay out of the 1,000-at-10 column."""
+    from platforms.core import tracking
+    from platforms.core.tracking import Tag
+
+    with tracking_uri(uri):
+        for requests, concurrency, seconds, p50 in ((1000, 10, 50.0, 150.0), (1000, 10, 54.0, 152.0), (300, 4, 9.0, 400.0)):
+            with tracking.tracked_run("load-rekognition", {"requests": requests, "concurrency": concurrency},
+                                      {Tag.PLATFORM: "rekognition", Tag.KIND: "load"}) as run:
+                run.metrics({"load_ok": requests, "load_latency_p50_ms": p50, "load_seconds": seconds,
+                             "load_requests_per_s": requests / seconds})
+                run.tags({Tag.STATUS: "finished"})
+                run.end("FINISHED")
+        with tracking.tracked_run("endpoint-rekognition", {"requests": 200, "concurrency": 10},
+                                  {Tag.PLATFORM: "rekognition", Tag.KIND: "endpoint"}) as run:
+            run.metrics({"endpoint_usd_per_hour": 4.0, "load_ok": 200, "load_latency_p50_ms": 160.0})
+            run.tags({Tag.STATUS: "finished"})
+            run.end("FINISHED")
+
+
+def build(out: Path, uri: str, root: Path):
+    from platforms.report import build as build_report
+
+    with tracking_uri(uri):
+        return build_report(out, root=root)
+
+
+def test_published_figures_sit_beside_measured_runs_and_are_attributed(tmp_path, project):
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    service_runs(uri)
+    written = build(tmp_path / "rep", uri, project)
+    assert "published" in written.sections
+    md = (tmp_path / "rep" / "report.md").read_text()
+    section = md_section(md, "published")
+    rows = md_tables(section)[0]
+    rek = [r for r in rows if r["Platform"] == "rekognition"]
+    assert len(rek) == 2
+    pub, ours = rek
+    # the study's row: its numbers, marked published, the study named and dated, and its source listed
+    assert pub["Source"].startswith("**published** [1]: AWS Rekognition Custom Labels, 2023-05-31")
+    assert (pub["median request latency, ms"], pub["seconds for 1,000 requests at 10 concurrent"],
+            pub["endpoint price, USD per hour"], pub["Runs"]) == ("167", "45.2", "4", "–")
+    assert "[1] Image Classification Benchmark: Google, AWS, Hugging Face & Nyckel, 2023-05-31" in section
+    assert "<https://www.nyckel.com/blog/image-classification-benchmark-google-vs-aws-vs-hugging-face-vs-nyckel/>" in section
+    # ours: one median per run over all four runs; the 1,000-at-10 time only from the two runs of that shape
+    assert ours["Source"] == "measured by platbench" and ours["Runs"] == "4"
+    medians = [150.0, 152.0, 400.0, 160.0]  # one per run
+    assert ours["median request latency, ms"] == f"{statistics.mean(medians):.2f} ± {statistics.stdev(medians):.2f}"
+    assert ours["seconds for 1,000 requests at 10 concurrent"] == "52.00 ± 2.83"
+    assert ours["endpoint price, USD per hour"] == "4.0000"
+    # services with no runs say so instead of showing a number
+    nyckel = [r for r in rows if r["Platform"] == "nyckel"]
+    assert nyckel[1]["Source"] == "measured: no runs yet" and nyckel[1]["Runs"] == "0"
+    # the html has the same table, the measured row citing its runs
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert 'id="published-figures"' in html and "published" in html
+
+
+def sections(tmp_path, project):
+    """The published and usability sections alone (no figures drawn), from a store with service runs."""
+    from platforms.report import data
+    from platforms.report.sections import Para, Report
+
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    service_runs(uri)
+    with tracking_uri(uri):
+        rep = Report(data.gather(None), root=project)
+    return {s.id: " ".join(b.text for b in s.blocks if isinstance(b, Para)) for s in (rep.published(), rep.usability())}
+
+
+def test_without_a_studies_file_the_section_says_so(tmp_path, project):
+    (project / "scenarios" / "published" / "studies.yaml").unlink()
+    text = sections(tmp_path, project)
+    assert "No published figures: the project keeps no scenarios/published/studies.yaml" in text["published"]
+    assert "published by" not in text["usability"]
+
+
+def test_a_broken_studies_file_is_one_line_in_both_sections(tmp_path, project):
+    path = project / "scenarios" / "published" / "studies.yaml"
+    path.write_text(path.read_text().replace("    total: 24\n", "    total: 25\n"))
+    text = sections(tmp_path, project)
+    for sid in ("published", "usability"):
+        assert re.search(r"scenarios/published/studies.yaml:\d+: ratings\[1\]\.total: the published total 25",
+                         text[sid]), sid
