@@ -77,6 +77,10 @@ def launch(
     out: Optional[Path] = typer.Option(None, "--out", help="where outputs land (default runs/<time>-<platform>-<model>)"),
     hp: list[str] = typer.Option([], "--hp", help="trainer hyperparameter KEY=VALUE (lr, batch_size, …)"),
     set_: list[str] = typer.Option([], "--set", help="platform setting KEY=VALUE (instance type, region, …)"),
+    devices: int = typer.Option(1, "--devices", min=1, help="data-parallel processes per node, one device each "
+                                "(DDP under torchrun when more than 1)"),
+    nodes: int = typer.Option(1, "--nodes", min=1, help="machines (local: 1; cloud launchers take theirs as a "
+                              "--set instance/replica count)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and equivalent commands; create nothing"),
     as_json: bool = typer.Option(False, "--json", help="print results as JSON instead of a table"),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="compare with this MLflow run (id or prefix); "
@@ -95,7 +99,7 @@ def launch(
 
     job = Job(data=data, out=out or launcher.default_out(platform, model), model=model, epochs=epochs,
               per_class=per_class, seed=seed, target_accuracy=target_accuracy, checkpoint_dir=checkpoint_dir,
-              hyperparameters=parse_pairs(hp, "--hp"))
+              hyperparameters=parse_pairs(hp, "--hp"), devices=devices, nodes=nodes)
     settings = parse_pairs(set_, "--set")
     if dry_run:
         typer.echo(launcher.plan_text(platform, job, settings))
@@ -107,6 +111,12 @@ def launch(
     if outcome.status != "finished":
         typer.echo(f"platbench: {outcome.status}: {outcome.message} (MLflow run {run_id})", err=True)
         raise typer.Exit(143 if outcome.status == "preempted" else 130)
+    if registry.spec(platform).kind == "service":  # an AutoML service: its own record (platforms/bench/automl.py)
+        from platforms.bench import automl
+
+        typer.echo((outcome.output_dir / automl.RESULT_FILE).read_text() if as_json
+                   else automl.summary_text(outcome.output_dir, run_id))
+        return
     from platforms.runs_table import results_json, results_table
     from trainer.results import read_results
 
@@ -138,7 +148,7 @@ def launch(
 @app.command()
 def runs(
     limit: int = typer.Option(20, "--limit", min=1),
-    kind: str = typer.Option("train", "--kind", help="train | load | batch_inference | endpoint | sweep | transfer | all"),
+    kind: str = typer.Option("train", "--kind", help="train | load | batch_inference | endpoint | sweep | transfer | service | all"),
     as_json: bool = typer.Option(False, "--json", help="everything, hyperparameters included"),
 ) -> None:
     """List tracked runs (newest first) from the MLflow store."""
@@ -361,3 +371,5 @@ def main() -> None:
 
 from platforms.scorecard.cli import app as scenario_app  # noqa: E402
 app.add_typer(scenario_app, name="scenario")
+from platforms.image.cli import app as image_app  # noqa: E402
+app.add_typer(image_app, name="image")

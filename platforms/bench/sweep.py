@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from platforms.errors import UserError
+from platforms.core.api import Kind
 from platforms.core.tracking import process_alive
 
 DEFAULT_PER_CLASS: tuple[Optional[int], ...] = (5, 20, 80, 320, 1280)
@@ -391,7 +392,15 @@ class Coordinator:
             cls = registry.get(platform)
             for model in self.spec.models:
                 job = self.job(Cell(platform, model, self.spec.per_class[0], self.spec.seeds[0]))
-                cls(self.spec.settings.get(platform, {})).check(job)
+                if registry.spec(platform).kind == Kind.SERVICE:
+                    # an AutoML service checks every subset it will get (too few images per label, too many)
+                    from platforms.bench.automl import check_job
+
+                    for n in self.spec.per_class:
+                        job.per_class = n
+                        check_job(platform, job, self.spec.settings.get(platform, {}))
+                else:
+                    cls(self.spec.settings.get(platform, {})).check(job)
 
     def job(self, cell: Cell):
         from platforms.core.api import Job

@@ -23,6 +23,14 @@ class Feature(str, enum.Enum):
     REMOTE_STORAGE = "remote-storage"  # data is staged into the platform's object storage
 
 
+class Kind(str, enum.Enum):
+    """What a platform does with a job (docs/design.md, "Platforms")."""
+
+    TRAINING = "training"  # runs our trainer image; launcher: a Platform (below)
+    SERVICE = "service"    # an AutoML service that trains a model of its own on our labelled images;
+    #                        launcher: a platforms.core.service.Service
+
+
 @dataclass(frozen=True)
 class PlatformSpec:
     """Everything the registry, the CLI and the shared features know about a platform, declared in its
@@ -45,11 +53,15 @@ class PlatformSpec:
     stores: dict = field(default_factory=dict)        # URI scheme → "storage:S3Store" (core.store.ObjectStore)
     credentials: Optional[str] = None                 # "credentials:find" → (found, where); no network calls
     guide: Optional[str] = None                       # the first-real-run guide in docs/, for `platbench platforms`
+    registry: Optional[str] = None                    # "registry:login" → platforms.image.push.Login (`platbench image push`)
+    kind: Kind = Kind.TRAINING
+    not_measurable: Optional[str] = None              # why no run can be measured at all (listed, never launched)
 
     def __post_init__(self):
         if (self.endpoint is not None) == (Feature.ENDPOINTS in self.lacks):
             raise ValueError(f"platform {self.name}: give an endpoint exactly when ENDPOINTS is not in lacks")
-        if bool(self.stores) == (Feature.REMOTE_STORAGE in self.lacks):
+        # a service stages into an object store another platform owns (s3://, gs://): it declares none itself
+        if self.kind == Kind.TRAINING and bool(self.stores) == (Feature.REMOTE_STORAGE in self.lacks):
             raise ValueError(f"platform {self.name}: give object stores exactly when REMOTE_STORAGE is not in lacks")
 
     def load(self, ref: str) -> Any:
@@ -89,10 +101,14 @@ class Job:
     checkpoint_dir: Optional[Path] = None
     hyperparameters: dict[str, str] = field(default_factory=dict)  # trainer flags beyond the common ones
     settings: dict[str, str] = field(default_factory=dict)  # platform-specific (--set KEY=VALUE)
+    devices: int = 1   # data-parallel processes (one device each) per node: the trainer's --devices
+    nodes: int = 1     # machines; a platform lacking MULTI_NODE refuses more than one
 
     def trainer_hyperparameters(self) -> dict[str, str]:
         """The job's trainer flags as strings (the SageMaker hyperparameters.json shape)."""
         hp = {"model": self.model, "seed": str(self.seed)}
+        if self.devices != 1:
+            hp["devices"] = str(self.devices)
         for key, value in (("epochs", self.epochs), ("per_class", self.per_class),
                            ("target_accuracy", self.target_accuracy)):
             if value is not None:

@@ -15,7 +15,7 @@ from typing import Optional
 from platforms.core import registry
 
 from platforms.core import tracking
-from platforms.core.api import Job, Outcome
+from platforms.core.api import Feature, Job, Kind, Outcome
 from platforms.errors import UserError
 from platforms.core.progress import JobProgress
 
@@ -86,8 +86,19 @@ def compare(baseline, results) -> list[tuple[str, Optional[float], Optional[floa
     return rows
 
 
+def refuse_nodes(platform, job: Job) -> None:
+    """--nodes N (N > 1) on a platform that lacks multi-node: one line naming why."""
+    if job.nodes > 1 and Feature.MULTI_NODE in platform.lacks:
+        raise UserError(f"--nodes {job.nodes}: {platform.name} lacks multi-node: {platform.lacks[Feature.MULTI_NODE]}")
+
+
 def plan_text(platform_name: str, job: Job, settings: dict[str, str]) -> str:
+    if registry.spec(platform_name).kind == Kind.SERVICE:  # an AutoML service: platforms/bench/automl.py
+        from platforms.bench import automl
+
+        return automl.plan_text(platform_name, job, settings)
     platform = registry.get(platform_name)(settings)
+    refuse_nodes(platform, job)
     needs = platform.preflight(job)
     lines = [f"Plan for {platform.name} ({platform.title}) — nothing is created:"]
     for i, step in enumerate(platform.plan(job), 1):
@@ -107,7 +118,14 @@ def launch(platform_name: str, job: Job, settings: dict[str, str], progress: Job
 
     baseline: an MLflow run (find_run) this one will be compared with: refused here, before anything is
     created, when this launch's image digest is known and differs (unless allow_image_mismatch)."""
+    if registry.spec(platform_name).kind == Kind.SERVICE:  # trains its own model: platforms/bench/automl.py
+        if baseline is not None:
+            raise UserError(f"{platform_name} trains a model of its own: there is no image run to compare with --baseline")
+        from platforms.bench import automl
+
+        return automl.launch_service(platform_name, job, settings, progress)
     platform = registry.get(platform_name)(settings)
+    refuse_nodes(platform, job)
     platform.check(job)
     params = {"model": job.model, "epochs": job.epochs, "per_class": job.per_class, "seed": job.seed,
               "target_accuracy": job.target_accuracy, "data": str(job.data), **platform.settings}

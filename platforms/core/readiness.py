@@ -19,15 +19,19 @@ def of(name: str) -> dict:
     else:
         found, where = True, "none needed"
     return {"platform": name, "title": spec.title, "sdk": sdk, "sdk_ok": not missing,
-            "credentials": where, "credentials_ok": found, "guide": spec.guide,
+            "credentials": where, "credentials_ok": found, "guide": spec.guide, "kind": spec.kind.value,
+            "not_measurable": spec.not_measurable,
             "lacks": {feature.value: why for feature, why in spec.lacks.items()}}
 
 
 def text(rows: list[dict]) -> str:
     out = []
     for r in rows:
-        ready = r["sdk_ok"] and r["credentials_ok"]
-        out.append(f"{r['platform']}: {r['title']} — {'ready' if ready else 'not ready'}")
+        ready = r["sdk_ok"] and r["credentials_ok"] and not r.get("not_measurable")
+        kind = " (AutoML service: trains its own model on our images)" if r.get("kind") == "service" else ""
+        out.append(f"{r['platform']}: {r['title']}{kind} — {'ready' if ready else 'not ready'}")
+        if r.get("not_measurable"):
+            out.append(f"  not measurable: {r['not_measurable']}")
         out.append(f"  SDK:         {r['sdk']}")
         out.append(f"  credentials: {'found: ' if r['credentials_ok'] and r['credentials'] != 'none needed' else ''}"
                    f"{r['credentials']}")

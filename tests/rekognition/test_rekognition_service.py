@@ -1,0 +1,230 @@
+"""Amazon Rekognition Custom Labels end to end (platforms/rekognition): boto3 against a loopback Rekognition
+server that validates every request with botocore's own service model (tests/rekognition/rekognition_server.py)
+and S3 in moto: stage → train → deploy → evaluate → load → delete, on success, on error and on Ctrl-C."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest_clouds import aws, moto_server, new_bucket_name  # noqa: F401 (fixtures)
+
+from platforms.errors import UserError
+
+sys.path.insert(0, str(Path(__file__).parent))
+from rekognition_server import RekognitionServer  # noqa: E402
+
+FAST = {"poll_seconds": "0.02", "requests": "40", "concurrency": "4", "warmup": "2"}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """One working folder (and so one MLflow store, slow to create) for the module's runs."""
+    return tmp_path_factory.mktemp("rekognition-runs")
+
+
+@pytest.fixture
+def rekognition(aws, monkeypatch, workdir):
+    import boto3
+
+    server = RekognitionServer()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_REKOGNITION", server.url)
+    monkeypatch.chdir(workdir)
+    bucket = new_bucket_name()
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    yield server, {**FAST, "bucket": bucket}
+    server.close()
+
+
+def _launch(settings: dict, data: Path, out: Path, per_class=8, **job):
+    from platforms.core.api import Job
+    from platforms.core.launch import launch
+    from platforms.core.progress import JobProgress
+
+    with JobProgress(enabled=False) as progress:
+        return launch("rekognition", Job(data=data, out=out, per_class=per_class, **job), settings, progress)
+
+
+def _nothing_left(server: RekognitionServer, bucket: str) -> None:
+    import boto3
+
+    assert server.projects == {} and server.datasets == {} and server.versions == {}
+    assert boto3.client("rekognition").describe_projects()["ProjectDescriptions"] == []
+    assert boto3.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+def test_stage_train_deploy_evaluate_load_and_delete(rekognition, color_data, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    server, settings = rekognition
+    outcome, run_id = _launch(settings, color_data, tmp_path / "out", per_class=10)
+    doc = json.loads((tmp_path / "out" / "service.json").read_text())
+    # the nested subset, cut 80/20: 8 + 2 of each of the 3 colours; the whole test set evaluated
+    assert doc["images"] == {"train": 24, "val": 6, "test": 36}
+    (train_ds,) = [d for d in server.ops("CreateDataset") if d["DatasetType"] == "TRAIN"]
+    manifest_key = train_ds["DatasetSource"]["GroundTruthManifest"]["S3Object"]["Name"]
+    assert manifest_key.endswith("/train.manifest")
+    detects = server.ops("DetectCustomLabels")
+    assert len(detects) == 36 + 2 + 40  # every test image once, then warm-up and the measured requests
+    ev = doc["evaluation"]
+    assert ev["answered"] == 36 and ev["accuracy"] > 0.9  # colours: nearest class mean is enough
+    assert ev["top5_accuracy"] is None  # 3 labels: no top-5 to rank
+    assert sum(map(sum, ev["confusion"]["matrix"])) == 36
+    assert set(ev["per_class_accuracy"]) == {"red", "green", "blue"}
+    load = doc["load"]["summary"]
+    assert load["requests"] == 40 and load["ok"] == 40 and load["latency_ms"]["p50"] > 0
+    _nothing_left(server, settings["bucket"])
+    assert [d.split()[0] for d in doc["deleted"]] == ["model", "dataset", "dataset", "project", "s3-prefix"]
+    assert doc["deleted"][0].endswith("(stopped first)")
+
+    run = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}").get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["platbench.kind"] == "service"
+    m = run.data.metrics
+    assert m["final_test_accuracy"] == ev["accuracy"] and m["load_requests_per_s"] > 0
+    assert m["endpoint_usd_per_hour"] == 4.0 and m["endpoint_usd_per_month"] == 4.0 * 730
+    assert m["cost_training_usd"] > 0 and m["upload_mb"] > 0 and m["upload_s_per_mb"] > 0
+
+
+def test_training_time_is_the_services_own_clock(rekognition, color_data, tmp_path):
+    """seconds_train comes from DescribeProjectVersions' timestamps, not from platbench's wall clock: the
+    server trains for ≥ 1.5 s, and platbench polls slowly enough to see several seconds pass."""
+    server, settings = rekognition
+    server.train_seconds = 1.5
+    outcome, _ = _launch({**settings, "poll_seconds": "1.0"}, color_data, tmp_path / "out", per_class=5)
+    (version,) = server.ops("CreateProjectVersion")
+    doc = json.loads((tmp_path / "out" / "service.json").read_text())
+    started, ended = doc["training"]["started"], doc["training"]["ended"]
+    from datetime import datetime
+
+    assert doc["training"]["seconds"] == pytest.approx(
+        (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds())
+    assert 1.5 <= outcome.metrics["seconds_train"] < 2.5
+    assert outcome.metrics["billed_seconds"] == 2  # the server's BillableTrainingTimeInSeconds, whole seconds
+
+
+def test_throttling_and_resets_are_retried_with_backoff_and_counted(rekognition, color_data, tmp_path):
+    server, settings = rekognition
+    outcome, _ = _launch({**settings, "requests": "60"}, color_data, tmp_path / "out", per_class=5)
+    clean = json.loads((tmp_path / "out" / "service.json").read_text())["load"]
+    assert clean["retries"]["total"] == 0
+    # the same run with faults in the measured part of the load test: 36 evaluation calls and 2 warm-up first
+    server.fail("DetectCustomLabels", "skip", 36 + 2)
+    server.fail("DetectCustomLabels", "ThrottlingException", 3)
+    server.fail("DetectCustomLabels", "reset", 2)
+    outcome, _ = _launch({**settings, "requests": "60"}, color_data, tmp_path / "out2", per_class=5)
+    load = json.loads((tmp_path / "out2" / "service.json").read_text())["load"]
+    assert load["summary"]["ok"] == 60 and load["summary"]["failed"] == 0
+    assert load["retries"]["by_reason"] == {"429": 3, "reset": 2}
+    _nothing_left(server, settings["bucket"])
+
+
+def test_an_error_deletes_everything(rekognition, color_data, tmp_path):
+    from botocore.exceptions import ClientError
+
+    server, settings = rekognition
+    server.fail("StartProjectVersion", "LimitExceededException", 5)  # more than botocore retries
+    with pytest.raises(ClientError, match="LimitExceededException"):
+        _launch(settings, color_data, tmp_path / "out", per_class=5)
+    assert len(server.ops("CreateProjectVersion")) == 1
+    _nothing_left(server, settings["bucket"])
+
+
+def test_ctrl_c_while_training_deletes_everything(rekognition, color_data, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    server, settings = rekognition
+    server.train_seconds = 3  # a training cannot be stopped: teardown waits for it to end, then deletes it
+
+    def interrupt_once_training():
+        deadline = time.monotonic() + 60
+        while not server.ops("CreateProjectVersion") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Thread(target=interrupt_once_training, daemon=True)
+    timer.start()
+    swallowing = signal.signal(signal.SIGINT, lambda *_: None)  # a handler a library left: Ctrl-C must still stop
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _launch(settings, color_data, tmp_path / "out", per_class=5)
+    finally:
+        signal.signal(signal.SIGINT, swallowing)
+        timer.join(5)
+    _nothing_left(server, settings["bucket"])
+    client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("platbench").experiment_id],
+                                filter_string="tags.`platbench.status` = 'killed'")
+    assert run.info.status == "KILLED" and run.data.tags["platbench.platform"] == "rekognition"
+
+
+def test_too_few_labels_or_a_foreign_format_are_refused_before_anything_is_created(rekognition, color_data, tmp_path):
+    from conftest import write_folder_dataset
+    from PIL import Image
+
+    server, settings = rekognition
+    one = write_folder_dataset(tmp_path / "one", train_per_class=6, test_per_class=2)
+    for split in ("train", "test"):
+        for colour in ("green", "blue"):
+            for f in (one / split / colour).iterdir():
+                f.unlink()
+            (one / split / colour).rmdir()
+    with pytest.raises(UserError, match="needs at least 2 labels"):
+        _launch(settings, one, tmp_path / "o1", per_class=5)
+    gif = write_folder_dataset(tmp_path / "gif", train_per_class=6, test_per_class=2)
+    Image.new("RGB", (32, 32)).save(gif / "train" / "red" / "0000.png", format="GIF")  # a GIF named .png
+    with pytest.raises(UserError, match="takes PNG and JPEG images only"):
+        _launch(settings, gif, tmp_path / "o2", per_class=6)
+    with pytest.raises(UserError, match="fewer than --per-class 7"):
+        _launch(settings, gif, tmp_path / "o3", per_class=7)
+    with pytest.raises(UserError, match="trains a model of its own choosing: --model, --epochs"):
+        _launch(settings, gif, tmp_path / "o4", per_class=5, model="resnet18", epochs=3)
+    with pytest.raises(UserError, match="--set bucket=NAME is needed"):
+        _launch({k: v for k, v in settings.items() if k != "bucket"}, color_data, tmp_path / "o5", per_class=5)
+    assert server.calls == []
+
+
+def test_the_server_refuses_what_the_service_would(rekognition, tmp_path):
+    """Without platbench's own checks: a request botocore's model rejects, a dataset of one label, a GIF."""
+    import boto3
+    from botocore.config import Config
+    from PIL import Image
+    import io
+
+    server, settings = rekognition
+    raw = boto3.client("rekognition", config=Config(parameter_validation=False))
+    with pytest.raises(raw.exceptions.ClientError, match="ValidationException.*ProjectName"):
+        raw.create_project()
+    c = boto3.client("rekognition")
+    arn = c.create_project(ProjectName="refusals")["ProjectArn"]
+    s3, bucket = boto3.client("s3"), settings["bucket"]
+    gif = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(gif, format="GIF")
+    s3.put_object(Bucket=bucket, Key="a.gif", Body=gif.getvalue())
+    line = {"source-ref": f"s3://{bucket}/a.gif", "c": 0, "c-metadata": {
+        "class-name": "red", "type": "groundtruth/image-classification"}}
+    s3.put_object(Bucket=bucket, Key="m", Body=json.dumps(line).encode())
+    ds = c.create_dataset(ProjectArn=arn, DatasetType="TRAIN", DatasetSource={
+        "GroundTruthManifest": {"S3Object": {"Bucket": bucket, "Name": "m"}}})["DatasetArn"]
+    desc = c.describe_dataset(DatasetArn=ds)["DatasetDescription"]
+    assert desc["Status"] == "CREATE_FAILED" and "not a PNG or JPEG" in desc["StatusMessage"]
+    with pytest.raises(c.exceptions.ResourceInUseException):
+        c.delete_project(ProjectArn=arn)  # its dataset first
+    c.delete_dataset(DatasetArn=ds)
+    c.delete_project(ProjectArn=arn)
+
+
+def test_cli_dry_run_and_a_bad_setting(color_data, tmp_path):
+    from conftest import assert_one_line_error, platbench
+
+    r = platbench("launch", "rekognition", "--data", str(color_data), "--per-class", "20", "--dry-run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "aws rekognition create-project-version" in r.stdout and "80/20 train/validation" in r.stdout
+    r = platbench("launch", "rekognition", "--data", str(color_data), "--set", "inference_units=0", cwd=tmp_path)
+    assert_one_line_error(r)
+    assert r.returncode == 2 and "inference_units" in r.stderr
+    assert list(tmp_path.iterdir()) == []
