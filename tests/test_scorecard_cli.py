@@ -68,7 +68,7 @@ def cli(*args):
 def test_validate_ok(root):
     code, out, err = cli("scenario", "validate")
     assert code == 0, err
-    assert out.splitlines() == ["ok   scoring.yaml (6 criteria)", "ok   Scenario.md (10 scenario steps)",
+    assert out.splitlines() == ["ok   scoring.yaml (6 criteria; developer_experience: 5 criteria)", "ok   Scenario.md (10 scenario steps)",
                                 "ok   scenarios/local.yaml (3 steps)"]
 
 

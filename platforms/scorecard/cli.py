@@ -16,7 +16,8 @@ from platforms.errors import UserError
 
 app = typer.Typer(
     help="Usability scorecards: record the scenario's steps on a platform (scenarios/<platform>.yaml), "
-         "then score them with the rubric (scoring.yaml) into 0–3 ratings.",
+         "then score them with the rubrics (scoring.yaml) into 0–3 usability and 1–5 developer-experience "
+         "ratings, beside the public studies' published ratings (scenarios/published/studies.yaml).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -49,6 +50,11 @@ def _rel(project):
     return show
 
 
+def _dx_count(rubric) -> str:
+    dx = rubric.developer_experience
+    return "" if dx is None else f"; developer_experience: {len(dx.criteria)} criteria"
+
+
 def _echo_problem_lines(problems) -> None:
     for p in problems:
         typer.echo(str(p), err=True)
@@ -56,7 +62,8 @@ def _echo_problem_lines(problems) -> None:
 
 @app.command()
 def validate(files: Optional[List[Path]] = FILES, root: Optional[Path] = ROOT) -> None:
-    """Check scoring.yaml, the records and Scenario.md's steps; list every problem with file, line and field."""
+    """Check scoring.yaml, the published studies file, the records and Scenario.md's steps; list every problem
+    with file, line and field."""
     from platforms.scorecard import loader
     from platforms.scorecard.loader import Project
     from platforms.scorecard.scenario import load_steps
@@ -69,7 +76,7 @@ def validate(files: Optional[List[Path]] = FILES, root: Optional[Path] = ROOT) -
     rubric = None
     try:
         rubric = loader.load_rubric(project.rubric_path, project.display(project.rubric_path))
-        typer.echo(f"ok   {project.display(project.rubric_path)} ({len(rubric.criteria)} criteria)")
+        typer.echo(f"ok   {project.display(project.rubric_path)} ({len(rubric.criteria)} criteria{_dx_count(rubric)})")
     except Invalid as exc:
         problems += map(str, exc.problems)
         bad_files += 1
@@ -126,7 +133,7 @@ def validate(files: Optional[List[Path]] = FILES, root: Optional[Path] = ROOT) -
 @app.command()
 def score(files: Optional[List[Path]] = FILES, as_json: bool = typer.Option(False, "--json", help="Print JSON."),
           root: Optional[Path] = ROOT) -> None:
-    """Rate each record per criterion with the rubric, naming the rule that fired."""
+    """Rate each record per criterion with both rubrics, naming the rule that fired."""
     from platforms.scorecard import loader
     from platforms.scorecard.loader import Project
     from platforms.scorecard.scoring import score as score_record
