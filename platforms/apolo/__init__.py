@@ -15,6 +15,7 @@ SPEC = PlatformSpec(
     extra="apolo",
     sdk_modules=("apolo_sdk",),
     credentials="credentials:find",
+    guide="docs/first-run-apolo.md",
     lacks={
         Feature.MULTI_NODE: "the trainer is single-node: one job, one preset",
         Feature.BILLING: "Apolo meters credits per preset-hour (reported per job), not a public USD price: "

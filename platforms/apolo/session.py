@@ -58,6 +58,9 @@ class Session:
         try:
             factory = apolo_sdk.Factory(Path(config).expanduser() if config else None)
             self.client = self.run(factory.get(), timeout=120)
+            # one authenticated call (GET /config, what `apolo config show` reads): a revoked token is found
+            # here, before anything is uploaded, and the cluster's presets are the current ones
+            self.run(self.client.config.fetch(), timeout=120)
         except UserError:
             self.close()
             raise

@@ -42,7 +42,11 @@ class ApoloStore(ObjectStore):
 
     def _call(self, coro):
         self.stats.add(requests=1, attempts=1)
-        return self.session.run(coro)
+        try:
+            return self.session.run(coro)
+        except self.sdk.AuthError as exc:  # a revoked or expired login: one line, not a traceback
+            raise UserError(f"apolo storage: the platform refused the login ({exc}); log in again "
+                            "(`apolo login`)") from None
 
     def snapshot(self):
         return self.stats.snapshot()

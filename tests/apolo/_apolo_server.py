@@ -184,6 +184,7 @@ class Job:
             self.enter("running")
             t0 = time.monotonic()
             rc = await self.proc.wait()
+            rc = 128 - rc if rc < 0 else rc  # a container killed by signal N exits 128 + N
             self.run_seconds += time.monotonic() - t0
             if self.killed:
                 self.exit_code = rc
@@ -216,6 +217,7 @@ class ApoloServer:
         self.jobs: dict[str, Job] = {}
         self.requests: list[tuple[str, str, object]] = []   # (method, path, JSON body) of API calls
         self.killed: list[str] = []
+        self.ingress_calls = 0   # requests that reached a job's port through the ingress
         (self.root / "storage").mkdir(parents=True, exist_ok=True)
         self.loop = asyncio.new_event_loop()
         self.port = _free_port()
@@ -381,18 +383,28 @@ class ApoloServer:
             raise self._bad("job not found", web.HTTPNotFound)
         ws = web.WebSocketResponse()
         await ws.prepare(request)
+
+        async def read():  # reading is what answers the client's heartbeat pings (autoping)
+            async for _ in ws:
+                pass
+
+        reader = asyncio.ensure_future(read())
         sent = 0
         while True:
             done = job.finished_
             data = job.log.read_bytes()[sent:]
             if data:
-                await ws.send_bytes(data)
+                try:
+                    await ws.send_bytes(data)
+                except ConnectionError:  # the client stopped following
+                    break
                 sent += len(data)
             elif done:
                 break
             else:
                 await asyncio.sleep(0.1)
         await ws.close()
+        reader.cancel()
         return ws
 
     # -------------------------------------------------------------- ingress
@@ -405,6 +417,7 @@ class ApoloServer:
         if job.body.get("http", {}).get("requires_auth", True):
             self._auth(request)
         body = await request.read()
+        self.ingress_calls += request.method == "POST"
         headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "accept")}
         try:
             async with aiohttp.ClientSession() as s:

@@ -1,0 +1,213 @@
+"""The Apolo launcher end to end against the loopback Apolo platform (tests/apolo/_apolo_server.py), with the
+real apolo-sdk logged in to it through its own config directory: staging into storage://, the job from a
+preset with the data volume read-only and the output volume read-write, the job run as a local subprocess
+by that server, phases from its status history, epochs from its log stream, credits and collection into
+MLflow; refusals before anything is created; Ctrl-C kills the job; a preempted job resumes."""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import write_folder_dataset
+from _apolo_server import ApoloServer, login
+
+from platforms.core import launch, tracking
+from platforms.core.api import Job
+from platforms.core.progress import JobProgress
+from platforms.errors import UserError
+
+IMAGE = "image:platbench:1"
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return write_folder_dataset(tmp_path_factory.mktemp("ap") / "colors", train_per_class=24, test_per_class=8)
+
+
+@pytest.fixture
+def apolo(tmp_path):
+    server = ApoloServer(tmp_path / "platform")
+    server.config_dir = login(server, tmp_path / "apolo-config")
+    yield server
+    server.close()
+
+
+def settings(server, **more) -> dict:
+    return {"config": str(server.config_dir), "preset": "cpu-small", "image": IMAGE, "poll_seconds": "0.1", **more}
+
+
+def run(job: Job, s: dict, progress=None):
+    return launch.launch("apolo", job, s, progress or JobProgress(enabled=False))
+
+
+def jobs_started(server) -> list:
+    return [r for r in server.requests if r[0] == "POST" and r[1].startswith("/api/v1/jobs")]
+
+
+def stored(server) -> list[str]:
+    base = server.root / "storage"
+    return sorted(p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file())
+
+
+def test_launch_end_to_end(dataset, tmp_path, monkeypatch, apolo):
+    monkeypatch.chdir(tmp_path)
+
+    class Seen(JobProgress):
+        def __init__(self):
+            super().__init__(enabled=False)
+            self.names, self.done = [], []
+
+        def phase(self, name):
+            super().phase(name)
+            self.names.append(name)
+
+        def epoch_done(self, epoch, status):
+            super().epoch_done(epoch, status)
+            self.done.append(epoch)
+
+    progress = Seen()
+    job = Job(data=dataset, out=tmp_path / "out", epochs=2)
+    outcome, run_id = run(job, settings(apolo, run_name="colors-1"), progress)
+    assert outcome.status == "finished", outcome.message
+    # the job the SDK sent: preset, full image name, volumes (data read-only, output read-write), command, env
+    (_, path, body), = jobs_started(apolo)
+    assert path == "/api/v1/jobs?from_preset" and body["preset_name"] == "cpu-small"
+    assert body["image"] == "registry.pb-cluster.example/pb-org/pb-project/platbench:1"
+    assert {(v["dst_path"], v["read_only"]) for v in body["volumes"]} == {("/platbench/staged", True),
+                                                                           ("/platbench/out", False)}
+    out_volume = next(v for v in body["volumes"] if v["dst_path"] == "/platbench/out")["src_storage_uri"]
+    assert out_volume == "storage://pb-cluster/pb-org/pb-project/platbench/jobs/colors-1"
+    assert body["command"].startswith("train --dataset-name colors ") and "--epochs 2" in body["command"]
+    assert body["env"]["PLATBENCH_DATA"].startswith("/platbench/staged/datasets/")
+    assert "restart_policy" not in body  # cpu-small is not preemptible: never restarted
+    # what the trainer wrote went to the output volume; staging is content-addressed
+    files = stored(apolo)
+    base = "pb-org/pb-project/platbench/jobs/colors-1/"
+    assert {base + "results.json", base + "metrics.jsonl", base + "model/model.pt"} <= set(files)
+    assert any(f.startswith(base + "checkpoints/") for f in files)
+    assert any(re.fullmatch(r"pb-org/pb-project/platbench/shards/[0-9a-f]{64}\.tar", f) for f in files)
+    assert not any(f.endswith(".part") for f in files)
+    # collected (checkpoints stay in storage), phases from the status history, epochs from the log stream
+    assert (job.out / "results.json").is_file() and (job.out / "model" / "model.pt").is_file()
+    assert not (job.out / "checkpoints").exists()
+    assert progress.names[:4] == ["staging", "submitting", "pending", "scheduling"]
+    assert "pulling" in progress.names and "training" in progress.names
+    assert progress.done == [1, 2]
+    r = tracking.client().get_run(run_id)
+    m, t = r.data.metrics, r.data.tags
+    assert r.info.status == "FINISHED"
+    for name in ("upload_s_per_mb", "phase_seconds_training", "phase_seconds_pulling", "final_test_accuracy",
+                 "collect_mb", "cost_credits", "credits_per_hour"):
+        assert name in m, name
+    assert m["credits_per_hour"] == 1.5 and m["cost_credits"] == pytest.approx(m["billed_seconds"] * 1.5 / 3600, abs=1e-3)
+    assert "cost_usd" not in m  # no credit price given: no USD figure
+    assert t[tracking.Tag.PLATFORM] == "apolo" and t[tracking.Tag.INSTANCE_TYPE] == "cpu-small"
+    assert t[tracking.Tag.REGION] == "pb-cluster" and t["platbench.apolo.status"] == "succeeded"
+    assert apolo.active() == [] and apolo.killed == []  # it ended by itself: nothing to kill
+
+
+def test_credits_become_usd_only_at_the_given_credit_price(dataset, tmp_path, monkeypatch, apolo):
+    monkeypatch.chdir(tmp_path)
+    outcome, run_id = run(Job(data=dataset, out=tmp_path / "out", epochs=1),
+                          settings(apolo, usd_per_credit="0.02", staging="naive"))
+    assert outcome.status == "finished", outcome.message
+    m = tracking.client().get_run(run_id).data.metrics
+    assert m["cost_usd"] == pytest.approx(m["cost_credits"] * 0.02)
+    assert m["upload_objects_sent"] == len(list(dataset.rglob("*.png")))
+    assert "usd_per_credit 0.02" in tracking.client().get_run(run_id).data.tags[tracking.Tag.PRICE_SOURCE]
+
+
+@pytest.mark.parametrize("more, message", [
+    ({"preset": "gpu-huge"}, "unknown preset 'gpu-huge' on cluster pb-cluster"),
+    ({"cluster": "elsewhere"}, "unknown cluster 'elsewhere'"),
+    ({"project": "not-mine"}, "project 'not-mine' is not in pb-cluster/pb-org"),
+    ({"org": "other-org"}, "organization 'other-org' is not on cluster pb-cluster"),
+    ({"image": None}, "no image"),
+    ({"preset": None}, "no preset"),
+    ({"job_name": "Bad_Name"}, "job_name 'Bad_Name' is not a valid Apolo job name"),
+    ({"image": "not an image"}, "is not an image reference"),
+    ({"usd_per_credit": "-1"}, "usd_per_credit"),
+])
+def test_bad_settings_fail_before_anything_is_created(dataset, tmp_path, monkeypatch, apolo, more, message):
+    monkeypatch.chdir(tmp_path)
+    s = {k: v for k, v in settings(apolo, **more).items() if v is not None}
+    with pytest.raises(UserError, match=re.escape(message)):
+        run(Job(data=dataset, out=tmp_path / "o"), s)
+    assert stored(apolo) == [] and apolo.jobs == {}
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_no_login_is_one_line_before_anything_is_created(dataset, tmp_path, monkeypatch, apolo):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("APOLO_CONFIG", raising=False)
+    monkeypatch.delenv("APOLO_PASSED_CONFIG", raising=False)
+    with pytest.raises(UserError, match="apolo: no credentials: none found in .*apolo login"):
+        run(Job(data=dataset, out=tmp_path / "o"), {"preset": "cpu-small", "image": IMAGE})
+    assert stored(apolo) == [] and apolo.jobs == {}
+
+
+def test_a_refused_token_is_one_line(dataset, tmp_path, monkeypatch, apolo):
+    monkeypatch.chdir(tmp_path)
+    apolo.token = "revoked"  # the login's token no longer valid on the platform
+    with pytest.raises(UserError, match="^apolo: "):
+        run(Job(data=dataset, out=tmp_path / "o"), settings(apolo))
+    assert apolo.jobs == {}
+
+
+def test_dry_run_prints_apolo_commands_and_creates_nothing(dataset, tmp_path, apolo):
+    text = launch.plan_text("apolo", Job(data=dataset, out=tmp_path / "o"), settings(apolo, preset="gpu-small"))
+    for needle in ("apolo run", "--preset gpu-small", ":/platbench/staged:ro", ":/platbench/out:rw",
+                   "apolo cp SHARD.tar", "apolo job kill JOB_ID", "apolo mkdir -p", IMAGE + " -- train"):
+        assert needle in text, needle
+    assert "A real launch still needs" not in text  # logged in, image and preset given
+    assert stored(apolo) == [] and apolo.requests == []
+
+
+def test_ctrl_c_while_waiting_kills_the_job(dataset, tmp_path, monkeypatch, apolo):
+    monkeypatch.chdir(tmp_path)
+
+    class CtrlC(JobProgress):
+        def phase(self, name):
+            super().phase(name)
+            if name == "training":
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings(apolo), CtrlC(enabled=False))
+    assert len(apolo.killed) == 1
+    job = apolo.jobs[apolo.killed[0]]
+    deadline = time.time() + 30
+    while not job.finished_ and time.time() < deadline:
+        time.sleep(0.1)
+    assert job.status == "cancelled"
+    c = tracking.client()
+    assert c.search_runs([tracking.experiment_id(c)])[0].info.status == "KILLED"
+
+
+def test_a_preempted_job_restarts_and_resumes_from_its_checkpoint(dataset, tmp_path, monkeypatch, apolo):
+    """A preemptible preset: the node is reclaimed (SIGTERM) after the first epoch; the trainer checkpoints
+    into the output volume and exits 143; restart_policy on-failure starts it again, and it resumes."""
+    monkeypatch.chdir(tmp_path)
+
+    def reclaim():  # once the first epoch's checkpoint is written (its log line follows it)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            job = next(iter(apolo.jobs.values()), None)
+            if job is not None and b"- Epoch: 1\n" in job.log.read_bytes():
+                apolo.preempt(job.id)
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=reclaim, daemon=True).start()
+    outcome, run_id = run(Job(data=dataset, out=tmp_path / "out", epochs=3),
+                          settings(apolo, preset="gpu-small-p", run_name="spot-1"))
+    assert outcome.status == "finished", outcome.message
+    (_, _, body), = jobs_started(apolo)
+    assert body["restart_policy"] == "on-failure"
+    m = tracking.client().get_run(run_id).data.metrics
+    assert m["apolo_restarts"] == 1
+    log = (tmp_path / "out" / "train.log").read_text()
+    assert "SIGTERM received" in log and re.search(r"^Resuming from .* after epoch \d+", log, re.M), log[-2000:]
