@@ -13,6 +13,7 @@ SPEC = PlatformSpec(
     extra="azureml",
     sdk_modules=("azure.ai.ml", "azure.identity", "azure.storage.blob"),
     credentials="credentials:find",
+    registry="registry:login",
     lacks={
         Feature.ENDPOINTS: "not built yet (managed online endpoints are planned: issue 13)",
         Feature.MULTI_NODE: "the trainer is single-node: instance_count is 1",

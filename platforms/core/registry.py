@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 GROUP = "platbench.platforms"
 # packages of platforms/ that are shared machinery or features, not platforms
-SHARED = frozenset({"core", "bench", "report", "scorecard"})
+SHARED = frozenset({"core", "bench", "report", "scorecard", "image"})
 
 
 @lru_cache(maxsize=1)

@@ -13,6 +13,7 @@ SPEC = PlatformSpec(
     extra="sagemaker",
     sdk_modules=("boto3", "sagemaker"),
     credentials="credentials:find",
+    registry="registry:login",
     guide="docs/first-run-sagemaker.md",
     lacks={Feature.MULTI_NODE: "the trainer is single-node: instance_count is 1"},
 )

@@ -13,6 +13,7 @@ SPEC = PlatformSpec(
     extra="vertex",
     sdk_modules=("google.cloud.aiplatform_v1", "google.cloud.storage"),
     credentials="credentials:find",
+    registry="registry:login",
     guide="docs/first-run-vertex.md",
     lacks={
         Feature.MULTI_NODE: "the trainer is single-node: replica_count is 1",
