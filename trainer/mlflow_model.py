@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
+import pandas as pd
 
 INPUT_COLUMN = "b64"
 ARTIFACT = "model_dir"          # the pyfunc artifact naming the trainer's model directory
@@ -34,9 +35,7 @@ REQUIREMENTS = ("mlflow", "torch", "torchvision", "lightning", "numpy", "pillow"
 
 def _b64_column(model_input: Any) -> list[str]:
     """The base64 strings, whichever shape MLflow's parser handed over (a DataFrame for a column
-    signature; a dict of arrays or a list when called directly)."""
-    import pandas as pd
-
+    signature, a dict of arrays for `instances`; a list when called directly)."""
     if isinstance(model_input, pd.DataFrame):
         if INPUT_COLUMN not in model_input.columns:
             raise ValueError(f"input needs a column {INPUT_COLUMN!r} of base64 PNG/JPEG bytes")
@@ -64,7 +63,9 @@ class PlatbenchImageModel(mlflow.pyfunc.PythonModel):
         self.model = load_model(Path(context.artifacts[ARTIFACT]), "cpu")
         warm_up(self.model)  # the first forward pass is slow on CPU; pay it before the first request
 
-    def predict(self, context, model_input, params: dict | None = None) -> list[dict]:
+    # the hint is the shape a column signature yields (a dict or list when called directly also works);
+    # MLflow infers no schema from it, so the explicit signature() is the one that applies
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> list[dict]:
         import numpy as np
         from mlflow.exceptions import MlflowException
         from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
