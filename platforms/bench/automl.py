@@ -89,6 +89,12 @@ def evaluate(svc: Service, data: ServiceData, concurrency: int, timeout_s: float
         "seconds": seconds, "errors": summarize(_run_data(samples, seconds, retry_reasons))["errors"]}
 
 
+def _failures(errors: dict) -> str:
+    parts = [f"{n}× HTTP {status}" for status, n in errors["by_status"].items()]
+    parts += [f"{n}× {kind}" for kind, n in errors["connection"].items() if n]
+    return ", ".join(parts) or "no answers"
+
+
 def _run_data(samples, seconds, retry_reasons):
     from platforms.bench.loadtest import RunData
 
@@ -185,6 +191,9 @@ def launch_service(name: str, job: Job, settings: dict[str, str], progress) -> t
                 doc["deploy_seconds"] = time.time() - deployed_at
                 progress.phase("evaluating the test set")
                 doc["evaluation"] = evaluate(svc, data, cfg.concurrency, cfg.timeout, cfg.retries)
+                if not doc["evaluation"]["answered"]:  # nothing measured: a failed run, not an accuracy of 0
+                    raise UserError(f"{svc.name} answered none of the {len(data.test)} test images "
+                                    f"({_failures(doc['evaluation']['errors'])}); everything is deleted")
                 progress.phase(f"load test: {cfg.requests} requests at {cfg.concurrency} concurrent")
                 doc["load"] = load_test(svc, data, cfg)
         finally:

@@ -14,18 +14,13 @@ from pathlib import Path
 import pytest
 from conftest_clouds import aws, moto_server, new_bucket_name  # noqa: F401 (fixtures)
 
+from _services import killed_run, launch_service, workdir  # noqa: F401 (fixture)
 from platforms.errors import UserError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from rekognition_server import RekognitionServer  # noqa: E402
 
 FAST = {"poll_seconds": "0.02", "requests": "40", "concurrency": "4", "warmup": "2"}
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    """One working folder (and so one MLflow store, slow to create) for the module's runs."""
-    return tmp_path_factory.mktemp("rekognition-runs")
 
 
 @pytest.fixture
@@ -42,12 +37,7 @@ def rekognition(aws, monkeypatch, workdir):
 
 
 def _launch(settings: dict, data: Path, out: Path, per_class=8, **job):
-    from platforms.core.api import Job
-    from platforms.core.launch import launch
-    from platforms.core.progress import JobProgress
-
-    with JobProgress(enabled=False) as progress:
-        return launch("rekognition", Job(data=data, out=out, per_class=per_class, **job), settings, progress)
+    return launch_service("rekognition", settings, data, out, per_class, **job)
 
 
 def _nothing_left(server: RekognitionServer, bucket: str) -> None:
@@ -116,7 +106,8 @@ def test_throttling_and_resets_are_retried_with_backoff_and_counted(rekognition,
     server.fail("DetectCustomLabels", "skip", 36 + 2)
     server.fail("DetectCustomLabels", "ThrottlingException", 3)
     server.fail("DetectCustomLabels", "reset", 2)
-    outcome, _ = _launch({**settings, "requests": "60"}, color_data, tmp_path / "out2", per_class=5)
+    # up to 5 retries: one request may meet every fault in turn (4 clients share them)
+    outcome, _ = _launch({**settings, "requests": "60", "retries": "5"}, color_data, tmp_path / "out2", per_class=5)
     load = json.loads((tmp_path / "out2" / "service.json").read_text())["load"]
     assert load["summary"]["ok"] == 60 and load["summary"]["failed"] == 0
     assert load["retries"]["by_reason"] == {"429": 3, "reset": 2}
@@ -135,8 +126,6 @@ def test_an_error_deletes_everything(rekognition, color_data, tmp_path):
 
 
 def test_ctrl_c_while_training_deletes_everything(rekognition, color_data, tmp_path):
-    from mlflow.tracking import MlflowClient
-
     server, settings = rekognition
     server.train_seconds = 3  # a training cannot be stopped: teardown waits for it to end, then deletes it
 
@@ -156,10 +145,7 @@ def test_ctrl_c_while_training_deletes_everything(rekognition, color_data, tmp_p
         signal.signal(signal.SIGINT, swallowing)
         timer.join(5)
     _nothing_left(server, settings["bucket"])
-    client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("platbench").experiment_id],
-                                filter_string="tags.`platbench.status` = 'killed'")
-    assert run.info.status == "KILLED" and run.data.tags["platbench.platform"] == "rekognition"
+    assert killed_run(Path.cwd(), "rekognition").info.status == "KILLED"
 
 
 def test_too_few_labels_or_a_foreign_format_are_refused_before_anything_is_created(rekognition, color_data, tmp_path):

@@ -1,0 +1,132 @@
+"""Nyckel end to end (platforms/nyckel): the `nyckel` package against a loopback Nyckel API
+(tests/nyckel/nyckel_server.py): OAuth token → function → labels and samples (all of each class's images:
+Nyckel cross-validates) → trained → whole test set → load → function deleted, on success, error and Ctrl-C."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from _services import killed_run, launch_service, workdir  # noqa: F401 (fixture)
+
+from platforms.errors import UserError
+
+sys.path.insert(0, str(Path(__file__).parent))
+from nyckel_server import CLIENT_ID, CLIENT_SECRET, NyckelServer  # noqa: E402
+
+FAST = {"poll_seconds": "0.05", "requests": "40", "concurrency": "4", "warmup": "2"}
+
+
+@pytest.fixture
+def nyckel(monkeypatch, workdir):
+    server = NyckelServer()
+    monkeypatch.setenv("NYCKEL_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("NYCKEL_CLIENT_SECRET", CLIENT_SECRET)
+    monkeypatch.chdir(workdir)
+    yield server, {**FAST, "server_url": server.url}
+    server.close()
+
+
+def _launch(settings: dict, data: Path, out: Path, per_class=5, **job):
+    return launch_service("nyckel", settings, data, out, per_class, **job)
+
+
+def test_samples_train_evaluate_load_and_delete(nyckel, color_data, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    server, settings = nyckel
+    outcome, run_id = _launch(settings, color_data, tmp_path / "out", per_class=5)
+    doc = json.loads((tmp_path / "out" / "service.json").read_text())
+    # cross-validated: all 5 of each class posted, no validation split of ours
+    assert doc["images"] == {"train": 15, "val": 0, "test": 36} and "cross-validates" in doc["split"]
+    assert server.count("POST", "/samples") == 15
+    ev = doc["evaluation"]
+    assert ev["answered"] == 36 and ev["accuracy"] > 0.9 and ev["top5_accuracy"] is None
+    assert server.count("POST", "/invoke") == 36 + 2 + 40
+    assert doc["load"]["summary"]["ok"] == 40
+    assert server.functions == {} and doc["deleted"][0].startswith("function ")
+    assert doc["training"]["seconds"] >= server.train_seconds and "platbench's clock" in doc["training"]["source"]
+    run = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}").get_run(run_id)
+    assert run.data.tags["platbench.kind"] == "service" and run.data.metrics["final_test_accuracy"] == ev["accuracy"]
+    assert run.data.metrics["cost_training_usd"] == 0.0 and "usd_per_request" not in run.data.metrics
+    assert "NYCKEL" not in json.dumps(run.data.params) and CLIENT_SECRET not in json.dumps(run.data.params)
+
+
+def test_429s_and_resets_are_retried_with_backoff_and_counted(nyckel, color_data, tmp_path):
+    server, settings = nyckel
+    server.fail("invoke", "skip", 36 + 2)  # past the evaluation and the warm-up: into the measured requests
+    server.fail("invoke", "429", 3)
+    server.fail("invoke", "reset", 2)
+    # up to 5 retries: one request may meet every fault in turn (4 clients share them)
+    _launch({**settings, "retries": "5"}, color_data, tmp_path / "out", per_class=2)
+    load = json.loads((tmp_path / "out" / "service.json").read_text())["load"]
+    assert load["summary"]["ok"] == 40 and load["retries"]["by_reason"] == {"429": 3, "reset": 2}
+    assert server.functions == {}
+
+
+def test_ctrl_c_while_training_deletes_the_function(nyckel, color_data, tmp_path):
+    server, settings = nyckel
+    server.train_seconds = 30
+
+    def interrupt_once_posted():
+        deadline = time.monotonic() + 60
+        while server.count("GET", "/metrics") == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Thread(target=interrupt_once_posted, daemon=True)
+    timer.start()
+    swallowing = signal.signal(signal.SIGINT, lambda *_: None)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _launch(settings, color_data, tmp_path / "out", per_class=2)
+    finally:
+        signal.signal(signal.SIGINT, swallowing)
+        timer.join(5)
+    assert server.functions == {} and server.count("DELETE", "") == 1
+    assert killed_run(Path.cwd(), "nyckel").info.status == "KILLED"
+
+
+def test_an_error_deletes_the_function(nyckel, color_data, tmp_path):
+    server, settings = nyckel
+    server.fail("invoke", "500", 10_000)  # every invoke fails: nothing to score is a failed run, not accuracy 0
+    with pytest.raises(UserError, match=r"answered none of the 36 test images \(36× HTTP 500\)"):
+        _launch({**settings, "retries": "0"}, color_data, tmp_path / "out", per_class=2)
+    assert server.functions == {}
+
+
+def test_refused_before_anything_is_created(nyckel, color_data, tmp_path, monkeypatch):
+    server, settings = nyckel
+    with pytest.raises(UserError, match="at least 2 images per label; 'red' has 1"):
+        _refuse_one_per_label(settings, tmp_path)
+    monkeypatch.setenv("NYCKEL_CLIENT_SECRET", "wrong")
+    with pytest.raises(UserError, match="refused the client credentials") as info:
+        _launch(settings, color_data, tmp_path / "o2")
+    assert "wrong" not in str(info.value)  # the SDK's own message would print the secret
+    monkeypatch.delenv("NYCKEL_CLIENT_SECRET")
+    with pytest.raises(UserError, match="no credentials: none found: set NYCKEL_CLIENT_ID and NYCKEL_CLIENT_SECRET"):
+        _launch(settings, color_data, tmp_path / "o3")
+    assert server.functions == {} and not [c for c in server.calls if c[0] != "POST" or c[1] != "/connect/token"]
+
+
+def _refuse_one_per_label(settings, tmp_path):
+    """A dataset with one training image of one colour: Nyckel needs 2 per label."""
+    from conftest import write_folder_dataset
+
+    data = write_folder_dataset(tmp_path / "few", train_per_class=3, test_per_class=1)
+    for f in sorted((data / "train" / "red").iterdir())[1:]:
+        f.unlink()
+    return launch_service("nyckel", settings, data, tmp_path / "o1", None)
+
+
+def test_cli_dry_run_needs_credentials(color_data, tmp_path):
+    from conftest import platbench
+
+    r = platbench("launch", "nyckel", "--data", str(color_data), "--per-class", "5", "--dry-run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "/invoke" in r.stdout and "cross-validates" in r.stdout and "NYCKEL_CLIENT_ID" in r.stdout
