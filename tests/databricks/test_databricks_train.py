@@ -1,0 +1,202 @@
+"""The Databricks launcher against a loopback workspace (databricks_server.py) that the real databricks-sdk
+talks to: settings refused before anything is created, the dry-run plan (its run.json accepted by the SDK's
+own SubmitTask), staging into a volume through the Files API, and the whole flow: stage → runs/submit → the
+run executed as a local process from the wheel built from this checkout → collect → MLflow; Ctrl-C cancels."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import assert_one_line_error, write_folder_dataset
+from databricks_server import DatabricksServer
+
+from platforms.core import launch, tracking
+from platforms.core.api import Job
+from platforms.core.progress import JobProgress
+from platforms.errors import UserError
+
+VOLUME = "main.platbench.runs"
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = DatabricksServer()
+    s.create_volume(VOLUME)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def workspace(server, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.databrickscfg of the user's
+    for var in ("DATABRICKS_CONFIG_PROFILE", "DATABRICKS_CONFIG_FILE", "DATABRICKS_CLIENT_ID"):
+        monkeypatch.delenv(var, raising=False)
+    for k, v in server.env().items():
+        monkeypatch.setenv(k, v)
+    return server
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return write_folder_dataset(tmp_path_factory.mktemp("dbx") / "colors", train_per_class=24, test_per_class=8)
+
+
+def run(job: Job, settings: dict, progress=None):
+    return launch.launch("databricks", job, settings, progress or JobProgress(enabled=False))
+
+
+def files_under(server, prefix: str) -> list[str]:
+    return sorted(p for p in server.files if p.startswith(prefix))
+
+
+BASE = {"volume": "/Volumes/main/platbench/runs", "poll_seconds": "0.2"}
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"node_type": "g9.huge"}, "unknown node type 'g9.huge' in this workspace (GPU node types: g4dn.xlarge"),
+    ({"node_type": "i3.xlarge"}, "node type 'i3.xlarge' has no GPU"),
+    ({"runtime": "14.3.x-gpu-ml-scala2.12"}, "runtime '14.3.x-gpu-ml-scala2.12' is not offered"),
+    ({"runtime": "16.4.x-scala2.12"}, "is not a Databricks ML runtime"),
+    ({"volume": "/Volumes/main/platbench/missing"}, "volume /Volumes/main/platbench/missing does not exist"),
+    ({"volume": "s3://bucket/x"}, "is not a Unity Catalog volume"),
+    ({"volume": None}, "no volume"),
+    ({"spot": "maybe"}, "spot"),
+    ({"colour": "blue"}, "unknown setting 'colour'"),
+])
+def test_bad_settings_fail_before_anything_is_created(dataset, tmp_path, monkeypatch, workspace, settings, message):
+    monkeypatch.chdir(tmp_path)
+    before, runs = dict(workspace.files), dict(workspace.runs)
+    s = {k: v for k, v in {**BASE, **settings}.items() if v is not None}
+    with pytest.raises(UserError, match=re.escape(message)):
+        run(Job(data=dataset, out=tmp_path / "out", epochs=1), s)
+    assert workspace.files == before and workspace.runs == runs
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_missing_credentials_are_one_line_exit_2_and_nothing_is_created(dataset, tmp_path, workspace):
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("DATABRICKS_")}
+    before = dict(workspace.files)
+    proc = subprocess.run([sys.executable, "-m", "platforms", "launch", "databricks", "--data", str(dataset),
+                           "--set", "volume=/Volumes/main/platbench/runs"], cwd=tmp_path,
+                          env={**env, "HOME": str(tmp_path)}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert_one_line_error(proc)
+    assert "no Databricks credentials found" in proc.stderr
+    assert workspace.files == before and not (tmp_path / "mlflow.db").exists()
+
+
+def test_credentials_are_found_offline(tmp_path, monkeypatch):
+    from platforms.databricks import credentials
+
+    for var in ("DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET",
+                "DATABRICKS_CONFIG_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = tmp_path / "databrickscfg"
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(cfg))
+    assert credentials.find()[0] is False
+    cfg.write_text("[DEFAULT]\nhost = https://x.cloud.databricks.com\n\n[dev]\nhost = https://d.cloud.databricks.com\n"
+                   "token = dapi1\n")
+    found, where = credentials.find()
+    assert not found and "no token" in where
+    found, where = credentials.find("dev")
+    assert found and "[dev]" in where and "personal access token" in where
+    monkeypatch.setenv("DATABRICKS_HOST", "https://x.cloud.databricks.com")
+    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi2")
+    assert credentials.find()[0] and "DATABRICKS_TOKEN" in credentials.find()[1]
+
+
+def test_dry_run_prints_databricks_commands_and_a_run_the_sdk_accepts(dataset, tmp_path):
+    from databricks.sdk.service.jobs import SubmitTask
+    from databricks_server import round_trip_problems
+
+    settings = {**BASE, "spot": "true", "run_name": "pb-plan", "host": "https://adb-1.azuredatabricks.net",
+                "node_type": "Standard_NC4as_T4_v3"}
+    text = launch.plan_text("databricks", Job(data=dataset, out=tmp_path / "o", epochs=2), settings)
+    for needle in ("databricks jobs submit --json @run.json", "databricks jobs get-run RUN_ID",
+                   "databricks jobs cancel-run RUN_ID", "databricks volumes read main.platbench.runs",
+                   "databricks fs cp SHARD.tar dbfs:/Volumes/main/platbench/runs/platbench/shards/<sha256>.tar",
+                   "databricks clusters list-node-types"):
+        assert needle in text, needle
+    spec = json.loads(re.search(r"run\.json: (\{.*\})$", text, re.M).group(1))
+    (task,) = spec["tasks"]
+    assert round_trip_problems(SubmitTask, task, "task") == []
+    cluster = task["new_cluster"]
+    assert cluster["num_workers"] == 0 and cluster["custom_tags"]["ResourceClass"] == "SingleNode"
+    assert cluster["azure_attributes"] == {"availability": "SPOT_WITH_FALLBACK_AZURE", "first_on_demand": 0}
+    params = task["spark_python_task"]["parameters"]
+    assert params[:2] == ["train", "--data"] and params[params.index("--epochs") + 1] == "2"
+    assert params[params.index("--out") + 1] == "/Volumes/main/platbench/runs/platbench/jobs/pb-plan/outputs"
+    assert task["libraries"][0]["whl"].endswith("platbench-0.1.0-py3-none-any.whl")
+
+
+def test_the_server_refuses_what_the_sdk_dataclass_does_not_know(workspace):
+    from databricks.sdk import WorkspaceClient
+
+    w = WorkspaceClient(host=workspace.url, token=workspace.token)
+    bad = {"task_key": "t", "spark_python_task": {"python_file": "/Volumes/main/platbench/runs/x.py"},
+           "new_cluster": {"spark_version": "16.4.x-gpu-ml-scala2.12", "node_type_id": "g4dn.xlarge",
+                           "num_workers": 0, "gpu_count": 1}}
+    with pytest.raises(Exception, match="new_cluster.gpu_count: not a field"):
+        w.api_client.do("POST", "/api/2.2/jobs/runs/submit", body={"tasks": [bad]})
+    with pytest.raises(Exception, match="Invalid access token"):
+        WorkspaceClient(host=workspace.url, token="dapi-wrong").volumes.read(VOLUME)
+
+
+def test_end_to_end_stage_submit_collect_mlflow(dataset, tmp_path, monkeypatch, workspace):
+    monkeypatch.chdir(tmp_path)
+    job = Job(data=dataset, out=tmp_path / "out", epochs=2, model="small")
+    outcome, run_id = run(job, {**BASE, "run_name": "pb-e2e-1"})
+    assert outcome.status == "finished", outcome.message
+    root = "/Volumes/main/platbench/runs/platbench/"
+    assert files_under(workspace, root + "shards/") and files_under(workspace, root + "datasets/")
+    wheels = files_under(workspace, root + "wheels/")
+    assert any(w.endswith(".whl") for w in wheels) and any(w.endswith("/run_trainer.py") for w in wheels)
+    out = root + "jobs/pb-e2e-1/outputs/"
+    assert {out + "results.json", out + "metrics.jsonl", out + "model/model.pt"} <= set(files_under(workspace, out))
+    results = json.loads((job.out / "results.json").read_text())
+    assert results["platform"] == "databricks" and results["epochs_completed"] == 2
+    submitted = [p for m, p in workspace.requests if p == "/api/2.2/jobs/runs/submit"]
+    assert len(submitted) == 1
+
+    c = tracking.client()
+    r = c.get_run(run_id)
+    m, t = r.data.metrics, r.data.tags
+    assert r.info.status == "FINISHED"
+    assert m["phase_seconds_training"] > 0 and m["phase_seconds_provisioning"] > 0
+    for name in ("upload_s_per_mb", "final_test_accuracy", "wheel_seconds", "collect_mb", "cost_usd"):
+        assert name in m, name
+    # the estimate is the cluster's seconds (setup + execution + cleanup) × (VM + DBU) per hour
+    cluster_s = sum(m[f"phase_seconds_{p}"] for p in ("provisioning", "training", "stopping") if f"phase_seconds_{p}" in m)
+    assert m["cost_usd"] == pytest.approx(cluster_s * (0.526 + 0.1065) / 3600, rel=1e-6)
+    assert t["platbench.runner"] == "databricks-runtime"
+    assert t["platbench.databricks.runtime"] == "16.4.x-gpu-ml-scala2.12"
+    assert len(t["platbench.databricks.wheel_sha256"]) == 64
+    assert t[tracking.Tag.INSTANCE_TYPE] == "g4dn.xlarge" and t[tracking.Tag.PLATFORM] == "databricks"
+    assert tracking.Tag.IMAGE_DIGEST not in t  # not run from an image: the runtime stands in its place
+    assert t[tracking.Tag.MLFLOW_MODEL] == "pyfunc" and t[tracking.Tag.CHECK] == "passed", t.get(tracking.Tag.CHECK_REASON)
+    assert "estimate" in t["platbench.cost_basis"]
+
+
+def test_ctrl_c_cancels_the_run(dataset, tmp_path, monkeypatch, workspace):
+    monkeypatch.chdir(tmp_path)
+
+    class CtrlC(JobProgress):
+        def phase(self, name):
+            super().phase(name)
+            if name == "training":
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(Job(data=dataset, out=tmp_path / "out", epochs=30), {**BASE, "run_name": "pb-int"}, CtrlC(enabled=False))
+    cancelled = [p for m, p in workspace.requests if p == "/api/2.2/jobs/runs/cancel"]
+    assert cancelled
+    (r,) = [r for r in workspace.runs.values() if r.name == "pb-int"]
+    r.thread.join(60)
+    assert not r.thread.is_alive()
+    assert workspace.get_run(r.run_id)["state"]["result_state"] == "CANCELED"
+    mlrun = tracking.list_runs(5)[0]
+    assert mlrun.data.tags[tracking.Tag.STATUS] == "killed"
