@@ -46,6 +46,13 @@ def check_job(name: str, job: Job, settings: dict[str, str]) -> Service:
 
 
 def plan_text(name: str, job: Job, settings: dict[str, str]) -> str:
+    spec = registry.spec(name)
+    if spec.not_measurable:  # listed with its reason; nothing could be created, so nothing is planned
+        if settings:
+            raise UserError(f"{name} takes no settings: it is not measurable ({spec.not_measurable})")
+        lacked = "; ".join(f"{f.value} ({why})" for f, why in spec.lacks.items())
+        return (f"Plan for {name} ({spec.title}) — nothing is created: not measurable: {spec.not_measurable}\n"
+                f"Not available on this platform: {lacked}")
     svc = service_for(name, settings)
     needs = svc.preflight(job)
     split = "all selected images (the service cross-validates)" if svc.cross_validates else "80/20 train/validation"

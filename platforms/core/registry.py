@@ -51,8 +51,12 @@ def spec(name: str) -> "PlatformSpec":
 
 
 def get(name: str) -> type["Platform"]:
-    """The platform's launcher class."""
-    return spec(name).load(spec(name).launcher)
+    """The platform's launcher class (a core.service.Service for an AutoML service); one line for a platform
+    listed as not measurable."""
+    s = spec(name)
+    if s.not_measurable:
+        raise UserError(f"{name} is not measurable: {s.not_measurable}")
+    return s.load(s.launcher)
 
 
 def endpoint_class(name: str) -> Any:
