@@ -46,6 +46,11 @@ class ApoloEndpoint(Endpoint):
     def __init__(self, settings: dict[str, str]):
         super().__init__(settings)
         self.name = self.name.lower()  # Apolo job names are lower case
+        from platforms.apolo.train import JOB_NAME_RE
+
+        if not (3 <= len(self.name) <= 40 and JOB_NAME_RE.match(self.name)):
+            raise UserError(f"apolo endpoint: name {self.name!r} is not a valid Apolo job name (3-40 lower-case "
+                            "letters, digits and single dashes, starting with a letter)")
         self.session = None
         self.where = None
         self.preset = None
@@ -86,7 +91,8 @@ class ApoloEndpoint(Endpoint):
             f"--volume {root}:{MODEL_PATH}:ro --life-span {c.life_span // 60}m --detach {c.image or 'IMAGE'} -- "
             f"serve --model-dir {MODEL_PATH} --port {PORT}",
             f"apolo status JOB_ID   # until running; then GET <http_url>{HEALTH} with the token until 200",
-            f"curl -H 'Authorization: Bearer $(apolo config show-token)' --data-binary @image.png "
+            'curl -H "Authorization: Bearer $(apolo config show-token)" --data-binary @image.png '
+            f"
             f"<http_url>{PREDICT}   # × N, by the load tool",
             f"apolo job kill JOB_ID; apolo rm -r {root}   # always, also on error or Ctrl-C",
         ]

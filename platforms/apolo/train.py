@@ -297,7 +297,11 @@ class ApoloPlatform(Platform):
         from platforms.core import staging
 
         cfg = self.parsed()
-        self._staged = staging.upload(job.data, self._store, cfg.staging, self.where.key(cfg.prefix))
+        try:
+            self._staged = staging.upload(job.data, self._store, cfg.staging, self.where.key(cfg.prefix))
+        except BaseException:
+            self.session.close()  # no job yet, so no teardown: the SDK client is closed here
+            raise
         return {**self._staged.figures, "staging": self._staged.mode,
                 tracking.Tag.DATASET_FINGERPRINT: self._staged.fingerprint}
 
@@ -322,6 +326,7 @@ class ApoloPlatform(Platform):
                 schedule_timeout=float(cfg.schedule_timeout),
                 restart_policy=mod.JobRestartPolicy.ON_FAILURE if preemptible else mod.JobRestartPolicy.NEVER))
         except (mod.ClientError, ValueError, OSError) as exc:  # the SDK's refusals are ValueError subclasses
+            self.session.close()
             raise sdk_error(mod, exc, "the job was refused") from None
         handle = ApoloHandle(d.id, name, self.where.key(spec["out"]), self._staged, preemptible, d)
         print(f"platbench: started Apolo job {d.id} ({name})", file=sys.stderr)

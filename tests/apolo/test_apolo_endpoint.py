@@ -56,13 +56,27 @@ def test_endpoint_deploy_load_and_kill(apolo, model, tmp_path, monkeypatch):
                 urllib.request.urlopen(urllib.request.Request(f"{apolo.url}/ingress/{job.id}/ping"), timeout=10)
             except urllib.error.HTTPError as exc:
                 seen["anonymous"] = exc.code
+            # `platbench load apolo:JOB_ID`: a transport to the running job, found by its id
+            import asyncio
+
+            from platforms.apolo.endpoint import ApoloEndpoint
+            from platforms.bench.loadtest import load_images, make_payloads
+
+            async def one():
+                t = ApoloEndpoint.attach(job.id, settings(apolo), 1, 30)
+                try:
+                    return (await t.send(make_payloads(load_images([]), "image", 1)[0])).status
+                finally:
+                    await t.close()
+
+            seen["attached"] = asyncio.run(one())
 
     result = run_endpoint_benchmark("apolo", model, settings(apolo, name="pb-ap-ok", usd_per_credit="0.01"),
                                     LoadSettings(requests=20, concurrency=2, warmup=1),
                                     make_payloads(load_images([]), "json", 2), "json", say=say, track=True)
     s = result.load["summary"]
     assert s["ok"] == 20 and s["failed"] == 0
-    assert seen["anonymous"] == 401
+    assert seen["anonymous"] == 401 and seen["attached"] == 200
     (job,) = apolo.jobs.values()
     assert job.body["http"] == {"port": 8080, "requires_auth": True} and job.body["name"] == "pb-ap-ok"
     assert job.body["command"] == "serve --model-dir /platbench/model --port 8080"

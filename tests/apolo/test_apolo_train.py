@@ -70,7 +70,7 @@ def test_launch_end_to_end(dataset, tmp_path, monkeypatch, apolo):
 
     progress = Seen()
     job = Job(data=dataset, out=tmp_path / "out", epochs=2)
-    outcome, run_id = run(job, settings(apolo, run_name="colors-1"), progress)
+    outcome, run_id = run(job, settings(apolo, run_name="colors-1", usd_per_credit="0.02"), progress)
     assert outcome.status == "finished", outcome.message
     # the job the SDK sent: preset, full image name, volumes (data read-only, output read-write), command, env
     (_, path, body), = jobs_started(apolo)
@@ -103,21 +103,11 @@ def test_launch_end_to_end(dataset, tmp_path, monkeypatch, apolo):
                  "collect_mb", "cost_credits", "credits_per_hour"):
         assert name in m, name
     assert m["credits_per_hour"] == 1.5 and m["cost_credits"] == pytest.approx(m["billed_seconds"] * 1.5 / 3600, abs=1e-3)
-    assert "cost_usd" not in m  # no credit price given: no USD figure
+    assert m["cost_usd"] == pytest.approx(m["cost_credits"] * 0.02)  # at the credit price given, only
+    assert "usd_per_credit 0.02" in t[tracking.Tag.PRICE_SOURCE]
     assert t[tracking.Tag.PLATFORM] == "apolo" and t[tracking.Tag.INSTANCE_TYPE] == "cpu-small"
     assert t[tracking.Tag.REGION] == "pb-cluster" and t["platbench.apolo.status"] == "succeeded"
     assert apolo.active() == [] and apolo.killed == []  # it ended by itself: nothing to kill
-
-
-def test_credits_become_usd_only_at_the_given_credit_price(dataset, tmp_path, monkeypatch, apolo):
-    monkeypatch.chdir(tmp_path)
-    outcome, run_id = run(Job(data=dataset, out=tmp_path / "out", epochs=1),
-                          settings(apolo, usd_per_credit="0.02", staging="naive"))
-    assert outcome.status == "finished", outcome.message
-    m = tracking.client().get_run(run_id).data.metrics
-    assert m["cost_usd"] == pytest.approx(m["cost_credits"] * 0.02)
-    assert m["upload_objects_sent"] == len(list(dataset.rglob("*.png")))
-    assert "usd_per_credit 0.02" in tracking.client().get_run(run_id).data.tags[tracking.Tag.PRICE_SOURCE]
 
 
 @pytest.mark.parametrize("more, message", [
@@ -203,11 +193,14 @@ def test_a_preempted_job_restarts_and_resumes_from_its_checkpoint(dataset, tmp_p
 
     threading.Thread(target=reclaim, daemon=True).start()
     outcome, run_id = run(Job(data=dataset, out=tmp_path / "out", epochs=3),
-                          settings(apolo, preset="gpu-small-p", run_name="spot-1"))
+                          settings(apolo, preset="gpu-small-p", run_name="spot-1", staging="naive"))
     assert outcome.status == "finished", outcome.message
     (_, _, body), = jobs_started(apolo)
     assert body["restart_policy"] == "on-failure"
     m = tracking.client().get_run(run_id).data.metrics
     assert m["apolo_restarts"] == 1
+    assert m["upload_objects_sent"] == len(list(dataset.rglob("*.png")))  # naive staging: one file each
+    assert body["volumes"][0]["src_storage_uri"].endswith("/platbench/naive/colors")
+    assert "cost_usd" not in m and m["cost_credits"] > 0  # no credit price given: credits only
     log = (tmp_path / "out" / "train.log").read_text()
     assert "SIGTERM received" in log and re.search(r"^Resuming from .* after epoch \d+", log, re.M), log[-2000:]
