@@ -477,7 +477,7 @@ class DatabricksPlatform(Platform):
                 if life in PHASES:
                     progress.phase(PHASES[life])
             task = (d.get("tasks") or [{}])[0]
-            if life in ("RUNNING", "TERMINATING") and task.get("run_id"):
+            if (life in ("RUNNING", "TERMINATING") or life in TERMINAL) and task.get("run_id"):
                 # the driver's stdout, as runs/get-output shows it: the trainer's "- Epoch: N" lines
                 done = [int(float(m)) for m in epoch_re.findall(self._ws.logs(int(task["run_id"])))]
                 if done and not total_set and job_epochs(handle.spec):

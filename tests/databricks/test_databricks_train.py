@@ -42,7 +42,7 @@ def workspace(server, monkeypatch, tmp_path):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    return write_folder_dataset(tmp_path_factory.mktemp("dbx") / "colors", train_per_class=24, test_per_class=8)
+    return write_folder_dataset(tmp_path_factory.mktemp("dbx") / "colors", train_per_class=12, test_per_class=4)
 
 
 def run(job: Job, settings: dict, progress=None):
@@ -149,8 +149,19 @@ def test_the_server_refuses_what_the_sdk_dataclass_does_not_know(workspace):
 def test_end_to_end_stage_submit_collect_mlflow(dataset, tmp_path, monkeypatch, workspace):
     monkeypatch.chdir(tmp_path)
     job = Job(data=dataset, out=tmp_path / "out", epochs=2, model="small")
-    outcome, run_id = run(job, {**BASE, "run_name": "pb-e2e-1"})
+
+    class Seen(JobProgress):
+        epochs_done: list = []
+
+        def epoch_done(self, epoch, status):
+            self.epochs_done.append(epoch)
+
+    progress = Seen(enabled=False)
+    outcome, run_id = run(job, {**BASE, "run_name": "pb-e2e-1"}, progress)
     assert outcome.status == "finished", outcome.message
+    # epochs come from the driver's log through runs/get-output, each once, in order
+    assert progress.epochs_done and progress.epochs_done == sorted(set(progress.epochs_done))
+    assert [p for p, _ in progress.phases][:3] == ["staging", "submitting", "provisioning"]
     root = "/Volumes/main/platbench/runs/platbench/"
     assert files_under(workspace, root + "shards/") and files_under(workspace, root + "datasets/")
     wheels = files_under(workspace, root + "wheels/")
