@@ -92,7 +92,6 @@ class ApoloEndpoint(Endpoint):
             f"serve --model-dir {MODEL_PATH} --port {PORT}",
             f"apolo status JOB_ID   # until running; then GET <http_url>{HEALTH} with the token until 200",
             'curl -H "Authorization: Bearer $(apolo config show-token)" --data-binary @image.png '
-            f"
             f"<http_url>{PREDICT}   # × N, by the load tool",
             f"apolo job kill JOB_ID; apolo rm -r {root}   # always, also on error or Ctrl-C",
         ]

@@ -44,6 +44,8 @@ class ApoloStore(ObjectStore):
         self.stats.add(requests=1, attempts=1)
         try:
             return self.session.run(coro)
+        except self.sdk.AuthorizationError as exc:  # 403: this user has no access to that project's storage
+            raise UserError(f"apolo storage: no access on cluster {self.bucket}: {exc}") from None
         except self.sdk.AuthError as exc:  # a revoked or expired login: one line, not a traceback
             raise UserError(f"apolo storage: the platform refused the login ({exc}); log in again "
                             "(`apolo login`)") from None
