@@ -123,7 +123,8 @@ def test_endpoint_is_killed_after_ctrl_c(apolo, model):
                                    LoadSettings(requests=3_000, concurrency=2, warmup=0), _payloads(), "image",
                                    say=start_timer, track=False)
     finally:
-        timer.join(5)
+        if timer.ident is not None:
+            timer.join(5)
         signal.signal(signal.SIGINT, swallowing)
     assert apolo.ingress_calls > 0 and len(apolo.killed) == 1
     nothing_left(apolo)
