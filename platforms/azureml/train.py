@@ -201,8 +201,8 @@ def command_job(spec: dict):
     from azure.ai.ml.entities import QueueSettings
 
     kwargs: dict[str, Any] = {}
-    if spec.get("compute"):
-        kwargs["compute"] = spec["compute"]
+    if spec.get("compute"):  # the YAML's `azureml:NAME`; the SDK takes the name and makes the ARM id
+        kwargs["compute"] = spec["compute"].removeprefix("azureml:")
     if spec.get("resources"):
         kwargs["instance_type"] = spec["resources"]["instance_type"]
     if spec.get("queue_settings"):

@@ -1,0 +1,450 @@
+"""A loopback Azure Machine Learning control plane for the tests: HTTPS on 127.0.0.1 answering the ARM REST
+resources azure-ai-ml calls (https://learn.microsoft.com/rest/api/azureml/): workspace, computes, VM sizes,
+datastores, environment and model versions, command jobs (create / get / list / cancel as a long-running
+operation), managed online endpoints and deployments (create / get / delete with Azure-AsyncOperation and
+Location polling, listKeys) and the endpoints' scoring URIs. Azure ML has no emulator; this server is
+written from the REST reference and nothing more.
+
+What makes it a stand-in and not a yes-machine:
+- every request body is checked against the SDK's own REST models for the api-version it names
+  (azure.ai.ml._restclient.<version>.models: unknown fields, wrong types, unknown enum values, missing
+  required fields and unknown polymorphic types are a 400), and the SDK deserializes every answer;
+- it refuses what the service would: a missing workspace, compute, environment, datastore, model or
+  endpoint is a 404 in ARM's error shape ({"error": {"code", "message"}}), a VM size the region does not
+  offer a 400, a request without the bearer token it issued a 401;
+- a command job runs: its command, under the command-job contract (platforms/azureml/emulator.py), as a
+  local subprocess, reading its input from and writing its output to the datastore's container in Azurite;
+- a deployment runs: the container its environment's image would start, under Azure ML's custom-container
+  contract (the inference_config port and routes, AZUREML_MODEL_DIR with the registered model mounted).
+
+The SDK is pointed here with its own settings: ARM_CLOUD_METADATA_URL (this server's /metadata/endpoints,
+a cloud whose resourceManager is this server) and AZUREML_CURRENT_CLOUD. The token comes through the real
+DefaultAzureCredential: its ManagedIdentityCredential reads IDENTITY_ENDPOINT/IDENTITY_HEADER, the App
+Service managed-identity protocol (https://learn.microsoft.com/azure/app-service/overview-managed-identity
+#rest-endpoint-reference), which this server answers. The self-signed certificate is trusted through
+REQUESTS_CA_BUNDLE (azure-core's requests transport) and SSL_CERT_FILE (aiohttp, the load tool)."""
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import ipaddress
+import json
+import re
+import secrets
+import ssl
+import threading
+import time
+import uuid
+from enum import Enum
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+PROVIDER = "/providers/Microsoft.MachineLearningServices"
+WS = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)" + PROVIDER + r"/workspaces/(?P<ws>[^/]+)"
+VM_SIZES = {"Standard_D4s_v3": (4, 0), "Standard_DS3_v2": (4, 0), "Standard_NC4as_T4_v3": (4, 1),
+            "Standard_NV36ads_A10_v5": (36, 1), "Standard_NC24ads_A100_v4": (24, 1)}
+_BASIC = {"str": str, "int": int, "long": int, "float": (int, float), "bool": bool, "iso-8601": str,
+          "duration": str, "bytearray": str, "date": str, "unix-time": int}
+
+
+# ------------------------------------------------------------------------------------------ TLS
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """(certificate, key) for 127.0.0.1, valid a day."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = folder / "loopback.pem", folder / "loopback.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+# ------------------------------------------------------------------------------------------ validation
+def models_for(api_version: str):
+    return importlib.import_module("azure.ai.ml._restclient.v" + api_version.replace("-", "_") + ".models")
+
+
+def problems(models, type_name: str, value: Any, where: str) -> list[str]:
+    """What the REST model `type_name` (msrest) refuses in `value`: strict, unlike msrest's own lenient
+    deserializer, which drops unknown fields silently."""
+    if value is None:
+        return []
+    if type_name.startswith("[") and type_name.endswith("]"):
+        if not isinstance(value, list):
+            return [f"{where}: expected a list"]
+        return [p for i, v in enumerate(value) for p in problems(models, type_name[1:-1], v, f"{where}[{i}]")]
+    if type_name.startswith("{") and type_name.endswith("}"):
+        if not isinstance(value, dict):
+            return [f"{where}: expected an object"]
+        return [p for k, v in value.items() for p in problems(models, type_name[1:-1], v, f"{where}.{k}")]
+    if type_name == "object":
+        return []
+    if type_name in _BASIC:
+        ok = isinstance(value, _BASIC[type_name]) and not (type_name in ("int", "long") and isinstance(value, bool))
+        return [] if ok else [f"{where}: expected {type_name}, got {type(value).__name__}"]
+    cls = getattr(models, type_name, None)
+    if cls is None:
+        return [f"{where}: the model has no type {type_name}"]
+    if isinstance(cls, type) and issubclass(cls, Enum):
+        allowed = {str(e.value).lower() for e in cls}
+        return [] if str(value).lower() in allowed else [f"{where}: {value!r} is not a {type_name}"]
+    if not isinstance(value, dict):
+        return [f"{where}: expected a {type_name} object"]
+    while getattr(cls, "_subtype_map", None):  # a polymorphic type: its discriminator picks the subclass
+        attr = next(iter(cls._subtype_map))
+        key = cls._attribute_map[attr]["key"]
+        kind = value.get(key)
+        sub = cls._subtype_map[attr].get(kind) if kind is not None else None
+        if sub is None:
+            return [f"{where}.{key}: {kind!r} is not one of {sorted(cls._subtype_map[attr])}"]
+        if sub == cls.__name__:  # subclasses inherit the map
+            break
+        cls = getattr(models, sub)
+    known = {m["key"]: (attr, m["type"]) for attr, m in cls._attribute_map.items()}
+    out = [f"{where}.{k}: unknown field for {cls.__name__}" for k in value if k not in known]
+    for key, (attr, typ) in known.items():
+        rule = cls._validation.get(attr, {})
+        if key not in value:
+            if rule.get("required") and not rule.get("readonly") and not rule.get("constant"):
+                out.append(f"{where}.{key}: required by {cls.__name__}")
+            continue
+        if rule.get("pattern") and isinstance(value[key], str) and not re.search(rule["pattern"], value[key]):
+            out.append(f"{where}.{key}: {value[key]!r} does not match {rule['pattern']}")
+        out += problems(models, typ, value[key], f"{where}.{key}")
+    return out
+
+
+class Refused(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def not_found(kind: str, name: str) -> Refused:
+    return Refused(404, "ResourceNotFound", f"The {kind} '{name}' was not found.")
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+# ------------------------------------------------------------------------------------------ the server
+class AzureML(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, folder: Path):
+        self.cert, key = self_signed(folder)
+        super().__init__(("127.0.0.1", 0), _Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert, key)
+        self.socket = ctx.wrap_socket(self.socket, server_side=True)
+        self.cloud = f"PlatbenchLoopback{self.server_address[1]}"
+        self.identity_header = secrets.token_hex(8)
+        self.tokens: set[str] = set()
+        self.lock = threading.RLock()
+        self.workspaces: dict[tuple[str, str, str], str] = {}   # (sub, rg, ws) → location
+        self.computes: dict[str, dict] = {}                      # name → {"vmSize", "vmPriority"}
+        self.resources: dict[str, dict] = {}                     # ARM id (lower case) → stored body
+        self.jobs: dict[str, Any] = {}                           # job name → LocalRun (None until started)
+        self.operations: dict[str, Any] = {}                     # id → callable: True when done
+        self.deployments: dict[str, Any] = {}                    # deployment ARM id → running container
+        self.log: list[tuple[str, str, int]] = []                # (method, path, status)
+        self.refusals: list[str] = []
+        self.hold_jobs = False                                   # True: jobs stay Queued (no quota)
+        self.container_starts = None                             # set by the endpoint tests
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.server_address[1]}"
+
+    def add_workspace(self, sub: str, rg: str, ws: str, location: str = "eastus") -> None:
+        self.workspaces[(sub, rg, ws)] = location
+
+    def calls(self, method: str, pattern: str) -> list[str]:
+        return [p for m, p, _ in self.log if m == method and re.search(pattern, p)]
+
+    def close(self) -> None:
+        for run in list(self.jobs.values()):
+            if run is not None:
+                run.stop()
+                run.cleanup()
+        for container in list(self.deployments.values()):
+            container.stop()
+        self.shutdown()
+        self.server_close()
+
+
+def _store_for(srv: AzureML, ws_id: str, uri: str):
+    """(BlobStore, key prefix) of an azureml://datastores/NAME/paths/PATH URI: the datastore's container in
+    Azurite (the emulator's account is the only one reachable here)."""
+    from platforms.azureml.emulator import datastore_path
+    from platforms.azureml.storage import BlobStore
+
+    name, path = datastore_path(uri)
+    ds = srv.resources.get(f"{ws_id}/datastores/{name}".lower())
+    if ds is None:
+        raise not_found("datastore", name)
+    return BlobStore(ds["properties"]["containerName"]), path
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: AzureML
+
+    def log_message(self, *args):
+        pass
+
+    # -------------------------------------------------------------- plumbing
+    def _send(self, status: int, doc: Any = None, headers: Optional[dict] = None, raw: Optional[bytes] = None):
+        body = raw if raw is not None else (b"" if doc is None else json.dumps(doc).encode())
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        if raw is None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.server.log.append((self.command, self.path.split("?")[0], status))
+
+    def _handle(self):
+        srv = self.server
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        parts = urlsplit(self.path)
+        path, query = parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}
+        try:
+            if path == "/metadata/endpoints":
+                return self._send(200, [{"name": srv.cloud, "portal": "https://portal.loopback.test",
+                                         "resourceManager": srv.url + "/",
+                                         "authentication": {"loginEndpoint": "https://login.loopback.test/",
+                                                            "audiences": [srv.url + "/"]},
+                                         "suffixes": {"storage": "core.windows.net"}}])
+            if path == "/msi/token":
+                return self._token(query)
+            if m := re.fullmatch(r"/endpoints/([^/]+)/score", path):
+                return self._score(m.group(1), raw)
+            if self.headers.get("Authorization", "").removeprefix("Bearer ") not in srv.tokens:
+                raise Refused(401, "AuthenticationFailed", "Authentication failed: no valid bearer token.")
+            if m := re.fullmatch(r"/operations/([^/]+)", path):
+                return self._operation(m.group(1), query)
+            if m := re.fullmatch(r"/subscriptions/[^/]+" + PROVIDER + r"/locations/([^/]+)/vmSizes", path):
+                return self._send(200, {"value": [{"name": n, "family": n.split("_")[1], "vCPUs": c, "gpus": g,
+                                                   "osVhdSizeMB": 1047552, "maxResourceVolumeMB": 32768,
+                                                   "memoryGB": 16.0, "lowPriorityCapable": True,
+                                                   "premiumIO": True} for n, (c, g) in VM_SIZES.items()]})
+            m = re.match(WS + r"(?P<rest>/.*)?$", path)
+            if not m:
+                raise Refused(404, "NotFound", f"no resource {path}")
+            key = (m.group("sub"), m.group("rg"), m.group("ws"))
+            if key not in srv.workspaces:
+                raise Refused(404, "ResourceNotFound", f"The Resource 'Microsoft.MachineLearningServices/workspaces/"
+                              f"{key[2]}' under resource group '{key[1]}' was not found.")
+            ws_id = path[:m.start("rest")] if m.group("rest") else path
+            body = json.loads(raw) if raw else None
+            with srv.lock:
+                return self._workspace(ws_id, key, m.group("rest") or "", query, body)
+        except Refused as exc:
+            if exc.status >= 400 and exc.status != 404:
+                srv.refusals.append(f"{self.command} {path}: {exc.message}")
+            return self._send(exc.status, {"error": {"code": exc.code, "message": exc.message}})
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _handle
+
+    def _token(self, query: dict):
+        srv = self.server
+        if self.headers.get("X-IDENTITY-HEADER") != srv.identity_header:
+            raise Refused(401, "Unauthorized", "wrong X-IDENTITY-HEADER")
+        token = secrets.token_urlsafe(16)
+        srv.tokens.add(token)
+        return self._send(200, {"access_token": token, "expires_on": str(int(time.time()) + 3600),
+                                "resource": query.get("resource", ""), "token_type": "Bearer"})
+
+    def _validated(self, query: dict, model: str, body: Any) -> None:
+        models = models_for(query.get("api-version", ""))
+        found = problems(models, model, body, model)
+        if found:
+            raise Refused(400, "UserError", "; ".join(found[:5]))
+
+    def _stored(self, arm_id: str, kind: str) -> dict:
+        doc = self.server.resources.get(arm_id.lower())
+        if doc is None:
+            raise not_found(kind, arm_id.rsplit("/", 1)[-1])
+        return doc
+
+    def _put(self, arm_id: str, rtype: str, body: dict, **extra) -> dict:
+        name = arm_id.rsplit("/", 1)[-1]
+        doc = {**body, **extra, "id": arm_id, "name": name, "type": rtype,
+               "systemData": {"createdAt": now_iso(), "createdBy": "platbench-test", "createdByType": "User",
+                              "lastModifiedAt": now_iso()}}
+        self.server.resources[arm_id.lower()] = doc
+        return doc
+
+    def _lro(self, done, location: bool = False) -> dict:
+        """A long-running operation: Azure-AsyncOperation (status document) or Location (202 until done)."""
+        op = uuid.uuid4().hex
+        self.server.operations[op] = done
+        url = f"{self.server.url}/operations/{op}?api-version=2023-04-01-preview"
+        return {("Location" if location else "Azure-AsyncOperation"): url, "Retry-After": "1"}
+
+    def _operation(self, op: str, query: dict):
+        done = self.server.operations.get(op)
+        if done is None:
+            raise not_found("operation", op)
+        state = done()  # True | False | "Failed: why"
+        if isinstance(state, str):
+            return self._send(200, {"status": "Failed", "error": {"code": "DeploymentFailed", "message": state}})
+        if "location" in query:
+            return self._send(200 if state else 202, None if state else {}, {"Retry-After": "1"})
+        return self._send(200, {"status": "Succeeded" if state else "InProgress"}, {"Retry-After": "1"})
+
+    # -------------------------------------------------------------- workspace resources
+    def _workspace(self, ws_id: str, key, rest: str, query: dict, body):
+        srv, method = self.server, self.command
+        if rest == "":
+            if method != "GET":
+                raise Refused(405, "MethodNotAllowed", "the tests create workspaces themselves")
+            return self._send(200, {"id": ws_id, "name": key[2], "type": "Microsoft.MachineLearningServices/workspaces",
+                                    "location": srv.workspaces[key], "properties": {
+                                        "friendlyName": key[2], "provisioningState": "Succeeded",
+                                        "discoveryUrl": f"{srv.url}/discovery"}})
+        if m := re.fullmatch(r"/computes/([^/]+)", rest):
+            c = srv.computes.get(m.group(1))
+            if c is None:
+                raise not_found("compute", m.group(1))
+            return self._send(200, {"id": ws_id + rest, "name": m.group(1), "location": srv.workspaces[key],
+                                    "type": "Microsoft.MachineLearningServices/workspaces/computes", "properties": {
+                                        "computeType": "AmlCompute", "provisioningState": "Succeeded",
+                                        "properties": {"vmSize": c["vmSize"], "vmPriority": c.get("vmPriority", "Dedicated"),
+                                                       "scaleSettings": {"maxNodeCount": 4, "minNodeCount": 0}}}})
+        if m := re.fullmatch(r"/datastores/([^/]+)", rest):
+            if method == "PUT":
+                self._validated(query, "Datastore", body)
+                return self._send(201, self._put(ws_id + rest, "Microsoft.MachineLearningServices/workspaces/datastores",
+                                                 body))
+            return self._send(200, self._stored(ws_id + rest, "datastore"))
+        if m := re.fullmatch(r"/environments/([^/]+)/versions/([^/]+)", rest):
+            if method == "PUT":
+                self._validated(query, "EnvironmentVersion", body)
+                return self._send(201, self._put(ws_id + rest, "Microsoft.MachineLearningServices/workspaces/"
+                                                 "environments/versions", body))
+            return self._send(200, self._stored(ws_id + rest, "environment version"))
+        if m := re.fullmatch(r"/jobs/([^/]+)", rest):
+            if method == "PUT":
+                return self._create_job(ws_id, m.group(1), query, body)
+            return self._send(200, self._job(ws_id, m.group(1)))
+        if rest == "/jobs":
+            return self._send(200, {"value": [self._job(ws_id, n) for n in srv.jobs]})
+        if m := re.fullmatch(r"/jobs/([^/]+)/cancel", rest):
+            return self._cancel_job(ws_id, m.group(1))
+        if hasattr(self, "_endpoints"):
+            return self._endpoints(ws_id, key, rest, query, body)
+        raise Refused(404, "NotFound", f"no resource {rest}")
+
+    # -------------------------------------------------------------- jobs
+    def _job(self, ws_id: str, name: str) -> dict:
+        doc = self._stored(f"{ws_id}/jobs/{name}", "job")
+        run = self.server.jobs.get(name)
+        status = run.describe()["status"] if run is not None and run.timeline else doc["properties"]["status"]
+        return {**doc, "properties": {**doc["properties"], "status": status}}
+
+    def _create_job(self, ws_id: str, name: str, query: dict, body):
+        from platforms.azureml.emulator import command_run
+        from platforms.core.staging import download_prefix
+
+        srv = self.server
+        self._validated(query, "JobBase", body)
+        props = body["properties"]
+        if props["jobType"] != "Command":
+            raise Refused(400, "UserError", "only command jobs run here")
+        if f"{ws_id}/jobs/{name}".lower() in srv.resources:
+            raise Refused(409, "Conflict", f"job {name} exists")
+        compute = props.get("computeId")
+        if compute:
+            cname = compute.rsplit("/", 1)[-1]
+            if cname not in srv.computes:
+                raise Refused(400, "UserError", f"Compute '{cname}' not found in workspace")
+        elif (props.get("resources") or {}).get("instanceType") not in VM_SIZES:
+            raise Refused(400, "UserError", f"serverless compute: instance type "
+                                            f"{(props.get('resources') or {}).get('instanceType')!r} is not available")
+        self._stored(props["environmentId"], "environment")
+        inputs = {k: _store_for(srv, ws_id, v["uri"]) for k, v in (props.get("inputs") or {}).items()}
+        outputs = {k: _store_for(srv, ws_id, v["uri"]) for k, v in (props.get("outputs") or {}).items()}
+        timeout = _seconds((props.get("limits") or {}).get("timeout")) or 3600
+        run = command_run(name, props["command"], props.get("environmentVariables") or {},
+                          {k: (lambda dest, s=s, p=p: {"download_bytes": download_prefix(s, p, dest)[0]})
+                           for k, (s, p) in inputs.items()}, outputs, timeout)
+        doc = self._put(f"{ws_id}/jobs/{name}", "Microsoft.MachineLearningServices/workspaces/jobs",
+                        {**body, "properties": {**props, "status": "NotStarted"}})
+        srv.jobs[name] = run
+
+        def go():
+            from platforms.core.progress import JobProgress
+
+            while srv.hold_jobs and not run.stopped:
+                time.sleep(0.1)
+            try:
+                run.start()
+                run.wait(JobProgress(enabled=False))
+            except Exception as exc:  # noqa: BLE001 - the job fails, as the service reports it
+                run.failure = str(exc)
+                run.close_timeline("Failed")
+
+        threading.Thread(target=go, daemon=True).start()
+        return self._send(201, doc)
+
+    def _cancel_job(self, ws_id: str, name: str):
+        srv = self.server
+        self._stored(f"{ws_id}/jobs/{name}", "job")
+        run = srv.jobs[name]
+        threading.Thread(target=run.stop, daemon=True).start()
+        return self._send(202, None, self._lro(lambda: run.finalized or run.describe()["status"] == "Canceled",
+                                               location=True))
+
+
+def _seconds(iso_duration: Optional[str]) -> Optional[int]:
+    if not iso_duration:
+        return None
+    import isodate
+
+    return int(isodate.parse_duration(iso_duration).total_seconds())
+
+
+# ------------------------------------------------------------------------------------------ fixtures
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+
+
+@pytest.fixture
+def azure_ml(blob_env, monkeypatch, tmp_path):
+    """The loopback control plane with workspace `ws` (resource group `rg`, eastus) and compute cluster
+    `gpu-cluster` (Standard_NC4as_T4_v3); the SDK and DefaultAzureCredential pointed at it."""
+    srv = AzureML(tmp_path / "tls")
+    srv.add_workspace(SUBSCRIPTION, "rg", "ws")
+    srv.computes["gpu-cluster"] = {"vmSize": "Standard_NC4as_T4_v3"}
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(srv.cert))
+    monkeypatch.setenv("SSL_CERT_FILE", str(srv.cert))
+    monkeypatch.setenv("ARM_CLOUD_METADATA_URL", f"{srv.url}/metadata/endpoints?api-version=2019-05-01")
+    monkeypatch.setenv("AZUREML_CURRENT_CLOUD", srv.cloud)
+    monkeypatch.setenv("IDENTITY_ENDPOINT", f"{srv.url}/msi/token")
+    monkeypatch.setenv("IDENTITY_HEADER", srv.identity_header)
+    yield srv
+    srv.close()

@@ -1,0 +1,162 @@
+"""The Azure ML launcher's cloud mode end to end: the real azure-ai-ml SDK and DefaultAzureCredential send
+every request to the loopback control plane (azureml_server.py), which checks each body against the SDK's
+own REST models and runs the command job as a local subprocess under the command-job contract, reading
+from and writing to Azurite. Stage → submit → statuses → collect → MLflow; Ctrl-C and errors cancel the
+job; bad settings stop before anything is uploaded or created."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from azureml_server import SUBSCRIPTION, azure_ml  # noqa: F401 (fixture)
+from azurite_server import azurite, blob_env, new_container  # noqa: F401 (fixtures)
+from conftest import write_folder_dataset
+
+from platforms.core import launch, tracking
+from platforms.core.api import Job
+from platforms.core.progress import JobProgress
+from platforms.errors import UserError
+
+IMAGE = "myacr.azurecr.io/platbench@sha256:" + "c" * 64
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return write_folder_dataset(tmp_path_factory.mktemp("azc") / "colors", train_per_class=24, test_per_class=8)
+
+
+@pytest.fixture
+def settings(blob_env, azure_ml):
+    return {"subscription_id": SUBSCRIPTION, "resource_group": "rg", "workspace": "ws", "image": IMAGE,
+            "container": new_container(blob_env), "poll_seconds": "0.2"}
+
+
+def blobs(conn: str, container: str) -> list[str]:
+    from azure.storage.blob import BlobServiceClient
+
+    return [b.name for b in BlobServiceClient.from_connection_string(conn).get_container_client(container).list_blobs()]
+
+
+def run(job: Job, settings: dict, progress=None):
+    return launch.launch("azureml", job, settings, progress or JobProgress(enabled=False))
+
+
+def test_command_job_on_a_cluster_end_to_end(dataset, tmp_path, monkeypatch, blob_env, azure_ml, settings):
+    monkeypatch.chdir(tmp_path)
+    job = Job(data=dataset, out=tmp_path / "out", epochs=1, model="small")
+    outcome, run_id = run(job, {**settings, "compute": "gpu-cluster", "job_name": "pb-cloud-1"})
+    assert outcome.status == "finished", outcome.message
+    srv = azure_ml
+    assert srv.refusals == []
+    # what the SDK sent, in order: the workspace and compute checked, the datastore registered, the image
+    # as an anonymous environment version, then the job
+    puts = [p for m, p, _ in srv.log if m == "PUT"]
+    assert [p.rsplit("/", 2)[-2] for p in puts] == ["datastores", "versions", "jobs"]
+    assert srv.calls("GET", r"/workspaces/ws$") and srv.calls("GET", r"/computes/gpu-cluster$")
+    job_doc = srv.resources[puts[-1].lower()]["properties"]
+    assert job_doc["computeId"].endswith("/computes/gpu-cluster")
+    assert job_doc["inputs"]["data"]["uri"] == "azureml://datastores/platbench/paths/platbench/"
+    assert job_doc["outputs"]["results"]["uri"] == "azureml://datastores/platbench/paths/platbench/jobs/pb-cloud-1/outputs/"
+    assert job_doc["environmentVariables"]["PLATBENCH_IMAGE_DIGEST"] == "sha256:" + "c" * 64
+    env_doc = srv.resources[puts[1].lower()]["properties"]
+    assert env_doc["image"] == IMAGE
+    # the job ran: its output is in the container, collected, and the trainer saw Azure ML's run id
+    keys = blobs(blob_env, settings["container"])
+    out = "platbench/jobs/pb-cloud-1/outputs/"
+    assert {out + "results.json", out + "model/model.pt"} <= set(keys)
+    assert any(k.startswith(out + "checkpoints/") for k in keys)
+    results = json.loads((job.out / "results.json").read_text())
+    assert "pb-cloud-1" in json.dumps(results)
+    r = tracking.client().get_run(run_id)
+    m, t = r.data.metrics, r.data.tags
+    assert r.info.status == "FINISHED"
+    # phases from the statuses seen while polling (Queued/Preparing can pass between two polls here)
+    assert m["phase_seconds_training"] > 0
+    assert t[tracking.Tag.JOB_ID] == "pb-cloud-1" and t["platbench.azureml.status"] == "Completed"
+    assert t[tracking.Tag.INSTANCE_TYPE] == "Standard_NC4as_T4_v3" and t[tracking.Tag.REGION] == "eastus"
+    assert "estimate" in t["platbench.cost_basis"]
+    # cost: running seconds x the T4 size's list price, nothing billed reported
+    assert m["cost_usd"] == pytest.approx(m["phase_seconds_training"] / 3600 * 0.526, rel=0.05)
+
+
+def test_serverless_job_and_a_second_run_reuses_the_datastore(dataset, tmp_path, monkeypatch, azure_ml, settings):
+    monkeypatch.chdir(tmp_path)
+    for name in ("pb-sl-1", "pb-sl-2"):
+        outcome, _ = run(Job(data=dataset, out=tmp_path / name, epochs=1, model="small"),
+                         {**settings, "instance_type": "Standard_D4s_v3", "tier": "low_priority", "job_name": name})
+        assert outcome.status == "finished", outcome.message
+    assert len(azure_ml.calls("PUT", r"/datastores/")) == 1
+    doc = azure_ml.resources[azure_ml.calls("PUT", r"/jobs/pb-sl-2$")[0].lower()]["properties"]
+    assert doc["resources"]["instanceType"] == "Standard_D4s_v3" and doc["queueSettings"]["jobTier"].lower() == "spot"
+    assert "computeId" not in doc
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"instance_type": "Standard_NC99as_Z9_v9"}, "unknown VM size 'Standard_NC99as_Z9_v9': not offered in eastus"),
+    ({"compute": "no-such-cluster"}, "compute 'no-such-cluster' in workspace 'ws': not found"),
+    ({"workspace": "missing-ws"}, "workspace 'missing-ws' in resource group 'rg': not found"),
+    ({"resource_group": "other-rg"}, "workspace 'ws' in resource group 'other-rg': not found"),
+])
+def test_what_the_service_refuses_stops_before_anything_is_created(dataset, tmp_path, monkeypatch, blob_env,
+                                                                   azure_ml, settings, extra, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=re.escape(message)):
+        run(Job(data=dataset, out=tmp_path / "out", epochs=1), {**settings, **extra})
+    assert blobs(blob_env, settings["container"]) == []
+    assert [p for m, p, _ in azure_ml.log if m in ("PUT", "POST", "DELETE")] == []
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_datastore_pointing_elsewhere_is_refused(dataset, tmp_path, monkeypatch, azure_ml, settings):
+    from azure.ai.ml import MLClient
+    from azure.ai.ml.entities import AzureBlobDatastore
+    from azure.identity import DefaultAzureCredential
+
+    MLClient(DefaultAzureCredential(), SUBSCRIPTION, "rg", "ws").datastores.create_or_update(
+        AzureBlobDatastore(name="platbench", account_name="otheraccount", container_name="other"))
+    with pytest.raises(UserError, match="datastore 'platbench' points at otheraccount/other"):
+        run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings)
+    assert azure_ml.calls("PUT", r"/jobs/") == []
+
+
+def test_the_server_refuses_a_body_the_sdk_models_do_not_allow(azure_ml):
+    """The loopback server's own check: a field the REST model lacks, a required one missing, an unknown
+    job type are 400s (the SDK's models are what the real service's contract is generated from)."""
+    from azureml_server import models_for, problems
+
+    models = models_for("2023-04-01-preview")
+    good = {"properties": {"jobType": "Command", "command": "train", "environmentId": "x"}}
+    assert problems(models, "JobBase", good, "JobBase") == []
+    assert problems(models, "JobBase", {"properties": {**good["properties"], "colour": 1}}, "J") == \
+        ["J.properties.colour: unknown field for CommandJob"]
+    assert "required" in problems(models, "JobBase", {"properties": {"jobType": "Command", "command": "x"}}, "J")[0]
+    assert "is not one of" in problems(models, "JobBase", {"properties": {"jobType": "Magic"}}, "J")[0]
+
+
+class _Interrupt(JobProgress):
+    def __init__(self, exc):
+        super().__init__(enabled=False)
+        self.exc = exc
+
+    def phase(self, name):
+        super().phase(name)
+        if name == "training":
+            raise self.exc
+
+
+@pytest.mark.parametrize("exc, mlflow_status", [(KeyboardInterrupt(), "KILLED"),
+                                                (RuntimeError("display broke"), "FAILED")])
+def test_ctrl_c_or_an_error_while_waiting_cancels_the_job(dataset, tmp_path, monkeypatch, azure_ml, settings,
+                                                          exc, mlflow_status):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(type(exc)):
+        run(Job(data=dataset, out=tmp_path / "out", epochs=3), {**settings, "compute": "gpu-cluster",
+                                                                "job_name": "pb-int"}, _Interrupt(exc))
+    assert azure_ml.calls("POST", r"/jobs/pb-int/cancel$")
+    local = azure_ml.jobs["pb-int"]
+    assert local.stopped and local.proc.poll() is not None
+    assert local.describe()["status"] == "Canceled"
+    c = tracking.client()
+    assert c.search_runs([tracking.experiment_id(c)])[0].info.status == mlflow_status
