@@ -36,27 +36,6 @@ def _launch(settings: dict, data: Path, out: Path, per_class=5, **job):
     return launch_service("nyckel", settings, data, out, per_class, **job)
 
 
-def test_samples_train_evaluate_load_and_delete(nyckel, color_data, tmp_path):
-    from mlflow.tracking import MlflowClient
-
-    server, settings = nyckel
-    outcome, run_id = _launch(settings, color_data, tmp_path / "out", per_class=5)
-    doc = json.loads((tmp_path / "out" / "service.json").read_text())
-    # cross-validated: all 5 of each class posted, no validation split of ours
-    assert doc["images"] == {"train": 15, "val": 0, "test": 36} and "cross-validates" in doc["split"]
-    assert server.count("POST", "/samples") == 15
-    ev = doc["evaluation"]
-    assert ev["answered"] == 36 and ev["accuracy"] > 0.9 and ev["top5_accuracy"] is None
-    assert server.count("POST", "/invoke") == 36 + 2 + 40
-    assert doc["load"]["summary"]["ok"] == 40
-    assert server.functions == {} and doc["deleted"][0].startswith("function ")
-    assert doc["training"]["seconds"] >= server.train_seconds and "platbench's clock" in doc["training"]["source"]
-    run = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}").get_run(run_id)
-    assert run.data.tags["platbench.kind"] == "service" and run.data.metrics["final_test_accuracy"] == ev["accuracy"]
-    assert run.data.metrics["cost_training_usd"] == 0.0 and "usd_per_request" not in run.data.metrics
-    assert "NYCKEL" not in json.dumps(run.data.params) and CLIENT_SECRET not in json.dumps(run.data.params)
-
-
 def test_429s_and_resets_are_retried_with_backoff_and_counted(nyckel, color_data, tmp_path):
     server, settings = nyckel
     server.fail("invoke", "skip", 36 + 2)  # past the evaluation and the warm-up: into the measured requests
@@ -130,3 +109,32 @@ def test_cli_dry_run_needs_credentials(color_data, tmp_path):
     r = platbench("launch", "nyckel", "--data", str(color_data), "--per-class", "5", "--dry-run", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "/invoke" in r.stdout and "cross-validates" in r.stdout and "NYCKEL_CLIENT_ID" in r.stdout
+
+
+def test_platbench_launch_samples_trains_evaluates_loads_and_deletes(nyckel, color_data, tmp_path):
+    """The real CLI in a subprocess (the loopback server runs in this process), then its record."""
+    from conftest import platbench
+
+    server, settings = nyckel
+    sets = [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
+    r = platbench("launch", "nyckel", "--data", str(color_data), "--per-class", "5", "--out", str(tmp_path / "out"),
+                  *sets, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "test set:    accuracy" in r.stdout and "40 requests at 4 concurrent" in r.stdout
+    assert "deleted:     function " in r.stdout and server.functions == {}
+    doc = json.loads((tmp_path / "out" / "service.json").read_text())
+    # cross-validated: all 5 of each class posted, no validation split of ours
+    assert doc["images"] == {"train": 15, "val": 0, "test": 36} and "cross-validates" in doc["split"]
+    assert server.count("POST", "/samples") == 15
+    ev = doc["evaluation"]
+    assert ev["answered"] == 36 and ev["accuracy"] > 0.9 and ev["top5_accuracy"] is None
+    assert server.count("POST", "/invoke") == 36 + 2 + 40
+    assert doc["training"]["seconds"] >= server.train_seconds and "platbench's clock" in doc["training"]["source"]
+    assert doc["cost"]["cost_training_usd"] == 0.0 and doc["cost"]["usd_per_request"] is None
+    runs = platbench("runs", "--kind", "service", "--json", cwd=tmp_path)
+    (row,) = json.loads(runs.stdout)
+    assert row["platform"] == "nyckel" and row["kind"] == "service" and row["test_accuracy"] == ev["accuracy"]
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(row["run_id"])
+    assert CLIENT_SECRET not in json.dumps(run.data.params) + json.dumps(run.data.tags)

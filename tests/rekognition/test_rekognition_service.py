@@ -59,6 +59,12 @@ def test_stage_train_deploy_evaluate_load_and_delete(rekognition, color_data, tm
     (train_ds,) = [d for d in server.ops("CreateDataset") if d["DatasetType"] == "TRAIN"]
     manifest_key = train_ds["DatasetSource"]["GroundTruthManifest"]["S3Object"]["Name"]
     assert manifest_key.endswith("/train.manifest")
+    # upload MB: exactly the bytes of the 30 train/validation images sent, none of the test set
+    from platforms.core.api import Job
+    from platforms.core.service import prepare
+
+    sent = prepare(Job(data=color_data, out=tmp_path, per_class=10), False)
+    assert doc["upload"]["mb"] == sent.upload_bytes() / 1e6 and len(sent.uploaded) == 30
     detects = server.ops("DetectCustomLabels")
     assert len(detects) == 36 + 2 + 40  # every test image once, then warm-up and the measured requests
     ev = doc["evaluation"]
