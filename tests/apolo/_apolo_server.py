@@ -36,6 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
+import pytest
 from aiohttp import web
 
 REPO = Path(__file__).resolve().parents[2]
@@ -516,3 +517,18 @@ def login(server: ApoloServer, config_dir: Path) -> Path:
 
     asyncio.run(apolo_sdk.Factory(config_dir).login_with_token(server.token, url=__import__("yarl").URL(server.api)))
     return config_dir
+
+
+@pytest.fixture
+def apolo(tmp_path):
+    """A loopback Apolo platform and a login to it (server.config_dir), for one test."""
+    server = ApoloServer(tmp_path / "platform")
+    server.config_dir = login(server, tmp_path / "apolo-config")
+    yield server
+    server.close()
+
+
+def settings(server: ApoloServer, **more) -> dict:
+    """`--set` values for a launch or an endpoint on the loopback platform: its login, a preset, an image."""
+    return {"config": str(server.config_dir), "preset": "cpu-small", "image": "image:platbench:1",
+            "poll_seconds": "0.1", **more}

@@ -13,23 +13,10 @@ import urllib.error
 import urllib.request
 
 import pytest
-from _apolo_server import ApoloServer, login
+from _apolo_server import apolo, settings  # noqa: F401 (fixture)
 from _endpoint_servers import _payloads, model  # noqa: F401 (fixture)
 
 from platforms.errors import UserError
-
-
-@pytest.fixture
-def apolo(tmp_path):
-    server = ApoloServer(tmp_path / "platform")
-    server.config_dir = login(server, tmp_path / "apolo-config")
-    yield server
-    server.close()
-
-
-def settings(server, **more) -> dict:
-    return {"config": str(server.config_dir), "preset": "cpu-small", "image": "image:platbench:1",
-            "poll_seconds": "0.2", **more}
 
 
 def nothing_left(server) -> None:
@@ -134,13 +121,13 @@ def test_endpoint_is_killed_after_ctrl_c(apolo, model):
     ({"preset": "gpu-huge"}, "unknown preset 'gpu-huge'"),
     ({"image": None}, "add --set image="),
 ])
-def test_bad_endpoint_settings_create_nothing(apolo, model, more, message):
+def test_bad_endpoint_settings_create_nothing(apolo, tmp_path, more, message):
     from platforms.bench.endpoint import run_endpoint_benchmark
     from platforms.bench.loadtest import LoadSettings
 
     s = {k: v for k, v in settings(apolo, **more).items() if v is not None}
     with pytest.raises(UserError, match=re.escape(message)):
-        run_endpoint_benchmark("apolo", model, s, LoadSettings(requests=1), _payloads(), "image", track=False)
+        run_endpoint_benchmark("apolo", tmp_path, s, LoadSettings(requests=1), _payloads(), "image", track=False)
     assert apolo.jobs == {} and not (apolo.root / "storage/pb-org").exists()
 
 

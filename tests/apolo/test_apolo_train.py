@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import write_folder_dataset
-from _apolo_server import ApoloServer, login
+from _apolo_server import apolo, settings  # noqa: F401 (fixture)
 
 from platforms.core import launch, tracking
 from platforms.core.api import Job
@@ -25,18 +25,6 @@ IMAGE = "image:platbench:1"
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     return write_folder_dataset(tmp_path_factory.mktemp("ap") / "colors", train_per_class=24, test_per_class=8)
-
-
-@pytest.fixture
-def apolo(tmp_path):
-    server = ApoloServer(tmp_path / "platform")
-    server.config_dir = login(server, tmp_path / "apolo-config")
-    yield server
-    server.close()
-
-
-def settings(server, **more) -> dict:
-    return {"config": str(server.config_dir), "preset": "cpu-small", "image": IMAGE, "poll_seconds": "0.1", **more}
 
 
 def run(job: Job, s: dict, progress=None):
