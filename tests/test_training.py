@@ -42,7 +42,7 @@ def test_results_contract(finished):
                 "plain_throughput_images_per_s", "plain_latency_ms_per_image", "evaluated_throughput_images_per_s",
                 "evaluated_latency_ms_per_image", "params", "software", "schedule"):
         assert key in data
-    assert data["schema_version"] == 2
+    assert data["schema_version"] == 3
     assert "throughput_images_per_s" not in data and "evaluation" not in data["seconds"]
     assert res.dataset.classes == ["blue", "green", "red"] and res.dataset.train_count == 120
     assert len(res.dataset.fingerprint) == 64
@@ -147,7 +147,7 @@ def test_results_of_another_schema_version_are_refused_in_one_line(finished, tmp
     old = json.loads((out / "results.json").read_text())
     old["schema_version"] = 1
     (tmp_path / "results.json").write_text(json.dumps(old))
-    with pytest.raises(SchemaMismatch, match="has results schema_version 1; this platbench reads 2") as info:
+    with pytest.raises(SchemaMismatch, match="has results schema_version 1; this platbench reads 3") as info:
         read_results(tmp_path)
     assert "\n" not in str(info.value)
 

@@ -401,6 +401,14 @@ def _check_results(results: contract.Results, records: Optional[list[dict]], rep
         report.add(RESULTS, "test_top5_accuracy below test_accuracy (top-5 hits include top-1 hits)",
                    f"≥ {_text(results.test_accuracy)}", results.test_top5_accuracy)
 
+    hw = results.hardware  # data parallel: the same number of processes on every node, one device each
+    if hw.world_size % hw.nodes:
+        report.add(RESULTS, "hardware.world_size (a multiple of hardware.nodes: as many processes on each node)",
+                   f"a multiple of {hw.nodes}", hw.world_size)
+    elif hw.device == "cuda" and hw.gpu_count < hw.world_size // hw.nodes:
+        report.add(RESULTS, "hardware.gpu_count (one GPU per process of a node)", f"≥ {hw.world_size // hw.nodes}",
+                   hw.gpu_count)
+
     _check_to_target(results, records, train, report, corrected)
     _check_dataset(results, report)
     _check_image(results, report, container)

@@ -40,6 +40,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", help="Lightning precision, e.g. bf16-mixed, 16-mixed, 32-true")
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
+    p.add_argument("--devices", type=int, default=1,
+                   help="data-parallel processes on each node, one device each (>1: run under torchrun, DDP)")
     p.add_argument("--dataset-name")
     for flag, typ in HYPERPARAMETER_FLAGS.items():
         p.add_argument(f"--{flag}", type=typ, default=None, help=f"override the preset's {flag}")
@@ -84,7 +86,7 @@ def config_from_args(argv: list[str], env=None):
         per_class=ns.per_class, target_accuracy=ns.target_accuracy, image_size=ns.image_size, device=ns.device,
         precision=ns.precision, compile=ns.compile, dataset_name=ns.dataset_name, platform=place.platform,
         job_id=place.job_id, image_digest=env.get("PLATBENCH_IMAGE_DIGEST") or None,
-        git_commit=env.get("PLATBENCH_GIT_COMMIT") or None,
+        git_commit=env.get("PLATBENCH_GIT_COMMIT") or None, devices=ns.devices,
         overrides={k: v for k, v in overrides.items() if v is not None},
     ), place
 
@@ -94,6 +96,18 @@ def train_main(argv: list[str]) -> int:
 
     try:
         cfg, place = config_from_args(argv)
+        try:
+            topo = environment.topology()
+        except (ValueError, KeyError) as exc:
+            raise ConfigError(f"cannot read this job's distributed layout: {exc}") from None
+        if cfg.devices < 1:
+            raise ConfigError("--devices must be at least 1")
+        if not topo.launched and (cfg.devices > 1 or topo.nodes > 1):
+            # several processes on this node, or one node of several: torchrun starts this node's ranks,
+            # each running this same command (they see torchrun's variables and train as one DDP run)
+            from trainer.distributed import launch_ranks
+
+            return launch_ranks(argv, cfg.devices, topo)
         outcome = run(cfg)
     except (ConfigError, DataError) as exc:
         message = f"error: {exc}"

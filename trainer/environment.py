@@ -153,3 +153,85 @@ def resolve(env: Mapping[str, str] | None = None) -> Placement:
     if platform == "azureml":
         return _azureml(env)
     return _local(env, platform)
+
+
+# ---- how many processes one run spans, and which one this is (DDP: torchrun ranks across nodes)
+# torchrun sets RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, GROUP_RANK, MASTER_ADDR, MASTER_PORT and
+# TORCHELASTIC_RUN_ID in every process it starts:
+# https://docs.pytorch.org/docs/stable/elastic/run.html#environment-variables
+# SageMaker: every instance of a multi-instance job gets /opt/ml/input/config/resourceconfig.json
+# ({"current_host": "algo-1", "hosts": ["algo-1", "algo-2"], ...}); the training toolkit mirrors it in
+# SM_CURRENT_HOST / SM_HOSTS. Hosts resolve by name inside the job's network.
+# https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html#your-algorithms-training-algo-running-container-dist-training
+# https://github.com/aws/sagemaker-training-toolkit/blob/master/ENVIRONMENT_VARIABLES.md
+# Vertex AI: CLUSTER_SPEC = {"cluster": {"workerpool0": ["host:port"], "workerpool1": [...]}, "task":
+# {"type": "workerpool0", "index": 0}, ...}; workerpool0 is the primary replica (replicaCount 1).
+# https://cloud.google.com/vertex-ai/docs/training/distributed-training#cluster-variables
+DEFAULT_MASTER_PORT = 29500  # torchrun's default --master-port
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Nodes of the job and this node's place; `launched` when a torchrun agent already started this
+    process as one rank (then rank/local_rank/world_size are set)."""
+
+    nodes: int = 1
+    node_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    master_port: int = DEFAULT_MASTER_PORT
+    source: str = "single"          # single | torchrun | sagemaker | vertex
+    launched: bool = False
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    local_world_size: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1 or self.nodes > 1
+
+
+def _int(env: Mapping[str, str], name: str) -> int:
+    try:
+        return int(env[name])
+    except (KeyError, ValueError):
+        raise ValueError(f"{name}={env.get(name)!r} is not an integer") from None
+
+
+def topology(env: Mapping[str, str] | None = None) -> Topology:
+    """Read from the environment only; a malformed platform variable raises ValueError naming it."""
+    env = os.environ if env is None else env
+    if "TORCHELASTIC_RUN_ID" in env or ("LOCAL_WORLD_SIZE" in env and "RANK" in env):
+        world, local_world = _int(env, "WORLD_SIZE"), _int(env, "LOCAL_WORLD_SIZE")
+        return Topology(nodes=max(1, world // max(1, local_world)), node_rank=int(env.get("GROUP_RANK", 0)),
+                        master_addr=env.get("MASTER_ADDR", "127.0.0.1"),
+                        master_port=int(env.get("MASTER_PORT", DEFAULT_MASTER_PORT)), source="torchrun",
+                        launched=True, rank=_int(env, "RANK"), local_rank=_int(env, "LOCAL_RANK"),
+                        world_size=world, local_world_size=local_world)
+    platform = detect(env)
+    if platform == "sagemaker":
+        config = sagemaker_root(env) / "input/config/resourceconfig.json"
+        if env.get("SM_HOSTS") and env.get("SM_CURRENT_HOST"):
+            hosts, current = json.loads(env["SM_HOSTS"]), env["SM_CURRENT_HOST"]
+        elif config.is_file():
+            doc = json.loads(config.read_text())
+            hosts, current = doc["hosts"], doc["current_host"]
+        else:
+            return Topology()
+        hosts = sorted(hosts)  # every instance must agree on the order, whatever order it was given in
+        if current not in hosts:
+            raise ValueError(f"SageMaker current host {current!r} is not among its hosts {hosts}")
+        return Topology(nodes=len(hosts), node_rank=hosts.index(current), master_addr=hosts[0], source="sagemaker")
+    if platform == "vertex" and env.get("CLUSTER_SPEC"):
+        spec = json.loads(env["CLUSTER_SPEC"])
+        cluster, task = spec.get("cluster", {}), spec.get("task", {})
+        pools = [cluster.get(f"workerpool{i}", []) for i in (0, 1)]  # pools 2 and 3 (servers, evaluators): unused
+        members = pools[0] + pools[1]
+        if not members:
+            return Topology()
+        kind, index = task.get("type", "workerpool0"), int(task.get("index", 0))
+        node_rank = index if kind == "workerpool0" else len(pools[0]) + index
+        host, _, port = members[0].rpartition(":")
+        return Topology(nodes=len(members), node_rank=node_rank, master_addr=host or members[0],
+                        master_port=int(port) if port.isdigit() else DEFAULT_MASTER_PORT, source="vertex")
+    return Topology()

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainer.distributed import all_reduce_sum
 from trainer.models import Hyperparameters, Preset, param_groups
 
 
@@ -45,6 +46,10 @@ class EvalAccumulator:
         self.count += len(y)
 
     def summary(self) -> dict:
+        """The whole set's figures: under data parallelism each rank holds a slice, summed here."""
+        count = torch.tensor([self.count], dtype=torch.long, device=self.confusion.device)
+        all_reduce_sum(self.confusion, self.loss_sum, self.top5, count)
+        self.count = int(count.item())
         cm = self.confusion.cpu()
         n = max(self.count, 1)
         per_class_total = cm.sum(1).clamp(min=1)
@@ -91,7 +96,11 @@ class Classifier(L.LightningModule):
         return loss
 
     def epoch_train_summary(self) -> dict:
-        """Read once per epoch by the recorder: the only host sync of the training loop."""
+        """Read once per epoch by the recorder: the only host sync of the training loop (summed over the
+        ranks under data parallelism)."""
+        count = torch.tensor([self._train_count], dtype=torch.long, device=self._train_hits.device)
+        all_reduce_sum(self._train_loss, self._train_hits, count)
+        self._train_count = int(count.item())
         n = max(self._train_count, 1)
         return {"train_loss": float(self._train_loss) / n, "train_accuracy": float(self._train_hits) / n,
                 "lr": self.optimizers().param_groups[-1]["lr"]}

@@ -114,11 +114,12 @@ class EpochRecorder(L.Callback):
         self.history.append(record)
         if evals:
             self.last_eval = evals
-        write_metrics(self.output_dir, self.history)
-        for name in ("epoch", "train_loss", "train_accuracy", "val_accuracy", "test_accuracy",
-                     "test_top5_accuracy", "epoch_seconds", "train_seconds"):
-            if name in record:
-                self.emit(loglines.line(name, record[name]))
+        if trainer.is_global_zero:  # data parallel: every rank keeps the record, rank 0 writes it
+            write_metrics(self.output_dir, self.history)
+            for name in ("epoch", "train_loss", "train_accuracy", "val_accuracy", "test_accuracy",
+                         "test_top5_accuracy", "epoch_seconds", "train_seconds"):
+                if name in record:
+                    self.emit(loglines.line(name, record[name]))
         if self.checkpoint_dir is not None:
             self._save(trainer)
 
@@ -126,8 +127,9 @@ class EpochRecorder(L.Callback):
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         final = self.checkpoint_dir / CHECKPOINT_FILE
         tmp = final.with_name(f".{final.name}.tmp")
-        trainer.save_checkpoint(tmp)
-        os.replace(tmp, final)
+        trainer.save_checkpoint(tmp)  # every rank calls it (a collective); only rank 0 writes the file
+        if trainer.is_global_zero:
+            os.replace(tmp, final)
 
     # ---- checkpointed state
     def state_dict(self) -> dict:

@@ -10,7 +10,8 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 2  # 2: seconds.eval, software, schedule, plain_/evaluated_ throughput and latency
+SCHEMA_VERSION = 3  # 2: seconds.eval, software, schedule, plain_/evaluated_ throughput and latency;
+#                     3: hardware.world_size and hardware.nodes (data-parallel runs)
 RESULTS_FILE = "results.json"
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
@@ -35,6 +36,8 @@ class DatasetInfo(_Strict):
 
 
 class Hardware(_Strict):
+    world_size: int = Field(ge=1, description="training processes (one device each) the run spanned, all nodes")
+    nodes: int = Field(ge=1, description="machines the run spanned; world_size / nodes processes on each")
     device: str
     gpu_name: Optional[str] = None
     gpu_count: int = 0

@@ -45,6 +45,7 @@ class TrainConfig:
     job_id: Optional[str] = None
     image_digest: Optional[str] = None
     git_commit: Optional[str] = None
+    devices: int = 1                # data-parallel processes per node (started by torchrun: trainer/distributed.py)
     # hyperparameter overrides; None keeps the preset's value
     overrides: dict = field(default_factory=dict)
 
@@ -73,11 +74,22 @@ class _Log:
         self.file.close()
 
 
-def _hardware(device, precision: str) -> dict:
+class _Quiet:
+    """The log of a data-parallel rank other than 0: rank 0 writes the run's log, its files and results."""
+
+    def __call__(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _hardware(device, precision: str, topo) -> dict:
     import torch
 
     cuda = device.type == "cuda"
     return {
+        "world_size": topo.world_size, "nodes": topo.nodes,
         "device": device.type,
         "gpu_name": torch.cuda.get_device_name(device) if cuda else None,
         "gpu_count": torch.cuda.device_count() if cuda else 0,
@@ -223,11 +235,23 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
         raise ConfigError("epochs and batch_size must be at least 1")
     if cfg.target_accuracy is not None and not 0 < cfg.target_accuracy <= 1:
         raise ConfigError("--target-accuracy is a fraction in (0, 1], e.g. 0.94")
+    from trainer import environment
     from trainer.device import resolve_device
 
+    try:
+        topo = environment.topology()
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"cannot read this process's place in a distributed job: {exc}") from None
+    if not topo.launched:  # a process of its own (ranks are started by torchrun: trainer/distributed.py)
+        topo = environment.Topology()
+    shard = (topo.rank, topo.world_size)
+    zero = topo.rank == 0
     device = resolve_device(cfg.device)
+    if device.type == "cuda" and topo.world_size > 1:
+        device = torch.device("cuda", topo.local_rank)  # one GPU per rank of this node
+        torch.cuda.set_device(device)
     precision = cfg.precision or (preset.gpu_precision if device.type == "cuda" else "32-true")
-    log = _Log(Path(cfg.output_dir), echo)
+    log = _Log(Path(cfg.output_dir), echo) if zero else _Quiet()
     try:
         # ---- data: decoded once (cache), subset, moved to the device once
         data = cache.load(Path(cfg.data_dir), cfg.image_size, cfg.cache_dir, cfg.dataset_name)
@@ -242,19 +266,22 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
         xt, yt = to_device_uint8(x_train, device), torch.from_numpy(y_train).to(device)
         xs, ys = to_device_uint8(data.x_test, device), torch.from_numpy(data.y_test).to(device)
         train_batches = TrainBatches(xt, yt, min(hp.batch_size, len(xt)), mean, std, cfg.seed,
-                                     flip=hp.flip, translate=hp.translate)
+                                     flip=hp.flip, translate=hp.translate, shard=shard)
+        if train_batches.batch_size < topo.world_size:
+            raise ConfigError(f"batch size {train_batches.batch_size} is smaller than the {topo.world_size} "
+                              "processes it is split across; use fewer processes or a larger --per-class")
         eval_names, eval_loaders = [], []
         if x_val is not None:
             eval_names.append("val")
             eval_loaders.append(EvalBatches(to_device_uint8(x_val, device), torch.from_numpy(y_val).to(device),
-                                            hp.eval_batch_size, mean, std))
+                                            hp.eval_batch_size, mean, std, shard=shard))
         eval_names.append("test")
-        eval_loaders.append(EvalBatches(xs, ys, hp.eval_batch_size, mean, std))
+        eval_loaders.append(EvalBatches(xs, ys, hp.eval_batch_size, mean, std, shard=shard))
         schedule = plan_schedule(hp.epochs, train_batches.steps_per_pass, hp.min_steps, cfg.per_class, len(xt),
                                  train_batches.batch_size)
         if schedule["passes_per_epoch"] > 1:
             train_batches = TrainBatches(xt, yt, train_batches.batch_size, mean, std, cfg.seed, flip=hp.flip,
-                                         translate=hp.translate, passes=schedule["passes_per_epoch"])
+                                         translate=hp.translate, passes=schedule["passes_per_epoch"], shard=shard)
             log(f"Schedule: {schedule['reason']} ({schedule['steps']} steps)")
 
         # ---- model
@@ -282,7 +309,8 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
         if cfg.checkpoint_dir is not None:
             identity = {"model": cfg.model, "dataset": data.fingerprint, "seed": cfg.seed, "per_class": cfg.per_class,
                         "image_size": cfg.image_size, "hyperparameters": hp.to_dict()}
-            _check_identity(Path(cfg.checkpoint_dir), identity)
+            if zero:
+                _check_identity(Path(cfg.checkpoint_dir), identity)
             last = Path(cfg.checkpoint_dir) / CHECKPOINT_FILE
             if last.is_file():
                 ckpt_path = str(last)
@@ -292,8 +320,18 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
             warnings.filterwarnings("ignore", message=".*(does not have many workers|num_workers|LeafSpec|"
                                     "weights_only|Total length of).*")
             logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+            parallel = {}
+            if topo.world_size > 1:  # DDP over the ranks torchrun started (gloo on CPU, NCCL on GPUs)
+                from lightning.pytorch.strategies import DDPStrategy
+
+                from trainer.distributed import any_rank_sigterm_callback
+
+                parallel = {"devices": topo.local_world_size, "num_nodes": topo.nodes,
+                            "strategy": DDPStrategy(process_group_backend="nccl" if device.type == "cuda" else "gloo")}
+                callbacks = [*(callbacks or []), any_rank_sigterm_callback()]
             trainer = L.Trainer(
-                accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, precision=precision,
+                accelerator="gpu" if device.type == "cuda" else "cpu", precision=precision,
+                **(parallel or {"devices": 1}),
                 max_epochs=schedule["epochs"], logger=False, enable_checkpointing=False, enable_progress_bar=False,
                 enable_model_summary=False, num_sanity_val_steps=0, callbacks=[recorder, *(callbacks or [])],
                 use_distributed_sampler=False, deterministic=False,
@@ -306,6 +344,8 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
             except SIGTERMException:
                 log(f"SIGTERM received: stopping; the last epoch-end checkpoint is in {cfg.checkpoint_dir}")
                 return RunOutcome("preempted", None, EXIT_PREEMPTED)
+        if not zero:  # rank 0 measures inference and writes the model and results.json
+            return RunOutcome("finished", None, 0)
 
         # ---- final figures: the last epoch's test evaluation, then inference speed
         test = recorder.last_eval["test"]
@@ -330,7 +370,7 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
                      "per_class": cfg.per_class},
             model=cfg.model, hyperparameters=hp.to_dict(), seed=cfg.seed, target_accuracy=cfg.target_accuracy,
             epoch_to_target=recorder.epoch_to_target, epochs_completed=len(recorder.history),
-            resumed_from_epoch=resumed_from, hardware=_hardware(device, precision),
+            resumed_from_epoch=resumed_from, hardware=_hardware(device, precision, topo),
             software=software_versions(device), schedule=schedule,
             seconds={"total": time.perf_counter() - t_start, "data": data_seconds, "train": recorder.train_seconds,
                      "per_epoch": [h["epoch_seconds"] for h in recorder.history], "to_target": recorder.to_target,

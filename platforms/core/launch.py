@@ -90,6 +90,10 @@ def refuse_nodes(platform, job: Job) -> None:
     """--nodes N (N > 1) on a platform that lacks multi-node: one line naming why."""
     if job.nodes > 1 and Feature.MULTI_NODE in platform.lacks:
         raise UserError(f"--nodes {job.nodes}: {platform.name} lacks multi-node: {platform.lacks[Feature.MULTI_NODE]}")
+    if job.nodes > 1:  # a multi-node platform counts its machines in its own setting
+        setting = getattr(platform, "nodes_setting", None) or "its instance count setting"
+        raise UserError(f"--nodes {job.nodes}: {platform.name} takes the node count as --set "
+                        f"{setting.format(n=job.nodes)}")
 
 
 def plan_text(platform_name: str, job: Job, settings: dict[str, str]) -> str:

@@ -1,9 +1,13 @@
 """The first platform: this machine, the trainer run in-process (the same `trainer.train.run` the image
-runs), with a progress bar. Data is read where it lies, so there is nothing to stage or tear down."""
+runs), with a progress bar. Data is read where it lies, so there is nothing to stage or tear down.
+
+`--devices N` (N > 1) runs N data-parallel ranks of `python -m trainer train` under torchrun on this one
+node (one GPU each, or CPU processes with gloo): trainer/distributed.py."""
 from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +51,15 @@ class LocalPlatform(Platform):
     def check(self, job: Job) -> None:
         if self.settings:
             raise UserError(f"the local platform takes no --set options (got {', '.join(self.settings)})")
+        if job.devices > 1:
+            import torch
+
+            gpus = torch.cuda.device_count()
+            if gpus and job.devices > gpus:
+                raise UserError(f"--devices {job.devices}: only {gpus} GPU(s) visible (one per process)")
+            if not gpus and job.devices > (os.cpu_count() or 1):
+                raise UserError(f"--devices {job.devices}: no GPU visible and only {os.cpu_count()} CPU(s) for "
+                                "the CPU processes")
         from trainer.data import cache
         from trainer.errors import DataError
         from trainer.models import PRESETS
@@ -67,12 +80,20 @@ class LocalPlatform(Platform):
         return {tracking.Tag.IMAGE_DIGEST: digest} if digest else {}
 
     def plan(self, job: Job) -> list[PlanStep]:
-        cmd = " ".join(["python -m trainer train", "--data", str(job.data), "--out", str(job.out),
-                        *(["--checkpoint-dir", str(job.checkpoint_dir)] if job.checkpoint_dir else []),
-                        *job.trainer_args()])
+        args = ["--data", str(job.data), "--out", str(job.out),
+                *(["--checkpoint-dir", str(job.checkpoint_dir)] if job.checkpoint_dir else []), *job.trainer_args()]
+        if job.devices > 1:
+            from trainer.distributed import command_line
+            from trainer.environment import Topology
+
+            train = PlanStep(f"train {job.devices} data-parallel processes under torchrun on this machine (Lightning "
+                             "DDP: one GPU each, else CPU processes with gloo)", command_line(args, job.devices, Topology()))
+        else:
+            train = PlanStep("train in this process, on the GPU if one is visible, else the CPU",
+                             " ".join(["python -m trainer train", *args]))
         return [
             PlanStep(f"read the dataset in place from {job.data} (decoded once, cached by content fingerprint)"),
-            PlanStep("train in this process, on the GPU if one is visible, else the CPU", cmd),
+            train,
             PlanStep(f"write results.json, metrics.jsonl, train.log and model/ to {job.out}"),
             PlanStep("record the run in MLflow (params, per-epoch metrics, results, model)"),
         ]
@@ -88,7 +109,7 @@ class LocalPlatform(Platform):
             data_dir=job.data, output_dir=job.out, model_dir=job.out / "model",
             checkpoint_dir=job.checkpoint_dir or job.out / "checkpoints", model=job.model, seed=job.seed,
             per_class=job.per_class, target_accuracy=job.target_accuracy, platform=self.name,
-            git_commit=code_commit(),
+            git_commit=code_commit(), devices=job.devices,
             image_digest=os.environ.get("PLATBENCH_IMAGE_DIGEST") or None, overrides=typed_overrides(overrides),
         )
 
@@ -98,6 +119,8 @@ class LocalPlatform(Platform):
         from trainer.train import run
 
         epochs = handle.overrides.get("epochs") or get_preset(handle.model).hyperparameters.epochs
+        if handle.devices > 1:
+            return self._wait_ranks(handle, progress, epochs)
         echo = None if progress.console.is_terminal else progress.print
         previous = signal.getsignal(signal.SIGINT)
 
@@ -123,3 +146,56 @@ class LocalPlatform(Platform):
     def collect(self, handle, outcome: Outcome, dest: Path) -> Path:
         return handle.output_dir  # already here
 
+
+    def _wait_ranks(self, cfg, progress, epochs: int) -> Outcome:
+        """The ranks under torchrun (trainer/distributed.py); their stdout/stderr go to files in the output
+        folder (rank 0 also writes train.log), the progress bar follows metrics.jsonl."""
+        from trainer.distributed import EXIT_PREEMPTED, launch_ranks
+        from trainer.environment import Topology
+        from trainer.results import METRICS_FILE, read_metrics
+
+        args = ["--data", str(cfg.data_dir), "--out", str(cfg.output_dir), "--model-dir", str(cfg.model_dir),
+                "--checkpoint-dir", str(cfg.checkpoint_dir), "--model", cfg.model, "--seed", str(cfg.seed),
+                *(["--per-class", str(cfg.per_class)] if cfg.per_class is not None else []),
+                *(["--target-accuracy", str(cfg.target_accuracy)] if cfg.target_accuracy is not None else []),
+                *[a for k, v in cfg.overrides.items() for a in ("--" + k.replace("_", "-"), str(v))]]
+        # the trainer reads these from its environment (trainer/cli.py); the ranks inherit it
+        saved = {k: os.environ.get(k) for k in ("PLATBENCH_GIT_COMMIT", "PLATBENCH_IMAGE_DIGEST")}
+        os.environ.update({k: v for k, v in (("PLATBENCH_GIT_COMMIT", cfg.git_commit),
+                                             ("PLATBENCH_IMAGE_DIGEST", cfg.image_digest)) if v})
+        stop = threading.Event()
+
+        def follow() -> None:
+            progress.epochs(epochs, 0)
+            seen = 0
+            while not stop.wait(1.0):
+                try:
+                    records = read_metrics(cfg.output_dir / METRICS_FILE)
+                except (OSError, ValueError):
+                    continue
+                for rec in records[seen:]:
+                    acc = rec.get("test_accuracy")
+                    progress.epoch_done(rec["epoch"], f"test acc {acc:.4f}" if acc is not None else "")
+                seen = len(records)
+
+        progress.phase(f"training ({cfg.devices} processes, torchrun)")
+        watcher = threading.Thread(target=follow, daemon=True)
+        watcher.start()
+        try:
+            code = launch_ranks(args, cfg.devices, Topology(), log_dir=str(cfg.output_dir / "torchrun-logs"))
+        finally:
+            stop.set()
+            watcher.join()
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        resume = f"run again with --checkpoint-dir {cfg.checkpoint_dir} to resume"
+        if code == 0:
+            return Outcome("finished", cfg.output_dir)
+        if code == EXIT_PREEMPTED:
+            return Outcome("preempted", cfg.output_dir, message=f"SIGTERM: checkpointed; {resume}")
+        if code == 130:
+            return Outcome("killed", cfg.output_dir, message=f"interrupted (Ctrl-C); {resume}")
+        return Outcome("failed", cfg.output_dir, message=f"a rank failed (logs in {cfg.output_dir / 'torchrun-logs'})")

@@ -1,7 +1,7 @@
 """Amazon SageMaker AI: training jobs (train.py), real-time endpoints (endpoint.py), S3 staging
 (storage.py), local mode natively (emulator.py) or through the SDK's Docker local mode (sdk_local.py),
 and its price table (prices.yaml). Needs `pip install 'platbench[sagemaker]'`."""
-from platforms.core.api import Feature, PlatformSpec
+from platforms.core.api import PlatformSpec
 
 SPEC = PlatformSpec(
     name="sagemaker",
@@ -15,5 +15,6 @@ SPEC = PlatformSpec(
     credentials="credentials:find",
     registry="registry:login",
     guide="docs/first-run-sagemaker.md",
-    lacks={Feature.MULTI_NODE: "the trainer is single-node: instance_count is 1"},
+    # multi-node: --set instance_count=N distribution=torch_distributed (each instance runs torchrun)
+    lacks={},
 )

@@ -139,7 +139,12 @@ class SageMakerSettings(BaseModel):
     role: Optional[str] = None                  # ARN or role name (needed unless local)
     image_uri: Optional[str] = None             # ECR URI of the platbench image (needed unless local)
     instance_type: str = "ml.g4dn.xlarge"
-    instance_count: int = Field(1, ge=1, le=1)  # the trainer is single-node (lacks multi-node)
+    # several instances train one model with DDP: every instance's trainer reads resourceconfig.json and
+    # starts its ranks with torchrun (trainer/distributed.py), the role `distribution` torch_distributed
+    # gives the toolkit in AWS's PyTorch containers; the dataset channel stays FullyReplicated (every rank
+    # reads its slice of each batch). https://sagemaker.readthedocs.io/en/v2.257.0/frameworks/pytorch/using_pytorch.html#distributed-pytorch-training
+    instance_count: int = Field(1, ge=1, le=64)
+    distribution: Optional[Literal["torch_distributed"]] = None
     volume_gb: int = Field(30, ge=1, le=16384)
     spot: bool = False
     max_run: int = Field(4 * 3600, ge=60, le=28 * 24 * 3600)
@@ -161,6 +166,11 @@ class SageMakerSettings(BaseModel):
             raise ValueError(f"run_name {self.run_name!r} is not valid (1-63 of a-z, A-Z, 0-9, -)")
         if unusable_gpu(self.instance_type):
             raise ValueError(unusable_gpu(self.instance_type))
+        if self.instance_count > 1 and self.distribution != "torch_distributed":
+            raise ValueError(f"instance_count {self.instance_count} trains one model on several instances only with "
+                             "--set distribution=torch_distributed (DDP, torchrun on each instance)")
+        if self.instance_count > 1 and self.local:
+            raise ValueError("local=true runs one instance on this machine: use instance_count 1 (or --devices N)")
         if self.max_wait is not None and not self.spot:
             raise ValueError("max_wait applies to spot jobs only (add --set spot=true)")
         if self.spot and self.max_wait is not None and self.max_wait < self.max_run:
@@ -221,6 +231,7 @@ def metric_definitions() -> list[dict]:
 
 
 class SageMakerPlatform(Platform):
+    nodes_setting = "instance_count={n} distribution=torch_distributed"  # what --nodes N means here (core/launch.py refuse_nodes)
     spec = SPEC
     settings_model = SageMakerSettings
 
@@ -477,6 +488,12 @@ class SageMakerPlatform(Platform):
             ]
         else:
             steps += [
+                *([PlanStep(f"{cfg.instance_count} instances, one DDP run (distribution torch_distributed): each "
+                            "instance's trainer reads /opt/ml/input/config/resourceconfig.json and starts "
+                            f"{job.devices} rank(s) with torchrun, master the first host",
+                            "torchrun --nnodes " + str(cfg.instance_count) + " --node-rank <index of current_host> "
+                            "--master-addr <hosts[0]> --master-port 29500 --nproc-per-node " + str(job.devices)
+                            + " -m trainer train …")] if cfg.instance_count > 1 else []),
                 PlanStep(f"create the training job ({cfg.instance_type} ×{cfg.instance_count}"
                          + (f", managed spot, max wait {cfg.effective_max_wait}s" if cfg.spot else ", on demand")
                          + f", max run {cfg.max_run}s) through the sagemaker SDK's Estimator",

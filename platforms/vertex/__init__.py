@@ -16,7 +16,6 @@ SPEC = PlatformSpec(
     registry="registry:login",
     guide="docs/first-run-vertex.md",
     lacks={
-        Feature.MULTI_NODE: "the trainer is single-node: replica_count is 1",
         Feature.BILLING: "Vertex reports no billed time; cost is running time × list price",
     },
 )

@@ -145,7 +145,10 @@ class VertexSettings(VertexProject):
     machine_type: str = "n1-standard-8"
     accelerator_type: str = "NVIDIA_TESLA_T4"     # "none" for a CPU-only job
     accelerator_count: int = Field(1, ge=0, le=16)
-    replica_count: int = Field(1, ge=1, le=1)     # the trainer is single-node
+    # replicas of one DDP run: workerpool0 holds the primary (replicaCount 1, as Vertex requires), workerpool1
+    # the other replica_count - 1; each replica's trainer reads CLUSTER_SPEC and starts its ranks with torchrun
+    # https://cloud.google.com/vertex-ai/docs/training/distributed-training
+    replica_count: int = Field(1, ge=1, le=64)
     boot_disk_gb: int = Field(100, ge=10, le=65536)
     spot: bool = False
     max_run: int = Field(4 * 3600, ge=60, le=7 * 24 * 3600)
@@ -164,6 +167,8 @@ class VertexSettings(VertexProject):
     def _consistent(self):
         if self.run_name is not None and not RUN_NAME_RE.match(self.run_name):
             raise ValueError(f"run_name {self.run_name!r} is not valid (1-63 of a-z, A-Z, 0-9, -)")
+        if self.replica_count > 1 and self.local:
+            raise ValueError("local=true runs one replica on this machine: use replica_count 1 (or --devices N)")
         if self.bucket is not None and not re.match(r"^[a-z0-9][a-z0-9._\-]{1,220}[a-z0-9]$", self.bucket):
             raise ValueError(f"bucket {self.bucket!r} is not a valid Cloud Storage bucket name")
         if not MACHINE_RE.match(self.machine_type):
@@ -249,6 +254,7 @@ class VertexHandle:
 
 
 class VertexPlatform(Platform):
+    nodes_setting = "replica_count={n}"  # what --nodes N means here (core/launch.py refuse_nodes)
     spec = SPEC
     settings_model = VertexSettings
 
@@ -370,7 +376,7 @@ class VertexPlatform(Platform):
         spec: dict[str, Any] = {
             "workerPoolSpecs": [{
                 "machineSpec": machine,
-                "replicaCount": str(cfg.replica_count),  # int64: a string in REST JSON
+                "replicaCount": "1",  # int64: a string in REST JSON; the primary replica
                 "diskSpec": {"bootDiskType": "pd-ssd", "bootDiskSizeGb": cfg.boot_disk_gb},
                 # args replace the image's CMD: the same `train` the image runs on SageMaker
                 "containerSpec": {"imageUri": cfg.image_uri or "local",
@@ -380,6 +386,8 @@ class VertexPlatform(Platform):
             "baseOutputDirectory": {"outputUriPrefix": base},
             "scheduling": {"timeout": f"{cfg.max_run}s", "strategy": "SPOT" if cfg.spot else "STANDARD"},
         }
+        if cfg.replica_count > 1:  # the other replicas: the same machine and container, in workerpool1
+            spec["workerPoolSpecs"].append({**spec["workerPoolSpecs"][0], "replicaCount": str(cfg.replica_count - 1)})
         if cfg.service_account:
             spec["serviceAccount"] = cfg.service_account
         labels = {"platbench": "true", "model": re.sub(r"[^a-z0-9_-]", "-", job.model.lower())[:63]}
@@ -424,6 +432,13 @@ class VertexPlatform(Platform):
                          f"gcloud storage cp -r GCS_ROOT/{bucket}/{prefix}/jobs/{self.run_key(name)} {root}/jobs/"),
             ]
         else:
+            if cfg.replica_count > 1:
+                steps.append(PlanStep(
+                    f"{cfg.replica_count} replicas, one DDP run: workerpool0 the primary (1), workerpool1 the other "
+                    f"{cfg.replica_count - 1}; each replica's trainer reads CLUSTER_SPEC and starts {job.devices} "
+                    "rank(s) with torchrun, master the workerpool0 host",
+                    f"torchrun --nnodes {cfg.replica_count} --node-rank <from CLUSTER_SPEC task> --master-addr "
+                    f"<workerpool0 host> --master-port <its port> --nproc-per-node {job.devices} -m trainer train …"))
             steps += [
                 PlanStep(f"create the custom job ({cfg.machine_type}"
                          + (f" + {cfg.accelerator_count}× {cfg.accelerator_type}" if cfg.accelerator_count else "")

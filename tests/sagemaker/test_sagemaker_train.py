@@ -198,9 +198,7 @@ def test_billed_cost_counts_two_instances_once(dataset, tmp_path, monkeypatch, b
     settings = {"bucket": bucket, "role": role, "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/p:1",
                 "instance_type": "ml.g4dn.xlarge", "poll_seconds": "0.1", "spot": str(spot).lower()}
     p = SageMakerPlatform(settings)
-    # the settings refuse instance_count 2 (the trainer is single-node, SPEC lacks MULTI_NODE); set the
-    # parsed settings directly, as a multi-node launch would hold them
-    p.cfg = p.parsed().model_copy(update={"instance_count": 2})
+    p.cfg = p.parsed().model_copy(update={"instance_count": 2, "distribution": "torch_distributed"})
     job = Job(data=dataset, out=tmp_path / "out", epochs=1)
     p.check(job)
     p.stage(job)

@@ -306,11 +306,10 @@ def test_two_replicas_are_priced_once(dataset, tmp_path, monkeypatch, bucket, jo
     monkeypatch.chdir(tmp_path)
     p = VertexPlatform({"project": "p", "bucket": bucket, "image_uri": "img", "api_endpoint": job_service.url,
                         "poll_seconds": "0.01"})
-    # the settings refuse replica_count 2 (the trainer is single-node, SPEC lacks MULTI_NODE); set the
-    # parsed settings directly, as a multi-node launch would hold them
     p.cfg = p.parsed().model_copy(update={"replica_count": 2})
     handle, outcome = _cloud_outcome(p, dataset, tmp_path)
-    assert handle.spec["jobSpec"]["workerPoolSpecs"][0]["replicaCount"] == "2"
+    # the primary in workerpool0 (replicaCount 1, as Vertex requires), the other replica in workerpool1
+    assert [w["replicaCount"] for w in handle.spec["jobSpec"]["workerPoolSpecs"]] == ["1", "1"]
     assert p.price_per_hour() == pytest.approx(2 * (0.437 + 0.4025))
     # the loopback job ran 60 s (startTime → endTime): 60 s × 2 replicas × (machine + T4), not × 4
     assert outcome.list_estimate_usd == pytest.approx(60 * 2 * (0.437 + 0.4025) / 3600)

@@ -63,8 +63,12 @@ class TrainBatches:
     last from the epoch's generator): a tiny --per-class set then gets enough optimizer steps an epoch."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, mean: list[float], std: list[float],
-                 seed: int, flip: bool = True, translate: int = 2, drop_last: bool = True, passes: int = 1):
+                 seed: int, flip: bool = True, translate: int = 2, drop_last: bool = True, passes: int = 1,
+                 shard: tuple[int, int] = (0, 1)):
         self.n, self.h, self.w, c = x.shape
+        # data parallel (trainer/distributed.py): every rank draws the same global batches and trains on
+        # its own contiguous slice (rank, world) of each, so the global batch and schedule stay the preset's
+        self.rank, self.world = shard
         self.y = y
         self.batch_size = batch_size
         self.mean = torch.tensor(mean, device=x.device, dtype=torch.float32)
@@ -119,13 +123,21 @@ class TrainBatches:
             x, y = self._pass(gen, self.buffers[p % len(self.buffers)])
             for i in range(self.steps_per_pass):
                 sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
-                yield x[sl], y[sl]
+                yield _part(x[sl], self.rank, self.world), _part(y[sl], self.rank, self.world)
+
+
+def _part(t: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """Rank `rank`'s contiguous slice of `t` along its first axis (the whole of it for one process)."""
+    return t if world == 1 else torch.tensor_split(t, world)[rank]
 
 
 class EvalBatches:
     """Fixed-order, unaugmented batches for validation and test, normalized once and kept resident."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, mean: list[float], std: list[float]):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, mean: list[float], std: list[float],
+                 shard: tuple[int, int] = (0, 1)):
+        # data parallel: each rank evaluates its slice of the set; the module sums the ranks' tallies
+        x, y = _part(x, *shard), _part(y, *shard)
         self.y, self.batch_size = y, batch_size
         m = torch.tensor(mean, device=x.device, dtype=torch.float32)
         s = torch.tensor(std, device=x.device, dtype=torch.float32)

@@ -1,0 +1,57 @@
+"""The cloud launchers' multi-node settings, validated and shown in their dry-run plans (no credentials,
+nothing created): SageMaker instance_count + distribution torch_distributed, Vertex AI worker pools."""
+from __future__ import annotations
+
+import json
+import re
+
+from conftest import assert_one_line_error, platbench
+
+
+def _json_after(text: str, marker: str) -> dict:
+    start = text.index(marker) + len(marker)
+    return json.JSONDecoder().raw_decode(text[start:].lstrip(" '"))[0]
+
+
+def test_sagemaker_two_instances_plan(color_data, tmp_path):
+    proc = platbench("launch", "sagemaker", "--data", str(color_data), "--devices", "2", "--set", "bucket=bench-bucket",
+                     "--set", "instance_count=2", "--set", "distribution=torch_distributed", "--dry-run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    request = _json_after(proc.stdout, "--cli-input-json")
+    assert request["ResourceConfig"]["InstanceCount"] == 2
+    assert request["HyperParameters"]["devices"] == "2"
+    # every instance gets the whole dataset; each rank trains its slice of every batch
+    assert request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3DataDistributionType"] == "FullyReplicated"
+    assert "torchrun --nnodes 2" in proc.stdout and "--nproc-per-node 2" in proc.stdout
+    assert "resourceconfig.json" in proc.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sagemaker_several_instances_need_the_distribution(color_data, tmp_path):
+    proc = platbench("launch", "sagemaker", "--data", str(color_data), "--set", "bucket=bench-bucket", "--set",
+                     "instance_count=2", "--dry-run", cwd=tmp_path)
+    assert_one_line_error(proc)
+    assert proc.returncode == 2 and "distribution=torch_distributed" in proc.stderr
+    proc = platbench("launch", "sagemaker", "--data", str(color_data), "--set", "bucket=bench-bucket", "--set",
+                     "instance_count=2", "--set", "distribution=mpi", "--dry-run", cwd=tmp_path)
+    assert_one_line_error(proc)
+    proc = platbench("launch", "sagemaker", "--data", str(color_data), "--nodes", "2", "--dry-run", cwd=tmp_path)
+    assert_one_line_error(proc)
+    assert "--set instance_count=2 distribution=torch_distributed" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_vertex_worker_pools_plan(color_data, tmp_path):
+    proc = platbench("launch", "vertex", "--data", str(color_data), "--set", "project=p", "--set", "bucket=bench-bucket",
+                     "--set", "replica_count=3", "--dry-run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    spec = _json_after(proc.stdout, "# job.yaml:")
+    pools = spec["workerPoolSpecs"]
+    # workerpool0: the primary replica only (replicaCount 1); workerpool1: the others, the same container
+    assert [p["replicaCount"] for p in pools] == ["1", "2"]
+    assert pools[0]["containerSpec"] == pools[1]["containerSpec"] and pools[0]["machineSpec"] == pools[1]["machineSpec"]
+    assert "CLUSTER_SPEC" in proc.stdout and re.search(r"torchrun --nnodes 3 ", proc.stdout)
+    proc = platbench("launch", "vertex", "--data", str(color_data), "--set", "project=p", "--set", "bucket=bench-bucket",
+                     "--set", "replica_count=2", "--set", "local=true", "--dry-run", cwd=tmp_path)
+    assert_one_line_error(proc)
+    assert list(tmp_path.iterdir()) == []
