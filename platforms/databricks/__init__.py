@@ -1,7 +1,7 @@
 """Databricks: a one-time Jobs run (runs/submit) on a new GPU job cluster running the trainer as a wheel
 library in the Databricks ML runtime (train.py), the dataset staged into a Unity Catalog volume through the
 Files API (storage.py, scheme `dbfs://catalog.schema.volume/…`), the submitted run emulated on this machine
-(emulator.py), offline credential lookup (credentials.py) and its price table (prices.yaml).
+(emulator.py), Model Serving endpoints from a Unity Catalog model version (endpoint.py), offline credential lookup (credentials.py) and its price table (prices.yaml).
 Needs `pip install 'platbench[databricks]'`."""
 from platforms.core.api import Feature, PlatformSpec
 
@@ -14,9 +14,8 @@ SPEC = PlatformSpec(
     extra="databricks",
     sdk_modules=("databricks.sdk",),
     credentials="credentials:find",
+    endpoint="endpoint:DatabricksEndpoint",
     lacks={
-        Feature.ENDPOINTS: "not built yet: Model Serving needs a Unity Catalog model version, which MLflow's "
-                           "databricks-uc registry uploads to cloud storage the tests cannot stand in for",
         Feature.MULTI_NODE: "the trainer is single-node: a single-node job cluster (num_workers 0)",
         Feature.BILLING: "the Jobs API reports no billed DBUs per run (system.billing.usage does, hours later); "
                          "cost is the run's cluster seconds x (DBU rate x DBU price + the VM's list price)",

@@ -68,7 +68,265 @@ class _Run:
         self.thread: Optional[threading.Thread] = None
 
 
-class DatabricksServer(ThreadingHTTPServer):
+# ------------------------------------------------------------------------------------------ serving
+# MLflow's Unity Catalog registry (its REST routes and protobuf request messages) and Model Serving.
+UC_REGISTRY = {  # route → request message in mlflow.protos.databricks_uc_registry_messages_pb2
+    ("POST", "/api/2.0/mlflow/unity-catalog/registered-models/create"): "CreateRegisteredModelRequest",
+    ("GET", "/api/2.0/mlflow/unity-catalog/registered-models/get"): "GetRegisteredModelRequest",
+    ("POST", "/api/2.0/mlflow/unity-catalog/model-versions/create"): "CreateModelVersionRequest",
+    ("POST", "/api/2.0/mlflow/unity-catalog/model-versions/finalize"): "FinalizeModelVersionRequest",
+    ("GET", "/api/2.0/mlflow/unity-catalog/model-versions/get"): "GetModelVersionRequest",
+    ("GET", "/api/2.0/mlflow/unity-catalog/registered-models:is-databricks-sdk-models-artifact-repository-enabled"):
+        "IsDatabricksSdkModelsArtifactRepositoryEnabledRequest",
+}
+
+
+def parse_message(name: str, doc: dict):
+    """The request as MLflow's own protobuf message: an unknown field or a wrong type is a 400."""
+    from google.protobuf import json_format
+    from mlflow.protos import databricks_uc_registry_messages_pb2 as messages
+
+    try:
+        return json_format.ParseDict(doc, getattr(messages, name)())
+    except json_format.ParseError as exc:
+        raise Refused(400, "INVALID_PARAMETER_VALUE", f"{name}: {exc}") from None
+
+
+class _Serving:
+    def __init__(self, name: str, entity: dict):
+        self.name, self.entity = name, entity
+        self.proc = None
+        self.port: Optional[int] = None
+        self.failed: Optional[str] = None
+        self.root: Optional[str] = None
+        self.deleted = False
+        self.lock = threading.Lock()  # deleting and starting the server process exclude each other
+
+
+def _serving_routes(handler, method: str, path: str, query: dict) -> bool:
+    """Model Serving, the MLflow UC registry and the UC models API; False when the path is none of them."""
+    s: DatabricksServer = handler.server
+    if (method, path) in UC_REGISTRY:
+        body = json.loads(handler._body() or b"{}") if method == "POST" else dict(query)
+        msg = parse_message(UC_REGISTRY[(method, path)], body)
+        handler._json(s.uc_registry(UC_REGISTRY[(method, path)], msg))
+        return True
+    m = re.match(r"^/api/2\.1/unity-catalog/schemas/([^/]+)$", path)
+    if m and method == "GET":
+        if m.group(1) not in s.schemas:
+            raise Refused(404, "SCHEMA_DOES_NOT_EXIST", f"Schema '{m.group(1)}' does not exist.")
+        catalog, schema = m.group(1).split(".")
+        handler._json({"full_name": m.group(1), "catalog_name": catalog, "name": schema})
+        return True
+    m = re.match(r"^/api/2\.1/unity-catalog/models/([^/]+)(?:/versions/(\d+))?$", path)
+    if m:
+        full, version = m.group(1), m.group(2)
+        model = s.models.get(full)
+        if model is None or (version and int(version) not in model["versions"]):
+            raise Refused(404, "RESOURCE_DOES_NOT_EXIST", f"Model '{full}'{' version ' + version if version else ''} "
+                                                          "does not exist.")
+        if method == "GET" and not version:
+            catalog, schema, name = full.split(".")
+            handler._json({"full_name": full, "catalog_name": catalog, "schema_name": schema, "name": name})
+        elif method == "DELETE":
+            with s.lock:
+                if version:
+                    model["versions"].pop(int(version))
+                    prefix = f"/Models/{full.replace('.', '/')}/{version}/"
+                else:
+                    s.models.pop(full)
+                    prefix = f"/Models/{full.replace('.', '/')}/"
+                for f in [f for f in s.files if f.startswith(prefix)]:
+                    s.files.pop(f)
+            handler._json({})
+        else:
+            raise Refused(405, "INVALID_PARAMETER_VALUE", f"{method} {path}")
+        return True
+    if method == "POST" and path == "/api/2.0/serving-endpoints":
+        handler._json(s.create_endpoint(json.loads(handler._body() or b"{}")))
+        return True
+    m = re.match(r"^/api/2\.0/serving-endpoints/([^/]+)$", path)
+    if m:
+        ep = s.endpoints.get(m.group(1))
+        if ep is None:
+            raise Refused(404, "RESOURCE_DOES_NOT_EXIST", f"Endpoint '{m.group(1)}' does not exist.")
+        if method == "GET":
+            handler._json(s.describe_endpoint(ep))
+        elif method == "DELETE":
+            s.delete_endpoint(ep)
+            handler._json({})
+        return True
+    m = re.match(r"^/serving-endpoints/([^/]+)/invocations$", path)
+    if m and method == "POST":
+        s.invoke(handler, m.group(1))
+        return True
+    return False
+
+
+class ServingWorkspace:
+    """Model Serving and the Unity Catalog model registry of the loopback workspace."""
+
+    def _serving_state(self) -> None:
+        self.schemas: set[str] = set()
+        self.models: dict[str, dict] = {}
+        self.endpoints: dict[str, _Serving] = {}
+
+
+    def uc_registry(self, kind: str, msg) -> dict:
+        def version_doc(full: str, v: int) -> dict:
+            return {"name": full, "version": str(v), "status": self.models[full]["versions"][v],
+                    "storage_location": f"s3://loopback/models/{full}/{v}"}
+
+        if kind == "IsDatabricksSdkModelsArtifactRepositoryEnabledRequest":
+            return {"is_databricks_sdk_models_artifact_repository_enabled": True}
+        name = msg.name
+        schema = name.rsplit(".", 1)[0]
+        if schema not in self.schemas:
+            raise Refused(404, "SCHEMA_DOES_NOT_EXIST", f"Schema '{schema}' does not exist.")
+        with self.lock:
+            if kind == "CreateRegisteredModelRequest":
+                if name in self.models:
+                    raise Refused(409, "RESOURCE_ALREADY_EXISTS", f"Registered model '{name}' already exists.")
+                self.models[name] = {"versions": {}, "next": 1}
+                return {"registered_model": {"name": name}}
+            model = self.models.get(name)
+            if model is None:
+                raise Refused(404, "RESOURCE_DOES_NOT_EXIST", f"Registered model '{name}' does not exist.")
+            if kind == "GetRegisteredModelRequest":
+                return {"registered_model": {"name": name}}
+            if kind == "CreateModelVersionRequest":
+                v = model["next"]
+                model["next"] += 1
+                model["versions"][v] = "PENDING_REGISTRATION"
+                return {"model_version": version_doc(name, v)}
+            v = int(msg.version)
+            if v not in model["versions"]:
+                raise Refused(404, "RESOURCE_DOES_NOT_EXIST", f"Model version {name}/{v} does not exist.")
+            if kind == "FinalizeModelVersionRequest":
+                if not any(f.startswith(f"/Models/{name.replace('.', '/')}/{v}/") and f.endswith("/MLmodel")
+                           for f in self.files):
+                    raise Refused(400, "INVALID_PARAMETER_VALUE", "the model version's files hold no MLmodel")
+                model["versions"][v] = "READY"
+            return {"model_version": version_doc(name, v)}
+
+
+    def create_endpoint(self, body: dict) -> dict:
+        from databricks.sdk.service.serving import EndpointCoreConfigInput, ServingEndpointsAPI
+
+        allowed = set(inspect.signature(ServingEndpointsAPI.create).parameters) - {"self"}
+        problems = [f"{k}: not a field of serving-endpoints create" for k in body if k not in allowed]
+        problems += round_trip_problems(EndpointCoreConfigInput, body.get("config") or {}, "config")
+        if problems:
+            raise Refused(400, "INVALID_PARAMETER_VALUE", "; ".join(problems))
+        name = body.get("name") or ""
+        if name in self.endpoints:
+            raise Refused(409, "RESOURCE_ALREADY_EXISTS", f"Endpoint with name '{name}' already exists.")
+        entities = (body.get("config") or {}).get("served_entities") or []
+        if len(entities) != 1:
+            raise Refused(400, "INVALID_PARAMETER_VALUE", "this workspace serves one entity per endpoint")
+        entity = entities[0]
+        model = self.models.get(entity.get("entity_name"))
+        version = int(entity.get("entity_version") or 0)
+        if model is None or model["versions"].get(version) != "READY":
+            raise Refused(404, "RESOURCE_DOES_NOT_EXIST", f"Model version {entity.get('entity_name')}/{version} "
+                                                          "does not exist or is not READY.")
+        ep = _Serving(name, entity)
+        self.endpoints[name] = ep
+        threading.Thread(target=self._start_serving, args=(ep,), daemon=True).start()
+        return self.describe_endpoint(ep)
+
+
+    def _start_serving(self, ep: _Serving) -> None:
+        """What Model Serving runs for a pyfunc model: MLflow's scoring server on the version's files."""
+        import os
+        import socket
+        import subprocess
+        import sys
+        import tempfile
+        from pathlib import Path
+
+        prefix = f"/Models/{ep.entity['entity_name'].replace('.', '/')}/{ep.entity['entity_version']}/"
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        bindir = str(Path(sys.executable).parent)
+        env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+        with ep.lock:
+            if ep.deleted:
+                return
+            root = Path(tempfile.mkdtemp(prefix="platbench-serving-"))
+            ep.root = str(root)
+            for f, data in list(self.files.items()):
+                if f.startswith(prefix):
+                    (root / "model" / f[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
+                    (root / "model" / f[len(prefix):]).write_bytes(data)
+            ep.proc = subprocess.Popen([str(Path(bindir) / "mlflow"), "models", "serve", "-m", str(root / "model"),
+                                        "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)], env=env,
+                                       stdout=(root / "serve.log").open("w"), stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        deadline = time.monotonic() + 240
+        import http.client
+
+        while time.monotonic() < deadline and ep.proc.poll() is None and not ep.deleted:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/ping")
+                if conn.getresponse().status == 200:
+                    ep.port = port
+                    return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        with ep.lock:
+            if not ep.deleted:
+                ep.failed = (root / "serve.log").read_text(errors="replace")[-500:] or "the server exited"
+
+
+    def describe_endpoint(self, ep: _Serving) -> dict:
+        ready = "READY" if ep.port else "NOT_READY"
+        update = "UPDATE_FAILED" if ep.failed else ("NOT_UPDATING" if ep.port else "IN_PROGRESS")
+        return {"name": ep.name, "state": {"ready": ready, "config_update": update},
+                "config": {"served_entities": [{**ep.entity, "name": ep.entity["entity_name"].split(".")[-1]}]}}
+
+
+    def delete_endpoint(self, ep: _Serving) -> None:
+        import os
+        import shutil
+
+        self.endpoints.pop(ep.name, None)
+        with ep.lock:
+            ep.deleted = True
+            if ep.proc is not None and ep.proc.poll() is None:
+                os.killpg(ep.proc.pid, 15)
+                try:
+                    ep.proc.wait(20)
+                except Exception:  # noqa: BLE001
+                    os.killpg(ep.proc.pid, 9)
+                    ep.proc.wait(10)
+            if ep.root:
+                shutil.rmtree(ep.root, ignore_errors=True)
+
+
+    def invoke(self, handler, name: str) -> None:
+        import http.client
+
+        body = handler._body()
+        ep = self.endpoints.get(name)
+        if ep is None:
+            raise Refused(404, "RESOURCE_DOES_NOT_EXIST", f"Endpoint '{name}' does not exist.")
+        if not ep.port:
+            raise Refused(503, "TEMPORARILY_UNAVAILABLE", f"Endpoint '{name}' is not ready.")
+        if not (handler.headers.get("Content-Type") or "").startswith("application/json"):
+            raise Refused(400, "BAD_REQUEST", "the request body must be JSON (dataframe_split, dataframe_records, "
+                                              "instances or inputs)")
+        conn = http.client.HTTPConnection("127.0.0.1", ep.port, timeout=60)
+        conn.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        handler._send(resp.status, resp.read(), resp.getheader("Content-Type") or "application/json")
+
+
+
+class DatabricksServer(ServingWorkspace, ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self):
@@ -80,6 +338,7 @@ class DatabricksServer(ThreadingHTTPServer):
         self.events: dict[str, list[dict]] = {}
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
+        self._serving_state()
         self._next = 1000
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
         self._thread.start()
@@ -90,12 +349,15 @@ class DatabricksServer(ThreadingHTTPServer):
 
     def create_volume(self, full_name: str) -> str:
         self.volumes.add(full_name)
+        self.schemas.add(full_name.rsplit(".", 1)[0])
         return "/Volumes/" + full_name.replace(".", "/")
 
     def env(self) -> dict[str, str]:
         return {"DATABRICKS_HOST": self.url, "DATABRICKS_TOKEN": self.token}
 
     def close(self) -> None:
+        for ep in list(self.endpoints.values()):
+            self.delete_endpoint(ep)
         for run in list(self.runs.values()):
             if run.local is not None:
                 run.local.stop()
@@ -197,6 +459,12 @@ class DatabricksServer(ThreadingHTTPServer):
 
     # ---------------------------------------------------------------- files
     def check_path(self, path: str) -> None:
+        m = re.match(r"^/Models/([^/]+)/([^/]+)/([^/]+)/(\d+)/", path)
+        if m:  # a model version's files (MLflow's Databricks SDK artifact repository writes them here)
+            model = self.models.get(".".join(m.groups()[:3]))
+            if model is None or int(m.group(4)) not in model["versions"]:
+                raise Refused(404, "NOT_FOUND", f"No model version at {path}")
+            return
         volume = _volume_of(path)
         if volume not in self.volumes:
             raise Refused(404, "NOT_FOUND", f"Volume '{volume}' does not exist.")
@@ -253,6 +521,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, method: str, path: str, query: dict):
         s = self.server
+        if _serving_routes(self, method, path, query):
+            return None
         if method == "GET" and path == "/api/2.1/clusters/list-node-types":
             return self._json({"node_types": [
                 {"node_type_id": n, "instance_type_id": n, "num_cores": c, "memory_mb": m, "num_gpus": g,
