@@ -22,7 +22,7 @@ from typing import Optional
 
 from pydantic import Field
 
-from platforms.apolo.train import ApoloProject, image_ref, sdk_error
+from platforms.apolo.train import ApoloProject, image_ref, sdk_error, unusable_gpu
 from platforms.core.endpoint import MODEL_FILES, Endpoint, EndpointCost, model_tarball, sigint_held
 from platforms.core.transport import Target
 from platforms.errors import UserError
@@ -113,6 +113,9 @@ class ApoloEndpoint(Endpoint):
         try:
             self.where = self.session.where(c.cluster, c.org, c.project)
             self.preset = self.session.preset(self.where, c.preset)
+            why = unusable_gpu(self.preset.nvidia_gpu.model) if self.preset.nvidia_gpu is not None else None
+            if why:
+                raise UserError(f"apolo endpoint: preset {c.preset!r}: {why}")
             self.session.client.parse.remote_image(image_ref(c.image, self.where), cluster_name=self.where.cluster)
         except ValueError as exc:
             self.session.close()

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import queue
 import re
+import secrets
 import shlex
 import sys
 import time
@@ -108,6 +109,25 @@ class ApoloSettings(ApoloProject):
         return self
 
 
+# NVIDIA GPU models as Apolo presets name them (e.g. nvidia-tesla-k80, nvidia-tesla-v100 in
+# https://docs.apolo.us/index/administration/cluster-management/managing-users-and-quotas) → compute capability
+# (https://developer.nvidia.com/cuda-gpus). The image's torch build has kernels for sm_75 and newer only
+# (constraints.txt torch 2.15 cu132: sm_75 … sm_120, tests/vertex checks that list against the lock), so an
+# older GPU cannot run it: refused before anything is uploaded.
+GPU_CC = {"k80": (3, 7), "m60": (5, 2), "p4": (6, 1), "p40": (6, 1), "p100": (6, 0), "v100": (7, 0),
+          "t4": (7, 5), "a10": (8, 6), "a100": (8, 0), "l4": (8, 9), "h100": (9, 0), "h200": (9, 0)}
+
+
+def unusable_gpu(model: Optional[str]) -> Optional[str]:
+    name = (model or "").lower()
+    for key, cc in sorted(GPU_CC.items(), key=lambda kv: -len(kv[0])):
+        if re.search(rf"(^|[-_ ]){key}($|[-_ ])", name):
+            return None if cc >= (7, 5) else (f"{model} (sm_{cc[0]}{cc[1]}) cannot run the image's torch build "
+                                              "(kernels for sm_75 and newer): pick a preset with a T4, A10, A100, "
+                                              "L4 or H100")
+    return None
+
+
 def image_ref(image: str, where) -> str:
     """`image:NAME:TAG` (the current project's) named in full, so the job uses the project asked for."""
     if image.startswith("image:") and not image.startswith("image://"):
@@ -177,6 +197,10 @@ class ApoloPlatform(Platform):
             if self._preset.tpu is not None or self._preset.amd_gpu is not None or self._preset.intel_gpu is not None:
                 raise UserError(f"apolo: preset {cfg.preset!r} has no NVIDIA GPU or CPU-only resources the image "
                                 "runs on (the image is built for CUDA)")
+            gpu = self._preset.nvidia_gpu
+            why = unusable_gpu(gpu.model) if gpu is not None else None
+            if why:
+                raise UserError(f"apolo: preset {cfg.preset!r}: {why}")
             self.session.client.parse.remote_image(image_ref(cfg.image, self.where), cluster_name=self.where.cluster)
         except ValueError as exc:
             self.session.close()
@@ -221,7 +245,7 @@ class ApoloPlatform(Platform):
             return cfg.job_name
         stem = re.sub(r"[^a-z0-9]+", "-", (cfg.run_name or f"pb-{job.model}").lower()).strip("-")
         stem = stem if stem[:1].isalpha() else f"pb-{stem}"
-        suffix = f"{datetime.now(timezone.utc).strftime('%m%d%H%M%S')}-{__import__('secrets').token_hex(2)}"
+        suffix = f"{datetime.now(timezone.utc).strftime('%m%d%H%M%S')}-{secrets.token_hex(2)}"
         return f"{stem[:40 - len(suffix) - 1].rstrip('-')}-{suffix}"
 
     def job_spec(self, job: Job, name: str, staged) -> dict:

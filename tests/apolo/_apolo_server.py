@@ -49,6 +49,8 @@ PRESETS = {
     "cpu-small": {"credits_per_hour": "1.5", "cpu": 2.0, "memory": 4 * 2**30},
     "gpu-small": {"credits_per_hour": "10", "cpu": 7.0, "memory": 30 * 2**30,
                   "nvidia_gpu": {"count": 1, "model": "nvidia-tesla-t4"}},
+    "gpu-k80": {"credits_per_hour": "2", "cpu": 4.0, "memory": 50 * 2**30,
+                "nvidia_gpu": {"count": 1, "model": "nvidia-tesla-k80"}},
     "gpu-small-p": {"credits_per_hour": "3", "cpu": 7.0, "memory": 30 * 2**30, "preemptible_node": True,
                     "nvidia_gpu": {"count": 1, "model": "nvidia-tesla-t4"}},
 }

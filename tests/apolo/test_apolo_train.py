@@ -108,6 +108,7 @@ def test_launch_end_to_end(dataset, tmp_path, monkeypatch, apolo):
     ({"job_name": "Bad_Name"}, "job_name 'Bad_Name' is not a valid Apolo job name"),
     ({"image": "not an image"}, "is not an image reference"),
     ({"usd_per_credit": "-1"}, "usd_per_credit"),
+    ({"preset": "gpu-k80"}, "preset 'gpu-k80': nvidia-tesla-k80 (sm_37) cannot run the image's torch build"),
 ])
 def test_bad_settings_fail_before_anything_is_created(dataset, tmp_path, monkeypatch, apolo, more, message):
     monkeypatch.chdir(tmp_path)
@@ -192,3 +193,17 @@ def test_a_preempted_job_restarts_and_resumes_from_its_checkpoint(dataset, tmp_p
     assert "cost_usd" not in m and m["cost_credits"] > 0  # no credit price given: credits only
     log = (tmp_path / "out" / "train.log").read_text()
     assert "SIGTERM received" in log and re.search(r"^Resuming from .* after epoch \d+", log, re.M), log[-2000:]
+
+
+def test_the_oldest_gpu_the_image_runs_on_is_the_lock_s_torch_build():
+    """unusable_gpu's bound (sm_75) is the lowest architecture the lock's CUDA torch build has kernels for."""
+    import torch
+
+    from platforms.apolo.train import unusable_gpu
+
+    lock = (Path(__file__).resolve().parents[2] / "constraints.txt").read_text()
+    pinned = re.search(r"^torch==(\S+)$", lock, re.M).group(1)
+    if torch.__version__.split("+")[0] != pinned or torch.version.cuda is None:
+        pytest.skip(f"this torch ({torch.__version__}) is not the lock's CUDA build ({pinned})")
+    assert min(int(a[3:]) for a in torch.cuda.get_arch_list() if a.startswith("sm_")) == 75
+    assert unusable_gpu("nvidia-tesla-t4") is None and unusable_gpu("nvidia-tesla-v100")
