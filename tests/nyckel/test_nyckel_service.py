@@ -129,7 +129,10 @@ def test_platbench_launch_samples_trains_evaluates_loads_and_deletes(nyckel, col
     ev = doc["evaluation"]
     assert ev["answered"] == 36 and ev["accuracy"] > 0.9 and ev["top5_accuracy"] is None
     assert server.count("POST", "/invoke") == 36 + 2 + 40
-    assert doc["training"]["seconds"] >= server.train_seconds and "platbench's clock" in doc["training"]["source"]
+    # Nyckel starts training as samples arrive: from the last acknowledged sample to "trained" is at most the
+    # server's training time plus a poll or two (0.05 s each), never the upload before it
+    assert 0 < doc["training"]["seconds"] <= server.train_seconds + 1.0
+    assert "platbench's clock" in doc["training"]["source"]
     assert doc["cost"]["cost_training_usd"] == 0.0 and doc["cost"]["usd_per_request"] is None
     runs = platbench("runs", "--kind", "service", "--json", cwd=tmp_path)
     (row,) = json.loads(runs.stdout)
