@@ -787,7 +787,7 @@ class Report:
         if problem is not None:
             s.add(Para(f"No usability table: {problem}.", "empty"))
             return s
-        show = _in_project(project)
+        show = project.relative
         rubric = got.rubric
         if not got.records:
             s.add(Para("No scenario records yet (scenarios/<platform>.yaml): record one with "
@@ -941,16 +941,6 @@ def _project(root: Optional[Path]):
         if root is None and not __import__("os").environ.get("PLATBENCH_ROOT") and (checkout / "scoring.yaml").is_file():
             return Project(checkout)
         raise
-
-
-def _in_project(project) -> Callable[[Path], str]:
-    """Paths as the scorecard files name them: relative to the project root."""
-    def show(path: Path) -> str:
-        try:
-            return Path(path).resolve().relative_to(project.root.resolve()).as_posix()
-        except ValueError:
-            return str(path)
-    return show
 
 
 def _closed_loop(run: Run, requests: int, concurrency: int) -> bool:

@@ -42,12 +42,7 @@ class Which(str, Enum):
 
 
 def _rel(project):
-    def show(path: Path) -> str:
-        try:
-            return Path(path).resolve().relative_to(project.root.resolve()).as_posix()
-        except ValueError:
-            return str(path)
-    return show
+    return project.relative
 
 
 def _dx_count(rubric) -> str:

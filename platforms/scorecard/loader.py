@@ -72,6 +72,13 @@ class Project:
             return []
         return sorted(p for p in self.scenarios_dir.iterdir() if p.suffix in (".yaml", ".yml") and not p.name.startswith("."))
 
+    def relative(self, path: Path) -> str:
+        """Paths as the scorecard files name each other: relative to the project root when inside it."""
+        try:
+            return Path(path).resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
     def display(self, path: Path) -> str:
         """Paths in messages: relative to the working directory when inside it, else absolute."""
         path = Path(path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any, Literal, Sequence
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
@@ -18,7 +18,6 @@ from platforms.scorecard.rubric import Rubric
 from platforms.scorecard.source import Invalid, Positions, Problem, load_yaml
 
 PUBLISHED_FILE = "scenarios/published/studies.yaml"
-RUBRICS = ("usability", "developer_experience")
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Link = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^https?://\S+$")]
