@@ -171,7 +171,6 @@ class ServingWorkspace:
         self.models: dict[str, dict] = {}
         self.endpoints: dict[str, _Serving] = {}
 
-
     def uc_registry(self, kind: str, msg) -> dict:
         def version_doc(full: str, v: int) -> dict:
             return {"name": full, "version": str(v), "status": self.models[full]["versions"][v],
@@ -209,7 +208,6 @@ class ServingWorkspace:
                 model["versions"][v] = "READY"
             return {"model_version": version_doc(name, v)}
 
-
     def create_endpoint(self, body: dict) -> dict:
         from databricks.sdk.service.serving import EndpointCoreConfigInput, ServingEndpointsAPI
 
@@ -234,7 +232,6 @@ class ServingWorkspace:
         self.endpoints[name] = ep
         threading.Thread(target=self._start_serving, args=(ep,), daemon=True).start()
         return self.describe_endpoint(ep)
-
 
     def _start_serving(self, ep: _Serving) -> None:
         """What Model Serving runs for a pyfunc model: MLflow's scoring server on the version's files."""
@@ -281,13 +278,11 @@ class ServingWorkspace:
             if not ep.deleted:
                 ep.failed = (root / "serve.log").read_text(errors="replace")[-500:] or "the server exited"
 
-
     def describe_endpoint(self, ep: _Serving) -> dict:
         ready = "READY" if ep.port else "NOT_READY"
         update = "UPDATE_FAILED" if ep.failed else ("NOT_UPDATING" if ep.port else "IN_PROGRESS")
         return {"name": ep.name, "state": {"ready": ready, "config_update": update},
                 "config": {"served_entities": [{**ep.entity, "name": ep.entity["entity_name"].split(".")[-1]}]}}
-
 
     def delete_endpoint(self, ep: _Serving) -> None:
         import os
@@ -305,7 +300,6 @@ class ServingWorkspace:
                     ep.proc.wait(10)
             if ep.root:
                 shutil.rmtree(ep.root, ignore_errors=True)
-
 
     def invoke(self, handler, name: str) -> None:
         import http.client

@@ -96,17 +96,25 @@ def test_ctrl_c_while_deploying_deletes_what_was_created(workspace, model_dir):
     nothing_left(workspace)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--set", "workload_size=Huge"], "workload_size"),
-    (["--set", "catalog=no.dots"], "catalog"),
-    (["--set", "schema=missing"], "schema main.missing"),
-])
-def test_bad_settings_are_one_line_exit_2_and_create_nothing(workspace, model_dir, tmp_path, args, message):
+def test_bad_settings_are_one_line_exit_2_and_create_nothing(workspace, model_dir, tmp_path):
     seen = len(workspace.requests)
-    proc = platbench("endpoint", "databricks", "--model-dir", str(model_dir), "--no-track", *args, cwd=tmp_path,
-                     timeout=120)
+    proc = platbench("endpoint", "databricks", "--model-dir", str(model_dir), "--no-track", "--set",
+                     "workload_size=Huge", cwd=tmp_path, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert_one_line_error(proc)
-    assert message in proc.stderr
+    assert "workload_size" in proc.stderr
+    assert workspace.requests[seen:] == []  # refused before the SDK was even created
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"catalog": "no.dots"}, "catalog"),
+    ({"schema": "missing"}, "schema main.missing"),
+])
+def test_a_bad_catalog_or_schema_is_refused_before_anything_is_created(workspace, model_dir, settings, message):
+    seen = len(workspace.requests)
+    s = loadtest.LoadSettings(requests=1, concurrency=1, warmup=0)
+    with pytest.raises(UserError, match=message):
+        run_endpoint_benchmark("databricks", model_dir, settings, s, loadtest.make_payloads(
+            loadtest.load_images([]), "image", 1), "image", track=False)
     nothing_left(workspace)
     assert not [p for m, p in workspace.requests[seen:] if m in ("POST", "PUT", "DELETE")]
