@@ -12,7 +12,10 @@ label, too few labels, unsupported formats, options that do not apply), the sett
 (the load test's), and the cost of a run. Imports no platform and no cloud SDK."""
 from __future__ import annotations
 
+import asyncio
+import json
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Optional
@@ -21,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from platforms.core.api import Feature, Job, PlanStep, PlatformSpec
 from platforms.core.endpoint import HOURS
-from platforms.core.transport import Target, Transport
+from platforms.core.transport import Payload, Reply, Target, Transport
 from platforms.errors import UserError
 
 # image formats by their first bytes: what a service accepts is checked on content, not on the file name
@@ -295,3 +298,38 @@ class Service(ABC):
     @abstractmethod
     def cost(self, trained: Optional[Trained]) -> Optional[ServiceCost]:
         """Prices from the service's prices.yaml."""
+
+
+def put_files(store, files: list[tuple[str, Path]], workers: int) -> None:
+    """(key, path) pairs into an object store (platforms/core/store.py), `workers` uploads at a time."""
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda kp: store.put_file(*kp), files))
+
+
+class ThreadedTransport(ABC):
+    """A service's blocking SDK call as the load tool's transport (platforms/core/transport.py): `concurrency`
+    calls at a time in threads. The SDK's own retries stay off in `call`: the load tool retries and counts."""
+
+    def __init__(self, concurrency: int, thread_name: str):
+        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=thread_name)
+
+    @abstractmethod
+    def call(self, payload: Payload) -> Reply:
+        """One prediction; a 2xx Reply made by `predictions`, or the service's error status."""
+
+    async def send(self, payload: Payload) -> Reply:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, self.call, payload)
+
+    async def ready(self, timeout_s: float) -> bool:
+        return True  # the model serves: deploy waited for it
+
+    async def close(self) -> None:
+        self.pool.shutdown(wait=False)
+
+
+def predictions(ranked: list[tuple[str, float]], server: str) -> Reply:
+    """The Reply every service transport gives: one prediction, labels best first with probabilities 0–1."""
+    ranked = sorted(ranked, key=lambda t: -t[1])
+    pred = {"class": ranked[0][0] if ranked else None, "probability": ranked[0][1] if ranked else None,
+            "top": [[label, p] for label, p in ranked]}
+    return Reply(200, json.dumps({"predictions": [pred]}).encode(), {"server": server})

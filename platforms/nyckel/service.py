@@ -19,13 +19,10 @@
 """
 from __future__ import annotations
 
-import asyncio
 import base64
-import json
 import os
 import secrets
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Optional
 
@@ -34,7 +31,8 @@ from pydantic import Field
 from platforms.core import pricing
 from platforms.core.api import Job, PlanStep
 from platforms.core.sdk import require
-from platforms.core.service import SPLIT_ALL, Service, ServiceCost, ServiceData, ServiceSettings, Trained
+from platforms.core.service import (SPLIT_ALL, Service, ServiceCost, ServiceData, ServiceSettings, ThreadedTransport,
+                                    Trained, predictions)
 from platforms.core.transport import Payload, Reply, Target, TransportError
 from platforms.errors import UserError
 from platforms.nyckel import SPEC
@@ -188,7 +186,7 @@ class NyckelService(Service):
                                  "no price per invoke in platforms/nyckel/prices.yaml")
 
 
-class NyckelTransport:
+class NyckelTransport(ThreadedTransport):
     """POST /v1/functions/{id}/invoke with the SDK's bearer token and image encoding, `concurrency` at a time in
     threads, no retries of its own (the load tool retries on resets and 429, and counts them)."""
 
@@ -196,6 +194,7 @@ class NyckelTransport:
         import requests
         from nyckel.functions.utils import ImageSampleBodyTransformer
 
+        super().__init__(concurrency, "nyckel-invoke")
         self.creds, self.timeout = credentials, timeout_s
         self.url = f"{credentials.server_url}/v1/functions/{function_id}/invoke"
         self.encode = ImageSampleBodyTransformer()
@@ -203,9 +202,8 @@ class NyckelTransport:
         adapter = requests.adapters.HTTPAdapter(pool_connections=concurrency, pool_maxsize=concurrency, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="nyckel-invoke")
 
-    def _invoke(self, payload: Payload) -> Reply:
+    def call(self, payload: Payload) -> Reply:
         import requests
 
         uri = f"data:{payload.content_type};base64,{base64.b64encode(payload.body).decode()}"
@@ -219,17 +217,9 @@ class NyckelTransport:
             raise TransportError(kind, str(exc)) from None
         if r.status_code != 200:
             return Reply(r.status_code, r.content, {})
-        doc = r.json()
-        pred = {"class": doc.get("labelName"), "probability": doc.get("confidence"),
-                "top": [[doc.get("labelName"), doc.get("confidence")]]}
-        return Reply(200, json.dumps({"predictions": [pred]}).encode(), {"server": "nyckel invoke"})
-
-    async def send(self, payload: Payload) -> Reply:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, self._invoke, payload)
-
-    async def ready(self, timeout_s: float) -> bool:
-        return True
+        doc = r.json()  # the best label only
+        return predictions([(doc.get("labelName"), doc.get("confidence"))], "nyckel invoke")
 
     async def close(self) -> None:
-        self.pool.shutdown(wait=False)
+        await super().close()
         self.session.close()

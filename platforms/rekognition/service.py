@@ -31,12 +31,10 @@
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Optional
 
@@ -45,7 +43,8 @@ from pydantic import Field
 from platforms.core import pricing
 from platforms.core.api import Job, PlanStep
 from platforms.core.sdk import require
-from platforms.core.service import Service, ServiceCost, ServiceData, ServiceSettings, Trained
+from platforms.core.service import (Service, ServiceCost, ServiceData, ServiceSettings, ThreadedTransport, Trained,
+                                    predictions, put_files)
 from platforms.core.transport import Payload, Reply, Target, TransportError
 from platforms.errors import UserError
 from platforms.rekognition import SPEC
@@ -183,9 +182,8 @@ class RekognitionService(Service):
         def key(split: str, i: int, x) -> str:
             return f"{prefix}/images/{split}/{x.label}/{i:06d}{x.path.suffix.lower()}"
 
-        jobs = [(key(split, i, x), x) for split, items in splits.items() for i, x in enumerate(items)]
-        with ThreadPoolExecutor(self.parsed().upload_workers) as pool:
-            list(pool.map(lambda kx: store.put_file(kx[0], kx[1].path), jobs))
+        jobs = [(key(split, i, x), x.path) for split, items in splits.items() for i, x in enumerate(items)]
+        put_files(store, jobs, self.parsed().upload_workers)
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         for split, items in splits.items():
             lines = [json.dumps({
@@ -330,7 +328,7 @@ class RekognitionService(Service):
                            basis=basis)
 
 
-class RekognitionTransport:
+class RekognitionTransport(ThreadedTransport):
     """DetectCustomLabels through boto3, `concurrency` calls at a time in threads. botocore's own retries are
     off: total_max_attempts 1 (in botocore's Config `max_attempts` counts RETRIES, `total_max_attempts` every
     attempt, https://docs.aws.amazon.com/boto3/latest/guide/retries.html); the load tool retries and counts.
@@ -343,13 +341,13 @@ class RekognitionTransport:
     def __init__(self, session, version_arn: str, concurrency: int, timeout_s: float):
         from botocore.config import Config
 
+        super().__init__(concurrency, "rekognition-detect")
         self.arn = version_arn
         self.client = session.client("rekognition", config=Config(
             retries={"mode": "standard", "total_max_attempts": 1}, max_pool_connections=concurrency,
             connect_timeout=10, read_timeout=timeout_s))
-        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="rekognition-detect")
 
-    def _detect(self, payload: Payload) -> Reply:
+    def call(self, payload: Payload) -> Reply:
         from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError,
                                          EndpointConnectionError, ReadTimeoutError)
 
@@ -366,16 +364,5 @@ class RekognitionTransport:
             raise TransportError("refused", str(exc)) from None
         except ConnectionClosedError as exc:
             raise TransportError("reset", str(exc)) from None
-        ranked = sorted(r.get("CustomLabels", []), key=lambda label: -label["Confidence"])
-        top = [[label["Name"], label["Confidence"] / 100] for label in ranked]
-        pred = {"class": top[0][0] if top else None, "probability": top[0][1] if top else None, "top": top}
-        return Reply(200, json.dumps({"predictions": [pred]}).encode(), {"server": "rekognition DetectCustomLabels"})
-
-    async def send(self, payload: Payload) -> Reply:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, self._detect, payload)
-
-    async def ready(self, timeout_s: float) -> bool:
-        return True  # RUNNING was waited for by deploy
-
-    async def close(self) -> None:
-        self.pool.shutdown(wait=False)
+        return predictions([(label["Name"], label["Confidence"] / 100) for label in r.get("CustomLabels", [])],
+                           "rekognition DetectCustomLabels")

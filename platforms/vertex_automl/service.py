@@ -24,14 +24,12 @@
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
 import re
 import secrets
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
 from pydantic import Field
@@ -39,7 +37,8 @@ from pydantic import Field
 from platforms.core import pricing
 from platforms.core.api import Job, PlanStep
 from platforms.core.sdk import require
-from platforms.core.service import Service, ServiceCost, ServiceData, ServiceSettings, Trained
+from platforms.core.service import (Service, ServiceCost, ServiceData, ServiceSettings, ThreadedTransport, Trained,
+                                    predictions, put_files)
 from platforms.core.transport import Payload, Reply, Target, TransportError
 from platforms.errors import UserError
 from platforms.vertex_automl import SPEC
@@ -193,8 +192,7 @@ class VertexAutoMLService(Service):
         def key(use: str, i: int, x) -> str:
             return f"{prefix}/images/{use}/{x.label}/{i:06d}{x.path.suffix.lower()}"
 
-        with ThreadPoolExecutor(self.parsed().upload_workers) as pool:
-            list(pool.map(lambda r: store.put_file(key(*r), r[2].path), rows))
+        put_files(store, [(key(*r), r[2].path) for r in rows], self.parsed().upload_workers)
         csv = "".join(f"{use},{store.uri(key(use, i, x))},{x.label}\n" for use, i, x in rows)
         store.put_bytes(f"{prefix}/import.csv", csv.encode())
         say(f"uploaded {len(rows)} images and the import file to {store.uri(prefix)}/")
@@ -317,7 +315,7 @@ class VertexAutoMLService(Service):
                            basis=basis)
 
 
-class VertexAutoMLTransport:
+class VertexAutoMLTransport(ThreadedTransport):
     """PredictionService.Predict through the SDK's client, one image per request, `concurrency` at a time in
     threads; the client's own retries are off (retry=None): the load tool retries and counts."""
 
@@ -325,10 +323,10 @@ class VertexAutoMLTransport:
     payload_limit_source = f"Vertex AI AutoML image prediction, {PREPARE_DATA}"
 
     def __init__(self, client, endpoint: str, concurrency: int, timeout_s: float):
+        super().__init__(concurrency, "vertex-automl-predict")
         self.client, self.endpoint, self.timeout = client, endpoint, timeout_s
-        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="vertex-automl-predict")
 
-    def _predict(self, payload: Payload) -> Reply:
+    def call(self, payload: Payload) -> Reply:
         from google.api_core import exceptions
         from google.protobuf import json_format, struct_pb2
 
@@ -346,16 +344,4 @@ class VertexAutoMLTransport:
             kind = "timeout" if "Timeout" in text else "refused" if "refused" in text.lower() else "reset"
             raise TransportError(kind, text) from None
         pred = json_format.MessageToDict(r._pb.predictions[0]) if r.predictions else {}
-        top = sorted(zip(pred.get("displayNames", []), pred.get("confidences", [])), key=lambda t: -t[1])
-        out = {"class": top[0][0] if top else None, "probability": top[0][1] if top else None,
-               "top": [[n, c] for n, c in top]}
-        return Reply(200, json.dumps({"predictions": [out]}).encode(), {"server": "vertex ai predict"})
-
-    async def send(self, payload: Payload) -> Reply:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, self._predict, payload)
-
-    async def ready(self, timeout_s: float) -> bool:
-        return True
-
-    async def close(self) -> None:
-        self.pool.shutdown(wait=False)
+        return predictions(list(zip(pred.get("displayNames", []), pred.get("confidences", []))), "vertex ai predict")
