@@ -3,6 +3,7 @@ and endpoint price, in rows marked published and attributed, beside platbench's 
 same service (runs tagged with its platform name), each figure computed from those runs alone."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import statistics
@@ -24,13 +25,30 @@ def project(tmp_path):
     return root
 
 
-def service_runs(uri: str) -> None:
-    """Load runs as `platbench load` logs them for the rekognition service: two of the study's shape
-    (1,000 requests, closed loop at 10), one not (300 at 4), which must stay out of the 1,000-at-10 column."""
+SERVICE_LATENCIES = [120.0, 130.0, 140.0, 1000.0]  # the service run's load samples; the last one failed
+
+
+def service_runs(uri: str, folder: Path) -> None:
+    """Runs for the rekognition service: one as `platbench launch rekognition` logs it (kind service, its
+    load test's settings and samples in service.json, not in params), load runs as `platbench load` logs
+    them, two of the study's shape (1,000 requests, closed loop at 10) and one not (300 at 4), which must
+    stay out of the 1,000-at-10 column, and an endpoint run with a price."""
     from platforms.core import tracking
     from platforms.core.tracking import Tag
 
     with tracking_uri(uri):
+        with tracking.tracked_run("rekognition-service", {"per_class": 5, "seed": 0},
+                                  {Tag.PLATFORM: "rekognition", Tag.KIND: "service",
+                                   Tag.MODEL: "chosen by the service"}) as run:
+            run.metrics({"final_test_accuracy": 0.9, "seconds_train": 3600.0, "load_seconds": 47.0,
+                         "load_latency_p50_ms": 130.0, "endpoint_usd_per_hour": 4.0})
+            doc = {"load": {"settings": {"requests": 1000, "concurrency": 10, "rate": None},
+                            "samples": {"latency_ms": SERVICE_LATENCIES, "error": [None, None, None, "reset"]}}}
+            path = folder / "service.json"
+            path.write_text(json.dumps(doc))
+            run.client.log_artifact(run.run_id, str(path))
+            run.tags({Tag.STATUS: "finished"})
+            run.end("FINISHED")
         for requests, concurrency, seconds, p50 in ((1000, 10, 50.0, 150.0), (1000, 10, 54.0, 152.0), (300, 4, 9.0, 400.0)):
             with tracking.tracked_run("load-rekognition", {"requests": requests, "concurrency": concurrency},
                                       {Tag.PLATFORM: "rekognition", Tag.KIND: "load"}) as run:
@@ -54,7 +72,7 @@ def build(out: Path, uri: str, root: Path):
 
 def test_published_figures_sit_beside_measured_runs_and_are_attributed(tmp_path, project):
     uri = f"sqlite:///{tmp_path / 'store.db'}"
-    service_runs(uri)
+    service_runs(uri, tmp_path)
     written = build(tmp_path / "rep", uri, project)
     assert "published" in written.sections
     md = (tmp_path / "rep" / "report.md").read_text()
@@ -69,12 +87,19 @@ def test_published_figures_sit_beside_measured_runs_and_are_attributed(tmp_path,
             pub["endpoint price, USD per hour"], pub["Runs"]) == ("167", "45.2", "4", "–")
     assert "[1] Image Classification Benchmark: Google, AWS, Hugging Face & Nyckel, 2023-05-31" in section
     assert "<https://www.nyckel.com/blog/image-classification-benchmark-google-vs-aws-vs-hugging-face-vs-nyckel/>" in section
-    # ours: one median per run over all four runs; the 1,000-at-10 time only from the two runs of that shape
-    assert ours["Source"] == "measured by platbench" and ours["Runs"] == "4"
-    medians = [150.0, 152.0, 400.0, 160.0]  # one per run
+    # ours: one median per run over all five runs (the service run's from its successful samples, the others
+    # from their logged p50); the 1,000-at-10 time only from the three runs of that shape (the service run's
+    # shape read from its load report, the load runs' from their params); the price from the two priced runs
+    assert ours["Source"] == "measured by platbench" and ours["Runs"] == "5"
+    medians = [statistics.median(SERVICE_LATENCIES[:3]), 150.0, 152.0, 400.0, 160.0]
     assert ours["median request latency, ms"] == f"{statistics.mean(medians):.2f} ± {statistics.stdev(medians):.2f}"
-    assert ours["seconds for 1,000 requests at 10 concurrent"] == "52.00 ± 2.83"
-    assert ours["endpoint price, USD per hour"] == "4.0000"
+    study = [47.0, 50.0, 54.0]
+    assert ours["seconds for 1,000 requests at 10 concurrent"] == f"{statistics.mean(study):.2f} ± {statistics.stdev(study):.2f}"
+    assert ours["endpoint price, USD per hour"] == "4.0000 ± 0.0000"
+    # the service run is a training run too (accuracy, time), listed once in the runs table
+    training_rows, serving_rows = md_tables(md_section(md, "runs"))[:2]
+    assert [r["Model"] for r in training_rows if r["Platform"] == "rekognition"] == ["chosen by the service"]
+    assert sorted(r["Kind"] for r in serving_rows if r["Platform"] == "rekognition") == ["endpoint", "load", "load", "load"]
     # services with no runs say so instead of showing a number
     nyckel = [r for r in rows if r["Platform"] == "nyckel"]
     assert nyckel[1]["Source"] == "measured: no runs yet" and nyckel[1]["Runs"] == "0"
@@ -89,7 +114,7 @@ def sections(tmp_path, project):
     from platforms.report.sections import Para, Report
 
     uri = f"sqlite:///{tmp_path / 'store.db'}"
-    service_runs(uri)
+    service_runs(uri, tmp_path)
     with tracking_uri(uri):
         rep = Report(data.gather(None), root=project)
     return {s.id: " ".join(b.text for b in s.blocks if isinstance(b, Para)) for s in (rep.published(), rep.usability())}

@@ -14,6 +14,7 @@ from platforms.core import tracking
 from platforms.core.tracking import Tag
 
 TRAINING = "training"
+SERVICE = "service"  # platforms/bench/automl.py KIND: a managed AutoML service's run
 
 
 @dataclass
@@ -97,6 +98,9 @@ class Store:
     unfinished: list[Run] = field(default_factory=list)    # failed / killed / preempted / lost / running
     load: list[Run] = field(default_factory=list)           # `platbench load` (kind load)
     endpoints: list[Run] = field(default_factory=list)      # `platbench endpoint`: deploy, load-test, delete
+    # `platbench launch SERVICE` (kind service, platforms/bench/automl.py): a managed AutoML service trained on
+    # our data, then its deployed model evaluated and load-tested; in the training figures and the serving ones
+    services: list[Run] = field(default_factory=list)
     batch: list[Run] = field(default_factory=list)
     transfers: list[Run] = field(default_factory=list)      # `platbench transfer`: one run per cold repeat
     transfer_batches: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # run id → side → per-batch s/MB
@@ -106,10 +110,11 @@ class Store:
     latency_samples: dict[str, list[float]] = field(default_factory=dict)  # load run id → ok latencies (ms)
     latency_missing: dict[str, str] = field(default_factory=dict)          # load run id → why no samples
     endpoint_notes: dict[str, str] = field(default_factory=dict)           # endpoint run id → price caveat
+    load_settings: dict[str, dict] = field(default_factory=dict)           # run id → the load test's settings
 
     @property
     def serving(self) -> list[Run]:
-        return self.load + self.endpoints
+        return self.load + self.endpoints + [r for r in self.services if r.finished]
 
     def by_id(self) -> dict[str, Run]:
         return {r.run_id: r for r in self.training + self.unfinished + self.serving + self.batch + self.sweeps
@@ -158,6 +163,11 @@ def gather(sweeps: list[str] | None = None, latency: bool = True) -> Store:
             store.load.append(r)
         elif r.kind == "endpoint":
             store.endpoints.append(r)
+        elif r.kind == SERVICE:
+            if wanted and r.sweep not in wanted:
+                continue
+            store.services.append(r)
+            (store.training if r.finished else store.unfinished).append(r)
         elif r.kind == "batch_inference":
             store.batch.append(r)
         elif r.kind == "transfer":
@@ -184,11 +194,12 @@ def gather(sweeps: list[str] | None = None, latency: bool = True) -> Store:
 
 def _latency(c, run: Run, store: Store) -> None:
     """Every request's latency: the load tool's report (artifact load.json of a load run, or the "load"
-    part of endpoint.json of an endpoint run); only requests that succeeded (error None) count."""
+    part of endpoint.json of an endpoint run or of service.json of a service run); only requests that
+    succeeded (error None) count. The load test's settings (requests, concurrency, rate) are kept too."""
     import os
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    name = "endpoint.json" if run.kind == "endpoint" else "load.json"
+    name = {"endpoint": "endpoint.json", SERVICE: "service.json"}.get(run.kind, "load.json")
     try:
         names = {a.path for a in c.list_artifacts(run.run_id)}
         if name not in names:
@@ -201,7 +212,10 @@ def _latency(c, run: Run, store: Store) -> None:
             note = ((doc.get("cost") or {}).get("note") or "").strip()
             if note:
                 store.endpoint_notes[run.run_id] = note
+        if run.kind in ("endpoint", SERVICE):
             doc = doc.get("load") or {}
+        if isinstance(doc.get("settings"), dict):
+            store.load_settings[run.run_id] = doc["settings"]
         samples = doc.get("samples") or {}
         lat, err = samples.get("latency_ms") or [], samples.get("error") or []
         ok = [float(x) for i, x in enumerate(lat) if (err[i] if i < len(err) else None) is None]

@@ -757,7 +757,8 @@ class Report:
                 continue
             self.cite(measured)
             medians = [v for r in measured if (v := self.run_latency(r)) is not None]
-            study_load = [r.m("load_seconds") for r in measured if _closed_loop(r, 1000, 10) and r.m("load_seconds") is not None]
+            study_load = [r.m("load_seconds") for r in measured
+                          if self._closed_loop(r, 1000, 10) and r.m("load_seconds") is not None]
             hourly = [r.m(ENDPOINT_PRICE_METRIC) for r in measured if r.m(ENDPOINT_PRICE_METRIC) is not None]
             rows.append([name, "measured by platbench",
                          pm(medians, MS) if medians else "–", pm(study_load, SEC) if study_load else "–",
@@ -777,6 +778,16 @@ class Report:
         for text in notes:
             s.add(Para(text, "note"))
         return s
+
+    def _closed_loop(self, run: Run, requests: int, concurrency: int) -> bool:
+        """Was the run's load test closed loop, exactly `requests` at `concurrency` (the study's 1,000 at
+        10)? From its params (load runs) or the load report's settings in its artifact (service runs)."""
+        st = {**self.store.load_settings.get(run.run_id, {}), **run.params}
+        try:
+            return (int(st.get("requests", -1)) == requests and int(st.get("concurrency", -1)) == concurrency
+                    and st.get("rate") in (None, "", "None"))
+        except (TypeError, ValueError):
+            return False
 
     def usability(self) -> Section:
         from platforms.scorecard import loader, table as table_mod
@@ -846,7 +857,8 @@ class Report:
                      "End-to-end s", f"Images/s ({SPEED_LABEL['plain']})", f"Images/s ({SPEED_LABEL['evaluated']})",
                      "Dataset", "Image", "Commit", "Sweep cell"], rows, ids, id="runs-table",
                     caption="training runs; only status `finished` enters the figures"))
-        others = st.serving + st.batch
+        in_training = {r.run_id for r in st.services}  # service runs are in the training table above
+        others = [r for r in st.serving if r.run_id not in in_training] + st.batch
         if others:
             rows, ids = [], []
             for r in others:
@@ -941,16 +953,6 @@ def _project(root: Optional[Path]):
         if root is None and not __import__("os").environ.get("PLATBENCH_ROOT") and (checkout / "scoring.yaml").is_file():
             return Project(checkout)
         raise
-
-
-def _closed_loop(run: Run, requests: int, concurrency: int) -> bool:
-    """Was this a closed-loop load of exactly `requests` at `concurrency` (the study's 1,000 at 10)?"""
-    p = run.params
-    try:
-        return (int(p.get("requests", -1)) == requests and int(p.get("concurrency", -1)) == concurrency
-                and p.get("rate") in (None, "", "None"))
-    except ValueError:
-        return False
 
 
 def _ordered(platforms: set[str]) -> list[str]:
