@@ -181,7 +181,7 @@ def test_a_preempted_job_restarts_and_resumes_from_its_checkpoint(dataset, tmp_p
             time.sleep(0.05)
 
     threading.Thread(target=reclaim, daemon=True).start()
-    outcome, run_id = run(Job(data=dataset, out=tmp_path / "out", epochs=3),
+    outcome, run_id = run(Job(data=dataset, out=tmp_path / "out", epochs=2),
                           settings(apolo, preset="gpu-small-p", run_name="spot-1", staging="naive"))
     assert outcome.status == "finished", outcome.message
     (_, _, body), = jobs_started(apolo)
