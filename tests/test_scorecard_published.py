@@ -10,9 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from test_scorecard_cli import cli  # `platbench …` in-process: a UserError is one line and exit 2
 
-from platforms.cli import app
 from platforms.errors import UserError
 from platforms.scorecard import loader
 from platforms.scorecard.loader import Project, load_all, load_rubric
@@ -29,14 +28,6 @@ AUTOML_COPY = REFERENCES / "nyckel-automl-image-classification-benchmark-2023.md
 
 def published():
     return check_published(*parse_yaml(STUDIES_TEXT, PUBLISHED_FILE), RUBRIC)
-
-
-def cli(*args):
-    result = CliRunner().invoke(app, list(args))
-    if isinstance(result.exception, UserError):
-        return 2, result.stdout, (result.stderr + f"platbench: error: {result.exception}\n")
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture
