@@ -67,11 +67,16 @@ RUN python -c "import sys; v = '%d.%d' % sys.version_info[:2]; sys.exit(0 if v =
 COPY pyproject.toml README.md ./
 COPY trainer ./trainer
 COPY platforms ./platforms
-# Then the package and the rest of its dependencies, and a check that nothing outside the lock came in:
+# Then the package and the rest of its dependencies, with what each platform's serving contract needs
+# beyond the core: the `gcs` extra (google-cloud-storage), since Vertex AI hands `serve` its model as a
+# gs:// URI in AIP_STORAGE_URI and mounts nothing
+# (https://cloud.google.com/vertex-ai/docs/predictions/custom-container-requirements, "Model artifacts");
+# SageMaker unpacks model.tar.gz into /opt/ml/model and needs no SDK in the container. Then a check that
+# nothing outside the lock came in:
 # pip freeze (which leaves out pip, setuptools and wheel) must print only lines of constraints.txt.
 # setuptools, which torch requires at run time, is unpinned while the lock (made by pip freeze) lacks it:
 # the base's satisfies torch and is kept.
-RUN python -m pip install -c constraints.txt . \
+RUN python -m pip install -c constraints.txt ".[gcs]" \
     && python -m pip check \
     && python -m pip freeze --exclude platbench > /tmp/installed.txt \
     && if grep -ivxFf constraints.txt /tmp/installed.txt; then \
@@ -85,12 +90,22 @@ COPY docker/train docker/serve /usr/local/bin/
 ARG GIT_COMMIT=unknown
 ENV PLATBENCH_GIT_COMMIT=${GIT_COMMIT}
 
-# Non-root user; the SageMaker paths exist and belong to it, so the image also runs under the SageMaker
-# layout mounted by a local engine.
+# Who runs the image, per platform. SageMaker AI "expects all containers to run with root users" and mounts
+# /opt/ml/model, /opt/ml/output and /opt/ml/checkpoints owned by root
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html, "How SageMaker AI
+# Runs Your Inference Image"; aws/sagemaker-python-sdk#4764 for training), so the image's default user is
+# root. Vertex AI and Azure ML start the image's default user as well: their job and model container
+# specifications have no user field (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/CustomJobSpec#ContainerSpec,
+# https://cloud.google.com/vertex-ai/docs/reference/rest/v1/ModelContainerSpec,
+# https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-command).
+# Where a person runs it on their own machine (docker-compose.gpu.yml, `platbench launch docker`), it runs
+# as the non-root user below (uid 1000, or the caller's uid), so the files it leaves are theirs.
+# The SageMaker paths exist, owned by root as the service mounts them.
 RUN useradd --create-home --uid 1000 --shell /bin/bash platbench \
     && mkdir -p /opt/ml/input/data/training /opt/ml/input/config /opt/ml/model /opt/ml/output/data \
                 /opt/ml/checkpoints /work \
-    && chown -R platbench:platbench /opt/ml /work
-USER 1000:1000
+    && chown platbench:platbench /work
+# hadolint ignore=DL3002
+USER 0:0
 WORKDIR /work
 CMD ["train"]

@@ -1,10 +1,14 @@
 """The image built from the real Dockerfile, run the way the platforms run it (issue 6). Collected only under
 scripts/image-test (see conftest.py), against its engine, with a tiny generated dataset and small settings.
 
-- `docker run IMAGE train` with SageMaker's /opt/ml layout mounted, as the image's non-root user;
-- `docker run IMAGE serve`: /ping and /invocations on 8080 from the model just trained;
+- `docker run IMAGE train` with SageMaker's /opt/ml layout mounted, the folders owned by root as the service
+  mounts them, as the image's default user (root: SageMaker expects it, see the Dockerfile);
+- `serve` started as each platform starts it: SageMaker `docker run IMAGE serve` with the model unpacked into a
+  root-owned /opt/ml/model (/ping, /invocations on 8080); Vertex AI with the launcher's own ModelContainerSpec
+  (args, routes, port) and the model fetched from a gs:// AIP_STORAGE_URI (a Cloud Storage emulator);
 - `docker stop` mid-training: SIGTERM → epoch-end checkpoint, exit 143 → a second run resumes;
-- docker-compose.gpu.yml's trainer service minus the GPU reservation (docker/compose.cpu.override.yml);
+- docker-compose.gpu.yml's trainer service minus the GPU reservation (docker/compose.cpu.override.yml), as
+  the non-root user (uid 1000) in the user's own folder;
 - the SageMaker Python SDK's own local mode, through `platbench launch sagemaker --set local=true`,
   training against a moto S3, then serving the model it wrote;
 - the software stack in the image is the lock's (constraints.txt), the one native runs use (issue 10).
@@ -32,7 +36,8 @@ from trainer.results import read_results
 IMAGE = os.environ.get("PLATBENCH_IT_IMAGE", "")
 DIGEST = os.environ.get("PLATBENCH_IT_DIGEST", "")
 WORK = Path(os.environ.get("PLATBENCH_IT_WORK", "/nonexistent"))
-IMAGE_UID = 1000  # the Dockerfile's USER 1000:1000
+IMAGE_UID = 1000  # the image's non-root user (useradd in the Dockerfile), what compose runs as
+ROOT_UID = 0      # the image's default user (USER 0:0), what SageMaker, Vertex AI and Azure ML start
 COMPOSE_FILES = ["-f", str(REPO / "docker-compose.gpu.yml"), "-f", str(REPO / "docker/compose.cpu.override.yml")]
 
 
@@ -63,16 +68,20 @@ def network():
 
 
 def opt_ml(name: str, hyperparameters: dict[str, str], data: Path) -> Path:
-    """SageMaker's layout on the host: the channel and config read-only, model/output/checkpoints writable
-    by the container's user (as SageMaker provides them)."""
+    """SageMaker's layout on the host as the service mounts it: the channel and config read-only,
+    model/output/checkpoints owned by root and writable by root only (mode 755), so a container user
+    other than root could not write them (issue 12 item 3)."""
     root = WORK / name
     shutil.copytree(data, root / "input/data/training")
     (root / "input/config").mkdir(parents=True)
     (root / "input/config/hyperparameters.json").write_text(json.dumps(hyperparameters))
     for d in ("model", "output/data", "checkpoints"):
         (root / d).mkdir(parents=True)
-    for d in ("model", "output", "checkpoints"):
-        chown_tree(root / d)
+    for d in ("model", "output", "output/data", "checkpoints"):
+        os.chmod(root / d, 0o755)
+    for d in ("model", "output", "output/data", "checkpoints"):
+        st = (root / d).stat()
+        assert st.st_uid == ROOT_UID and not st.st_mode & 0o022, f"{d}: not as SageMaker mounts it"
     return root
 
 
@@ -167,8 +176,8 @@ def trained(data):
     return root, proc
 
 
-def test_train_under_the_sagemaker_layout_as_the_non_root_user(trained):
-    assert docker("image", "inspect", "-f", "{{.Config.User}}", IMAGE).stdout.strip() == f"{IMAGE_UID}:{IMAGE_UID}"
+def test_train_under_the_sagemaker_layout_with_root_owned_folders(trained):
+    assert docker("image", "inspect", "-f", "{{.Config.User}}", IMAGE).stdout.strip() == f"{ROOT_UID}:{ROOT_UID}"
     root, proc = trained
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "- Test accuracy: " in proc.stdout
@@ -178,17 +187,29 @@ def test_train_under_the_sagemaker_layout_as_the_non_root_user(trained):
     assert res.git_commit and res.git_commit == image_env("PLATBENCH_GIT_COMMIT")
     assert res.hyperparameters["batch_size"] == 32  # from hyperparameters.json
     for f in ("model/model.pt", "model/model.json", "output/data/results.json", "checkpoints/last.ckpt"):
-        assert (root / f).stat().st_uid == IMAGE_UID, f  # written by the image's user, not root
+        assert (root / f).stat().st_uid == ROOT_UID, f  # written by the image's default user, as on SageMaker
 
 
 # ------------------------------------------------------------------------------------------------ serve
+def container_uid(name: str) -> int:
+    """The uid the container's main process runs as (what the platform's start gave it)."""
+    pid = docker("inspect", "-f", "{{.State.Pid}}", name).stdout.strip()
+    return int(next(line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("Uid:")))
+
+
 def test_serve_answers_ping_and_invocations_from_the_trained_model(trained, network, data):
+    """As SageMaker hosting starts it: `docker run IMAGE serve`, no user given (the image's default), the
+    model unpacked into /opt/ml/model owned by root
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html)."""
     root, proc = trained
     assert proc.returncode == 0
+    assert (root / "model").stat().st_uid == ROOT_UID
     name = "pbit-serve"
     docker("run", "-d", "--name", name, "--network", network, "-p", "127.0.0.1::8080",
            "-v", f"{root / 'model'}:/opt/ml/model:ro", "-e", f"PLATBENCH_IMAGE_DIGEST={DIGEST}", IMAGE, "serve")
     try:
+        assert container_uid(name) == ROOT_UID
         port = int(docker("port", name, "8080/tcp").stdout.split()[0].rsplit(":", 1)[1])
         wait_for(lambda: _ping(port), 180, "/ping to answer 200")
         correct, total = 0, 0
@@ -217,11 +238,79 @@ def test_serve_answers_ping_and_invocations_from_the_trained_model(trained, netw
     assert code == "0", f"serve exited {code} on SIGTERM\n{logs.stdout[-2000:]}{logs.stderr[-2000:]}"
 
 
-def _ping(port: int) -> bool:
+def _ping(port: int, route: str = "/ping") -> bool:
     try:
-        return http_call(port, "GET", "/ping")[0] == 200
+        return http_call(port, "GET", route)[0] == 200
     except OSError:
         return False
+
+
+@pytest.fixture(scope="module")
+def gcs_emulator():
+    """The Cloud Storage emulator on the host's loopback; the Vertex container shares the host's network
+    to reach it (the engine runs without its own bridge)."""
+    from gcp_storage_emulator.server import create_server
+
+    from conftest_clouds import free_port
+
+    port = free_port()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def kubernetes_start(command: list[str], args: list[str]) -> list[str]:
+    """`docker run` arguments for a container spec with Kubernetes command/args semantics (Vertex AI's
+    ModelContainerSpec): command replaces the image's ENTRYPOINT, args its CMD."""
+    if command:
+        return ["--entrypoint", command[0], IMAGE, *command[1:], *args]
+    return [IMAGE, *args]
+
+
+def test_vertex_serving_container_fetches_its_model_from_gs(trained, gcs_emulator, data, monkeypatch):
+    """As Vertex AI starts the model's container: the launcher's own ModelContainerSpec (args, routes,
+    port; platforms/vertex/endpoint.py), the image's default user, AIP_* set as the service sets them and
+    the model handed over as a gs:// AIP_STORAGE_URI, nothing mounted
+    (https://cloud.google.com/vertex-ai/docs/predictions/custom-container-requirements). `serve` must copy
+    it down with google-cloud-storage, which the image installs (issue 12 item 2)."""
+    from google.cloud import storage
+
+    from conftest_clouds import free_port
+    from platforms.vertex import endpoint as vx
+
+    root, proc = trained
+    assert proc.returncode == 0
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
+    bucket = storage.Client(project="platbench-it").create_bucket("pbit-vertex-models")
+    for f in ("model.pt", "model.json"):
+        bucket.blob(f"models/pbit/{f}").upload_from_filename(str(root / "model" / f))
+    # The spec's containerPort becomes AIP_HTTP_PORT; here a free port of the host, whose network the
+    # container shares to reach the emulator on 127.0.0.1.
+    port = free_port()
+    env = {"AIP_HTTP_PORT": str(port), "AIP_HEALTH_ROUTE": vx.HEALTH_ROUTE, "AIP_PREDICT_ROUTE": vx.PREDICT_ROUTE,
+           "AIP_STORAGE_URI": "gs://pbit-vertex-models/models/pbit", "AIP_MODE": "PREDICTION",
+           "AIP_FRAMEWORK": "CUSTOM_CONTAINER", "AIP_DEPLOYED_MODEL_ID": "1", "AIP_ENDPOINT_ID": "2",
+           "AIP_PROJECT_NUMBER": "3", "AIP_MACHINE_TYPE": "n1-standard-4",
+           "STORAGE_EMULATOR_HOST": gcs_emulator, "PLATBENCH_IMAGE_DIGEST": DIGEST}
+    name = "pbit-vertex-serve"
+    docker("run", "-d", "--name", name, "--network", "host", *[a for k, v in env.items() for a in ("-e", f"{k}={v}")],
+           *kubernetes_start([], vx.SERVE_ARGS))
+    try:
+        assert container_uid(name) == ROOT_UID
+        wait_for(lambda: _ping(port, vx.HEALTH_ROUTE) or docker("inspect", "-f", "{{.State.Running}}", name
+                                                                  ).stdout.strip() == "false", 180, "the health route")
+        assert _ping(port, vx.HEALTH_ROUTE), docker("logs", name, check=False).stderr[-3000:]
+        sample = sorted((data / "test" / "blue").glob("*.png"))[0]
+        status, headers, body = http_call(port, "POST", vx.PREDICT_ROUTE, png(sample), {"Content-Type": "image/png"})
+        assert status == 200, body
+        assert json.loads(body)["predictions"][0]["class"] in COLORS
+        assert {k.lower(): v for k, v in headers.items()}.get("x-platbench-image-digest") == DIGEST
+    finally:
+        docker("stop", "-t", "30", name, check=False)
+        logs = docker("logs", name, check=False)
+        docker("rm", "-f", name, check=False)
+    assert re.search(r"copied 2 model files from gs://pbit-vertex-models/models/pbit", logs.stderr), logs.stderr[-3000:]
 
 
 # ------------------------------------------------------------------------------------------------ SIGTERM
@@ -259,7 +348,7 @@ def test_compose_trainer_service_without_the_gpu_reservation(data):
 
     proj = WORK / "compose"
     shutil.copytree(data, proj / "data" / "cifar10")  # prepared already: --if-missing skips the download
-    chown_tree(proj)
+    chown_tree(proj)  # the user's own folder, owned by the uid compose runs the image as (PLATBENCH_UID)
     env = {**os.environ, "PWD": str(proj), "PLATBENCH_IMAGE": IMAGE, "PLATBENCH_IMAGE_DIGEST": DIGEST,
            "PLATBENCH_MODEL": "small", "PLATBENCH_TARGET": "0.5", "PLATBENCH_UID": str(IMAGE_UID),
            "PLATBENCH_GID": str(IMAGE_UID)}
