@@ -44,6 +44,7 @@ class Study(_Strict):
     published_on: dt.date | None = None
     date_note: Text | None = None          # why there is no date, when there is none
     measured_by: Text
+    by: Text                               # the attribution a table cell has room for
     reference: Text                        # the copy platbench keeps and where in it (for maintainers)
     rubric: Literal["usability", "developer_experience"]
     notes: Text | None = None

@@ -125,7 +125,7 @@ def cells(scored: Rubric, row: Row, published, show: Callable[[Path], str] = str
         return [f"{NOT_RECORDED}{where}", *([NOT_RECORDED] * k), "—"]
     study = published.studies[row.study]
     ref = f" [{study_refs.setdefault(row.study, len(study_refs) + 1)}]" if study_refs is not None else ""
-    who = f"**{PUBLISHED}** by {study.measured_by.split(',')[0]}{ref}"
+    who = f"**{PUBLISHED}** by {study.by}{ref}"
     if row.ratings is None:
         return [f"{who}: listed, {NOT_PUBLISHED}", *(["—"] * k), "—"]
     values = [row.ratings.ratings[c.id] for c in scored.criteria]
