@@ -211,3 +211,18 @@ def test_ctrl_c_cancels_the_run(dataset, tmp_path, monkeypatch, workspace):
     assert workspace.get_run(r.run_id)["state"]["result_state"] == "CANCELED"
     mlrun = tracking.list_runs(5)[0]
     assert mlrun.data.tags[tracking.Tag.STATUS] == "killed"
+
+
+def test_local_mode_runs_the_task_here_without_the_jobs_api(dataset, tmp_path, monkeypatch, workspace):
+    monkeypatch.chdir(tmp_path)
+    seen = len(workspace.requests)
+    job = Job(data=dataset, out=tmp_path / "out", epochs=1, model="small")
+    outcome, run_id = run(job, {**BASE, "run_name": "pb-local-1", "local": "true"})
+    assert outcome.status == "finished", outcome.message
+    paths = [p for _, p in workspace.requests[seen:]]
+    assert not [p for p in paths if p.startswith(("/api/2.2/jobs/", "/api/2.1/clusters/"))]  # no run, no cluster
+    assert "/api/2.0/fs/files/Volumes/main/platbench/runs/platbench/jobs/pb-local-1/outputs/results.json" in paths
+    assert json.loads((job.out / "results.json").read_text())["platform"] == "databricks"
+    t = tracking.client().get_run(run_id).data
+    assert t.tags[tracking.Tag.LOCAL_MODE] == "true" and "cost_usd" not in t.metrics  # nothing billed here
+    assert t.metrics["phase_seconds_training"] > 0
