@@ -14,6 +14,7 @@ SPEC = PlatformSpec(
     extra="databricks",
     sdk_modules=("databricks.sdk",),
     credentials="credentials:find",
+    guide="docs/first-run-databricks.md",
     endpoint="endpoint:DatabricksEndpoint",
     lacks={
         Feature.MULTI_NODE: "the trainer is single-node: a single-node job cluster (num_workers 0)",

@@ -1,14 +1,18 @@
 """Databricks: the trainer as a one-time Jobs run on a new single-node GPU job cluster, through databricks-sdk
 (WorkspaceClient), with the dataset staged into a Unity Catalog volume through the Files API.
 
-Why not the platbench image: Databricks runs custom containers (Databricks Container Services) only when
-they are built FROM one of its runtime base images (databricksruntime/*), and not on ML runtimes at all
-(https://docs.databricks.com/en/compute/custom-containers.html: "Databricks Runtime for Machine Learning does
-not support Databricks Container Services"); the GPU ML runtime is what brings CUDA, torch and the GPU
-drivers. So the launcher builds a wheel from this checkout (the same trainer package the image installs) and
-runs it in the platform's runtime: the run records the runtime version in place of an image digest
-(tags platbench.runner=databricks-runtime, platbench.databricks.runtime, platbench.databricks.wheel_sha256)
-and the trainer's results.json records the software versions the runtime actually had.
+Why not the platbench image: on classic job clusters Databricks runs a custom container only through
+Databricks Container Services, whose images are built from Databricks' runtime base images
+(https://docs.databricks.com/en/compute/custom-containers.html); the platbench image is not, and the GPU ML
+runtime is what brings CUDA, torch and the GPU drivers there. So the launcher builds a wheel from this checkout
+(the same trainer package the image installs) and runs it in the platform's runtime: the run records the
+runtime version in place of an image digest (tags platbench.runner=databricks-runtime,
+platbench.databricks.runtime, platbench.databricks.wheel_sha256), and the trainer's results.json records the
+software versions the runtime actually had. A documented way to run an arbitrary image exists only for the
+AI Runtime CLI's workloads (`air register image`, Beta: https://docs.databricks.com/aws/en/machine-learning/
+ai-runtime/cli/docker-images), not for Jobs runs through the SDK; it is not used here.
+GPU and ML runtimes need dedicated (single-user) access mode: standard access mode supports neither
+(https://docs.databricks.com/compute/access-mode-limitations.html), hence data_security_mode SINGLE_USER.
 
 Platform contracts relied on (official pages):
 - One-time runs: POST /api/2.2/jobs/runs/submit (tasks with new_cluster, libraries, spark_python_task;
