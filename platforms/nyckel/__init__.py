@@ -18,5 +18,8 @@ SPEC = PlatformSpec(
         Feature.GPU: "the service picks its own hardware",
         Feature.SPOT: "no spot or preemptible training",
         Feature.MULTI_NODE: "the service decides how training is spread",
+        Feature.BILLING: "no price per hour applies: Nyckel charges nothing to train and a subscription per invoke "
+                         "(AutoML study of 2023-05-31); no per-invoke price could be confirmed "
+                         "(https://www.nyckel.com/pricing is not in the stored copies), so none is guessed",
     },
 )

@@ -28,8 +28,7 @@ from typing import Any, Optional
 
 from pydantic import Field
 
-from platforms.core import pricing
-from platforms.core.api import Job, PlanStep
+from platforms.core.api import Feature, Job, PlanStep
 from platforms.core.sdk import require
 from platforms.core.service import (SPLIT_ALL, Service, ServiceCost, ServiceData, ServiceSettings, ThreadedTransport,
                                     Trained, predictions)
@@ -177,13 +176,9 @@ class NyckelService(Service):
         return done
 
     def cost(self, trained: Optional[Trained]) -> Optional[ServiceCost]:
-        train = pricing.lookup(self.name, "global", "training")
-        if train is None:
-            return None
-        return ServiceCost(training_usd=0.0 if train.usd_per_hour == 0 else None, endpoint_usd_per_hour=None,
-                           usd_per_request=None,
-                           basis=f"training {train.usd_per_hour}/h ({train.source}, {train.date}, {train.status}); "
-                                 "no price per invoke in platforms/nyckel/prices.yaml")
+        """No price is known (SPEC.lacks billing says why): the run records no cost rather than a guess."""
+        return ServiceCost(training_usd=None, endpoint_usd_per_hour=None, usd_per_request=None,
+                           basis=f"none: {SPEC.lacks[Feature.BILLING]}")
 
 
 class NyckelTransport(ThreadedTransport):

@@ -133,7 +133,7 @@ def test_platbench_launch_samples_trains_evaluates_loads_and_deletes(nyckel, col
     # server's training time plus a poll or two (0.05 s each), never the upload before it
     assert 0 < doc["training"]["seconds"] <= server.train_seconds + 1.0
     assert "platbench's clock" in doc["training"]["source"]
-    assert doc["cost"]["cost_training_usd"] == 0.0 and doc["cost"]["usd_per_request"] is None
+    assert doc["cost"]["cost_usd"] is None and doc["cost"]["basis"].startswith("none: no price per hour applies")
     runs = platbench("runs", "--kind", "service", "--json", cwd=tmp_path)
     (row,) = json.loads(runs.stdout)
     assert row["platform"] == "nyckel" and row["kind"] == "service" and row["test_accuracy"] == ev["accuracy"]
