@@ -46,14 +46,22 @@ def test_deploy_load_delete(workspace, model_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     s = loadtest.LoadSettings(requests=24, concurrency=3, warmup=2)
     payloads = loadtest.make_payloads(loadtest.load_images([]), "image", 1)
-    said = []
+    attached = {}
+
+    def say(text):
+        if text.startswith("endpoint pb-serve serves"):  # while it is up: `platbench load databricks:pb-serve`
+            target = loadtest.parse_target("databricks:pb-serve")
+            attached["run"] = loadtest.run_load(target, loadtest.make_payloads(loadtest.load_images([]), "json", 2),
+                                                loadtest.LoadSettings(requests=4, concurrency=2, warmup=0))
+
     result = run_endpoint_benchmark("databricks", model_dir, {"name": "pb-serve", "poll_seconds": "0.5"}, s,
-                                    payloads, "image", say=said.append)
+                                    payloads, "image", say=say)
+    assert [x.error for x in attached["run"].samples] == [None] * 4  # attached by name, JSON with 2 images each
     summary = result.load["summary"]
     # every request answered {"predictions": [...]} (the load tool checks one per image) through the REST route
     assert summary["ok"] == 24 and summary["failed"] == 0
     invocations = [p for m, p in workspace.requests if p == "/serving-endpoints/pb-serve/invocations"]
-    assert len(invocations) >= 26  # warm-up and measured requests all went through the workspace's route
+    assert len(invocations) >= 30  # warm-up, measured and attached requests all went through the workspace's route
     assert result.deleted == ["serving endpoint pb-serve", "model version main.default.platbench/1",
                               "registered model main.default.platbench"]
     assert result.timings["create_to_in_service_s"] > 0 and result.timings["upload_s"] > 0
