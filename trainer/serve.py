@@ -36,7 +36,14 @@ Vertex AI, custom prediction container
     https://cloud.google.com/sdk/gcloud/reference/ai/endpoints/predict): the default --max-bytes when
     AIP_PREDICT_ROUTE says the container runs on Vertex (custom-container-requirements page above).
 
-Requests (every predict route, either contract):
+Azure Machine Learning, managed online endpoint with a custom container
+  https://learn.microsoft.com/azure/machine-learning/how-to-deploy-custom-container
+  - the deployment's environment names the port and routes (inference_config): platbench's are port 8080,
+    liveness and readiness GET /ping (200 once the model is loaded), scoring POST /invocations — the
+    SageMaker pair, so no Azure-specific route is needed; the endpoint forwards the scoring request's body;
+  - the registered model is mounted read-only at AZUREML_MODEL_DIR (a folder model one level below it).
+
+Requests (every predict route, every contract):
   - Content-Type image/png | image/jpeg | application/x-image | application/octet-stream: one PNG/JPEG image;
   - Content-Type application/json: {"instances": [{"b64": ...} | "<base64>" | [[[r, g, b], ...]] | {"pixels": ...}],
     "parameters": {"top_k": N}}.
@@ -125,7 +132,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m trainer serve",
                                 description="Serve a trained platbench model over HTTP (SageMaker and Vertex AI contracts).")
     p.add_argument("--model-dir", type=Path,
-                   help="model.pt + model.json (default: PLATBENCH_MODEL_DIR, AIP_STORAGE_URI, /opt/ml/model)")
+                   help="model.pt + model.json (default: PLATBENCH_MODEL_DIR, AIP_STORAGE_URI, AZUREML_MODEL_DIR, "
+                        "/opt/ml/model)")
     p.add_argument("--host", help="bind address (default 0.0.0.0, or PLATBENCH_SERVE_HOST)")
     p.add_argument("--port", type=int, help="default AIP_HTTP_PORT, SAGEMAKER_BIND_TO_PORT, else 8080")
     p.add_argument("--max-batch", type=int, help="most images per forward pass (default 64; PLATBENCH_SERVE_MAX_BATCH)")
@@ -141,7 +149,7 @@ def parser() -> argparse.ArgumentParser:
 
 def resolve_model_dir(flag: Optional[Path], env: Mapping[str, str]) -> tuple[Path, Optional[Path]]:
     """(model dir, temporary dir to remove on exit). Order: flag, PLATBENCH_MODEL_DIR, AIP_STORAGE_URI,
-    SageMaker's /opt/ml/model (under PLATBENCH_OPT_ML when set)."""
+    AZUREML_MODEL_DIR, SageMaker's /opt/ml/model (under PLATBENCH_OPT_ML when set)."""
     if flag is not None:
         return flag, None
     if env.get("PLATBENCH_MODEL_DIR"):
@@ -152,11 +160,26 @@ def resolve_model_dir(flag: Optional[Path], env: Mapping[str, str]) -> tuple[Pat
             tmp = _download_gcs(uri)
             return tmp, tmp
         return Path(uri), None
+    if env.get("AZUREML_MODEL_DIR"):
+        return azureml_model_dir(Path(env["AZUREML_MODEL_DIR"])), None
     sagemaker_model = environment.sagemaker_root(env) / "model"
     if (sagemaker_model / "model.json").is_file():
         return sagemaker_model, None
-    raise ConfigError(f"no model: pass --model-dir DIR, or set PLATBENCH_MODEL_DIR or AIP_STORAGE_URI, "
+    raise ConfigError(f"no model: pass --model-dir DIR, or set PLATBENCH_MODEL_DIR, AIP_STORAGE_URI or AZUREML_MODEL_DIR, "
                       f"or unpack the model into {sagemaker_model}")
+
+
+def azureml_model_dir(root: Path) -> Path:
+    """Azure ML mounts the registered model at AZUREML_MODEL_DIR (/var/azureml-app/azureml-models/NAME/VERSION);
+    a model registered from a folder keeps that folder's name below it. The model card is at the root or in
+    its one subfolder."""
+    if (root / "model.json").is_file():
+        return root
+    found = sorted(p.parent for p in root.glob("*/model.json"))
+    if len(found) != 1:
+        raise ConfigError(f"AZUREML_MODEL_DIR {root} holds {'no' if not found else len(found)} model.json "
+                          "(expected one, at its root or in the registered folder below it)")
+    return found[0]
 
 
 def _inside(dest: Path, rel: str, name: str) -> Path:

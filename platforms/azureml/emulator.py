@@ -28,7 +28,9 @@ from platforms.azureml.phases import PHASES
 from platforms.core.emulator import LocalRun, _now, preset_epochs, sync_up
 from platforms.errors import UserError
 
-DATASTORE_URI = re.compile(r"^azureml://datastores/(?P<datastore>[^/]+)/paths/(?P<path>.*)$")
+# the short form, and the long form the SDK expands it to (subscriptions/…/workspaces/…/datastores/…)
+DATASTORE_URI = re.compile(r"^azureml://(subscriptions/[^/]+/resourcegroups/[^/]+/workspaces/[^/]+/)?"
+                           r"datastores/(?P<datastore>[^/]+)/paths/(?P<path>.*)$", re.IGNORECASE)
 REFERENCE = re.compile(r"\$\{\{(inputs|outputs)\.([A-Za-z0-9_]+)\}\}")
 IMAGE_COMMANDS = ("train", "serve")  # docker/train, docker/serve: `python -m trainer <command>`
 # the LocalRun's states → Azure ML's JobStatus (https://learn.microsoft.com/rest/api/azureml/jobs/get#jobstatus)

@@ -63,23 +63,45 @@ ACCOUNT_RE = re.compile(r"^[a-z0-9]{3,24}$")
 CONTAINER_RE = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 
-class AzureMLSettings(BaseModel):
-    """`--set KEY=VALUE` for `platbench launch azureml`."""
+class AzureMLWorkspace(BaseModel):
+    """The settings `launch azureml` and `endpoint azureml` share: the workspace, the image, and the Blob
+    container (registered in the workspace as a datastore) that holds data, checkpoints and models."""
 
     model_config = ConfigDict(extra="forbid")
 
     subscription_id: Optional[str] = Field(default_factory=lambda: os.environ.get("AZURE_SUBSCRIPTION_ID"))
     resource_group: Optional[str] = None
     workspace: Optional[str] = None
-    region: str = "eastus"                         # the workspace's region: prices are looked up there
-    compute: Optional[str] = None                  # a compute cluster's name; none: serverless compute
-    instance_type: str = "Standard_NC4as_T4_v3"    # serverless VM size, or the cluster's size (for the price)
-    tier: Literal["dedicated", "low_priority"] = "dedicated"
+    region: str = "eastus"                         # before the workspace is asked: prices are looked up there
     image: Optional[str] = None                    # REGISTRY/platbench@sha256:…
     storage_account: Optional[str] = Field(default_factory=lambda: os.environ.get("AZURE_STORAGE_ACCOUNT"))
     container: str = "platbench"
     datastore: str = "platbench"                   # the workspace's name for that container (created if absent)
     prefix: str = "platbench"
+    instance_type: str = "Standard_NC4as_T4_v3"
+
+    @model_validator(mode="after")
+    def _names(self):
+        if not VM_SIZE_RE.match(self.instance_type):
+            raise ValueError(f"unknown VM size {self.instance_type!r} (e.g. Standard_NC4as_T4_v3, "
+                             "Standard_NV36ads_A10_v5, Standard_NC24ads_A100_v4, Standard_D4s_v3)")
+        if self.storage_account is not None and not ACCOUNT_RE.match(self.storage_account):
+            raise ValueError(f"storage_account {self.storage_account!r} is not a storage account name "
+                             "(3-24 lowercase letters and digits)")
+        if not CONTAINER_RE.match(self.container):
+            raise ValueError(f"container {self.container!r} is not a Blob container name (3-63 lowercase "
+                             "letters, digits and single hyphens)")
+        if not re.match(r"^[A-Za-z0-9_]{1,255}$", self.datastore):
+            raise ValueError(f"datastore {self.datastore!r}: letters, digits and '_' only")
+        return self
+
+
+class AzureMLSettings(AzureMLWorkspace):
+    """`--set KEY=VALUE` for `platbench launch azureml`."""
+
+    compute: Optional[str] = None                  # a compute cluster's name; none: serverless compute
+    instance_type: str = "Standard_NC4as_T4_v3"    # serverless VM size, or the cluster's size (for the price)
+    tier: Literal["dedicated", "low_priority"] = "dedicated"
     input_mode: Literal["ro_mount", "download"] = "ro_mount"
     staging: Literal["sharded", "naive"] = "sharded"
     experiment: str = "platbench"
@@ -90,20 +112,9 @@ class AzureMLSettings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if not VM_SIZE_RE.match(self.instance_type):
-            raise ValueError(f"unknown VM size {self.instance_type!r} (e.g. Standard_NC4as_T4_v3, "
-                             "Standard_NV36ads_A10_v5, Standard_NC24ads_A100_v4, Standard_D4s_v3)")
-        if self.storage_account is not None and not ACCOUNT_RE.match(self.storage_account):
-            raise ValueError(f"storage_account {self.storage_account!r} is not a storage account name "
-                             "(3-24 lowercase letters and digits)")
-        if not CONTAINER_RE.match(self.container):
-            raise ValueError(f"container {self.container!r} is not a Blob container name (3-63 lowercase "
-                             "letters, digits and single hyphens)")
         if self.compute and self.tier == "low_priority":
             raise ValueError("tier=low_priority applies to serverless compute; a compute cluster's tier is set on "
                              "the cluster (az ml compute create --tier low_priority)")
-        if not re.match(r"^[a-z0-9_]{1,255}$", self.datastore):
-            raise ValueError(f"datastore {self.datastore!r}: lowercase letters, digits and '_' only")
         if self.job_name is not None and not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}$", self.job_name):
             raise ValueError(f"job_name {self.job_name!r}: letters, digits, '-' and '_' only")
         return self
@@ -162,6 +173,22 @@ class CloudJobs:
         sizes = self.call(f"VM sizes in {location}", lambda: list(self.client.compute.list_sizes(location=location)))
         return {s.name for s in sizes}
 
+    def offered(self, size: str, region: str) -> str:
+        if size not in self.vm_sizes(region):
+            raise UserError(f"azureml: unknown VM size {size!r}: not offered in {region} "
+                            f"(az ml compute list-sizes --location {region})")
+        return size
+
+    def check_datastore(self, name: str, account: str, container: str) -> None:
+        ds = self.datastore(name)
+        if ds is not None and ds != (account, container):
+            raise UserError(f"azureml: datastore {name!r} points at {ds[0]}/{ds[1]}, not at {account}/{container}: "
+                            "pick another --set datastore=NAME")
+
+    def ensure_datastore(self, name: str, account: str, container: str) -> None:
+        if self.datastore(name) is None:
+            self.create_datastore(name, account, container)
+
     def datastore(self, name: str) -> Optional[tuple[str, str]]:
         """(account, container) of a Blob datastore; None when the workspace has none by that name."""
         from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -193,6 +220,35 @@ class CloudJobs:
 
     def cancel(self, name: str) -> None:
         self.call(f"cancel job {name!r}", lambda: self.client.jobs.begin_cancel(name).result())
+
+
+def require_settings(cfg: AzureMLWorkspace, who: str, image_hint: str = "") -> None:
+    for key, what in (("subscription_id", "--set subscription_id=ID (or set AZURE_SUBSCRIPTION_ID)"),
+                      ("resource_group", "--set resource_group=RG"), ("workspace", "--set workspace=NAME"),
+                      ("image", f"--set image=REGISTRY/platbench@sha256:… {image_hint}".rstrip())):
+        if not getattr(cfg, key):
+            raise UserError(f"{who}: no {key.replace('_', ' ')}: add {what}")
+
+
+def open_container(cfg: AzureMLWorkspace, who: str, credentials_needed: bool = True):
+    """The Blob container, after the offline credential lookup; one line when either is missing. With
+    AZURE_STORAGE_CONNECTION_STRING (Azurite, or a key) the blobs need no Azure login, the workspace does."""
+    from platforms.azureml import credentials
+    from platforms.azureml.storage import BlobStore
+
+    emulated = bool(os.environ.get("AZURE_STORAGE_CONNECTION_STRING"))
+    if credentials_needed or not emulated:
+        found, where = credentials.find()
+        if not found:
+            raise UserError(f"{who}: no Azure credentials found: {where}")
+    if not emulated and not cfg.storage_account:
+        raise UserError(f"{who}: no storage account: add --set storage_account=NAME (or set "
+                        "AZURE_STORAGE_ACCOUNT) for the dataset, checkpoints, outputs and models")
+    store = BlobStore(cfg.container, account=cfg.storage_account)
+    if not store.bucket_exists():
+        raise UserError(f"{who}: container {cfg.container!r} does not exist in storage account "
+                        f"{store.account!r} or is not reachable with these credentials")
+    return store
 
 
 def command_job(spec: dict):
@@ -279,51 +335,18 @@ class AzureMLPlatform(Platform):
         return needs
 
     def check(self, job: Job) -> None:
-        from platforms.azureml import credentials
-
         cfg = self.parsed()
         validate_job(job)
         if not cfg.local:
-            for key, what in (("subscription_id", "--set subscription_id=ID (or set AZURE_SUBSCRIPTION_ID)"),
-                              ("resource_group", "--set resource_group=RG"), ("workspace", "--set workspace=NAME"),
-                              ("image", "--set image=REGISTRY/platbench@sha256:… (or --set local=true to run here)")):
-                if not getattr(cfg, key):
-                    raise UserError(f"azureml: no {key.replace('_', ' ')}: add {what}")
-        emulated = bool(os.environ.get("AZURE_STORAGE_CONNECTION_STRING"))
-        if not (cfg.local and emulated):
-            found, where = credentials.find()
-            if not found:
-                raise UserError(f"azureml: no Azure credentials found: {where}")
-        if not emulated and not cfg.storage_account:
-            raise UserError("azureml: no storage account: add --set storage_account=NAME (or set "
-                            "AZURE_STORAGE_ACCOUNT) for the dataset, checkpoints and outputs")
-        from platforms.azureml.storage import BlobStore
-
-        self._store = BlobStore(cfg.container, account=cfg.storage_account)
-        if not self._store.bucket_exists():
-            raise UserError(f"azureml: container {cfg.container!r} does not exist in storage account "
-                            f"{self._store.account!r} or is not reachable with these credentials")
+            require_settings(cfg, "azureml", "(or --set local=true to run here)")
+        self._store = open_container(cfg, "azureml", credentials_needed=not cfg.local)
         if not cfg.local:
-            self._check_workspace(cfg)
+            self._jobs = CloudJobs(cfg)
+            region = self._jobs.workspace_location()
+            size = self._jobs.compute_size(cfg.compute) if cfg.compute else self._jobs.offered(cfg.instance_type, region)
+            self._where = (region, size)
+            self._jobs.check_datastore(cfg.datastore, self._store.account, cfg.container)
         self._quote = self._price(cfg)
-
-    def _check_workspace(self, cfg: AzureMLSettings) -> None:
-        """The workspace, the compute (or the VM size serverless compute offers in its region) and the
-        datastore, asked of the service before anything is uploaded or created."""
-        self._jobs = jobs = CloudJobs(cfg)
-        region = jobs.workspace_location()
-        if cfg.compute:
-            size = jobs.compute_size(cfg.compute)
-        else:
-            size = cfg.instance_type
-            if size not in jobs.vm_sizes(region):
-                raise UserError(f"azureml: unknown VM size {size!r}: not offered in {region} "
-                                f"(az ml compute list-sizes --location {region})")
-        self._where = (region, size)
-        ds = jobs.datastore(cfg.datastore)
-        if ds is not None and ds != (self._store.account, cfg.container):
-            raise UserError(f"azureml: datastore {cfg.datastore!r} points at {ds[0]}/{ds[1]}, not at "
-                            f"{self._store.account}/{cfg.container}: pick another --set datastore=NAME")
 
     def run_tags(self, job: Job) -> dict[str, str]:
         cfg = self.parsed()
@@ -480,8 +503,8 @@ class AzureMLPlatform(Platform):
         from platforms.core import staging
 
         cfg = self.parsed()
-        if self._jobs is not None and self._jobs.datastore(cfg.datastore) is None:
-            self._jobs.create_datastore(cfg.datastore, self._store.account, cfg.container)
+        if self._jobs is not None:
+            self._jobs.ensure_datastore(cfg.datastore, self._store.account, cfg.container)
         self._staged = staging.upload(job.data, self._store, cfg.staging, cfg.prefix)
         return {**self._staged.figures, "staging": self._staged.mode,
                 tracking.Tag.DATASET_FINGERPRINT: self._staged.fingerprint}

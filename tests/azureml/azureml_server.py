@@ -168,7 +168,7 @@ class AzureML(ThreadingHTTPServer):
         self.log: list[tuple[str, str, int]] = []                # (method, path, status)
         self.refusals: list[str] = []
         self.hold_jobs = False                                   # True: jobs stay Queued (no quota)
-        self.container_starts = None                             # set by the endpoint tests
+        self.container_starts: list = []                         # (argv, AZUREML_MODEL_DIR) of each deployment
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
 
@@ -267,6 +267,9 @@ class _Handler(BaseHTTPRequestHandler):
             if exc.status >= 400 and exc.status != 404:
                 srv.refusals.append(f"{self.command} {path}: {exc.message}")
             return self._send(exc.status, {"error": {"code": exc.code, "message": exc.message}})
+        except Exception as exc:  # noqa: BLE001 - a bug here shows as a 500 the test sees, not a dropped socket
+            srv.refusals.append(f"{self.command} {path}: server error {type(exc).__name__}: {exc}")
+            return self._send(500, {"error": {"code": "InternalServerError", "message": f"{type(exc).__name__}: {exc}"}})
 
     do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _handle
 
@@ -281,6 +284,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _validated(self, query: dict, model: str, body: Any) -> None:
         models = models_for(query.get("api-version", ""))
+        if not hasattr(models, model):  # older api-versions name the tracked resources <Name>Data
+            model += "Data"
         found = problems(models, model, body, model)
         if found:
             raise Refused(400, "UserError", "; ".join(found[:5]))
@@ -356,9 +361,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, {"value": [self._job(ws_id, n) for n in srv.jobs]})
         if m := re.fullmatch(r"/jobs/([^/]+)/cancel", rest):
             return self._cancel_job(ws_id, m.group(1))
-        if hasattr(self, "_endpoints"):
-            return self._endpoints(ws_id, key, rest, query, body)
-        raise Refused(404, "NotFound", f"no resource {rest}")
+        return self._endpoints(ws_id, rest, query, body)
 
     # -------------------------------------------------------------- jobs
     def _job(self, ws_id: str, name: str) -> dict:
@@ -419,6 +422,214 @@ class _Handler(BaseHTTPRequestHandler):
         threading.Thread(target=run.stop, daemon=True).start()
         return self._send(202, None, self._lro(lambda: run.finalized or run.describe()["status"] == "Canceled",
                                                location=True))
+
+
+    # -------------------------------------------------------------- models, online endpoints, deployments
+    def _endpoints(self, ws_id: str, rest: str, query: dict, body):
+        srv, method = self.server, self.command
+        rtype = "Microsoft.MachineLearningServices/workspaces/"
+        if m := re.fullmatch(r"/models/([^/]+)/versions/([^/]+)", rest):
+            if method == "PUT":
+                self._validated(query, "ModelVersion", body)
+                store, path = _store_for(srv, ws_id, body["properties"]["modelUri"])
+                if not list(store.list(path.rstrip("/") + "/")):
+                    raise Refused(400, "UserError", f"no files at {body['properties']['modelUri']}")
+                # what the service fills in: a model without flavors answers with an empty map
+                body = {**body, "properties": {"flavors": {}, **body["properties"]}}
+                return self._send(201, self._put(ws_id + rest, rtype + "models/versions", body))
+            if method == "DELETE":
+                self._stored(ws_id + rest, "model version")
+                del srv.resources[(ws_id + rest).lower()]
+                return self._send(200)
+            return self._send(200, self._stored(ws_id + rest, "model version"))
+        if m := re.fullmatch(r"/onlineEndpoints/([^/]+)/listKeys", rest):
+            doc = self._stored(f"{ws_id}/onlineEndpoints/{m.group(1)}", "online endpoint")
+            return self._send(200, {"primaryKey": doc["_keys"][0], "secondaryKey": doc["_keys"][1]})
+        if m := re.fullmatch(r"/onlineEndpoints/([^/]+)/deployments", rest):
+            ep_id = f"{ws_id}/onlineEndpoints/{m.group(1)}".lower()
+            self._stored(ep_id, "online endpoint")
+            return self._send(200, {"value": [self._deployment_doc(k) for k in srv.deployments
+                                              if k.startswith(ep_id + "/")]})
+        if m := re.fullmatch(r"/onlineEndpoints/([^/]+)/deployments/([^/]+)", rest):
+            return self._deployment(ws_id, m.group(1), m.group(2), query, body)
+        if m := re.fullmatch(r"/onlineEndpoints/([^/]+)", rest):
+            arm_id = ws_id + rest
+            if method == "PUT":
+                self._validated(query, "OnlineEndpoint", body)
+                if body["properties"]["authMode"] != "Key":
+                    raise Refused(400, "UserError", "these tests expect key auth")
+                doc = self._put(arm_id, rtype + "onlineEndpoints", body,
+                                _keys=[secrets.token_urlsafe(24), secrets.token_urlsafe(24)])
+                return self._send(201, self._public(doc), self._lro(lambda: True))
+            if method == "DELETE":
+                self._stored(arm_id, "online endpoint")
+                for dep_id in [d for d in srv.deployments if d.startswith(arm_id.lower() + "/")]:
+                    srv.deployments.pop(dep_id).stop()
+                    srv.resources.pop(dep_id, None)
+                del srv.resources[arm_id.lower()]
+                return self._send(202, None, self._lro(lambda: True, location=True))
+            return self._send(200, self._public(self._stored(arm_id, "online endpoint")))
+        raise Refused(404, "NotFound", f"no resource {rest}")
+
+    def _public(self, doc: dict) -> dict:
+        out = {k: v for k, v in doc.items() if not k.startswith("_")}
+        if out["type"].endswith("onlineEndpoints"):
+            name = out["name"]
+            out["properties"] = {**out["properties"], "provisioningState": "Succeeded",
+                                 "scoringUri": f"{self.server.url}/endpoints/{name}/score"}
+        return out
+
+    def _deployment(self, ws_id: str, endpoint: str, name: str, query: dict, body):
+        srv, method = self.server, self.command
+        ep_id, arm_id = f"{ws_id}/onlineEndpoints/{endpoint}", f"{ws_id}/onlineEndpoints/{endpoint}/deployments/{name}"
+        self._stored(ep_id, "online endpoint")
+        if method == "GET":
+            self._stored(arm_id, "online deployment")
+            return self._send(200, self._deployment_doc(arm_id.lower()))
+        if method == "DELETE":
+            self._stored(arm_id, "online deployment")
+            srv.deployments.pop(arm_id.lower()).stop()
+            del srv.resources[arm_id.lower()]
+            return self._send(202, None, self._lro(lambda: True, location=True))
+        self._validated(query, "OnlineDeployment", body)
+        props = body["properties"]
+        if props["endpointComputeType"] != "Managed":
+            raise Refused(400, "UserError", "only managed online deployments here")
+        if props.get("instanceType") not in VM_SIZES:
+            raise Refused(400, "UserError", f"instance type {props.get('instanceType')!r} is not available")
+        model = self._stored(props["model"], "model version")
+        env = self._stored(props["environmentId"], "environment version")
+        container = start_container(srv, env["properties"], model, props.get("environmentVariables") or {}, ws_id)
+        srv.deployments[arm_id.lower()] = container
+        # what the service fills in when the request leaves it out
+        body = {**body, "properties": {"scaleSettings": {"scaleType": "Default"}, **props}}
+        doc = self._put(arm_id, "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments", body)
+        return self._send(201, doc, self._lro(container.ready_or_failed))
+
+    def _deployment_doc(self, arm_id: str) -> dict:
+        doc = self.server.resources[arm_id]
+        container = self.server.deployments.get(arm_id)
+        state = container.state() if container else "Failed"
+        return {**doc, "properties": {**doc["properties"], "provisioningState": state}}
+
+    def _score(self, endpoint: str, raw: bytes):
+        """The scoring URI: key auth, then the body to the deployment's scoring route, as Azure ML forwards it."""
+        srv = self.server
+        doc = next((d for d in srv.resources.values() if d.get("type", "").endswith("onlineEndpoints")
+                    and d["name"] == endpoint), None)
+        if doc is None:
+            raise not_found("online endpoint", endpoint)
+        if self.headers.get("Authorization", "").removeprefix("Bearer ") not in doc["_keys"]:
+            return self._send(401, raw=b"", headers={})
+        dep = self.headers.get("azureml-model-deployment")
+        containers = {k.rsplit("/", 1)[-1]: c for k, c in srv.deployments.items()
+                      if k.startswith(doc["id"].lower() + "/")}
+        container = containers.get(dep) if dep else next(iter(containers.values()), None)
+        if container is None:
+            raise Refused(404, "NotFound", f"no deployment {dep!r} behind endpoint {endpoint}")
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", container.port, timeout=60)
+        try:
+            conn.request("POST", container.scoring, body=raw,
+                         headers={"Content-Type": self.headers.get("Content-Type", "")})
+            resp = conn.getresponse()
+            data = resp.read()
+            return self._send(resp.status, raw=data, headers={"Content-Type": resp.getheader("Content-Type", "")})
+        finally:
+            conn.close()
+
+
+class Container:
+    """The deployment's container, run natively: `python -m trainer <CMD>` under Azure ML's custom-container
+    contract, on a free host port standing for the declared container port (docker run -p HOST:8080)."""
+
+    def __init__(self, argv, env, port: int, readiness: str, scoring: str, root: Path, failure: str = ""):
+        import subprocess
+
+        self.port, self.readiness, self.scoring, self.root, self.failure = port, readiness, scoring, root, failure
+        self.proc = None
+        if not failure:
+            self.log = (root / "container.log").open("w")
+            self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def ready_or_failed(self):
+        import http.client
+
+        if self.failure:
+            return self.failure
+        if self.proc.poll() is not None:
+            return f"the container exited with {self.proc.returncode}: " + (self.root / "container.log").read_text()[-300:]
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+            conn.request("GET", self.readiness)
+            ok = conn.getresponse().status == 200
+            conn.close()
+            return ok
+        except OSError:
+            return False
+
+    def state(self) -> str:
+        r = self.ready_or_failed()
+        return "Succeeded" if r is True else ("Failed" if isinstance(r, str) else "Creating")
+
+    def stop(self) -> None:
+        import shutil
+        import signal as sig
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except Exception:  # noqa: BLE001
+                self.proc.kill()
+                self.proc.wait(10)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def image_command(dockerfile: str) -> list[str]:
+    """What the built image runs: its last CMD in exec form (the platbench image's own CMD is `train`)."""
+    cmds = [json.loads(line.split(None, 1)[1]) for line in dockerfile.splitlines() if re.match(r"^CMD\s+\[", line)]
+    return cmds[-1] if cmds else ["train"]
+
+
+def start_container(srv: AzureML, env: dict, model: dict, variables: dict, ws_id: str) -> Container:
+    import os
+    import sys
+    import tempfile
+    from urllib.parse import urlsplit as split
+
+    from _serving import free_port
+    from platforms.azureml.storage import BlobStore
+    from platforms.core.staging import download_prefix
+    from trainer.serve import DEFAULT_PORT
+
+    root = Path(tempfile.mkdtemp(prefix="azureml-deployment-"))
+    routes = env.get("inferenceConfig") or {}
+    port = free_port()
+    readiness, scoring = routes["readinessRoute"]["path"], routes["scoringRoute"]["path"]
+    # the environment's image: built from its context (a Blob URL in Azurite: /ACCOUNT/CONTAINER/PATH)
+    context = split(env["build"]["contextUri"]).path.strip("/").split("/", 2)
+    dockerfile = BlobStore(context[1]).get_bytes(context[2].rstrip("/") + "/Dockerfile").decode()
+    argv = image_command(dockerfile)
+    failure = ""
+    if argv[:1] != ["serve"]:
+        failure = f"the container runs {argv} and never answers the readiness route {readiness}"
+    elif {r["port"] for r in routes.values()} != {DEFAULT_PORT}:
+        failure = f"inference_config ports {sorted({r['port'] for r in routes.values()})}: serve listens on {DEFAULT_PORT}"
+    # the model mounted at /var/azureml-app/azureml-models/NAME/VERSION, the registered folder below it
+    name, version = model["id"].split("/models/")[1].split("/versions/")
+    store, path = _store_for(srv, ws_id, model["properties"]["modelUri"])
+    mount = root / "azureml-models" / name / version
+    download_prefix(store, path.rstrip("/") + "/", mount / Path(path.rstrip("/")).name)
+    env_vars = {**os.environ, **variables, "AZUREML_MODEL_DIR": str(mount), "PLATBENCH_SERVE_HOST": "127.0.0.1",
+                "PLATBENCH_SERVE_THREADS": "1"}
+    for var in ("AIP_HTTP_PORT", "AIP_HEALTH_ROUTE", "AIP_PREDICT_ROUTE", "AIP_STORAGE_URI", "SAGEMAKER_BIND_TO_PORT",
+                "PLATBENCH_MODEL_DIR", "PLATBENCH_OPT_ML"):
+        env_vars.pop(var, None)
+    srv.container_starts.append((argv, env_vars["AZUREML_MODEL_DIR"]))
+    return Container([sys.executable, "-m", "trainer", *argv, "--port", str(port)], env_vars, port, readiness,
+                     scoring, root, failure)
 
 
 def _seconds(iso_duration: Optional[str]) -> Optional[int]:

@@ -1,0 +1,132 @@
+"""Azure ML managed online endpoints (platforms/azureml/endpoint.py) against the loopback control plane
+(azureml_server.py) and Azurite: the real azure-ai-ml SDK registers the model, creates the endpoint and the
+deployment (long-running operations), whose container the server starts from the environment's build
+context — `python -m trainer serve` under Azure ML's custom-container contract (AZUREML_MODEL_DIR, the
+inference_config routes) — and the load tool drives the scoring URI with the endpoint key. Everything is
+deleted afterwards: after success, an error and Ctrl-C."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from _endpoint_servers import model  # noqa: F401 (fixture)
+from azureml_server import SUBSCRIPTION, azure_ml  # noqa: F401 (fixture)
+from azurite_server import azurite, blob_env, new_container  # noqa: F401 (fixtures)
+
+from platforms.errors import UserError
+
+IMAGE = "myacr.azurecr.io/platbench@sha256:" + "d" * 64
+
+
+@pytest.fixture
+def settings(blob_env, azure_ml):
+    return {"subscription_id": SUBSCRIPTION, "resource_group": "rg", "workspace": "ws", "image": IMAGE,
+            "container": new_container(blob_env)}
+
+
+def blobs(conn: str, container: str) -> list[str]:
+    from azure.storage.blob import BlobServiceClient
+
+    return [b.name for b in BlobServiceClient.from_connection_string(conn).get_container_client(container).list_blobs()]
+
+
+def nothing_left(srv, conn: str, container: str) -> None:
+    kinds = [d["type"].rsplit("/", 1)[-1] for d in srv.resources.values()]
+    assert not {"onlineEndpoints", "deployments"} & set(kinds), kinds
+    assert "models/versions" not in " ".join(d["type"] for d in srv.resources.values())
+    assert srv.deployments == {}
+    assert [k for k in blobs(conn, container) if "/endpoints/" in k] == []
+
+
+def bench(settings, payloads, **kw):
+    from platforms.bench.endpoint import run_endpoint_benchmark
+    from platforms.bench.loadtest import LoadSettings
+
+    return run_endpoint_benchmark("azureml", kw.pop("model_dir"), settings,
+                                  kw.pop("load", LoadSettings(requests=30, concurrency=3, warmup=2)), payloads, "json",
+                                  track=False, **kw)
+
+
+def payloads():
+    from platforms.bench.loadtest import load_images, make_payloads
+
+    return make_payloads(load_images([]), "json", 2)
+
+
+def test_deploy_load_and_delete(azure_ml, model, blob_env, settings, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = bench({**settings, "name": "pb-az-ok"}, payloads(), model_dir=model)
+    s = result.load["summary"]
+    assert s["ok"] == 30 and s["failed"] == 0 and s["images_per_s"] == pytest.approx(2 * s["requests_per_s"])
+    srv = azure_ml
+    assert srv.refusals == []
+    # the container the deployment ran: the image's `serve` (from the build context's CMD), with the
+    # registered model mounted where AZUREML_MODEL_DIR says
+    ((argv, model_dir),) = srv.container_starts
+    assert argv == ["serve"] and model_dir.endswith("azureml-models/pb-az-ok/1")
+    env_put = srv.calls("PUT", r"/environments/platbench-serve/versions/")
+    assert env_put and env_put[0].endswith("/" + "d" * 16)
+    # created in order, deleted newest first
+    order = [(m, p.rsplit("/", 2)[-2]) for m, p, _ in srv.log if m in ("PUT", "DELETE")
+             and re.search(r"/(models|onlineEndpoints|deployments)/", p)]
+    assert order == [("PUT", "versions"), ("PUT", "onlineEndpoints"), ("PUT", "deployments"),
+                     ("DELETE", "deployments"), ("DELETE", "onlineEndpoints"), ("DELETE", "versions")]
+    nothing_left(srv, blob_env, settings["container"])
+    assert result.cost["usd_per"]["hour"] == pytest.approx(0.293) and result.cost["section"] == "endpoint"
+    assert result.cost["usd_per"]["month"] == pytest.approx(0.293 * 730)
+    assert any(d.startswith("deployment platbench") for d in result.deleted)
+
+
+def test_the_scoring_uri_needs_the_key(azure_ml, model, settings, tmp_path, monkeypatch):
+    """A request without the endpoint's key is refused (401) and counted as a failure by the load tool."""
+    import platforms.azureml.endpoint as ep_mod
+
+    monkeypatch.chdir(tmp_path)
+    original = ep_mod.scoring_transport
+    monkeypatch.setattr(ep_mod, "scoring_transport", lambda uri, key, *a, **k: original(uri, "wrong-key", *a, **k))
+    from platforms.bench.loadtest import LoadSettings
+
+    result = bench({**settings, "name": "pb-az-key"}, payloads(), model_dir=model,
+                   load=LoadSettings(requests=4, concurrency=1, warmup=0))
+    assert result.load["summary"]["ok"] == 0 and result.load["summary"]["failed"] == 4
+
+
+def test_an_error_deletes_everything(azure_ml, model, blob_env, settings):
+    with pytest.raises(UserError, match="nothing to send"):
+        bench({**settings, "name": "pb-az-err"}, [], model_dir=model)
+    nothing_left(azure_ml, blob_env, settings["container"])
+    assert azure_ml.calls("DELETE", r"/onlineEndpoints/pb-az-err$")
+
+
+def test_ctrl_c_while_deploying_deletes_everything(azure_ml, model, blob_env, settings):
+    def say(text):
+        if text.startswith("deploying"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        bench({**settings, "name": "pb-az-int"}, payloads(), model_dir=model, say=say)
+    nothing_left(azure_ml, blob_env, settings["container"])
+    assert azure_ml.calls("DELETE", r"/models/pb-az-int/versions/1$")
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"instance_type": "Standard_NC99as_Z9_v9"}, "unknown VM size 'Standard_NC99as_Z9_v9': not offered in eastus"),
+    ({"instance_type": "p3.2xlarge"}, "unknown VM size 'p3.2xlarge'"),
+    ({"workspace": "missing-ws"}, "workspace 'missing-ws' in resource group 'rg': not found"),
+    ({"image": None}, "no image"),
+])
+def test_bad_settings_create_nothing(azure_ml, model, blob_env, settings, extra, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        bench({k: v for k, v in {**settings, **extra}.items() if v is not None}, payloads(), model_dir=model)
+    assert [p for m, p, _ in azure_ml.log if m in ("PUT", "POST", "DELETE")] == []
+    assert blobs(blob_env, settings["container"]) == []
+
+
+def test_plan_names_the_az_commands():
+    from platforms.azureml.endpoint import AzureMLEndpoint
+
+    steps = "\n".join(AzureMLEndpoint({"name": "pb-plan", "image": IMAGE}).plan())
+    for needle in ("az ml online-endpoint create --name pb-plan --auth-mode key", "az ml online-deployment create",
+                   "az ml model create --name pb-plan", "az ml online-endpoint delete --name pb-plan",
+                   'CMD ["serve"]', "liveness/readiness /ping, scoring /invocations"):
+        assert needle in steps, needle
