@@ -240,3 +240,21 @@ def test_each_platform_gets_its_own_request_limit(vertex, sagemaker):
 
     assert (SAGEMAKER_MAX_BODY, VERTEX_MAX_BODY) == (6291456, 1_500_000)
     assert platform_max_body({"AIP_PREDICT_ROUTE": "/p"}) == VERTEX_MAX_BODY and platform_max_body({}) == SAGEMAKER_MAX_BODY
+
+
+def test_azureml_model_dir_is_read_at_its_root_or_in_the_registered_folder(tmp_path):
+    """Azure ML mounts a model registered from a folder at AZUREML_MODEL_DIR/<folder name>/
+    (how-to-deploy-custom-container); serve finds the card at the root or in that one subfolder."""
+    from trainer.errors import ConfigError
+    from trainer.serve import resolve_model_dir
+
+    mount = tmp_path / "azureml-models" / "pb" / "1"
+    (mount / "model").mkdir(parents=True)
+    (mount / "model" / "model.json").write_text("{}")
+    assert resolve_model_dir(None, {"AZUREML_MODEL_DIR": str(mount)}) == (mount / "model", None)
+    (mount / "model.json").write_text("{}")
+    assert resolve_model_dir(None, {"AZUREML_MODEL_DIR": str(mount)}) == (mount, None)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match="holds no model.json"):
+        resolve_model_dir(None, {"AZUREML_MODEL_DIR": str(empty)})

@@ -81,16 +81,25 @@ def test_command_job_on_a_cluster_end_to_end(dataset, tmp_path, monkeypatch, blo
     assert m["cost_usd"] == pytest.approx(m["phase_seconds_training"] / 3600 * 0.526, rel=0.05)
 
 
-def test_serverless_job_and_a_second_run_reuses_the_datastore(dataset, tmp_path, monkeypatch, azure_ml, settings):
+def test_serverless_job_on_a_registered_datastore(dataset, tmp_path, monkeypatch, azure_ml, settings):
+    """Serverless compute (instance type, low-priority tier → job_tier spot); a datastore the workspace
+    already has for this container is used, not registered again."""
+    from azure.ai.ml import MLClient
+    from azure.ai.ml.entities import AzureBlobDatastore
+    from azure.identity import DefaultAzureCredential
+
+    MLClient(DefaultAzureCredential(), SUBSCRIPTION, "rg", "ws").datastores.create_or_update(
+        AzureBlobDatastore(name="pbdata", account_name="devstoreaccount1", container_name=settings["container"]))
     monkeypatch.chdir(tmp_path)
-    for name in ("pb-sl-1", "pb-sl-2"):
-        outcome, _ = run(Job(data=dataset, out=tmp_path / name, epochs=1, model="small"),
-                         {**settings, "instance_type": "Standard_D4s_v3", "tier": "low_priority", "job_name": name})
-        assert outcome.status == "finished", outcome.message
-    assert len(azure_ml.calls("PUT", r"/datastores/")) == 1
-    doc = azure_ml.resources[azure_ml.calls("PUT", r"/jobs/pb-sl-2$")[0].lower()]["properties"]
+    outcome, _ = run(Job(data=dataset, out=tmp_path / "out", epochs=1, model="small"),
+                     {**settings, "instance_type": "Standard_D4s_v3", "tier": "low_priority", "job_name": "pb-sl",
+                      "datastore": "pbdata"})
+    assert outcome.status == "finished", outcome.message
+    assert len(azure_ml.calls("PUT", r"/datastores/")) == 1  # the test's own
+    doc = azure_ml.resources[azure_ml.calls("PUT", r"/jobs/pb-sl$")[0].lower()]["properties"]
     assert doc["resources"]["instanceType"] == "Standard_D4s_v3" and doc["queueSettings"]["jobTier"].lower() == "spot"
-    assert "computeId" not in doc
+    assert "computeId" not in doc and doc["inputs"]["data"]["uri"].startswith("azureml://datastores/pbdata/")
+    assert (tmp_path / "out" / "results.json").is_file()
 
 
 @pytest.mark.parametrize("extra, message", [
