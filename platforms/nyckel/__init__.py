@@ -12,6 +12,7 @@ SPEC = PlatformSpec(
     extra="nyckel",
     sdk_modules=("nyckel",),
     credentials="credentials:find",
+    guide="docs/first-run-services.md",
     lacks={
         Feature.ENDPOINTS: "serves only the function it trained itself: evaluated and load-tested inside "
                            "`platbench launch nyckel`, never our model.pt",

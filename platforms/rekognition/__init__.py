@@ -13,6 +13,7 @@ SPEC = PlatformSpec(
     extra="sagemaker",
     sdk_modules=("boto3",),
     credentials="credentials:find",
+    guide="docs/first-run-services.md",
     lacks={
         Feature.ENDPOINTS: "serves only the model it trained itself: deployed, evaluated and load-tested inside "
                            "`platbench launch rekognition`, never our model.pt",

@@ -13,6 +13,7 @@ SPEC = PlatformSpec(
     extra="vertex",
     sdk_modules=("google.cloud.aiplatform_v1", "google.cloud.storage"),
     credentials="credentials:find",
+    guide="docs/first-run-services.md",
     lacks={
         Feature.ENDPOINTS: "serves only the model it trained itself: deployed, evaluated and load-tested inside "
                            "`platbench launch vertex_automl`, never our model.pt",
