@@ -203,11 +203,21 @@ def launch_service(name: str, job: Job, settings: dict[str, str], progress) -> t
                                     f"({_failures(doc['evaluation']['errors'])}); everything is deleted")
                 progress.phase(f"load test: {cfg.requests} requests at {cfg.concurrency} concurrent")
                 doc["load"] = load_test(svc, data, cfg)
+        except UserError:
+            raise
+        except Exception as exc:  # the service refused or failed mid-run: one line; the traceback kept on disk
+            import traceback
+
+            (job.out / "error.txt").write_text(traceback.format_exc())
+            raise UserError(f"{svc.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                            f"(traceback in {job.out / 'error.txt'}; what was deleted is listed above)") from None
         finally:
             with sigint_held():
                 say(f"deleting everything {svc.name} holds for this run")
                 t = time.perf_counter()
                 doc["deleted"] = svc.teardown()
+                for line in doc["deleted"]:
+                    say(f"  deleted {line}" if "NOT deleted" not in line else f"  {line}")
                 doc["teardown_seconds"] = time.perf_counter() - t
                 doc["deployed_seconds"] = time.time() - deployed_at if deployed_at is not None else None
         cost = svc.cost(trained)

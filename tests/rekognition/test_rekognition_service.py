@@ -126,12 +126,11 @@ def test_throttling_and_resets_are_retried_with_backoff_and_counted(rekognition,
 
 
 def test_an_error_deletes_everything(rekognition, color_data, tmp_path):
-    from botocore.exceptions import ClientError
-
     server, settings = rekognition
     server.fail("StartProjectVersion", "LimitExceededException", 5)  # more than botocore retries
-    with pytest.raises(ClientError, match="LimitExceededException"):
+    with pytest.raises(UserError, match=r"^rekognition: LimitExceededException: .*StartProjectVersion.*error\.txt"):
         _launch(settings, color_data, tmp_path / "out", per_class=5)
+    assert "Traceback" in (tmp_path / "out" / "error.txt").read_text()
     assert len(server.ops("CreateProjectVersion")) == 1
     _nothing_left(server, settings["bucket"])
 
