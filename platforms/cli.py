@@ -3,6 +3,7 @@ commands that need them, so `platbench --help` and bad-input errors stay fast.""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -16,6 +17,10 @@ from platforms.errors import UserError
 ENDPOINT_PLATFORMS = " | ".join(registry.with_endpoints()) or "none registered"
 PLATFORM_NAMES = " | ".join(registry.names())
 STORAGE_PLATFORMS = " | ".join(n for n in registry.names() if registry.spec(n).stores) or "none registered"
+
+# stdout carries the --json documents: with a tracking server MLflow would write "View run …" links to it
+# when a run ends (MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT, mlflow/tracking/_tracking_service/client.py)
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 app = typer.Typer(
     name="platbench",
@@ -313,6 +318,10 @@ def sweep(
     out: Optional[Path] = typer.Option(None, "--out", help="outputs per cell (default runs/sweeps/NAME)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="list the cells and what would happen to each; run nothing"),
     as_json: bool = typer.Option(False, "--json", help="print the cells' outcomes as JSON"),
+    executor: str = typer.Option("process", "--executor", help="process (worker processes here) | ray (the Ray "
+                                 "cluster of this machine) | ray://HOST:PORT (needs platbench[ray])"),
+    devices: Optional[int] = typer.Option(None, "--devices", min=1, help="devices for local cells, one cell each "
+                                          "(default: every visible GPU, else 1)"),
 ) -> None:
     """Run a matrix: platforms × models × images per class × seeds, under one MLflow parent run.
 
@@ -320,7 +329,7 @@ def sweep(
     from platforms.bench import sweep as sweep_mod
 
     code = sweep_mod.cli_main(data, platform, model, per_class, seeds, epochs, target_accuracy, hp, set_, concurrency,
-                              name, out, dry_run, as_json, _console())
+                              name, out, dry_run, as_json, _console(), executor=executor, devices=devices)
     if code:
         raise typer.Exit(code)
 

@@ -22,6 +22,7 @@ of an existing sweep, as long as data, epochs, hyperparameters and settings are 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -37,6 +38,9 @@ from typing import Any, Optional
 
 from platforms.errors import UserError
 from platforms.core.api import Kind
+# a cell folder's files (worker.json, worker-job.json, worker-result.json, launch.log): named beside the
+# executors that run the workers
+from platforms.bench.executors import JOB_FILE, LOG_FILE, RESULT_FILE, WORKER_FILE, ProcessExecutor, make
 from platforms.core.tracking import process_alive
 
 DEFAULT_PER_CLASS: tuple[Optional[int], ...] = (5, 20, 80, 320, 1280)
@@ -56,10 +60,6 @@ PLATFORM_CONCURRENCY = {"local": 1}
 KIND = "sweep"
 SPEC_TAG = "platbench.sweep_spec"
 SESSIONS_TAG = "platbench.sweep_sessions"
-WORKER_FILE = "worker.json"      # the worker's pid/host/start, written by the coordinator when it starts it
-JOB_FILE = "worker-job.json"     # what the worker runs
-RESULT_FILE = "worker-result.json"
-LOG_FILE = "launch.log"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 POLL_SECONDS = 0.5
 
@@ -339,7 +339,8 @@ class CellResult:
 
 class Coordinator:
     def __init__(self, spec: SweepSpec, name: str, out: Path, total: int, per_platform: dict[str, int], console,
-                 quiet: bool = False):
+                 quiet: bool = False, executor=None):
+        self.executor = executor or ProcessExecutor()  # where cells run: platforms/bench/executors.py
         self.spec, self.name, self.out = spec, name, out
         self.total, self.per_platform = total, per_platform
         self.console, self.quiet = console, quiet
@@ -474,9 +475,7 @@ class Coordinator:
         log = open(d / LOG_FILE, "a")
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} sweep {self.name} launches {cell.key}\n")
         log.flush()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        popen = subprocess.Popen(worker_command(d), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                 start_new_session=True, env=env, cwd=Path.cwd())
+        popen = self.executor.start(worker_command(d), d, self.pool(cell.platform) == "local", log)
         log.close()
         atomic_write_text(d / WORKER_FILE, json.dumps({"pid": popen.pid, "host": socket.gethostname(),
                                                        "started": time.time(), "cell": cell.key}) + "\n")
@@ -570,6 +569,7 @@ class Coordinator:
         self.say(f"  {done_count} finished earlier (skipped), {len(reattached)} still running here (re-attached), "
                  f"{len(remote)} running on another host (waited for), {len(pending)} to launch")
         self.say(f"  concurrency: {concurrency_text(self.total, self.per_platform)}")
+        self.say(f"  executor: {self.executor.describe()}")
         self.say(f"  MLflow parent run {self.parent_run_id} in {tracking.tracking_uri()}; outputs in {self.out}")
         for a in reattached:
             self.say(f"attach  {a.cell.key}  (worker pid {a.pid})")
@@ -583,11 +583,7 @@ class Coordinator:
                 if self.stop_signal is not None:
                     if not forwarded:
                         for a in active:
-                            if a.pid is not None:
-                                try:
-                                    os.killpg(a.pid, self.stop_signal)
-                                except (ProcessLookupError, PermissionError):
-                                    pass
+                            self.executor.forward(a.pid, a.popen, self.stop_signal)
                         forwarded = True
                     for cell in pending:
                         self.results.append(CellResult(cell.key, "launched", "not started"))
@@ -642,7 +638,7 @@ class Coordinator:
 def cli_main(data: Path, platforms: list[str], models: list[str], per_class: list[str], seeds: list[str],
              epochs: Optional[int], target_accuracy: Optional[float], hp: list[str], set_: list[str],
              concurrency: list[str], name: Optional[str], out: Optional[Path], dry_run: bool, as_json: bool,
-             console) -> int:
+             console, executor: str = "process", devices: Optional[int] = None) -> int:
     """`platbench sweep`: returns the exit code (0 all finished, 1 some failed, 130/143 interrupted)."""
     from platforms.core import registry
     from platforms.core.settings import parse_pairs
@@ -665,8 +661,13 @@ def cli_main(data: Path, platforms: list[str], models: list[str], per_class: lis
     on_this_machine = ["local"] + [p for p in plats if p != "local" and str(spec.settings.get(p, {}).get("local", "")).lower()
                                    in ("true", "1", "yes")]
     total, per = parse_concurrency(concurrency, plats + (["local"] if len(on_this_machine) > 1 else []))
+    ex = make(executor, devices)
+    if "local" in per and not any(v.partition("=")[0] == "local" for v in concurrency):
+        per["local"] = ex.local_slots()  # one local cell per device (GPU, or the CPU)
+        if not any("=" not in v for v in concurrency):
+            total = max(total, per["local"])
     co = Coordinator(spec, name, Path(out) if out else Path("runs") / "sweeps" / name, total, per, console,
-                     quiet=as_json)
+                     quiet=as_json, executor=ex)
     if dry_run:
         from platforms.core.launch import plan_text
 
@@ -686,7 +687,10 @@ def cli_main(data: Path, platforms: list[str], models: list[str], per_class: lis
     # check the platforms that still have cells to launch (a finished sweep started again needs none)
     co.preflight(sorted({cell.platform for cell, state, _ in co.dry_run() if state == "launch"}))
     try:
-        co.run()
+        # --json: stdout holds the document alone; what libraries print meanwhile (a Ray cluster's notices about
+        # its workers, MLflow's run links) goes to stderr
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            co.run()
     except KeyboardInterrupt:
         print(f"platbench: sweep {name} left its running jobs going; start the same sweep again to re-attach",
               file=sys.stderr)
