@@ -79,6 +79,18 @@ def test_command_job_on_a_cluster_end_to_end(dataset, tmp_path, monkeypatch, blo
     assert "estimate" in t["platbench.cost_basis"]
     # cost: running seconds x the T4 size's list price, nothing billed reported
     assert m["cost_usd"] == pytest.approx(m["phase_seconds_training"] / 3600 * 0.526, rel=0.05)
+    assert "billed_seconds" not in m
+
+    # the report shows the Azure run beside the others: in the runs table and the cost table, as a cloud
+    # run (not local mode), its instance, no billed seconds, the price table's status
+    from platforms import report
+
+    written = report.build(tmp_path / "rep")
+    md = written.markdown.read_text()
+    rows = [line for line in md.splitlines() if run_id in line and line.startswith("|")]
+    assert any("| azureml |" in row and "local mode" not in row for row in rows), rows
+    cost_row = next(row for row in rows if "Standard_NC4as_T4_v3" in row)
+    assert "unverified" in cost_row and "| – |" in cost_row  # no billed seconds
 
 
 def test_serverless_job_on_a_registered_datastore(dataset, tmp_path, monkeypatch, azure_ml, settings):
@@ -169,3 +181,25 @@ def test_ctrl_c_or_an_error_while_waiting_cancels_the_job(dataset, tmp_path, mon
     assert local.describe()["status"] == "Canceled"
     c = tracking.client()
     assert c.search_runs([tracking.experiment_id(c)])[0].info.status == mlflow_status
+
+
+@pytest.mark.xfail(strict=True, reason="report gap (platforms/report, helper E): the cost table puts cost_usd under "
+                                       "'Billed USD' even when the platform reports no billed seconds (Azure ML, "
+                                       "Vertex AI): that figure is the running-time x list-price estimate")
+def test_report_does_not_call_an_estimate_billed(tmp_path, monkeypatch):
+    """An Azure ML run as the launcher records it (cost_usd from running seconds, no billed_seconds, the
+    cost_basis tag saying so): its 'Billed USD' cell should be empty, the estimate shown as such."""
+    from platforms import report
+
+    monkeypatch.chdir(tmp_path)
+    tags = {tracking.Tag.PLATFORM: "azureml", tracking.Tag.INSTANCE_TYPE: "Standard_NC4as_T4_v3",
+            tracking.Tag.STATUS: "finished", tracking.Tag.MODEL: "small",
+            "platbench.cost_basis": "running seconds x the VM's list price (an estimate)"}
+    with tracking.tracked_run("azureml-estimate", {"model": "small", "seed": "0"}, tags) as tr:
+        tr.metrics({"cost_usd": 0.1234, "cost_list_estimate_usd": 0.1234, "final_test_accuracy": 0.5})
+        tr.end("FINISHED")
+    md = report.build(tmp_path / "rep").markdown.read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| Run") and "Billed USD" in line)
+    row = next(line for line in md.splitlines() if "Standard_NC4as_T4_v3" in line and "azureml" in line)
+    cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in row.split("|")]))
+    assert "0.12" not in cells["Billed USD"]
