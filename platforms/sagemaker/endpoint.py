@@ -209,7 +209,8 @@ class SageMakerEndpoint(Endpoint):
 
 class SageMakerTransport:
     """InvokeEndpoint through boto3's sagemaker-runtime client, `concurrency` calls at a time in threads.
-    botocore's own retries are off (max_attempts 1): the load tool retries, and counts it."""
+    botocore's own retries are off (total_max_attempts 1: in botocore's Config `max_attempts` counts retries,
+    https://docs.aws.amazon.com/boto3/latest/guide/retries.html): the load tool retries, and counts it."""
 
     # InvokeEndpoint Body: "Maximum length of 6291456" (the load tool refuses bigger bodies before sending)
     max_payload_bytes = 6 * 1024 * 1024
@@ -222,7 +223,7 @@ class SageMakerTransport:
         from platforms.sagemaker.train import sdk_session
 
         self.name = endpoint_name
-        config = Config(retries={"mode": "standard", "max_attempts": 1}, max_pool_connections=concurrency,
+        config = Config(retries={"mode": "standard", "total_max_attempts": 1}, max_pool_connections=concurrency,
                         connect_timeout=10, read_timeout=timeout_s)
         self.client = sdk_session(region).client("sagemaker-runtime", region_name=region, config=config)
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sm-invoke")

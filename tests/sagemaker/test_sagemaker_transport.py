@@ -1,0 +1,42 @@
+"""The load tool is the one that retries, and counts it: an InvokeEndpoint that fails must reach the
+endpoint exactly once (botocore's Config `max_attempts` counts RETRIES, `total_max_attempts` attempts:
+https://docs.aws.amazon.com/boto3/latest/guide/retries.html)."""
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class _Unavailable(BaseHTTPRequestHandler):
+    calls = 0
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        type(self).calls += 1
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        body = json.dumps({"message": "busy"}).encode()
+        self.send_response(503)  # botocore's standard mode retries 503 by itself
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_failed_invoke_reaches_the_endpoint_once(monkeypatch):
+    from platforms.core.transport import Payload
+    from platforms.sagemaker.endpoint import SageMakerTransport
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Unavailable)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", f"http://127.0.0.1:{server.server_port}")
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(k, v)
+    try:
+        transport = SageMakerTransport("pb-ep", "us-east-1", 1, 10)
+        reply = transport._invoke(Payload(b"x", "image/png", 1))
+        assert reply.status == 503
+        assert _Unavailable.calls == 1
+    finally:
+        server.shutdown()
+        server.server_close()
