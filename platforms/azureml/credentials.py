@@ -56,5 +56,5 @@ def find() -> tuple[bool, str]:
     where = _cli_login()
     if where:
         return "no token cache" not in where, where
-    return False, ("none found (AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET or `az login`); "
-                   "a managed identity is not checked offline")
+    return False, ("none found (AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, `az login`, or "
+                   "IDENTITY_ENDPOINT/IDENTITY_HEADER); a managed identity behind IMDS is not checked offline")

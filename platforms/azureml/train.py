@@ -219,7 +219,8 @@ class CloudJobs:
                 "created_at": ctx.created_at.isoformat() if ctx and ctx.created_at else None}
 
     def cancel(self, name: str) -> None:
-        self.call(f"cancel job {name!r}", lambda: self.client.jobs.begin_cancel(name).result())
+        # bounded: a cancel the service never confirms must not hold the user's terminal
+        self.call(f"cancel job {name!r}", lambda: self.client.jobs.begin_cancel(name).result(timeout=600))
 
 
 def require_settings(cfg: AzureMLWorkspace, who: str, image_hint: str = "") -> None:

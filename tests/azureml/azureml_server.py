@@ -405,6 +405,8 @@ class _Handler(BaseHTTPRequestHandler):
 
             while srv.hold_jobs and not run.stopped:
                 time.sleep(0.1)
+            if run.stopped:  # cancelled while queued: it never starts
+                return
             try:
                 run.start()
                 run.wait(JobProgress(enabled=False))
@@ -419,7 +421,11 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.server
         self._stored(f"{ws_id}/jobs/{name}", "job")
         run = srv.jobs[name]
-        threading.Thread(target=run.stop, daemon=True).start()
+        if run.proc is None:  # not started yet: Canceled without running
+            run.stopped = run.finalized = True
+            run.close_timeline("Stopped")
+        else:
+            threading.Thread(target=run.stop, daemon=True).start()
         return self._send(202, None, self._lro(lambda: run.finalized or run.describe()["status"] == "Canceled",
                                                location=True))
 

@@ -157,28 +157,32 @@ def test_the_server_refuses_a_body_the_sdk_models_do_not_allow(azure_ml):
 
 
 class _Interrupt(JobProgress):
-    def __init__(self, exc):
+    def __init__(self, exc, at: str):
         super().__init__(enabled=False)
-        self.exc = exc
+        self.exc, self.at = exc, at
 
     def phase(self, name):
         super().phase(name)
-        if name == "training":
+        if name == self.at:
             raise self.exc
 
 
-@pytest.mark.parametrize("exc, mlflow_status", [(KeyboardInterrupt(), "KILLED"),
-                                                (RuntimeError("display broke"), "FAILED")])
+@pytest.mark.parametrize("exc, at, mlflow_status", [(KeyboardInterrupt(), "training", "KILLED"),
+                                                    (RuntimeError("display broke"), "queued", "FAILED")])
 def test_ctrl_c_or_an_error_while_waiting_cancels_the_job(dataset, tmp_path, monkeypatch, azure_ml, settings,
-                                                          exc, mlflow_status):
+                                                          exc, at, mlflow_status):
+    """Ctrl-C while the trainer runs stops it (SIGTERM through the job's cancel); an error while the job
+    is still queued (the server holds it, as a quota would) cancels it before it ever starts."""
     monkeypatch.chdir(tmp_path)
+    azure_ml.hold_jobs = at == "queued"
     with pytest.raises(type(exc)):
         run(Job(data=dataset, out=tmp_path / "out", epochs=3), {**settings, "compute": "gpu-cluster",
-                                                                "job_name": "pb-int"}, _Interrupt(exc))
+                                                                "job_name": "pb-int"}, _Interrupt(exc, at))
     assert azure_ml.calls("POST", r"/jobs/pb-int/cancel$")
     local = azure_ml.jobs["pb-int"]
-    assert local.stopped and local.proc.poll() is not None
-    assert local.describe()["status"] == "Canceled"
+    assert local.stopped and local.describe()["status"] == "Canceled"
+    assert (local.proc is None) == (at == "queued")
+    assert local.proc is None or local.proc.poll() is not None
     c = tracking.client()
     assert c.search_runs([tracking.experiment_id(c)])[0].info.status == mlflow_status
 
