@@ -22,7 +22,7 @@ def api() -> Any:
     """An APIClient that answered a ping, or one line saying no engine runs."""
     docker = require("docker", "docker", "the Docker SDK for Python")
     try:
-        client = docker.APIClient(version="auto", timeout=int(os.environ.get("PLATBENCH_DOCKER_TIMEOUT", "600")),
+        client = docker.APIClient(version="auto", timeout=int(os.environ.get("PLATBENCH_DOCKER_TIMEOUT", "3600")),
                                   **docker.utils.kwargs_from_env())
         client.ping()
     except docker.errors.DockerException as exc:
