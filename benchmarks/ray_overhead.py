@@ -3,14 +3,18 @@ Ray executor against the in-process (worker process) executor, measured in the s
 ≤ 1 s per cell.
 
     ray start --head --node-ip-address 127.0.0.1 --num-cpus 2 --disable-usage-stats
-    .venv/bin/python -m benchmarks.ray_overhead --address ray [--cells 5]
+    .venv/bin/python -m benchmarks.ray_overhead --address ray [--cells 5] [--gap 10]
     ray stop
+
+(`ray start` from the repository with PYTHONPATH=. so its workers can import this probe.)
 
 Each cell is a probe worker (`python -m benchmarks.ray_overhead probe CELL_DIR`) that imports what a sweep
 worker imports before it trains (platforms.core.launch, trainer.train: torch, Lightning, MLflow) and writes
 the time; both executors start the same probe through their real `start` (a Ray cell asks for a whole
 node's CPUs, as a local training cell does). Cells run one after another, executors in alternation, so
-machine noise hits both alike; the imports are in both figures, the difference is the executor's."""
+machine noise hits both alike; the imports are in both figures, the difference is the executor's.
+Every Ray cell gets a fresh worker process (max_calls=1), which Ray starts again after the last one exits:
+--gap waits that long between cells, as the minutes a real cell trains would."""
 from __future__ import annotations
 
 import argparse
@@ -56,6 +60,7 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--address", default="ray", help="ray (this machine's cluster) or ray://HOST:PORT")
     ap.add_argument("--cells", type=int, default=5)
+    ap.add_argument("--gap", type=float, default=0.0, help="seconds between cells (a real cell trains for minutes)")
     ns = ap.parse_args(argv)
     from platforms.bench.executors import ProcessExecutor, make
 
@@ -65,12 +70,13 @@ def main(argv: list[str]) -> int:
     seconds: dict[str, list[float]] = {e.name: [] for e in executors}
     for i in range(ns.cells):
         for e in executors:
+            time.sleep(ns.gap)
             seconds[e.name].append(one_cell(e, root, i))
     base, ray = statistics.median(seconds["process"]), statistics.median(seconds["ray"])
     for name, values in seconds.items():
         print(f"{name:8s} submit → trainer start: median {statistics.median(values):6.2f} s  "
               f"min {min(values):6.2f} s  max {max(values):6.2f} s  (n={len(values)})")
-    print(f"ray / process: ×{ray / base:.2f}; Ray adds {ray - base:+.2f} s per cell (goal ≤ 1 s)")
+    print(f"ray / process: ×{ray / base:.2f}; Ray adds {ray - base:+.2f} s per cell (goal ≤ 1 s; gap {ns.gap:g} s)")
     return 0
 
 
