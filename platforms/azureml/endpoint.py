@@ -221,7 +221,11 @@ def scoring_transport(uri: str, key: str, concurrency: int, timeout_s: float, de
     no SDK client of its own; online_endpoints.invoke reads a request file)."""
     from platforms.bench.loadtest import HttpTransport
 
+    class ScoringTransport(HttpTransport):
+        async def ready(self, timeout_s: float) -> bool:
+            return True  # the scoring URI has no health route; a deployment that finished creating is ready
+
     headers = {"Authorization": f"Bearer {key}"}
     if deployment:
         headers["azureml-model-deployment"] = deployment
-    return HttpTransport(Target(kind="http", url=uri, health_url=uri), concurrency, timeout_s, headers)
+    return ScoringTransport(Target(kind="http", url=uri, health_url=uri), concurrency, timeout_s, headers)

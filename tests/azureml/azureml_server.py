@@ -22,7 +22,8 @@ a cloud whose resourceManager is this server) and AZUREML_CURRENT_CLOUD. The tok
 DefaultAzureCredential: its ManagedIdentityCredential reads IDENTITY_ENDPOINT/IDENTITY_HEADER, the App
 Service managed-identity protocol (https://learn.microsoft.com/azure/app-service/overview-managed-identity
 #rest-endpoint-reference), which this server answers. The self-signed certificate is trusted through
-REQUESTS_CA_BUNDLE (azure-core's requests transport) and SSL_CERT_FILE (aiohttp, the load tool)."""
+REQUESTS_CA_BUNDLE (azure-core's requests transport). The scoring URIs it hands out are plain HTTP on a
+second loopback listener (the real ones are HTTPS; aiohttp fixes its trust store at import)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -171,6 +172,9 @@ class AzureML(ThreadingHTTPServer):
         self.container_starts: list = []                         # (argv, AZUREML_MODEL_DIR) of each deployment
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
+        # scoring URIs on a plain-HTTP listener: aiohttp (the load tool) builds its default TLS context
+        # once, at import, so a test certificate could not be trusted after the fact
+        self.scoring = _ScoringListener(self)
 
     @property
     def url(self) -> str:
@@ -183,6 +187,8 @@ class AzureML(ThreadingHTTPServer):
         return [p for m, p, _ in self.log if m == method and re.search(pattern, p)]
 
     def close(self) -> None:
+        self.scoring.shutdown()
+        self.scoring.server_close()
         for run in list(self.jobs.values()):
             if run is not None:
                 run.stop()
@@ -191,6 +197,24 @@ class AzureML(ThreadingHTTPServer):
             container.stop()
         self.shutdown()
         self.server_close()
+
+
+class _ScoringListener(ThreadingHTTPServer):
+    """The endpoints' scoring URIs (/endpoints/NAME/score), sharing the control plane's state."""
+
+    daemon_threads = True
+
+    def __init__(self, main: AzureML):
+        self.main = main
+        super().__init__(("127.0.0.1", 0), _Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def __getattr__(self, name):
+        return getattr(self.main, name)
 
 
 def _store_for(srv: AzureML, ws_id: str, uri: str):
@@ -482,7 +506,7 @@ class _Handler(BaseHTTPRequestHandler):
         if out["type"].endswith("onlineEndpoints"):
             name = out["name"]
             out["properties"] = {**out["properties"], "provisioningState": "Succeeded",
-                                 "scoringUri": f"{self.server.url}/endpoints/{name}/score"}
+                                 "scoringUri": f"{self.server.scoring.url}/endpoints/{name}/score"}
         return out
 
     def _deployment(self, ws_id: str, endpoint: str, name: str, query: dict, body):
@@ -521,6 +545,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _score(self, endpoint: str, raw: bytes):
         """The scoring URI: key auth, then the body to the deployment's scoring route, as Azure ML forwards it."""
         srv = self.server
+        if self.command != "POST":
+            raise Refused(405, "MethodNotAllowed", "the scoring URI takes POST")
         doc = next((d for d in srv.resources.values() if d.get("type", "").endswith("onlineEndpoints")
                     and d["name"] == endpoint), None)
         if doc is None:
@@ -658,7 +684,6 @@ def azure_ml(blob_env, monkeypatch, tmp_path):
     srv.add_workspace(SUBSCRIPTION, "rg", "ws")
     srv.computes["gpu-cluster"] = {"vmSize": "Standard_NC4as_T4_v3"}
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(srv.cert))
-    monkeypatch.setenv("SSL_CERT_FILE", str(srv.cert))
     monkeypatch.setenv("ARM_CLOUD_METADATA_URL", f"{srv.url}/metadata/endpoints?api-version=2019-05-01")
     monkeypatch.setenv("AZUREML_CURRENT_CLOUD", srv.cloud)
     monkeypatch.setenv("IDENTITY_ENDPOINT", f"{srv.url}/msi/token")
