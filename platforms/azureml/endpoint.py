@@ -22,7 +22,8 @@ Platform contracts relied on (official pages):
 - Deleting: deployment, endpoint (begin_delete), the model version (REST Model Versions - Delete; the SDK
   v2 only archives, so the generated client's delete is called), the model blobs and build context
   (https://learn.microsoft.com/rest/api/azureml/model-versions/delete). The environment version stays: it
-  is named after the image digest, reused by every later endpoint and costs nothing.
+  is named after the image digest, reused by every later endpoint and costs nothing; so is the datastore
+  registration (shared with training).
 - Prices: a managed online deployment is billed as its VMs (https://azure.microsoft.com/pricing/details/machine-learning/),
   the `endpoint` section of prices.yaml.
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import time
 from pathlib import Path
 from typing import Optional
@@ -45,6 +47,9 @@ PORT = 8080
 LIVENESS = READINESS = "/ping"        # serve answers 200 once the model is loaded
 SCORING = "/invocations"
 DEPLOYMENT = "platbench"
+# "The name for an endpoint must start with an upper- or lowercase letter and only consist of '-'s and
+# alphanumeric characters", 3-32 long: https://learn.microsoft.com/azure/machine-learning/how-to-manage-quotas
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{2,31}$")
 
 
 class AzureMLEndpointSettings(AzureMLWorkspace):
@@ -75,6 +80,9 @@ class AzureMLEndpoint(Endpoint):
 
     def __init__(self, settings: dict[str, str]):
         super().__init__(settings)
+        if not NAME_RE.match(self.name):
+            raise UserError(f"azureml endpoint: name {self.name!r}: 3-32 letters, digits and '-', starting with a "
+                            "letter (managed online endpoint limits, how-to-manage-quotas)")
         self._ws: Optional[CloudJobs] = None
         self._store = None
         self._region = self.cfg.region

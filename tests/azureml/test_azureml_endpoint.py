@@ -114,6 +114,7 @@ def test_ctrl_c_while_deploying_deletes_everything(azure_ml, model, blob_env, se
     ({"instance_type": "p3.2xlarge"}, "unknown VM size 'p3.2xlarge'"),
     ({"workspace": "missing-ws"}, "workspace 'missing-ws' in resource group 'rg': not found"),
     ({"image": None}, "no image"),
+    ({"name": "9-starts-with-a-digit"}, "name '9-starts-with-a-digit': 3-32 letters"),
 ])
 def test_bad_settings_create_nothing(azure_ml, model, blob_env, settings, extra, message):
     with pytest.raises(UserError, match=re.escape(message)):
