@@ -16,6 +16,7 @@ SPEC = PlatformSpec(
     sdk_modules=("azure.ai.ml", "azure.identity", "azure.storage.blob"),
     credentials="credentials:find",
     registry="registry:login",
+    guide="docs/first-run-azureml.md",
     lacks={
         Feature.MULTI_NODE: "the trainer is single-node: instance_count is 1",
         Feature.BILLING: "Azure ML reports no billed seconds per job; cost is node seconds x the VM's list price",
