@@ -284,7 +284,7 @@ class AzureMLHandle:
     name: str
     spec: dict
     staged: Any
-    outputs_key: str                    # where the job's ./outputs end up in the container (local mode)
+    outputs_key: str                    # the job's output folder (outputs.results) in the container
     local_run: Optional[LocalRun] = None
     seen: dict = field(default_factory=dict)
     last: dict = field(default_factory=dict)
