@@ -183,6 +183,13 @@ def usd(value: Optional[float], runs: Sequence[Run], f: str = "{:.4f}") -> str:
     return f.format(value) + (f" {UNVERIFIED}" if mark else "")
 
 
+def billed_usd(run: Run) -> Optional[float]:
+    """The run's cost as billed: only where the platform reported billed seconds. Launchers whose platform
+    reports none (Vertex AI, Azure ML, Databricks) log their running-time estimate as cost_usd too; that
+    belongs in the list-price column, never under 'billed'."""
+    return run.m("cost_usd") if run.m("billed_seconds") is not None else None
+
+
 def basis_text(run: Run) -> str:
     value = (run.tags.get(Tag.PRICE_BASIS) or "").strip()
     return BASIS_TEXT.get(value, value) or "–"
@@ -622,7 +629,7 @@ class Report:
             for r in billed:
                 rows.append([f"`{r.run_id}`", r.platform, r.model, pc_text(r.per_class), str(r.seed),
                              r.tags.get(Tag.INSTANCE_TYPE, "–"), r.outcome, fmt(r.m("billed_seconds"), SEC),
-                             usd(r.m("cost_usd"), [r], USD), usd(r.m("cost_list_estimate_usd"), [r], USD),
+                             usd(billed_usd(r), [r], USD), usd(r.m("cost_list_estimate_usd"), [r], USD),
                              usd(price_per_hour(r), [r], PRICE), price_status(r) or "–", basis_text(r)])
                 ids.append([r.run_id])
             s.add(Table(["Run", "Platform", "Model", "Images/class", "Seed", "Instance", "Status", "Billed s",
@@ -637,7 +644,7 @@ class Report:
                 grouped[(r.platform, r.model, r.tags.get(Tag.INSTANCE_TYPE, "–"), basis_text(r))].append(r)
             bars, rows, ids = [], [], []
             for (p, model, inst, basis), g in grouped.items():
-                b = [r.m("cost_usd") for r in g if r.m("cost_usd") is not None]
+                b = [billed_usd(r) for r in g if billed_usd(r) is not None]
                 li = [r.m("cost_list_estimate_usd") for r in g if r.m("cost_list_estimate_usd") is not None]
                 mark = f" {UNVERIFIED}" if any(price_status(r) == "unverified" for r in g) else ""
                 rows.append([p, model, inst, basis, str(len(g)), pm(b, USD) + mark if b else "–",

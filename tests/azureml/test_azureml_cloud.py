@@ -187,9 +187,6 @@ def test_ctrl_c_or_an_error_while_waiting_cancels_the_job(dataset, tmp_path, mon
     assert c.search_runs([tracking.experiment_id(c)])[0].info.status == mlflow_status
 
 
-@pytest.mark.xfail(strict=True, reason="report gap (platforms/report, helper E): the cost table puts cost_usd under "
-                                       "'Billed USD' even when the platform reports no billed seconds (Azure ML, "
-                                       "Vertex AI): that figure is the running-time x list-price estimate")
 def test_report_does_not_call_an_estimate_billed(tmp_path, monkeypatch):
     """An Azure ML run as the launcher records it (cost_usd from running seconds, no billed_seconds, the
     cost_basis tag saying so): its 'Billed USD' cell should be empty, the estimate shown as such."""
