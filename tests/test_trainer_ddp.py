@@ -73,6 +73,8 @@ def test_sigterm_to_one_rank_stops_every_rank_preempted(preempted_then_resumed):
                               order_by=["attributes.start_time ASC"])
     assert [r.info.status for r in runs] == ["KILLED", "FINISHED"]
     assert runs[0].data.tags["platbench.status"] == "preempted"
+    # the report reads the scale of a run from MLflow
+    assert runs[1].data.metrics["world_size"] == 2 and runs[1].data.metrics["nodes"] == 1
 
 
 def test_resumed_two_process_run_is_complete_and_compliant(preempted_then_resumed, one_process):

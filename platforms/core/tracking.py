@@ -71,6 +71,8 @@ RESULT_METRICS = {
     "evaluated_latency_ms_per_image": ("evaluated_latency_ms_per_image",),
     "params_total": ("params", "total"),
     "params_trainable": ("params", "trainable"),
+    "world_size": ("hardware", "world_size"),  # data-parallel processes (one device each), all nodes
+    "nodes": ("hardware", "nodes"),
 }
 
 
