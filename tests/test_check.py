@@ -259,6 +259,14 @@ def test_another_schema_version_is_one_line(digits_run, tmp_path):
         "schema_version (fields not checked against another version's schema)"]
 
 
+def test_a_schema_2_run_is_checked_as_one_process(digits_run, tmp_path):
+    def to_v2(r):
+        r.update(schema_version=2)
+        del r["hardware"]["world_size"], r["hardware"]["nodes"]
+
+    assert check_run_dir(tampered(digits_run, tmp_path, results=to_v2)) == []
+
+
 def test_missing_files_are_problems(digits_run, tmp_path):
     copy = tampered(digits_run, tmp_path)
     (copy / "train.log").unlink()

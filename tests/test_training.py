@@ -147,9 +147,20 @@ def test_results_of_another_schema_version_are_refused_in_one_line(finished, tmp
     old = json.loads((out / "results.json").read_text())
     old["schema_version"] = 1
     (tmp_path / "results.json").write_text(json.dumps(old))
-    with pytest.raises(SchemaMismatch, match="has results schema_version 1; this platbench reads 3") as info:
+    with pytest.raises(SchemaMismatch, match="has results schema_version 1; this platbench reads 3 and 2") as info:
         read_results(tmp_path)
     assert "\n" not in str(info.value)
+
+
+def test_results_of_schema_2_read_as_one_process(finished, tmp_path):
+    """Schema 3 only added hardware.world_size and .nodes; a schema-2 run was one process on one machine."""
+    out, _, _ = finished
+    old = json.loads((out / "results.json").read_text())
+    old["schema_version"] = 2
+    del old["hardware"]["world_size"], old["hardware"]["nodes"]
+    (tmp_path / "results.json").write_text(json.dumps(old))
+    r = read_results(tmp_path)
+    assert r.schema_version == 3 and (r.hardware.world_size, r.hardware.nodes) == (1, 1)
 
 
 def test_checkpoint_dir_of_another_run_is_refused(color_data, tmp_path):

@@ -206,6 +206,7 @@ def _load_results(path: Path, report: Report) -> Optional[contract.Results]:
     if not isinstance(raw, dict):
         report.add(RESULTS, "not a JSON object", "an object", type(raw).__name__)
         return None
+    raw = contract.upgrade(raw)  # schema 2 reads as 3 exactly (one process)
     version = raw.get("schema_version")
     if version != contract.SCHEMA_VERSION:
         # Another version's fields differ wholesale: one line, not one per renamed field.

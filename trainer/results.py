@@ -152,19 +152,30 @@ class SchemaMismatch(ValueError):
     """A results.json of another schema version (its fields differ; read it with the platbench that wrote it)."""
 
 
+def upgrade(raw: dict) -> dict:
+    """Schema 2 → 3, exactly: every schema-2 run was one process on one machine (3 only adds
+    hardware.world_size and hardware.nodes). Other versions are returned as they are."""
+    if raw.get("schema_version") == 2 and isinstance(raw.get("hardware"), dict):
+        raw = {**raw, "schema_version": SCHEMA_VERSION,
+               "hardware": {**raw["hardware"], "world_size": 1, "nodes": 1}}
+    return raw
+
+
 def read_results(path: Path) -> Results:
     path = Path(path)
     if path.is_dir():
         path = path / RESULTS_FILE
     text = path.read_text()
     try:
-        version = json.loads(text).get("schema_version")
+        raw = json.loads(text)
+        version = raw.get("schema_version")
     except (ValueError, AttributeError):
-        version = SCHEMA_VERSION  # not a JSON object: let the model's validation say what is wrong
-    if version != SCHEMA_VERSION:
+        return Results.model_validate_json(text)  # not a JSON object: let the model's validation say what is wrong
+    raw = upgrade(raw)
+    if raw.get("schema_version") != SCHEMA_VERSION:
         raise SchemaMismatch(f"{path} has results schema_version {version}; this platbench reads "
-                             f"{SCHEMA_VERSION} (use the platbench version that wrote it, or run the job again)")
-    return Results.model_validate_json(text)
+                             f"{SCHEMA_VERSION} and 2 (use the platbench version that wrote it, or run the job again)")
+    return Results.model_validate(raw)
 
 
 def write_metrics(out_dir: Path, epochs: list[dict]) -> Path:
