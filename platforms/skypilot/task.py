@@ -1,0 +1,113 @@
+"""The `--set` settings of `platbench launch skypilot` and the SkyPilot task they describe, as the task
+YAML's dictionary (no SkyPilot import: `--dry-run` prints it offline; train.py hands it to
+`sky.Task.from_yaml_config`, which validates it against SkyPilot's schema).
+
+Task YAML fields used (https://docs.skypilot.co/en/latest/reference/yaml-spec.html):
+- resources.cloud / accelerators (`NAME:COUNT`) / use_spot / region / image_id (`docker:IMAGE` runs the
+  task inside that container: https://docs.skypilot.co/en/latest/examples/docker-containers.html)
+- resources.job_recovery: a managed job's recovery strategy after a preemption, and restarts on a user
+  error (https://docs.skypilot.co/en/latest/examples/managed-jobs.html#jobs-restarts-on-user-code-failure)
+- file_mounts with `source: s3://… | gs://…` and `mode: MOUNT` (read through a FUSE mount) or
+  `MOUNT_CACHED` (written locally and uploaded asynchronously, the mode SkyPilot recommends for outputs and
+  checkpoints): https://docs.skypilot.co/en/latest/reference/storage.html
+- envs, run (the command run in the container).
+
+The image's CMD is `train` (Dockerfile) and the trainer finds its folders from PLATBENCH_DATA /
+PLATBENCH_OUT (trainer/environment.py, the generic table), pointing into the two mounts:
+
+    BUCKET/<prefix>              → /platbench/staged  MOUNT         (shards + manifests)
+    BUCKET/<prefix>/jobs/<run>   → /platbench/out     MOUNT_CACHED  (results, model/, checkpoints/)
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+STAGED_PATH = "/platbench/staged"
+OUT_PATH = "/platbench/out"
+CLOUDS = ("aws", "gcp", "azure", "lambda", "runpod", "kubernetes")
+# the bucket scheme each cloud's own object store has among platbench's stores; the other clouds mount
+# either (SkyPilot mounts s3:// and gs:// from any cloud, with that store's credentials on the cluster)
+NATIVE_SCHEME = {"aws": "s3", "gcp": "gs"}
+# SkyPilot's own parse of `accelerators` as a string: <name> or <name>:<count> (sky/resources.py)
+ACCELERATORS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(:\d+(\.\d+)?)?$")
+BUCKET_RE = re.compile(r"^(s3|gs)://[a-z0-9][a-z0-9.\-_]{1,220}[a-z0-9]$")
+IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]*(:\d+)?/[^\s@:]+(@sha256:[0-9a-f]{64}|:[\w][\w.\-]{0,127})$")
+# cluster names: lower-case letters, digits and dashes, starting with a letter (sky/utils/common_utils.py
+# check_cluster_name_is_valid)
+NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+class SkyPilotSettings(BaseModel):
+    """`--set KEY=VALUE` for `platbench launch skypilot`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cloud: Optional[Literal["aws", "gcp", "azure", "lambda", "runpod", "kubernetes"]] = None
+    accelerators: Optional[str] = None   # NAME:COUNT, e.g. A100:1 (`sky show-gpus` lists them)
+    use_spot: bool = False               # → a managed job (`sky jobs launch`): preemption recovery
+    region: Optional[str] = None
+    image: Optional[str] = None          # REGISTRY/platbench@sha256:… (or :TAG)
+    bucket: Optional[str] = None         # s3://NAME or gs://NAME: the dataset and the outputs
+    prefix: str = "platbench"
+    staging: Literal["sharded", "naive"] = "sharded"
+    run_name: Optional[str] = None       # outputs under jobs/<run_name>: a new launch of the run resumes it
+    max_restarts_on_errors: int = Field(0, ge=0, le=10)  # managed job: restarts after a non-zero exit
+    poll_seconds: float = Field(10.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _checked(self):
+        if self.accelerators is not None and not ACCELERATORS_RE.match(self.accelerators):
+            raise ValueError(f"accelerators {self.accelerators!r} is not NAME or NAME:COUNT (e.g. A100:1)")
+        if self.image is not None and not IMAGE_RE.match(self.image):
+            raise ValueError(f"image {self.image!r} is not REGISTRY/platbench@sha256:… or REGISTRY/platbench:TAG")
+        if self.bucket is not None and not BUCKET_RE.match(self.bucket.rstrip("/")):
+            raise ValueError(f"bucket {self.bucket!r} is not s3://NAME or gs://NAME")
+        native = NATIVE_SCHEME.get(self.cloud or "")
+        if self.bucket and native and not self.bucket.startswith(native + "://"):
+            raise ValueError(f"cloud {self.cloud} mounts its own buckets: give --set bucket={native}://NAME")
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$", self.prefix) or ".." in self.prefix.split("/"):
+            raise ValueError(f"prefix {self.prefix!r} is not a plain relative bucket path")
+        if self.run_name is not None and not (len(self.run_name) <= 40 and NAME_RE.match(self.run_name)):
+            raise ValueError(f"run_name {self.run_name!r} is not valid (up to 40 lower-case letters, digits, dashes, "
+                             "starting with a letter)")
+        return self
+
+    @property
+    def digest(self) -> Optional[str]:
+        return self.image.split("@", 1)[1] if self.image and "@sha256:" in self.image else None
+
+    @property
+    def scheme(self) -> str:
+        return (self.bucket or "").split("://", 1)[0] or NATIVE_SCHEME.get(self.cloud or "", "s3")
+
+    @property
+    def bucket_name(self) -> str:
+        return (self.bucket or f"{self.scheme}://BUCKET").split("://", 1)[1].rstrip("/")
+
+
+def task_config(cfg: SkyPilotSettings, name: str, out_key: str, data: str, command: list[str],
+                env: dict[str, str]) -> dict:
+    """The task YAML's dictionary. data: PLATBENCH_DATA inside the container (under STAGED_PATH);
+    out_key: the outputs' key in the bucket."""
+    root = f"{cfg.scheme}://{cfg.bucket_name}"
+    resources = {"cloud": cfg.cloud or "aws", "accelerators": cfg.accelerators or "A100:1",
+                 "use_spot": cfg.use_spot, "image_id": f"docker:{cfg.image or 'REGISTRY/platbench@sha256:DIGEST'}"}
+    if cfg.region:
+        resources["region"] = cfg.region
+    if cfg.use_spot:  # a managed job: recover from preemption on new capacity, resume from the checkpoint
+        resources["job_recovery"] = {"strategy": "EAGER_NEXT_REGION",
+                                     "max_restarts_on_errors": cfg.max_restarts_on_errors}
+    return {
+        "name": name,
+        "resources": resources,
+        "envs": {**env, "PLATBENCH_DATA": data, "PLATBENCH_OUT": OUT_PATH},
+        "file_mounts": {
+            STAGED_PATH: {"source": f"{root}/{cfg.prefix.strip('/')}", "mode": "MOUNT"},
+            OUT_PATH: {"source": f"{root}/{out_key}", "mode": "MOUNT_CACHED"},
+        },
+        "run": shlex.join(command),
+    }

@@ -1,0 +1,310 @@
+"""SkyPilot: the platbench image as one SkyPilot task (task.py) on the cloud asked for, launched through
+SkyPilot's Python API (client of its API server; 0.9: every call returns a request id that
+`sky.stream_and_get` streams and resolves):
+
+- on-demand: `sky.launch(task, cluster_name, down=True)` → (job_id, handle); the job's log with
+  `sky.tail_logs(cluster, job_id, follow=True)`; its end state with `sky.job_status`; the cluster always
+  removed with `sky.down(cluster)` (https://docs.skypilot.co/en/latest/reference/api.html, "Cluster API").
+- use_spot=true: a managed job, `sky.jobs.launch(task, name)` → job_id; SkyPilot's controller recovers it
+  after a preemption (resources.job_recovery) and the trainer resumes from its checkpoint in the output
+  mount; `sky.jobs.tail_logs(job_id=…, follow=True)`, `sky.jobs.queue`, `sky.jobs.cancel` on an error or
+  Ctrl-C (https://docs.skypilot.co/en/latest/reference/api.html, "Managed Jobs API";
+  https://docs.skypilot.co/en/latest/examples/managed-jobs.html).
+
+The cost is an estimate: the launched resources' catalog price × the cluster's uptime
+(`Resources.get_cost(seconds)`, SkyPilot's catalog), never the cloud's bill. A managed job's controller
+launches its own cluster, whose launched resources the client does not get: its cost is not estimated.
+
+Not run here: no cloud can be reached. SkyPilot's API server starts locally, but `sky.launch` needs a cloud
+enabled by `sky check` (it fails with "No cloud is enabled"), and its catalogs are downloaded from GitHub
+on first use; the tests therefore check the generated task with SkyPilot's own schema and `Task` loader.
+"""
+from __future__ import annotations
+
+import io
+import re
+import secrets
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from platforms.core import tracking
+from platforms.core.api import Job, Outcome, Platform, PlanStep
+from platforms.core.emulator import check_fingerprint
+from platforms.core.settings import validate_job
+from platforms.errors import UserError
+from platforms.skypilot import SPEC
+from platforms.skypilot.task import STAGED_PATH, SkyPilotSettings, task_config
+
+PREEMPTED_EXIT = 143  # the trainer checkpoints on SIGTERM and exits 128 + 15
+
+
+def sky():
+    from platforms.core.sdk import require
+
+    return require("sky", SPEC.extra, "SkyPilot")
+
+
+def validated_task(config: dict):
+    """The task through SkyPilot's own checks: its YAML schema, then its loader (which parses resources,
+    accelerators and storage mounts); a refusal is one line."""
+    import copy
+
+    mod = sky()
+    from sky.utils import common_utils, schemas
+
+    try:
+        common_utils.validate_schema(config, schemas.get_task_schema(), "Invalid task YAML: ")
+        return mod.Task.from_yaml_config(copy.deepcopy(config))  # the loader pops keys from what it reads
+    except Exception as exc:  # noqa: BLE001 - ValueError, InvalidSkyPilotConfigError, StorageSpecError …
+        raise UserError(f"skypilot: the task is refused: {str(exc).strip().splitlines()[0]}") from None
+
+
+@dataclass
+class SkyHandle:
+    name: str                 # cluster name, or the managed job's name
+    managed: bool
+    out_key: str
+    staged: Any
+    job_id: Optional[int] = None
+    resources: Any = None     # the launched sky.Resources (on-demand clusters)
+    started: float = 0.0
+    ended: Optional[float] = None
+    done: bool = False
+
+
+class _Lines(io.TextIOBase):
+    """An output stream for SkyPilot's log tailing that hands each line to the progress display."""
+
+    def __init__(self, progress):
+        self.progress, self.buf = progress, ""
+
+    def write(self, text: str) -> int:
+        self.buf += text
+        *lines, self.buf = self.buf.split("\n")
+        for line in lines:
+            self.progress.print(line)
+        return len(text)
+
+
+class SkyPilotPlatform(Platform):
+    spec = SPEC
+    settings_model = SkyPilotSettings
+
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        self._store = None
+        self._staged = None
+
+    # ------------------------------------------------------------------ check
+    def _needs(self) -> list[str]:
+        cfg = self.parsed()
+        needs = []
+        if not cfg.cloud:
+            needs.append("--set cloud=aws|gcp|azure|lambda|runpod|kubernetes")
+        if not cfg.accelerators:
+            needs.append("--set accelerators=NAME:COUNT (e.g. A100:1; `sky show-gpus`)")
+        if not cfg.image:
+            needs.append("--set image=REGISTRY/platbench@sha256:… (`platbench image push`)")
+        if not cfg.bucket:
+            needs.append("--set bucket=s3://NAME or gs://NAME (the dataset and the outputs)")
+        return needs
+
+    def preflight(self, job: Job) -> list[str]:
+        from platforms.skypilot import credentials
+
+        validate_job(job)
+        found, where = credentials.find()
+        return self._needs() + ([] if found else [f"cloud credentials ({where})"])
+
+    def check(self, job: Job) -> None:
+        from platforms.core import registry
+
+        validate_job(job)
+        needs = self._needs()
+        if needs:
+            raise UserError("skypilot: missing " + "; ".join(needs))
+        cfg = self.parsed()
+        validated_task(self.task(job, self._name(job), "jobs/check", "datasets/check/platbench-manifest.json"))
+        self._store = registry.store_class(cfg.scheme)(cfg.bucket_name)
+
+    # ------------------------------------------------------------------ the task
+    def _name(self, job: Job) -> str:
+        cfg = self.parsed()
+        if cfg.run_name:
+            return cfg.run_name
+        stem = re.sub(r"[^a-z0-9]+", "-", f"pb-{job.model}".lower()).strip("-")
+        return f"{stem[:20]}-{datetime.now(timezone.utc).strftime('%m%d%H%M%S')}-{secrets.token_hex(2)}"
+
+    def task(self, job: Job, name: str, out_rel: str, data_rel: str) -> dict:
+        cfg = self.parsed()
+        env = {"PLATBENCH_PLATFORM": "skypilot"}
+        commit = tracking.code_commit()
+        if commit:
+            env["PLATBENCH_GIT_COMMIT"] = commit
+        if cfg.digest:
+            env["PLATBENCH_IMAGE_DIGEST"] = cfg.digest
+        command = ["train", "--dataset-name", Path(job.data).resolve().name, *job.trainer_args()]
+        return task_config(cfg, name, f"{cfg.prefix.strip('/')}/{out_rel}", f"{STAGED_PATH}/{data_rel}", command, env)
+
+    def run_tags(self, job: Job) -> dict[str, str]:
+        cfg = self.parsed()
+        tags = {tracking.Tag.REGION: cfg.region or "", tracking.Tag.INSTANCE_TYPE: cfg.accelerators or "",
+                "platbench.skypilot.cloud": cfg.cloud or "", "platbench.skypilot.use_spot": str(cfg.use_spot).lower()}
+        if cfg.digest:
+            tags[tracking.Tag.IMAGE_DIGEST] = cfg.digest
+        return tags
+
+    # ------------------------------------------------------------------ plan
+    def plan(self, job: Job) -> list[PlanStep]:
+        cfg = self.parsed()
+        name = cfg.run_name or f"pb-{job.model}-MMDDHHMMSS-XXXX"
+        root = f"{cfg.scheme}://{cfg.bucket_name}/{cfg.prefix.strip('/')}"
+        sharded = cfg.staging == "sharded"
+        data_rel = ("datasets/<fingerprint>/platbench-manifest.json" if sharded
+                    else f"naive/{Path(job.data).resolve().name}")
+        text = yaml.safe_dump(self.task(job, name, f"jobs/{name}", data_rel), sort_keys=False).rstrip()
+        cli = "aws s3" if cfg.scheme == "s3" else "gcloud storage"
+        steps = [PlanStep("check the task with SkyPilot's schema and loader, and that the cloud is enabled, before "
+                          "anything is uploaded", "sky check " + (cfg.cloud or "CLOUD"))]
+        if sharded:
+            steps += [PlanStep(f"fingerprint {job.data} into content-addressed tar shards; upload only the shards "
+                               f"the bucket lacks, then the manifest (the {cfg.scheme}:// store)",
+                               f"{cli} cp SHARD.tar {root}/shards/<sha256>.tar   # each new shard; then "
+                               f"{root}/datasets/<fingerprint>/platbench-manifest.json")]
+        else:
+            steps.append(PlanStep("upload every file (naive staging)",
+                                  f"{cli} cp --recursive {job.data} {root}/{data_rel}"))
+        steps.append(PlanStep("write the SkyPilot task: the image as the runtime, the staged data and the output "
+                              "folder mounted from the bucket", f"cat > task.yaml <<'EOF'\n{text}\nEOF"))
+        if cfg.use_spot:
+            steps += [
+                PlanStep("launch it as a managed job (spot: SkyPilot recovers it after a preemption and the trainer "
+                         "resumes from its checkpoint); stream its log", f"sky jobs launch -n {name} -y task.yaml"),
+                PlanStep("on an error or Ctrl-C: cancel the managed job (its cluster goes with it)",
+                         f"sky jobs cancel -n {name} -y"),
+            ]
+        else:
+            steps += [
+                PlanStep("launch the cluster and run the task; stream its log",
+                         f"sky launch -c {name} --down -y task.yaml && sky logs {name} 1"),
+                PlanStep("always (also on an error or Ctrl-C): tear the cluster down", f"sky down -y {name}"),
+            ]
+        steps += [
+            PlanStep("collect results.json, metrics.jsonl, train.log and model/ from the output folder",
+                     f"{cli} cp --recursive {root}/jobs/{name} ."),
+            PlanStep("record the MLflow run; cost = SkyPilot's catalog price of the launched resources × the "
+                     "cluster's uptime, labelled estimate" + (" (not estimated for a managed job)" if cfg.use_spot
+                                                             else "")),
+        ]
+        return steps
+
+    # ------------------------------------------------------------------ stage / submit
+    def stage(self, job: Job) -> dict[str, Any]:
+        from platforms.core import staging
+
+        cfg = self.parsed()
+        self._staged = staging.upload(job.data, self._store, cfg.staging, cfg.prefix.strip("/"))
+        return {**self._staged.figures, "staging": self._staged.mode,
+                tracking.Tag.DATASET_FINGERPRINT: self._staged.fingerprint}
+
+    def submit(self, job: Job, staged: dict[str, Any]) -> SkyHandle:
+        mod = sky()
+        cfg = self.parsed()
+        name = self._name(job)
+        st = self._staged
+        task = validated_task(self.task(job, name, f"jobs/{name}", st.data_key[len(st.prefix) + 1:].rstrip("/")))
+        handle = SkyHandle(name, cfg.use_spot, f"{cfg.prefix.strip('/')}/jobs/{name}", st, started=time.time())
+        try:
+            if cfg.use_spot:
+                handle.job_id, _ = mod.stream_and_get(mod.jobs.launch(task, name=name))
+            else:
+                handle.job_id, h = mod.stream_and_get(mod.launch(task, cluster_name=name, down=True))
+                handle.resources = getattr(h, "launched_resources", None)
+        except mod.exceptions.ResourcesUnavailableError as exc:
+            raise UserError(f"skypilot: no {cfg.accelerators} on {cfg.cloud}: {str(exc).splitlines()[0]}") from None
+        print(f"platbench: started SkyPilot {'managed job' if cfg.use_spot else 'cluster'} {name} "
+              f"(job {handle.job_id})", file=sys.stderr)
+        return handle
+
+    # ------------------------------------------------------------------ wait
+    def _status(self, handle: SkyHandle) -> tuple[Optional[str], bool]:
+        """(status name, terminal) of the job."""
+        mod = sky()
+        if handle.managed:
+            records = mod.stream_and_get(mod.jobs.queue(refresh=False))
+            rec = next((r for r in records if r.get("job_id") == handle.job_id), None)
+            status = rec and rec.get("status")
+        else:
+            status = mod.stream_and_get(mod.job_status(handle.name, [handle.job_id])).get(handle.job_id)
+        return (status.value if status is not None else None), bool(status is not None and status.is_terminal())
+
+    def wait(self, handle: SkyHandle, progress) -> Outcome:
+        mod = sky()
+        cfg = self.parsed()
+        progress.phase("running")
+        stream = _Lines(progress)
+        follow = (lambda: mod.jobs.tail_logs(job_id=handle.job_id, follow=True, output_stream=stream)) \
+            if handle.managed else (lambda: mod.tail_logs(handle.name, handle.job_id, follow=True, output_stream=stream))
+        tail = threading.Thread(target=follow, daemon=True)  # returns when the job ends
+        tail.start()
+        while True:
+            status, terminal = self._status(handle)
+            if terminal:
+                break
+            tail.join(cfg.poll_seconds)
+        tail.join(30)
+        handle.done, handle.ended = True, time.time()
+        return self._outcome(handle, status)
+
+    def _outcome(self, handle: SkyHandle, status: Optional[str]) -> Outcome:
+        state = {"SUCCEEDED": "finished", "CANCELLED": "killed"}.get(status or "", "failed")
+        uptime = (handle.ended or time.time()) - handle.started
+        cost = None
+        basis = "not estimated: a managed job's cluster is launched by its controller"
+        if handle.resources is not None:
+            cost = handle.resources.get_cost(uptime)
+            basis = f"estimate: SkyPilot catalog price of {handle.resources} × {uptime:.0f} s uptime"
+        tags = {tracking.Tag.JOB_ID: str(handle.job_id), "platbench.skypilot.name": handle.name,
+                "platbench.skypilot.status": status or "", "platbench.run_name": handle.name,
+                "platbench.cost_basis": basis,
+                "platbench.checkpoint_uri": f"{self.parsed().scheme}://{self.parsed().bucket_name}/"
+                                            f"{handle.out_key}/checkpoints/"}
+        return Outcome(state, None, billed_seconds=None, cost_usd=None, list_estimate_usd=cost,
+                       metrics={"uptime_seconds": uptime}, tags=tags,
+                       message=f"SkyPilot job {handle.job_id} on {handle.name}: {status}")
+
+    # ------------------------------------------------------------------ collect / teardown
+    def collect(self, handle: SkyHandle, outcome: Outcome, dest: Path) -> Path:
+        from platforms.core.staging import download_prefix
+
+        got, seconds = download_prefix(self._store, handle.out_key + "/", Path(dest))
+        if outcome.status == "finished" and not (Path(dest) / "results.json").is_file():
+            raise UserError(f"skypilot job {handle.name} finished but wrote no results.json under "
+                            f"{self.parsed().bucket}/{handle.out_key}/")
+        check_fingerprint(Path(dest), handle.staged.fingerprint, f"skypilot job {handle.name}")
+        outcome.metrics.update({"collect_seconds": seconds, "collect_mb": got / (1024 * 1024)})
+        outcome.output_dir = Path(dest)
+        return Path(dest)
+
+    def teardown(self, handle: SkyHandle) -> None:
+        """Always: the on-demand cluster goes down (`sky down`), a managed job still running is cancelled.
+        Staged data and outputs (checkpoints for a resume) stay in the bucket."""
+        mod = sky()
+        try:
+            if handle.managed:
+                if not handle.done:
+                    mod.stream_and_get(mod.jobs.cancel(job_ids=[handle.job_id]))
+            else:
+                mod.stream_and_get(mod.down(handle.name))
+            print(f"platbench: tore down SkyPilot {handle.name}", file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - teardown must not hide the original error
+            what = f"sky jobs cancel {handle.job_id}" if handle.managed else f"sky down {handle.name}"
+            print(f"platbench: could not tear down {handle.name} (run `{what}`): {exc}".splitlines()[0],
+                  file=sys.stderr)
