@@ -15,9 +15,13 @@ The cost is an estimate: the launched resources' catalog price × the cluster's 
 (`Resources.get_cost(seconds)`, SkyPilot's catalog), never the cloud's bill. A managed job's controller
 launches its own cluster, whose launched resources the client does not get: its cost is not estimated.
 
-Not run here: no cloud can be reached. SkyPilot's API server starts locally, but `sky.launch` needs a cloud
-enabled by `sky check` (it fails with "No cloud is enabled"), and its catalogs are downloaded from GitHub
-on first use; the tests therefore check the generated task with SkyPilot's own schema and `Task` loader.
+Not run here: no cloud can be reached, and SkyPilot's local API server does not start against this lock:
+SkyPilot 0.9.2's server calls `fastapi.FastAPI(prefix=…)`, a keyword FastAPI 0.165 (constraints.txt) no
+longer accepts, so `sky.launch` from this environment needs an API server deployed on its own
+(`sky api login -e URL`, or SKYPILOT_API_SERVER_ENDPOINT:
+https://docs.skypilot.co/en/latest/reference/api-server/api-server.html). `check` asks for it before
+anything is uploaded and refuses in one line without one. The tests check the generated task with
+SkyPilot's own schema and `Task` loader, and that refusal; the launch calls below were never run.
 """
 from __future__ import annotations
 
@@ -123,6 +127,23 @@ class SkyPilotPlatform(Platform):
         found, where = credentials.find()
         return self._needs() + ([] if found else [f"cloud credentials ({where})"])
 
+    @staticmethod
+    def api_server() -> str:
+        """The SkyPilot API server every SDK call goes through, healthy (a local one is started if the endpoint
+        is local, as SkyPilot's client does itself), or one line saying why not."""
+        sky()
+        from sky.server import common as server_common
+
+        url = server_common.get_server_url()
+        try:
+            server_common.check_server_healthy_or_start_fn()
+        except Exception as exc:  # noqa: BLE001 - ApiServerConnectionError, RuntimeError (local start failed)
+            why = (f"the local server did not start (~/.sky/api_server/server.log; SkyPilot 0.9's server fails "
+                   "with this lock's FastAPI): deploy one and run `sky api login -e URL`"
+                   if server_common.is_api_server_local() else str(exc).strip().splitlines()[0])
+            raise UserError(f"skypilot: no SkyPilot API server at {url}: {why}") from None
+        return url
+
     def check(self, job: Job) -> None:
         from platforms.core import registry
 
@@ -132,6 +153,7 @@ class SkyPilotPlatform(Platform):
             raise UserError("skypilot: missing " + "; ".join(needs))
         cfg = self.parsed()
         validated_task(self.task(job, self._name(job), "jobs/check", "datasets/check/platbench-manifest.json"))
+        self.api_server()
         self._store = registry.store_class(cfg.scheme)(cfg.bucket_name)
 
     # ------------------------------------------------------------------ the task

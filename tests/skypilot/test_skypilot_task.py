@@ -1,0 +1,168 @@
+"""The SkyPilot task platbench generates, checked by SkyPilot itself: its task YAML schema
+(sky.utils.schemas.get_task_schema through common_utils.validate_schema) and its loader
+(sky.Task.from_yaml_config, which parses the resources, accelerators and storage mounts), for every cloud
+platbench offers, on demand and spot; and bad input refused in one line, exit 2, before anything exists.
+
+What is not tested here, because no cloud can be reached: the launch itself (sky.launch / sky.jobs.launch
+need a cloud enabled by `sky check`, and SkyPilot's catalogs are downloaded from GitHub on first use)."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from platforms.core.api import Feature, Job
+from platforms.errors import UserError
+
+pytest.importorskip("sky")
+
+PY = sys.executable
+CLOUDS = ("aws", "gcp", "azure", "lambda", "runpod", "kubernetes")
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+IMAGE = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/platbench@{DIGEST}"
+
+
+@pytest.fixture(autouse=True)
+def _sky_home(tmp_path_factory, monkeypatch):
+    """SkyPilot keeps its state under ~/.sky: a throwaway HOME, so nothing lands in the user's."""
+    monkeypatch.setenv("HOME", str(tmp_path_factory.getbasetemp() / "home"))
+
+
+def _settings(cloud, **more):
+    return {"cloud": cloud, "accelerators": "A100:1", "image": IMAGE,
+            "bucket": "gs://pb-bucket" if cloud == "gcp" else "s3://pb-bucket", "run_name": "pb-run-1", **more}
+
+
+def _task_yaml(platform, job) -> dict:
+    step = next(s for s in platform.plan(job) if s.command and s.command.startswith("cat > task.yaml"))
+    return yaml.safe_load(step.command.split("\n", 1)[1].rsplit("\nEOF", 1)[0])
+
+
+def _skypilot_accepts(config: dict):
+    import sky
+    from sky.utils import common_utils, schemas
+
+    common_utils.validate_schema(config, schemas.get_task_schema(), "Invalid task YAML: ")
+    return sky.Task.from_yaml_config(copy.deepcopy(config))
+
+
+@pytest.mark.parametrize("spot", [False, True], ids=["on-demand", "spot"])
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_the_generated_task_passes_skypilots_validation(cloud, spot, digits_data, tmp_path):
+    from platforms.skypilot.train import SkyPilotPlatform
+
+    job = Job(data=digits_data, out=tmp_path / "out", model="small", epochs=2)
+    config = _task_yaml(SkyPilotPlatform(_settings(cloud, use_spot=str(spot).lower())), job)
+    task = _skypilot_accepts(config)
+
+    (res,) = task.resources
+    assert str(res.cloud).lower() == cloud
+    assert res.accelerators == {"A100": 1} and res.use_spot is spot
+    assert res.extract_docker_image() == IMAGE
+    scheme = "gs" if cloud == "gcp" else "s3"
+    mounts = task.storage_mounts
+    assert set(mounts) == {"/platbench/staged", "/platbench/out"}
+    assert [m.mode.value for m in mounts.values()] == ["MOUNT", "MOUNT_CACHED"]
+    assert config["file_mounts"]["/platbench/staged"]["source"] == f"{scheme}://pb-bucket/platbench"
+    assert config["file_mounts"]["/platbench/out"]["source"] == f"{scheme}://pb-bucket/platbench/jobs/pb-run-1"
+    # the trainer reads the staged manifest inside the staged mount and writes into the output mount
+    assert task.envs["PLATBENCH_DATA"].startswith("/platbench/staged/datasets/")
+    assert task.envs["PLATBENCH_OUT"] == "/platbench/out" and task.envs["PLATBENCH_IMAGE_DIGEST"] == DIGEST
+    assert task.run.startswith("train --dataset-name digits ") and "--epochs 2" in task.run
+    assert ("job_recovery" in config["resources"]) is spot
+
+
+def test_skypilots_validation_can_refuse(digits_data, tmp_path):
+    """The check above is SkyPilot's own and can fail: a mount mode and a cloud SkyPilot does not know."""
+    from platforms.skypilot.train import SkyPilotPlatform, validated_task
+
+    config = _task_yaml(SkyPilotPlatform(_settings("aws")), Job(data=digits_data, out=tmp_path))
+    bad_mode = copy.deepcopy(config)
+    bad_mode["file_mounts"]["/platbench/out"]["mode"] = "SYNC"
+    bad_cloud = copy.deepcopy(config)
+    bad_cloud["resources"]["cloud"] = "nocloud"
+    bad_count = copy.deepcopy(config)
+    bad_count["resources"]["accelerators"] = "A100:x"
+    for bad in (bad_mode, bad_cloud, bad_count):
+        with pytest.raises(UserError, match="^skypilot: the task is refused: "):
+            validated_task(bad)
+    assert validated_task(config).name == "pb-run-1"
+
+
+def _platbench(args, cwd):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GOOGLE_", "CLOUDSDK_", "MLFLOW_"))}
+    return subprocess.run([PY, "-m", "platforms", *args], cwd=cwd, env={**env, "HOME": str(cwd)},
+                          capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("bad", ["accelerators=A100:x", "accelerators=A100 1", "cloud=nocloud", "cloud=aws bucket=gs://b",
+                                 "image=platbench", "bucket=http://b"])
+def test_bad_input_is_one_line_exit_2_and_nothing_created(bad, digits_data, tmp_path):
+    sets = {**_settings("aws"), **dict(kv.split("=", 1) for kv in bad.split(" ") if "=" in kv)}
+    if bad == "accelerators=A100 1":
+        sets["accelerators"] = "A100 1"
+    args = ["launch", "skypilot", "--data", str(digits_data)] + [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
+    for extra in (["--dry-run"], []):  # the real launch refuses it before its first cloud call too
+        r = _platbench(args + extra, tmp_path)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr, r.stderr
+        assert not (tmp_path / ".sky").exists() and not any(p.name == "runs" for p in tmp_path.iterdir())
+
+
+def test_the_printed_dry_run_is_what_skypilot_accepts(digits_data, tmp_path):
+    r = _platbench(["launch", "skypilot", "--data", str(digits_data), "--dry-run",
+                    *[a for k, v in _settings("lambda", use_spot="true").items() for a in ("--set", f"{k}={v}")]],
+                   tmp_path)
+    assert r.returncode == 0, r.stderr
+    text = r.stdout.split("cat > task.yaml <<'EOF'\n", 1)[1].split("\nEOF", 1)[0]
+    assert _skypilot_accepts(yaml.safe_load(text)).resources
+    assert "$ sky jobs launch -n pb-run-1 -y task.yaml" in r.stdout and "$ sky jobs cancel -n pb-run-1 -y" in r.stdout
+    r = _platbench(["launch", "skypilot", "--data", str(digits_data), "--dry-run",
+                    *[a for k, v in _settings("aws").items() for a in ("--set", f"{k}={v}")]], tmp_path)
+    assert "$ sky launch -c pb-run-1 --down -y task.yaml" in r.stdout and "$ sky down -y pb-run-1" in r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "a dry run wrote files (or SkyPilot state)"
+
+
+def test_platforms_lists_skypilot_with_what_it_lacks(tmp_path):
+    from platforms.skypilot import SPEC
+
+    r = _platbench(["platforms", "--json"], tmp_path)
+    row = next(row for row in json.loads(r.stdout) if row["platform"] == "skypilot")
+    assert row["lacks"] == {f.value: why for f, why in SPEC.lacks.items()}
+    assert {Feature.ENDPOINTS, Feature.MULTI_NODE} <= set(SPEC.lacks) and row["credentials_ok"] is False
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("endpoint", ["local", "unreachable"])
+def test_a_launch_without_an_api_server_is_one_line_exit_2_before_any_upload(endpoint, digits_data, tmp_path):
+    """Every SkyPilot SDK call goes through its API server. Here none can run: the local one SkyPilot 0.9.2
+    starts fails with this lock's FastAPI (train.py says why), and a remote endpoint that answers nothing is
+    refused too; both before the dataset is staged (no bucket is touched: the s3:// endpoint is closed)."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir(), work.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "GOOGLE_", "CLOUDSDK_", "MLFLOW_", "SKYPILOT_"))}
+    env.update(HOME=str(home), AWS_ENDPOINT_URL=f"http://127.0.0.1:{_closed_port()}",
+               MLFLOW_TRACKING_URI=(tmp_path / "mlruns").as_uri())
+    if endpoint == "unreachable":
+        env["SKYPILOT_API_SERVER_ENDPOINT"] = f"http://127.0.0.1:{_closed_port()}"
+    args = [a for k, v in _settings("aws").items() for a in ("--set", f"{k}={v}")]
+    r = subprocess.run([PY, "-m", "platforms", "launch", "skypilot", "--data", str(digits_data), *args], cwd=work,
+                       env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2, r.stdout + r.stderr
+    line = r.stderr.strip()
+    assert line.count("\n") == 0 and "Traceback" not in line, line
+    assert line.startswith("platbench: error: skypilot: no SkyPilot API server at http://127.0.0.1:"), line
+    assert list(work.iterdir()) == [] and not (tmp_path / "mlruns").exists()
