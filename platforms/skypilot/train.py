@@ -138,7 +138,7 @@ class SkyPilotPlatform(Platform):
         try:
             server_common.check_server_healthy_or_start_fn()
         except Exception as exc:  # noqa: BLE001 - ApiServerConnectionError, RuntimeError (local start failed)
-            why = (f"the local server did not start (~/.sky/api_server/server.log; SkyPilot 0.9's server fails "
+            why = ("the local server did not start (~/.sky/api_server/server.log; SkyPilot 0.9's server fails "
                    "with this lock's FastAPI): deploy one and run `sky api login -e URL`"
                    if server_common.is_api_server_local() else str(exc).strip().splitlines()[0])
             raise UserError(f"skypilot: no SkyPilot API server at {url}: {why}") from None
@@ -243,14 +243,19 @@ class SkyPilotPlatform(Platform):
         st = self._staged
         task = validated_task(self.task(job, name, f"jobs/{name}", st.data_key[len(st.prefix) + 1:].rstrip("/")))
         handle = SkyHandle(name, cfg.use_spot, f"{cfg.prefix.strip('/')}/jobs/{name}", st, started=time.time())
-        try:
+        try:  # stream_and_get streams the provisioning log and returns the request's result
             if cfg.use_spot:
                 handle.job_id, _ = mod.stream_and_get(mod.jobs.launch(task, name=name))
             else:
                 handle.job_id, h = mod.stream_and_get(mod.launch(task, cluster_name=name, down=True))
                 handle.resources = getattr(h, "launched_resources", None)
-        except mod.exceptions.ResourcesUnavailableError as exc:
-            raise UserError(f"skypilot: no {cfg.accelerators} on {cfg.cloud}: {str(exc).splitlines()[0]}") from None
+        except BaseException as exc:
+            # the launcher tears down only a handle submit returned: a cluster (or a managed job) half
+            # provisioned when the launch failed or was interrupted (Ctrl-C) is removed here, by name
+            self.teardown(handle)
+            if isinstance(exc, mod.exceptions.ResourcesUnavailableError):
+                raise UserError(f"skypilot: no {cfg.accelerators} on {cfg.cloud}: {str(exc).splitlines()[0]}") from None
+            raise
         print(f"platbench: started SkyPilot {'managed job' if cfg.use_spot else 'cluster'} {name} "
               f"(job {handle.job_id})", file=sys.stderr)
         return handle
@@ -270,14 +275,17 @@ class SkyPilotPlatform(Platform):
     def wait(self, handle: SkyHandle, progress) -> Outcome:
         mod = sky()
         cfg = self.parsed()
-        progress.phase("running")
         stream = _Lines(progress)
         follow = (lambda: mod.jobs.tail_logs(job_id=handle.job_id, follow=True, output_stream=stream)) \
             if handle.managed else (lambda: mod.tail_logs(handle.name, handle.job_id, follow=True, output_stream=stream))
         tail = threading.Thread(target=follow, daemon=True)  # returns when the job ends
         tail.start()
+        last = None
         while True:
             status, terminal = self._status(handle)
+            if status != last:  # PENDING / STARTING / RUNNING / RECOVERING (a preempted managed job) …
+                progress.phase((status or "unknown").lower())
+                last = status
             if terminal:
                 break
             tail.join(cfg.poll_seconds)
@@ -322,10 +330,13 @@ class SkyPilotPlatform(Platform):
         try:
             if handle.managed:
                 if not handle.done:
-                    mod.stream_and_get(mod.jobs.cancel(job_ids=[handle.job_id]))
+                    mod.stream_and_get(mod.jobs.cancel(job_ids=[handle.job_id]) if handle.job_id is not None
+                                       else mod.jobs.cancel(name=handle.name))
             else:
                 mod.stream_and_get(mod.down(handle.name))
             print(f"platbench: tore down SkyPilot {handle.name}", file=sys.stderr)
+        except mod.exceptions.ClusterDoesNotExist:
+            pass  # never provisioned, or already down (`down=True` removes it when the job ends)
         except Exception as exc:  # noqa: BLE001 - teardown must not hide the original error
             what = f"sky jobs cancel {handle.job_id}" if handle.managed else f"sky down {handle.name}"
             print(f"platbench: could not tear down {handle.name} (run `{what}`): {exc}".splitlines()[0],
