@@ -81,6 +81,7 @@ class SkyHandle:
     started: float = 0.0
     ended: Optional[float] = None
     done: bool = False
+    exit_code: Optional[int] = None  # what the log tail returned (sky.exceptions.JobExitCode)
 
 
 class _Lines(io.TextIOBase):
@@ -269,16 +270,26 @@ class SkyPilotPlatform(Platform):
             rec = next((r for r in records if r.get("job_id") == handle.job_id), None)
             status = rec and rec.get("status")
         else:
-            status = mod.stream_and_get(mod.job_status(handle.name, [handle.job_id])).get(handle.job_id)
+            try:
+                status = mod.stream_and_get(mod.job_status(handle.name, [handle.job_id])).get(handle.job_id)
+            except mod.exceptions.ClusterDoesNotExist:
+                # launched with down=True, the cluster removes itself once the job ends: the log tail's exit
+                # code (sky.exceptions.JobExitCode: 0 succeeded) says how it ended
+                if handle.exit_code is None:
+                    raise UserError(f"skypilot: cluster {handle.name} is gone and its job's end is unknown") from None
+                return ("SUCCEEDED" if handle.exit_code == 0 else f"FAILED (exit code {handle.exit_code})"), True
         return (status.value if status is not None else None), bool(status is not None and status.is_terminal())
 
     def wait(self, handle: SkyHandle, progress) -> Outcome:
         mod = sky()
         cfg = self.parsed()
         stream = _Lines(progress)
-        follow = (lambda: mod.jobs.tail_logs(job_id=handle.job_id, follow=True, output_stream=stream)) \
-            if handle.managed else (lambda: mod.tail_logs(handle.name, handle.job_id, follow=True, output_stream=stream))
-        tail = threading.Thread(target=follow, daemon=True)  # returns when the job ends
+        def follow():  # returns when the job ends, with its exit code
+            handle.exit_code = (mod.jobs.tail_logs(job_id=handle.job_id, follow=True, output_stream=stream)
+                                if handle.managed else
+                                mod.tail_logs(handle.name, handle.job_id, follow=True, output_stream=stream))
+
+        tail = threading.Thread(target=follow, daemon=True)
         tail.start()
         last = None
         while True:
