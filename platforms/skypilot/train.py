@@ -20,8 +20,12 @@ SkyPilot 0.9.2's server calls `fastapi.FastAPI(prefix=…)`, a keyword FastAPI 0
 longer accepts, so `sky.launch` from this environment needs an API server deployed on its own
 (`sky api login -e URL`, or SKYPILOT_API_SERVER_ENDPOINT:
 https://docs.skypilot.co/en/latest/reference/api-server/api-server.html). `check` asks for it before
-anything is uploaded and refuses in one line without one. The tests check the generated task with
-SkyPilot's own schema and `Task` loader, and that refusal; the launch calls below were never run.
+anything is uploaded and refuses in one line without one. Tried by hand (2026-11-29) with an API server
+from a separate environment (skypilot 0.9.2, fastapi 0.115) on 127.0.0.1:46580: the client calls below
+reach it, and `sky.launch` / `sky.jobs.launch` of the generated task fail at SkyPilot's catalog download
+(raw.githubusercontent.com) before any cloud call; `sky.down` of that never-provisioned cluster raises
+ClusterDoesNotExist (teardown treats it as done). Nothing past that has run. The tests check the generated
+task with SkyPilot's own schema and `Task` loader, and the refusal without a server.
 """
 from __future__ import annotations
 
@@ -256,6 +260,8 @@ class SkyPilotPlatform(Platform):
             self.teardown(handle)
             if isinstance(exc, mod.exceptions.ResourcesUnavailableError):
                 raise UserError(f"skypilot: no {cfg.accelerators} on {cfg.cloud}: {str(exc).splitlines()[0]}") from None
+            if isinstance(exc, (mod.exceptions.CloudError, mod.exceptions.NotSupportedError)):
+                raise UserError(f"skypilot: the launch failed: {str(exc).strip().splitlines()[0]}") from None
             raise
         print(f"platbench: started SkyPilot {'managed job' if cfg.use_spot else 'cluster'} {name} "
               f"(job {handle.job_id})", file=sys.stderr)
