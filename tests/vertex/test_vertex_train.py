@@ -175,7 +175,8 @@ def test_custom_job_is_a_valid_vertex_message(dataset, tmp_path):
     ({"bucket": "missing-bucket-zz"}, "bucket 'missing-bucket-zz' does not exist"),
     ({"project": None}, "no project"),
     ({"image_uri": None}, "no image"),
-    ({"replica_count": "3"}, "replica_count"),
+    ({"replica_count": "0"}, "replica_count"),   # 2+ replicas are multi-node now (issue 17); 0 is no job
+    ({"replica_count": "2", "local": "true"}, "local=true runs one replica on this machine"),
     # issue 12 item 9: Pascal and Volta GPUs have no kernels in the image's torch build
     ({"accelerator_type": "NVIDIA_TESLA_P100"}, "NVIDIA_TESLA_P100 (sm_60) cannot run the image's torch build"),
     ({"accelerator_type": "NVIDIA_TESLA_P4"}, "NVIDIA_TESLA_P4 (sm_61) cannot run the image's torch build"),
