@@ -48,7 +48,7 @@ from platforms.apolo import SPEC
 from platforms.apolo.phases import PREEMPTED_EXIT, phase
 from platforms.core import tracking
 from platforms.core.api import Job, Outcome, Platform, PlanStep
-from platforms.core.emulator import check_fingerprint, preset_epochs
+from platforms.core.emulator import collected, preset_epochs
 from platforms.core.settings import validate_job
 from platforms.errors import UserError
 
@@ -486,13 +486,8 @@ class ApoloPlatform(Platform):
             path = safe_relative(key, prefix, dest)
             if path is not None:
                 got += self._store.get_file(key, path)
-        if outcome.status == "finished" and not (dest / "results.json").is_file():
-            raise UserError(f"apolo job {handle.id} finished but wrote no results.json under "
-                            f"storage://{self.where.cluster}/{handle.out_key}/")
-        check_fingerprint(dest, handle.staged.fingerprint, f"apolo job {handle.id}")
-        outcome.metrics.update({"collect_seconds": time.perf_counter() - t0, "collect_mb": got / (1024 * 1024)})
-        outcome.output_dir = dest
-        return dest
+        return collected(outcome, dest, handle.staged.fingerprint, f"apolo job {handle.id}",
+                         f"storage://{self.where.cluster}/{handle.out_key}/", got, time.perf_counter() - t0)
 
     def teardown(self, handle: ApoloHandle) -> None:
         """Kill the job if it still runs; staged data (content-addressed, reused), outputs and checkpoints

@@ -51,7 +51,7 @@ from platforms.azureml import SPEC
 from platforms.azureml.phases import PHASES, TERMINAL
 from platforms.core import pricing, tracking
 from platforms.core.api import Job, Outcome, Platform, PlanStep
-from platforms.core.emulator import LocalRun, check_fingerprint
+from platforms.core.emulator import LocalRun, collected
 from platforms.core.sdk import require
 from platforms.core.settings import validate_job
 from platforms.errors import UserError
@@ -582,13 +582,8 @@ class AzureMLPlatform(Platform):
         t0 = time.perf_counter()
         # the job's output folder (outputs.results) is a path in platbench's own container, in both modes
         got, _ = download_prefix(self._store, handle.outputs_key, dest)
-        if outcome.status == "finished" and not (dest / "results.json").is_file():
-            raise UserError(f"azureml job {handle.name} finished but wrote no results.json in its output "
-                            f"{self._store.uri(handle.outputs_key)}")
-        check_fingerprint(dest, handle.staged.fingerprint, f"azureml job {handle.name}")
-        outcome.metrics.update({"collect_seconds": time.perf_counter() - t0, "collect_mb": got / (1024 * 1024)})
-        outcome.output_dir = dest
-        return dest
+        return collected(outcome, dest, handle.staged.fingerprint, f"azureml job {handle.name}",
+                         f"its output {self._store.uri(handle.outputs_key)}", got, time.perf_counter() - t0)
 
     def teardown(self, handle: AzureMLHandle) -> None:
         """Cancel the job if it still runs; remove local-mode scratch space. Staged data (content-addressed,

@@ -222,6 +222,21 @@ def sync_up(store, src: Path, prefix: str, delete: bool = True) -> int:
     return sent
 
 
+def collected(outcome, dest: Path, fingerprint: str, what: str, where: str, got_bytes: int,
+              seconds: float) -> Path:
+    """The end of every remote collect: a finished job must have written results.json (into `where`), the
+    trainer must have read the dataset that was staged, and the download's size and time become metrics."""
+    from trainer.results import RESULTS_FILE
+
+    dest = Path(dest)
+    if outcome.status == "finished" and not (dest / RESULTS_FILE).is_file():
+        raise UserError(f"{what} finished but wrote no results.json under {where}")
+    check_fingerprint(dest, fingerprint, what)
+    outcome.metrics.update({"collect_seconds": seconds, "collect_mb": got_bytes / (1024 * 1024)})
+    outcome.output_dir = dest
+    return dest
+
+
 def check_fingerprint(out: Path, fingerprint: str, what: str) -> None:
     from trainer.results import RESULTS_FILE, read_results
 

@@ -59,7 +59,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from platforms.core import pricing, tracking
 from platforms.core.api import Job, Outcome, Platform, PlanStep
-from platforms.core.emulator import LocalRun, check_fingerprint
+from platforms.core.emulator import LocalRun, collected
 from platforms.core.settings import validate_job
 from platforms.databricks import SPEC
 from platforms.databricks.phases import DURATIONS, PHASES, TERMINAL
@@ -526,13 +526,8 @@ class DatabricksPlatform(Platform):
         dest = Path(dest)
         t0 = time.perf_counter()
         got, _ = download_prefix(self._store, handle.outputs_key, dest)
-        if outcome.status == "finished" and not (dest / "results.json").is_file():
-            raise UserError(f"databricks run {handle.run_name} finished but wrote no results.json in "
-                            f"{self._store.uri(handle.outputs_key)}")
-        check_fingerprint(dest, handle.staged.fingerprint, f"databricks run {handle.run_name}")
-        outcome.metrics.update({"collect_seconds": time.perf_counter() - t0, "collect_mb": got / (1024 * 1024)})
-        outcome.output_dir = dest
-        return dest
+        return collected(outcome, dest, handle.staged.fingerprint, f"databricks run {handle.run_name}",
+                         self._store.uri(handle.outputs_key), got, time.perf_counter() - t0)
 
     def teardown(self, handle: DatabricksHandle) -> None:
         """Cancel the run if it still runs (its job cluster terminates with it); remove local-mode scratch.

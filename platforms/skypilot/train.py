@@ -44,7 +44,7 @@ import yaml
 
 from platforms.core import tracking
 from platforms.core.api import Job, Outcome, Platform, PlanStep
-from platforms.core.emulator import check_fingerprint
+from platforms.core.emulator import collected
 from platforms.core.settings import validate_job
 from platforms.errors import UserError
 from platforms.skypilot import SPEC
@@ -332,13 +332,8 @@ class SkyPilotPlatform(Platform):
         from platforms.core.staging import download_prefix
 
         got, seconds = download_prefix(self._store, handle.out_key + "/", Path(dest))
-        if outcome.status == "finished" and not (Path(dest) / "results.json").is_file():
-            raise UserError(f"skypilot job {handle.name} finished but wrote no results.json under "
-                            f"{self.parsed().bucket}/{handle.out_key}/")
-        check_fingerprint(Path(dest), handle.staged.fingerprint, f"skypilot job {handle.name}")
-        outcome.metrics.update({"collect_seconds": seconds, "collect_mb": got / (1024 * 1024)})
-        outcome.output_dir = Path(dest)
-        return Path(dest)
+        return collected(outcome, Path(dest), handle.staged.fingerprint, f"skypilot job {handle.name}",
+                         f"{self.parsed().bucket}/{handle.out_key}/", got, seconds)
 
     def teardown(self, handle: SkyHandle) -> None:
         """Always: the on-demand cluster goes down (`sky down`), a managed job still running is cancelled.

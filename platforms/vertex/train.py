@@ -58,7 +58,7 @@ from platforms.core import pricing
 from platforms.core import tracking
 from platforms.vertex import SPEC
 from platforms.core.api import Job, Outcome, Platform, PlanStep
-from platforms.core.emulator import LocalRun, check_fingerprint
+from platforms.core.emulator import LocalRun, collected
 from platforms.vertex.emulator import local_run
 from platforms.core.settings import validate_job
 from platforms.core.sdk import require
@@ -563,13 +563,8 @@ class VertexPlatform(Platform):
         dest = Path(dest)
         got_out, s1 = download_prefix(self._store, f"{base_key}/output/", dest)
         got_model, s2 = download_prefix(self._store, f"{base_key}/model/", dest / "model")
-        if outcome.status == "finished" and not (dest / "results.json").is_file():
-            raise UserError(f"vertex job {handle.name} finished but wrote no results.json under "
-                            f"{handle.base_output}/output/")
-        check_fingerprint(dest, handle.staged.fingerprint, f"vertex job {handle.name}")
-        outcome.metrics.update({"collect_seconds": s1 + s2, "collect_mb": (got_out + got_model) / (1024 * 1024)})
-        outcome.output_dir = dest
-        return dest
+        return collected(outcome, dest, handle.staged.fingerprint, f"vertex job {handle.name}",
+                         f"{handle.base_output}/output/", got_out + got_model, s1 + s2)
 
     def teardown(self, handle: VertexHandle) -> None:
         """Cancel the job if it still runs; remove local-mode scratch space. Staged data (content-
