@@ -3,9 +3,33 @@ one launch the way `platbench launch SERVICE` makes it, and one working folder p
 slow to create)."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
+
+
+class Faults:
+    """Mixin for the loopback service servers (ThreadingHTTPServer): the test tells a route or operation to
+    fail `times` times (`fail`), the handler takes the fault when that request comes (`take_fault`)."""
+    faults: list
+    lock: threading.Lock
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def fail(self, where: str, what: str, times: int) -> None:
+        with self.lock:
+            self.faults.append([where, what, times])
+
+    def take_fault(self, where: str):
+        with self.lock:
+            for f in self.faults:
+                if f[0] == where and f[2] > 0:
+                    f[2] -= 1
+                    return f[1]
+        return None
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import numpy as np
+from _services import Faults
 
 PNG, JPEG = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
 CLIENT_ID, CLIENT_SECRET = "test-client", "test-secret"
@@ -52,7 +53,7 @@ def _pixels(data_uri: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(raw)).convert("RGB").resize((16, 16)), dtype=np.float64).ravel() / 255
 
 
-class NyckelServer(ThreadingHTTPServer):
+class NyckelServer(Faults, ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
@@ -77,22 +78,6 @@ class NyckelServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://{self.server_address[0]}:5000"
-
-    def close(self) -> None:
-        self.shutdown()
-        self.server_close()
-
-    def fail(self, route: str, what: str, times: int) -> None:
-        with self.lock:
-            self.faults.append([route, what, times])
-
-    def take_fault(self, route: str):
-        with self.lock:
-            for f in self.faults:
-                if f[0] == route and f[2] > 0:
-                    f[2] -= 1
-                    return f[1]
-        return None
 
     def count(self, method: str, suffix: str) -> int:
         return sum(1 for m, p in self.calls if m == method and p.endswith(suffix))

@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import numpy as np
+from _services import Faults
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 PNG, JPEG = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
@@ -51,7 +52,7 @@ def _features(data: bytes) -> np.ndarray:
     return np.asarray(img, dtype=np.float64).ravel() / 255.0
 
 
-class RekognitionServer(ThreadingHTTPServer):
+class RekognitionServer(Faults, ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, train_seconds: float = 0.2):
@@ -72,22 +73,6 @@ class RekognitionServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def close(self) -> None:
-        self.shutdown()
-        self.server_close()
-
-    def fail(self, operation: str, what: str, times: int) -> None:
-        with self.lock:
-            self.faults.append([operation, what, times])
-
-    def take_fault(self, operation: str):
-        with self.lock:
-            for f in self.faults:
-                if f[0] == operation and f[2] > 0:
-                    f[2] -= 1
-                    return f[1]
-        return None
 
     def ops(self, name: str) -> list[dict]:
         return [body for op, body in self.calls if op == name]
