@@ -17,7 +17,8 @@ SPEC = PlatformSpec(
     credentials="credentials:find",
     guide="docs/first-run-apolo.md",
     lacks={
-        Feature.MULTI_NODE: "the trainer is single-node: one job, one preset",
+        Feature.MULTI_NODE: ("not built: one job on one preset"
+                             " (the trainer runs multi-node under torchrun; this launcher does not start several jobs)"),
         Feature.BILLING: "Apolo meters credits per preset-hour (reported per job), not a public USD price: "
                          "--set usd_per_credit=… converts with your organization's credit price",
     },

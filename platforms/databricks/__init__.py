@@ -17,7 +17,8 @@ SPEC = PlatformSpec(
     guide="docs/first-run-databricks.md",
     endpoint="endpoint:DatabricksEndpoint",
     lacks={
-        Feature.MULTI_NODE: "the trainer is single-node: a single-node job cluster (num_workers 0)",
+        Feature.MULTI_NODE: ("not built: a single-node job cluster"
+                             " (num_workers 0; the trainer runs multi-node under torchrun, this launcher does not ask for workers)"),
         Feature.BILLING: "the Jobs API reports no billed DBUs per run (system.billing.usage does, hours later); "
                          "cost is the run's cluster seconds x (DBU rate x DBU price + the VM's list price)",
     },
