@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from platforms.core import registry, tracking
-from platforms.core.api import Job, Outcome
+from platforms.core.api import Job, Outcome, render_plan
 from platforms.core.endpoint import sigint_held, sigint_interrupts
 from platforms.core.service import Service, ServiceData, prepare
 from platforms.errors import UserError
@@ -56,18 +56,10 @@ def plan_text(name: str, job: Job, settings: dict[str, str]) -> str:
     svc = service_for(name, settings)
     needs = svc.preflight(job)
     split = "all selected images (the service cross-validates)" if svc.cross_validates else "80/20 train/validation"
-    lines = [f"Plan for {svc.name} ({svc.title}) — nothing is created:",
-             f"    data: {job.data}, {'every training image' if job.per_class is None else f'{job.per_class} per class'}"
-             f" (seed {job.seed}), {split}; the whole test set evaluated through the deployed model"]
-    for i, step in enumerate(svc.plan(job), 1):
-        lines.append(f"{i:2d}. {step.title}")
-        if step.command:
-            lines.append(f"      $ {step.command}")
-    if svc.lacks:
-        lines.append("Not available on this platform: " + "; ".join(f"{f.value} ({why})" for f, why in svc.lacks.items()))
-    if needs:
-        lines.append("A real launch still needs: " + "; ".join(needs))
-    return "\n".join(lines)
+    head = [f"Plan for {svc.name} ({svc.title}) — nothing is created:",
+            f"    data: {job.data}, {'every training image' if job.per_class is None else f'{job.per_class} per class'}"
+            f" (seed {job.seed}), {split}; the whole test set evaluated through the deployed model"]
+    return render_plan(head, svc.plan(job), svc.lacks, needs)
 
 
 # ------------------------------------------------------------------------------------------ evaluation

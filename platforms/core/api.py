@@ -129,6 +129,21 @@ class PlanStep:
     command: Optional[str] = None  # the equivalent CLI command a user could type
 
 
+def render_plan(head: list[str], steps: list[PlanStep], lacks: dict, needs: list[str]) -> str:
+    """A dry run as printed, for either kind of platform: header lines, numbered steps with their commands,
+    what the platform lacks and what a real launch still needs."""
+    lines = list(head)
+    for i, step in enumerate(steps, 1):
+        lines.append(f"{i:2d}. {step.title}")
+        if step.command:
+            lines.append(f"      $ {step.command}")
+    if lacks:
+        lines.append("Not available on this platform: " + "; ".join(f"{f.value} ({why})" for f, why in lacks.items()))
+    if needs:
+        lines.append("A real launch still needs: " + "; ".join(needs))
+    return "\n".join(lines)
+
+
 @dataclass
 class Outcome:
     """What `wait` reports back: how the job ended and the platform-side figures for tracking."""

@@ -15,7 +15,7 @@ from typing import Optional
 from platforms.core import registry
 
 from platforms.core import tracking
-from platforms.core.api import Feature, Job, Kind, Outcome
+from platforms.core.api import Feature, Job, Kind, Outcome, render_plan
 from platforms.errors import UserError
 from platforms.core.progress import JobProgress
 
@@ -104,16 +104,8 @@ def plan_text(platform_name: str, job: Job, settings: dict[str, str]) -> str:
     platform = registry.get(platform_name)(settings)
     refuse_nodes(platform, job)
     needs = platform.preflight(job)
-    lines = [f"Plan for {platform.name} ({platform.title}) — nothing is created:"]
-    for i, step in enumerate(platform.plan(job), 1):
-        lines.append(f"{i:2d}. {step.title}")
-        if step.command:
-            lines.append(f"      $ {step.command}")
-    if platform.lacks:
-        lines.append("Not available on this platform: " + "; ".join(f"{f.value} ({why})" for f, why in platform.lacks.items()))
-    if needs:
-        lines.append("A real launch still needs: " + "; ".join(needs))
-    return "\n".join(lines)
+    return render_plan([f"Plan for {platform.name} ({platform.title}) — nothing is created:"], platform.plan(job),
+                     platform.lacks, needs)
 
 
 def launch(platform_name: str, job: Job, settings: dict[str, str], progress: JobProgress, baseline=None,
