@@ -44,7 +44,8 @@ def boto3_module():
 def client_config(max_pool: int = 32):
     from botocore.config import Config
 
-    return Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}, max_pool_connections=max_pool,
+    # total_max_attempts counts the first attempt too; botocore's `max_attempts` counts retries only
+    return Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}, max_pool_connections=max_pool,
                   connect_timeout=10, read_timeout=120)
 
 

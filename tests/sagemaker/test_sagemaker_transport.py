@@ -40,3 +40,31 @@ def test_a_failed_invoke_reaches_the_endpoint_once(monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _UnavailableS3(_Unavailable):
+    calls = 0
+    do_PUT = _Unavailable.do_POST  # noqa: N815 - http.server's name
+
+
+def test_an_s3_call_is_attempted_max_attempts_times_in_all(monkeypatch):
+    """PLATBENCH_S3_MAX_ATTEMPTS counts attempts, the first included (it was handed to botocore as
+    `max_attempts`, i.e. retries: one attempt more than it says)."""
+    from platforms.sagemaker import storage
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _UnavailableS3)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(storage, "MAX_ATTEMPTS", 3)
+    try:
+        s3 = storage.boto3_module().client("s3", region_name="us-east-1", aws_access_key_id="testing",
+                                           aws_secret_access_key="testing", config=storage.client_config(),
+                                           endpoint_url=f"http://127.0.0.1:{server.server_port}")
+        import botocore.exceptions
+        import pytest
+
+        with pytest.raises(botocore.exceptions.ClientError):
+            s3.put_object(Bucket="b", Key="k", Body=b"x")
+        assert _UnavailableS3.calls == 3
+    finally:
+        server.shutdown()
+        server.server_close()
