@@ -156,7 +156,9 @@ class SkyPilotPlatform(Platform):
         needs = self._needs()
         if needs:
             raise UserError("skypilot: missing " + "; ".join(needs))
-        cfg = self.parsed()
+        from platforms.image import pinning
+
+        cfg = self.cfg = pinning.pinned_settings(self.parsed(), "image", "skypilot")  # runs REPO@sha256:… (issue 18)
         validated_task(self.task(job, self._name(job), "jobs/check", "datasets/check/platbench-manifest.json"))
         self.api_server()
         self._store = registry.store_class(cfg.scheme)(cfg.bucket_name)
@@ -200,6 +202,9 @@ class SkyPilotPlatform(Platform):
         cli = "aws s3" if cfg.scheme == "s3" else "gcloud storage"
         steps = [PlanStep("check the task with SkyPilot's schema and loader, and that the cloud is enabled, before "
                           "anything is uploaded", "sky check " + (cfg.cloud or "CLOUD"))]
+        from platforms.image import pinning
+
+        steps += pinning.plan_steps(cfg.image, "image")
         if sharded:
             steps += [PlanStep(f"fingerprint {job.data} into content-addressed tar shards; upload only the shards "
                                f"the bucket lacks, then the manifest (the {cfg.scheme}:// store)",
