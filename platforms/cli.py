@@ -82,6 +82,8 @@ def launch(
     out: Optional[Path] = typer.Option(None, "--out", help="where outputs land (default runs/<time>-<platform>-<model>)"),
     hp: list[str] = typer.Option([], "--hp", help="trainer hyperparameter KEY=VALUE (lr, batch_size, …)"),
     set_: list[str] = typer.Option([], "--set", help="platform setting KEY=VALUE (instance type, region, …)"),
+    gpus: Optional[str] = typer.Option(None, "--gpus", help="GPUs for a platform that runs the image on this "
+                                       "machine: all | N | device=ID[,ID…] (the same as --set gpus=…)"),
     devices: int = typer.Option(1, "--devices", min=1, help="data-parallel processes per node, one device each "
                                 "(DDP under torchrun when more than 1)"),
     nodes: int = typer.Option(1, "--nodes", min=1, help="machines (local: 1; cloud launchers take theirs as a "
@@ -106,6 +108,8 @@ def launch(
               per_class=per_class, seed=seed, target_accuracy=target_accuracy, checkpoint_dir=checkpoint_dir,
               hyperparameters=parse_pairs(hp, "--hp"), devices=devices, nodes=nodes)
     settings = parse_pairs(set_, "--set")
+    if gpus is not None:
+        settings["gpus"] = gpus  # a platform without the setting refuses it as it refuses any unknown --set
     if dry_run:
         typer.echo(launcher.plan_text(platform, job, settings))
         return

@@ -18,6 +18,7 @@ class JobProgress:
                                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
                                   console=self.console, disable=not enabled, transient=False)
         self._task = None
+        self._last_accuracy = ""  # the last test accuracy a job's log reported (log_line)
 
     def __enter__(self) -> "JobProgress":
         self._progress.__enter__()
@@ -43,6 +44,22 @@ class JobProgress:
     def batch(self, status: str) -> None:
         if self._task is not None:
             self._progress.update(self._task, status=status)
+
+    def log_line(self, line: str) -> None:
+        """One line of a job's log: the trainer's `- Epoch: N` moves the bar, with the last `- Test accuracy`
+        seen (trainer/loglines.py); off a terminal every line is echoed, so a piped log keeps the job's."""
+        import re
+
+        from trainer import loglines
+
+        if not self.console.is_terminal:
+            self.print(line)
+        m = re.match(loglines.regex("test_accuracy"), line)
+        if m:
+            self._last_accuracy = f"test acc {float(m.group(1)):.4f}"
+        m = re.match(loglines.regex("epoch"), line)
+        if m:
+            self.epoch_done(int(float(m.group(1))), self._last_accuracy)
 
     def print(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False)
