@@ -340,6 +340,10 @@ class AzureMLPlatform(Platform):
         validate_job(job)
         if not cfg.local:
             require_settings(cfg, "azureml", "(or --set local=true to run here)")
+            from platforms.image import pinning
+
+            # the job runs REGISTRY/IMAGE@sha256:…: a tag resolved from the push record / the registry (issue 18)
+            cfg = self.cfg = pinning.pinned_settings(cfg, "image", "azureml")
         self._store = open_container(cfg, "azureml", credentials_needed=not cfg.local)
         if not cfg.local:
             self._jobs = CloudJobs(cfg)
@@ -446,6 +450,9 @@ class AzureMLPlatform(Platform):
                                   "(identity-based: no key stored)",
                                   f"az ml datastore create --name {cfg.datastore} --type azure_blob --account-name "
                                   f"{account} --container-name {cfg.container} {ws}"))
+            from platforms.image import pinning
+
+            steps += pinning.plan_steps(cfg.image, "image")
         if cfg.staging == "sharded":
             steps += [
                 PlanStep(f"fingerprint {job.data} and pack it into content-addressed tar shards (one per class "

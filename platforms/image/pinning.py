@@ -56,8 +56,8 @@ def split(image: str) -> tuple[str, Optional[str], Optional[str]]:
     if m:
         return m["repo"], None, m["digest"]
     head, _, last = image.rpartition("/")
-    name, _, tag = last.partition(":")
-    if "@" in image or not name or any(c.isspace() for c in image) or (tag and not TAG.match(tag)):
+    name, colon, tag = last.partition(":")
+    if "@" in image or not name or any(c.isspace() for c in image) or (colon and not TAG.match(tag)):
         raise UserError(f"image {image!r} is neither REPO@sha256:<64 hex digits> nor REPO:TAG")
     return f"{head}/{name}" if head else name, tag or "latest", None
 

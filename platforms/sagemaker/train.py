@@ -301,6 +301,10 @@ class SageMakerPlatform(Platform):
                             f"--set region={where})")
         if not cfg.local:
             self._role_arn = self.resolve_role(cfg.role)
+            from platforms.image import pinning
+
+            # the job runs REPO@sha256:…: a tag resolved by ECR and the push record, refused if they differ
+            self.cfg = pinning.pinned_settings(cfg, "image_uri", "sagemaker", lookup=self._ecr_digest)
         self._quote = training_quote(cfg)
 
     def client(self, session, service: str):
@@ -357,16 +361,32 @@ class SageMakerPlatform(Platform):
             from platforms.sagemaker import sdk_local
 
             return sdk_local.image_digest(image_uri)
-        m = re.match(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^:@]+):(.+)$", image_uri)
+        from platforms.image import pinning
+
+        repository, tag, _ = pinning.split(image_uri)
+        try:
+            return self._ecr_digest(repository, tag)
+        except pinning.Missing:
+            return None
+
+    def _ecr_digest(self, repository: str, tag: str) -> Optional[str]:
+        """ECR's digest of REPO:TAG (DescribeImages): None when REPO is not ECR's or ECR cannot be asked;
+        pinning.Missing when ECR answers there is no such repository or tag."""
+        from platforms.image.pinning import Missing
+
+        m = re.match(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^:@]+)$", repository)
         if not m or self._session is None:
             return None
         try:
             ecr = self._session.client("ecr", region_name=m.group(2))
             images = ecr.describe_images(registryId=m.group(1), repositoryName=m.group(3),
-                                         imageIds=[{"imageTag": m.group(4)}])["imageDetails"]
-            return images[0]["imageDigest"] if images else None
-        except Exception:  # noqa: BLE001 - the digest is informative; no ECR access must not stop a run
+                                         imageIds=[{"imageTag": tag}])["imageDetails"]
+        except Exception as exc:  # noqa: BLE001 - no ECR access: the push record decides (pinning.py)
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            if code in ("ImageNotFoundException", "RepositoryNotFoundException"):
+                raise Missing(f"ECR: {code}") from None
             return None
+        return images[0]["imageDigest"] if images else None
 
     # ------------------------------------------------------------------ the request
     def _job_name(self, job: Job) -> str:
@@ -459,6 +479,10 @@ class SageMakerPlatform(Platform):
         steps = [PlanStep("check credentials, region, instance type, bucket and role before anything is uploaded",
                           f"aws sts get-caller-identity && aws s3api head-bucket --bucket {bucket}"
                           + ("" if cfg.local else f" && aws iam get-role --role-name {request['RoleArn'].rsplit('/', 1)[-1]}"))]
+        if not cfg.local:
+            from platforms.image import pinning
+
+            steps += pinning.plan_steps(cfg.image_uri, "image_uri", "ECR (DescribeImages)")
         if cfg.staging == "sharded":
             steps += [
                 PlanStep(f"fingerprint {job.data} (file hashes cached by size+mtime) and pack it into tar shards, one "

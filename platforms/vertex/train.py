@@ -331,6 +331,10 @@ class VertexPlatform(Platform):
                 raise UserError(f"vertex: bucket {cfg.bucket!r} is in {where}, the job in {cfg.region}: use a bucket "
                                 f"in {cfg.region} (or --set region={where})")
         if not cfg.local:
+            from platforms.image import pinning
+
+            # the job runs REPO@sha256:…: a tag resolved from the push record / the registry (issue 18)
+            cfg = self.cfg = pinning.pinned_settings(cfg, "image_uri", "vertex")
             self._jobs = CloudJobs(cfg, self.api_stats)
         self._quote = pricing.training_quote("vertex", cfg.region, self._items(cfg), cfg.spot)
 
@@ -407,6 +411,10 @@ class VertexPlatform(Platform):
         steps = [PlanStep("check credentials, project, region, machine/accelerator and bucket before anything is "
                           "uploaded", f"gcloud auth application-default print-access-token >/dev/null && "
                           f"gcloud storage buckets describe gs://{bucket}")]
+        if not cfg.local:
+            from platforms.image import pinning
+
+            steps += pinning.plan_steps(cfg.image_uri, "image_uri", "Artifact Registry")
         if cfg.staging == "sharded":
             steps += [
                 PlanStep(f"fingerprint {job.data} and pack it into content-addressed tar shards (one per class "

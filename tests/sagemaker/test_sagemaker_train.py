@@ -45,6 +45,10 @@ def role(aws):
         return iam.get_role(RoleName="platbench-sm")["Role"]["Arn"]
 
 
+# a cloud launch runs its image by digest: a tag would be resolved first (platforms/image/pinning.py)
+PINNED = "123456789012.dkr.ecr.us-east-1.amazonaws.com/p@sha256:" + "e" * 64
+
+
 def objects(bucket: str) -> list[str]:
     import boto3
 
@@ -195,7 +199,7 @@ def test_billed_cost_counts_two_instances_once(dataset, tmp_path, monkeypatch, b
     from platforms.sagemaker.train import SageMakerPlatform
 
     monkeypatch.chdir(tmp_path)
-    settings = {"bucket": bucket, "role": role, "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/p:1",
+    settings = {"bucket": bucket, "role": role, "image_uri": PINNED,
                 "instance_type": "ml.g4dn.xlarge", "poll_seconds": "0.1", "spot": str(spot).lower()}
     p = SageMakerPlatform(settings)
     p.cfg = p.parsed().model_copy(update={"instance_count": 2, "distribution": "torch_distributed"})
@@ -232,7 +236,7 @@ def test_an_error_while_waiting_stops_the_job_and_marks_the_run_failed(dataset, 
     monkeypatch.setattr(s3, "MAX_ATTEMPTS", 2)
     # the SageMaker API keeps failing while the job is being watched: retried (and counted), then an error
     aws.fail(lambda m, p, h: h.get("X-Amz-Target") == "SageMaker.DescribeTrainingJob", "503", 100)
-    settings = {"bucket": bucket, "role": role, "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/p:1",
+    settings = {"bucket": bucket, "role": role, "image_uri": PINNED,
                 "job_name": "pb-cloud-err", "poll_seconds": "0.1"}
     with pytest.raises(botocore.exceptions.ClientError):
         run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings)
@@ -342,7 +346,7 @@ def test_a_bucket_in_another_region_is_refused_in_check(dataset, tmp_path, monke
         Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     with pytest.raises(UserError, match=re.escape(f"bucket {name!r} is in eu-west-1, the job in us-east-1")):
         run(Job(data=dataset, out=tmp_path / "out", epochs=1),
-            {"bucket": name, "role": role, "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/p:1",
+            {"bucket": name, "role": role, "image_uri": PINNED,
              "region": "us-east-1"})
     assert objects(name) == [] and sent(aws, "CreateTrainingJob") == []
     assert not (tmp_path / "mlflow.db").exists()
@@ -383,7 +387,7 @@ def test_no_quota_for_the_instance_type_is_one_line_naming_the_quota(dataset, tm
         "The account-level service limit 'ml.g5.xlarge for training job usage' is 0 Instances, with current "
         "utilization of 0 Instances and a request delta of 1 Instances. Please use AWS Service Quotas to request "
         "an increase for this quota.")})
-    settings = {"bucket": bucket, "role": role, "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/p:1",
+    settings = {"bucket": bucket, "role": role, "image_uri": PINNED,
                 "instance_type": "ml.g5.xlarge", "spot": str(spot).lower(), "poll_seconds": "0.1"}
     with pytest.raises(UserError) as err:
         run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings)
@@ -400,7 +404,7 @@ def test_jobs_of_one_run_share_its_checkpoints(dataset, tmp_path, monkeypatch, b
     from platforms.sagemaker.train import SageMakerPlatform
 
     monkeypatch.chdir(tmp_path)
-    settings = {"bucket": bucket, "role": role, "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/p:1",
+    settings = {"bucket": bucket, "role": role, "image_uri": PINNED,
                 "spot": "true", "run_name": "cifar-spot-1", "poll_seconds": "0.1"}
     names = []
     for _ in range(2):
@@ -431,7 +435,7 @@ def test_the_trainer_finds_shards_wherever_the_manifest_channel_puts_them(datase
     from trainer.data.staged import materialize
 
     monkeypatch.chdir(tmp_path)
-    p = SageMakerPlatform({"bucket": bucket, "role": role, "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/p:1"})
+    p = SageMakerPlatform({"bucket": bucket, "role": role, "image_uri": PINNED})
     job = Job(data=dataset, out=tmp_path / "out", epochs=1)
     p.check(job)
     p.stage(job)

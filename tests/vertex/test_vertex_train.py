@@ -24,6 +24,10 @@ from platforms.errors import UserError
 from platforms.core.progress import JobProgress
 
 
+# a cloud launch runs its image by digest: a tag would be resolved first (platforms/image/pinning.py)
+PINNED = "us-docker.pkg.dev/p/r/platbench@sha256:" + "b" * 64
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     return write_folder_dataset(tmp_path_factory.mktemp("vx") / "colors", train_per_class=24, test_per_class=8)
@@ -187,7 +191,7 @@ def test_bad_settings_fail_before_anything_is_uploaded(dataset, tmp_path, monkey
                                                        settings, message):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
-    base = {"project": "p", "bucket": bucket, "image_uri": "us-docker.pkg.dev/p/r/platbench:1",
+    base = {"project": "p", "bucket": bucket, "image_uri": PINNED,
             "api_endpoint": job_service.url}
     base.update(settings)
     with pytest.raises(UserError, match=re.escape(message)):
@@ -201,13 +205,13 @@ def test_missing_credentials_are_reported_before_anything_is_uploaded(dataset, t
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
     monkeypatch.setenv("NO_GCE_CHECK", "True")  # no metadata-server probe off this machine
     with pytest.raises(UserError, match="no Google Cloud credentials found"):
-        run(Job(data=dataset, out=tmp_path / "o"), {"project": "p", "bucket": bucket, "image_uri": "img"})
+        run(Job(data=dataset, out=tmp_path / "o"), {"project": "p", "bucket": bucket, "image_uri": PINNED})
     assert blobs(bucket) == []
 
 
 def test_dry_run_prints_gcloud_commands_and_creates_nothing(dataset, tmp_path, bucket, job_service):
     text = launch.plan_text("vertex", Job(data=dataset, out=tmp_path / "o"), {
-        "project": "p", "bucket": bucket, "image_uri": "img", "api_endpoint": job_service.url})
+        "project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url})
     for needle in ("gcloud ai custom-jobs create", "gcloud ai custom-jobs describe", "gcloud ai custom-jobs cancel",
                    "gcloud storage cp SHARD.tar", "NVIDIA_TESLA_T4"):
         assert needle in text, needle
@@ -254,7 +258,7 @@ def test_naive_staging_runs_the_same_job(dataset, tmp_path, monkeypatch, bucket)
 
 def test_cloud_mode_job_calls_over_rest(dataset, tmp_path, monkeypatch, bucket, job_service):
     monkeypatch.chdir(tmp_path)
-    settings = {"project": "p", "bucket": bucket, "image_uri": "us-docker.pkg.dev/p/r/platbench:1",
+    settings = {"project": "p", "bucket": bucket, "image_uri": PINNED,
                 "api_endpoint": job_service.url, "poll_seconds": "0.05", "job_name": "pb-vx-cloud"}
     with pytest.raises(UserError, match="finished but wrote no results.json"):
         run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings)
@@ -266,7 +270,7 @@ def test_cloud_mode_job_calls_over_rest(dataset, tmp_path, monkeypatch, bucket, 
     machine = pool["machineSpec"]  # the REST transport sends enums as numbers (enum-encoding=int)
     assert machine["machineType"] == "n1-standard-8" and machine["acceleratorCount"] == 1
     assert aiplatform_v1.AcceleratorType(machine["acceleratorType"]).name == "NVIDIA_TESLA_T4"
-    assert pool["containerSpec"]["imageUri"] == "us-docker.pkg.dev/p/r/platbench:1"
+    assert pool["containerSpec"]["imageUri"] == PINNED
     env = {e["name"]: e["value"] for e in pool["containerSpec"]["env"]}
     assert env["PLATBENCH_DATA"] == f"gs://{bucket}/platbench/datasets/" + \
         tracking.client().search_runs([tracking.experiment_id(tracking.client())])[0].data.tags[
@@ -279,7 +283,7 @@ def test_cloud_mode_phases_and_list_price_cost(dataset, tmp_path, monkeypatch, b
     from platforms.vertex.train import VertexPlatform
 
     monkeypatch.chdir(tmp_path)
-    p = VertexPlatform({"project": "p", "bucket": bucket, "image_uri": "img", "api_endpoint": job_service.url,
+    p = VertexPlatform({"project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url,
                         "poll_seconds": "0.01"})
     job = Job(data=dataset, out=tmp_path / "out", epochs=1)
     p.check(job)
@@ -305,7 +309,7 @@ def test_two_replicas_are_priced_once(dataset, tmp_path, monkeypatch, bucket, jo
     from platforms.vertex.train import VertexPlatform
 
     monkeypatch.chdir(tmp_path)
-    p = VertexPlatform({"project": "p", "bucket": bucket, "image_uri": "img", "api_endpoint": job_service.url,
+    p = VertexPlatform({"project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url,
                         "poll_seconds": "0.01"})
     p.cfg = p.parsed().model_copy(update={"replica_count": 2})
     handle, outcome = _cloud_outcome(p, dataset, tmp_path)
@@ -323,7 +327,7 @@ def test_a_spot_job_without_a_spot_price_is_priced_on_demand_labelled(dataset, t
     from platforms.vertex.train import VertexPlatform
 
     monkeypatch.chdir(tmp_path)
-    p = VertexPlatform({"project": "p", "bucket": bucket, "image_uri": "img", "api_endpoint": job_service.url,
+    p = VertexPlatform({"project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url,
                         "poll_seconds": "0.01", "spot": "true"})
     handle, outcome = _cloud_outcome(p, dataset, tmp_path)
     assert handle.spec["jobSpec"]["scheduling"]["strategy"] == "SPOT"
@@ -342,7 +346,7 @@ def test_ctrl_c_while_waiting_cancels_the_job(dataset, tmp_path, monkeypatch, bu
             if name == "provisioning":
                 raise KeyboardInterrupt
 
-    settings = {"project": "p", "bucket": bucket, "image_uri": "img", "api_endpoint": job_service.url,
+    settings = {"project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url,
                 "poll_seconds": "0.05"}
     with pytest.raises(KeyboardInterrupt):
         run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings, CtrlC(enabled=False))
@@ -391,7 +395,7 @@ def test_a_bucket_in_another_region_is_refused_in_check(dataset, tmp_path, monke
     name = bucket_in("EUROPE-WEST4")
     assert storage.Client(project="test").get_bucket(name).location == "EUROPE-WEST4"
     with pytest.raises(UserError, match=re.escape(f"bucket {name!r} is in europe-west4, the job in us-central1")):
-        run(Job(data=dataset, out=tmp_path / "o"), {"project": "p", "bucket": name, "image_uri": "img",
+        run(Job(data=dataset, out=tmp_path / "o"), {"project": "p", "bucket": name, "image_uri": PINNED,
                                                      "api_endpoint": job_service.url})
     assert blobs(name) == [] and job_service.created == []
 
@@ -410,7 +414,7 @@ def test_a_job_stuck_in_the_queue_is_cancelled_after_max_queue_naming_the_quota(
             super().phase(name)
             self.seen.append(name)
 
-    settings = {"project": "p", "bucket": bucket, "image_uri": "img", "api_endpoint": job_service.url,
+    settings = {"project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url,
                 "poll_seconds": "0.05", "max_queue": "30", "spot": "true"}
     with pytest.raises(UserError) as err:
         run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings, Phases(enabled=False))
@@ -428,7 +432,7 @@ def test_jobs_of_one_run_share_its_checkpoint_directory(dataset, tmp_path, monke
     from platforms.vertex.train import VertexPlatform
 
     monkeypatch.chdir(tmp_path)
-    settings = {"project": "p", "bucket": bucket, "image_uri": "img", "api_endpoint": job_service.url,
+    settings = {"project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url,
                 "poll_seconds": "0.01", "spot": "true", "run_name": "cifar-spot-1"}
     for _ in range(2):
         p = VertexPlatform(settings)
