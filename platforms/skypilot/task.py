@@ -7,16 +7,20 @@ Task YAML fields used (https://docs.skypilot.co/en/latest/reference/yaml-spec.ht
   task inside that container: https://docs.skypilot.co/en/latest/examples/docker-containers.html)
 - resources.job_recovery: a managed job's recovery strategy after a preemption, and restarts on a user
   error (https://docs.skypilot.co/en/latest/examples/managed-jobs.html#jobs-restarts-on-user-code-failure)
-- file_mounts with `source: s3://… | gs://…` and `mode: MOUNT` (read through a FUSE mount) or
-  `MOUNT_CACHED` (written locally and uploaded asynchronously, the mode SkyPilot recommends for outputs and
-  checkpoints): https://docs.skypilot.co/en/latest/reference/storage.html
+- file_mounts with `source: s3://BUCKET | gs://BUCKET` and `mode: MOUNT_CACHED` (a FUSE mount whose writes
+  are cached locally and uploaded asynchronously, the mode SkyPilot recommends for outputs and checkpoints;
+  reads go through the same cache): https://docs.skypilot.co/en/latest/reference/storage.html
 - envs, run (the command run in the container).
 
-The image's CMD is `train` (Dockerfile) and the trainer finds its folders from PLATBENCH_DATA /
-PLATBENCH_OUT (trainer/environment.py, the generic table), pointing into the two mounts:
+One mount of the whole bucket: SkyPilot 0.9 refuses a MOUNT / MOUNT_CACHED source below the bucket
+(s3://BUCKET/prefix: "MOUNT mode does not support mounting specific files from cloud storage", checked
+when the launch constructs the storage: Storage._validate_source). The image's CMD is `train` (Dockerfile)
+and the trainer finds its folders from PLATBENCH_DATA / PLATBENCH_OUT (trainer/environment.py, the generic
+table), pointing into the mount:
 
-    BUCKET/<prefix>              → /platbench/staged  MOUNT         (shards + manifests)
-    BUCKET/<prefix>/jobs/<run>   → /platbench/out     MOUNT_CACHED  (results, model/, checkpoints/)
+    BUCKET → /platbench/bucket   MOUNT_CACHED
+    PLATBENCH_DATA  /platbench/bucket/<prefix>/datasets/<fingerprint>/platbench-manifest.json (shards + manifest)
+    PLATBENCH_OUT   /platbench/bucket/<prefix>/jobs/<run>   (results, model/, checkpoints/)
 """
 from __future__ import annotations
 
@@ -26,8 +30,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-STAGED_PATH = "/platbench/staged"
-OUT_PATH = "/platbench/out"
+MOUNT_PATH = "/platbench/bucket"
 CLOUDS = ("aws", "gcp", "azure", "lambda", "runpod", "kubernetes")
 # the bucket scheme each cloud's own object store has among platbench's stores; the other clouds mount
 # either (SkyPilot mounts s3:// and gs:// from any cloud, with that store's credentials on the cluster)
@@ -89,11 +92,10 @@ class SkyPilotSettings(BaseModel):
         return (self.bucket or f"{self.scheme}://BUCKET").split("://", 1)[1].rstrip("/")
 
 
-def task_config(cfg: SkyPilotSettings, name: str, out_key: str, data: str, command: list[str],
+def task_config(cfg: SkyPilotSettings, name: str, out_key: str, data_key: str, command: list[str],
                 env: dict[str, str]) -> dict:
-    """The task YAML's dictionary. data: PLATBENCH_DATA inside the container (under STAGED_PATH);
-    out_key: the outputs' key in the bucket."""
-    root = f"{cfg.scheme}://{cfg.bucket_name}"
+    """The task YAML's dictionary. data_key: the staged manifest's (or folder's) key in the bucket; out_key: the
+    outputs' key in the bucket; both are read and written through the bucket's mount at MOUNT_PATH."""
     resources = {"cloud": cfg.cloud or "aws", "accelerators": cfg.accelerators or "A100:1",
                  "use_spot": cfg.use_spot, "image_id": f"docker:{cfg.image or 'REGISTRY/platbench@sha256:DIGEST'}"}
     if cfg.region:
@@ -104,10 +106,7 @@ def task_config(cfg: SkyPilotSettings, name: str, out_key: str, data: str, comma
     return {
         "name": name,
         "resources": resources,
-        "envs": {**env, "PLATBENCH_DATA": data, "PLATBENCH_OUT": OUT_PATH},
-        "file_mounts": {
-            STAGED_PATH: {"source": f"{root}/{cfg.prefix.strip('/')}", "mode": "MOUNT"},
-            OUT_PATH: {"source": f"{root}/{out_key}", "mode": "MOUNT_CACHED"},
-        },
+        "envs": {**env, "PLATBENCH_DATA": f"{MOUNT_PATH}/{data_key}", "PLATBENCH_OUT": f"{MOUNT_PATH}/{out_key}"},
+        "file_mounts": {MOUNT_PATH: {"source": f"{cfg.scheme}://{cfg.bucket_name}", "mode": "MOUNT_CACHED"}},
         "run": shlex.join(command),
     }

@@ -48,7 +48,7 @@ from platforms.core.emulator import collected
 from platforms.core.settings import validate_job
 from platforms.errors import UserError
 from platforms.skypilot import SPEC
-from platforms.skypilot.task import STAGED_PATH, SkyPilotSettings, task_config
+from platforms.skypilot.task import SkyPilotSettings, task_config
 
 PREEMPTED_EXIT = 143  # the trainer checkpoints on SIGTERM and exits 128 + 15
 
@@ -69,9 +69,24 @@ def validated_task(config: dict):
 
     try:
         common_utils.validate_schema(config, schemas.get_task_schema(), "Invalid task YAML: ")
-        return mod.Task.from_yaml_config(copy.deepcopy(config))  # the loader pops keys from what it reads
+        task = mod.Task.from_yaml_config(copy.deepcopy(config))  # the loader pops keys from what it reads
+        for storage in task.storage_mounts.values():
+            # the source check the launch runs when it constructs the storage (Storage.construct), offline:
+            # a MOUNT source below the bucket was refused only once the launch had reached the API server
+            type(storage)._validate_source(storage.source, storage.mode, storage.sync_on_reconstruction)
+        return task
     except Exception as exc:  # noqa: BLE001 - ValueError, InvalidSkyPilotConfigError, StorageSpecError …
         raise UserError(f"skypilot: the task is refused: {str(exc).strip().splitlines()[0]}") from None
+
+
+def cancel_request(request_id: str) -> None:
+    """Stop a request on the API server (`sky api cancel`); a request already ended is left as it is."""
+    mod = sky()
+    try:
+        mod.get(mod.api_cancel(request_id, silent=True))
+    except Exception as exc:  # noqa: BLE001 - the teardown that follows must still run
+        print(f"platbench: could not cancel SkyPilot request {request_id} (run `sky api cancel {request_id}`): "
+              f"{exc}".splitlines()[0], file=sys.stderr)
 
 
 @dataclass
@@ -180,7 +195,8 @@ class SkyPilotPlatform(Platform):
         if cfg.digest:
             env["PLATBENCH_IMAGE_DIGEST"] = cfg.digest
         command = ["train", "--dataset-name", Path(job.data).resolve().name, *job.trainer_args()]
-        return task_config(cfg, name, f"{cfg.prefix.strip('/')}/{out_rel}", f"{STAGED_PATH}/{data_rel}", command, env)
+        prefix = cfg.prefix.strip("/")
+        return task_config(cfg, name, f"{prefix}/{out_rel}", f"{prefix}/{data_rel}", command, env)
 
     def run_tags(self, job: Job) -> dict[str, str]:
         cfg = self.parsed()
@@ -253,15 +269,22 @@ class SkyPilotPlatform(Platform):
         st = self._staged
         task = validated_task(self.task(job, name, f"jobs/{name}", st.data_key[len(st.prefix) + 1:].rstrip("/")))
         handle = SkyHandle(name, cfg.use_spot, f"{cfg.prefix.strip('/')}/jobs/{name}", st, started=time.time())
+        request_id = None
         try:  # stream_and_get streams the provisioning log and returns the request's result
+            request_id = (mod.jobs.launch(task, name=name) if cfg.use_spot
+                          else mod.launch(task, cluster_name=name, down=True))
             if cfg.use_spot:
-                handle.job_id, _ = mod.stream_and_get(mod.jobs.launch(task, name=name))
+                handle.job_id, _ = mod.stream_and_get(request_id)
             else:
-                handle.job_id, h = mod.stream_and_get(mod.launch(task, cluster_name=name, down=True))
+                handle.job_id, h = mod.stream_and_get(request_id)
                 handle.resources = getattr(h, "launched_resources", None)
         except BaseException as exc:
             # the launcher tears down only a handle submit returned: a cluster (or a managed job) half
-            # provisioned when the launch failed or was interrupted (Ctrl-C) is removed here, by name
+            # provisioned when the launch failed or was interrupted (Ctrl-C) is removed here, by name. The API
+            # server goes on provisioning after its client stops listening (`sky launch` says "Request will
+            # continue running asynchronously" on Ctrl-C), so the launch request is cancelled first.
+            if request_id is not None:
+                cancel_request(request_id)
             self.teardown(handle)
             if isinstance(exc, mod.exceptions.ResourcesUnavailableError):
                 raise UserError(f"skypilot: no {cfg.accelerators} on {cfg.cloud}: {str(exc).splitlines()[0]}") from None

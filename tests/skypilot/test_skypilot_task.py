@@ -3,8 +3,7 @@
 (sky.Task.from_yaml_config, which parses the resources, accelerators and storage mounts), for every cloud
 platbench offers, on demand and spot; and bad input refused in one line, exit 2, before anything exists.
 
-What is not tested here, because no cloud can be reached: the launch itself (sky.launch / sky.jobs.launch
-need a cloud enabled by `sky check`, and SkyPilot's catalogs are downloaded from GitHub on first use)."""
+The launch itself, through SkyPilot's API server against moto: test_skypilot_launch.py."""
 from __future__ import annotations
 
 import copy
@@ -48,7 +47,10 @@ def _skypilot_accepts(config: dict):
     from sky.utils import common_utils, schemas
 
     common_utils.validate_schema(config, schemas.get_task_schema(), "Invalid task YAML: ")
-    return sky.Task.from_yaml_config(copy.deepcopy(config))
+    task = sky.Task.from_yaml_config(copy.deepcopy(config))
+    for storage in task.storage_mounts.values():  # what the launch checks when it constructs the storage
+        type(storage)._validate_source(storage.source, storage.mode, storage.sync_on_reconstruction)
+    return task
 
 
 @pytest.mark.parametrize("spot", [False, True], ids=["on-demand", "spot"])
@@ -65,30 +67,32 @@ def test_the_generated_task_passes_skypilots_validation(cloud, spot, digits_data
     assert res.accelerators == {"A100": 1} and res.use_spot is spot
     assert res.extract_docker_image() == IMAGE
     scheme = "gs" if cloud == "gcp" else "s3"
-    mounts = task.storage_mounts
-    assert set(mounts) == {"/platbench/staged", "/platbench/out"}
-    assert [m.mode.value for m in mounts.values()] == ["MOUNT", "MOUNT_CACHED"]
-    assert config["file_mounts"]["/platbench/staged"]["source"] == f"{scheme}://pb-bucket/platbench"
-    assert config["file_mounts"]["/platbench/out"]["source"] == f"{scheme}://pb-bucket/platbench/jobs/pb-run-1"
-    # the trainer reads the staged manifest inside the staged mount and writes into the output mount
-    assert task.envs["PLATBENCH_DATA"].startswith("/platbench/staged/datasets/")
-    assert task.envs["PLATBENCH_OUT"] == "/platbench/out" and task.envs["PLATBENCH_IMAGE_DIGEST"] == DIGEST
+    (mount,) = task.storage_mounts.items()  # the whole bucket: SkyPilot 0.9 mounts no path below it
+    assert mount[0] == "/platbench/bucket" and mount[1].mode.value == "MOUNT_CACHED"
+    assert config["file_mounts"]["/platbench/bucket"]["source"] == f"{scheme}://pb-bucket"
+    # the trainer reads the staged manifest and writes its outputs through the mount, under the prefix
+    assert task.envs["PLATBENCH_DATA"].startswith("/platbench/bucket/platbench/datasets/")
+    assert task.envs["PLATBENCH_OUT"] == "/platbench/bucket/platbench/jobs/pb-run-1"
+    assert task.envs["PLATBENCH_IMAGE_DIGEST"] == DIGEST
     assert task.run.startswith("train --dataset-name digits ") and "--epochs 2" in task.run
     assert ("job_recovery" in config["resources"]) is spot
 
 
 def test_skypilots_validation_can_refuse(digits_data, tmp_path):
-    """The check above is SkyPilot's own and can fail: a mount mode and a cloud SkyPilot does not know."""
+    """The check above is SkyPilot's own and can fail: a mount mode and a cloud SkyPilot does not know, a count
+    that is not a number, and a mounted path below the bucket (which SkyPilot's launch refuses)."""
     from platforms.skypilot.train import SkyPilotPlatform, validated_task
 
     config = _task_yaml(SkyPilotPlatform(_settings("aws")), Job(data=digits_data, out=tmp_path))
     bad_mode = copy.deepcopy(config)
-    bad_mode["file_mounts"]["/platbench/out"]["mode"] = "SYNC"
+    bad_mode["file_mounts"]["/platbench/bucket"]["mode"] = "SYNC"
+    below_bucket = copy.deepcopy(config)
+    below_bucket["file_mounts"]["/platbench/bucket"]["source"] = "s3://pb-bucket/platbench"
     bad_cloud = copy.deepcopy(config)
     bad_cloud["resources"]["cloud"] = "nocloud"
     bad_count = copy.deepcopy(config)
     bad_count["resources"]["accelerators"] = "A100:x"
-    for bad in (bad_mode, bad_cloud, bad_count):
+    for bad in (bad_mode, bad_cloud, bad_count, below_bucket):
         with pytest.raises(UserError, match="^skypilot: the task is refused: "):
             validated_task(bad)
     assert validated_task(config).name == "pb-run-1"

@@ -1,0 +1,205 @@
+"""`platbench launch skypilot` through SkyPilot's real API server, with AWS played by moto on loopback.
+
+What runs for real: platbench's client (SkyPilot 0.9.2 in .venv) talks to SkyPilot 0.9.2's own API server
+(`python -m sky.server.server`, from the side environment .venv-sky: scripts/skypilot-server-env, because
+the server does not start with the lock's FastAPI); the server checks the AWS credentials (STS), runs its
+optimizer over the catalog, and its AWS provisioner makes the real EC2/IAM calls (security group, subnets,
+RunInstances, TerminateInstances) against moto, reached through boto3's AWS_ENDPOINT_URL.
+
+Test fixtures, not SkyPilot's data (no internet here: SkyPilot downloads its catalogs from GitHub on first
+use, and reads a catalog file it finds in ~/.sky/catalogs/<schema version>/ as "manually populated" instead):
+- common/accelerators.csv (AcceleratorName, Clouds), aws/vms.csv (InstanceType, AcceleratorName,
+  AcceleratorCount, vCPUs, MemoryGiB, GpuInfo, Price, SpotPrice, Region, AvailabilityZone — a zone ID),
+  aws/images.csv (Tag, Region, OS, OSVersion, ImageId, CreationDate) and aws/instance_quota_mapping.csv
+  (InstanceType, OnDemandInstanceCode, SpotInstanceCode), with one GPU row: g4dn.xlarge, T4:1, us-east-1,
+  at AWS's on-demand list price; the image is the Deep Learning AMI in moto's own image list.
+- the AWS account as AWS makes it and SkyPilot leaves it: the default VPC routed to an internet gateway
+  (moto's has none; SkyPilot only uses public subnets), and SkyPilot's instance profile `skypilot-v1` already
+  there (as after a first launch: moto refuses the role policy SkyPilot writes, which has no "Version").
+
+What cannot run here: the instance moto creates has no machine behind it, so SkyPilot's wait for SSH (10
+minutes, not configurable) never succeeds; nothing after it (the container, the file mounts, the trainer,
+the log tail, collect, the cost) runs. The test presses Ctrl-C during that wait.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest_clouds import aws, free_port, moto_server, new_bucket_name  # noqa: F401 (fixtures)
+
+pytest.importorskip("sky")
+
+REPO = Path(__file__).resolve().parents[2]
+SERVER_PY = Path(os.environ.get("PLATBENCH_SKYPILOT_SERVER_ENV", REPO / ".venv-sky")) / "bin" / "python"
+CATALOG_VERSION = "v6"  # sky.clouds.service_catalog.constants.CATALOG_SCHEMA_VERSION of SkyPilot 0.9.2
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/platbench@sha256:" + "0123456789abcdef" * 4
+GPU_INFO = ("{'Gpus': [{'Name': 'T4', 'Manufacturer': 'NVIDIA', 'Count': 1, 'MemoryInfo': {'SizeInMiB': 16384}}], "
+            "'TotalGpuMemoryInMiB': 16384}")
+
+pytestmark = [
+    pytest.mark.skipif(not SERVER_PY.is_file(), reason=f"no SkyPilot API server environment at {SERVER_PY.parent.parent}"
+                                                       " (scripts/skypilot-server-env makes it)"),
+    pytest.mark.skipif(shutil.which("rsync") is None, reason="SkyPilot's provisioner needs rsync (apt-get install rsync)"),
+]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def write_catalog(home: Path, ami: str) -> None:
+    root = home / ".sky" / "catalogs" / CATALOG_VERSION
+    (root / "common").mkdir(parents=True)
+    (root / "aws").mkdir()
+    (root / "common" / "accelerators.csv").write_text("AcceleratorName,Clouds\nT4,\"['AWS']\"\n")
+    (root / "aws" / "vms.csv").write_text(
+        "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,GpuInfo,Price,SpotPrice,Region,AvailabilityZone\n"
+        f"g4dn.xlarge,T4,1.0,4.0,16.0,\"{GPU_INFO}\",0.526,0.2104,us-east-1,use1-az1\n"
+        "m6i.2xlarge,,,8.0,32.0,,0.384,0.1536,us-east-1,use1-az1\n")
+    (root / "aws" / "images.csv").write_text(
+        "Tag,Region,OS,OSVersion,ImageId,CreationDate\n"
+        f"skypilot:custom-gpu-ubuntu,us-east-1,ubuntu,22.04,{ami},20250101\n"
+        f"skypilot:custom-cpu-ubuntu,us-east-1,ubuntu,22.04,{ami},20250101\n")
+    (root / "aws" / "instance_quota_mapping.csv").write_text(
+        "InstanceType,OnDemandInstanceCode,SpotInstanceCode\ng4dn.xlarge,L-DB2E81BA,L-3819A6DF\n")
+
+
+def prepare_account() -> str:
+    """The account state SkyPilot expects of AWS (see the module's note); returns the GPU image's id."""
+    import boto3
+
+    ec2, iam = boto3.client("ec2"), boto3.client("iam")
+    vpc = next(v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v["IsDefault"])
+    if not ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc]}])["InternetGateways"]:
+        igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+        (main,) = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                                     {"Name": "association.main", "Values": ["true"]}])["RouteTables"]
+        ec2.create_route(RouteTableId=main["RouteTableId"], DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    if not iam.list_instance_profiles()["InstanceProfiles"]:
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                                                         "Action": "sts:AssumeRole"}]}
+        iam.create_role(RoleName="skypilot-v1", AssumeRolePolicyDocument=json.dumps(trust))
+        iam.create_instance_profile(InstanceProfileName="skypilot-v1")
+        iam.add_role_to_instance_profile(InstanceProfileName="skypilot-v1", RoleName="skypilot-v1")
+    images = ec2.describe_images(Filters=[{"Name": "name", "Values": ["Deep Learning AMI Ubuntu*"]}])["Images"]
+    return images[0]["ImageId"]
+
+
+@pytest.fixture
+def sky_server(aws, tmp_path):  # noqa: F811
+    """SkyPilot's API server on a free loopback port, HOME and AWS endpoint shared with the client (as with
+    the local server SkyPilot starts itself); yields the environment a client needs."""
+    home = tmp_path / "home"
+    write_catalog(home, prepare_account())
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SKYPILOT_", "MLFLOW_", "GOOGLE_", "CLOUDSDK_"))}
+    env.update(HOME=str(home), PATH=f"{SERVER_PY.parent}{os.pathsep}{env.get('PATH', '')}",
+               SKYPILOT_DISABLE_USAGE_COLLECTION="1", SKYPILOT_API_SERVER_ENDPOINT=f"http://127.0.0.1:{port}")
+    log = (tmp_path / "sky-server.log").open("w")
+    server = subprocess.Popen([str(SERVER_PY), "-m", "sky.server.server", "--host", "127.0.0.1", "--port", str(port)],
+                              env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              start_new_session=True)
+
+    def healthy():
+        assert server.poll() is None, (tmp_path / "sky-server.log").read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
+                return json.load(r).get("status") == "healthy"
+        except OSError:
+            return False
+
+    try:
+        wait_for(healthy, 90, "SkyPilot's API server")
+        yield env
+    finally:  # the server forks request workers: its whole process group goes
+        for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(server.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                server.wait(grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        log.close()
+
+
+def sky_client(env: dict, code: str) -> object:
+    """The result of SkyPilot client code run against the server (a separate process: the client keeps its
+    state under the HOME it imported with)."""
+    r = subprocess.run([sys.executable, "-c", f"import json, sky\nprint(json.dumps({code}, default=str))"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def instances(name_prefix: str) -> list[dict]:
+    import boto3
+
+    return [i for r in boto3.client("ec2").describe_instances()["Reservations"] for i in r["Instances"]
+            if any(t["Key"] == "skypilot-cluster-name" and t["Value"].startswith(name_prefix) for t in i.get("Tags", []))]
+
+
+def ec2_actions(proxy) -> list[str]:
+    from urllib.parse import parse_qs
+
+    return [parse_qs(body.decode(errors="replace")).get("Action", [""])[0]
+            for method, _path, _headers, body in proxy.requests if method == "POST" and b"Action=" in body]
+
+
+def test_ctrl_c_while_provisioning_cancels_the_launch_and_terminates_the_instance(aws, sky_server, digits_data,  # noqa: F811
+                                                                                   tmp_path):
+    import boto3
+
+    bucket = new_bucket_name()
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**sky_server, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    sets = {"cloud": "aws", "accelerators": "T4:1", "image": IMAGE, "bucket": f"s3://{bucket}", "run_name": "pb-ctrlc"}
+    args = [sys.executable, "-m", "platforms", "launch", "skypilot", "--data", str(digits_data),
+            *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")]]
+    err = tmp_path / "launch.log"
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(args, cwd=work, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        try:
+            def running():
+                assert proc.poll() is None, err.read_text()[-3000:]
+                return [i for i in instances("pb-ctrlc") if i["State"]["Name"] == "running"]
+
+            (instance,) = wait_for(running, 150, "the instance SkyPilot launches", interval=1)
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=150)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    log = err.read_text()
+    assert proc.returncode != 0, log[-3000:]
+    assert "platbench: tore down SkyPilot pb-ctrlc" in log, log[-3000:]
+    # the optimizer chose the catalog's instance for T4:1, launched from the catalog's image, in SkyPilot's tags
+    assert instance["InstanceType"] == "g4dn.xlarge" and instance["Placement"]["AvailabilityZone"].startswith("us-east-1")
+    (after,) = instances("pb-ctrlc")
+    assert after["State"]["Name"] == "terminated", after["State"]
+    actions = ec2_actions(aws)
+    assert "RunInstances" in actions and "TerminateInstances" in actions, actions
+    # nothing is left on the server: no cluster, and the launch request was cancelled, not left provisioning
+    assert sky_client(env, "sky.get(sky.status())") == []
+    requests = sky_client(env, "[(r.name, r.status) for r in sky.api_status(all_status=True)]")
+    assert [status for name, status in requests if name == "sky.launch"] == ["CANCELLED"], requests
