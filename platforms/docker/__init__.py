@@ -11,6 +11,7 @@ SPEC = PlatformSpec(
     launcher="train:DockerPlatform",
     extra="docker",
     sdk_modules=("docker",),
+    guide="docs/first-run-docker.md",
     lacks={
         Feature.SPOT: "your own machine is not preemptible capacity (a `docker stop` still checkpoints, and a "
                       "launch with the same --set job_name resumes)",

@@ -93,6 +93,34 @@ def container_user(cfg: DockerSettings) -> str:
     return IMAGE_USER if os.geteuid() == 0 else f"{os.geteuid()}:{os.getegid()}"
 
 
+def unreadable(data: Path, user: str) -> Optional[str]:
+    """The first path of the dataset (its folder's ancestors, its folders, its files) that the container's
+    `user` (UID:GID) could not read through the read-only mount, by the mode bits (ACLs are not read), with
+    why; None when it can read them all. Only asked when the container runs as someone else than the caller,
+    who could read them all already (validate_job listed them)."""
+    from platforms.core.staging import dataset_files
+
+    uid, _, gid = user.partition(":")
+    uid, gid = int(uid), int(gid or uid)
+    if uid == 0:
+        return None
+
+    def denied(path: Path, need: int, what: str) -> Optional[str]:
+        st = path.stat()
+        shift = 6 if st.st_uid == uid else 3 if st.st_gid == gid else 0
+        if (st.st_mode >> shift) & need != need:
+            return f"{path} ({what}; mode {st.st_mode & 0o777:o}, owner {st.st_uid}:{st.st_gid})"
+        return None
+
+    root = data.resolve()
+    _, _, files = dataset_files(root)
+    folders = {root, *(p for f in files for p in Path(f).parents if p.is_relative_to(root))}
+    checks = [(p, 0o1, "a folder above it that cannot be entered") for p in root.parents]
+    checks += [(p, 0o5, "a folder that cannot be listed") for p in sorted(folders)]
+    checks += [(Path(f), 0o4, "a file that cannot be read") for f in files]
+    return next((why for path, need, what in checks if (why := denied(path, need, what))), None)
+
+
 def generated_job_name(model: str) -> str:
     return f"{model}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
@@ -180,6 +208,12 @@ class DockerPlatform(Platform):
         if reference is None:
             raise UserError("docker: no image recorded in .platbench/image.json: build it first (platbench image "
                             "build), or name one with --set image=…")
+        user = container_user(cfg)
+        if user.partition(":")[0] != str(os.geteuid()):
+            why = unreadable(Path(job.data), user)
+            if why:
+                raise UserError(f"docker: the container runs as {user} and could not read {why}: make the dataset "
+                                f"readable to it (chmod -R a+rX {job.data}) or run it as its owner (--set user=UID:GID)")
         client = engine.api()
         image_id, _ = engine.image_id(client, reference)
         if record and not cfg.image and record.get("id") and record["id"] != image_id:
@@ -257,8 +291,6 @@ class DockerPlatform(Platform):
 
     # ------------------------------------------------------------------ run
     def submit(self, job: Job, staged: dict[str, Any]) -> DockerHandle:
-        from platforms.image import engine
-
         client = self._client
         spec = self.run_spec(job, self._image["id"], self._image["reference"], self._image["digest"], self._image["id"])
         spec.checkpoints.mkdir(parents=True, exist_ok=True)
@@ -272,7 +304,7 @@ class DockerPlatform(Platform):
         try:
             handle.container = client.create_container_from_config(spec.create_body(client.api_version), spec.name)["Id"]
             client.start(handle.container)
-        except engine.errors().APIError as exc:
+        except _engine_errors() as exc:
             if handle.container:
                 _remove(client, handle.container)
             raise UserError(f"docker: the container did not start: {_explain(exc)}") from None
@@ -285,8 +317,6 @@ class DockerPlatform(Platform):
         return handle
 
     def wait(self, handle: DockerHandle, progress) -> Outcome:
-        from platforms.image import engine
-
         client, cfg = handle.client, self.parsed()
         lines: "queue.Queue[Optional[str]]" = queue.Queue()
         follower = threading.Thread(target=_follow, args=(client, handle.container, lines), daemon=True)
@@ -317,7 +347,7 @@ class DockerPlatform(Platform):
                     break
                 if log_done:
                     time.sleep(0.5)  # the stream ended early (an engine hiccup): poll until the container exits
-        except engine.errors().APIError as exc:
+        except _engine_errors() as exc:
             raise UserError(f"docker: container {handle.spec.name}: {_explain(exc)}") from None
         finally:
             signal.signal(signal.SIGINT, previous)
@@ -381,6 +411,15 @@ def _follow(client, container: str, lines: "queue.Queue[Optional[str]]") -> None
         lines.put(None)
 
 
+def _engine_errors() -> tuple:
+    """What a call to the engine raises when it refuses (APIError) or cannot be reached mid-run (requests')."""
+    import requests
+
+    from platforms.image import engine
+
+    return (engine.errors().DockerException, requests.exceptions.RequestException)
+
+
 def _running(client, container: str) -> bool:
     return bool((client.inspect_container(container).get("State") or {}).get("Running"))
 
@@ -394,7 +433,7 @@ def _remove(client, container: str, stop_grace: Optional[int] = None) -> None:
         client.remove_container(container, force=True)
     except engine.errors().NotFound:
         pass
-    except engine.errors().APIError as exc:  # teardown must not hide the original error
+    except _engine_errors() as exc:  # teardown must not hide the original error
         print(f"platbench: could not remove container {container[:12]}: {_explain(exc)} (docker rm -f {container[:12]})",
               file=sys.stderr)
 

@@ -7,18 +7,29 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error, platbench
+from conftest import assert_one_line_error, platbench, write_folder_dataset
 
 from platforms.core.api import Job
 from platforms.docker.container import CHECKPOINTS, DATA, OUT, parse_gpus
-from platforms.docker.train import DockerHandle, DockerPlatform, container_user, engine_time
+from platforms.docker.train import DockerHandle, DockerPlatform, container_user, engine_time, unreadable
 from platforms.errors import UserError
 
 IMAGE_ID = "sha256:" + "ab" * 32
 NO_ENGINE = "unix:///nonexistent/docker.sock"
+
+
+@pytest.fixture(scope="module")
+def readable_data():
+    """A dataset anyone may read, as a user's usually is (pytest's own temp folders are 0700)."""
+    root = Path(tempfile.mkdtemp(prefix="platbench-docker-test-"))
+    root.chmod(0o755)
+    yield write_folder_dataset(root / "colors", train_per_class=4, test_per_class=2)
+    shutil.rmtree(root)
 
 
 def record(cwd: Path, image: str = "platbench:latest", image_id: str = IMAGE_ID) -> Path:
@@ -200,12 +211,40 @@ def test_dry_run_without_an_image_says_what_a_launch_needs(digits_data, tmp_path
     (["--set", "job_name=../x"], "job_name"),
     ([], "no Docker engine answers at " + NO_ENGINE),
 ])
-def test_bad_input_is_one_line_exit_2_and_creates_nothing(digits_data, tmp_path, args, says):
+def test_bad_input_is_one_line_exit_2_and_creates_nothing(readable_data, tmp_path, args, says):
     cwd = record(tmp_path / "p")
-    proc = platbench("launch", "docker", "--data", str(digits_data), *args, cwd=cwd, env={"DOCKER_HOST": NO_ENGINE})
+    proc = platbench("launch", "docker", "--data", str(readable_data), *args, cwd=cwd, env={"DOCKER_HOST": NO_ENGINE})
     assert_one_line_error(proc)
     assert proc.returncode == 2 and says in proc.stderr
     assert sorted(p.name for p in cwd.iterdir()) == [".platbench"], "no MLflow store, no runs/ for a refused launch"
+
+
+def test_a_dataset_the_containers_user_cannot_read_is_one_line(digits_data, tmp_path):
+    """`platbench data prepare` leaves its folder at mkdtemp's 0700: another uid cannot enter it."""
+    cwd = record(tmp_path / "p")
+    proc = platbench("launch", "docker", "--data", str(digits_data), "--set", "user=4321:4321", cwd=cwd,
+                     env={"DOCKER_HOST": NO_ENGINE})
+    assert_one_line_error(proc)
+    assert proc.returncode == 2 and "runs as 4321:4321 and could not read" in proc.stderr and "chmod -R a+rX" in proc.stderr
+    assert sorted(p.name for p in cwd.iterdir()) == [".platbench"]
+
+
+def test_unreadable_reads_the_mode_bits_for_the_containers_user(readable_data):
+    assert unreadable(readable_data, "4321:4321") is None
+    some = sorted((readable_data / "train" / "red").iterdir())[0]
+    for path, mode, says in ((some, 0o640, "a file that cannot be read"),
+                             (readable_data / "test", 0o750, "a folder that cannot be listed"),
+                             (readable_data.parent, 0o700, "a folder above it that cannot be entered")):
+        before = path.stat().st_mode & 0o777
+        path.chmod(mode)
+        try:
+            why = unreadable(readable_data, "4321:4321")
+            assert why and why.startswith(str(path)) and says in why
+            if mode == 0o640:  # the group's bits for a member of the file's group
+                assert unreadable(readable_data, f"4321:{path.stat().st_gid}") is None
+        finally:
+            path.chmod(before)
+    assert unreadable(readable_data, "0:0") is None  # root reads everything
 
 
 def test_no_recorded_image_is_one_line(digits_data, tmp_path):

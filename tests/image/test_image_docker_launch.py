@@ -31,7 +31,10 @@ def digits() -> Path:
     from trainer.data.prepare import digits as load, write_folder
 
     classes, splits = load()
-    return write_folder(WORK / "docker-launch-data" / "digits", classes, splits)
+    root = write_folder(WORK / "docker-launch-data" / "digits", classes, splits)
+    # write_folder's folder is mkdtemp's (0700): as a user's data usually is, readable by the container's uid
+    subprocess.run(["chmod", "-R", "a+rX", str(root.parent)], check=True)
+    return root
 
 
 @pytest.fixture(scope="module")
