@@ -164,6 +164,20 @@ class SkyPilotPlatform(Platform):
             raise UserError(f"skypilot: no SkyPilot API server at {url}: {why}") from None
         return url
 
+    def feasible(self, task) -> None:
+        """SkyPilot's optimizer, on the API server, looks for the task's resources among the enabled clouds'
+        catalogs (`sky.optimize`) before anything is uploaded: an accelerator the cloud does not offer, or a
+        cloud not enabled, is one line here instead of a failed launch after the upload."""
+        mod = sky()
+        from sky.utils import dag_utils
+
+        cfg = self.parsed()
+        try:
+            mod.get(mod.optimize(dag_utils.convert_entrypoint_to_dag(task)))
+        except (mod.exceptions.ResourcesUnavailableError, mod.exceptions.NoCloudAccessError) as exc:
+            why = re.sub("\x1b\\[[0-9;]*m", "", " ".join(str(exc).split()))  # one line, without colour codes
+            raise UserError(f"skypilot: SkyPilot finds no {cfg.accelerators} on {cfg.cloud}: {why[:300]}") from None
+
     def check(self, job: Job) -> None:
         from platforms.core import registry
 
@@ -174,8 +188,9 @@ class SkyPilotPlatform(Platform):
         from platforms.image import pinning
 
         cfg = self.cfg = pinning.pinned_settings(self.parsed(), "image", "skypilot")  # runs REPO@sha256:… (issue 18)
-        validated_task(self.task(job, self._name(job), "jobs/check", "datasets/check/platbench-manifest.json"))
+        task = validated_task(self.task(job, self._name(job), "jobs/check", "datasets/check/platbench-manifest.json"))
         self.api_server()
+        self.feasible(task)
         self._store = registry.store_class(cfg.scheme)(cfg.bucket_name)
 
     # ------------------------------------------------------------------ the task

@@ -34,7 +34,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest_clouds import aws, free_port, moto_server, new_bucket_name  # noqa: F401 (fixtures)
+from conftest_clouds import Proxy, free_port, moto_server, new_bucket_name  # noqa: F401 (fixtures)
 
 pytest.importorskip("sky")
 
@@ -79,11 +79,9 @@ def write_catalog(home: Path, ami: str) -> None:
         "InstanceType,OnDemandInstanceCode,SpotInstanceCode\ng4dn.xlarge,L-DB2E81BA,L-3819A6DF\n")
 
 
-def prepare_account() -> str:
+def prepare_account(aws) -> str:
     """The account state SkyPilot expects of AWS (see the module's note); returns the GPU image's id."""
-    import boto3
-
-    ec2, iam = boto3.client("ec2"), boto3.client("iam")
+    ec2, iam = aws("ec2"), aws("iam")
     vpc = next(v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v["IsDefault"])
     if not ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc]}])["InternetGateways"]:
         igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
@@ -101,23 +99,45 @@ def prepare_account() -> str:
     return images[0]["ImageId"]
 
 
-@pytest.fixture
-def sky_server(aws, tmp_path):  # noqa: F811
+class Sky:
+    """The server's environment (what a client process needs too), the recording proxy in front of moto, and
+    boto3 clients on moto for the test's own look."""
+
+    def __init__(self, env: dict, proxy: Proxy):
+        self.env, self.proxy = env, proxy
+
+    def aws(self, service: str):
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.proxy.url, region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+@pytest.fixture(scope="module")
+def sky_server(moto_server, tmp_path_factory):  # noqa: F811
     """SkyPilot's API server on a free loopback port, HOME and AWS endpoint shared with the client (as with
-    the local server SkyPilot starts itself); yields the environment a client needs."""
-    home = tmp_path / "home"
-    write_catalog(home, prepare_account())
+    the local server SkyPilot starts itself), for the module's tests."""
+    root = tmp_path_factory.mktemp("sky")
+    home = root / "home"
+    proxy = Proxy(moto_server)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SKYPILOT_", "MLFLOW_", "GOOGLE_", "CLOUDSDK_"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SKYPILOT_", "MLFLOW_", "GOOGLE_", "CLOUDSDK_", "AWS_"))}
     env.update(HOME=str(home), PATH=f"{SERVER_PY.parent}{os.pathsep}{env.get('PATH', '')}",
+               AWS_ENDPOINT_URL=proxy.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+               AWS_DEFAULT_REGION="us-east-1", AWS_SHARED_CREDENTIALS_FILE=str(root / "no-credentials"),
+               AWS_CONFIG_FILE=str(root / "no-config"),
                SKYPILOT_DISABLE_USAGE_COLLECTION="1", SKYPILOT_API_SERVER_ENDPOINT=f"http://127.0.0.1:{port}")
-    log = (tmp_path / "sky-server.log").open("w")
+    sky = Sky(env, proxy)
+    write_catalog(home, prepare_account(sky.aws))
+    log_path = root / "sky-server.log"
+    log = log_path.open("w")
     server = subprocess.Popen([str(SERVER_PY), "-m", "sky.server.server", "--host", "127.0.0.1", "--port", str(port)],
                               env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                               start_new_session=True)
 
     def healthy():
-        assert server.poll() is None, (tmp_path / "sky-server.log").read_text()[-3000:]
+        assert server.poll() is None, log_path.read_text()[-3000:]
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
                 return json.load(r).get("status") == "healthy"
@@ -126,7 +146,7 @@ def sky_server(aws, tmp_path):  # noqa: F811
 
     try:
         wait_for(healthy, 90, "SkyPilot's API server")
-        yield env
+        yield sky
     finally:  # the server forks request workers: its whole process group goes
         for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
             try:
@@ -139,6 +159,7 @@ def sky_server(aws, tmp_path):  # noqa: F811
             except subprocess.TimeoutExpired:
                 continue
         log.close()
+        proxy.close()
 
 
 def sky_client(env: dict, code: str) -> object:
@@ -150,10 +171,8 @@ def sky_client(env: dict, code: str) -> object:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def instances(name_prefix: str) -> list[dict]:
-    import boto3
-
-    return [i for r in boto3.client("ec2").describe_instances()["Reservations"] for i in r["Instances"]
+def instances(sky: Sky, name_prefix: str) -> list[dict]:
+    return [i for r in sky.aws("ec2").describe_instances()["Reservations"] for i in r["Instances"]
             if any(t["Key"] == "skypilot-cluster-name" and t["Value"].startswith(name_prefix) for t in i.get("Tags", []))]
 
 
@@ -164,25 +183,28 @@ def ec2_actions(proxy) -> list[str]:
             for method, _path, _headers, body in proxy.requests if method == "POST" and b"Action=" in body]
 
 
-def test_ctrl_c_while_provisioning_cancels_the_launch_and_terminates_the_instance(aws, sky_server, digits_data,  # noqa: F811
-                                                                                   tmp_path):
-    import boto3
+def launch_args(digits_data, bucket: str, run_name: str, accelerators: str = "T4:1") -> list[str]:
+    sets = {"cloud": "aws", "accelerators": accelerators, "image": IMAGE, "bucket": f"s3://{bucket}",
+            "run_name": run_name}
+    return [sys.executable, "-m", "platforms", "launch", "skypilot", "--data", str(digits_data),
+            *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")]]
 
+
+def test_ctrl_c_while_provisioning_terminates_the_instance(sky_server, digits_data, tmp_path):
+    sky = sky_server
     bucket = new_bucket_name()
-    boto3.client("s3").create_bucket(Bucket=bucket)
+    sky.aws("s3").create_bucket(Bucket=bucket)
     work = tmp_path / "work"
     work.mkdir()
-    env = {**sky_server, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    sets = {"cloud": "aws", "accelerators": "T4:1", "image": IMAGE, "bucket": f"s3://{bucket}", "run_name": "pb-ctrlc"}
-    args = [sys.executable, "-m", "platforms", "launch", "skypilot", "--data", str(digits_data),
-            *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")]]
+    env = {**sky.env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     err = tmp_path / "launch.log"
     with err.open("w") as stderr:
-        proc = subprocess.Popen(args, cwd=work, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        proc = subprocess.Popen(launch_args(digits_data, bucket, "pb-ctrlc"), cwd=work, env=env,
+                                stdout=subprocess.PIPE, stderr=stderr, text=True)
         try:
             def running():
                 assert proc.poll() is None, err.read_text()[-3000:]
-                return [i for i in instances("pb-ctrlc") if i["State"]["Name"] == "running"]
+                return [i for i in instances(sky, "pb-ctrlc") if i["State"]["Name"] == "running"]
 
             (instance,) = wait_for(running, 150, "the instance SkyPilot launches", interval=1)
             proc.send_signal(signal.SIGINT)
@@ -193,13 +215,33 @@ def test_ctrl_c_while_provisioning_cancels_the_launch_and_terminates_the_instanc
     log = err.read_text()
     assert proc.returncode != 0, log[-3000:]
     assert "platbench: tore down SkyPilot pb-ctrlc" in log, log[-3000:]
-    # the optimizer chose the catalog's instance for T4:1, launched from the catalog's image, in SkyPilot's tags
+    # the optimizer chose the catalog's instance for T4:1 in the catalog's region
     assert instance["InstanceType"] == "g4dn.xlarge" and instance["Placement"]["AvailabilityZone"].startswith("us-east-1")
-    (after,) = instances("pb-ctrlc")
+    (after,) = instances(sky, "pb-ctrlc")
     assert after["State"]["Name"] == "terminated", after["State"]
-    actions = ec2_actions(aws)
+    actions = ec2_actions(sky.proxy)
     assert "RunInstances" in actions and "TerminateInstances" in actions, actions
-    # nothing is left on the server: no cluster, and the launch request was cancelled, not left provisioning
+    # nothing is left on the server: no cluster, and the launch request is not left provisioning
     assert sky_client(env, "sky.get(sky.status())") == []
     requests = sky_client(env, "[(r.name, r.status) for r in sky.api_status(all_status=True)]")
     assert [status for name, status in requests if name == "sky.launch"] == ["CANCELLED"], requests
+    # the data was staged before the launch, and stays for the next one (content-addressed shards)
+    assert sky.aws("s3").list_objects_v2(Bucket=bucket, Prefix="platbench/shards/")["KeyCount"] > 0
+
+
+def test_an_accelerator_the_catalog_lacks_is_refused_before_the_upload(sky_server, digits_data, tmp_path):
+    """SkyPilot's optimizer on the server is asked before anything is staged: AWS offers A100 only eight to an
+    instance (p4d.24xlarge), so A100:1 on AWS is refused by the real catalog as by this one. One line, exit 2,
+    nothing uploaded, no instance."""
+    sky = sky_server
+    bucket = new_bucket_name()
+    sky.aws("s3").create_bucket(Bucket=bucket)
+    env = {**sky.env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    r = subprocess.run(launch_args(digits_data, bucket, "pb-no-gpu", accelerators="A100:1"), cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2, r.stdout + r.stderr
+    line = r.stderr.strip()
+    assert line.count("\n") == 0 and "Traceback" not in line, line
+    assert line.startswith("platbench: error: skypilot: SkyPilot finds no A100:1 on aws: "), line
+    assert sky.aws("s3").list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+    assert instances(sky, "pb-no-gpu") == []
