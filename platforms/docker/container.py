@@ -7,7 +7,9 @@ what the launcher sends.
   NetworkMode): https://docs.docker.com/reference/api/engine/version/v1.45/#tag/Container/operation/ContainerCreate
   built with docker.types.ContainerConfig / HostConfig / DeviceRequest
   (https://docker-py.readthedocs.io/en/stable/api.html#module-docker.types) and sent by
-  APIClient.create_container_from_config (https://docker-py.readthedocs.io/en/stable/api.html#module-docker.api.container).
+  APIClient.create_container_from_config (https://docker-py.readthedocs.io/en/stable/api.html#module-docker.api.container;
+  the same DeviceRequest the high-level containers.run(device_requests=…) takes:
+  https://docker-py.readthedocs.io/en/stable/containers.html).
 - GPUs as `docker run --gpus` requests them (https://docs.docker.com/reference/cli/docker/container/run/#gpus):
   `all` → Count -1, `N` → Count N, `device=ID[,ID…]` → DeviceIDs; no Driver and Capabilities [["gpu"]],
   so the engine picks the driver that offers "gpu" (the NVIDIA Container Toolkit's): the DeviceRequest

@@ -179,8 +179,11 @@ class DockerPlatform(Platform):
         env = {"PLATBENCH_PLATFORM": self.name, "PLATBENCH_IMAGE_DIGEST": digest}
         if image_id:
             env["PLATBENCH_IMAGE_ID"] = image_id
+        user = container_user(cfg)
+        if user.partition(":")[0] != IMAGE_USER.partition(":")[0]:
+            env["HOME"] = "/tmp"  # a uid the image has no account for gets HOME=/, where it cannot write caches
         return RunSpec(
-            image=image, shown_image=shown, name=f"platbench-{name}", user=container_user(cfg),
+            image=image, shown_image=shown, name=f"platbench-{name}", user=user,
             data=Path(job.data).resolve(), out=Path(job.out).resolve(),
             checkpoints=Path(job.checkpoint_dir or CHECKPOINT_ROOT / name).resolve(),
             trainer_args=tuple(job.trainer_args()), env=env,

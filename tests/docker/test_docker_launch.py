@@ -105,7 +105,7 @@ def test_the_create_body_is_what_the_plans_docker_run_says(tmp_path, digits_data
     assert host["DeviceRequests"] == [{"Driver": "", "Count": 0, "DeviceIDs": ["0", "1"],
                                        "Capabilities": [["gpu"]], "Options": {}}]
     assert sorted(body["Env"]) == sorted([f"PLATBENCH_IMAGE_DIGEST={IMAGE_ID}", f"PLATBENCH_IMAGE_ID={IMAGE_ID}",
-                                          "PLATBENCH_PLATFORM=docker"])
+                                          "PLATBENCH_PLATFORM=docker"])  # the image's user keeps its own HOME
     cmd = body["Cmd"]
     assert cmd[0] == "train" and cmd[cmd.index("--checkpoint-dir") + 1] == CHECKPOINTS
     assert cmd[cmd.index("--epochs") + 1] == "3" and cmd[cmd.index("--batch-size") + 1] == "16"
@@ -127,10 +127,12 @@ def test_the_create_body_is_what_the_plans_docker_run_says(tmp_path, digits_data
 def test_checkpoint_dir_wins_and_no_gpu_request_without_gpus(tmp_path, digits_data):
     from docker.constants import DEFAULT_DOCKER_API_VERSION
 
-    _, spec = spec_for(tmp_path, digits_data, {}, checkpoint_dir=tmp_path / "ck")
-    host = spec.create_body(DEFAULT_DOCKER_API_VERSION)["HostConfig"]
+    _, spec = spec_for(tmp_path, digits_data, {"user": "1234"}, checkpoint_dir=tmp_path / "ck")
+    body = spec.create_body(DEFAULT_DOCKER_API_VERSION)
+    host = body["HostConfig"]
     assert host["Binds"][2] == f"{(tmp_path / 'ck').resolve()}:{CHECKPOINTS}:rw"
     assert "DeviceRequests" not in host and "--gpus" not in spec.docker_run()
+    assert body["User"] == "1234:1234" and "HOME=/tmp" in body["Env"]  # no account in the image: a writable HOME
 
 
 # ------------------------------------------------------------------------------------------------ outcome

@@ -23,7 +23,7 @@ from conftest import VENV_BIN, assert_one_line_error, platbench
 from image.test_image import DIGEST, IMAGE, IMAGE_UID, WORK, docker, wait_for
 from image.test_image_registry import project
 
-EPOCHS_TO_INTERRUPT = 12  # long enough to press Ctrl-C after the first checkpoint, short enough to resume
+EPOCHS_TO_INTERRUPT = 6  # long enough to press Ctrl-C after the first checkpoint, short enough to resume
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +59,14 @@ def job_containers() -> list[str]:
     return docker("ps", "-aq", "--filter", "label=platbench.job_name").stdout.split()
 
 
-def launch_args(data: Path, job: str, epochs: int, *extra: str) -> list[str]:
-    return ["launch", "docker", "--data", str(data), "--epochs", str(epochs), "--hp", "batch_size=16",
+def launch_args(data: Path, job: str, epochs: int, *extra: str, batch: int = 16) -> list[str]:
+    return ["launch", "docker", "--data", str(data), "--epochs", str(epochs), "--hp", f"batch_size={batch}",
             "--set", f"job_name={job}", "--json", *extra]
 
 
 def test_a_full_run_records_the_images_identity(digits, identity):
     cwd = project("docker-launch-full")
-    proc = platbench(*launch_args(digits, "pbit-full", 2), cwd=cwd, timeout=900)
+    proc = platbench(*launch_args(digits, "pbit-full", 2, batch=64), cwd=cwd, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert "- Epoch: 2" in proc.stderr  # the container's log lines reached the launcher
     doc = json.loads(proc.stdout)
