@@ -109,3 +109,13 @@ RUN useradd --create-home --uid 1000 --shell /bin/bash platbench \
 USER 0:0
 WORKDIR /work
 CMD ["train"]
+
+# Last of all, so no layer above is rebuilt for it: a fresh id each `platbench image build` (it passes a
+# uuid), recorded with the image ID in the project's .platbench/image.json. A container started from the
+# project folder (docker compose run trainer) reads that record and takes the image ID only when the
+# record's build id is this one (trainer/image_record.py): its identity with no variable to pass. Empty
+# when built otherwise (`docker compose build`, `docker build`): then the run records no digest and
+# `platbench check` says why.
+ARG PLATBENCH_BUILD_ID=
+LABEL org.platbench.build-id="${PLATBENCH_BUILD_ID}"
+ENV PLATBENCH_BUILD_ID=${PLATBENCH_BUILD_ID}

@@ -523,10 +523,20 @@ def _check_image(results: contract.Results, report: Report, container: Optional[
     digest = results.image_digest
     if digest is not None and not DIGEST.match(digest):
         report.add(RESULTS, "image_digest format", "sha256:<64 hex digits>", _shorten(digest))
-    in_container = results.platform in CONTAINER_PLATFORMS if container is None else container
+    image_id = results.image_id
+    if image_id is not None and not DIGEST.match(image_id):
+        report.add(RESULTS, "image_id format", "sha256:<64 hex digits>", _shorten(image_id))
+    build_id = results.image_build_id  # set by the trainer in any platbench image (issue 18)
+    in_container = (results.platform in CONTAINER_PLATFORMS or build_id is not None) if container is None else container
     if in_container and not digest:
+        # why there is none (trainer/image_record.py): a launcher passes it, else the project's record names
+        # the image whose baked build id it holds
+        why = ("none: the image was not built by `platbench image build` (no build id baked in, e.g. `docker "
+               "compose build`), so no .platbench/image.json names it" if build_id == "" else
+               f"none: no .platbench/image.json of build {build_id} where it ran (`platbench image build` writes it "
+               "in the project folder)" if build_id else "none")
         report.add(RESULTS, f"image_digest of a container run (platform {results.platform!r})",
-                   "the image's digest (PLATBENCH_IMAGE_DIGEST)", "none")
+                   "the image's digest (PLATBENCH_IMAGE_DIGEST, or the record of `platbench image build`)", why)
 
 
 # ---------------------------------------------------------------------------------------------- train.log

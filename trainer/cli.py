@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from trainer import environment
+from trainer import environment, image_record
 from trainer.data.staged import materialize
 from trainer.errors import ConfigError, DataError
 
@@ -80,12 +80,15 @@ def config_from_args(argv: list[str], env=None):
     model_dir = ns.model_dir or (out / "model" if ns.out else place.model_dir)
     checkpoint_dir = ns.checkpoint_dir or (out / "checkpoints" if ns.out else place.checkpoint_dir)
     overrides = {flag.replace("-", "_"): getattr(ns, flag.replace("-", "_")) for flag in HYPERPARAMETER_FLAGS}
+    image = image_record.identity(env)
+    if image.why_none:
+        print(f"image identity: none recorded: {image.why_none}", file=sys.stderr)
     return TrainConfig(
         data_dir=Path(data), output_dir=Path(out), model_dir=Path(model_dir),
         checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, model=ns.model, seed=ns.seed,
         per_class=ns.per_class, target_accuracy=ns.target_accuracy, image_size=ns.image_size, device=ns.device,
         precision=ns.precision, compile=ns.compile, dataset_name=ns.dataset_name, platform=place.platform,
-        job_id=place.job_id, image_digest=env.get("PLATBENCH_IMAGE_DIGEST") or None,
+        job_id=place.job_id, **image.config(),
         git_commit=env.get("PLATBENCH_GIT_COMMIT") or None, devices=ns.devices,
         overrides={k: v for k, v in overrides.items() if v is not None},
     ), place

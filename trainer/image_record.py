@@ -89,6 +89,10 @@ class Identity:
     build_id: Optional[str]  # the PLATBENCH_BUILD_ID baked into the image this runs in; None: not in one
     why_none: Optional[str] = None  # in an image, but no identity: why (for the log and `platbench check`)
 
+    def config(self) -> dict:
+        """trainer.train.TrainConfig's image fields."""
+        return {"image_digest": self.digest, "image_id": self.image_id, "image_build_id": self.build_id}
+
 
 def identity(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Identity:
     """The identity this process records: a launcher's environment first; the image ID from the project's

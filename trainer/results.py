@@ -11,7 +11,8 @@ from typing import Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 3  # 2: seconds.eval, software, schedule, plain_/evaluated_ throughput and latency;
-#                     3: hardware.world_size and hardware.nodes (data-parallel runs)
+#                     3: hardware.world_size and hardware.nodes (data-parallel runs); later, optional and
+#                        absent from older files: image_id, image_build_id (issue 18)
 RESULTS_FILE = "results.json"
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
@@ -90,7 +91,13 @@ class Results(_Strict):
     status: str = Field(description="finished | preempted")
     platform: str
     job_id: Optional[str] = None
-    image_digest: Optional[str] = None
+    image_digest: Optional[str] = Field(None, description="the digest the run was started from: the manifest "
+                                        "digest a platform pulled (REPO@sha256:…), else the image ID")
+    image_id: Optional[str] = Field(None, description="the image ID (sha256 of its config): the same in `platbench "
+                                    "image build`, the registry's manifest (config.digest) and MLflow")
+    image_build_id: Optional[str] = Field(None, description="the build id baked into the image the run ran in "
+                                          "(PLATBENCH_BUILD_ID); '' an image built without `platbench image "
+                                          "build`; None not run in a platbench image")
     git_commit: Optional[str] = None
     started_at: str
     finished_at: str

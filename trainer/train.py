@@ -44,6 +44,8 @@ class TrainConfig:
     platform: str = "local"
     job_id: Optional[str] = None
     image_digest: Optional[str] = None
+    image_id: Optional[str] = None        # trainer/image_record.py: the image's config digest
+    image_build_id: Optional[str] = None  # PLATBENCH_BUILD_ID of the image this runs in (None: not in one)
     git_commit: Optional[str] = None
     devices: int = 1                # data-parallel processes per node (started by torchrun: trainer/distributed.py)
     # hyperparameter overrides; None keeps the preset's value
@@ -362,8 +364,8 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
         finished = datetime.now(timezone.utc)
         results = Results(
             run_id=uuid.uuid4().hex, status="finished", platform=cfg.platform, job_id=cfg.job_id,
-            image_digest=cfg.image_digest, git_commit=cfg.git_commit,
-            started_at=started.isoformat(), finished_at=finished.isoformat(),
+            image_digest=cfg.image_digest, image_id=cfg.image_id, image_build_id=cfg.image_build_id,
+            git_commit=cfg.git_commit, started_at=started.isoformat(), finished_at=finished.isoformat(),
             dataset={"name": data.name, "format": data.format, "fingerprint": data.fingerprint, "classes": data.classes,
                      "image_size": cfg.image_size, "train_count": len(x_train),
                      "val_count": 0 if x_val is None else len(x_val), "test_count": len(data.x_test),

@@ -24,7 +24,8 @@ class Tag:
     DATASET = "platbench.dataset"
     DATASET_FINGERPRINT = "platbench.dataset_fingerprint"
     GIT_COMMIT = "platbench.git_commit"
-    IMAGE_DIGEST = "platbench.image_digest"
+    IMAGE_DIGEST = "platbench.image_digest"  # what the run was started from (trainer/image_record.py)
+    IMAGE_ID = "platbench.image_id"          # the image's config digest: the same in build, registry, run
     JOB_ID = "platbench.job_id"
     STATUS = "platbench.status"            # finished | preempted | failed | killed | lost
     HOST = "platbench.host"                # where the launching process ran …
@@ -189,7 +190,8 @@ class TrackedRun:
             self.metrics(finals, step=res.epochs_completed)
             self.tags({Tag.DATASET_FINGERPRINT: res.dataset.fingerprint, Tag.DATASET: res.dataset.name,
                        Tag.RESULTS_SCHEMA: res.schema_version, Tag.DEVICE: res.hardware.device,
-                       Tag.GPU: res.hardware.gpu_name, Tag.IMAGE_DIGEST: res.image_digest, Tag.JOB_ID: res.job_id})
+                       Tag.GPU: res.hardware.gpu_name, Tag.IMAGE_DIGEST: res.image_digest, Tag.JOB_ID: res.job_id,
+                       Tag.IMAGE_ID: res.image_id})
             self.params({f"hp.{k}": v for k, v in res.hyperparameters.items()})
             self.tags({Tag.SOFTWARE + k: v for k, v in res.software.model_dump().items()})
             self.record_check(out, container)

@@ -1,6 +1,7 @@
 """`platbench image …`: build the image, push it to a platform's registry (docs/design.md; issue 18)."""
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import List, Optional
 
@@ -32,9 +33,13 @@ def build_cmd(
     from rich.progress import BarColumn, Progress, TextColumn
 
     from platforms.image import build, engine
+    from trainer import image_record
 
     args = build.build_args(context, build_arg)
     client = engine.api()
+    # a fresh id per build, baked into the image's last step (Dockerfile): a container started from this
+    # folder finds this record of itself by it (trainer/image_record.py)
+    build_id = args[image_record.BUILD_ID] = uuid.uuid4().hex
     log_path = engine.RECORD.parent / "build.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     console = _console()
@@ -50,11 +55,13 @@ def build_cmd(
 
         image = build.build(client, context.resolve(), tag, args, on_step, log, network)
     pins = build.lock_versions(context)
-    doc = {"image": tag, "id": image, "build_args": args, "versions": {k: pins[k] for k in build.SHOWN if k in pins},
-           "pushed": {}}
-    engine.write_record(doc)
+    record = image_record.ImageRecord(image=tag, id=image, build_id=build_id, build_args=args,
+                                      versions={k: pins[k] for k in build.SHOWN if k in pins})
+    engine.write_record(record)
     typer.echo(f"built {tag}: {image}")
-    typer.echo("stack (constraints.txt): " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()))
+    typer.echo(f"image ID {image} (its config digest: the registry's manifest names it as config.digest, runs "
+               "record it as image_id); build id " + build_id)
+    typer.echo("stack (constraints.txt): " + ", ".join(f"{k} {v}" for k, v in record.versions.items()))
     typer.echo(f"recorded in {engine.RECORD}")
 
 
@@ -72,10 +79,10 @@ def push_cmd(
 
     settings = parse_pairs(set_, "--set")
     login = _login(target, settings, dry_run)
-    record = engine.read_record() or {}
-    name = image or record.get("image") or "platbench:latest"
+    record = engine.read_record()
+    name = image or (record.image if record else "platbench:latest")
     if dry_run:
-        ident = record.get("id") if not image or image == record.get("image") else None
+        ident = record.id if record and name == record.image else None
         shown = tag or (ident.split(":", 1)[1][:12] if ident else "TAG")
         typer.echo(f"Plan: push {name} to {login.repository} — nothing is contacted:")
         for i, cmd in enumerate(push.commands(login, name, shown), 1):
@@ -83,8 +90,8 @@ def push_cmd(
         return
     client = engine.api()
     ident, _ = engine.image_id(client, name)
-    if record.get("id") and name == record.get("image") and record["id"] != ident:
-        raise UserError(f"{name} is {ident} in the engine, but {engine.RECORD} recorded {record['id']}: "
+    if record and name == record.image and record.id != ident:
+        raise UserError(f"{name} is {ident} in the engine, but {engine.RECORD} recorded {record.id}: "
                         "build it again (platbench image build)")
     tag = tag or ident.split(":", 1)[1][:12]
     layers: dict[str, str] = {}
@@ -97,11 +104,12 @@ def push_cmd(
 
     digest = push.push(client, name, login, tag, on_layer)
     pinned = f"{login.repository}@{digest}"
-    if record.get("id") == ident:
-        record.setdefault("pushed", {})[login.repository] = digest
+    if record and record.id == ident:  # what launchers check a tag against (platforms/image/pinning.py)
+        record.pushed[login.repository] = digest
+        record.tags[f"{login.repository}:{tag}"] = digest
         engine.write_record(record)
-    typer.echo(f"pushed {name} ({ident}) as {login.repository}:{tag}")
-    typer.echo(f"registry digest {digest} (read back from {login.registry})")
+    typer.echo(f"pushed {name} (image ID {ident}) as {login.repository}:{tag}")
+    typer.echo(f"registry digest {digest} (the manifest's, read back from {login.registry}: what a platform pulls)")
     typer.echo(f"launch with: --set {login.setting}={pinned}")
 
 

@@ -1,21 +1,20 @@
 """The local Docker engine through the Docker SDK for Python (low-level APIClient), and the record of the
-image `platbench image build` made (.platbench/image.json in the project folder).
+image `platbench image build` made (.platbench/image.json in the project folder; its format and what the
+image ID and the manifest digest each name: trainer/image_record.py).
 
 Docker SDK: https://docker-py.readthedocs.io/en/stable/api.html (APIClient.build, tag, push,
 inspect_image, inspect_distribution). The engine is found the way the docker CLI finds it (DOCKER_HOST,
 else the default socket): docker.utils.kwargs_from_env."""
 from __future__ import annotations
 
-import json
 import os
-import time
 from pathlib import Path
 from typing import Any, Optional
 
 from platforms.core.sdk import require
 from platforms.errors import UserError
-
-RECORD = Path(".platbench") / "image.json"
+from trainer import image_record
+from trainer.image_record import RECORD, ImageRecord  # the record's format, shared with the trainer
 
 
 def api() -> Any:
@@ -45,31 +44,26 @@ def image_id(client, image: str) -> tuple[str, list[str]]:
 
 
 def identity(client, image: str) -> str:
-    """The digest a run made from `image` records: its registry digest when it was pushed or pulled
-    (RepoDigests: what the registry and the platforms report), else its image ID (sha256 of its config)."""
+    """The digest a run made from `image` is started from (results.json image_digest): its manifest digest
+    when it was pushed or pulled (RepoDigests: what the registry and the platforms report), else its image
+    ID (sha256 of its config, which image_id records either way). trainer/image_record.py says which is which."""
     ident, repo_digests = image_id(client, image)
     return repo_digests[0].split("@", 1)[1] if repo_digests else ident
 
 
-def read_record(path: Path = RECORD) -> Optional[dict]:
+def read_record(path: Path = RECORD) -> Optional[ImageRecord]:
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: cannot be read ({exc}); build the image again (platbench image build)") from None
+        return image_record.read(path)
+    except ValueError as exc:
+        raise UserError(f"{exc}; build the image again (platbench image build)") from None
 
 
-def write_record(doc: dict, path: Path = RECORD) -> None:
-    """Atomically (a reader never sees half a record)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({**doc, "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2) + "\n")
-    tmp.replace(path)
+def write_record(record: ImageRecord, path: Path = RECORD) -> None:
+    image_record.write(record, path)
 
 
-def recorded_image(path: Path = RECORD) -> dict:
-    doc = read_record(path)
-    if not doc:
+def recorded_image(path: Path = RECORD) -> ImageRecord:
+    record = read_record(path)
+    if not record:
         raise UserError(f"no image recorded in {path}: build it first (platbench image build), or name one with --image")
-    return doc
+    return record

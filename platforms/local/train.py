@@ -75,9 +75,12 @@ class LocalPlatform(Platform):
             raise UserError(str(exc)) from None
 
     def run_tags(self, job: Job) -> dict[str, str]:
-        # inside the image (docker-compose.gpu.yml) the caller passes the image's digest; natively: none
-        digest = os.environ.get("PLATBENCH_IMAGE_DIGEST")
-        return {tracking.Tag.IMAGE_DIGEST: digest} if digest else {}
+        # inside the image (docker-compose.gpu.yml): the image's own, from the project's record or the
+        # caller's environment (trainer/image_record.py); natively: none
+        from trainer.image_record import identity
+
+        image = identity()
+        return {k: v for k, v in ((tracking.Tag.IMAGE_DIGEST, image.digest), (tracking.Tag.IMAGE_ID, image.image_id)) if v}
 
     def plan(self, job: Job) -> list[PlanStep]:
         args = ["--data", str(job.data), "--out", str(job.out),
@@ -100,6 +103,7 @@ class LocalPlatform(Platform):
 
     def submit(self, job: Job, staged: dict[str, Any]):
         from platforms.core.tracking import code_commit
+        from trainer.image_record import identity
         from trainer.train import TrainConfig
 
         overrides = {k.replace("-", "_"): v for k, v in job.hyperparameters.items()}
@@ -110,7 +114,7 @@ class LocalPlatform(Platform):
             checkpoint_dir=job.checkpoint_dir or job.out / "checkpoints", model=job.model, seed=job.seed,
             per_class=job.per_class, target_accuracy=job.target_accuracy, platform=self.name,
             git_commit=code_commit(), devices=job.devices,
-            image_digest=os.environ.get("PLATBENCH_IMAGE_DIGEST") or None, overrides=typed_overrides(overrides),
+            overrides=typed_overrides(overrides), **identity().config(),
         )
 
     def wait(self, handle, progress) -> Outcome:
@@ -160,9 +164,10 @@ class LocalPlatform(Platform):
                 *(["--target-accuracy", str(cfg.target_accuracy)] if cfg.target_accuracy is not None else []),
                 *[a for k, v in cfg.overrides.items() for a in ("--" + k.replace("_", "-"), str(v))]]
         # the trainer reads these from its environment (trainer/cli.py); the ranks inherit it
-        saved = {k: os.environ.get(k) for k in ("PLATBENCH_GIT_COMMIT", "PLATBENCH_IMAGE_DIGEST")}
+        saved = {k: os.environ.get(k) for k in ("PLATBENCH_GIT_COMMIT", "PLATBENCH_IMAGE_DIGEST", "PLATBENCH_IMAGE_ID")}
         os.environ.update({k: v for k, v in (("PLATBENCH_GIT_COMMIT", cfg.git_commit),
-                                             ("PLATBENCH_IMAGE_DIGEST", cfg.image_digest)) if v})
+                                             ("PLATBENCH_IMAGE_DIGEST", cfg.image_digest),
+                                             ("PLATBENCH_IMAGE_ID", cfg.image_id)) if v})
         stop = threading.Event()
 
         def follow() -> None:

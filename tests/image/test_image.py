@@ -36,6 +36,7 @@ from trainer.results import read_results
 IMAGE = os.environ.get("PLATBENCH_IT_IMAGE", "")
 DIGEST = os.environ.get("PLATBENCH_IT_DIGEST", "")
 WORK = Path(os.environ.get("PLATBENCH_IT_WORK", "/nonexistent"))
+RECORD = Path(os.environ.get("PLATBENCH_IT_RECORD", "/nonexistent"))  # the folder `platbench image build` ran in
 IMAGE_UID = 1000  # the image's non-root user (useradd in the Dockerfile), what compose runs as
 ROOT_UID = 0      # the image's default user (USER 0:0), what SageMaker, Vertex AI and Azure ML start
 COMPOSE_FILES = ["-f", str(REPO / "docker-compose.gpu.yml"), "-f", str(REPO / "docker/compose.cpu.override.yml")]
@@ -346,16 +347,20 @@ def test_docker_stop_checkpoints_and_a_second_run_resumes(data):
 def test_compose_trainer_service_without_the_gpu_reservation(data):
     from mlflow.tracking import MlflowClient
 
+    """No digest passed (issue 18): the trainer reads the record `platbench image build` left in the project
+    folder and records its image ID because the record's build id is the one baked into the image."""
     proj = WORK / "compose"
     shutil.copytree(data, proj / "data" / "cifar10")  # prepared already: --if-missing skips the download
+    shutil.copytree(RECORD / ".platbench", proj / ".platbench")  # the project folder the image was built from
     chown_tree(proj)  # the user's own folder, owned by the uid compose runs the image as (PLATBENCH_UID)
-    env = {**os.environ, "PWD": str(proj), "PLATBENCH_IMAGE": IMAGE, "PLATBENCH_IMAGE_DIGEST": DIGEST,
-           "PLATBENCH_MODEL": "small", "PLATBENCH_TARGET": "0.5", "PLATBENCH_UID": str(IMAGE_UID),
-           "PLATBENCH_GID": str(IMAGE_UID)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLATBENCH_IMAGE_")}
+    env.update({"PWD": str(proj), "PLATBENCH_IMAGE": IMAGE, "PLATBENCH_MODEL": "small", "PLATBENCH_TARGET": "0.5",
+                "PLATBENCH_UID": str(IMAGE_UID), "PLATBENCH_GID": str(IMAGE_UID)})
     config = json.loads(docker("compose", *COMPOSE_FILES, "config", "--format", "json", cwd=proj, env=env).stdout)
     svc = config["services"]["trainer"]
     assert not svc.get("deploy", {}).get("resources")  # the GPU reservation is gone, nothing else changed:
     assert svc["working_dir"] == str(proj) and svc["image"] == IMAGE and svc["user"] == f"{IMAGE_UID}:{IMAGE_UID}"
+    assert not any(k.startswith("PLATBENCH_IMAGE_") for k in svc.get("environment") or {})  # nothing passed in
     try:
         proc = docker("compose", *COMPOSE_FILES, "run", "--rm", "-T", "trainer", cwd=proj, env=env, check=False,
                       timeout=900)
@@ -365,10 +370,12 @@ def test_compose_trainer_service_without_the_gpu_reservation(data):
     (out,) = (proj / "runs").iterdir()
     res = read_results(out)
     assert res.platform == "local" and res.model == "small" and res.target_accuracy == 0.5
-    assert res.image_digest == DIGEST
+    build_id = json.loads((RECORD / ".platbench/image.json").read_text())["build_id"]
+    assert res.image_digest == res.image_id == DIGEST and res.image_build_id == build_id
     client = MlflowClient(tracking_uri=f"sqlite:///{proj / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("platbench").experiment_id])
     assert run.info.status == "FINISHED" and run.data.tags["platbench.image_digest"] == DIGEST
+    assert run.data.tags["platbench.image_id"] == DIGEST
 
 
 # ------------------------------------------------------------------------------------------------ SDK

@@ -10,16 +10,16 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import urllib.request
 from pathlib import Path
 
 import pytest
 from conftest import REPO, assert_one_line_error, platbench
 
-from image.test_image import DIGEST, IMAGE, WORK, docker
+from image.test_image import DIGEST, IMAGE, RECORD, WORK, docker, image_env
 
 REGISTRY = os.environ.get("PLATBENCH_IT_REGISTRY", "")
-RECORD = Path(os.environ.get("PLATBENCH_IT_RECORD", "/nonexistent"))
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 
 
@@ -42,6 +42,10 @@ def registry_manifest(repository: str, reference: str) -> tuple[str, dict]:
 def test_build_recorded_the_image_and_the_locks_versions():
     doc = json.loads((RECORD / ".platbench/image.json").read_text())
     assert doc["image"] == IMAGE and doc["id"] == DIGEST  # what the engine holds under that tag
+    # the build's own id, baked into the image's last step: how a container finds this record (compose)
+    assert re.fullmatch(r"[0-9a-f]{32}", doc["build_id"]) and image_env("PLATBENCH_BUILD_ID") == doc["build_id"]
+    label = docker("image", "inspect", "-f", '{{index .Config.Labels "org.platbench.build-id"}}', IMAGE).stdout.strip()
+    assert label == doc["build_id"] == doc["build_args"]["PLATBENCH_BUILD_ID"]
     pins = dict(line.split("==", 1) for line in (REPO / "constraints.txt").read_text().splitlines() if "==" in line)
     assert doc["versions"]["torch"] == pins["torch"] and doc["versions"]["lightning"] == pins["lightning"]
     assert doc["build_args"]["GIT_COMMIT"] and "BASE_IMAGE" in doc["build_args"]
@@ -54,8 +58,9 @@ def test_push_to_a_registry_reads_the_digest_back_and_pulls_by_digest():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     digest = re.search(r"registry digest (sha256:[0-9a-f]{64})", proc.stdout)[1]
     assert f"launch with: --set image_uri={repository}@{digest}" in proc.stdout
-    assert json.loads((cwd / ".platbench/image.json").read_text())["pushed"][repository] == digest
     tag = re.search(rf"as {re.escape(repository)}:(\S+)", proc.stdout)[1]
+    doc = json.loads((cwd / ".platbench/image.json").read_text())
+    assert doc["pushed"][repository] == digest and doc["tags"][f"{repository}:{tag}"] == digest
     served, manifest = registry_manifest(repository, tag)
     assert served == digest and manifest["config"]["digest"] == DIGEST  # the registry holds this very image
     docker("image", "rm", f"{repository}:{tag}")  # only the tag goes; then pull it back by digest
@@ -104,3 +109,44 @@ def test_a_recorded_tag_that_now_names_another_image_is_refused():
     assert_one_line_error(proc)
     assert proc.returncode == 2 and f"pbit-moved:1 is {base} in the engine" in proc.stderr and DIGEST in proc.stderr
     docker("image", "rm", "pbit-moved:1")
+
+
+def test_a_launcher_pins_a_pushed_tag_and_refuses_it_once_moved(monkeypatch):
+    """platforms/image/pinning.py with the engine's registry lookup (GET /distribution/…/json through this
+    engine) and the push record: the tag pinned to the pushed digest; then the tag moved to another image in
+    the registry → refused in one line."""
+    from platforms.errors import UserError
+    from platforms.image import pinning
+
+    cwd = project("pin")
+    repository = f"{REGISTRY}/pinned"
+    proc = platbench("image", "push", repository, "--tag", "v1", cwd=cwd, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    digest = re.search(r"registry digest (sha256:[0-9a-f]{64})", proc.stdout)[1]
+    monkeypatch.chdir(cwd)
+    pinned = pinning.pin(f"{repository}:v1", "vertex", "image_uri")
+    assert (pinned.reference, pinned.source) == (f"{repository}@{digest}", "registry and record")
+    # another image under that tag: a tiny one (one file), pushed over it
+    tiny = subprocess.run(["docker", "import", "-", "pbit-tiny:1"], input=_empty_tar(), capture_output=True,
+                          timeout=120)
+    assert tiny.returncode == 0, tiny.stderr
+    docker("tag", "pbit-tiny:1", f"{repository}:v1")
+    docker("push", f"{repository}:v1", timeout=300)
+    moved = pinning.engine_lookup(repository, "v1")
+    assert moved and moved != digest
+    with pytest.raises(UserError, match=rf"now names {moved} in the registry, but `platbench image push` recorded "
+                                        rf"{digest}"):
+        pinning.pin(f"{repository}:v1", "vertex", "image_uri")
+    docker("image", "rm", "pbit-tiny:1", f"{repository}:v1")
+
+
+def _empty_tar() -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        info = tarfile.TarInfo("hello")
+        info.size = 2
+        t.addfile(info, io.BytesIO(b"hi"))
+    return buf.getvalue()

@@ -1,0 +1,88 @@
+"""What `docker compose run trainer` does inside the image, without an engine (trainer/image_record.py): the
+run reads the project's .platbench/image.json and records its image ID — in results.json (image_digest,
+image_id) and MLflow — only when the record's build id is the one baked into the image it runs in
+(PLATBENCH_BUILD_ID, which the image's ENV sets and the test sets here). Another build's record, or an image
+built without `platbench image build` (empty build id): no digest, and `platbench check` says why.
+scripts/image-test runs the compose service itself (tests/image/test_image.py)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import platbench
+
+from mlflow.tracking import MlflowClient
+from trainer.image_record import ImageRecord, identity, write
+from trainer.results import read_results
+
+IMAGE_ID = "sha256:" + "c" * 64
+PULLED = "sha256:" + "d" * 64
+
+
+def project(tmp_path, build_id="b1"):
+    write(ImageRecord(image="platbench:latest", id=IMAGE_ID, build_id=build_id), tmp_path / ".platbench/image.json")
+    return tmp_path
+
+
+def test_identity_comes_from_the_environment_then_from_this_builds_record(tmp_path):
+    cwd = project(tmp_path)
+    assert identity({}, cwd).build_id is None and identity({}, cwd).digest is None  # not in an image: nothing read
+    got = identity({"PLATBENCH_BUILD_ID": "b1"}, cwd)
+    assert (got.digest, got.image_id, got.why_none) == (IMAGE_ID, IMAGE_ID, None)
+    got = identity({"PLATBENCH_BUILD_ID": "b1", "PLATBENCH_IMAGE_DIGEST": PULLED}, cwd)  # a launcher's pull
+    assert (got.digest, got.image_id) == (PULLED, IMAGE_ID)
+    got = identity({"PLATBENCH_BUILD_ID": "b2"}, cwd)
+    assert got.digest is None and "another build's (build id b1, this image's b2)" in got.why_none
+    got = identity({"PLATBENCH_BUILD_ID": ""}, cwd)
+    assert got.digest is None and "not built by `platbench image build`" in got.why_none
+    got = identity({"PLATBENCH_BUILD_ID": "b1"}, tmp_path / "elsewhere")
+    assert got.digest is None and got.why_none.startswith("no ") and "image.json" in got.why_none
+
+
+def launch(cwd, data, build_id):
+    return platbench("launch", "local", "--data", str(data), "--epochs", "1", "--hp", "batch_size=64", "--json",
+                     "--out", "runs/r", cwd=cwd, env={"PLATBENCH_BUILD_ID": build_id, "PLATBENCH_IMAGE_DIGEST": "",
+                                                      "PLATBENCH_IMAGE_ID": ""})
+
+
+@pytest.fixture(scope="module")
+def recorded_run(tmp_path_factory, color_data):
+    cwd = project(tmp_path_factory.mktemp("recorded"))
+    proc = launch(cwd, color_data, "b1")
+    assert proc.returncode == 0, proc.stderr
+    return cwd, json.loads(proc.stdout)
+
+
+def test_a_run_in_the_recorded_build_records_its_image_id_in_results_and_mlflow(recorded_run):
+    cwd, doc = recorded_run
+    res = read_results(cwd / "runs/r")
+    assert (res.image_digest, res.image_id, res.image_build_id) == (IMAGE_ID, IMAGE_ID, "b1")
+    tags = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}").get_run(doc["mlflow_run_id"]).data.tags
+    assert tags["platbench.image_digest"] == IMAGE_ID and tags["platbench.image_id"] == IMAGE_ID
+    assert platbench("check", str(cwd / "runs/r"), cwd=cwd).returncode == 0
+
+
+def test_an_image_built_by_compose_records_no_digest_and_check_says_why(tmp_path, color_data):
+    cwd = project(tmp_path)
+    proc = launch(cwd, color_data, "")  # `docker compose build`: the Dockerfile's empty default
+    assert proc.returncode == 0, proc.stderr
+    res = read_results(cwd / "runs/r")
+    assert res.image_digest is None and res.image_id is None and res.image_build_id == ""
+    proc = platbench("check", str(cwd / "runs/r"), cwd=cwd)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "image_digest of a container run" in out, out
+    assert "none: the image was not built by `platbench image build`" in out
+
+
+def test_check_names_the_build_whose_record_was_missing(recorded_run, tmp_path):
+    """The other reason, on a copy of a run's results (no second training run)."""
+    import shutil
+
+    from trainer.check import run_checks
+    from trainer.results import write_results
+
+    run = shutil.copytree(recorded_run[0] / "runs/r", tmp_path / "r")
+    res = read_results(run)
+    write_results(run, res.model_copy(update={"image_digest": None, "image_id": None, "image_build_id": "b2"}))
+    problems = [str(p) for p in run_checks(run).problems]
+    assert any("none: no .platbench/image.json of build b2 where it ran" in p for p in problems), problems
