@@ -52,7 +52,6 @@ EXIT_SIGTERM = 143  # the trainer after SIGTERM: checkpointed (trainer/train.py 
 EXIT_SIGKILL = 137
 CHECKPOINT_ROOT = Path("runs") / "checkpoints"  # + <job name>: where a job's checkpoints stay between launches
 IMAGE_TAG = "platbench.image"        # the reference the user named (tag or ID)
-IMAGE_ID_TAG = "platbench.image_id"  # the image ID (sha256 of its config)
 
 
 class DockerSettings(BaseModel):
@@ -158,14 +157,12 @@ class DockerPlatform(Platform):
         self._job_name: Optional[str] = None
 
     # ------------------------------------------------------------------ what runs
-    def _reference(self) -> tuple[Optional[str], Optional[dict]]:
-        """(the image reference to run, the build record); reference None when neither names one."""
+    def _reference(self):
+        """(the image reference to run, the build record or None); reference None when neither names one."""
         from platforms.image import engine
 
         record = engine.read_record()
-        # a dict, or the record's model once platforms/image reads it through trainer/image_record.py
-        record = record if record is None or isinstance(record, dict) else record.model_dump()
-        return (self.parsed().image or (record or {}).get("image")), record
+        return (self.parsed().image or (record.image if record else None)), record
 
     def job_name(self, job: Job) -> str:
         if self._job_name is None:
@@ -219,9 +216,9 @@ class DockerPlatform(Platform):
                                 f"readable to it (chmod -R a+rX {job.data}) or run it as its owner (--set user=UID:GID)")
         client = engine.api()
         image_id, _ = engine.image_id(client, reference)
-        if record and not cfg.image and record.get("id") and record["id"] != image_id:
+        if record and not cfg.image and record.id != image_id:
             raise UserError(f"docker: {reference} is {image_id} in the engine, but {engine.RECORD} recorded "
-                            f"{record['id']}: build it again (platbench image build), or name the image with --set image=…")
+                            f"{record.id}: build it again (platbench image build), or name the image with --set image=…")
         self._client = client
         self._image = {"reference": reference, "id": image_id, "digest": engine.identity(client, image_id)}
         name = f"platbench-{self.job_name(job)}"
@@ -259,7 +256,7 @@ class DockerPlatform(Platform):
                 _remove(client, probe)
 
     def run_tags(self, job: Job) -> dict[str, str]:
-        return {tracking.Tag.IMAGE_DIGEST: self._image["digest"], IMAGE_ID_TAG: self._image["id"],
+        return {tracking.Tag.IMAGE_DIGEST: self._image["digest"], tracking.Tag.IMAGE_ID: self._image["id"],
                 IMAGE_TAG: self._image["reference"], tracking.Tag.JOB_ID: self.job_name(job),
                 "platbench.gpus": self.parsed().gpus, "platbench.container_user": container_user(self.parsed())}
 
@@ -267,10 +264,10 @@ class DockerPlatform(Platform):
     def plan(self, job: Job) -> list[PlanStep]:
         reference, record = self._reference()
         shown = reference or "IMAGE"
-        known = record and record.get("image") == reference and record.get("id")
-        digest = self._image["digest"] if self._image else (record["id"] if known and not record.get("pushed")
-                                                            else "DIGEST")
-        image_id = self._image["id"] if self._image else (record["id"] if known else None)
+        known = record.id if record and record.image == reference else None
+        # offline, the identity is the recorded ID unless the image was pushed (then the engine's RepoDigest)
+        digest = self._image["digest"] if self._image else (known if known and not record.pushed else "DIGEST")
+        image_id = self._image["id"] if self._image else known
         spec = self.run_spec(job, image_id or shown, shown, digest, image_id)
         cfg = self.parsed()
         steps = [PlanStep(f"check the engine (DOCKER_HOST, else the default socket) holds {shown}; its identity (the "
