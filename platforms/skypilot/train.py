@@ -89,6 +89,38 @@ def cancel_request(request_id: str) -> None:
               f"{exc}".splitlines()[0], file=sys.stderr)
 
 
+ECR_HOST = re.compile(r"^\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com$")
+DOCKER_LOGIN = ("SKYPILOT_DOCKER_USERNAME", "SKYPILOT_DOCKER_PASSWORD", "SKYPILOT_DOCKER_SERVER")
+
+
+def registry_login(image: str) -> dict[str, str]:
+    """The task envs with which SkyPilot logs the cluster into a private registry before it pulls image_id
+    (https://docs.skypilot.co/en/latest/examples/docker-containers.html#private-registries). Amazon ECR: a
+    12-hour token from GetAuthorizationToken (what `aws ecr get-login-password` prints), user AWS
+    (https://docs.aws.amazon.com/AmazonECR/latest/userguide/registry_auth.html); another registry: the three
+    variables from platbench's own environment when they are set; else none (a public image)."""
+    import os
+
+    host = image.split("/", 1)[0]
+    ecr = ECR_HOST.match(host)
+    if ecr is None:
+        return {k: os.environ[k] for k in DOCKER_LOGIN} if all(os.environ.get(k) for k in DOCKER_LOGIN) else {}
+    import base64
+
+    from platforms.core.sdk import require
+
+    boto3 = require("boto3", "sagemaker", "boto3 (the ECR login)")
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        (data,) = boto3.session.Session(region_name=ecr.group(1)).client("ecr").get_authorization_token()[
+            "authorizationData"]
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(f"skypilot: no login for the image's registry (ECR {host}): {str(exc).splitlines()[0]}") from None
+    username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+    return dict(zip(DOCKER_LOGIN, (username, password, host)))
+
+
 @dataclass
 class SkyHandle:
     name: str                 # cluster name, or the managed job's name
@@ -125,6 +157,7 @@ class SkyPilotPlatform(Platform):
         super().__init__(settings)
         self._store = None
         self._staged = None
+        self._login: dict[str, str] = {}
 
     # ------------------------------------------------------------------ check
     def _needs(self) -> list[str]:
@@ -191,6 +224,7 @@ class SkyPilotPlatform(Platform):
         task = validated_task(self.task(job, self._name(job), "jobs/check", "datasets/check/platbench-manifest.json"))
         self.api_server()
         self.feasible(task)
+        self._login = registry_login(cfg.image)
         self._store = registry.store_class(cfg.scheme)(cfg.bucket_name)
 
     # ------------------------------------------------------------------ the task
@@ -231,11 +265,18 @@ class SkyPilotPlatform(Platform):
                     else f"naive/{Path(job.data).resolve().name}")
         text = yaml.safe_dump(self.task(job, name, f"jobs/{name}", data_rel), sort_keys=False).rstrip()
         cli = "aws s3" if cfg.scheme == "s3" else "gcloud storage"
-        steps = [PlanStep("check the task with SkyPilot's schema and loader, and that the cloud is enabled, before "
-                          "anything is uploaded", "sky check " + (cfg.cloud or "CLOUD"))]
+        steps = [PlanStep("check the task with SkyPilot's schema and loader, that the cloud is enabled and that "
+                          "SkyPilot's optimizer finds the accelerators in its catalog, before anything is uploaded",
+                          f"sky check {cfg.cloud or 'CLOUD'} && sky launch --dryrun task.yaml")]
         from platforms.image import pinning
 
         steps += pinning.plan_steps(cfg.image, "image")
+        ecr = ECR_HOST.match((cfg.image or "").split("/", 1)[0])
+        if ecr:
+            steps.append(PlanStep("the cluster's login to the image's registry, added to the task's envs at launch "
+                                  "(not printed: a 12-hour ECR token)",
+                                  f"SKYPILOT_DOCKER_USERNAME=AWS SKYPILOT_DOCKER_SERVER={ecr.group(0)} "
+                                  f"SKYPILOT_DOCKER_PASSWORD=$(aws ecr get-login-password --region {ecr.group(1)})"))
         if sharded:
             steps += [PlanStep(f"fingerprint {job.data} into content-addressed tar shards; upload only the shards "
                                f"the bucket lacks, then the manifest (the {cfg.scheme}:// store)",
@@ -282,7 +323,9 @@ class SkyPilotPlatform(Platform):
         cfg = self.parsed()
         name = self._name(job)
         st = self._staged
-        task = validated_task(self.task(job, name, f"jobs/{name}", st.data_key[len(st.prefix) + 1:].rstrip("/")))
+        config = self.task(job, name, f"jobs/{name}", st.data_key[len(st.prefix) + 1:].rstrip("/"))
+        config["envs"].update(self._login)  # never in the printed plan: it holds the registry password
+        task = validated_task(config)
         handle = SkyHandle(name, cfg.use_spot, f"{cfg.prefix.strip('/')}/jobs/{name}", st, started=time.time())
         request_id = None
         try:  # stream_and_get streams the provisioning log and returns the request's result

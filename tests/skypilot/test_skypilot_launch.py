@@ -34,6 +34,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest_clouds import Proxy, free_port, moto_server, new_bucket_name  # noqa: F401 (fixtures)
 
 pytest.importorskip("sky")
@@ -223,8 +224,13 @@ def test_ctrl_c_while_provisioning_terminates_the_instance(sky_server, digits_da
     assert "RunInstances" in actions and "TerminateInstances" in actions, actions
     # nothing is left on the server: no cluster, and the launch request is not left provisioning
     assert sky_client(env, "sky.get(sky.status())") == []
-    requests = sky_client(env, "[(r.name, r.status) for r in sky.api_status(all_status=True)]")
-    assert [status for name, status in requests if name == "sky.launch"] == ["CANCELLED"], requests
+    requests = sky_client(env, "[(r.name, r.status, r.request_body) for r in sky.api_status(all_status=True)]")
+    (launch,) = [(status, json.loads(body)) for name, status, body in requests if name == "sky.launch"]
+    assert launch[0] == "CANCELLED", requests
+    # the task the server received: the image, and the login SkyPilot pulls it with (an ECR token from moto)
+    envs = next(doc["envs"] for doc in yaml.safe_load_all(launch[1]["task"]) if doc and "envs" in doc)
+    assert envs["SKYPILOT_DOCKER_USERNAME"] == "AWS" and envs["SKYPILOT_DOCKER_PASSWORD"]
+    assert envs["SKYPILOT_DOCKER_SERVER"] == IMAGE.split("/", 1)[0] and "GetAuthorizationToken" in str(sky.proxy.requests)
     # the data was staged before the launch, and stays for the next one (content-addressed shards)
     assert sky.aws("s3").list_objects_v2(Bucket=bucket, Prefix="platbench/shards/")["KeyCount"] > 0
 
