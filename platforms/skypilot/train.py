@@ -15,17 +15,17 @@ The cost is an estimate: the launched resources' catalog price × the cluster's 
 (`Resources.get_cost(seconds)`, SkyPilot's catalog), never the cloud's bill. A managed job's controller
 launches its own cluster, whose launched resources the client does not get: its cost is not estimated.
 
-Not run here: no cloud can be reached, and SkyPilot's local API server does not start against this lock:
-SkyPilot 0.9.2's server calls `fastapi.FastAPI(prefix=…)`, a keyword FastAPI 0.165 (constraints.txt) no
-longer accepts, so `sky.launch` from this environment needs an API server deployed on its own
-(`sky api login -e URL`, or SKYPILOT_API_SERVER_ENDPOINT:
-https://docs.skypilot.co/en/latest/reference/api-server/api-server.html). `check` asks for it before
-anything is uploaded and refuses in one line without one. Tried by hand (2026-11-29) with an API server
-from a separate environment (skypilot 0.9.2, fastapi 0.115) on 127.0.0.1:46580: the client calls below
-reach it, and `sky.launch` / `sky.jobs.launch` of the generated task fail at SkyPilot's catalog download
-(raw.githubusercontent.com) before any cloud call; `sky.down` of that never-provisioned cluster raises
-ClusterDoesNotExist (teardown treats it as done). Nothing past that has run. The tests check the generated
-task with SkyPilot's own schema and `Task` loader, and the refusal without a server.
+Before anything is staged, check() puts the task through SkyPilot's schema, loader and storage-source check,
+asks the API server for its health and its optimizer for the resources (`sky.optimize`), and fetches the
+image registry's login (an ECR token) for the task's envs.
+
+Tested (tests/skypilot/test_skypilot_launch.py) against SkyPilot 0.9.2's own API server run from a side
+environment (its server does not start with this lock's FastAPI 0.165: `fastapi.FastAPI(prefix=…)`;
+scripts/skypilot-server-env), AWS played by moto: the optimizer's choice from a catalog the test writes, the
+AWS provisioner's calls up to RunInstances, Ctrl-C while SkyPilot waits for SSH → the launch request
+cancelled and the instance terminated by `sky.down`, an accelerator the catalog lacks refused before the
+upload. Not run: nothing after SSH (moto's instance is no machine): the container, the mounts, the log tail,
+job_status, collect, the cost estimate, managed jobs (their controller is a cluster SkyPilot must SSH into).
 """
 from __future__ import annotations
 
@@ -340,7 +340,9 @@ class SkyPilotPlatform(Platform):
             # the launcher tears down only a handle submit returned: a cluster (or a managed job) half
             # provisioned when the launch failed or was interrupted (Ctrl-C) is removed here, by name. The API
             # server goes on provisioning after its client stops listening (`sky launch` says "Request will
-            # continue running asynchronously" on Ctrl-C), so the launch request is cancelled first.
+            # continue running asynchronously" on Ctrl-C), so the launch request is cancelled first: `sky.down`
+            # stops a cluster's running requests itself, but only once the cluster is on record, and a managed
+            # job has no name to cancel until its controller has taken it.
             if request_id is not None:
                 cancel_request(request_id)
             self.teardown(handle)
