@@ -398,8 +398,9 @@ class AzureMLPlatform(Platform):
         commit = tracking.code_commit()
         if commit:
             env["PLATBENCH_GIT_COMMIT"] = commit
-        if cfg.image and "@sha256:" in cfg.image:
-            env["PLATBENCH_IMAGE_DIGEST"] = cfg.image.split("@", 1)[1]
+        from platforms.image import pinning
+
+        env.update(pinning.image_env(cfg.image))  # its digest, and its image ID where the push record knows it
         command = " ".join(["train", "--data", data_arg, "--out", "${{outputs.results}}",
                             "--dataset-name", shlex.quote(dataset_name),
                             *(shlex.quote(a) for a in job.trainer_args())])

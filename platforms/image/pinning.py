@@ -27,7 +27,7 @@ from typing import Callable, Optional
 
 from platforms.core.api import PlanStep
 from platforms.errors import UserError
-from trainer.image_record import RECORD, read
+from trainer.image_record import DIGEST_ENV, ID_ENV, RECORD, read
 
 PINNED = re.compile(r"^(?P<repo>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
 # the docker CLI's reference grammar, loosely: a tag is what follows the last ':' of the last path
@@ -106,6 +106,22 @@ def pinned_settings(cfg, setting: str, who: str, lookup: Optional[Lookup] = None
     """The launcher's settings with `setting` pinned (a copy; None stays None)."""
     image = getattr(cfg, setting)
     return cfg if not image else cfg.model_copy(update={setting: pin(image, who, setting, lookup).reference})
+
+
+def image_env(image: Optional[str], record: Path = RECORD) -> dict[str, str]:
+    """What a launcher tells the trainer about the image it runs (trainer/image_record.py): the digest it
+    was started from, and its image ID where the push record names that digest (a container cannot ask)."""
+    m = PINNED.match(image or "")
+    if not m:
+        return {}
+    env = {DIGEST_ENV: m["digest"]}
+    try:
+        doc = read(record)
+    except ValueError:
+        doc = None
+    if doc and m["digest"] in {*doc.pushed.values(), *doc.tags.values()}:
+        env[ID_ENV] = doc.id
+    return env
 
 
 def plan_steps(image: Optional[str], setting: str, registry: str = "the registry") -> list[PlanStep]:

@@ -413,6 +413,9 @@ class SageMakerPlatform(Platform):
             env["PLATBENCH_GIT_COMMIT"] = commit
         if self._image_digest:
             env["PLATBENCH_IMAGE_DIGEST"] = self._image_digest
+        from platforms.image import pinning
+
+        env.update(pinning.image_env(cfg.image_uri))  # and its image ID where the push record knows it
         request = {
             "TrainingJobName": job_name,
             "AlgorithmSpecification": {"TrainingImage": cfg.image_uri or "local", "TrainingInputMode": "File",

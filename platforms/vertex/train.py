@@ -372,8 +372,9 @@ class VertexPlatform(Platform):
         commit = tracking.code_commit()
         if commit:
             env["PLATBENCH_GIT_COMMIT"] = commit
-        if cfg.image_uri and "@sha256:" in cfg.image_uri:
-            env["PLATBENCH_IMAGE_DIGEST"] = cfg.image_uri.split("@", 1)[1]
+        from platforms.image import pinning
+
+        env.update(pinning.image_env(cfg.image_uri))  # its digest, and its image ID where the push record knows it
         machine: dict[str, Any] = {"machineType": cfg.machine_type}
         if cfg.accelerator_count:
             machine.update(acceleratorType=cfg.accelerator_type, acceleratorCount=cfg.accelerator_count)

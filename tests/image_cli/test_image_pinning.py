@@ -89,6 +89,8 @@ def test_sagemaker_launches_an_ecr_tag_by_the_digest_ecr_and_the_record_agree_on
         request = p.training_request(Job(data=color_data, out=tmp_path / "out"), "pb-pin-1", "s3://b/x/", "S3Prefix")
         assert request["AlgorithmSpecification"]["TrainingImage"] == f"{ECR}@{digest}"
         assert request["Environment"]["PLATBENCH_IMAGE_DIGEST"] == digest
+        # the image ID too, where the push record names this digest (the container cannot ask)
+        assert request["Environment"].get("PLATBENCH_IMAGE_ID") == ("sha256:" + "c" * 64 if recorded else None)
 
 
 @pytest.mark.parametrize("image, recorded, says", [
