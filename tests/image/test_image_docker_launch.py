@@ -73,8 +73,7 @@ def test_a_full_run_records_the_images_identity(digits, identity):
     res = doc["results"]
     assert res["platform"] == "docker" and res["epochs_completed"] == 2
     assert res["image_digest"] == identity
-    if "image_id" in res:  # results.json's image_id (trainer/image_record.py): the config digest
-        assert res["image_id"] == DIGEST
+    assert res["image_id"] == DIGEST  # the config digest (trainer/image_record.py): the same in build and run
     out = Path(doc["output_dir"])
     assert out.resolve().is_relative_to(cwd.resolve())
     for name in ("results.json", "metrics.jsonl", "train.log", "model/model.pt"):
