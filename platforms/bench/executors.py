@@ -9,17 +9,22 @@ when it ended):
   is the cluster RAY_ADDRESS names, else the one this machine belongs to; `ray://` goes through Ray Client). A local training
   cell asks Ray for one GPU (Ray sets CUDA_VISIBLE_DEVICES to it), or on a CPU-only cluster for every CPU
   of a node, so it has a node to itself; a cloud cell is a light task (no CPU reserved) that waits on its
-  platform. Tasks run in a fresh worker process each (max_calls=1: nothing of one launch leaks into the
-  next) and are retried when their worker dies (max_retries): the retried launch finds the cell's
-  checkpoint and resumes. Ray is imported only here, only for this executor (extra `platbench[ray]`).
+  platform. The task starts the same worker command as a process of its own (a fresh interpreter per
+  cell: nothing of one launch, its seeds, torch threads, Lightning state, signal handlers or environment,
+  leaks into the next) and waits for it, so Ray's workers are reused across cells (max_calls=0, also for
+  GPU tasks, whose default is 1) and a cell pays no Ray worker start-up (benchmarks/ray_overhead.py). The
+  cell's process dies with its Ray worker (PR_SET_PDEATHSIG), and a task whose worker dies is retried
+  (max_retries): the retried launch finds the cell's checkpoint and resumes. Ray is imported only here,
+  only for this executor (extra `platbench[ray]`).
 
-Ray docs relied on: tasks and their resources, retries on worker death, cancellation (KeyboardInterrupt in
-the task), runtime_env env_vars, Ray Client addresses:
+Ray docs relied on: tasks and their resources, max_calls (worker reuse), retries on worker death,
+cancellation (KeyboardInterrupt in the task), children of a worker, Ray Client addresses:
 https://docs.ray.io/en/releases-2.50.0/ray-core/tasks.html
 https://docs.ray.io/en/releases-2.50.0/ray-core/scheduling/resources.html
 https://docs.ray.io/en/releases-2.50.0/ray-core/fault_tolerance/tasks.html
 https://docs.ray.io/en/releases-2.50.0/ray-core/api/doc/ray.cancel.html
-https://docs.ray.io/en/releases-2.50.0/ray-core/handling-dependencies.html#api-reference
+https://docs.ray.io/en/releases-2.50.0/ray-core/api/doc/ray.remote.html
+https://docs.ray.io/en/latest/ray-core/user-spawn-processes.html
 https://docs.ray.io/en/releases-2.50.0/cluster/running-applications/job-submission/ray-client.html
 
 A team's setup (README): every Ray node has platbench installed (the image), the dataset folder and the
@@ -32,6 +37,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any, Optional
@@ -45,6 +51,7 @@ RESULT_FILE = "worker-result.json"
 LOG_FILE = "launch.log"
 
 RAY_RETRIES = 3          # a cell whose worker process dies is run again (and resumes) this many times
+CLIENT_ATTEMPTS = 3      # Ray Client connections tried (its server side sometimes fails to start one)
 RAY_ENV = ("MLFLOW_TRACKING_URI", "PLATBENCH_CACHE", "PLATBENCH_IMAGE_DIGEST")  # passed on to every task
 
 
@@ -108,35 +115,71 @@ class ProcessExecutor:
 
 
 # ------------------------------------------------------------------------------------------------ Ray
+def _cell_process_setup(parent: int):
+    """preexec_fn of a cell's process. Ctrl-C reaches it as in a terminal: a Ray worker's main thread blocks
+    SIGINT (Ray's cancel reaches it as a simulated interrupt instead), and a child inherits the blocked mask
+    (and an ignored SIGINT) across exec, so the SIGINT passed on by run_cell would stay pending. And the
+    kernel SIGKILLs it when the Ray worker that started it dies (PR_SET_PDEATHSIG, Linux): Ray does not kill
+    a crashed worker's children by default (https://docs.ray.io/en/latest/ray-core/user-spawn-processes.html),
+    and an orphaned cell would go on training beside the retried one."""
+    def setup() -> None:
+        import ctypes
+
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Python then installs its KeyboardInterrupt handler
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1 (<linux/prctl.h>)
+        except (OSError, AttributeError):  # not Linux: a crashed worker's cell outlives it (said in the docstring)
+            return
+        if os.getppid() != parent:  # the worker died before prctl took effect
+            os._exit(1)
+    return setup
+
+
 def run_cell(command: list[str], cell_dir: str, job_text: str, env: dict) -> dict:
-    """The Ray task: one cell's worker command (`python -m platforms.bench.sweep worker CELL_DIR`) run in
-    this Ray worker process, exactly what a worker process runs, its output in the cell's launch.log.
-    Returns the worker's result and exit code."""
-    import runpy
+    """The Ray task: one cell's worker command (`python -m platforms.bench.sweep worker CELL_DIR`) run as a
+    process of its own, exactly what the process executor starts, its output in the cell's launch.log.
+    The Ray worker stays clean and is reused for the next cell: the task changes nothing in it (no
+    environment, no file descriptors, no imports of the launch). Returns the worker's result and exit code."""
     import sys
 
-    os.environ.update(env)
     d = Path(cell_dir)
     d.mkdir(parents=True, exist_ok=True)
     (d / JOB_FILE).write_text(job_text)
+    # CUDA_VISIBLE_DEVICES as Ray set it for this task (its GPU), in the cell's environment only
+    child_env = {**os.environ, **env}
     with open(d / LOG_FILE, "a") as log:
         log.write(f"ray task on {os.uname().nodename} pid {os.getpid()}"
                   f" (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')})\n")
         log.flush()
-        os.dup2(log.fileno(), 1)  # this worker process runs this one task (max_calls=1): its output is the cell's
-        os.dup2(log.fileno(), 2)
-    module_at = command.index("-m") + 1
-    sys.argv = [command[module_at], *command[module_at + 1:]]
+        # this node's interpreter (the coordinator's path may not exist here)
+        proc = subprocess.Popen([sys.executable, *command[1:]], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env=child_env, start_new_session=True,
+                                preexec_fn=_cell_process_setup(os.getpid()))
+        log.write(f"cell process pid {proc.pid}\n")
+        log.flush()
     try:
-        runpy.run_module(command[module_at], run_name="__main__", alter_sys=True)
-        code = 0
-    except SystemExit as exc:  # the worker's `sys.exit(main(...))`
-        code = exc.code if isinstance(exc.code, int) else 1
+        # polled, not a blocking wait: ray.cancel raises KeyboardInterrupt in this thread between bytecodes
+        while (code := _wait(proc, 0.5)) is None:
+            pass
+    except KeyboardInterrupt:  # ray.cancel (the coordinator's Ctrl-C): the cell handles it as Ctrl-C
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+        code = proc.wait()
     try:
         result = json.loads((d / RESULT_FILE).read_text())
     except (OSError, ValueError):
         result = {"status": "failed", "run_id": None, "message": "the worker wrote no result"}
     return {**result, "code": code}
+
+
+def _wait(proc: subprocess.Popen, seconds: float) -> Optional[int]:
+    try:
+        return proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 class RayCell:
@@ -179,8 +222,24 @@ class RayExecutor:
         ray = require("ray", "ray", "Ray (for --executor ray)")
         self.ray = ray
         self.address = address
+        # Ray starts its workers at nice 15 (its worker_niceness setting): a cell timed at nice 15 loses the CPU
+        # to every other process of its node. This sweep's workers (and so its cells) run at the coordinator's
+        # niceness, set the way Ray's own job manager sets its supervisor's (env_vars RAY_worker_niceness:
+        # python/ray/dashboard/modules/job/job_manager.py), in the job's runtime_env, so every task shares it
+        # and reuses the same workers (https://docs.ray.io/en/releases-2.50.0/ray-core/handling-dependencies.html)
+        niceness = {"env_vars": {"RAY_worker_niceness": str(os.getpriority(os.PRIO_PROCESS, 0))}}
         try:
-            ray.init(address=address, logging_level="WARNING", log_to_driver=False, ignore_reinit_error=True)
+            for attempt in range(1, CLIENT_ATTEMPTS + 1):
+                try:
+                    ray.init(address=address, logging_level="WARNING", log_to_driver=False, ignore_reinit_error=True,
+                             runtime_env=niceness)
+                    break
+                except ConnectionAbortedError:
+                    # Ray Client: the server's process for this client died starting (ray-project/ray#63202, a
+                    # gRPC fork race in Ray's client proxy, intermittent); a new connection starts a new one
+                    ray.shutdown()
+                    if attempt == CLIENT_ATTEMPTS:
+                        raise
         except (ConnectionError, RuntimeError, ValueError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise UserError(f"--executor {'ray' if address == 'auto' else address}: no Ray cluster there ({first[:200]}); "
@@ -192,7 +251,8 @@ class RayExecutor:
         self.cpus_per_cell = max((n["Resources"].get("CPU", 1) for n in nodes), default=1)
         slots = self.gpus if self.gpus else len(nodes)
         self.slots = min(slots, devices) if devices else slots
-        self.task = ray.remote(max_calls=1, max_retries=RAY_RETRIES, retry_exceptions=False)(run_cell)
+        # max_calls=0: workers are reused (the cell runs in a process of its own); Ray's default for GPU tasks is 1
+        self.task = ray.remote(max_calls=0, max_retries=RAY_RETRIES, retry_exceptions=False)(run_cell)
 
     def local_slots(self) -> int:
         return max(1, self.slots)
