@@ -24,8 +24,10 @@ environment (its server does not start with this lock's FastAPI 0.165: `fastapi.
 scripts/skypilot-server-env), AWS played by moto: the optimizer's choice from a catalog the test writes, the
 AWS provisioner's calls up to RunInstances, Ctrl-C while SkyPilot waits for SSH → the launch request
 cancelled and the instance terminated by `sky.down`, an accelerator the catalog lacks refused before the
-upload. Not run: nothing after SSH (moto's instance is no machine): the container, the mounts, the log tail,
-job_status, collect, the cost estimate, managed jobs (their controller is a cluster SkyPilot must SSH into).
+upload; use_spot=true up to SkyPilot provisioning its jobs controller VM, Ctrl-C there → the jobs.launch
+request cancelled, no job to cancel, the controller (SkyPilot's, shared) named with `sky down`. Not run:
+nothing after SSH (moto's instance is no machine): the container, the mounts, the log tail, job_status,
+collect, the cost estimate, a managed job on its controller and its preemption recovery.
 """
 from __future__ import annotations
 
@@ -119,6 +121,17 @@ def registry_login(image: str) -> dict[str, str]:
         raise UserError(f"skypilot: no login for the image's registry (ECR {host}): {str(exc).splitlines()[0]}") from None
     username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
     return dict(zip(DOCKER_LOGIN, (username, password, host)))
+
+
+def not_up_controllers() -> list[str]:
+    """SkyPilot's jobs controllers (clusters named sky-jobs-controller-…) that are not UP, from `sky status`."""
+    mod = sky()
+    try:
+        records = mod.get(mod.status(all_users=False))
+    except Exception:  # noqa: BLE001 - only for the message of a teardown already in trouble
+        return []
+    return [r["name"] for r in records if r["name"].startswith("sky-jobs-controller-")
+            and getattr(r["status"], "value", r["status"]) != "UP"]
 
 
 @dataclass
@@ -346,8 +359,8 @@ class SkyPilotPlatform(Platform):
             if request_id is not None:
                 cancel_request(request_id)
             self.teardown(handle)
-            if isinstance(exc, mod.exceptions.ResourcesUnavailableError):
-                raise UserError(f"skypilot: no {cfg.accelerators} on {cfg.cloud}: {str(exc).splitlines()[0]}") from None
+            if isinstance(exc, mod.exceptions.ResourcesUnavailableError):  # a managed job's controller, too
+                raise UserError(f"skypilot: SkyPilot found no resources for the launch: {str(exc).splitlines()[0]}") from None
             if isinstance(exc, (mod.exceptions.CloudError, mod.exceptions.NotSupportedError)):
                 raise UserError(f"skypilot: the launch failed: {str(exc).strip().splitlines()[0]}") from None
             raise
@@ -437,7 +450,16 @@ class SkyPilotPlatform(Platform):
             print(f"platbench: tore down SkyPilot {handle.name}", file=sys.stderr)
         except mod.exceptions.ClusterDoesNotExist:
             pass  # never provisioned, or already down (`down=True` removes it when the job ends)
+        except mod.exceptions.ClusterNotUpError as exc:
+            # a managed job interrupted before SkyPilot's jobs controller was up: no job to cancel, but the
+            # controller VM may have been left provisioning. It is SkyPilot's, shared by every managed job of
+            # this user (another launch may be bringing it up), so platbench names it instead of removing it.
+            controllers = not_up_controllers() if handle.managed else []
+            print(f"platbench: no managed job {handle.name} to cancel ({str(exc).splitlines()[0]})"
+                  + "".join(f"; SkyPilot's jobs controller {c} is not up: `sky down {c}` removes it if no other "
+                            "managed job needs it" for c in controllers), file=sys.stderr)
         except Exception as exc:  # noqa: BLE001 - teardown must not hide the original error
-            what = f"sky jobs cancel {handle.job_id}" if handle.managed else f"sky down {handle.name}"
+            what = ((f"sky jobs cancel {handle.job_id}" if handle.job_id is not None else f"sky jobs cancel -n {handle.name}")
+                    if handle.managed else f"sky down {handle.name}")
             print(f"platbench: could not tear down {handle.name} (run `{what}`): {exc}".splitlines()[0],
                   file=sys.stderr)

@@ -71,7 +71,8 @@ def write_catalog(home: Path, ami: str) -> None:
     (root / "aws" / "vms.csv").write_text(
         "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,GpuInfo,Price,SpotPrice,Region,AvailabilityZone\n"
         f"g4dn.xlarge,T4,1.0,4.0,16.0,\"{GPU_INFO}\",0.526,0.2104,us-east-1,use1-az1\n"
-        "m6i.2xlarge,,,8.0,32.0,,0.384,0.1536,us-east-1,use1-az1\n")
+        "m6i.2xlarge,,,8.0,32.0,,0.384,0.1536,us-east-1,use1-az1\n"
+        "r6i.xlarge,,,4.0,32.0,,0.252,0.1008,us-east-1,use1-az1\n")  # a managed-jobs controller: cpus 4+, mem 8x
     (root / "aws" / "images.csv").write_text(
         "Tag,Region,OS,OSVersion,ImageId,CreationDate\n"
         f"skypilot:custom-gpu-ubuntu,us-east-1,ubuntu,22.04,{ami},20250101\n"
@@ -256,3 +257,48 @@ def test_an_accelerator_the_catalog_lacks_is_refused_before_the_upload(sky_serve
     assert line.startswith("platbench: error: skypilot: SkyPilot finds no A100:1 on aws: "), line
     assert sky.aws("s3").list_objects_v2(Bucket=bucket)["KeyCount"] == 0
     assert instances(sky, "pb-no-gpu") == []
+
+
+def test_ctrl_c_before_the_jobs_controller_is_up_names_the_controller(sky_server, digits_data, tmp_path):
+    """use_spot=true is a managed job: SkyPilot first provisions its jobs controller (a CPU VM from the catalog,
+    here r6i.xlarge), which never comes up here (no SSH). Ctrl-C then: the jobs.launch request is cancelled,
+    there is no managed job to cancel, and the controller VM, SkyPilot's and shared by every managed job, is
+    named with the command that removes it; that command, run by the test, terminates it."""
+    sky = sky_server
+    bucket = new_bucket_name()
+    sky.aws("s3").create_bucket(Bucket=bucket)
+    env = {**sky.env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    # `sky check` first, as SkyPilot's setup asks: the managed-job launch needs the cloud's storage enabled
+    assert sky_client(env, "sorted(sky.check.check(clouds=('aws',), verbose=False))") == ["AWS"]
+    err = tmp_path / "launch.log"
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(launch_args(digits_data, bucket, "pb-spot") + ["--set", "use_spot=true"], cwd=tmp_path,
+                                env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        try:
+            def controller():
+                assert proc.poll() is None, err.read_text()[-3000:]
+                return [i for i in instances(sky, "sky-jobs-controller-") if i["State"]["Name"] == "running"]
+
+            (vm,) = wait_for(controller, 200, "SkyPilot's jobs controller VM", interval=1)
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=150)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    log = err.read_text()
+    assert proc.returncode != 0 and "Traceback" not in log, log[-3000:]
+    assert vm["InstanceType"] == "r6i.xlarge"
+    line = next((ln for ln in log.splitlines() if ln.startswith("platbench: no managed job pb-spot to cancel")), "")
+    assert "SkyPilot's jobs controller sky-jobs-controller-" in line, log[-3000:]
+    controller_name = line.split("`sky down ", 1)[1].split("`", 1)[0]
+    requests = sky_client(env, "[(r.name, r.status) for r in sky.api_status(all_status=True)]")
+    assert [status for name, status in requests if name == "sky.jobs.launch"] == ["CANCELLED"], requests
+    from mlflow.tracking import MlflowClient
+
+    mlflow = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    (run,) = mlflow.search_runs([e.experiment_id for e in mlflow.search_experiments()])
+    assert run.info.status == "KILLED"
+    # the command the line gives removes the controller VM
+    assert [i["State"]["Name"] for i in instances(sky, "sky-jobs-controller-")] == ["running"]
+    sky_client(env, f"sky.get(sky.down({controller_name!r}))")
+    assert [i["State"]["Name"] for i in instances(sky, "sky-jobs-controller-")] == ["terminated"]
