@@ -8,7 +8,8 @@ scripts/image-test (see conftest.py), against its engine, with a tiny generated 
   (args, routes, port) and the model fetched from a gs:// AIP_STORAGE_URI (a Cloud Storage emulator);
 - `docker stop` mid-training: SIGTERM → epoch-end checkpoint, exit 143 → a second run resumes;
 - docker-compose.gpu.yml's trainer service minus the GPU reservation (docker/compose.cpu.override.yml), as
-  the non-root user (uid 1000) in the user's own folder;
+  the non-root user (uid 1000) in the user's own folder, recording the image's ID with no variable passed
+  (the record `platbench image build` left in the folder names this build: trainer/image_record.py);
 - the SageMaker Python SDK's own local mode, through `platbench launch sagemaker --set local=true`,
   training against a moto S3, then serving the model it wrote;
 - the software stack in the image is the lock's (constraints.txt), the one native runs use (issue 10).

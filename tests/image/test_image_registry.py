@@ -3,7 +3,8 @@
 with `platbench image push` to a real OCI registry on loopback (Debian's docker-registry, started by the
 script: PLATBENCH_IT_REGISTRY) and pulled back by digest; the SageMaker registry's login through moto's
 ECR GetAuthorizationToken with the push going to that loopback registry; a recorded image whose tag now
-names another image refused."""
+names another image refused; a launcher's tag pinned to the pushed digest through the engine's registry
+lookup (platforms/image/pinning.py) and refused once the tag is moved in the registry."""
 from __future__ import annotations
 
 import json
