@@ -6,6 +6,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,17 @@ def digits_data(tmp_path_factory) -> Path:
 
     classes, splits = digits()
     return write_folder(tmp_path_factory.mktemp("digits") / "digits", classes, splits)
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
+    """predicate()'s first truthy value, polled every `interval` s; an AssertionError after `timeout` s."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def run_cmd(args: list[str], cwd: Path | None = None, env: dict | None = None, timeout: float = 300,

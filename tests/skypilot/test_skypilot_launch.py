@@ -29,12 +29,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import wait_for
 from conftest_clouds import Proxy, free_port, moto_server, new_bucket_name  # noqa: F401 (fixtures)
 
 pytest.importorskip("sky")
@@ -51,16 +51,6 @@ pytestmark = [
                                                        " (scripts/skypilot-server-env makes it)"),
     pytest.mark.skipif(shutil.which("rsync") is None, reason="SkyPilot's provisioner needs rsync (apt-get install rsync)"),
 ]
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def write_catalog(home: Path, ami: str) -> None:
