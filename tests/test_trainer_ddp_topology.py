@@ -59,3 +59,23 @@ def test_torchrun_command_per_node():
     many = torchrun_args(["--data", "d"], 8, Topology(nodes=2, node_rank=1, master_addr="algo-1", source="sagemaker"))
     assert many[:8] == ["--nnodes", "2", "--node-rank", "1", "--master-addr", "algo-1", "--master-port", "29500"]
     assert many[-5:] == ["-m", "trainer", "train", "--data", "d"]
+
+
+def test_azureml_pytorch_distribution():
+    """Azure ML starts every process itself (distribution type pytorch): each is already a rank, so the trainer
+    starts no torchrun; the processes per node come from the launcher's PLATBENCH_PROCESS_COUNT_PER_INSTANCE."""
+    env = {"PLATBENCH_PLATFORM": "azureml", "AZUREML_RUN_ID": "j", "MASTER_ADDR": "10.0.0.4", "MASTER_PORT": "6105",
+           "WORLD_SIZE": "4", "NODE_RANK": "1", "RANK": "3", "LOCAL_RANK": "1", "PLATBENCH_PROCESS_COUNT_PER_INSTANCE": "2"}
+    t = topology(env)
+    assert (t.launched, t.source, t.nodes, t.node_rank, t.rank, t.local_rank, t.world_size, t.local_world_size) == \
+        (True, "azureml", 2, 1, 3, 1, 4, 2)
+    assert (t.master_addr, t.master_port) == ("10.0.0.4", 6105)
+    # one process per node (the default): as many nodes as processes
+    one = {k: v for k, v in env.items() if k != "PLATBENCH_PROCESS_COUNT_PER_INSTANCE"}
+    assert (topology({**one, "RANK": "1", "LOCAL_RANK": "0"}).nodes, topology(one).local_world_size) == (4, 1)
+    with pytest.raises(ValueError, match="WORLD_SIZE=4 is not a multiple"):
+        topology({**env, "PLATBENCH_PROCESS_COUNT_PER_INSTANCE": "3"})
+    with pytest.raises(ValueError, match="NODE_RANK"):
+        topology({**env, "NODE_RANK": "x"})
+    # a single Azure ML job (no distribution) sets none of them: one process of its own
+    assert topology({"PLATBENCH_PLATFORM": "azureml", "AZUREML_RUN_ID": "j"}) == Topology()

@@ -167,6 +167,13 @@ def resolve(env: Mapping[str, str] | None = None) -> Placement:
 # Vertex AI: CLUSTER_SPEC = {"cluster": {"workerpool0": ["host:port"], "workerpool1": [...]}, "task":
 # {"type": "workerpool0", "index": 0}, ...}; workerpool0 is the primary replica (replicaCount 1).
 # https://cloud.google.com/vertex-ai/docs/training/distributed-training#cluster-variables
+# Azure ML, command job with distribution type pytorch: Azure ML itself starts process_count_per_instance
+# processes on each of the instance_count nodes (no launcher such as torchrun in the command) and sets
+# MASTER_ADDR, MASTER_PORT, WORLD_SIZE (all processes) and NODE_RANK per node, RANK and LOCAL_RANK per
+# process. The processes per node are not among the documented variables: platbench's launcher passes its
+# setting as PLATBENCH_PROCESS_COUNT_PER_INSTANCE (LOCAL_WORLD_SIZE wins where present).
+# https://learn.microsoft.com/azure/machine-learning/how-to-train-distributed-gpu#pytorch
+# https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-command#distribution-configurations
 DEFAULT_MASTER_PORT = 29500  # torchrun's default --master-port
 
 
@@ -179,7 +186,7 @@ class Topology:
     node_rank: int = 0
     master_addr: str = "127.0.0.1"
     master_port: int = DEFAULT_MASTER_PORT
-    source: str = "single"          # single | torchrun | sagemaker | vertex
+    source: str = "single"          # single | torchrun | sagemaker | vertex | azureml
     launched: bool = False
     rank: int = 0
     local_rank: int = 0
@@ -201,6 +208,8 @@ def _int(env: Mapping[str, str], name: str) -> int:
 def topology(env: Mapping[str, str] | None = None) -> Topology:
     """Read from the environment only; a malformed platform variable raises ValueError naming it."""
     env = os.environ if env is None else env
+    if "TORCHELASTIC_RUN_ID" not in env and "NODE_RANK" in env and "RANK" in env and detect(env) == "azureml":
+        return _azureml_ranks(env)
     if "TORCHELASTIC_RUN_ID" in env or ("LOCAL_WORLD_SIZE" in env and "RANK" in env):
         world, local_world = _int(env, "WORLD_SIZE"), _int(env, "LOCAL_WORLD_SIZE")
         return Topology(nodes=max(1, world // max(1, local_world)), node_rank=int(env.get("GROUP_RANK", 0)),
@@ -235,3 +244,17 @@ def topology(env: Mapping[str, str] | None = None) -> Topology:
         return Topology(nodes=len(members), node_rank=node_rank, master_addr=host or members[0],
                         master_port=int(port) if port.isdigit() else DEFAULT_MASTER_PORT, source="vertex")
     return Topology()
+
+
+def _azureml_ranks(env: Mapping[str, str]) -> Topology:
+    """One process Azure ML's PyTorch distribution started (already a rank: the trainer starts no torchrun)."""
+    world = _int(env, "WORLD_SIZE")
+    key = "LOCAL_WORLD_SIZE" if "LOCAL_WORLD_SIZE" in env else "PLATBENCH_PROCESS_COUNT_PER_INSTANCE"
+    local_world = _int(env, key) if key in env else 1
+    if local_world < 1 or world % local_world:
+        raise ValueError(f"WORLD_SIZE={world} is not a multiple of {key}={local_world}")
+    return Topology(nodes=world // local_world, node_rank=_int(env, "NODE_RANK"),
+                    master_addr=env.get("MASTER_ADDR", "127.0.0.1"),
+                    master_port=int(env.get("MASTER_PORT", DEFAULT_MASTER_PORT)), source="azureml", launched=True,
+                    rank=_int(env, "RANK"), local_rank=_int(env, "LOCAL_RANK"), world_size=world,
+                    local_world_size=local_world)
