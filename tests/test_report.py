@@ -25,7 +25,7 @@ from _sweep import SWEEP_NAME, swept
 
 from mlflow.tracking import MlflowClient
 
-SECTIONS = ["summary", "time-accuracy", "ablation", "pareto", "phases", "transfer", "cold-transfer", "latency", "cost",
+SECTIONS = ["summary", "time-accuracy", "scaling", "ablation", "pareto", "phases", "transfer", "cold-transfer", "latency", "cost",
             "published", "usability", "runs", "method"]
 ALL_FIGURES = ["fig-time-accuracy", "fig-ablation", "fig-pareto", "fig-phases", "fig-transfer", "fig-latency",
                "fig-cost"]

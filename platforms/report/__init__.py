@@ -10,6 +10,7 @@ Modules:
             Holm), bootstrap ratio of medians, min_runs_per_group, pareto frontier
   figures   matplotlib → SVG
   sections  the sections: what is computed from which metric, and the "no runs with X yet" lines
+            (scaling: images/s per device and time to target against world_size)
   render    Markdown and HTML (templates/index.html.j2)
 """
 from __future__ import annotations

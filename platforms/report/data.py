@@ -56,6 +56,18 @@ class Run:
             return None
 
     @property
+    def world_size(self) -> int:
+        """Data-parallel processes, one device each, over all nodes (results schema 3, metric world_size).
+        A run from before schema 3 logged none: it was one process (trainer/results.py upgrade())."""
+        value = self.m("world_size")
+        return int(value) if value is not None else 1
+
+    @property
+    def nodes(self) -> int:
+        value = self.m("nodes")
+        return int(value) if value is not None else 1
+
+    @property
     def target_accuracy(self) -> Optional[float]:
         try:
             return float(self.params["target_accuracy"])
@@ -111,6 +123,10 @@ class Store:
     latency_missing: dict[str, str] = field(default_factory=dict)          # load run id → why no samples
     endpoint_notes: dict[str, str] = field(default_factory=dict)           # endpoint run id → price caveat
     load_settings: dict[str, dict] = field(default_factory=dict)           # run id → the load test's settings
+    # training runs of groups run at two or more device counts: images trained on over all ranks (from the
+    # run's results.json artifact, see train_images), or why there is no such figure
+    train_images: dict[str, float] = field(default_factory=dict)
+    train_images_missing: dict[str, str] = field(default_factory=dict)
 
     @property
     def serving(self) -> list[Run]:
@@ -183,6 +199,8 @@ def gather(sweeps: list[str] | None = None, latency: bool = True) -> Store:
             from platforms.errors import UserError
 
             raise UserError(f"no sweep named {', '.join(sorted(missing))} in {store.uri}")
+    for r in scaling_runs(store.training):
+        _train_images(c, r, store)
     if latency:
         for r in store.serving:
             _latency(c, r, store)
@@ -225,3 +243,48 @@ def _latency(c, run: Run, store: Store) -> None:
             store.latency_missing[run.run_id] = f"no successful request in {name}"
     except Exception as exc:  # noqa: BLE001 - one unreadable artifact must not sink the report; it is named
         store.latency_missing[run.run_id] = f"{name} unreadable: {type(exc).__name__}"
+
+
+def scaling_runs(runs: list[Run]) -> list[Run]:
+    """The runs of platform × model × images-per-class groups that ran at two or more device counts: the
+    only ones the report's scaling section needs images-trained-on for (one artifact read each)."""
+    counts: dict[tuple, set[int]] = {}
+    for r in runs:
+        counts.setdefault((r.platform, r.model, r.per_class), set()).add(r.world_size)
+    return [r for r in runs if len(counts[(r.platform, r.model, r.per_class)]) > 1]
+
+
+def images_trained(doc: dict) -> Optional[float]:
+    """Images the run's optimizer steps trained on, all ranks together, from its results.json: every epoch
+    makes schedule.steps_per_epoch steps of one global batch (trainer/data/batches.py: the preset's batch,
+    or the whole set when it is smaller, last ragged batch dropped; ranks split each global batch, so the
+    count does not depend on world_size)."""
+    try:
+        batch = min(int(doc["hyperparameters"]["batch_size"]), int(doc["dataset"]["train_count"]))
+        return float(int(doc["epochs_completed"]) * int(doc["schedule"]["steps_per_epoch"]) * batch)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _train_images(c, run: Run, store: Store) -> None:
+    """MLflow holds no image count (tracking.RESULT_METRICS): read it from the results.json artifact that
+    TrackedRun.import_outputs logged with the run."""
+    import os
+
+    from trainer.results import RESULTS_FILE
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        if RESULTS_FILE not in {a.path for a in c.list_artifacts(run.run_id)}:
+            store.train_images_missing[run.run_id] = f"no {RESULTS_FILE} artifact"
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            doc = json.loads(Path(c.download_artifacts(run.run_id, RESULTS_FILE, tmp)).read_text())
+    except Exception as exc:  # noqa: BLE001 - one unreadable artifact must not sink the report; it is named
+        store.train_images_missing[run.run_id] = f"{RESULTS_FILE} unreadable: {type(exc).__name__}"
+        return
+    images = images_trained(doc) if isinstance(doc, dict) else None
+    if images is None:
+        store.train_images_missing[run.run_id] = f"{RESULTS_FILE} lacks the schedule, batch size or train count"
+    else:
+        store.train_images[run.run_id] = images

@@ -98,6 +98,28 @@ def ablation(series: list[dict], style: Style) -> str:
     return _svg(fig)
 
 
+def scaling(series: list[dict], style: Style) -> str:
+    """series: {platform, model, per_class, x: [device counts], median: [images/s per device], runs: [(x, v), …]}."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for s in series:
+        color, marker = style.color(s["platform"]), style.marker(s["model"])
+        pc = "all" if s["per_class"] is None else s["per_class"]
+        ax.plot(s["x"], s["median"], marker=marker, color=color, label=f"{s['platform']} · {s['model']} · {pc}/cls")
+        if s["runs"]:
+            rx, ry = zip(*s["runs"])
+            ax.scatter(rx, ry, color=color, s=10, alpha=0.45, marker=marker)
+    xs = sorted({x for s in series for x in s["x"]})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs)
+    ax.set_xticklabels([str(int(x)) for x in xs])
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("devices (data-parallel processes, log scale)")
+    ax.set_ylabel("training images/s per device (median over runs)")
+    ax.legend(frameon=False, fontsize=9)
+    return _svg(fig)
+
+
 def pareto(points: list[dict], style: Style) -> str:
     """points: {platform, model, per_class, throughput, accuracy, frontier: bool}."""
     plt = _plt()

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from platforms.report import figures, stats
+from platforms.report import data, figures, stats
 from platforms.report.data import Run, Store
 from platforms.report.stats import pm
 from platforms.core.tracking import Tag
@@ -163,6 +163,23 @@ def transfer_value(run: Run, metric: str) -> Optional[float]:
     return run.m(UPLOAD)
 
 
+def to_target_text(runs: Sequence[Run]) -> str:
+    """Train seconds to the target accuracy over the runs that had one: mean ± std of those that reached
+    it, and how many did; "not reached" when none did, – when no run had a target."""
+    targeted = [r for r in runs if r.target_accuracy is not None]
+    reached = [r.m("seconds_to_target") for r in targeted if r.m("seconds_to_target") is not None]
+    if not targeted:
+        return "–"
+    return f"{pm(reached, SEC)} ({len(reached)}/{len(targeted)} reached)" if reached else f"not reached (0/{len(targeted)})"
+
+
+def train_images_per_s(run: Run, images: Optional[float]) -> Optional[float]:
+    """Training throughput of the whole run: images trained on (all ranks) over the training clock
+    (`seconds_train`: training steps only, every evaluation pass excluded; not the wall time)."""
+    seconds = run.m("seconds_train")
+    return images / seconds if images is not None and seconds else None
+
+
 def price_status(run: Run) -> Optional[str]:
     """verified | unverified for the price the run's cost was computed with (the status each price-table
     entry had, recorded in the platbench.price_source tag); None for a run with no price. A quote whose
@@ -222,7 +239,7 @@ class Report:
         return list(runs)
 
     def build(self) -> list[Section]:
-        self.sections = [self.summary(), self.time_accuracy(), self.ablation(), self.pareto(), self.phases(),
+        self.sections = [self.summary(), self.time_accuracy(), self.scaling(), self.ablation(), self.pareto(), self.phases(),
                          self.transfer(), self.cold_transfers(), self.latency(), self.cost(), self.published(), self.usability(), self.runs(),
                          self.method()]
         return self.sections
@@ -294,11 +311,7 @@ class Report:
             acc = [r.m("final_test_accuracy") for r in g if r.m("final_test_accuracy") is not None]
             tr = [r.m("seconds_train") for r in g if r.m("seconds_train") is not None]
             wall = [r.m(WALL) for r in g if r.m(WALL) is not None]
-            targeted = [r for r in g if r.target_accuracy is not None]
-            reached = [r.m("seconds_to_target") for r in targeted if r.m("seconds_to_target") is not None]
-            tt = "–" if not targeted else (f"{pm(reached, SEC)} ({len(reached)}/{len(targeted)} reached)" if reached
-                                           else f"not reached (0/{len(targeted)})")
-            rows.append([p, model, pc_text(pc), str(len(g)), pm(acc, ACC), pm(tr, SEC), pm(wall, SEC), tt])
+            rows.append([p, model, pc_text(pc), str(len(g)), pm(acc, ACC), pm(tr, SEC), pm(wall, SEC), to_target_text(g)])
             ids.append([r.run_id for r in g])
         s.add(Table(["Platform", "Model", "Images/class", "Runs", "Test accuracy", "Train s", "End-to-end s",
                      "Train s to target"], rows, ids, id="time-accuracy-table",
@@ -332,6 +345,64 @@ class Report:
         else:
             s.add(Para("No model × images-per-class group has runs on two or more platforms yet, so no difference "
                        "between platforms is tested or called here.", "note"))
+
+    def scaling(self) -> Section:
+        """Groups run at two or more device counts: training images/s in all and per device, the per-device
+        efficiency against the group's smallest device count, time to target and accuracy per count."""
+        s = Section("scaling", "Scaling: training images/s per device and time to target against device count")
+        st = self.store
+        by_group: dict[tuple, dict[int, list[Run]]] = {}
+        for key, g in self.groups(data.scaling_runs(st.training)).items():
+            by_group[key] = defaultdict(list)
+            for r in g:
+                by_group[key][r.world_size].append(r)
+        if not by_group:
+            s.add(Para("No platform × model × images-per-class group has finished runs at two or more device counts "
+                       "yet: run it again on more devices, e.g. `platbench launch local --devices 2`.", "empty"))
+            return s
+        rows, ids, series = [], [], []
+        for (p, model, pc), per_count in by_group.items():
+            ips = {n: [v for r in g if (v := train_images_per_s(r, st.train_images.get(r.run_id))) is not None]
+                   for n, g in per_count.items()}
+            per_device = {n: [v / n for v in vals] for n, vals in ips.items()}
+            counts = sorted(per_count)
+            base = next((n for n in counts if per_device[n]), None)
+            for n in counts:
+                g = per_count[n]
+                eff = (f"{_median(per_device[n]) / _median(per_device[base]):.2f}"
+                       if base is not None and per_device[n] else "–")
+                nodes = ", ".join(str(x) for x in sorted({r.nodes for r in g}))
+                rows.append([p, model, pc_text(pc), str(n), nodes, str(len(g)),
+                             pm(ips[n], IPS) if ips[n] else "–", pm(per_device[n], IPS) if per_device[n] else "–",
+                             eff, to_target_text(g),
+                             pm([r.m("final_test_accuracy") for r in g if r.m("final_test_accuracy") is not None], ACC)
+                             if any(r.m("final_test_accuracy") is not None for r in g) else "–"])
+                ids.append([r.run_id for r in g])
+            with_ips = [n for n in counts if per_device[n]]
+            if with_ips:
+                series.append({"platform": p, "model": model, "per_class": pc, "x": with_ips,
+                               "median": [_median(per_device[n]) for n in with_ips],
+                               "runs": [(n, v) for n in with_ips for v in per_device[n]]})
+        runs = self.cite([r for per_count in by_group.values() for g in per_count.values() for r in g])
+        if series:
+            s.add(Figure("fig-scaling", "Training images/s per device against device count",
+                         figures.scaling(series, self.style),
+                         "One line per platform × model × images-per-class group through the median over its runs at "
+                         "each device count (data-parallel processes, one device each); small dots are the single "
+                         "runs. A flat line is perfect scaling.", runs))
+        s.add(Table(["Platform", "Model", "Images/class", "Devices", "Nodes", "Runs", "Train images/s",
+                     "Train images/s per device", "Efficiency", "Train s to target", "Test accuracy"], rows, ids,
+                    id="scaling-table",
+                    caption="devices: `world_size` (runs from before results schema 3 logged none and count as 1); "
+                            "train images/s: images trained on by all devices (results.json: epochs × steps per epoch "
+                            "× global batch) over the training clock `seconds_train` (evaluation excluded), mean ± std "
+                            "over runs; per device: that over the device count; efficiency: median per-device images/s "
+                            "over the median at the group's smallest device count (1.00 = perfect scaling)"))
+        missing = {rid: why for rid, why in st.train_images_missing.items() if rid in {r.run_id for r in runs}}
+        if missing:
+            s.add(Para("No training images/s for " + "; ".join(f"`{rid}` ({why})" for rid, why in missing.items())
+                       + ".", "note"))
+        return s
 
     def ablation(self) -> Section:
         s = Section("ablation", "Accuracy vs images per class")
@@ -935,6 +1006,14 @@ class Report:
         s.add(Para("Upload s/MB: the staging's seconds over the MB actually sent (`upload_seconds` ÷ "
                    "`upload_bytes_sent` / 2^20); a run that sent nothing (every shard already staged, "
                    "`upload_bytes_sent` = 0) is counted as cached and in no s/MB figure."))
+        s.add(Para("Scaling: a run's device count is its `world_size` (data-parallel processes, one device each, "
+                   "over `nodes` machines; a run from before results schema 3 logged neither and was one process). Its "
+                   "training images/s is the images its optimizer steps trained on, all devices together (from its "
+                   "`results.json` artifact: epochs completed × steps per epoch × the global batch, which the devices "
+                   "split), over its training clock `seconds_train` (evaluation excluded); per device is that over "
+                   "`world_size`. Efficiency at N devices is the median per-device images/s at N over the median at "
+                   "the group's smallest device count. Time to target is `seconds_to_target` on the same training "
+                   "clock; a run that never reached its target counts as not reached."))
         s.add(Para("Pareto frontier: over the group means of test accuracy and inference throughput as evaluated "
                    "(with TTA, as the accuracy was measured), a group is on the frontier when no other group is at "
                    "least as good in both and better in one."))
