@@ -55,3 +55,41 @@ def test_vertex_worker_pools_plan(color_data, tmp_path):
                      "--set", "replica_count=2", "--set", "local=true", "--dry-run", cwd=tmp_path)
     assert_one_line_error(proc)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_azureml_pytorch_distribution_plan(color_data, tmp_path):
+    proc = platbench("launch", "azureml", "--data", str(color_data), "--devices", "2", "--set", "storage_account=acct",
+                     "--set", "instance_type=Standard_NC24ads_A100_v4", "--set", "instance_count=3", "--dry-run",
+                     cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    spec = _json_after(proc.stdout, "job.yml:")
+    assert spec["resources"] == {"instance_type": "Standard_NC24ads_A100_v4", "instance_count": 3}
+    # Azure ML starts the ranks (process_count_per_instance from --devices): no torchrun in the command
+    assert spec["distribution"] == {"type": "pytorch", "process_count_per_instance": 2}
+    assert spec["environment_variables"]["PLATBENCH_PROCESS_COUNT_PER_INSTANCE"] == "2"
+    assert "torchrun" not in spec["command"] and "3 node(s) x 2 process(es)" in proc.stdout
+    assert "NODE_RANK" in proc.stdout and "multi-node" not in proc.stdout
+    # every node is priced: 3 x the A100 size's 3.673 USD/h
+    assert f"({3 * 3.673:.4f} USD/h" in proc.stdout
+    proc = platbench("launch", "azureml", "--data", str(color_data), "--set", "compute=gpu-cluster",
+                     "--set", "instance_count=2", "--set", "process_count_per_instance=1", "--dry-run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    spec = _json_after(proc.stdout, "job.yml:")
+    assert spec["resources"] == {"instance_count": 2} and spec["compute"] == "azureml:gpu-cluster"
+    assert "max_instances" in proc.stdout  # the plan names the cluster's node limit it checks
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_azureml_multi_node_settings_refused(color_data, tmp_path):
+    for bad, says in ((["instance_count=0"], "instance_count"), (["process_count_per_instance=0"], "process_count"),
+                      (["instance_count=2", "local=true"], "local=true"),
+                      (["process_count_per_instance=2"], "disagree")):
+        extra = ["--devices", "3"] if says == "disagree" else []
+        proc = platbench("launch", "azureml", "--data", str(color_data), *extra,
+                         *(a for s in bad for a in ("--set", s)), "--dry-run", cwd=tmp_path)
+        assert_one_line_error(proc)
+        assert proc.returncode == 2 and says in proc.stderr, proc.stderr
+    proc = platbench("launch", "azureml", "--data", str(color_data), "--nodes", "2", "--dry-run", cwd=tmp_path)
+    assert_one_line_error(proc)
+    assert "--set instance_count=2" in proc.stderr
+    assert list(tmp_path.iterdir()) == []

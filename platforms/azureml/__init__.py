@@ -18,8 +18,6 @@ SPEC = PlatformSpec(
     registry="registry:login",
     guide="docs/first-run-azureml.md",
     lacks={
-        Feature.MULTI_NODE: ("not built: instance_count is 1"
-                             " (the trainer runs multi-node under torchrun; Azure ML's PyTorch distribution is not wired yet)"),
         Feature.BILLING: "Azure ML reports no billed seconds per job; cost is node seconds x the VM's list price",
     },
 )

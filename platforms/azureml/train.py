@@ -19,14 +19,23 @@ Platform contracts relied on (official pages):
 - Serverless compute (instance_type, job_tier Spot/Standard) and low-priority VMs:
   https://learn.microsoft.com/azure/machine-learning/how-to-use-serverless-compute
   https://learn.microsoft.com/azure/machine-learning/how-to-use-low-priority-batch
+- Several nodes: resources.instance_count and distribution {type: pytorch, process_count_per_instance}
+  (azure.ai.ml.PyTorchDistribution). Azure ML starts process_count_per_instance processes on every node
+  itself and gives each MASTER_ADDR, MASTER_PORT, WORLD_SIZE, NODE_RANK, RANK and LOCAL_RANK, so the
+  command starts no torchrun (trainer/environment.py reads them):
+  https://learn.microsoft.com/azure/machine-learning/how-to-train-distributed-gpu#pytorch
+  https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-command#distribution-configurations
+  https://learn.microsoft.com/python/api/azure-ai-ml/azure.ai.ml.pytorchdistribution
+  A compute cluster runs at most its max_instances nodes (AmlCompute scale settings), a VM size has the
+  GPUs Virtual Machine Sizes - List reports.
 - Job statuses (NotStarted, Queued, Preparing, Provisioning, Running, Finalizing, Completed, Failed,
   Canceled …): https://learn.microsoft.com/rest/api/azureml/jobs/get
 - The CLI equivalents: https://learn.microsoft.com/cli/azure/ml/job (`az ml job create/show/cancel`)
   and https://learn.microsoft.com/cli/azure/storage/blob (`az storage blob upload-batch`)
 - Credentials: DefaultAzureCredential (platforms/azureml/credentials.py)
 
-Azure ML reports no billed seconds per job: cost is the job's running seconds × the VM's list price,
-labelled as an estimate. Phases come from the statuses seen while polling (each status's first sighting;
+Azure ML reports no billed seconds per job: cost is the job's running seconds × the VM's list price ×
+instance_count (every node is billed while the job runs), labelled as an estimate. Phases come from the statuses seen while polling (each status's first sighting;
 resolution poll_seconds). The control-plane calls sit behind `CloudJobs`; local mode replaces the job
 calls with a native run of the same command job (emulator.py). Pointing the SDK elsewhere (a sovereign
 cloud, or the tests' loopback server) is the SDK's own setting: ARM_CLOUD_METADATA_URL and
@@ -109,6 +118,10 @@ class AzureMLSettings(AzureMLWorkspace):
     local: bool = False
     poll_seconds: float = Field(15.0, gt=0, le=600)
     job_name: Optional[str] = None
+    # several nodes: one DDP run over instance_count nodes x process_count_per_instance processes (Azure ML's
+    # PyTorch distribution; process_count_per_instance defaults to --devices)
+    instance_count: int = Field(1, ge=1, le=100)
+    process_count_per_instance: Optional[int] = Field(None, ge=1, le=64)
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -117,6 +130,9 @@ class AzureMLSettings(AzureMLWorkspace):
                              "the cluster (az ml compute create --tier low_priority)")
         if self.job_name is not None and not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}$", self.job_name):
             raise ValueError(f"job_name {self.job_name!r}: letters, digits, '-' and '_' only")
+        if self.local and (self.instance_count > 1 or (self.process_count_per_instance or 1) > 1):
+            raise ValueError("local=true runs the job's command once on this machine: use instance_count=1 and "
+                             "process_count_per_instance=1 (or platbench launch local --devices N)")
         return self
 
 
@@ -166,18 +182,22 @@ class CloudJobs:
         return (ws.location or c.region).replace(" ", "").lower()
 
     def compute_size(self, name: str) -> str:
-        compute = self.call(f"compute {name!r} in workspace {self.cfg.workspace!r}", self.client.compute.get, name)
-        return getattr(compute, "size", None) or self.cfg.instance_type
+        return getattr(self.compute(name), "size", None) or self.cfg.instance_type
 
-    def vm_sizes(self, location: str) -> set[str]:
+    def compute(self, name: str):
+        return self.call(f"compute {name!r} in workspace {self.cfg.workspace!r}", self.client.compute.get, name)
+
+    def vm_sizes(self, location: str) -> dict:
+        """VM size name → the SDK's VmSize (vcpus, gpus) offered in the region."""
         sizes = self.call(f"VM sizes in {location}", lambda: list(self.client.compute.list_sizes(location=location)))
-        return {s.name for s in sizes}
+        return {s.name: s for s in sizes}
 
-    def offered(self, size: str, region: str) -> str:
-        if size not in self.vm_sizes(region):
+    def offered(self, size: str, region: str):
+        found = self.vm_sizes(region).get(size)
+        if found is None:
             raise UserError(f"azureml: unknown VM size {size!r}: not offered in {region} "
                             f"(az ml compute list-sizes --location {region})")
-        return size
+        return found
 
     def check_datastore(self, name: str, account: str, container: str) -> None:
         ds = self.datastore(name)
@@ -260,8 +280,14 @@ def command_job(spec: dict):
     kwargs: dict[str, Any] = {}
     if spec.get("compute"):  # the YAML's `azureml:NAME`; the SDK takes the name and makes the ARM id
         kwargs["compute"] = spec["compute"].removeprefix("azureml:")
-    if spec.get("resources"):
-        kwargs["instance_type"] = spec["resources"]["instance_type"]
+    resources = spec.get("resources") or {}
+    if resources.get("instance_type"):
+        kwargs["instance_type"] = resources["instance_type"]
+    if resources.get("instance_count", 1) > 1:
+        kwargs["instance_count"] = resources["instance_count"]
+    if spec.get("distribution"):
+        kwargs["distribution"] = ml.PyTorchDistribution(
+            process_count_per_instance=spec["distribution"]["process_count_per_instance"])
     if spec.get("queue_settings"):
         kwargs["queue_settings"] = QueueSettings(job_tier=spec["queue_settings"]["job_tier"])
     return ml.command(
@@ -291,6 +317,7 @@ class AzureMLHandle:
 
 
 class AzureMLPlatform(Platform):
+    nodes_setting = "instance_count={n}"  # what --nodes N means here (core/launch.py refuse_nodes)
     spec = SPEC
     settings_model = AzureMLSettings
 
@@ -311,7 +338,7 @@ class AzureMLPlatform(Platform):
 
     def _price(self, cfg) -> Optional[pricing.Quote]:
         region, size = self.where()
-        return pricing.training_quote("azureml", region, [(size, 1)], cfg.tier == "low_priority")
+        return pricing.training_quote("azureml", region, [(size, cfg.instance_count)], cfg.tier == "low_priority")
 
     # ------------------------------------------------------------------ check
     def preflight(self, job: Job) -> list[str]:
@@ -348,10 +375,39 @@ class AzureMLPlatform(Platform):
         if not cfg.local:
             self._jobs = CloudJobs(cfg)
             region = self._jobs.workspace_location()
-            size = self._jobs.compute_size(cfg.compute) if cfg.compute else self._jobs.offered(cfg.instance_type, region)
+            if cfg.compute:
+                compute = self._jobs.compute(cfg.compute)
+                size = getattr(compute, "size", None) or cfg.instance_type
+                most = getattr(compute, "max_instances", None)
+                if most is not None and cfg.instance_count > most:
+                    raise UserError(f"azureml: instance_count {cfg.instance_count}: compute cluster {cfg.compute!r} "
+                                    f"scales to at most {most} nodes (az ml compute update --name {cfg.compute} "
+                                    f"--max-instances {cfg.instance_count}, or a smaller instance_count)")
+                vm = self._jobs.vm_sizes(region).get(size) if self.processes(job) > 1 else None
+            else:
+                vm = self._jobs.offered(cfg.instance_type, region)
+                size = cfg.instance_type
+            self._refuse_processes(job, size, vm)
             self._where = (region, size)
             self._jobs.check_datastore(cfg.datastore, self._store.account, cfg.container)
         self._quote = self._price(cfg)
+
+    def processes(self, job: Job) -> int:
+        """Processes Azure ML starts on each node: process_count_per_instance, else --devices."""
+        cfg = self.parsed()
+        if cfg.process_count_per_instance is not None and job.devices not in (1, cfg.process_count_per_instance):
+            raise UserError(f"azureml: --devices {job.devices} and process_count_per_instance "
+                            f"{cfg.process_count_per_instance} disagree: give one of them")
+        return cfg.process_count_per_instance or job.devices
+
+    def _refuse_processes(self, job: Job, size: str, vm) -> None:
+        """More processes per node than the VM size has GPUs (or vCPUs, for a CPU size): one line."""
+        n = self.processes(job)
+        gpus, vcpus = getattr(vm, "gpus", None), getattr(vm, "v_cp_us", None)
+        if n > 1 and gpus and n > gpus:
+            raise UserError(f"azureml: process_count_per_instance {n}: {size} has {gpus} GPU(s); one process per GPU")
+        if n > 1 and gpus == 0 and vcpus and n > vcpus:
+            raise UserError(f"azureml: process_count_per_instance {n}: {size} has {vcpus} vCPUs")
 
     def run_tags(self, job: Job) -> dict[str, str]:
         cfg = self.parsed()
@@ -359,7 +415,8 @@ class AzureMLPlatform(Platform):
         tags = {tracking.Tag.REGION: region, tracking.Tag.INSTANCE_TYPE: size,
                 tracking.Tag.LOCAL_MODE: str(cfg.local).lower(), tracking.Tag.STAGING: cfg.staging,
                 "platbench.spot": str(cfg.tier == "low_priority").lower(),
-                "platbench.azureml.compute": cfg.compute or "serverless"}
+                "platbench.azureml.compute": cfg.compute or "serverless",
+                "platbench.instance_count": str(cfg.instance_count)}
         if cfg.image:
             tags["platbench.image_uri"] = cfg.image
             if "@sha256:" in cfg.image:
@@ -418,9 +475,17 @@ class AzureMLPlatform(Platform):
         }
         if cfg.compute:
             spec["compute"] = f"azureml:{cfg.compute}"
+            if cfg.instance_count > 1:
+                spec["resources"] = {"instance_count": cfg.instance_count}
         else:  # serverless compute
-            spec["resources"] = {"instance_type": cfg.instance_type, "instance_count": 1}
+            spec["resources"] = {"instance_type": cfg.instance_type, "instance_count": cfg.instance_count}
             spec["queue_settings"] = {"job_tier": "spot" if cfg.tier == "low_priority" else "standard"}
+        processes = self.processes(job)
+        if cfg.instance_count > 1 or processes > 1:
+            # Azure ML starts the ranks (no torchrun in the command); the processes per node are not among the
+            # variables it documents, so the trainer gets them here (trainer/environment.py)
+            spec["distribution"] = {"type": "pytorch", "process_count_per_instance": processes}
+            env["PLATBENCH_PROCESS_COUNT_PER_INSTANCE"] = str(processes)
         return spec
 
     # ------------------------------------------------------------------ plan
@@ -488,6 +553,15 @@ class AzureMLPlatform(Platform):
         else:
             where = (f"on compute cluster {cfg.compute}" if cfg.compute else
                      f"on serverless {cfg.instance_type}, {'low priority' if cfg.tier == 'low_priority' else 'dedicated'}")
+            if "distribution" in spec:
+                k = spec["distribution"]["process_count_per_instance"]
+                where += f", {cfg.instance_count} node(s) x {k} process(es)"
+                steps.append(PlanStep(
+                    f"one DDP run over {cfg.instance_count} node(s) x {k} process(es) (distribution pytorch): Azure ML "
+                    "starts every process and sets MASTER_ADDR, MASTER_PORT, WORLD_SIZE, NODE_RANK, RANK, LOCAL_RANK; "
+                    "the trainer reads them and starts no torchrun; cost counts every node"
+                    + (f"; compute cluster {cfg.compute} must scale to {cfg.instance_count} nodes" if cfg.compute else ""),
+                    f"az ml compute show --name {cfg.compute} {ws} --query max_instances" if cfg.compute else None))
             steps += [
                 PlanStep(f"create the command job {where} (timeout {cfg.max_run}s) through azure-ai-ml; job.yml: "
                          + json.dumps(spec), f"az ml job create --file job.yml {ws}"),
@@ -573,7 +647,7 @@ class AzureMLPlatform(Platform):
                 phases[PHASES[s]] = phases.get(PHASES[s], 0.0) + max(0.0, (b - a).total_seconds())
         running = phases.get("training")
         cfg = self.parsed()
-        on_demand = pricing.quote("azureml", cfg.region, [(cfg.instance_type, 1)])
+        on_demand = pricing.quote("azureml", cfg.region, [(cfg.instance_type, cfg.instance_count)])
         tags = {tracking.Tag.JOB_ID: handle.name, "platbench.azureml.status": status or "",
                 "platbench.cost_basis": "running seconds x the VM's list price (an estimate); Azure ML reports "
                                         "no billed seconds per job"}

@@ -13,7 +13,11 @@ What makes it a stand-in and not a yes-machine:
   endpoint is a 404 in ARM's error shape ({"error": {"code", "message"}}), a VM size the region does not
   offer a 400, a request without the bearer token it issued a 401;
 - a command job runs: its command, under the command-job contract (platforms/azureml/emulator.py), as a
-  local subprocess, reading its input from and writing its output to the datastore's container in Azurite;
+  local subprocess, reading its input from and writing its output to the datastore's container in Azurite.
+  A multi-node job (resources.instanceCount N, distribution pytorch) is checked (a compute cluster's
+  maxNodeCount, the distribution's REST model) but still runs its command ONCE, as one process without
+  Azure ML's rank variables: N nodes and their network cannot be stood up here honestly, so the ranks'
+  contract is tested on the trainer side (tests/test_trainer_ddp_topology.py), not through this server;
 - a deployment runs: the container its environment's image would start, under Azure ML's custom-container
   contract (the inference_config port and routes, AZUREML_MODEL_DIR with the registered model mounted).
 
@@ -161,7 +165,7 @@ class AzureML(ThreadingHTTPServer):
         self.tokens: set[str] = set()
         self.lock = threading.RLock()
         self.workspaces: dict[tuple[str, str, str], str] = {}   # (sub, rg, ws) → location
-        self.computes: dict[str, dict] = {}                      # name → {"vmSize", "vmPriority"}
+        self.computes: dict[str, dict] = {}                      # name → {"vmSize", "vmPriority", "maxNodes"}
         self.resources: dict[str, dict] = {}                     # ARM id (lower case) → stored body
         self.jobs: dict[str, Any] = {}                           # job name → LocalRun (None until started)
         self.operations: dict[str, Any] = {}                     # id → callable: True when done
@@ -364,7 +368,7 @@ class _Handler(BaseHTTPRequestHandler):
                                     "type": "Microsoft.MachineLearningServices/workspaces/computes", "properties": {
                                         "computeType": "AmlCompute", "provisioningState": "Succeeded",
                                         "properties": {"vmSize": c["vmSize"], "vmPriority": c.get("vmPriority", "Dedicated"),
-                                                       "scaleSettings": {"maxNodeCount": 4, "minNodeCount": 0}}}})
+                                                       "scaleSettings": {"maxNodeCount": c.get("maxNodes", 4), "minNodeCount": 0}}}})
         if m := re.fullmatch(r"/datastores/([^/]+)", rest):
             if method == "PUT":
                 self._validated(query, "Datastore", body)
@@ -410,6 +414,9 @@ class _Handler(BaseHTTPRequestHandler):
             cname = compute.rsplit("/", 1)[-1]
             if cname not in srv.computes:
                 raise Refused(400, "UserError", f"Compute '{cname}' not found in workspace")
+            nodes, most = (props.get("resources") or {}).get("instanceCount") or 1, srv.computes[cname].get("maxNodes", 4)
+            if nodes > most:
+                raise Refused(400, "UserError", f"Requested {nodes} nodes but compute '{cname}' scales to {most}")
         elif (props.get("resources") or {}).get("instanceType") not in VM_SIZES:
             raise Refused(400, "UserError", f"serverless compute: instance type "
                                             f"{(props.get('resources') or {}).get('instanceType')!r} is not available")

@@ -1,0 +1,72 @@
+"""Azure ML multi-node: a command job over instance_count nodes with the PyTorch distribution, sent by the
+real azure-ai-ml SDK to the loopback control plane (azureml_server.py), which checks the body against the
+SDK's REST models and a compute cluster's node limit. The server runs the job's command once, as ONE
+process (it cannot stand up N nodes): what is tested here is the request, the refusals and the cost over
+every node; the ranks' side of the contract (Azure ML's variables) is tests/test_trainer_ddp_topology.py."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from azureml_server import SUBSCRIPTION, azure_ml  # noqa: F401 (fixture)
+from azurite_server import azurite, blob_env  # noqa: F401 (fixtures)
+from test_azureml_cloud import IMAGE, blobs, dataset, run, settings  # noqa: F401 (fixtures)
+
+from platforms.core import tracking
+from platforms.core.api import Job
+from platforms.errors import UserError
+
+
+def test_two_nodes_carry_instance_count_and_the_pytorch_distribution(dataset, tmp_path, monkeypatch, azure_ml,
+                                                                     settings):
+    monkeypatch.chdir(tmp_path)
+    outcome, run_id = run(Job(data=dataset, out=tmp_path / "out", epochs=1),
+                          {**settings, "compute": "gpu-cluster", "instance_count": "2", "job_name": "pb-2n"})
+    assert outcome.status == "finished", outcome.message
+    assert azure_ml.refusals == []
+    # the body as the service receives it (validated by the server against the SDK's REST models)
+    doc = azure_ml.resources[azure_ml.calls("PUT", r"/jobs/pb-2n$")[0].lower()]["properties"]
+    assert doc["resources"]["instanceCount"] == 2 and doc["computeId"].endswith("/computes/gpu-cluster")
+    assert doc["distribution"] == {"distributionType": "PyTorch", "processCountPerInstance": 1}
+    assert doc["environmentVariables"]["PLATBENCH_PROCESS_COUNT_PER_INSTANCE"] == "1"
+    assert "torchrun" not in doc["command"]  # Azure ML starts the ranks
+    r = tracking.client().get_run(run_id)
+    m = r.data.metrics
+    # every node is billed while the job runs: running seconds x the T4 size's list price x 2
+    assert m["phase_seconds_training"] > 0
+    assert m["cost_usd"] == pytest.approx(m["phase_seconds_training"] / 3600 * 0.526 * 2, rel=0.05)
+    assert m["cost_list_estimate_usd"] == pytest.approx(m["cost_usd"], rel=1e-6)
+    assert r.data.tags["platbench.instance_count"] == "2"
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"compute": "gpu-cluster", "instance_count": "5"}, "compute cluster 'gpu-cluster' scales to at most 4 nodes"),
+    ({"instance_type": "Standard_NC4as_T4_v3", "process_count_per_instance": "2"},
+     "process_count_per_instance 2: Standard_NC4as_T4_v3 has 1 GPU(s)"),
+    ({"compute": "gpu-cluster", "process_count_per_instance": "2"},
+     "process_count_per_instance 2: Standard_NC4as_T4_v3 has 1 GPU(s)"),
+])
+def test_more_than_the_compute_offers_stops_before_anything_is_created(dataset, tmp_path, monkeypatch, blob_env,
+                                                                       azure_ml, settings, extra, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=re.escape(message)):
+        run(Job(data=dataset, out=tmp_path / "out", epochs=1), {**settings, **extra})
+    assert blobs(blob_env, settings["container"]) == []
+    assert [p for m, p, _ in azure_ml.log if m in ("PUT", "POST", "DELETE")] == []
+
+
+def test_the_server_refuses_more_nodes_than_the_cluster_has(azure_ml):
+    """What the service would refuse even if the launcher's own check were skipped."""
+    from azure.ai.ml import MLClient, PyTorchDistribution, command
+    from azure.ai.ml.entities import Environment
+    from azure.core.exceptions import HttpResponseError
+    from azure.identity import DefaultAzureCredential
+
+    azure_ml.computes["small-cluster"] = {"vmSize": "Standard_NC4as_T4_v3", "maxNodes": 2}
+    client = MLClient(DefaultAzureCredential(), SUBSCRIPTION, "rg", "ws")
+    assert client.compute.get("small-cluster").max_instances == 2
+    job = command(name="pb-too-many", command="train", environment=Environment(image=IMAGE), compute="small-cluster",
+                  instance_count=3, distribution=PyTorchDistribution(process_count_per_instance=1))
+    with pytest.raises(HttpResponseError, match="Requested 3 nodes"):
+        client.jobs.create_or_update(job)
+    assert "pb-too-many" not in azure_ml.jobs
