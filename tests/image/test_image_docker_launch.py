@@ -87,6 +87,9 @@ def test_a_full_run_records_the_images_identity(digits, identity):
     assert tags["platbench.check"] == "passed", tags.get("platbench.check_reason")
     # queue = created → started by the engine's clock, a small part of the container's life
     assert 0 <= metrics["phase_seconds_queued"] < metrics["phase_seconds_training"] <= metrics["seconds_wall"]
+    print(f"launch docker, digits, small, 2 epochs, CPU: queued {metrics['phase_seconds_queued']:.2f} s (created → "
+          f"started), container {metrics['phase_seconds_training']:.1f} s, launch wall {metrics['seconds_wall']:.1f} s, "
+          f"train {res['seconds']['train']:.1f} s")  # shown with -rP, for docs/benchmarks.md
     assert "cost_usd" not in metrics  # your own machine: no price, none invented
     assert job_containers() == [], "the job's container was left in the engine"
 
