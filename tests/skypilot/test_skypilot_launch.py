@@ -140,16 +140,16 @@ def sky_server(moto_server, tmp_path_factory):  # noqa: F811
         wait_for(healthy, 90, "SkyPilot's API server")
         yield sky
     finally:  # the server forks request workers: its whole process group goes
-        for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(server.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                server.wait(grace)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        try:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        try:  # what ignores SIGTERM (multiprocessing's resource tracker) or outlived the grace period
+            os.killpg(server.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        server.wait(10)
         log.close()
         proxy.close()
 
