@@ -126,6 +126,13 @@ def test_scaling_table_is_images_over_training_clock_per_world_size(scaled):
     assert got[("fast", "20")]["4"]["Nodes"] == "2"
 
 
+def test_time_accuracy_says_which_groups_pool_device_counts(scaled):
+    out, _, _ = scaled
+    md = md_section((out / "report.md").read_text(), "time-accuracy")
+    assert ("_Note:_ These groups pool runs on different device counts, so their training seconds mix them: "
+            "local · fast · 20/class; local · small · 5/class; local · small · 80/class.") in md
+
+
 def test_runs_without_results_json_are_named_not_guessed(scaled):
     out, _, ids = scaled
     md = md_section((out / "report.md").read_text(), "scaling")
@@ -167,3 +174,6 @@ def test_no_group_at_two_device_counts_says_how_to_make_one(tmp_path):
     assert not md_tables(md)
     assert "fig-scaling" not in parse_html(tmp_path / "rep" / "index.html").figures
     assert "scaling" in written.sections
+    # a run without world_size is one device: the fast group (1 and none) is not mixed
+    assert "pool runs on different device counts" not in md_section((tmp_path / "rep" / "report.md").read_text(),
+                                                                     "time-accuracy")

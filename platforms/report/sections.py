@@ -316,6 +316,11 @@ class Report:
         s.add(Table(["Platform", "Model", "Images/class", "Runs", "Test accuracy", "Train s", "End-to-end s",
                      "Train s to target"], rows, ids, id="time-accuracy-table",
                     caption="mean ± std over the runs of each group (seeds); a lone run shows its own value"))
+        mixed = [f"{p} · {model} · {pc_text(pc)}/class" for (p, model, pc), g in self.groups(runs).items()
+                 if len({r.world_size for r in g}) > 1]
+        if mixed:
+            s.add(Para("These groups pool runs on different device counts, so their training seconds mix them: "
+                       + "; ".join(mixed) + ". *Scaling* splits them by device count.", "note"))
         self._between_platforms(s, runs, [("final_test_accuracy", "test accuracy"), ("seconds_train", "train seconds"),
                                           (WALL, "end-to-end seconds")])
         return s
