@@ -131,7 +131,7 @@ def launch(
 
     results = read_results(outcome.output_dir)
     # differences are shown beside the comparison when allowed, and refuse it when not
-    image = launcher.image_mismatch(base_run, results.image_digest) if base_run is not None else None
+    image = launcher.image_mismatch(base_run, results.image_digest, results.image_id) if base_run is not None else None
     versions = launcher.software_mismatch(base_run, results) if base_run is not None else None
     mismatch = "; ".join(m for m in (image, versions) if m) or None
     refused = "; ".join(m for m, allowed in ((image, allow_image_mismatch), (versions, allow_version_mismatch))

@@ -93,3 +93,24 @@ def test_an_unknown_baseline_is_one_line(baseline, color_data):
     cwd, _ = baseline
     proc = launch(cwd, color_data, "--baseline", "zzzz")
     assert proc.returncode == 2 and "matches no runs" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_same_image_pulled_by_manifest_digest_is_the_same_image(color_data, tmp_path):
+    """A cloud run records the manifest digest it pulled (image_digest) and the config digest (image_id); a
+    compose or `launch docker` run of the same image records the image ID in both. Same image_id: same image,
+    compared without --allow-image-mismatch (the digests alone differ)."""
+    manifest, image_id = A, "sha256:" + "c" * 64
+    env = {"PLATBENCH_IMAGE_DIGEST": manifest, "PLATBENCH_IMAGE_ID": image_id}
+    base = platbench("launch", "local", "--data", str(color_data), "--epochs", "1", "--hp", "batch_size=64", "--json",
+                     "--out", "runs/cloud", cwd=tmp_path, env=env)
+    assert base.returncode == 0, base.stderr
+    run_id = json.loads(base.stdout)["mlflow_run_id"]
+    same = {"PLATBENCH_IMAGE_DIGEST": image_id, "PLATBENCH_IMAGE_ID": image_id}
+    proc = platbench("launch", "local", "--data", str(color_data), "--epochs", "1", "--hp", "batch_size=64", "--json",
+                     "--baseline", run_id, "--out", "runs/local", cwd=tmp_path, env=same)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["baseline"]["image_mismatch"] is None
+    other = {"PLATBENCH_IMAGE_DIGEST": image_id, "PLATBENCH_IMAGE_ID": B}  # another image, whatever its digest
+    proc = platbench("launch", "local", "--data", str(color_data), "--epochs", "1", "--hp", "batch_size=64",
+                     "--baseline", run_id, "--out", "runs/other", cwd=tmp_path, env=other)
+    assert proc.returncode == 2 and B in proc.stderr, proc.stderr

@@ -48,9 +48,18 @@ def find_run(ref: str, what: str = "--baseline"):
     return runs[0]
 
 
-def image_mismatch(baseline, digest: Optional[str]) -> Optional[str]:
-    """Why `baseline` and a run made with image `digest` must not be compared, or None."""
-    theirs = baseline.data.tags.get(tracking.Tag.IMAGE_DIGEST) or None
+def image_mismatch(baseline, digest: Optional[str], image_id: Optional[str] = None) -> Optional[str]:
+    """Why `baseline` and a run made with image `digest` (and image ID `image_id`) must not be compared, or
+    None. When both runs know their image ID (the config digest) it decides: a cloud run records the
+    manifest digest it pulled, a compose or `launch docker` run the image ID, and the same image then has
+    two different digests."""
+    their_id = baseline.data.tags.get(tracking.Tag.IMAGE_ID) or None
+    if their_id and image_id:
+        if their_id == image_id:
+            return None
+        digest, theirs = image_id, their_id
+    else:
+        theirs = baseline.data.tags.get(tracking.Tag.IMAGE_DIGEST) or None
     if theirs == (digest or None):
         return None
     return (f"baseline run {baseline.info.run_id[:8]} ({baseline.data.tags.get(tracking.Tag.PLATFORM, '?')}) was "
@@ -130,7 +139,8 @@ def launch(platform_name: str, job: Job, settings: dict[str, str], progress: Job
         digest = tags.get(tracking.Tag.IMAGE_DIGEST)
         # a cloud launcher may not know its image's digest before the job (no ECR access): then the
         # trainer's own record decides, after the run; the local platform always knows (env or none)
-        why = image_mismatch(baseline, digest) if digest or platform.name == "local" else None
+        why = (image_mismatch(baseline, digest, tags.get(tracking.Tag.IMAGE_ID))
+               if digest or platform.name == "local" else None)
         if why and not allow_image_mismatch:
             raise UserError(why)
         tags[BASELINE_TAG] = baseline.info.run_id
