@@ -256,6 +256,9 @@ class SkyPilotPlatform(Platform):
             env["PLATBENCH_GIT_COMMIT"] = commit
         if cfg.digest:
             env["PLATBENCH_IMAGE_DIGEST"] = cfg.digest
+        from platforms.image import pinning
+
+        env.update(pinning.image_env(cfg.image))  # and its image ID where the push record knows it
         command = ["train", "--dataset-name", Path(job.data).resolve().name, *job.trainer_args()]
         prefix = cfg.prefix.strip("/")
         return task_config(cfg, name, f"{prefix}/{out_rel}", f"{prefix}/{data_rel}", command, env)

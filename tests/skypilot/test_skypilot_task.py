@@ -170,3 +170,18 @@ def test_a_launch_without_an_api_server_is_one_line_exit_2_before_any_upload(end
     assert line.count("\n") == 0 and "Traceback" not in line, line
     assert line.startswith("platbench: error: skypilot: no SkyPilot API server at http://127.0.0.1:"), line
     assert list(work.iterdir()) == [] and not (tmp_path / "mlruns").exists()
+
+
+def test_the_task_tells_the_trainer_the_image_id_the_push_record_names(digits_data, tmp_path, monkeypatch):
+    """The image ID (config digest) cannot be asked from inside the container: `image push` recorded which
+    image the digest is, and the task passes it on, as the other launchers do (trainer/image_record.py)."""
+    from platforms.skypilot.train import SkyPilotPlatform
+    from trainer import image_record
+
+    image_id = "sha256:" + "e" * 64
+    monkeypatch.chdir(tmp_path)
+    image_record.write(image_record.ImageRecord(image="platbench:latest", id=image_id,
+                                                pushed={IMAGE.split("@")[0]: DIGEST}))
+    job = Job(data=digits_data, out=tmp_path / "out", model="small", epochs=2)
+    task = _skypilot_accepts(_task_yaml(SkyPilotPlatform(_settings("aws")), job))
+    assert task.envs["PLATBENCH_IMAGE_DIGEST"] == DIGEST and task.envs["PLATBENCH_IMAGE_ID"] == image_id
