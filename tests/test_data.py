@@ -209,3 +209,21 @@ def test_several_passes_an_epoch_survive_a_fetch_ahead_and_reproduce():
     assert torch.equal(torch.cat([c[0] for c in consumed[:3]]), first) and first_labels.tolist() == passes[0]
     again = [t[1].clone() for t in b]
     assert torch.cat(again).tolist() == sum(passes, [])  # same (seed, epoch): same passes
+
+
+def test_a_prepared_dataset_is_readable_as_the_umask_allows(tmp_path):
+    """`data prepare` built the folder in a mkdtemp directory (mode 0700) and renamed it into place: a
+    container running as another uid (compose with PLATBENCH_UID, `launch docker` as root) could not read it."""
+    import os
+    import stat
+
+    from trainer.data.prepare import digits, write_folder
+
+    old = os.umask(0o022)
+    try:
+        classes, splits = digits()
+        out = write_folder(tmp_path / "digits", classes, {k: (v[0][:20], v[1][:20]) for k, v in splits.items()})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    assert all(stat.S_IMODE(p.stat().st_mode) & 0o005 == 0o005 for p in out.rglob("*") if p.is_dir())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Callable
 
@@ -27,7 +27,9 @@ def write_folder(
     if out.exists() and any(out.iterdir()):
         raise DataError(f"{out} already exists and is not empty; choose another --out or remove it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    # not mkdtemp: its 0700 would survive the rename, and a container running as another uid could not read
+    tmp = out.parent / f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}"
+    tmp.mkdir()  # the umask's mode, like every folder below it
     try:
         for split, (images, labels) in splits.items():
             counters = [0] * len(classes)
