@@ -5,8 +5,8 @@ half-written."""
 from __future__ import annotations
 
 import os
-import shutil
 import secrets
+import shutil
 from pathlib import Path
 from typing import Callable
 
