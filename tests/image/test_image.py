@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import COLORS, REPO, VENV_BIN, write_folder_dataset
+from conftest import COLORS, REPO, VENV_BIN, wait_for, write_folder_dataset
 
 from trainer.results import read_results
 
@@ -111,16 +111,6 @@ def http_call(port: int, method: str, path: str, body: bytes = b"", headers: dic
         return resp.status, dict(resp.getheaders()), resp.read()
     finally:
         conn.close()
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 # ------------------------------------------------------------------------------------------------ stack
