@@ -380,10 +380,6 @@ class ApoloPlatform(Platform):
         handle.follower = asyncio.run_coroutine_threadsafe(follow(), self.session.loop)
 
     def _drain(self, handle: ApoloHandle, progress, state: dict, until: float) -> None:
-        from trainer import loglines
-
-        epoch_re, acc_re = loglines.regex("epoch"), loglines.regex("test_accuracy")
-        echo = not progress.console.is_terminal
         while True:
             try:
                 line = handle.lines.get(timeout=max(0.0, min(0.2, until - time.time())))
@@ -392,14 +388,7 @@ class ApoloPlatform(Platform):
             if line is None:
                 state["log_done"] = True
             elif line:
-                if echo:
-                    progress.print(line)
-                m = re.match(acc_re, line)
-                if m:
-                    state["acc"] = f"test acc {float(m.group(1)):.4f}"
-                m = re.match(epoch_re, line)
-                if m:
-                    progress.epoch_done(int(float(m.group(1))), state.get("acc", ""))
+                progress.log_line(line)
             if time.time() >= until or state.get("log_done") and handle.lines.empty():
                 return
 

@@ -100,20 +100,12 @@ class LocalRun:
 
     def wait(self, progress) -> RunResult:
         """Stream the job's log into the progress display until it exits (or its max run passes)."""
-        from trainer import loglines
-
-        epoch_re = loglines.regex("epoch")
-        acc_re = loglines.regex("test_accuracy")
-        import re
-
         self.progress = progress
         for status, _, _ in self.timeline:  # the states passed before the display was handed over
             if status in self.phase_names:
                 progress.phase(self.phase_names[status])
         if self.epochs:
             progress.epochs(self.epochs)
-        echo = not progress.console.is_terminal
-        last_acc = ""
         finished_pump = False
         while True:
             try:
@@ -123,14 +115,7 @@ class LocalRun:
             if line is None:
                 finished_pump = True
             elif line:
-                if echo:
-                    progress.print(line)
-                m = re.match(acc_re, line)
-                if m:
-                    last_acc = f"test acc {float(m.group(1)):.4f}"
-                m = re.match(epoch_re, line)
-                if m:
-                    progress.epoch_done(int(float(m.group(1))), last_acc)
+                progress.log_line(line)
             if finished_pump and self.proc.poll() is not None:
                 break
             if not self.timed_out and time.time() - self.started_at > self.max_run:

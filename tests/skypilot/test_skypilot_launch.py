@@ -182,6 +182,25 @@ def launch_args(digits_data, bucket: str, run_name: str, accelerators: str = "T4
             *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")]]
 
 
+
+def interrupt_once_running(sky, args, cwd, env, err: Path, prefix: str, timeout: float, what: str):
+    """Start `platbench launch …`, Ctrl-C it once one instance named `prefix…` runs in moto; (that instance,
+    the exit status, the launch's stderr)."""
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        try:
+            def running():
+                assert proc.poll() is None, err.read_text()[-3000:]
+                return [i for i in instances(sky, prefix) if i["State"]["Name"] == "running"]
+
+            (instance,) = wait_for(running, timeout, what, interval=1)
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=150)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    return instance, proc.returncode, err.read_text()
+
 def test_ctrl_c_while_provisioning_terminates_the_instance(sky_server, digits_data, tmp_path):
     sky = sky_server
     bucket = new_bucket_name()
@@ -189,23 +208,10 @@ def test_ctrl_c_while_provisioning_terminates_the_instance(sky_server, digits_da
     work = tmp_path / "work"
     work.mkdir()
     env = {**sky.env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    err = tmp_path / "launch.log"
-    with err.open("w") as stderr:
-        proc = subprocess.Popen(launch_args(digits_data, bucket, "pb-ctrlc"), cwd=work, env=env,
-                                stdout=subprocess.PIPE, stderr=stderr, text=True)
-        try:
-            def running():
-                assert proc.poll() is None, err.read_text()[-3000:]
-                return [i for i in instances(sky, "pb-ctrlc") if i["State"]["Name"] == "running"]
-
-            (instance,) = wait_for(running, 150, "the instance SkyPilot launches", interval=1)
-            proc.send_signal(signal.SIGINT)
-            proc.communicate(timeout=150)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    log = err.read_text()
-    assert proc.returncode != 0 and "Traceback" not in log, log[-3000:]
+    instance, returncode, log = interrupt_once_running(
+        sky, launch_args(digits_data, bucket, "pb-ctrlc"), work, env, tmp_path / "launch.log", "pb-ctrlc", 150,
+        "the instance SkyPilot launches")
+    assert returncode != 0 and "Traceback" not in log, log[-3000:]
     assert "platbench: tore down SkyPilot pb-ctrlc" in log, log[-3000:]
     from mlflow.tracking import MlflowClient
 
@@ -260,23 +266,10 @@ def test_ctrl_c_before_the_jobs_controller_is_up_names_the_controller(sky_server
     env = {**sky.env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     # `sky check` first, as SkyPilot's setup asks: the managed-job launch needs the cloud's storage enabled
     assert sky_client(env, "sorted(sky.check.check(clouds=('aws',), verbose=False))") == ["AWS"]
-    err = tmp_path / "launch.log"
-    with err.open("w") as stderr:
-        proc = subprocess.Popen(launch_args(digits_data, bucket, "pb-spot") + ["--set", "use_spot=true"], cwd=tmp_path,
-                                env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
-        try:
-            def controller():
-                assert proc.poll() is None, err.read_text()[-3000:]
-                return [i for i in instances(sky, "sky-jobs-controller-") if i["State"]["Name"] == "running"]
-
-            (vm,) = wait_for(controller, 200, "SkyPilot's jobs controller VM", interval=1)
-            proc.send_signal(signal.SIGINT)
-            proc.communicate(timeout=150)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    log = err.read_text()
-    assert proc.returncode != 0 and "Traceback" not in log, log[-3000:]
+    vm, returncode, log = interrupt_once_running(
+        sky, launch_args(digits_data, bucket, "pb-spot") + ["--set", "use_spot=true"], tmp_path, env,
+        tmp_path / "launch.log", "sky-jobs-controller-", 200, "SkyPilot's jobs controller VM")
+    assert returncode != 0 and "Traceback" not in log, log[-3000:]
     assert vm["InstanceType"] == "r6i.xlarge"
     line = next((ln for ln in log.splitlines() if ln.startswith("platbench: no managed job pb-spot to cancel")), "")
     assert "SkyPilot's jobs controller sky-jobs-controller-" in line, log[-3000:]
