@@ -131,6 +131,10 @@ class AzureMLEndpoint(Endpoint):
     def check(self) -> None:
         c = self.cfg
         require_settings(c, "azureml endpoint")
+        from platforms.image import pinning
+
+        # the deployment serves REGISTRY/IMAGE@sha256:…: a tag resolved from the push record / the registry
+        self.cfg = c = pinning.pinned_settings(c, "image", "azureml endpoint")
         self._store = open_container(c, "azureml endpoint")
         self._ws = CloudJobs(c)
         self._region = self._ws.workspace_location()

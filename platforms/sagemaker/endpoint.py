@@ -120,6 +120,10 @@ class SageMakerEndpoint(Endpoint):
         self._sm = launcher.client(session, "sagemaker")
         self._role_arn = launcher.resolve_role(c.role)
         self._session = session
+        from platforms.image import pinning
+
+        # the model serves REPO@sha256:…: a tag resolved by ECR and the push record, refused if they differ
+        self.cfg = c = pinning.pinned_settings(c, "image_uri", "sagemaker endpoint", lookup=launcher._ecr_digest)
         from platforms.sagemaker.storage import S3Store
 
         self._store = S3Store(c.bucket, session=session)
@@ -139,7 +143,9 @@ class SageMakerEndpoint(Endpoint):
         self.created.append(("s3 object", self._model_key))
         self.timings["upload_s"] = time.perf_counter() - t0
         self.timings["model_mb"] = len(data) / 1e6
-        env = {"PLATBENCH_IMAGE_DIGEST": os.environ.get("PLATBENCH_IMAGE_DIGEST", "")}
+        from platforms.image import pinning
+
+        env = pinning.image_env(c.image_uri)  # serve reports the digest it runs (x-platbench-image-digest)
         try:
             t0 = time.perf_counter()
             say(f"creating model, endpoint config and endpoint {self.name}")

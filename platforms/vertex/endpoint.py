@@ -140,6 +140,10 @@ class VertexEndpoint(Endpoint):
                           ("image_uri", "the platbench image in Artifact Registry")):
             if not getattr(c, key):
                 raise UserError(f"vertex endpoint: add --set {key}=… ({what})")
+        from platforms.image import pinning
+
+        # the model serves REPO@sha256:…: a tag resolved from the push record / the registry (issue 18)
+        self.cfg = c = pinning.pinned_settings(c, "image_uri", "vertex endpoint")
         aiplatform_v1 = require("google.cloud.aiplatform_v1", "vertex", "the Vertex AI SDK (google-cloud-aiplatform)")
         kwargs = self._client_kwargs()
         if "credentials" not in kwargs:
@@ -184,8 +188,11 @@ class VertexEndpoint(Endpoint):
         try:
             t0 = time.perf_counter()
             say(f"uploading model {self.name}")
+            from platforms.image import pinning
+
+            env = [t.EnvVar(name=k, value=v) for k, v in pinning.image_env(c.image_uri).items()]  # serve reports it
             spec = t.ModelContainerSpec(image_uri=c.image_uri, args=SERVE_ARGS, predict_route=PREDICT_ROUTE,
-                                        health_route=HEALTH_ROUTE, ports=[t.Port(container_port=8080)])
+                                        health_route=HEALTH_ROUTE, ports=[t.Port(container_port=8080)], env=env)
             model = t.Model(display_name=self.name, artifact_uri=f"gs://{c.bucket}/{prefix}/", container_spec=spec)
             self.model_name = models.upload_model(parent=parent, model=model).result(timeout=1800).model
             self.created.append(("model", self.model_name))

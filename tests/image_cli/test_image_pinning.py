@@ -134,3 +134,43 @@ def test_dry_run_shows_the_pinning_step_and_contacts_nothing(tmp_path, color_dat
     pinned = [a if "image" not in a else a.rsplit(":", 1)[0] + "@" + A for a in args]
     proc = platbench("launch", platform, "--data", str(color_data), *pinned, "--dry-run", cwd=tmp_path, env=NO_ENGINE)
     assert proc.returncode == 0 and "to a digest" not in proc.stdout, proc.stderr  # pinned already: no step
+
+
+# ------------------------------------------------------------------ endpoints pin their image too
+def test_the_sagemaker_endpoint_serves_an_ecr_tag_by_its_digest_and_refuses_a_moved_one(ecr_tag, tmp_path,
+                                                                                       monkeypatch):
+    from platforms.sagemaker.endpoint import SageMakerEndpoint
+
+    digest, bucket, role = ecr_tag
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE["DOCKER_HOST"])
+    ep = SageMakerEndpoint({"bucket": bucket, "role": role, "image_uri": f"{ECR}:1"})
+    ep.check()
+    assert ep.cfg.image_uri == f"{ECR}@{digest}"
+    record(tmp_path, {f"{ECR}:1": B})  # pushed from here as another image: the tag was moved since
+    with pytest.raises(UserError, match=r"^sagemaker endpoint: image_uri=.*:1 now names .* the tag was moved"):
+        SageMakerEndpoint({"bucket": bucket, "role": role, "image_uri": f"{ECR}:1"}).check()
+
+
+@pytest.mark.parametrize("platform, settings, key", [
+    ("vertex", {"project": "p", "bucket": "b"}, "image_uri"),
+    ("azureml", {"subscription_id": "s", "resource_group": "rg", "workspace": "ws", "storage_account": "pbstore01"},
+     "image"),
+])
+def test_the_vertex_and_azureml_endpoints_serve_a_tag_by_its_digest_or_refuse_it(tmp_path, monkeypatch, platform,
+                                                                                settings, key):
+    """Pinned before anything is contacted: the record (no engine here to ask the registry)."""
+    from platforms.core import registry
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE["DOCKER_HOST"])
+    endpoint = registry.spec(platform).load(registry.spec(platform).endpoint)
+    with pytest.raises(UserError, match=rf"^{platform} endpoint: {key}=reg.example.com/pb:1: no digest for this tag"):
+        endpoint({**settings, key: "reg.example.com/pb:1"}).check()
+    record(tmp_path, {"reg.example.com/pb:1": A})
+    ep = endpoint({**settings, key: "reg.example.com/pb:1"})
+    try:
+        ep.check()
+    except UserError:
+        pass  # no cloud answers here: what matters is the image it goes on with
+    assert getattr(ep.cfg, key) == f"reg.example.com/pb@{A}"

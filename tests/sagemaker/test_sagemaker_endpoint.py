@@ -66,7 +66,7 @@ def sagemaker_env(aws, container, monkeypatch):
     except iam.exceptions.EntityAlreadyExistsException:
         role = iam.get_role(RoleName="platbench-ep")["Role"]["Arn"]
     settings = {"region": "us-east-1", "bucket": bucket, "role": role, "poll_seconds": "0.05",
-                "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/platbench:test"}
+                "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/platbench@sha256:" + "e" * 64}  # pinned (issue 18)
     yield aws, runtime, settings
     runtime.close()
 

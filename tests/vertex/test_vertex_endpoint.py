@@ -134,7 +134,8 @@ def vertex_env(gcs, vertex_container, monkeypatch):
     api = _Runtime(_VertexAPI, container_port=vertex_container.port, predict_route=vertex_container.predict,
                    models={}, endpoints={}, ops=0, log=[], uploads=[])
     bucket = bucket_in("US-CENTRAL1")
-    settings = {"project": "p", "region": "us-central1", "bucket": bucket, "image_uri": "img", "api_endpoint": api.url}
+    settings = {"project": "p", "region": "us-central1", "bucket": bucket, "api_endpoint": api.url,
+                "image_uri": "us-docker.pkg.dev/p/r/platbench@sha256:" + "e" * 64}  # pinned (issue 18)
     yield api, settings
     api.close()
 
@@ -176,6 +177,8 @@ def test_the_deployed_container_starts_serve_not_the_images_train(vertex_env, mo
                            make_payloads(load_images([]), "json", 1), "json", track=False)
     (spec,) = [json.loads(body)["model"]["containerSpec"] for method, path, body in api.uploads]
     assert container_runs(spec) == ["serve"] and spec["predictRoute"] == "/predict"
+    # serve reports the digest it runs (x-platbench-image-digest): the pinned image's
+    assert {"name": "PLATBENCH_IMAGE_DIGEST", "value": "sha256:" + "e" * 64} in spec["env"]
 
 
 @pytest.mark.parametrize("location", ["US", "europe-west4"])
