@@ -122,12 +122,18 @@ def test_serverless_job_on_a_registered_datastore(dataset, tmp_path, monkeypatch
 ])
 def test_what_the_service_refuses_stops_before_anything_is_created(dataset, tmp_path, monkeypatch, blob_env,
                                                                    azure_ml, settings, extra, message):
+    refused_before_anything_is_created(dataset, tmp_path, monkeypatch, blob_env, azure_ml, {**settings, **extra},
+                                       message)
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def refused_before_anything_is_created(dataset, tmp_path, monkeypatch, blob_env, azure_ml, settings, message):
+    """The launch fails with `message`, and neither a blob nor a create/delete call reached the service."""
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError, match=re.escape(message)):
-        run(Job(data=dataset, out=tmp_path / "out", epochs=1), {**settings, **extra})
+        run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings)
     assert blobs(blob_env, settings["container"]) == []
     assert [p for m, p, _ in azure_ml.log if m in ("PUT", "POST", "DELETE")] == []
-    assert not (tmp_path / "mlflow.db").exists()
 
 
 def test_a_datastore_pointing_elsewhere_is_refused(dataset, tmp_path, monkeypatch, azure_ml, settings):

@@ -5,16 +5,14 @@ process (it cannot stand up N nodes): what is tested here is the request, the re
 every node; the ranks' side of the contract (Azure ML's variables) is tests/test_trainer_ddp_topology.py."""
 from __future__ import annotations
 
-import re
-
 import pytest
 from azureml_server import SUBSCRIPTION, azure_ml  # noqa: F401 (fixture)
 from azurite_server import azurite, blob_env  # noqa: F401 (fixtures)
-from test_azureml_cloud import IMAGE, blobs, dataset, run, settings  # noqa: F401 (fixtures)
+from test_azureml_cloud import (IMAGE, dataset, refused_before_anything_is_created, run,  # noqa: F401 (fixtures)
+                                settings)
 
 from platforms.core import tracking
 from platforms.core.api import Job
-from platforms.errors import UserError
 
 
 def test_two_nodes_carry_instance_count_and_the_pytorch_distribution(dataset, tmp_path, monkeypatch, azure_ml,
@@ -48,11 +46,8 @@ def test_two_nodes_carry_instance_count_and_the_pytorch_distribution(dataset, tm
 ])
 def test_more_than_the_compute_offers_stops_before_anything_is_created(dataset, tmp_path, monkeypatch, blob_env,
                                                                        azure_ml, settings, extra, message):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(UserError, match=re.escape(message)):
-        run(Job(data=dataset, out=tmp_path / "out", epochs=1), {**settings, **extra})
-    assert blobs(blob_env, settings["container"]) == []
-    assert [p for m, p, _ in azure_ml.log if m in ("PUT", "POST", "DELETE")] == []
+    refused_before_anything_is_created(dataset, tmp_path, monkeypatch, blob_env, azure_ml, {**settings, **extra},
+                                       message)
 
 
 def test_the_server_refuses_more_nodes_than_the_cluster_has(azure_ml):
