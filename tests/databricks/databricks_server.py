@@ -7,30 +7,39 @@ Databricks has no emulator; this server is written from the REST reference and t
 What makes it a stand-in and not a yes-machine:
 - a request without the bearer token it was given is a 401; errors come in the API's shape
   ({"error_code", "message"}), which the SDK maps to its own exceptions;
-- a runs/submit body is checked against the SDK: top-level keys against JobsAPI.submit's parameters, each
-  task against `SubmitTask.from_dict(...).as_dict()` (a key the dataclass does not know, or a value of the wrong
-  shape, does not survive the round trip: 400 INVALID_PARAMETER_VALUE); unknown node types and runtimes are
+- every request body and query string is checked against the SDK's own annotations of the method that sends it
+  and of the dataclasses in it (request_checks.py): an unknown field, a missing required one, a value of the
+  wrong type or an enum value the API lacks is a 400 INVALID_PARAMETER_VALUE; unknown node types and runtimes are
   refused as the service refuses them;
 - a file outside an existing volume is 404 (the volume must exist), overwrite=false on an existing file 409;
-- a submitted run runs: its task, under the job-cluster contract (platforms/databricks/emulator.py), as a
-  local process that reads and writes this server's volume through the Files API, with the run states,
-  durations, driver log and cluster events a real run reports.
+  the workspace's files are real files (WorkspaceFiles), so a job sees at /Volumes what the Files API serves;
+- a submitted run runs as Databricks documents it (job_cluster.py: libraries installed into the cluster's
+  environment, the task's Python on its parameters, /Volumes mounted), never through platbench's own code, with
+  the run states, durations, driver log, run output and cluster events a real run reports.
 
 The SDK is pointed here with its own settings: DATABRICKS_HOST (this server's URL) and DATABRICKS_TOKEN
 (personal-access-token auth)."""
 from __future__ import annotations
 
-import inspect
 import json
+import os
 import re
 import secrets
+import shutil
+import tempfile
 import threading
 import time
+import uuid
+from collections.abc import MutableMapping
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Optional
+from pathlib import Path
+from typing import Iterator, Optional
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from job_cluster import TaskRun
+from request_checks import body_problems, query_problems
 
 NODE_TYPES = [  # (id, cores, memory MB, GPUs)
     ("g4dn.xlarge", 4, 16384, 1), ("g5.xlarge", 4, 16384, 1), ("p3.2xlarge", 8, 62464, 1),
@@ -44,28 +53,55 @@ class Refused(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def round_trip_problems(cls, value: dict, where: str) -> list[str]:
-    """Keys or shapes the SDK's dataclass `cls` does not carry through from_dict → as_dict."""
-    back = cls.from_dict(value).as_dict()
-    return _diff(value, back, where)
+def refuse_problems(problems: list[str]) -> None:
+    if problems:
+        raise Refused(400, "INVALID_PARAMETER_VALUE", "; ".join(problems))
 
 
-def _diff(sent, back, where: str) -> list[str]:
-    if isinstance(sent, dict) and isinstance(back, dict):
-        out = [f"{where}.{k}: not a field the API knows" for k in sent if k not in back]
-        return out + [p for k in sent if k in back for p in _diff(sent[k], back[k], f"{where}.{k}")]
-    if isinstance(sent, list) and isinstance(back, list) and len(sent) == len(back):
-        return [p for i, (a, b) in enumerate(zip(sent, back)) for p in _diff(a, b, f"{where}[{i}]")]
-    return [] if sent == back else [f"{where}: {sent!r} is not of the field's type"]
+class WorkspaceFiles(MutableMapping):
+    """The workspace's files (volumes, model versions) by API path, kept as real files under `root`:
+    /Volumes/c/s/v/x is root/Volumes/c/s/v/x, which is what a job's /Volumes mount shows. A write lands whole
+    (a hidden partial file renamed into place), as a Files API PUT does."""
 
+    def __init__(self, root: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
 
-class _Run:
-    def __init__(self, run_id: int, name: str, task: dict, cluster_id: str):
-        self.run_id, self.name, self.task, self.cluster_id = run_id, name, task, cluster_id
-        self.local = None
-        self.created = time.time()
-        self.error: Optional[str] = None
-        self.thread: Optional[threading.Thread] = None
+    def path(self, key: str) -> Path:
+        if not key.startswith("/") or ".." in key.split("/"):
+            raise Refused(400, "INVALID_PARAMETER_VALUE", f"{key} is not an absolute path")
+        return self.root / key.lstrip("/")
+
+    def __getitem__(self, key: str) -> bytes:
+        try:
+            return self.path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise KeyError(key) from None
+
+    def __setitem__(self, key: str, data: bytes) -> None:
+        p = self.path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.{uuid.uuid4().hex}.partial")
+        tmp.write_bytes(data)
+        os.replace(tmp, p)
+
+    def __delitem__(self, key: str) -> None:
+        try:
+            self.path(key).unlink()
+        except (FileNotFoundError, IsADirectoryError):
+            raise KeyError(key) from None
+
+    def __contains__(self, key) -> bool:
+        return isinstance(key, str) and self.path(key).is_file()
+
+    def __iter__(self) -> Iterator[str]:
+        for folder, _, names in os.walk(self.root):
+            for name in names:
+                if not name.endswith(".partial"):
+                    yield "/" + str(Path(folder, name).relative_to(self.root))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 # ------------------------------------------------------------------------------------------ serving
@@ -209,13 +245,12 @@ class ServingWorkspace:
             return {"model_version": version_doc(name, v)}
 
     def create_endpoint(self, body: dict) -> dict:
-        from databricks.sdk.service.serving import EndpointCoreConfigInput, ServingEndpointsAPI
+        from databricks.sdk.service.serving import ServingEndpointsAPI
 
-        allowed = set(inspect.signature(ServingEndpointsAPI.create).parameters) - {"self"}
-        problems = [f"{k}: not a field of serving-endpoints create" for k in body if k not in allowed]
-        problems += round_trip_problems(EndpointCoreConfigInput, body.get("config") or {}, "config")
-        if problems:
-            raise Refused(400, "INVALID_PARAMETER_VALUE", "; ".join(problems))
+        # https://docs.databricks.com/api/workspace/servingendpoints/create; config is the SDK's
+        # EndpointCoreConfigInput, whose required `name` is update-config's path parameter: create's body need not
+        # repeat it, so its absence is not refused here
+        refuse_problems([p for p in body_problems(ServingEndpointsAPI.create, body) if p != "config.name: required"])
         name = body.get("name") or ""
         if name in self.endpoints:
             raise Refused(409, "RESOURCE_ALREADY_EXISTS", f"Endpoint with name '{name}' already exists.")
@@ -253,10 +288,9 @@ class ServingWorkspace:
                 return
             root = Path(tempfile.mkdtemp(prefix="platbench-serving-"))
             ep.root = str(root)
-            for f, data in list(self.files.items()):
-                if f.startswith(prefix):
-                    (root / "model" / f[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
-                    (root / "model" / f[len(prefix):]).write_bytes(data)
+            for f in [f for f in self.files if f.startswith(prefix)]:
+                (root / "model" / f[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
+                (root / "model" / f[len(prefix):]).write_bytes(self.files[f])
             ep.proc = subprocess.Popen([str(Path(bindir) / "mlflow"), "models", "serve", "-m", str(root / "model"),
                                         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)], env=env,
                                        stdout=(root / "serve.log").open("w"), stderr=subprocess.STDOUT,
@@ -323,12 +357,16 @@ class ServingWorkspace:
 class DatabricksServer(ServingWorkspace, ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self):
+    def __init__(self, root: Optional[Path] = None):
+        """`root`: where the workspace keeps its files and its job clusters' scratch (a fresh temporary folder
+        when not given; removed by close() then)."""
         super().__init__(("127.0.0.1", 0), _Handler)
         self.token = "dapi" + secrets.token_hex(16)
+        self._own_root = root is None
+        self.root = Path(tempfile.mkdtemp(prefix="platbench-dbx-ws-")) if root is None else Path(root)
         self.volumes: set[str] = set()
-        self.files: dict[str, bytes] = {}
-        self.runs: dict[int, _Run] = {}
+        self.files = WorkspaceFiles(self.root / "files")
+        self.runs: dict[int, TaskRun] = {}
         self.events: dict[str, list[dict]] = {}
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
@@ -344,7 +382,9 @@ class DatabricksServer(ServingWorkspace, ThreadingHTTPServer):
     def create_volume(self, full_name: str) -> str:
         self.volumes.add(full_name)
         self.schemas.add(full_name.rsplit(".", 1)[0])
-        return "/Volumes/" + full_name.replace(".", "/")
+        path = "/Volumes/" + full_name.replace(".", "/")
+        self.files.path(path).mkdir(parents=True, exist_ok=True)  # a volume is a folder in the /Volumes mount
+        return path
 
     def env(self) -> dict[str, str]:
         return {"DATABRICKS_HOST": self.url, "DATABRICKS_TOKEN": self.token}
@@ -353,27 +393,26 @@ class DatabricksServer(ServingWorkspace, ThreadingHTTPServer):
         for ep in list(self.endpoints.values()):
             self.delete_endpoint(ep)
         for run in list(self.runs.values()):
-            if run.local is not None:
-                run.local.stop()
-                run.local.cleanup()
+            run.close()
         self.shutdown()
         self.server_close()
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     # ---------------------------------------------------------------- jobs
     def submit(self, body: dict) -> dict:
-        from databricks.sdk.service.jobs import JobsAPI, SubmitTask
+        """POST /api/2.2/jobs/runs/submit (https://docs.databricks.com/api/workspace/jobs/submit)."""
+        from databricks.sdk.service.jobs import JobsAPI
 
-        allowed = set(inspect.signature(JobsAPI.submit).parameters) - {"self"}
-        problems = [f"{k}: not a field of runs/submit" for k in body if k not in allowed]
+        problems = body_problems(JobsAPI.submit, body)
         tasks = body.get("tasks") or []
         if len(tasks) != 1:
             problems.append("this workspace runs one-task submits only")
-        for i, task in enumerate(tasks):
-            problems += round_trip_problems(SubmitTask, task, f"tasks[{i}]")
-        if problems:
-            raise Refused(400, "INVALID_PARAMETER_VALUE", "; ".join(problems))
+        refuse_problems(problems)
         task = tasks[0]
-        cluster = task.get("new_cluster") or {}
+        if "new_cluster" not in task:
+            raise Refused(400, "INVALID_PARAMETER_VALUE", "this workspace runs tasks on a new job cluster only")
+        cluster = task["new_cluster"]
         if cluster.get("node_type_id") not in {n[0] for n in NODE_TYPES}:
             raise Refused(400, "INVALID_PARAMETER_VALUE",
                           f"Node type {cluster.get('node_type_id')} is not supported. Supported node types: "
@@ -386,70 +425,41 @@ class DatabricksServer(ServingWorkspace, ThreadingHTTPServer):
                 if token and run.task.get("_token") == token:
                     return {"run_id": run.run_id}
             self._next += 2
-            run = _Run(self._next, body.get("run_name") or "Untitled", {**task, "_token": token},
-                       f"0101-{self._next:06d}-loopback")
+            scratch = self.root / "clusters" / str(self._next)
+            scratch.mkdir(parents=True)
+            run = TaskRun(self._next, body.get("run_name") or "Untitled", {**task, "_token": token},
+                          int(body.get("timeout_seconds") or 0), self.files.path("/Volumes"), scratch,
+                          f"0101-{self._next:06d}-loopback", self.event)
             self.runs[run.run_id] = run
-        self.event(run.cluster_id, "CREATING")
-        run.thread = threading.Thread(target=self._execute, args=(run, task, body.get("timeout_seconds") or 0),
-                                      daemon=True)
-        run.thread.start()
+        run.begin()
         return {"run_id": run.run_id}
 
     def event(self, cluster_id: str, kind: str) -> None:
         self.events.setdefault(cluster_id, []).append({"cluster_id": cluster_id, "type": kind,
                                                        "timestamp": int(time.time() * 1000)})
 
-    def _execute(self, run: _Run, task: dict, timeout: int) -> None:
-        from databricks.sdk import WorkspaceClient
-
-        from platforms.core.progress import JobProgress
-        from platforms.databricks.emulator import task_run
-        from platforms.databricks.storage import VolumeStore
-
-        try:
-            volume = _volume_of(task["spark_python_task"]["python_file"])
-            store = VolumeStore(volume, client=WorkspaceClient(host=self.url, token=self.token))
-            run.local = task_run(run.run_id, run.name, task, store, timeout, run.cluster_id)
-            self.event(run.cluster_id, "RUNNING")
-            run.local.start()
-            run.local.wait(JobProgress(enabled=False))
-        except Exception as exc:  # noqa: BLE001 - the run fails, as a real one would
-            run.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        finally:
-            self.event(run.cluster_id, "TERMINATING")
-            self.event(run.cluster_id, "TERMINATED")
-
     def get_run(self, run_id: int) -> dict:
         run = self.runs.get(run_id)
         if run is None:
             raise Refused(400, "INVALID_PARAMETER_VALUE", f"Run {run_id} does not exist.")
-        if run.local is None or not run.local.timeline:
-            d = {"run_id": run.run_id, "run_name": run.name, "state": {"life_cycle_state": "PENDING"},
-                 "tasks": [{"task_key": run.task.get("task_key"), "run_id": run.run_id + 1,
-                            "state": {"life_cycle_state": "PENDING"}}]}
-            if run.error:
-                d["state"] = {"life_cycle_state": "INTERNAL_ERROR", "result_state": "FAILED",
-                              "state_message": run.error}
-            return d
-        d = run.local.describe()
-        if run.error and d["state"]["life_cycle_state"] != "TERMINATED":
-            d["state"] = {"life_cycle_state": "INTERNAL_ERROR", "result_state": "FAILED", "state_message": run.error}
-        return d
+        return run.describe()
 
     def output(self, task_run_id: int) -> dict:
+        """runs/get-output takes a task's run id (https://docs.databricks.com/api/workspace/jobs/getrunoutput)."""
+        if task_run_id in self.runs:
+            raise Refused(400, "INVALID_PARAMETER_VALUE", "Retrieving the output of runs with multiple tasks is not "
+                                                          "supported. Please retrieve the output of each individual "
+                                                          "task run instead.")
         run = self.runs.get(task_run_id - 1)
         if run is None:
             raise Refused(400, "INVALID_PARAMETER_VALUE", f"Run {task_run_id} does not exist.")
-        log = run.local.root / "job.log" if run.local is not None else None
-        text = log.read_text(errors="replace") if log is not None and log.is_file() else ""
-        return {"logs": text[-5_000_000:], "metadata": self.get_run(run.run_id)}
+        return run.output()
 
     def cancel(self, run_id: int) -> None:
         run = self.runs.get(run_id)
         if run is None:
             raise Refused(400, "INVALID_PARAMETER_VALUE", f"Run {run_id} does not exist.")
-        if run.local is not None:
-            threading.Thread(target=run.local.stop, daemon=True).start()
+        threading.Thread(target=run.stop, daemon=True).start()
 
     # ---------------------------------------------------------------- files
     def check_path(self, path: str) -> None:
@@ -462,6 +472,33 @@ class DatabricksServer(ServingWorkspace, ThreadingHTTPServer):
         volume = _volume_of(path)
         if volume not in self.volumes:
             raise Refused(404, "NOT_FOUND", f"Volume '{volume}' does not exist.")
+
+
+# route → the SDK method that sends it, whose parameters (and their dataclasses) the request is checked against
+# (REST reference: https://docs.databricks.com/api/workspace/jobs/submit, …/jobs/getrun, …/jobs/getrunoutput,
+# …/jobs/cancelrun, …/clusters/events)
+CHECKED = {
+    ("POST", "/api/2.2/jobs/runs/submit"): "jobs:JobsAPI.submit",
+    ("GET", "/api/2.2/jobs/runs/get"): "jobs:JobsAPI.get_run",
+    ("GET", "/api/2.2/jobs/runs/get-output"): "jobs:JobsAPI.get_run_output",
+    ("POST", "/api/2.2/jobs/runs/cancel"): "jobs:JobsAPI.cancel_run",
+    ("POST", "/api/2.1/clusters/events"): "compute:ClustersAPI.events",
+}
+
+
+# the Files API (https://docs.databricks.com/api/workspace/files): the FilesAPI method of each HTTP method
+FILES_API = {"PUT": "files:FilesAPI.upload", "GET": "files:FilesAPI.download", "HEAD": "files:FilesAPI.get_metadata",
+             "DELETE": "files:FilesAPI.delete"}
+DIRECTORIES_API = {"GET": "files:FilesAPI.list_directory_contents", "HEAD": "files:FilesAPI.get_directory_metadata"}
+
+
+def sdk_method(name: str):
+    """"module:Class.method" of databricks.sdk.service → the function."""
+    import importlib
+
+    module, qual = name.split(":")
+    cls, fn = qual.split(".")
+    return getattr(getattr(importlib.import_module(f"databricks.sdk.service.{module}"), cls), fn)
 
 
 def _volume_of(path: str) -> str:
@@ -513,10 +550,31 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
 
+    def _json_body(self) -> dict:
+        try:
+            doc = json.loads(self._body() or b"{}")
+        except ValueError:
+            raise Refused(400, "MALFORMED_REQUEST", "Invalid JSON given in the body of the request") from None
+        return doc
+
+    def _checked(self, method: str, path: str, query: dict) -> Optional[dict]:
+        """The request checked against the SDK method that sends it (CHECKED); its JSON body, if it has one."""
+        sdk = CHECKED.get((method, path))
+        if sdk is None:
+            return None
+        api = sdk_method(sdk)
+        if method in ("GET", "HEAD", "DELETE"):
+            refuse_problems(query_problems(api, query))
+            return None
+        body = self._json_body()
+        refuse_problems(body_problems(api, body))
+        return body
+
     def _route(self, method: str, path: str, query: dict):
         s = self.server
         if _serving_routes(self, method, path, query):
             return None
+        body = self._checked(method, path, query)
         if method == "GET" and path == "/api/2.1/clusters/list-node-types":
             return self._json({"node_types": [
                 {"node_type_id": n, "instance_type_id": n, "num_cores": c, "memory_mb": m, "num_gpus": g,
@@ -525,17 +583,16 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and path == "/api/2.1/clusters/spark-versions":
             return self._json({"versions": [{"key": k, "name": k} for k in RUNTIMES]})
         if method == "POST" and path == "/api/2.1/clusters/events":
-            body = json.loads(self._body() or b"{}")
-            events = s.events.get(body.get("cluster_id"), [])
+            events = s.events.get(body["cluster_id"], [])
             return self._json({"events": events, "total_count": len(events)})
         if method == "POST" and path == "/api/2.2/jobs/runs/submit":
-            return self._json(s.submit(json.loads(self._body() or b"{}")))
+            return self._json(s.submit(body))
         if method == "GET" and path == "/api/2.2/jobs/runs/get":
-            return self._json(s.get_run(int(query.get("run_id", 0))))
+            return self._json(s.get_run(int(query["run_id"])))
         if method == "GET" and path == "/api/2.2/jobs/runs/get-output":
-            return self._json(s.output(int(query.get("run_id", 0))))
+            return self._json(s.output(int(query["run_id"])))
         if method == "POST" and path == "/api/2.2/jobs/runs/cancel":
-            s.cancel(int(json.loads(self._body() or b"{}").get("run_id", 0)))
+            s.cancel(int(body["run_id"]))
             return self._json({})
         m = re.match(r"^/api/2\.1/unity-catalog/volumes/([^/]+)$", path)
         if method == "GET" and m:
@@ -545,9 +602,11 @@ class _Handler(BaseHTTPRequestHandler):
             catalog, schema, volume = name.split(".")
             return self._json({"full_name": name, "catalog_name": catalog, "schema_name": schema, "name": volume,
                                "volume_type": "MANAGED", "storage_location": f"s3://loopback/{name}"})
-        if path.startswith("/api/2.0/fs/files/"):
+        if path.startswith("/api/2.0/fs/files/") and method in FILES_API:
+            refuse_problems(query_problems(sdk_method(FILES_API[method]), query))
             return self._file(method, path[len("/api/2.0/fs/files"):], query)
-        if path.startswith("/api/2.0/fs/directories/"):
+        if path.startswith("/api/2.0/fs/directories/") and method in DIRECTORIES_API:
+            refuse_problems(query_problems(sdk_method(DIRECTORIES_API[method]), query))
             return self._directory(method, path[len("/api/2.0/fs/directories"):].rstrip("/"), query)
         raise Refused(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'")
 
@@ -586,14 +645,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _directory(self, method: str, dpath: str, query: dict):
         s = self.server
         s.check_path(dpath + "/")
-        prefix = dpath + "/"
-        children: dict[str, Optional[int]] = {}
-        for f, data in list(s.files.items()):
-            if f.startswith(prefix):
-                head, sep, _ = f[len(prefix):].partition("/")
-                children[prefix + head] = None if sep else len(data)
-        if not children and dpath.count("/") > 4:
+        folder = s.files.path(dpath)
+        if not folder.is_dir():  # a volume's folders are real: created by an upload below them, or by a job
             raise Refused(404, "NOT_FOUND", f"The directory does not exist: {dpath}")
+        children = {f"{dpath}/{p.name}": (None if p.is_dir() else p.stat().st_size) for p in folder.iterdir()
+                    if not p.name.endswith(".partial")}
         if method == "HEAD":
             return self._send(200, b"")
         if method != "GET":

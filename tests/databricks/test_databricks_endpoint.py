@@ -8,28 +8,15 @@ from __future__ import annotations
 import pytest
 from _serving import trained_model
 from conftest import assert_one_line_error, platbench
-from databricks_server import DatabricksServer
+from dbx_workspace import workspace, workspace_server  # noqa: F401 - fixtures
 
 from platforms.bench import loadtest
 from platforms.bench.endpoint import run_endpoint_benchmark
 from platforms.errors import UserError
 
 
-@pytest.fixture(scope="module")
-def server():
-    s = DatabricksServer()
-    s.create_volume("main.default.files")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def workspace(server, monkeypatch, tmp_path):
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("DATABRICKS_CONFIG_PROFILE", raising=False)
-    for k, v in server.env().items():
-        monkeypatch.setenv(k, v)
-    return server
+server = workspace_server("main.default.files")
+pytestmark = pytest.mark.xdist_group("databricks-endpoint")  # model_dir trains a model once
 
 
 @pytest.fixture(scope="module")

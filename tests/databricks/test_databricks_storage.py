@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import write_folder_dataset
-from databricks_server import DatabricksServer
+from dbx_workspace import job_cluster, workspace, workspace_server  # noqa: F401 - fixtures
 
 from platforms.core import launch, staging
 from platforms.core.api import Job
@@ -15,21 +15,7 @@ from platforms.core.progress import JobProgress
 VOLUME = "main.platbench.stage"
 
 
-@pytest.fixture(scope="module")
-def server():
-    s = DatabricksServer()
-    s.create_volume(VOLUME)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def workspace(server, monkeypatch, tmp_path):
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("DATABRICKS_CONFIG_PROFILE", raising=False)
-    for k, v in server.env().items():
-        monkeypatch.setenv(k, v)
-    return server
+server = workspace_server(VOLUME)
 
 
 def test_store_contract_and_scheme(workspace):
@@ -66,7 +52,8 @@ def test_staging_is_content_addressed_and_resumes(workspace, tmp_path):
     assert again.fingerprint == first.fingerprint
 
 
-def test_a_corrupted_shard_fails_the_run_on_its_sha256(workspace, tmp_path, monkeypatch):
+def test_a_corrupted_shard_fails_the_run_on_its_sha256(job_cluster, tmp_path, monkeypatch):
+    workspace = job_cluster
     monkeypatch.chdir(tmp_path)
     data = write_folder_dataset(tmp_path / "colors", train_per_class=6, test_per_class=2)
     settings = {"volume": f"/Volumes/{VOLUME.replace('.', '/')}", "prefix": "corrupt", "poll_seconds": "0.2"}
