@@ -218,6 +218,17 @@ class Workspace:
         except (DatabricksError, OSError):
             return ""
 
+    def failure(self, task_run_id: int) -> str:
+        """Why a task failed, first line: runs/get-output's `error`. A failed run's state_message only says "Workload
+        failed, see run output for details" (https://docs.databricks.com/api/workspace/jobs/getrunoutput)."""
+        from databricks.sdk.errors import DatabricksError
+
+        try:
+            error = self.w.jobs.get_run_output(task_run_id).error or ""
+        except (DatabricksError, OSError):
+            return ""
+        return next((line.strip() for line in error.splitlines() if line.strip()), "")
+
     def cluster_events(self, cluster_id: str) -> list[dict]:
         from databricks.sdk.errors import DatabricksError
 
@@ -497,6 +508,8 @@ class DatabricksPlatform(Platform):
                                 "cancelling it")
             time.sleep(cfg.poll_seconds)
         outcome = self._outcome(handle, d)
+        if outcome.status == "failed" and task.get("run_id"):
+            outcome.message = self._ws.failure(int(task["run_id"])) or outcome.message
         cluster_id = (task.get("cluster_instance") or {}).get("cluster_id")
         if cluster_id:
             outcome.metrics.update(cluster_start_seconds(self._ws.cluster_events(cluster_id)))
