@@ -1,8 +1,10 @@
 """A loopback Amazon Rekognition Custom Labels server for the tests (moto does not implement these calls).
 
 It speaks the service's JSON protocol (POST /, X-Amz-Target: RekognitionService.<Operation>) and checks every
-request body against botocore's own service model for rekognition with botocore's validator, so a request
-boto3 would not send, or the real API would reject on shape, is refused here too. Images and Ground Truth
+request body against botocore's own service model for rekognition: botocore's validator (types, required
+members, minimums), then the patterns, maximum lengths and enums botocore leaves to the service
+(rekognition_constraints.py), each refused with the service's ValidationException, so a request boto3 would
+not send, or the real API would reject on shape, is refused here too. Images and Ground Truth
 manifests are read from S3 (moto) with boto3, and the service's documented rules are applied: PNG/JPEG only,
 at least 2 labels per classification dataset, at least 1 image per label
 (https://docs.aws.amazon.com/rekognition/latest/customlabels-dg/limits.html); no DeleteProject while the
@@ -10,7 +12,8 @@ project still has models or datasets, no DeleteProjectVersion while the model ru
 on a RUNNING model.
 
 What it trains is nothing of substance and says so: a nearest-class-mean classifier on 16×16 RGB pixels,
-confidences a softmax of negative distances. Its timestamps are its own clock, as the real service's are.
+confidences a softmax of negative distances. Its timestamps are its own clock, as the real service's are
+(a test may set how long that clock says a training took: `clock_train_seconds`).
 Faults for the load tool: `fail(operation, code_or_reset, times)` answers the next calls with that error
 (ThrottlingException …) or closes the connection without an answer; faults queue up in order, and "skip"
 lets calls through untouched."""
@@ -26,6 +29,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 from _services import Faults
+from rekognition_constraints import report, violations
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 PNG, JPEG = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
@@ -67,6 +71,10 @@ class RekognitionServer(Faults, ThreadingHTTPServer):
         self.faults: list[list] = []
         self.lock = threading.Lock()
         self.train_seconds = train_seconds       # the least a training takes (so it is seen in progress)
+        # how long the service's clock says a training took (None: as long as it took here); its
+        # CreationTimestamp → TrainingEndTimestamp, kept in `trainings` after the model is deleted
+        self.clock_train_seconds: float | None = None
+        self.trainings: list[tuple[float, float]] = []
         super().__init__(("127.0.0.1", 0), _Handler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
@@ -244,7 +252,8 @@ class RekognitionServer(Faults, ThreadingHTTPServer):
             fn = sum(1 for t, q in zip(truth, pred) if t == name and q != name)
             f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
         time.sleep(max(0.0, self.train_seconds - (time.time() - t0)))
-        ended = time.time()
+        ended = time.time() if self.clock_train_seconds is None else v["created"] + self.clock_train_seconds
+        self.trainings.append((v["created"], ended))
         v.update(means=means, labels=labels, f1=float(np.mean(f1s)), ended=ended,
                  billed=int(np.ceil(ended - v["created"])), status="TRAINING_COMPLETED")
 
@@ -297,9 +306,13 @@ class _Handler(BaseHTTPRequestHandler):
         if not op or op not in srv.service_model.operation_names:
             return self._send(400, {"__type": "UnknownOperationException", "message": f"unknown target {target!r}"})
         params = json.loads(raw or b"{}")
-        report = srv.validator.validate(params, srv.service_model.operation_model(op).input_shape)
-        if report.has_errors():
-            return self._send(400, {"__type": "ValidationException", "message": report.generate_report()})
+        shape = srv.service_model.operation_model(op).input_shape
+        checked = srv.validator.validate(params, shape)
+        if checked.has_errors():
+            return self._send(400, {"__type": "ValidationException", "message": checked.generate_report()})
+        problems = violations(params, shape)
+        if problems:
+            return self._send(400, {"__type": "ValidationException", "message": report(problems)})
         with srv.lock:
             srv.calls.append((op, params))
         fault = srv.take_fault(op)

@@ -93,19 +93,19 @@ def test_stage_train_deploy_evaluate_load_and_delete(rekognition, color_data, tm
 
 def test_training_time_is_the_services_own_clock(rekognition, color_data, tmp_path):
     """seconds_train comes from DescribeProjectVersions' timestamps, not from platbench's wall clock: the
-    server trains for ≥ 1.5 s, and platbench polls slowly enough to see several seconds pass."""
-    server, settings = rekognition
-    server.train_seconds = 1.5
-    outcome, _ = _launch({**settings, "poll_seconds": "1.0"}, color_data, tmp_path / "out", per_class=5)
-    (version,) = server.ops("CreateProjectVersion")
-    doc = json.loads((tmp_path / "out" / "service.json").read_text())
-    started, ended = doc["training"]["started"], doc["training"]["ended"]
+    server's clock says the training took an hour and a half, where it takes a fraction of a second here."""
     from datetime import datetime
 
-    assert doc["training"]["seconds"] == pytest.approx(
-        (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds())
-    assert 1.5 <= outcome.metrics["seconds_train"] < 2.5
-    assert outcome.metrics["billed_seconds"] == 2  # the server's BillableTrainingTimeInSeconds, whole seconds
+    server, settings = rekognition
+    server.clock_train_seconds = 5400.25
+    outcome, _ = _launch(settings, color_data, tmp_path / "out", per_class=5)
+    ((created, ended),) = server.trainings
+    doc = json.loads((tmp_path / "out" / "service.json").read_text())
+    started_at, ended_at = (datetime.fromisoformat(doc["training"][k]).timestamp() for k in ("started", "ended"))
+    assert (started_at, ended_at) == pytest.approx((created, ended), abs=1e-3)  # the server's timestamps
+    assert doc["training"]["seconds"] == pytest.approx(ended_at - started_at)
+    assert outcome.metrics["seconds_train"] == pytest.approx(5400.25, abs=1e-3)
+    assert outcome.metrics["billed_seconds"] == 5401  # the server's BillableTrainingTimeInSeconds, whole seconds
 
 
 def test_throttling_and_resets_are_retried_with_backoff_and_counted(rekognition, color_data, tmp_path):
@@ -211,6 +211,60 @@ def test_the_server_refuses_what_the_service_would(rekognition, tmp_path):
     with pytest.raises(c.exceptions.ResourceInUseException):
         c.delete_project(ProjectArn=arn)  # its dataset first
     c.delete_dataset(DatasetArn=ds)
+    c.delete_project(ProjectArn=arn)
+
+
+VERSION_ARN = "arn:aws:rekognition:us-east-1:123456789012:project/p/version/v1/1"
+
+
+@pytest.mark.parametrize("operation, params, words", [
+    ("create_project", {"ProjectName": "two words"},
+     "Value 'two words' at 'projectName' failed to satisfy constraint: Member must satisfy regular expression "
+     r"pattern: [a-zA-Z0-9_.\-]+"),
+    ("create_project", {"ProjectName": "p" * 256}, "at 'projectName' failed to satisfy constraint: Member must have "
+                                                    "length less than or equal to 255"),
+    ("create_project", {"ProjectName": "p", "Tags": {"aws:owner": "me"}}, "at 'tags.aws:owner.key'"),
+    ("describe_projects", {"ProjectNames": [f"p{i}" for i in range(11)]}, "length less than or equal to 10"),
+    ("create_dataset", {"ProjectArn": "arn:aws:rekognition:us-east-1:123456789012:project/p/1",
+                        "DatasetType": "VALIDATION"}, "Member must satisfy enum value set: [TRAIN, TEST]"),
+    ("describe_dataset", {"DatasetArn": "arn:aws:rekognition:us-east-1:123456789012:project/p/dataset/val/1"},
+     "at 'datasetArn' failed to satisfy constraint: Member must satisfy regular expression pattern"),
+    ("detect_custom_labels", {"ProjectVersionArn": VERSION_ARN, "Image": {"Bytes": b"x"}, "MinConfidence": 101},
+     "Value '101' at 'minConfidence' failed to satisfy constraint: Member must have value less than or equal to 100"),
+    ("describe_project_versions", {"ProjectArn": "arn:aws:rekognition:us-east-1:123456789012:project/p/1",
+                                   "MaxResults": 101}, "at 'maxResults'"),
+    ("start_project_version", {"ProjectVersionArn": VERSION_ARN.replace("/v1/", "/v 1/"), "MinInferenceUnits": 1},
+     "at 'projectVersionArn'"),
+])
+def test_the_server_refuses_what_botocore_lets_through_and_the_service_does_not(rekognition, operation, params,
+                                                                                words):
+    """Issue 29: botocore's client checks no pattern, maximum or enum; the service does, with a
+    ValidationException that names each broken constraint (API reference: CommonErrors and each operation's
+    page). Refused before anything happens: no call recorded, nothing created."""
+    import boto3
+
+    server, _ = rekognition
+    c = boto3.client("rekognition")
+    with pytest.raises(c.exceptions.ClientError) as info:
+        getattr(c, operation)(**params)
+    error = info.value.response["Error"]
+    assert error["Code"] == "ValidationException" and info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert error["Message"].startswith("1 validation error detected: ") and words in error["Message"], error
+    assert server.calls == [] and server.projects == {}
+
+
+def test_every_constraint_broken_is_named_and_a_valid_request_passes(rekognition):
+    import boto3
+
+    server, _ = rekognition
+    c = boto3.client("rekognition")
+    with pytest.raises(c.exceptions.ClientError, match=r"2 validation errors detected: .*'versionName'.*; .*"
+                                                       r"'outputConfig\.s3Bucket'"):
+        c.create_project_version(ProjectArn="arn:aws:rekognition:us-east-1:123456789012:project/p/1",
+                                 VersionName="v/1", OutputConfig={"S3Bucket": "bb!", "S3KeyPrefix": "x"})
+    # the longest name the service allows, in a tag that is not AWS's: accepted
+    arn = c.create_project(ProjectName="p" * 255, Tags={"team": "ml vision"})["ProjectArn"]
+    assert server.ops("CreateProject") and c.describe_projects(ProjectNames=["p" * 255])["ProjectDescriptions"]
     c.delete_project(ProjectArn=arn)
 
 
