@@ -1,7 +1,18 @@
 """A loopback Nyckel API for the tests: the routes the `nyckel` package and platforms/nyckel call, with the
-request shapes of https://www.nyckel.com/docs (the package ships no schema to validate against, so the
-documented fields are checked here: unknown or missing ones are a 400, as are samples whose data is not a
-decodable image data URI or whose label does not exist).
+request shapes of https://www.nyckel.com/docs/api/ (the package ships no schema to validate against, so the
+documented fields are checked here, each with its JSON type: unknown, missing or mistyped ones are a 400).
+
+What it refuses, as Nyckel does:
+- a JSON body not sent as application/json: image data travels "as a data URI inside an application/json
+  request" (https://www.nyckel.com/docs/api/overview/data-types/), so another media type is a 415;
+- a sample or invoke whose data is not a decodable PNG/JPEG image data URI (same page);
+- a function other than Image → Classification (the only kind served here);
+- a label without a non-empty string name (WritableLabel, https://www.nyckel.com/docs/api/operations/
+  post-label/), or one that exists (409);
+- a sample annotation that is not an Annotation object of labelId and/or labelName
+  (https://www.nyckel.com/docs/api/operations/put-annotation/), or that names a label that does not exist.
+Every error answers `{"message": ...}`: "All error responses have the same response schema"
+(https://www.nyckel.com/docs, "Error responses"); the token endpoint answers OAuth's `{"error": ...}`.
 
 It listens on port 5000 of a random 127.x.y.z address: the package's paginated GETs split URLs on ".com" or
 ":5000" (nyckel/request_utils.py, SequentialGetter: ":5000" is its "running locally" case), so no other
@@ -11,8 +22,9 @@ What it trains is nothing of substance and says so: after samples change it is "
 `train_seconds`, then serves a nearest-class-mean classifier on 16×16 RGB pixels, confidence a softmax of
 negative distances. It needs at least 2 labels with 2 samples each (https://www.nyckel.com/docs/concepts/
 samples/: "as few as 2 samples per label"); before that an invoke is refused (409, the loopback's choice: the
-docs do not say which status). Faults: `fail(route, status_or_reset, times)` on invoke for the load tool, queued in order; "skip" lets
-calls through untouched."""
+docs do not say which status). Faults: `fail(route, status_or_reset, times)` on invoke for the load tool,
+queued in order; "skip" lets calls through untouched. `calls` keeps (method, path, time received) and
+`trained_at` the times models became servable, so a test can order platbench's clock against the server's."""
 from __future__ import annotations
 
 import base64
@@ -28,12 +40,36 @@ from urllib.parse import parse_qs
 
 import numpy as np
 from _services import Faults
-
 PNG, JPEG = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
 CLIENT_ID, CLIENT_SECRET = "test-client", "test-secret"
-FUNCTION_FIELDS = {"input", "output", "name", "description"}
-LABEL_FIELDS = {"name", "description", "metadata"}
-SAMPLE_FIELDS = {"data", "externalId", "annotation", "sampleSets"}
+
+
+def _text(v) -> bool:
+    return isinstance(v, str)
+
+
+def _text_or_null(v) -> bool:
+    return v is None or isinstance(v, str)
+
+
+def _annotation(v) -> bool:
+    """An Annotation: labelId and/or labelName, nothing else (null: no annotation)."""
+    return v is None or (isinstance(v, dict) and v.keys() <= {"labelId", "labelName"}
+                         and all(_text_or_null(x) for x in v.values()) and any(x for x in v.values()))
+
+
+# each body's fields: (JSON type check, what it must be); the first set of each pair is required
+STRING, OPTIONAL = (_text, "a string"), (_text_or_null, "a string or null")
+FUNCTION_FIELDS = {"input": STRING, "output": STRING, "name": OPTIONAL, "description": OPTIONAL}
+LABEL_FIELDS = {"name": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string"),
+                "description": OPTIONAL,
+                "metadata": (lambda v: v is None or isinstance(v, dict) and all(map(_text, v.values())),
+                             "an object of strings or null")}
+SAMPLE_FIELDS = {"data": STRING, "externalId": OPTIONAL,
+                 "annotation": (_annotation, "an Annotation object of labelId and/or labelName, or null"),
+                 "sampleSets": (lambda v: v is None or isinstance(v, list) and all(map(_text, v)),
+                                "a list of strings or null")}
+INVOKE_FIELDS = {"data": STRING}
 
 
 class Refused(Exception):
@@ -60,7 +96,8 @@ class NyckelServer(Faults, ThreadingHTTPServer):
     def __init__(self, train_seconds: float = 0.1):
         self.functions: dict[str, dict] = {}
         self.tokens: set[str] = set()
-        self.calls: list[tuple[str, str]] = []
+        self.calls: list[tuple[str, str, float]] = []
+        self.trained_at: list[float] = []
         self.faults: list[list] = []
         self.lock = threading.Lock()
         self.train_seconds = train_seconds
@@ -80,7 +117,11 @@ class NyckelServer(Faults, ThreadingHTTPServer):
         return f"http://{self.server_address[0]}:5000"
 
     def count(self, method: str, suffix: str) -> int:
-        return sum(1 for m, p in self.calls if m == method and p.endswith(suffix))
+        return sum(1 for m, p, _ in self.calls if m == method and p.endswith(suffix))
+
+    def first(self, method: str, suffix: str, after: float = 0.0) -> float:
+        """When the first such call after `after` came (time.time())."""
+        return min(t for m, p, t in self.calls if m == method and p.endswith(suffix) and t > after)
 
     # ------------------------------------------------------------------ training
     def changed(self, f: dict) -> None:
@@ -100,6 +141,7 @@ class NyckelServer(Faults, ThreadingHTTPServer):
             if len(ready) >= 2:
                 f["model"] = (sorted(ready), np.stack([np.mean(ready[k], axis=0) for k in sorted(ready)]))
                 f["predicted"] = len(f["samples"])
+                self.trained_at.append(time.time())
             f["training"] = False
 
     def predict(self, f: dict, x: np.ndarray) -> tuple[str, float]:
@@ -127,13 +169,21 @@ class _Handler(BaseHTTPRequestHandler):
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-    def _json(self, allowed: set, required: set, raw: bytes | None = None) -> dict:
+    def _json(self, fields: dict, required: set, raw: bytes | None = None) -> dict:
+        raw = self._body() if raw is None else raw
+        media = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if media != "application/json":
+            raise Refused(415, f"a JSON body is sent as application/json, not {media or 'no Content-Type'}")
         try:
-            doc = json.loads((self._body() if raw is None else raw) or b"{}")
+            doc = json.loads(raw or b"{}")
         except ValueError:
             raise Refused(400, "body is not JSON")
-        if not isinstance(doc, dict) or set(doc) - allowed or required - set(doc):
-            raise Refused(400, f"fields must be {sorted(required)} plus optional {sorted(allowed - required)}")
+        if not isinstance(doc, dict) or set(doc) - set(fields) or required - set(doc):
+            raise Refused(400, f"fields must be {sorted(required)} plus optional {sorted(set(fields) - required)}")
+        for name, value in doc.items():
+            valid, what = fields[name]
+            if not valid(value):
+                raise Refused(400, f"{name} must be {what}")
         return doc
 
     def _function(self, fid: str) -> dict:
@@ -145,7 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, method: str):
         srv: NyckelServer = self.server  # type: ignore[assignment]
         path = self.path.split("?")[0].rstrip("/")
-        srv.calls.append((method, path))
+        srv.calls.append((method, path, time.time()))
         if method == "POST" and path == "/connect/token":
             form = parse_qs(self._body().decode())
             if form.get("grant_type") != ["client_credentials"] or form.get("client_id") != [CLIENT_ID] \
@@ -155,7 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
             srv.tokens.add(token)
             return self._send(200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"})
         if self.headers.get("Authorization", "").removeprefix("Bearer ") not in srv.tokens:
-            return self._send(401, {"error": "unauthorized"})
+            return self._send(401, {"message": "unauthorized"})
         parts = path.strip("/").split("/")  # v1|v0.9, functions, [id, [sub, [id]]]
         if parts[:2] not in (["v1", "functions"], ["v0.9", "functions"]):
             raise Refused(404, f"no route {path}")
@@ -197,9 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, [{"id": k, "name": v} for k, v in f["labels"].items()])
             if sub == "samples" and method == "POST":
                 doc = self._json(SAMPLE_FIELDS, {"data"})
-                label = (doc.get("annotation") or {}).get("labelName")
-                if label is not None and label not in f["labels"].values():
-                    raise Refused(400, f"no label named {label!r}: create it first")
+                label = self._label(f, doc.get("annotation") or {})
                 sid = f"sample_{secrets.token_hex(6)}"
                 f["samples"][sid] = {"label": label, "x": _pixels(doc["data"])}
                 srv.changed(f)
@@ -215,14 +263,28 @@ class _Handler(BaseHTTPRequestHandler):
                     pass
                 return None
             if fault and fault != "skip":  # "skip": let this many calls through before the next fault
-                return self._send(int(fault), {"error": "rate limited" if fault == "429" else "server error"})
-            doc = self._json({"data"}, {"data"}, raw)
+                return self._send(int(fault), {"message": "rate limited" if fault == "429" else "server error"})
+            doc = self._json(INVOKE_FIELDS, {"data"}, raw)
             if f["model"] is None:
                 raise Refused(409, "the function has no trained model yet")
             label, confidence = srv.predict(f, _pixels(doc["data"]))
             lid = next(k for k, v in f["labels"].items() if v == label)
             return self._send(200, {"labelName": label, "labelId": lid, "confidence": confidence})
         raise Refused(404, f"no route {method} {path}")
+
+    @staticmethod
+    def _label(f: dict, annotation: dict) -> str | None:
+        """The label an annotation names (by id, by name, or both alike); None when there is none."""
+        lid = annotation.get("labelId")
+        by_id = f["labels"].get(f"label_{lid.split('_')[-1]}") if lid else None  # the prefix is optional
+        name = annotation.get("labelName")
+        if lid and by_id is None:
+            raise Refused(400, f"no label with id {annotation['labelId']!r}")
+        if name is not None and name not in f["labels"].values():
+            raise Refused(400, f"no label named {name!r}: create it first")
+        if by_id is not None and name is not None and by_id != name:
+            raise Refused(400, f"label {annotation['labelId']!r} is {by_id!r}, not {name!r}")
+        return by_id or name
 
     def _describe(self, f: dict) -> dict:
         return {"id": f["id"], "name": f["name"], "input": "Image", "output": "Classification"}
@@ -231,7 +293,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._route(method)
         except Refused as exc:
-            self._send(exc.status, {"error": str(exc)})
+            self._send(exc.status, {"message": str(exc)})
 
     def do_GET(self):  # noqa: N802
         self._handle("GET")
