@@ -1,5 +1,6 @@
 """A Databricks one-time run's task, natively, on the shared LocalRun (platforms/core/emulator.py): what the
-launcher's local mode runs, and what the tests' loopback Jobs API runs for every submitted run.
+launcher's local mode runs. (The tests' loopback workspace runs submitted runs with its own job cluster,
+tests/databricks/job_cluster.py, written from the same pages independently of this module.)
 
 What the task sees on a real job cluster (official pages):
 - `libraries: [{"whl": "/Volumes/…/platbench-….whl"}]` are installed into the cluster's Python before the task

@@ -80,6 +80,7 @@ class TaskRun:
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.log = self.root / "driver" / "logs" / "stdout"
+        self.site: Optional[Path] = None                      # the cluster environment's site-packages
 
     # ------------------------------------------------------------------ lifecycle
     def begin(self) -> None:
@@ -90,7 +91,7 @@ class TaskRun:
         try:
             python = self._cluster_environment()
             self.event(self.cluster_id, "RUNNING")
-            if self._install_libraries(python) and not self.stopped:
+            if self._install_libraries() and not self.stopped:
                 self._execute(python)
         except Exception as exc:  # noqa: BLE001 - the workspace's own failure: INTERNAL_ERROR, as the service says
             self._end("INTERNAL_ERROR", "FAILED", f"{type(exc).__name__}: {exc}")
@@ -112,16 +113,14 @@ class TaskRun:
         env_dir = self.root / "python"
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True,
                        capture_output=True, timeout=120)
-        site = Path(subprocess.run([str(env_dir / "bin" / "python"), "-c",
-                                    "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                   check=True, capture_output=True, text=True, timeout=60).stdout.strip())
+        self.site = Path(self._site(env_dir / "bin" / "python"))
         runtime = sysconfig.get_paths()["purelib"]
-        (site / "databricks_runtime.pth").write_text(f"import site; site.addsitedir({runtime!r})\n")
+        (self.site / "databricks_runtime.pth").write_text(f"import site; site.addsitedir({runtime!r})\n")
         for d in ("driver/logs", "home", "tmp"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
         return env_dir / "bin" / "python"
 
-    def _install_libraries(self, python: Path) -> bool:
+    def _install_libraries(self) -> bool:
         for lib in self.task.get("libraries") or []:
             whl = lib.get("whl")
             if whl is None or not whl.startswith("/Volumes/"):
@@ -130,7 +129,7 @@ class TaskRun:
             if not local.is_file():
                 return self._library_failed(lib, f"java.io.FileNotFoundException: {whl}")
             proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                                   "--target", self._site(python), str(local)], capture_output=True, text=True,
+                                   "--target", str(self.site), str(local)], capture_output=True, text=True,
                                   timeout=600)
             if proc.returncode != 0:
                 return self._library_failed(lib, proc.stderr.strip()[-1000:])
@@ -182,8 +181,9 @@ class TaskRun:
                                               _MOUNT, "sh", str(self.volumes), *command],
                                              cwd=self.root / "driver", env=self._environment(python), stdout=out,
                                              stderr=subprocess.STDOUT, start_new_session=True)
+        left = self.timeout - (_ms() - self.start) / 1000 if self.timeout else None  # the whole run's limit
         try:
-            rc = self.proc.wait(self.timeout or None)
+            rc = self.proc.wait(max(left, 0.001) if left is not None else None)
         except subprocess.TimeoutExpired:
             self.stop("TIMEDOUT")
             rc = self.proc.wait()
