@@ -12,12 +12,12 @@ What makes it a stand-in and not a yes-machine:
 - it refuses what the service would: a missing workspace, compute, environment, datastore, model or
   endpoint is a 404 in ARM's error shape ({"error": {"code", "message"}}), a VM size the region does not
   offer a 400, a request without the bearer token it issued a 401;
-- a command job runs: its command, under the command-job contract (platforms/azureml/emulator.py), as a
-  local subprocess, reading its input from and writing its output to the datastore's container in Azurite.
-  A multi-node job (resources.instanceCount N, distribution pytorch) is checked (a compute cluster's
-  maxNodeCount, the distribution's REST model) but still runs its command ONCE, as one process without
-  Azure ML's rank variables: N nodes and their network cannot be stood up here honestly, so the ranks'
-  contract is tested on the trainer side (tests/test_trainer_ddp_topology.py), not through this server;
+- a command job runs as Azure ML runs it, written from Azure ML's documentation in azureml_jobs.py (which
+  imports nothing of platforms/): the command with ${{inputs.NAME}} / ${{outputs.NAME}} replaced, the
+  datastore paths downloaded before and outputs written back to Azurite after it, environment_variables and
+  Azure ML's own variables set, and with distribution pytorch every rank of every node started with
+  MASTER_ADDR, MASTER_PORT, WORLD_SIZE, NODE_RANK, RANK and LOCAL_RANK (nodes are folders on this machine, the
+  master 127.0.0.1), so trainer/environment.py's reading of that contract meets an independent statement of it;
 - a deployment runs: the container its environment's image would start, under Azure ML's custom-container
   contract (the inference_config port and routes, AZUREML_MODEL_DIR with the registered model mounted).
 
@@ -154,8 +154,9 @@ def now_iso() -> str:
 class AzureML(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, blob_connection: str):
         self.cert, key = self_signed(folder)
+        self.blob_connection = blob_connection                   # Azurite: where the datastores' containers are
         super().__init__(("127.0.0.1", 0), _Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(self.cert, key)
@@ -167,7 +168,7 @@ class AzureML(ThreadingHTTPServer):
         self.workspaces: dict[tuple[str, str, str], str] = {}   # (sub, rg, ws) → location
         self.computes: dict[str, dict] = {}                      # name → {"vmSize", "vmPriority", "maxNodes"}
         self.resources: dict[str, dict] = {}                     # ARM id (lower case) → stored body
-        self.jobs: dict[str, Any] = {}                           # job name → LocalRun (None until started)
+        self.jobs: dict[str, Any] = {}                           # job name → azureml_jobs.CommandJob
         self.operations: dict[str, Any] = {}                     # id → callable: True when done
         self.deployments: dict[str, Any] = {}                    # deployment ARM id → running container
         self.log: list[tuple[str, str, int]] = []                # (method, path, status)
@@ -193,10 +194,8 @@ class AzureML(ThreadingHTTPServer):
     def close(self) -> None:
         self.scoring.shutdown()
         self.scoring.server_close()
-        for run in list(self.jobs.values()):
-            if run is not None:
-                run.stop()
-                run.cleanup()
+        for job in list(self.jobs.values()):
+            job.close()
         for container in list(self.deployments.values()):
             container.stop()
         self.shutdown()
@@ -224,10 +223,14 @@ class _ScoringListener(ThreadingHTTPServer):
 def _store_for(srv: AzureML, ws_id: str, uri: str):
     """(BlobStore, key prefix) of an azureml://datastores/NAME/paths/PATH URI: the datastore's container in
     Azurite (the emulator's account is the only one reachable here)."""
-    from platforms.azureml.emulator import datastore_path
+    from azureml_jobs import DATASTORE_URI
+
     from platforms.azureml.storage import BlobStore
 
-    name, path = datastore_path(uri)
+    m = DATASTORE_URI.match(uri)
+    if m is None:
+        raise Refused(400, "UserError", f"{uri!r} is not an azureml://datastores/NAME/paths/PATH URI")
+    name, path = m.group("datastore"), m.group("path")
     ds = srv.resources.get(f"{ws_id}/datastores/{name}".lower())
     if ds is None:
         raise not_found("datastore", name)
@@ -394,13 +397,12 @@ class _Handler(BaseHTTPRequestHandler):
     # -------------------------------------------------------------- jobs
     def _job(self, ws_id: str, name: str) -> dict:
         doc = self._stored(f"{ws_id}/jobs/{name}", "job")
-        run = self.server.jobs.get(name)
-        status = run.describe()["status"] if run is not None and run.timeline else doc["properties"]["status"]
+        job = self.server.jobs.get(name)
+        status = job.status if job is not None else doc["properties"]["status"]
         return {**doc, "properties": {**doc["properties"], "status": status}}
 
     def _create_job(self, ws_id: str, name: str, query: dict, body):
-        from platforms.azureml.emulator import command_run
-        from platforms.core.staging import download_prefix
+        from azureml_jobs import CommandJob, Datastores, JobRefused
 
         srv = self.server
         self._validated(query, "JobBase", body)
@@ -411,7 +413,11 @@ class _Handler(BaseHTTPRequestHandler):
             raise Refused(409, "Conflict", f"job {name} exists")
         compute = props.get("computeId")
         if compute:
-            cname = compute.rsplit("/", 1)[-1]
+            # an ARM id of one of THIS workspace's computes (the SDK sends {ws_id}/computes/NAME)
+            cm = re.fullmatch(re.escape(ws_id) + r"/computes/([^/]+)", compute, re.IGNORECASE)
+            if cm is None:
+                raise Refused(400, "UserError", f"computeId {compute!r} is not a compute of this workspace")
+            cname = cm.group(1)
             if cname not in srv.computes:
                 raise Refused(400, "UserError", f"Compute '{cname}' not found in workspace")
             nodes, most = (props.get("resources") or {}).get("instanceCount") or 1, srv.computes[cname].get("maxNodes", 4)
@@ -421,45 +427,32 @@ class _Handler(BaseHTTPRequestHandler):
             raise Refused(400, "UserError", f"serverless compute: instance type "
                                             f"{(props.get('resources') or {}).get('instanceType')!r} is not available")
         self._stored(props["environmentId"], "environment")
-        inputs = {k: _store_for(srv, ws_id, v["uri"]) for k, v in (props.get("inputs") or {}).items()}
-        outputs = {k: _store_for(srv, ws_id, v["uri"]) for k, v in (props.get("outputs") or {}).items()}
-        timeout = _seconds((props.get("limits") or {}).get("timeout")) or 3600
-        run = command_run(name, props["command"], props.get("environmentVariables") or {},
-                          {k: (lambda dest, s=s, p=p: {"download_bytes": download_prefix(s, p, dest)[0]})
-                           for k, (s, p) in inputs.items()}, outputs, timeout)
+        sub, rg, ws = ws_id.split("/")[2], ws_id.split("/")[4], ws_id.rsplit("/", 1)[-1]
+
+        def datastore(ds_name: str):
+            doc = srv.resources.get(f"{ws_id}/datastores/{ds_name}".lower())
+            return None if doc is None else (doc["properties"].get("accountName"), doc["properties"]["containerName"])
+
+        try:
+            job = CommandJob(name, props, Datastores((sub, rg, ws), datastore, srv.blob_connection),
+                             experiment=props.get("experimentName") or "Default")
+        except JobRefused as exc:
+            raise Refused(exc.status, "UserError" if exc.status == 400 else "ResourceNotFound", str(exc)) from None
+        if srv.hold_jobs:
+            job.hold.clear()
         doc = self._put(f"{ws_id}/jobs/{name}", "Microsoft.MachineLearningServices/workspaces/jobs",
                         {**body, "properties": {**props, "status": "NotStarted"}})
-        srv.jobs[name] = run
-
-        def go():
-            from platforms.core.progress import JobProgress
-
-            while srv.hold_jobs and not run.stopped:
-                time.sleep(0.1)
-            if run.stopped:  # cancelled while queued: it never starts
-                return
-            try:
-                run.start()
-                run.wait(JobProgress(enabled=False))
-            except Exception as exc:  # noqa: BLE001 - the job fails, as the service reports it
-                run.failure = str(exc)
-                run.close_timeline("Failed")
-
-        threading.Thread(target=go, daemon=True).start()
+        srv.jobs[name] = job
+        job.start()
         return self._send(201, doc)
 
     def _cancel_job(self, ws_id: str, name: str):
         srv = self.server
         self._stored(f"{ws_id}/jobs/{name}", "job")
-        run = srv.jobs[name]
-        if run.proc is None:  # not started yet: Canceled without running
-            run.stopped = run.finalized = True
-            run.close_timeline("Stopped")
-        else:
-            threading.Thread(target=run.stop, daemon=True).start()
-        return self._send(202, None, self._lro(lambda: run.finalized or run.describe()["status"] == "Canceled",
+        job = srv.jobs[name]
+        job.cancel()
+        return self._send(202, None, self._lro(lambda: job.status in ("Canceled", "Completed", "Failed"),
                                                location=True))
-
 
     # -------------------------------------------------------------- models, online endpoints, deployments
     def _endpoints(self, ws_id: str, rest: str, query: dict, body):
@@ -671,14 +664,6 @@ def start_container(srv: AzureML, env: dict, model: dict, variables: dict, ws_id
                      scoring, root, failure)
 
 
-def _seconds(iso_duration: Optional[str]) -> Optional[int]:
-    if not iso_duration:
-        return None
-    import isodate
-
-    return int(isodate.parse_duration(iso_duration).total_seconds())
-
-
 # ------------------------------------------------------------------------------------------ fixtures
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 
@@ -687,7 +672,7 @@ SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 def azure_ml(blob_env, monkeypatch, tmp_path):
     """The loopback control plane with workspace `ws` (resource group `rg`, eastus) and compute cluster
     `gpu-cluster` (Standard_NC4as_T4_v3); the SDK and DefaultAzureCredential pointed at it."""
-    srv = AzureML(tmp_path / "tls")
+    srv = AzureML(tmp_path / "tls", blob_env)
     srv.add_workspace(SUBSCRIPTION, "rg", "ws")
     srv.computes["gpu-cluster"] = {"vmSize": "Standard_NC4as_T4_v3"}
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(srv.cert))

@@ -185,10 +185,10 @@ def test_ctrl_c_or_an_error_while_waiting_cancels_the_job(dataset, tmp_path, mon
         run(Job(data=dataset, out=tmp_path / "out", epochs=3), {**settings, "compute": "gpu-cluster",
                                                                 "job_name": "pb-int"}, _Interrupt(exc, at))
     assert azure_ml.calls("POST", r"/jobs/pb-int/cancel$")
-    local = azure_ml.jobs["pb-int"]
-    assert local.stopped and local.describe()["status"] == "Canceled"
-    assert (local.proc is None) == (at == "queued")
-    assert local.proc is None or local.proc.poll() is not None
+    job = azure_ml.jobs["pb-int"]
+    assert job.done.wait(60) and job.status == "Canceled" and "CancelRequested" in job.times
+    assert (job.processes == []) == (at == "queued")  # cancelled while queued: it never started
+    assert all(p.poll() is not None for p in job.processes)
     c = tracking.client()
     assert c.search_runs([tracking.experiment_id(c)])[0].info.status == mlflow_status
 

@@ -1,8 +1,9 @@
 """Azure ML multi-node: a command job over instance_count nodes with the PyTorch distribution, sent by the
 real azure-ai-ml SDK to the loopback control plane (azureml_server.py), which checks the body against the
-SDK's REST models and a compute cluster's node limit. The server runs the job's command once, as ONE
-process (it cannot stand up N nodes): what is tested here is the request, the refusals and the cost over
-every node; the ranks' side of the contract (Azure ML's variables) is tests/test_trainer_ddp_topology.py."""
+SDK's REST models and a compute cluster's node limit, and runs it as Azure ML documents: every node's
+processes started with MASTER_ADDR, MASTER_PORT, WORLD_SIZE, NODE_RANK, RANK and LOCAL_RANK (azureml_jobs.py,
+written from how-to-train-distributed-gpu; each node a folder of its own on this machine). So the trainer's
+reading of those variables (trainer/environment.py) trains one DDP run over two "nodes" here, for real."""
 from __future__ import annotations
 
 import pytest
@@ -28,6 +29,14 @@ def test_two_nodes_carry_instance_count_and_the_pytorch_distribution(dataset, tm
     assert doc["distribution"] == {"distributionType": "PyTorch", "processCountPerInstance": 1}
     assert doc["environmentVariables"]["PLATBENCH_PROCESS_COUNT_PER_INSTANCE"] == "1"
     assert "torchrun" not in doc["command"]  # Azure ML starts the ranks
+    # the server started one process per node with the documented rank variables, and the trainer read them:
+    # one DDP run over 2 nodes, written by rank 0 into the job's output
+    job = azure_ml.jobs["pb-2n"]
+    assert len(job.processes) == 2 and [p.returncode for p in job.processes] == [0, 0]
+    import json
+
+    hardware = json.loads((tmp_path / "out" / "results.json").read_text())["hardware"]
+    assert (hardware["world_size"], hardware["nodes"]) == (2, 2)
     r = tracking.client().get_run(run_id)
     m = r.data.metrics
     # every node is billed while the job runs: running seconds x the T4 size's list price x 2
