@@ -123,10 +123,7 @@ class TrainingJob:
                 return False
             self.status, self.end_as = "Stopping", end_as
         self.enter("Stopping", "Stopping the training job")
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        return True
+        return True  # the job's thread sends SIGTERM (_train), or starts nothing more
 
     @property
     def stopping(self) -> bool:
@@ -365,6 +362,9 @@ class TrainingJob:
             if now > deadline and not self.stopping:
                 self.stop("MaxRuntimeExceeded")
             if self.stopping and killed_at is None:
+                for p in self.procs:
+                    if p.poll() is None:
+                        p.send_signal(signal.SIGTERM)
                 killed_at = now + self.server.stop_grace
             if killed_at is not None and now > killed_at:
                 for p in self.procs:

@@ -10,8 +10,7 @@ import time
 
 import pytest
 from conftest_clouds import aws, moto_server, new_bucket_name  # noqa: F401 (fixtures)
-
-pytestmark = pytest.mark.xdist_group("sagemaker-control-plane")
+from sagemaker_fixtures import job_runner, sagemaker_server, sm_api  # noqa: F401 (fixtures)
 
 ROLE = "arn:aws:iam::123456789012:role/platbench-sm"
 SCRIPT_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/script@sha256:" + "b" * 64

@@ -1,6 +1,8 @@
-"""The SageMaker launcher against moto in server mode (S3, IAM and the SageMaker API on 127.0.0.1):
-checks before upload, the dry-run plan, the CreateTrainingJob request the SDK sends, the full local-mode
-flow (stage → submit → native run under the /opt/ml contract → collect → MLflow) and teardown."""
+"""The SageMaker launcher against loopback servers on 127.0.0.1: moto (S3, IAM) and the SageMaker training
+control plane (conftest.py: sagemaker_server.py, which runs each job from SageMaker's container contract):
+checks before upload, the dry-run plan, the CreateTrainingJob request the SDK sends, a cloud-mode job that
+trains and is collected and billed, the full local-mode flow (stage → submit → native run under the /opt/ml
+contract → collect → MLflow) and teardown."""
 from __future__ import annotations
 
 import json
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import write_folder_dataset
 from conftest_clouds import aws, moto_server, new_bucket_name  # noqa: F401 (fixtures)
+from sagemaker_fixtures import PLATBENCH_IMAGE, job_runner, sagemaker_server, sm_api  # noqa: F401 (fixtures)
 
 from platforms.core import launch
 
@@ -59,9 +62,18 @@ def run(job: Job, settings: dict, progress=None):
     return launch.launch("sagemaker", job, settings, progress or JobProgress(enabled=False))
 
 
-def sent(proxy, target: str) -> list[dict]:
-    return [json.loads(body) for _, _, headers, body in proxy.requests
+def sent(where, target: str) -> list[dict]:
+    """The SageMaker requests `where` got: the recording proxy in front of moto, or the control plane."""
+    if hasattr(where, "calls"):
+        with where.lock:
+            return [dict(body) for op, body in where.calls if op == target]
+    return [json.loads(body) for _, _, headers, body in where.requests
             if headers.get("X-Amz-Target") == f"SageMaker.{target}"]
+
+
+def script_image(server, image: str, script: str) -> None:
+    """`image` stands for one whose `train` is this shell script (nothing trains)."""
+    server.images[image] = {"entrypoint": ["sh", "-c", script]}
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -145,17 +157,25 @@ def test_local_mode_end_to_end(dataset, tmp_path, monkeypatch, bucket):
 
 
 
-def test_cloud_mode_sends_the_training_job_through_the_sdk(dataset, tmp_path, monkeypatch, bucket, role, aws):
+def test_cloud_mode_job_trains_and_is_collected_and_billed(dataset, tmp_path, monkeypatch, bucket, role, sm_api,
+                                                          job_runner):
+    """Issue 29: the SDK's CreateTrainingJob runs the platbench image under SageMaker's container contract;
+    the run is FINISHED with the job's own results.json and model, and its cost is the BillableTimeInSeconds
+    the service reported × the price (managed spot: the discount is in the billable seconds)."""
+    import boto3
     import botocore.session
     from botocore.validate import validate_parameters
 
     monkeypatch.chdir(tmp_path)
-    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/platbench@sha256:" + "a" * 64
+    sm_api.spot_savings = 0.5
+    image = PLATBENCH_IMAGE
     settings = {"bucket": bucket, "role": "platbench-sm", "image_uri": image, "spot": "true", "max_run": "1800",
                 "max_wait": "3600", "instance_type": "ml.g5.xlarge", "job_name": "pb-cloud-1", "poll_seconds": "0.1"}
-    with pytest.raises(UserError, match="pb-cloud-1 finished but wrote no output.tar.gz"):
-        run(Job(data=dataset, out=tmp_path / "out", epochs=3, hyperparameters={"lr": "0.01"}), settings)
-    (request,) = sent(aws, "CreateTrainingJob")
+    job = Job(data=dataset, out=tmp_path / "out", epochs=1, hyperparameters={"lr": "0.01"})
+    outcome, run_id = run(job, settings)
+    described = boto3.client("sagemaker").describe_training_job(TrainingJobName="pb-cloud-1")
+    assert outcome.status == "finished", (outcome.message, sm_api.jobs["pb-cloud-1"].log()[-3000:])
+    (request,) = sent(sm_api, "CreateTrainingJob")
     model = botocore.session.get_session().get_service_model("sagemaker")
     validate_parameters(request, model.operation_model("CreateTrainingJob").input_shape)
     assert request["AlgorithmSpecification"]["TrainingImage"] == image
@@ -164,15 +184,13 @@ def test_cloud_mode_sends_the_training_job_through_the_sdk(dataset, tmp_path, mo
     assert request["EnableManagedSpotTraining"] is True
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 1800, "MaxWaitTimeInSeconds": 3600}
     assert request["CheckpointConfig"]["S3Uri"] == f"s3://{bucket}/platbench/checkpoints/pb-cloud-1"
-    assert request["HyperParameters"] == {"model": "small", "seed": "0", "epochs": "3", "lr": "0.01",
+    assert request["HyperParameters"] == {"model": "small", "seed": "0", "epochs": "1", "lr": "0.01",
                                           "dataset_name": "colors"}
     assert request["Environment"]["PLATBENCH_IMAGE_DIGEST"] == "sha256:" + "a" * 64
     source = request["InputDataConfig"][0]["DataSource"]["S3DataSource"]
     assert source["S3DataType"] == "ManifestFile" and source["S3Uri"].endswith("/sagemaker.manifest")
-    import boto3
-
-    manifest = json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=source["S3Uri"].split(bucket + "/")[1])
-                          ["Body"].read())
+    s3 = boto3.client("s3")
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=source["S3Uri"].split(bucket + "/")[1])["Body"].read())
     assert manifest[0] == {"prefix": f"s3://{bucket}/platbench/"} and len(manifest) == 8  # manifest + 6 shards
     # each metric definition's regex reads the trainer's own log line for that metric
     defs = {d["Name"]: d["Regex"] for d in request["AlgorithmSpecification"]["MetricDefinitions"]}
@@ -181,68 +199,95 @@ def test_cloud_mode_sends_the_training_job_through_the_sdk(dataset, tmp_path, mo
         assert float(re.search(regex, loglines.line(name, 0.875)).group(1)) == 0.875
     assert not [d for d in model.operation_model("CreateTrainingJob").input_shape.members if d == "DebugHookConfig"
                 and d in request]
-    # moto completes the job at once: the phases come from its SecondaryStatusTransitions, and the run
-    # is FAILED because the job left no outputs
+
+    # the job's own outputs, collected from model.tar.gz / output.tar.gz
+    results = json.loads((job.out / "results.json").read_text())
+    assert results["job_id"] == "pb-cloud-1" and results["image_digest"] == "sha256:" + "a" * 64
+    assert (job.out / "model" / "model.pt").is_file()
+    keys = objects(bucket)
+    assert any(k.startswith("platbench/checkpoints/pb-cloud-1/") for k in keys)  # CheckpointConfig synced
     c = tracking.client()
-    r = c.search_runs([tracking.experiment_id(c)])[0]
-    assert r.info.status == "FAILED" and r.data.tags[tracking.Tag.STATUS] == "failed"
-    assert sent(aws, "DescribeTrainingJob") and not sent(aws, "StopTrainingJob")  # finished: nothing to stop
+    r = c.get_run(run_id)
+    m, t = r.data.metrics, r.data.tags
+    assert r.info.status == "FINISHED" and t[tracking.Tag.STATUS] == "finished"
+    assert {a.path for a in c.list_artifacts(run_id)} >= {"results.json", "metrics.jsonl", "train.log", "model"}
+    assert m["final_test_accuracy"] == pytest.approx(results["test_accuracy"])
+    # phases from SecondaryStatusTransitions; billing from what the service reported
+    assert described["TrainingJobStatus"] == "Completed"
+    assert m["phase_seconds_training"] > 0 and "phase_seconds_downloading" in m and "phase_seconds_uploading" in m
+    billed, ran = described["BillableTimeInSeconds"], described["TrainingTimeInSeconds"]
+    price = 1.408  # ml.g5.xlarge, training, us-east-1 (platforms/sagemaker/prices.yaml)
+    assert m["billed_seconds"] == billed < ran
+    assert m["cost_usd"] == pytest.approx(billed * price / 3600)
+    assert m["cost_list_estimate_usd"] == pytest.approx(ran * price / 3600)
+    assert m["spot_savings_fraction"] == pytest.approx(1 - billed / ran)
+    assert t[tracking.Tag.PRICE_BASIS] == "spot"
+    assert m["sagemaker_test_accuracy"] == pytest.approx(results["test_accuracy"], abs=1e-4)  # FinalMetricDataList
+    assert sent(sm_api, "DescribeTrainingJob") and not sent(sm_api, "StopTrainingJob")  # finished: nothing to stop
 
 
 @pytest.mark.parametrize("spot", [False, True])
-def test_billed_cost_counts_two_instances_once(dataset, tmp_path, monkeypatch, bucket, role, aws, spot):
-    """cost = BillableTimeInSeconds (the job's wall-clock) × the price per hour of the whole job: the
-    instance count once. Managed spot: the discount is already in BillableTimeInSeconds (savings =
-    1 − billable / training seconds, model-managed-spot-training page), so the on-demand price applies and
-    the cost is the spot bill (basis `spot`)."""
+def test_billed_cost_counts_two_instances_once(dataset, tmp_path, monkeypatch, bucket, role, sm_api, job_runner, spot):
+    """cost = BillableTimeInSeconds (the job's wall-clock, as the service reports it) × the price per hour of
+    the whole job: the instance count once. Managed spot: the discount is already in BillableTimeInSeconds
+    (savings = 1 − billable / training seconds, model-managed-spot-training page), so the on-demand price
+    applies and the cost is the spot bill (basis `spot`). Both instances run a one-second image."""
     from platforms.core.progress import JobProgress
     from platforms.sagemaker.train import SageMakerPlatform
 
     monkeypatch.chdir(tmp_path)
-    settings = {"bucket": bucket, "role": role, "image_uri": PINNED,
-                "instance_type": "ml.g4dn.xlarge", "poll_seconds": "0.1", "spot": str(spot).lower()}
+    script_image(sm_api, PINNED, "sleep 1")
+    sm_api.spot_savings = 0.7
+    settings = {"bucket": bucket, "role": role, "image_uri": PINNED, "instance_count": "2",
+                "distribution": "torch_distributed", "instance_type": "ml.g4dn.xlarge", "poll_seconds": "0.1",
+                "spot": str(spot).lower()}
     p = SageMakerPlatform(settings)
-    p.cfg = p.parsed().model_copy(update={"instance_count": 2, "distribution": "torch_distributed"})
     job = Job(data=dataset, out=tmp_path / "out", epochs=1)
     p.check(job)
     p.stage(job)
     handle = p.submit(job, {})
-    p.wait(handle, JobProgress(enabled=False))
-    (request,) = sent(aws, "CreateTrainingJob")
+    outcome = p.wait(handle, JobProgress(enabled=False))
+    (request,) = [r for r in sent(sm_api, "CreateTrainingJob") if r["TrainingJobName"] == handle.job_name]
     assert request["ResourceConfig"]["InstanceCount"] == 2
-    assert handle.describe["ResourceConfig"]["InstanceCount"] == 2
-    # moto reports no billed time: the figures DescribeTrainingJob documents, on moto's own description
-    d = {**handle.describe, "BillableTimeInSeconds": 150 if spot else 500, "TrainingTimeInSeconds": 500}
-    outcome = p._outcome_from_describe(handle, d)
+    d = handle.describe
+    assert d["ResourceConfig"]["InstanceCount"] == 2 and d["TrainingJobStatus"] == "Completed"
+    assert len(sm_api.jobs[handle.job_name].procs) == 2  # one container per instance
+    billed, ran = d["BillableTimeInSeconds"], d["TrainingTimeInSeconds"]
+    assert (billed < ran) if spot else (billed == ran)
     price = 0.7364  # ml.g4dn.xlarge, training, us-east-1 (platforms/sagemaker/prices.yaml)
     assert p.price_per_hour() == pytest.approx(2 * price)
-    assert outcome.billed_seconds == d["BillableTimeInSeconds"]
-    assert outcome.cost_usd == pytest.approx(d["BillableTimeInSeconds"] * 2 * price / 3600)
-    assert outcome.list_estimate_usd == pytest.approx(500 * 2 * price / 3600)
-    assert outcome.metrics["billed_instance_seconds"] == 2 * d["BillableTimeInSeconds"]
-    assert outcome.metrics["spot_savings_fraction"] == pytest.approx(0.7 if spot else 0.0)
+    assert outcome.billed_seconds == billed
+    assert outcome.cost_usd == pytest.approx(billed * 2 * price / 3600)
+    assert outcome.list_estimate_usd == pytest.approx(ran * 2 * price / 3600)
+    assert outcome.metrics["billed_instance_seconds"] == 2 * billed
+    assert outcome.metrics["spot_savings_fraction"] == pytest.approx(1 - billed / ran)
+    assert (outcome.metrics["spot_savings_fraction"] > 0) is spot
     tags = p.run_tags(job)
     assert tags[tracking.Tag.PRICE_BASIS] == ("spot" if spot else "on-demand")
     assert "ml.g4dn.xlarge 0.7364/h ×2" in tags[tracking.Tag.PRICE_SOURCE]
 
 
 def test_an_error_while_waiting_stops_the_job_and_marks_the_run_failed(dataset, tmp_path, monkeypatch, bucket,
-                                                                       role, aws):
+                                                                       role, sm_api, job_runner):
     import botocore.exceptions
 
     import platforms.sagemaker.storage as s3
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(s3, "MAX_ATTEMPTS", 2)
+    script_image(sm_api, PINNED, "trap 'exit 143' TERM; while true; do sleep 0.05; done")  # runs until stopped
     # the SageMaker API keeps failing while the job is being watched: retried (and counted), then an error
-    aws.fail(lambda m, p, h: h.get("X-Amz-Target") == "SageMaker.DescribeTrainingJob", "503", 100)
+    sm_api.fail("DescribeTrainingJob", "ServiceUnavailable", 100)
     settings = {"bucket": bucket, "role": role, "image_uri": PINNED,
                 "job_name": "pb-cloud-err", "poll_seconds": "0.1"}
     with pytest.raises(botocore.exceptions.ClientError):
         run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings)
-    assert len(sent(aws, "DescribeTrainingJob")) >= 2  # a try and a retry (max_attempts=2) by the launcher
-    # teardown asked SageMaker to stop the job; moto lacks StopTrainingJob (500): reported, not hidden
-    assert {r["TrainingJobName"] for r in sent(aws, "StopTrainingJob")} == {"pb-cloud-err"}
+    assert len(sent(sm_api, "DescribeTrainingJob")) >= 2  # a try and a retry (max_attempts=2) by the launcher
+    # teardown asked SageMaker to stop the job, and it stopped (SIGTERM to the image)
+    assert {r["TrainingJobName"] for r in sent(sm_api, "StopTrainingJob")} == {"pb-cloud-err"}
+    job = sm_api.jobs["pb-cloud-err"]
+    job.thread.join(timeout=60)
+    assert job.status == "Stopped" and all(p.returncode == 143 for p in job.procs)
     c = tracking.client()
     r = c.search_runs([tracking.experiment_id(c)])[0]
     assert r.info.status == "FAILED" and r.data.tags[tracking.Tag.STATUS] == "failed"
@@ -352,41 +397,16 @@ def test_a_bucket_in_another_region_is_refused_in_check(dataset, tmp_path, monke
     assert not (tmp_path / "mlflow.db").exists()
 
 
-def _answer_create_training_job_with(aws, status: int, error: dict):
-    """The recording proxy in front of moto answers CreateTrainingJob as the real service does when the
-    account lacks quota (AWS JSON protocol error: __type + message); everything else reaches moto."""
-    from conftest_clouds import _ProxyHandler
-
-    class Handler(_ProxyHandler):
-        def _handle(self):
-            if self.headers.get("X-Amz-Target") == "SageMaker.CreateTrainingJob":
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self.server.requests.append((self.command, self.path, dict(self.headers.items()), body))
-                data = json.dumps(error).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/x-amz-json-1.1")
-                self.send_header("x-amzn-ErrorType", error["__type"])
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                return
-            super()._handle()
-
-        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _handle
-
-    aws.RequestHandlerClass = Handler
-
-
 @pytest.mark.parametrize("spot", [False, True])
 def test_no_quota_for_the_instance_type_is_one_line_naming_the_quota(dataset, tmp_path, monkeypatch, bucket, role,
-                                                                      aws, spot):
+                                                                      sm_api, spot):
     """Issue 12 item 6: CreateTrainingJob → ResourceLimitExceeded (a new account's 0 GPU quota) becomes
     one line naming the Service Quotas quota and how to raise it."""
     monkeypatch.chdir(tmp_path)
-    _answer_create_training_job_with(aws, 400, {"__type": "ResourceLimitExceeded", "message": (
+    sm_api.fail("CreateTrainingJob", ("ResourceLimitExceeded", (
         "The account-level service limit 'ml.g5.xlarge for training job usage' is 0 Instances, with current "
         "utilization of 0 Instances and a request delta of 1 Instances. Please use AWS Service Quotas to request "
-        "an increase for this quota.")})
+        "an increase for this quota.")), 1)
     settings = {"bucket": bucket, "role": role, "image_uri": PINNED,
                 "instance_type": "ml.g5.xlarge", "spot": str(spot).lower(), "poll_seconds": "0.1"}
     with pytest.raises(UserError) as err:
@@ -394,10 +414,12 @@ def test_no_quota_for_the_instance_type_is_one_line_naming_the_quota(dataset, tm
     text = str(err.value)
     quota = f"ml.g5.xlarge for {'spot ' if spot else ''}training job usage"
     assert "\n" not in text and f"quota '{quota}'" in text and "request-service-quota-increase" in text
-    assert len(sent(aws, "CreateTrainingJob")) == 1 and not sent(aws, "StopTrainingJob")
+    (request,) = sent(sm_api, "CreateTrainingJob")
+    assert request["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge" and not sent(sm_api, "StopTrainingJob")
+    assert request["TrainingJobName"] not in sm_api.jobs  # refused: nothing was created
 
 
-def test_jobs_of_one_run_share_its_checkpoints(dataset, tmp_path, monkeypatch, bucket, role, aws):
+def test_jobs_of_one_run_share_its_checkpoints(dataset, tmp_path, monkeypatch, bucket, role, sm_api):
     """Issue 12 item 7: the checkpoint location comes from the run (--set run_name=…), not the job, so a
     new job resumes a spot-interrupted one (CheckpointConfig: existing checkpoints are copied into
     /opt/ml/checkpoints when a job starts, model-checkpoints page)."""
@@ -416,7 +438,7 @@ def test_jobs_of_one_run_share_its_checkpoints(dataset, tmp_path, monkeypatch, b
         outcome = p.wait(handle, JobProgress(enabled=False))
         names.append(handle.job_name)
         assert outcome.tags["platbench.run_name"] == "cifar-spot-1"
-    requests = sent(aws, "CreateTrainingJob")
+    requests = [r for r in sent(sm_api, "CreateTrainingJob") if r["TrainingJobName"] in names]
     assert [r["TrainingJobName"] for r in requests] == names and names[0] != names[1]
     assert all(n.startswith("cifar-spot-1-") for n in names)
     assert {r["CheckpointConfig"]["S3Uri"] for r in requests} == {f"s3://{bucket}/platbench/checkpoints/cifar-spot-1"}
