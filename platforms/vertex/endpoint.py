@@ -32,7 +32,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from pydantic import Field, model_validator
 
@@ -120,19 +120,9 @@ class VertexEndpoint(Endpoint):
         ]
 
     def _client_kwargs(self) -> dict:
-        from google.api_core.client_options import ClientOptions
+        from platforms.vertex.train import client_kwargs
 
-        from platforms.vertex.train import VertexSettings
-
-        c = self.cfg
-        endpoint = c.api_endpoint or f"{c.region}-aiplatform.googleapis.com"
-        kwargs: dict[str, Any] = {"client_options": ClientOptions(api_endpoint=endpoint)}
-        # the launcher's rule: a server on 127.0.0.1 is spoken to anonymously over REST
-        if VertexSettings(project=c.project, region=c.region, api_endpoint=c.api_endpoint).loopback_endpoint:
-            from google.auth.credentials import AnonymousCredentials
-
-            kwargs.update(credentials=AnonymousCredentials(), transport="rest")
-        return kwargs
+        return client_kwargs(self.cfg)
 
     def check(self) -> None:
         c = self.cfg
@@ -146,15 +136,14 @@ class VertexEndpoint(Endpoint):
         self.cfg = c = pinning.pinned_settings(c, "image_uri", "vertex endpoint")
         aiplatform_v1 = require("google.cloud.aiplatform_v1", "vertex", "the Vertex AI SDK (google-cloud-aiplatform)")
         kwargs = self._client_kwargs()
-        if "credentials" not in kwargs:
-            import google.auth
-            from google.auth.exceptions import DefaultCredentialsError
+        import google.auth
+        from google.auth.exceptions import DefaultCredentialsError
 
-            try:
-                google.auth.default()
-            except DefaultCredentialsError:
-                raise UserError("vertex endpoint: no Google Cloud credentials (run `gcloud auth application-default "
-                                "login` or set GOOGLE_APPLICATION_CREDENTIALS)") from None
+        try:
+            google.auth.default()
+        except DefaultCredentialsError:
+            raise UserError("vertex endpoint: no Google Cloud credentials (run `gcloud auth application-default "
+                            "login` or set GOOGLE_APPLICATION_CREDENTIALS)") from None
         self._types = aiplatform_v1
         self._clients = (aiplatform_v1.ModelServiceClient(**kwargs), aiplatform_v1.EndpointServiceClient(**kwargs))
         from platforms.vertex.storage import GCSStore

@@ -138,6 +138,25 @@ class VertexProject(BaseModel):
     image_uri: Optional[str] = None
     api_endpoint: Optional[str] = None           # default {region}-aiplatform.googleapis.com
 
+    @property
+    def loopback_endpoint(self) -> bool:
+        return bool(self.api_endpoint and re.match(r"^http://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/?$",
+                                                   self.api_endpoint))
+
+
+def client_kwargs(cfg: VertexProject) -> dict[str, Any]:
+    """Arguments of a GAPIC client (JobService, ModelService, …): the regional endpoint or `api_endpoint`,
+    and no credentials, so the client takes Application Default Credentials itself. A server on this
+    machine gets the same signed calls as the service (it checks them), over REST: plain http:// has no
+    gRPC channel."""
+    from google.api_core.client_options import ClientOptions
+
+    kwargs: dict[str, Any] = {"client_options": ClientOptions(
+        api_endpoint=cfg.api_endpoint or f"{cfg.region}-aiplatform.googleapis.com")}
+    if cfg.loopback_endpoint:
+        kwargs["transport"] = "rest"
+    return kwargs
+
 
 class VertexSettings(VertexProject):
     """`--set KEY=VALUE` for `platbench launch vertex`."""
@@ -187,10 +206,6 @@ class VertexSettings(VertexProject):
                              f"{' or '.join(f.rstrip('-') for f in ACCELERATOR_FAMILIES[acc])} machine type)")
         return self
 
-    @property
-    def loopback_endpoint(self) -> bool:
-        return bool(self.api_endpoint and re.match(r"^http://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/?$",
-                                                   self.api_endpoint))
 
 
 def _ts(value) -> Optional[datetime]:
@@ -209,18 +224,9 @@ class CloudJobs:
 
     def __init__(self, cfg: VertexSettings, stats):
         aiplatform_v1 = require("google.cloud.aiplatform_v1", "vertex", "the Vertex AI SDK (google-cloud-aiplatform)")
-        from google.api_core.client_options import ClientOptions
         self.types = aiplatform_v1
         self.parent = f"projects/{cfg.project}/locations/{cfg.region}"
-        endpoint = cfg.api_endpoint or f"{cfg.region}-aiplatform.googleapis.com"
-        kwargs: dict[str, Any] = {"client_options": ClientOptions(api_endpoint=endpoint)}
-        if cfg.loopback_endpoint:
-            # a test server or emulator on this machine: anonymous, over REST (as the storage library does
-            # for STORAGE_EMULATOR_HOST)
-            from google.auth.credentials import AnonymousCredentials
-
-            kwargs.update(credentials=AnonymousCredentials(), transport="rest")
-        self.client = aiplatform_v1.JobServiceClient(**kwargs)
+        self.client = aiplatform_v1.JobServiceClient(**client_kwargs(cfg))
         from google.api_core import retry as retries
 
         self.retry = retries.Retry(predicate=retries.if_transient_error, initial=0.5, maximum=16, timeout=120,
@@ -310,7 +316,9 @@ class VertexPlatform(Platform):
             if not cfg.image_uri:
                 raise UserError("vertex: no image: add --set image_uri=REGION-docker.pkg.dev/PROJECT/REPO/platbench:TAG "
                                 "(or --set local=true to run here)")
-        needs_adc = (not cfg.local and not cfg.loopback_endpoint) or not os.environ.get("STORAGE_EMULATOR_HOST")
+        # every JobService call is signed; only a local run against the Cloud Storage emulator (which the
+        # storage library speaks to anonymously) needs no credentials
+        needs_adc = not cfg.local or not os.environ.get("STORAGE_EMULATOR_HOST")
         if needs_adc:
             import google.auth
             from google.auth.exceptions import DefaultCredentialsError
@@ -538,8 +546,10 @@ class VertexPlatform(Platform):
             points = [(s, _ts(t)) for s, t in timeline]
             if created and points[0][0] != "JOB_STATE_QUEUED":
                 points.insert(0, ("JOB_STATE_QUEUED", created))  # queued from createTime until seen moving
-            if started and not d.get("stateTimeline"):  # startTime: "first entered JOB_STATE_RUNNING"
-                points = [(s, started if s == "JOB_STATE_RUNNING" else t) for s, t in points]
+            if not d.get("stateTimeline"):  # the job's own times win over when polling first saw a state:
+                # startTime "first entered JOB_STATE_RUNNING", endTime entered the terminal state
+                points = [(s, started if s == "JOB_STATE_RUNNING" and started else
+                           ended if s in TERMINAL and ended else t) for s, t in points]
             points += [("end", ended or datetime.now(timezone.utc))]
             for (s, a), (_, b) in zip(points, points[1:]):
                 if s in PHASES and a and b:

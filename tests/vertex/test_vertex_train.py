@@ -1,20 +1,20 @@
 """The Vertex AI launcher: the CustomJob it sends (checked against the API's own message types), checks
-before upload, the full local-mode flow against the Cloud Storage emulator on 127.0.0.1, and the
-JobService calls (create / get / cancel) over the SDK's REST transport against a small CustomJob server
-on 127.0.0.1 written here. Vertex has no official emulator: that server follows the REST reference's
-resource shape and JobState sequence, nothing more (no scheduling, no container is run)."""
+before upload, the full local-mode flow against the Cloud Storage emulator on 127.0.0.1, and cloud mode end
+to end: google-cloud-aiplatform's JobService client, signed with a service-account key, against the loopback
+Vertex AI server (vertex_server.py), which parses every body into the SDK's messages, refuses what the
+service refuses and runs the job's container as Vertex documents it (vertex_jobs.py: the image's `train`
+with the AIP_* / CLUSTER_SPEC environment and /gcs standing in as a folder synced with the emulator)."""
 from __future__ import annotations
 
 import json
 import re
-import threading
-from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from conftest import write_folder_dataset
 from conftest_clouds import gcs, gcs_server, new_bucket_name  # noqa: F401 (fixtures)
+from vertex_fixtures import bucket_in, job_service  # noqa: F401 (fixtures)
 
 from platforms.core import launch
 
@@ -26,6 +26,7 @@ from platforms.core.progress import JobProgress
 
 # a cloud launch runs its image by digest: a tag would be resolved first (platforms/image/pinning.py)
 PINNED = "us-docker.pkg.dev/p/r/platbench@sha256:" + "b" * 64
+T4_HOUR = 0.437 + 0.4025  # n1-standard-8 + one NVIDIA_TESLA_T4, USD per hour (prices.yaml)
 
 
 @pytest.fixture(scope="module")
@@ -42,18 +43,6 @@ def bucket(gcs):
     return name
 
 
-def bucket_in(location: str) -> str:
-    """A new emulator bucket reporting `location` (the emulator ignores location on insert and takes it
-    through a PATCH; real buckets get it at creation and keep it)."""
-    from google.cloud import storage
-
-    name = new_bucket_name()
-    b = storage.Client(project="test").create_bucket(name)
-    b._patch_property("location", location)
-    b.patch()
-    return name
-
-
 def blobs(bucket: str) -> list[str]:
     from google.cloud import storage
 
@@ -64,83 +53,10 @@ def run(job: Job, settings: dict, progress=None):
     return launch.launch("vertex", job, settings, progress or JobProgress(enabled=False))
 
 
-class FakeJobService(ThreadingHTTPServer):
-    """customJobs.create / get / cancel, REST JSON; each GET moves a job one JobState further."""
-
-    daemon_threads = True
-    STATES = ["JOB_STATE_QUEUED", "JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"]
-    hold = False  # True: new jobs stay in JOB_STATE_QUEUED, as one short of quota does
-
-    def __init__(self):
-        self.jobs: dict[str, dict] = {}
-        self.created: list[dict] = []
-        self.cancelled: list[str] = []
-        super().__init__(("127.0.0.1", 0), _JobHandler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _JobHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def _reply(self, obj, status=200):
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self):
-        srv: FakeJobService = self.server  # type: ignore[assignment]
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-        path = self.path.split("?")[0]
-        m = re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+)/customJobs", path)
-        if m:
-            srv.created.append(body)
-            name = f"{m.group(1)}/customJobs/{len(srv.jobs) + 1}"
-            now = datetime.now(timezone.utc)
-            job = {**body, "name": name, "state": "JOB_STATE_QUEUED", "_i": 0, "_t0": now.timestamp(), "_hold": srv.hold,
-                   "createTime": (now - timedelta(seconds=100)).isoformat().replace("+00:00", "Z")}
-            srv.jobs[name] = job
-            return self._reply({k: v for k, v in job.items() if not k.startswith("_")})
-        m = re.fullmatch(r"/v1/(projects/.+/customJobs/\d+):cancel", path)
-        if m and m.group(1) in srv.jobs:
-            srv.cancelled.append(m.group(1))
-            srv.jobs[m.group(1)]["state"] = "JOB_STATE_CANCELLED"
-            return self._reply({})
-        self._reply({"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}, 404)
-
-    def do_GET(self):
-        srv: FakeJobService = self.server  # type: ignore[assignment]
-        name = self.path.split("?")[0][len("/v1/"):]
-        job = srv.jobs.get(name)
-        if job is None:
-            return self._reply({"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}, 404)
-        if job["state"] in FakeJobService.STATES[:-1] and not job.get("_hold"):
-            job["_i"] += 1
-            job["state"] = FakeJobService.STATES[job["_i"]]
-            stamp = lambda s: (datetime.fromtimestamp(job["_t0"], timezone.utc) - timedelta(seconds=s)  # noqa: E731
-                               ).isoformat().replace("+00:00", "Z")
-            if job["state"] == "JOB_STATE_RUNNING":
-                job["startTime"] = stamp(60)
-            if job["state"] == "JOB_STATE_SUCCEEDED":
-                job["endTime"] = stamp(0)
-        self._reply({k: v for k, v in job.items() if not k.startswith("_")})
-
-
-@pytest.fixture
-def job_service():
-    srv = FakeJobService()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+def running_seconds(described: dict) -> float:
+    """endTime - startTime as the server reported them (RFC 3339)."""
+    t = {k: datetime.fromisoformat(described[k].replace("Z", "+00:00")) for k in ("startTime", "endTime")}
+    return (t["endTime"] - t["startTime"]).total_seconds()
 
 
 def test_custom_job_is_a_valid_vertex_message(dataset, tmp_path):
@@ -256,101 +172,107 @@ def test_naive_staging_runs_the_same_job(dataset, tmp_path, monkeypatch, bucket)
     assert tracking.client().get_run(run_id).data.tags[tracking.Tag.STAGING] == "naive"
 
 
-def test_cloud_mode_job_calls_over_rest(dataset, tmp_path, monkeypatch, bucket, job_service):
+def test_a_cloud_job_runs_on_the_server_and_its_outputs_and_cost_come_back(dataset, tmp_path, monkeypatch, bucket,
+                                                                         job_service):
+    """Cloud mode end to end: the SDK creates the job, the server runs the image's `train` under Vertex's
+    documented environment, the launcher polls it to JOB_STATE_SUCCEEDED, collects results.json and the model
+    from the base output directory, and prices the job's own startTime → endTime. A Spot job: prices.yaml has
+    no training_spot section, so it is priced on demand and labelled so."""
+    from google.cloud import aiplatform_v1
+
     monkeypatch.chdir(tmp_path)
-    settings = {"project": "p", "bucket": bucket, "image_uri": PINNED,
-                "api_endpoint": job_service.url, "poll_seconds": "0.05", "job_name": "pb-vx-cloud"}
-    with pytest.raises(UserError, match="finished but wrote no results.json"):
-        run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings)
+    settings = {"project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url,
+                "poll_seconds": "0.05", "job_name": "pb-vx-cloud", "spot": "true"}
+    job = Job(data=dataset, out=tmp_path / "out", epochs=1)
+    outcome, run_id = run(job, settings)
+    assert outcome.status == "finished", outcome.message
     (created,) = job_service.created
     assert created["displayName"] == "pb-vx-cloud"
     pool = created["jobSpec"]["workerPoolSpecs"][0]
-    from google.cloud import aiplatform_v1
-
     machine = pool["machineSpec"]  # the REST transport sends enums as numbers (enum-encoding=int)
     assert machine["machineType"] == "n1-standard-8" and machine["acceleratorCount"] == 1
     assert aiplatform_v1.AcceleratorType(machine["acceleratorType"]).name == "NVIDIA_TESLA_T4"
+    assert aiplatform_v1.Scheduling.Strategy(created["jobSpec"]["scheduling"]["strategy"]).name == "SPOT"
     assert pool["containerSpec"]["imageUri"] == PINNED
+    c = tracking.client()
+    r = c.get_run(run_id)
     env = {e["name"]: e["value"] for e in pool["containerSpec"]["env"]}
     assert env["PLATBENCH_DATA"] == f"gs://{bucket}/platbench/datasets/" + \
-        tracking.client().search_runs([tracking.experiment_id(tracking.client())])[0].data.tags[
-            "platbench.dataset_fingerprint"] + "/platbench-manifest.json"
+        r.data.tags["platbench.dataset_fingerprint"] + "/platbench-manifest.json"
+    # what the trainer wrote through /gcs under AIP_MODEL_DIR's parent and AIP_CHECKPOINT_DIR is in the bucket
+    base = "platbench/jobs/pb-vx-cloud/"
+    names = set(blobs(bucket))
+    assert {base + "output/results.json", base + "model/model.pt", base + "model/model.json"} <= names
+    assert any(n.startswith(base + "checkpoints/") for n in names)
+    results = json.loads((job.out / "results.json").read_text())
+    assert (job.out / "model" / "model.pt").is_file()
+    (name,) = job_service.jobs
+    assert results["platform"] == "vertex" and results["job_id"] == name.rsplit("/", 1)[1]  # CLOUD_ML_JOB_ID
+    assert results["image_digest"] == "sha256:" + "b" * 64
+    # cost: the server's startTime → endTime × the machine and GPU's hourly price
+    described = job_service.jobs[name].describe()
+    assert described["state"] == "JOB_STATE_SUCCEEDED"
+    assert outcome.cost_usd == pytest.approx(running_seconds(described) * T4_HOUR / 3600) == outcome.list_estimate_usd
+    assert r.data.metrics["cost_usd"] == pytest.approx(outcome.cost_usd) and outcome.billed_seconds is None
+    assert r.data.tags[tracking.Tag.PRICE_BASIS] == "on-demand (no spot price)"
+    assert "n1-standard-8 0.437/h ×1" in r.data.tags[tracking.Tag.PRICE_SOURCE]
+    assert {"queued", "provisioning", "training"} <= set(outcome.phases)
+    assert outcome.phases["training"] == pytest.approx(running_seconds(described))
+    assert r.info.status == "FINISHED" and r.data.metrics["final_test_accuracy"] >= 0
     assert job_service.cancelled == []  # it ended by itself: nothing to cancel
 
 
-def test_cloud_mode_phases_and_list_price_cost(dataset, tmp_path, monkeypatch, bucket, job_service):
-    """The states seen while polling and the job's own times become phase seconds; cost = running time × price."""
-    from platforms.vertex.train import VertexPlatform
-
-    monkeypatch.chdir(tmp_path)
-    p = VertexPlatform({"project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url,
-                        "poll_seconds": "0.01"})
-    job = Job(data=dataset, out=tmp_path / "out", epochs=1)
-    p.check(job)
-    p.stage(job)
-    handle = p.submit(job, {})
-    outcome = p.wait(handle, JobProgress(enabled=False))
-    assert outcome.status == "finished"
-    assert set(outcome.phases) >= {"queued", "provisioning", "training"}
-    assert outcome.list_estimate_usd == pytest.approx(60 * (0.437 + 0.4025) / 3600)
-    assert outcome.cost_usd == outcome.list_estimate_usd and outcome.billed_seconds is None
-
-
-def _cloud_outcome(p, dataset, tmp_path):
-    job = Job(data=dataset, out=tmp_path / "out", epochs=1)
+def _cloud_outcome(p, dataset, tmp_path, epochs=1):
+    job = Job(data=dataset, out=tmp_path / "out", epochs=epochs)
     p.check(job)
     p.stage(job)
     handle = p.submit(job, {})
     return handle, p.wait(handle, JobProgress(enabled=False))
 
 
-def test_two_replicas_are_priced_once(dataset, tmp_path, monkeypatch, bucket, job_service):
-    """cost = the job's running seconds × the price per hour of the whole job (every replica, once)."""
+def test_two_replicas_run_as_one_ddp_job_priced_once(dataset, tmp_path, monkeypatch, bucket, job_service):
+    """Two replicas: the primary in workerpool0 (replicaCount 1, as Vertex requires), the other in workerpool1;
+    the server starts both with their CLUSTER_SPEC and the trainers form one run. cost = the job's running
+    seconds × the price per hour of the whole job (every replica, once)."""
     from platforms.vertex.train import VertexPlatform
 
     monkeypatch.chdir(tmp_path)
     p = VertexPlatform({"project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url,
-                        "poll_seconds": "0.01"})
+                        "poll_seconds": "0.05"})
     p.cfg = p.parsed().model_copy(update={"replica_count": 2})
     handle, outcome = _cloud_outcome(p, dataset, tmp_path)
-    # the primary in workerpool0 (replicaCount 1, as Vertex requires), the other replica in workerpool1
+    assert outcome.status == "finished", outcome.message
     assert [w["replicaCount"] for w in handle.spec["jobSpec"]["workerPoolSpecs"]] == ["1", "1"]
-    assert p.price_per_hour() == pytest.approx(2 * (0.437 + 0.4025))
-    # the loopback job ran 60 s (startTime → endTime): 60 s × 2 replicas × (machine + T4), not × 4
-    assert outcome.list_estimate_usd == pytest.approx(60 * 2 * (0.437 + 0.4025) / 3600)
+    run_ = job_service.jobs[handle.name]
+    assert run_.replicas == ["workerpool0-0", "workerpool1-0"]
+    assert p.price_per_hour() == pytest.approx(2 * T4_HOUR)
+    assert outcome.list_estimate_usd == pytest.approx(running_seconds(run_.describe()) * 2 * T4_HOUR / 3600)
     assert outcome.cost_usd == outcome.list_estimate_usd
     assert p.run_tags(Job(data=dataset, out=tmp_path))[tracking.Tag.PRICE_BASIS] == "on-demand"
+    results = json.loads(next(Path(run_.mount).rglob("output/results.json")).read_text())
+    assert results["hardware"]["nodes"] == 2 and results["hardware"]["world_size"] == 2
 
 
-def test_a_spot_job_without_a_spot_price_is_priced_on_demand_labelled(dataset, tmp_path, monkeypatch, bucket,
-                                                                      job_service):
-    from platforms.vertex.train import VertexPlatform
-
-    monkeypatch.chdir(tmp_path)
-    p = VertexPlatform({"project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url,
-                        "poll_seconds": "0.01", "spot": "true"})
-    handle, outcome = _cloud_outcome(p, dataset, tmp_path)
-    assert handle.spec["jobSpec"]["scheduling"]["strategy"] == "SPOT"
-    tags = p.run_tags(Job(data=dataset, out=tmp_path))
-    assert tags[tracking.Tag.PRICE_BASIS] == "on-demand (no spot price)"  # prices.yaml has no training_spot
-    assert "n1-standard-8 0.437/h ×1" in tags[tracking.Tag.PRICE_SOURCE]
-    assert outcome.cost_usd == pytest.approx(60 * (0.437 + 0.4025) / 3600) == outcome.list_estimate_usd
-
-
-def test_ctrl_c_while_waiting_cancels_the_job(dataset, tmp_path, monkeypatch, bucket, job_service):
+def test_ctrl_c_while_running_cancels_the_job(dataset, tmp_path, monkeypatch, bucket, job_service):
+    """Ctrl-C once the job runs: customJobs.cancel, the server stops the container (SIGTERM) and the job
+    ends JOB_STATE_CANCELLED; the MLflow run is KILLED."""
     monkeypatch.chdir(tmp_path)
 
     class CtrlC(JobProgress):
         def phase(self, name):
             super().phase(name)
-            if name == "provisioning":
+            if name in ("provisioning", "training"):
                 raise KeyboardInterrupt
 
     settings = {"project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url,
                 "poll_seconds": "0.05"}
     with pytest.raises(KeyboardInterrupt):
         run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings, CtrlC(enabled=False))
-    assert job_service.cancelled == ["projects/p/locations/us-central1/customJobs/1"]
+    name = "projects/p/locations/us-central1/customJobs/1"
+    assert job_service.cancelled == [name]
+    described = job_service.wait(name)
+    assert described["state"] == "JOB_STATE_CANCELLED" and described["error"]["code"] == 1
+    assert all(p.poll() is not None for p in job_service.jobs[name].procs)
     c = tracking.client()
     assert c.search_runs([tracking.experiment_id(c)])[0].info.status == "KILLED"
 
@@ -387,7 +309,7 @@ def test_image_cuda_arch_list_is_the_locks_torch():
         "NVIDIA_TESLA_P100", "NVIDIA_TESLA_P4", "NVIDIA_TESLA_V100"}
 
 
-def test_a_bucket_in_another_region_is_refused_in_check(dataset, tmp_path, monkeypatch, gcs, job_service):
+def test_a_bucket_in_another_region_is_refused_in_check(dataset, tmp_path, monkeypatch, gcs, job_service, bucket_in):
     """Issue 12 item 4: the bucket's location (Cloud Storage buckets.get) against the job's region."""
     from google.cloud import storage
 
@@ -415,31 +337,40 @@ def test_a_job_stuck_in_the_queue_is_cancelled_after_max_queue_naming_the_quota(
             self.seen.append(name)
 
     settings = {"project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url,
-                "poll_seconds": "0.05", "max_queue": "30", "spot": "true"}
+                "poll_seconds": "0.05", "max_queue": "1", "spot": "true"}
     with pytest.raises(UserError) as err:
         run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings, Phases(enabled=False))
     text = str(err.value)
-    # the loopback server's createTime is 100 s before the job was created: queued longer than 30 s
-    assert "still queued after" in text and "(max_queue=30)" in text and "\n" not in text
+    # the server keeps the job queued; its createTime is real, so it is cancelled once over a second old
+    assert "still queued after" in text and "(max_queue=1)" in text and "\n" not in text
     assert "'Custom model training preemptible NVIDIA_TESLA_T4 GPUs per region' in us-central1" in text
-    assert job_service.cancelled == ["projects/p/locations/us-central1/customJobs/1"]
+    name = "projects/p/locations/us-central1/customJobs/1"
+    assert job_service.cancelled == [name] and job_service.wait(name)["state"] == "JOB_STATE_CANCELLED"
+    assert job_service.jobs[name].procs == []  # never started
     assert Phases.seen[-1] == "queued"
 
 
 def test_jobs_of_one_run_share_its_checkpoint_directory(dataset, tmp_path, monkeypatch, bucket, job_service):
     """Issue 12 item 7: the base output directory (hence AIP_CHECKPOINT_DIR = <base>/checkpoints/) comes
-    from the run (--set run_name=…), so a second job of the run resumes from the first one's checkpoints."""
+    from the run (--set run_name=…), so a second job of the run resumes from the first one's checkpoints:
+    here the first trains epoch 1 of 2 and the second, started with 2, begins after it."""
     from platforms.vertex.train import VertexPlatform
 
     monkeypatch.chdir(tmp_path)
     settings = {"project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url,
-                "poll_seconds": "0.01", "spot": "true", "run_name": "cifar-spot-1"}
-    for _ in range(2):
+                "poll_seconds": "0.05", "spot": "true", "run_name": "cifar-spot-1"}
+    done = []
+    for epochs in (1, 2):
         p = VertexPlatform(settings)
-        handle, outcome = _cloud_outcome(p, dataset, tmp_path)
+        handle, outcome = _cloud_outcome(p, dataset, tmp_path / str(epochs), epochs=epochs)
+        assert outcome.status == "finished", outcome.message
         assert outcome.tags["platbench.run_name"] == "cifar-spot-1"
         assert outcome.tags["platbench.checkpoint_uri"] == f"gs://{bucket}/platbench/jobs/cifar-spot-1/checkpoints/"
+        p.collect(handle, outcome, tmp_path / f"out{epochs}")
+        done.append(json.loads((tmp_path / f"out{epochs}" / "results.json").read_text()))
     first, second = job_service.created
     assert first["displayName"] != second["displayName"] and first["displayName"].startswith("cifar-spot-1-")
     assert {c["jobSpec"]["baseOutputDirectory"]["outputUriPrefix"] for c in job_service.created} == {
         f"gs://{bucket}/platbench/jobs/cifar-spot-1"}
+    assert done[0]["epochs_completed"] == 1 and done[0]["resumed_from_epoch"] is None
+    assert done[1]["epochs_completed"] == 2 and done[1]["resumed_from_epoch"] == 1
