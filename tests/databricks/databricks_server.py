@@ -410,6 +410,13 @@ class DatabricksServer(ServingWorkspace, ThreadingHTTPServer):
             problems.append("this workspace runs one-task submits only")
         refuse_problems(problems)
         task = tasks[0]
+        wheel_task = task.get("python_wheel_task") or {}
+        if wheel_task.get("parameters") and wheel_task.get("named_parameters"):  # "Leave it empty if … is not null"
+            raise Refused(400, "INVALID_PARAMETER_VALUE", "python_wheel_task: parameters and named_parameters "
+                                                          "cannot both be set")
+        if not {"spark_python_task", "python_wheel_task"} & set(task):
+            raise Refused(400, "INVALID_PARAMETER_VALUE", "this workspace runs spark_python_task and "
+                                                          "python_wheel_task tasks only")
         if "new_cluster" not in task:
             raise Refused(400, "INVALID_PARAMETER_VALUE", "this workspace runs tasks on a new job cluster only")
         cluster = task["new_cluster"]

@@ -152,12 +152,14 @@ class TaskRun:
             return [str(python), t["python_file"], *(t.get("parameters") or [])]
         if "python_wheel_task" in self.task:
             t = self.task["python_wheel_task"]
-            args = list(t.get("parameters") or []) or [f"--{k}={v}" for k, v in (t.get("named_parameters") or {}).items()]
-            call = ("import sys; from importlib.metadata import entry_points; import importlib\n"
-                    "pkg, name = sys.argv[1], sys.argv[2]; sys.argv = [name, *sys.argv[3:]]\n"
-                    "eps = [e for e in entry_points(group='console_scripts') if e.name == name]\n"
-                    "fn = eps[0].load() if eps else getattr(importlib.import_module(pkg), name)\n"
-                    "sys.exit(fn())")
+            named = t.get("named_parameters") or {}
+            args = list(t.get("parameters") or []) or [f"--{k}={v}" for k, v in named.items()]
+            # the entry point from the package's metadata, else the package's function of that name
+            call = ("import sys\nfrom importlib import import_module, metadata\n"
+                    "pkg, name = sys.argv[1], sys.argv[2]\nsys.argv = [name, *sys.argv[3:]]\n"
+                    "try:\n    eps = [e for e in metadata.distribution(pkg).entry_points if e.name == name]\n"
+                    "except metadata.PackageNotFoundError:\n    eps = []\n"
+                    "sys.exit((eps[0].load() if eps else getattr(import_module(pkg), name))())\n")
             return [str(python), "-c", call, t["package_name"], t["entry_point"], *args]
         raise ValueError("this workspace runs spark_python_task and python_wheel_task tasks only")
 
@@ -210,11 +212,13 @@ class TaskRun:
             self.stopped = why
             proc = self.proc
         if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
             try:
+                os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:  # it ended meanwhile
+                pass
 
     def close(self) -> None:
         self.stop()

@@ -31,8 +31,8 @@ def query_problems(method, query: dict[str, str]) -> list[str]:
     """A query string against the parameters of an SDK method: the values are text, so ints are digits and
     booleans are true/false."""
     known, required = _signature(method)
-    out = [f"{k}: required" for k in sorted(required)
-           if k not in query and k not in _path_params(method) and known[k] is not typing.BinaryIO]  # BinaryIO: the body
+    out = [f"{k}: required" for k in sorted(required)  # a BinaryIO parameter is the body
+           if k not in query and k not in _path_params(method) and known[k] is not typing.BinaryIO]
     for k, v in query.items():
         tp = _scalar(known.get(k))
         if k not in known:

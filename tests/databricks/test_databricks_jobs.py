@@ -35,7 +35,7 @@ if sys.argv[2:] == ["sleep"]:
 """
 HELLO = f"""import json, sys
 def main():
-    with open("{ROOT}/probe/wheel.json", "w") as f:
+    with open("{ROOT}/probe/" + ("named" if "=" in sys.argv[-1] else "wheel") + ".json", "w") as f:
         json.dump({{"argv": sys.argv}}, f)
 """
 
@@ -86,6 +86,8 @@ def finished(server):
                    "spark_python_task": {"python_file": f"{ROOT}/probe.py", "parameters": ["nolib"]}}, 0),
         "wheel": ({"libraries": [wheel], "python_wheel_task": {"package_name": "hello_dbx", "entry_point": "hello-dbx",
                                                                "parameters": ["--epochs", "1"]}}, 0),
+        "named": ({"libraries": [wheel], "python_wheel_task": {"package_name": "hello_dbx", "entry_point": "hello-dbx",
+                                                               "named_parameters": {"epochs": "1"}}}, 0),
     }
     waiters = {k: w.jobs.submit(run_name=k, timeout_seconds=timeout, tasks=[SubmitTask.from_dict(
         {"task_key": k, "new_cluster": CLUSTER, **task})]) for k, (task, timeout) in tasks.items()}
@@ -125,6 +127,8 @@ def test_python_wheel_task_calls_the_entry_point_with_the_parameters(server, fin
     run, _ = finished["wheel"]
     assert run.state.result_state.value == "SUCCESS", finished["wheel"][1].error
     assert probe(server, "wheel")["argv"][1:] == ["--epochs", "1"]
+    run, _ = finished["named"]  # named_parameters: --key=value arguments
+    assert run.state.result_state.value == "SUCCESS" and probe(server, "named")["argv"][1:] == ["--epochs=1"]
 
 
 def test_a_failed_task_says_why_in_its_run_output_not_its_state(finished):

@@ -86,6 +86,16 @@ def test_runs_submit_refuses_top_level_scalars_of_the_wrong_type(server, client)
                                 body={"timeout_seconds": "60", "tasks": [GOOD_TASK]})["run_id"] in server.runs
 
 
+def test_a_wheel_task_takes_parameters_or_named_parameters_not_both(server, client):
+    from databricks.sdk.errors import InvalidParameterValue
+
+    task = {**{k: v for k, v in GOOD_TASK.items() if k != "spark_python_task"},
+            "python_wheel_task": {"package_name": "p", "entry_point": "e", "parameters": ["--a=1"],
+                                  "named_parameters": {"a": "1"}}}
+    with pytest.raises(InvalidParameterValue, match="parameters and named_parameters cannot both be set"):
+        client.api_client.do("POST", "/api/2.2/jobs/runs/submit", body={"tasks": [task]})
+
+
 def test_query_strings_and_other_bodies_are_checked_too(server, client):
     from databricks.sdk.errors import InvalidParameterValue
 
