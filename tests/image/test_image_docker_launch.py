@@ -23,7 +23,10 @@ from conftest import VENV_BIN, assert_one_line_error, platbench
 from image.test_image import DIGEST, IMAGE, IMAGE_UID, WORK, docker, wait_for
 from image.test_image_registry import project
 
-EPOCHS_TO_INTERRUPT = 6  # long enough to press Ctrl-C after the first checkpoint, short enough to resume
+# long enough to press Ctrl-C after the first checkpoint (the epochs after it are the margin), short enough
+# to resume; at batch 64 (was 6 epochs at batch 16: four times the steps)
+EPOCHS_TO_INTERRUPT = 4
+INTERRUPT_BATCH = 64
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +103,8 @@ def test_ctrl_c_checkpoints_the_run_killed_and_a_second_launch_resumes(digits, i
     checkpoint = cwd / "runs" / "checkpoints" / job / "last.ckpt"
     log = cwd / "first-launch.log"
     with log.open("w") as err:
-        proc = subprocess.Popen([str(VENV_BIN / "platbench"), *launch_args(digits, job, EPOCHS_TO_INTERRUPT)], cwd=cwd,
+        proc = subprocess.Popen([str(VENV_BIN / "platbench"), *launch_args(digits, job, EPOCHS_TO_INTERRUPT,
+                                                                             batch=INTERRUPT_BATCH)], cwd=cwd,
                                 stdout=subprocess.PIPE, stderr=err, text=True)
         try:
             wait_for(lambda: checkpoint.is_file() or proc.poll() is not None, 600, "the first epoch's checkpoint")
@@ -121,7 +125,7 @@ def test_ctrl_c_checkpoints_the_run_killed_and_a_second_launch_resumes(digits, i
     assert killed.info.status == "KILLED" and killed.data.tags["platbench.status"] == "killed"
     assert killed.data.tags["platbench.image_digest"] == identity
 
-    proc = platbench(*launch_args(digits, job, EPOCHS_TO_INTERRUPT), cwd=cwd, timeout=900)
+    proc = platbench(*launch_args(digits, job, EPOCHS_TO_INTERRUPT, batch=INTERRUPT_BATCH), cwd=cwd, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert "Resuming from /platbench/checkpoints/last.ckpt" in proc.stderr, proc.stderr[-3000:]
     res = json.loads(proc.stdout)["results"]

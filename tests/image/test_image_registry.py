@@ -1,10 +1,13 @@
-"""The image as a first-class object (issue 18), under scripts/image-test: the image the script built with
-`platbench image build` (the Docker SDK's build; the record it wrote is under PLATBENCH_IT_RECORD), pushed
-with `platbench image push` to a real OCI registry on loopback (Debian's docker-registry, started by the
-script: PLATBENCH_IT_REGISTRY) and pulled back by digest; the SageMaker registry's login through moto's
-ECR GetAuthorizationToken with the push going to that loopback registry; a recorded image whose tag now
-names another image refused; a launcher's tag pinned to the pushed digest through the engine's registry
-lookup (platforms/image/pinning.py) and refused once the tag is moved in the registry."""
+"""The image as a first-class object (issue 18), under scripts/image-test. The record: the image the script
+built from the real Dockerfile with `platbench image build` (the Docker SDK's build; the record it wrote is
+under PLATBENCH_IT_RECORD). The registry: a small image the script built with the same `platbench image build`
+(scripts/image/small; PLATBENCH_IT_SMALL_*) — what push, pull and pinning prove does not depend on the image's
+size, and pushing the real one (gigabytes) took minutes — pushed with `platbench image push` to a real OCI
+registry on loopback (Debian's docker-registry, started by the script: PLATBENCH_IT_REGISTRY) and pulled back
+by digest; the SageMaker registry's login through moto's ECR GetAuthorizationToken with the push going to that
+loopback registry; a recorded image whose tag now names another image refused; a launcher's tag pinned to the
+pushed digest through the engine's registry lookup (platforms/image/pinning.py) and refused once the tag is
+moved in the registry."""
 from __future__ import annotations
 
 import json
@@ -21,13 +24,17 @@ from conftest import REPO, assert_one_line_error, platbench
 from image.test_image import DIGEST, IMAGE, RECORD, WORK, docker, image_env
 
 REGISTRY = os.environ.get("PLATBENCH_IT_REGISTRY", "")
+# the small image: built by `platbench image build` like the real one, pushed in place of it
+SMALL_IMAGE = os.environ.get("PLATBENCH_IT_SMALL_IMAGE", "")
+SMALL_DIGEST = os.environ.get("PLATBENCH_IT_SMALL_DIGEST", "")
+SMALL_RECORD = Path(os.environ.get("PLATBENCH_IT_SMALL_RECORD", "/nonexistent"))
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 
 
-def project(name: str) -> Path:
-    """A project folder holding the record `platbench image build` wrote."""
+def project(name: str, record: Path = RECORD) -> Path:
+    """A project folder holding the record `platbench image build` wrote (of the real image by default)."""
     cwd = WORK / name
-    shutil.copytree(RECORD / ".platbench", cwd / ".platbench")
+    shutil.copytree(record / ".platbench", cwd / ".platbench")
     return cwd
 
 
@@ -52,8 +59,17 @@ def test_build_recorded_the_image_and_the_locks_versions():
     assert doc["build_args"]["GIT_COMMIT"] and "BASE_IMAGE" in doc["build_args"]
 
 
+def test_the_small_image_was_built_and_recorded_as_the_real_one():
+    """What makes the small image a fair stand-in in the push tests: the same build code recorded it."""
+    doc = json.loads((SMALL_RECORD / ".platbench/image.json").read_text())
+    assert doc["image"] == SMALL_IMAGE and doc["id"] == SMALL_DIGEST != DIGEST
+    assert re.fullmatch(r"[0-9a-f]{32}", doc["build_id"]) and doc["build_args"]["PLATBENCH_BUILD_ID"] == doc["build_id"]
+    label = docker("image", "inspect", "-f", '{{index .Config.Labels "org.platbench.build-id"}}', SMALL_IMAGE).stdout.strip()
+    assert label == doc["build_id"]
+
+
 def test_push_to_a_registry_reads_the_digest_back_and_pulls_by_digest():
-    cwd = project("push-plain")
+    cwd = project("push-plain", SMALL_RECORD)
     repository = f"{REGISTRY}/platbench"
     proc = platbench("image", "push", repository, cwd=cwd, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -63,10 +79,10 @@ def test_push_to_a_registry_reads_the_digest_back_and_pulls_by_digest():
     doc = json.loads((cwd / ".platbench/image.json").read_text())
     assert doc["pushed"][repository] == digest and doc["tags"][f"{repository}:{tag}"] == digest
     served, manifest = registry_manifest(repository, tag)
-    assert served == digest and manifest["config"]["digest"] == DIGEST  # the registry holds this very image
+    assert served == digest and manifest["config"]["digest"] == SMALL_DIGEST  # the registry holds this very image
     docker("image", "rm", f"{repository}:{tag}")  # only the tag goes; then pull it back by digest
     docker("pull", f"{repository}@{digest}", timeout=900)
-    assert docker("image", "inspect", "-f", "{{.Id}}", f"{repository}@{digest}").stdout.strip() == DIGEST
+    assert docker("image", "inspect", "-f", "{{.Id}}", f"{repository}@{digest}").stdout.strip() == SMALL_DIGEST
 
 
 @pytest.fixture
@@ -88,7 +104,7 @@ def test_push_sagemaker_logs_in_with_an_ecr_token(moto_ecr):
     layers go to the loopback registry named by --set registry (moto has no registry to push to)."""
     import boto3
 
-    cwd = project("push-ecr")
+    cwd = project("push-ecr", SMALL_RECORD)
     proc = platbench("image", "push", "sagemaker", "--set", "region=us-east-1", "--set", "repository=ecr/platbench",
                      "--set", f"registry={REGISTRY}", cwd=cwd, env=moto_ecr, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -97,7 +113,7 @@ def test_push_sagemaker_logs_in_with_an_ecr_token(moto_ecr):
     ecr = boto3.client("ecr", endpoint_url=moto_ecr["AWS_ENDPOINT_URL"], region_name="us-east-1",
                        aws_access_key_id="testing", aws_secret_access_key="testing")
     assert ecr.describe_repositories(repositoryNames=["ecr/platbench"])["repositories"]
-    assert registry_manifest(f"{REGISTRY}/ecr/platbench", digest)[1]["config"]["digest"] == DIGEST
+    assert registry_manifest(f"{REGISTRY}/ecr/platbench", digest)[1]["config"]["digest"] == SMALL_DIGEST
 
 
 def test_a_recorded_tag_that_now_names_another_image_is_refused():
@@ -119,7 +135,7 @@ def test_a_launcher_pins_a_pushed_tag_and_refuses_it_once_moved(monkeypatch):
     from platforms.errors import UserError
     from platforms.image import pinning
 
-    cwd = project("pin")
+    cwd = project("pin", SMALL_RECORD)
     repository = f"{REGISTRY}/pinned"
     proc = platbench("image", "push", repository, "--tag", "v1", cwd=cwd, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
