@@ -39,3 +39,22 @@ def job_cluster(workspace):
     if problem:
         pytest.skip(f"the loopback job cluster mounts /Volumes in a private namespace: {problem}")
     return workspace
+
+
+def cli_refusal(capsys, monkeypatch, *args: str) -> str:
+    """`platbench ARGS` in this process, through the console script's own entry (platforms.cli:main; a
+    subprocess proves nothing more for a refusal): it must exit 2 with one line on stderr and no traceback;
+    that line is returned."""
+    import sys
+
+    from platforms.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["platbench", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2, (exited.value.code, out, err)
+    assert "Traceback" not in out + err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "error" in lines[0], err
+    return lines[0]

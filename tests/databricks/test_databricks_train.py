@@ -5,14 +5,13 @@ run executed as a local process from the wheel built from this checkout → coll
 from __future__ import annotations
 
 import json
+import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error, write_folder_dataset
-from dbx_workspace import job_cluster, workspace, workspace_server  # noqa: F401 - fixtures
+from conftest import write_folder_dataset
+from dbx_workspace import cli_refusal, job_cluster, workspace, workspace_server  # noqa: F401 - fixtures
 
 from platforms.core import launch, tracking
 from platforms.core.api import Job
@@ -62,15 +61,15 @@ def test_bad_settings_fail_before_anything_is_created(dataset, tmp_path, monkeyp
     assert not (tmp_path / "mlflow.db").exists()
 
 
-def test_missing_credentials_are_one_line_exit_2_and_nothing_is_created(dataset, tmp_path, workspace):
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("DATABRICKS_")}
+def test_missing_credentials_are_one_line_exit_2_and_nothing_is_created(dataset, tmp_path, monkeypatch, capsys,
+                                                                         workspace):
     before = dict(workspace.files)
-    proc = subprocess.run([sys.executable, "-m", "platforms", "launch", "databricks", "--data", str(dataset),
-                           "--set", "volume=/Volumes/main/platbench/runs"], cwd=tmp_path,
-                          env={**env, "HOME": str(tmp_path)}, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    assert_one_line_error(proc)
-    assert "no Databricks credentials found" in proc.stderr
+    monkeypatch.chdir(tmp_path)
+    for var in [k for k in os.environ if k.startswith("DATABRICKS_")]:
+        monkeypatch.delenv(var)
+    line = cli_refusal(capsys, monkeypatch, "launch", "databricks", "--data", str(dataset), "--set",
+                       "volume=/Volumes/main/platbench/runs")
+    assert "no Databricks credentials found" in line
     assert workspace.files == before and not (tmp_path / "mlflow.db").exists()
 
 
