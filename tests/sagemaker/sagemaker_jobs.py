@@ -178,8 +178,9 @@ class TrainingJob:
                 self._prepare(host)
             self.enter("DownloadingTrainingImage", "Downloading the training image")
             if image is None:
-                raise JobFailed(f"ClientError: the training image {self.request['AlgorithmSpecification']['TrainingImage']}"
-                                " could not be pulled (not in this server's registry)")
+                uri = self.request["AlgorithmSpecification"]["TrainingImage"]
+                raise JobFailed(f"ClientError: the training image {uri} could not be pulled (not in this server's "
+                                "registry)")
             if self.stopping:
                 return
             self.enter("Training", "Training image download completed. Training in progress.")
@@ -264,7 +265,8 @@ class TrainingJob:
             for c in channels}))
         res = r["ResourceConfig"]
         (config / "resourceconfig.json").write_text(json.dumps({
-            "current_host": host, "current_instance_type": res["InstanceType"], "current_group_name": "homogeneousCluster",
+            "current_host": host, "current_instance_type": res["InstanceType"],
+            "current_group_name": "homogeneousCluster",
             "hosts": self.hosts, "instance_groups": [{"instance_group_name": "homogeneousCluster",
                                                       "instance_type": res["InstanceType"], "hosts": self.hosts}],
             "network_interface_name": "eth0"}))
@@ -297,9 +299,10 @@ class TrainingJob:
         if src["S3DataType"] == "S3Prefix":
             keys = self._keys(bucket, prefix)
             if not keys:
-                raise JobFailed(f"ClientError: No S3 objects found under S3 URL \"{src['S3Uri']}\" given in input data "
-                                f"source. Please ensure that the bucket exists in the selected region ({self.server.region}),"
-                                " that objects exist under that S3 prefix, and that the role has access to them.")
+                raise JobFailed(f"ClientError: No S3 objects found under S3 URL \"{src['S3Uri']}\" given in input "
+                                "data source. Please ensure that the bucket exists in the selected region "
+                                f"({self.server.region}), that objects exist under that S3 prefix, and that the role "
+                                "has access to them.")
             for key in keys:
                 self._get(bucket, key, dest / key[len(prefix):].lstrip("/"))
         elif src["S3DataType"] == "ManifestFile":

@@ -19,6 +19,8 @@ from platforms.errors import UserError
 from _endpoint_servers import model, container  # noqa: F401 (fixtures)
 from _endpoint_servers import _forward, _Runtime, _Quiet, _nothing_left, _sent, _payloads
 
+pytestmark = pytest.mark.xdist_group("sagemaker-endpoint")  # `model` trains a model once per module
+
 
 class _SageMakerRuntime(_Quiet):
     """POST /endpoints/NAME/invocations (InvokeEndpoint, REST-JSON): the endpoint must exist (asked of

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import write_folder_dataset
 from conftest_clouds import aws, moto_server, new_bucket_name  # noqa: F401 (fixtures)
+from _services import workdir  # noqa: F401 (fixture: one MLflow store per module, slow to create)
 from sagemaker_fixtures import PLATBENCH_IMAGE, job_runner, sagemaker_server, sm_api  # noqa: F401 (fixtures)
 
 from platforms.core import launch
@@ -60,6 +61,12 @@ def objects(bucket: str) -> list[str]:
 
 def run(job: Job, settings: dict, progress=None):
     return launch.launch("sagemaker", job, settings, progress or JobProgress(enabled=False))
+
+
+def latest_run():
+    """The newest MLflow run in the working folder's store (tests of a module run one after another)."""
+    c = tracking.client()
+    return c.search_runs([tracking.experiment_id(c)], order_by=["attributes.start_time DESC"], max_results=1)[0]
 
 
 def sent(where, target: str) -> list[dict]:
@@ -128,8 +135,8 @@ def test_dry_run_prints_every_step_with_aws_commands_and_creates_nothing(dataset
     assert objects(bucket) == [] and sent(aws, "CreateTrainingJob") == []
 
 
-def test_local_mode_end_to_end(dataset, tmp_path, monkeypatch, bucket):
-    monkeypatch.chdir(tmp_path)
+def test_local_mode_end_to_end(workdir, dataset, tmp_path, monkeypatch, bucket):
+    monkeypatch.chdir(workdir)
     job = Job(data=dataset, out=tmp_path / "out", epochs=1, model="small")
     outcome, run_id = run(job, {"bucket": bucket, "local": "true", "job_name": "pb-local-1", "region": "us-east-1"})
     assert outcome.status == "finished", outcome.message
@@ -157,8 +164,8 @@ def test_local_mode_end_to_end(dataset, tmp_path, monkeypatch, bucket):
 
 
 
-def test_cloud_mode_job_trains_and_is_collected_and_billed(dataset, tmp_path, monkeypatch, bucket, role, sm_api,
-                                                          job_runner):
+def test_cloud_mode_job_trains_and_is_collected_and_billed(workdir, dataset, tmp_path, monkeypatch, bucket, role,
+                                                          sm_api, job_runner):
     """Issue 29: the SDK's CreateTrainingJob runs the platbench image under SageMaker's container contract;
     the run is FINISHED with the job's own results.json and model, and its cost is the BillableTimeInSeconds
     the service reported × the price (managed spot: the discount is in the billable seconds)."""
@@ -166,7 +173,7 @@ def test_cloud_mode_job_trains_and_is_collected_and_billed(dataset, tmp_path, mo
     import botocore.session
     from botocore.validate import validate_parameters
 
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(workdir)
     sm_api.spot_savings = 0.5
     image = PLATBENCH_IMAGE
     settings = {"bucket": bucket, "role": "platbench-sm", "image_uri": image, "spot": "true", "max_run": "1800",
@@ -267,13 +274,13 @@ def test_billed_cost_counts_two_instances_once(dataset, tmp_path, monkeypatch, b
     assert "ml.g4dn.xlarge 0.7364/h ×2" in tags[tracking.Tag.PRICE_SOURCE]
 
 
-def test_an_error_while_waiting_stops_the_job_and_marks_the_run_failed(dataset, tmp_path, monkeypatch, bucket,
+def test_an_error_while_waiting_stops_the_job_and_marks_the_run_failed(workdir, dataset, tmp_path, monkeypatch, bucket,
                                                                        role, sm_api, job_runner):
     import botocore.exceptions
 
     import platforms.sagemaker.storage as s3
 
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(workdir)
     monkeypatch.setattr(s3, "MAX_ATTEMPTS", 2)
     script_image(sm_api, PINNED, "trap 'exit 143' TERM; while true; do sleep 0.05; done")  # runs until stopped
     # the SageMaker API keeps failing while the job is being watched: retried (and counted), then an error
@@ -288,13 +295,12 @@ def test_an_error_while_waiting_stops_the_job_and_marks_the_run_failed(dataset, 
     job = sm_api.jobs["pb-cloud-err"]
     job.thread.join(timeout=60)
     assert job.status == "Stopped" and all(p.returncode == 143 for p in job.procs)
-    c = tracking.client()
-    r = c.search_runs([tracking.experiment_id(c)])[0]
+    r = latest_run()
     assert r.info.status == "FAILED" and r.data.tags[tracking.Tag.STATUS] == "failed"
 
 
-def test_ctrl_c_in_local_mode_stops_the_trainer_and_removes_scratch(dataset, tmp_path, monkeypatch, bucket):
-    monkeypatch.chdir(tmp_path)
+def test_ctrl_c_in_local_mode_stops_the_trainer_and_removes_scratch(workdir, dataset, tmp_path, monkeypatch, bucket):
+    monkeypatch.chdir(workdir)
     seen = {}
 
     class CtrlC(JobProgress):
@@ -319,8 +325,7 @@ def test_ctrl_c_in_local_mode_stops_the_trainer_and_removes_scratch(dataset, tmp
     assert local.proc.poll() is not None and local.stopped
     assert not local.root.exists()
     assert local.describe()["TrainingJobStatus"] == "Stopped"
-    c = tracking.client()
-    assert c.search_runs([tracking.experiment_id(c)])[0].info.status == "KILLED"
+    assert latest_run().info.status == "KILLED"
 
 
 def test_phase_seconds_from_secondary_status_transitions():
@@ -398,11 +403,11 @@ def test_a_bucket_in_another_region_is_refused_in_check(dataset, tmp_path, monke
 
 
 @pytest.mark.parametrize("spot", [False, True])
-def test_no_quota_for_the_instance_type_is_one_line_naming_the_quota(dataset, tmp_path, monkeypatch, bucket, role,
-                                                                      sm_api, spot):
+def test_no_quota_for_the_instance_type_is_one_line_naming_the_quota(workdir, dataset, tmp_path, monkeypatch, bucket,
+                                                                      role, sm_api, spot):
     """Issue 12 item 6: CreateTrainingJob → ResourceLimitExceeded (a new account's 0 GPU quota) becomes
     one line naming the Service Quotas quota and how to raise it."""
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(workdir)
     sm_api.fail("CreateTrainingJob", ("ResourceLimitExceeded", (
         "The account-level service limit 'ml.g5.xlarge for training job usage' is 0 Instances, with current "
         "utilization of 0 Instances and a request delta of 1 Instances. Please use AWS Service Quotas to request "
