@@ -1,6 +1,7 @@
 """Azure ML's command-job contract around the platbench image's `train`, natively, on the shared LocalRun
-(platforms/core/emulator.py). Local mode runs a job with it; the tests' loopback control plane runs every
-submitted job with it too. What a command job sees (official pages):
+(platforms/core/emulator.py). Local mode runs a job with it. The tests' loopback control plane does not: it
+runs submitted jobs from Azure ML's documentation alone (tests/azureml/azureml_jobs.py), so this reading of
+the contract is checked against an independent one. What a command job sees (official pages):
 - the command runs in a working folder; `${{inputs.NAME}}` and `${{outputs.NAME}}` in it are replaced by
   local paths (an input ro_mount'ed or downloaded, an output rw_mount'ed: what is already at the output's
   datastore path is visible, and what the script writes there is uploaded):

@@ -175,7 +175,8 @@ class AzureML(ThreadingHTTPServer):
         self.refusals: list[str] = []
         self.hold_jobs = False                                   # True: jobs stay Queued (no quota)
         self.container_starts: list = []                         # (argv, AZUREML_MODEL_DIR) of each deployment
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        # a short poll interval: shutdown() waits for it, once per test (the default 0.5 s, twice, added up)
+        self.thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
         # scoring URIs on a plain-HTTP listener: aiohttp (the load tool) builds its default TLS context
         # once, at import, so a test certificate could not be trusted after the fact
@@ -210,7 +211,7 @@ class _ScoringListener(ThreadingHTTPServer):
     def __init__(self, main: AzureML):
         self.main = main
         super().__init__(("127.0.0.1", 0), _Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
 
     @property
     def url(self) -> str:

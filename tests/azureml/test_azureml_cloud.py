@@ -1,7 +1,7 @@
 """The Azure ML launcher's cloud mode end to end: the real azure-ai-ml SDK and DefaultAzureCredential send
 every request to the loopback control plane (azureml_server.py), which checks each body against the SDK's
-own REST models and runs the command job as a local subprocess under the command-job contract, reading
-from and writing to Azurite. Stage → submit → statuses → collect → MLflow; Ctrl-C and errors cancel the
+own REST models and runs the command job as Azure ML documents it (azureml_jobs.py, nothing of platforms/),
+reading from and writing to Azurite. Stage → submit → statuses → collect → MLflow; Ctrl-C and errors cancel the
 job; bad settings stop before anything is uploaded or created."""
 from __future__ import annotations
 

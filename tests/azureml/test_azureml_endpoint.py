@@ -15,6 +15,7 @@ from azurite_server import azurite, blob_env, new_container  # noqa: F401 (fixtu
 
 from platforms.errors import UserError
 
+pytestmark = pytest.mark.xdist_group("azureml-endpoint")  # `model` trains a model once per module
 IMAGE = "myacr.azurecr.io/platbench@sha256:" + "d" * 64
 
 
