@@ -1,10 +1,12 @@
 """The cloud launchers' multi-node settings, validated and shown in their dry-run plans (no credentials,
-nothing created): SageMaker instance_count + distribution torch_distributed, Vertex AI worker pools."""
+nothing created): SageMaker instance_count + distribution torch_distributed, Vertex AI worker pools. In this
+process (tests/_cli.py), but the first SageMaker plan through the real entry point."""
 from __future__ import annotations
 
 import json
 import re
 
+from _cli import platbench_here
 from conftest import assert_one_line_error, platbench
 
 
@@ -28,22 +30,22 @@ def test_sagemaker_two_instances_plan(color_data, tmp_path):
 
 
 def test_sagemaker_several_instances_need_the_distribution(color_data, tmp_path):
-    proc = platbench("launch", "sagemaker", "--data", str(color_data), "--set", "bucket=bench-bucket", "--set",
-                     "instance_count=2", "--dry-run", cwd=tmp_path)
+    proc = platbench_here("launch", "sagemaker", "--data", str(color_data), "--set", "bucket=bench-bucket", "--set",
+                          "instance_count=2", "--dry-run", cwd=tmp_path)
     assert_one_line_error(proc)
     assert proc.returncode == 2 and "distribution=torch_distributed" in proc.stderr
-    proc = platbench("launch", "sagemaker", "--data", str(color_data), "--set", "bucket=bench-bucket", "--set",
-                     "instance_count=2", "--set", "distribution=mpi", "--dry-run", cwd=tmp_path)
+    proc = platbench_here("launch", "sagemaker", "--data", str(color_data), "--set", "bucket=bench-bucket", "--set",
+                          "instance_count=2", "--set", "distribution=mpi", "--dry-run", cwd=tmp_path)
     assert_one_line_error(proc)
-    proc = platbench("launch", "sagemaker", "--data", str(color_data), "--nodes", "2", "--dry-run", cwd=tmp_path)
+    proc = platbench_here("launch", "sagemaker", "--data", str(color_data), "--nodes", "2", "--dry-run", cwd=tmp_path)
     assert_one_line_error(proc)
     assert "--set instance_count=2 distribution=torch_distributed" in proc.stderr
     assert list(tmp_path.iterdir()) == []
 
 
 def test_vertex_worker_pools_plan(color_data, tmp_path):
-    proc = platbench("launch", "vertex", "--data", str(color_data), "--set", "project=p", "--set", "bucket=bench-bucket",
-                     "--set", "replica_count=3", "--dry-run", cwd=tmp_path)
+    proc = platbench_here("launch", "vertex", "--data", str(color_data), "--set", "project=p", "--set",
+                          "bucket=bench-bucket", "--set", "replica_count=3", "--dry-run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     spec = _json_after(proc.stdout, "# job.yaml:")
     pools = spec["workerPoolSpecs"]
@@ -51,16 +53,17 @@ def test_vertex_worker_pools_plan(color_data, tmp_path):
     assert [p["replicaCount"] for p in pools] == ["1", "2"]
     assert pools[0]["containerSpec"] == pools[1]["containerSpec"] and pools[0]["machineSpec"] == pools[1]["machineSpec"]
     assert "CLUSTER_SPEC" in proc.stdout and re.search(r"torchrun --nnodes 3 ", proc.stdout)
-    proc = platbench("launch", "vertex", "--data", str(color_data), "--set", "project=p", "--set", "bucket=bench-bucket",
-                     "--set", "replica_count=2", "--set", "local=true", "--dry-run", cwd=tmp_path)
+    proc = platbench_here("launch", "vertex", "--data", str(color_data), "--set", "project=p", "--set",
+                          "bucket=bench-bucket", "--set", "replica_count=2", "--set", "local=true", "--dry-run",
+                          cwd=tmp_path)
     assert_one_line_error(proc)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_azureml_pytorch_distribution_plan(color_data, tmp_path):
-    proc = platbench("launch", "azureml", "--data", str(color_data), "--devices", "2", "--set", "storage_account=acct",
-                     "--set", "instance_type=Standard_NC24ads_A100_v4", "--set", "instance_count=3", "--dry-run",
-                     cwd=tmp_path)
+    proc = platbench_here("launch", "azureml", "--data", str(color_data), "--devices", "2", "--set",
+                          "storage_account=acct", "--set", "instance_type=Standard_NC24ads_A100_v4", "--set",
+                          "instance_count=3", "--dry-run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     spec = _json_after(proc.stdout, "job.yml:")
     assert spec["resources"] == {"instance_type": "Standard_NC24ads_A100_v4", "instance_count": 3}
@@ -71,8 +74,9 @@ def test_azureml_pytorch_distribution_plan(color_data, tmp_path):
     assert "NODE_RANK" in proc.stdout and "multi-node" not in proc.stdout
     # every node is priced: 3 x the A100 size's 3.673 USD/h
     assert f"({3 * 3.673:.4f} USD/h" in proc.stdout
-    proc = platbench("launch", "azureml", "--data", str(color_data), "--set", "compute=gpu-cluster",
-                     "--set", "instance_count=2", "--set", "process_count_per_instance=1", "--dry-run", cwd=tmp_path)
+    proc = platbench_here("launch", "azureml", "--data", str(color_data), "--set", "compute=gpu-cluster",
+                          "--set", "instance_count=2", "--set", "process_count_per_instance=1", "--dry-run",
+                          cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     spec = _json_after(proc.stdout, "job.yml:")
     assert spec["resources"] == {"instance_count": 2} and spec["compute"] == "azureml:gpu-cluster"
@@ -85,11 +89,11 @@ def test_azureml_multi_node_settings_refused(color_data, tmp_path):
                       (["instance_count=2", "local=true"], "local=true"),
                       (["process_count_per_instance=2"], "disagree")):
         extra = ["--devices", "3"] if says == "disagree" else []
-        proc = platbench("launch", "azureml", "--data", str(color_data), *extra,
-                         *(a for s in bad for a in ("--set", s)), "--dry-run", cwd=tmp_path)
+        proc = platbench_here("launch", "azureml", "--data", str(color_data), *extra,
+                              *(a for s in bad for a in ("--set", s)), "--dry-run", cwd=tmp_path)
         assert_one_line_error(proc)
         assert proc.returncode == 2 and says in proc.stderr, proc.stderr
-    proc = platbench("launch", "azureml", "--data", str(color_data), "--nodes", "2", "--dry-run", cwd=tmp_path)
+    proc = platbench_here("launch", "azureml", "--data", str(color_data), "--nodes", "2", "--dry-run", cwd=tmp_path)
     assert_one_line_error(proc)
     assert "--set instance_count=2" in proc.stderr
     assert list(tmp_path.iterdir()) == []

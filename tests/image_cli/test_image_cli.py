@@ -1,19 +1,22 @@
 """`platbench image build|push` without an engine (scripts/image-test runs them against a real engine and
 a loopback OCI registry): help, the plans --dry-run prints for each platform's registry, and bad input as
-one line with exit 2, nothing written."""
+one line with exit 2, nothing written. In this process (tests/_cli.py) but for one refusal of each command
+through the real entry point (ENTRY_POINT)."""
 from __future__ import annotations
 
 import pytest
+from _cli import platbench_here
 from conftest import assert_one_line_error, platbench
 
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+ENTRY_POINT = {("image", "push", "nosuch"), ("image", "build")}
 
 
 def test_help_of_every_image_command(tmp_path):
     for args in (["image", "--help"], ["image", "build", "--help"], ["image", "push", "--help"]):
-        proc = platbench(*args, cwd=tmp_path)
+        proc = platbench_here(*args, cwd=tmp_path)
         assert proc.returncode == 0 and "Usage" in proc.stdout, proc.stderr
-    assert "sagemaker" in platbench("image", "push", "--help", cwd=tmp_path).stdout  # from the registry
+    assert "sagemaker" in platbench_here("image", "push", "--help", cwd=tmp_path).stdout  # from the registry
 
 
 @pytest.mark.parametrize("target, settings, login, repository", [
@@ -27,7 +30,7 @@ def test_help_of_every_image_command(tmp_path):
 ])
 def test_dry_run_shows_the_login_and_push_commands(tmp_path, target, settings, login, repository):
     args = [a for s in settings for a in ("--set", s)]
-    proc = platbench("image", "push", target, *args, "--dry-run", cwd=tmp_path, env=NO_ENGINE)
+    proc = platbench_here("image", "push", target, *args, "--dry-run", cwd=tmp_path, env=NO_ENGINE)
     assert proc.returncode == 0, proc.stderr
     assert login in proc.stdout
     assert f"docker push {repository}:TAG" in proc.stdout and f"docker tag platbench:latest {repository}:TAG" in proc.stdout
@@ -46,7 +49,7 @@ def test_dry_run_shows_the_login_and_push_commands(tmp_path, target, settings, l
     (["image", "build", "--build-arg", "NOEQUALS"], "--build-arg 'NOEQUALS': expected KEY=VALUE"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, args, says):
-    proc = platbench(*args, cwd=tmp_path, env=NO_ENGINE)
+    proc = (platbench if tuple(args) in ENTRY_POINT else platbench_here)(*args, cwd=tmp_path, env=NO_ENGINE)
     assert_one_line_error(proc)
     assert proc.returncode == 2 and says in proc.stderr, proc.stderr
     assert not (tmp_path / ".platbench").exists()
