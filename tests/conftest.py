@@ -47,6 +47,21 @@ def pytest_make_collect_report(collector):
     _fail_skip_in_ci(outcome.get_result())
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist's --dist loadgroup, a test that uses a module- or class-scoped fixture joins its
+    module's group, so the fixture (a server, a trained run) is built on one worker once instead of on each;
+    an explicit xdist_group mark (which may span files) wins. Runs before xdist's own hook, which turns the
+    marks into scheduling groups."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.values() if info else ()
+        if any(d[-1].scope in ("module", "class", "package") for d in defs if d):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory, monkeypatch):
     """Keep tests off the user's cache and MLflow store."""
