@@ -246,19 +246,29 @@ class VertexTransport:
     payload_limit_source = "Vertex AI public endpoint, https://cloud.google.com/sdk/gcloud/reference/ai/endpoints/predict"
 
     def __init__(self, endpoint: str, cfg: VertexEndpointSettings, concurrency: int, timeout_s: float, kwargs: dict):
-        from google.cloud import aiplatform_v1
-
-        self.endpoint, self.timeout_s = endpoint, timeout_s
-        self.client = aiplatform_v1.PredictionServiceClient(**kwargs)
+        self.endpoint, self.timeout_s, self.kwargs = endpoint, timeout_s, kwargs
+        self.client = None  # made with the first request: a body refused before sending needs no credentials
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="vx-predict")
 
-    def _invoke(self, payload: Payload) -> Reply:
+    def _client(self):
+        if self.client is None:
+            from google.auth.exceptions import DefaultCredentialsError
+            from google.cloud import aiplatform_v1
+
+            try:
+                self.client = aiplatform_v1.PredictionServiceClient(**self.kwargs)
+            except DefaultCredentialsError:  # no request can go out: the load tool's probe reports it
+                raise TransportError("other", "no Google Cloud credentials (run `gcloud auth application-default "
+                                     "login` or set GOOGLE_APPLICATION_CREDENTIALS)") from None
+        return self.client
+
+    def _invoke(self, client, payload: Payload) -> Reply:
         from google.api import httpbody_pb2
         from google.api_core import exceptions as gexc
 
         try:
             body = httpbody_pb2.HttpBody(content_type=payload.content_type, data=payload.body)
-            r = self.client.raw_predict(endpoint=self.endpoint, http_body=body, timeout=self.timeout_s, retry=None)
+            r = client.raw_predict(endpoint=self.endpoint, http_body=body, timeout=self.timeout_s, retry=None)
             return Reply(200, r.data, {"content-type": r.content_type, "server": "vertex endpoint"})
         except gexc.GoogleAPICallError as exc:
             if exc.code is None:
@@ -270,7 +280,8 @@ class VertexTransport:
             raise TransportError("reset" if "reset" in str(exc).lower() else "connect", str(exc)) from None
 
     async def send(self, payload: Payload) -> Reply:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, self._invoke, payload)
+        client = self._client()  # on the event loop's thread: made once
+        return await asyncio.get_running_loop().run_in_executor(self.pool, self._invoke, client, payload)
 
     async def ready(self, timeout_s: float) -> bool:
         return True

@@ -17,6 +17,9 @@ from platforms.errors import UserError
 from _endpoint_servers import model, vertex_container  # noqa: F401 (fixtures)
 from _endpoint_servers import _png
 
+# the trained model and its `serve` container are module fixtures: one worker builds them once
+pytestmark = pytest.mark.xdist_group("vertex-endpoint")
+
 
 @pytest.fixture
 def vertex_env(gcs, vertex_container, bucket_in, tmp_path, monkeypatch):

@@ -73,7 +73,7 @@ def test_calls_without_valid_credentials_are_unauthenticated(api, tmp_path):
     status, doc = post(api, f"/v1/{PARENT}/customJobs", custom_job())
     assert status == 401 and doc["error"]["status"] == "UNAUTHENTICATED" and "missing" in doc["error"]["message"]
     # a key the server never issued signs a well-formed token: still refused
-    ServiceAccounts().key_file(tmp_path / "stranger.json", api.url + "/token")
+    ServiceAccounts().key_file(tmp_path / "stranger.json", api.url + "/token", fresh=True)
     import google.auth.transport.requests
     from google.oauth2 import service_account
 
@@ -246,6 +246,34 @@ def test_endpoint_bodies_are_checked(api, gcs):
     endpoints.delete_endpoint(name=ep).result()
     models.delete_model(name=model).result()
     assert api.endpoints == {} and api.models == {}
+
+
+def test_the_server_is_written_from_the_docs_not_from_platbench():
+    """The job side is an independent statement of Vertex's contract: no module of the server imports
+    platforms.* (whose local mode is code under test)."""
+    import ast
+
+    for module in ("vertex_server.py", "vertex_jobs.py", "vertex_auth.py"):
+        tree = ast.parse((Path(__file__).parent / module).read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert not [n for n in names if n.split(".")[0] == "platforms"], module
+
+
+def test_a_load_without_credentials_is_one_line_and_sends_nothing(api, monkeypatch, tmp_path):
+    """The endpoint client is made with the first request (so a body over the limit needs no credentials);
+    without any, the load tool's first request (its probe) fails before sending: one line, nothing sent."""
+    from platforms.bench.loadtest import LoadSettings, run_load
+    from platforms.core.transport import Payload, Target
+    from platforms.errors import UserError
+
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    with pytest.raises(UserError, match="the target answered nothing"):
+        run_load(Target(kind="vertex", name=f"{PARENT}/endpoints/1"), [Payload(b"{}", "application/json", 1)],
+                 LoadSettings(requests=1, retries=0, probe=True), settings={"project": "p", "api_endpoint": api.url})
+    assert api.log == []
 
 
 if __name__ == "__main__":  # pragma: no cover

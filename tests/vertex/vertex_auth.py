@@ -23,6 +23,7 @@ from typing import Optional
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+_KEY = None
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 MISSING = ("Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or "
            "other valid authentication credential.")
@@ -39,8 +40,14 @@ class ServiceAccounts:
         self.tokens: dict[str, float] = {}     # access token → expiry (epoch seconds)
 
     def key_file(self, path: Path, token_uri: str, project: str = "p",
-                 email: str = "platbench-test@p.iam.gserviceaccount.com") -> Path:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+                 email: str = "platbench-test@p.iam.gserviceaccount.com", fresh: bool = False) -> Path:
+        """A key file; the RSA key is made once per process unless `fresh` (a quarter second each)."""
+        global _KEY
+        if fresh or _KEY is None:
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            _KEY = _KEY or key
+        else:
+            key = _KEY
         kid = secrets.token_hex(20)
         self.public[kid] = key.public_key().public_bytes(serialization.Encoding.PEM,
                                                          serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -219,6 +219,12 @@ class VertexServer(ThreadingHTTPServer):
         self.counter += 1
         return str(self.counter)
 
+    def logs(self, name: str) -> str:
+        """What the job's replicas printed (Cloud Logging's part), for a test's failure message."""
+        run = self.jobs[name]
+        return "\n".join((run.root / f"{r}.log").read_text(errors="replace") for r in run.replicas
+                         if (run.root / f"{r}.log").is_file())
+
     def wait(self, name: str, timeout: float = 300) -> dict:
         """The job's REST JSON once it has ended (for tests that drive it without the launcher)."""
         self.jobs[name].thread.join(timeout)
