@@ -12,7 +12,8 @@ job name, a file created under a missing folder (400).
 A started job runs as a local subprocess, the image's runtime stood in for: its command's first word is one
 of the image's executables (docker/train, docker/serve, run with sh and this venv's python on PATH); each
 volume is the storage folder itself (rw) or a read-only copy of it (ro), with the container path replaced by
-that folder in the command and env (a bind mount, by substitution); an HTTP port is published on a free host
+that folder in the command and env (a bind mount, by substitution); `runtime_env` is added to every job's
+environment (the tests put the stand-in trainer, tests/stand_in, into the image's runtime with it); an HTTP port is published on a free host
 port (the command's `--port N` rewritten, as `docker run -p` maps N); its /tmp and HOME are its own. Status
 history: pending (Creating → Scheduling → ContainerCreating) → running → succeeded / failed / cancelled;
 restart_policy on-failure restarts a failed container (restarts counted). Nothing here is platbench code."""
@@ -38,6 +39,7 @@ from typing import Optional
 
 import pytest
 from aiohttp import web
+from stand_in import stand_in  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 IDENTITY = "https://platform.neuromation.io/user"  # the claim apolo_sdk reads the user name from
@@ -170,6 +172,7 @@ class Job:
         for var in ("PLATBENCH_CACHE", "LANG"):
             if os.environ.get(var):
                 env[var] = os.environ[var]
+        env.update(self.server.runtime_env)
         return ["sh", str(exe), *args], env
 
     async def run(self) -> None:
@@ -211,10 +214,11 @@ class Job:
 
 class ApoloServer:
     def __init__(self, root: Path, token: str = "", user: str = "alice", cluster: str = "pb-cluster",
-                 org: str = "pb-org", projects: tuple = ("pb-project",)):
+                 org: str = "pb-org", projects: tuple = ("pb-project",), runtime_env: Optional[dict] = None):
         from jose import jwt
 
         self.root, self.user, self.cluster, self.org, self.projects = Path(root), user, cluster, org, projects
+        self.runtime_env = dict(runtime_env or {})
         self.token = token or jwt.encode({IDENTITY: user}, "loopback")
         self.presets = dict(PRESETS)
         self.jobs: dict[str, Job] = {}
@@ -521,13 +525,24 @@ def login(server: ApoloServer, config_dir: Path) -> Path:
     return config_dir
 
 
-@pytest.fixture
-def apolo(tmp_path):
-    """A loopback Apolo platform and a login to it (server.config_dir), for one test."""
-    server = ApoloServer(tmp_path / "platform")
+def _serve(tmp_path: Path, runtime_env: Optional[dict] = None):
+    server = ApoloServer(tmp_path / "platform", runtime_env=runtime_env)
     server.config_dir = login(server, tmp_path / "apolo-config")
     yield server
     server.close()
+
+
+@pytest.fixture
+def apolo(tmp_path):
+    """A loopback Apolo platform and a login to it (server.config_dir), for one test."""
+    yield from _serve(tmp_path)
+
+
+@pytest.fixture
+def apolo_stand_in(tmp_path, stand_in):
+    """The same, its jobs' `train` the stand-in trainer (tests/stand_in) replaying the golden run; a test
+    changes what the stand-in does through server.runtime_env (read when a job starts)."""
+    yield from _serve(tmp_path, stand_in.env(base={}))
 
 
 def settings(server: ApoloServer, **more) -> dict:

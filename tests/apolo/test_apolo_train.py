@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 from conftest import write_folder_dataset
-from _apolo_server import apolo, settings  # noqa: F401 (fixture)
+from _apolo_server import apolo, apolo_stand_in, settings  # noqa: F401 (fixture)
+from stand_in import stand_in  # noqa: F401 (fixture)
 
 from platforms.core import launch, tracking
 from platforms.core.api import Job
@@ -145,7 +146,9 @@ def test_dry_run_prints_apolo_commands_and_creates_nothing(dataset, tmp_path, ap
     assert stored(apolo) == [] and apolo.requests == []
 
 
-def test_ctrl_c_while_waiting_kills_the_job(dataset, tmp_path, monkeypatch, apolo):
+def test_ctrl_c_while_waiting_kills_the_job(stand_in, tmp_path, monkeypatch, apolo_stand_in):
+    """The job runs the stand-in trainer (what the launcher does on Ctrl-C needs no training)."""
+    apolo = apolo_stand_in
     monkeypatch.chdir(tmp_path)
 
     class CtrlC(JobProgress):
@@ -155,7 +158,7 @@ def test_ctrl_c_while_waiting_kills_the_job(dataset, tmp_path, monkeypatch, apol
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings(apolo), CtrlC(enabled=False))
+        run(Job(data=stand_in.data, out=tmp_path / "out", epochs=1), settings(apolo), CtrlC(enabled=False))
     assert len(apolo.killed) == 1
     job = apolo.jobs[apolo.killed[0]]
     deadline = time.time() + 30
@@ -166,9 +169,14 @@ def test_ctrl_c_while_waiting_kills_the_job(dataset, tmp_path, monkeypatch, apol
     assert c.search_runs([tracking.experiment_id(c)])[0].info.status == "KILLED"
 
 
-def test_a_preempted_job_restarts_and_resumes_from_its_checkpoint(dataset, tmp_path, monkeypatch, apolo):
+def test_a_preempted_job_restarts_and_resumes_from_its_checkpoint(stand_in, tmp_path, monkeypatch, apolo_stand_in):
     """A preemptible preset: the node is reclaimed (SIGTERM) after the first epoch; the trainer checkpoints
-    into the output volume and exits 143; restart_policy on-failure starts it again, and it resumes."""
+    into the output volume and exits 143; restart_policy on-failure starts it again, and it resumes. The job
+    runs the stand-in trainer, which waits after its first epoch until the reclaim (hang-once): the SIGTERM
+    lands mid-run on any machine; that the real trainer checkpoints and resumes to the same result is
+    tests/test_training.py's."""
+    apolo, dataset = apolo_stand_in, stand_in.data
+    apolo.runtime_env.update(stand_in.env(base={}, fail="hang-once", fail_after=1))
     monkeypatch.chdir(tmp_path)
 
     def reclaim():  # once the first epoch's checkpoint is written (its log line follows it)

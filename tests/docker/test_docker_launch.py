@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_one_line_error, platbench, write_folder_dataset
+from stand_in.cli import platbench_here
 
 from platforms.core.api import Job
 from platforms.docker.container import CHECKPOINTS, DATA, OUT, parse_gpus
@@ -189,7 +190,7 @@ def test_the_progress_bar_follows_the_trainers_log_lines():
 # ------------------------------------------------------------------------------------------------ the CLI
 def test_dry_run_prints_the_docker_run_of_the_recorded_image(digits_data, tmp_path):
     cwd = record(tmp_path / "p")
-    proc = platbench("launch", "docker", "--data", str(digits_data), "--gpus", "all", "--set", "job_name=j2",
+    proc = platbench_here("launch", "docker", "--data", str(digits_data), "--gpus", "all", "--set", "job_name=j2",
                      "--dry-run", cwd=cwd, env={"DOCKER_HOST": NO_ENGINE})
     assert proc.returncode == 0, proc.stderr
     (line,) = [line.strip()[2:] for line in proc.stdout.splitlines() if line.strip().startswith("$ docker run --rm --name")]
@@ -202,7 +203,7 @@ def test_dry_run_prints_the_docker_run_of_the_recorded_image(digits_data, tmp_pa
 
 
 def test_dry_run_without_an_image_says_what_a_launch_needs(digits_data, tmp_path):
-    proc = platbench("launch", "docker", "--data", str(digits_data), "--dry-run", cwd=tmp_path)
+    proc = platbench_here("launch", "docker", "--data", str(digits_data), "--dry-run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "A real launch still needs:" in proc.stdout and "platbench image build" in proc.stdout
     assert list(tmp_path.iterdir()) == []
@@ -215,7 +216,7 @@ def test_dry_run_without_an_image_says_what_a_launch_needs(digits_data, tmp_path
 ])
 def test_bad_input_is_one_line_exit_2_and_creates_nothing(readable_data, tmp_path, args, says):
     cwd = record(tmp_path / "p")
-    proc = platbench("launch", "docker", "--data", str(readable_data), *args, cwd=cwd, env={"DOCKER_HOST": NO_ENGINE})
+    proc = platbench_here("launch", "docker", "--data", str(readable_data), *args, cwd=cwd, env={"DOCKER_HOST": NO_ENGINE})
     assert_one_line_error(proc)
     assert proc.returncode == 2 and says in proc.stderr
     assert sorted(p.name for p in cwd.iterdir()) == [".platbench"], "no MLflow store, no runs/ for a refused launch"
@@ -224,7 +225,7 @@ def test_bad_input_is_one_line_exit_2_and_creates_nothing(readable_data, tmp_pat
 def test_a_dataset_the_containers_user_cannot_read_is_one_line(digits_data, tmp_path):
     """`platbench data prepare` leaves its folder at mkdtemp's 0700: another uid cannot enter it."""
     cwd = record(tmp_path / "p")
-    proc = platbench("launch", "docker", "--data", str(digits_data), "--set", "user=4321:4321", cwd=cwd,
+    proc = platbench_here("launch", "docker", "--data", str(digits_data), "--set", "user=4321:4321", cwd=cwd,
                      env={"DOCKER_HOST": NO_ENGINE})
     assert_one_line_error(proc)
     assert proc.returncode == 2 and "runs as 4321:4321 and could not read" in proc.stderr and "chmod -R a+rX" in proc.stderr
@@ -250,6 +251,7 @@ def test_unreadable_reads_the_mode_bits_for_the_containers_user(readable_data):
 
 
 def test_no_recorded_image_is_one_line(digits_data, tmp_path):
+    # the subprocess form of the CLI's refusals here (the others run in this process: tests/stand_in/cli.py)
     proc = platbench("launch", "docker", "--data", str(digits_data), cwd=tmp_path, env={"DOCKER_HOST": NO_ENGINE})
     assert_one_line_error(proc)
     assert proc.returncode == 2 and "platbench image build" in proc.stderr and "--set image=" in proc.stderr
@@ -257,7 +259,7 @@ def test_no_recorded_image_is_one_line(digits_data, tmp_path):
 
 
 def test_gpus_on_a_platform_without_the_setting_is_one_line(digits_data, tmp_path):
-    proc = platbench("launch", "local", "--data", str(digits_data), "--gpus", "all", cwd=tmp_path)
+    proc = platbench_here("launch", "local", "--data", str(digits_data), "--gpus", "all", cwd=tmp_path)
     assert_one_line_error(proc)
     assert proc.returncode == 2 and "gpus" in proc.stderr
     assert list(tmp_path.iterdir()) == []

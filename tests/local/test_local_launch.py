@@ -1,8 +1,14 @@
 """`platbench launch local` through the real CLI: results table/JSON, the MLflow run in the embedded
-store (and in MLFLOW_TRACKING_URI's when set), `platbench runs`, interrupts, and bad input."""
+store (and in MLFLOW_TRACKING_URI's when set), `platbench runs`, interrupts, and bad input.
+
+The real trainer trains the module's one launch (`launched`: the local contract end to end). Where a test is
+about what platbench does around a training (the tracking store, Ctrl-C, SIGTERM, a process that died), the
+launch runs the stand-in trainer (tests/stand_in: the same launcher, CLI and MLflow code, a `trainer` that
+replays a golden run). Refusals run the CLI in this process (tests/stand_in/cli.py); one stays a subprocess."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -11,6 +17,8 @@ import pytest
 from conftest import VENV_BIN, assert_one_line_error, platbench
 
 from mlflow.tracking import MlflowClient
+from stand_in import stand_in  # noqa: F401 (fixture)
+from stand_in.cli import platbench_here
 
 
 @pytest.fixture(scope="module")
@@ -62,21 +70,23 @@ def test_runs_lists_the_run(launched):
     assert doc["mlflow_run_id"][:6] in table.stdout and "finished" in table.stdout
 
 
-def test_tracking_uri_from_the_environment_wins(color_data, tmp_path):
+def test_tracking_uri_from_the_environment_wins(stand_in, tmp_path):
     uri = f"sqlite:///{tmp_path / 'elsewhere.db'}"
-    proc = platbench("launch", "local", "--data", str(color_data), "--epochs", "1", "--json", cwd=tmp_path,
-                     env={"MLFLOW_TRACKING_URI": uri})
+    proc = platbench("launch", "local", "--data", str(stand_in.data), "--epochs", "1", "--json", cwd=tmp_path,
+                     env={"MLFLOW_TRACKING_URI": uri, **stand_in.env()})
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "elsewhere.db").is_file() and not (tmp_path / "mlflow.db").exists()
     run = MlflowClient(tracking_uri=uri).get_run(json.loads(proc.stdout)["mlflow_run_id"])
     assert run.info.status == "FINISHED"
 
 
-def launch_until_first_checkpoint(data, cwd) -> subprocess.Popen:
-    """A long local launch, returned once its first epoch-end checkpoint exists."""
-    proc = subprocess.Popen([str(VENV_BIN / "platbench"), "launch", "local", "--data", str(data), "--epochs",
+def launch_until_first_checkpoint(stand_in, cwd) -> subprocess.Popen:
+    """A long local launch (the stand-in trainer, 200 epochs of half a second), returned once its first
+    epoch-end checkpoint exists."""
+    proc = subprocess.Popen([str(VENV_BIN / "platbench"), "launch", "local", "--data", str(stand_in.data), "--epochs",
                              "200", "--hp", "batch_size=8", "--out", "runs/x"], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **stand_in.env(epoch_seconds=0.5)})
     ckpt = cwd / "runs/x/checkpoints/last.ckpt"
     deadline = time.time() + 240
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
@@ -86,8 +96,8 @@ def launch_until_first_checkpoint(data, cwd) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize("sig, status, code", [(signal.SIGINT, "KILLED", 130), (signal.SIGTERM, "KILLED", 143)])
-def test_interrupted_run_is_marked_killed_never_left_running(color_data, tmp_path, sig, status, code):
-    proc = launch_until_first_checkpoint(color_data, tmp_path)
+def test_interrupted_run_is_marked_killed_never_left_running(stand_in, tmp_path, sig, status, code):
+    proc = launch_until_first_checkpoint(stand_in, tmp_path)
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == code, stderr
@@ -114,26 +124,27 @@ def test_bad_input_one_line_nothing_written(color_data, tmp_path, args, message)
     work = tmp_path / "work"
     work.mkdir()
     args = [a.format(missing=tmp_path / "nope", data=color_data, corrupt=corrupt) for a in args]
-    proc = platbench("launch", "local", *args, cwd=work)
+    proc = platbench_here("launch", "local", *args, cwd=work)
     assert_one_line_error(proc)
     assert message in proc.stderr
     assert list(work.iterdir()) == []  # no MLflow store, no run folder
 
 
 def test_bad_platform_and_usage_errors(tmp_path, color_data):
+    """The subprocess form of a refusal: the console script itself."""
     assert_one_line_error(platbench("launch", "nowhere", "--data", str(color_data), cwd=tmp_path))
-    proc = platbench("launch", "local", "--data", str(color_data), "--epochs", "0", cwd=tmp_path)
+    proc = platbench_here("launch", "local", "--data", str(color_data), "--epochs", "0", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
 def test_dry_run_creates_nothing(color_data, tmp_path):
-    proc = platbench("launch", "local", "--data", str(color_data), "--dry-run", cwd=tmp_path)
+    proc = platbench_here("launch", "local", "--data", str(color_data), "--dry-run", cwd=tmp_path)
     assert proc.returncode == 0 and "python -m trainer train" in proc.stdout
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_run_whose_process_died_is_reconciled_as_lost(color_data, tmp_path):
-    proc = launch_until_first_checkpoint(color_data, tmp_path)
+def test_a_run_whose_process_died_is_reconciled_as_lost(stand_in, tmp_path):
+    proc = launch_until_first_checkpoint(stand_in, tmp_path)
     proc.kill()  # SIGKILL: nothing in the process can end its MLflow run
     proc.communicate(timeout=60)
     rows = json.loads(platbench("runs", "--json", cwd=tmp_path).stdout)
@@ -142,12 +153,13 @@ def test_a_run_whose_process_died_is_reconciled_as_lost(color_data, tmp_path):
     assert client.get_run(rows[0]["run_id"]).data.tags["platbench.status"] == "lost"
 
 
-def test_artifacts_of_a_sqlite_store_named_by_uri_live_beside_it(color_data, tmp_path):
+def test_artifacts_of_a_sqlite_store_named_by_uri_live_beside_it(stand_in, tmp_path):
     store = tmp_path / "store"
     store.mkdir()
     work = tmp_path / "work"
     work.mkdir()
-    proc = platbench("launch", "local", "--data", str(color_data), "--epochs", "1", "--json", "--out",
-                     str(tmp_path / "out"), cwd=work, env={"MLFLOW_TRACKING_URI": f"sqlite:///{store / 'm.db'}"})
+    proc = platbench("launch", "local", "--data", str(stand_in.data), "--epochs", "1", "--json", "--out",
+                     str(tmp_path / "out"), cwd=work,
+                     env={"MLFLOW_TRACKING_URI": f"sqlite:///{store / 'm.db'}", **stand_in.env()})
     assert proc.returncode == 0, proc.stderr
     assert (store / "mlartifacts").is_dir() and list(work.iterdir()) == []

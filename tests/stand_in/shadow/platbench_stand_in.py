@@ -16,7 +16,9 @@ Knobs (environment):
   PLATBENCH_STAND_IN_EPOCH_SECONDS  how long an epoch takes (default 0.05)
   PLATBENCH_STAND_IN_FAIL           exit: raise after PLATBENCH_STAND_IN_FAIL_AFTER epochs (a crash: a
                                     traceback and exit 1 as a script); hang: stop making progress there
-                                    (SIGTERM still checkpoints-and-exits, as Lightning's handler does)
+                                    (SIGTERM still checkpoints-and-exits, as Lightning's handler does);
+                                    hang-once: hang only in a run that did not resume from a checkpoint
+                                    (a node reclaimed once: the restarted job goes on)
   PLATBENCH_STAND_IN_FAIL_AFTER     epochs done before failing (default 0)
 """
 from __future__ import annotations
@@ -116,8 +118,8 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
     epoch_seconds = _env_float("PLATBENCH_STAND_IN_EPOCH_SECONDS", 0.05)
     fail = os.environ.get("PLATBENCH_STAND_IN_FAIL", "")
     fail_after = int(_env_float("PLATBENCH_STAND_IN_FAIL_AFTER", 0))
-    if fail not in ("", "exit", "hang"):
-        raise ConfigError(f"PLATBENCH_STAND_IN_FAIL={fail!r}: expected exit or hang")
+    if fail not in ("", "exit", "hang", "hang-once"):
+        raise ConfigError(f"PLATBENCH_STAND_IN_FAIL={fail!r}: expected exit, hang or hang-once")
 
     fingerprint = layout.fingerprint(Path(cfg.data_dir))  # as the trainer's cache does; DataError when unreadable
     _refuse_what_the_golden_run_did_not_train(cfg, g, fingerprint)
@@ -159,6 +161,8 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
                 state = saved
                 resumed_from = len(state["history"])  # epochs done, as the trainer counts them
                 log(f"Resuming from {last} after epoch {resumed_from}")
+        if fail == "hang-once" and resumed_from is not None:
+            fail = ""
         fake_trainer = SimpleNamespace(current_epoch=len(state["history"]), num_training_batches=schedule["steps_per_epoch"],
                                        is_global_zero=True)
         fake_module = SimpleNamespace(last_eval={})
