@@ -173,12 +173,15 @@ def test_a_cloud_job_runs_on_the_server_and_its_outputs_and_cost_come_back(datas
     """Cloud mode end to end: the SDK creates the job, the server runs the image's `train` under Vertex's
     documented environment, the launcher polls it to JOB_STATE_SUCCEEDED, collects results.json and the model
     from the base output directory, and prices the job's own startTime → endTime. A Spot job: prices.yaml has
-    no training_spot section, so it is priced on demand and labelled so."""
+    no training_spot section, so it is priced on demand and labelled so.
+    Then issue 12 item 7: the base output directory (hence AIP_CHECKPOINT_DIR = <base>/checkpoints/) comes
+    from the run (--set run_name=…), so a second job of the run resumes from the first one's checkpoints:
+    here the same job again finds the first's last epoch there and trains nothing more."""
     from google.cloud import aiplatform_v1
 
     monkeypatch.chdir(tmp_path)
     settings = {"project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url,
-                "poll_seconds": "0.05", "job_name": "pb-vx-cloud", "spot": "true"}
+                "poll_seconds": "0.05", "job_name": "pb-vx-cloud", "spot": "true", "run_name": "cifar-spot-1"}
     job = Job(data=dataset, out=tmp_path / "out", epochs=1)
     outcome, run_id = run(job, settings)
     assert outcome.status == "finished", outcome.message
@@ -196,7 +199,7 @@ def test_a_cloud_job_runs_on_the_server_and_its_outputs_and_cost_come_back(datas
     assert env["PLATBENCH_DATA"] == f"gs://{bucket}/platbench/datasets/" + \
         r.data.tags["platbench.dataset_fingerprint"] + "/platbench-manifest.json"
     # what the trainer wrote through /gcs under AIP_MODEL_DIR's parent and AIP_CHECKPOINT_DIR is in the bucket
-    base = "platbench/jobs/pb-vx-cloud/"
+    base = "platbench/jobs/cifar-spot-1/"  # the run's, not the job's (run_name)
     names = set(blobs(bucket))
     assert {base + "output/results.json", base + "model/model.pt", base + "model/model.json"} <= names
     assert any(n.startswith(base + "checkpoints/") for n in names)
@@ -216,6 +219,25 @@ def test_a_cloud_job_runs_on_the_server_and_its_outputs_and_cost_come_back(datas
     assert outcome.phases["training"] == pytest.approx(running_seconds(described))
     assert r.info.status == "FINISHED" and r.data.metrics["final_test_accuracy"] >= 0
     assert job_service.cancelled == []  # it ended by itself: nothing to cancel
+    assert outcome.tags["platbench.run_name"] == "cifar-spot-1"
+    assert outcome.tags["platbench.checkpoint_uri"] == f"gs://{bucket}/platbench/jobs/cifar-spot-1/checkpoints/"
+    assert results["epochs_completed"] == 1 and results["resumed_from_epoch"] is None
+
+    # (was test_jobs_of_one_run_share_its_checkpoint_directory) a second job of the run, its name generated
+    from platforms.vertex.train import VertexPlatform
+
+    p = VertexPlatform({k: v for k, v in settings.items() if k != "job_name"})
+    handle, again = _cloud_outcome(p, dataset, tmp_path / "again")
+    assert again.status == "finished", again.message + job_service.logs(handle.name)[-3000:]
+    assert again.tags["platbench.run_name"] == "cifar-spot-1"
+    assert again.tags["platbench.checkpoint_uri"] == f"gs://{bucket}/platbench/jobs/cifar-spot-1/checkpoints/"
+    first, second = job_service.created
+    assert first["displayName"] != second["displayName"] and second["displayName"].startswith("cifar-spot-1-")
+    assert {c["jobSpec"]["baseOutputDirectory"]["outputUriPrefix"] for c in job_service.created} == {
+        f"gs://{bucket}/platbench/jobs/cifar-spot-1"}
+    p.collect(handle, again, tmp_path / "again-out")
+    resumed = json.loads((tmp_path / "again-out" / "results.json").read_text())
+    assert resumed["epochs_completed"] == 1 and resumed["resumed_from_epoch"] == 1
 
 
 def _cloud_outcome(p, dataset, tmp_path, epochs=1):
@@ -344,29 +366,3 @@ def test_a_job_stuck_in_the_queue_is_cancelled_after_max_queue_naming_the_quota(
     assert job_service.cancelled == [name] and job_service.wait(name)["state"] == "JOB_STATE_CANCELLED"
     assert job_service.jobs[name].procs == []  # never started
     assert Phases.seen[-1] == "queued"
-
-
-def test_jobs_of_one_run_share_its_checkpoint_directory(dataset, tmp_path, monkeypatch, bucket, job_service):
-    """Issue 12 item 7: the base output directory (hence AIP_CHECKPOINT_DIR = <base>/checkpoints/) comes
-    from the run (--set run_name=…), so a second job of the run resumes from the first one's checkpoints:
-    here the second, the same job again, finds the first's last epoch there and trains nothing more."""
-    from platforms.vertex.train import VertexPlatform
-
-    monkeypatch.chdir(tmp_path)
-    settings = {"project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url,
-                "poll_seconds": "0.05", "spot": "true", "run_name": "cifar-spot-1"}
-    done = []
-    for attempt in (1, 2):
-        p = VertexPlatform(settings)
-        handle, outcome = _cloud_outcome(p, dataset, tmp_path / str(attempt))
-        assert outcome.status == "finished", outcome.message + job_service.logs(handle.name)[-3000:]
-        assert outcome.tags["platbench.run_name"] == "cifar-spot-1"
-        assert outcome.tags["platbench.checkpoint_uri"] == f"gs://{bucket}/platbench/jobs/cifar-spot-1/checkpoints/"
-        p.collect(handle, outcome, tmp_path / f"out{attempt}")
-        done.append(json.loads((tmp_path / f"out{attempt}" / "results.json").read_text()))
-    first, second = job_service.created
-    assert first["displayName"] != second["displayName"] and first["displayName"].startswith("cifar-spot-1-")
-    assert {c["jobSpec"]["baseOutputDirectory"]["outputUriPrefix"] for c in job_service.created} == {
-        f"gs://{bucket}/platbench/jobs/cifar-spot-1"}
-    assert done[0]["epochs_completed"] == 1 and done[0]["resumed_from_epoch"] is None
-    assert done[1]["epochs_completed"] == 1 and done[1]["resumed_from_epoch"] == 1
