@@ -299,6 +299,23 @@ def test_an_error_while_waiting_stops_the_job_and_marks_the_run_failed(workdir, 
     assert r.info.status == "FAILED" and r.data.tags[tracking.Tag.STATUS] == "failed"
 
 
+def test_a_failed_cloud_job_reports_its_failure_reason(workdir, dataset, tmp_path, monkeypatch, bucket, role, sm_api,
+                                                      job_runner):
+    """/opt/ml/output/failure → DescribeTrainingJob's FailureReason → the run's message; nothing is collected
+    from a failed job, and a failed job is not stopped."""
+    monkeypatch.chdir(workdir)
+    script_image(sm_api, PINNED, "echo 'CUDA out of memory at epoch 1' > /opt/ml/output/failure; exit 1")
+    settings = {"bucket": bucket, "role": role, "image_uri": PINNED, "job_name": "pb-cloud-fails",
+                "poll_seconds": "0.1"}
+    outcome, run_id = run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings)
+    assert outcome.status == "failed" and outcome.message == "CUDA out of memory at epoch 1\n"
+    assert outcome.billed_seconds >= 1  # a failed job is billed up to the failure
+    assert not list((tmp_path / "out").iterdir())  # nothing collected
+    r = tracking.client().get_run(run_id)
+    assert r.info.status == "FAILED" and r.data.tags["platbench.sagemaker.secondary_status"] == "Failed"
+    assert not sent(sm_api, "StopTrainingJob")
+
+
 def test_ctrl_c_in_local_mode_stops_the_trainer_and_removes_scratch(workdir, dataset, tmp_path, monkeypatch, bucket):
     monkeypatch.chdir(workdir)
     seen = {}
