@@ -9,6 +9,7 @@ import pytest
 from conftest import assert_one_line_error, platbench
 
 from _serving import shared_server, trained_model
+from stand_in.cli import platbench_here
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +78,7 @@ def test_unreadable_files_are_counted_not_fatal(trained, digits_data, tmp_path):
     (["--model-dir", "/nonexistent/model"], "does not exist"),
 ])
 def test_bad_input_is_a_one_line_error(digits_data, tmp_path, args, words):
-    proc = platbench("predict", str(digits_data / "test"), *args, "--no-track", cwd=tmp_path, timeout=120)
+    # in this process (tests/stand_in/cli.py); predict's subprocess form: the first test
+    proc = platbench_here("predict", str(digits_data / "test"), *args, "--no-track", cwd=tmp_path)
     assert_one_line_error(proc)
     assert words in proc.stderr

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import VENV_BIN, assert_one_line_error, platbench, write_folder_dataset
 from conftest_clouds import aws, gcs, gcs_server, moto_server, new_bucket_name  # noqa: F401 (fixtures)
+from stand_in.cli import platbench_here
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def test_gcs_transfer_through_the_emulator(gcs, dataset, tmp_path):
 
 
 def test_dry_run_prints_the_plan_and_creates_nothing(dataset, tmp_path):
-    proc = platbench("transfer", "sagemaker", "--data", str(dataset), "--repeats", "3", "--dry-run", cwd=tmp_path)
+    proc = platbench_here("transfer", "sagemaker", "--data", str(dataset), "--repeats", "3", "--dry-run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "1 batch(es) of up to 1024 images, 3 repeat(s)" in proc.stdout
     assert "--set bucket=NAME" in proc.stdout and "nothing was created" in proc.stdout
@@ -101,7 +102,8 @@ def test_dry_run_prints_the_plan_and_creates_nothing(dataset, tmp_path):
     (["sagemaker", "--set", "nokey"], "KEY=VALUE"),
 ])
 def test_bad_input_is_one_line(dataset, tmp_path, args, says):
-    proc = platbench("transfer", *args, "--data", str(dataset), cwd=tmp_path)
+    # in this process (tests/stand_in/cli.py); the subprocess forms: the tests against moto below
+    proc = platbench_here("transfer", *args, "--data", str(dataset), cwd=tmp_path)
     assert_one_line_error(proc)
     assert says in proc.stderr
 
