@@ -17,6 +17,7 @@ import yaml
 
 from platforms.core.api import Feature, Job
 from platforms.errors import UserError
+from stand_in.cli import platbench_here
 
 pytest.importorskip("sky")
 
@@ -112,7 +113,10 @@ def test_bad_input_is_one_line_exit_2_and_nothing_created(bad, digits_data, tmp_
         sets["accelerators"] = "A100 1"
     args = ["launch", "skypilot", "--data", str(digits_data)] + [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
     for extra in (["--dry-run"], []):  # the real launch refuses it before its first cloud call too
-        r = _platbench(args + extra, tmp_path)
+        # in this process (tests/stand_in/cli.py), as _platbench's subprocess would run it; the subprocess
+        # form: test_the_printed_dry_run_is_what_skypilot_accepts and the API-server test below
+        r = platbench_here(*args, *extra, cwd=tmp_path, env={"HOME": str(tmp_path)},
+                           drop=("AWS_", "GOOGLE_", "CLOUDSDK_", "MLFLOW_"))
         assert r.returncode == 2, r.stdout + r.stderr
         assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr, r.stderr
         assert not (tmp_path / ".sky").exists() and not any(p.name == "runs" for p in tmp_path.iterdir())

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 
-def platbench_here(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+def platbench_here(*args: str, cwd: Path, env: dict | None = None, drop: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """`drop`: prefixes of environment variables to remove first (a subprocess started without them)."""
     from platforms.cli import main
 
     out, err = io.StringIO(), io.StringIO()
@@ -23,6 +24,8 @@ def platbench_here(*args: str, cwd: Path, env: dict | None = None) -> subprocess
     try:
         sys.argv = ["platbench", *args]
         os.chdir(cwd)
+        for name in [k for k in os.environ if drop and k.startswith(drop)]:
+            del os.environ[name]
         os.environ.update(env or {})
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
