@@ -135,6 +135,7 @@ class Binding:
         self.uri = doc.get("uri")
         self.account, self.container_name, self.path = datastores.resolve(self.uri, where)
         self.datastores = datastores
+        self.fetched: dict[Path, tuple[int, int]] = {}  # file → (size, mtime) as it came down
 
     def local(self, node: Path) -> Path:
         return node / ("inputs" if self.kind == "inputs" else "outputs") / self.name
@@ -167,16 +168,21 @@ class Binding:
             dest.parent.mkdir(parents=True, exist_ok=True)
             with dest.open("wb") as fh:
                 got += client.download_blob(blob.name).readinto(fh)
+            self.fetched[dest] = (dest.stat().st_size, dest.stat().st_mtime_ns)
         if self.kind == "inputs" and self.type == "uri_folder" and not any(folder.iterdir()):
             raise RuntimeError(f"input {self.name}: nothing at {self.uri}")
         return got
 
     def store(self, node: Path) -> int:
-        """After the command: an output's folder written to its path. Bytes sent."""
+        """After the command: what the job wrote into an output's folder, written to its path (a mount writes
+        only what was written: a file that came down and was left alone is not sent back, so one node's stale
+        copy never overwrites what another node wrote). Bytes sent."""
         if self.kind != "outputs" or self.type == "literal" or self.mode == "Direct":
             return 0
         client, sent, folder = self.datastores.container(self.account, self.container_name), 0, self.local(node)
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            if self.fetched.get(path) == (path.stat().st_size, path.stat().st_mtime_ns):
+                continue
             key = self.path if self.type == "uri_file" else self._prefix() + path.relative_to(folder).as_posix()
             with path.open("rb") as fh:
                 client.upload_blob(key, fh, overwrite=True)

@@ -79,6 +79,24 @@ def test_a_job_sees_what_azure_ml_documents(azure_ml, workspace, blob_env):
     assert envs[0]["TMPDIR"] != envs[1]["TMPDIR"]  # two nodes share nothing but storage
 
 
+def test_an_rw_mount_output_keeps_what_one_node_wrote(azure_ml, workspace, blob_env):
+    """Both nodes see what the output path already holds (rw_mount); rank 0 rewrites a file, rank 1 leaves its
+    copy alone: the path ends with rank 0's version, not node 1's stale copy."""
+    from azure.ai.ml import PyTorchDistribution
+    from azure.storage.blob import ContainerClient
+
+    client, container = workspace
+    ContainerClient.from_connection_string(blob_env, container).upload_blob("out/pb-rw/state.txt", b"old")
+    client.jobs.create_or_update(a_job(
+        "pb-rw", 'cat ${{outputs.results}}/state.txt > ${{outputs.results}}/seen-$RANK.txt && '
+                 'if [ "$RANK" = 0 ]; then echo new > ${{outputs.results}}/state.txt; fi',
+        instance_count=2, distribution=PyTorchDistribution(process_count_per_instance=1)))
+    job = azure_ml.jobs["pb-rw"]
+    assert job.done.wait(120) and job.status == "Completed", job.error
+    assert [blob_text(blob_env, container, f"out/pb-rw/seen-{r}.txt") for r in (0, 1)] == ["old", "old"]
+    assert blob_text(blob_env, container, "out/pb-rw/state.txt") == "new\n"
+
+
 def test_a_failing_command_fails_the_job_with_its_log(azure_ml, workspace):
     client, _ = workspace
     client.jobs.create_or_update(a_job("pb-fail", "echo broken >&2; exit 3"))
