@@ -204,8 +204,9 @@ def test_a_stopped_job_gets_sigterm_and_keeps_its_artifacts(clients, sm_api, job
     sm, s3, bucket = clients
     script_image(sm_api, STOPPABLE)
     name = f"pb-stop-{how.lower()}"
+    # 3 s: ample for sh to set its trap first (the image's first command), however loaded the machine
     sm.create_training_job(**request(name, bucket, StoppingCondition={
-        "MaxRuntimeInSeconds": 1 if how == "MaxRuntimeInSeconds" else 600}))
+        "MaxRuntimeInSeconds": 3 if how == "MaxRuntimeInSeconds" else 600}))
     if how == "StopTrainingJob":
         wait_for(sm, name, status=("InProgress",))
         while not (sm_api.jobs[name].root / "algo-1/opt_ml/output/data/started.txt").exists():

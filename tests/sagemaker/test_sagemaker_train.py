@@ -294,7 +294,8 @@ def test_an_error_while_waiting_stops_the_job_and_marks_the_run_failed(workdir, 
     assert {r["TrainingJobName"] for r in sent(sm_api, "StopTrainingJob")} == {"pb-cloud-err"}
     job = sm_api.jobs["pb-cloud-err"]
     job.thread.join(timeout=60)
-    assert job.status == "Stopped" and all(p.returncode == 143 for p in job.procs)
+    # SIGTERM: the image's trap exits 143, or the signal ends it before the trap is set
+    assert job.status == "Stopped" and all(p.returncode in (143, -15) for p in job.procs)
     r = latest_run()
     assert r.info.status == "FAILED" and r.data.tags[tracking.Tag.STATUS] == "failed"
 
