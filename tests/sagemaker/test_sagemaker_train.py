@@ -346,6 +346,30 @@ def test_ctrl_c_in_local_mode_stops_the_trainer_and_removes_scratch(workdir, dat
     assert latest_run().info.status == "KILLED"
 
 
+def test_ctrl_c_in_cloud_mode_stops_the_training_job(workdir, dataset, tmp_path, monkeypatch, bucket, role, sm_api,
+                                                    job_runner):
+    """Ctrl-C while the job trains: teardown's StopTrainingJob reaches the service, the image gets SIGTERM
+    and the job ends Stopped; the MLflow run is KILLED."""
+    monkeypatch.chdir(workdir)
+    script_image(sm_api, PINNED, "trap 'exit 143' TERM; while true; do sleep 0.05; done")
+
+    class CtrlC(JobProgress):
+        def phase(self, name):
+            super().phase(name)
+            if name == "training":
+                raise KeyboardInterrupt
+
+    settings = {"bucket": bucket, "role": role, "image_uri": PINNED, "job_name": "pb-cloud-int", "poll_seconds": "0.1"}
+    with pytest.raises(KeyboardInterrupt):
+        run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings, CtrlC(enabled=False))
+    assert [r["TrainingJobName"] for r in sent(sm_api, "StopTrainingJob")] == ["pb-cloud-int"]
+    job = sm_api.jobs["pb-cloud-int"]
+    job.thread.join(timeout=60)
+    assert job.status == "Stopped" and job.secondary == "Stopped"
+    assert all(p.returncode in (143, -15) for p in job.procs)
+    assert latest_run().info.status == "KILLED"
+
+
 def test_phase_seconds_from_secondary_status_transitions():
     from datetime import datetime, timedelta, timezone
 
