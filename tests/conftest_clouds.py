@@ -1,5 +1,6 @@
-"""Loopback cloud servers for the launcher tests (imported by tests/test_staging.py, test_sagemaker.py,
-test_vertex.py): moto in server mode (S3, IAM, SageMaker API), gcp-storage-emulator (Cloud Storage), and
+"""Loopback cloud servers for the launcher tests (imported by tests/core/test_staging.py, tests/sagemaker,
+tests/vertex, tests/bench and others): moto in server mode (S3, IAM, ECR and SageMaker's endpoint API; training
+jobs go to tests/sagemaker/sagemaker_server.py, which runs them), gcp-storage-emulator (Cloud Storage), and
 a small forwarding proxy that records requests and injects faults (5xx, throttling, connection resets)
 so the SDKs' own retries can be counted. Everything listens on 127.0.0.1 only; nothing is mocked in the
 code under test."""
