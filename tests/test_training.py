@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import pytest
 from conftest import VENV_BIN, run_cmd
 
@@ -18,11 +19,28 @@ from trainer.results import read_metrics, read_results
 from trainer.train import EXIT_PREEMPTED, TrainConfig, run
 
 
-def train(data: Path, out: Path, **kw):
+def train(data: Path, out: Path, callbacks=None, **kw):
     cfg = TrainConfig(data_dir=data, output_dir=out, model_dir=out / "model", checkpoint_dir=out / "ckpt", **kw)
     lines: list[str] = []
-    outcome = run(cfg, echo=lines.append)
+    outcome = run(cfg, callbacks=callbacks, echo=lines.append)
     return outcome, lines
+
+
+class ImagesAfterFit(L.Callback):
+    """Images through the network, and through the classifier around it, once training is over: what the
+    inference measurement feeds the plain network, then the classifier as evaluated (with its TTA)."""
+
+    def __init__(self):
+        self.net = self.classifier = 0
+
+    def on_fit_end(self, trainer, module):
+        def count(name):
+            def hook(_, args):
+                setattr(self, name, getattr(self, name) + len(args[0]))
+            return hook
+
+        module.net.register_forward_pre_hook(count("net"))
+        module.register_forward_pre_hook(count("classifier"))
 
 
 @pytest.fixture(scope="module")
@@ -115,14 +133,19 @@ def test_per_class_run_holds_out_validation(color_data, tmp_path):
 
 
 def test_fast_and_resnet18_presets_train_a_step_on_cpu(color_data, tmp_path):
-    for preset in ("fast", "resnet18"):
-        outcome, _ = train(color_data, tmp_path / preset, model=preset, overrides={"epochs": 1, "batch_size": 60})
+    for preset, passes in (("fast", 6), ("resnet18", 2)):
+        seen = ImagesAfterFit()
+        outcome, _ = train(color_data, tmp_path / preset, callbacks=[seen], model=preset,
+                           overrides={"epochs": 1, "batch_size": 60})
         res = outcome.results
         assert res.params.total > 1_000_000
-        # both use TTA (fast: 6 forward passes an image, resnet18: 2): the as-evaluated model is slower
+        # both use TTA (fast: 6 forward passes an image, resnet18: 2): the as-evaluated figures are measured
+        # on the classifier with its TTA, the plain ones on one pass of the network. Counted, not timed (how
+        # much slower that is: python -m benchmarks.eval_clock): every image the classifier was measured on
+        # went through the network `passes` times, plus once more for the plain measurement
         assert res.hyperparameters["tta"] >= 1
-        assert res.evaluated_throughput_images_per_s < res.plain_throughput_images_per_s
-        assert res.evaluated_latency_ms_per_image > res.plain_latency_ms_per_image
+        assert seen.classifier > 0 and seen.net == (1 + passes) * seen.classifier, (preset, vars(seen))
+        assert res.evaluated_throughput_images_per_s != res.plain_throughput_images_per_s  # measured apart
 
 
 def test_software_versions_are_plain_strings_and_none_where_absent(finished):
