@@ -29,6 +29,24 @@ def azurite_blob() -> str | None:
     return shutil.which("azurite-blob")
 
 
+def install_azurite() -> str | None:
+    """npm install into .ci/azurite-npm, as .ci/run does, under a lock: pytest-xdist workers start their own
+    Azurite each and must not run npm into one folder at once. None without node/npm. (On Node 20, npm picks
+    azurite 3.35.0, the newest release whose engines allow it.)"""
+    import fcntl
+
+    if not (shutil.which("node") and shutil.which("npm")):
+        return None
+    folder = REPO / ".ci" / "azurite-npm"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if azurite_blob() is None:
+            subprocess.run(["npm", "install", "--silent", "--prefix", str(folder), "azurite@3"], check=False,
+                           capture_output=True, timeout=300)
+    return azurite_blob()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -37,15 +55,10 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory):
-    exe = azurite_blob()
+    exe = azurite_blob() or install_azurite()
     if exe is None:
-        if shutil.which("node") and shutil.which("npm"):
-            subprocess.run(["npm", "install", "--silent", "--prefix", str(REPO / ".ci" / "azurite-npm"), "azurite@3"],
-                           check=False, capture_output=True, timeout=300)
-            exe = azurite_blob()
-        if exe is None:
-            pytest.skip("Azurite is not installed and node/npm are missing: `npm install --prefix .ci/azurite-npm "
-                        "azurite` (the Azure Blob tests need the official emulator)")
+        pytest.skip("Azurite is not installed and node/npm are missing: `npm install --prefix .ci/azurite-npm "
+                    "azurite` (the Azure Blob tests need the official emulator)")
     port = _free_port()
     data = tmp_path_factory.mktemp("azurite")
     # strict (no --loose: an unsupported header or query parameter is refused, as by Blob Storage), with one
