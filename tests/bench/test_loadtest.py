@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from conftest import assert_one_line_error, platbench
 
-from _cli import platbench_here
+from stand_in.cli import platbench_here
 from _serving import free_port, shared_server, start_server, trained_model
 
 
@@ -313,7 +313,7 @@ def test_sigterm_during_load_exits_cleanly(tmp_path, model):
     (["sagemaker:"], "needs an endpoint name"),
 ])
 def test_bad_input_is_a_one_line_error(tmp_path, args, words):
-    # in this process (tests/_cli.py), but for the first: one refusal through the console script
+    # in this process (tests/stand_in/cli.py), but for the first: one refusal through the console script
     run = partial(platbench, timeout=60) if args == ["ftp://x"] else platbench_here
     proc = run("load", *args, "--no-track", cwd=tmp_path)
     assert_one_line_error(proc)

@@ -11,6 +11,8 @@ import pytest
 from conftest import assert_one_line_error, platbench
 from conftest_clouds import aws, moto_server, new_bucket_name  # noqa: F401 (fixtures)
 
+from stand_in.cli import platbench_here
+
 from platforms.core.api import Job
 from platforms.errors import UserError
 from platforms.image import pinning
@@ -107,8 +109,9 @@ def test_sagemaker_refuses_a_tag_in_one_line_before_anything_is_created(ecr_tag,
     digest, bucket, role = ecr_tag
     if recorded:
         record(tmp_path, {image: B})
-    proc = platbench("launch", "sagemaker", "--data", str(color_data), "--set", f"bucket={bucket}",
-                     "--set", f"role={role}", "--set", f"image_uri={image}", cwd=tmp_path, env=NO_ENGINE)
+    run = platbench if recorded else platbench_here  # in this process (tests/stand_in/cli.py) but for one
+    proc = run("launch", "sagemaker", "--data", str(color_data), "--set", f"bucket={bucket}",
+               "--set", f"role={role}", "--set", f"image_uri={image}", cwd=tmp_path, env=NO_ENGINE)
     assert_one_line_error(proc)
     assert proc.returncode == 2 and says.format(ecr=digest, other=B) in proc.stderr, proc.stderr
     assert f"image_uri={image}" in proc.stderr
@@ -124,15 +127,17 @@ def test_sagemaker_refuses_a_tag_in_one_line_before_anything_is_created(ecr_tag,
                  "image=acr01.azurecr.io/platbench:1"], "the registry"),
 ])
 def test_dry_run_shows_the_pinning_step_and_contacts_nothing(tmp_path, color_data, platform, settings, registry):
+    run = platbench if platform == "sagemaker" else platbench_here  # one through the console script
     args = [a for s in settings for a in ("--set", s)]
-    proc = platbench("launch", platform, "--data", str(color_data), *args, "--dry-run", cwd=tmp_path, env=NO_ENGINE)
+    proc = run("launch", platform, "--data", str(color_data), *args, "--dry-run", cwd=tmp_path, env=NO_ENGINE)
     assert proc.returncode == 0, proc.stderr
     image = settings[-1].split("=", 1)[1]
     text = " ".join(proc.stdout.split())
     assert f"pin {settings[-1].split('=', 1)[0]}={image} to a digest" in text and f"and {registry}'s must agree" in text
     assert f"docker manifest inspect --verbose {image}" in text
     pinned = [a if "image" not in a else a.rsplit(":", 1)[0] + "@" + A for a in args]
-    proc = platbench("launch", platform, "--data", str(color_data), *pinned, "--dry-run", cwd=tmp_path, env=NO_ENGINE)
+    proc = platbench_here("launch", platform, "--data", str(color_data), *pinned, "--dry-run", cwd=tmp_path,
+                          env=NO_ENGINE)
     assert proc.returncode == 0 and "to a digest" not in proc.stdout, proc.stderr  # pinned already: no step
 
 
@@ -152,25 +157,29 @@ def test_the_sagemaker_endpoint_serves_an_ecr_tag_by_its_digest_and_refuses_a_mo
         SageMakerEndpoint({"bucket": bucket, "role": role, "image_uri": f"{ECR}:1"}).check()
 
 
-@pytest.mark.parametrize("platform, settings, key", [
-    ("vertex", {"project": "p", "bucket": "b"}, "image_uri"),
+@pytest.mark.parametrize("platform, settings, key, next_refusal", [
+    ("vertex", {"project": "p", "bucket": "b"}, "image_uri", "vertex endpoint: no Google Cloud credentials"),
     ("azureml", {"subscription_id": "s", "resource_group": "rg", "workspace": "ws", "storage_account": "pbstore01"},
-     "image"),
+     "image", "azureml endpoint: no Azure credentials found"),
 ])
 def test_the_vertex_and_azureml_endpoints_serve_a_tag_by_its_digest_or_refuse_it(tmp_path, monkeypatch, platform,
-                                                                                settings, key):
-    """Pinned before anything is contacted: the record (no engine here to ask the registry)."""
+                                                                                settings, key, next_refusal):
+    """Pinned before anything is contacted: the record (no engine here to ask the registry). With no
+    credentials anywhere, check() goes on past the pinning to the next check, which refuses."""
     from platforms.core import registry
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DOCKER_HOST", NO_ENGINE["DOCKER_HOST"])
+    monkeypatch.setenv("HOME", str(tmp_path))  # no gcloud or az login state of this machine's user
+    for var in ("GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG", "AZURE_CONFIG_DIR", "AZURE_CLIENT_ID",
+                "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
     endpoint = registry.spec(platform).load(registry.spec(platform).endpoint)
     with pytest.raises(UserError, match=rf"^{platform} endpoint: {key}=reg.example.com/pb:1: no digest for this tag"):
         endpoint({**settings, key: "reg.example.com/pb:1"}).check()
     record(tmp_path, {"reg.example.com/pb:1": A})
     ep = endpoint({**settings, key: "reg.example.com/pb:1"})
-    try:
+    with pytest.raises(UserError, match=f"^{next_refusal}") as info:  # the tag passed: credentials are next
         ep.check()
-    except UserError:
-        pass  # no cloud answers here: what matters is the image it goes on with
+    assert "no digest" not in str(info.value) and "tag was moved" not in str(info.value)
     assert getattr(ep.cfg, key) == f"reg.example.com/pb@{A}"
