@@ -206,17 +206,37 @@ def test_random_rubrics_are_rejected_or_rate_everything(rules):
     try:
         rubric = check_rubric(data, pos)
     except Invalid as exc:
-        for p in exc.problems:
-            m = re.search(r"criteria\[0\]\.rules\[(\d+)\].*can never fire", str(p))
-            if m:
-                k = int(m.group(1))
-                for ev in GRID:  # nothing in the grid reaches the dead rule as the first match
-                    first = next((i for i, r in enumerate(crit["rules"]) if _matches(r, ev)), None)
-                    assert first != k, (p, ev)
+        _assert_every_refusal_holds(crit["rules"], [str(p) for p in exc.problems])
         return
     for ev in GRID:
         out = evaluate(rubric, "environment", ev)
         assert out.rating in range(0, 4)
+
+
+# beyond GRID: every field a rule may test at its least and at a large value, so a rule `when` that does not
+# cover every case (its box is an interval per field) leaves one of these out
+EXTREMES = [Evidence(**{name: 1000 for name in RULE_FIELDS}),
+            Evidence(**{name: int(least) if integer else least for name, (integer, least) in RULE_FIELDS.items()})]
+
+
+def _assert_every_refusal_holds(rules: list[dict], problems: list[str]) -> None:
+    """A refused random rubric: each problem named is one the rules really have, and there is one at least."""
+    assert problems, "refused without a reason"
+    cases = GRID + EXTREMES
+    for p in problems:
+        if m := re.search(r"criteria\[0\]\.rules\[(\d+)\]\.rating: rating (-?\d+) is outside the scale 0–3$", p):
+            assert rules[int(m[1])]["rating"] == int(m[2]) and int(m[2]) not in range(0, 4), p
+        elif m := re.search(r"criteria\[0\]\.rules\[(\d+)\].*rule \d+ can never fire: no recorded steps satisfy", p):
+            assert not any(_matches(rules[int(m[1])], ev) for ev in cases), p  # no case satisfies it at all
+        elif m := re.search(r"criteria\[0\]\.rules\[(\d+)\]: rule \d+ can never fire: rule (\d+) above", p):
+            k, earlier = int(m[1]), int(m[2]) - 1
+            assert earlier < k and all(_matches(rules[earlier], ev) for ev in cases if _matches(rules[k], ev)), p
+            for ev in cases:  # nothing reaches the dead rule as the first match
+                assert next((i for i, r in enumerate(rules) if _matches(r, ev)), None) != k, (p, ev)
+        elif re.search(r"criteria\[0\]\.rules\[\d+\]: criterion 'environment' leaves cases unrated", p):
+            assert rules[-1].get("when") and not all(_matches(rules[-1], ev) for ev in cases), p
+        else:
+            pytest.fail(f"a refusal this test does not know: {p}")
 
 
 def _matches(rule: dict, ev: Evidence) -> bool:
