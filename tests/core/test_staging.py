@@ -256,8 +256,9 @@ def test_download_prefix_refuses_keys_that_leave_the_destination(aws, tmp_path, 
     store = s3_store()
     store.put_bytes("run/ok.txt", b"fine")
     store.put_bytes(bad, b"owned")
-    if bad not in {k for k, _ in store.list("run/")}:
-        pytest.skip(f"the server normalised {bad!r}")
+    # a security check fails rather than skips: were the key normalised on the way, the hostile listing this
+    # test needs would not exist, and the refusal below would go unproved
+    assert bad in {k for k, _ in store.list("run/")}, f"the server normalised {bad!r}: nothing hostile to refuse"
     dest = tmp_path / "a/b/c/dest"
     with pytest.raises(UserError, match="leaves"):
         staging.download_prefix(store, "run/", dest)
@@ -276,8 +277,8 @@ def test_naive_download_refuses_keys_that_leave_the_destination(aws, dataset, tm
     store = s3_store()
     naive = staging.upload(dataset, store, "naive", "pb")
     store.put_bytes(naive.data_key + "train/../../../escaped", b"owned")
-    if naive.data_key + "train/../../../escaped" not in {k for k, _ in store.list(naive.data_key)}:
-        pytest.skip("the server normalised the key")
+    hostile = naive.data_key + "train/../../../escaped"
+    assert hostile in {k for k, _ in store.list(naive.data_key)}, "the server normalised the key: nothing to refuse"
     with pytest.raises(UserError, match="leaves"):
         staging.download_staged(naive, store, tmp_path / "x/y/z/down")
     assert not list(tmp_path.rglob("escaped"))
