@@ -101,6 +101,7 @@ class TrainingJob:
         self.hosts = [f"algo-{i + 1}" for i in range(n)]
         self.thread = threading.Thread(target=self._run, name=f"sagemaker-job-{self.name}", daemon=True)
         self._s3 = None
+        self._synced: dict[Path, tuple[int, int]] = {}  # checkpoint file → (size, mtime) last copied to S3
 
     # ------------------------------------------------------------------ state
     def start(self) -> None:
@@ -385,7 +386,7 @@ class TrainingJob:
         if local is None or not local.is_dir():
             return
         bucket, prefix = _split(self.request["CheckpointConfig"]["S3Uri"].rstrip("/") + "/")
-        seen = self.__dict__.setdefault("_synced", {})
+        seen = self._synced
         for path in sorted(p for p in local.rglob("*") if p.is_file()):
             try:
                 st = path.stat()
