@@ -13,6 +13,8 @@ import pytest
 from test_report import md_section, md_tables, tracking_uri
 
 REPO = Path(__file__).resolve().parents[1]
+# one xdist worker runs the module: its store is written once
+pytestmark = pytest.mark.xdist_group("report-published")
 
 
 @pytest.fixture
@@ -63,6 +65,15 @@ def service_runs(uri: str, folder: Path) -> None:
             run.end("FINISHED")
 
 
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    """One store of service_runs() for the module's tests (they read it, never add to it)."""
+    folder = tmp_path_factory.mktemp("published-store")
+    uri = f"sqlite:///{folder / 'store.db'}"
+    service_runs(uri, folder)
+    return uri
+
+
 def build(out: Path, uri: str, root: Path):
     from platforms.report import build as build_report
 
@@ -70,10 +81,8 @@ def build(out: Path, uri: str, root: Path):
         return build_report(out, root=root)
 
 
-def test_published_figures_sit_beside_measured_runs_and_are_attributed(tmp_path, project):
-    uri = f"sqlite:///{tmp_path / 'store.db'}"
-    service_runs(uri, tmp_path)
-    written = build(tmp_path / "rep", uri, project)
+def test_published_figures_sit_beside_measured_runs_and_are_attributed(tmp_path, project, store):
+    written = build(tmp_path / "rep", store, project)
     assert "published" in written.sections
     md = (tmp_path / "rep" / "report.md").read_text()
     section = md_section(md, "published")
@@ -108,29 +117,27 @@ def test_published_figures_sit_beside_measured_runs_and_are_attributed(tmp_path,
     assert 'id="published-figures"' in html and "published" in html
 
 
-def sections(tmp_path, project):
-    """The published and usability sections alone (no figures drawn), from a store with service runs."""
+def sections(store: str, project):
+    """The published and usability sections alone (no figures drawn), from the store with service runs."""
     from platforms.report import data
     from platforms.report.sections import Para, Report
 
-    uri = f"sqlite:///{tmp_path / 'store.db'}"
-    service_runs(uri, tmp_path)
-    with tracking_uri(uri):
+    with tracking_uri(store):
         rep = Report(data.gather(None), root=project)
     return {s.id: " ".join(b.text for b in s.blocks if isinstance(b, Para)) for s in (rep.published(), rep.usability())}
 
 
-def test_without_a_studies_file_the_section_says_so(tmp_path, project):
+def test_without_a_studies_file_the_section_says_so(store, project):
     (project / "scenarios" / "published" / "studies.yaml").unlink()
-    text = sections(tmp_path, project)
+    text = sections(store, project)
     assert "No published figures: the project keeps no scenarios/published/studies.yaml" in text["published"]
     assert "published by" not in text["usability"]
 
 
-def test_a_broken_studies_file_is_one_line_in_both_sections(tmp_path, project):
+def test_a_broken_studies_file_is_one_line_in_both_sections(store, project):
     path = project / "scenarios" / "published" / "studies.yaml"
     path.write_text(path.read_text().replace("    total: 24\n", "    total: 25\n"))
-    text = sections(tmp_path, project)
+    text = sections(store, project)
     for sid in ("published", "usability"):
         assert re.search(r"scenarios/published/studies.yaml:\d+: ratings\[1\]\.total: the published total 25",
                          text[sid]), sid
