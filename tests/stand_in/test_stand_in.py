@@ -16,7 +16,7 @@ from conftest import write_folder_dataset
 from stand_in import StandIn, stand_in  # noqa: F401 (fixture)
 from trainer.results import read_metrics, read_results
 
-pytestmark = pytest.mark.xdist_group("stand-in")
+# no xdist_group: the golden run is made once per session whatever worker asks (tests/stand_in/__init__.py)
 
 
 def train(s: StandIn, tmp_path, *args: str, env: dict | None = None, **knobs) -> subprocess.CompletedProcess:
