@@ -1,39 +1,30 @@
-"""`platbench` run in the test's own process, for one-line refusals, --help and dry runs: a subprocess
-spends seconds importing the CLI (and the SDKs a plan names) and proves nothing more there. The console
-script's own `main()` runs (its UserError -> one line, exit 2), under typer's CliRunner isolation (stdin,
-stdout, stderr and os.environ swapped for the call), in `cwd`. The answer has a subprocess's shape, so
-conftest's assert_one_line_error reads it unchanged. Each command keeps one test through the real entry
-point (conftest.platbench), where import-time output and the exit status of the process are proved."""
+"""`python -m trainer ARGS` run in the test's own process, for refusals and checks where a subprocess proves
+nothing more than its seconds of imports (torch among them): trainer.cli.main, whose return value is the
+process's exit status, with the environment set as a subprocess would have it and stdout and stderr
+captured. The `platbench` counterpart is tests/stand_in/cli.py's platbench_here; each command keeps one
+subprocess form. Returns a subprocess.CompletedProcess, so conftest's assert_one_line_error reads it alike."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
-import traceback
-from pathlib import Path
-
-from typer.testing import CliRunner
 
 
-def platbench_here(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    from platforms.cli import main
+def trainer_here(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    from trainer.cli import main
 
-    before, argv = Path.cwd(), sys.argv
-    code = 0
-    with CliRunner().isolation(env=env) as (out, err, _):
-        os.chdir(cwd)
-        sys.argv = ["platbench", *args]
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except Exception:  # noqa: BLE001 - what the process would print before dying with status 1
-            sys.stderr.write(traceback.format_exc())
-            code = 1
-        finally:
-            sys.argv = argv
-            os.chdir(before)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        stdout, stderr = out.getvalue().decode(errors="replace"), err.getvalue().decode(errors="replace")
-    return subprocess.CompletedProcess(["platbench", *args], code, stdout, stderr)
+    out, err = io.StringIO(), io.StringIO()
+    saved_env = dict(os.environ)
+    try:
+        os.environ.update(env or {})
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's refusals
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess([sys.executable, "-m", "trainer", *args], code, out.getvalue(), err.getvalue())

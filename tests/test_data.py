@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from stand_in.cli import platbench_here
 from conftest import assert_one_line_error, platbench, write_cifar_batches, write_folder_dataset
 
 from trainer.data import cache, layout, subset
@@ -113,14 +114,15 @@ def test_prepare_cifar10_from_batches_writes_the_folder_layout(tmp_path):
 
 
 def test_prepare_refuses_to_overwrite_and_leaves_nothing_half_written(tmp_path):
+    """In this process (tests/stand_in/cli.py); the download failure below is a refusal through the entry point."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("x")
-    proc = platbench("data", "prepare", "digits", "--out", str(out), cwd=tmp_path)
+    proc = platbench_here("data", "prepare", "digits", "--out", str(out), cwd=tmp_path)
     assert_one_line_error(proc)
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
-    proc = platbench("data", "prepare", "imagenet", "--out", str(tmp_path / "x"), cwd=tmp_path)
+    proc = platbench_here("data", "prepare", "imagenet", "--out", str(tmp_path / "x"), cwd=tmp_path)
     assert_one_line_error(proc)
 
 

@@ -1,12 +1,12 @@
 """The cloud launchers' multi-node settings, validated and shown in their dry-run plans (no credentials,
 nothing created): SageMaker instance_count + distribution torch_distributed, Vertex AI worker pools. In this
-process (tests/_cli.py), but the first SageMaker plan through the real entry point."""
+process (tests/stand_in/cli.py), but the first SageMaker plan through the real entry point."""
 from __future__ import annotations
 
 import json
 import re
 
-from _cli import platbench_here
+from stand_in.cli import platbench_here
 from conftest import assert_one_line_error, platbench
 
 

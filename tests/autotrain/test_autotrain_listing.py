@@ -1,11 +1,11 @@
 """Hugging Face AutoTrain is listed as not measurable, with its reason (platforms/autotrain/__init__.py):
 `platbench platforms` says why, a dry run says why and creates nothing, a launch or sweep is one line, exit 2.
-In this process (tests/_cli.py), but the launch's refusal through the real entry point."""
+In this process (tests/stand_in/cli.py), but the launch's refusal through the real entry point."""
 from __future__ import annotations
 
 import json
 
-from _cli import platbench_here
+from stand_in.cli import platbench_here
 from conftest import assert_one_line_error, platbench
 
 

@@ -1,11 +1,11 @@
 """`platbench image build|push` without an engine (scripts/image-test runs them against a real engine and
 a loopback OCI registry): help, the plans --dry-run prints for each platform's registry, and bad input as
-one line with exit 2, nothing written. In this process (tests/_cli.py) but for one refusal of each command
-through the real entry point (ENTRY_POINT)."""
+one line with exit 2, nothing written. In this process (tests/stand_in/cli.py) but for one refusal of each
+command through the real entry point (ENTRY_POINT)."""
 from __future__ import annotations
 
 import pytest
-from _cli import platbench_here
+from stand_in.cli import platbench_here
 from conftest import assert_one_line_error, platbench
 
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
