@@ -62,6 +62,26 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
+class _XdistGroupsOnPytest9:
+    """pytest-xdist 3.8 puts a test's group into its node id by rewriting `item._nodeid` ("…@group"), which
+    pytest 9.2 no longer reads (`nodeid` is built from `item._id`): without this, --dist loadgroup groups
+    nothing and a module's fixture is built on every worker. Carries xdist's rewrite over, after its hook."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items):
+        from _pytest.nodeid import NodeId
+
+        for item in items:
+            rewritten = item.__dict__.get("_nodeid")
+            if rewritten and rewritten != item.nodeid:
+                item._id = NodeId.parse(rewritten)
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput") and getattr(config.option, "loadgroup", False):
+        config.pluginmanager.register(_XdistGroupsOnPytest9(), "xdist-groups-on-pytest9")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory, monkeypatch):
     """Keep tests off the user's cache and MLflow store."""
