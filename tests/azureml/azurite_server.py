@@ -1,5 +1,5 @@
 """Azurite, the official Azure Storage emulator (npm package `azurite`), started on 127.0.0.1 for the Azure
-ML tests: its blob service on a free port, a temporary folder for its data, and the well-known development
+ML tests: its blob service on a free port, its data in memory, and the well-known development
 account (devstoreaccount1) as an AZURE_STORAGE_CONNECTION_STRING.
 https://learn.microsoft.com/azure/storage/common/storage-use-azurite
 
@@ -54,18 +54,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def azurite(tmp_path_factory):
+def azurite():
     exe = azurite_blob() or install_azurite()
     if exe is None:
         pytest.skip("Azurite is not installed and node/npm are missing: `npm install --prefix .ci/azurite-npm "
                     "azurite` (the Azure Blob tests need the official emulator)")
     port = _free_port()
-    data = tmp_path_factory.mktemp("azurite")
     # strict (no --loose: an unsupported header or query parameter is refused, as by Blob Storage), with one
     # exception: azure-storage-blob 12.31.1 sends x-ms-version 2026-10-06, newer than any Azurite release
     # accepts (3.35.0, the newest for Node 20: 2025-11-05; 3.37.0, Node 22: 2026-06-06), so the version check
     # alone is skipped. Drop --skipApiVersionCheck once an Azurite release lists the SDK's version.
-    proc = subprocess.Popen([exe, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(data),
+    # --inMemoryPersistence: nothing the tests write needs a disk (no database and extent files to write, and
+    # nothing to flush at exit)
+    proc = subprocess.Popen([exe, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
                              "--skipApiVersionCheck", "--silent"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 60
