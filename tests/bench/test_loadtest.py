@@ -125,8 +125,8 @@ class _ArrivalHandler(BaseHTTPRequestHandler):
 
 def test_fixed_rate_sends_each_request_when_it_is_due_whether_or_not_earlier_ones_answered():
     """Open loop, checked where the requests arrive: none before its due time (t0 + i/rate, t0 after the
-    health check was answered), and the first five all sent while none had been answered (the server holds its answers until then). Latency is counted
-    from the due time, so the samples' start_s are the due times."""
+    health check was answered), and the first five all sent while none had been answered (the server holds
+    its answers until then). Latency is counted from the due time, so the samples' start_s are the due times."""
     from platforms.bench.loadtest import LoadSettings, load_images, make_payloads, parse_target, run_load
 
     rate, n = 10.0, 10  # 0.1 s apart: a burst (a closed loop of 10 clients) cannot pass for the schedule
