@@ -161,9 +161,9 @@ def _refuse_one_per_label(settings, tmp_path):
 
 
 def test_cli_dry_run_needs_credentials(color_data, tmp_path):
-    from conftest import platbench
+    from stand_in.cli import platbench_here  # in this process: the launch below goes through the console script
 
-    r = platbench("launch", "nyckel", "--data", str(color_data), "--per-class", "5", "--dry-run", cwd=tmp_path)
+    r = platbench_here("launch", "nyckel", "--data", str(color_data), "--per-class", "5", "--dry-run", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "/invoke" in r.stdout and "cross-validates" in r.stdout and "NYCKEL_CLIENT_ID" in r.stdout
 

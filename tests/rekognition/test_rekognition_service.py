@@ -269,12 +269,16 @@ def test_every_constraint_broken_is_named_and_a_valid_request_passes(rekognition
 
 
 def test_cli_dry_run_and_a_bad_setting(color_data, tmp_path):
-    from conftest import assert_one_line_error, platbench
+    """In this process (tests/stand_in/cli.py): `launch` through the console script is proved by
+    tests/core/test_contract.py's dry runs and tests/nyckel's launch."""
+    from conftest import assert_one_line_error
+    from stand_in.cli import platbench_here
 
-    r = platbench("launch", "rekognition", "--data", str(color_data), "--per-class", "20", "--dry-run", cwd=tmp_path)
+    r = platbench_here("launch", "rekognition", "--data", str(color_data), "--per-class", "20", "--dry-run",
+                       cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "aws rekognition create-project-version" in r.stdout and "80/20 train/validation" in r.stdout
-    r = platbench("launch", "rekognition", "--data", str(color_data), "--set", "inference_units=0", cwd=tmp_path)
+    r = platbench_here("launch", "rekognition", "--data", str(color_data), "--set", "inference_units=0", cwd=tmp_path)
     assert_one_line_error(r)
     assert r.returncode == 2 and "inference_units" in r.stderr
     assert list(tmp_path.iterdir()) == []
