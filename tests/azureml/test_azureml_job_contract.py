@@ -97,6 +97,28 @@ def test_an_rw_mount_output_keeps_what_one_node_wrote(azure_ml, workspace, blob_
     assert blob_text(blob_env, container, "out/pb-rw/state.txt") == "new\n"
 
 
+def test_download_input_upload_output_and_a_literal(azure_ml, workspace, blob_env):
+    """The other documented modes: an input downloaded, an output uploaded when the job ends (nothing of the
+    path's current content shown to the job), a literal input replaced by its value."""
+    from azure.ai.ml import Input, Output, command as command_job
+    from azure.storage.blob import ContainerClient
+
+    client, container = workspace
+    ContainerClient.from_connection_string(blob_env, container).upload_blob("out/pb-modes/before.txt", b"x")
+    client.jobs.create_or_update(command_job(
+        name="pb-modes", environment="azureml:pbenv:1", compute="gpu-cluster",
+        command='L=$(ls ${{outputs.results}}) && echo "[$L]" > ${{outputs.results}}/listing.txt && '
+                "cat ${{inputs.data}}/hello.txt > ${{outputs.results}}/copy-${{inputs.times}}.txt",
+        inputs={"data": Input(type="uri_folder", path="azureml://datastores/pbdata/paths/in/", mode="download"),
+                "times": 3},
+        outputs={"results": Output(type="uri_folder", path="azureml://datastores/pbdata/paths/out/pb-modes/",
+                                   mode="upload")}))
+    job = azure_ml.jobs["pb-modes"]
+    assert job.done.wait(120) and job.status == "Completed", job.error
+    assert blob_text(blob_env, container, "out/pb-modes/copy-3.txt") == "hello"
+    assert blob_text(blob_env, container, "out/pb-modes/listing.txt") == "[]\n"  # upload mode: it starts empty
+
+
 def test_a_failing_command_fails_the_job_with_its_log(azure_ml, workspace):
     client, _ = workspace
     client.jobs.create_or_update(a_job("pb-fail", "echo broken >&2; exit 3"))
