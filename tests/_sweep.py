@@ -3,6 +3,8 @@ model small, bundled digits data), made once per test session."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -19,13 +21,31 @@ def _sweep_cmd(data: Path, *extra: str) -> list[str]:
 
 
 def swept(tmp_path_factory, digits_data) -> Path:
-    """The end-to-end sweep (4 local runs), done once per session and shared with test_report.py:
-    first session killed with SIGKILL while its second cell trains, second session resumes it.
-    Returns the working folder (mlflow.db, runs/, session outputs)."""
+    """The end-to-end sweep (4 local runs), done once per session and shared with test_report.py and
+    test_report_browser.py, across pytest-xdist workers too (a file lock in the session's folder, as
+    tests/stand_in's golden run): first session killed with SIGKILL while its second cell trains, second
+    session resumes it. Returns the working folder (mlflow.db, runs/, session outputs, and `data`: the
+    dataset path the sweep was run on, which later commands on the sweep must name). Readers only read it."""
+    from filelock import FileLock
+
     key = str(tmp_path_factory.getbasetemp())
     if key in _SWEPT:
         return _SWEPT[key]
-    cwd = tmp_path_factory.mktemp("sweep")
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the session's folder, above every worker's own
+    with FileLock(str(shared / "local-sweep.lock")):
+        cwd = shared / "local-sweep"
+        if not (cwd / "session2.json").is_file():
+            shutil.rmtree(cwd, ignore_errors=True)  # a sweep cut short by a failure: not resumed by another
+            cwd.mkdir()
+            _sweep(cwd, digits_data)
+    _SWEPT[key] = cwd
+    return cwd
+
+
+def _sweep(cwd: Path, digits_data: Path) -> None:
+    (cwd / "data").write_text(str(digits_data))
     log = (cwd / "session1.log").open("w")
     first = subprocess.Popen(_sweep_cmd(digits_data), cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True)
     second_worker = cwd / "runs/sweeps" / SWEEP_NAME / "local-small-pc5-seed1" / "worker.json"
@@ -38,9 +58,7 @@ def swept(tmp_path_factory, digits_data) -> Path:
     log.close()
     pid = json.loads(second_worker.read_text())["pid"]
     second = subprocess.run(_sweep_cmd(digits_data, "--json"), cwd=cwd, capture_output=True, text=True, timeout=1200)
-    (cwd / "session2.json").write_text(second.stdout)
     (cwd / "session2.err").write_text(second.stderr)
     assert second.returncode == 0, second.stderr
     (cwd / "worker-pid").write_text(str(pid))
-    _SWEPT[key] = cwd
-    return cwd
+    (cwd / "session2.json").write_text(second.stdout)  # last: it marks the sweep done

@@ -5,6 +5,7 @@ run twice). Ctrl-C is passed on to the running job, which is marked killed and r
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -16,6 +17,8 @@ from conftest import VENV_BIN, assert_one_line_error, platbench
 from mlflow.tracking import MlflowClient
 
 from _sweep import SWEEP_ARGS, SWEEP_NAME, swept  # noqa: F401 (shared with the report tests)
+from stand_in import stand_in  # noqa: F401 (fixture)
+from stand_in.cli import platbench_here
 
 
 @pytest.fixture(scope="module")
@@ -68,20 +71,23 @@ def test_local_runs_one_at_a_time(sweep_dir):
         assert start >= end - 1000, spans  # no two local runs overlap (ms; 1 s of MLflow bookkeeping slack)
 
 
-def test_a_finished_sweep_has_nothing_left_to_do(sweep_dir, digits_data):
+def test_a_finished_sweep_has_nothing_left_to_do(sweep_dir):
     before = len(_runs(sweep_dir))
-    proc = platbench("sweep", "--data", str(digits_data), *SWEEP_ARGS, "--dry-run", cwd=sweep_dir)
+    data = (sweep_dir / "data").read_text()  # the sweep's dataset path (the sweep may be another worker's)
+    proc = platbench("sweep", "--data", data, *SWEEP_ARGS, "--dry-run", cwd=sweep_dir)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("skip (finished)") == 4 and "  launch " not in proc.stdout
     assert "local 1 (one device" in proc.stdout and "Plan for local" in proc.stdout
     assert len(_runs(sweep_dir)) == before  # a dry run writes nothing
 
 
-def test_ctrl_c_is_passed_on_and_the_job_marked_killed(color_data, tmp_path):
-    proc = subprocess.Popen([str(VENV_BIN / "platbench"), "sweep", "--data", str(color_data), "--per-class", "10",
+def test_ctrl_c_is_passed_on_and_the_job_marked_killed(stand_in, tmp_path):
+    """The cell's worker runs the stand-in trainer (tests/stand_in; it replays every training image: 'all')."""
+    proc = subprocess.Popen([str(VENV_BIN / "platbench"), "sweep", "--data", str(stand_in.data), "--per-class", "all",
                              "--seeds", "0", "--epochs", "200", "--hp", "batch_size=8", "--name", "stop"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ckpt = tmp_path / "runs/sweeps/stop/local-small-pc10-seed0/checkpoints/last.ckpt"
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **stand_in.env(epoch_seconds=0.5)})
+    ckpt = tmp_path / "runs/sweeps/stop/local-small-pcall-seed0/checkpoints/last.ckpt"
     deadline = time.time() + 600
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.1)
@@ -134,7 +140,8 @@ def test_matrix_order_names_and_limits():
     (["--model", "huge"], "unknown model"),
 ])
 def test_bad_input_is_one_line(args, words, digits_data, tmp_path):
-    proc = platbench("sweep", "--data", str(digits_data), "--epochs", "1", *args, cwd=tmp_path)
+    # in this process (tests/stand_in/cli.py); the subprocess form: test_a_finished_sweep_has_nothing_left_to_do
+    proc = platbench_here("sweep", "--data", str(digits_data), "--epochs", "1", *args, cwd=tmp_path)
     assert_one_line_error(proc)
     assert words in proc.stderr
     assert not (tmp_path / "mlflow.db").exists()
@@ -163,8 +170,8 @@ def test_default_seeds_are_as_many_as_the_tests_need_to_call_a_difference(digits
     from platforms.report.stats import can_call
 
     for platforms, seeds in (("local", 4), ("local,sagemaker,vertex", 5)):
-        proc = platbench("sweep", "--data", str(digits_data), "--platform", platforms, "--per-class", "5",
-                         "--dry-run", cwd=tmp_path)
+        proc = platbench_here("sweep", "--data", str(digits_data), "--platform", platforms, "--per-class", "5",
+                              "--dry-run", cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
         assert f"× {seeds} seed(s) [{', '.join(map(str, range(seeds)))}]" in proc.stdout, proc.stdout
         groups = max(2, len(platforms.split(",")))
