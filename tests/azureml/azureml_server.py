@@ -410,8 +410,14 @@ class _Handler(BaseHTTPRequestHandler):
         props = body["properties"]
         if props["jobType"] != "Command":
             raise Refused(400, "UserError", "only command jobs run here")
-        if f"{ws_id}/jobs/{name}".lower() in srv.resources:
-            raise Refused(409, "Conflict", f"job {name} exists")
+        existing = srv.resources.get(f"{ws_id}/jobs/{name}".lower())
+        if existing is not None:
+            # "Creates and executes a Job. For update case, the Tags in the definition passed in will replace Tags
+            # in the existing job." (https://learn.microsoft.com/rest/api/azureml/jobs/create-or-update): the job
+            # is not run again
+            existing["tags"] = body.get("tags") or {}
+            existing["properties"]["tags"] = props.get("tags") or {}
+            return self._send(200, self._job(ws_id, name))
         compute = props.get("computeId")
         if compute:
             # an ARM id of one of THIS workspace's computes (the SDK sends {ws_id}/computes/NAME)

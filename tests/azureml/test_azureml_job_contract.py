@@ -119,6 +119,18 @@ def test_download_input_upload_output_and_a_literal(azure_ml, workspace, blob_en
     assert blob_text(blob_env, container, "out/pb-modes/listing.txt") == "[]\n"  # upload mode: it starts empty
 
 
+def test_a_job_created_again_under_its_name_is_updated_not_run_again(azure_ml, workspace):
+    """Jobs - Create Or Update on an existing name replaces the job's tags; it does not execute it again."""
+    client, _ = workspace
+    client.jobs.create_or_update(a_job("pb-twice", "true", tags={"try": "1"}))
+    first = azure_ml.jobs["pb-twice"]
+    assert first.done.wait(120) and first.status == "Completed", first.error
+    again = client.jobs.create_or_update(a_job("pb-twice", "exit 1", tags={"try": "2"}))
+    assert again.status == "Completed" and again.tags["try"] == "2"
+    assert azure_ml.jobs["pb-twice"] is first and len(first.processes) == 1
+    assert len(azure_ml.calls("PUT", r"/jobs/pb-twice$")) == 2
+
+
 def test_a_failing_command_fails_the_job_with_its_log(azure_ml, workspace):
     client, _ = workspace
     client.jobs.create_or_update(a_job("pb-fail", "echo broken >&2; exit 3"))
