@@ -1,11 +1,11 @@
 """`platbench launch docker` end to end (issue 18), under scripts/image-test: the real engine, the image the
 script built and recorded with `platbench image build`, CPU only (no GPU reservation), the bundled digits.
 
-- a full run: results.json and the MLflow run FINISHED, both naming the image by the engine's own identity
-  (platforms/image/engine.identity) with no variable set by the user; the container ran as the image's
-  non-root user; nothing left behind in the engine;
 - Ctrl-C (SIGINT to the launch) mid-training: the container is stopped with SIGTERM, the trainer
   checkpoints, the MLflow run ends KILLED; a second launch with the same job name resumes and finishes;
+- that second launch is the full run (one training run for both tests, issue 30): results.json and the MLflow
+  run FINISHED, both naming the image by the engine's own identity (platforms/image/engine.identity) with no
+  variable set by the user; the container ran as the image's non-root user; nothing left behind in the engine;
 - bad input against the real engine: an image it lacks, a GPU request it cannot meet, a left-over container
   of the same job: one line, exit 2, no MLflow run, no container."""
 from __future__ import annotations
@@ -16,6 +16,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import VENV_BIN, assert_one_line_error, platbench
@@ -67,14 +68,45 @@ def launch_args(data: Path, job: str, epochs: int, *extra: str, batch: int = 16)
             "--set", f"job_name={job}", "--json", *extra]
 
 
-def test_a_full_run_records_the_images_identity(digits, identity):
-    cwd = project("docker-launch-full")
-    proc = platbench(*launch_args(digits, "pbit-full", 2, batch=64), cwd=cwd, timeout=900)
+@pytest.fixture(scope="module")
+def interrupted_then_resumed(digits):
+    """One training run for the two tests below: a launch Ctrl-C'd (SIGINT) after its first checkpoint, then a
+    second launch of the same job that resumes and finishes it. What the engine, the folder and MLflow held
+    between the two launches is kept for the Ctrl-C test; the second launch is the full run."""
+    cwd = project("docker-launch-resume")
+    job = "pbit-resume"
+    checkpoint = cwd / "runs" / "checkpoints" / job / "last.ckpt"
+    log = cwd / "first-launch.log"
+    running, stopped_in = False, float("inf")
+    with log.open("w") as err:
+        proc = subprocess.Popen([str(VENV_BIN / "platbench"), *launch_args(digits, job, EPOCHS_TO_INTERRUPT,
+                                                                             batch=INTERRUPT_BATCH)], cwd=cwd,
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            wait_for(lambda: checkpoint.is_file() or proc.poll() is not None, 600, "the first epoch's checkpoint")
+            running = proc.poll() is None
+            if running:
+                t0 = time.time()
+                proc.send_signal(signal.SIGINT)
+                proc.communicate(timeout=300)
+                stopped_in = time.time() - t0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    first = SimpleNamespace(running=running, returncode=proc.returncode, log=log.read_text(), stopped_in=stopped_in,
+                            checkpoint=checkpoint.is_file(), containers=job_containers(), runs=mlflow_runs(cwd))
+    second = platbench(*launch_args(digits, job, EPOCHS_TO_INTERRUPT, batch=INTERRUPT_BATCH), cwd=cwd, timeout=900)
+    return SimpleNamespace(cwd=cwd, job=job, first=first, second=second)
+
+
+def test_a_full_run_records_the_images_identity(interrupted_then_resumed, identity):
+    """The launch that resumed the job and finished it (the fixture's second launch)."""
+    cwd, job, proc = interrupted_then_resumed.cwd, interrupted_then_resumed.job, interrupted_then_resumed.second
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    assert "- Epoch: 2" in proc.stderr  # the container's log lines reached the launcher
+    assert f"- Epoch: {EPOCHS_TO_INTERRUPT}" in proc.stderr  # the container's log lines reached the launcher
     doc = json.loads(proc.stdout)
     res = doc["results"]
-    assert res["platform"] == "docker" and res["epochs_completed"] == 2
+    assert res["platform"] == "docker" and res["epochs_completed"] == EPOCHS_TO_INTERRUPT
     assert res["image_digest"] == identity
     assert res["image_id"] == DIGEST  # the config digest (trainer/image_record.py): the same in build and run
     out = Path(doc["output_dir"])
@@ -82,56 +114,40 @@ def test_a_full_run_records_the_images_identity(digits, identity):
     for name in ("results.json", "metrics.jsonl", "train.log", "model/model.pt"):
         assert (out / name).stat().st_uid == IMAGE_UID, f"{name}: not written by the image's non-root user"
 
-    (run,) = mlflow_runs(cwd)
+    runs = {r.info.run_id: r for r in mlflow_runs(cwd)}
+    assert len(runs) == 2  # this run and the Ctrl-C'd one before it
+    run = runs[doc["mlflow_run_id"]]
     tags, metrics = run.data.tags, run.data.metrics
     assert run.info.run_id == doc["mlflow_run_id"] and run.info.status == "FINISHED"
     assert tags["platbench.platform"] == "docker" and tags["platbench.image_digest"] == identity
-    assert tags["platbench.image_id"] == DIGEST and tags["platbench.job_id"] == "pbit-full"
+    assert tags["platbench.image_id"] == DIGEST and tags["platbench.job_id"] == job
     assert tags["platbench.check"] == "passed", tags.get("platbench.check_reason")
     # queue = created → started by the engine's clock, a small part of the container's life
     assert 0 <= metrics["phase_seconds_queued"] < metrics["phase_seconds_training"] <= metrics["seconds_wall"]
-    print(f"launch docker, digits, small, 2 epochs, CPU: queued {metrics['phase_seconds_queued']:.2f} s (created → "
-          f"started), container {metrics['phase_seconds_training']:.1f} s, launch wall {metrics['seconds_wall']:.1f} s, "
-          f"train {res['seconds']['train']:.1f} s")  # shown with -rP, for docs/benchmarks.md
+    print(f"launch docker, digits, small, resumed to {EPOCHS_TO_INTERRUPT} epochs, CPU: queued "
+          f"{metrics['phase_seconds_queued']:.2f} s (created → started), container {metrics['phase_seconds_training']:.1f} s, "
+          f"launch wall {metrics['seconds_wall']:.1f} s, train {res['seconds']['train']:.1f} s")  # -rP, docs/benchmarks.md
     assert "cost_usd" not in metrics  # your own machine: no price, none invented
     assert job_containers() == [], "the job's container was left in the engine"
 
 
-def test_ctrl_c_checkpoints_the_run_killed_and_a_second_launch_resumes(digits, identity):
-    cwd = project("docker-launch-resume")
-    job = "pbit-resume"
-    checkpoint = cwd / "runs" / "checkpoints" / job / "last.ckpt"
-    log = cwd / "first-launch.log"
-    with log.open("w") as err:
-        proc = subprocess.Popen([str(VENV_BIN / "platbench"), *launch_args(digits, job, EPOCHS_TO_INTERRUPT,
-                                                                             batch=INTERRUPT_BATCH)], cwd=cwd,
-                                stdout=subprocess.PIPE, stderr=err, text=True)
-        try:
-            wait_for(lambda: checkpoint.is_file() or proc.poll() is not None, 600, "the first epoch's checkpoint")
-            assert proc.poll() is None, log.read_text()[-3000:]
-            t0 = time.time()
-            proc.send_signal(signal.SIGINT)
-            proc.communicate(timeout=300)
-            stopped_in = time.time() - t0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    first = log.read_text()
-    assert proc.returncode == 130, first[-3000:]
-    assert "SIGTERM received" in first, first[-3000:]  # the trainer's own line: the stop reached it as SIGTERM
-    assert stopped_in < 60, "the container did not stop within the grace period (SIGKILL)"
-    assert checkpoint.is_file() and job_containers() == []
-    (killed,) = mlflow_runs(cwd)
+def test_ctrl_c_checkpoints_the_run_killed_and_a_second_launch_resumes(interrupted_then_resumed, identity):
+    first, proc = interrupted_then_resumed.first, interrupted_then_resumed.second
+    assert first.running, first.log[-3000:]  # still training when its first checkpoint appeared
+    assert first.returncode == 130, first.log[-3000:]
+    assert "SIGTERM received" in first.log, first.log[-3000:]  # the trainer's own line: the stop reached it as SIGTERM
+    assert first.stopped_in < 60, "the container did not stop within the grace period (SIGKILL)"
+    assert first.checkpoint and first.containers == []
+    (killed,) = first.runs
     assert killed.info.status == "KILLED" and killed.data.tags["platbench.status"] == "killed"
     assert killed.data.tags["platbench.image_digest"] == identity
 
-    proc = platbench(*launch_args(digits, job, EPOCHS_TO_INTERRUPT, batch=INTERRUPT_BATCH), cwd=cwd, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert "Resuming from /platbench/checkpoints/last.ckpt" in proc.stderr, proc.stderr[-3000:]
     res = json.loads(proc.stdout)["results"]
     assert res["resumed_from_epoch"] is not None and res["resumed_from_epoch"] >= 1
     assert res["epochs_completed"] == EPOCHS_TO_INTERRUPT and res["image_digest"] == identity
-    finished = [r for r in mlflow_runs(cwd) if r.info.run_id != killed.info.run_id]
+    finished = [r for r in mlflow_runs(interrupted_then_resumed.cwd) if r.info.run_id != killed.info.run_id]
     assert [r.info.status for r in finished] == ["FINISHED"]
     assert job_containers() == []
 
