@@ -20,6 +20,8 @@ from typing import Iterable, Optional
 import numpy as np
 from PIL import Image
 
+from _runs import session_folder, train
+
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 VERTEX_PREDICT = "/v1/endpoints/1234/deployedModels/5678:predict"
@@ -29,13 +31,11 @@ _cache: dict = {}
 
 def trained_model(tmp_path_factory, digits_data: Path) -> tuple[Path, Path]:
     """(model dir, trainer output dir) of one `small` model trained for 1 epoch on the digits — once per
-    test session, however many test modules ask."""
+    test session, however many test modules and xdist workers ask (_runs.session_folder). Read only: a
+    test that changes it works on a copy."""
     if "model" not in _cache:
-        out = tmp_path_factory.getbasetemp() / "serving-trained"
-        proc = subprocess.run([PYTHON, "-m", "trainer", "train", "--data", str(digits_data), "--out", str(out),
-                               "--model", "small", "--epochs", "1", "--device", "cpu"],
-                              cwd=REPO, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        out = session_folder(tmp_path_factory, "serving-trained", lambda out: train(
+            digits_data, out, "--model", "small", "--epochs", "1"))
         _cache["model"] = (out / "model", out)
     return _cache["model"]
 
@@ -119,7 +119,7 @@ def start_server(contract: str, model_dir: Path, root: Path, extra_args: Iterabl
     return server
 
 
-def wait_ready(server: Server, timeout: float = 90) -> None:
+def wait_ready(server: Server, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:

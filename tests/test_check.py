@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
 
 import lightning as L
 import pytest
+from _cli import trainer_here
+from _runs import digits_run as shared_digits_run
 from conftest import assert_one_line_error, run_cmd
 
 from trainer import check
@@ -27,17 +30,22 @@ def train(data: Path, out: Path, callbacks=None, **kw):
 
 @pytest.fixture(scope="module")
 def digits_run(digits_data, tmp_path_factory) -> Path:
-    """The `small` model on the bundled digits, 3 epochs, with a target it reaches (seconds to target set)."""
-    out = tmp_path_factory.mktemp("check") / "digits-run"
-    outcome = train(digits_data, out, target_accuracy=0.5, overrides={"epochs": 3})
-    assert outcome.exit_code == 0
-    res = outcome.results
+    """The `small` model on the bundled digits, 3 epochs, with a target it reaches (seconds to target set):
+    the session's shared run (tests/_runs.py), read only."""
+    out = shared_digits_run(tmp_path_factory, digits_data)
+    res = read_results(out)
     assert res.dataset.name == "digits" and res.epoch_to_target is not None and res.seconds.to_target is not None
     return out
 
 
 def cli(*args: str):
+    """`python -m trainer check` through the real entry point (kept for a passing run and for no argument)."""
     return run_cmd([sys.executable, "-m", "trainer", "check", *args])
+
+
+def check_here(*args: str) -> subprocess.CompletedProcess:
+    """The same command in this process (tests/_cli.py)."""
+    return trainer_here("check", *args)
 
 
 def tampered(run_dir: Path, tmp_path: Path, results: Callable[[dict], None] | None = None,
@@ -82,7 +90,7 @@ def test_a_real_run_with_validation_on_an_unknown_dataset_passes_with_a_note(col
     report = run_checks(out)
     assert lines_of(report.problems) == []
     assert report.notes == ["fingerprint not checked: unknown dataset 'colors'"]
-    proc = cli(str(out))
+    proc = check_here(str(out))
     assert proc.returncode == 0 and "note: fingerprint not checked: unknown dataset 'colors'" in proc.stdout
 
 
@@ -230,7 +238,7 @@ def test_a_tampered_copy_fails_with_one_line_per_problem(digits_run, tmp_path, c
 def test_the_command_prints_one_line_per_problem(digits_run, tmp_path):
     copy = tampered(digits_run, tmp_path, results=lambda r: (_edit_accuracy(r), _wrong_fingerprint(r)),
                     log=_remove_epoch2_test_accuracy)
-    proc = cli(str(copy))
+    proc = check_here(str(copy))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     out = proc.stdout.splitlines()
     assert len(out) == 3 and proc.stderr == "", proc.stdout
@@ -242,8 +250,8 @@ def test_the_command_prints_one_line_per_problem(digits_run, tmp_path):
 def test_a_native_run_on_a_container_platform_needs_no_digest(digits_run, tmp_path):
     copy = tampered(digits_run, tmp_path, results=_container_without_digest)
     assert check_run_dir(copy, container=False) == []
-    assert cli(str(copy), "--native").returncode == 0
-    assert cli(str(digits_run), "--container").returncode == 1  # a local run said to be in the image
+    assert check_here(str(copy), "--native").returncode == 0
+    assert check_here(str(digits_run), "--container").returncode == 1  # a local run said to be in the image
 
 
 def test_an_unknown_dataset_is_a_note_not_a_problem(digits_run, tmp_path):
@@ -283,7 +291,7 @@ def test_unusable_input_is_one_line_and_exit_2(tmp_path, make):
         target.write_text("x")
     elif make == "no results":
         target.mkdir()
-    proc = cli(str(target))
+    proc = check_here(str(target))
     assert proc.returncode == 2 and proc.stdout == ""
     assert_one_line_error(proc)
 
@@ -299,7 +307,7 @@ def test_results_that_are_not_json_are_one_problem(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "epoch_seconds": 1.0, "train_seconds": 1.0, '
                                             '"test_accuracy": 0.5}\n')
     (tmp_path / "train.log").write_text("- Epoch: 1\n")
-    proc = cli(str(tmp_path))
+    proc = check_here(str(tmp_path))
     assert proc.returncode == 1 and proc.stdout.splitlines() == [
         "results.json:1: not valid JSON: expected a JSON object, found Expecting property name enclosed in "
         "double quotes at line 1"]

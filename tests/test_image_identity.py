@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from stand_in.cli import platbench_here
 from conftest import platbench
 
 from mlflow.tracking import MlflowClient
@@ -14,17 +15,22 @@ A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64
 
 
-def launch(cwd, data, *extra, digest=None):
-    env = {"PLATBENCH_IMAGE_DIGEST": digest} if digest else {"PLATBENCH_IMAGE_DIGEST": ""}
-    return platbench("launch", "local", "--data", str(data), "--epochs", "1", "--hp", "batch_size=64", *extra,
-                     cwd=cwd, env=env)
+IMAGE_ID = "sha256:" + "c" * 64  # image A's config digest
+
+
+def launch(cwd, data, *extra, digest=None, image_id=None, here=False):
+    """`platbench launch local`; here=True: in this process (tests/stand_in/cli.py), for a refusal before a run."""
+    env = {"PLATBENCH_IMAGE_DIGEST": digest or "", **({"PLATBENCH_IMAGE_ID": image_id} if image_id else {})}
+    return (platbench_here if here else platbench)("launch", "local", "--data", str(data), "--epochs", "1", "--hp",
+                                                   "batch_size=64", *extra, cwd=cwd, env=env)
 
 
 @pytest.fixture(scope="module")
 def baseline(color_data, tmp_path_factory):
-    """One run 'inside image A' (the compose service sets PLATBENCH_IMAGE_DIGEST the same way)."""
+    """One run 'inside image A', pulled as a cloud run pulls it: by its manifest digest A (the compose service
+    sets PLATBENCH_IMAGE_DIGEST the same way), its image ID (config digest) IMAGE_ID beside it."""
     cwd = tmp_path_factory.mktemp("identity")
-    proc = launch(cwd, color_data, "--json", "--out", "runs/base", digest=A)
+    proc = launch(cwd, color_data, "--json", "--out", "runs/base", digest=A, image_id=IMAGE_ID)
     assert proc.returncode == 0, proc.stderr
     return cwd, json.loads(proc.stdout)
 
@@ -41,8 +47,9 @@ def test_the_digest_is_recorded_in_results_and_mlflow(baseline):
 
 def test_another_image_is_refused_before_anything_runs(baseline, color_data):
     cwd, doc = baseline
-    for digest, shown in ((B, B), (None, "none (not run from an image)")):
-        proc = launch(cwd, color_data, "--baseline", doc["mlflow_run_id"][:8], "--out", "runs/refused", digest=digest)
+    for digest, shown, here in ((B, B, False), (None, "none (not run from an image)", True)):
+        proc = launch(cwd, color_data, "--baseline", doc["mlflow_run_id"][:8], "--out", "runs/refused", digest=digest,
+                      here=here)
         assert proc.returncode == 2, proc.stderr
         err = proc.stderr.strip().splitlines()[-1]
         assert err.startswith("platbench: error: baseline run") and A in err and shown in err
@@ -91,26 +98,21 @@ def test_a_baseline_from_other_software_is_compared_only_when_allowed(baseline, 
 
 def test_an_unknown_baseline_is_one_line(baseline, color_data):
     cwd, _ = baseline
-    proc = launch(cwd, color_data, "--baseline", "zzzz")
+    proc = launch(cwd, color_data, "--baseline", "zzzz", here=True)
     assert proc.returncode == 2 and "matches no runs" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_the_same_image_pulled_by_manifest_digest_is_the_same_image(color_data, tmp_path):
+def test_the_same_image_pulled_by_manifest_digest_is_the_same_image(baseline, color_data):
     """A cloud run records the manifest digest it pulled (image_digest) and the config digest (image_id); a
     compose or `launch docker` run of the same image records the image ID in both. Same image_id: same image,
-    compared without --allow-image-mismatch (the digests alone differ)."""
-    manifest, image_id = A, "sha256:" + "c" * 64
-    env = {"PLATBENCH_IMAGE_DIGEST": manifest, "PLATBENCH_IMAGE_ID": image_id}
-    base = platbench("launch", "local", "--data", str(color_data), "--epochs", "1", "--hp", "batch_size=64", "--json",
-                     "--out", "runs/cloud", cwd=tmp_path, env=env)
-    assert base.returncode == 0, base.stderr
-    run_id = json.loads(base.stdout)["mlflow_run_id"]
-    same = {"PLATBENCH_IMAGE_DIGEST": image_id, "PLATBENCH_IMAGE_ID": image_id}
-    proc = platbench("launch", "local", "--data", str(color_data), "--epochs", "1", "--hp", "batch_size=64", "--json",
-                     "--baseline", run_id, "--out", "runs/local", cwd=tmp_path, env=same)
+    compared without --allow-image-mismatch (the digests alone differ). The baseline is the cloud run."""
+    cwd, doc = baseline
+    assert (doc["results"]["image_digest"], doc["results"]["image_id"]) == (A, IMAGE_ID)
+    run_id = doc["mlflow_run_id"]
+    proc = launch(cwd, color_data, "--json", "--baseline", run_id, "--out", "runs/local", digest=IMAGE_ID,
+                  image_id=IMAGE_ID)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["baseline"]["image_mismatch"] is None
-    other = {"PLATBENCH_IMAGE_DIGEST": image_id, "PLATBENCH_IMAGE_ID": B}  # another image, whatever its digest
-    proc = platbench("launch", "local", "--data", str(color_data), "--epochs", "1", "--hp", "batch_size=64",
-                     "--baseline", run_id, "--out", "runs/other", cwd=tmp_path, env=other)
+    # another image, whatever its digest: refused before it runs (in this process)
+    proc = launch(cwd, color_data, "--baseline", run_id, "--out", "runs/other", digest=IMAGE_ID, image_id=B, here=True)
     assert proc.returncode == 2 and B in proc.stderr, proc.stderr

@@ -15,21 +15,20 @@ import time
 
 import psutil
 import pytest
+from stand_in.cli import platbench_here
+from _runs import DIGITS_EPOCHS, digits_run
 from conftest import VENV_BIN, platbench, run_cmd
 
 from mlflow.tracking import MlflowClient
 
-EPOCHS = "3"
+EPOCHS = str(DIGITS_EPOCHS)  # as many as the one-process reference run
 ACCURACY_TOLERANCE = 0.05
 
 
 @pytest.fixture(scope="module")
 def one_process(digits_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("one") / "run"
-    proc = run_cmd([str(VENV_BIN / "python"), "-m", "trainer", "train", "--data", str(digits_data), "--out", str(out),
-                    "--epochs", EPOCHS, "--device", "cpu"])
-    assert proc.returncode == 0, proc.stderr
-    return json.loads((out / "results.json").read_text())
+    """One process of the same job: the session's shared digits run (tests/_runs.py, its target only recorded)."""
+    return json.loads((digits_run(tmp_path_factory, digits_data) / "results.json").read_text())
 
 
 def _ranks(proc: subprocess.Popen) -> list[psutil.Process]:
@@ -95,26 +94,27 @@ def test_resumed_two_process_run_is_complete_and_compliant(preempted_then_resume
     assert check.returncode == 0, check.stdout + check.stderr
     # training time excludes evaluation on every epoch (the recorder's clock, rank 0)
     metrics = [json.loads(line) for line in (cwd / "runs/two/metrics.jsonl").read_text().splitlines()]
-    assert [m["epoch"] for m in metrics] == [1, 2, 3]
+    assert [m["epoch"] for m in metrics] == list(range(1, int(EPOCHS) + 1))
     assert res["seconds"]["eval"] > 0 and res["seconds"]["train"] == pytest.approx(metrics[-1]["train_seconds"], abs=1e-5)
     # only rank 0 wrote the log: every epoch's line once
     log = (cwd / "runs/two/train.log").read_text()
-    assert log.count("- Epoch: 3") == 1
+    assert log.count(f"- Epoch: {EPOCHS}") == 1
 
 
 def test_local_refuses_several_nodes_and_more_processes_than_devices(digits_data, tmp_path):
     from conftest import assert_one_line_error
 
-    proc = platbench("launch", "local", "--data", str(digits_data), "--nodes", "2", cwd=tmp_path)
+    # in this process (tests/stand_in/cli.py): the launch above is `launch local` through the real entry point
+    proc = platbench_here("launch", "local", "--data", str(digits_data), "--nodes", "2", cwd=tmp_path)
     assert_one_line_error(proc)
     assert "--nodes 2" in proc.stderr and list(tmp_path.iterdir()) == []
-    proc = platbench("launch", "local", "--data", str(digits_data), "--devices", "64", cwd=tmp_path)
+    proc = platbench_here("launch", "local", "--data", str(digits_data), "--devices", "64", cwd=tmp_path)
     assert_one_line_error(proc)
     assert "--devices 64" in proc.stderr and list(tmp_path.iterdir()) == []
 
 
 def test_dry_run_shows_the_torchrun_command(digits_data, tmp_path):
-    proc = platbench("launch", "local", "--data", str(digits_data), "--devices", "2", "--dry-run", cwd=tmp_path)
+    proc = platbench_here("launch", "local", "--data", str(digits_data), "--devices", "2", "--dry-run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "torchrun --standalone --nnodes 1 --nproc-per-node 2" in proc.stdout
     assert list(tmp_path.iterdir()) == []

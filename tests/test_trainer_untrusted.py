@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _cli import trainer_here
 from conftest import assert_one_line_error, run_cmd, write_cifar_batches
 
 from trainer.data import cache, cifar
@@ -188,8 +189,9 @@ def test_manifest_shard_key_cannot_leave_the_dataset(tmp_path, key):
 
 def test_hostile_staged_data_is_one_line_from_the_trainer_cli(tmp_path):
     root = _stage(tmp_path / "bucket", [_tar([_file("train/../../evil")])])
-    proc = run_cmd([sys.executable, "-m", "trainer", "train", "--data", str(root), "--out", str(tmp_path / "o")],
-                   env={"PLATBENCH_UNPACK_DIR": str(tmp_path / "unpack")})
+    # in this process (tests/_cli.py): the CIFAR-10 refusal above is `train` through the real entry point
+    proc = trainer_here("train", "--data", str(root), "--out", str(tmp_path / "o"),
+                        env={"PLATBENCH_UNPACK_DIR": str(tmp_path / "unpack")})
     assert_one_line_error(proc)
     assert "unsafe path 'train/../../evil'" in proc.stderr
 

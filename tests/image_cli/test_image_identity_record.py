@@ -10,6 +10,7 @@ import json
 
 import pytest
 from conftest import platbench
+from stand_in.cli import platbench_here
 
 from mlflow.tracking import MlflowClient
 from trainer.image_record import ImageRecord, identity, write
@@ -77,6 +78,6 @@ def test_check_says_why_a_run_in_an_image_has_no_digest(recorded_run, tmp_path, 
     run = shutil.copytree(cwd / "runs/r", tmp_path / "r")
     res = read_results(run)
     write_results(run, res.model_copy(update={"image_digest": None, "image_id": None, "image_build_id": build_id}))
-    proc = platbench("check", str(run), cwd=cwd)
+    proc = platbench_here("check", str(run), cwd=cwd)  # in this process; the subprocess form is above
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1 and "image_digest of a container run" in out and says in out, out
