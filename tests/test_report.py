@@ -27,6 +27,9 @@ from mlflow.tracking import MlflowClient
 
 SECTIONS = ["summary", "time-accuracy", "scaling", "ablation", "pareto", "phases", "transfer", "cold-transfer", "latency", "cost",
             "published", "usability", "runs", "method"]
+# the fixture store's tests here and in test_report_browser.py: one xdist worker, the store and its report made
+# once (tests/conftest.py groups the tests of a module fixture by module, this group spans both modules)
+FIXTURE_GROUP = pytest.mark.xdist_group("report-fixture")
 ALL_FIGURES = ["fig-time-accuracy", "fig-ablation", "fig-pareto", "fig-phases", "fig-transfer", "fig-latency",
                "fig-cost"]
 
@@ -442,6 +445,7 @@ def fixture_runs(uri: str, checked_out: bool = False):
     return c, [r for r in runs if checked_out or r.data.tags.get("platbench.check") != "failed"]
 
 
+@FIXTURE_GROUP
 def test_fixture_report_has_every_figure(fixture_report):
     out, _, written = fixture_report
     assert written.sections == SECTIONS
@@ -450,6 +454,7 @@ def test_fixture_report_has_every_figure(fixture_report):
     assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(f"{f}.svg" for f in ALL_FIGURES)
 
 
+@FIXTURE_GROUP
 def test_upload_compares_one_figure_per_run_that_sent_bytes(fixture_report):
     """Cached runs (upload_bytes_sent 0) are counted, never pooled; s/MB is over the bytes sent; the p-value
     is scipy's exact Mann–Whitney on those per-run figures."""
@@ -489,6 +494,7 @@ def test_upload_compares_one_figure_per_run_that_sent_bytes(fixture_report):
     assert "higher than" not in batch
 
 
+@FIXTURE_GROUP
 def test_costs_match_mlflow(fixture_report):
     out, uri, _ = fixture_report
     _, runs = fixture_runs(uri)
@@ -548,6 +554,7 @@ def price_of(run) -> float:
     return sum(float(p) * int(n) for p, n in re.findall(r" ([0-9.]+)/h ×(\d+)", run.data.tags["platbench.price_source"]))
 
 
+@FIXTURE_GROUP
 def test_failed_runs_stay_out_of_the_figures(fixture_report):
     out, uri, _ = fixture_report
     _, runs = fixture_runs(uri)
@@ -562,6 +569,7 @@ def test_failed_runs_stay_out_of_the_figures(fixture_report):
     assert all(rows[f]["Status"] == "failed" for f in failed)
 
 
+@FIXTURE_GROUP
 def test_usability_tables_are_the_scorecards_with_published_rows_attributed(fixture_report):
     out, _, _ = fixture_report
     from platforms.scorecard import loader, table as table_mod
@@ -601,6 +609,7 @@ def test_usability_tables_are_the_scorecards_with_published_rows_attributed(fixt
 
 
 # ------------------------------------------------------------------------------------------ statistics in the report
+@FIXTURE_GROUP
 def test_latency_is_tested_one_median_per_run_and_too_few_runs_call_nothing(fixture_report, tmp_path):
     """Every request of vertex is about twice as slow as sagemaker's: pooled as independent observations
     the requests would "prove" it; three runs per platform cannot, and the report says so, with n and
@@ -638,6 +647,7 @@ def test_latency_is_tested_one_median_per_run_and_too_few_runs_call_nothing(fixt
     assert "too few runs to call any difference (sagemaker n=3, vertex n=3)" in html_text
 
 
+@FIXTURE_GROUP
 def test_training_figures_with_three_seeds_call_nothing_and_say_how_many_are_needed(fixture_report):
     out, _, _ = fixture_report
     md = (out / "report.md").read_text()
@@ -650,6 +660,7 @@ def test_training_figures_with_three_seeds_call_nothing_and_say_how_many_are_nee
     assert "two platforms need 4 runs each, three need 5" in md_section(md, "summary")
 
 
+@FIXTURE_GROUP
 def test_runs_the_compliance_check_failed_are_in_no_figure(fixture_report):
     out, uri, _ = fixture_report
     _, everything = fixture_runs(uri, checked_out=True)
@@ -673,6 +684,7 @@ def test_runs_the_compliance_check_failed_are_in_no_figure(fixture_report):
     assert "0.9900" not in md_section(md, "time-accuracy") and "1000.0000" not in md_section(md, "cost")
 
 
+@FIXTURE_GROUP
 def test_plain_and_evaluated_throughput_are_both_shown(fixture_report):
     out, uri, _ = fixture_report
     _, runs = fixture_runs(uri)
@@ -691,9 +703,11 @@ def test_plain_and_evaluated_throughput_are_both_shown(fixture_report):
 
 
 def test_no_store_is_a_one_line_error_and_creates_nothing(tmp_path):
+    from stand_in.cli import platbench_here
     from conftest import assert_one_line_error
 
-    proc = platbench("report", "--out", "rep", cwd=tmp_path)
+    # in this process (tests/stand_in/cli.py): `report` runs through the real entry point in local_report
+    proc = platbench_here("report", "--out", "rep", cwd=tmp_path)
     assert_one_line_error(proc)
     assert "no MLflow store here" in proc.stderr and list(tmp_path.iterdir()) == []
 

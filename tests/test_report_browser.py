@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import platbench
-from test_report import ALL_FIGURES, SECTIONS, fixture_report  # noqa: F401 - the fixture is used below
+from test_report import ALL_FIGURES, FIXTURE_GROUP, SECTIONS, fixture_report  # noqa: F401 - fixture used below
 from _sweep import SWEEP_NAME, swept
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -65,6 +65,7 @@ def assert_rendered(check: dict, figures: list[str]) -> None:
     assert check["external"] == 0
 
 
+@FIXTURE_GROUP
 def test_every_section_and_figure_renders_offline(fixture_report, tmp_path):  # noqa: F811
     out, _, _ = fixture_report
     assert_rendered(self_check(out / "index.html", tmp_path / "profile"), ALL_FIGURES)
@@ -80,6 +81,7 @@ def test_the_local_sweep_report_renders(tmp_path_factory, digits_data, tmp_path)
     assert_rendered(check, ["fig-time-accuracy", "fig-ablation", "fig-pareto", "fig-phases"])
 
 
+@FIXTURE_GROUP
 def test_screenshot_is_not_blank(fixture_report, tmp_path):  # noqa: F811
     from PIL import Image
 

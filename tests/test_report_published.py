@@ -13,8 +13,6 @@ import pytest
 from test_report import md_section, md_tables, tracking_uri
 
 REPO = Path(__file__).resolve().parents[1]
-# one xdist worker runs the module: its store is written once
-pytestmark = pytest.mark.xdist_group("report-published")
 
 
 @pytest.fixture
