@@ -221,7 +221,9 @@ def test_the_stand_in_base_is_the_real_base_without_a_registry():
     minor, release = re.search(r"^ARG BASE_IMAGE=python:(3\.\d+)-slim-(\w+)@", text, re.M).groups()
     assert re.search(r"^ARG LOCK_PYTHON=(\S+)$", text, re.M)[1] == minor
     script = (REPO / "scripts/image-test").read_text()
-    (suite,) = re.findall(r"^\s*debootstrap .*--include=\S*python3\S* (\w+) ", script, re.M)
+    # the root file system: mmdebstrap with ROOTFS_ARGS, whose last word is the Debian suite
+    (suite,) = re.findall(r"^ROOTFS_ARGS=\(.*--include=\S*python3\S* (\w+)\)$", script, re.M)
+    assert re.search(r"^\s*(background \w+ )?mmdebstrap .*\$\{ROOTFS_ARGS\[@\]\}", script, re.M)
     assert suite == release and DEBIAN_PYTHON[suite] == minor
     stand_in = instructions(REPO / "docker/base/Dockerfile")
     pins = lock_pins()
