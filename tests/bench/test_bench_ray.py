@@ -14,10 +14,12 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -86,11 +88,14 @@ def servers(tmp_path_factory):
     root = tmp_path_factory.mktemp("servers")
     gcs, client, dash, agent, tracking = (free_port() for _ in range(5))
     ray_log, mlflow_log = root / "ray.log", root / "mlflow.log"
+    # Ray's sockets live under its temp dir and an AF_UNIX path has at most 107 bytes: under pytest-xdist,
+    # tmp_path's popen-gwN/ level makes .../session_<date>_<pid>/sockets/plasma_store longer than that
+    ray_tmp = tempfile.mkdtemp(prefix="pb-ray-")
     ray = subprocess.Popen([str(VENV_BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
                             "--port", str(gcs), "--ray-client-server-port", str(client), "--dashboard-port", str(dash),
                             "--dashboard-agent-listen-port", str(agent), "--min-worker-port", "30000",
                             "--max-worker-port", "30999", "--num-cpus", "2", "--num-gpus", "0", "--include-dashboard",
-                            "false", "--disable-usage-stats", "--temp-dir", str(root / "t")],
+                            "false", "--disable-usage-stats", "--temp-dir", ray_tmp],
                            stdout=ray_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     mlflow = subprocess.Popen([str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(tracking),
                                "--backend-store-uri", f"sqlite:///{root / 'm.db'}", "--artifacts-destination",
@@ -109,6 +114,7 @@ def servers(tmp_path_factory):
     finally:
         _stop(mlflow)
         _stop(ray)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
