@@ -164,7 +164,7 @@ def run_cmd(args: list[str], cwd: Path | None = None, env: dict | None = None, t
                           input=input)
 
 
-def platbench(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def platbench(*args: str, cwd: Path, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
     return run_cmd([str(VENV_BIN / "platbench"), *args], cwd=cwd, env=env, timeout=timeout)
 
 
