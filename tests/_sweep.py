@@ -3,8 +3,6 @@ model small, bundled digits data), made once per test session."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +11,6 @@ from conftest import VENV_BIN
 
 SWEEP_NAME = "e2e"
 SWEEP_ARGS = ["--model", "small", "--per-class", "5,20", "--seeds", "0,1", "--epochs", "1", "--name", SWEEP_NAME]
-_SWEPT: dict = {}
 
 
 def _sweep_cmd(data: Path, *extra: str) -> list[str]:
@@ -22,26 +19,17 @@ def _sweep_cmd(data: Path, *extra: str) -> list[str]:
 
 def swept(tmp_path_factory, digits_data) -> Path:
     """The end-to-end sweep (4 local runs), done once per session and shared with test_report.py and
-    test_report_browser.py, across pytest-xdist workers too (a file lock in the session's folder, as
-    tests/stand_in's golden run): first session killed with SIGKILL while its second cell trains, second
-    session resumes it. Returns the working folder (mlflow.db, runs/, session outputs, and `data`: the
-    dataset path the sweep was run on, which later commands on the sweep must name). Readers only read it."""
-    from filelock import FileLock
+    test_report_browser.py, across pytest-xdist workers too (tests/_runs.session_folder): first session killed
+    with SIGKILL while its second cell trains, second session resumes it. Returns the working folder
+    (mlflow.db, runs/, session outputs, and `data`: the dataset path the sweep was run on, which later
+    commands on the sweep must name). Readers only read it."""
+    from _runs import session_folder
 
-    key = str(tmp_path_factory.getbasetemp())
-    if key in _SWEPT:
-        return _SWEPT[key]
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent  # the session's folder, above every worker's own
-    with FileLock(str(shared / "local-sweep.lock")):
-        cwd = shared / "local-sweep"
-        if not (cwd / "session2.json").is_file():
-            shutil.rmtree(cwd, ignore_errors=True)  # a sweep cut short by a failure: not resumed by another
-            cwd.mkdir()
-            _sweep(cwd, digits_data)
-    _SWEPT[key] = cwd
-    return cwd
+    def make(cwd: Path) -> None:
+        cwd.mkdir(parents=True)
+        _sweep(cwd, digits_data)
+
+    return session_folder(tmp_path_factory, "local-sweep", make)
 
 
 def _sweep(cwd: Path, digits_data: Path) -> None:

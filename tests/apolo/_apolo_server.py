@@ -20,7 +20,6 @@ restart_policy on-failure restarts a failed container (restarts counted). Nothin
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import os
 import re

@@ -7,7 +7,6 @@ Found on PATH, or in .ci/azurite-npm (where .ci/run installs it); the tests skip
 neither Azurite nor node/npm is there. Imported by name from tests/azureml (no __init__.py there)."""
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess

@@ -23,7 +23,6 @@ execute only once"). The stand-in refuses any other dataset, model, per-class or
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -50,7 +49,8 @@ class StandIn:
                 "PLATBENCH_STAND_IN_FAIL_AFTER": str(fail_after)}
 
 
-def _train_golden(data: Path, folder: Path) -> Path:
+def _train_golden(data: Path, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
     out = folder / "out"
     proc = subprocess.run([sys.executable, "-m", "trainer", "train", "--data", str(data), "--out", str(out),
                            "--model", "small", "--epochs", str(GOLDEN_EPOCHS), "--seed", "0", "--device", "cpu"],
@@ -58,24 +58,14 @@ def _train_golden(data: Path, folder: Path) -> Path:
                           env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     (folder / "golden.log").write_text(proc.stdout + proc.stderr)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
 
 
 def golden_run(tmp_path_factory, data: Path) -> Path:
-    """The golden run's output folder: trained by the first worker to ask, read by the others."""
-    from filelock import FileLock
+    """The golden run's output folder: trained once per session by the first worker to ask
+    (tests/_runs.session_folder), read by the others."""
+    from _runs import session_folder
 
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent  # the session's folder, above every worker's own
-    folder = shared / "stand-in-golden"
-    with FileLock(str(shared / "stand-in-golden.lock")):
-        done = folder / "done.json"
-        if not done.is_file():
-            folder.mkdir(exist_ok=True)
-            out = _train_golden(data, folder)
-            done.write_text(json.dumps({"out": str(out)}))
-        return Path(json.loads(done.read_text())["out"])
+    return session_folder(tmp_path_factory, "stand-in-golden", lambda folder: _train_golden(data, folder)) / "out"
 
 
 @pytest.fixture(scope="session")
