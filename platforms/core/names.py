@@ -36,6 +36,9 @@ class NameRule:
     lead: str = "pb-"
     stamp: str = LONG_STAMP
     repeat_dash: bool = True       # "a--b" allowed (SageMaker's (-*[a-zA-Z0-9])); Apolo takes one at a time
+    min_len: int = 1
+    title: str = "valid"           # a refusal reads "job_name 'x' is not <title> (<hint>)"
+    hint: str = ""
 
     @property
     def pattern(self) -> re.Pattern:
@@ -45,7 +48,13 @@ class NameRule:
         return re.compile(rf"^[{first}]({dash}[{self.chars}])*$")
 
     def fits(self, name: str) -> bool:
-        return len(name) <= self.max_len and bool(self.pattern.match(name))
+        return self.min_len <= len(name) <= self.max_len and bool(self.pattern.match(name))
+
+    def refusal(self, setting: str, name: Optional[str]) -> Optional[str]:
+        """Why `name`, given as `setting`, does not fit this rule (one line), or None (None fits: not given)."""
+        if name is None or self.fits(name):
+            return None
+        return f"{setting} {name!r} is not {self.title}" + (f" ({self.hint})" if self.hint else "")
 
     def stem(self, text: str) -> str:
         """`text` made of allowed characters only, starting as the rule wants; may be empty."""

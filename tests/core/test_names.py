@@ -52,3 +52,13 @@ def test_the_plan_placeholder_names_the_stamp_it_will_use():
     assert NameRule(63).placeholder("platbench-resnet18") == "platbench-resnet18-YYYYMMDD-HHMMSS-XXXX"
     assert NameRule(40, lower=True, chars="a-z0-9", stamp=SHORT_STAMP).placeholder("pb-ResNet18") == \
         "pb-resnet18-MMDDHHMMSS-XXXX"
+
+
+def test_a_refusal_names_the_setting_the_value_and_the_rule():
+    rule = NameRule(40, chars="a-z0-9", lower=True, letter_first=True, repeat_dash=False, min_len=3,
+                    title="a valid Apolo job name", hint="3-40 lower-case letters, digits and dashes")
+    assert rule.refusal("job_name", "Bad_Name") == ("job_name 'Bad_Name' is not a valid Apolo job name "
+                                                    "(3-40 lower-case letters, digits and dashes)")
+    assert rule.refusal("job_name", "ab") is not None and rule.refusal("job_name", "abc") is None
+    assert rule.refusal("job_name", None) is None
+    assert NameRule(63).refusal("run_name", "no spaces") == "run_name 'no spaces' is not valid"
