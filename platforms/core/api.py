@@ -56,6 +56,9 @@ class PlatformSpec:
     registry: Optional[str] = None                    # "registry:login" → platforms.image.push.Login (`platbench image push`)
     kind: Kind = Kind.TRAINING
     not_measurable: Optional[str] = None              # why no run can be measured at all (listed, never launched)
+    # the trainer runs inside platbench's own process on this machine: no image, no --set settings, this
+    # machine's devices; the reference every other platform is compared with, so listed first
+    in_process: bool = False
 
     def __post_init__(self):
         if (self.endpoint is not None) == (Feature.ENDPOINTS in self.lacks):
