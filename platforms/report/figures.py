@@ -1,5 +1,5 @@
 """The report's plots, drawn with matplotlib (Agg) into SVG text: no browser library, no CDN, nothing
-fetched when the page is opened. Every function takes plain numbers already chosen by sections.py and
+fetched when the page is opened. Every function takes plain numbers already chosen by sections/ and
 returns SVG; the same platform keeps the same colour in every figure."""
 from __future__ import annotations
 

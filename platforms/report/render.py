@@ -1,4 +1,4 @@
-"""report.md and index.html from the same sections (platforms/report/sections.py).
+"""report.md and index.html from the same sections (platforms/report/sections/).
 
 index.html is one self-contained file: CSS inline, figures as SVG data URIs, no script or font from
 anywhere else, so it opens offline and can be mailed or attached as it is. report.md links the same
