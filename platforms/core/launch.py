@@ -106,10 +106,10 @@ def refuse_nodes(platform, job: Job) -> None:
 
 
 def plan_text(platform_name: str, job: Job, settings: dict[str, str]) -> str:
-    if registry.spec(platform_name).kind == Kind.SERVICE:  # an AutoML service: platforms/bench/automl.py
-        from platforms.bench import automl
+    if registry.spec(platform_name).kind == Kind.SERVICE:  # an AutoML service: platforms/core/service_launch.py
+        from platforms.core import service_launch
 
-        return automl.plan_text(platform_name, job, settings)
+        return service_launch.plan_text(platform_name, job, settings)
     platform = registry.get(platform_name)(settings)
     refuse_nodes(platform, job)
     needs = platform.preflight(job)
@@ -123,13 +123,18 @@ def launch(platform_name: str, job: Job, settings: dict[str, str], progress: Job
 
     baseline: an MLflow run (find_run) this one will be compared with: refused here, before anything is
     created, when this launch's image digest is known and differs (unless allow_image_mismatch)."""
-    if registry.spec(platform_name).kind == Kind.SERVICE:  # trains its own model: platforms/bench/automl.py
+    if registry.spec(platform_name).kind == Kind.SERVICE:  # trains its own model: core/service_launch.py
         if baseline is not None:
             raise UserError(f"{platform_name} trains a model of its own: there is no image run to compare with --baseline")
-        from platforms.bench import automl
+        from platforms.core import service_launch
 
-        return automl.launch_service(platform_name, job, settings, progress)
-    platform = registry.get(platform_name)(settings)
+        return service_launch.launch_service(platform_name, job, settings, progress)
+    return launch_platform(registry.get(platform_name)(settings), job, progress, baseline, allow_image_mismatch)
+
+
+def launch_platform(platform, job: Job, progress: JobProgress, baseline=None,
+                    allow_image_mismatch: bool = False) -> tuple[Outcome, str]:
+    """launch() for a training platform's launcher (a core.api.Platform made with its settings)."""
     refuse_nodes(platform, job)
     platform.check(job)
     params = {"model": job.model, "epochs": job.epochs, "per_class": job.per_class, "seed": job.seed,
@@ -174,7 +179,9 @@ def launch(platform_name: str, job: Job, settings: dict[str, str], progress: Job
             run.end(MLFLOW_STATUS[outcome.status])
             return outcome, run.run_id
         finally:
-            if handle is not None:
+            # a platform that declares teardown_without_job (the cloud-job template) also cleans up after a
+            # failed stage() or submit(): teardown(None)
+            if handle is not None or getattr(platform, "teardown_without_job", False):
                 platform.teardown(handle)
 
 
