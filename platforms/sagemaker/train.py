@@ -56,22 +56,24 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shlex
-import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from platforms.core import pricing
 
 from platforms.core import tracking
+from platforms.core.cloud_job import GRACE_SECONDS, CloudJob, CloudJobPlatform, CloudJobs
+from platforms.core.cloud_settings import CloudJobSettings, LocalMode, TimeLimit
+from platforms.core.container_env import container_env
+from platforms.core.names import NameRule
+from platforms.core.run_tags import image_tags, price_tags
+from platforms.core.staging_plan import closing_steps, staging_steps
 from platforms.sagemaker import SPEC
-from platforms.core.api import Job, Outcome, Platform, PlanStep
-from platforms.core.emulator import LocalRun
+from platforms.core.api import Job, Outcome, PlanStep
 from platforms.sagemaker.emulator import local_run
 from platforms.core.settings import validate_job
 from platforms.core.sdk import require
@@ -79,9 +81,11 @@ from platforms.errors import UserError
 from platforms.sagemaker.phases import PHASES, TERMINAL_SECONDARY
 
 CHANNEL = "training"
-JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-JOB_NAME_MAX = 63
-RUN_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# TrainingJobName (CreateTrainingJob page above); the checkpoint path's run_name takes the same characters
+JOB_NAME = NameRule(63, title="a valid training job name", hint="1-63 of a-z, 0-9, -")
+RUN_NAME = NameRule(63, hint="1-63 of a-z, A-Z, 0-9, -")
+JOB_NAME_RE = JOB_NAME.pattern
+TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 
 # CUDA architectures the image's torch build carries kernels for: torch.cuda.get_arch_list() of the lock's
 # torch (constraints.txt: torch==2.15.0, the +cu132 wheel; tests/sagemaker checks it against that torch).
@@ -119,23 +123,20 @@ def unusable_gpu(instance_type: str) -> Optional[str]:
     return None
 
 
-def generated_job_name(stem: str, limit: int = JOB_NAME_MAX) -> str:
-    """STEM-YYYYMMDD-HHMMSS-XXXX in at most `limit` characters: the stem is cut, never the unique
-    suffix, and the name never ends (or has a cut end) in "-"."""
-    suffix = f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-    stem = re.sub(r"[^a-zA-Z0-9]+", "-", stem).strip("-")[:max(0, limit - len(suffix) - 1)].rstrip("-")
-    return f"{stem}-{suffix}" if stem else suffix
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
 
-class SageMakerSettings(BaseModel):
-    """`--set KEY=VALUE` for `platbench launch sagemaker`."""
+class SageMakerSettings(CloudJobSettings, TimeLimit, LocalMode):
+    """`--set KEY=VALUE` for `platbench launch sagemaker`; job_name, run_name (checkpoints/<run_name>: a new
+    job of the run resumes where an interrupted one stopped), staging, prefix, poll_seconds, max_run and local
+    as every cloud job has them (core/cloud_settings.py)."""
 
-    model_config = ConfigDict(extra="forbid")
+    JOB_NAME: ClassVar[NameRule] = JOB_NAME
+    RUN_NAME: ClassVar[NameRule] = RUN_NAME
+    MAX_RUN_LIMIT: ClassVar[int] = 28 * 24 * 3600
 
     region: str = Field(default_factory=lambda: os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
                         or "us-east-1")
     bucket: Optional[str] = None
-    prefix: str = "platbench"
     role: Optional[str] = None                  # ARN or role name (needed unless local)
     image_uri: Optional[str] = None             # ECR URI of the platbench image (needed unless local)
     instance_type: str = "ml.g4dn.xlarge"
@@ -147,23 +148,13 @@ class SageMakerSettings(BaseModel):
     distribution: Optional[Literal["torch_distributed"]] = None
     volume_gb: int = Field(30, ge=1, le=16384)
     spot: bool = False
-    max_run: int = Field(4 * 3600, ge=60, le=28 * 24 * 3600)
     max_wait: Optional[int] = Field(None, ge=60, le=28 * 24 * 3600)
-    staging: Literal["sharded", "naive"] = "sharded"
-    local: bool = False
     # local=true: the SageMaker SDK's own local mode through Docker, or the trainer as a subprocess;
     # auto = docker when an engine answers and holds image_uri (platforms/sdk_local.py)
     local_runner: Literal["auto", "native", "docker"] = "auto"
-    poll_seconds: float = Field(15.0, gt=0, le=600)
-    job_name: Optional[str] = None
-    # the run a job belongs to: its checkpoints live under checkpoints/<run_name>, so a new job with the
-    # same run_name resumes where an interrupted one stopped (default: the job's own name)
-    run_name: Optional[str] = None
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.run_name is not None and not RUN_NAME_RE.match(self.run_name):
-            raise ValueError(f"run_name {self.run_name!r} is not valid (1-63 of a-z, A-Z, 0-9, -)")
         if unusable_gpu(self.instance_type):
             raise ValueError(unusable_gpu(self.instance_type))
         if self.instance_count > 1 and self.distribution != "torch_distributed":
@@ -175,8 +166,6 @@ class SageMakerSettings(BaseModel):
             raise ValueError("max_wait applies to spot jobs only (add --set spot=true)")
         if self.spot and self.max_wait is not None and self.max_wait < self.max_run:
             raise ValueError(f"max_wait ({self.max_wait}) must be >= max_run ({self.max_run}) for spot jobs")
-        if self.job_name is not None and not JOB_NAME_RE.match(self.job_name):
-            raise ValueError(f"job_name {self.job_name!r} is not a valid training job name (1-63 of a-z, 0-9, -)")
         if self.bucket is not None and not re.match(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$", self.bucket):
             raise ValueError(f"bucket {self.bucket!r} is not a valid S3 bucket name")
         return self
@@ -186,15 +175,45 @@ class SageMakerSettings(BaseModel):
         return (self.max_wait or 2 * self.max_run) if self.spot else None
 
 
-@dataclass
-class SageMakerHandle:
-    job_name: str
-    request: dict                       # the CreateTrainingJob request (also what local mode runs)
-    staged: Any                         # platforms.core.staging.Staged
-    local_run: Optional[LocalRun] = None
-    submitted_at: float = field(default_factory=time.time)
-    seen: list = field(default_factory=list)   # secondary statuses already reported
-    describe: dict = field(default_factory=dict)
+@dataclass(kw_only=True)
+class SageMakerHandle(CloudJob):
+    """job_id: the TrainingJobName; spec: the CreateTrainingJob request (also what local mode runs);
+    described: the last DescribeTrainingJob."""
+
+    secondary_seen: list = field(default_factory=list)   # SecondaryStatusTransitions already reported
+
+    @property
+    def job_name(self) -> str:
+        return self.job_id
+
+    @property
+    def request(self) -> dict:
+        return self.spec
+
+
+class SageMakerJobs(CloudJobs):
+    """CreateTrainingJob through the SDK's Estimator, DescribeTrainingJob and StopTrainingJob."""
+
+    def __init__(self, platform: "SageMakerPlatform"):
+        self.platform = platform
+
+    def create(self, spec: dict) -> str:
+        from botocore.exceptions import ClientError
+
+        estimator, inputs = self.platform._estimator(spec)
+        try:
+            estimator.fit(inputs, wait=False, logs=False, job_name=spec["TrainingJobName"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceLimitExceeded":
+                raise UserError(quota_message(self.platform.cfg, exc)) from None
+            raise
+        return spec["TrainingJobName"]
+
+    def get(self, job_id: str) -> dict:
+        return self.platform._sm.describe_training_job(TrainingJobName=job_id)
+
+    def cancel(self, job_id: str) -> None:
+        self.platform._sm.stop_training_job(TrainingJobName=job_id)
 
 
 def checked_session(region: str, instance_type: str, shape: str, who: str, what: str):
@@ -218,7 +237,7 @@ def checked_session(region: str, instance_type: str, shape: str, who: str, what:
 
 def sdk_session(region: str):
     """A boto3 session; the SDK module itself is imported only where a job is created."""
-    from platforms.sagemaker.storage import boto3_module
+    from platforms.clouds.aws.sdk import boto3_module
 
     return boto3_module().session.Session(region_name=region)
 
@@ -230,26 +249,26 @@ def metric_definitions() -> list[dict]:
     return [{"Name": name, "Regex": loglines.regex(name)} for name in loglines.METRICS]
 
 
-class SageMakerPlatform(Platform):
+class SageMakerPlatform(CloudJobPlatform):
     nodes_setting = "instance_count={n} distribution=torch_distributed"  # what --nodes N means here (core/launch.py refuse_nodes)
     spec = SPEC
     settings_model = SageMakerSettings
+    TERMINAL = TERMINAL
+    job_noun = "SageMaker training job"
 
     def __init__(self, settings=None):
         super().__init__(settings)
         self.cfg: Optional[SageMakerSettings] = None
         self._session = None
         self._sm = None
-        self._store = None
         self._role_arn: Optional[str] = None
-        self._quote: Optional[pricing.Quote] = None
         self._image_digest: Optional[str] = None
         self._runner: Optional[str] = None  # local=true: "docker" | "native"
 
     # ------------------------------------------------------------------ check
 
     def preflight(self, job: Job) -> list[str]:
-        from platforms.sagemaker import credentials
+        from platforms.clouds.aws import credentials
 
         cfg = self.parsed()
         validate_job(job)
@@ -289,7 +308,7 @@ class SageMakerPlatform(Platform):
                                 "assume, with access to the bucket)")
         self._session = session
         self._sm = self.client(session, "sagemaker")
-        from platforms.sagemaker.storage import S3Store
+        from platforms.clouds.aws.s3 import S3Store
 
         self._store = S3Store(cfg.bucket, session=session)
         if not self._store.bucket_exists():
@@ -305,10 +324,11 @@ class SageMakerPlatform(Platform):
 
             # the job runs REPO@sha256:…: a tag resolved by ECR and the push record, refused if they differ
             self.cfg = pinning.pinned_settings(cfg, "image_uri", "sagemaker", lookup=self._ecr_digest)
+            self.jobs = SageMakerJobs(self)
         self._quote = training_quote(cfg)
 
     def client(self, session, service: str):
-        from platforms.sagemaker.storage import client_config, count_attempts
+        from platforms.clouds.aws.sdk import client_config, count_attempts
         from platforms.core.store import StoreStats
 
         client = session.client(service, region_name=self.cfg.region, config=client_config(8))
@@ -345,12 +365,8 @@ class SageMakerPlatform(Platform):
         if cfg.image_uri:
             tags["platbench.image_uri"] = cfg.image_uri
             self._image_digest = self._digest(cfg.image_uri)
-            if self._image_digest:
-                tags[tracking.Tag.IMAGE_DIGEST] = self._image_digest
-        if self._quote:
-            tags[tracking.Tag.PRICE_SOURCE] = self._quote.sources
-            tags[tracking.Tag.PRICE_BASIS] = self._quote.basis
-        return tags
+            tags.update(image_tags(self._image_digest))
+        return {**tags, **price_tags(self._quote)}
 
     def _digest(self, image_uri: str) -> Optional[str]:
         """sha256:… from an image URI pinned by digest, or from ECR (DescribeImages) for a tag.
@@ -391,13 +407,7 @@ class SageMakerPlatform(Platform):
     # ------------------------------------------------------------------ the request
     def _job_name(self, job: Job) -> str:
         cfg = self.parsed()
-        if cfg.job_name:
-            return cfg.job_name
-        return generated_job_name(cfg.run_name or f"platbench-{job.model}")
-
-    def run_key(self, job_name: str) -> str:
-        """The run a job belongs to (run_name, else the job itself): where its checkpoints live."""
-        return self.parsed().run_name or job_name
+        return cfg.job_name or JOB_NAME.unique(cfg.run_name or f"platbench-{job.model}")
 
     def training_request(self, job: Job, job_name: str, channel_uri: str, channel_type: str,
                          dataset_name: Optional[str] = None) -> dict:
@@ -407,15 +417,10 @@ class SageMakerPlatform(Platform):
         # the channel holds shards or a copy: name the dataset after the user's folder, not the copy's
         hyperparameters.setdefault("dataset_name", dataset_name or Path(job.data).resolve().name)
         root = f"s3://{cfg.bucket}/{cfg.prefix.strip('/')}"
-        env = {"PLATBENCH_PLATFORM": "sagemaker"}
-        commit = tracking.code_commit()
-        if commit:
-            env["PLATBENCH_GIT_COMMIT"] = commit
-        if self._image_digest:
-            env["PLATBENCH_IMAGE_DIGEST"] = self._image_digest
         from platforms.image import pinning
 
-        env.update(pinning.image_env(cfg.image_uri))  # and its image ID where the push record knows it
+        # and its image ID where the push record knows it
+        env = container_env("sagemaker", pinning.image_env(cfg.image_uri), digest=self._image_digest)
         request = {
             "TrainingJobName": job_name,
             "AlgorithmSpecification": {"TrainingImage": cfg.image_uri or "local", "TrainingInputMode": "File",
@@ -429,7 +434,7 @@ class SageMakerPlatform(Platform):
                                "VolumeSizeInGB": cfg.volume_gb},
             "StoppingCondition": {"MaxRuntimeInSeconds": cfg.max_run},
             "Environment": env,
-            "CheckpointConfig": {"S3Uri": f"{root}/checkpoints/{self.run_key(job_name)}",
+            "CheckpointConfig": {"S3Uri": f"{root}/checkpoints/{cfg.run_key(job_name)}",
                                  "LocalPath": "/opt/ml/checkpoints"},
             "EnableManagedSpotTraining": cfg.spot,
         }
@@ -468,7 +473,7 @@ class SageMakerPlatform(Platform):
     def plan(self, job: Job) -> list[PlanStep]:
         cfg = self.parsed()
         bucket, prefix = cfg.bucket or "BUCKET", cfg.prefix.strip("/")
-        name = cfg.job_name or f"platbench-{job.model}-YYYYMMDD-HHMMSS-XXXX"
+        name = cfg.job_name or JOB_NAME.placeholder(cfg.run_name or f"platbench-{job.model}")
         root = f"s3://{bucket}/{prefix}"
         if cfg.staging == "sharded":
             channel_uri, channel_type = f"{root}/datasets/<fingerprint>/sagemaker.manifest", "ManifestFile"
@@ -486,19 +491,11 @@ class SageMakerPlatform(Platform):
             from platforms.image import pinning
 
             steps += pinning.plan_steps(cfg.image_uri, "image_uri", "ECR (DescribeImages)")
+        steps += staging_steps(job.data, cfg.staging, root, lambda a, b: f"aws s3 cp {a} {b}",
+                               lambda a, b: f"aws s3 sync {a} {b}", resumable="multipart, resumable")
         if cfg.staging == "sharded":
-            steps += [
-                PlanStep(f"fingerprint {job.data} (file hashes cached by size+mtime) and pack it into tar shards, one "
-                         "per class folder; upload only shards not already in the bucket (content-addressed, "
-                         "multipart, resumable)",
-                         f"aws s3 cp SHARD.tar {root}/shards/<sha256>.tar   # for each new shard"),
-                PlanStep("write the dataset manifest last, then the SageMaker ManifestFile listing it and its shards",
-                         f"aws s3 cp platbench-manifest.json {root}/datasets/<fingerprint>/platbench-manifest.json && "
-                         f"aws s3 cp sagemaker.manifest {channel_uri}"),
-            ]
-        else:
-            steps.append(PlanStep("upload every file as its own object (naive staging)",
-                                  f"aws s3 sync {shlex.quote(str(job.data))} {channel_uri}"))
+            steps.append(PlanStep("then the SageMaker ManifestFile listing the manifest and its shards",
+                                  f"aws s3 cp sagemaker.manifest {channel_uri}"))
         if cfg.local and self._runner == "docker":
             from platforms.sagemaker import sdk_local
 
@@ -530,26 +527,20 @@ class SageMakerPlatform(Platform):
                          f"aws sagemaker wait training-job-completed-or-stopped --training-job-name {name} && "
                          f"aws sagemaker describe-training-job --training-job-name {name}"),
             ]
-        steps += [
-            PlanStep("collect model.tar.gz and output.tar.gz (results.json, metrics.jsonl, train.log) and check "
-                     "the dataset fingerprint the trainer read against the staged one",
-                     f"aws s3 cp {root}/jobs/{name}/output/model.tar.gz . && "
-                     f"aws s3 cp {root}/jobs/{name}/output/output.tar.gz ."),
-            PlanStep("record the MLflow run: region, instance type, image digest, upload/download s/MB, phase "
-                     "seconds, billed seconds, cost"
-                     + (f" at {self._quote.usd_per_hour if self._quote else '?'} USD/h" if not cfg.local else "")),
-            PlanStep("on an error or Ctrl-C while waiting: stop the job and remove what the run created",
-                     f"aws sagemaker stop-training-job --training-job-name {name}"),
-        ]
+        price = f" at {self._quote.usd_per_hour if self._quote else '?'} USD/h" if not cfg.local else ""
+        steps += closing_steps(f"aws s3 cp {root}/jobs/{name}/output/model.tar.gz . && "
+                               f"aws s3 cp {root}/jobs/{name}/output/output.tar.gz .",
+                               f"region, instance type, image digest, billed seconds, cost{price}",
+                               f"aws sagemaker stop-training-job --training-job-name {name}",
+                               what="model.tar.gz and output.tar.gz (results.json, metrics.jsonl, train.log)",
+                               stop="stop the job and remove what the run created")
         return steps
 
     # ------------------------------------------------------------------ stage
     def stage(self, job: Job) -> dict[str, Any]:
-        from platforms.core import staging
-
         cfg = self.parsed()
-        staged = staging.upload(job.data, self._store, cfg.staging, cfg.prefix)
-        self._staged = staged
+        figures = super().stage(job)
+        staged = self._staged
         if staged.mode == "sharded":
             root = f"s3://{cfg.bucket}/{staged.prefix}/"
             manifest = [{"prefix": root}, staged.data_key[len(staged.prefix) + 1:],
@@ -559,60 +550,49 @@ class SageMakerPlatform(Platform):
             self._channel = (f"s3://{cfg.bucket}/{key}", "ManifestFile")
         else:
             self._channel = (staged.data_uri, "S3Prefix")
-        return {**staged.figures, "staging": staged.mode, tracking.Tag.DATASET_FINGERPRINT: staged.fingerprint}
+        return figures
 
     # ------------------------------------------------------------------ submit
     def submit(self, job: Job, staged: dict[str, Any]) -> SageMakerHandle:
         cfg = self.parsed()
         name = self._job_name(job)
         request = self.training_request(job, name, *self._channel, dataset_name=self._staged.name)
-        handle = SageMakerHandle(name, request, self._staged)
+        handle = SageMakerHandle(job_id=name, spec=request, staged=self._staged)
         if cfg.local and self._runner == "docker":
             from platforms.sagemaker import sdk_local
 
             handle.local_run = sdk_local.local_run(request, self._store, cfg.prefix, self._staged,
-                                                          cfg.region, cfg.image_uri)
+                                                   cfg.region, cfg.image_uri)
             handle.local_run.start()
         elif cfg.local:
             handle.local_run = local_run(request, self._store, cfg.prefix, self._staged)
             handle.local_run.start()
         else:
-            from botocore.exceptions import ClientError
-
-            estimator, inputs = self._estimator(request)
-            try:
-                estimator.fit(inputs, wait=False, logs=False, job_name=name)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "ResourceLimitExceeded":
-                    raise UserError(quota_message(cfg, exc)) from None
-                raise
+            self.jobs.create(request)
         return handle
 
-    # ------------------------------------------------------------------ wait
-    def wait(self, handle: SageMakerHandle, progress) -> Outcome:
-        if handle.local_run is not None:
-            return self._wait_local(handle, progress)
+    # ------------------------------------------------------------------ what the template polls
+    @property
+    def grace_seconds(self) -> float:
+        """A spot job may take max_wait (>= max_run, capacity waits included): the template's deadline of
+        max_run + grace is the stopping condition plus an hour either way."""
         cfg = self.parsed()
-        deadline = time.time() + (cfg.effective_max_wait or cfg.max_run) + 3600
-        while True:
-            d = self._sm.describe_training_job(TrainingJobName=handle.job_name)
-            handle.describe = d
-            for t in d.get("SecondaryStatusTransitions", []):
-                key = (t["Status"], str(t.get("StartTime")))
-                if key not in handle.seen:
-                    handle.seen.append(key)
-                    progress.phase(PHASES.get(t["Status"], t["Status"].lower()))
-                    if t.get("StatusMessage"):
-                        progress.batch(t["StatusMessage"][:80])
-            if d["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"):
-                break
-            if time.time() > deadline:
-                raise UserError(f"sagemaker: job {handle.job_name} still {d['TrainingJobStatus']} after its "
-                                "stopping condition plus an hour; stopping it")
-            time.sleep(cfg.poll_seconds)
-        return self._outcome_from_describe(handle, d)
+        return GRACE_SECONDS + (cfg.effective_max_wait or cfg.max_run) - cfg.max_run
 
-    def _outcome_from_describe(self, handle: SageMakerHandle, d: dict) -> Outcome:
+    def job_state(self, described: dict) -> str:
+        return described.get("TrainingJobStatus", "")
+
+    def after_poll(self, handle: SageMakerHandle, d: dict, progress) -> None:
+        """The primary status says little (InProgress): the secondary transitions are the phases."""
+        for t in d.get("SecondaryStatusTransitions", []):
+            key = (t["Status"], str(t.get("StartTime")))
+            if key not in handle.secondary_seen:
+                handle.secondary_seen.append(key)
+                progress.phase(PHASES.get(t["Status"], t["Status"].lower()))
+                if t.get("StatusMessage"):
+                    progress.batch(t["StatusMessage"][:80])
+
+    def job_outcome(self, handle: SageMakerHandle, d: dict) -> Outcome:
         status = {"Completed": "finished", "Stopped": "killed", "Failed": "failed"}[d["TrainingJobStatus"]]
         if d.get("SecondaryStatus") == "MaxWaitTimeExceeded":
             status = "preempted"
@@ -637,21 +617,9 @@ class SageMakerPlatform(Platform):
                        list_estimate_usd=self._quote.cost(ran) if self._quote else None, metrics=metrics,
                        tags={tracking.Tag.JOB_ID: handle.job_name,
                              "platbench.sagemaker.secondary_status": d.get("SecondaryStatus", ""),
-                             "platbench.run_name": self.run_key(handle.job_name),
+                             "platbench.run_name": self.parsed().run_key(handle.job_name),
                              "platbench.checkpoint_uri": handle.request["CheckpointConfig"]["S3Uri"]},
                        message=d.get("FailureReason", "") or f"job {handle.job_name} {d['TrainingJobStatus']}")
-
-    def _wait_local(self, handle: SageMakerHandle, progress) -> Outcome:
-        run = handle.local_run
-        result = run.wait(progress)
-        d = run.describe()
-        handle.describe = d
-        outcome = self._outcome_from_describe(handle, d)
-        outcome.metrics.update(run.figures)
-        outcome.billed_seconds = outcome.cost_usd = None  # nothing is billed on this machine
-        outcome.list_estimate_usd = None
-        outcome.message = result.message or outcome.message
-        return outcome
 
     # ------------------------------------------------------------------ collect
     def collect(self, handle: SageMakerHandle, outcome: Outcome, dest: Path) -> Path:
@@ -665,32 +633,12 @@ class SageMakerPlatform(Platform):
         outcome.output_dir = Path(dest)
         return Path(dest)
 
-    # ------------------------------------------------------------------ teardown
-    def teardown(self, handle: SageMakerHandle) -> None:
-        """Stop the job if it still runs (Ctrl-C, an error); remove local-mode scratch space and any
-        unfinished multipart upload of this run's staging. The staged dataset stays (content-addressed,
-        reused by the next run) and so do the job's outputs and checkpoints (resume)."""
-        import sys
-
-        if handle.local_run is not None:
-            handle.local_run.stop()
-            handle.local_run.cleanup()
-        else:
-            status = (handle.describe or {}).get("TrainingJobStatus")
-            if status not in ("Completed", "Failed", "Stopped"):
-                try:
-                    self._sm.stop_training_job(TrainingJobName=handle.job_name)
-                    print(f"platbench: stopped SageMaker job {handle.job_name}", file=sys.stderr)
-                except Exception as exc:  # noqa: BLE001 - teardown must not hide the original error
-                    print(f"platbench: could not stop SageMaker job {handle.job_name}: {exc}".splitlines()[0],
-                          file=sys.stderr)
-        try:
-            self._store.abort_incomplete(f"{self.cfg.prefix.strip('/')}/")
-        except Exception:  # noqa: BLE001
-            pass
-
-    def price_per_hour(self) -> Optional[float]:
-        return self._quote.usd_per_hour if self._quote else None
+    # ------------------------------------------------------------------ teardown (the template's, then:)
+    def release(self, handle: Optional[SageMakerHandle]) -> None:
+        """Any unfinished multipart upload of this run's staging is aborted. The staged dataset stays
+        (content-addressed, reused by the next run) and so do the job's outputs and checkpoints (resume)."""
+        if self._store is not None:
+            self._store.abort_incomplete(f"{self.parsed().prefix.strip('/')}/")
 
 
 def quota_message(cfg: SageMakerSettings, exc) -> str:

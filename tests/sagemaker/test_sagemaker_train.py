@@ -256,7 +256,7 @@ def test_billed_cost_counts_two_instances_once(dataset, tmp_path, monkeypatch, b
     outcome = p.wait(handle, JobProgress(enabled=False))
     (request,) = [r for r in sent(sm_api, "CreateTrainingJob") if r["TrainingJobName"] == handle.job_name]
     assert request["ResourceConfig"]["InstanceCount"] == 2
-    d = handle.describe
+    d = handle.described
     assert d["ResourceConfig"]["InstanceCount"] == 2 and d["TrainingJobStatus"] == "Completed"
     assert len(sm_api.jobs[handle.job_name].procs) == 2  # one container per instance
     billed, ran = d["BillableTimeInSeconds"], d["TrainingTimeInSeconds"]
@@ -278,7 +278,7 @@ def test_an_error_while_waiting_stops_the_job_and_marks_the_run_failed(workdir, 
                                                                        role, sm_api, job_runner):
     import botocore.exceptions
 
-    import platforms.sagemaker.storage as s3
+    import platforms.clouds.aws.sdk as s3
 
     monkeypatch.chdir(workdir)
     monkeypatch.setattr(s3, "MAX_ATTEMPTS", 2)
