@@ -114,7 +114,9 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def measure(port: int, payloads, requests: int, concurrency: int, warmup: int) -> dict:
-    from platforms.bench.loadtest import LoadSettings, parse_target, run_load, summarize
+    from platforms.bench.loadtest import parse_target, run_load
+    from platforms.core.load_report import summarize
+    from platforms.core.load_runner import LoadSettings
 
     s = LoadSettings(requests=requests, concurrency=concurrency, warmup=warmup, retries=0, wait_ready_s=120)
     data = run_load(parse_target(f"127.0.0.1:{port}"), payloads, s)
@@ -140,7 +142,7 @@ def main() -> int:
         run_baseline(args.model_dir, args.port)
         return 0
 
-    from platforms.bench.loadtest import load_images, make_payloads, synthetic_images
+    from platforms.bench.load_payloads import load_images, make_payloads, synthetic_images
 
     work = Path(tempfile.mkdtemp(prefix="platbench-serve-bench-"))
     model_dir = args.model_dir or untrained_model(args.preset, work / "model")

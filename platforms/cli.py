@@ -121,7 +121,7 @@ def launch(
         typer.echo(f"platbench: {outcome.status}: {outcome.message} (MLflow run {run_id})", err=True)
         raise typer.Exit(143 if outcome.status == "preempted" else 130)
     if registry.spec(platform).kind == "service":  # an AutoML service: its own record (platforms/bench/automl.py)
-        from platforms.bench import automl
+        from platforms.core import service_launch as automl
 
         typer.echo((outcome.output_dir / automl.RESULT_FILE).read_text() if as_json
                    else automl.summary_text(outcome.output_dir, run_id))

@@ -86,7 +86,7 @@ def _sent(proxy, target: str) -> list[dict]:
 
 
 def _payloads():
-    from platforms.bench.loadtest import load_images, make_payloads
+    from platforms.bench.load_payloads import load_images, make_payloads
 
     return make_payloads(load_images([]), "image", 1)
 

@@ -242,7 +242,7 @@ class ApoloEndpoint(Endpoint):
 
 
 def _http_transport(session, url: str, concurrency: int, timeout_s: float, owns: bool = False):
-    from platforms.bench.loadtest import HttpTransport
+    from platforms.core.http_transport import HttpTransport
 
     class ApoloTransport(HttpTransport):
         """The load tool's HTTP transport with the user's token on every request (the job's HTTP auth)."""

@@ -8,7 +8,6 @@ reported: in-process, parent folders named like one of the model's classes; thro
 the class list is not known, the parent folders when every image sits in one of two or more subfolders. Model loading is timed apart: seconds per MB covers reading, decoding and predicting."""
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from platforms.errors import UserError
-from platforms.bench.loadtest import KIND_TAG, CONTENT_TYPES, image_files, make_payloads, parse_target
+from platforms.bench.load_payloads import image_files, make_payloads
+from platforms.bench.loadtest import KIND_TAG, parse_target
+from platforms.core.transport import CONTENT_TYPES
 
 SCHEMA = "platbench.batch_inference/1"
 MLFLOW_METRICS = {"batch_seconds_per_mb": "seconds_per_mb", "batch_images_per_s": "images_per_s",
@@ -144,7 +145,8 @@ def run_endpoint(folder: Path, endpoint: Optional[str], concurrency: int = 4, fm
     """Through an endpoint: every file sent once (or `batch` per JSON request) by `concurrency` clients.
     `endpoint` is parsed like `platbench load`'s TARGET; `target` + `transport_factory(concurrency,
     timeout_s)` instead let a deployment (platforms/bench/endpoint.py) hand in its own SDK transport."""
-    from platforms.bench.loadtest import LoadSettings, _Runner, make_transport
+    from platforms.bench.loadtest import make_transport
+    from platforms.core.load_runner import answer_each
 
     target = target or parse_target(endpoint)
     files = image_files([folder], limit)
@@ -153,20 +155,10 @@ def run_endpoint(folder: Path, endpoint: Optional[str], concurrency: int = 4, fm
     read_s = time.perf_counter() - start
     sizes = [len(b) for b, _ in images]
     payloads = make_payloads(images, fmt, batch)
-    s = LoadSettings(requests=len(payloads), concurrency=concurrency, warmup=0, timeout_s=timeout_s, retries=retries)
-
-    async def main():
-        transport = (transport_factory(concurrency, timeout_s) if transport_factory
-                     else make_transport(target, concurrency, timeout_s, None, settings))
-        runner = _Runner(transport, payloads, s)
-        runner.replies = {}
-        try:
-            samples, _ = await runner.closed_loop(len(payloads), concurrency)
-        finally:
-            await transport.close()
-        return samples, runner.replies, runner.first_headers
-
-    samples, replies, headers = asyncio.run(main())
+    answers = answer_each(lambda: (transport_factory(concurrency, timeout_s) if transport_factory
+                                   else make_transport(target, concurrency, timeout_s, None, settings)),
+                          payloads, concurrency, timeout_s, retries)
+    samples, replies, headers = answers.samples, answers.replies, answers.first_headers
     seconds = time.perf_counter() - start
     preds: list[Optional[dict]] = [None] * len(files)
     errors: dict[int, str] = {}

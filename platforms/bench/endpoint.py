@@ -1,11 +1,10 @@
 """`platbench endpoint PLATFORM`: deploy the trained model on a platform's real-time endpoint, load test
-it through the platform's SDK with the load tool's engine (platforms/bench/loadtest.py), optionally run
+it through the platform's SDK with the load tool's engine (platforms/core/load_runner.py), optionally run
 batch inference through it, and delete everything afterwards — always: on success, on error and on
 Ctrl-C. Works for every platform whose SPEC names an endpoint (platforms/core/endpoint.py); its cost per
 hour, day, month (730 h) and year (8,760 h) comes from the platform's price table."""
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,22 +50,15 @@ def run_endpoint_benchmark(platform: str, model_dir: Path, settings: dict[str, s
 
 
 def _deploy_load_teardown(ep, model_dir, load_settings, payloads, fmt, batch_dir, say, result) -> None:
-    from platforms.bench import loadtest as load_mod
+    from platforms.core.load_report import build_report
+    from platforms.core.load_runner import run_with
 
     try:
         ep.deploy(model_dir, say)
         say(f"endpoint {ep.name} serves; load test: {load_settings.requests} requests")
-
-        async def go():
-            transport = ep.transport(load_settings.concurrency, load_settings.timeout_s)
-            try:
-                return await load_mod.run_load_async(transport, payloads, load_settings)
-            finally:
-                await transport.close()
-
-        load_mod.check_settings(load_settings)
-        data = asyncio.run(go())
-        result.load = load_mod.build_report(ep.target(), data, load_settings, payloads, fmt)
+        data = run_with(lambda: ep.transport(load_settings.concurrency, load_settings.timeout_s), payloads,
+                        load_settings)
+        result.load = build_report(ep.target(), data, load_settings, payloads, fmt)
         if batch_dir is not None:
             from platforms.bench.batch import run_endpoint as batch_endpoint
 
@@ -80,7 +72,8 @@ def _deploy_load_teardown(ep, model_dir, load_settings, payloads, fmt, batch_dir
 
 def log_endpoint_run(run_: EndpointRun) -> str:
     from platforms.core import tracking
-    from platforms.bench.loadtest import KIND_TAG, MLFLOW_METRICS
+    from platforms.bench.loadtest import KIND_TAG
+    from platforms.core.load_report import MLFLOW_METRICS
 
     params = {k: v for k, v in run_.settings.items() if k not in ("bucket", "prefix") and v is not None}
     tags = {tracking.Tag.PLATFORM: run_.platform, KIND_TAG: "endpoint", "platbench.endpoint": run_.name}
@@ -111,6 +104,8 @@ def cli_main(platform: str, model_dir: Optional[Path], set_: list[str], requests
              data: list[Path], fmt: str, batch: int, batch_dir: Optional[Path], dry_run: bool, as_json: bool,
              track: bool, console) -> None:
     from platforms.bench import loadtest as load_mod
+    from platforms.bench.load_payloads import load_images, make_payloads
+    from platforms.core.load_runner import LoadSettings, check_settings
     from platforms.core.settings import parse_pairs
 
     settings = parse_pairs(set_, "--set")
@@ -124,9 +119,9 @@ def cli_main(platform: str, model_dir: Optional[Path], set_: list[str], requests
         return
     if model_dir is None:
         raise UserError("--model-dir DIR is needed (the trainer's model directory: model.pt + model.json)")
-    s = load_mod.LoadSettings(requests=requests, concurrency=concurrency, warmup=warmup)
-    load_mod.check_settings(s)
-    payloads = load_mod.make_payloads(load_mod.load_images(data), fmt, batch)
+    s = LoadSettings(requests=requests, concurrency=concurrency, warmup=warmup)
+    check_settings(s)
+    payloads = make_payloads(load_images(data), fmt, batch)
     result = run_endpoint_benchmark(platform, model_dir, settings, s, payloads, fmt, batch_dir,
                                     say=lambda text: console.print(f"[dim]{text}[/dim]"), track=track)
     if as_json:

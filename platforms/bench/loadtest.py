@@ -5,112 +5,32 @@ A warm-up, then N requests either closed-loop at concurrency C (the seed benchma
 answered; latency is then counted from the scheduled start, so a server that falls behind shows its
 queueing instead of hiding it — the "coordinated omission" correction).
 
-What is reported: latency percentiles of the successful requests, requests/s, images/s and payload
-MB/s (MB = 10^6 bytes of request bodies), errors by HTTP status and by connection failure (resets,
-refusals, timeouts), and retries — with exponential backoff and full jitter, on connection failures and
-429/502/503/504 — counted apart from the errors, which are the final outcomes. Every request is kept as
-a sample (start, latency, status, error, attempts, server batch), so reports can compare distributions.
+Here: the target, the run, the MLflow record and the printed table. The engine (retries with backoff,
+counted apart from the errors) is platforms/core/load_runner.py, the statistics and the JSON report
+platforms/core/load_report.py, the HTTP transport platforms/core/http_transport.py, the request bodies
+platforms/bench/load_payloads.py.
 
 TARGET is an http(s) URL (a bare host:port means SageMaker's /invocations and /ping) or a platform
 endpoint, `sagemaker:NAME` / `vertex:ENDPOINT_ID`, invoked through that platform's SDK
 (platforms/bench/endpoint.py)."""
 from __future__ import annotations
 
-import asyncio
-import base64
-import io
-import itertools
 import json
-import os
-import platform as _platform
-import random
-import socket
-import time
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit, urlunsplit
 
-import numpy as np
-
+from platforms.bench.load_payloads import load_images, make_payloads
+from platforms.core.http_transport import HttpTransport
+from platforms.core.load_report import FAILURE_METRICS, MLFLOW_METRICS, build_report
+from platforms.core.load_runner import LoadSettings, RunData, Sample, check_settings, run_with
 from platforms.core.settings import parse_pairs
 from platforms.core.tracking import Tag
-from platforms.core.transport import Payload, Reply, Target, Transport
+from platforms.core.transport import Payload, Target, Transport
 from platforms.errors import UserError
 
-SCHEMA = "platbench.load/1"
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
-CONNECTION_ERRORS = ("reset", "refused", "timeout", "connect", "other")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
-PERCENTILES = (50, 90, 95, 99)
 KIND_TAG = Tag.KIND  # "platbench.kind": load | batch_inference | endpoint (training runs carry none)
-
-# MLflow metric name → key in the report's "summary" (latency keys under summary["latency_ms"])
-MLFLOW_METRICS = {
-    "load_requests_per_s": "requests_per_s", "load_images_per_s": "images_per_s", "load_mb_per_s": "mb_per_s",
-    "load_error_rate": "error_rate", "load_seconds": "seconds", "load_ok": "ok", "load_failed": "failed",
-    "load_retries": "retries",
-    "load_latency_p50_ms": "p50", "load_latency_p90_ms": "p90", "load_latency_p95_ms": "p95",
-    "load_latency_p99_ms": "p99", "load_latency_mean_ms": "mean", "load_latency_max_ms": "max",
-}
-# what a run in which every request failed still records (it measured no latency or throughput)
-FAILURE_METRICS = ("load_error_rate", "load_seconds", "load_ok", "load_failed", "load_retries")
-
-
-# ------------------------------------------------------------------------------------------ payloads
-def synthetic_images(n: int = 32, size: int = 32, seed: int = 0) -> list[bytes]:
-    """Random RGB PNGs of CIFAR-10's size, for when no images are given."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        buf = io.BytesIO()
-        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(buf, format="PNG")
-        out.append(buf.getvalue())
-    return out
-
-
-def image_files(paths: list[Path], limit: Optional[int] = None) -> list[Path]:
-    """PNG/JPEG files named directly or found (sorted, recursively) under the folders named."""
-    files: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise UserError(f"{p} does not exist")
-    if not files:
-        raise UserError(f"no .png/.jpg images in {', '.join(map(str, paths))}")
-    return files[:limit] if limit else files
-
-
-def make_payloads(images: list[tuple[bytes, str]], fmt: str, batch: int) -> list[Payload]:
-    """(bytes, content type) images → request bodies: one raw image each (`image`), or Vertex-style
-    JSON with `batch` base64 instances each (`json`)."""
-    if fmt == "image":
-        if batch != 1:
-            raise UserError("--batch needs --format json (a raw image body holds one image)")
-        return [Payload(body, ctype, 1) for body, ctype in images]
-    if fmt != "json":
-        raise UserError(f"--format must be image or json, not {fmt!r}")
-    if batch < 1:
-        raise UserError("--batch must be at least 1")
-    payloads = []
-    for start in range(0, len(images), batch):
-        group = [images[(start + j) % len(images)][0] for j in range(batch)]
-        doc = {"instances": [{"b64": base64.b64encode(b).decode("ascii")} for b in group]}
-        payloads.append(Payload(json.dumps(doc).encode(), "application/json", batch))
-    return payloads
-
-
-def load_images(paths: list[Path], limit: int = 256) -> list[tuple[bytes, str]]:
-    if not paths:
-        return [(b, "image/png") for b in synthetic_images()]
-    return [(f.read_bytes(), CONTENT_TYPES[f.suffix.lower()]) for f in image_files(paths, limit)]
 
 
 # ------------------------------------------------------------------------------------------ targets
@@ -143,57 +63,6 @@ def parse_target(text: str, health_path: Optional[str] = None) -> Target:
     return Target(kind="http", url=predict, health_url=health)
 
 
-# ------------------------------------------------------------------------------------------ transport
-class HttpTransport:
-    """aiohttp with a pool of `concurrency` keep-alive connections."""
-
-    def __init__(self, target: Target, concurrency: int, timeout_s: float, headers: dict[str, str] | None = None):
-        self.target, self.concurrency, self.timeout_s = target, concurrency, timeout_s
-        self.headers = {"Accept": "application/json", **(headers or {})}
-        self._session = None
-
-    async def _open(self):
-        import aiohttp
-
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=self.concurrency,
-                                             ttl_dns_cache=300, enable_cleanup_closed=True)
-            self._session = aiohttp.ClientSession(connector=connector,
-                                                  timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-                                                  auto_decompress=False)
-        return self._session
-
-    async def send(self, payload: Payload) -> Reply:
-        session = await self._open()
-        headers = {**self.headers, "Content-Type": payload.content_type}
-        async with session.post(self.target.url, data=payload.body, headers=headers) as resp:
-            body = await resp.read()
-            return Reply(resp.status, body, {k.lower(): v for k, v in resp.headers.items()})
-
-    async def ready(self, timeout_s: float) -> bool:
-        """Poll the health URL until it answers 200 (bounded by timeout_s)."""
-        import aiohttp
-
-        session = await self._open()
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                async with session.get(self.target.health_url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
-                    await resp.read()
-                    if resp.status == 200:
-                        return True
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
-                pass
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(0.2)
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-
 def make_transport(target: Target, concurrency: int, timeout_s: float, headers: dict[str, str] | None = None,
                    settings: dict[str, str] | None = None) -> Transport:
     if target.kind == "http":
@@ -203,304 +72,15 @@ def make_transport(target: Target, concurrency: int, timeout_s: float, headers: 
     return registry.endpoint_class(target.kind).attach(target.name, settings or {}, concurrency, timeout_s)
 
 
-def classify(exc: BaseException) -> str:
-    """A failed attempt's connection-level kind: reset | refused | timeout | connect | other."""
-    import errno
-
-    try:
-        import aiohttp
-    except ImportError:  # pragma: no cover - aiohttp is a core dependency
-        aiohttp = None
-    if isinstance(exc, asyncio.TimeoutError) or (aiohttp and isinstance(exc, aiohttp.ServerTimeoutError)):
-        return "timeout"
-    if isinstance(exc, ConnectionRefusedError):
-        return "refused"
-    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
-        return "reset"
-    if aiohttp is not None:
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            err = getattr(exc, "os_error", None)
-            return "refused" if isinstance(err, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED else "connect"
-        if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)):
-            return "reset"
-        if isinstance(exc, aiohttp.ClientOSError):
-            if exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED):
-                return "reset"
-            return "connect"
-    kind = getattr(exc, "platbench_kind", None)  # SDK transports tag their exceptions
-    return kind if kind in CONNECTION_ERRORS else "other"
-
 
 # ------------------------------------------------------------------------------------------ running
-@dataclass
-class LoadSettings:
-    requests: int = 1000
-    concurrency: int = 10
-    rate: Optional[float] = None          # requests/s, open loop; None: closed loop at `concurrency`
-    warmup: int = 20
-    timeout_s: float = 60.0               # SageMaker's limit for one invocation
-    retries: int = 2
-    backoff_s: float = 0.05               # base of the exponential backoff
-    backoff_cap_s: float = 2.0
-    verify: bool = True                   # a 2xx must carry {"predictions": [...]} with one per image
-    wait_ready_s: float = 0.0             # poll the health route first, at most this long
-    probe: bool = False                   # one request first; a target that answers nothing is a UserError
-
-
-@dataclass
-class Sample:
-    start_s: float        # when the request was due, from the start of the measured run
-    latency_ms: float     # from then until its final answer (retries and backoff included)
-    status: Optional[int]  # the final HTTP status; None when no answer came
-    error: Optional[str]  # None (ok) | "http" | "bad_response" | reset | refused | timeout | connect | other
-    attempts: int
-    sent: int             # request body bytes
-    images: int
-    batch: Optional[int]  # the server's X-Platbench-Batch: images in the forward pass that served it
-
-
-@dataclass
-class RunData:
-    samples: list[Sample]
-    seconds: float
-    retry_reasons: dict[str, int]
-    first_headers: dict[str, str]
-    warmup: dict[str, Any] = field(default_factory=dict)
-
-
-def _verify(reply: Reply, images: int) -> bool:
-    try:
-        doc = json.loads(reply.body)
-        preds = doc.get("predictions") if isinstance(doc, dict) else None
-        return isinstance(preds, list) and len(preds) == images
-    except ValueError:
-        return False
-
-
-class _Runner:
-    def __init__(self, transport: Transport, payloads: list[Payload], s: LoadSettings,
-                 progress: Optional[Callable[[Sample], None]] = None):
-        self.transport, self.payloads, self.s, self.progress = transport, payloads, s, progress
-        self.retry_reasons: dict[str, int] = {}
-        self.first_headers: dict[str, str] = {}
-        self.replies: Optional[dict[int, bytes]] = None  # request index → body of its 2xx, when kept
-
-    async def one(self, i: int, due: float, t0: float, sem: Optional[asyncio.Semaphore] = None) -> Sample:
-        payload = self.payloads[i % len(self.payloads)]
-        if sem is not None:
-            await sem.acquire()
-        try:
-            attempts, status, error, batch = 0, None, None, None
-            while True:
-                attempts += 1
-                try:
-                    reply = await self.transport.send(payload)
-                    status = reply.status
-                    if 200 <= status < 300:
-                        error = None if (not self.s.verify or _verify(reply, payload.images)) else "bad_response"
-                        if error is None and not self.first_headers:
-                            self.first_headers = reply.headers
-                        if error is None and self.replies is not None:
-                            self.replies[i] = reply.body
-                        b = reply.headers.get("x-platbench-batch")
-                        batch = int(b) if b and b.isdigit() else None
-                    else:
-                        error = "http"
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 — every failure is data here
-                    status, error = None, classify(exc)
-                retryable = error in CONNECTION_ERRORS or (error == "http" and status in RETRY_STATUSES)
-                if not retryable or attempts > self.s.retries:
-                    break
-                reason = str(status) if error == "http" else error
-                self.retry_reasons[reason] = self.retry_reasons.get(reason, 0) + 1
-                # exponential backoff with full jitter
-                await asyncio.sleep(random.uniform(0, min(self.s.backoff_cap_s, self.s.backoff_s * 2 ** (attempts - 1))))
-        finally:
-            if sem is not None:
-                sem.release()
-        sample = Sample(start_s=due - t0, latency_ms=(time.perf_counter() - due) * 1000, status=status, error=error,
-                        attempts=attempts, sent=len(payload.body), images=payload.images, batch=batch)
-        if self.progress is not None:
-            self.progress(sample)
-        return sample
-
-    async def closed_loop(self, n: int, concurrency: int, offset: int = 0) -> tuple[list[Sample], float]:
-        counter = itertools.count()
-        samples: list[Optional[Sample]] = [None] * n
-        t0 = time.perf_counter()
-
-        async def worker() -> None:
-            while True:
-                i = next(counter)
-                if i >= n:
-                    return
-                samples[i] = await self.one(offset + i, time.perf_counter(), t0)
-
-        await asyncio.gather(*(worker() for _ in range(min(concurrency, n))))
-        return [s for s in samples if s is not None], time.perf_counter() - t0
-
-    async def open_loop(self, n: int, rate: float, max_in_flight: int, offset: int = 0) -> tuple[list[Sample], float]:
-        sem = asyncio.Semaphore(max_in_flight)
-        t0 = time.perf_counter()
-        tasks = []
-        for i in range(n):
-            due = t0 + i / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.ensure_future(self.one(offset + i, due, t0, sem)))
-        samples = await asyncio.gather(*tasks)
-        return list(samples), time.perf_counter() - t0
-
-
-async def run_load_async(transport: Transport, payloads: list[Payload], s: LoadSettings,
-                         progress: Optional[Callable[[Sample], None]] = None) -> RunData:
-    if not payloads:
-        raise UserError("nothing to send: no payloads")
-    # a platform's transport carries its documented request limit (max_payload_bytes): a body over it is
-    # refused here, before anything is sent, not counted as failed requests
-    limit = getattr(transport, "max_payload_bytes", None)
-    biggest = max(len(p.body) for p in payloads)
-    if limit and biggest > limit:
-        raise UserError(f"a request body of {biggest} bytes exceeds this endpoint's limit of {limit} bytes "
-                        f"({getattr(transport, 'payload_limit_source', 'the platform')}): use a smaller --batch")
-    if s.wait_ready_s > 0 and not await transport.ready(s.wait_ready_s):
-        raise UserError(f"the target did not answer its health check with 200 within {s.wait_ready_s:g} s")
-    runner = _Runner(transport, payloads, s)
-    # one request first: a target that answers nothing (no server, a name that does not resolve) is an
-    # error to report, not a run of connection failures to record and compare
-    if s.probe:
-        probe = await runner.one(0, time.perf_counter(), time.perf_counter())
-        if probe.error in CONNECTION_ERRORS:
-            raise UserError(f"the target answered nothing ({probe.error}, {probe.attempts} attempts): is it serving?")
-    warm: dict[str, Any] = {"requests": 0, "errors": 0}
-    if s.warmup > 0:
-        warm_samples, warm_s = await runner.closed_loop(s.warmup, s.concurrency)
-        warm = {"requests": len(warm_samples), "errors": sum(1 for x in warm_samples if x.error), "seconds": warm_s}
-    runner.retry_reasons = {}
-    runner.progress = progress
-    if s.rate:
-        samples, seconds = await runner.open_loop(s.requests, s.rate, s.concurrency, offset=s.warmup)
-    else:
-        samples, seconds = await runner.closed_loop(s.requests, s.concurrency, offset=s.warmup)
-    return RunData(samples, seconds, runner.retry_reasons, runner.first_headers, warm)
-
-
-def check_settings(s: LoadSettings) -> None:
-    if s.requests < 1:
-        raise UserError("--requests must be at least 1")
-    if s.concurrency < 1:
-        raise UserError("--concurrency must be at least 1")
-    if s.rate is not None and s.rate <= 0:
-        raise UserError("--rate must be a positive number of requests per second")
-    if s.warmup < 0 or s.retries < 0 or s.timeout_s <= 0:
-        raise UserError("--warmup and --retries must be 0 or more, --timeout positive")
-
-
 def run_load(target: Target, payloads: list[Payload], s: LoadSettings, headers: dict[str, str] | None = None,
              progress: Optional[Callable[[Sample], None]] = None, settings: dict[str, str] | None = None) -> RunData:
-    check_settings(s)
-
-    async def main() -> RunData:
-        transport = make_transport(target, s.concurrency, s.timeout_s, headers, settings)
-        try:
-            return await run_load_async(transport, payloads, s, progress)
-        finally:
-            await transport.close()
-
-    return asyncio.run(main())
+    return run_with(lambda: make_transport(target, s.concurrency, s.timeout_s, headers, settings), payloads, s,
+                    progress)
 
 
 # ------------------------------------------------------------------------------------------ report
-def latency_summary(values_ms: list[float]) -> dict[str, Optional[float]]:
-    if not values_ms:
-        return {f"p{p}": None for p in PERCENTILES} | {"mean": None, "min": None, "max": None, "stdev": None}
-    a = np.asarray(values_ms, dtype=np.float64)
-    out = {f"p{p}": float(np.percentile(a, p)) for p in PERCENTILES}
-    return out | {"mean": float(a.mean()), "min": float(a.min()), "max": float(a.max()), "stdev": float(a.std())}
-
-
-def summarize(data: RunData) -> dict[str, Any]:
-    ok = [x for x in data.samples if x.error is None]
-    failed = [x for x in data.samples if x.error is not None]
-    by_status: dict[str, int] = {}
-    connection = {k: 0 for k in CONNECTION_ERRORS}
-    bad_response = 0
-    for x in failed:
-        if x.error == "http":
-            by_status[str(x.status)] = by_status.get(str(x.status), 0) + 1
-        elif x.error == "bad_response":
-            bad_response += 1
-        else:
-            connection[x.error] += 1
-    seconds = max(data.seconds, 1e-9)
-    sent_ok = sum(x.sent for x in ok)
-    batches = [x.batch for x in ok if x.batch]
-    n = len(data.samples)
-    return {
-        "summary": {
-            "requests": n, "ok": len(ok), "failed": len(failed), "error_rate": len(failed) / n if n else 0.0,
-            "seconds": data.seconds, "requests_per_s": len(ok) / seconds,
-            "images_per_s": sum(x.images for x in ok) / seconds, "mb_per_s": sent_ok / 1e6 / seconds,
-            "payload_mb": sent_ok / 1e6, "retries": sum(data.retry_reasons.values()),
-            "latency_ms": latency_summary([x.latency_ms for x in ok]),
-        },
-        "errors": {"by_status": dict(sorted(by_status.items())), "connection": connection,
-                   "resets": connection["reset"], "bad_response": bad_response},
-        "retries": {"total": sum(data.retry_reasons.values()), "by_reason": dict(sorted(data.retry_reasons.items())),
-                    "requests_retried": sum(1 for x in data.samples if x.attempts > 1),
-                    "recovered": sum(1 for x in ok if x.attempts > 1)},
-        "server_batch": {"mean": float(np.mean(batches)) if batches else None,
-                         "max": max(batches) if batches else None},
-    }
-
-
-def platform_block(target: Target, headers: dict[str, str], model: Optional[str] = None,
-                   image_digest: Optional[str] = None, settings: dict[str, str] | None = None) -> dict[str, Any]:
-    """Who measured what: the client machine, the server software, the model and the image."""
-    try:
-        import aiohttp
-        client_lib = f"aiohttp {aiohttp.__version__}"
-    except ImportError:  # pragma: no cover
-        client_lib = None
-    from platforms.core.tracking import code_commit
-
-    return {
-        "client": {"host": socket.gethostname(), "os": _platform.platform(), "python": _platform.python_version(),
-                   "cpu_count": os.cpu_count(), "library": client_lib, "platbench_commit": code_commit()},
-        "server": {"kind": target.kind, "target": target.describe(), "software": headers.get("server"),
-                   **({"settings": settings} if settings else {})},
-        "model": model or headers.get("x-platbench-model"),
-        "image_digest": image_digest or headers.get("x-platbench-image-digest"),
-    }
-
-
-def build_report(target: Target, data: RunData, s: LoadSettings, payloads: list[Payload], fmt: str,
-                 model: Optional[str] = None, image_digest: Optional[str] = None,
-                 settings: dict[str, str] | None = None, started_at: Optional[str] = None) -> dict[str, Any]:
-    rounded = [round(x.latency_ms, 3) for x in data.samples]
-    return {
-        "schema": SCHEMA,
-        "target": target.describe(),
-        "started_at": started_at or datetime.now(timezone.utc).isoformat(),
-        "settings": {**asdict(s), "format": fmt, "images_per_request": payloads[0].images,
-                     "distinct_payloads": len(payloads), "mean_payload_bytes": float(np.mean([len(p.body) for p in payloads]))},
-        **summarize(data),
-        "warmup": data.warmup,
-        "platform": platform_block(target, data.first_headers, model, image_digest, settings),
-        "samples": {
-            "start_s": [round(x.start_s, 6) for x in data.samples],
-            "latency_ms": rounded,
-            "status": [x.status for x in data.samples],
-            "error": [x.error for x in data.samples],
-            "attempts": [x.attempts for x in data.samples],
-            "server_batch": [x.batch for x in data.samples],
-        },
-    }
-
-
 def log_to_mlflow(report: dict[str, Any], platform_name: str, run_name: Optional[str] = None) -> str:
     """One MLflow run per load test: settings as params, the summary as metrics, the whole report
     (every sample) as the artifact load.json. Returns the run id."""

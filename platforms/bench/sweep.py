@@ -395,7 +395,7 @@ class Coordinator:
                 job = self.job(Cell(platform, model, self.spec.per_class[0], self.spec.seeds[0]))
                 if registry.spec(platform).kind == Kind.SERVICE:
                     # an AutoML service checks every subset it will get (too few images per label, too many)
-                    from platforms.bench.automl import check_job
+                    from platforms.core.service_launch import check_job
 
                     for n in self.spec.per_class:
                         job.per_class = n

@@ -2,8 +2,8 @@
 images and trains a model of its own choosing. No image of ours runs there, so instead of the launcher's
 stage → submit → wait → collect, a service implements: upload the data in its own format, train (timed by
 the service's own timestamps), deploy, answer predictions through its SDK (a load-tool transport), tear
-everything down, and price training and serving. `platforms/bench/automl.py` drives these steps the same way
-for every service (`platbench launch SERVICE`) and evaluates the deployed model on the whole test set.
+everything down, and price training and serving. `platforms/core/service_launch.py` drives these steps
+the same way for every service (`platbench launch SERVICE`) and evaluates the deployed model on the whole test set.
 
 What is shared here: the service's view of the dataset (the same nested `--per-class` subsets the trainer
 uses, trainer/data/subset.py, with the same 80/20 train/validation cut, or all of those images where the
@@ -12,7 +12,6 @@ label, too few labels, unsupported formats, options that do not apply), the sett
 (the load test's), and the cost of a run. Imports no platform and no cloud SDK."""
 from __future__ import annotations
 
-import asyncio
 import json
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from platforms.core.api import Feature, Job, PlanStep, PlatformSpec
 from platforms.core.endpoint import HOURS
-from platforms.core.transport import Payload, Reply, Target, Transport
+from platforms.core.transport import Reply, Target, Transport
 from platforms.errors import UserError
 
 # image formats by their first bytes: what a service accepts is checked on content, not on the file name
@@ -181,7 +180,7 @@ class ServiceCost:
 
 
 class Service(ABC):
-    """One AutoML service. `platforms/bench/automl.py` calls, in order: check, upload, train, deploy, then
+    """One AutoML service. `platforms/core/service_launch.py` calls, in order: check, upload, train, deploy, then
     the transport (evaluation and load test), and teardown always, also on error or Ctrl-C."""
 
     spec: ClassVar[PlatformSpec]
@@ -304,27 +303,6 @@ def put_files(store, files: list[tuple[str, Path]], workers: int) -> None:
     """(key, path) pairs into an object store (platforms/core/store.py), `workers` uploads at a time."""
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(lambda kp: store.put_file(*kp), files))
-
-
-class ThreadedTransport(ABC):
-    """A service's blocking SDK call as the load tool's transport (platforms/core/transport.py): `concurrency`
-    calls at a time in threads. The SDK's own retries stay off in `call`: the load tool retries and counts."""
-
-    def __init__(self, concurrency: int, thread_name: str):
-        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=thread_name)
-
-    @abstractmethod
-    def call(self, payload: Payload) -> Reply:
-        """One prediction; a 2xx Reply made by `predictions`, or the service's error status."""
-
-    async def send(self, payload: Payload) -> Reply:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, self.call, payload)
-
-    async def ready(self, timeout_s: float) -> bool:
-        return True  # the model serves: deploy waited for it
-
-    async def close(self) -> None:
-        self.pool.shutdown(wait=False)
 
 
 def predictions(ranked: list[tuple[str, float]], server: str) -> Reply:

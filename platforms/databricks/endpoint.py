@@ -264,7 +264,7 @@ class ServingTransport:
     payload_limit_source = "Databricks Model Serving, model-serving-limits"
 
     def __init__(self, w, name: str, concurrency: int, timeout_s: float):
-        from platforms.bench.loadtest import HttpTransport
+        from platforms.core.http_transport import HttpTransport
 
         host = w.config.host.rstrip("/")
         url = f"{host}/serving-endpoints/{name}/invocations"

@@ -30,9 +30,8 @@ from pydantic import Field
 
 from platforms.core.api import Feature, Job, PlanStep
 from platforms.core.sdk import require
-from platforms.core.service import (SPLIT_ALL, Service, ServiceCost, ServiceData, ServiceSettings, ThreadedTransport,
-                                    Trained, predictions)
-from platforms.core.transport import Payload, Reply, Target, TransportError
+from platforms.core.service import SPLIT_ALL, Service, ServiceCost, ServiceData, ServiceSettings, Trained, predictions
+from platforms.core.transport import Payload, Reply, Target, ThreadedTransport, TransportError
 from platforms.errors import UserError
 from platforms.nyckel import SPEC
 from platforms.nyckel.credentials import ID, SECRET, find

@@ -43,9 +43,9 @@ from pydantic import Field
 from platforms.core import pricing
 from platforms.core.api import Job, PlanStep
 from platforms.core.sdk import require
-from platforms.core.service import (Service, ServiceCost, ServiceData, ServiceSettings, ThreadedTransport, Trained,
+from platforms.core.service import (Service, ServiceCost, ServiceData, ServiceSettings, Trained,
                                     predictions, put_files)
-from platforms.core.transport import Payload, Reply, Target, TransportError
+from platforms.core.transport import Payload, Reply, Target, ThreadedTransport, TransportError
 from platforms.errors import UserError
 from platforms.rekognition import SPEC
 

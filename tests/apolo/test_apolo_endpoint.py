@@ -31,7 +31,8 @@ def nothing_left(server) -> None:
 
 def test_endpoint_deploy_load_and_kill(apolo, model, tmp_path, monkeypatch):
     from platforms.bench.endpoint import run_endpoint_benchmark
-    from platforms.bench.loadtest import LoadSettings, load_images, make_payloads
+    from platforms.bench.load_payloads import load_images, make_payloads
+    from platforms.core.load_runner import LoadSettings
 
     monkeypatch.chdir(tmp_path)
     seen = {}
@@ -47,7 +48,7 @@ def test_endpoint_deploy_load_and_kill(apolo, model, tmp_path, monkeypatch):
             import asyncio
 
             from platforms.apolo.endpoint import ApoloEndpoint
-            from platforms.bench.loadtest import load_images, make_payloads
+            from platforms.bench.load_payloads import load_images, make_payloads
 
             async def one():
                 t = ApoloEndpoint.attach(job.id, settings(apolo), 1, 30)
@@ -78,7 +79,7 @@ def test_endpoint_deploy_load_and_kill(apolo, model, tmp_path, monkeypatch):
 
 def test_endpoint_is_killed_after_an_error(apolo, model):
     from platforms.bench.endpoint import run_endpoint_benchmark
-    from platforms.bench.loadtest import LoadSettings
+    from platforms.core.load_runner import LoadSettings
 
     with pytest.raises(UserError, match="nothing to send"):
         run_endpoint_benchmark("apolo", model, settings(apolo, name="pb-ap-err"), LoadSettings(requests=5), [],
@@ -89,7 +90,7 @@ def test_endpoint_is_killed_after_an_error(apolo, model):
 
 def test_endpoint_is_killed_after_ctrl_c(apolo, model):
     from platforms.bench.endpoint import run_endpoint_benchmark
-    from platforms.bench.loadtest import LoadSettings
+    from platforms.core.load_runner import LoadSettings
 
     def interrupt_once_traffic_flows():
         deadline = time.monotonic() + 60
@@ -123,7 +124,7 @@ def test_endpoint_is_killed_after_ctrl_c(apolo, model):
 ])
 def test_bad_endpoint_settings_create_nothing(apolo, tmp_path, more, message):
     from platforms.bench.endpoint import run_endpoint_benchmark
-    from platforms.bench.loadtest import LoadSettings
+    from platforms.core.load_runner import LoadSettings
 
     s = {k: v for k, v in settings(apolo, **more).items() if v is not None}
     with pytest.raises(UserError, match=re.escape(message)):

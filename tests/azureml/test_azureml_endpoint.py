@@ -41,7 +41,7 @@ def nothing_left(srv, conn: str, container: str) -> None:
 
 def bench(settings, payloads, **kw):
     from platforms.bench.endpoint import run_endpoint_benchmark
-    from platforms.bench.loadtest import LoadSettings
+    from platforms.core.load_runner import LoadSettings
 
     return run_endpoint_benchmark("azureml", kw.pop("model_dir"), settings,
                                   kw.pop("load", LoadSettings(requests=30, concurrency=3, warmup=2)), payloads, "json",
@@ -49,7 +49,7 @@ def bench(settings, payloads, **kw):
 
 
 def payloads():
-    from platforms.bench.loadtest import load_images, make_payloads
+    from platforms.bench.load_payloads import load_images, make_payloads
 
     return make_payloads(load_images([]), "json", 2)
 
@@ -85,7 +85,7 @@ def test_the_scoring_uri_needs_the_key(azure_ml, model, settings, tmp_path, monk
     monkeypatch.chdir(tmp_path)
     original = ep_mod.scoring_transport
     monkeypatch.setattr(ep_mod, "scoring_transport", lambda uri, key, *a, **k: original(uri, "wrong-key", *a, **k))
-    from platforms.bench.loadtest import LoadSettings
+    from platforms.core.load_runner import LoadSettings
 
     result = bench({**settings, "name": "pb-az-key"}, payloads(), model_dir=model,
                    load=LoadSettings(requests=4, concurrency=1, warmup=0))

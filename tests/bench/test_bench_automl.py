@@ -1,5 +1,5 @@
 """What an AutoML service run measures, checked where it could go wrong (platforms/core/service.py,
-platforms/bench/automl.py): the images a service gets (the trainer's nested subsets, 80/20 or all of them,
+platforms/core/service_eval.py): the images a service gets (the trainer's nested subsets, 80/20 or all of them,
 never a test image), and scores over the WHOLE test set (an unanswered image counts as wrong, top-5 only
 where the service ranks more than one label and there are more than five)."""
 from __future__ import annotations
@@ -44,7 +44,7 @@ def _data(n_classes: int, per_class: int) -> ServiceData:
 
 
 def test_scores_count_every_test_image_and_unanswered_ones_as_wrong():
-    from platforms.bench.automl import score
+    from platforms.core.service_eval import score
 
     data = _data(6, 2)  # 12 test images
     ranked = lambda best, *rest: {"class": best, "probability": 0.9, "top": [[best, 0.9], *[[r, 0.01] for r in rest]]}  # noqa: E731

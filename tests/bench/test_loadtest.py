@@ -58,7 +58,10 @@ def test_1000_requests_at_10_concurrent_with_zero_errors(sagemaker, digits_data,
 
 
 def test_vertex_json_batches_count_images(vertex, model):
-    from platforms.bench.loadtest import LoadSettings, build_report, load_images, make_payloads, parse_target, run_load
+    from platforms.bench.load_payloads import load_images, make_payloads
+    from platforms.bench.loadtest import parse_target, run_load
+    from platforms.core.load_report import build_report
+    from platforms.core.load_runner import LoadSettings
 
     target = parse_target(f"http://127.0.0.1:{vertex.port}{vertex.predict}")
     assert target.health_url == target.url  # Vertex's default: one path for health (GET) and predict (POST)
@@ -127,7 +130,9 @@ def test_fixed_rate_sends_each_request_when_it_is_due_whether_or_not_earlier_one
     """Open loop, checked where the requests arrive: none before its due time (t0 + i/rate, t0 after the
     health check was answered), and the first five all sent while none had been answered (the server holds
     its answers until then). Latency is counted from the due time, so the samples' start_s are the due times."""
-    from platforms.bench.loadtest import LoadSettings, load_images, make_payloads, parse_target, run_load
+    from platforms.bench.load_payloads import load_images, make_payloads
+    from platforms.bench.loadtest import parse_target, run_load
+    from platforms.core.load_runner import LoadSettings
 
     rate, n = 10.0, 10  # 0.1 s apart: a burst (a closed loop of 10 clients) cannot pass for the schedule
     server = _Arrivals(hold_for=5)
@@ -160,7 +165,10 @@ def test_errors_by_status_and_max_error_rate(sagemaker, tmp_path):
 
 
 def test_refused_connections_are_retried_with_backoff_and_counted_apart(tmp_path):
-    from platforms.bench.loadtest import LoadSettings, load_images, make_payloads, parse_target, run_load, summarize
+    from platforms.bench.load_payloads import load_images, make_payloads
+    from platforms.bench.loadtest import parse_target, run_load
+    from platforms.core.load_report import summarize
+    from platforms.core.load_runner import LoadSettings
 
     port = free_port()  # nothing listens there
     s = LoadSettings(requests=8, concurrency=4, warmup=0, retries=3, backoff_s=0.01)
@@ -204,7 +212,10 @@ class _Resetter:
 
 
 def test_connection_resets_are_counted(tmp_path):
-    from platforms.bench.loadtest import LoadSettings, load_images, make_payloads, parse_target, run_load, summarize
+    from platforms.bench.load_payloads import load_images, make_payloads
+    from platforms.bench.loadtest import parse_target, run_load
+    from platforms.core.load_report import summarize
+    from platforms.core.load_runner import LoadSettings
 
     resetter = _Resetter()
     try:
@@ -239,7 +250,10 @@ class _Flaky(BaseHTTPRequestHandler):
 
 
 def test_retries_that_recover_are_not_errors():
-    from platforms.bench.loadtest import LoadSettings, load_images, make_payloads, parse_target, run_load, summarize
+    from platforms.bench.load_payloads import load_images, make_payloads
+    from platforms.bench.loadtest import parse_target, run_load
+    from platforms.core.load_report import summarize
+    from platforms.core.load_runner import LoadSettings
 
     _Flaky.count = 0
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
@@ -275,7 +289,10 @@ def test_load_is_logged_to_mlflow_with_every_sample(sagemaker, tmp_path):
 def test_sigterm_during_load_exits_cleanly(tmp_path, model):
     """SIGTERM while 10 clients are sending: requests in flight are answered, new connections are
     refused, the server exits 0, and the load tool reports the failures instead of crashing."""
-    from platforms.bench.loadtest import LoadSettings, load_images, make_payloads, parse_target, run_load, summarize
+    from platforms.bench.load_payloads import load_images, make_payloads
+    from platforms.bench.loadtest import parse_target, run_load
+    from platforms.core.load_report import summarize
+    from platforms.core.load_runner import LoadSettings
 
     server = start_server("sagemaker", model, tmp_path / "srv")
     s = LoadSettings(requests=3000, concurrency=10, warmup=0, retries=0, timeout_s=20)
@@ -329,7 +346,8 @@ def test_a_body_over_the_platforms_request_limit_is_refused_before_sending(monke
     """Issue 12 item 10: the load tool knows each platform's documented request limit (Vertex AI public
     endpoint 1.5 MB, SageMaker InvokeEndpoint 6 MB) and refuses a bigger body in one line, sending nothing
     (the endpoints here point at a closed port: a request sent would be a connection error instead)."""
-    from platforms.bench.loadtest import LoadSettings, run_load
+    from platforms.bench.loadtest import run_load
+    from platforms.core.load_runner import LoadSettings
     from platforms.core.transport import Payload, Target
     from platforms.errors import UserError
 

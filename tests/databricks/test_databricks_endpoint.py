@@ -10,6 +10,8 @@ from _serving import trained_model
 from dbx_workspace import cli_refusal, workspace, workspace_server  # noqa: F401 - fixtures
 
 from platforms.bench import loadtest
+from platforms.bench.load_payloads import load_images, make_payloads
+from platforms.core.load_runner import LoadSettings
 from platforms.bench.endpoint import run_endpoint_benchmark
 from platforms.errors import UserError
 
@@ -30,15 +32,15 @@ def nothing_left(server) -> None:
 
 def test_deploy_load_delete(workspace, model_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    s = loadtest.LoadSettings(requests=24, concurrency=3, warmup=2)
-    payloads = loadtest.make_payloads(loadtest.load_images([]), "image", 1)
+    s = LoadSettings(requests=24, concurrency=3, warmup=2)
+    payloads = make_payloads(load_images([]), "image", 1)
     attached = {}
 
     def say(text):
         if text.startswith("endpoint pb-serve serves"):  # while it is up: `platbench load databricks:pb-serve`
             target = loadtest.parse_target("databricks:pb-serve")
-            attached["run"] = loadtest.run_load(target, loadtest.make_payloads(loadtest.load_images([]), "json", 2),
-                                                loadtest.LoadSettings(requests=4, concurrency=2, warmup=0))
+            attached["run"] = loadtest.run_load(target, make_payloads(load_images([]), "json", 2),
+                                                LoadSettings(requests=4, concurrency=2, warmup=0))
 
     result = run_endpoint_benchmark("databricks", model_dir, {"name": "pb-serve", "poll_seconds": "0.5"}, s,
                                     payloads, "image", say=say)
@@ -105,9 +107,9 @@ def test_bad_settings_are_one_line_exit_2_and_create_nothing(workspace, model_di
 ])
 def test_a_bad_catalog_or_schema_is_refused_before_anything_is_created(workspace, model_dir, settings, message):
     seen = len(workspace.requests)
-    s = loadtest.LoadSettings(requests=1, concurrency=1, warmup=0)
+    s = LoadSettings(requests=1, concurrency=1, warmup=0)
     with pytest.raises(UserError, match=message):
-        run_endpoint_benchmark("databricks", model_dir, settings, s, loadtest.make_payloads(
-            loadtest.load_images([]), "image", 1), "image", track=False)
+        run_endpoint_benchmark("databricks", model_dir, settings, s, make_payloads(
+            load_images([]), "image", 1), "image", track=False)
     nothing_left(workspace)
     assert not [p for m, p in workspace.requests[seen:] if m in ("POST", "PUT", "DELETE")]

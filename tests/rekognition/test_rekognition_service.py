@@ -84,7 +84,7 @@ def test_stage_train_deploy_evaluate_load_and_delete(rekognition, color_data, tm
     assert m["final_test_accuracy"] == ev["accuracy"] and m["load_requests_per_s"] > 0
     assert m["endpoint_usd_per_hour"] == 4.0 and m["endpoint_usd_per_month"] == 4.0 * 730
     assert m["cost_training_usd"] > 0 and m["upload_mb"] > 0 and m["upload_s_per_mb"] > 0
-    from platforms.bench.automl import summary_text
+    from platforms.core.service_launch import summary_text
 
     text = summary_text(tmp_path / "out", run_id)  # what `platbench launch rekognition` prints
     assert "deployed $4.00/hour, $96.00/day, $2920.00/month, $35040.00/year" in text

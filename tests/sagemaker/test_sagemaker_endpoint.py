@@ -75,7 +75,7 @@ def sagemaker_env(aws, container, monkeypatch):
 
 def test_sagemaker_endpoint_deploy_load_batch_and_delete(sagemaker_env, model, digits_data, tmp_path, monkeypatch):
     from platforms.bench.endpoint import run_endpoint_benchmark
-    from platforms.bench.loadtest import LoadSettings
+    from platforms.core.load_runner import LoadSettings
 
     proxy, runtime, settings = sagemaker_env
     monkeypatch.chdir(tmp_path)
@@ -114,7 +114,7 @@ def test_sagemaker_endpoint_deploy_load_batch_and_delete(sagemaker_env, model, d
 
 def test_sagemaker_endpoint_is_deleted_after_an_error(sagemaker_env, model):
     from platforms.bench.endpoint import run_endpoint_benchmark
-    from platforms.bench.loadtest import LoadSettings
+    from platforms.core.load_runner import LoadSettings
 
     proxy, _, settings = sagemaker_env
     with pytest.raises(UserError, match="nothing to send"):
@@ -126,7 +126,7 @@ def test_sagemaker_endpoint_is_deleted_after_an_error(sagemaker_env, model):
 
 def test_sagemaker_endpoint_is_deleted_after_ctrl_c(sagemaker_env, model):
     from platforms.bench.endpoint import run_endpoint_benchmark
-    from platforms.bench.loadtest import LoadSettings
+    from platforms.core.load_runner import LoadSettings
 
     proxy, runtime, settings = sagemaker_env
     def interrupt_once_traffic_flows():
@@ -158,7 +158,7 @@ def test_sagemaker_endpoint_is_deleted_after_ctrl_c(sagemaker_env, model):
 
 def test_container_errors_come_back_as_their_status_through_the_sdk(sagemaker_env, model):
     from platforms.sagemaker.endpoint import SageMakerEndpoint, SageMakerTransport
-    from platforms.bench.loadtest import Payload
+    from platforms.core.transport import Payload
 
     _, _, settings = sagemaker_env
     ep = SageMakerEndpoint({**settings, "name": "pb-ep-415"})
@@ -172,7 +172,9 @@ def test_container_errors_come_back_as_their_status_through_the_sdk(sagemaker_en
         assert SageMakerTransport("no-such-endpoint", "us-east-1", 1, 10)._invoke(
             Payload(b"x", "image/png", 1)).status == 400
         # `platbench load sagemaker:NAME` on an endpoint that already runs
-        from platforms.bench.loadtest import LoadSettings, parse_target, run_load, summarize
+        from platforms.bench.loadtest import parse_target, run_load
+        from platforms.core.load_report import summarize
+        from platforms.core.load_runner import LoadSettings
 
         data = run_load(parse_target("sagemaker:pb-ep-415"), _payloads(), LoadSettings(requests=12, concurrency=3, warmup=0),
                         settings={"region": "us-east-1"})

@@ -36,7 +36,8 @@ def test_vertex_endpoint_deploy_load_and_delete(vertex_env, model, tmp_path, mon
     from google.cloud import storage
 
     from platforms.bench.endpoint import run_endpoint_benchmark
-    from platforms.bench.loadtest import LoadSettings, load_images, make_payloads
+    from platforms.bench.load_payloads import load_images, make_payloads
+    from platforms.core.load_runner import LoadSettings
 
     api, settings = vertex_env
     monkeypatch.chdir(tmp_path)
@@ -59,7 +60,8 @@ def test_the_deployed_container_starts_serve_not_the_images_train(vertex_env, mo
     (ModelContainerSpec.args), as SageMaker does with `docker run IMAGE serve`. The loopback server
     refuses a spec that would not serve, by the same rules the real service applies to the image."""
     from platforms.bench.endpoint import run_endpoint_benchmark
-    from platforms.bench.loadtest import LoadSettings, load_images, make_payloads
+    from platforms.bench.load_payloads import load_images, make_payloads
+    from platforms.core.load_runner import LoadSettings
 
     assert image_exec_form("CMD")[0] == "train" and container_runs({}) == image_exec_form("CMD")
     assert container_runs({"command": ["serve"]}) == ["serve"]
@@ -79,7 +81,7 @@ def test_a_multi_region_or_foreign_bucket_is_refused_before_the_upload(vertex_en
     from google.cloud import storage
 
     from platforms.bench.endpoint import run_endpoint_benchmark
-    from platforms.bench.loadtest import LoadSettings
+    from platforms.core.load_runner import LoadSettings
 
     api, settings = vertex_env
     bucket = bucket_in(location)
@@ -99,7 +101,7 @@ def test_an_accelerator_the_image_cannot_use_is_refused():
 
 def test_vertex_endpoint_is_deleted_after_an_error(vertex_env, model):
     from platforms.bench.endpoint import run_endpoint_benchmark
-    from platforms.bench.loadtest import LoadSettings
+    from platforms.core.load_runner import LoadSettings
 
     api, settings = vertex_env
     with pytest.raises(UserError, match="nothing to send"):

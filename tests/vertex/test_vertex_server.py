@@ -263,7 +263,8 @@ def test_the_server_is_written_from_the_docs_not_from_platbench():
 def test_a_load_without_credentials_is_one_line_and_sends_nothing(api, monkeypatch, tmp_path):
     """The endpoint client is made with the first request (so a body over the limit needs no credentials);
     without any, the load tool's first request (its probe) fails before sending: one line, nothing sent."""
-    from platforms.bench.loadtest import LoadSettings, run_load
+    from platforms.bench.loadtest import run_load
+    from platforms.core.load_runner import LoadSettings
     from platforms.core.transport import Payload, Target
     from platforms.errors import UserError
 

@@ -4,7 +4,7 @@ same record for every service.
 prepare the data (nested --per-class subset, 80/20 or all where the service cross-validates) → check →
 upload (s/MB) → train (the service's own timestamps) → deploy → evaluate the WHOLE test set through the
 deployed model (accuracy, top-5 where the service gives more than one label, per-class accuracy, confusion
-matrix) → load test through the service's SDK with the load tool (platforms/bench/loadtest.py; the study's
+matrix) → load test through the service's SDK with the load tool (platforms/core/service_eval.py; the study's
 figure: 1,000 requests at 10 concurrent, latency distribution, resets and 429s retried with backoff) →
 delete everything, always (on error and on Ctrl-C too, with Ctrl-C held off while the deletes run).
 
@@ -14,7 +14,6 @@ figures; the whole record (every prediction and load sample) is the artifact ser
 the run's output folder."""
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
@@ -23,7 +22,9 @@ from typing import Any, Optional
 from platforms.core import registry, tracking
 from platforms.core.api import Job, Outcome, render_plan
 from platforms.core.endpoint import sigint_held, sigint_interrupts
-from platforms.core.service import Service, ServiceData, prepare
+from platforms.core.load_report import MLFLOW_METRICS
+from platforms.core.service import Service, prepare
+from platforms.core.service_eval import evaluate, failures, load_test
 from platforms.errors import UserError
 
 KIND = "service"
@@ -62,99 +63,10 @@ def plan_text(name: str, job: Job, settings: dict[str, str]) -> str:
     return render_plan(head, svc.plan(job), svc.lacks, needs)
 
 
-# ------------------------------------------------------------------------------------------ evaluation
-def evaluate(svc: Service, data: ServiceData, concurrency: int, timeout_s: float, retries: int) -> dict[str, Any]:
-    """Every test image once through the deployed model, with the load tool's engine (retries counted).
-    Accuracy and top-5 over ALL test images: an image the service failed to answer counts as wrong."""
-    from platforms.bench.loadtest import CONTENT_TYPES, LoadSettings, _Runner, summarize
-    from platforms.core.transport import Payload
-
-    payloads = [Payload(x.path.read_bytes(), CONTENT_TYPES[x.path.suffix.lower()], 1) for x in data.test]
-    s = LoadSettings(requests=len(payloads), concurrency=concurrency, warmup=0, timeout_s=timeout_s, retries=retries)
-
-    async def main():
-        transport = svc.transport(concurrency, timeout_s)
-        runner = _Runner(transport, payloads, s)
-        runner.replies = {}
-        try:
-            samples, seconds = await runner.closed_loop(len(payloads), concurrency)
-        finally:
-            await transport.close()
-        return samples, seconds, runner.replies, runner.retry_reasons
-
-    samples, seconds, replies, retry_reasons = asyncio.run(main())
-    return score(data, {i: json.loads(body)["predictions"][0] for i, body in replies.items()},
-                 top_k_given=svc.top_k_given) | {
-        "seconds": seconds, "errors": summarize(_run_data(samples, seconds, retry_reasons))["errors"]}
-
-
-def _failures(errors: dict) -> str:
-    parts = [f"{n}× HTTP {status}" for status, n in errors["by_status"].items()]
-    parts += [f"{n}× {kind}" for kind, n in errors["connection"].items() if n]
-    return ", ".join(parts) or "no answers"
-
-
-def _run_data(samples, seconds, retry_reasons):
-    from platforms.bench.loadtest import RunData
-
-    return RunData(samples, seconds, retry_reasons, {})
-
-
-def score(data: ServiceData, predictions: dict[int, dict], top_k_given: bool) -> dict[str, Any]:
-    """Accuracy, top-5, per-class accuracy and the confusion matrix (rows: true label, columns: predicted;
-    a last column for unanswered images) from the predictions by test-image index."""
-    classes = data.classes
-    index = {c: i for i, c in enumerate(classes)}
-    n = len(data.test)
-    confusion = [[0] * (len(classes) + 1) for _ in classes]
-    correct = top5 = 0
-    rows = []
-    for i, x in enumerate(data.test):
-        pred = predictions.get(i)
-        got = pred.get("class") if pred else None
-        ranked = [label for label, _ in (pred.get("top") or [])] if pred else []
-        confusion[index[x.label]][index.get(got, len(classes))] += 1
-        correct += got == x.label
-        top5 += x.label in (ranked[:5] or ([got] if got else []))
-        rows.append({"path": str(x.path.relative_to(data.root)), "label": x.label, "class": got,
-                     "probability": pred.get("probability") if pred else None})
-    per_class = {c: confusion[k][k] / sum(confusion[k]) if sum(confusion[k]) else None for k, c in enumerate(classes)}
-    # top-5 needs at least 5 labels to rank; a service answering only its best label gives no top-5
-    given = top_k_given and len(classes) > 5
-    return {"images": n, "answered": len(predictions), "accuracy": correct / n if n else None,
-            "top5_accuracy": top5 / n if n and given else None, "per_class_accuracy": per_class,
-            "confusion": {"labels": classes, "columns": classes + ["(no answer)"], "matrix": confusion},
-            "predictions": rows}
-
-
-def load_test(svc: Service, data: ServiceData, cfg) -> dict[str, Any]:
-    """The load tool against the deployed model, with the test images as bodies (in sorted order, cycled)."""
-    from platforms.bench import loadtest
-
-    files = [x.path for x in data.test][:256]
-    images = [(f.read_bytes(), loadtest.CONTENT_TYPES[f.suffix.lower()]) for f in files]
-    payloads = loadtest.make_payloads(images, "image", 1)
-    s = loadtest.LoadSettings(requests=cfg.requests, concurrency=cfg.concurrency, warmup=cfg.warmup,
-                              timeout_s=cfg.timeout, retries=cfg.retries)
-    loadtest.check_settings(s)
-
-    async def go():
-        transport = svc.transport(s.concurrency, s.timeout_s)
-        try:
-            return await loadtest.run_load_async(transport, payloads, s)
-        finally:
-            await transport.close()
-
-    run = asyncio.run(go())
-    return loadtest.build_report(svc.target(), run, s, payloads, "image")
-
-
 # ------------------------------------------------------------------------------------------ the run
 def launch_service(name: str, job: Job, settings: dict[str, str], progress) -> tuple[Outcome, str]:
     """Run the service end to end; returns the outcome and the MLflow run id. Everything the run created is
     deleted before this returns or raises."""
-    from platforms.bench.loadtest import MLFLOW_METRICS
-
     svc = service_for(name, settings)
     data = prepare(job, svc.cross_validates)
     svc.check(job, data)
@@ -192,7 +104,7 @@ def launch_service(name: str, job: Job, settings: dict[str, str], progress) -> t
                 doc["evaluation"] = evaluate(svc, data, cfg.concurrency, cfg.timeout, cfg.retries)
                 if not doc["evaluation"]["answered"]:  # nothing measured: a failed run, not an accuracy of 0
                     raise UserError(f"{svc.name} answered none of the {len(data.test)} test images "
-                                    f"({_failures(doc['evaluation']['errors'])}); everything is deleted")
+                                    f"({failures(doc['evaluation']['errors'])}); everything is deleted")
                 progress.phase(f"load test: {cfg.requests} requests at {cfg.concurrency} concurrent")
                 doc["load"] = load_test(svc, data, cfg)
         except UserError:
