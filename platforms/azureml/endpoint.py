@@ -38,7 +38,7 @@ from typing import Optional
 
 from pydantic import Field
 
-from platforms.azureml.train import AzureMLWorkspace, ControlPlane, open_container, require_settings
+from platforms.azureml.train import AzureMLWorkspace, CloudJobs, open_container, require_settings
 from platforms.core.endpoint import MODEL_FILES, Endpoint, EndpointCost, endpoint_cost, model_tarball, sigint_held
 from platforms.core.transport import Target
 from platforms.errors import UserError
@@ -83,7 +83,7 @@ class AzureMLEndpoint(Endpoint):
         if not NAME_RE.match(self.name):
             raise UserError(f"azureml endpoint: name {self.name!r}: 3-32 letters, digits and '-', starting with a "
                             "letter (managed online endpoint limits, how-to-manage-quotas)")
-        self._ws: Optional[ControlPlane] = None
+        self._ws: Optional[CloudJobs] = None
         self._store = None
         self._region = self.cfg.region
         self.scoring_uri: Optional[str] = None
@@ -136,7 +136,7 @@ class AzureMLEndpoint(Endpoint):
         # the deployment serves REGISTRY/IMAGE@sha256:…: a tag resolved from the push record / the registry
         self.cfg = c = pinning.pinned_settings(c, "image", "azureml endpoint")
         self._store = open_container(c, "azureml endpoint")
-        self._ws = ControlPlane(c)
+        self._ws = CloudJobs(c)
         self._region = self._ws.workspace_location()
         self._ws.offered(c.instance_type, self._region)
         self._ws.check_datastore(c.datastore, self._store.account, c.container)
@@ -222,7 +222,7 @@ class AzureMLEndpoint(Endpoint):
     def attach(cls, name: str, settings: dict[str, str], concurrency: int, timeout_s: float):
         ep = cls({**settings, "name": name})
         require_settings(ep.cfg, "azureml endpoint")
-        ws = ControlPlane(ep.cfg)
+        ws = CloudJobs(ep.cfg)
         uri = ws.call(f"endpoint {name!r}", ws.client.online_endpoints.get, name).scoring_uri
         key = ws.call(f"endpoint {name!r} keys", ws.client.online_endpoints.get_keys, name).primary_key
         return scoring_transport(uri, key, concurrency, timeout_s, deployment=None)
