@@ -36,7 +36,8 @@ Platform contracts relied on (official pages):
   https://cloud.google.com/storage/docs/locations); multi-region buckets are accepted for training.
 
 There is no emulator for Vertex's control plane: the three job calls (create, get, cancel) sit behind
-`CloudJobs`, which local mode replaces with a native run of the same CustomJob spec.
+`VertexJobs` (core/cloud_job.py's CloudJobs seam), which local mode replaces with a native run of the same
+CustomJob spec; polling, Ctrl-C and teardown are the cloud-job template's (platforms/core/cloud_job.py).
 """
 from __future__ import annotations
 
@@ -45,8 +46,7 @@ import os
 import re
 import secrets
 import shlex
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -57,13 +57,14 @@ from platforms.core import pricing
 
 from platforms.core import tracking
 from platforms.vertex import SPEC
-from platforms.core.api import Job, Outcome, Platform, PlanStep
-from platforms.core.emulator import LocalRun, collected
+from platforms.core.api import Job, Outcome, PlanStep
+from platforms.core.cloud_job import CloudJob, CloudJobPlatform, CloudJobs, seen_timeline, timeline_phases, timestamp
+from platforms.core.emulator import collected
 from platforms.vertex.emulator import local_run
 from platforms.core.settings import validate_job
 from platforms.core.sdk import require
 from platforms.errors import UserError
-from platforms.vertex.phases import PHASES, TERMINAL
+from platforms.vertex.phases import PHASES, QUEUED, TERMINAL
 
 # Accelerator → the machine-type families it can be attached to (configure-compute page).
 ACCELERATOR_FAMILIES = {
@@ -208,19 +209,8 @@ class VertexSettings(VertexProject):
 
 
 
-def _ts(value) -> Optional[datetime]:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    text = str(value).replace("Z", "+00:00")
-    m = re.match(r"^(.*\.\d{6})\d*(\+.*)$", text)  # RFC 3339 allows nanoseconds; Python takes micro
-    return datetime.fromisoformat(m.group(1) + m.group(2) if m else text)
-
-
-class CloudJobs:
-    """The seam around Vertex's JobService: create / get / cancel a CustomJob, REST-shaped dicts in and
-    out. Local mode replaces it with a native run; everything else is the same code."""
+class VertexJobs(CloudJobs):
+    """Vertex's JobService: create / get / cancel a CustomJob, REST-shaped dicts in and out."""
 
     def __init__(self, cfg: VertexSettings, stats):
         aiplatform_v1 = require("google.cloud.aiplatform_v1", "vertex", "the Vertex AI SDK (google-cloud-aiplatform)")
@@ -248,36 +238,29 @@ class CloudJobs:
         self.client.cancel_custom_job(name=name, retry=self.retry)
 
 
-@dataclass
-class VertexHandle:
-    name: str                           # projects/…/customJobs/ID (local: the display name)
-    spec: dict                          # the CustomJob as sent (REST JSON shape)
-    staged: Any
-    base_output: str                    # gs://bucket/prefix/jobs/<display name>
-    local_run: Optional[LocalRun] = None
-    seen: dict = field(default_factory=dict)  # state → first time seen by polling
-    last: dict = field(default_factory=dict)
+@dataclass(kw_only=True)
+class VertexHandle(CloudJob):
+    """job_id: projects/…/customJobs/ID (local mode: the display name)."""
+
+    base_output: str                    # gs://bucket/prefix/jobs/<run key>
 
 
-class VertexPlatform(Platform):
+class VertexPlatform(CloudJobPlatform):
     nodes_setting = "replica_count={n}"  # what --nodes N means here (core/launch.py refuse_nodes)
     spec = SPEC
     settings_model = VertexSettings
+    PHASES, TERMINAL, QUEUED = PHASES, TERMINAL, QUEUED
+    job_noun = "Vertex AI job"
 
     def __init__(self, settings=None):
         super().__init__(settings)
-        self.cfg: Optional[VertexSettings] = None
-        self._store = None
-        self._jobs: Optional[CloudJobs] = None
-        self._quote: Optional[pricing.Quote] = None
         from platforms.core.store import StoreStats
 
         self.api_stats = StoreStats()
 
-
     # ------------------------------------------------------------------ check
     def preflight(self, job: Job) -> list[str]:
-        from platforms.vertex import credentials
+        from platforms.clouds.gcp import credentials
 
         cfg = self.parsed()
         validate_job(job)
@@ -328,7 +311,7 @@ class VertexPlatform(Platform):
             except DefaultCredentialsError:
                 raise UserError("vertex: no Google Cloud credentials found (run `gcloud auth application-default "
                                 "login` or set GOOGLE_APPLICATION_CREDENTIALS)") from None
-        from platforms.vertex.storage import GCSStore
+        from platforms.clouds.gcp.gcs import GCSStore
 
         self._store = GCSStore(cfg.bucket, project=cfg.project)
         if not self._store.bucket_exists():
@@ -343,7 +326,7 @@ class VertexPlatform(Platform):
 
             # the job runs REPO@sha256:…: a tag resolved from the push record / the registry (issue 18)
             cfg = self.cfg = pinning.pinned_settings(cfg, "image_uri", "vertex")
-            self._jobs = CloudJobs(cfg, self.api_stats)
+            self.jobs = VertexJobs(cfg, self.api_stats)
         self._quote = pricing.training_quote("vertex", cfg.region, self._items(cfg), cfg.spot)
 
     def run_tags(self, job: Job) -> dict[str, str]:
@@ -480,80 +463,44 @@ class VertexPlatform(Platform):
         ]
         return steps
 
-    # ------------------------------------------------------------------ stage / submit
-    def stage(self, job: Job) -> dict[str, Any]:
-        from platforms.core import staging
-
-        cfg = self.parsed()
-        self._staged = staging.upload(job.data, self._store, cfg.staging, cfg.prefix)
-        return {**self._staged.figures, "staging": self._staged.mode,
-                tracking.Tag.DATASET_FINGERPRINT: self._staged.fingerprint}
-
+    # ------------------------------------------------------------------ submit and the job's states
     def submit(self, job: Job, staged: dict[str, Any]) -> VertexHandle:
-        cfg = self.parsed()
         display = self._display_name(job)
         spec = self.custom_job(job, display, self._staged.data_uri, self._staged.name)
-        base = spec["jobSpec"]["baseOutputDirectory"]["outputUriPrefix"]
-        if cfg.local:
-            handle = VertexHandle(display, spec, self._staged, base)
+        handle = VertexHandle(job_id=display, spec=spec, staged=self._staged,
+                              base_output=spec["jobSpec"]["baseOutputDirectory"]["outputUriPrefix"])
+        if self.parsed().local:
             handle.local_run = local_run(spec, display, self._store, self._staged)
             handle.local_run.start()
-            return handle
-        name = self._jobs.create(spec)
-        return VertexHandle(name, spec, self._staged, base)
+        else:
+            handle.job_id = self.jobs.create(spec)
+        return handle
 
-    # ------------------------------------------------------------------ wait
-    def wait(self, handle: VertexHandle, progress) -> Outcome:
-        cfg = self.parsed()
-        if handle.local_run is not None:
-            handle.local_run.wait(progress)
-            d = handle.local_run.describe()
-            handle.last = d
-            outcome = self._outcome(handle, d)
-            outcome.metrics.update(handle.local_run.figures)
-            outcome.cost_usd = outcome.list_estimate_usd = None  # nothing is billed on this machine
-            return outcome
-        deadline = time.time() + cfg.max_queue + cfg.max_run + 3600
-        while True:
-            d = self._jobs.get(handle.name)
-            handle.last = d
-            state = d.get("state", "JOB_STATE_UNSPECIFIED")
-            if state not in handle.seen:
-                handle.seen[state] = datetime.now(timezone.utc)
-                if state in PHASES:
-                    progress.phase(PHASES[state])
-            if state in TERMINAL:
-                break
-            if state == "JOB_STATE_QUEUED":
-                since = _ts(d.get("createTime")) or handle.seen[state]
-                queued = (datetime.now(timezone.utc) - since).total_seconds()
-                if queued > cfg.max_queue:
-                    raise UserError(f"vertex: job {handle.name} still queued after {queued:.0f} s (max_queue="
-                                    f"{cfg.max_queue}); it is most likely short of {quota_hint(cfg)}; cancelling it")
-            if time.time() > deadline:
-                raise UserError(f"vertex: job {handle.name} still {state} after its timeout plus an hour; cancelling it")
-            time.sleep(cfg.poll_seconds)
-        return self._outcome(handle, d)
+    def job_state(self, described: dict) -> str:
+        return described.get("state", "JOB_STATE_UNSPECIFIED")
 
-    def _outcome(self, handle: VertexHandle, d: dict) -> Outcome:
+    def queued_since(self, handle: VertexHandle, described: dict) -> datetime:
+        return timestamp(described.get("createTime")) or handle.seen[self.job_state(described)]
+
+    def queue_hint(self) -> str:
+        return quota_hint(self.parsed())
+
+    def job_outcome(self, handle: VertexHandle, d: dict) -> Outcome:
         cfg = self.parsed()
         state = d.get("state")
         status = {"JOB_STATE_SUCCEEDED": "finished", "JOB_STATE_CANCELLED": "killed"}.get(state, "failed")
-        created, started, ended = _ts(d.get("createTime")), _ts(d.get("startTime")), _ts(d.get("endTime"))
+        created, started, ended = (timestamp(d.get(k)) for k in ("createTime", "startTime", "endTime"))
         phases: dict[str, float] = {}
-        timeline = d.get("stateTimeline") or sorted(handle.seen.items(), key=lambda kv: kv[1])
+        timeline = d.get("stateTimeline") or seen_timeline(handle)
         if timeline:  # observed state changes (exact in local mode, polling resolution otherwise)
-            points = [(s, _ts(t)) for s, t in timeline]
+            points = [(s, timestamp(t)) for s, t in timeline]
             if created and points[0][0] != "JOB_STATE_QUEUED":
                 points.insert(0, ("JOB_STATE_QUEUED", created))  # queued from createTime until seen moving
             if not d.get("stateTimeline"):  # the job's own times win over when polling first saw a state:
                 # startTime "first entered JOB_STATE_RUNNING", endTime entered the terminal state
                 points = [(s, started if s == "JOB_STATE_RUNNING" and started else
                            ended if s in TERMINAL and ended else t) for s, t in points]
-            points += [("end", ended or datetime.now(timezone.utc))]
-            for (s, a), (_, b) in zip(points, points[1:]):
-                if s in PHASES and a and b:
-                    phases[PHASES[s]] = phases.get(PHASES[s], 0.0) + max(0.0, (b - a).total_seconds())
+            phases = timeline_phases(points, ended or datetime.now(timezone.utc), PHASES)
         if created and started:  # the documented times win for the boundary they define
             before = (started - created).total_seconds()
             if "provisioning" not in phases:
@@ -566,15 +513,15 @@ class VertexPlatform(Platform):
         cost = self._quote.cost(running) if self._quote else None  # at the spot price for a spot job, if known
         on_demand = pricing.quote("vertex", cfg.region, self._items(cfg)) if cfg.spot else self._quote
         estimate = on_demand.cost(running) if on_demand else None
-        tags = {tracking.Tag.JOB_ID: handle.name, "platbench.vertex.state": state or "",
-                "platbench.run_name": self.run_key(handle.spec.get("displayName", handle.name)),
+        tags = {tracking.Tag.JOB_ID: handle.job_id, "platbench.vertex.state": state or "",
+                "platbench.run_name": self.run_key(handle.spec.get("displayName", handle.job_id)),
                 "platbench.checkpoint_uri": handle.base_output + "/checkpoints/",
                 "platbench.cost_basis": "running time (endTime - startTime) x list price; Vertex reports no billed time"}
         return Outcome(status, None, phases=phases, billed_seconds=None,
                        cost_usd=cost, list_estimate_usd=estimate, metrics=metrics,
-                       tags=tags, message=(d.get("error") or {}).get("message", "") or f"job {handle.name} {state}")
+                       tags=tags, message=(d.get("error") or {}).get("message", "") or f"job {handle.job_id} {state}")
 
-    # ------------------------------------------------------------------ collect / teardown
+    # ------------------------------------------------------------------ collect
     def collect(self, handle: VertexHandle, outcome: Outcome, dest: Path) -> Path:
         from platforms.core.staging import download_prefix
 
@@ -582,25 +529,5 @@ class VertexPlatform(Platform):
         dest = Path(dest)
         got_out, s1 = download_prefix(self._store, f"{base_key}/output/", dest)
         got_model, s2 = download_prefix(self._store, f"{base_key}/model/", dest / "model")
-        return collected(outcome, dest, handle.staged.fingerprint, f"vertex job {handle.name}",
+        return collected(outcome, dest, handle.staged.fingerprint, f"vertex job {handle.job_id}",
                          f"{handle.base_output}/output/", got_out + got_model, s1 + s2)
-
-    def teardown(self, handle: VertexHandle) -> None:
-        """Cancel the job if it still runs; remove local-mode scratch space. Staged data (content-
-        addressed, reused), outputs and checkpoints (resume) stay."""
-        import sys
-
-        if handle.local_run is not None:
-            handle.local_run.stop()
-            handle.local_run.cleanup()
-            return
-        if (handle.last or {}).get("state") not in TERMINAL:
-            try:
-                self._jobs.cancel(handle.name)
-                print(f"platbench: cancelled Vertex AI job {handle.name}", file=sys.stderr)
-            except Exception as exc:  # noqa: BLE001 - teardown must not hide the original error
-                print(f"platbench: could not cancel Vertex AI job {handle.name}: {exc}".splitlines()[0],
-                      file=sys.stderr)
-
-    def price_per_hour(self) -> Optional[float]:
-        return self._quote.usd_per_hour if self._quote else None

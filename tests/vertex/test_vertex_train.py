@@ -228,7 +228,7 @@ def test_a_cloud_job_runs_on_the_server_and_its_outputs_and_cost_come_back(datas
 
     p = VertexPlatform({k: v for k, v in settings.items() if k != "job_name"})
     handle, again = _cloud_outcome(p, dataset, tmp_path / "again")
-    assert again.status == "finished", again.message + job_service.logs(handle.name)[-3000:]
+    assert again.status == "finished", again.message + job_service.logs(handle.job_id)[-3000:]
     assert again.tags["platbench.run_name"] == "cifar-spot-1"
     assert again.tags["platbench.checkpoint_uri"] == f"gs://{bucket}/platbench/jobs/cifar-spot-1/checkpoints/"
     first, second = job_service.created
@@ -261,7 +261,7 @@ def test_two_replicas_run_as_one_ddp_job_priced_once(dataset, tmp_path, monkeypa
     handle, outcome = _cloud_outcome(p, dataset, tmp_path)
     assert outcome.status == "finished", outcome.message
     assert [w["replicaCount"] for w in handle.spec["jobSpec"]["workerPoolSpecs"]] == ["1", "1"]
-    run_ = job_service.jobs[handle.name]
+    run_ = job_service.jobs[handle.job_id]
     assert run_.replicas == ["workerpool0-0", "workerpool1-0"]
     assert p.price_per_hour() == pytest.approx(2 * T4_HOUR)
     assert outcome.list_estimate_usd == pytest.approx(running_seconds(run_.describe()) * 2 * T4_HOUR / 3600)
