@@ -33,31 +33,39 @@ from __future__ import annotations
 
 import queue
 import re
-import secrets
 import shlex
 import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, ClassVar, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from platforms.apolo import SPEC
 from platforms.apolo.phases import PREEMPTED_EXIT, phase
 from platforms.core import tracking
-from platforms.core.api import Job, Outcome, Platform, PlanStep
+from platforms.core.api import Job, Outcome, PlanStep
+from platforms.core.cloud_job import GRACE_SECONDS, CloudJob, CloudJobPlatform, CloudJobs
+from platforms.core.cloud_settings import CloudJobSettings
+from platforms.core.container_env import container_env, pinned_digest
 from platforms.core.emulator import collected, preset_epochs
+from platforms.core.names import SHORT_STAMP, NameRule
 from platforms.core.settings import validate_job
+from platforms.core.staging_plan import closing_steps, staging_steps
 from platforms.errors import UserError
 
 STAGED_PATH = "/platbench/staged"
 OUT_PATH = "/platbench/out"
 # `apolo run --name`: lower-case letters, digits and dashes, starting with a letter
-# (https://docs.apolo.us/index/apolo-cli/commands/job, run --name)
-JOB_NAME_RE = re.compile(r"^[a-z](?:-?[a-z0-9])*$")
-RUN_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# (https://docs.apolo.us/index/apolo-cli/commands/job, run --name); 40 leaves room for the short stamp only
+JOB_NAME = NameRule(40, chars="a-z0-9", lower=True, letter_first=True, repeat_dash=False, min_len=3,
+                    stamp=SHORT_STAMP, title="a valid Apolo job name",
+                    hint="3-40 lower-case letters, digits and dashes, starting with a letter")
+JOB_NAME_RE = JOB_NAME.pattern
+RUN_NAME = NameRule(63, hint="1-63 of a-z, A-Z, 0-9, -")  # the output folder jobs/<run_name>
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 IMAGE_RE = re.compile(r"^(image:[^\s]+|[a-z0-9][a-z0-9.\-]*(:\d+)?/[^\s]+|[a-z0-9][^\s:/@]*(:[^\s/@]+)?)$")
 
 
@@ -88,25 +96,22 @@ class ApoloProject(BaseModel):
 
     @property
     def digest(self) -> Optional[str]:
-        return self.image.split("@", 1)[1] if self.image and "@sha256:" in self.image else None
+        return pinned_digest(self.image)
 
 
-class ApoloSettings(ApoloProject):
-    """`--set KEY=VALUE` for `platbench launch apolo`."""
+class ApoloSettings(ApoloProject, CloudJobSettings):
+    """`--set KEY=VALUE` for `platbench launch apolo`; run_name is the output folder jobs/<run_name> (a new job
+    of the run resumes it), the other shared fields as core/cloud_settings.py has them."""
 
-    staging: Literal["sharded", "naive"] = "sharded"
+    JOB_NAME: ClassVar[NameRule] = JOB_NAME
+    RUN_NAME: ClassVar[NameRule] = RUN_NAME
+
     schedule_timeout: float = Field(3600, ge=60, le=7 * 24 * 3600)  # seconds pending before the platform fails it
-    run_name: Optional[str] = None      # the output folder jobs/<run_name>: a new job of the run resumes it
-    job_name: Optional[str] = None
 
-    @model_validator(mode="after")
-    def _names(self):
-        if self.run_name is not None and not RUN_NAME_RE.match(self.run_name):
-            raise ValueError(f"run_name {self.run_name!r} is not valid (1-63 of a-z, A-Z, 0-9, -)")
-        if self.job_name is not None and not (3 <= len(self.job_name) <= 40 and JOB_NAME_RE.match(self.job_name)):
-            raise ValueError(f"job_name {self.job_name!r} is not a valid Apolo job name (3-40 lower-case letters, "
-                             "digits and dashes, starting with a letter)")
-        return self
+    @property
+    def max_run(self) -> int:
+        """The template's time limit: the platform kills the job after its life span."""
+        return self.life_span
 
 
 # NVIDIA GPU models as Apolo presets name them (e.g. nvidia-tesla-k80, nvidia-tesla-v100 in
@@ -141,29 +146,63 @@ def sdk_error(sdk_module, exc: BaseException, what: str) -> UserError:
     return UserError(f"apolo: {what}: {text}")
 
 
-@dataclass
-class ApoloHandle:
-    id: str
+@dataclass(kw_only=True)
+class ApoloHandle(CloudJob):
+    """job_id: the job's id; described: the last JobDescription (the SDK's object)."""
+
     name: str
     out_key: str                        # ORG/PROJECT/<prefix>/jobs/<run> (cluster-relative)
-    staged: Any
     preemptible: bool = False
-    last: Any = None                    # the last JobDescription
     lines: "queue.Queue[Optional[str]]" = field(default_factory=queue.Queue)
     follower: Any = None                # the log-stream future
+    transitions: set = field(default_factory=set)   # (status, reason) pairs already reported
+    log_done: bool = False              # the log stream has ended
 
 
-class ApoloPlatform(Platform):
+class ApoloJobs(CloudJobs):
+    """Jobs.start / status / kill through the SDK's client, on the session's loop."""
+
+    def __init__(self, session, cluster: str):
+        self.session, self.cluster = session, cluster
+
+    def create(self, spec: dict) -> str:
+        from platforms.apolo.session import sdk
+
+        mod = sdk()
+        try:
+            return self.session.run(self.session.client.jobs.start(**spec)).id
+        except (mod.ClientError, ValueError, OSError) as exc:  # the SDK's refusals are ValueError subclasses
+            raise sdk_error(mod, exc, "the job was refused") from None
+
+    def get(self, job_id: str):
+        from platforms.apolo.session import sdk
+
+        mod = sdk()
+        try:
+            return self.session.run(self.session.client.jobs.status(job_id))
+        except (mod.ClientError, ValueError) as exc:
+            raise sdk_error(mod, exc, f"cannot read job {job_id}") from None
+
+    def cancel(self, job_id: str) -> None:
+        from platforms.apolo.session import sdk
+
+        try:
+            self.session.run(self.session.client.jobs.kill(job_id), timeout=120)
+        except sdk().ResourceNotFound:
+            pass  # already gone
+
+
+class ApoloPlatform(CloudJobPlatform):
     spec = SPEC
     settings_model = ApoloSettings
+    TERMINAL = TERMINAL
+    job_noun = "Apolo job"
 
     def __init__(self, settings=None):
         super().__init__(settings)
         self.session = None
         self.where = None
         self._preset = None
-        self._store = None
-        self._staged = None
 
     # ------------------------------------------------------------------ check
     def preflight(self, job: Job) -> list[str]:
@@ -209,6 +248,7 @@ class ApoloPlatform(Platform):
             self.session.close()
             raise
         self._store = ApoloStore(self.where.cluster, session=self.session)
+        self.jobs = ApoloJobs(self.session, self.where.cluster)
 
     def run_tags(self, job: Job) -> dict[str, str]:
         cfg = self.parsed()
@@ -236,17 +276,9 @@ class ApoloPlatform(Platform):
         return float(self._preset.credits_per_hour) * cfg.usd_per_credit
 
     # ------------------------------------------------------------------ names and the job
-    def run_key(self, job_name: str) -> str:
-        return self.parsed().run_name or job_name
-
     def _job_name(self, job: Job) -> str:
         cfg = self.parsed()
-        if cfg.job_name:
-            return cfg.job_name
-        stem = re.sub(r"[^a-z0-9]+", "-", (cfg.run_name or f"pb-{job.model}").lower()).strip("-")
-        stem = stem if stem[:1].isalpha() else f"pb-{stem}"
-        suffix = f"{datetime.now(timezone.utc).strftime('%m%d%H%M%S')}-{secrets.token_hex(2)}"
-        return f"{stem[:40 - len(suffix) - 1].rstrip('-')}-{suffix}"
+        return cfg.job_name or JOB_NAME.unique(cfg.run_name or f"pb-{job.model}")
 
     def job_spec(self, job: Job, name: str, staged) -> dict:
         """What Jobs.start is called with, apart from the SDK objects (image, volumes)."""
@@ -256,14 +288,9 @@ class ApoloPlatform(Platform):
             data_src = staged.prefix
         else:
             data, data_src = STAGED_PATH, staged.data_key.rstrip("/")
-        env = {"PLATBENCH_PLATFORM": "apolo", "PLATBENCH_DATA": data, "PLATBENCH_OUT": OUT_PATH}
-        commit = tracking.code_commit()
-        if commit:
-            env["PLATBENCH_GIT_COMMIT"] = commit
-        if cfg.digest:
-            env["PLATBENCH_IMAGE_DIGEST"] = cfg.digest
+        env = container_env("apolo", digest=cfg.digest, PLATBENCH_DATA=data, PLATBENCH_OUT=OUT_PATH)
         return {"name": name, "command": shlex.join(["train", "--dataset-name", staged.name, *job.trainer_args()]),
-                "env": env, "data_src": data_src, "out": f"{cfg.prefix.strip('/')}/jobs/{self.run_key(name)}",
+                "env": env, "data_src": data_src, "out": f"{cfg.prefix.strip('/')}/jobs/{cfg.run_key(name)}",
                 "tags": ["platbench", f"model-{re.sub(r'[^a-z0-9-]', '-', job.model.lower())}"]}
 
     # ------------------------------------------------------------------ plan
@@ -272,8 +299,8 @@ class ApoloPlatform(Platform):
         prefix = cfg.prefix.strip("/")
         full = cfg.cluster and cfg.org and cfg.project
         root = f"storage://{cfg.cluster}/{cfg.org}/{cfg.project}/{prefix}" if full else f"storage:{prefix}"
-        name = cfg.job_name or "pb-" + job.model + "-MMDDHHMMSS-XXXX"
-        out = f"{root}/jobs/{self.run_key(name)}"
+        name = cfg.job_name or JOB_NAME.placeholder(cfg.run_name or f"pb-{job.model}")
+        out = f"{root}/jobs/{cfg.run_key(name)}"
         where = "".join(f" --{k} {v}" for k, v in (("cluster", cfg.cluster), ("org", cfg.org),
                                                       ("project", cfg.project)) if v)
         sharded = cfg.staging == "sharded"
@@ -284,18 +311,10 @@ class ApoloPlatform(Platform):
         data_uri = f"{root}" if sharded else f"{root}/naive/{fake.name}"
         steps = [PlanStep("check the login, cluster, organization, project and preset before anything is uploaded",
                           "apolo config show")]
-        if sharded:
-            steps += [
-                PlanStep(f"fingerprint {job.data} and pack it into content-addressed tar shards (one per class "
-                         "folder); upload only the shards storage lacks (resumable: <sha256>.tar.part, then renamed)",
-                         f"apolo mkdir -p {root}/shards && apolo cp SHARD.tar {root}/shards/<sha256>.tar   "
-                         "# for each new shard"),
-                PlanStep("write the dataset manifest last; the job reads it through the read-only volume",
-                         f"apolo cp platbench-manifest.json {root}/datasets/<fingerprint>/platbench-manifest.json"),
-            ]
-        else:
-            steps.append(PlanStep("upload every file as its own storage file (naive staging)",
-                                  f"apolo cp -r {shlex.quote(str(job.data))} {data_uri}"))
+        steps += staging_steps(job.data, cfg.staging, root, lambda a, b: f"apolo cp {a} {b}",
+                               lambda a, b: f"apolo cp -r {a} {b}", store="storage", unit="storage file",
+                               resumable="resumable: <sha256>.tar.part, then renamed",
+                               reads="the job reads it through the read-only volume")
         run = (f"apolo run{where} --preset {cfg.preset or 'PRESET'} --name {name} --volume {data_uri}:{STAGED_PATH}:ro "
                f"--volume {out}:{OUT_PATH}:rw " + " ".join(f"--env {k}={shlex.quote(v)}" for k, v in spec["env"].items())
                + f" --life-span {cfg.life_span // 60}m --schedule-timeout {int(cfg.schedule_timeout)}s"
@@ -308,24 +327,17 @@ class ApoloPlatform(Platform):
                      f"and the output volume read-write", run),
             PlanStep("wait, reporting the status history (pending / scheduling / pulling / running) and the epochs "
                      "from the job's log stream", "apolo status JOB_ID; apolo logs JOB_ID"),
-            PlanStep("collect results.json, metrics.jsonl, train.log and model/ from the output folder; check the "
-                     "dataset fingerprint the trainer read against the staged one", f"apolo cp -r {out} ."),
-            PlanStep("record the MLflow run: cluster, preset, image, upload/download s/MB, phase seconds, the credits "
-                     "the job reports" + (f" × {cfg.usd_per_credit} USD/credit" if cfg.usd_per_credit else "")),
-            PlanStep("on an error or Ctrl-C while waiting: kill the job", "apolo job kill JOB_ID"),
         ]
-        return steps
+        credits = "the credits the job reports" + (f" × {cfg.usd_per_credit} USD/credit" if cfg.usd_per_credit else "")
+        return steps + closing_steps(f"apolo cp -r {out} .", f"cluster, preset, image, {credits}",
+                                     "apolo job kill JOB_ID", stop="kill the job")
 
     # ------------------------------------------------------------------ stage / submit
     def stage(self, job: Job) -> dict[str, Any]:
         from platforms.core import staging
 
-        cfg = self.parsed()
-        try:
-            self._staged = staging.upload(job.data, self._store, cfg.staging, self.where.key(cfg.prefix))
-        except BaseException:
-            self.session.close()  # no job yet, so no teardown: the SDK client is closed here
-            raise
+        cfg = self.parsed()  # under the project's folder: the template's stage() knows no Where
+        self._staged = staging.upload(job.data, self._store, cfg.staging, self.where.key(cfg.prefix))
         return {**self._staged.figures, "staging": self._staged.mode,
                 tracking.Tag.DATASET_FINGERPRINT: self._staged.fingerprint}
 
@@ -342,21 +354,26 @@ class ApoloPlatform(Platform):
                    mod.Volume(uri(self.where.key(spec["out"])), OUT_PATH, read_only=False)]
         image = self.session.client.parse.remote_image(image_ref(cfg.image, self.where), cluster_name=self.where.cluster)
         preemptible = bool(self._preset.preemptible_node)
-        try:
-            d = self.session.run(self.session.client.jobs.start(
-                image=image, preset_name=cfg.preset, cluster_name=self.where.cluster, org_name=self.where.org,
-                project_name=self.where.project, command=spec["command"], env=spec["env"], volumes=volumes,
-                name=name, tags=spec["tags"], description=f"platbench {job.model}", life_span=float(cfg.life_span),
-                schedule_timeout=float(cfg.schedule_timeout),
-                restart_policy=mod.JobRestartPolicy.ON_FAILURE if preemptible else mod.JobRestartPolicy.NEVER))
-        except (mod.ClientError, ValueError, OSError) as exc:  # the SDK's refusals are ValueError subclasses
-            self.session.close()
-            raise sdk_error(mod, exc, "the job was refused") from None
-        handle = ApoloHandle(d.id, name, self.where.key(spec["out"]), self._staged, preemptible, d)
-        print(f"platbench: started Apolo job {d.id} ({name})", file=sys.stderr)
-        return handle
+        job_id = self.jobs.create(dict(
+            image=image, preset_name=cfg.preset, cluster_name=self.where.cluster, org_name=self.where.org,
+            project_name=self.where.project, command=spec["command"], env=spec["env"], volumes=volumes,
+            name=name, tags=spec["tags"], description=f"platbench {job.model}", life_span=float(cfg.life_span),
+            schedule_timeout=float(cfg.schedule_timeout),
+            restart_policy=mod.JobRestartPolicy.ON_FAILURE if preemptible else mod.JobRestartPolicy.NEVER))
+        print(f"platbench: started Apolo job {job_id} ({name})", file=sys.stderr)
+        return ApoloHandle(job_id=job_id, name=name, out_key=self.where.key(spec["out"]), staged=self._staged,
+                           preemptible=preemptible, spec=spec)
 
-    # ------------------------------------------------------------------ wait
+    # ------------------------------------------------------------------ what the template polls
+    @property
+    def grace_seconds(self) -> float:
+        """The job may wait schedule_timeout before its life span (the template's max_run) starts."""
+        return GRACE_SECONDS + self.parsed().schedule_timeout
+
+    def job_state(self, described) -> str:
+        status = getattr(described, "status", None)
+        return str(status.value) if status is not None else ""
+
     def _follow(self, handle: ApoloHandle) -> None:
         """The job's log stream (Jobs.monitor) into handle.lines, line by line, on the SDK's loop."""
         client = self.session.client
@@ -364,7 +381,7 @@ class ApoloPlatform(Platform):
         async def follow():
             buf = b""
             try:
-                async with client.jobs.monitor(handle.id, cluster_name=self.where.cluster) as it:
+                async with client.jobs.monitor(handle.job_id, cluster_name=self.where.cluster) as it:
                     async for chunk in it:
                         buf += chunk
                         *lines, buf = buf.split(b"\n")
@@ -379,59 +396,45 @@ class ApoloPlatform(Platform):
 
         handle.follower = asyncio.run_coroutine_threadsafe(follow(), self.session.loop)
 
-    def _drain(self, handle: ApoloHandle, progress, state: dict, until: float) -> None:
-        while True:
+    def _drain(self, handle: ApoloHandle, progress, until: float) -> None:
+        """The job's log lines to the progress display until `until`, or until the stream has ended."""
+        while time.time() < until and not (handle.log_done and handle.lines.empty()):
             try:
                 line = handle.lines.get(timeout=max(0.0, min(0.2, until - time.time())))
             except queue.Empty:
-                line = ""
+                continue
             if line is None:
-                state["log_done"] = True
+                handle.log_done = True
             elif line:
                 progress.log_line(line)
-            if time.time() >= until or state.get("log_done") and handle.lines.empty():
-                return
 
-    def wait(self, handle: ApoloHandle, progress) -> Outcome:
-        from platforms.apolo.session import sdk
+    def pause(self, handle: ApoloHandle, progress, seconds: float) -> None:
+        """Between polls the job's log goes to the progress display (its epochs move the bar)."""
+        until = time.time() + seconds
+        self._drain(handle, progress, until)
+        time.sleep(max(0.0, until - time.time()))  # the stream ended before the job: poll at the same pace
 
-        cfg = self.parsed()
-        mod = sdk()
-        seen: set = set()
-        state: dict = {}
-        deadline = time.time() + cfg.schedule_timeout + cfg.life_span + 3600
-        while True:
-            try:
-                d = self.session.run(self.session.client.jobs.status(handle.id))
-            except (mod.ClientError, ValueError) as exc:
-                raise sdk_error(mod, exc, f"cannot read job {handle.id}") from None
-            handle.last = d
-            for item in list(d.history.transitions) or [d.history]:
-                key = (str(item.status.value), item.reason or "")
-                if key not in seen:
-                    seen.add(key)
-                    progress.phase(phase(*key))
-            if d.status.is_running and handle.follower is None:
-                self._follow(handle)
-                epochs = self._arg(handle, "--epochs")
-                progress.epochs(int(epochs) if epochs else preset_epochs(self._arg(handle, "--model")) or 1)
-            if d.status.is_finished:
-                if handle.follower is None:
-                    self._follow(handle)  # a job that ran between two polls: its log is still there
-                self._drain(handle, progress, state, time.time() + 30)  # the stream ends with the job
-                break
-            if time.time() > deadline:
-                raise UserError(f"apolo: job {handle.id} still {d.status.value} after its schedule timeout, "
-                                "life span and an hour; killing it")
-            self._drain(handle, progress, state, time.time() + cfg.poll_seconds)
-        return self._outcome(handle, d)
+    def after_poll(self, handle: ApoloHandle, d, progress) -> None:
+        for item in list(d.history.transitions) or [d.history]:
+            key = (str(item.status.value), item.reason or "")
+            if key not in handle.transitions:
+                handle.transitions.add(key)
+                progress.phase(phase(*key))
+        if d.status.is_running and handle.follower is None:
+            self._follow(handle)
+            epochs = self._arg(handle, "--epochs")
+            progress.epochs(int(epochs) if epochs else preset_epochs(self._arg(handle, "--model")) or 1)
+        if d.status.is_finished:
+            if handle.follower is None:
+                self._follow(handle)  # a job that ran between two polls: its log is still there
+            self._drain(handle, progress, time.time() + 30)  # the stream ends with the job
 
     @staticmethod
     def _arg(handle: ApoloHandle, flag: str) -> Optional[str]:
-        args = shlex.split(handle.last.container.command or "") if handle.last is not None else []
+        args = shlex.split(handle.described.container.command or "") if handle.described else []
         return args[args.index(flag) + 1] if flag in args[:-1] else None
 
-    def _outcome(self, handle: ApoloHandle, d) -> Outcome:
+    def job_outcome(self, handle: ApoloHandle, d) -> Outcome:
         cfg = self.parsed()
         h = d.history
         status = {"succeeded": "finished", "cancelled": "killed"}.get(d.status.value, "failed")
@@ -447,14 +450,14 @@ class ApoloPlatform(Platform):
         metrics = {"cost_credits": credits, "credits_per_hour": float(d.price_credits_per_hour),
                    "apolo_restarts": float(h.restarts)}
         cost = credits * cfg.usd_per_credit if cfg.usd_per_credit else None
-        tags = {tracking.Tag.JOB_ID: handle.id, "platbench.apolo.job_name": handle.name,
+        tags = {tracking.Tag.JOB_ID: handle.job_id, "platbench.apolo.job_name": handle.name,
                 "platbench.apolo.status": d.status.value, "platbench.apolo.reason": h.reason or "",
-                "platbench.run_name": self.run_key(handle.name),
+                "platbench.run_name": cfg.run_key(handle.name),
                 "platbench.checkpoint_uri": f"storage://{self.where.cluster}/{handle.out_key}/checkpoints/",
                 "platbench.cost_basis": ("total_price_credits the platform reports for the job"
                                          + (f" × usd_per_credit {cfg.usd_per_credit} (--set)" if cost is not None
                                             else "; no USD figure: add --set usd_per_credit=… (your credit price)"))}
-        message = h.description or h.reason or f"job {handle.id} {d.status.value}"
+        message = h.description or h.reason or f"job {handle.job_id} {d.status.value}"
         if h.exit_code not in (None, 0):
             message += f" (exit code {h.exit_code})"
         return Outcome(status, None, phases=phases, billed_seconds=h.run_time_seconds, cost_usd=cost,
@@ -475,25 +478,15 @@ class ApoloPlatform(Platform):
             path = safe_relative(key, prefix, dest)
             if path is not None:
                 got += self._store.get_file(key, path)
-        return collected(outcome, dest, handle.staged.fingerprint, f"apolo job {handle.id}",
+        return collected(outcome, dest, handle.staged.fingerprint, f"apolo job {handle.job_id}",
                          f"storage://{self.where.cluster}/{handle.out_key}/", got, time.perf_counter() - t0)
 
-    def teardown(self, handle: ApoloHandle) -> None:
-        """Kill the job if it still runs; staged data (content-addressed, reused), outputs and checkpoints
-        (resume) stay in storage."""
-        from platforms.apolo.session import sdk
-
+    def release(self, handle: Optional[ApoloHandle]) -> None:
+        """After the template's teardown (the job killed if it may still run): the log stream and the SDK
+        client end. Staged data (content-addressed, reused), outputs and checkpoints (resume) stay."""
         try:
-            if handle.last is None or not handle.last.status.is_finished:
-                try:
-                    self.session.run(self.session.client.jobs.kill(handle.id), timeout=120)
-                    print(f"platbench: killed Apolo job {handle.id}", file=sys.stderr)
-                except sdk().ResourceNotFound:
-                    pass
-                except Exception as exc:  # noqa: BLE001 - teardown must not hide the original error
-                    print(f"platbench: could not kill Apolo job {handle.id} (`apolo job kill {handle.id}`): "
-                          f"{exc}".splitlines()[0], file=sys.stderr)
-            if handle.follower is not None:
+            if handle is not None and handle.follower is not None:
                 handle.follower.cancel()
         finally:
-            self.session.close()
+            if self.session is not None:
+                self.session.close()
