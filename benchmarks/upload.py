@@ -134,7 +134,7 @@ def main() -> int:
     os.environ["PLATBENCH_CACHE"] = str(cache)  # a cold hash cache: the first upload hashes every file
     figures: dict = {"files": n, "mib": size / 2**20, "endpoint": endpoint}
     try:
-        from platforms.sagemaker.storage import S3Store
+        from platforms.clouds.aws.s3 import S3Store
         from platforms.core.staging import upload
 
         bucket = f"bench-{int(time.time())}"

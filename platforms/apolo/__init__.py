@@ -6,16 +6,9 @@ Needs `pip install 'platbench[apolo]'`."""
 from platforms.core.api import Feature, PlatformSpec
 
 SPEC = PlatformSpec(
-    name="apolo",
-    title="Apolo (formerly neu.ro) job from a resource preset (apolo-sdk)",
-    package=__name__,
-    launcher="train:ApoloPlatform",
-    endpoint="endpoint:ApoloEndpoint",
-    stores={"storage": "storage:ApoloStore"},
-    extra="apolo",
+    name="apolo", title="Apolo (formerly neu.ro) job from a resource preset (apolo-sdk)",
+    launcher="train:ApoloPlatform", endpoint="endpoint:ApoloEndpoint", stores={"storage": "storage:ApoloStore"},
     sdk_modules=("apolo_sdk",),
-    credentials="credentials:find",
-    guide="docs/first-run-apolo.md",
     lacks={
         Feature.MULTI_NODE: ("not built: one job on one preset"
                              " (the trainer runs multi-node under torchrun; this launcher does not start several jobs)"),

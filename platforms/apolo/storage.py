@@ -13,7 +13,6 @@ https://docs.apolo.us/index/apolo-cli/commands/storage"""
 from __future__ import annotations
 
 import errno
-import os
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -83,15 +82,8 @@ class ApoloStore(ObjectStore):
         self.stats.add(bytes_down=len(data))
         return data
 
-    def get_file(self, key: str, path: Path) -> int:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.part")
+    def _download(self, key: str, tmp: Path) -> None:
         self._call(self.session.client.storage.download_file(self._uri(key), self._URL(tmp.resolve().as_uri())))
-        os.replace(tmp, path)
-        n = path.stat().st_size
-        self.stats.add(bytes_down=n)
-        return n
 
     def list(self, prefix: str) -> Iterator[tuple[str, int]]:
         """Every file under prefix (a folder path, or a folder path plus the start of a name)."""
@@ -159,15 +151,16 @@ class ApoloStore(ObjectStore):
         piece = max(CHUNK, part_size)
         return {"parts": -(-len(data) // piece), "parts_skipped": offset // piece}
 
-    def delete(self, keys: list[str]) -> None:
-        for key in keys:
-            try:
-                self._call(self.session.client.storage.rm(self._uri(key)))
-            except self.sdk.ResourceNotFound:
-                pass
-            except OSError as exc:
-                if exc.errno != errno.ENOENT:
-                    raise UserError(f"apolo storage: cannot delete {self.uri(key)}: {exc}") from None
+    def _remove(self, key: str) -> None:
+        try:
+            self._call(self.session.client.storage.rm(self._uri(key)))
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise UserError(f"apolo storage: cannot delete {self.uri(key)}: {exc}") from None
+            raise
+
+    def _not_found(self, exc: Exception) -> bool:
+        return isinstance(exc, self.sdk.ResourceNotFound) or getattr(exc, "errno", None) == errno.ENOENT
 
     def delete_prefix(self, prefix: str) -> int:
         keys = [k for k, _ in self.list(prefix)]

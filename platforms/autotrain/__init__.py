@@ -25,12 +25,7 @@ NOT_MEASURABLE = ("the hosted AutoTrain the 2023 study measured was retired (its
                   "measure (see platforms/autotrain/__init__.py)")
 
 SPEC = PlatformSpec(
-    name="autotrain",
-    title="Hugging Face AutoTrain",
-    package=__name__,
-    kind=Kind.SERVICE,
-    launcher="",
-    not_measurable=NOT_MEASURABLE,
+    name="autotrain", title="Hugging Face AutoTrain", kind=Kind.SERVICE, launcher="", not_measurable=NOT_MEASURABLE,
     lacks={
         Feature.ENDPOINTS: "not measurable: no hosted service left to deploy to",
         Feature.REMOTE_STORAGE: "not measurable: no hosted service left to upload to",

@@ -254,8 +254,8 @@ def require_settings(cfg: AzureMLWorkspace, who: str, image_hint: str = "") -> N
 def open_container(cfg: AzureMLWorkspace, who: str, credentials_needed: bool = True):
     """The Blob container, after the offline credential lookup; one line when either is missing. With
     AZURE_STORAGE_CONNECTION_STRING (Azurite, or a key) the blobs need no Azure login, the workspace does."""
-    from platforms.azureml import credentials
-    from platforms.azureml.storage import BlobStore
+    from platforms.clouds.azure import credentials
+    from platforms.clouds.azure.blob import BlobStore
 
     emulated = bool(os.environ.get("AZURE_STORAGE_CONNECTION_STRING"))
     if credentials_needed or not emulated:
@@ -342,7 +342,7 @@ class AzureMLPlatform(Platform):
 
     # ------------------------------------------------------------------ check
     def preflight(self, job: Job) -> list[str]:
-        from platforms.azureml import credentials
+        from platforms.clouds.azure import credentials
 
         cfg = self.parsed()
         validate_job(job)

@@ -70,7 +70,7 @@ def open_store(target: Target):
     """The registered store class for the scheme, given only the constructor arguments it takes."""
     import inspect
 
-    from platforms.core.store import open_store as open_uri
+    from platforms.core.registry import open_store as open_uri
 
     if not target.bucket:
         raise UserError(f"{target.platform}: no bucket: add --set bucket=NAME")

@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Optional
 
 from platforms.errors import UserError
 
+REPOSITORY = Path(__file__).resolve().parents[2]  # where docs/ lives in a checkout
+
 
 class Feature(str, enum.Enum):
     GPU = "gpu"
@@ -31,29 +33,64 @@ class Kind(str, enum.Enum):
     #                        launcher: a platforms.core.service.Service
 
 
+# what every AutoML service lacks, and why (Kind.SERVICE specs start their `lacks` from it)
+SERVICE_LACKS = {
+    Feature.GPU: "the service picks its own training and serving hardware",
+    Feature.SPOT: "no spot or preemptible training",
+    Feature.MULTI_NODE: "the service decides how training is spread",
+}
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """A cloud provider that several platforms stage into, find credentials for and push images to
+    (docs/design.md, "The cloud layer"), declared in `platforms/clouds/<name>/__init__.py` without importing
+    its SDK. A platform names it once (`PlatformSpec(cloud=aws.CLOUD)`) and gets its stores, credential
+    lookup, image login, SDK modules and extra. Refs are "module:attribute" inside `package`."""
+
+    name: str                           # "aws"
+    package: str                        # "platforms.clouds.aws"
+    extra: str                          # pip install 'platbench[aws]' brings sdk_modules
+    sdk_modules: tuple[str, ...]        # what its stores and logins import
+    stores: dict                        # URI scheme → "s3:S3Store" (core.store.ObjectStore)
+    credentials: str = "credentials:find"
+    image_login: Optional[str] = "image_login:login"  # (settings, dry_run, who) → platforms.image.push.Login
+
+    def ref(self, ref: str) -> str:
+        """A ref of this cloud as an absolute one, loadable from any platform's spec."""
+        return f"{self.package}.{ref}"
+
+
 @dataclass(frozen=True)
 class PlatformSpec:
     """Everything the registry, the CLI and the shared features know about a platform, declared in its
-    package's `__init__.py` (`SPEC = PlatformSpec(package=__name__, ...)`) without importing its SDK or
-    its code.
+    package's `__init__.py` (`SPEC = PlatformSpec(name=..., ...)`) without importing its SDK or its code.
 
-    launcher / endpoint / stores / credentials name "module:attribute" relative to the package and are
-    imported only when used. `lacks` is the one table of missing features (feature → why): the CLI
-    answers from it and dispatch refuses from it, so an endpoint exists exactly when ENDPOINTS is not
-    lacked, and object stores exactly when REMOTE_STORAGE is not."""
+    launcher / endpoint / stores / credentials / image_login name "module:attribute", relative to the
+    package (absolute when the module is dotted), imported only when used. `lacks` is the one table of
+    missing features (feature → why): the CLI answers from it and dispatch refuses from it, so an endpoint
+    exists exactly when ENDPOINTS is not lacked, and object stores exactly when REMOTE_STORAGE is not.
+
+    Defaults by convention (what the common case leaves out): `package` is `platforms.<name>`; `cloud`
+    gives its credential lookup and SDK modules to any platform, and its stores and image login to a
+    training platform (a service trains on its own, not from our image, and its uploads are not a
+    staging the transfer benchmark measures); `credentials` is "credentials:find" when the package has
+    a credentials.py; `extra` is the name when anything must be installed; `guide` is
+    docs/first-run-<name>.md when that file exists."""
 
     name: str
     title: str
-    package: str                                      # e.g. "platforms.sagemaker"
     launcher: str                                     # "train:SageMakerPlatform"
     lacks: dict = field(default_factory=dict)         # Feature → why
+    package: Optional[str] = None                     # "platforms.sagemaker"
+    cloud: Optional[Cloud] = None                     # platforms/clouds/<name>: stores, credentials, image login
     extra: Optional[str] = None                       # pip install 'platbench[extra]' brings its SDK
-    sdk_modules: tuple[str, ...] = ()                 # what must import for the launcher to work
+    sdk_modules: tuple[str, ...] = ()                 # what must import for the launcher to work (the cloud's too)
     endpoint: Optional[str] = None                    # "endpoint:SageMakerEndpoint" (core.endpoint.Endpoint)
-    stores: dict = field(default_factory=dict)        # URI scheme → "storage:S3Store" (core.store.ObjectStore)
+    stores: dict = field(default_factory=dict)        # URI scheme → "storage:VolumeStore" (core.store.ObjectStore)
     credentials: Optional[str] = None                 # "credentials:find" → (found, where); no network calls
     guide: Optional[str] = None                       # the first-real-run guide in docs/, for `platbench platforms`
-    registry: Optional[str] = None                    # "registry:login" → platforms.image.push.Login (`platbench image push`)
+    image_login: Optional[str] = None                 # → platforms.image.push.Login (`platbench image push`)
     kind: Kind = Kind.TRAINING
     not_measurable: Optional[str] = None              # why no run can be measured at all (listed, never launched)
     # the trainer runs inside platbench's own process on this machine: no image, no --set settings, this
@@ -61,24 +98,65 @@ class PlatformSpec:
     in_process: bool = False
 
     def __post_init__(self):
+        def default(name, value):
+            object.__setattr__(self, name, value)
+
+        if self.package is None:
+            default("package", f"platforms.{self.name}")
+        cloud = self.cloud
+        if cloud is not None:
+            default("sdk_modules", tuple(dict.fromkeys(cloud.sdk_modules + self.sdk_modules)))
+            if self.credentials is None:
+                default("credentials", cloud.ref(cloud.credentials))
+            if self.kind == Kind.TRAINING:
+                default("stores", {s: cloud.ref(r) for s, r in cloud.stores.items()} | self.stores)
+                if self.image_login is None and cloud.image_login:
+                    default("image_login", cloud.ref(cloud.image_login))
+        if self.credentials is None and self._has("credentials.py"):
+            default("credentials", "credentials:find")
+        if self.extra is None and self.sdk_modules:
+            default("extra", self.name)
+        if self.guide is None and (REPOSITORY / "docs" / f"first-run-{self.name}.md").is_file():
+            default("guide", f"docs/first-run-{self.name}.md")
         if (self.endpoint is not None) == (Feature.ENDPOINTS in self.lacks):
             raise ValueError(f"platform {self.name}: give an endpoint exactly when ENDPOINTS is not in lacks")
-        # a service stages into an object store another platform owns (s3://, gs://): it declares none itself
+        # a service uploads to its cloud's store (platforms/clouds) but declares none as its own
         if self.kind == Kind.TRAINING and bool(self.stores) == (Feature.REMOTE_STORAGE in self.lacks):
             raise ValueError(f"platform {self.name}: give object stores exactly when REMOTE_STORAGE is not in lacks")
 
+    def _has(self, filename: str) -> bool:
+        """Whether the package's folder holds `filename`, found without importing the package (which may
+        be the one being imported right now)."""
+        import importlib.util
+
+        try:
+            found = importlib.util.find_spec(self.package)
+        except (ImportError, ValueError):
+            return False
+        return bool(found and found.submodule_search_locations) and any(
+            (Path(p) / filename).is_file() for p in found.submodule_search_locations)
+
     def load(self, ref: str) -> Any:
-        """"module:attr" inside this platform's package, imported now."""
+        """"module:attr" inside this platform's package (or a dotted module path), imported now."""
         import importlib
 
         module, _, attr = ref.partition(":")
-        return getattr(importlib.import_module(f"{self.package}.{module}"), attr)
+        return getattr(importlib.import_module(module if "." in module else f"{self.package}.{module}"), attr)
 
     @property
     def directory(self) -> Path:
         import importlib
 
         return Path(importlib.import_module(self.package).__file__).parent
+
+    @property
+    def registry(self) -> Optional[str]:
+        """The image login's ref under the name platforms/image/cli.py still reads (until it calls `login`)."""
+        return self.image_login
+
+    def login(self, settings: dict[str, str], dry_run: bool = False) -> Any:
+        """`platbench image push <name>`: the login to the registry this platform pulls images from."""
+        return self.load(self.image_login)(settings, dry_run=dry_run, who=f"{self.name} registry")
 
     def require(self, feature: Feature) -> None:
         if feature in self.lacks:

@@ -2,8 +2,9 @@
 platform (no shared file lists them), plus third-party platforms through the `platbench.platforms`
 entry-point group, each pointing at a `PlatformSpec`.
 
-Listing platforms imports only their light `__init__` modules: no launcher, no cloud SDK. Launchers,
-endpoints and object stores are imported when one is used (PlatformSpec.load)."""
+Listing platforms imports only their light `__init__` modules (and the cloud layer's, platforms/clouds): no
+launcher, no cloud SDK. Launchers, endpoints and object stores are imported when one is used
+(PlatformSpec.load); `open_store` finds a store by its URI's scheme."""
 from __future__ import annotations
 
 import importlib
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 GROUP = "platbench.platforms"
 # packages of platforms/ that are shared machinery or features, not platforms
-SHARED = frozenset({"core", "bench", "report", "scorecard", "image"})
+SHARED = frozenset({"core", "clouds", "bench", "report", "scorecard", "image"})
 
 
 @lru_cache(maxsize=1)
@@ -39,8 +40,8 @@ def specs() -> dict[str, "PlatformSpec"]:
 
 
 def names() -> list[str]:
-    """Registered platform names, `local` first, then alphabetical."""
-    return sorted(specs(), key=lambda n: (n != "local", n))
+    """Registered platform names, the in-process one(s) first (PlatformSpec.in_process), then alphabetical."""
+    return sorted(specs(), key=lambda n: (not specs()[n].in_process, n))
 
 
 def spec(name: str) -> "PlatformSpec":
@@ -78,3 +79,21 @@ def store_class(scheme: str) -> Any:
     if owner is None:
         raise UserError(f"no object store for {scheme}://; known: {', '.join(f'{s}://' for s in schemes())}")
     return owner.load(owner.stores[scheme])
+
+
+def parse_uri(uri: str) -> tuple[str, str, str]:
+    """`s3://bucket/key/prefix` → ("s3", "bucket", "key/prefix"), for every scheme a platform registers."""
+    known = schemes()
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme not in known:
+        raise UserError(f"{uri!r} is not an object-store URI ({', '.join(f'{s}://' for s in known)})")
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise UserError(f"{uri!r} names no bucket")
+    return scheme, bucket, key
+
+
+def open_store(uri: str, **kwargs) -> Any:
+    """`s3://bucket`, `gs://bucket`, … → a store on that bucket (a core.store.ObjectStore; its SDK imported now)."""
+    scheme, bucket, _ = parse_uri(uri)
+    return store_class(scheme)(bucket, **kwargs)

@@ -1,38 +1,19 @@
-"""Object stores: the interface the staging code is written against, and the registry by URI scheme
-(each platform's SPEC names its stores: s3:// → platforms/sagemaker/storage.py, gs:// → platforms/vertex/storage.py).
+"""Object stores: the interface the staging code is written against. A store implements the calls its
+service makes (one abstract read into a file, one removal of one object, …); what every store does the same
+way — a download that lands atomically through a `.part` file and is counted, a delete that tolerates
+objects already gone — is written once here, as MLflow's ArtifactRepository writes its downloads once over
+one abstract `_download_file`. Stores live in the cloud layer (platforms/clouds/: s3://, gs://, az://) or in
+the platform that owns the service (dbfs://, storage://); platforms.core.registry finds one by URI scheme.
 
 Retries are the SDKs' own (botocore's retry modes, google-api-core's Retry); platbench only counts them."""
 from __future__ import annotations
 
+import os
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
-
-from platforms.errors import UserError
-
-
-def parse_uri(uri: str) -> tuple[str, str, str]:
-    """`s3://bucket/key/prefix` → ("s3", "bucket", "key/prefix"), for every scheme a platform registers."""
-    from platforms.core import registry
-
-    schemes = registry.schemes()
-    scheme, sep, rest = uri.partition("://")
-    if not sep or scheme not in schemes:
-        raise UserError(f"{uri!r} is not an object-store URI ({', '.join(f'{s}://' for s in schemes)})")
-    bucket, _, key = rest.partition("/")
-    if not bucket:
-        raise UserError(f"{uri!r} names no bucket")
-    return scheme, bucket, key
-
-
-def open_store(uri: str, **kwargs) -> "ObjectStore":
-    """`s3://bucket`, `gs://bucket`, … → a store on that bucket (its SDK imported now)."""
-    from platforms.core import registry
-
-    scheme, bucket, _ = parse_uri(uri)
-    return registry.store_class(scheme)(bucket, **kwargs)
 
 
 @dataclass
@@ -96,16 +77,42 @@ class ObjectStore(ABC):
     @abstractmethod
     def get_bytes(self, key: str) -> bytes: ...
 
-    @abstractmethod
     def get_file(self, key: str, path: Path) -> int:
-        """Download to path (parents created); returns the byte count."""
+        """Download to path (parents created); returns the byte count. The bytes land in `.NAME.part` beside
+        path and are renamed onto it when complete, so path never holds half an object."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.part")
+        self._download(key, tmp)
+        os.replace(tmp, path)
+        n = path.stat().st_size
+        self.stats.add(bytes_down=n)
+        return n
+
+    @abstractmethod
+    def _download(self, key: str, tmp: Path) -> None:
+        """Write the object's bytes into the file tmp (created or truncated); get_file does the rest."""
 
     @abstractmethod
     def list(self, prefix: str) -> Iterator[tuple[str, int]]:
         """(key, size) of every object under prefix."""
 
-    @abstractmethod
-    def delete(self, keys: list[str]) -> None: ...
+    def delete(self, keys: list[str]) -> None:
+        """Remove the objects; one already gone is not an error (teardown may run twice)."""
+        for key in keys:
+            try:
+                self._remove(key)
+            except Exception as exc:
+                if not self._not_found(exc):
+                    raise
+
+    def _remove(self, key: str) -> None:
+        """Remove one object (a store with a batch call overrides `delete` instead)."""
+        raise NotImplementedError(f"{type(self).__name__} removes objects in `delete`")
+
+    def _not_found(self, exc: Exception) -> bool:
+        """Whether exc says the object does not exist (its SDK's own error)."""
+        return False
 
     def delete_prefix(self, prefix: str) -> int:
         keys = [k for k, _ in self.list(prefix)]

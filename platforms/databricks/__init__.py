@@ -6,16 +6,9 @@ Needs `pip install 'platbench[databricks]'`."""
 from platforms.core.api import Feature, PlatformSpec
 
 SPEC = PlatformSpec(
-    name="databricks",
-    title="Databricks Jobs one-time run on a GPU job cluster (databricks-sdk)",
-    package=__name__,
-    launcher="train:DatabricksPlatform",
-    stores={"dbfs": "storage:VolumeStore"},
-    extra="databricks",
+    name="databricks", title="Databricks Jobs one-time run on a GPU job cluster (databricks-sdk)",
+    launcher="train:DatabricksPlatform", endpoint="endpoint:DatabricksEndpoint", stores={"dbfs": "storage:VolumeStore"},
     sdk_modules=("databricks.sdk",),
-    credentials="credentials:find",
-    guide="docs/first-run-databricks.md",
-    endpoint="endpoint:DatabricksEndpoint",
     lacks={
         Feature.MULTI_NODE: ("not built: a single-node job cluster"
                              " (num_workers 0; the trainer runs multi-node under torchrun, this launcher does not ask for workers)"),

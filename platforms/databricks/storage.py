@@ -15,7 +15,6 @@ Retries are the SDK's own (429/503 and connection errors, with backoff); platben
 from __future__ import annotations
 
 import io
-import os
 import re
 from pathlib import Path
 from typing import Iterator, Optional
@@ -119,19 +118,11 @@ class VolumeStore(ObjectStore):
         self.stats.add(bytes_down=len(data))
         return data
 
-    def get_file(self, key: str, path: Path) -> int:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.part")
-        n = 0
+    def _download(self, key: str, tmp: Path) -> None:
         resp = self._call(self.client.files.download, self.path(key))
         with resp.contents as stream, open(tmp, "wb") as f:
             for chunk in iter(lambda: stream.read(1 << 20), b""):
                 f.write(chunk)
-                n += len(chunk)
-        os.replace(tmp, path)
-        self.stats.add(bytes_down=n)
-        return n
 
     def list(self, prefix: str) -> Iterator[tuple[str, int]]:
         """Files under prefix: the folder part of prefix is listed recursively (the Files API lists one
@@ -156,11 +147,10 @@ class VolumeStore(ObjectStore):
                 elif key.startswith(prefix):
                     yield key, int(e.file_size or 0)
 
-    def delete(self, keys: list[str]) -> None:
+    def _remove(self, key: str) -> None:
+        self._call(self.client.files.delete, self.path(key))
+
+    def _not_found(self, exc: Exception) -> bool:
         from databricks.sdk.errors import NotFound
 
-        for key in keys:
-            try:
-                self._call(self.client.files.delete, self.path(key))
-            except NotFound:
-                pass
+        return isinstance(exc, NotFound)

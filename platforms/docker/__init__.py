@@ -5,13 +5,8 @@ engine and an image (`platbench image build`)."""
 from platforms.core.api import Feature, PlatformSpec
 
 SPEC = PlatformSpec(
-    name="docker",
-    title="This machine's Docker engine (the image, through the Docker SDK)",
-    package=__name__,
-    launcher="train:DockerPlatform",
-    extra="docker",
-    sdk_modules=("docker",),
-    guide="docs/first-run-docker.md",
+    name="docker", title="This machine's Docker engine (the image, through the Docker SDK)",
+    launcher="train:DockerPlatform", sdk_modules=("docker",),
     lacks={
         Feature.SPOT: "your own machine is not preemptible capacity (a `docker stop` still checkpoints, and a "
                       "launch with the same --set job_name resumes)",

@@ -2,11 +2,7 @@
 from platforms.core.api import Feature, PlatformSpec
 
 SPEC = PlatformSpec(
-    name="local",
-    title="This machine (in-process)",
-    package=__name__,
-    launcher="train:LocalPlatform",
-    in_process=True,
+    name="local", title="This machine (in-process)", launcher="train:LocalPlatform", in_process=True,
     lacks={
         Feature.SPOT: "a local run is not preemptible capacity (SIGTERM still checkpoints and resumes)",
         Feature.MULTI_NODE: "one machine (--devices N runs N data-parallel processes on it, under torchrun)",

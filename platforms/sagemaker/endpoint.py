@@ -124,7 +124,7 @@ class SageMakerEndpoint(Endpoint):
 
         # the model serves REPO@sha256:…: a tag resolved by ECR and the push record, refused if they differ
         self.cfg = c = pinning.pinned_settings(c, "image_uri", "sagemaker endpoint", lookup=launcher._ecr_digest)
-        from platforms.sagemaker.storage import S3Store
+        from platforms.clouds.aws.s3 import S3Store
 
         self._store = S3Store(c.bucket, session=session)
         if not self._store.bucket_exists():

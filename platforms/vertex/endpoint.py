@@ -146,7 +146,7 @@ class VertexEndpoint(Endpoint):
                             "login` or set GOOGLE_APPLICATION_CREDENTIALS)") from None
         self._types = aiplatform_v1
         self._clients = (aiplatform_v1.ModelServiceClient(**kwargs), aiplatform_v1.EndpointServiceClient(**kwargs))
-        from platforms.vertex.storage import GCSStore
+        from platforms.clouds.gcp.gcs import GCSStore
 
         self._store = GCSStore(c.bucket, project=c.project)
         if not self._store.bucket_exists():

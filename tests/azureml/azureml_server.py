@@ -226,7 +226,7 @@ def _store_for(srv: AzureML, ws_id: str, uri: str):
     Azurite (the emulator's account is the only one reachable here)."""
     from azureml_jobs import DATASTORE_URI
 
-    from platforms.azureml.storage import BlobStore
+    from platforms.clouds.azure.blob import BlobStore
 
     m = DATASTORE_URI.match(uri)
     if m is None:
@@ -639,7 +639,7 @@ def start_container(srv: AzureML, env: dict, model: dict, variables: dict, ws_id
     from urllib.parse import urlsplit as split
 
     from _serving import free_port
-    from platforms.azureml.storage import BlobStore
+    from platforms.clouds.azure.blob import BlobStore
     from platforms.core.staging import download_prefix
     from trainer.serve import DEFAULT_PORT
 

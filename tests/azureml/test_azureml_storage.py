@@ -10,7 +10,7 @@ from azurite_server import azurite, blob_env, new_container  # noqa: F401 (fixtu
 from conftest import write_folder_dataset
 
 from platforms.core import staging
-from platforms.core.store import open_store, parse_uri
+from platforms.core.registry import open_store, parse_uri
 from platforms.errors import UserError
 
 
@@ -21,7 +21,7 @@ def dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def store(blob_env):
-    from platforms.azureml.storage import BlobStore
+    from platforms.clouds.azure.blob import BlobStore
 
     return BlobStore(new_container(blob_env))
 
@@ -52,7 +52,7 @@ def test_basic_operations_and_if_absent(store, tmp_path):
 def test_put_large_resumes_from_uncommitted_blocks(store):
     data = bytes(range(256)) * (4 * 4096 + 7)  # a bit over 4 MiB: 5 blocks of 1 MiB
     blob = store.container.get_blob_client("big")
-    from platforms.azureml.storage import _block_id
+    from platforms.clouds.azure.blob import _block_id
 
     # an earlier, interrupted try left its first two blocks uncommitted
     for i in range(2):
@@ -84,7 +84,7 @@ def test_a_corrupted_shard_is_refused(store, dataset, tmp_path):
 
 
 def test_no_storage_account_is_one_line(monkeypatch):
-    from platforms.azureml.storage import BlobStore
+    from platforms.clouds.azure.blob import BlobStore
 
     for var in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT"):
         monkeypatch.delenv(var, raising=False)

@@ -74,7 +74,7 @@ def test_missing_credentials_are_reported_before_anything_is_created(dataset, tm
 
 
 def test_credentials_are_found_offline(tmp_path, monkeypatch):
-    from platforms.azureml import credentials
+    from platforms.clouds.azure import credentials
 
     for var in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH",
                 "AZURE_USERNAME", "AZURE_PASSWORD", "AZURE_FEDERATED_TOKEN_FILE"):

@@ -19,7 +19,7 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def s3_store(bucket=None):
-    from platforms.sagemaker.storage import S3Store
+    from platforms.clouds.aws.s3 import S3Store
 
     store = S3Store(bucket or new_bucket_name())
     store.client.create_bucket(Bucket=store.bucket)
@@ -29,7 +29,7 @@ def s3_store(bucket=None):
 def gcs_store(bucket=None):
     from google.cloud import storage
 
-    from platforms.vertex.storage import GCSStore
+    from platforms.clouds.gcp.gcs import GCSStore
 
     name = bucket or new_bucket_name()
     client = storage.Client(project="test")
@@ -352,7 +352,7 @@ def test_teardown_aborts_only_this_runs_multipart_uploads(aws):
     https://docs.aws.amazon.com/AmazonS3/latest/API/API_AbortMultipartUpload.html (by key and UploadId)"""
     import os
 
-    from platforms.sagemaker.storage import S3Store
+    from platforms.clouds.aws.s3 import S3Store
 
     store = s3_store()
     other = S3Store(store.bucket)
@@ -374,7 +374,7 @@ CONCURRENT_STAGER = """
 import sys, time
 from pathlib import Path
 from platforms.core import staging
-from platforms.sagemaker.storage import S3Store
+from platforms.clouds.aws.s3 import S3Store
 
 go = Path(sys.argv[3])
 while not go.exists():
@@ -425,7 +425,7 @@ def test_two_processes_staging_the_same_dataset_at_once_both_succeed(aws, tmp_pa
 
 KILLED_UPLOADER = """
 import os, sys
-from platforms.sagemaker.storage import S3Store
+from platforms.clouds.aws.s3 import S3Store
 
 def die(done, total):
     if done == 2:

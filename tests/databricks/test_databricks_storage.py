@@ -19,7 +19,7 @@ server = workspace_server(VOLUME)
 
 
 def test_store_contract_and_scheme(workspace):
-    from platforms.core.store import open_store
+    from platforms.core.registry import open_store
 
     store = open_store(f"dbfs://{VOLUME}")
     assert type(store).__name__ == "VolumeStore" and store.uri("a/b") == "dbfs:/Volumes/main/platbench/stage/a/b"
@@ -36,7 +36,7 @@ def test_store_contract_and_scheme(workspace):
 
 
 def test_staging_is_content_addressed_and_resumes(workspace, tmp_path):
-    from platforms.core.store import open_store
+    from platforms.core.registry import open_store
 
     data = write_folder_dataset(tmp_path / "colors", train_per_class=6, test_per_class=2)
     store = open_store(f"dbfs://{VOLUME}")
@@ -57,7 +57,7 @@ def test_a_corrupted_shard_fails_the_run_on_its_sha256(job_cluster, tmp_path, mo
     monkeypatch.chdir(tmp_path)
     data = write_folder_dataset(tmp_path / "colors", train_per_class=6, test_per_class=2)
     settings = {"volume": f"/Volumes/{VOLUME.replace('.', '/')}", "prefix": "corrupt", "poll_seconds": "0.2"}
-    from platforms.core.store import open_store
+    from platforms.core.registry import open_store
 
     staged = staging.upload(data, open_store(f"dbfs://{VOLUME}"), "sharded", "corrupt", shard_mb=32)
     path = f"/Volumes/{VOLUME.replace('.', '/')}/{staged.shard_keys[0]}"

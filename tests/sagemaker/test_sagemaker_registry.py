@@ -13,8 +13,9 @@ from platforms.errors import UserError
 def test_ecr_login_decodes_the_token_and_creates_the_repository(aws):  # noqa: F811
     import boto3
 
-    from platforms.sagemaker.registry import login
+    from platforms.core import registry
 
+    login = registry.spec("sagemaker").login  # the AWS cloud's ECR login, named for the platform
     got = login({"region": "us-east-1", "repository": "team/platbench"})
     ecr = boto3.client("ecr", region_name="us-east-1")
     (repo,) = ecr.describe_repositories(repositoryNames=["team/platbench"])["repositories"]
@@ -29,8 +30,9 @@ def test_ecr_login_decodes_the_token_and_creates_the_repository(aws):  # noqa: F
 
 
 def test_ecr_login_without_credentials_is_one_line(aws, monkeypatch):  # noqa: F811
-    from platforms.sagemaker.registry import login
+    from platforms.core import registry
 
+    login = registry.spec("sagemaker").login
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     with pytest.raises(UserError, match=r"^sagemaker registry \(ECR, us-east-1\): Unable to locate credentials"):

@@ -50,7 +50,7 @@ class _UnavailableS3(_Unavailable):
 def test_an_s3_call_is_attempted_max_attempts_times_in_all(monkeypatch):
     """PLATBENCH_S3_MAX_ATTEMPTS counts attempts, the first included (it was handed to botocore as
     `max_attempts`, i.e. retries: one attempt more than it says)."""
-    from platforms.sagemaker import storage
+    from platforms.clouds.aws import sdk as storage
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _UnavailableS3)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -1,4 +1,4 @@
-"""Google Cloud Storage through google-cloud-storage. Retries are google-api-core's `Retry` with the
+"""Google Cloud Storage through google-cloud-storage (the gs:// store of every platform on Google Cloud). Retries are google-api-core's `Retry` with the
 library's own predicate (429, 5xx, connection resets); platbench adds only a counter (`on_error`).
 Uploads of content-addressed objects carry `if_generation_match=0` ("only if absent"), which makes them
 idempotent, so the library retries them too (it does not retry unconditional uploads).
@@ -14,14 +14,13 @@ import os
 from pathlib import Path
 from typing import Iterator, Optional
 
-from platforms.errors import UserError
 from platforms.core.store import ObjectStore
 
 
 def storage_module():
     from platforms.core.sdk import require
 
-    storage = require("google.cloud.storage", "vertex", "the Cloud Storage SDK (google-cloud-storage)")
+    storage = require("google.cloud.storage", "gcp", "the Cloud Storage SDK (google-cloud-storage)")
     return storage
 
 
@@ -112,26 +111,18 @@ class GCSStore(ObjectStore):
         self.stats.add(bytes_down=len(data))
         return data
 
-    def get_file(self, key: str, path: Path) -> int:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.part")
+    def _download(self, key: str, tmp: Path) -> None:
         self._call(self._bucket.blob(key).download_to_filename, str(tmp))
-        os.replace(tmp, path)
-        n = path.stat().st_size
-        self.stats.add(bytes_down=n)
-        return n
 
     def list(self, prefix: str) -> Iterator[tuple[str, int]]:
         self.stats.add(requests=1)
         for blob in self.client.list_blobs(self.bucket, prefix=prefix, retry=self.retry):
             yield blob.name, int(blob.size)
 
-    def delete(self, keys: list[str]) -> None:
+    def _remove(self, key: str) -> None:
+        self._call(self._bucket.delete_blob, key)
+
+    def _not_found(self, exc: Exception) -> bool:
         from google.api_core.exceptions import NotFound
 
-        for key in keys:
-            try:
-                self._call(self._bucket.delete_blob, key)
-            except NotFound:
-                pass
+        return isinstance(exc, NotFound)

@@ -1,4 +1,5 @@
-"""Artifact Registry, where Vertex AI pulls custom containers from, for `platbench image push vertex`: an
+"""Artifact Registry, where Google Cloud platforms (Vertex AI) pull custom containers from, for `platbench image
+push PLATFORM`: an
 OAuth access token from google-auth's application default credentials, user "oauth2accesstoken".
 https://cloud.google.com/artifact-registry/docs/docker/authentication#token
 https://cloud.google.com/artifact-registry/docs/docker/names (LOCATION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE)
@@ -30,15 +31,16 @@ class ArtifactRegistrySettings(BaseModel):
     registry: Optional[str] = None  # the host to push to; default LOCATION-docker.pkg.dev
 
 
-def login(settings: dict[str, str], dry_run: bool = False) -> Login:
-    cfg = parse_settings(ArtifactRegistrySettings, settings, "vertex registry")
+def login(settings: dict[str, str], dry_run: bool = False, who: str = "gcp registry") -> Login:
+    """`who` names the registry in messages: the platform pushed for (PlatformSpec.login)."""
+    cfg = parse_settings(ArtifactRegistrySettings, settings, who)
     host = cfg.registry or f"{cfg.region}-docker.pkg.dev"
     command = f"gcloud auth print-access-token | docker login -u oauth2accesstoken --password-stdin https://{host}"
     if dry_run:
         return Login(f"{host}/{cfg.project or 'PROJECT'}/{cfg.repository}/{cfg.image}", login_commands=(command,))
     if not cfg.project:
-        raise UserError("vertex registry: no project: --set project=… (or GOOGLE_CLOUD_PROJECT)")
-    google_auth = require("google.auth", "vertex", "google-auth")
+        raise UserError(f"{who}: no project: --set project=… (or GOOGLE_CLOUD_PROJECT)")
+    google_auth = require("google.auth", "gcp", "google-auth")
     from google.auth.exceptions import GoogleAuthError
     from google.auth.transport.requests import Request
 
@@ -46,6 +48,6 @@ def login(settings: dict[str, str], dry_run: bool = False) -> Login:
         credentials, _ = google_auth.default(scopes=[SCOPE])
         credentials.refresh(Request())
     except GoogleAuthError as exc:
-        raise UserError(f"vertex registry: no Google credentials ({str(exc).splitlines()[0]})") from None
+        raise UserError(f"{who}: no Google credentials ({str(exc).splitlines()[0]})") from None
     return Login(f"{host}/{cfg.project}/{cfg.repository}/{cfg.image}", username="oauth2accesstoken",
                  password=credentials.token, login_commands=(command,))

@@ -1,4 +1,4 @@
-"""Amazon S3 through boto3. Every client platbench makes uses botocore's `standard` retry mode
+"""Amazon S3 through boto3 (the s3:// store of every platform on AWS). Every client platbench makes uses botocore's `standard` retry mode
 (throttling, 5xx and connection errors are retried with backoff); the attempts are counted from
 botocore's own events, so a run reports how many retries its transfers needed.
 
@@ -27,33 +27,10 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from platforms.errors import UserError
+from platforms.clouds.aws.sdk import boto3_module, client_config, count_attempts
 from platforms.core.store import ObjectStore
 
-MAX_ATTEMPTS = int(os.environ.get("PLATBENCH_S3_MAX_ATTEMPTS", "8"))
 MIN_PART = 5 * 1024 * 1024  # S3's smallest part (all but the last)
-
-
-def boto3_module():
-    from platforms.core.sdk import require
-
-    boto3 = require("boto3", "sagemaker", "the AWS SDK (boto3)")
-    return boto3
-
-
-def client_config(max_pool: int = 32):
-    from botocore.config import Config
-
-    # total_max_attempts counts the first attempt too; botocore's `max_attempts` counts retries only
-    return Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}, max_pool_connections=max_pool,
-                  connect_timeout=10, read_timeout=120)
-
-
-def count_attempts(client, stats) -> None:
-    """`before-call` fires once per API call, `before-send` once per HTTP attempt (retries included)."""
-    service = client.meta.service_model.service_id.hyphenize()
-    client.meta.events.register(f"before-call.{service}", lambda **kw: stats.add(requests=1))
-    client.meta.events.register(f"before-send.{service}", lambda **kw: stats.add(attempts=1))
 
 
 class S3Store(ObjectStore):
@@ -243,19 +220,10 @@ class S3Store(ObjectStore):
         self.stats.add(bytes_down=len(body))
         return body
 
-    def get_file(self, key: str, path: Path) -> int:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.part")
-        n = 0
+    def _download(self, key: str, tmp: Path) -> None:
         with open(tmp, "wb") as f:
-            stream = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
-            for chunk in stream.iter_chunks(1 << 20):
+            for chunk in self.client.get_object(Bucket=self.bucket, Key=key)["Body"].iter_chunks(1 << 20):
                 f.write(chunk)
-                n += len(chunk)
-        os.replace(tmp, path)
-        self.stats.add(bytes_down=n)
-        return n
 
     def list(self, prefix: str) -> Iterator[tuple[str, int]]:
         paginator = self.client.get_paginator("list_objects_v2")
@@ -264,6 +232,8 @@ class S3Store(ObjectStore):
                 yield obj["Key"], int(obj["Size"])
 
     def delete(self, keys: list[str]) -> None:
+        """One DeleteObjects call per 1,000 keys (delete_prefix batches them); S3 deletes a missing key
+        without complaint."""
         if keys:
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys],
                                                                    "Quiet": True})

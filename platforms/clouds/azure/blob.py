@@ -1,4 +1,4 @@
-"""Azure Blob Storage through azure-storage-blob, registered as the object-store scheme `az`.
+"""Azure Blob Storage through azure-storage-blob: the object-store scheme `az` of every platform on Azure.
 
 URI scheme: `az://CONTAINER/path/to/blob` — the container is the "bucket", the storage account comes from
 the store's settings (`account=`, `--set storage_account=`) or AZURE_STORAGE_ACCOUNT, the convention of
@@ -35,7 +35,7 @@ PUBLIC_SUFFIX = "blob.core.windows.net"
 
 
 def blob_module():
-    return require("azure.storage.blob", "azureml", "the Azure Blob Storage SDK (azure-storage-blob)")
+    return require("azure.storage.blob", "azure", "the Azure Blob Storage SDK (azure-storage-blob)")
 
 
 def account_url(account: str) -> str:
@@ -52,9 +52,9 @@ def service_client(account: Optional[str] = None, retry_hook=None):
         return blob.BlobServiceClient.from_connection_string(conn, **kwargs)
     account = account or os.environ.get("AZURE_STORAGE_ACCOUNT")
     if not account:
-        raise UserError("azureml: no storage account: add --set storage_account=NAME (or set AZURE_STORAGE_ACCOUNT "
+        raise UserError("Azure Blob Storage: no storage account: add --set storage_account=NAME (or set AZURE_STORAGE_ACCOUNT "
                         "or AZURE_STORAGE_CONNECTION_STRING)")
-    identity = require("azure.identity", "azureml", "the Azure identity library (azure-identity)")
+    identity = require("azure.identity", "azure", "the Azure identity library (azure-identity)")
     return blob.BlobServiceClient(account_url(account), credential=identity.DefaultAzureCredential(), **kwargs)
 
 
@@ -155,26 +155,19 @@ class BlobStore(ObjectStore):
         self.stats.add(bytes_down=len(data))
         return data
 
-    def get_file(self, key: str, path: Path) -> int:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.part")
+    def _download(self, key: str, tmp: Path) -> None:
         with open(tmp, "wb") as f:
-            n = self._call(self.container.get_blob_client(key).download_blob).readinto(f)
-        os.replace(tmp, path)
-        self.stats.add(bytes_down=n)
-        return n
+            self._call(self.container.get_blob_client(key).download_blob).readinto(f)
 
     def list(self, prefix: str) -> Iterator[tuple[str, int]]:
         self.stats.add(requests=1)
         for props in self.container.list_blobs(name_starts_with=prefix):
             yield props.name, int(props.size)
 
-    def delete(self, keys: list[str]) -> None:
+    def _remove(self, key: str) -> None:
+        self._call(self.container.delete_blob, key)
+
+    def _not_found(self, exc: Exception) -> bool:
         from azure.core.exceptions import ResourceNotFoundError
 
-        for key in keys:
-            try:
-                self._call(self.container.delete_blob, key)
-            except ResourceNotFoundError:
-                pass
+        return isinstance(exc, ResourceNotFoundError)
