@@ -138,3 +138,25 @@ def test_a_named_first_run_guide_exists(name):
     guide = registry.spec(name).guide
     if guide:
         assert (Path(__file__).resolve().parents[2] / guide).is_file(), guide
+
+
+@pytest.mark.parametrize("name", PLATFORMS)
+def test_the_extra_a_platform_names_exists_and_builds_on_its_cloud(name):
+    """`extra` defaults to the platform's name (PlatformSpec): pyproject.toml must define it, and a platform
+    on a cloud (platforms/clouds) installs that cloud's extra through its own."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    spec = registry.spec(name)
+    if spec.extra is None:
+        assert not spec.sdk_modules, f"{name} needs {spec.sdk_modules} but names no extra"
+        return
+    extras = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    assert spec.extra in extras, f"pip install 'platbench[{spec.extra}]' names no extra of pyproject.toml"
+    if spec.cloud is not None:
+        assert spec.cloud.extra in extras
+        brought = {e for r in extras[spec.extra] if (m := re.fullmatch(r"platbench\[([\w,-]+)\]", r))
+                   for e in m[1].split(",")}
+        assert spec.cloud.extra in brought | {spec.extra}, f"{spec.extra} does not build on {spec.cloud.extra}"
