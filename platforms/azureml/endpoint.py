@@ -31,17 +31,16 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 import time
 from pathlib import Path
 from typing import Optional
 
 from pydantic import Field
 
-from platforms.azureml.train import AzureMLWorkspace, CloudJobs, open_container, require_settings
-from platforms.core.endpoint import MODEL_FILES, Endpoint, EndpointCost, endpoint_cost, model_tarball, sigint_held
+from platforms.azureml.train import AzureMLWorkspace, ControlPlane, open_container, require_settings
+from platforms.core.endpoint import MODEL_FILES, Endpoint, EndpointCost, endpoint_cost, model_tarball
+from platforms.core.names import NameRule
 from platforms.core.transport import Target
-from platforms.errors import UserError
 
 PORT = 8080
 LIVENESS = READINESS = "/ping"        # serve answers 200 once the model is loaded
@@ -49,7 +48,7 @@ SCORING = "/invocations"
 DEPLOYMENT = "platbench"
 # "The name for an endpoint must start with an upper- or lowercase letter and only consist of '-'s and
 # alphanumeric characters", 3-32 long: https://learn.microsoft.com/azure/machine-learning/how-to-manage-quotas
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{2,31}$")
+NAME = NameRule(32, letter_first=True, min_len=3)
 
 
 class AzureMLEndpointSettings(AzureMLWorkspace):
@@ -77,13 +76,13 @@ def dockerfile(image: str) -> bytes:
 class AzureMLEndpoint(Endpoint):
     platform = "azureml"
     settings_model = AzureMLEndpointSettings
+    name_rule = NAME
+    name_refusal = ("azureml endpoint: name {name!r}: 3-32 letters, digits and '-', starting with a letter (managed "
+                    "online endpoint limits, how-to-manage-quotas)")
 
     def __init__(self, settings: dict[str, str]):
         super().__init__(settings)
-        if not NAME_RE.match(self.name):
-            raise UserError(f"azureml endpoint: name {self.name!r}: 3-32 letters, digits and '-', starting with a "
-                            "letter (managed online endpoint limits, how-to-manage-quotas)")
-        self._ws: Optional[CloudJobs] = None
+        self._ws: Optional[ControlPlane] = None
         self._store = None
         self._region = self.cfg.region
         self.scoring_uri: Optional[str] = None
@@ -136,7 +135,7 @@ class AzureMLEndpoint(Endpoint):
         # the deployment serves REGISTRY/IMAGE@sha256:…: a tag resolved from the push record / the registry
         self.cfg = c = pinning.pinned_settings(c, "image", "azureml endpoint")
         self._store = open_container(c, "azureml endpoint")
-        self._ws = CloudJobs(c)
+        self._ws = ControlPlane(c)
         self._region = self._ws.workspace_location()
         self._ws.offered(c.instance_type, self._region)
         self._ws.check_datastore(c.datastore, self._store.account, c.container)
@@ -183,37 +182,24 @@ class AzureMLEndpoint(Endpoint):
         self._key = ws.call("endpoint keys", client.online_endpoints.get_keys, self.name).primary_key
         self.timings["create_to_in_service_s"] = time.perf_counter() - t0
 
-    def teardown(self) -> list[str]:
-        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+    def delete(self, kind: str, name: str) -> None:
+        client = self._ws.client
+        if kind == "deployment":
+            client.online_deployments.begin_delete(name=name, endpoint_name=self.name).result()
+        elif kind == "endpoint":
+            client.online_endpoints.begin_delete(name=name).result()
+        elif kind == "model":
+            model, version = name.split(":")
+            client.models._model_versions_operation.delete(
+                resource_group_name=self.cfg.resource_group, workspace_name=self.cfg.workspace,
+                name=model, version=version)
+        elif kind == "blob":
+            self._store.delete([name])
 
-        done, failures = [], []
-        t0 = time.perf_counter()
-        client = self._ws.client if self._ws else None
-        with sigint_held():
-            for kind, name in reversed(self.created):
-                try:
-                    if kind == "deployment":
-                        client.online_deployments.begin_delete(name=name, endpoint_name=self.name).result()
-                    elif kind == "endpoint":
-                        client.online_endpoints.begin_delete(name=name).result()
-                    elif kind == "model":
-                        model, version = name.split(":")
-                        client.models._model_versions_operation.delete(
-                            resource_group_name=self.cfg.resource_group, workspace_name=self.cfg.workspace,
-                            name=model, version=version)
-                    elif kind == "blob":
-                        self._store.delete([name])
-                    done.append(f"{kind} {name}")
-                except ResourceNotFoundError:
-                    done.append(f"{kind} {name} (already gone)")
-                except HttpResponseError as exc:
-                    failures.append(f"{kind} {name}: {str(exc).splitlines()[0]}")
-        self.created = []
-        self.timings["teardown_s"] = time.perf_counter() - t0
-        if failures:
-            raise UserError("azureml endpoint: could not delete " + "; ".join(failures)
-                            + " — delete them by hand to stop the charges")
-        return done
+    def already_gone(self, exc: Exception) -> bool:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        return isinstance(exc, ResourceNotFoundError)
 
     def transport(self, concurrency: int, timeout_s: float):
         return scoring_transport(self.scoring_uri, self._key, concurrency, timeout_s)
@@ -222,7 +208,7 @@ class AzureMLEndpoint(Endpoint):
     def attach(cls, name: str, settings: dict[str, str], concurrency: int, timeout_s: float):
         ep = cls({**settings, "name": name})
         require_settings(ep.cfg, "azureml endpoint")
-        ws = CloudJobs(ep.cfg)
+        ws = ControlPlane(ep.cfg)
         uri = ws.call(f"endpoint {name!r}", ws.client.online_endpoints.get, name).scoring_uri
         key = ws.call(f"endpoint {name!r} keys", ws.client.online_endpoints.get_keys, name).primary_key
         return scoring_transport(uri, key, concurrency, timeout_s, deployment=None)
@@ -231,13 +217,10 @@ class AzureMLEndpoint(Endpoint):
 def scoring_transport(uri: str, key: str, concurrency: int, timeout_s: float, deployment: Optional[str] = DEPLOYMENT):
     """The load tool's HTTP transport on the scoring URI with the endpoint key (Azure ML's data plane has
     no SDK client of its own; online_endpoints.invoke reads a request file)."""
-    from platforms.core.http_transport import HttpTransport
-
-    class ScoringTransport(HttpTransport):
-        async def ready(self, timeout_s: float) -> bool:
-            return True  # the scoring URI has no health route; a deployment that finished creating is ready
+    from platforms.core.http_transport import ReadyHttpTransport
 
     headers = {"Authorization": f"Bearer {key}"}
     if deployment:
         headers["azureml-model-deployment"] = deployment
-    return ScoringTransport(Target(kind="http", url=uri, health_url=uri), concurrency, timeout_s, headers)
+    # the scoring URI has no health route; a deployment that finished creating is ready
+    return ReadyHttpTransport(Target(kind="http", url=uri, health_url=uri), concurrency, timeout_s, headers)

@@ -36,8 +36,9 @@ Platform contracts relied on (official pages):
 
 Azure ML reports no billed seconds per job: cost is the job's running seconds × the VM's list price ×
 instance_count (every node is billed while the job runs), labelled as an estimate. Phases come from the statuses seen while polling (each status's first sighting;
-resolution poll_seconds). The control-plane calls sit behind `CloudJobs`; local mode replaces the job
-calls with a native run of the same command job (emulator.py). Pointing the SDK elsewhere (a sovereign
+resolution poll_seconds). The control-plane calls sit behind `ControlPlane` (its job calls are core/cloud_job.py's
+CloudJobs seam); local mode replaces them with a native run of the same command job (emulator.py); polling,
+Ctrl-C and teardown are the cloud-job template's (platforms/core/cloud_job.py). Pointing the SDK elsewhere (a sovereign
 cloud, or the tests' loopback server) is the SDK's own setting: ARM_CLOUD_METADATA_URL and
 AZUREML_CURRENT_CLOUD (azure/ai/ml/_azure_environments.py), nothing in platbench.
 """
@@ -46,21 +47,26 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shlex
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from platforms.azureml import SPEC
 from platforms.azureml.phases import PHASES, TERMINAL
 from platforms.core import pricing, tracking
-from platforms.core.api import Job, Outcome, Platform, PlanStep
-from platforms.core.emulator import LocalRun, collected
+from platforms.core.api import Job, Outcome, PlanStep
+from platforms.core.cloud_settings import CloudJobSettings, LocalMode, TimeLimit
+from platforms.core.container_env import container_env, pinned_digest
+from platforms.core.names import NameRule
+from platforms.core.run_tags import image_tags, price_tags
+from platforms.core.staging_plan import closing_steps, staging_steps
+from platforms.core.cloud_job import CloudJob, CloudJobPlatform, CloudJobs, seen_timeline, timeline_phases, timestamp
+from platforms.core.emulator import collected
 from platforms.core.sdk import require
 from platforms.core.settings import validate_job
 from platforms.errors import UserError
@@ -105,19 +111,24 @@ class AzureMLWorkspace(BaseModel):
         return self
 
 
-class AzureMLSettings(AzureMLWorkspace):
-    """`--set KEY=VALUE` for `platbench launch azureml`."""
+# a job's name (Jobs - Create Or Update: the job id in the URL); run_name is a folder in the container
+JOB_NAME = NameRule(255, chars="a-zA-Z0-9_", title="a valid Azure ML job name", hint="letters, digits, '-' and '_'")
+
+
+class AzureMLSettings(AzureMLWorkspace, CloudJobSettings, TimeLimit, LocalMode):
+    """`--set KEY=VALUE` for `platbench launch azureml`; job_name, run_name (the job's output folder is
+    jobs/<run_name>/outputs: a job of the run sees the checkpoints an interrupted one left), staging, prefix,
+    poll_seconds, max_run and local as every cloud job has them (core/cloud_settings.py)."""
+
+    JOB_NAME: ClassVar[NameRule] = JOB_NAME
+    RUN_NAME: ClassVar[NameRule] = JOB_NAME
+    MAX_RUN_LIMIT: ClassVar[int] = 30 * 24 * 3600
 
     compute: Optional[str] = None                  # a compute cluster's name; none: serverless compute
     instance_type: str = "Standard_NC4as_T4_v3"    # serverless VM size, or the cluster's size (for the price)
     tier: Literal["dedicated", "low_priority"] = "dedicated"
     input_mode: Literal["ro_mount", "download"] = "ro_mount"
-    staging: Literal["sharded", "naive"] = "sharded"
     experiment: str = "platbench"
-    max_run: int = Field(4 * 3600, ge=60, le=30 * 24 * 3600)
-    local: bool = False
-    poll_seconds: float = Field(15.0, gt=0, le=600)
-    job_name: Optional[str] = None
     # several nodes: one DDP run over instance_count nodes x process_count_per_instance processes (Azure ML's
     # PyTorch distribution; process_count_per_instance defaults to --devices)
     instance_count: int = Field(1, ge=1, le=100)
@@ -128,20 +139,10 @@ class AzureMLSettings(AzureMLWorkspace):
         if self.compute and self.tier == "low_priority":
             raise ValueError("tier=low_priority applies to serverless compute; a compute cluster's tier is set on "
                              "the cluster (az ml compute create --tier low_priority)")
-        if self.job_name is not None and not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}$", self.job_name):
-            raise ValueError(f"job_name {self.job_name!r}: letters, digits, '-' and '_' only")
         if self.local and (self.instance_count > 1 or (self.process_count_per_instance or 1) > 1):
             raise ValueError("local=true runs the job's command once on this machine: use instance_count=1 and "
                              "process_count_per_instance=1 (or platbench launch local --devices N)")
         return self
-
-
-def _ts(value) -> Optional[datetime]:
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 def _reason(exc) -> str:
@@ -152,7 +153,7 @@ def _reason(exc) -> str:
     return str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__
 
 
-class CloudJobs:
+class ControlPlane(CloudJobs):
     """The seam around Azure ML's control plane (MLClient): the workspace, its computes, VM sizes and
     datastores, and the job operations (create, get status, cancel). Every SDK error becomes one line."""
 
@@ -305,29 +306,23 @@ def _environment(image: str):
     return Environment(image=image)
 
 
-@dataclass
-class AzureMLHandle:
-    name: str
-    spec: dict
-    staged: Any
+@dataclass(kw_only=True)
+class AzureMLHandle(CloudJob):
+    """job_id: the job's name."""
+
     outputs_key: str                    # the job's output folder (outputs.results) in the container
-    local_run: Optional[LocalRun] = None
-    seen: dict = field(default_factory=dict)
-    last: dict = field(default_factory=dict)
 
 
-class AzureMLPlatform(Platform):
+class AzureMLPlatform(CloudJobPlatform):
     nodes_setting = "instance_count={n}"  # what --nodes N means here (core/launch.py refuse_nodes)
     spec = SPEC
     settings_model = AzureMLSettings
+    PHASES, TERMINAL = PHASES, TERMINAL
+    job_noun = "Azure ML job"
 
     def __init__(self, settings=None):
         super().__init__(settings)
-        self.cfg: Optional[AzureMLSettings] = None
-        self._store = None
-        self._jobs: Optional[CloudJobs] = None
-        self._quote: Optional[pricing.Quote] = None
-        self._staged = None
+        self.jobs: Optional[ControlPlane] = None
         self._where: Optional[tuple[str, str]] = None  # (region, VM size) as the workspace reports them
 
     def where(self) -> tuple[str, str]:
@@ -373,23 +368,23 @@ class AzureMLPlatform(Platform):
             cfg = self.cfg = pinning.pinned_settings(cfg, "image", "azureml")
         self._store = open_container(cfg, "azureml", credentials_needed=not cfg.local)
         if not cfg.local:
-            self._jobs = CloudJobs(cfg)
-            region = self._jobs.workspace_location()
+            self.jobs = ControlPlane(cfg)
+            region = self.jobs.workspace_location()
             if cfg.compute:
-                compute = self._jobs.compute(cfg.compute)
+                compute = self.jobs.compute(cfg.compute)
                 size = getattr(compute, "size", None) or cfg.instance_type
                 most = getattr(compute, "max_instances", None)
                 if most is not None and cfg.instance_count > most:
                     raise UserError(f"azureml: instance_count {cfg.instance_count}: compute cluster {cfg.compute!r} "
                                     f"scales to at most {most} nodes (az ml compute update --name {cfg.compute} "
                                     f"--max-instances {cfg.instance_count}, or a smaller instance_count)")
-                vm = self._jobs.vm_sizes(region).get(size) if self.processes(job) > 1 else None
+                vm = self.jobs.vm_sizes(region).get(size) if self.processes(job) > 1 else None
             else:
-                vm = self._jobs.offered(cfg.instance_type, region)
+                vm = self.jobs.offered(cfg.instance_type, region)
                 size = cfg.instance_type
             self._refuse_processes(job, size, vm)
             self._where = (region, size)
-            self._jobs.check_datastore(cfg.datastore, self._store.account, cfg.container)
+            self.jobs.check_datastore(cfg.datastore, self._store.account, cfg.container)
         self._quote = self._price(cfg)
 
     def processes(self, job: Job) -> int:
@@ -419,25 +414,18 @@ class AzureMLPlatform(Platform):
                 "platbench.instance_count": str(cfg.instance_count)}
         if cfg.image:
             tags["platbench.image_uri"] = cfg.image
-            if "@sha256:" in cfg.image:
-                tags[tracking.Tag.IMAGE_DIGEST] = cfg.image.split("@", 1)[1]
-        if self._quote:
-            tags[tracking.Tag.PRICE_SOURCE] = self._quote.sources
-            tags[tracking.Tag.PRICE_BASIS] = self._quote.basis
-        return tags
+        return {**tags, **image_tags(pinned_digest(cfg.image)), **price_tags(self._quote)}
 
     # ------------------------------------------------------------------ the request
     def _job_name(self, job: Job) -> str:
         cfg = self.parsed()
-        if cfg.job_name:
-            return cfg.job_name
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        return f"platbench-{re.sub(r'[^a-zA-Z0-9]+', '-', job.model)}-{stamp}-{secrets.token_hex(2)}"
+        return cfg.job_name or cfg.JOB_NAME.unique(f"platbench-{job.model}")
 
     def outputs_key(self, name: str) -> str:
-        """The job's output folder in the container: fixed by its name, so a job submitted again under the
-        same job_name sees the checkpoints the interrupted one left (rw_mount) and resumes."""
-        return f"{self.parsed().prefix.strip('/')}/jobs/{name}/outputs/"
+        """The job's output folder in the container: fixed by its run (run_name, else the job's name), so a
+        job of the same run sees the checkpoints an interrupted one left (rw_mount) and resumes."""
+        cfg = self.parsed()
+        return f"{cfg.prefix.strip('/')}/jobs/{cfg.run_key(name)}/outputs/"
 
     def job_spec(self, job: Job, name: str, data_key: str, dataset_name: str) -> dict:
         """The command job in `az ml job create --file job.yml`'s shape (reference-yaml-job-command). Input
@@ -451,13 +439,9 @@ class AzureMLPlatform(Platform):
             data_path, data_arg = f"{store}{prefix}/", "${{inputs.data}}/" + data_key[len(prefix) + 1:]
         else:
             data_path, data_arg = f"{store}{data_key}", "${{inputs.data}}"
-        env = {"PLATBENCH_PLATFORM": "azureml"}
-        commit = tracking.code_commit()
-        if commit:
-            env["PLATBENCH_GIT_COMMIT"] = commit
         from platforms.image import pinning
 
-        env.update(pinning.image_env(cfg.image))  # its digest, and its image ID where the push record knows it
+        env = container_env("azureml", pinning.image_env(cfg.image))  # its digest, and its image ID where known
         command = " ".join(["train", "--data", data_arg, "--out", "${{outputs.results}}",
                             "--dataset-name", shlex.quote(dataset_name),
                             *(shlex.quote(a) for a in job.trainer_args())])
@@ -493,7 +477,7 @@ class AzureMLPlatform(Platform):
         cfg = self.parsed()
         account = cfg.storage_account or "ACCOUNT"
         prefix = cfg.prefix.strip("/")
-        name = cfg.job_name or f"platbench-{job.model}-YYYYMMDD-HHMMSS-XXXX"
+        name = cfg.job_name or cfg.JOB_NAME.placeholder(f"platbench-{job.model}")
         data_key = (f"{prefix}/datasets/<fingerprint>/platbench-manifest.json" if cfg.staging == "sharded"
                     else f"{prefix}/naive/{Path(job.data).resolve().name}/")
         spec = self.job_spec(job, name, data_key, Path(job.data).resolve().name)
@@ -519,19 +503,13 @@ class AzureMLPlatform(Platform):
             from platforms.image import pinning
 
             steps += pinning.plan_steps(cfg.image, "image")
-        if cfg.staging == "sharded":
-            steps += [
-                PlanStep(f"fingerprint {job.data} and pack it into content-addressed tar shards (one per class "
-                         "folder); upload only the shards the container lacks (Put Block / Put Block List, "
-                         "resumable, If-None-Match)",
-                         f"az storage blob upload {blob} --file SHARD.tar --name {prefix}/shards/<sha256>.tar"),
-                PlanStep("write the dataset manifest last; the job reads the staging root as a uri_folder input",
-                         f"az storage blob upload {blob} --file platbench-manifest.json --name {data_key}"),
-            ]
-        else:
-            steps.append(PlanStep("upload every file as its own blob (naive staging)",
-                                  f"az storage blob upload-batch {blob} --source {shlex.quote(str(job.data))} "
-                                  f"--destination-path {data_key}"))
+        steps += staging_steps(job.data, cfg.staging, prefix, lambda what, to: f"az storage blob upload {blob} --file "
+                               f"{what} --name {to}", lambda what, to: f"az storage blob upload-batch {blob} --source "
+                               f"{what} --destination-path {to}", store="the container", unit="blob",
+                               resumable="Put Block / Put Block List, resumable, If-None-Match",
+                               reads="the job reads the staging root as a uri_folder input")
+        download = (f"az storage blob download-batch {blob.replace('--container-name', '--source')} "
+                    f"--pattern '{self.outputs_key(name)}*' --destination .")
         if cfg.local:
             steps += [
                 PlanStep(f"local mode: the input is downloaded into a temporary folder ({cfg.input_mode} stands in "
@@ -544,11 +522,7 @@ class AzureMLPlatform(Platform):
                          "AZUREML_RUN_ID=" + name + " python -m trainer " + spec["command"].removeprefix("train ")),
                 PlanStep("upload the output folder to the job's output path, as the rw_mount writes it",
                          f"az storage blob upload-batch {blob} --source OUTPUTS --destination-path "
-                         f"{prefix}/jobs/{name}/outputs"),
-                PlanStep("collect results.json, metrics.jsonl, train.log and model/ from the job's outputs; check the "
-                         "dataset fingerprint the trainer read against the staged one",
-                         f"az storage blob download-batch {blob.replace('--container-name', '--source')} "
-                         f"--pattern '{prefix}/jobs/{name}/outputs/*' --destination ."),
+                         + self.outputs_key(name).rstrip("/")),
             ]
         else:
             where = (f"on compute cluster {cfg.compute}" if cfg.compute else
@@ -567,96 +541,54 @@ class AzureMLPlatform(Platform):
                          + json.dumps(spec), f"az ml job create --file job.yml {ws}"),
                 PlanStep("wait, reporting the job's statuses (Queued, Preparing, Running, Finalizing) and times",
                          f"az ml job show --name {name} {ws} --query status"),
-                PlanStep("collect the job's output (results.json, metrics.jsonl, train.log, model/) from its "
-                         "datastore path; check the dataset fingerprint the trainer read against the staged one",
-                         f"az storage blob download-batch {blob.replace('--container-name', '--source')} "
-                         f"--pattern '{prefix}/jobs/{name}/outputs/*' --destination ."),
             ]
-        steps += [
-            PlanStep("record the MLflow run: region, VM size, image, upload/download s/MB, phase seconds, "
-                     "running-time cost at list price (an estimate: Azure ML reports no billed seconds)"
-                     + (f" ({self._quote.usd_per_hour:.4f} USD/h, {self._quote.basis})" if self._quote else "")),
-            PlanStep("on an error or Ctrl-C while waiting: cancel the job", None if cfg.local else
-                     f"az ml job cancel --name {name} {ws}"),
-        ]
-        return steps
+        return steps + closing_steps(
+            download, "region, VM size, image, running-time cost at list price (an estimate: Azure ML reports no "
+            "billed seconds)" + (f" ({self._quote.usd_per_hour:.4f} USD/h, {self._quote.basis})" if self._quote else ""),
+            None if cfg.local else f"az ml job cancel --name {name} {ws}", what="the job's outputs (results.json, "
+            "metrics.jsonl, train.log, model/) from its datastore path")
 
-    # ------------------------------------------------------------------ stage / submit
+    # ------------------------------------------------------------------ stage / submit and the job's states
     def stage(self, job: Job) -> dict[str, Any]:
-        from platforms.core import staging
-
         cfg = self.parsed()
-        if self._jobs is not None:
-            self._jobs.ensure_datastore(cfg.datastore, self._store.account, cfg.container)
-        self._staged = staging.upload(job.data, self._store, cfg.staging, cfg.prefix)
-        return {**self._staged.figures, "staging": self._staged.mode,
-                tracking.Tag.DATASET_FINGERPRINT: self._staged.fingerprint}
+        if self.jobs is not None:
+            self.jobs.ensure_datastore(cfg.datastore, self._store.account, cfg.container)
+        return super().stage(job)
 
     def submit(self, job: Job, staged: dict[str, Any]) -> AzureMLHandle:
-        cfg = self.parsed()
         name = self._job_name(job)
         spec = self.job_spec(job, name, self._staged.data_key, self._staged.name)
         outputs_key = self.outputs_key(name)
-        handle = AzureMLHandle(name, spec, self._staged, outputs_key)
-        if cfg.local:
+        handle = AzureMLHandle(job_id=name, spec=spec, staged=self._staged, outputs_key=outputs_key)
+        if self.parsed().local:
             from platforms.azureml.emulator import local_run
 
             handle.local_run = local_run(spec, self._store, self._staged, outputs_key)
             handle.local_run.start()
-            return handle
-        handle.name = self._jobs.create(spec)
+        else:
+            handle.job_id = self.jobs.create(spec)
         return handle
 
-    # ------------------------------------------------------------------ wait
-    def wait(self, handle: AzureMLHandle, progress) -> Outcome:
-        cfg = self.parsed()
-        if handle.local_run is not None:
-            handle.local_run.wait(progress)
-            d = handle.local_run.describe()
-            handle.last = d
-            outcome = self._outcome(handle, d)
-            outcome.metrics.update(handle.local_run.figures)
-            outcome.cost_usd = outcome.list_estimate_usd = None  # nothing is billed on this machine
-            return outcome
-        deadline = time.time() + cfg.max_run + 3600
-        while True:
-            d = self._jobs.get(handle.name)
-            handle.last = d
-            status = d.get("status") or "NotStarted"
-            if status not in handle.seen:
-                handle.seen[status] = datetime.now(timezone.utc)
-                if status in PHASES:
-                    progress.phase(PHASES[status])
-            if status in TERMINAL:
-                break
-            if time.time() > deadline:
-                raise UserError(f"azureml: job {handle.name} still {status} after its timeout plus an hour; "
-                                "cancelling it")
-            time.sleep(cfg.poll_seconds)
-        return self._outcome(handle, d)
+    def job_state(self, described: dict) -> str:
+        return described.get("status") or "NotStarted"
 
-    def _outcome(self, handle: AzureMLHandle, d: dict) -> Outcome:
+    def job_outcome(self, handle: AzureMLHandle, d: dict) -> Outcome:
         status = d.get("status")
         result = {"Completed": "finished", "Canceled": "killed"}.get(status, "failed")
-        timeline = d.get("status_timeline") or [[s, t] for s, t in sorted(handle.seen.items(), key=lambda kv: kv[1])]
-        points = [(s, _ts(t)) for s, t in timeline]
-        end = _ts(d.get("end_time")) or datetime.now(timezone.utc)
-        phases: dict[str, float] = {}
-        for (s, a), (_, b) in zip(points, points[1:] + [("end", end)]):
-            if s in PHASES and a and b:
-                phases[PHASES[s]] = phases.get(PHASES[s], 0.0) + max(0.0, (b - a).total_seconds())
+        points = [(s, timestamp(t)) for s, t in d.get("status_timeline") or seen_timeline(handle)]
+        phases = timeline_phases(points, timestamp(d.get("end_time")) or datetime.now(timezone.utc), PHASES)
         running = phases.get("training")
         cfg = self.parsed()
         on_demand = pricing.quote("azureml", cfg.region, [(cfg.instance_type, cfg.instance_count)])
-        tags = {tracking.Tag.JOB_ID: handle.name, "platbench.azureml.status": status or "",
+        tags = {tracking.Tag.JOB_ID: handle.job_id, "platbench.azureml.status": status or "",
                 "platbench.cost_basis": "running seconds x the VM's list price (an estimate); Azure ML reports "
                                         "no billed seconds per job"}
         return Outcome(result, None, phases=phases, billed_seconds=None,
                        cost_usd=self._quote.cost(running) if self._quote else None,
                        list_estimate_usd=on_demand.cost(running) if on_demand else None,
-                       tags=tags, message=d.get("error") or f"job {handle.name} {status}")
+                       tags=tags, message=d.get("error") or f"job {handle.job_id} {status}")
 
-    # ------------------------------------------------------------------ collect / teardown
+    # ------------------------------------------------------------------ collect
     def collect(self, handle: AzureMLHandle, outcome: Outcome, dest: Path) -> Path:
         from platforms.core.staging import download_prefix
 
@@ -664,25 +596,5 @@ class AzureMLPlatform(Platform):
         t0 = time.perf_counter()
         # the job's output folder (outputs.results) is a path in platbench's own container, in both modes
         got, _ = download_prefix(self._store, handle.outputs_key, dest)
-        return collected(outcome, dest, handle.staged.fingerprint, f"azureml job {handle.name}",
+        return collected(outcome, dest, handle.staged.fingerprint, f"azureml job {handle.job_id}",
                          f"its output {self._store.uri(handle.outputs_key)}", got, time.perf_counter() - t0)
-
-    def teardown(self, handle: AzureMLHandle) -> None:
-        """Cancel the job if it still runs; remove local-mode scratch space. Staged data (content-addressed,
-        reused) and outputs (checkpoints for a resume) stay."""
-        import sys
-
-        if handle.local_run is not None:
-            handle.local_run.stop()
-            handle.local_run.cleanup()
-            return
-        if (handle.last or {}).get("status") not in TERMINAL:
-            try:
-                self._jobs.cancel(handle.name)
-                print(f"platbench: cancelled Azure ML job {handle.name}", file=sys.stderr)
-            except Exception as exc:  # noqa: BLE001 - teardown must not hide the original error
-                print(f"platbench: could not cancel Azure ML job {handle.name}: {exc}".splitlines()[0],
-                      file=sys.stderr)
-
-    def price_per_hour(self) -> Optional[float]:
-        return self._quote.usd_per_hour if self._quote else None

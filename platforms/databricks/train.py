@@ -36,30 +36,37 @@ Platform contracts relied on (official pages):
 
 Cost: the Jobs API reports no billed DBUs per run, so the cost is an estimate: the run's cluster seconds
 (setup + execution + cleanup: the cluster exists from its creation to its termination) × (the node type's
-DBU rate × USD per DBU + the VM's list price), both from prices.yaml."""
+DBU rate × USD per DBU + the VM's list price), both from prices.yaml.
+
+Polling, Ctrl-C and teardown are the cloud-job template's (platforms/core/cloud_job.py); `Workspace` is its
+CloudJobs seam (runs/submit, runs/get, runs/cancel) plus the workspace's other calls."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import re
-import secrets
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from platforms.core import pricing, tracking
-from platforms.core.api import Job, Outcome, Platform, PlanStep
-from platforms.core.emulator import LocalRun, collected
+from platforms.core.api import Job, Outcome, PlanStep
+from platforms.core.cloud_settings import CloudJobSettings, LocalMode, TimeLimit
+from platforms.core.container_env import container_env
+from platforms.core.names import NameRule
+from platforms.core.run_tags import price_tags
+from platforms.core.staging_plan import closing_steps, staging_steps
+from platforms.core.cloud_job import CloudJob, CloudJobPlatform, CloudJobs
+from platforms.core.emulator import collected
 from platforms.core.settings import validate_job
 from platforms.databricks import SPEC
 from platforms.databricks.phases import DURATIONS, PHASES, TERMINAL
@@ -80,25 +87,28 @@ RESULT = {"SUCCESS": "finished", "CANCELED": "killed", "CANCELLED": "killed", "T
           "FAILED": "failed", "MAXIMUM_CONCURRENT_RUNS_REACHED": "failed", "UPSTREAM_FAILED": "failed"}
 
 
-class DatabricksSettings(BaseModel):
-    """`--set KEY=VALUE` for `platbench launch databricks`."""
+# a one-time run's run_name (runs/submit); it is also a folder in the volume
+NAME = NameRule(100, chars="A-Za-z0-9_.", title="a valid run name", hint="letters, digits, '.', '-' and '_'")
 
-    model_config = ConfigDict(extra="forbid")
+
+class DatabricksSettings(CloudJobSettings, TimeLimit, LocalMode):
+    """`--set KEY=VALUE` for `platbench launch databricks`; job_name (the one-time run's name in Databricks),
+    run_name (its output folder jobs/<run_name>/outputs: a run of the same run_name resumes from the
+    checkpoints there; also the default job_name), staging, prefix, poll_seconds, max_run and local as every
+    cloud job has them (core/cloud_settings.py)."""
+
+    JOB_NAME: ClassVar[NameRule] = NAME
+    RUN_NAME: ClassVar[NameRule] = NAME
+    MAX_RUN_LIMIT: ClassVar[int] = 48 * 3600
 
     host: Optional[str] = Field(default_factory=lambda: os.environ.get("DATABRICKS_HOST"))
     profile: Optional[str] = Field(default_factory=lambda: os.environ.get("DATABRICKS_CONFIG_PROFILE"))
     volume: Optional[str] = None                        # /Volumes/CATALOG/SCHEMA/VOLUME
-    prefix: str = "platbench"
     node_type: str = "g4dn.xlarge"
     runtime: str = "16.4.x-gpu-ml-scala2.12"
     spot: bool = False
     cloud: Optional[Literal["aws", "azure", "gcp"]] = None  # default: from the host name
     region: str = "us-east-1"                           # where prices are looked up
-    staging: Literal["sharded", "naive"] = "sharded"
-    max_run: int = Field(4 * 3600, ge=60, le=48 * 3600)
-    poll_seconds: float = Field(15.0, gt=0, le=600)
-    run_name: Optional[str] = None
-    local: bool = False
 
     @field_validator("volume")
     @classmethod
@@ -120,8 +130,6 @@ class DatabricksSettings(BaseModel):
                              "Standard_NC4as_T4_v3, a2-highgpu-1g)")
         if self.host is not None and not re.match(r"^https?://[A-Za-z0-9.-]+(:\d+)?/?$", self.host):
             raise ValueError(f"host {self.host!r} is not a workspace URL (https://WORKSPACE.cloud.databricks.com)")
-        if self.run_name is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", self.run_name):
-            raise ValueError(f"run_name {self.run_name!r}: letters, digits, '.', '-' and '_' only")
         if not re.match(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", self.prefix.strip("/")):
             raise ValueError(f"prefix {self.prefix!r}: a relative folder of letters, digits, '.', '-' and '_'")
         return self
@@ -173,7 +181,7 @@ def build_wheel(dest: Path) -> Path:
     return wheels[-1]
 
 
-class Workspace:
+class Workspace(CloudJobs):
     """The seam around the workspace's control plane (WorkspaceClient): node types, runtimes, one-time runs,
     their output and cluster events. Every SDK error becomes one line."""
 
@@ -198,7 +206,7 @@ class Workspace:
         resp = self.call("list runtimes", self.w.clusters.spark_versions)
         return {v.key for v in resp.versions or []}
 
-    def submit(self, spec: dict) -> int:
+    def create(self, spec: dict) -> int:
         from databricks.sdk.service.jobs import SubmitTask
 
         waiter = self.call(f"submit run {spec['run_name']!r}", self.w.jobs.submit, run_name=spec["run_name"],
@@ -241,29 +249,25 @@ class Workspace:
         self.call(f"cancel run {run_id}", self.w.jobs.cancel_run, run_id)
 
 
-@dataclass
-class DatabricksHandle:
+@dataclass(kw_only=True)
+class DatabricksHandle(CloudJob):
+    """job_id: the run's run_id (None in local mode)."""
+
     run_name: str
-    spec: dict
-    staged: Any
     outputs_key: str
-    run_id: Optional[int] = None
-    local_run: Optional[LocalRun] = None
-    last: dict = field(default_factory=dict)
-    seen: dict = field(default_factory=dict)
-    epochs_seen: int = 0
+    epochs_seen: int = 0                # epochs the driver's log has reported so far
+    epochs_shown: bool = False          # the progress bar has its total
 
 
-class DatabricksPlatform(Platform):
+class DatabricksPlatform(CloudJobPlatform):
     spec = SPEC
     settings_model = DatabricksSettings
+    PHASES, TERMINAL = PHASES, TERMINAL
+    job_noun = "Databricks run"
 
     def __init__(self, settings=None):
         super().__init__(settings)
-        self._store = None
-        self._ws: Optional[Workspace] = None
-        self._quote: Optional[pricing.Quote] = None
-        self._staged = None
+        self.jobs: Optional[Workspace] = None
         self._wheel: Optional[tuple[str, str]] = None   # (volume path of the wheel, its sha256)
 
     def _price(self) -> Optional[pricing.Quote]:
@@ -301,9 +305,9 @@ class DatabricksPlatform(Platform):
             raise UserError(f"databricks: no Databricks credentials found: {where}")
         client = workspace_client(cfg.host, cfg.profile)
         self._store = VolumeStore(cfg.volume, client=client)
-        self._ws = Workspace(client)
+        self.jobs = Workspace(client)
         if not cfg.local:
-            nodes = self._ws.node_types()
+            nodes = self.jobs.node_types()
             node = nodes.get(cfg.node_type)
             if node is None:
                 gpus = sorted(k for k, n in nodes.items() if (n.num_gpus or 0) > 0)
@@ -312,7 +316,7 @@ class DatabricksPlatform(Platform):
             if "-gpu-" in cfg.runtime and not (node.num_gpus or 0):
                 raise UserError(f"databricks: node type {cfg.node_type!r} has no GPU; the GPU ML runtime "
                                 f"{cfg.runtime} needs one")
-            if cfg.runtime not in self._ws.runtimes():
+            if cfg.runtime not in self.jobs.runtimes():
                 raise UserError(f"databricks: runtime {cfg.runtime!r} is not offered by this workspace "
                                 "(databricks clusters spark-versions)")
         try:
@@ -332,32 +336,24 @@ class DatabricksPlatform(Platform):
                 "platbench.databricks.runtime": cfg.runtime, "platbench.databricks.cloud": cfg.cloud_name,
                 "platbench.image_note": "not run from the platbench image: Databricks ML runtimes take no custom "
                                         "container; the trainer ran as a wheel in runtime " + cfg.runtime}
-        if self._quote:
-            tags[tracking.Tag.PRICE_SOURCE] = self._quote.sources
-            tags[tracking.Tag.PRICE_BASIS] = self._quote.basis
-        return tags
+        return {**tags, **price_tags(self._quote)}
 
     # ------------------------------------------------------------------ the request
     def _run_name(self, job: Job) -> str:
         cfg = self.parsed()
-        if cfg.run_name:
-            return cfg.run_name
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        return f"platbench-{re.sub(r'[^a-zA-Z0-9]+', '-', job.model)}-{stamp}-{secrets.token_hex(2)}"
+        return cfg.job_name or cfg.run_name or cfg.JOB_NAME.unique(f"platbench-{job.model}")
 
     def outputs_key(self, name: str) -> str:
-        """The run's output folder in the volume: fixed by its name, so a run submitted again under the
-        same run_name finds the checkpoints the interrupted one left and resumes."""
-        return f"{self.parsed().prefix.strip('/')}/jobs/{name}/outputs/"
+        """The run's output folder in the volume: fixed by run_name (else the run's own name), so a run
+        submitted again under the same run_name finds the checkpoints the interrupted one left and resumes."""
+        cfg = self.parsed()
+        return f"{cfg.prefix.strip('/')}/jobs/{cfg.run_key(name)}/outputs/"
 
     def run_spec(self, job: Job, name: str, data_key: str, dataset_name: str, wheel_key: str) -> dict:
         """The one-time run in `databricks jobs submit --json`'s shape (the Jobs API runs/submit body)."""
         cfg = self.parsed()
         root = volume_path(cfg.volume or "CATALOG.SCHEMA.VOLUME")
-        env = {"PLATBENCH_PLATFORM": "databricks"}
-        commit = tracking.code_commit()
-        if commit:
-            env["PLATBENCH_GIT_COMMIT"] = commit
+        env = container_env("databricks")
         attrs, spot, on_demand = SPOT[cfg.cloud_name]
         availability = {"availability": spot if cfg.spot else on_demand}
         if cfg.cloud_name != "gcp":
@@ -380,7 +376,7 @@ class DatabricksPlatform(Platform):
         cfg = self.parsed()
         prefix = cfg.prefix.strip("/")
         root = volume_path(cfg.volume or "CATALOG.SCHEMA.VOLUME")
-        name = cfg.run_name or f"platbench-{job.model}-YYYYMMDD-HHMMSS-XXXX"
+        name = cfg.job_name or cfg.run_name or cfg.JOB_NAME.placeholder(f"platbench-{job.model}")
         data_key = (f"{prefix}/datasets/<fingerprint>/platbench-manifest.json" if cfg.staging == "sharded"
                     else f"{prefix}/naive/{Path(job.data).resolve().name}")
         wheel_key = f"{prefix}/wheels/<sha256>/platbench-0.1.0-py3-none-any.whl"
@@ -395,16 +391,11 @@ class DatabricksPlatform(Platform):
                           f"script in the volume under {prefix}/wheels/<sha256>/ (content-addressed)",
                           f"pip wheel --no-deps -w dist . && databricks fs cp dist/platbench-0.1.0-py3-none-any.whl "
                           f"dbfs:{root}/{wheel_key}{who}")]
-        if cfg.staging == "sharded":
-            steps += [
-                PlanStep(f"fingerprint {job.data} and pack it into content-addressed tar shards (<{SHARD_MB} MB, one "
-                         "Files API PUT each); upload only the shards the volume lacks (overwrite=false: resumable)",
-                         f"databricks fs cp SHARD.tar dbfs:{root}/{prefix}/shards/<sha256>.tar{who}"),
-                PlanStep("write the dataset manifest last", f"databricks fs cp platbench-manifest.json "
-                                                             f"dbfs:{root}/{data_key}{who}")]
-        else:
-            steps.append(PlanStep("upload every file as its own volume file (naive staging)",
-                                  f"databricks fs cp -r {shlex.quote(str(job.data))} dbfs:{root}/{data_key}{who}"))
+        steps += staging_steps(job.data, cfg.staging, f"{root}/{prefix}",
+                               lambda what, to: f"databricks fs cp {what} dbfs:{to}{who}",
+                               lambda what, to: f"databricks fs cp -r {what} dbfs:{to}{who}", store="the volume",
+                               unit="volume file", resumable=f"<{SHARD_MB} MB, one Files API PUT each; overwrite=false: "
+                                                             "resumable")
         if cfg.local:
             steps.append(PlanStep("local mode: run the task here as the job cluster would (the wheel installed into a "
                                   "scratch folder, /Volumes paths downloaded before and the output uploaded after)",
@@ -420,22 +411,16 @@ class DatabricksPlatform(Platform):
                          "events and the epochs in the driver's log",
                          f"databricks jobs get-run RUN_ID{who} && databricks jobs get-run-output TASK_RUN_ID{who}"),
             ]
-        steps += [
-            PlanStep("collect results.json, metrics.jsonl, train.log and model/ from the run's output folder; check "
-                     "the dataset fingerprint the trainer read against the staged one",
-                     f"databricks fs cp -r dbfs:{root}/{prefix}/jobs/{name}/outputs .{who}"),
-            PlanStep("record the MLflow run: runtime (in place of an image digest), node type, upload/download s/MB, "
-                     "phase seconds, cost estimate = cluster seconds x (DBUs x DBU price + VM price)"
-                     + (f" ({self._quote.usd_per_hour:.4f} USD/h, {self._quote.basis})" if self._quote else "")),
-            PlanStep("on an error or Ctrl-C while waiting: cancel the run (its job cluster terminates with it)",
-                     None if cfg.local else f"databricks jobs cancel-run RUN_ID{who}"),
-        ]
-        return steps
+        return steps + closing_steps(
+            f"databricks fs cp -r dbfs:{root}/{self.outputs_key(name).rstrip('/')} .{who}",
+            "runtime (in place of an image digest), node type, cost estimate = cluster seconds x (DBUs x DBU price + "
+            "VM price)" + (f" ({self._quote.usd_per_hour:.4f} USD/h, {self._quote.basis})" if self._quote else ""),
+            None if cfg.local else f"databricks jobs cancel-run RUN_ID{who}",
+            what="results.json, metrics.jsonl, train.log and model/ from the run's output folder",
+            stop="cancel the run (its job cluster terminates with it)")
 
-    # ------------------------------------------------------------------ stage / submit
+    # ------------------------------------------------------------------ stage / submit and the run's states
     def stage(self, job: Job) -> dict[str, Any]:
-        from platforms.core import staging
-
         cfg = self.parsed()
         prefix = cfg.prefix.strip("/")
         t0 = time.perf_counter()
@@ -448,81 +433,61 @@ class DatabricksPlatform(Platform):
             self._store.put_bytes(f"{folder}/{wheel.name}", data, if_absent=True)  # its name: pip reads it
             self._wheel = (f"{folder}/{wheel.name}", sha)
         wheel_s = time.perf_counter() - t0
-        kwargs = {"shard_mb": SHARD_MB} if cfg.staging == "sharded" else {}
-        self._staged = staging.upload(job.data, self._store, cfg.staging, cfg.prefix, **kwargs)
-        return {**self._staged.figures, "wheel_seconds": wheel_s, "staging": self._staged.mode,
-                "platbench.databricks.wheel_sha256": sha, tracking.Tag.DATASET_FINGERPRINT: self._staged.fingerprint}
+        figures = super().stage(job, **({"shard_mb": SHARD_MB} if cfg.staging == "sharded" else {}))
+        return {**figures, "wheel_seconds": wheel_s, "platbench.databricks.wheel_sha256": sha}
 
     def submit(self, job: Job, staged: dict[str, Any]) -> DatabricksHandle:
         cfg = self.parsed()
         name = self._run_name(job)
         data_key = self._staged.data_key.rstrip("/")
         spec = self.run_spec(job, name, data_key, self._staged.name, self._wheel[0])
-        handle = DatabricksHandle(name, spec, self._staged, self.outputs_key(name))
+        handle = DatabricksHandle(spec=spec, staged=self._staged, run_name=name, outputs_key=self.outputs_key(name))
         if cfg.local:
             from platforms.databricks.emulator import task_run
 
             handle.local_run = task_run(0, name, spec["tasks"][0], self._store, cfg.max_run, "local")
             handle.local_run.start()
-            return handle
-        handle.run_id = self._ws.submit(spec)
+        else:
+            handle.job_id = self.jobs.create(spec)
         return handle
 
-    # ------------------------------------------------------------------ wait
-    def wait(self, handle: DatabricksHandle, progress) -> Outcome:
+    def job_state(self, described: dict) -> str:
+        return (described.get("state") or {}).get("life_cycle_state") or "PENDING"
+
+    def after_poll(self, handle: DatabricksHandle, d: dict, progress) -> None:
+        """The driver's stdout, as runs/get-output shows it: the trainer's "- Epoch: N" lines."""
         from trainer import loglines
 
-        cfg = self.parsed()
-        if handle.local_run is not None:
-            handle.local_run.wait(progress)
-            handle.last = handle.local_run.describe()
-            outcome = self._outcome(handle, handle.last)
-            outcome.metrics.update(handle.local_run.figures)
-            outcome.cost_usd = outcome.list_estimate_usd = None  # nothing is billed on this machine
-            return outcome
-        epoch_re = re.compile(loglines.regex("epoch"), re.MULTILINE)
-        deadline = time.time() + cfg.max_run + 3600
-        total_set = False
-        while True:
-            d = self._ws.get(handle.run_id)
-            handle.last = d
-            life = (d.get("state") or {}).get("life_cycle_state") or "PENDING"
-            if life not in handle.seen:
-                handle.seen[life] = datetime.now(timezone.utc)
-                if life in PHASES:
-                    progress.phase(PHASES[life])
-            task = (d.get("tasks") or [{}])[0]
-            if (life in ("RUNNING", "TERMINATING") or life in TERMINAL) and task.get("run_id"):
-                # the driver's stdout, as runs/get-output shows it: the trainer's "- Epoch: N" lines
-                done = [int(float(m)) for m in epoch_re.findall(self._ws.logs(int(task["run_id"])))]
-                if done and not total_set and job_epochs(handle.spec):
-                    progress.epochs(job_epochs(handle.spec))
-                    total_set = True
-                for epoch in done[handle.epochs_seen:]:
-                    progress.epoch_done(epoch, "")
-                handle.epochs_seen = max(handle.epochs_seen, len(done))
-            if life in TERMINAL:
-                break
-            if time.time() > deadline:
-                raise UserError(f"databricks: run {handle.run_id} still {life} after its timeout plus an hour; "
-                                "cancelling it")
-            time.sleep(cfg.poll_seconds)
-        outcome = self._outcome(handle, d)
+        life, task = self.job_state(d), (d.get("tasks") or [{}])[0]
+        if not ((life in ("RUNNING", "TERMINATING") or life in TERMINAL) and task.get("run_id")):
+            return
+        done = [int(float(m)) for m in re.findall(loglines.regex("epoch"), self.jobs.logs(int(task["run_id"])),
+                                                  re.MULTILINE)]
+        if done and not handle.epochs_shown and job_epochs(handle.spec):
+            progress.epochs(job_epochs(handle.spec))
+            handle.epochs_shown = True
+        for epoch in done[handle.epochs_seen:]:
+            progress.epoch_done(epoch, "")
+        handle.epochs_seen = max(handle.epochs_seen, len(done))
+
+    def after_end(self, handle: DatabricksHandle, d: dict, outcome: Outcome) -> Outcome:
+        """A failed run's reason from runs/get-output; how long its cluster took to come up, from its events."""
+        task = (d.get("tasks") or [{}])[0]
         if outcome.status == "failed" and task.get("run_id"):
-            outcome.message = self._ws.failure(int(task["run_id"])) or outcome.message
+            outcome.message = self.jobs.failure(int(task["run_id"])) or outcome.message
         cluster_id = (task.get("cluster_instance") or {}).get("cluster_id")
         if cluster_id:
-            outcome.metrics.update(cluster_start_seconds(self._ws.cluster_events(cluster_id)))
+            outcome.metrics.update(cluster_start_seconds(self.jobs.cluster_events(cluster_id)))
         return outcome
 
-    def _outcome(self, handle: DatabricksHandle, d: dict) -> Outcome:
+    def job_outcome(self, handle: DatabricksHandle, d: dict) -> Outcome:
         state = d.get("state") or {}
         status = RESULT.get(state.get("result_state") or "", "failed")
         phases = {phase: (d.get(key) or 0) / 1000.0 for key, phase in DURATIONS.items() if d.get(key)}
         cluster_s = sum(phases.get(p, 0.0) for p in ("provisioning", "training", "stopping")) or None
         cfg = self.parsed()
         on_demand = pricing.quote("databricks", cfg.region, [(cfg.node_type, 1), (f"{cfg.node_type} DBU", 1)])
-        tags = {tracking.Tag.JOB_ID: str(handle.run_id if handle.run_id is not None else handle.run_name),
+        tags = {tracking.Tag.JOB_ID: str(handle.job_id if handle.job_id is not None else handle.run_name),
                 "platbench.databricks.run_name": handle.run_name,
                 "platbench.databricks.state": f"{state.get('life_cycle_state', '')}/{state.get('result_state', '')}",
                 "platbench.cost_basis": "estimate: cluster seconds (setup + execution + cleanup) x (DBU rate x USD "
@@ -532,7 +497,7 @@ class DatabricksPlatform(Platform):
                        list_estimate_usd=on_demand.cost(cluster_s) if on_demand else None,
                        tags=tags, message=state.get("state_message") or f"run {handle.run_name} {status}")
 
-    # ------------------------------------------------------------------ collect / teardown
+    # ------------------------------------------------------------------ collect
     def collect(self, handle: DatabricksHandle, outcome: Outcome, dest: Path) -> Path:
         from platforms.core.staging import download_prefix
 
@@ -541,27 +506,6 @@ class DatabricksPlatform(Platform):
         got, _ = download_prefix(self._store, handle.outputs_key, dest)
         return collected(outcome, dest, handle.staged.fingerprint, f"databricks run {handle.run_name}",
                          self._store.uri(handle.outputs_key), got, time.perf_counter() - t0)
-
-    def teardown(self, handle: DatabricksHandle) -> None:
-        """Cancel the run if it still runs (its job cluster terminates with it); remove local-mode scratch.
-        Staged data and the wheel (content-addressed, reused) and outputs (checkpoints) stay."""
-        if handle.local_run is not None:
-            handle.local_run.stop()
-            handle.local_run.cleanup()
-            return
-        if handle.run_id is None:
-            return
-        life = ((handle.last or {}).get("state") or {}).get("life_cycle_state")
-        if life not in TERMINAL:
-            try:
-                self._ws.cancel(handle.run_id)
-                print(f"platbench: cancelled Databricks run {handle.run_id}", file=sys.stderr)
-            except Exception as exc:  # noqa: BLE001 - teardown must not hide the original error
-                print(f"platbench: could not cancel Databricks run {handle.run_id}: {exc}".splitlines()[0],
-                      file=sys.stderr)
-
-    def price_per_hour(self) -> Optional[float]:
-        return self._quote.usd_per_hour if self._quote else None
 
 
 def job_epochs(spec: dict) -> Optional[int]:

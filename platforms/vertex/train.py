@@ -44,12 +44,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shlex
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, ClassVar, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -58,6 +57,11 @@ from platforms.core import pricing
 from platforms.core import tracking
 from platforms.vertex import SPEC
 from platforms.core.api import Job, Outcome, PlanStep
+from platforms.core.cloud_settings import CloudJobSettings, LocalMode, TimeLimit
+from platforms.core.container_env import container_env, pinned_digest
+from platforms.core.names import NameRule
+from platforms.core.run_tags import image_tags, price_tags
+from platforms.core.staging_plan import closing_steps, staging_steps
 from platforms.core.cloud_job import CloudJob, CloudJobPlatform, CloudJobs, seen_timeline, timeline_phases, timestamp
 from platforms.core.emulator import collected
 from platforms.vertex.emulator import local_run
@@ -74,8 +78,18 @@ ACCELERATOR_FAMILIES = {
     "NVIDIA_H100_MEGA_80GB": ("a3-mega",), "NVIDIA_H200_141GB": ("a3-ultra",),
 }
 MACHINE_RE = re.compile(r"^(n1|n2|n2d|e2|c2|c2d|m1|a2|a3|g2)-[a-z]+(-\d+[a-z]?)?(-[a-z0-9]+)?$")
-DISPLAY_NAME_MAX = 128
-RUN_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+
+class DisplayName(NameRule):
+    """CustomJob.displayName: any UTF-8 up to max_len characters; a generated one is letters, digits and -."""
+
+    def fits(self, name: str) -> bool:
+        return self.min_len <= len(name) <= self.max_len
+
+
+JOB_NAME = DisplayName(128, hint="1-128 characters")
+# run_name is a folder in the bucket and the stem of generated display names
+RUN_NAME = NameRule(63, hint="1-63 of a-z, A-Z, 0-9, -")
 
 # CUDA architectures the image's torch build carries kernels for: torch.cuda.get_arch_list() of the lock's
 # torch (constraints.txt: torch==2.15.0, the +cu132 wheel; tests/vertex checks it against that torch).
@@ -107,14 +121,6 @@ def unusable_accelerator(acc: str) -> Optional[str]:
         return (f"{acc} (sm_{cc[0]}{cc[1]}) cannot run the image's torch build (kernels for "
                 f"{', '.join(IMAGE_CUDA_ARCHS)}): pick e.g. NVIDIA_TESLA_T4, NVIDIA_L4 or NVIDIA_TESLA_A100")
     return None
-
-
-def generated_name(stem: str, limit: int = DISPLAY_NAME_MAX) -> str:
-    """STEM-YYYYMMDD-HHMMSS-XXXX in at most `limit` characters: the stem is cut, never the unique
-    suffix, and the name never ends (or has a cut end) in "-"."""
-    suffix = f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-    stem = re.sub(r"[^a-zA-Z0-9]+", "-", stem).strip("-")[:max(0, limit - len(suffix) - 1)].rstrip("-")
-    return f"{stem}-{suffix}" if stem else suffix
 
 
 def quota_hint(cfg) -> str:
@@ -159,8 +165,14 @@ def client_kwargs(cfg: VertexProject) -> dict[str, Any]:
     return kwargs
 
 
-class VertexSettings(VertexProject):
-    """`--set KEY=VALUE` for `platbench launch vertex`."""
+class VertexSettings(VertexProject, CloudJobSettings, TimeLimit, LocalMode):
+    """`--set KEY=VALUE` for `platbench launch vertex`; job_name (the CustomJob's displayName), run_name (its
+    base output directory, hence AIP_CHECKPOINT_DIR, is jobs/<run_name>: a new job of the run resumes an
+    interrupted one), staging, prefix, poll_seconds, max_run and local as every cloud job has them
+    (core/cloud_settings.py)."""
+
+    JOB_NAME: ClassVar[NameRule] = JOB_NAME
+    RUN_NAME: ClassVar[NameRule] = RUN_NAME
 
     machine_type: str = "n1-standard-8"
     accelerator_type: str = "NVIDIA_TESLA_T4"     # "none" for a CPU-only job
@@ -171,22 +183,12 @@ class VertexSettings(VertexProject):
     replica_count: int = Field(1, ge=1, le=64)
     boot_disk_gb: int = Field(100, ge=10, le=65536)
     spot: bool = False
-    max_run: int = Field(4 * 3600, ge=60, le=7 * 24 * 3600)
     service_account: Optional[str] = None
-    staging: Literal["sharded", "naive"] = "sharded"
-    local: bool = False
-    poll_seconds: float = Field(15.0, gt=0, le=600)
-    job_name: Optional[str] = None               # the CustomJob's displayName
-    # the run a job belongs to: its base output directory (and so AIP_CHECKPOINT_DIR) is
-    # jobs/<run_name>, so a new job with the same run_name resumes an interrupted one (default: the job)
-    run_name: Optional[str] = None
     # seconds a job may wait in JOB_STATE_QUEUED (short of quota) before it is cancelled
     max_queue: int = Field(3600, ge=1, le=7 * 24 * 3600)
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.run_name is not None and not RUN_NAME_RE.match(self.run_name):
-            raise ValueError(f"run_name {self.run_name!r} is not valid (1-63 of a-z, A-Z, 0-9, -)")
         if self.replica_count > 1 and self.local:
             raise ValueError("local=true runs one replica on this machine: use replica_count 1 (or --devices N)")
         if self.bucket is not None and not re.match(r"^[a-z0-9][a-z0-9._\-]{1,220}[a-z0-9]$", self.bucket):
@@ -337,35 +339,27 @@ class VertexPlatform(CloudJobPlatform):
                 "platbench.spot": str(cfg.spot).lower()}
         if cfg.image_uri:
             tags["platbench.image_uri"] = cfg.image_uri
-            if "@sha256:" in cfg.image_uri:
-                tags[tracking.Tag.IMAGE_DIGEST] = cfg.image_uri.split("@", 1)[1]
-        if self._quote:
-            tags[tracking.Tag.PRICE_SOURCE] = self._quote.sources
-            tags[tracking.Tag.PRICE_BASIS] = self._quote.basis
-        return tags
+        return {**tags, **image_tags(pinned_digest(cfg.image_uri)), **price_tags(self._quote)}
 
     # ------------------------------------------------------------------ the request
     def _display_name(self, job: Job) -> str:
         cfg = self.parsed()
         if cfg.job_name:
             return cfg.job_name
-        return generated_name(cfg.run_name or f"platbench-{job.model}")
+        return cfg.JOB_NAME.unique(cfg.run_name or f"platbench-{job.model}")
 
     def run_key(self, display_name: str) -> str:
         """The run a job belongs to (run_name, else the job itself): its base output directory."""
-        return self.parsed().run_name or display_name
+        return self.parsed().run_key(display_name)
 
     def custom_job(self, job: Job, display_name: str, data_uri: str, dataset_name: str) -> dict:
         """The CustomJob resource, in the REST API's JSON shape (CustomJobSpec page)."""
         cfg = self.parsed()
         base = f"gs://{cfg.bucket}/{cfg.prefix.strip('/')}/jobs/{self.run_key(display_name)}"
-        env = {"PLATBENCH_PLATFORM": "vertex", "PLATBENCH_DATA": data_uri}
-        commit = tracking.code_commit()
-        if commit:
-            env["PLATBENCH_GIT_COMMIT"] = commit
         from platforms.image import pinning
 
-        env.update(pinning.image_env(cfg.image_uri))  # its digest, and its image ID where the push record knows it
+        # its digest, and its image ID where the push record knows it
+        env = container_env("vertex", pinning.image_env(cfg.image_uri), PLATBENCH_DATA=data_uri)
         machine: dict[str, Any] = {"machineType": cfg.machine_type}
         if cfg.accelerator_count:
             machine.update(acceleratorType=cfg.accelerator_type, acceleratorCount=cfg.accelerator_count)
@@ -394,7 +388,7 @@ class VertexPlatform(CloudJobPlatform):
         cfg = self.parsed()
         bucket, prefix = cfg.bucket or "BUCKET", cfg.prefix.strip("/")
         root = f"gs://{bucket}/{prefix}"
-        name = cfg.job_name or f"platbench-{job.model}-YYYYMMDD-HHMMSS-XXXX"
+        name = cfg.job_name or cfg.JOB_NAME.placeholder(cfg.run_name or f"platbench-{job.model}")
         data_uri = (f"{root}/datasets/<fingerprint>/platbench-manifest.json" if cfg.staging == "sharded"
                     else f"{root}/naive/{Path(job.data).resolve().name}/")
         spec = self.custom_job(job, name, data_uri, Path(job.data).resolve().name)
@@ -407,17 +401,9 @@ class VertexPlatform(CloudJobPlatform):
             from platforms.image import pinning
 
             steps += pinning.plan_steps(cfg.image_uri, "image_uri", "Artifact Registry")
-        if cfg.staging == "sharded":
-            steps += [
-                PlanStep(f"fingerprint {job.data} and pack it into content-addressed tar shards (one per class "
-                         "folder); upload only the shards the bucket lacks (only-if-absent, resumable)",
-                         f"gcloud storage cp SHARD.tar {root}/shards/<sha256>.tar   # for each new shard"),
-                PlanStep("write the dataset manifest last; the job reads it through the /gcs mount",
-                         f"gcloud storage cp platbench-manifest.json {data_uri}"),
-            ]
-        else:
-            steps.append(PlanStep("upload every file as its own object (naive staging)",
-                                  f"gcloud storage cp -r {shlex.quote(str(job.data))}/* {data_uri}"))
+        steps += staging_steps(job.data, cfg.staging, root, lambda what, to: f"gcloud storage cp {what} {to}",
+                               lambda what, to: f"gcloud storage cp -r {what}/* {to}",
+                               resumable="only-if-absent, resumable", reads="the job reads it through the /gcs mount")
         if cfg.local:
             steps += [
                 PlanStep("local mode: a temporary folder stands in for /gcs (PLATBENCH_GCS_ROOT); the staged "
@@ -450,18 +436,12 @@ class VertexPlatform(CloudJobPlatform):
                 PlanStep("wait, reporting the job's states (queued, pending/provisioning, running) and times",
                          f"gcloud ai custom-jobs describe JOB_ID --project={project} --region={region}"),
             ]
-        steps += [
-            PlanStep("collect results.json, metrics.jsonl, train.log (base/output/) and the model (base/model/); "
-                     "check the dataset fingerprint the trainer read against the staged one",
-                     f"gcloud storage cp -r {root}/jobs/{self.run_key(name)}/output "
-                     f"{root}/jobs/{self.run_key(name)}/model ."),
-            PlanStep("record the MLflow run: region, machine, image, upload/download s/MB, phase seconds, "
-                     "running-time cost at list price"
-                     + (f" ({self._quote.usd_per_hour:.4f} USD/h, {self._quote.basis})" if self._quote else "")),
-            PlanStep("on an error or Ctrl-C while waiting: cancel the job",
-                     f"gcloud ai custom-jobs cancel JOB_ID --project={project} --region={region}"),
-        ]
-        return steps
+        return steps + closing_steps(
+            f"gcloud storage cp -r {root}/jobs/{self.run_key(name)}/output {root}/jobs/{self.run_key(name)}/model .",
+            "region, machine, image, running-time cost at list price"
+            + (f" ({self._quote.usd_per_hour:.4f} USD/h, {self._quote.basis})" if self._quote else ""),
+            f"gcloud ai custom-jobs cancel JOB_ID --project={project} --region={region}",
+            what="results.json, metrics.jsonl, train.log (base/output/) and the model (base/model/)")
 
     # ------------------------------------------------------------------ submit and the job's states
     def submit(self, job: Job, staged: dict[str, Any]) -> VertexHandle:
