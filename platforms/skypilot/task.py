@@ -24,11 +24,16 @@ table), pointing into the mount:
 """
 from __future__ import annotations
 
+import math
 import re
 import shlex
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from platforms.core.cloud_settings import CloudJobSettings, poll_every
+from platforms.core.container_env import pinned_digest
+from platforms.core.names import SHORT_STAMP, NameRule
 
 MOUNT_PATH = "/platbench/bucket"
 CLOUDS = ("aws", "gcp", "azure", "lambda", "runpod", "kubernetes")
@@ -40,14 +45,18 @@ ACCELERATORS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(:\d+(\.\d+)?)?$")
 BUCKET_RE = re.compile(r"^(s3|gs)://[a-z0-9][a-z0-9.\-_]{1,220}[a-z0-9]$")
 IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]*(:\d+)?/[^\s@:]+(@sha256:[0-9a-f]{64}|:[\w][\w.\-]{0,127})$")
 # cluster names: lower-case letters, digits and dashes, starting with a letter (sky/utils/common_utils.py
-# check_cluster_name_is_valid)
-NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+# check_cluster_name_is_valid); up to 40 here, which leaves room for the short stamp only
+NAME = NameRule(40, chars="a-z0-9", lower=True, letter_first=True, stamp=SHORT_STAMP,
+                hint="up to 40 lower-case letters, digits, dashes, starting with a letter")
 
 
-class SkyPilotSettings(BaseModel):
-    """`--set KEY=VALUE` for `platbench launch skypilot`."""
+class SkyPilotSettings(CloudJobSettings):
+    """`--set KEY=VALUE` for `platbench launch skypilot`. job_name: the cluster's (or managed job's) name,
+    default run_name; run_name: outputs under jobs/<run_name> (a new launch of the run resumes it), default a
+    unique name; staging, prefix and poll_seconds as core/cloud_settings.py has them."""
 
-    model_config = ConfigDict(extra="forbid")
+    JOB_NAME: ClassVar[NameRule] = NAME
+    RUN_NAME: ClassVar[NameRule] = NAME
 
     cloud: Optional[Literal["aws", "gcp", "azure", "lambda", "runpod", "kubernetes"]] = None
     accelerators: Optional[str] = None   # NAME:COUNT, e.g. A100:1 (`sky show-gpus` lists them)
@@ -55,11 +64,8 @@ class SkyPilotSettings(BaseModel):
     region: Optional[str] = None
     image: Optional[str] = None          # REGISTRY/platbench@sha256:… (or :TAG)
     bucket: Optional[str] = None         # s3://NAME or gs://NAME: the dataset and the outputs
-    prefix: str = "platbench"
-    staging: Literal["sharded", "naive"] = "sharded"
-    run_name: Optional[str] = None       # outputs under jobs/<run_name>: a new launch of the run resumes it
     max_restarts_on_errors: int = Field(0, ge=0, le=10)  # managed job: restarts after a non-zero exit
-    poll_seconds: float = Field(10.0, gt=0, le=600)
+    poll_seconds: float = poll_every(10.0)
 
     @model_validator(mode="after")
     def _checked(self):
@@ -72,16 +78,17 @@ class SkyPilotSettings(BaseModel):
         native = NATIVE_SCHEME.get(self.cloud or "")
         if self.bucket and native and not self.bucket.startswith(native + "://"):
             raise ValueError(f"cloud {self.cloud} mounts its own buckets: give --set bucket={native}://NAME")
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$", self.prefix) or ".." in self.prefix.split("/"):
-            raise ValueError(f"prefix {self.prefix!r} is not a plain relative bucket path")
-        if self.run_name is not None and not (len(self.run_name) <= 40 and NAME_RE.match(self.run_name)):
-            raise ValueError(f"run_name {self.run_name!r} is not valid (up to 40 lower-case letters, digits, dashes, "
-                             "starting with a letter)")
         return self
 
     @property
+    def max_run(self) -> float:
+        """SkyPilot puts no limit on a job's time (a managed job recovers from preemptions): the cloud-job
+        template's deadline never comes."""
+        return math.inf
+
+    @property
     def digest(self) -> Optional[str]:
-        return self.image.split("@", 1)[1] if self.image and "@sha256:" in self.image else None
+        return pinned_digest(self.image)
 
     @property
     def scheme(self) -> str:

@@ -33,26 +33,29 @@ from __future__ import annotations
 
 import io
 import re
-import secrets
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
 
 from platforms.core import tracking
-from platforms.core.api import Job, Outcome, Platform, PlanStep
+from platforms.core.api import Job, Outcome, PlanStep
+from platforms.core.cloud_job import CloudJob, CloudJobPlatform, CloudJobs
+from platforms.core.container_env import container_env
 from platforms.core.emulator import collected
+from platforms.core.run_tags import image_tags
 from platforms.core.settings import validate_job
+from platforms.core.staging_plan import staging_steps
 from platforms.errors import UserError
 from platforms.skypilot import SPEC
-from platforms.skypilot.task import SkyPilotSettings, task_config
+from platforms.skypilot.task import NAME, SkyPilotSettings, task_config
 
 PREEMPTED_EXIT = 143  # the trainer checkpoints on SIGTERM and exits 128 + 15
+ENDED = "ended"  # job_state of any terminal status: SkyPilot's own say which (JobStatus.is_terminal)
 
 
 def sky():
@@ -134,18 +137,62 @@ def not_up_controllers() -> list[str]:
             and getattr(r["status"], "value", r["status"]) != "UP"]
 
 
-@dataclass
-class SkyHandle:
+@dataclass(kw_only=True)
+class SkyHandle(CloudJob):
+    """job_id: SkyPilot's job id (None until the launch returned it); described: {"status", "terminal"}."""
+
     name: str                 # cluster name, or the managed job's name
     managed: bool
     out_key: str
-    staged: Any
-    job_id: Optional[int] = None
     resources: Any = None     # the launched sky.Resources (on-demand clusters)
     started: float = 0.0
     ended: Optional[float] = None
-    done: bool = False
+    done: bool = False        # the job ended, or was cancelled (a managed job) / its cluster downed
     exit_code: Optional[int] = None  # what the log tail returned (sky.exceptions.JobExitCode)
+    downed: bool = False      # cancelled: the managed job, or the on-demand cluster taken down
+    tail: Any = None          # the log-tail thread
+    last_status: Optional[str] = None
+
+
+class SkyJobs(CloudJobs):
+    """One launch's job: `sky.launch` / `sky.jobs.launch`, its status, its cancel (a managed job's cancel;
+    an on-demand cluster runs only this job, so `sky down`)."""
+
+    def __init__(self, handle: SkyHandle):
+        self.handle = handle
+
+    def create(self, task) -> str:
+        """The launch request's id; the launch itself is streamed by submit()."""
+        mod = sky()
+        return (mod.jobs.launch(task, name=self.handle.name) if self.handle.managed
+                else mod.launch(task, cluster_name=self.handle.name, down=True))
+
+    def get(self, job_id: int) -> dict:
+        mod, handle = sky(), self.handle
+        if handle.managed:
+            records = mod.stream_and_get(mod.jobs.queue(refresh=False))
+            rec = next((r for r in records if r.get("job_id") == job_id), None)
+            status = rec and rec.get("status")
+        else:
+            try:
+                status = mod.stream_and_get(mod.job_status(handle.name, [job_id])).get(job_id)
+            except mod.exceptions.ClusterDoesNotExist:
+                # launched with down=True, the cluster removes itself once the job ends: the log tail's exit
+                # code (sky.exceptions.JobExitCode: 0 succeeded) says how it ended
+                if handle.exit_code is None:
+                    raise UserError(f"skypilot: cluster {handle.name} is gone and its job's end is unknown") from None
+                return {"status": "SUCCEEDED" if handle.exit_code == 0 else f"FAILED (exit code {handle.exit_code})",
+                        "terminal": True}
+        return {"status": status.value if status is not None else None,
+                "terminal": bool(status is not None and status.is_terminal())}
+
+    def cancel(self, job_id: int) -> None:
+        mod, handle = sky(), self.handle
+        try:
+            mod.stream_and_get(mod.jobs.cancel(job_ids=[job_id]) if handle.managed else mod.down(handle.name))
+        except mod.exceptions.ClusterDoesNotExist:
+            pass  # already down (`down=True` removes it when the job ends)
+        handle.done = handle.downed = True
 
 
 class _Lines(io.TextIOBase):
@@ -162,14 +209,14 @@ class _Lines(io.TextIOBase):
         return len(text)
 
 
-class SkyPilotPlatform(Platform):
+class SkyPilotPlatform(CloudJobPlatform):
     spec = SPEC
     settings_model = SkyPilotSettings
+    TERMINAL = frozenset({ENDED})
+    job_noun = "SkyPilot job"
 
     def __init__(self, settings=None):
         super().__init__(settings)
-        self._store = None
-        self._staged = None
         self._login: dict[str, str] = {}
 
     # ------------------------------------------------------------------ check
@@ -242,23 +289,16 @@ class SkyPilotPlatform(Platform):
 
     # ------------------------------------------------------------------ the task
     def _name(self, job: Job) -> str:
+        """The cluster's (or managed job's) name: job_name, else run_name, else a unique one."""
         cfg = self.parsed()
-        if cfg.run_name:
-            return cfg.run_name
-        stem = re.sub(r"[^a-z0-9]+", "-", f"pb-{job.model}".lower()).strip("-")
-        return f"{stem[:20]}-{datetime.now(timezone.utc).strftime('%m%d%H%M%S')}-{secrets.token_hex(2)}"
+        return cfg.job_name or cfg.run_name or NAME.unique(f"pb-{job.model}")
 
     def task(self, job: Job, name: str, out_rel: str, data_rel: str) -> dict:
         cfg = self.parsed()
-        env = {"PLATBENCH_PLATFORM": "skypilot"}
-        commit = tracking.code_commit()
-        if commit:
-            env["PLATBENCH_GIT_COMMIT"] = commit
-        if cfg.digest:
-            env["PLATBENCH_IMAGE_DIGEST"] = cfg.digest
         from platforms.image import pinning
 
-        env.update(pinning.image_env(cfg.image))  # and its image ID where the push record knows it
+        # and its image ID where the push record knows it
+        env = container_env("skypilot", pinning.image_env(cfg.image), digest=cfg.digest)
         command = ["train", "--dataset-name", Path(job.data).resolve().name, *job.trainer_args()]
         prefix = cfg.prefix.strip("/")
         return task_config(cfg, name, f"{prefix}/{out_rel}", f"{prefix}/{data_rel}", command, env)
@@ -267,19 +307,18 @@ class SkyPilotPlatform(Platform):
         cfg = self.parsed()
         tags = {tracking.Tag.REGION: cfg.region or "", tracking.Tag.INSTANCE_TYPE: cfg.accelerators or "",
                 "platbench.skypilot.cloud": cfg.cloud or "", "platbench.skypilot.use_spot": str(cfg.use_spot).lower()}
-        if cfg.digest:
-            tags[tracking.Tag.IMAGE_DIGEST] = cfg.digest
-        return tags
+        return {**tags, **image_tags(cfg.digest)}
 
     # ------------------------------------------------------------------ plan
     def plan(self, job: Job) -> list[PlanStep]:
         cfg = self.parsed()
-        name = cfg.run_name or f"pb-{job.model}-MMDDHHMMSS-XXXX"
+        name = cfg.job_name or cfg.run_name or NAME.placeholder(f"pb-{job.model}")
+        out = cfg.run_key(name)
         root = f"{cfg.scheme}://{cfg.bucket_name}/{cfg.prefix.strip('/')}"
         sharded = cfg.staging == "sharded"
         data_rel = ("datasets/<fingerprint>/platbench-manifest.json" if sharded
                     else f"naive/{Path(job.data).resolve().name}")
-        text = yaml.safe_dump(self.task(job, name, f"jobs/{name}", data_rel), sort_keys=False).rstrip()
+        text = yaml.safe_dump(self.task(job, name, f"jobs/{out}", data_rel), sort_keys=False).rstrip()
         cli = "aws s3" if cfg.scheme == "s3" else "gcloud storage"
         steps = [PlanStep("check the task with SkyPilot's schema and loader, that the cloud is enabled and that "
                           "SkyPilot's optimizer finds the accelerators in its catalog, before anything is uploaded",
@@ -293,14 +332,9 @@ class SkyPilotPlatform(Platform):
                                   "(not printed: a 12-hour ECR token)",
                                   f"SKYPILOT_DOCKER_USERNAME=AWS SKYPILOT_DOCKER_SERVER={ecr.group(0)} "
                                   f"SKYPILOT_DOCKER_PASSWORD=$(aws ecr get-login-password --region {ecr.group(1)})"))
-        if sharded:
-            steps += [PlanStep(f"fingerprint {job.data} into content-addressed tar shards; upload only the shards "
-                               f"the bucket lacks, then the manifest (the {cfg.scheme}:// store)",
-                               f"{cli} cp SHARD.tar {root}/shards/<sha256>.tar   # each new shard; then "
-                               f"{root}/datasets/<fingerprint>/platbench-manifest.json")]
-        else:
-            steps.append(PlanStep("upload every file (naive staging)",
-                                  f"{cli} cp --recursive {job.data} {root}/{data_rel}"))
+        steps += staging_steps(job.data, cfg.staging, root, lambda a, b: f"{cli} cp {a} {b}",
+                               lambda a, b: f"{cli} cp --recursive {a} {b}", store=f"the {cfg.scheme}:// bucket",
+                               reads="the task mounts the bucket")
         steps.append(PlanStep("write the SkyPilot task: the image as the runtime, the staged data and the output "
                               "folder mounted from the bucket", f"cat > task.yaml <<'EOF'\n{text}\nEOF"))
         if cfg.use_spot:
@@ -318,35 +352,29 @@ class SkyPilotPlatform(Platform):
             ]
         steps += [
             PlanStep("collect results.json, metrics.jsonl, train.log and model/ from the output folder",
-                     f"{cli} cp --recursive {root}/jobs/{name} ."),
+                     f"{cli} cp --recursive {root}/jobs/{out} ."),
             PlanStep("record the MLflow run; cost = SkyPilot's catalog price of the launched resources × the "
                      "cluster's uptime, labelled estimate" + (" (not estimated for a managed job)" if cfg.use_spot
                                                              else "")),
         ]
         return steps
 
-    # ------------------------------------------------------------------ stage / submit
-    def stage(self, job: Job) -> dict[str, Any]:
-        from platforms.core import staging
-
-        cfg = self.parsed()
-        self._staged = staging.upload(job.data, self._store, cfg.staging, cfg.prefix.strip("/"))
-        return {**self._staged.figures, "staging": self._staged.mode,
-                tracking.Tag.DATASET_FINGERPRINT: self._staged.fingerprint}
-
+    # ------------------------------------------------------------------ submit (stage: the template's)
     def submit(self, job: Job, staged: dict[str, Any]) -> SkyHandle:
         mod = sky()
         cfg = self.parsed()
         name = self._name(job)
         st = self._staged
-        config = self.task(job, name, f"jobs/{name}", st.data_key[len(st.prefix) + 1:].rstrip("/"))
+        out_key = f"{cfg.prefix.strip('/')}/jobs/{cfg.run_key(name)}"
+        config = self.task(job, name, f"jobs/{cfg.run_key(name)}", st.data_key[len(st.prefix) + 1:].rstrip("/"))
         config["envs"].update(self._login)  # never in the printed plan: it holds the registry password
         task = validated_task(config)
-        handle = SkyHandle(name, cfg.use_spot, f"{cfg.prefix.strip('/')}/jobs/{name}", st, started=time.time())
+        handle = SkyHandle(name=name, managed=cfg.use_spot, out_key=out_key, staged=st, spec=config,
+                           started=time.time())
+        self.jobs = SkyJobs(handle)
         request_id = None
         try:  # stream_and_get streams the provisioning log and returns the request's result
-            request_id = (mod.jobs.launch(task, name=name) if cfg.use_spot
-                          else mod.launch(task, cluster_name=name, down=True))
+            request_id = self.jobs.create(task)
             if cfg.use_spot:
                 handle.job_id, _ = mod.stream_and_get(request_id)
             else:
@@ -361,7 +389,7 @@ class SkyPilotPlatform(Platform):
             # job has no name to cancel until its controller has taken it.
             if request_id is not None:
                 cancel_request(request_id)
-            self.teardown(handle)
+            self.release(handle)
             if isinstance(exc, mod.exceptions.ResourcesUnavailableError):  # a managed job's controller, too
                 raise UserError(f"skypilot: SkyPilot found no resources for the launch: {str(exc).splitlines()[0]}") from None
             if isinstance(exc, (mod.exceptions.CloudError, mod.exceptions.NotSupportedError)):
@@ -371,48 +399,35 @@ class SkyPilotPlatform(Platform):
               f"(job {handle.job_id})", file=sys.stderr)
         return handle
 
-    # ------------------------------------------------------------------ wait
-    def _status(self, handle: SkyHandle) -> tuple[Optional[str], bool]:
-        """(status name, terminal) of the job."""
-        mod = sky()
-        if handle.managed:
-            records = mod.stream_and_get(mod.jobs.queue(refresh=False))
-            rec = next((r for r in records if r.get("job_id") == handle.job_id), None)
-            status = rec and rec.get("status")
-        else:
-            try:
-                status = mod.stream_and_get(mod.job_status(handle.name, [handle.job_id])).get(handle.job_id)
-            except mod.exceptions.ClusterDoesNotExist:
-                # launched with down=True, the cluster removes itself once the job ends: the log tail's exit
-                # code (sky.exceptions.JobExitCode: 0 succeeded) says how it ended
-                if handle.exit_code is None:
-                    raise UserError(f"skypilot: cluster {handle.name} is gone and its job's end is unknown") from None
-                return ("SUCCEEDED" if handle.exit_code == 0 else f"FAILED (exit code {handle.exit_code})"), True
-        return (status.value if status is not None else None), bool(status is not None and status.is_terminal())
+    # ------------------------------------------------------------------ what the template polls
+    def job_state(self, described: dict) -> str:
+        return ENDED if described.get("terminal") else (described.get("status") or "unknown")
 
-    def wait(self, handle: SkyHandle, progress) -> Outcome:
-        mod = sky()
-        cfg = self.parsed()
-        stream = _Lines(progress)
-        def follow():  # returns when the job ends, with its exit code
-            handle.exit_code = (mod.jobs.tail_logs(job_id=handle.job_id, follow=True, output_stream=stream)
-                                if handle.managed else
-                                mod.tail_logs(handle.name, handle.job_id, follow=True, output_stream=stream))
+    def after_poll(self, handle: SkyHandle, d: dict, progress) -> None:
+        """The job's log tail starts with the first poll; each new status is a phase (PENDING, STARTING,
+        RUNNING, RECOVERING: a preempted managed job …); at the end the tail gets 30 s to finish."""
+        if handle.tail is None:
+            mod, stream = sky(), _Lines(progress)
 
-        tail = threading.Thread(target=follow, daemon=True)
-        tail.start()
-        last = None
-        while True:
-            status, terminal = self._status(handle)
-            if status != last:  # PENDING / STARTING / RUNNING / RECOVERING (a preempted managed job) …
-                progress.phase((status or "unknown").lower())
-                last = status
-            if terminal:
-                break
-            tail.join(cfg.poll_seconds)
-        tail.join(30)
-        handle.done, handle.ended = True, time.time()
-        return self._outcome(handle, status)
+            def follow():  # returns when the job ends, with its exit code
+                handle.exit_code = (mod.jobs.tail_logs(job_id=handle.job_id, follow=True, output_stream=stream)
+                                    if handle.managed else
+                                    mod.tail_logs(handle.name, handle.job_id, follow=True, output_stream=stream))
+
+            handle.tail = threading.Thread(target=follow, daemon=True)
+            handle.tail.start()
+        if d.get("status") != handle.last_status:
+            progress.phase((d.get("status") or "unknown").lower())
+            handle.last_status = d.get("status")
+        if d.get("terminal"):
+            handle.tail.join(30)
+            handle.done, handle.ended = True, time.time()
+
+    def pause(self, handle: SkyHandle, progress, seconds: float) -> None:
+        handle.tail.join(seconds)  # returns early when the job's log ends
+
+    def job_outcome(self, handle: SkyHandle, d: dict) -> Outcome:
+        return self._outcome(handle, d.get("status"))
 
     def _outcome(self, handle: SkyHandle, status: Optional[str]) -> Outcome:
         state = {"SUCCEEDED": "finished", "CANCELLED": "killed"}.get(status or "", "failed")
@@ -423,7 +438,7 @@ class SkyPilotPlatform(Platform):
             cost = handle.resources.get_cost(uptime)
             basis = f"estimate: SkyPilot catalog price of {handle.resources} × {uptime:.0f} s uptime"
         tags = {tracking.Tag.JOB_ID: str(handle.job_id), "platbench.skypilot.name": handle.name,
-                "platbench.skypilot.status": status or "", "platbench.run_name": handle.name,
+                "platbench.skypilot.status": status or "", "platbench.run_name": self.parsed().run_key(handle.name),
                 "platbench.cost_basis": basis,
                 "platbench.checkpoint_uri": f"{self.parsed().scheme}://{self.parsed().bucket_name}/"
                                             f"{handle.out_key}/checkpoints/"}
@@ -439,9 +454,12 @@ class SkyPilotPlatform(Platform):
         return collected(outcome, Path(dest), handle.staged.fingerprint, f"skypilot job {handle.name}",
                          f"{self.parsed().bucket}/{handle.out_key}/", got, seconds)
 
-    def teardown(self, handle: SkyHandle) -> None:
-        """Always: the on-demand cluster goes down (`sky down`), a managed job still running is cancelled.
-        Staged data and outputs (checkpoints for a resume) stay in the bucket."""
+    def release(self, handle: Optional[SkyHandle]) -> None:
+        """After the template's teardown (which cancels a job it saw running), always: the on-demand cluster
+        goes down (`sky down`), a managed job still running is cancelled, also one interrupted before
+        SkyPilot gave it an id. Staged data and outputs (checkpoints for a resume) stay in the bucket."""
+        if handle is None or handle.downed:
+            return
         mod = sky()
         try:
             if handle.managed:
@@ -450,6 +468,7 @@ class SkyPilotPlatform(Platform):
                                        else mod.jobs.cancel(name=handle.name))
             else:
                 mod.stream_and_get(mod.down(handle.name))
+            handle.downed = True
             print(f"platbench: tore down SkyPilot {handle.name}", file=sys.stderr)
         except mod.exceptions.ClusterDoesNotExist:
             pass  # never provisioned, or already down (`down=True` removes it when the job ends)
