@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from trainer.device import resolve_device  # noqa: F401  (re-exported: serve and batch use it)
+from trainer.device import resolve_device  # serve and batch import it from here too
 from trainer.errors import ConfigError
 from trainer.results import MODEL_CARD, MODEL_WEIGHTS
 

@@ -19,7 +19,7 @@ def download(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     try:
         CIFAR10(str(root), train=True, download=True)
-    except Exception as exc:  # urllib/ssl/http errors: report one line
+    except Exception as exc:  # noqa: BLE001 - urllib/ssl/http errors: report one line
         raise DataError(f"could not download CIFAR-10 into {root}: {exc}") from None
     batch_dir = cifar_batch_dir(root)
     assert batch_dir is not None
@@ -62,7 +62,7 @@ def _unpickle(path: Path) -> dict:
         raise DataError(f"missing CIFAR-10 batch file {path}") from None
     except pickle.UnpicklingError as exc:
         raise DataError(f"refusing CIFAR-10 batch file {path}: {exc}") from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever else a damaged file raises while unpickling: one line
         raise DataError(f"corrupt CIFAR-10 batch file {path}: {exc}") from None
     if not isinstance(d, dict):
         raise DataError(f"corrupt CIFAR-10 batch file {path}: a {type(d).__name__}, not a dict")
