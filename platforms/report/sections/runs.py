@@ -6,15 +6,7 @@ from collections import defaultdict
 from platforms.core.tracking import Tag
 from platforms.report.sections.blocks import Para, Section, Table
 from platforms.report.sections.context import ReportContext
-from platforms.report.sections.formats import (
-    ACC,
-    IPS,
-    SEC,
-    fmt,
-    pc_text,
-    short,
-    short_commit,
-)
+from platforms.report.sections.formats import ACC, IPS, SEC, fmt, pc_text, short, short_commit
 from platforms.report.sections.metrics import SPEED_LABEL, THROUGHPUT, WALL, first
 
 
