@@ -115,15 +115,17 @@ class ApoloStore(ObjectStore):
     def mkdir(self, key: str) -> None:
         self._call(self.session.client.storage.mkdir(self._uri(key), parents=True, exist_ok=True))
 
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+    def _upload(self, key: str, body, *, if_absent: bool = False) -> None:
         """Storage has no conditional create: "only if absent" is a stat first (content-addressed keys
-        make a lost race harmless: both writers write the same bytes)."""
+        make a lost race harmless: both writers write the same bytes). put_file goes through the SDK's own
+        upload_file, so body is bytes here."""
         if if_absent and self._stat(key) is not None:
-            return False
+            raise FileExistsError(key)
         self._mkdirs(key)
-        self._write(key, data, 0)
-        self.stats.add(bytes_up=len(data))
-        return True
+        self._write(key, body, 0)
+
+    def _exists(self, exc: Exception) -> bool:
+        return isinstance(exc, FileExistsError)
 
     def _write(self, key: str, data: bytes, offset: int) -> None:
         storage = self.session.client.storage

@@ -13,7 +13,7 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import BinaryIO, Iterator, Optional, Union
 
 
 @dataclass
@@ -61,12 +61,31 @@ class ObjectStore(ABC):
     def size(self, key: str) -> Optional[int]:
         """The object's size, or None when there is no such object."""
 
-    @abstractmethod
     def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
-        """Write one object. With if_absent, an existing object is kept and False returned."""
+        """Write one object, counted. With if_absent, an existing object is kept and False returned: the
+        service's own conditional create where it has one, so a content-addressed upload is idempotent."""
+        try:
+            self._upload(key, data, if_absent=if_absent)
+        except Exception as exc:
+            if if_absent and self._exists(exc):
+                return False
+            raise
+        self.stats.add(bytes_up=len(data))
+        return True
+
+    def put_file(self, key: str, path: Path) -> None:
+        with open(path, "rb") as f:
+            self._upload(key, f)
+        self.stats.add(bytes_up=Path(path).stat().st_size)
 
     @abstractmethod
-    def put_file(self, key: str, path: Path) -> None: ...
+    def _upload(self, key: str, body: Union[bytes, BinaryIO], *, if_absent: bool = False) -> None:
+        """Write body (bytes, or a file open for reading) as the object; with if_absent only where there is
+        none, the service's refusal being an error that `_exists` recognises."""
+
+    def _exists(self, exc: Exception) -> bool:
+        """Whether exc is the service refusing a conditional create because the object exists."""
+        return False
 
     def put_large(self, key: str, data: bytes, part_size: int) -> dict:
         """Write one big object so that an interrupted upload resumes where it stopped; returns

@@ -94,22 +94,14 @@ class VolumeStore(ObjectStore):
             return None
         return int(meta.content_length) if meta.content_length is not None else 0
 
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+    def _upload(self, key: str, body, *, if_absent: bool = False) -> None:
+        stream = io.BytesIO(body) if isinstance(body, bytes) else body
+        self._call(self.client.files.upload, self.path(key), stream, overwrite=not if_absent)
+
+    def _exists(self, exc: Exception) -> bool:
         from databricks.sdk.errors import AlreadyExists, ResourceConflict
 
-        try:
-            self._call(self.client.files.upload, self.path(key), io.BytesIO(data), overwrite=not if_absent)
-        except (AlreadyExists, ResourceConflict):
-            if if_absent:
-                return False
-            raise
-        self.stats.add(bytes_up=len(data))
-        return True
-
-    def put_file(self, key: str, path: Path) -> None:
-        with open(path, "rb") as f:
-            self._call(self.client.files.upload, self.path(key), f, overwrite=True)
-        self.stats.add(bytes_up=Path(path).stat().st_size)
+        return isinstance(exc, (AlreadyExists, ResourceConflict))
 
     def get_bytes(self, key: str) -> bytes:
         resp = self._call(self.client.files.download, self.path(key))

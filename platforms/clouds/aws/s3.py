@@ -82,23 +82,13 @@ class S3Store(ObjectStore):
                 return None
             raise
 
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
-        from botocore.exceptions import ClientError
-
+    def _upload(self, key: str, body, *, if_absent: bool = False) -> None:
         kwargs = {"IfNoneMatch": "*"} if if_absent else {}
-        try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **kwargs)
-        except ClientError as exc:
-            if if_absent and exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
-                return False
-            raise
-        self.stats.add(bytes_up=len(data))
-        return True
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body, **kwargs)
 
-    def put_file(self, key: str, path: Path) -> None:
-        with open(path, "rb") as f:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=f)
-        self.stats.add(bytes_up=Path(path).stat().st_size)
+    def _exists(self, exc: Exception) -> bool:
+        response = getattr(exc, "response", None) or {}
+        return response.get("Error", {}).get("Code") in ("PreconditionFailed", "412")
 
     def put_large(self, key: str, data: bytes, part_size: int,
                   on_part: Optional[Callable[[int, int], None]] = None) -> dict:

@@ -97,25 +97,14 @@ class BlobStore(ObjectStore):
         except ResourceNotFoundError:
             return None
 
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
-        from azure.core import MatchConditions  # noqa: F401 (documents the header used)
+    def _upload(self, key: str, body, *, if_absent: bool = False) -> None:
+        # overwrite=False sends If-None-Match: *
+        self._call(self.container.get_blob_client(key).upload_blob, body, overwrite=not if_absent)
+
+    def _exists(self, exc: Exception) -> bool:
         from azure.core.exceptions import ResourceExistsError
 
-        blob = self.container.get_blob_client(key)
-        try:
-            if if_absent:
-                self._call(blob.upload_blob, data, overwrite=False)  # If-None-Match: *
-            else:
-                self._call(blob.upload_blob, data, overwrite=True)
-        except ResourceExistsError:
-            return False
-        self.stats.add(bytes_up=len(data))
-        return True
-
-    def put_file(self, key: str, path: Path) -> None:
-        with open(path, "rb") as f:
-            self._call(self.container.get_blob_client(key).upload_blob, f, overwrite=True)
-        self.stats.add(bytes_up=Path(path).stat().st_size)
+        return isinstance(exc, ResourceExistsError)
 
     def put_large(self, key: str, data: bytes, part_size: int, on_part=None) -> dict:
         """Put Block per part, then Put Block List; blocks already uncommitted on the service (an

@@ -63,23 +63,18 @@ class GCSStore(ObjectStore):
         blob = self._call(self._bucket.get_blob, key)
         return None if blob is None else int(blob.size)
 
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+    def _upload(self, key: str, body, *, if_absent: bool = False) -> None:
+        blob = self._bucket.blob(key)
+        kwargs = {"if_generation_match": 0} if if_absent else {}
+        if isinstance(body, bytes):
+            self._call(blob.upload_from_string, body, **kwargs)
+        else:
+            self._call(blob.upload_from_filename, body.name, **kwargs)  # the library guesses its content type
+
+    def _exists(self, exc: Exception) -> bool:
         from google.api_core.exceptions import PreconditionFailed
 
-        blob = self._bucket.blob(key)
-        try:
-            if if_absent:
-                self._call(blob.upload_from_string, data, if_generation_match=0)
-            else:
-                self._call(blob.upload_from_string, data)
-        except PreconditionFailed:
-            return False
-        self.stats.add(bytes_up=len(data))
-        return True
-
-    def put_file(self, key: str, path: Path) -> None:
-        self._call(self._bucket.blob(key).upload_from_filename, str(path))
-        self.stats.add(bytes_up=Path(path).stat().st_size)
+        return isinstance(exc, PreconditionFailed)
 
     def put_large(self, key: str, data: bytes, part_size: int, on_part=None) -> dict:
         """A chunked resumable upload (the library resumes the session after a failed chunk)."""
