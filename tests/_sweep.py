@@ -1,16 +1,28 @@
-"""The end-to-end local sweep shared by tests/bench/test_sweep.py and the report tests (real runs: CPU,
-model small, bundled digits data), made once per test session."""
+"""The end-to-end local sweep shared by tests/bench/test_sweep.py and the report tests, made once per test
+session: the real `platbench sweep` (coordinator, workers, local launches, MLflow) with the stand-in trainer
+(tests/stand_in) in its cells: what these tests check — parent and nested children, skip / re-attach / launch
+on resume, report rows equal to MLflow — comes from the sweep machinery, not from training. Each images-per-
+class group replays a golden run the real trainer made here (model small, 1 epoch, the bundled digits)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from conftest import VENV_BIN
 
 SWEEP_NAME = "e2e"
-SWEEP_ARGS = ["--model", "small", "--per-class", "5,20", "--seeds", "0,1", "--epochs", "1", "--name", SWEEP_NAME]
+# min_steps=1: one optimizer step a pass for the golden runs (the trainer's default, 200, is minutes on a loaded
+# machine), and the same hyperparameters in the sweep, whose cells replay them
+SWEEP_ARGS = ["--model", "small", "--per-class", "5,20", "--seeds", "0,1", "--epochs", "1", "--hp", "min_steps=1",
+              "--name", SWEEP_NAME]
+# the killed coordinator's still-running cell: long enough that the second session finds it alive (the worker
+# is also held stopped until the second session has opened the sweep, see _sweep), short for everything else
+FIRST_SESSION_EPOCH_SECONDS = 10
 
 
 def _sweep_cmd(data: Path, *extra: str) -> list[str]:
@@ -32,10 +44,32 @@ def swept(tmp_path_factory, digits_data) -> Path:
     return session_folder(tmp_path_factory, "local-sweep", make)
 
 
+def _goldens(cwd: Path, digits_data: Path) -> dict[int, Path]:
+    """One real training per images-per-class value of the sweep (the stand-in replays only what was trained),
+    both at once: each is mostly torch's start-up."""
+    from _runs import train
+
+    outs = {pc: cwd / f"golden-pc{pc}" for pc in (5, 20)}
+    with ThreadPoolExecutor(len(outs)) as pool:
+        for job in [pool.submit(train, digits_data, out, "--model", "small", "--epochs", "1", "--seed", "0",
+                                "--per-class", str(pc), "--min-steps", "1") for pc, out in outs.items()]:
+            job.result()
+    return outs
+
+
 def _sweep(cwd: Path, digits_data: Path) -> None:
+    from mlflow.tracking import MlflowClient
+    from stand_in import StandIn
+
+    goldens = _goldens(cwd, digits_data)
     (cwd / "data").write_text(str(digits_data))
+    # session 1 runs the pc5 cells, session 2 launches only the pc20 ones (a pc5 cell launched again there would
+    # be refused by the stand-in: the test of "nothing run twice" stays strict)
+    first_env = {**os.environ, **StandIn(goldens[5], digits_data).env(epoch_seconds=FIRST_SESSION_EPOCH_SECONDS)}
+    second_env = {**os.environ, **StandIn(goldens[20], digits_data).env()}
     log = (cwd / "session1.log").open("w")
-    first = subprocess.Popen(_sweep_cmd(digits_data), cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(_sweep_cmd(digits_data), cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True,
+                             env=first_env)
     second_worker = cwd / "runs/sweeps" / SWEEP_NAME / "local-small-pc5-seed1" / "worker.json"
     deadline = time.time() + 600
     while not second_worker.exists() and first.poll() is None and time.time() < deadline:
@@ -45,8 +79,28 @@ def _sweep(cwd: Path, digits_data: Path) -> None:
     first.wait(30)
     log.close()
     pid = json.loads(second_worker.read_text())["pid"]
-    second = subprocess.run(_sweep_cmd(digits_data, "--json"), cwd=cwd, capture_output=True, text=True, timeout=1200)
-    (cwd / "session2.err").write_text(second.stderr)
-    assert second.returncode == 0, second.stderr
+    # the worker (its own process group) held stopped until the second session has opened the sweep, so that
+    # session finds it running whatever the machine's load; it goes on from there
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        with (cwd / "session2.out").open("w") as out, (cwd / "session2.err").open("w") as err:
+            second = subprocess.Popen(_sweep_cmd(digits_data, "--json"), cwd=cwd, stdout=out, stderr=err, text=True,
+                                      env=second_env)
+            client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
+            exp = client.get_experiment_by_name("platbench")
+            deadline = time.time() + 600
+            while second.poll() is None and time.time() < deadline:  # its pid on the parent run: it opened it
+                parents = client.search_runs([exp.experiment_id], f"tags.`platbench.pid` = '{second.pid}'")
+                if parents:
+                    break
+                time.sleep(0.2)
+        os.killpg(pid, signal.SIGCONT)
+        second.wait(1200)
+    finally:
+        try:
+            os.killpg(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    assert second.returncode == 0, (cwd / "session2.err").read_text()
     (cwd / "worker-pid").write_text(str(pid))
-    (cwd / "session2.json").write_text(second.stdout)  # last: it marks the sweep done
+    (cwd / "session2.json").write_text((cwd / "session2.out").read_text())  # last: it marks the sweep done

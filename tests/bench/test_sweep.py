@@ -1,7 +1,7 @@
-"""`platbench sweep` through the real CLI on this machine (CPU, model small, bundled digits data):
-one parent run, nested children, bounded concurrency, and resuming after the coordinator is killed
-outright (finished cells skipped, the still-running worker re-attached, the rest launched, nothing
-run twice). Ctrl-C is passed on to the running job, which is marked killed and resumable."""
+"""`platbench sweep` through the real CLI on this machine (model small, bundled digits data; the cells run the
+stand-in trainer, tests/_sweep.py says why): one parent run, nested children, bounded concurrency, and resuming
+after the coordinator is killed outright (finished cells skipped, the still-running worker re-attached, the rest
+launched, nothing run twice). Ctrl-C is passed on to the running job, which is marked killed and resumable."""
 from __future__ import annotations
 
 import json
@@ -167,7 +167,7 @@ def test_a_name_cannot_be_reused_for_a_different_sweep(digits_data, tmp_path, mo
 
 
 def test_default_seeds_are_as_many_as_the_tests_need_to_call_a_difference(digits_data, tmp_path):
-    from platforms.report.stats import can_call
+    from platforms.core.stats import can_call
 
     for platforms, seeds in (("local", 4), ("local,sagemaker,vertex", 5)):
         proc = platbench_here("sweep", "--data", str(digits_data), "--platform", platforms, "--per-class", "5",
