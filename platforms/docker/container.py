@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from platforms.core.names import NameRule
+
 # where the job's folders appear inside the container
 DATA = "/platbench/data"
 OUT = "/platbench/out"
@@ -32,6 +34,8 @@ IMAGE_USER = "1000:1000"
 # and the engine's default of 64 MB is too small for them
 SHM_SIZE = "2g"
 JOB_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")  # the engine's container-name rule, 63 at most
+# generated job names (core/names.py) within that rule: letters, digits, '_' and '.' between dashes
+JOB_NAMES = NameRule(63, chars="a-zA-Z0-9_.")
 _COUNT = re.compile(r"^[1-9][0-9]{0,2}$")
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]*$")  # an index (0) or a UUID (GPU-3a23c669-…)
 

@@ -23,6 +23,7 @@ and tags the MLflow run with both, so results.json and the run name the image th
 Queue time = the engine's Created → State.StartedAt. Cost: none (your own machine)."""
 from __future__ import annotations
 
+import math
 import os
 import queue
 import re
@@ -34,24 +35,30 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from platforms.core import tracking
-from platforms.core.api import Job, Outcome, Platform, PlanStep
+from platforms.core.api import Job, Outcome, PlanStep
+from platforms.core.cloud_job import CloudJob, CloudJobPlatform, CloudJobs
 from platforms.core.emulator import preset_epochs
+from platforms.core.run_tags import image_tags
 from platforms.core.settings import validate_job
 from platforms.docker import SPEC
-from platforms.docker.container import IMAGE_USER, JOB_NAME, Gpus, RunSpec, parse_gpus
+from platforms.docker.container import IMAGE_USER, JOB_NAME, JOB_NAMES, Gpus, RunSpec, parse_gpus
 from platforms.errors import UserError
 
 EXIT_SIGTERM = 143  # the trainer after SIGTERM: checkpointed (trainer/train.py EXIT_PREEMPTED)
 EXIT_SIGKILL = 137
 CHECKPOINT_ROOT = Path("runs") / "checkpoints"  # + <job name>: where a job's checkpoints stay between launches
 IMAGE_TAG = "platbench.image"        # the reference the user named (tag or ID)
+# between two ContainerInspect calls the log is read continuously and Ctrl-C checked every LINE_WAIT s;
+# the log stream's end (the container exited) ends the pause at once
+POLL_SECONDS = 2.0
+LINE_WAIT = 0.5
 
 
 class DockerSettings(BaseModel):
@@ -82,6 +89,10 @@ class DockerSettings(BaseModel):
         if self.image is not None and not self.image.strip():
             raise ValueError("image: empty")
         return self
+
+    # what the cloud-job template reads: the engine puts no limit on a container's time
+    max_run: ClassVar[float] = math.inf
+    poll_seconds: ClassVar[float] = POLL_SECONDS
 
 
 def container_user(cfg: DockerSettings) -> str:
@@ -120,10 +131,6 @@ def unreadable(data: Path, user: str) -> Optional[str]:
     return next((why for path, need, what in checks if (why := denied(path, need, what))), None)
 
 
-def generated_job_name(model: str) -> str:
-    return f"{model}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-
-
 def engine_time(text: Optional[str]) -> Optional[float]:
     """An engine timestamp (RFC 3339 with nanoseconds, 'Z') as epoch seconds; None for the zero time."""
     if not text or text.startswith("0001-"):
@@ -135,20 +142,54 @@ def engine_time(text: Optional[str]) -> Optional[float]:
     return stamp.timestamp() + (float("0." + m[2]) if m[2] else 0.0)
 
 
-@dataclass
-class DockerHandle:
+@dataclass(kw_only=True)
+class DockerHandle(CloudJob):
+    """job_id: the container's ID; described: its last ContainerInspect."""
+
     client: Any
     spec: RunSpec
     job_name: str
     epochs: Optional[int]
-    container: Optional[str] = None
     stopped: bool = False       # we stopped it (Ctrl-C)
     tail: deque = field(default_factory=lambda: deque(maxlen=40))
+    lines: "queue.Queue[Optional[str]]" = field(default_factory=queue.Queue)
+    follower: Optional[threading.Thread] = None
+    log_done: bool = False
+    interrupted: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def container(self) -> Optional[str]:
+        return self.job_id
 
 
-class DockerPlatform(Platform):
+class DockerJobs(CloudJobs):
+    """One container on the engine: create + start, ContainerInspect, stop (SIGTERM, SIGKILL after the grace)."""
+
+    def __init__(self, client, stop_grace: int):
+        self.client, self.stop_grace = client, stop_grace
+
+    def create(self, spec: RunSpec) -> str:
+        container = self.client.create_container_from_config(spec.create_body(self.client.api_version), spec.name)["Id"]
+        try:
+            self.client.start(container)
+        except BaseException:  # refused, or Ctrl-C between create and start: launch() gets no handle for it
+            _remove(self.client, container)
+            raise
+        return container
+
+    def get(self, container: str) -> dict:
+        return self.client.inspect_container(container)
+
+    def cancel(self, container: str) -> None:
+        self.client.stop(container, timeout=self.stop_grace)
+
+
+class DockerPlatform(CloudJobPlatform):
     spec = SPEC
     settings_model = DockerSettings
+    PHASES = {"running": "training"}
+    TERMINAL = frozenset({"exited", "dead"})
+    job_noun = "Docker container"
 
     def __init__(self, settings=None):
         super().__init__(settings)
@@ -166,13 +207,14 @@ class DockerPlatform(Platform):
 
     def job_name(self, job: Job) -> str:
         if self._job_name is None:
-            self._job_name = self.parsed().job_name or generated_job_name(job.model)
+            self._job_name = self.parsed().job_name or JOB_NAMES.unique(job.model)
         return self._job_name
 
     def run_spec(self, job: Job, image: str, shown: str, digest: str, image_id: Optional[str]) -> RunSpec:
         """The container for this job; image/digest are what the engine resolved (placeholders in a dry run)."""
         cfg = self.parsed()
         name = self.job_name(job)
+        # no PLATBENCH_GIT_COMMIT: the image carries the commit it was built from, this checkout may differ
         env = {"PLATBENCH_PLATFORM": self.name, "PLATBENCH_IMAGE_DIGEST": digest}
         if image_id:
             env["PLATBENCH_IMAGE_ID"] = image_id
@@ -220,6 +262,7 @@ class DockerPlatform(Platform):
             raise UserError(f"docker: {reference} is {image_id} in the engine, but {engine.RECORD} recorded "
                             f"{record.id}: build it again (platbench image build), or name the image with --set image=…")
         self._client = client
+        self.jobs = DockerJobs(client, cfg.stop_grace)
         self._image = {"reference": reference, "id": image_id, "digest": engine.identity(client, image_id)}
         name = f"platbench-{self.job_name(job)}"
         try:
@@ -256,8 +299,8 @@ class DockerPlatform(Platform):
                 _remove(client, probe)
 
     def run_tags(self, job: Job) -> dict[str, str]:
-        return {tracking.Tag.IMAGE_DIGEST: self._image["digest"], tracking.Tag.IMAGE_ID: self._image["id"],
-                IMAGE_TAG: self._image["reference"], tracking.Tag.JOB_ID: self.job_name(job),
+        return {**image_tags(self._image["digest"], self._image["id"]), IMAGE_TAG: self._image["reference"],
+                tracking.Tag.JOB_ID: self.job_name(job),
                 "platbench.gpus": self.parsed().gpus, "platbench.container_user": container_user(self.parsed())}
 
     # ------------------------------------------------------------------ plan
@@ -290,8 +333,10 @@ class DockerPlatform(Platform):
         return steps
 
     # ------------------------------------------------------------------ run
+    def stage(self, job: Job) -> dict[str, Any]:
+        return {}  # nothing to upload: the dataset is mounted read-only
+
     def submit(self, job: Job, staged: dict[str, Any]) -> DockerHandle:
-        client = self._client
         spec = self.run_spec(job, self._image["id"], self._image["reference"], self._image["digest"], self._image["id"])
         spec.checkpoints.mkdir(parents=True, exist_ok=True)
         spec.out.mkdir(parents=True, exist_ok=True)
@@ -299,59 +344,65 @@ class DockerPlatform(Platform):
         if os.geteuid() == 0 and int(uid) != 0:  # root's folders: handed to the container's user to write in
             for folder in (spec.out, spec.checkpoints):
                 os.chown(folder, int(uid), int(gid or uid))
-        handle = DockerHandle(client, spec, self.job_name(job),
-                              job.epochs or _int(job.hyperparameters.get("epochs")) or preset_epochs(job.model))
         try:
-            handle.container = client.create_container_from_config(spec.create_body(client.api_version), spec.name)["Id"]
-            client.start(handle.container)
+            container = self.jobs.create(spec)
         except _engine_errors() as exc:
-            if handle.container:
-                _remove(client, handle.container)
             raise UserError(f"docker: the container did not start: {_explain(exc)}") from None
-        except BaseException:  # Ctrl-C between create and start: launch() has no handle to tear down yet
-            if handle.container:
-                _remove(client, handle.container)
-            raise
-        print(f"platbench: started container {spec.name} ({handle.container[:12]}) from {spec.shown_image}",
-              file=sys.stderr)
-        return handle
+        print(f"platbench: started container {spec.name} ({container[:12]}) from {spec.shown_image}", file=sys.stderr)
+        return DockerHandle(job_id=container, client=self._client, spec=spec, job_name=self.job_name(job),
+                            epochs=job.epochs or _int(job.hyperparameters.get("epochs")) or preset_epochs(job.model))
 
     def wait(self, handle: DockerHandle, progress) -> Outcome:
-        client, cfg = handle.client, self.parsed()
-        lines: "queue.Queue[Optional[str]]" = queue.Queue()
-        follower = threading.Thread(target=_follow, args=(client, handle.container, lines), daemon=True)
-        follower.start()
-        interrupted = threading.Event()
+        """The template's polling, with Ctrl-C taken over meanwhile: it stops the container the way a
+        preemption would (SIGTERM: the trainer checkpoints; SIGKILL after stop_grace) and the run ends KILLED."""
         previous = signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGINT, lambda *_: interrupted.set())
-        progress.phase("training")
-        if handle.epochs:
-            progress.epochs(handle.epochs)
-        log_done = False
+        signal.signal(signal.SIGINT, lambda *_: handle.interrupted.set())
         try:
-            while True:
-                try:
-                    line = lines.get(timeout=0.5)
-                except queue.Empty:
-                    line = ""
-                if line is None:
-                    log_done = True
-                elif line:
-                    handle.tail.append(line)
-                    progress.log_line(line)
-                if interrupted.is_set() and not handle.stopped:
-                    handle.stopped = True
-                    progress.phase(f"stopping (SIGTERM, SIGKILL after {cfg.stop_grace} s)")
-                    client.stop(handle.container, timeout=cfg.stop_grace)
-                if log_done and lines.empty() and not _running(client, handle.container):
-                    break
-                if log_done:
-                    time.sleep(0.5)  # the stream ended early (an engine hiccup): poll until the container exits
+            return super().wait(handle, progress)
         except _engine_errors() as exc:
             raise UserError(f"docker: container {handle.spec.name}: {_explain(exc)}") from None
         finally:
             signal.signal(signal.SIGINT, previous)
-        return self._outcome(handle, client.inspect_container(handle.container))
+
+    def job_state(self, described: dict) -> str:
+        return (described.get("State") or {}).get("Status", "")
+
+    def after_poll(self, handle: DockerHandle, info: dict, progress) -> None:
+        if handle.follower is None:
+            handle.follower = threading.Thread(target=_follow, args=(handle.client, handle.container, handle.lines),
+                                               daemon=True)
+            handle.follower.start()
+            if handle.epochs:
+                progress.epochs(handle.epochs)
+        if self.job_state(info) in self.TERMINAL:  # the rest of its log
+            while not handle.log_done:
+                self._read(handle, progress)
+
+    def pause(self, handle: DockerHandle, progress, seconds: float) -> None:
+        until = time.time() + seconds
+        while time.time() < until and not handle.log_done:
+            self._read(handle, progress)
+            if handle.interrupted.is_set() and not handle.stopped:
+                handle.stopped = True
+                progress.phase(f"stopping (SIGTERM, SIGKILL after {self.parsed().stop_grace} s)")
+                self.jobs.cancel(handle.container)
+        if handle.log_done:
+            time.sleep(LINE_WAIT)  # the stream ended early (an engine hiccup): poll until the container exits
+
+    @staticmethod
+    def _read(handle: DockerHandle, progress) -> None:
+        try:
+            line = handle.lines.get(timeout=LINE_WAIT)
+        except queue.Empty:
+            return
+        if line is None:
+            handle.log_done = True
+        elif line:
+            handle.tail.append(line)
+            progress.log_line(line)
+
+    def job_outcome(self, handle: DockerHandle, info: dict) -> Outcome:
+        return self._outcome(handle, info)
 
     def _outcome(self, handle: DockerHandle, info: dict) -> Outcome:
         from trainer.results import RESULTS_FILE
@@ -388,9 +439,9 @@ class DockerPlatform(Platform):
     def collect(self, handle: DockerHandle, outcome: Outcome, dest: Path) -> Path:
         return handle.spec.out  # the mounted output folder: already here
 
-    def teardown(self, handle: DockerHandle) -> None:
-        """Always: a container still running (an error while following it) is stopped the same way, then removed."""
-        if handle.container:
+    def release(self, handle: Optional[DockerHandle]) -> None:
+        """After the template's teardown (a container still running is stopped the same way): removed."""
+        if handle is not None and handle.container:
             _remove(handle.client, handle.container, stop_grace=self.parsed().stop_grace)
 
 

@@ -163,7 +163,7 @@ def test_how_the_container_ended_and_its_queue_time(tmp_path, digits_data, code,
     spec.out.mkdir(parents=True)
     if results:
         (spec.out / "results.json").write_text("{}")
-    handle = DockerHandle(None, spec, "j1", 3, container="c" * 64, stopped=stopped)
+    handle = DockerHandle(client=None, spec=spec, job_name="j1", epochs=3, job_id="c" * 64, stopped=stopped)
     handle.tail.append("error: no dataset")
     outcome = platform._outcome(handle, inspect(code, "2026-11-29T16:00:00.000000001Z", "2026-11-29T16:00:01.5Z",
                                                 "2026-11-29T16:00:31.5Z", oom))
