@@ -194,8 +194,10 @@ class CommandJob:
     """One submitted command job, run as Azure ML runs it (see the module's docstring). `status` is its JobStatus;
     `times` when each status was entered; `processes` every process started, node by node."""
 
-    def __init__(self, name: str, props: dict, datastores: Datastores, experiment: str = "Default"):
+    def __init__(self, name: str, props: dict, datastores: Datastores, experiment: str = "Default",
+                 runtime_env: Optional[dict] = None):
         self.name, self.props, self.datastores = name, props, datastores
+        self.runtime_env = dict(runtime_env or {})  # the test's additions to the image's runtime (the stand-in)
         self.experiment = experiment
         self.command = props.get("command") or ""
         self.bindings = {(kind, k): Binding(kind, k, v or {}, datastores)
@@ -278,6 +280,7 @@ class CommandJob:
         env.update({"AZUREML_RUN_ID": self.name, "AZUREML_ARM_SUBSCRIPTION": sub, "AZUREML_ARM_RESOURCEGROUP": rg,
                     "AZUREML_ARM_WORKSPACE_NAME": ws, "AZUREML_ARM_PROJECT_NAME": self.experiment,
                     "TMPDIR": str(node / "tmp")})
+        env.update(self.runtime_env)
         if self.distributed:
             env.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(master_port),
                         "WORLD_SIZE": str(self.nodes * self.per_node), "NODE_RANK": str(node_rank),

@@ -174,6 +174,7 @@ class AzureML(ThreadingHTTPServer):
         self.log: list[tuple[str, str, int]] = []                # (method, path, status)
         self.refusals: list[str] = []
         self.hold_jobs = False                                   # True: jobs stay Queued (no quota)
+        self.runtime_env: dict = {}                              # added to every job's environment (the stand-in)
         self.container_starts: list = []                         # (argv, AZUREML_MODEL_DIR) of each deployment
         # a short poll interval: shutdown() waits for it, once per test (the default 0.5 s, twice, added up)
         self.thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
@@ -442,7 +443,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         try:
             job = CommandJob(name, props, Datastores((sub, rg, ws), datastore, srv.blob_connection),
-                             experiment=props.get("experimentName") or "Default")
+                             experiment=props.get("experimentName") or "Default", runtime_env=srv.runtime_env)
         except JobRefused as exc:
             raise Refused(exc.status, "UserError" if exc.status == 400 else "ResourceNotFound", str(exc)) from None
         if srv.hold_jobs:

@@ -369,6 +369,7 @@ class DatabricksServer(ServingWorkspace, ThreadingHTTPServer):
         self.runs: dict[int, TaskRun] = {}
         self.events: dict[str, list[dict]] = {}
         self.requests: list[tuple[str, str]] = []
+        self.runtime_env: dict[str, str] = {}  # added to every run's environment (tests/stand_in: the stand-in)
         self.lock = threading.Lock()
         self._serving_state()
         self._next = 1000
@@ -436,7 +437,8 @@ class DatabricksServer(ServingWorkspace, ThreadingHTTPServer):
             scratch.mkdir(parents=True)
             run = TaskRun(self._next, body.get("run_name") or "Untitled", {**task, "_token": token},
                           int(body.get("timeout_seconds") or 0), self.files.path("/Volumes"), scratch,
-                          f"0101-{self._next:06d}-loopback", self.event)
+                          f"0101-{self._next:06d}-loopback", self.event,
+                          runtime_env=self.runtime_env)
             self.runs[run.run_id] = run
         run.begin()
         return {"run_id": run.run_id}

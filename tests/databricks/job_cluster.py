@@ -66,8 +66,9 @@ class TaskRun:
     """One submitted run: its single task on a new job cluster, run as a subprocess of this machine."""
 
     def __init__(self, run_id: int, name: str, task: dict, timeout_seconds: int, volumes: Path, scratch: Path,
-                 cluster_id: str, event: Callable[[str, str], None]):
+                 cluster_id: str, event: Callable[[str, str], None], runtime_env: Optional[dict] = None):
         self.run_id, self.name, self.task, self.cluster_id = run_id, name, task, cluster_id
+        self.runtime_env = dict(runtime_env or {})  # the test's additions to the runtime (tests/stand_in)
         self.timeout = int(timeout_seconds or 0)
         self.volumes, self.root, self.event = volumes, scratch, event
         self.life, self.result, self.message = "PENDING", None, ""
@@ -169,7 +170,7 @@ class TaskRun:
         return {**(cluster.get("spark_env_vars") or {}),
                 "PATH": f"{python.parent}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                 "HOME": str(self.root / "home"), "TMPDIR": str(self.root / "tmp"), "LANG": "C.UTF-8",
-                "DATABRICKS_RUNTIME_VERSION": runtime}
+                "DATABRICKS_RUNTIME_VERSION": runtime, **self.runtime_env}
 
     def _execute(self, python: Path) -> None:
         command = self._command(python)

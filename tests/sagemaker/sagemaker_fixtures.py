@@ -41,6 +41,7 @@ def sm_api(sagemaker_server, aws, monkeypatch):
     sagemaker_server.images.clear()
     sagemaker_server.images[PLATBENCH_IMAGE] = PLATBENCH_IMAGE_SPEC
     sagemaker_server.spot_savings = 0.0
+    sagemaker_server.runtime_env.clear()
     yield sagemaker_server
     with sagemaker_server.lock:
         sagemaker_server.faults.clear()

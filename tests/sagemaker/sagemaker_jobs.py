@@ -327,7 +327,7 @@ class TrainingJob:
         r = self.request
         env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "HOME": "/root", "LANG": "C.UTF-8",
                **image.get("env", {}), **r.get("Environment", {}),
-               "TRAINING_JOB_NAME": self.name, "TRAINING_JOB_ARN": self.arn}
+               "TRAINING_JOB_NAME": self.name, "TRAINING_JOB_ARN": self.arn, **self.server.runtime_env}
         if image.get("toolkit"):  # what the toolkit would export inside the container
             config = self._opt_ml(host) / "input/config"
             channels = [c["ChannelName"] for c in r.get("InputDataConfig", [])]

@@ -113,7 +113,8 @@ class SageMakerServer(Faults, ThreadingHTTPServer):
     commands), "toolkit": whether it carries the sagemaker-training toolkit}: what `docker run IMAGE train`
     starts; a training image not listed fails the job as one that cannot be pulled.
     s3_endpoint: where the jobs read channels and write outputs (S3 on moto). workdir: jobs' scratch space.
-    spot_savings: the share of a managed spot job's training time not billed (the market's discount)."""
+    spot_savings: the share of a managed spot job's training time not billed (the market's discount).
+    runtime_env: added to every job's environment (the tests' stand-in trainer, tests/stand_in)."""
 
     daemon_threads = True
 
@@ -125,6 +126,7 @@ class SageMakerServer(Faults, ThreadingHTTPServer):
         self.validator = ParamValidator()
         self.s3_endpoint, self.workdir, self.region = s3_endpoint, workdir, region
         self.images = dict(images or {})
+        self.runtime_env: dict = {}  # added to every job's environment (tests/stand_in: the stand-in trainer)
         self.stop_grace, self.spot_savings = stop_grace, spot_savings
         self.jobs: dict[str, TrainingJob] = {}
         self.calls: list[tuple[str, dict]] = []

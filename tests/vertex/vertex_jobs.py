@@ -88,8 +88,9 @@ def _gcs_uris(doc) -> set[str]:
 class JobRun:
     """One CustomJob: its REST JSON (`job`, as received and parsed), its state and times, its replicas."""
 
-    def __init__(self, name: str, job: dict, root: Path, hold: bool = False):
+    def __init__(self, name: str, job: dict, root: Path, hold: bool = False, runtime_env: Optional[dict] = None):
         self.name, self.job, self.root, self.hold = name, job, root, hold
+        self.runtime_env = dict(runtime_env or {})  # the test's additions to the image's runtime (the stand-in)
         self.id = name.rsplit("/", 1)[1]
         self.state = "JOB_STATE_QUEUED"
         self.created = self.updated = time.time()
@@ -226,6 +227,7 @@ class JobRun:
                         env[var] = os.environ[var]
                 container = pool["containerSpec"]
                 env.update({e["name"]: e.get("value", "") for e in container.get("env", [])})
+                env.update(self.runtime_env)
                 self.replicas.append(replica)
                 out.append((executable(container_runs(container)), env))
         return out

@@ -26,13 +26,17 @@ Resources (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/...):
   trafficSplit keys "0" (the model being deployed) or deployed ids, values summing to 100;
   UndeployModelRequest.deployedModelId Required; an endpoint or model with deployed models is not deleted
   (400 FAILED_PRECONDITION). rawPredict forwards the body to the serving container's predict route.
-Long-running operations are returned done."""
+Long-running operations are returned done.
+
+For the tests: `hold` keeps new jobs queued; `runtime_env` is added to every job's environment (the stand-in
+trainer, tests/stand_in); `fail()` makes the next calls of a route answer 503 / 429 or reset the connection."""
 from __future__ import annotations
 
 import base64
 import http.client
 import json
 import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -179,6 +183,8 @@ class VertexServer(ThreadingHTTPServer):
         self.log: list[tuple[str, str]] = []
         self.refused: list[tuple[str, int, str]] = []
         self.hold = False
+        self.runtime_env: dict = {}  # added to every job's environment (tests/stand_in: the stand-in trainer)
+        self.faults: list[list] = []  # [method, path pattern, "503" | "429" | "reset", times left] (fail())
         self.lock = threading.Lock()
         self.counter = 0
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -192,15 +198,30 @@ class VertexServer(ThreadingHTTPServer):
         """A service-account key for GOOGLE_APPLICATION_CREDENTIALS, valid on this server."""
         return self.accounts.key_file(Path(path), f"{self.url}/token")
 
+    def fail(self, method: str, pattern: str, action: str, times: int) -> None:
+        """The next `times` calls of `method` on a /v1/ path matching `pattern` fail: "503" (UNAVAILABLE),
+        "429" (RESOURCE_EXHAUSTED: a quota's rate) or "reset" (the connection closed without an answer)."""
+        with self.lock:
+            self.faults.append([method, re.compile(pattern), action, times])
+
+    def take_fault(self, method: str, path: str) -> Optional[str]:
+        with self.lock:
+            for fault in self.faults:
+                if fault[3] > 0 and fault[0] == method and fault[1].search(path):
+                    fault[3] -= 1
+                    return fault[2]
+        return None
+
     def reset(self) -> None:
         """Forget the records between tests (a shared server); running jobs are cancelled first."""
         self.stop_jobs()
         with self.lock:
             for table in (self.jobs, self.models, self.endpoints):
                 table.clear()
-            for record in (self.created, self.uploads, self.cancelled, self.log, self.refused):
+            for record in (self.created, self.uploads, self.cancelled, self.log, self.refused, self.faults):
                 record.clear()
             self.hold = False
+            self.runtime_env = {}
 
     def stop_jobs(self) -> None:
         for run in list(self.jobs.values()):
@@ -268,6 +289,14 @@ class _Handler(BaseHTTPRequestHandler):
                 raise Refused(404, "NOT_FOUND", f"no route {path}")
             path = path[len("/v1/"):]
             srv.log.append((method, path))
+            fault = srv.take_fault(method, path)
+            if fault == "reset":
+                self.close_connection = True
+                return self.connection.shutdown(socket.SHUT_RDWR)
+            if fault:
+                status = {"503": "UNAVAILABLE", "429": "RESOURCE_EXHAUSTED"}[fault]
+                return self._send(int(fault), {"error": {"code": int(fault), "status": status,
+                                                         "message": "injected by the test"}})
             if path.endswith(":rawPredict"):  # outside the lock: predictions in flight at once
                 return self._send(200, self._raw_predict(srv, path[: -len(":rawPredict")], raw))
             with srv.lock:
@@ -326,7 +355,8 @@ class _Handler(BaseHTTPRequestHandler):
         srv.created.append(json.loads(raw))
         name = f"{parent}/customJobs/{srv.next_id()}"
         doc = {k: v for k, v in rest_json(job).items() if k in ("displayName", "jobSpec", "labels")}
-        run = JobRun(name, doc, srv.root / "customJobs" / name.rsplit("/", 1)[1], hold=srv.hold)
+        run = JobRun(name, doc, srv.root / "customJobs" / name.rsplit("/", 1)[1], hold=srv.hold,
+                     runtime_env=srv.runtime_env)
         run.root.mkdir(parents=True)
         srv.jobs[name] = run
         run.start()
