@@ -1,4 +1,4 @@
-"""The Azure Blob store (platforms/azureml/storage.py) and the shared content-addressed staging against
+"""The Azure Blob store (platforms/clouds/azure/blob.py) and the shared content-addressed staging against
 Azurite on 127.0.0.1: every request sent by azure-storage-blob, nothing mocked."""
 from __future__ import annotations
 
