@@ -197,12 +197,7 @@ class ApoloPlatform(CloudJobPlatform):
     settings_model = ApoloSettings
     TERMINAL = TERMINAL
     job_noun = "Apolo job"
-
-    def __init__(self, settings=None):
-        super().__init__(settings)
-        self.session = None
-        self.where = None
-        self._preset = None
+    session = where = _preset = None  # the SDK session, the cluster/org/project, the preset: set by check()
 
     # ------------------------------------------------------------------ check
     def preflight(self, job: Job) -> list[str]:

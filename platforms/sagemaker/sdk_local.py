@@ -153,6 +153,7 @@ def local_run(request: dict, store, prefix: str, staged, region: str, image: str
     run = native_local_run(request, store, prefix, staged)
     job_file = run.root / JOB_FILE
     run.argv = [sys.executable, "-m", "platforms.sagemaker.sdk_local", "train", str(job_file)]
+    run.runner = "docker"  # the image runs: its outputs must name its digest (core/launch.py)
     run.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
     def prepare(r) -> None:

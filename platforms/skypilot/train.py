@@ -427,9 +427,7 @@ class SkyPilotPlatform(CloudJobPlatform):
         handle.tail.join(seconds)  # returns early when the job's log ends
 
     def job_outcome(self, handle: SkyHandle, d: dict) -> Outcome:
-        return self._outcome(handle, d.get("status"))
-
-    def _outcome(self, handle: SkyHandle, status: Optional[str]) -> Outcome:
+        status = d.get("status")
         state = {"SUCCEEDED": "finished", "CANCELLED": "killed"}.get(status or "", "failed")
         uptime = (handle.ended or time.time()) - handle.started
         cost = None
