@@ -1,4 +1,4 @@
-"""platforms/report/stats.py against scipy's exact tests and hand calculations: the report may only call a
+"""platforms/core/stats.py against scipy's exact tests and hand calculations: the report may only call a
 difference that a test valid at its sample size calls, and must know when no outcome could."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sp
 
-from platforms.report import stats
+from platforms.core import stats
 
 
 # ------------------------------------------------------------------------------------------------ tests

@@ -35,8 +35,8 @@ def _check_tracked(ref: str, container: Optional[bool]) -> tuple[str, list[str],
     run = find_run(ref, "run")
     c = tracking.client()
     tags = run.data.tags
-    if container is None and tags.get(tracking.Tag.LOCAL_MODE) == "true" and tags.get("platbench.local_runner") != "docker":
-        container = False  # a cloud launcher's native local mode ran outside the image
+    if container is None:  # as its launch was checked (a cloud launcher's native local mode runs outside the image)
+        container = {"true": True, "false": False}.get(tags.get(tracking.Tag.IN_IMAGE))
     with tempfile.TemporaryDirectory() as tmp:
         names = {a.path for a in c.list_artifacts(run.info.run_id)}
         if "results.json" not in names:

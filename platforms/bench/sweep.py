@@ -49,14 +49,11 @@ DEFAULT_PER_CLASS: tuple[Optional[int], ...] = (5, 20, 80, 320, 1280)
 def default_seeds(platforms: int, alpha: float = 0.05) -> list[int]:
     """As many seeds as the report's tests need to be able to call a difference between `platforms`
     platforms at all (at least two are assumed: a sweep is compared with others), one run per seed:
-    fewer runs could never show one, whatever the data (platforms/report/stats.py, min_runs_per_group)."""
-    from platforms.report.stats import min_runs_per_group
+    fewer runs could never show one, whatever the data (platforms/core/stats.py, min_runs_per_group)."""
+    from platforms.core.stats import min_runs_per_group
 
     return list(range(min_runs_per_group(max(2, platforms), alpha)))
 DEFAULT_CONCURRENCY = 4
-# Per-platform limits applied unless --concurrency PLATFORM=N says otherwise. `local` runs on this
-# machine's one device (GPU, else the CPU): two at once would share it and each would time the other.
-PLATFORM_CONCURRENCY = {"local": 1}
 KIND = "sweep"
 SPEC_TAG = "platbench.sweep_spec"
 SESSIONS_TAG = "platbench.sweep_sessions"
@@ -142,6 +139,29 @@ def per_class_value(text: str) -> Optional[int]:
     return n
 
 
+def in_process(platform: str) -> bool:
+    from platforms.core import registry
+
+    return registry.spec(platform).in_process
+
+
+def this_machine() -> str:
+    """The in-process platform's name: the default sweep, and the name this machine's device pool goes by
+    (`--concurrency NAME=N`)."""
+    from platforms.core import registry
+
+    return next(n for n in registry.names() if in_process(n))
+
+
+def runs_here(platform: str, settings: dict[str, str]) -> bool:
+    """Whether a cell uses this machine's devices: the in-process platform's always, a cloud launcher's when its
+    local mode (core/cloud_settings.py, LocalMode) is set true."""
+    from platforms.core.cloud_settings import LocalMode
+
+    return in_process(platform) or any(str(settings.get(key, "")).lower() in ("true", "1", "yes")
+                                       for key in LocalMode.model_fields)
+
+
 def parse_settings(pairs: list[str], platforms: list[str]) -> dict[str, dict[str, str]]:
     """--set PLATFORM:KEY=VALUE (or KEY=VALUE when the sweep has one platform that takes settings)."""
     out: dict[str, dict[str, str]] = {}
@@ -153,7 +173,7 @@ def parse_settings(pairs: list[str], platforms: list[str]) -> dict[str, dict[str
                 raise UserError(f"--set {pair!r}: {platform!r} is not one of this sweep's platforms ({', '.join(platforms)})")
         else:
             rest = pair
-            takers = [p for p in platforms if p != "local"]
+            takers = [p for p in platforms if not in_process(p)]  # an in-process platform takes no settings
             if len(takers) != 1:
                 raise UserError(f"--set {pair!r}: say which platform it is for: --set PLATFORM:KEY=VALUE")
             platform = takers[0]
@@ -167,7 +187,9 @@ def parse_settings(pairs: list[str], platforms: list[str]) -> dict[str, dict[str
 def parse_concurrency(values: list[str], platforms: list[str]) -> tuple[int, dict[str, int]]:
     """--concurrency N (jobs in flight in all) and/or --concurrency PLATFORM=N (per platform)."""
     total = DEFAULT_CONCURRENCY
-    per = {p: n for p, n in PLATFORM_CONCURRENCY.items() if p in platforms}
+    # unless --concurrency PLATFORM=N says otherwise, the in-process platform runs one cell at a time: this
+    # machine's one device (GPU, else the CPU) shared by two runs would make each time the other
+    per = {p: 1 for p in platforms if in_process(p)}
     for value in values:
         name, sep, number = value.partition("=")
         text = number if sep else name
@@ -189,7 +211,7 @@ def parse_concurrency(values: list[str], platforms: list[str]) -> tuple[int, dic
 def concurrency_text(total: int, per: dict[str, int]) -> str:
     parts = [f"at most {total} job(s) at once"]
     for p, n in sorted(per.items()):
-        why = " (one device: runs sharing it would distort each other's timings)" if p == "local" and n == 1 else ""
+        why = " (one device: runs sharing it would distort each other's timings)" if in_process(p) and n == 1 else ""
         parts.append(f"{p} {n}{why}")
     return "; ".join(parts)
 
@@ -450,11 +472,10 @@ class Coordinator:
 
     # -------------------------------------------------------------- running
     def pool(self, platform: str) -> str:
-        """Whose device a cell uses: `local`, and a cloud launcher in local mode (--set P:local=true),
-        run on this machine and share its limit; a cloud platform is its own pool."""
-        if platform == "local" or str(self.spec.settings.get(platform, {}).get("local", "")).lower() in ("true", "1", "yes"):
-            return "local"
-        return platform
+        """Whose device a cell uses: the in-process platform, and a cloud launcher in local mode (--set
+        P:local=true), run on this machine and share its limit, kept under the in-process platform's name; a
+        cloud platform is its own pool."""
+        return this_machine() if runs_here(platform, self.spec.settings.get(platform, {})) else platform
 
     def start(self, cell: Cell) -> Active:
         from platforms.core.tracking import Tag
@@ -475,7 +496,7 @@ class Coordinator:
         log = open(d / LOG_FILE, "a")
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} sweep {self.name} launches {cell.key}\n")
         log.flush()
-        popen = self.executor.start(worker_command(d), d, self.pool(cell.platform) == "local", log)
+        popen = self.executor.start(worker_command(d), d, self.pool(cell.platform) == this_machine(), log)
         log.close()
         atomic_write_text(d / WORKER_FILE, json.dumps({"pid": popen.pid, "host": socket.gethostname(),
                                                        "started": time.time(), "cell": cell.key}) + "\n")
@@ -643,7 +664,8 @@ def cli_main(data: Path, platforms: list[str], models: list[str], per_class: lis
     from platforms.core import registry
     from platforms.core.settings import parse_pairs
 
-    plats = parse_list(platforms or ["local"], "--platform")
+    here = this_machine()
+    plats = parse_list(platforms or [here], "--platform")
     for p in plats:
         registry.get(p)  # unknown platform → one-line error
     spec = SweepSpec(
@@ -658,14 +680,13 @@ def cli_main(data: Path, platforms: list[str], models: list[str], per_class: lis
     name = name or spec.default_name()
     if not NAME_RE.match(name):
         raise UserError(f"--name {name!r}: use letters, digits, '.', '_' and '-' (at most 100)")
-    on_this_machine = ["local"] + [p for p in plats if p != "local" and str(spec.settings.get(p, {}).get("local", "")).lower()
-                                   in ("true", "1", "yes")]
-    total, per = parse_concurrency(concurrency, plats + (["local"] if len(on_this_machine) > 1 else []))
+    on_this_machine = [here] + [p for p in plats if p != here and runs_here(p, spec.settings.get(p, {}))]
+    total, per = parse_concurrency(concurrency, plats + ([here] if len(on_this_machine) > 1 else []))
     ex = make(executor, devices)
-    if "local" in per and not any(v.partition("=")[0] == "local" for v in concurrency):
-        per["local"] = ex.local_slots()  # one local cell per device (GPU, or the CPU)
+    if here in per and not any(v.partition("=")[0] == here for v in concurrency):
+        per[here] = ex.local_slots()  # one cell on this machine per device (GPU, or the CPU)
         if not any("=" not in v for v in concurrency):
-            total = max(total, per["local"])
+            total = max(total, per[here])
     co = Coordinator(spec, name, Path(out) if out else Path("runs") / "sweeps" / name, total, per, console,
                      quiet=as_json, executor=ex)
     if dry_run:

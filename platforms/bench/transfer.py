@@ -14,7 +14,7 @@ measures two things:
   run logs, so the report reads both alike.
 
 One MLflow run per repeat (kind `transfer`): the repeat is the unit of observation, one figure per run,
-as the report's tests expect (platforms/report/stats.py works on one value per run). The repeats of one
+as the report's tests expect (platforms/core/stats.py works on one value per run). The repeats of one
 command share the `transfer_id` param. The prefix is removed at the end of every repeat, also on an error
 or Ctrl-C, and unfinished multipart uploads of this process under it are aborted first.
 

@@ -44,6 +44,7 @@ class Tag:
     SWEEP_CELL = "platbench.sweep_cell"      # platform/model/pc<N>/seed<S>: the child's place in the matrix
     PARENT_RUN = "mlflow.parentRunId"        # MLflow's own nesting tag (a sweep's children)
     CHECK = "platbench.check"                # passed | failed: the compliance checker (trainer/check.py) on the outputs
+    IN_IMAGE = "platbench.in_image"          # true | false: the job ran in the image, as its launcher told the checker
     CHECK_REASON = "platbench.check_reason"  # its first problem, and how many there were
     MLFLOW_MODEL = "platbench.mlflow_model"  # pyfunc: artifact `model` is an MLflow model; else none: why
     SOFTWARE = "platbench.software."         # + python, torch, torchvision, lightning, cuda, cudnn (results.json)
@@ -208,6 +209,8 @@ class TrackedRun:
 
         report = run_checks(out, container=container)
         lines = [str(p) for p in report.problems]
+        if container is not None:  # so a later `platbench check RUN` checks it the same way
+            self.tags({Tag.IN_IMAGE: str(container).lower()})
         self.tags({Tag.CHECK: "failed" if lines else "passed",
                    Tag.CHECK_REASON: f"{lines[0]} (+{len(lines) - 1} more)" if len(lines) > 1 else
                    (lines[0] if lines else "")})

@@ -121,7 +121,8 @@ def generated(rubric: Rubric, records: Sequence[tuple[Path, Record]], steps: Seq
               source: Callable[[Path], str]) -> str:
     """The generated part. Only recorded platforms appear, so registering a new platform does not
     change Scenario.md until someone records it (`platbench scenario table` lists every platform)."""
-    recorded = sorted(records, key=lambda pr: (pr[1].platform != "local", pr[1].platform))
+    first = table.listed_first()
+    recorded = sorted(records, key=lambda pr: (pr[1].platform not in first, pr[1].platform))
     rows = table.build(rubric, recorded, [rec.platform for _, rec in recorded])
     out = ["", "## Recorded runs", "",
            "Scored by the rubric in `scoring.yaml` from the records in `scenarios/`; regenerate with "

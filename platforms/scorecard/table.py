@@ -57,16 +57,25 @@ def _rubric_of(rubric: Rubric, which: str) -> Rubric:
     return rubric if which == "usability" else rubric.developer_experience
 
 
+def listed_first() -> set[str]:
+    """The in-process platform (its SPEC says so): every listing puts it first, the reference run the others
+    are compared with."""
+    from platforms.core import registry
+
+    return {n for n in registry.names() if registry.spec(n).in_process}
+
+
 def build(rubric: Rubric, records: Sequence[tuple[Path, Record]], platforms: Sequence[str],
           published=None, placeholders: Sequence[tuple[Path, object]] = (), which: str = "usability") -> list[Row]:
-    """Rows in order: platbench's platforms (local first, then registered, then the ones it is getting),
+    """Rows in order: platbench's platforms (the in-process one first, then registered, then the ones it is getting),
     then the studies' platforms platbench has no package for; each followed by its published rows."""
     scored = _rubric_of(rubric, which)
     by_platform = {rec.platform: (path, rec) for path, rec in records}
     holders = {h.platform: path for path, h in placeholders}
     planned = published.platbench_names if published is not None else []
     names = list(dict.fromkeys([*platforms, *sorted(set(by_platform) - set(platforms)), *sorted(holders), *planned]))
-    names.sort(key=lambda n: n != "local")
+    first = listed_first()
+    names.sort(key=lambda n: n not in first)
     rows: list[Row] = []
 
     def study_rows(entry) -> list[Row]:

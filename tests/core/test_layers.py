@@ -1,38 +1,83 @@
-"""The platform layer's shape (docs/design.md, "Layers"): no import cycles in platforms/ or trainer/, shared
-modules import no platform package, the trainer imports nothing from platforms/, and no module outside a
-platform's package names that platform in code (help texts come from the registry; a platform name that is
-also a tool's, like docker, is exempt in its tool uses only: TOOL_WORDS)."""
+"""The layers of platforms/ and trainer/ (docs/design.md, "Layers"), enforced on the import graph.
+
+Every import counts: at the top, inside a function, and under `if TYPE_CHECKING:` (a type named from another
+module is a dependency on it, and the issue that asked for this test measured it so). The one way up is the
+registry's: core/registry.py and PlatformSpec.load import a platform's modules by the name its SPEC gives, at
+run time; no other module imports anything of ours by a computed name (test_only_the_registry_imports_by_name).
+
+Checked at module level (no cycle of modules) and at package level (each package imports only the packages
+its layer may: ALLOWED; no cycle of packages), and in text: no module outside a platform's package names that
+platform in code, `local` included (what shared code needs to know about a platform comes from its SPEC or its
+Outcome; help texts come from the registry; a platform name that is also a tool's, like docker, is exempt in
+its tool uses only: TOOL_WORDS).
+
+What the earlier version of this test missed, and why: it skipped TYPE_CHECKING imports, so the module cycle
+core.api -> settings -> staging -> store -> registry -> api (closed by registry's typing import of api) did not
+show; it had no package level, so core -> bench -> report -> core, scorecard -> core -> bench -> report ->
+scorecard were invisible (each is a cycle of packages whose modules form no cycle); and its naming rule never
+flagged `local`, so the seven places that compared a platform's name with "local" passed.
+"""
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 from platforms.core import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATFORMS = registry.names()
 
+# The layers, bottom to top, and what a package of each may import (besides itself). A registered platform's
+# package is PLATFORM; every other package of platforms/ must be placed here (a new one fails the test until
+# it is). Features reach the platforms only through core.registry; the report embeds the scorecard's table.
+PLATFORM = "<platform>"
+FEATURES = ("bench", "report", "scorecard")
+ALLOWED: dict[str, set[str]] = {
+    "trainer": set(),
+    "platforms": set(),                                       # platforms/__init__.py and errors.py
+    "core": {"platforms", "trainer"},
+    "image": {"core", "platforms", "trainer"},
+    "clouds": {"image", "core", "platforms", "trainer"},
+    PLATFORM: {"clouds", "image", "core", "platforms", "trainer"},
+    "bench": {"image", "core", "platforms", "trainer"},
+    "scorecard": {"core", "platforms", "trainer"},
+    "report": {"scorecard", "image", "core", "platforms", "trainer"},
+    "cli": {"bench", "report", "scorecard", "image", "core", "platforms", "trainer"},
+}
+# top-level modules of platforms/ and the layer they belong to
+TOP_MODULES = {"platforms": "platforms", "platforms.errors": "platforms", "platforms.cli": "cli",
+               "platforms.__main__": "cli", "platforms.runs_table": "cli"}
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+# Violations whose fix belongs to another helper's files (issue 23), with who fixes each: the tests below
+# pass over exactly these, and test_not_yet_fixed_is_still_there fails once one is fixed, so it is removed.
+NOT_YET_FIXED: dict[str, str] = {
+    "platforms/bench/batch.py names local": "endpoints (in-process batch inference recorded as platform 'local': "
+                                            "the in-process platform's name from the registry, SPEC.in_process)",
+    "platforms/bench/loadtest.py names local": "endpoints (a load run on localhost recorded as platform 'local')",
+    "platforms/report/sections/context.py names local": "rooms (ordered_platforms sorts 'local' first: the "
+                                                        "in-process platform first, scorecard.table.listed_first)",
+    "platforms/report/sections/scaling.py names local": "rooms (the hint `platbench launch local --devices 2`: the "
+                                                        "in-process platform's name from the registry)",
+}
+
+
+# ------------------------------------------------------------------------------------------- the graph
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def modules() -> dict[str, Path]:
-    return {module_name(p): p for top in ("platforms", "trainer") for p in sorted((ROOT / top).rglob("*.py"))}
+def modules(root: Path = ROOT) -> dict[str, Path]:
+    return {module_name(p, root): p for top in ("platforms", "trainer") for p in sorted((root / top).rglob("*.py"))}
 
 
 def imports(name: str, path: Path, known: set[str]) -> set[str]:
-    """Every module of ours that `name` imports, at the top or inside a function."""
+    """Every module of ours that `name` imports: at the top, inside a function, or for type checking."""
     out = set()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    tree = ast.parse(path.read_text())
-    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
-                   and "TYPE_CHECKING" in ast.unparse(block.test) for stmt in block.body for n in ast.walk(stmt)}
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue  # imports for type annotations only: not run, no cycle
-
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -50,13 +95,13 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
     return out
 
 
-def graph() -> dict[str, set[str]]:
-    mods = modules()
+def graph(root: Path = ROOT) -> dict[str, set[str]]:
+    mods = modules(root)
     return {name: imports(name, path, set(mods)) for name, path in mods.items()}
 
 
 def cycles(g: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components with more than one module (Tarjan)."""
+    """Strongly connected components with more than one node (Tarjan)."""
     index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
 
     def visit(v):
@@ -64,8 +109,7 @@ def cycles(g: dict[str, set[str]]) -> list[list[str]]:
         counter[0] += 1
         stack.append(v)
         on.add(v)
-        for w in g.get(v, ()):
-            # a module importing its own package's __init__ (for SPEC) is not a cycle through that package
+        for w in sorted(g.get(v, ())):
             if w not in index:
                 visit(w)
                 low[v] = min(low[v], low[w])
@@ -88,50 +132,179 @@ def cycles(g: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+def owner(module: str, platforms: list[str] = PLATFORMS) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "platforms" and parts[1] in platforms else None
+
+
+def package(module: str, platforms: list[str] = PLATFORMS) -> str:
+    """The package a module belongs to: trainer, a top-level layer of platforms/, or platforms' subpackage."""
+    if module.split(".")[0] == "trainer":
+        return "trainer"
+    if module in TOP_MODULES:
+        return TOP_MODULES[module]
+    return module.split(".")[1]
+
+
+def layer(pkg: str, platforms: list[str] = PLATFORMS) -> str | None:
+    """The row of ALLOWED a package sits in; None for a package nobody has placed."""
+    return PLATFORM if pkg in platforms else pkg if pkg in ALLOWED else None
+
+
+def unfixed(found: list[str]) -> list[str]:
+    return [f for f in found if f not in NOT_YET_FIXED]
+
+
+def edges(g: dict[str, set[str]], waived: dict[str, str] = NOT_YET_FIXED) -> list[tuple[str, str]]:
+    return [(m, d) for m, deps in sorted(g.items()) for d in sorted(deps) if f"{m} imports {d}" not in waived]
+
+
+def package_graph(g: dict[str, set[str]], platforms: list[str] = PLATFORMS,
+                  waived: dict[str, str] = NOT_YET_FIXED) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for m, d in edges(g, waived):
+        a, b = package(m, platforms), package(d, platforms)
+        out.setdefault(a, set())
+        if a != b:
+            out[a].add(b)
+    return out
+
+
+def layer_violations(g: dict[str, set[str]], platforms: list[str] = PLATFORMS,
+                     waived: dict[str, str] = NOT_YET_FIXED) -> list[str]:
+    """`M imports D` for every import its package's layer may not make (a platform's package may import
+    only itself of all the platforms)."""
+    bad = []
+    for m, d in edges(g, waived):
+        a, b = package(m, platforms), package(d, platforms)
+        if a != b and layer(b, platforms) not in ALLOWED.get(layer(a, platforms), set()):
+            bad.append(f"{m} imports {d}")
+    return bad
+
+
+# ------------------------------------------------------------------------------------------- the tests
 def test_no_import_cycles():
-    assert cycles(graph()) == []
+    g = graph()
+    assert cycles({m: {d for mm, d in edges(g) if mm == m} for m in g}) == []
+
+
+def test_no_package_cycles():
+    assert cycles(package_graph(graph())) == []
 
 
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-def owner(module: str) -> str | None:
-    parts = module.split(".")
-    return parts[1] if len(parts) > 1 and parts[0] == "platforms" and parts[1] in PLATFORMS else None
+def test_every_package_has_a_place_in_the_layers():
+    unplaced = sorted({package(m) for m in modules()} - {p for p in map(package, modules()) if layer(p)})
+    assert unplaced == [], "add each to ALLOWED (and to docs/design.md, Layers)"
+
+
+def test_the_layers_themselves_have_no_cycle():
+    assert cycles({row: may - {row} for row, may in ALLOWED.items()}) == []
+
+
+def test_each_package_imports_only_what_its_layer_may():
+    assert layer_violations(graph()) == []
 
 
 def test_shared_modules_import_no_platform():
-    bad = [f"{m} imports {d}" for m, deps in graph().items() if m.startswith("platforms") and owner(m) is None
-           for d in deps if owner(d) is not None]
+    bad = [f"{m} imports {d}" for m, d in edges(graph()) if m.startswith("platforms") and owner(m) is None
+           and owner(d) is not None]
     assert bad == []
 
 
 def test_a_platform_imports_no_other_platform():
-    bad = [f"{m} imports {d}" for m, deps in graph().items() if owner(m)
-           for d in deps if owner(d) not in (None, owner(m))]
+    bad = [f"{m} imports {d}" for m, d in edges(graph()) if owner(m) and owner(d) not in (None, owner(m))]
+    assert bad == []
+
+
+def test_a_platform_imports_no_feature():
+    bad = [f"{m} imports {d}" for m, d in edges(graph()) if owner(m) and package(d) in FEATURES + ("cli",)]
     assert bad == []
 
 
 def test_trainer_imports_nothing_from_platforms():
-    bad = [f"{m} imports {d}" for m, deps in graph().items() if m.startswith("trainer")
-           for d in deps if d.startswith("platforms")]
+    bad = [f"{m} imports {d}" for m, d in edges(graph()) if m.startswith("trainer") and d.startswith("platforms")]
     assert bad == []
 
 
-def _code_strings(tree: ast.AST) -> list[tuple[int, str]]:
-    """String constants and names in code, docstrings left out."""
+def _write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+def test_a_function_level_import_from_core_into_bench_fails(tmp_path):
+    """The self-test the issue asked for: one import inside a function, and the layers and the package
+    cycle both show it (bench imports core at the top, as every feature does)."""
+    _write(tmp_path, {"platforms/__init__.py": "", "platforms/errors.py": "", "trainer/__init__.py": "",
+                      "platforms/core/launch.py": "def run():\n    from platforms.bench import automl\n",
+                      "platforms/bench/automl.py": "from platforms.core import launch\n",
+                      "platforms/sagemaker/__init__.py": "from platforms.core import launch\n"})
+    g = graph(tmp_path)
+    assert g["platforms.core.launch"] == {"platforms.bench.automl"}
+    assert layer_violations(g, ["sagemaker"], waived={}) == ["platforms.core.launch imports platforms.bench.automl"]
+    assert cycles(package_graph(g, ["sagemaker"], waived={})) == [["bench", "core"]]
+
+
+def test_type_checking_imports_count(tmp_path):
+    _write(tmp_path, {"platforms/core/registry.py": "if TYPE_CHECKING:\n    from platforms.core.api import Spec\n",
+                      "platforms/core/api.py": "def load():\n    from platforms.core import registry\n"})
+    assert cycles(graph(tmp_path)) == [["platforms.core.api", "platforms.core.registry"]]
+
+
+def test_a_platform_importing_a_feature_or_another_platform_fails(tmp_path):
+    _write(tmp_path, {"platforms/apolo/endpoint.py": "from platforms.bench.loadtest import HttpTransport\n",
+                      "platforms/bench/loadtest.py": "", "platforms/skypilot/train.py":
+                      "import platforms.sagemaker.storage\n", "platforms/sagemaker/storage.py": ""})
+    assert layer_violations(graph(tmp_path), ["apolo", "sagemaker", "skypilot"]) == [
+        "platforms.apolo.endpoint imports platforms.bench.loadtest",
+        "platforms.skypilot.train imports platforms.sagemaker.storage"]
+
+
+def test_only_the_registry_imports_by_name():
+    """importlib.import_module / __import__ of a name built at run time, or of one of ours: only the
+    registry's door (core/registry.py, core/api.py PlatformSpec.load) may load our modules that way."""
+    door = {"platforms.core.registry", "platforms.core.api"}
+    bad = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in ("importlib.import_module", "import_module",
+                                                                       "__import__") and node.args:
+                arg = node.args[0]
+                ours = not isinstance(arg, ast.Constant) or str(arg.value).split(".")[0] in ("platforms", "trainer")
+                if ours and name not in door and not _reads_a_third_party_name(name):
+                    bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+    assert bad == []
+
+
+# modules that import a third party's module by a name from a table (an SDK, a data-set loader): why
+THIRD_PARTY_BY_NAME = {
+    "platforms.core.sdk": "imports a platform's SDK by the module names its SPEC lists (sdk_modules)",
+    "trainer.data.cifar": "tries the CIFAR-10 unpickler's candidate modules in turn",
+}
+
+
+def _reads_a_third_party_name(module: str) -> bool:
+    return module in THIRD_PARTY_BY_NAME
+
+
+# ------------------------------------------------------------------------------------------- the names
+def _code_strings(tree: ast.AST) -> list[tuple[int, str, bool]]:
+    """String constants and names in code, docstrings left out: (line, text, is a string constant)."""
     docstrings = {id(n.body[0].value) for n in ast.walk(tree)
                   if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
                   and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
     out = []
     for n in ast.walk(tree):
         if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings:
-            out.append((n.lineno, n.value))
+            out.append((n.lineno, n.value, True))
         elif isinstance(n, ast.Name):
-            out.append((n.lineno, n.id))
+            out.append((n.lineno, n.id, False))
         elif isinstance(n, ast.Attribute):
-            out.append((n.lineno, n.attr))
+            out.append((n.lineno, n.attr, False))
     return out
 
 
@@ -143,15 +316,24 @@ TOOL_WORDS = {
               "SageMaker's local_runner=docker)",
 }
 TOOL_WORD_STILL_NAMES = ("platforms.{}", "platforms/{}", "launch {}")
+# Platform names that are everyday words, so they name the platform only as a whole string (a name compared,
+# a dict key, a default) or in the forms above; in identifiers and prose (`cfg.local`, "runs locally") they
+# are the word.
+EVERYDAY_WORDS = {
+    "local": "also a cloud launcher's local mode (cfg.local, --set local=true), local files and localhost",
+}
 
 
-def names_platform(text: str, platform: str, tool_words: dict[str, str] = TOOL_WORDS) -> bool:
-    """Whether a string or name in code names `platform` (`local` is an everyday word: never)."""
+def names_platform(text: str, platform: str, tool_words: dict[str, str] = TOOL_WORDS, constant: bool = True,
+                   everyday_words: dict[str, str] = EVERYDAY_WORDS) -> bool:
+    """Whether a string (`constant`) or a name in code names `platform`."""
     low = text.lower()
-    if platform == "local" or platform not in low:
+    if platform not in low:
         return False
-    if platform in tool_words:
-        return any(form.format(platform) in low for form in TOOL_WORD_STILL_NAMES)
+    if platform in tool_words or platform in everyday_words:
+        if any(form.format(platform) in low for form in TOOL_WORD_STILL_NAMES):
+            return True
+        return platform in everyday_words and platform not in tool_words and constant and low.strip() == platform
     return True
 
 
@@ -166,17 +348,52 @@ def test_the_naming_rule_exempts_only_tool_words():
     assert not names_platform("runs locally", "local")
 
 
+def test_local_is_a_name_like_any_other():
+    assert names_platform("local", "local")                   # platform == "local", {"local": 1}, ["local"]
+    assert names_platform("e.g. `platbench launch local --devices 2`", "local")
+    assert names_platform("platforms.local.train", "local")
+    assert not names_platform("local", "local", constant=False)  # cfg.local: a launcher's local mode
+    assert not names_platform(" (local mode)", "local")
+    assert names_platform("local", "local", everyday_words={}) and names_platform("local mode", "local",
+                                                                                 everyday_words={})
+
+
 def test_every_tool_word_is_a_platform_with_a_reason():
     assert TOOL_WORDS.keys() <= set(PLATFORMS) and all(len(why) > 20 for why in TOOL_WORDS.values())
+    assert EVERYDAY_WORDS.keys() <= set(PLATFORMS) and all(len(why) > 20 for why in EVERYDAY_WORDS.values())
 
 
-def test_no_shared_module_names_a_platform_in_code():
-    bad = []
+def naming_violations() -> tuple[list[str], list[str]]:
+    """(`FILE names PLATFORM` for each shared file that does, the lines that do)."""
+    files, lines = [], []
     for name, path in modules().items():
         if not name.startswith("platforms") or owner(name) is not None:
             continue
-        for line, text in _code_strings(ast.parse(path.read_text())):
+        rel = path.relative_to(ROOT)
+        for line, text, constant in _code_strings(ast.parse(path.read_text())):
             for platform in PLATFORMS:
-                if names_platform(text, platform):
-                    bad.append(f"{path.relative_to(ROOT)}:{line}: {text[:80]!r} names {platform}")
+                if names_platform(text, platform, constant=constant):
+                    if f"{rel} names {platform}" not in files:
+                        files.append(f"{rel} names {platform}")
+                    lines.append(f"{rel}:{line}: {text[:80]!r} names {platform}")
+    return files, lines
+
+
+def test_no_shared_module_names_a_platform_in_code():
+    files, lines = naming_violations()
+    bad = [line for line in lines if line.partition(":")[0] + " names " + line.rpartition(" names ")[2]
+           not in NOT_YET_FIXED]
     assert bad == []
+    assert unfixed(files) == []
+
+
+def test_not_yet_fixed_is_still_there():
+    """An entry fixed by its owner is taken out of NOT_YET_FIXED (the list only shrinks)."""
+    g = graph()
+    found = {f"{m} imports {d}" for m, deps in g.items() for d in deps} | set(naming_violations()[0])
+    assert sorted(set(NOT_YET_FIXED) - found) == []
+
+
+@pytest.mark.parametrize("entry", sorted(NOT_YET_FIXED))
+def test_each_not_yet_fixed_entry_says_who_fixes_it(entry):
+    assert len(NOT_YET_FIXED[entry]) > 10

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Sequence
 
-from platforms.report import figures, stats
+from platforms.core import stats
+from platforms.report import figures
 from platforms.report.data import Run
 from platforms.report.sections.blocks import Figure, Para, Section, Table
 from platforms.report.sections.context import ReportContext
@@ -17,7 +18,7 @@ from platforms.report.sections.metrics import (
     WALL,
     first,
 )
-from platforms.report.stats import pm
+from platforms.core.stats import pm
 
 
 class AccuracySections(ReportContext):

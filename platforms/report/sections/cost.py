@@ -4,7 +4,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from platforms.core.tracking import Tag
-from platforms.report import figures, stats
+from platforms.core import stats
+from platforms.report import figures
 from platforms.report.data import Run
 from platforms.report.sections.blocks import Figure, Para, Section, Table
 from platforms.report.sections.context import ReportContext
@@ -19,7 +20,7 @@ from platforms.report.sections.prices import (
     price_status,
     usd,
 )
-from platforms.report.stats import pm
+from platforms.core.stats import pm
 
 
 class CostSection(ReportContext):

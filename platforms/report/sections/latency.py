@@ -4,7 +4,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from platforms.core.tracking import Tag
-from platforms.report import figures, stats
+from platforms.core import stats
+from platforms.report import figures
 from platforms.report.sections.blocks import Figure, Para, Section, Table
 from platforms.report.sections.context import ReportContext
 from platforms.report.sections.formats import IPS, MS, fmt

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from platforms.core.tracking import Tag
-from platforms.report import stats
+from platforms.core import stats
 from platforms.report.sections.blocks import Para, Section
 from platforms.report.sections.context import ReportContext
 from platforms.report.sections.prices import UNVERIFIED
@@ -48,7 +48,7 @@ class MethodSection(ReportContext):
                    f"(two groups of 3: 0.1). When no outcome at the groups' sizes could reach α after Holm's "
                    f"adjustment, the report says there are too few runs and how many per group would be needed, read "
                    f"off the exact distributions: at α = {self.alpha}, {two} runs per platform for two platforms, "
-                   f"{three} for three (`platforms.report.stats.min_runs_per_group`)."))
+                   f"{three} for three (`platforms.core.stats.min_runs_per_group`)."))
         s.add(Para("Upload s/MB: the staging's seconds over the MB actually sent (`upload_seconds` ÷ "
                    "`upload_bytes_sent` / 2^20); a run that sent nothing (every shard already staged, "
                    "`upload_bytes_sent` = 0) is counted as cached and in no s/MB figure."))

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from platforms.report import figures, stats
+from platforms.core import stats
+from platforms.report import figures
 from platforms.report.data import Run
 from platforms.report.sections.blocks import Figure, Para, Section, Table
 from platforms.report.sections.context import ReportContext
 from platforms.report.sections.formats import SEC
 from platforms.report.sections.metrics import OTHER, PHASES, TRAIN_FALLBACK, WALL
-from platforms.report.stats import pm
+from platforms.core.stats import pm
 
 
 class PhasesSection(ReportContext):

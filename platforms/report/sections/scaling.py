@@ -9,7 +9,7 @@ from platforms.report.sections.blocks import Figure, Para, Section, Table
 from platforms.report.sections.context import ReportContext
 from platforms.report.sections.formats import ACC, IPS, pc_text, to_target_text
 from platforms.report.sections.metrics import median, train_images_per_s
-from platforms.report.stats import pm
+from platforms.core.stats import pm
 
 
 class ScalingSection(ReportContext):

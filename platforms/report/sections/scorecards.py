@@ -12,7 +12,7 @@ from platforms.report.sections.blocks import Para, Section, Table
 from platforms.report.sections.context import ReportContext
 from platforms.report.sections.formats import MS, PRICE, SEC, fmt
 from platforms.report.sections.prices import ENDPOINT_PRICE_METRIC
-from platforms.report.stats import pm
+from platforms.core.stats import pm
 
 
 class ScorecardSections(ReportContext):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from platforms.core.tracking import Tag
-from platforms.report import stats
+from platforms.core import stats
 from platforms.report.sections.blocks import Para, Section, Table
 from platforms.report.sections.context import ReportContext
 from platforms.report.sections.formats import fmt

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from platforms.report import figures, stats
+from platforms.core import stats
+from platforms.report import figures
 from platforms.report.data import Run
 from platforms.report.sections.blocks import Figure, Para, Section, Table
 from platforms.report.sections.context import ReportContext, ordered_platforms
@@ -16,7 +17,7 @@ from platforms.report.sections.metrics import (
     transfer_value,
     upload_cached,
 )
-from platforms.report.stats import pm
+from platforms.core.stats import pm
 
 
 class TransferSections(ReportContext):

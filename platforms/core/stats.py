@@ -1,5 +1,6 @@
-"""The statistics behind the report's words: mean ± std over repeats, tests between platforms that are
-valid at the few runs a benchmark has, effect sizes with a bootstrap interval, and the pareto frontier.
+"""The statistics behind the report's words and the sweep's default seed count (both features use it, so it
+sits below them, in core): mean ± std over repeats, tests between platforms that are valid at the few runs a
+benchmark has, effect sizes with a bootstrap interval, and the pareto frontier.
 
 The unit of observation is the run: one figure per run (its median request latency, its upload s/MB,
 its train seconds). Requests of one run share a machine, a network path and a warm-up, so they are not
