@@ -22,8 +22,8 @@ from typing import Optional
 
 from pydantic import Field
 
-from platforms.apolo.train import ApoloProject, image_ref, sdk_error, unusable_gpu
-from platforms.core.endpoint import MODEL_FILES, Endpoint, EndpointCost, model_tarball, sigint_held
+from platforms.apolo.train import JOB_NAME, ApoloProject, image_ref, sdk_error, unusable_gpu
+from platforms.core.endpoint import MODEL_FILES, Endpoint, EndpointCost, model_tarball
 from platforms.core.transport import Target
 from platforms.errors import UserError
 
@@ -42,15 +42,12 @@ class ApoloEndpointSettings(ApoloProject):
 class ApoloEndpoint(Endpoint):
     platform = "apolo"
     settings_model = ApoloEndpointSettings
+    name_rule = JOB_NAME  # the endpoint is a job; Apolo job names are lower case
+    name_refusal = ("apolo endpoint: name {name!r} is not a valid Apolo job name (3-40 lower-case letters, digits "
+                    "and single dashes, starting with a letter)")
 
     def __init__(self, settings: dict[str, str]):
         super().__init__(settings)
-        self.name = self.name.lower()  # Apolo job names are lower case
-        from platforms.apolo.train import JOB_NAME_RE
-
-        if not (3 <= len(self.name) <= 40 and JOB_NAME_RE.match(self.name)):
-            raise UserError(f"apolo endpoint: name {self.name!r} is not a valid Apolo job name (3-40 lower-case "
-                            "letters, digits and single dashes, starting with a letter)")
         self.session = None
         self.where = None
         self.preset = None
@@ -193,32 +190,22 @@ class ApoloEndpoint(Endpoint):
         raise UserError(f"apolo endpoint: job {job_id} did not serve within {self.cfg.ready_timeout:.0f} s "
                         "(ready_timeout)")
 
-    def teardown(self) -> list[str]:
+    by_hand = "kill / remove them by hand (`apolo job kill`, `apolo rm -r`)"
+
+    def delete(self, kind: str, name: str) -> None:
+        if kind == "job":
+            self.session.run(self.session.client.jobs.kill(name), timeout=120)
+        else:
+            self.session.run(self.session.client.storage.rm(self._store._uri(name), recursive=True), timeout=120)
+
+    def already_gone(self, exc: Exception) -> bool:
         from platforms.apolo.session import sdk
 
-        done, failures = [], []
-        t0 = time.perf_counter()
-        with sigint_held():
-            for kind, name in reversed(self.created):
-                try:
-                    if kind == "job":
-                        self.session.run(self.session.client.jobs.kill(name), timeout=120)
-                    else:
-                        self.session.run(self.session.client.storage.rm(self._store._uri(name), recursive=True),
-                                         timeout=120)
-                    done.append(f"{kind} {name}")
-                except sdk().ResourceNotFound:
-                    done.append(f"{kind} {name} (already gone)")
-                except Exception as exc:  # noqa: BLE001 - every failure is reported, none hides another
-                    failures.append(f"{kind} {name}: {exc}".splitlines()[0])
-        self.created = []
-        self.timings["teardown_s"] = time.perf_counter() - t0
+        return isinstance(exc, sdk().ResourceNotFound)
+
+    def released(self) -> None:
         if self.session is not None:
             self.session.close()
-        if failures:
-            raise UserError("apolo endpoint: could not delete " + "; ".join(failures)
-                            + " — kill / remove them by hand (`apolo job kill`, `apolo rm -r`) to stop the charges")
-        return done
 
     def transport(self, concurrency: int, timeout_s: float):
         return _http_transport(self.session, self.http_url, concurrency, timeout_s)

@@ -155,10 +155,10 @@ def run_endpoint(folder: Path, endpoint: Optional[str], concurrency: int = 4, fm
     read_s = time.perf_counter() - start
     sizes = [len(b) for b, _ in images]
     payloads = make_payloads(images, fmt, batch)
-    answers = answer_each(lambda: (transport_factory(concurrency, timeout_s) if transport_factory
-                                   else make_transport(target, concurrency, timeout_s, None, settings)),
-                          payloads, concurrency, timeout_s, retries)
-    samples, replies, headers = answers.samples, answers.replies, answers.first_headers
+    run, replies = answer_each(lambda: (transport_factory(concurrency, timeout_s) if transport_factory
+                                        else make_transport(target, concurrency, timeout_s, None, settings)),
+                               payloads, concurrency, timeout_s, retries)
+    samples, headers = run.samples, run.first_headers
     seconds = time.perf_counter() - start
     preds: list[Optional[dict]] = [None] * len(files)
     errors: dict[int, str] = {}

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Optional
 
 from platforms.core import pricing, registry
-from platforms.core.endpoint import EndpointCost, sigint_interrupts
+from platforms.core.endpoint import EndpointCost
+from platforms.core.teardown import sigint_interrupts
 from platforms.errors import UserError
 
 

@@ -1,29 +1,28 @@
 """What every platform endpoint shares (docs/design.md, "Platforms"): the interface (check, plan, cost,
-deploy, transport for the load tool, teardown that is always called and idempotent, attach to an
-endpoint the user already runs), its cost per hour/day/month/year, the model archive, names, and
-holding Ctrl-C off while the deletes run. Imports no platform and no cloud SDK."""
+deploy, transport for the load tool, attach to an endpoint the user already runs), its cost per
+hour/day/month/year, the model archive, names, and the teardown: always called, idempotent, newest first
+with Ctrl-C held off (platforms/core/teardown.py), raising once at the end with what is left; a platform
+supplies its delete calls and its not-found test. Imports no platform and no cloud SDK."""
 from __future__ import annotations
 
 import io
-import re
-import secrets
-import signal
 import tarfile
-import threading
 import time
 from abc import ABC, abstractmethod
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Optional
 
 from platforms.core import pricing
+from platforms.core.names import NameRule
 from platforms.core.settings import parse_settings
+from platforms.core.teardown import delete_newest_first, first_line
 from platforms.core.transport import Target, Transport
 from platforms.errors import UserError
 
 HOURS = {"hour": 1, "day": 24, "month": 730, "year": 8760}  # 730 h: the month of the clouds' calculators
-NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# SageMaker's and Vertex AI's endpoint names: 1-63 of a-z, A-Z, 0-9 and - (a platform with other limits sets its own)
+NAME = NameRule(63)
 MODEL_FILES = ("model.pt", "model.json")
 
 
@@ -79,41 +78,6 @@ def model_tarball(model_dir: Path) -> bytes:
     return buf.getvalue()
 
 
-def endpoint_name(given: Optional[str]) -> str:
-    name = given or f"platbench-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-    if not NAME_RE.match(name):
-        raise UserError(f"endpoint name {name!r} is not valid (1–63 of a-z, A-Z, 0-9 and -)")
-    return name
-
-
-@contextmanager
-def sigint_interrupts():
-    """While an endpoint is billed, Ctrl-C must raise KeyboardInterrupt (and so reach teardown) whatever
-    handler a library left installed; asyncio.run, too, only turns Ctrl-C into a cancellation when the
-    default handler is in place."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-@contextmanager
-def sigint_held():
-    """Ctrl-C during teardown would leave a billed endpoint behind: hold it until the deletes are done."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 class Endpoint(ABC):
     """One real-time endpoint on a platform, created by `deploy` and always removed by `teardown`."""
 
@@ -122,9 +86,21 @@ class Endpoint(ABC):
 
     def __init__(self, settings: dict[str, str]):
         self.cfg = parse_settings(self.settings_model, settings, f"{self.platform} endpoint")
-        self.name = endpoint_name(getattr(self.cfg, "name", None))
+        self.name = self._checked_name(getattr(self.cfg, "name", None))
         self.created: list[tuple[str, str]] = []   # (kind, name) in creation order: teardown deletes these
         self.timings: dict[str, float] = {}
+
+    name_rule: ClassVar[NameRule] = NAME
+    # the refusal of a name that breaks name_rule, formatted with name=…
+    name_refusal: ClassVar[str] = "endpoint name {name!r} is not valid (1–63 of a-z, A-Z, 0-9 and -)"
+
+    def _checked_name(self, given: Optional[str]) -> str:
+        """The name given (lower-cased where the platform's names are), or a unique one under its rule."""
+        rule = self.name_rule
+        name = (given.lower() if rule.lower else given) if given else rule.unique("platbench")
+        if not rule.fits(name):
+            raise UserError(self.name_refusal.format(name=name))
+        return name
 
     @property
     def region(self) -> str:
@@ -150,9 +126,36 @@ class Endpoint(ABC):
     def deploy(self, model_dir: Path, progress=None) -> None:
         """Upload the model, create the endpoint and wait until it serves; records what it created."""
 
-    @abstractmethod
     def teardown(self) -> list[str]:
-        """Delete what deploy created, newest first, tolerating 'already gone'; safe to call twice."""
+        """Delete what deploy created, newest first, tolerating 'already gone'; safe to call twice. Returns what
+        was deleted; raises once, after every delete was tried, naming what is left."""
+        t0 = time.perf_counter()
+        try:
+            deleted = delete_newest_first(self.created, self.delete, self.already_gone, self.failure)
+        finally:
+            self.timings["teardown_s"] = time.perf_counter() - t0
+            self.released()
+        if deleted.failures:
+            raise UserError(f"{self.platform} endpoint: could not delete " + "; ".join(deleted.failures)
+                            + f" — {self.by_hand} to stop the charges")
+        return deleted.done
+
+    by_hand: ClassVar[str] = "delete them by hand"   # what the teardown's error tells the user to do
+
+    @abstractmethod
+    def delete(self, kind: str, name: str) -> None:
+        """Delete one thing deploy recorded in `created`."""
+
+    @abstractmethod
+    def already_gone(self, exc: Exception) -> bool:
+        """Whether a delete's exception says the thing does not exist (any more)."""
+
+    def failure(self, exc: Exception) -> str:
+        """How a failed delete is named in the teardown's error."""
+        return first_line(exc)
+
+    def released(self) -> None:
+        """After the deletes (whatever became of them): let go of clients and sessions."""
 
     @abstractmethod
     def transport(self, concurrency: int, timeout_s: float) -> Transport:

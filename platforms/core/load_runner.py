@@ -230,29 +230,19 @@ def run_with(make_transport: Callable[[], Transport], payloads: list[Payload], s
     return asyncio.run(main())
 
 
-@dataclass
-class Answers:
-    """Every payload sent once (`answer_each`): the samples in payload order and the 2xx bodies by index."""
-    samples: list[Sample]
-    seconds: float
-    replies: dict[int, bytes]
-    first_headers: dict[str, str]
-    retry_reasons: dict[str, int]
-
-
 def answer_each(make_transport: Callable[[], Transport], payloads: list[Payload], concurrency: int,
-                timeout_s: float, retries: int) -> Answers:
-    """Each payload once by `concurrency` clients, no warm-up, the bodies of the answers kept (batch
-    inference and a service's test-set evaluation read the predictions)."""
+                timeout_s: float, retries: int) -> tuple[RunData, dict[int, bytes]]:
+    """Each payload once by `concurrency` clients, no warm-up; the run and the bodies of its 2xx answers by
+    payload index (batch inference and a service's test-set evaluation read the predictions)."""
     s = LoadSettings(requests=len(payloads), concurrency=concurrency, warmup=0, timeout_s=timeout_s, retries=retries)
 
-    async def main() -> Answers:
+    async def main() -> tuple[RunData, dict[int, bytes]]:
         runner = Runner(make_transport(), payloads, s)
         runner.replies = {}
         try:
             samples, seconds = await runner.closed_loop(len(payloads), concurrency)
         finally:
             await runner.transport.close()
-        return Answers(samples, seconds, runner.replies, runner.first_headers, runner.retry_reasons)
+        return RunData(samples, seconds, runner.retry_reasons, runner.first_headers), runner.replies
 
     return asyncio.run(main())

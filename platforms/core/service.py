@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from platforms.core.api import Feature, Job, PlanStep, PlatformSpec
 from platforms.core.endpoint import HOURS
+from platforms.core.teardown import delete_newest_first, first_line
 from platforms.core.transport import Reply, Target, Transport
 from platforms.errors import UserError
 
@@ -290,19 +291,32 @@ class Service(ABC):
         """Predictions through the service's SDK, in the load tool's shape: a 2xx Reply whose JSON body is
         {"predictions": [{"class", "probability", "top": [[label, probability], …]}]} (best first)."""
 
-    @abstractmethod
     def teardown(self) -> list[str]:
-        """Delete what the run created, newest first, tolerating 'already gone'; safe to call twice."""
+        """Delete what the run created, newest first; safe to call twice. One failure does not stop the rest:
+        it is listed as "KIND NAME: NOT deleted (…)" among what was deleted, which the run prints."""
+        deleted = delete_newest_first(self.created, self.delete,
+                                      why=lambda exc: f"NOT deleted ({type(exc).__name__}: {first_line(exc)})")
+        return deleted.done + deleted.failures
+
+    @abstractmethod
+    def delete(self, kind: str, name: str) -> Optional[list[str]]:
+        """Delete one recorded (kind, name), with whatever it holds (found again by name, so that a create
+        interrupted before it answered is found too); returns what was deleted, one line each."""
 
     @abstractmethod
     def cost(self, trained: Optional[Trained]) -> Optional[ServiceCost]:
         """Prices from the service's prices.yaml."""
 
 
-def put_files(store, files: list[tuple[str, Path]], workers: int) -> None:
-    """(key, path) pairs into an object store (platforms/core/store.py), `workers` uploads at a time."""
+def upload_images(store, prefix: str, splits: dict[str, list[LabelledImage]], workers: int) -> dict[str, list[str]]:
+    """Each split's images into an object store (platforms/core/store.py) as PREFIX/images/SPLIT/LABEL/NNNNNN.ext,
+    `workers` uploads at a time; returns each split's keys, in the images' order (what a manifest names)."""
+    keys = {split: [f"{prefix}/images/{split}/{x.label}/{i:06d}{x.path.suffix.lower()}" for i, x in enumerate(items)]
+            for split, items in splits.items()}
+    files = [(key, x.path) for split, items in splits.items() for key, x in zip(keys[split], items)]
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(lambda kp: store.put_file(*kp), files))
+    return keys
 
 
 def predictions(ranked: list[tuple[str, float]], server: str) -> Reply:

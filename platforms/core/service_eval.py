@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from platforms.core.load_report import build_report, summarize
-from platforms.core.load_runner import LoadSettings, RunData, answer_each, run_with
+from platforms.core.load_runner import LoadSettings, answer_each, run_with
 from platforms.core.service import LabelledImage, Service, ServiceData
 from platforms.core.transport import CONTENT_TYPES, Payload
 
@@ -21,11 +21,10 @@ def image_payloads(images: list[LabelledImage]) -> list[Payload]:
 def evaluate(svc: Service, data: ServiceData, concurrency: int, timeout_s: float, retries: int) -> dict[str, Any]:
     """Every test image once through the deployed model, with the load tool's engine (retries counted).
     Accuracy and top-5 over ALL test images: an image the service failed to answer counts as wrong."""
-    got = answer_each(lambda: svc.transport(concurrency, timeout_s), image_payloads(data.test), concurrency,
-                      timeout_s, retries)
-    errors = summarize(RunData(got.samples, got.seconds, got.retry_reasons, {}))["errors"]
-    return score(data, {i: json.loads(body)["predictions"][0] for i, body in got.replies.items()},
-                 top_k_given=svc.top_k_given) | {"seconds": got.seconds, "errors": errors}
+    run, replies = answer_each(lambda: svc.transport(concurrency, timeout_s), image_payloads(data.test), concurrency,
+                               timeout_s, retries)
+    return score(data, {i: json.loads(body)["predictions"][0] for i, body in replies.items()},
+                 top_k_given=svc.top_k_given) | {"seconds": run.seconds, "errors": summarize(run)["errors"]}
 
 
 def failures(errors: dict) -> str:

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 from platforms.core import registry, tracking
 from platforms.core.api import Job, Outcome, render_plan
-from platforms.core.endpoint import sigint_held, sigint_interrupts
+from platforms.core.teardown import sigint_held, sigint_interrupts
 from platforms.core.load_report import MLFLOW_METRICS
 from platforms.core.service import Service, prepare
 from platforms.core.service_eval import evaluate, failures, load_test
@@ -109,7 +109,7 @@ def launch_service(name: str, job: Job, settings: dict[str, str], progress) -> t
                 doc["load"] = load_test(svc, data, cfg)
         except UserError:
             raise
-        except Exception as exc:  # the service refused or failed mid-run: one line; the traceback kept on disk
+        except Exception as exc:  # noqa: BLE001 - the service refused or failed mid-run: one line, the traceback on disk
             import traceback
 
             (job.out / "error.txt").write_text(traceback.format_exc())

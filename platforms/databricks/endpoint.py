@@ -36,7 +36,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from platforms.core.endpoint import Endpoint, EndpointCost, endpoint_cost, sigint_held
+from platforms.core.endpoint import Endpoint, EndpointCost, endpoint_cost
+from platforms.core.http_transport import ReadyHttpTransport
 from platforms.core.transport import Payload, Reply, Target
 from platforms.errors import UserError
 
@@ -199,35 +200,20 @@ class DatabricksEndpoint(Endpoint):
             raise UserError(f"databricks: {what}: {str(exc).splitlines()[0]}") from None
 
     # ------------------------------------------------------------------ teardown
-    def teardown(self) -> list[str]:
-        """Newest first: the endpoint, the model version, the registered model this run created. 'Already
-        gone' is fine; every other failure is reported, and the rest are still tried."""
+    def delete(self, kind: str, name: str) -> None:
+        """Newest first: the endpoint, the model version, the registered model this run created."""
+        if kind == "serving endpoint":
+            self.w.serving_endpoints.delete(name)
+        elif kind == "model version":
+            full, _, version = name.rpartition("/")
+            self.w.model_versions.delete(full, int(version))
+        elif kind == "registered model":
+            self.w.registered_models.delete(name)
+
+    def already_gone(self, exc: Exception) -> bool:
         from databricks.sdk.errors import NotFound
 
-        done, failures = [], []
-        t0 = time.perf_counter()
-        with sigint_held():
-            for kind, name in reversed(self.created):
-                try:
-                    if kind == "serving endpoint":
-                        self.w.serving_endpoints.delete(name)
-                    elif kind == "model version":
-                        full, _, version = name.rpartition("/")
-                        self.w.model_versions.delete(full, int(version))
-                    elif kind == "registered model":
-                        self.w.registered_models.delete(name)
-                    done.append(f"{kind} {name}")
-                except NotFound:
-                    done.append(f"{kind} {name} (already gone)")
-                except Exception as exc:  # noqa: BLE001 - keep deleting the rest
-                    failures.append(f"{kind} {name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-            self.created = []
-        self.timings["teardown_s"] = time.perf_counter() - t0
-        if failures:
-            import sys
-
-            print("platbench: could not delete " + "; ".join(failures) + " — delete by hand", file=sys.stderr)
-        return done + [f"NOT deleted: {f}" for f in failures]
+        return isinstance(exc, NotFound)
 
     # ------------------------------------------------------------------ transport
     def transport(self, concurrency: int, timeout_s: float) -> "ServingTransport":
@@ -254,9 +240,10 @@ def _mlflow_quiet():
         logger.setLevel(level)
 
 
-class ServingTransport:
+class ServingTransport(ReadyHttpTransport):
     """The endpoint's REST route with the workspace's auth headers (`Config.authenticate()`: a token, or an
-    OAuth token the SDK refreshes, read once per load test), over the load tool's HTTP client."""
+    OAuth token the SDK refreshes, read once per load test), over the load tool's HTTP client; ready once
+    deploy saw READY."""
 
     # "the maximum payload size is 16 MB" per request:
     # https://docs.databricks.com/en/machine-learning/model-serving/model-serving-limits.html
@@ -264,21 +251,12 @@ class ServingTransport:
     payload_limit_source = "Databricks Model Serving, model-serving-limits"
 
     def __init__(self, w, name: str, concurrency: int, timeout_s: float):
-        from platforms.core.http_transport import HttpTransport
-
-        host = w.config.host.rstrip("/")
-        url = f"{host}/serving-endpoints/{name}/invocations"
-        headers = dict(w.config.authenticate())
-        self.http = HttpTransport(Target(kind="http", url=url, health_url=url), concurrency, timeout_s, headers)
+        url = f"{w.config.host.rstrip('/')}/serving-endpoints/{name}/invocations"
+        super().__init__(Target(kind="http", url=url, health_url=url), concurrency, timeout_s,
+                         dict(w.config.authenticate()))
 
     async def send(self, payload: Payload) -> Reply:
         if payload.content_type != "application/json":  # a raw PNG/JPEG: the endpoint takes JSON only
             doc = {"dataframe_records": [{"b64": base64.b64encode(payload.body).decode("ascii")}]}
             payload = Payload(json.dumps(doc).encode(), "application/json", payload.images)
-        return await self.http.send(payload)
-
-    async def ready(self, timeout_s: float) -> bool:
-        return True  # deploy waited for READY
-
-    async def close(self) -> None:
-        await self.http.close()
+        return await super().send(payload)

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import base64
 import os
-import secrets
 import time
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from pydantic import Field
 
 from platforms.core.api import Feature, Job, PlanStep
+from platforms.core.names import unique_name
 from platforms.core.sdk import require
 from platforms.core.service import SPLIT_ALL, Service, ServiceCost, ServiceData, ServiceSettings, Trained, predictions
 from platforms.core.transport import Payload, Reply, Target, ThreadedTransport, TransportError
@@ -72,8 +72,7 @@ class NyckelService(Service):
         return self._creds
 
     def _name(self) -> str:
-        self.function_name = self.function_name or self.parsed().function or \
-            f"platbench-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+        self.function_name = self.function_name or self.parsed().function or unique_name("platbench")
         return self.function_name
 
     # ------------------------------------------------------------------ before anything is created
@@ -155,24 +154,17 @@ class NyckelService(Service):
     def transport(self, concurrency: int, timeout_s: float) -> "NyckelTransport":
         return NyckelTransport(self.credentials(), self.function_id, concurrency, timeout_s)
 
-    def teardown(self) -> list[str]:
+    def delete(self, kind: str, name: str) -> Iterator[str]:
         """Every function of this run's name (so one whose create call was interrupted is found too)."""
-        done = []
-        for kind, name in reversed(list(self.created)):
-            try:
-                session = self.credentials().get_session()
-                api = f"{self.parsed().server_url.rstrip('/')}/v1/functions"
-                listed = session.get(api, timeout=60)
-                listed.raise_for_status()
-                for f in listed.json():
-                    if f.get("name") == name:
-                        r = session.delete(f"{api}/{f['id']}", timeout=60)
-                        done.append(f"function {f['id']} ({name})" + ("" if r.status_code in (200, 404)
-                                                                      else f": NOT deleted (HTTP {r.status_code})"))
-            except Exception as exc:  # noqa: BLE001 - teardown reports what it could not delete
-                done.append(f"function {name}: NOT deleted ({type(exc).__name__}: {exc})")
-            self.created.remove((kind, name))
-        return done
+        session = self.credentials().get_session()
+        api = f"{self.parsed().server_url.rstrip('/')}/v1/functions"
+        listed = session.get(api, timeout=60)
+        listed.raise_for_status()
+        for f in listed.json():
+            if f.get("name") == name:
+                r = session.delete(f"{api}/{f['id']}", timeout=60)
+                yield f"function {f['id']} ({name})" + ("" if r.status_code in (200, 404)
+                                                       else f": NOT deleted (HTTP {r.status_code})")
 
     def cost(self, trained: Optional[Trained]) -> Optional[ServiceCost]:
         """No price is known (SPEC.lacks billing says why): the run records no cost rather than a guess."""

@@ -122,7 +122,7 @@ class RekognitionService(Service):
 
     def preflight(self, job: Job) -> list[str]:
         super().preflight(job)
-        from platforms.clouds.aws.credentials import find
+        from platforms.rekognition.credentials import find
 
         needs = []
         if not self.parsed().bucket:

@@ -21,19 +21,17 @@ SageMaker AI (boto3)
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from platforms.core.endpoint import Endpoint, EndpointCost, endpoint_cost, model_tarball, sigint_held
+from platforms.core.endpoint import Endpoint, EndpointCost, endpoint_cost, model_tarball
 from platforms.core.settings import parse_settings
-from platforms.core.transport import Payload, Reply, Target, TransportError
+from platforms.core.transport import Payload, Reply, Target, ThreadedTransport, TransportError
 from platforms.errors import UserError
 
 class SageMakerEndpointSettings(BaseModel):
@@ -177,43 +175,34 @@ class SageMakerEndpoint(Endpoint):
             time.sleep(c.poll_seconds)
         self.timings["create_to_in_service_s"] = time.perf_counter() - t0
 
-    def teardown(self) -> list[str]:
-        """Delete what deploy created, newest first; each delete tolerates 'already gone'. Returns what
-        was deleted; raises only after trying every delete."""
+    def delete(self, kind: str, name: str) -> None:
+        if kind == "endpoint":
+            self._sm.delete_endpoint(EndpointName=name)
+        elif kind == "endpoint config":
+            self._sm.delete_endpoint_config(EndpointConfigName=name)
+        elif kind == "model":
+            self._sm.delete_model(ModelName=name)
+        elif kind == "s3 object":
+            self._store.delete([name])
+
+    def already_gone(self, exc: Exception) -> bool:
         from botocore.exceptions import ClientError
 
-        done, failures = [], []
-        t0 = time.perf_counter()
-        with sigint_held():
-            for kind, name in reversed(self.created):
-                try:
-                    if kind == "endpoint":
-                        self._sm.delete_endpoint(EndpointName=name)
-                    elif kind == "endpoint config":
-                        self._sm.delete_endpoint_config(EndpointConfigName=name)
-                    elif kind == "model":
-                        self._sm.delete_model(ModelName=name)
-                    elif kind == "s3 object":
-                        self._store.delete([name])
-                    done.append(f"{kind} {name}")
-                except ClientError as exc:
-                    message = exc.response["Error"].get("Message", "")
-                    if "Could not find" in message or exc.response["Error"].get("Code") in ("NoSuchKey", "404"):
-                        done.append(f"{kind} {name} (already gone)")
-                    else:
-                        failures.append(f"{kind} {name}: {exc.response['Error'].get('Code')}: {message}")
-        self.created = []
-        self.timings["teardown_s"] = time.perf_counter() - t0
-        if failures:
-            raise UserError("sagemaker endpoint: could not delete " + "; ".join(failures)
-                            + " — delete them by hand to stop the charges")
-        return done
+        return isinstance(exc, ClientError) and ("Could not find" in exc.response["Error"].get("Message", "")
+                                                 or exc.response["Error"].get("Code") in ("NoSuchKey", "404"))
+
+    def failure(self, exc: Exception) -> str:
+        from botocore.exceptions import ClientError
+
+        if isinstance(exc, ClientError):
+            return f"{exc.response['Error'].get('Code')}: {exc.response['Error'].get('Message', '')}"
+        return super().failure(exc)
 
     def transport(self, concurrency: int, timeout_s: float):
         return SageMakerTransport(self.name, self.cfg.region, concurrency, timeout_s)
 
 
-class SageMakerTransport:
+class SageMakerTransport(ThreadedTransport):
     """InvokeEndpoint through boto3's sagemaker-runtime client, `concurrency` calls at a time in threads.
     botocore's own retries are off (total_max_attempts 1: in botocore's Config `max_attempts` counts retries,
     https://docs.aws.amazon.com/boto3/latest/guide/retries.html): the load tool retries, and counts it."""
@@ -232,9 +221,9 @@ class SageMakerTransport:
         config = Config(retries={"mode": "standard", "total_max_attempts": 1}, max_pool_connections=concurrency,
                         connect_timeout=10, read_timeout=timeout_s)
         self.client = sdk_session(region).client("sagemaker-runtime", region_name=region, config=config)
-        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sm-invoke")
+        super().__init__(concurrency, "sm-invoke")
 
-    def _invoke(self, payload: Payload) -> Reply:
+    def call(self, payload: Payload) -> Reply:
         from botocore.exceptions import (ClientError, ConnectionClosedError, EndpointConnectionError,
                                          ReadTimeoutError, ConnectTimeoutError)
 
@@ -263,15 +252,6 @@ class SageMakerTransport:
             raise TransportError("refused", str(exc)) from None
         except ConnectionClosedError as exc:
             raise TransportError("reset", str(exc)) from None
-
-    async def send(self, payload: Payload) -> Reply:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, self._invoke, payload)
-
-    async def ready(self, timeout_s: float) -> bool:
-        return True  # InService was waited for by deploy (or the endpoint is the user's)
-
-    async def close(self) -> None:
-        self.pool.shutdown(wait=False)
 
 
 def _attributes(text: str) -> dict[str, str]:

@@ -27,17 +27,15 @@ Vertex AI (google-cloud-aiplatform, GAPIC clients)
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
 from pydantic import Field, model_validator
 
-from platforms.core.endpoint import MODEL_FILES, Endpoint, EndpointCost, endpoint_cost, model_tarball, sigint_held
-from platforms.core.transport import Payload, Reply, Target, TransportError
+from platforms.core.endpoint import MODEL_FILES, Endpoint, EndpointCost, endpoint_cost, model_tarball
+from platforms.core.transport import Payload, Reply, Target, ThreadedTransport, TransportError
 from platforms.core.sdk import require
 from platforms.errors import UserError
 from platforms.vertex.train import VertexProject
@@ -203,40 +201,32 @@ class VertexEndpoint(Endpoint):
             raise UserError(f"vertex endpoint: {exc.code}: {exc.message}") from None
         self.timings["create_to_in_service_s"] = time.perf_counter() - t0
 
-    def teardown(self) -> list[str]:
+    def delete(self, kind: str, name: str) -> None:
+        models, endpoints = self._clients
+        if kind == "deployed model":
+            endpoints.undeploy_model(endpoint=self.endpoint_name, deployed_model_id=name).result(timeout=1800)
+        elif kind == "endpoint":
+            endpoints.delete_endpoint(name=name).result(timeout=1800)
+        elif kind == "model":
+            models.delete_model(name=name).result(timeout=1800)
+        elif kind == "gcs object":
+            self._store.delete([name])
+
+    def already_gone(self, exc: Exception) -> bool:
         from google.api_core import exceptions as gexc
 
-        models, endpoints = self._clients if self._clients else (None, None)
-        done, failures = [], []
-        t0 = time.perf_counter()
-        with sigint_held():
-            for kind, name in reversed(self.created):
-                try:
-                    if kind == "deployed model":
-                        endpoints.undeploy_model(endpoint=self.endpoint_name, deployed_model_id=name).result(timeout=1800)
-                    elif kind == "endpoint":
-                        endpoints.delete_endpoint(name=name).result(timeout=1800)
-                    elif kind == "model":
-                        models.delete_model(name=name).result(timeout=1800)
-                    elif kind == "gcs object":
-                        self._store.delete([name])
-                    done.append(f"{kind} {name}")
-                except gexc.NotFound:
-                    done.append(f"{kind} {name} (already gone)")
-                except gexc.GoogleAPICallError as exc:
-                    failures.append(f"{kind} {name}: {exc.code}: {exc.message}")
-        self.created = []
-        self.timings["teardown_s"] = time.perf_counter() - t0
-        if failures:
-            raise UserError("vertex endpoint: could not delete " + "; ".join(failures)
-                            + " — delete them by hand to stop the charges")
-        return done
+        return isinstance(exc, gexc.NotFound)
+
+    def failure(self, exc: Exception) -> str:
+        from google.api_core import exceptions as gexc
+
+        return f"{exc.code}: {exc.message}" if isinstance(exc, gexc.GoogleAPICallError) else super().failure(exc)
 
     def transport(self, concurrency: int, timeout_s: float):
         return VertexTransport(self.endpoint_name, self.cfg, concurrency, timeout_s, self._client_kwargs())
 
 
-class VertexTransport:
+class VertexTransport(ThreadedTransport):
     """PredictionService.RawPredict through the GAPIC client, `concurrency` calls at a time in threads;
     no client-side retries (the load tool retries, and counts it)."""
 
@@ -248,7 +238,7 @@ class VertexTransport:
     def __init__(self, endpoint: str, cfg: VertexEndpointSettings, concurrency: int, timeout_s: float, kwargs: dict):
         self.endpoint, self.timeout_s, self.kwargs = endpoint, timeout_s, kwargs
         self.client = None  # made with the first request: a body refused before sending needs no credentials
-        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="vx-predict")
+        super().__init__(concurrency, "vx-predict")
 
     def _client(self):
         if self.client is None:
@@ -262,13 +252,13 @@ class VertexTransport:
                                      "login` or set GOOGLE_APPLICATION_CREDENTIALS)") from None
         return self.client
 
-    def _invoke(self, client, payload: Payload) -> Reply:
+    def call(self, payload: Payload) -> Reply:
         from google.api import httpbody_pb2
         from google.api_core import exceptions as gexc
 
         try:
             body = httpbody_pb2.HttpBody(content_type=payload.content_type, data=payload.body)
-            r = client.raw_predict(endpoint=self.endpoint, http_body=body, timeout=self.timeout_s, retry=None)
+            r = self.client.raw_predict(endpoint=self.endpoint, http_body=body, timeout=self.timeout_s, retry=None)
             return Reply(200, r.data, {"content-type": r.content_type, "server": "vertex endpoint"})
         except gexc.GoogleAPICallError as exc:
             if exc.code is None:
@@ -280,11 +270,5 @@ class VertexTransport:
             raise TransportError("reset" if "reset" in str(exc).lower() else "connect", str(exc)) from None
 
     async def send(self, payload: Payload) -> Reply:
-        client = self._client()  # on the event loop's thread: made once
-        return await asyncio.get_running_loop().run_in_executor(self.pool, self._invoke, client, payload)
-
-    async def ready(self, timeout_s: float) -> bool:
-        return True
-
-    async def close(self) -> None:
-        self.pool.shutdown(wait=False)
+        self._client()  # on the event loop's thread: made once, before any call needs it
+        return await super().send(payload)

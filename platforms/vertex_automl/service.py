@@ -125,7 +125,7 @@ class VertexAutoMLService(Service):
     # ------------------------------------------------------------------ before anything is created
     def preflight(self, job: Job) -> list[str]:
         super().preflight(job)
-        from platforms.clouds.gcp.credentials import find
+        from platforms.vertex_automl.credentials import find
 
         cfg, needs = self.parsed(), []
         if not cfg.project:
@@ -146,7 +146,7 @@ class VertexAutoMLService(Service):
         if big:
             raise UserError(f"vertex_automl: {big[0]} is over the 1.5 MB a prediction image may have ({PREPARE_DATA})")
         if not cfg.loopback:
-            from platforms.clouds.gcp.credentials import find
+            from platforms.vertex_automl.credentials import find
 
             found, where = find()
             if not found:

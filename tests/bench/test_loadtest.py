@@ -98,13 +98,13 @@ class _Arrivals(ThreadingHTTPServer):
 class _ArrivalHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self):  # noqa: N802 - the health check, answered before the load tool's clock starts
+    def do_GET(self):
         self.server.healthy_at = time.perf_counter()  # type: ignore[attr-defined]
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def do_POST(self):  # noqa: N802 - http.server's name
+    def do_POST(self):
         srv: _Arrivals = self.server  # type: ignore[assignment]
         arrived = time.perf_counter()
         self.rfile.read(int(self.headers.get("Content-Length", 0)))

@@ -295,11 +295,11 @@ class _Handler(BaseHTTPRequestHandler):
         except Refused as exc:
             self._send(exc.status, {"message": str(exc)})
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         self._handle("GET")
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         self._handle("POST")
 
-    def do_DELETE(self):  # noqa: N802
+    def do_DELETE(self):
         self._handle("DELETE")

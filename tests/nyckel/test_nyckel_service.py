@@ -18,7 +18,7 @@ from _services import killed_run, launch_service, workdir  # noqa: F401 (fixture
 from platforms.errors import UserError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from nyckel_server import CLIENT_ID, CLIENT_SECRET, NyckelServer  # noqa: E402
+from nyckel_server import CLIENT_ID, CLIENT_SECRET, NyckelServer
 
 FAST = {"poll_seconds": "0.05", "requests": "40", "concurrency": "4", "warmup": "2"}
 

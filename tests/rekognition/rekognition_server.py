@@ -297,7 +297,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_POST(self):  # noqa: N802 - http.server's name
+    def do_POST(self):
         srv: RekognitionServer = self.server  # type: ignore[assignment]
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         target = self.headers.get("X-Amz-Target", "")

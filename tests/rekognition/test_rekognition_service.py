@@ -18,7 +18,7 @@ from _services import killed_run, launch_service, workdir  # noqa: F401 (fixture
 from platforms.errors import UserError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rekognition_server import RekognitionServer  # noqa: E402
+from rekognition_server import RekognitionServer
 
 FAST = {"poll_seconds": "0.02", "requests": "40", "concurrency": "4", "warmup": "2"}
 

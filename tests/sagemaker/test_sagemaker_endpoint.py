@@ -166,10 +166,10 @@ def test_container_errors_come_back_as_their_status_through_the_sdk(sagemaker_en
     try:
         ep.deploy(model)
         t = SageMakerTransport("pb-ep-415", "us-east-1", 1, 10)
-        reply = t._invoke(Payload(b"hello", "text/plain", 1))
+        reply = t.call(Payload(b"hello", "text/plain", 1))
         assert reply.status == 415 and "unsupported Content-Type" in json.loads(reply.body)["error"]
-        assert t._invoke(Payload(b"hello", "image/png", 1)).status == 400
-        assert SageMakerTransport("no-such-endpoint", "us-east-1", 1, 10)._invoke(
+        assert t.call(Payload(b"hello", "image/png", 1)).status == 400
+        assert SageMakerTransport("no-such-endpoint", "us-east-1", 1, 10).call(
             Payload(b"x", "image/png", 1)).status == 400
         # `platbench load sagemaker:NAME` on an endpoint that already runs
         from platforms.bench.loadtest import parse_target, run_load

@@ -20,7 +20,7 @@ from conftest_clouds import gcs, gcs_server, new_bucket_name  # noqa: F401 (fixt
 from platforms.errors import UserError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from vertex_automl_server import VertexAutoMLServer  # noqa: E402
+from vertex_automl_server import VertexAutoMLServer
 
 FAST = {"poll_seconds": "0.05", "requests": "40", "concurrency": "4", "warmup": "2", "project": "p"}
 
