@@ -33,18 +33,18 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import time
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from pydantic import Field
 
 from platforms.core import pricing
 from platforms.core.api import Job, PlanStep
+from platforms.core.names import unique_name
 from platforms.core.sdk import require
 from platforms.core.service import (Service, ServiceCost, ServiceData, ServiceSettings, Trained,
-                                    predictions, put_files)
+                                    predictions, upload_images)
 from platforms.core.transport import Payload, Reply, Target, ThreadedTransport, TransportError
 from platforms.errors import UserError
 from platforms.rekognition import SPEC
@@ -116,13 +116,12 @@ class RekognitionService(Service):
     # ------------------------------------------------------------------ before anything is created
     def _name(self) -> str:
         cfg = self.parsed()
-        self.project_name = self.project_name or cfg.project or \
-            f"platbench-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+        self.project_name = self.project_name or cfg.project or unique_name("platbench")
         return self.project_name
 
     def preflight(self, job: Job) -> list[str]:
         super().preflight(job)
-        from platforms.rekognition.credentials import find
+        from platforms.clouds.aws.credentials import find
 
         needs = []
         if not self.parsed().bucket:
@@ -178,23 +177,19 @@ class RekognitionService(Service):
         store, prefix = self.store(), self.run_prefix()
         self.created.append(("s3-prefix", prefix))
         splits = {"train": data.train, "test": data.val}
-
-        def key(split: str, i: int, x) -> str:
-            return f"{prefix}/images/{split}/{x.label}/{i:06d}{x.path.suffix.lower()}"
-
-        jobs = [(key(split, i, x), x.path) for split, items in splits.items() for i, x in enumerate(items)]
-        put_files(store, jobs, self.parsed().upload_workers)
+        keys = upload_images(store, prefix, splits, self.parsed().upload_workers)
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         for split, items in splits.items():
             lines = [json.dumps({
-                "source-ref": store.uri(key(split, i, x)), LABEL_ATTRIBUTE: 0,
+                "source-ref": store.uri(key), LABEL_ATTRIBUTE: 0,
                 f"{LABEL_ATTRIBUTE}-metadata": {"class-name": x.label, "confidence": 1.0, "human-annotated": "yes",
                                                 "creation-date": now, "job-name": "labeling-job/platbench",
                                                 "type": "groundtruth/image-classification"}})
-                for i, x in enumerate(items)]
+                for key, x in zip(keys[split], items)]
             store.put_bytes(f"{prefix}/{split}.manifest", ("\n".join(lines) + "\n").encode())
-        say(f"uploaded {len(jobs)} images and 2 manifests to {store.uri(prefix)}/")
-        return {"objects": len(jobs) + 2, "upload_retries": store.snapshot()["retries"],
+        images = sum(len(k) for k in keys.values())
+        say(f"uploaded {images} images and 2 manifests to {store.uri(prefix)}/")
+        return {"objects": images + 2, "upload_retries": store.snapshot()["retries"],
                 "manifest": store.uri(f"{prefix}/train.manifest")}
 
     def _wait(self, what: str, read, done: set[str], failed: set[str], limit_s: float) -> dict:
@@ -250,28 +245,20 @@ class RekognitionService(Service):
     def transport(self, concurrency: int, timeout_s: float) -> "RekognitionTransport":
         return RekognitionTransport(self.session(), self.version_arn, concurrency, timeout_s)
 
-    def teardown(self) -> list[str]:
+    def delete(self, kind: str, name: str) -> Iterator[str]:
         """Everything under the run's project name, found again through DescribeProjects (so a model or dataset
         whose create call was interrupted before its ARN came back is found too): each model stopped if it
         runs, waited for if it trains ("If the project version is training, wait until it finishes",
         DeleteProjectVersion), deleted; then the datasets and the project (DeleteProject refuses while models
-        exist), then the uploaded objects. One failure does not stop the rest; safe to call twice."""
-        done: list[str] = []
-        for kind, ref in reversed(list(self.created)):
-            try:
-                if kind == "project":
-                    done += self._delete_project(ref)
-                elif kind == "s3-prefix":
-                    n = self.store().delete_prefix(ref + "/")
-                    done.append(f"s3-prefix {self.store().uri(ref)}/ ({n} objects)")
-            except Exception as exc:  # noqa: BLE001 - teardown goes on; what failed is reported
-                done.append(f"{kind} {ref}: NOT deleted ({type(exc).__name__}: {exc})")
-            self.created.remove((kind, ref))
-        return done
+        exist); then the uploaded objects."""
+        if kind == "project":
+            yield from self._delete_project(name)
+        elif kind == "s3-prefix":
+            n = self.store().delete_prefix(name + "/")
+            yield f"s3-prefix {self.store().uri(name)}/ ({n} objects)"
 
-    def _delete_project(self, name: str) -> list[str]:
+    def _delete_project(self, name: str) -> Iterator[str]:
         c, limit = self.client(), self.parsed().max_train_hours * 3600
-        done = []
         for project in c.describe_projects(ProjectNames=[name])["ProjectDescriptions"]:
             arn = project["ProjectArn"]
             versions = c.describe_project_versions(ProjectArn=arn)["ProjectVersionDescriptions"]
@@ -287,13 +274,12 @@ class RekognitionService(Service):
                     note = " (after its training ended: a training cannot be stopped)"
                 c.delete_project_version(ProjectVersionArn=version)
                 self._gone(read)
-                done.append(f"model {version}{note}")
+                yield f"model {version}{note}"
             for d in project.get("Datasets", []):
                 c.delete_dataset(DatasetArn=d["DatasetArn"])
-                done.append(f"dataset {d['DatasetArn']}")
+                yield f"dataset {d['DatasetArn']}"
             c.delete_project(ProjectArn=arn)
-            done.append(f"project {arn}")
-        return done
+            yield f"project {arn}"
 
     def _describe(self, project_arn: str, version_arn: str) -> dict:
         for v in self.client().describe_project_versions(ProjectArn=project_arn)["ProjectVersionDescriptions"]:

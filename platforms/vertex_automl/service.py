@@ -28,17 +28,17 @@ import base64
 import json
 import os
 import re
-import secrets
 import time
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from pydantic import Field
 
 from platforms.core import pricing
 from platforms.core.api import Job, PlanStep
+from platforms.core.names import unique_name
 from platforms.core.sdk import require
 from platforms.core.service import (Service, ServiceCost, ServiceData, ServiceSettings, Trained,
-                                    predictions, put_files)
+                                    predictions, upload_images)
 from platforms.core.transport import Payload, Reply, Target, ThreadedTransport, TransportError
 from platforms.errors import UserError
 from platforms.vertex_automl import SPEC
@@ -115,8 +115,7 @@ class VertexAutoMLService(Service):
         return f"projects/{self.parsed().project}/locations/{self.parsed().region}"
 
     def _name(self) -> str:
-        self.run_name = self.run_name or self.parsed().name or \
-            f"platbench-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+        self.run_name = self.run_name or self.parsed().name or unique_name("platbench")
         return self.run_name
 
     def run_prefix(self) -> str:
@@ -125,7 +124,7 @@ class VertexAutoMLService(Service):
     # ------------------------------------------------------------------ before anything is created
     def preflight(self, job: Job) -> list[str]:
         super().preflight(job)
-        from platforms.vertex_automl.credentials import find
+        from platforms.clouds.gcp.credentials import find
 
         cfg, needs = self.parsed(), []
         if not cfg.project:
@@ -146,7 +145,7 @@ class VertexAutoMLService(Service):
         if big:
             raise UserError(f"vertex_automl: {big[0]} is over the 1.5 MB a prediction image may have ({PREPARE_DATA})")
         if not cfg.loopback:
-            from platforms.vertex_automl.credentials import find
+            from platforms.clouds.gcp.credentials import find
 
             found, where = find()
             if not found:
@@ -186,14 +185,10 @@ class VertexAutoMLService(Service):
     def upload(self, data: ServiceData, say) -> dict[str, Any]:
         store, prefix = self.store(), self.run_prefix()
         self.created.append(("objects", prefix))
-        rows = [("training", i, x) for i, x in enumerate(data.train)] + \
-               [("validation", i, x) for i, x in enumerate(data.val)]
-
-        def key(use: str, i: int, x) -> str:
-            return f"{prefix}/images/{use}/{x.label}/{i:06d}{x.path.suffix.lower()}"
-
-        put_files(store, [(key(*r), r[2].path) for r in rows], self.parsed().upload_workers)
-        csv = "".join(f"{use},{store.uri(key(use, i, x))},{x.label}\n" for use, i, x in rows)
+        splits = {"training": data.train, "validation": data.val}
+        keys = upload_images(store, prefix, splits, self.parsed().upload_workers)
+        rows = [(use, key, x) for use, items in splits.items() for key, x in zip(keys[use], items)]
+        csv = "".join(f"{use},{store.uri(key)},{x.label}\n" for use, key, x in rows)
         store.put_bytes(f"{prefix}/import.csv", csv.encode())
         say(f"uploaded {len(rows)} images and the import file to {store.uri(prefix)}/")
         return {"objects": len(rows) + 1, "upload_retries": store.snapshot()["retries"],
@@ -261,40 +256,33 @@ class VertexAutoMLService(Service):
     def transport(self, concurrency: int, timeout_s: float) -> "VertexAutoMLTransport":
         return VertexAutoMLTransport(self.client("Prediction"), self.endpoint, concurrency, timeout_s)
 
-    def teardown(self) -> list[str]:
+    def delete(self, kind: str, ref: str) -> Iterator[str]:
         """Everything of this run's display name, found again by listing (so a resource whose create call was
         interrupted is found too): endpoints undeployed and deleted, models, datasets, then the objects."""
-        done = []
-        for kind, ref in reversed(list(self.created)):
-            try:
-                if kind == "endpoint":
-                    eps = self.client("Endpoint")
-                    for ep in eps.list_endpoints(request=self._named(ref)):
-                        for d in ep.deployed_models:
-                            eps.undeploy_model(endpoint=ep.name, deployed_model_id=d.id).result()
-                            done.append(f"deployed model {d.id} on {ep.name}")
-                        eps.delete_endpoint(name=ep.name).result()
-                        done.append(f"endpoint {ep.name}")
-                elif kind == "model":
-                    for pipe in self.client("Pipeline").list_training_pipelines(
-                            request=self._named(ref)):
-                        if pipe.state.name not in DONE | FAILED:  # a running pipeline can be cancelled
-                            self.client("Pipeline").cancel_training_pipeline(name=pipe.name)
-                            done.append(f"training pipeline {pipe.name} cancelled")
-                    for m in self.client("Model").list_models(request=self._named(ref)):
-                        self.client("Model").delete_model(name=m.name).result()
-                        done.append(f"model {m.name}")
-                elif kind == "dataset":
-                    for d in self.client("Dataset").list_datasets(request=self._named(ref)):
-                        self.client("Dataset").delete_dataset(name=d.name).result()
-                        done.append(f"dataset {d.name}")
-                elif kind == "objects":
-                    n = self.store().delete_prefix(ref + "/")
-                    done.append(f"objects {self.store().uri(ref)}/ ({n})")
-            except Exception as exc:  # noqa: BLE001 - teardown goes on; what failed is reported
-                done.append(f"{kind} {ref}: NOT deleted ({type(exc).__name__}: {str(exc).splitlines()[0]})")
-            self.created.remove((kind, ref))
-        return done
+        if kind == "endpoint":
+            eps = self.client("Endpoint")
+            for ep in eps.list_endpoints(request=self._named(ref)):
+                for d in ep.deployed_models:
+                    eps.undeploy_model(endpoint=ep.name, deployed_model_id=d.id).result()
+                    yield f"deployed model {d.id} on {ep.name}"
+                eps.delete_endpoint(name=ep.name).result()
+                yield f"endpoint {ep.name}"
+        elif kind == "model":
+            for pipe in self.client("Pipeline").list_training_pipelines(
+                    request=self._named(ref)):
+                if pipe.state.name not in DONE | FAILED:  # a running pipeline can be cancelled
+                    self.client("Pipeline").cancel_training_pipeline(name=pipe.name)
+                    yield f"training pipeline {pipe.name} cancelled"
+            for m in self.client("Model").list_models(request=self._named(ref)):
+                self.client("Model").delete_model(name=m.name).result()
+                yield f"model {m.name}"
+        elif kind == "dataset":
+            for d in self.client("Dataset").list_datasets(request=self._named(ref)):
+                self.client("Dataset").delete_dataset(name=d.name).result()
+                yield f"dataset {d.name}"
+        elif kind == "objects":
+            n = self.store().delete_prefix(ref + "/")
+            yield f"objects {self.store().uri(ref)}/ ({n})"
 
     def _named(self, display_name: str) -> dict:
         """A List* request for the resources of one display name (the filter syntax of the List methods)."""
