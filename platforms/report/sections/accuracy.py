@@ -6,19 +6,13 @@ from collections import defaultdict
 from typing import Sequence
 
 from platforms.core import stats
+from platforms.core.stats import pm
 from platforms.report import figures
 from platforms.report.data import Run
 from platforms.report.sections.blocks import Figure, Para, Section, Table
 from platforms.report.sections.context import ReportContext
 from platforms.report.sections.formats import ACC, IPS, SEC, pc_text, to_target_text
-from platforms.report.sections.metrics import (
-    LATENCY,
-    SPEED_LABEL,
-    THROUGHPUT,
-    WALL,
-    first,
-)
-from platforms.core.stats import pm
+from platforms.report.sections.metrics import LATENCY, SPEED_LABEL, THROUGHPUT, WALL, first
 
 
 class AccuracySections(ReportContext):

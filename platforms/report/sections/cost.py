@@ -3,24 +3,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from platforms.core.tracking import Tag
 from platforms.core import stats
+from platforms.core.stats import pm
+from platforms.core.tracking import Tag
 from platforms.report import figures
 from platforms.report.data import Run
 from platforms.report.sections.blocks import Figure, Para, Section, Table
 from platforms.report.sections.context import ReportContext
 from platforms.report.sections.formats import ACC, PRICE, SEC, USD, fmt, pc_text
-from platforms.report.sections.prices import (
-    ENDPOINT_PRICE_METRIC,
-    HOURS,
-    UNVERIFIED,
-    basis_text,
-    billed_usd,
-    price_per_hour,
-    price_status,
-    usd,
-)
-from platforms.core.stats import pm
+from platforms.report.sections.prices import (ENDPOINT_PRICE_METRIC, HOURS, UNVERIFIED, basis_text, billed_usd,
+                                              price_per_hour, price_status, usd)
 
 
 class CostSection(ReportContext):

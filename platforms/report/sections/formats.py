@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Sequence
 
-from platforms.report.data import Run
 from platforms.core.stats import pm
+from platforms.report.data import Run
 
 # number formats: one per kind of figure, the same in every table of both renderings
 ACC, SEC, IPS, SPM, MS, USD, PRICE = "{:.4f}", "{:.2f}", "{:.1f}", "{:.4f}", "{:.2f}", "{:.4f}", "{:.4f}"

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from platforms.core.tracking import Tag
 from platforms.core import stats
+from platforms.core.tracking import Tag
 from platforms.report import figures
 from platforms.report.sections.blocks import Figure, Para, Section, Table
 from platforms.report.sections.context import ReportContext

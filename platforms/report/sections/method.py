@@ -1,8 +1,8 @@
 """How the figures are computed and tested, in the report's own words."""
 from __future__ import annotations
 
-from platforms.core.tracking import Tag
 from platforms.core import stats
+from platforms.core.tracking import Tag
 from platforms.report.sections.blocks import Para, Section
 from platforms.report.sections.context import ReportContext
 from platforms.report.sections.prices import UNVERIFIED

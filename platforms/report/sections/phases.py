@@ -4,13 +4,13 @@ from __future__ import annotations
 from collections import defaultdict
 
 from platforms.core import stats
+from platforms.core.stats import pm
 from platforms.report import figures
 from platforms.report.data import Run
 from platforms.report.sections.blocks import Figure, Para, Section, Table
 from platforms.report.sections.context import ReportContext
 from platforms.report.sections.formats import SEC
 from platforms.report.sections.metrics import OTHER, PHASES, TRAIN_FALLBACK, WALL
-from platforms.core.stats import pm
 
 
 class PhasesSection(ReportContext):

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from platforms.core.stats import pm
 from platforms.report import data, figures
 from platforms.report.data import Run
 from platforms.report.sections.blocks import Figure, Para, Section, Table
 from platforms.report.sections.context import ReportContext
 from platforms.report.sections.formats import ACC, IPS, pc_text, to_target_text
 from platforms.report.sections.metrics import median, train_images_per_s
-from platforms.core.stats import pm
 
 
 class ScalingSection(ReportContext):

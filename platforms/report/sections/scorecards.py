@@ -6,13 +6,13 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from platforms.core.stats import pm
 from platforms.core.tracking import Tag
 from platforms.report.data import Run
 from platforms.report.sections.blocks import Para, Section, Table
 from platforms.report.sections.context import ReportContext
 from platforms.report.sections.formats import MS, PRICE, SEC, fmt
 from platforms.report.sections.prices import ENDPOINT_PRICE_METRIC
-from platforms.core.stats import pm
 
 
 class ScorecardSections(ReportContext):

@@ -1,8 +1,8 @@
 """The report's opening: what it covers (runs, platforms, sweeps, runs left out) and how to read it."""
 from __future__ import annotations
 
-from platforms.core.tracking import Tag
 from platforms.core import stats
+from platforms.core.tracking import Tag
 from platforms.report.sections.blocks import Para, Section, Table
 from platforms.report.sections.context import ReportContext
 from platforms.report.sections.formats import fmt

@@ -5,19 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 
 from platforms.core import stats
+from platforms.core.stats import pm
 from platforms.report import figures
 from platforms.report.data import Run
 from platforms.report.sections.blocks import Figure, Para, Section, Table
 from platforms.report.sections.context import ReportContext, ordered_platforms
 from platforms.report.sections.formats import SPM
-from platforms.report.sections.metrics import (
-    TRANSFER,
-    UPLOAD,
-    median,
-    transfer_value,
-    upload_cached,
-)
-from platforms.core.stats import pm
+from platforms.report.sections.metrics import TRANSFER, UPLOAD, median, transfer_value, upload_cached
 
 
 class TransferSections(ReportContext):
