@@ -2,7 +2,8 @@
 real apolo-sdk logged in to it through its own config directory: staging into storage://, the job from a
 preset with the data volume read-only and the output volume read-write, the job run as a local subprocess
 by that server, phases from its status history, epochs from its log stream, credits and collection into
-MLflow; refusals before anything is created; Ctrl-C kills the job; a preempted job resumes."""
+MLflow; refusals before anything is created; a preempted job resumes. (Ctrl-C, a failed job, an error while
+waiting: the launcher conformance kit, tests/launchers.)"""
 from __future__ import annotations
 
 import re
@@ -144,29 +145,6 @@ def test_dry_run_prints_apolo_commands_and_creates_nothing(dataset, tmp_path, ap
         assert needle in text, needle
     assert "A real launch still needs" not in text  # logged in, image and preset given
     assert stored(apolo) == [] and apolo.requests == []
-
-
-def test_ctrl_c_while_waiting_kills_the_job(stand_in, tmp_path, monkeypatch, apolo_stand_in):
-    """The job runs the stand-in trainer (what the launcher does on Ctrl-C needs no training)."""
-    apolo = apolo_stand_in
-    monkeypatch.chdir(tmp_path)
-
-    class CtrlC(JobProgress):
-        def phase(self, name):
-            super().phase(name)
-            if name == "training":
-                raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run(Job(data=stand_in.data, out=tmp_path / "out", epochs=1), settings(apolo), CtrlC(enabled=False))
-    assert len(apolo.killed) == 1
-    job = apolo.jobs[apolo.killed[0]]
-    deadline = time.time() + 30
-    while not job.finished_ and time.time() < deadline:
-        time.sleep(0.1)
-    assert job.status == "cancelled"
-    c = tracking.client()
-    assert c.search_runs([tracking.experiment_id(c)])[0].info.status == "KILLED"
 
 
 def test_a_preempted_job_restarts_and_resumes_from_its_checkpoint(stand_in, tmp_path, monkeypatch, apolo_stand_in):

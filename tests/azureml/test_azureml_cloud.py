@@ -173,12 +173,12 @@ class _Interrupt(JobProgress):
             raise self.exc
 
 
-@pytest.mark.parametrize("exc, at, mlflow_status", [(KeyboardInterrupt(), "training", "KILLED"),
-                                                    (RuntimeError("display broke"), "queued", "FAILED")])
-def test_ctrl_c_or_an_error_while_waiting_cancels_the_job(dataset, tmp_path, monkeypatch, azure_ml, settings,
-                                                          exc, at, mlflow_status):
-    """Ctrl-C while the trainer runs stops it (SIGTERM through the job's cancel); an error while the job
-    is still queued (the server holds it, as a quota would) cancels it before it ever starts."""
+# (Ctrl-C while the trainer runs: the launcher conformance kit, tests/launchers/test_kit_ctrl_c.py)
+@pytest.mark.parametrize("exc, at, mlflow_status", [(RuntimeError("display broke"), "queued", "FAILED")])
+def test_an_error_while_waiting_cancels_the_job(dataset, tmp_path, monkeypatch, azure_ml, settings,
+                                                exc, at, mlflow_status):
+    """An error while the job is still queued (the server holds it, as a quota would) cancels it before it
+    ever starts."""
     monkeypatch.chdir(tmp_path)
     azure_ml.hold_jobs = at == "queued"
     with pytest.raises(type(exc)):

@@ -1,6 +1,7 @@
 """The Azure ML launcher: settings refused before anything is uploaded, the dry-run plan (the command job
 it prints is accepted by the SDK's own `command()` builder and REST model), and the full local-mode flow
-against Azurite on 127.0.0.1 (stage → native run under the command-job contract → collect → MLflow)."""
+against Azurite on 127.0.0.1 (stage → native run under the command-job contract → collect → MLflow).
+(Ctrl-C in local mode: the launcher conformance kit, tests/launchers.)"""
 from __future__ import annotations
 
 import json
@@ -156,34 +157,3 @@ def test_local_mode_end_to_end(dataset, tmp_path, monkeypatch, blob_env, contain
     assert t[tracking.Tag.DATASET_FINGERPRINT] == t["platbench.dataset_fingerprint"]
     assert "azure.microsoft.com/pricing" in t[tracking.Tag.PRICE_SOURCE]
     assert {a.path for a in c.list_artifacts(run_id)} >= {"results.json", "metrics.jsonl", "train.log", "model"}
-
-
-def test_ctrl_c_in_local_mode_stops_the_trainer_and_removes_scratch(dataset, tmp_path, monkeypatch, blob_env,
-                                                                  container):
-    monkeypatch.chdir(tmp_path)
-    seen = {}
-
-    class CtrlC(JobProgress):
-        def phase(self, name):
-            super().phase(name)
-            if name == "training":
-                raise KeyboardInterrupt
-
-    import platforms.azureml.train as az
-
-    original = az.AzureMLPlatform.teardown
-
-    def spy(self, handle):
-        seen["run"] = handle.local_run
-        original(self, handle)
-
-    monkeypatch.setattr(az.AzureMLPlatform, "teardown", spy)
-    with pytest.raises(KeyboardInterrupt):
-        run(Job(data=dataset, out=tmp_path / "out", epochs=1),
-            {"container": container, "local": "true", "job_name": "pb-local-int"}, CtrlC(enabled=False))
-    local = seen["run"]
-    assert local.proc.poll() is not None and local.stopped
-    assert not local.root.exists()
-    assert local.describe()["status"] == "Canceled"
-    c = tracking.client()
-    assert c.search_runs([tracking.experiment_id(c)])[0].info.status == "KILLED"

@@ -2,9 +2,10 @@
 store (and in MLFLOW_TRACKING_URI's when set), `platbench runs`, interrupts, and bad input.
 
 The real trainer trains the module's one launch (`launched`: the local contract end to end). Where a test is
-about what platbench does around a training (the tracking store, Ctrl-C, SIGTERM, a process that died), the
+about what platbench does around a training (the tracking store, SIGTERM, a process that died), the
 launch runs the stand-in trainer (tests/stand_in: the same launcher, CLI and MLflow code, a `trainer` that
-replays a golden run). Refusals run the CLI in this process (tests/stand_in/cli.py); one stays a subprocess."""
+replays a golden run). Refusals run the CLI in this process (tests/stand_in/cli.py); one stays a subprocess.
+Ctrl-C is the launcher conformance kit's (tests/launchers), as for every platform."""
 from __future__ import annotations
 
 import json
@@ -95,7 +96,8 @@ def launch_until_first_checkpoint(stand_in, cwd) -> subprocess.Popen:
     return proc
 
 
-@pytest.mark.parametrize("sig, status, code", [(signal.SIGINT, "KILLED", 130), (signal.SIGTERM, "KILLED", 143)])
+# (SIGINT, Ctrl-C: the launcher conformance kit, tests/launchers/test_kit_ctrl_c.py)
+@pytest.mark.parametrize("sig, status, code", [(signal.SIGTERM, "KILLED", 143)])
 def test_interrupted_run_is_marked_killed_never_left_running(stand_in, tmp_path, sig, status, code):
     proc = launch_until_first_checkpoint(stand_in, tmp_path)
     proc.send_signal(sig)
