@@ -60,6 +60,49 @@ def pytest_collection_modifyitems(config, items):
         defs = info.name2fixturedefs.values() if info else ()
         if any(d[-1].scope in ("module", "class", "package") for d in defs if d):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    _long_poles_first(items)
+
+
+# The scheduling order under xdist (pyproject runs it with --no-loadscope-reorder, so a work unit — a group, or a
+# test of none — is sent in the order of `items`): the suite ends when its last long test does, so the long
+# poles start first (the slowest of benchmarks/suite_durations on CI, a minute or more each on a loaded
+# machine), then groups by their number of tests (xdist's own reorder), then the single tests. START_LAST: what
+# reads a build a long pole makes (the local sweep), started last instead of holding a worker on its lock.
+START_FIRST = (
+    "tests/bench/test_bench_ray.py",            # a Ray cluster and an MLflow server, a killed worker, a resume
+    "tests/bench/test_sweep.py",                # the local sweep: golden trainings, two sessions
+    "tests/skypilot/test_skypilot_launch.py",   # Ctrl-C while provisioning, behind a real API server
+    "tests/test_image_identity.py",             # a real baseline run, then the runs compared with it
+    "tests/test_trainer_ddp.py",                # two-rank DDP trainings
+    "tests/bench/test_batch.py",                # batch inference against the trainer's test accuracy
+    "tests/test_training.py",                   # real trainings: SIGTERM and resume, the presets
+    "tests/bench/test_transfer.py",
+    "tests/bench/test_compliance.py",
+    "tests/test_container.py",
+    "tests/test_trainer_schedule.py",
+)
+START_LAST = ("tests/test_report.py", "tests/test_report_browser.py::test_the_local_sweep_report_renders")
+
+
+def _long_poles_first(items) -> None:
+    def unit(item) -> str:
+        mark = item.get_closest_marker("xdist_group")
+        return (mark.args[0] if mark.args else mark.kwargs.get("name", "default")) if mark else item.nodeid
+
+    size: dict[str, int] = {}
+    for item in items:
+        size[unit(item)] = size.get(unit(item), 0) + 1
+
+    def rank(item) -> tuple:
+        u = unit(item)
+        first = next((i for i, p in enumerate(START_FIRST) if item.nodeid.startswith(p)), None)
+        if u in START_LAST:
+            return (3, 0, 0)
+        if first is not None:
+            return (0, first, 0)
+        return (1, -size[u], 0) if size[u] > 1 else (2, 0, 0)
+
+    items.sort(key=rank)  # stable: a group's tests, and the single tests, keep their collection order
 
 
 class _XdistGroupsOnPytest9:

@@ -1,11 +1,16 @@
 """Image identity without an engine: the digest a launcher passes (PLATBENCH_IMAGE_DIGEST) lands in
 results.json and the MLflow tags, and `launch --baseline` refuses to compare runs made with different
-images unless --allow-image-mismatch (scripts/image-test checks the same with the built image)."""
+images unless --allow-image-mismatch (scripts/image-test checks the same with the built image).
+
+The baseline is a real training (the digest through the real trainer into results.json and MLflow); the runs
+compared with it run the stand-in trainer (tests/stand_in: the golden run of the same job, replayed), since
+what they test — the refusals, the comparison, the tags — is platbench's, not training's."""
 from __future__ import annotations
 
 import json
 
 import pytest
+from stand_in import stand_in  # noqa: F401 (fixture)
 from stand_in.cli import platbench_here
 from conftest import platbench
 
@@ -18,9 +23,11 @@ B = "sha256:" + "b" * 64
 IMAGE_ID = "sha256:" + "c" * 64  # image A's config digest
 
 
-def launch(cwd, data, *extra, digest=None, image_id=None, here=False):
-    """`platbench launch local`; here=True: in this process (tests/stand_in/cli.py), for a refusal before a run."""
-    env = {"PLATBENCH_IMAGE_DIGEST": digest or "", **({"PLATBENCH_IMAGE_ID": image_id} if image_id else {})}
+def launch(cwd, data, *extra, digest=None, image_id=None, here=False, trainer=None):
+    """`platbench launch local`; here=True: in this process (tests/stand_in/cli.py), for a refusal before a run;
+    trainer: a StandIn whose trainer the run uses (else the real one)."""
+    env = {"PLATBENCH_IMAGE_DIGEST": digest or "", **({"PLATBENCH_IMAGE_ID": image_id} if image_id else {}),
+           **(trainer.env() if trainer else {})}
     return (platbench_here if here else platbench)("launch", "local", "--data", str(data), "--epochs", "1", "--hp",
                                                    "batch_size=64", *extra, cwd=cwd, env=env)
 
@@ -59,9 +66,9 @@ def test_another_image_is_refused_before_anything_runs(baseline, color_data):
     assert len(client.search_runs([client.get_experiment_by_name("platbench").experiment_id])) == 1  # no new run
 
 
-def test_same_image_compares_and_a_mismatch_only_when_allowed(baseline, color_data):
+def test_same_image_compares_and_a_mismatch_only_when_allowed(baseline, stand_in):
     cwd, doc = baseline
-    proc = launch(cwd, color_data, "--baseline", doc["mlflow_run_id"], "--json", digest=A)
+    proc = launch(cwd, stand_in.data, "--baseline", doc["mlflow_run_id"], "--json", digest=A, trainer=stand_in)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["baseline"]["run_id"] == doc["mlflow_run_id"] and out["baseline"]["image_mismatch"] is None
@@ -69,7 +76,8 @@ def test_same_image_compares_and_a_mismatch_only_when_allowed(baseline, color_da
     assert fig["test accuracy"]["baseline"] == pytest.approx(doc["results"]["test_accuracy"])
     assert fig["train seconds"]["ratio"] > 0
 
-    proc = launch(cwd, color_data, "--baseline", doc["mlflow_run_id"], "--allow-image-mismatch", digest=B)
+    proc = launch(cwd, stand_in.data, "--baseline", doc["mlflow_run_id"], "--allow-image-mismatch", digest=B,
+                  trainer=stand_in)
     assert proc.returncode == 0, proc.stderr
     assert "images or software differ" in proc.stdout and "against baseline" in proc.stdout
     client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
@@ -80,16 +88,17 @@ def test_same_image_compares_and_a_mismatch_only_when_allowed(baseline, color_da
     assert tags["platbench.image_mismatch_allowed"] == "true"
 
 
-def test_a_baseline_from_other_software_is_compared_only_when_allowed(baseline, color_data):
+def test_a_baseline_from_other_software_is_compared_only_when_allowed(baseline, stand_in):
     cwd, doc = baseline
     client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
     assert client.get_run(doc["mlflow_run_id"]).data.tags["platbench.software.torch"] == doc["results"]["software"]["torch"]
     client.set_tag(doc["mlflow_run_id"], "platbench.software.torch", "2.0.0")  # as if made with an older stack
-    proc = launch(cwd, color_data, "--baseline", doc["mlflow_run_id"], digest=A)
+    proc = launch(cwd, stand_in.data, "--baseline", doc["mlflow_run_id"], digest=A, trainer=stand_in)
     last = proc.stderr.strip().splitlines()[-1]  # the lines above it are the trainer's own log
     assert proc.returncode == 2 and last.startswith("platbench: error: run "), proc.stderr
     assert "ran other software (torch 2.0.0 vs" in last and "--allow-version-mismatch" in last
-    proc = launch(cwd, color_data, "--baseline", doc["mlflow_run_id"], "--allow-version-mismatch", digest=A)
+    proc = launch(cwd, stand_in.data, "--baseline", doc["mlflow_run_id"], "--allow-version-mismatch", digest=A,
+                  trainer=stand_in)
     assert proc.returncode == 0, proc.stderr
     shown = " ".join(proc.stdout.split())  # the table wraps its caption to the terminal's width
     assert "torch 2.0.0 vs" in shown and "against baseline" in shown
@@ -102,17 +111,18 @@ def test_an_unknown_baseline_is_one_line(baseline, color_data):
     assert proc.returncode == 2 and "matches no runs" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_the_same_image_pulled_by_manifest_digest_is_the_same_image(baseline, color_data):
+def test_the_same_image_pulled_by_manifest_digest_is_the_same_image(baseline, stand_in):
     """A cloud run records the manifest digest it pulled (image_digest) and the config digest (image_id); a
     compose or `launch docker` run of the same image records the image ID in both. Same image_id: same image,
     compared without --allow-image-mismatch (the digests alone differ). The baseline is the cloud run."""
     cwd, doc = baseline
     assert (doc["results"]["image_digest"], doc["results"]["image_id"]) == (A, IMAGE_ID)
     run_id = doc["mlflow_run_id"]
-    proc = launch(cwd, color_data, "--json", "--baseline", run_id, "--out", "runs/local", digest=IMAGE_ID,
-                  image_id=IMAGE_ID)
+    proc = launch(cwd, stand_in.data, "--json", "--baseline", run_id, "--out", "runs/local", digest=IMAGE_ID,
+                  image_id=IMAGE_ID, trainer=stand_in)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["baseline"]["image_mismatch"] is None
     # another image, whatever its digest: refused before it runs (in this process)
-    proc = launch(cwd, color_data, "--baseline", run_id, "--out", "runs/other", digest=IMAGE_ID, image_id=B, here=True)
+    proc = launch(cwd, stand_in.data, "--baseline", run_id, "--out", "runs/other", digest=IMAGE_ID, image_id=B,
+                  here=True)
     assert proc.returncode == 2 and B in proc.stderr, proc.stderr

@@ -7,8 +7,11 @@ within noise). The direct address (`--executor ray` with RAY_ADDRESS) is what th
 overhead benchmark below use: cancellation reaches the cell as Ctrl-C, cells run at the coordinator's
 niceness in processes of their own, and the benchmark measures that.
 
-Small on purpose (1 cell: 60 images per class of the bundled digits, 2 epochs): the machine's 2 CPUs are the
-cluster, shared with other work."""
+The cells run the stand-in trainer (tests/stand_in; the cluster and the in-process sweep are started with
+its environment, as a platform chooses what its jobs run): what is tested here is the executor — the retried
+task, the resume from the killed attempt's checkpoint, the runs and records — not training, whose resume is
+tested in tests/test_training.py. 1 cell of 2 epochs on the stand-in's golden data (every image: `all`), an
+epoch slow enough (EPOCH_SECONDS) that the worker is killed between the first epoch's checkpoint and the end."""
 from __future__ import annotations
 
 import http.client
@@ -28,7 +31,11 @@ import pytest
 from _serving import free_port
 from conftest import REPO, VENV_BIN, platbench
 
-SWEEP = ["--per-class", "60", "--seeds", "0", "--epochs", "2", "--name", "same"]  # 600 of the 1797 digits
+from stand_in import stand_in  # noqa: F401 (fixture)
+
+SWEEP = ["--per-class", "all", "--seeds", "0", "--epochs", "2", "--name", "same"]  # the stand-in's golden job
+CELL = "local-small-pcall-seed0"
+EPOCH_SECONDS = 15  # the test kills the Ray worker within this of the first checkpoint (it polls every 0.1 s)
 ACCURACY_NOISE = 0.05  # the killed cell resumes at an epoch boundary (exact by design); the rest is float noise
 
 
@@ -82,9 +89,9 @@ def _wait_port(port: int, proc: subprocess.Popen, log: Path, deadline: float) ->
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    """A one-node Ray cluster with 2 CPUs (every port chosen here, loopback) and an `mlflow server`, started
-    together (each takes tens of seconds on this machine), stopped after."""
+def servers(tmp_path_factory, stand_in):
+    """A one-node Ray cluster with 2 CPUs (every port chosen here, loopback; its tasks' `trainer` the stand-in)
+    and an `mlflow server`, started together (each takes tens of seconds on this machine), stopped after."""
     root = tmp_path_factory.mktemp("servers")
     gcs, client, dash, agent, tracking = (free_port() for _ in range(5))
     ray_log, mlflow_log = root / "ray.log", root / "mlflow.log"
@@ -96,7 +103,8 @@ def servers(tmp_path_factory):
                             "--dashboard-agent-listen-port", str(agent), "--min-worker-port", "30000",
                             "--max-worker-port", "30999", "--num-cpus", "2", "--num-gpus", "0", "--include-dashboard",
                             "false", "--disable-usage-stats", "--temp-dir", ray_tmp],
-                           stdout=ray_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+                           stdout=ray_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+                           env={**os.environ, **stand_in.env(epoch_seconds=EPOCH_SECONDS)})
     mlflow = subprocess.Popen([str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(tracking),
                                "--backend-store-uri", f"sqlite:///{root / 'm.db'}", "--artifacts-destination",
                                str(root / "artifacts"), "--workers", "1"],
@@ -128,13 +136,13 @@ def ray_cluster(servers):
 
 
 @pytest.fixture(scope="module")
-def in_process_started(digits_data, tmp_path_factory):
+def in_process_started(stand_in, tmp_path_factory):
     """The same sweep in process, started at once: it runs while the Ray one does (the figures compared are
-    accuracies and steps, not timings), which halves this file's time on a loaded machine."""
+    accuracies and steps, not timings)."""
     cwd = tmp_path_factory.mktemp("in-process")
-    env = {**os.environ, "PLATBENCH_CACHE": str(tmp_path_factory.getbasetemp() / "cache")}
+    env = {**os.environ, "PLATBENCH_CACHE": str(tmp_path_factory.getbasetemp() / "cache"), **stand_in.env()}
     env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.Popen([str(VENV_BIN / "platbench"), "sweep", "--data", str(digits_data), *SWEEP, "--json"],
+    proc = subprocess.Popen([str(VENV_BIN / "platbench"), "sweep", "--data", str(stand_in.data), *SWEEP, "--json"],
                             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     yield cwd, proc
     if proc.poll() is None:
@@ -151,15 +159,15 @@ def in_process(in_process_started):
 
 
 @pytest.fixture(scope="module")
-def on_ray(digits_data, tmp_path_factory, in_process_started, ray_cluster, mlflow_server):
+def on_ray(stand_in, tmp_path_factory, in_process_started, ray_cluster, mlflow_server):
     """The sweep through Ray Client (ray://), a Ray worker killed in the middle of a cell."""
     cwd = tmp_path_factory.mktemp("on-ray")
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
     env.pop("RAY_ADDRESS", None)
-    proc = subprocess.Popen([str(VENV_BIN / "platbench"), "sweep", "--data", str(digits_data), *SWEEP, "--executor",
+    proc = subprocess.Popen([str(VENV_BIN / "platbench"), "sweep", "--data", str(stand_in.data), *SWEEP, "--executor",
                              ray_cluster[1], "--json"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    cell = cwd / "runs/sweeps/same/local-small-pc60-seed0"
+    cell = cwd / "runs/sweeps/same" / CELL
     deadline = time.time() + 600
     while not (cell / "checkpoints/last.ckpt").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.1)
@@ -189,12 +197,12 @@ def test_the_sweep_survives_a_killed_worker_and_resumes_the_cell(on_ray, mlflow_
     assert code == 0, err
     assert not orphan, "the cell's process outlived its killed Ray worker (it would train beside the retry)"
     cells = {c["cell"]: c for c in json.loads(out)["cells"]}
-    assert set(cells) == {"local/small/pc60/seed0"}
+    assert set(cells) == {"local/small/pcall/seed0"}
     assert all(c["status"] == "finished" for c in cells.values()), cells
     # the retried task resumed from the checkpoint the killed one left: the first epoch was not trained again
-    res = json.loads((cwd / "runs/sweeps/same/local-small-pc60-seed0/results.json").read_text())
+    res = json.loads((cwd / "runs/sweeps/same" / CELL / "results.json").read_text())
     assert res["resumed_from_epoch"] == 1 and res["epochs_completed"] == 2
-    log = (cwd / "runs/sweeps/same/local-small-pc60-seed0/launch.log").read_text()
+    log = (cwd / "runs/sweeps/same" / CELL / "launch.log").read_text()
     assert log.count("ray task on") == 2 and f"pid {worker}" in log
     # nothing was written beside the sweep: the workers logged to the server
     assert not (cwd / "mlflow.db").exists()
