@@ -137,11 +137,14 @@ class PlatformSpec:
             (Path(p) / filename).is_file() for p in found.submodule_search_locations)
 
     def load(self, ref: str) -> Any:
-        """"module:attr" inside this platform's package (or a dotted module path), imported now."""
+        """"module:attr" inside this platform's package (or a dotted module path), imported now. The image
+        login comes bound to this platform: a cloud's login serves several, its messages name this one."""
+        import functools
         import importlib
 
         module, _, attr = ref.partition(":")
-        return getattr(importlib.import_module(module if "." in module else f"{self.package}.{module}"), attr)
+        found = getattr(importlib.import_module(module if "." in module else f"{self.package}.{module}"), attr)
+        return functools.partial(found, who=f"{self.name} registry") if ref == self.image_login else found
 
     @property
     def directory(self) -> Path:
@@ -151,12 +154,12 @@ class PlatformSpec:
 
     @property
     def registry(self) -> Optional[str]:
-        """The image login's ref under the name platforms/image/cli.py still reads (until it calls `login`)."""
+        """The image login's ref under its old name, which platforms/image/cli.py still reads."""
         return self.image_login
 
     def login(self, settings: dict[str, str], dry_run: bool = False) -> Any:
         """`platbench image push <name>`: the login to the registry this platform pulls images from."""
-        return self.load(self.image_login)(settings, dry_run=dry_run, who=f"{self.name} registry")
+        return self.load(self.image_login)(settings, dry_run=dry_run)
 
     def require(self, feature: Feature) -> None:
         if feature in self.lacks:
