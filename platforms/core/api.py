@@ -82,7 +82,7 @@ class PlatformSpec:
     title: str
     launcher: str                                     # "train:SageMakerPlatform"
     lacks: dict = field(default_factory=dict)         # Feature → why
-    package: Optional[str] = None                     # "platforms.sagemaker"
+    package: Optional[str] = None                     # default platforms.<name>; a third-party one gives its own
     cloud: Optional[Cloud] = None                     # platforms/clouds/<name>: stores, credentials, image login
     extra: Optional[str] = None                       # pip install 'platbench[extra]' brings its SDK
     sdk_modules: tuple[str, ...] = ()                 # what must import for the launcher to work (the cloud's too)
@@ -98,7 +98,7 @@ class PlatformSpec:
     in_process: bool = False
 
     def __post_init__(self):
-        def default(name, value):
+        def default(name, value):  # the spec is frozen: conventions fill its fields once, here
             object.__setattr__(self, name, value)
 
         if self.package is None:
