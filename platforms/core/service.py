@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Iterable, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -299,24 +299,27 @@ class Service(ABC):
         return deleted.done + deleted.failures
 
     @abstractmethod
-    def delete(self, kind: str, name: str) -> Optional[list[str]]:
+    def delete(self, kind: str, name: str) -> Optional[Iterable[str]]:
         """Delete one recorded (kind, name), with whatever it holds (found again by name, so that a create
-        interrupted before it answered is found too); returns what was deleted, one line each."""
+        interrupted before it answered is found too); yields (or returns) what was deleted, one line each."""
 
     @abstractmethod
     def cost(self, trained: Optional[Trained]) -> Optional[ServiceCost]:
         """Prices from the service's prices.yaml."""
 
-
-def upload_images(store, prefix: str, splits: dict[str, list[LabelledImage]], workers: int) -> dict[str, list[str]]:
-    """Each split's images into an object store (platforms/core/store.py) as PREFIX/images/SPLIT/LABEL/NNNNNN.ext,
-    `workers` uploads at a time; returns each split's keys, in the images' order (what a manifest names)."""
-    keys = {split: [f"{prefix}/images/{split}/{x.label}/{i:06d}{x.path.suffix.lower()}" for i, x in enumerate(items)]
-            for split, items in splits.items()}
-    files = [(key, x.path) for split, items in splits.items() for key, x in zip(keys[split], items)]
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda kp: store.put_file(*kp), files))
-    return keys
+    # ------------------------------------------------------------------ shared by the steps
+    def upload_images(self, store, prefix: str, kind: str, splits: dict[str, list[LabelledImage]],
+                      workers: int) -> dict[str, list[str]]:
+        """Each split's images into an object store (platforms/core/store.py) as PREFIX/images/SPLIT/LABEL/
+        NNNNNN.ext, `workers` uploads at a time, PREFIX recorded as `kind` first (a failed upload is deleted
+        too); returns each split's keys, in the images' order (what a manifest names)."""
+        self.created.append((kind, prefix))
+        keys = {split: [f"{prefix}/images/{split}/{x.label}/{i:06d}{x.path.suffix.lower()}"
+                        for i, x in enumerate(items)] for split, items in splits.items()}
+        files = [(key, x.path) for split, items in splits.items() for key, x in zip(keys[split], items)]
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda kp: store.put_file(*kp), files))
+        return keys
 
 
 def predictions(ranked: list[tuple[str, float]], server: str) -> Reply:

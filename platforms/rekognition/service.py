@@ -43,8 +43,7 @@ from platforms.core import pricing
 from platforms.core.api import Job, PlanStep
 from platforms.core.names import unique_name
 from platforms.core.sdk import require
-from platforms.core.service import (Service, ServiceCost, ServiceData, ServiceSettings, Trained,
-                                    predictions, upload_images)
+from platforms.core.service import Service, ServiceCost, ServiceData, ServiceSettings, Trained, predictions
 from platforms.core.transport import Payload, Reply, Target, ThreadedTransport, TransportError
 from platforms.errors import UserError
 from platforms.rekognition import SPEC
@@ -175,9 +174,8 @@ class RekognitionService(Service):
     def upload(self, data: ServiceData, say) -> dict[str, Any]:
         """Images to S3 (in threads), then one manifest per split that names them."""
         store, prefix = self.store(), self.run_prefix()
-        self.created.append(("s3-prefix", prefix))
         splits = {"train": data.train, "test": data.val}
-        keys = upload_images(store, prefix, splits, self.parsed().upload_workers)
+        keys = self.upload_images(store, prefix, "s3-prefix", splits, self.parsed().upload_workers)
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         for split, items in splits.items():
             lines = [json.dumps({

@@ -37,8 +37,7 @@ from platforms.core import pricing
 from platforms.core.api import Job, PlanStep
 from platforms.core.names import unique_name
 from platforms.core.sdk import require
-from platforms.core.service import (Service, ServiceCost, ServiceData, ServiceSettings, Trained,
-                                    predictions, upload_images)
+from platforms.core.service import Service, ServiceCost, ServiceData, ServiceSettings, Trained, predictions
 from platforms.core.transport import Payload, Reply, Target, ThreadedTransport, TransportError
 from platforms.errors import UserError
 from platforms.vertex_automl import SPEC
@@ -184,9 +183,8 @@ class VertexAutoMLService(Service):
     # ------------------------------------------------------------------ the run
     def upload(self, data: ServiceData, say) -> dict[str, Any]:
         store, prefix = self.store(), self.run_prefix()
-        self.created.append(("objects", prefix))
         splits = {"training": data.train, "validation": data.val}
-        keys = upload_images(store, prefix, splits, self.parsed().upload_workers)
+        keys = self.upload_images(store, prefix, "objects", splits, self.parsed().upload_workers)
         rows = [(use, key, x) for use, items in splits.items() for key, x in zip(keys[use], items)]
         csv = "".join(f"{use},{store.uri(key)},{x.label}\n" for use, key, x in rows)
         store.put_bytes(f"{prefix}/import.csv", csv.encode())
