@@ -137,7 +137,7 @@ def owner(module: str, platforms: list[str] = PLATFORMS) -> str | None:
     return parts[1] if len(parts) > 1 and parts[0] == "platforms" and parts[1] in platforms else None
 
 
-def package(module: str, platforms: list[str] = PLATFORMS) -> str:
+def package(module: str) -> str:
     """The package a module belongs to: trainer, a top-level layer of platforms/, or platforms' subpackage."""
     if module.split(".")[0] == "trainer":
         return "trainer"
@@ -163,7 +163,7 @@ def package_graph(g: dict[str, set[str]], platforms: list[str] = PLATFORMS,
                   waived: dict[str, str] = NOT_YET_FIXED) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for m, d in edges(g, waived):
-        a, b = package(m, platforms), package(d, platforms)
+        a, b = package(m), package(d)
         out.setdefault(a, set())
         if a != b:
             out[a].add(b)
@@ -176,7 +176,7 @@ def layer_violations(g: dict[str, set[str]], platforms: list[str] = PLATFORMS,
     only itself of all the platforms)."""
     bad = []
     for m, d in edges(g, waived):
-        a, b = package(m, platforms), package(d, platforms)
+        a, b = package(m), package(d)
         if a != b and layer(b, platforms) not in ALLOWED.get(layer(a, platforms), set()):
             bad.append(f"{m} imports {d}")
     return bad
@@ -264,22 +264,6 @@ def test_a_platform_importing_a_feature_or_another_platform_fails(tmp_path):
         "platforms.skypilot.train imports platforms.sagemaker.storage"]
 
 
-def test_only_the_registry_imports_by_name():
-    """importlib.import_module / __import__ of a name built at run time, or of one of ours: only the
-    registry's door (core/registry.py, core/api.py PlatformSpec.load) may load our modules that way."""
-    door = {"platforms.core.registry", "platforms.core.api"}
-    bad = []
-    for name, path in modules().items():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and ast.unparse(node.func) in ("importlib.import_module", "import_module",
-                                                                       "__import__") and node.args:
-                arg = node.args[0]
-                ours = not isinstance(arg, ast.Constant) or str(arg.value).split(".")[0] in ("platforms", "trainer")
-                if ours and name not in door and not _reads_a_third_party_name(name):
-                    bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
-    assert bad == []
-
-
 # modules that import a third party's module by a name from a table (an SDK, a data-set loader): why
 THIRD_PARTY_BY_NAME = {
     "platforms.core.sdk": "imports a platform's SDK by the module names its SPEC lists (sdk_modules)",
@@ -287,8 +271,20 @@ THIRD_PARTY_BY_NAME = {
 }
 
 
-def _reads_a_third_party_name(module: str) -> bool:
-    return module in THIRD_PARTY_BY_NAME
+def test_only_the_registry_imports_by_name():
+    """importlib.import_module / __import__ of a name built at run time, or of one of ours: only the
+    registry's door (core/registry.py, core/api.py PlatformSpec.load) may load our modules that way."""
+    allowed = {"platforms.core.registry", "platforms.core.api", *THIRD_PARTY_BY_NAME}
+    bad = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in ("importlib.import_module", "import_module",
+                                                                       "__import__") and node.args:
+                arg = node.args[0]
+                ours = not isinstance(arg, ast.Constant) or str(arg.value).split(".")[0] in ("platforms", "trainer")
+                if ours and name not in allowed:
+                    bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+    assert bad == []
 
 
 # ------------------------------------------------------------------------------------------- the names
