@@ -206,7 +206,7 @@ class SageMakerJobs(CloudJobs):
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ResourceLimitExceeded":
                 raise UserError(quota_message(self.platform.cfg, exc)) from None
-            raise
+            raise UserError(f"sagemaker: CreateTrainingJob was refused: {aws_error(exc)}") from None
         return spec["TrainingJobName"]
 
     def get(self, job_id: str) -> dict:
@@ -538,8 +538,13 @@ class SageMakerPlatform(CloudJobPlatform):
 
     # ------------------------------------------------------------------ stage
     def stage(self, job: Job) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
         cfg = self.parsed()
-        figures = super().stage(job)
+        try:
+            figures = super().stage(job)
+        except ClientError as exc:  # refused, not throttled: the client's retries are spent on those
+            raise UserError(f"sagemaker: staging into s3://{cfg.bucket} was refused: {aws_error(exc)}") from None
         staged = self._staged
         if staged.mode == "sharded":
             root = f"s3://{cfg.bucket}/{staged.prefix}/"
@@ -639,6 +644,13 @@ class SageMakerPlatform(CloudJobPlatform):
         (content-addressed, reused by the next run) and so do the job's outputs and checkpoints (resume)."""
         if self._store is not None:
             self._store.abort_incomplete(f"{self.parsed().prefix.strip('/')}/")
+
+
+def aws_error(exc) -> str:
+    """A botocore ClientError as `Code: first line of its message`."""
+    err = exc.response.get("Error", {})
+    said = (err.get("Message") or str(exc)).strip().splitlines()
+    return f"{err.get('Code', type(exc).__name__)}: {said[0] if said else ''}"
 
 
 def quota_message(cfg: SageMakerSettings, exc) -> str:
