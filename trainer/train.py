@@ -59,7 +59,7 @@ class RunOutcome:
     exit_code: int
 
 
-class _Log:
+class RunLog:
     """Machine-readable lines go to stdout (or a caller's sink) and to output_dir/train.log."""
 
     def __init__(self, output_dir: Path, echo: Optional[Callable[[str], None]]):
@@ -214,29 +214,124 @@ def save_model(model_dir: Path, net, card: dict) -> None:
     atomic_write_text(model_dir / MODEL_CARD, json.dumps(card, indent=2) + "\n")
 
 
-def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable[[str], None]] = None) -> RunOutcome:
-    started = datetime.now(timezone.utc)
-    t_start = time.perf_counter()
-    import lightning as L
-    import torch
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-    from trainer import loglines
-    from trainer.data import cache, subset
-    from trainer.data.batches import EvalBatches, TrainBatches, channel_stats, normalize, to_device_uint8
-    from trainer.models import FastNet, count_parameters, get_preset, with_overrides
-    from trainer.module import Classifier
-    from trainer.recorder import CHECKPOINT_FILE, EpochRecorder
-
-    preset = get_preset(cfg.model)
-    unknown = set(cfg.overrides) - set(preset.hyperparameters.to_dict())
+def check_overrides(overrides: dict, known: dict) -> None:
+    """Overrides (the CLI's hyperparameter flags) name hyperparameters the preset has (`known`)."""
+    unknown = set(overrides) - set(known)
     if unknown:
         raise ConfigError(f"unknown hyperparameter(s): {', '.join(sorted(unknown))}")
-    hp = with_overrides(preset.hyperparameters, **cfg.overrides)
-    if hp.epochs < 1 or hp.batch_size < 1:
+
+
+def check_settings(epochs: int, batch_size: int, target_accuracy: Optional[float]) -> None:
+    """The merged settings, refused in one line before any data is read."""
+    if epochs < 1 or batch_size < 1:
         raise ConfigError("epochs and batch_size must be at least 1")
-    if cfg.target_accuracy is not None and not 0 < cfg.target_accuracy <= 1:
+    if target_accuracy is not None and not 0 < target_accuracy <= 1:
         raise ConfigError("--target-accuracy is a fraction in (0, 1], e.g. 0.94")
+
+
+def run_identity(cfg: TrainConfig, fingerprint: str, hyperparameters: dict) -> dict:
+    """What a checkpoint dir is tied to (RUN_IDENTITY_FILE): resuming it with anything else is refused."""
+    return {"model": cfg.model, "dataset": fingerprint, "seed": cfg.seed, "per_class": cfg.per_class,
+            "image_size": cfg.image_size, "hyperparameters": hyperparameters}
+
+
+def log_results(log: Callable[[str], None], results: Results, steps: int) -> None:
+    """The run's final figures as log lines (trainer/loglines.py), after results.json is written."""
+    from trainer import loglines
+
+    log(loglines.line("test_accuracy", results.test_accuracy))
+    log(loglines.line("test_top5_accuracy", results.test_top5_accuracy))
+    log(loglines.line("train_seconds", results.seconds.train))
+    log(loglines.line("eval_seconds", results.seconds.eval))
+    if results.seconds.to_target is not None:
+        log(loglines.line("seconds_to_target", results.seconds.to_target))
+    log(loglines.line("optimizer_steps", steps))
+    for name in ("plain_throughput_images_per_s", "plain_latency_ms_per_image",
+                 "evaluated_throughput_images_per_s", "evaluated_latency_ms_per_image"):
+        log(loglines.line(name, getattr(results, name)))
+
+
+@dataclass
+class _Feed:
+    """The data as training sees it: on the device, batched, with the schedule planned over it."""
+    train: object            # TrainBatches
+    eval_names: list[str]    # "val" (a --per-class run's held-out images) then "test"
+    eval_loaders: list
+    train_images: object     # the training images on the device, uint8 (FastNet's whitening is fitted to them)
+    test_images: object      # the test set on the device (inference speed is timed on it)
+    mean: list[float]
+    std: list[float]
+    schedule: dict
+    train_count: int
+    val_count: int
+
+
+def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable[[str], None]] = None) -> RunOutcome:
+    """Data → model → Lightning fit → inference speed → model and results.json. ConfigError before anything
+    trains; RunOutcome "preempted" after SIGTERM (the last epoch's checkpoint kept for a resume)."""
+    started = datetime.now(timezone.utc)
+    t_start = time.perf_counter()
+    from trainer.data import cache
+
+    preset, hp = _settings(cfg)
+    topo, device, precision = _placement(cfg, preset)
+    zero = topo.rank == 0
+    log = RunLog(Path(cfg.output_dir), echo) if zero else _Quiet()
+    try:
+        # data: decoded once (cache), subset, moved to the device once
+        data = cache.load(Path(cfg.data_dir), cfg.image_size, cfg.cache_dir, cfg.dataset_name)
+        data_seconds = time.perf_counter() - t_start
+        feed = _feed(cfg, hp, data, device, topo, log)
+        net, module, params = _model(cfg, preset, hp, len(data.classes), feed, device)
+        recorder, ckpt_path, resumed_from = _recorder(cfg, hp, data.fingerprint, feed, net, zero, log)
+        if not _fit(module, feed, recorder, ckpt_path, topo, device, precision, callbacks):
+            log(f"SIGTERM received: stopping; the last epoch-end checkpoint is in {cfg.checkpoint_dir}")
+            return RunOutcome("preempted", None, EXIT_PREEMPTED)
+        if not zero:  # rank 0 measures inference and writes the model and results.json
+            return RunOutcome("finished", None, 0)
+        plain, evaluated = _inference_speed(module, feed, hp, precision, device)
+        save_model(Path(cfg.model_dir), net, _model_card(cfg, hp, data, feed))
+        results = Results(
+            run_id=uuid.uuid4().hex, status="finished", platform=cfg.platform, job_id=cfg.job_id,
+            image_digest=cfg.image_digest, image_id=cfg.image_id, image_build_id=cfg.image_build_id,
+            git_commit=cfg.git_commit, started_at=started.isoformat(), finished_at=datetime.now(timezone.utc).isoformat(),
+            dataset={"name": data.name, "format": data.format, "fingerprint": data.fingerprint, "classes": data.classes,
+                     "image_size": cfg.image_size, "train_count": feed.train_count, "val_count": feed.val_count,
+                     "test_count": len(data.x_test), "per_class": cfg.per_class},
+            model=cfg.model, hyperparameters=hp.to_dict(), seed=cfg.seed, target_accuracy=cfg.target_accuracy,
+            epoch_to_target=recorder.epoch_to_target, epochs_completed=len(recorder.history),
+            resumed_from_epoch=resumed_from, hardware=_hardware(device, precision, topo),
+            software=software_versions(device), schedule=feed.schedule,
+            seconds={"total": time.perf_counter() - t_start, "data": data_seconds, "train": recorder.train_seconds,
+                     "per_epoch": [h["epoch_seconds"] for h in recorder.history], "to_target": recorder.to_target,
+                     "eval": recorder.eval_seconds},
+            **_test_figures(recorder.last_eval, data.classes),
+            plain_throughput_images_per_s=plain[0], plain_latency_ms_per_image=plain[1],
+            evaluated_throughput_images_per_s=evaluated[0], evaluated_latency_ms_per_image=evaluated[1],
+            params=params,
+        )
+        write_results(Path(cfg.output_dir), results)
+        log_results(log, results, feed.schedule["steps"])
+        return RunOutcome("finished", results, 0)
+    finally:
+        log.close()
+
+
+def _settings(cfg: TrainConfig):
+    """The preset and its hyperparameters with the run's overrides, refused in one line when out of range."""
+    from trainer.models import get_preset, with_overrides
+
+    preset = get_preset(cfg.model)
+    check_overrides(cfg.overrides, preset.hyperparameters.to_dict())
+    hp = with_overrides(preset.hyperparameters, **cfg.overrides)
+    check_settings(hp.epochs, hp.batch_size, cfg.target_accuracy)
+    return preset, hp
+
+
+def _placement(cfg: TrainConfig, preset):
+    """(topology, device, Lightning precision): this process's rank in a torchrun job, or a job of its own."""
+    import torch
+
     from trainer import environment
     from trainer.device import resolve_device
 
@@ -246,156 +341,167 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
         raise ConfigError(f"cannot read this process's place in a distributed job: {exc}") from None
     if not topo.launched:  # a process of its own (ranks are started by torchrun: trainer/distributed.py)
         topo = environment.Topology()
-    shard = (topo.rank, topo.world_size)
-    zero = topo.rank == 0
     device = resolve_device(cfg.device)
     if device.type == "cuda" and topo.world_size > 1:
         device = torch.device("cuda", topo.local_rank)  # one GPU per rank of this node
         torch.cuda.set_device(device)
     precision = cfg.precision or (preset.gpu_precision if device.type == "cuda" else "32-true")
-    log = _Log(Path(cfg.output_dir), echo) if zero else _Quiet()
-    try:
-        # ---- data: decoded once (cache), subset, moved to the device once
-        data = cache.load(Path(cfg.data_dir), cfg.image_size, cfg.cache_dir, cfg.dataset_name)
-        data_seconds = time.perf_counter() - t_start
-        x_train, y_train = data.x_train, data.y_train
-        x_val = y_val = None
-        if cfg.per_class is not None:
-            tr, va = subset.per_class_split(y_train, data.classes, cfg.per_class, cfg.seed)
-            x_train, y_train, x_val, y_val = x_train[tr], y_train[tr], x_train[va], y_train[va]
-        mean, std = channel_stats(x_train)
-        L.seed_everything(cfg.seed, verbose=False)
-        xt, yt = to_device_uint8(x_train, device), torch.from_numpy(y_train).to(device)
-        xs, ys = to_device_uint8(data.x_test, device), torch.from_numpy(data.y_test).to(device)
-        train_batches = TrainBatches(xt, yt, min(hp.batch_size, len(xt)), mean, std, cfg.seed,
-                                     flip=hp.flip, translate=hp.translate, shard=shard)
-        if train_batches.batch_size < topo.world_size:
-            raise ConfigError(f"batch size {train_batches.batch_size} is smaller than the {topo.world_size} "
-                              "processes it is split across; use fewer processes or a larger --per-class")
-        eval_names, eval_loaders = [], []
-        if x_val is not None:
-            eval_names.append("val")
-            eval_loaders.append(EvalBatches(to_device_uint8(x_val, device), torch.from_numpy(y_val).to(device),
-                                            hp.eval_batch_size, mean, std, shard=shard))
-        eval_names.append("test")
-        eval_loaders.append(EvalBatches(xs, ys, hp.eval_batch_size, mean, std, shard=shard))
-        schedule = plan_schedule(hp.epochs, train_batches.steps_per_pass, hp.min_steps, cfg.per_class, len(xt),
-                                 train_batches.batch_size)
-        if schedule["passes_per_epoch"] > 1:
-            train_batches = TrainBatches(xt, yt, train_batches.batch_size, mean, std, cfg.seed, flip=hp.flip,
-                                         translate=hp.translate, passes=schedule["passes_per_epoch"], shard=shard)
-            log(f"Schedule: {schedule['reason']} ({schedule['steps']} steps)")
+    return topo, device, precision
 
-        # ---- model
-        num_classes = len(data.classes)
-        net = preset.build(num_classes)
-        if isinstance(net, FastNet):
-            net.init_whitening(normalize(xt[:5000], train_batches.mean, train_batches.std).cpu())
-        params = count_parameters(net)
-        if device.type == "cuda":
-            net = net.to(memory_format=torch.channels_last)
-            torch.backends.cudnn.benchmark = True
-        module = Classifier(net, preset, hp, num_classes, len(train_batches), eval_names)
-        if cfg.compile:
-            module.net = torch.compile(module.net)
 
-        def on_epoch_start(epoch: int) -> None:
-            train_batches.epoch = epoch
-            torch.manual_seed(cfg.seed * 100_003 + epoch)
-            if isinstance(net, FastNet):  # airbench trains the whitening bias for the first 3 epochs only
-                net[0].bias.requires_grad = epoch < 3
+def _feed(cfg: TrainConfig, hp, data, device, topo, log) -> _Feed:
+    """A --per-class run's subset and held-out validation images, normalisation from the training images,
+    everything on the device once, this rank's shard of each batch, and the schedule over it."""
+    import lightning as L
+    import torch
 
-        recorder = EpochRecorder(Path(cfg.output_dir), cfg.checkpoint_dir, cfg.target_accuracy, log, on_epoch_start)
-        ckpt_path = None
-        resumed_from = None
-        if cfg.checkpoint_dir is not None:
-            identity = {"model": cfg.model, "dataset": data.fingerprint, "seed": cfg.seed, "per_class": cfg.per_class,
-                        "image_size": cfg.image_size, "hyperparameters": hp.to_dict()}
-            if zero:
-                _check_identity(Path(cfg.checkpoint_dir), identity)
-            last = Path(cfg.checkpoint_dir) / CHECKPOINT_FILE
-            if last.is_file():
-                ckpt_path = str(last)
-                resumed_from = _checkpoint_epoch(last) + 1
-                log(f"Resuming from {last} after epoch {resumed_from}")
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*(does not have many workers|num_workers|LeafSpec|"
-                                    "weights_only|Total length of).*")
-            logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-            parallel = {}
-            if topo.world_size > 1:  # DDP over the ranks torchrun started (gloo on CPU, NCCL on GPUs)
-                from lightning.pytorch.strategies import DDPStrategy
+    from trainer.data import subset
+    from trainer.data.batches import EvalBatches, TrainBatches, channel_stats, to_device_uint8
 
-                from trainer.distributed import any_rank_sigterm_callback
+    shard = (topo.rank, topo.world_size)
+    x_train, y_train = data.x_train, data.y_train
+    x_val = y_val = None
+    if cfg.per_class is not None:
+        tr, va = subset.per_class_split(y_train, data.classes, cfg.per_class, cfg.seed)
+        x_train, y_train, x_val, y_val = x_train[tr], y_train[tr], x_train[va], y_train[va]
+    mean, std = channel_stats(x_train)
+    L.seed_everything(cfg.seed, verbose=False)
+    xt, yt = to_device_uint8(x_train, device), torch.from_numpy(y_train).to(device)
+    xs, ys = to_device_uint8(data.x_test, device), torch.from_numpy(data.y_test).to(device)
+    train_batches = TrainBatches(xt, yt, min(hp.batch_size, len(xt)), mean, std, cfg.seed,
+                                 flip=hp.flip, translate=hp.translate, shard=shard)
+    if train_batches.batch_size < topo.world_size:
+        raise ConfigError(f"batch size {train_batches.batch_size} is smaller than the {topo.world_size} "
+                          "processes it is split across; use fewer processes or a larger --per-class")
+    eval_names, eval_loaders = [], []
+    if x_val is not None:
+        eval_names.append("val")
+        eval_loaders.append(EvalBatches(to_device_uint8(x_val, device), torch.from_numpy(y_val).to(device),
+                                        hp.eval_batch_size, mean, std, shard=shard))
+    eval_names.append("test")
+    eval_loaders.append(EvalBatches(xs, ys, hp.eval_batch_size, mean, std, shard=shard))
+    schedule = plan_schedule(hp.epochs, train_batches.steps_per_pass, hp.min_steps, cfg.per_class, len(xt),
+                             train_batches.batch_size)
+    if schedule["passes_per_epoch"] > 1:
+        train_batches = TrainBatches(xt, yt, train_batches.batch_size, mean, std, cfg.seed, flip=hp.flip,
+                                     translate=hp.translate, passes=schedule["passes_per_epoch"], shard=shard)
+        log(f"Schedule: {schedule['reason']} ({schedule['steps']} steps)")
+    return _Feed(train_batches, eval_names, eval_loaders, xt, xs, mean, std, schedule, len(x_train),
+                 0 if x_val is None else len(x_val))
 
-                parallel = {"devices": topo.local_world_size, "num_nodes": topo.nodes,
-                            "strategy": DDPStrategy(process_group_backend="nccl" if device.type == "cuda" else "gloo")}
-                callbacks = [*(callbacks or []), any_rank_sigterm_callback()]
-            trainer = L.Trainer(
-                accelerator="gpu" if device.type == "cuda" else "cpu", precision=precision,
-                **(parallel or {"devices": 1}),
-                max_epochs=schedule["epochs"], logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                enable_model_summary=False, num_sanity_val_steps=0, callbacks=[recorder, *(callbacks or [])],
-                use_distributed_sampler=False, deterministic=False,
-                barebones=True,  # Lightning's minimal-overhead mode: none of its per-step logging machinery
-            )
-            try:
-                # weights_only: Lightning's own resume unpickles nothing but tensors and plain containers
-                trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=eval_loaders, ckpt_path=ckpt_path,
-                            weights_only=True)
-            except SIGTERMException:
-                log(f"SIGTERM received: stopping; the last epoch-end checkpoint is in {cfg.checkpoint_dir}")
-                return RunOutcome("preempted", None, EXIT_PREEMPTED)
-        if not zero:  # rank 0 measures inference and writes the model and results.json
-            return RunOutcome("finished", None, 0)
 
-        # ---- final figures: the last epoch's test evaluation, then inference speed
-        test = recorder.last_eval["test"]
-        autocast = torch.bfloat16 if "bf16" in precision else torch.float16 if "16" in precision else None
-        module.to(device)
-        # plain: one forward pass of the network, what `serve` answers; evaluated: the classifier as the test
-        # accuracy was measured (with the preset's TTA). Without TTA they are the same model: measured once.
-        plain = measure_inference(module.net, xs, hp.eval_batch_size, mean, std, autocast)
-        evaluated = measure_inference(module, xs, hp.eval_batch_size, mean, std, autocast) if hp.tta else plain
-        card = {"preset": cfg.model, "classes": data.classes, "num_classes": num_classes, "image_size": cfg.image_size,
-                "mean": mean, "std": std, "tta": hp.tta, "dataset_fingerprint": data.fingerprint,
-                "channels": "RGB", "input": "uint8 HWC image, resized to image_size, /255, (x-mean)/std"}
-        save_model(Path(cfg.model_dir), net, card)
-        finished = datetime.now(timezone.utc)
-        results = Results(
-            run_id=uuid.uuid4().hex, status="finished", platform=cfg.platform, job_id=cfg.job_id,
-            image_digest=cfg.image_digest, image_id=cfg.image_id, image_build_id=cfg.image_build_id,
-            git_commit=cfg.git_commit, started_at=started.isoformat(), finished_at=finished.isoformat(),
-            dataset={"name": data.name, "format": data.format, "fingerprint": data.fingerprint, "classes": data.classes,
-                     "image_size": cfg.image_size, "train_count": len(x_train),
-                     "val_count": 0 if x_val is None else len(x_val), "test_count": len(data.x_test),
-                     "per_class": cfg.per_class},
-            model=cfg.model, hyperparameters=hp.to_dict(), seed=cfg.seed, target_accuracy=cfg.target_accuracy,
-            epoch_to_target=recorder.epoch_to_target, epochs_completed=len(recorder.history),
-            resumed_from_epoch=resumed_from, hardware=_hardware(device, precision, topo),
-            software=software_versions(device), schedule=schedule,
-            seconds={"total": time.perf_counter() - t_start, "data": data_seconds, "train": recorder.train_seconds,
-                     "per_epoch": [h["epoch_seconds"] for h in recorder.history], "to_target": recorder.to_target,
-                     "eval": recorder.eval_seconds},
-            test_accuracy=test["accuracy"], test_top5_accuracy=test["top5_accuracy"], test_loss=test["loss"],
-            val_accuracy=recorder.last_eval["val"]["accuracy"] if "val" in recorder.last_eval else None,
-            per_class_accuracy=dict(zip(data.classes, test["per_class_accuracy"])),
-            confusion_matrix=test["confusion_matrix"],
-            plain_throughput_images_per_s=plain[0], plain_latency_ms_per_image=plain[1],
-            evaluated_throughput_images_per_s=evaluated[0], evaluated_latency_ms_per_image=evaluated[1],
-            params=params,
+def _model(cfg: TrainConfig, preset, hp, num_classes: int, feed: _Feed, device):
+    """(network, Lightning module, parameter count): built, initialised from the training images where the
+    preset says so (FastNet's whitening), channels-last on GPU, compiled on request."""
+    import torch
+
+    from trainer.data.batches import normalize
+    from trainer.models import FastNet, count_parameters
+    from trainer.module import Classifier
+
+    net = preset.build(num_classes)
+    if isinstance(net, FastNet):
+        net.init_whitening(normalize(feed.train_images[:5000], feed.train.mean, feed.train.std).cpu())
+    params = count_parameters(net)
+    if device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+    module = Classifier(net, preset, hp, num_classes, len(feed.train), feed.eval_names)
+    if cfg.compile:
+        module.net = torch.compile(module.net)
+    return net, module, params
+
+
+def _recorder(cfg: TrainConfig, hp, fingerprint: str, feed: _Feed, net, zero: bool, log):
+    """(EpochRecorder, checkpoint to resume from or None, the epoch it was written after + 1 or None). The
+    recorder logs and checkpoints each epoch; a checkpoint dir of another run configuration is refused."""
+    import torch
+
+    from trainer.models import FastNet
+    from trainer.recorder import CHECKPOINT_FILE, EpochRecorder
+
+    def on_epoch_start(epoch: int) -> None:
+        feed.train.epoch = epoch
+        torch.manual_seed(cfg.seed * 100_003 + epoch)
+        if isinstance(net, FastNet):  # airbench trains the whitening bias for the first 3 epochs only
+            net[0].bias.requires_grad = epoch < 3
+
+    recorder = EpochRecorder(Path(cfg.output_dir), cfg.checkpoint_dir, cfg.target_accuracy, log, on_epoch_start)
+    if cfg.checkpoint_dir is None:
+        return recorder, None, None
+    if zero:
+        _check_identity(Path(cfg.checkpoint_dir), run_identity(cfg, fingerprint, hp.to_dict()))
+    last = Path(cfg.checkpoint_dir) / CHECKPOINT_FILE
+    if not last.is_file():
+        return recorder, None, None
+    resumed_from = _checkpoint_epoch(last) + 1
+    log(f"Resuming from {last} after epoch {resumed_from}")
+    return recorder, str(last), resumed_from
+
+
+def _fit(module, feed: _Feed, recorder, ckpt_path: Optional[str], topo, device, precision: str,
+         callbacks: list | None) -> bool:
+    """Lightning's fit over the schedule's epochs, DDP across the ranks torchrun started; False when SIGTERM
+    stopped it (the recorder wrote the last epoch's checkpoint)."""
+    import lightning as L
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(does not have many workers|num_workers|LeafSpec|"
+                                "weights_only|Total length of).*")
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+        parallel = {}
+        if topo.world_size > 1:  # DDP over the ranks torchrun started (gloo on CPU, NCCL on GPUs)
+            from lightning.pytorch.strategies import DDPStrategy
+
+            from trainer.distributed import any_rank_sigterm_callback
+
+            parallel = {"devices": topo.local_world_size, "num_nodes": topo.nodes,
+                        "strategy": DDPStrategy(process_group_backend="nccl" if device.type == "cuda" else "gloo")}
+            callbacks = [*(callbacks or []), any_rank_sigterm_callback()]
+        trainer = L.Trainer(
+            accelerator="gpu" if device.type == "cuda" else "cpu", precision=precision,
+            **(parallel or {"devices": 1}),
+            max_epochs=feed.schedule["epochs"], logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False, num_sanity_val_steps=0, callbacks=[recorder, *(callbacks or [])],
+            use_distributed_sampler=False, deterministic=False,
+            barebones=True,  # Lightning's minimal-overhead mode: none of its per-step logging machinery
         )
-        write_results(Path(cfg.output_dir), results)
-        log(loglines.line("test_accuracy", results.test_accuracy))
-        log(loglines.line("test_top5_accuracy", results.test_top5_accuracy))
-        log(loglines.line("train_seconds", results.seconds.train))
-        log(loglines.line("eval_seconds", results.seconds.eval))
-        if results.seconds.to_target is not None:
-            log(loglines.line("seconds_to_target", results.seconds.to_target))
-        log(loglines.line("optimizer_steps", schedule["steps"]))
-        for name in ("plain_throughput_images_per_s", "plain_latency_ms_per_image",
-                     "evaluated_throughput_images_per_s", "evaluated_latency_ms_per_image"):
-            log(loglines.line(name, getattr(results, name)))
-        return RunOutcome("finished", results, 0)
-    finally:
-        log.close()
+        try:
+            # weights_only: Lightning's own resume unpickles nothing but tensors and plain containers
+            trainer.fit(module, train_dataloaders=feed.train, val_dataloaders=feed.eval_loaders, ckpt_path=ckpt_path,
+                        weights_only=True)
+        except SIGTERMException:
+            return False
+    return True
+
+
+def _inference_speed(module, feed: _Feed, hp, precision: str, device) -> tuple[tuple[float, float], tuple[float, float]]:
+    """((images/s, ms/image) of the plain network, the same as evaluated). Plain: one forward pass, what
+    `serve` answers; evaluated: the classifier as the test accuracy was measured (with the preset's TTA).
+    Without TTA they are the same model: measured once."""
+    import torch
+
+    autocast = torch.bfloat16 if "bf16" in precision else torch.float16 if "16" in precision else None
+    module.to(device)
+    plain = measure_inference(module.net, feed.test_images, hp.eval_batch_size, feed.mean, feed.std, autocast)
+    evaluated = (measure_inference(module, feed.test_images, hp.eval_batch_size, feed.mean, feed.std, autocast)
+                 if hp.tta else plain)
+    return plain, evaluated
+
+
+def _model_card(cfg: TrainConfig, hp, data, feed: _Feed) -> dict:
+    """What `serve` needs beside the weights to answer a request as the trainer evaluated."""
+    return {"preset": cfg.model, "classes": data.classes, "num_classes": len(data.classes),
+            "image_size": cfg.image_size, "mean": feed.mean, "std": feed.std, "tta": hp.tta,
+            "dataset_fingerprint": data.fingerprint, "channels": "RGB",
+            "input": "uint8 HWC image, resized to image_size, /255, (x-mean)/std"}
+
+
+def _test_figures(last_eval: dict, classes: list[str]) -> dict:
+    """The last epoch's evaluation as results.json holds it."""
+    test = last_eval["test"]
+    return {"test_accuracy": test["accuracy"], "test_top5_accuracy": test["top5_accuracy"], "test_loss": test["loss"],
+            "val_accuracy": last_eval["val"]["accuracy"] if "val" in last_eval else None,
+            "per_class_accuracy": dict(zip(classes, test["per_class_accuracy"])),
+            "confusion_matrix": test["confusion_matrix"]}
