@@ -83,16 +83,16 @@ class Endpoint(ABC):
 
     platform: ClassVar[str]
     settings_model: ClassVar[type]  # the pydantic model of its `--set KEY=VALUE` settings
+    name_rule: ClassVar[NameRule] = NAME
+    # the refusal of a name that breaks name_rule, formatted with name=…
+    name_refusal: ClassVar[str] = "endpoint name {name!r} is not valid (1–63 of a-z, A-Z, 0-9 and -)"
+    by_hand: ClassVar[str] = "delete them by hand"   # what the teardown's error tells the user to do
 
     def __init__(self, settings: dict[str, str]):
         self.cfg = parse_settings(self.settings_model, settings, f"{self.platform} endpoint")
         self.name = self._checked_name(getattr(self.cfg, "name", None))
         self.created: list[tuple[str, str]] = []   # (kind, name) in creation order: teardown deletes these
         self.timings: dict[str, float] = {}
-
-    name_rule: ClassVar[NameRule] = NAME
-    # the refusal of a name that breaks name_rule, formatted with name=…
-    name_refusal: ClassVar[str] = "endpoint name {name!r} is not valid (1–63 of a-z, A-Z, 0-9 and -)"
 
     def _checked_name(self, given: Optional[str]) -> str:
         """The name given (lower-cased where the platform's names are), or a unique one under its rule."""
@@ -139,8 +139,6 @@ class Endpoint(ABC):
             raise UserError(f"{self.platform} endpoint: could not delete " + "; ".join(deleted.failures)
                             + f" — {self.by_hand} to stop the charges")
         return deleted.done
-
-    by_hand: ClassVar[str] = "delete them by hand"   # what the teardown's error tells the user to do
 
     @abstractmethod
     def delete(self, kind: str, name: str) -> None:
