@@ -48,7 +48,6 @@ import json
 import os
 import re
 import shlex
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,7 +65,6 @@ from platforms.core.names import NameRule
 from platforms.core.run_tags import image_tags, price_tags
 from platforms.core.staging_plan import closing_steps, staging_steps
 from platforms.core.cloud_job import CloudJob, CloudJobPlatform, CloudJobs, seen_timeline, timeline_phases, timestamp
-from platforms.core.emulator import collected
 from platforms.core.sdk import require
 from platforms.core.settings import validate_job
 from platforms.errors import UserError
@@ -319,11 +317,7 @@ class AzureMLPlatform(CloudJobPlatform):
     settings_model = AzureMLSettings
     PHASES, TERMINAL = PHASES, TERMINAL
     job_noun = "Azure ML job"
-
-    def __init__(self, settings=None):
-        super().__init__(settings)
-        self.jobs: Optional[ControlPlane] = None
-        self._where: Optional[tuple[str, str]] = None  # (region, VM size) as the workspace reports them
+    _where: Optional[tuple[str, str]] = None  # (region, VM size) as the workspace reports them, once checked
 
     def where(self) -> tuple[str, str]:
         """(region, VM size): the workspace's location and the cluster's size once check() asked the
@@ -342,20 +336,13 @@ class AzureMLPlatform(CloudJobPlatform):
         cfg = self.parsed()
         validate_job(job)
         self._quote = self._price(cfg)
-        found, where = credentials.find()
-        needs = [] if found else [f"Azure credentials ({where})"]
-        if not cfg.storage_account and not os.environ.get("AZURE_STORAGE_CONNECTION_STRING"):
-            needs.append(f"--set storage_account=NAME (a storage account with container {cfg.container!r})")
+        missing = {} if os.environ.get("AZURE_STORAGE_CONNECTION_STRING") else {
+            "storage_account": f"--set storage_account=NAME (a storage account with container {cfg.container!r})"}
         if not cfg.local:
-            needs += [what for key, what in (
-                ("subscription_id", "--set subscription_id=ID (or AZURE_SUBSCRIPTION_ID)"),
-                ("resource_group", "--set resource_group=RG"), ("workspace", "--set workspace=NAME"),
-                ("image", "--set image=REGISTRY/platbench@sha256:… (the image in a container registry)"))
-                if not getattr(cfg, key)]
-        if self._quote is None:
-            needs.append(f"a price for {cfg.instance_type} in {cfg.region} (platforms/azureml/prices.yaml): "
-                         "the cost will be unknown")
-        return needs
+            missing.update(subscription_id="--set subscription_id=ID (or AZURE_SUBSCRIPTION_ID)",
+                           resource_group="--set resource_group=RG", workspace="--set workspace=NAME",
+                           image="--set image=REGISTRY/platbench@sha256:… (the image in a container registry)")
+        return self.needs(credentials.find(), "Azure", missing, f"{cfg.instance_type} in {cfg.region}")
 
     def check(self, job: Job) -> None:
         cfg = self.parsed()
@@ -583,18 +570,11 @@ class AzureMLPlatform(CloudJobPlatform):
         tags = {tracking.Tag.JOB_ID: handle.job_id, "platbench.azureml.status": status or "",
                 "platbench.cost_basis": "running seconds x the VM's list price (an estimate); Azure ML reports "
                                         "no billed seconds per job"}
-        return Outcome(result, None, phases=phases, billed_seconds=None,
-                       cost_usd=self._quote.cost(running) if self._quote else None,
-                       list_estimate_usd=on_demand.cost(running) if on_demand else None,
+        return Outcome(result, None, phases=phases, billed_seconds=None, **self.costs(running, on_demand),
                        tags=tags, message=d.get("error") or f"job {handle.job_id} {status}")
 
     # ------------------------------------------------------------------ collect
     def collect(self, handle: AzureMLHandle, outcome: Outcome, dest: Path) -> Path:
-        from platforms.core.staging import download_prefix
-
-        dest = Path(dest)
-        t0 = time.perf_counter()
         # the job's output folder (outputs.results) is a path in platbench's own container, in both modes
-        got, _ = download_prefix(self._store, handle.outputs_key, dest)
-        return collected(outcome, dest, handle.staged.fingerprint, f"azureml job {handle.job_id}",
-                         f"its output {self._store.uri(handle.outputs_key)}", got, time.perf_counter() - t0)
+        return self.collect_folders(handle, outcome, dest, [(handle.outputs_key, "")], f"azureml job {handle.job_id}",
+                                    f"its output {self._store.uri(handle.outputs_key)}")

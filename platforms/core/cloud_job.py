@@ -5,18 +5,22 @@ A cloud launcher subclasses `CloudJobPlatform` and supplies only its own calls; 
     submit → poll until a terminal state → the platform's timeline → Outcome → collect, and always teardown.
 
 What the template owns (the template methods; a platform does not override them):
-- `wait(handle, progress)`: in local mode, the LocalRun's own wait and describe, its figures as metrics and
-  nothing billed; otherwise poll `jobs.get(handle.job_id)` every `poll_seconds` until `job_state(...)` is in
-  TERMINAL: the first sighting of each state is kept in `handle.seen` and PHASES[state] goes to
-  progress.phase; a job still in one of QUEUED after `max_queue` seconds, or in any state after `max_run`
-  (+ `max_queue`) plus GRACE_SECONDS, is one "still X after …; cancelling it" error (teardown cancels it).
-  The last description is always in `handle.described`.
+- `wait(handle, progress)`: in local mode, the LocalRun's own wait and describe, its figures as metrics,
+  nothing billed and the tag platbench.local_runner (LocalRun.runner: native | docker); otherwise poll
+  `jobs.get(handle.job_id)` every `poll_seconds` until `job_state(...)` is in TERMINAL: the first sighting
+  of each state is kept in `handle.seen` and PHASES[state] goes to progress.phase; a job still in one of
+  QUEUED after `max_queue` seconds, or in any state after `max_run` (+ `max_queue`) plus `grace_seconds`,
+  is one "still X after …; cancelling it" error (teardown cancels it). The last description is always in
+  `handle.described`.
 - `teardown(handle)`: local mode stops the LocalRun (outputs still uploaded) and removes its scratch space; a
   job not seen in a terminal state is cancelled, with one message: "platbench: cancelled NOUN ID" or
   "platbench: could not cancel NOUN ID: reason"; then `release(handle)`. `handle` is None when stage() or
   submit() failed (nothing was submitted): only `release(None)` runs. Never raises.
 - `stage(job)`: the dataset into the platform's object store (`self._store`) with the settings' staging
   mode under their prefix; `price_per_hour()` from `self._quote`.
+- helpers a platform calls: `needs(...)` (preflight's list of what a real launch still lacks),
+  `collect_folders(...)` (collect() of outputs that are folders in `self._store`), `costs(seconds, on_demand)`
+  (the Outcome's cost_usd and list_estimate_usd).
 
 What a platform supplies:
 - class attributes PHASES (state → platbench phase), TERMINAL (end states), QUEUED (states that count
@@ -41,10 +45,11 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 from platforms.core.api import Job, Outcome, Platform
-from platforms.core.emulator import LocalRun
+from platforms.core.emulator import RUNNER_TAG, LocalRun, collected
 from platforms.errors import UserError
 
 GRACE_SECONDS = 3600  # past its own limits, a job the service has not ended is given up (and cancelled)
@@ -176,6 +181,7 @@ class CloudJobPlatform(Platform):
             outcome.metrics.update(handle.local_run.figures)
             # nothing is billed on this machine
             outcome.billed_seconds = outcome.cost_usd = outcome.list_estimate_usd = None
+            outcome.tags[RUNNER_TAG] = handle.local_run.runner
             return outcome
         cfg = self.parsed()
         max_queue = getattr(cfg, "max_queue", None) if self.QUEUED else None
@@ -226,6 +232,37 @@ class CloudJobPlatform(Platform):
 
     def price_per_hour(self) -> Optional[float]:
         return self._quote.usd_per_hour if self._quote else None
+
+    # ------------------------------------------------------------------ helpers a platform calls
+    def needs(self, credentials: tuple[bool, str], whose: str, missing: dict[str, str], priced: str = "") -> list[str]:
+        """preflight's list: `whose` credentials when the offline lookup (found, where) found none, how to
+        give each setting of `missing` (name → how) that the settings leave empty, and, with `priced` (what
+        is priced, where), a price when `self._quote` is None."""
+        found, where = credentials
+        cfg = self.parsed()
+        lacking = [] if found else [f"{whose} credentials ({where})"]
+        lacking += [how for key, how in missing.items() if not getattr(cfg, key)]
+        if priced and self._quote is None:
+            lacking.append(f"a price for {priced} (platforms/{self.name}/prices.yaml): the cost will be unknown")
+        return lacking
+
+    def collect_folders(self, handle: CloudJob, outcome: Outcome, dest: Path, folders: list[tuple[str, str]],
+                        what: str, where: str) -> Path:
+        """collect() where the job's outputs are folders in `self._store`: each (key prefix, sub-folder of
+        dest or "") downloaded, then the checks every collect makes (core.emulator.collected)."""
+        from platforms.core.staging import download_prefix
+
+        dest, got, seconds = Path(dest), 0, 0.0
+        for key, sub in folders:
+            n, s = download_prefix(self._store, key, dest / sub if sub else dest)
+            got, seconds = got + n, seconds + s
+        return collected(outcome, dest, handle.staged.fingerprint, what, where, got, seconds)
+
+    def costs(self, seconds: Optional[float], on_demand) -> dict[str, Optional[float]]:
+        """Outcome's cost_usd (the job's own quote, spot where it is) and list_estimate_usd (`on_demand`, a
+        pricing.Quote or None) for the job's `seconds`."""
+        return {"cost_usd": self._quote.cost(seconds) if self._quote else None,
+                "list_estimate_usd": on_demand.cost(seconds) if on_demand else None}
 
 
 def say(text: str) -> None:

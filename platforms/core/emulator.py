@@ -26,6 +26,9 @@ from typing import Any, Callable, Optional
 from platforms.errors import UserError
 
 STOP_GRACE_SECONDS = 30  # SIGTERM, then SIGKILL (SageMaker allows 120 s; the trainer needs far less)
+# the Outcome tag (and MLflow run tag) saying how a local-mode job ran: "native" (python -m trainer here,
+# outside the image: core/launch.py demands no image digest of its outputs) or "docker" (the image)
+RUNNER_TAG = "platbench.local_runner"
 
 
 def _now() -> datetime:
@@ -63,6 +66,7 @@ class LocalRun:
     phase_names: dict[str, str] = field(default_factory=dict)  # platform status → progress phase
     progress: Any = None
     running_status: str = "Training"  # the platform's name for "the container is running"
+    runner: str = "native"            # RUNNER_TAG's value: "docker" where the argv runs the image
 
     def enter(self, status: str) -> None:
         now = _now()
@@ -168,7 +172,7 @@ class LocalRun:
         self.returncode = self.proc.returncode
         try:
             self._log.close()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - start() may have failed before opening it
             pass
         try:
             self._finish()

@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from platforms.core import registry
-
-from platforms.core import tracking
+from platforms.core import registry, tracking
 from platforms.core.api import Feature, Job, Kind, Outcome, render_plan
-from platforms.errors import UserError
+from platforms.core.emulator import RUNNER_TAG
 from platforms.core.progress import JobProgress
+from platforms.errors import UserError
 
 MLFLOW_STATUS = {"finished": "FINISHED", "preempted": "KILLED", "killed": "KILLED", "failed": "FAILED"}
 NO_IMAGE = "none (not run from an image)"
@@ -143,9 +142,9 @@ def launch_platform(platform, job: Job, progress: JobProgress, baseline=None,
     if baseline is not None:
         digest = tags.get(tracking.Tag.IMAGE_DIGEST)
         # a cloud launcher may not know its image's digest before the job (no ECR access): then the
-        # trainer's own record decides, after the run; the local platform always knows (env or none)
+        # trainer's own record decides, after the run; an in-process platform always knows (env or none)
         why = (image_mismatch(baseline, digest, tags.get(tracking.Tag.IMAGE_ID))
-               if digest or platform.name == "local" else None)
+               if digest or platform.spec.in_process else None)
         if why and not allow_image_mismatch:
             raise UserError(why)
         tags[BASELINE_TAG] = baseline.info.run_id
@@ -168,7 +167,7 @@ def launch_platform(platform, job: Job, progress: JobProgress, baseline=None,
             if outcome.status in ("finished", "preempted", "killed"):
                 out = platform.collect(handle, outcome, job.out)
                 # a cloud launcher's native local mode runs the trainer outside the image: no digest to demand
-                native = tags.get(tracking.Tag.LOCAL_MODE) == "true" and tags.get("platbench.local_runner") != "docker"
+                native = outcome.tags.get(RUNNER_TAG) == "native"
                 run.import_outputs(out, container=False if native else None)
                 if outcome.status == "finished":
                     run.log_model_dir(out / "model")

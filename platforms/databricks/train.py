@@ -66,7 +66,6 @@ from platforms.core.names import NameRule
 from platforms.core.run_tags import price_tags
 from platforms.core.staging_plan import closing_steps, staging_steps
 from platforms.core.cloud_job import CloudJob, CloudJobPlatform, CloudJobs
-from platforms.core.emulator import collected
 from platforms.core.settings import validate_job
 from platforms.databricks import SPEC
 from platforms.databricks.phases import DURATIONS, PHASES, TERMINAL
@@ -264,11 +263,7 @@ class DatabricksPlatform(CloudJobPlatform):
     settings_model = DatabricksSettings
     PHASES, TERMINAL = PHASES, TERMINAL
     job_noun = "Databricks run"
-
-    def __init__(self, settings=None):
-        super().__init__(settings)
-        self.jobs: Optional[Workspace] = None
-        self._wheel: Optional[tuple[str, str]] = None   # (volume path of the wheel, its sha256)
+    _wheel: Optional[tuple[str, str]] = None   # (volume path of the wheel, its sha256), once staged
 
     def _price(self) -> Optional[pricing.Quote]:
         cfg = self.parsed()
@@ -282,14 +277,9 @@ class DatabricksPlatform(CloudJobPlatform):
         cfg = self.parsed()
         validate_job(job)
         self._quote = self._price()
-        found, where = credentials.find(cfg.profile)
-        needs = [] if found else [f"Databricks credentials ({where})"]
-        if not cfg.volume:
-            needs.append("--set volume=/Volumes/CATALOG/SCHEMA/VOLUME (a Unity Catalog volume for data and outputs)")
-        if self._quote is None:
-            needs.append(f"a price for {cfg.node_type} (VM and DBUs) in {cfg.region} "
-                         "(platforms/databricks/prices.yaml): the cost will be unknown")
-        return needs
+        return self.needs(credentials.find(cfg.profile), "Databricks", {
+            "volume": "--set volume=/Volumes/CATALOG/SCHEMA/VOLUME (a Unity Catalog volume for data and outputs)"},
+            f"{cfg.node_type} (VM and DBUs) in {cfg.region}")
 
     def check(self, job: Job) -> None:
         from platforms.databricks import credentials
@@ -492,20 +482,13 @@ class DatabricksPlatform(CloudJobPlatform):
                 "platbench.databricks.state": f"{state.get('life_cycle_state', '')}/{state.get('result_state', '')}",
                 "platbench.cost_basis": "estimate: cluster seconds (setup + execution + cleanup) x (DBU rate x USD "
                                         "per DBU + VM list price); the Jobs API reports no billed DBUs per run"}
-        return Outcome(status, None, phases=phases, billed_seconds=None,
-                       cost_usd=self._quote.cost(cluster_s) if self._quote else None,
-                       list_estimate_usd=on_demand.cost(cluster_s) if on_demand else None,
+        return Outcome(status, None, phases=phases, billed_seconds=None, **self.costs(cluster_s, on_demand),
                        tags=tags, message=state.get("state_message") or f"run {handle.run_name} {status}")
 
     # ------------------------------------------------------------------ collect
     def collect(self, handle: DatabricksHandle, outcome: Outcome, dest: Path) -> Path:
-        from platforms.core.staging import download_prefix
-
-        dest = Path(dest)
-        t0 = time.perf_counter()
-        got, _ = download_prefix(self._store, handle.outputs_key, dest)
-        return collected(outcome, dest, handle.staged.fingerprint, f"databricks run {handle.run_name}",
-                         self._store.uri(handle.outputs_key), got, time.perf_counter() - t0)
+        return self.collect_folders(handle, outcome, dest, [(handle.outputs_key, "")],
+                                    f"databricks run {handle.run_name}", self._store.uri(handle.outputs_key))
 
 
 def job_epochs(spec: dict) -> Optional[int]:

@@ -78,7 +78,7 @@ def local_run(custom_job: dict, job_name: str, store, staged) -> LocalRun:
     epochs = args[args.index("--epochs") + 1] if "--epochs" in args else None
     model = args[args.index("--model") + 1] if "--model" in args else None
     timeout = custom_job["jobSpec"].get("scheduling", {}).get("timeout", "604800s")
-    
+
     return LocalRun("vertex", job_name, argv, env, root, int(float(str(timeout).rstrip("s"))), prepare, finalize,
                describe, epochs=int(epochs) if epochs else preset_epochs(model), phase_names=PHASES,
                running_status="JOB_STATE_RUNNING")

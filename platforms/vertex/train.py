@@ -60,10 +60,10 @@ from platforms.core.api import Job, Outcome, PlanStep
 from platforms.core.cloud_settings import CloudJobSettings, LocalMode, TimeLimit
 from platforms.core.container_env import container_env, pinned_digest
 from platforms.core.names import NameRule
+from platforms.core.image_gpus import IMAGE_CUDA_ARCHS, arch_supported
 from platforms.core.run_tags import image_tags, price_tags
 from platforms.core.staging_plan import closing_steps, staging_steps
 from platforms.core.cloud_job import CloudJob, CloudJobPlatform, CloudJobs, seen_timeline, timeline_phases, timestamp
-from platforms.core.emulator import collected
 from platforms.vertex.emulator import local_run
 from platforms.core.settings import validate_job
 from platforms.core.sdk import require
@@ -91,27 +91,12 @@ JOB_NAME = DisplayName(128, hint="1-128 characters")
 # run_name is a folder in the bucket and the stem of generated display names
 RUN_NAME = NameRule(63, hint="1-63 of a-z, A-Z, 0-9, -")
 
-# CUDA architectures the image's torch build carries kernels for: torch.cuda.get_arch_list() of the lock's
-# torch (constraints.txt: torch==2.15.0, the +cu132 wheel; tests/vertex checks it against that torch).
-IMAGE_CUDA_ARCHS = ("sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120")
 # accelerator → compute capability (https://developer.nvidia.com/cuda-gpus)
 ACCELERATOR_CC = {
     "NVIDIA_TESLA_T4": (7, 5), "NVIDIA_TESLA_V100": (7, 0), "NVIDIA_TESLA_P100": (6, 0), "NVIDIA_TESLA_P4": (6, 1),
     "NVIDIA_TESLA_A100": (8, 0), "NVIDIA_A100_80GB": (8, 0), "NVIDIA_L4": (8, 9), "NVIDIA_H100_80GB": (9, 0),
     "NVIDIA_H100_MEGA_80GB": (9, 0), "NVIDIA_H200_141GB": (9, 0),
 }
-
-
-def arch_supported(cc: tuple[int, int], archs=IMAGE_CUDA_ARCHS) -> bool:
-    """Whether a GPU of compute capability `cc` can run a torch build with these arch-list entries: a
-    cubin for sm_XY runs on X.Z with Z >= Y (same major), PTX (compute_XY) is JIT-compiled for any newer
-    GPU. https://docs.nvidia.com/cuda/cuda-compiler-driver-nvcc/#gpu-compilation (binary compatibility)"""
-    for arch in archs:
-        kind, _, num = arch.partition("_")
-        major, minor = int(num[:-1]), int(num[-1])
-        if (kind == "sm" and major == cc[0] and minor <= cc[1]) or (kind == "compute" and (major, minor) <= cc):
-            return True
-    return False
 
 
 def unusable_accelerator(acc: str) -> Optional[str]:
@@ -267,15 +252,11 @@ class VertexPlatform(CloudJobPlatform):
         cfg = self.parsed()
         validate_job(job)
         self._quote = pricing.training_quote("vertex", cfg.region, self._items(cfg), cfg.spot)
-        found, where = credentials.find()
-        needs = [] if found else [f"Google Cloud credentials ({where})"]
-        if not cfg.bucket:
-            needs.append(f"--set bucket=NAME (a Cloud Storage bucket in {cfg.region})")
+        missing = {"bucket": f"--set bucket=NAME (a Cloud Storage bucket in {cfg.region})"}
         if not cfg.local:
-            needs += [what for key, what in (("project", "--set project=PROJECT_ID"),
-                                             ("image_uri", "--set image_uri=…@sha256:… (the image in Artifact Registry)"))
-                      if not getattr(cfg, key)]
-        return needs
+            missing.update(project="--set project=PROJECT_ID",
+                           image_uri="--set image_uri=…@sha256:… (the image in Artifact Registry)")
+        return self.needs(credentials.find(), "Google Cloud", missing)
 
     @staticmethod
     def _items(cfg) -> list[tuple[str, int]]:
@@ -490,24 +471,18 @@ class VertexPlatform(CloudJobPlatform):
         # the job's wall-clock running time: replicas are counted once, in the quote (pricing.Quote)
         running = (ended - started).total_seconds() if started and ended else None
         metrics = {"api_retries": float(self.api_stats.snapshot()["retries"])}
-        cost = self._quote.cost(running) if self._quote else None  # at the spot price for a spot job, if known
+        # cost at the spot price for a spot job where prices.yaml has one; the estimate on demand
         on_demand = pricing.quote("vertex", cfg.region, self._items(cfg)) if cfg.spot else self._quote
-        estimate = on_demand.cost(running) if on_demand else None
         tags = {tracking.Tag.JOB_ID: handle.job_id, "platbench.vertex.state": state or "",
                 "platbench.run_name": self.run_key(handle.spec.get("displayName", handle.job_id)),
                 "platbench.checkpoint_uri": handle.base_output + "/checkpoints/",
                 "platbench.cost_basis": "running time (endTime - startTime) x list price; Vertex reports no billed time"}
         return Outcome(status, None, phases=phases, billed_seconds=None,
-                       cost_usd=cost, list_estimate_usd=estimate, metrics=metrics,
+                       **self.costs(running, on_demand), metrics=metrics,
                        tags=tags, message=(d.get("error") or {}).get("message", "") or f"job {handle.job_id} {state}")
 
     # ------------------------------------------------------------------ collect
     def collect(self, handle: VertexHandle, outcome: Outcome, dest: Path) -> Path:
-        from platforms.core.staging import download_prefix
-
         base_key = handle.base_output[len(f"gs://{self.cfg.bucket}/"):]
-        dest = Path(dest)
-        got_out, s1 = download_prefix(self._store, f"{base_key}/output/", dest)
-        got_model, s2 = download_prefix(self._store, f"{base_key}/model/", dest / "model")
-        return collected(outcome, dest, handle.staged.fingerprint, f"vertex job {handle.job_id}",
-                         f"{handle.base_output}/output/", got_out + got_model, s1 + s2)
+        return self.collect_folders(handle, outcome, dest, [(f"{base_key}/output/", ""), (f"{base_key}/model/", "model")],
+                                    f"vertex job {handle.job_id}", f"{handle.base_output}/output/")
