@@ -34,7 +34,8 @@ def free_port() -> int:
 class Proxy(ThreadingHTTPServer):
     """Forwards every request to `upstream` (host, port); keeps (method, path, headers, body) of each and
     applies `faults`: a list of [predicate(method, path, headers), action, remaining] with action one of
-    "503", "throttle" (S3 SlowDown 503 / GCS 429) or "reset" (close the socket without answering)."""
+    "503", "throttle" (S3 SlowDown 503 / GCS 429), "reset" (close the socket without answering) or "403"
+    (access denied: an error no client retries)."""
 
     daemon_threads = True
 
@@ -88,6 +89,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            return
+        if fault == "403":
+            text = (b'{"error": {"code": 403, "message": "caller does not have storage.objects.create access"}}'
+                    if "/storage/" in self.path or "/upload/" in self.path
+                    else b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>")
+            self.send_response(403)
+            self.send_header("Content-Length", str(len(text)))
+            self.end_headers()
+            self.wfile.write(text)
             return
         if fault in ("503", "throttle"):
             status = 429 if (fault == "throttle" and "/storage/" in self.path) else 503

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+import pytest
+
 TESTS = Path(__file__).resolve().parents[1]
 for _folder in ("vertex", "sagemaker", "azureml", "databricks", "apolo"):  # the platforms' loopback servers
     if str(TESTS / _folder) not in sys.path:
@@ -144,6 +146,7 @@ class Rig:
     cli_env: Callable = lambda ctx: {}     # ctx → environment of a `platbench` command (files it needs made)
     scratch: bool = True                   # local mode runs the trainer in a scratch folder of its own
     failure_says: str = ""                 # what a job whose trainer crashed is reported with (a pattern)
+    step_faults: dict = field(default_factory=dict)  # launch step → ctx → its server refuses that step from now on
     poll_faults: Optional[Callable] = None  # (ctx, times) → the job server's get-job fails `times` times
     faults_left: Optional[Callable] = None  # ctx → injected faults not yet met
 
@@ -195,6 +198,9 @@ VERTEX = Rig(
     poll_faults=lambda ctx, times: [ctx.servers["job_service"].fail("GET", r"/customJobs/\d+$", action, times)
                                     for action in ("503", "429", "reset")],
     faults_left=lambda ctx: sum(f[3] for f in ctx.servers["job_service"].faults),
+    step_faults={"staging": lambda ctx: ctx.servers["gcs"].fail(
+                     lambda method, path, headers: method in ("POST", "PUT") and "/upload/" in path, "403", 10**6),
+                 "submitting": lambda ctx: ctx.servers["job_service"].fail("POST", r"/customJobs$", "400", 10**6)},
 )
 
 
@@ -231,8 +237,9 @@ def _sagemaker_sent(ctx: Ctx, target: str) -> list[dict]:
 
 
 def _sagemaker_cancelled(ctx: Ctx) -> None:
-    (stop,) = _sagemaker_sent(ctx, "StopTrainingJob")
-    job = ctx.servers["sm_api"].jobs[stop["TrainingJobName"]]
+    (created,) = _sagemaker_sent(ctx, "CreateTrainingJob")
+    assert [s["TrainingJobName"] for s in _sagemaker_sent(ctx, "StopTrainingJob")] == [created["TrainingJobName"]]
+    job = ctx.servers["sm_api"].jobs[created["TrainingJobName"]]
     job.thread.join(timeout=60)
     assert job.status == "Stopped" and job.secondary == "Stopped"
     # SIGTERM: the trainer checkpoints and exits 143, or the signal ends it before its handler is set
@@ -259,6 +266,11 @@ SAGEMAKER = Rig(
     poll_faults=lambda ctx, times: [ctx.servers["sm_api"].fail("DescribeTrainingJob", code, times)
                                     for code in ("ServiceUnavailable", "ThrottlingException")],
     faults_left=lambda ctx: sum(f[2] for f in ctx.servers["sm_api"].faults),
+    step_faults={"staging": lambda ctx: ctx.servers["aws"].fail(
+                     lambda method, path, headers: method in ("POST", "PUT") and path.startswith(f"/{ctx.place}/"),
+                     "403", 10**6),
+                 "submitting": lambda ctx: ctx.servers["sm_api"].fail("CreateTrainingJob", "ValidationException",
+                                                                      10**6)},
 )
 
 
@@ -292,7 +304,7 @@ def _azureml_cancelled(ctx: Ctx) -> None:
     assert srv.calls("POST", rf"/jobs/{name}/cancel$")
     job = srv.jobs[name]
     assert job.done.wait(60) and job.status == "Canceled" and "CancelRequested" in job.times
-    assert all(p.poll() is not None for p in job.processes)
+    assert job.processes and all(p.poll() is not None for p in job.processes)  # it had started
 
 
 AZUREML = Rig(
@@ -338,7 +350,8 @@ def _dbx_jobs(ctx: Ctx) -> list:
 
 
 def _dbx_files(ctx: Ctx) -> list[str]:
-    return sorted(p for p in set(ctx.servers["workspace"].files) - ctx.before["files"] if p.startswith(DBX_VOLUME + "/"))
+    new = set(ctx.servers["workspace"].files) - ctx.before["files"]
+    return sorted(p for p in new if p.startswith(DBX_VOLUME + "/"))
 
 
 DATABRICKS = Rig(
@@ -425,9 +438,16 @@ NOT_IN_THE_KIT = {
 
 
 def rigs(where: Callable[[Rig], bool]) -> list:
-    import pytest
-
     return [pytest.param(r, id=r.name) for r in RIGS.values() if where(r)]
+
+
+@pytest.fixture
+def kit_store(tmp_path_factory, monkeypatch):
+    """One MLflow store per xdist worker for the kit's launches (MLFLOW_TRACKING_URI): a new store costs
+    seconds of schema migrations, and each test finds its run by id or as the newest."""
+    db = tmp_path_factory.getbasetemp() / "kit-mlflow" / "mlflow.db"
+    db.parent.mkdir(exist_ok=True)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
 
 
 def open_rig(rig: Rig, request, tmp_path: Path, data: Path) -> Ctx:

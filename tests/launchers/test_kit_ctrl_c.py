@@ -12,6 +12,7 @@ import time
 import pytest
 from conftest import VENV_BIN
 from conftest_clouds import aws, gcs, gcs_server, moto_server  # noqa: F401 (fixtures)
+from launcher_rigs import kit_store  # noqa: F401 (fixture)
 from launcher_rigs import MARK, open_rig, rigs, wait_for_census, wait_gone
 from azureml_server import azure_ml  # noqa: F401 (fixture)
 from azurite_server import azurite, blob_env  # noqa: F401 (fixtures)
@@ -56,7 +57,7 @@ def nothing_left(procs, out) -> None:
 
 
 @pytest.mark.parametrize("rig", rigs(lambda r: r.local_mode and r.name != "local"))
-def test_ctrl_c_in_local_mode_leaves_nothing_behind(rig, request, stand_in, tmp_path, monkeypatch):
+def test_ctrl_c_in_local_mode_leaves_nothing_behind(rig, request, stand_in, tmp_path, monkeypatch, kit_store):
     """Each cloud launcher's native local mode: the trainer it started is stopped and its scratch removed."""
     ctx = open_rig(rig, request, tmp_path, stand_in.data)
     monkeypatch.chdir(tmp_path)
@@ -64,7 +65,7 @@ def test_ctrl_c_in_local_mode_leaves_nothing_behind(rig, request, stand_in, tmp_
         monkeypatch.setenv(k, v)
     progress = CtrlCInTraining(ctx.mark)
     with pytest.raises(KeyboardInterrupt):
-        launch.launch(rig.name, Job(data=stand_in.data, out=tmp_path / "out", epochs=50), rig.local(ctx), progress)
+        launch.launch(rig.name, Job(data=stand_in.data, out=tmp_path / "out", epochs=1000), rig.local(ctx), progress)
     nothing_left(progress.procs, tmp_path / "out")
     # the scratch folder the trainer ran in (the job's /opt/ml, /gcs, outputs …) is gone
     assert all(p.cwd is not None and not p.cwd.exists() for p in progress.procs), progress.procs
@@ -98,7 +99,7 @@ def test_ctrl_c_in_a_local_launch_leaves_nothing_behind(stand_in, tmp_path):
 
 
 @pytest.mark.parametrize("rig", rigs(lambda r: r.cloud))
-def test_ctrl_c_in_the_cloud_cancels_the_job(rig, request, stand_in, tmp_path, monkeypatch):
+def test_ctrl_c_in_the_cloud_cancels_the_job(rig, request, stand_in, tmp_path, monkeypatch, kit_store):
     """Ctrl-C once the job trains: the launcher cancels it, the server stops the container (SIGTERM) and
     the job ends cancelled; the MLflow run is KILLED."""
     ctx = open_rig(rig, request, tmp_path, stand_in.data)
@@ -106,6 +107,6 @@ def test_ctrl_c_in_the_cloud_cancels_the_job(rig, request, stand_in, tmp_path, m
     rig.runtime(ctx, ctx.env(stand_in, epoch_seconds=0.5))
     progress = CtrlCInTraining(ctx.mark)
     with pytest.raises(KeyboardInterrupt):
-        launch.launch(rig.name, Job(data=stand_in.data, out=tmp_path / "out", epochs=50), rig.remote(ctx), progress)
+        launch.launch(rig.name, Job(data=stand_in.data, out=tmp_path / "out", epochs=1000), rig.remote(ctx), progress)
     rig.cancelled(ctx)
     nothing_left(progress.procs, tmp_path / "out")

@@ -11,7 +11,8 @@ import re
 import pytest
 from conftest import assert_one_line_error
 from conftest_clouds import aws, gcs, gcs_server, moto_server  # noqa: F401 (fixtures)
-from launcher_rigs import NOT_IN_THE_KIT, RIGS, open_rig, rigs, wait_for_census, wait_gone
+from launcher_rigs import kit_store  # noqa: F401 (fixture)
+from launcher_rigs import NOT_IN_THE_KIT, RIGS, census, open_rig, rigs, wait_for_census, wait_gone
 from azureml_server import azure_ml  # noqa: F401 (fixture)
 from azurite_server import azurite, blob_env  # noqa: F401 (fixtures)
 from _apolo_server import apolo_stand_in  # noqa: F401 (fixture)
@@ -34,7 +35,8 @@ def newest_run():
 
 
 def test_every_platform_that_runs_our_image_is_in_the_kit_or_says_where_it_is_proven():
-    training = {n for n in registry.names() if registry.spec(n).kind == Kind.TRAINING and not registry.spec(n).not_measurable}
+    specs = [registry.spec(n) for n in registry.names()]
+    training = {s.name for s in specs if s.kind == Kind.TRAINING and not s.not_measurable}
     assert training == set(RIGS) | set(NOT_IN_THE_KIT)
     assert not set(RIGS) & set(NOT_IN_THE_KIT)
 
@@ -57,7 +59,7 @@ def test_a_refusal_is_one_line_before_anything_is_created(rig, request, stand_in
 
 
 @pytest.mark.parametrize("rig", rigs(lambda r: r.cloud))
-def test_a_failed_job_fails_the_run_with_its_reason(rig, request, stand_in, tmp_path, monkeypatch):
+def test_a_failed_job_fails_the_run_with_its_reason(rig, request, stand_in, tmp_path, monkeypatch, kit_store):
     """The stand-in raises in its second epoch: the job fails on the server, the outcome says so with the
     server's reason, the MLflow run is FAILED, nothing is collected and nothing is left running."""
     ctx = open_rig(rig, request, tmp_path, stand_in.data)
@@ -89,13 +91,14 @@ class ErrorInTraining(JobProgress):
 
 
 @pytest.mark.parametrize("rig", rigs(lambda r: r.cloud))
-def test_an_error_while_waiting_cancels_the_job_and_fails_the_run(rig, request, stand_in, tmp_path, monkeypatch):
+def test_an_error_while_waiting_cancels_the_job_and_fails_the_run(rig, request, stand_in, tmp_path, monkeypatch,
+                                                                  kit_store):
     ctx = open_rig(rig, request, tmp_path, stand_in.data)
     monkeypatch.chdir(tmp_path)
     rig.runtime(ctx, ctx.env(stand_in, epoch_seconds=0.5))
     progress = ErrorInTraining(ctx.mark)
     with pytest.raises(RuntimeError, match="display broke"):
-        launch.launch(rig.name, Job(data=stand_in.data, out=tmp_path / "out", epochs=50), rig.remote(ctx), progress)
+        launch.launch(rig.name, Job(data=stand_in.data, out=tmp_path / "out", epochs=1000), rig.remote(ctx), progress)
     rig.cancelled(ctx)
     assert progress.procs and wait_gone(progress.procs) == []
     r = newest_run()
@@ -103,7 +106,7 @@ def test_an_error_while_waiting_cancels_the_job_and_fails_the_run(rig, request, 
 
 
 @pytest.mark.parametrize("rig", rigs(lambda r: r.poll_faults is not None))
-def test_passing_faults_of_the_job_api_are_survived(rig, request, stand_in, tmp_path, monkeypatch):
+def test_passing_faults_of_the_job_api_are_survived(rig, request, stand_in, tmp_path, monkeypatch, kit_store):
     """503s, throttling and reset connections while the launcher polls the job: retried, the job is
     followed to its end and collected as if nothing had happened. (Faults that do not pass: the platform's
     own retry policy, tests/sagemaker's error while waiting.)"""
@@ -118,3 +121,39 @@ def test_passing_faults_of_the_job_api_are_survived(rig, request, stand_in, tmp_
     assert (out / "results.json").is_file()
     assert rig.faults_left(ctx) == 0, "a fault was never met: the launcher polled less than the faults need"
     assert tracking.client().get_run(run_id).info.status == "FINISHED"
+
+
+STEPS = [pytest.param(r, step, id=f"{r.name}-{step}") for r in RIGS.values() for step in r.step_faults]
+
+
+@pytest.mark.parametrize("rig, step", STEPS)
+def test_a_step_the_servers_refuse_fails_the_run_and_starts_no_job(rig, step, request, stand_in, tmp_path,
+                                                                   monkeypatch, kit_store):
+    """Staging refused by the object store (403: no client retries it), or the job refused by the job API:
+    the launch stops there, its MLflow run FAILED (never left RUNNING), no job submitted after a failed
+    staging, no process of any job started."""
+    ctx = open_rig(rig, request, tmp_path, stand_in.data)
+    monkeypatch.chdir(tmp_path)
+    rig.runtime(ctx, ctx.env(stand_in))
+    rig.step_faults[step](ctx)
+    with pytest.raises(Exception):  # whatever the SDK raises: what is checked is what is left
+        launch.launch(rig.name, Job(data=stand_in.data, out=tmp_path / "out", epochs=1), rig.remote(ctx),
+                      JobProgress(enabled=False))
+    r = newest_run()
+    assert r.info.status == "FAILED"
+    assert not (rig.jobs(ctx) and step == "staging"), "a job was submitted after staging failed"
+    assert census(ctx.mark) == []
+
+
+@pytest.mark.xfail(strict=True, reason="owner: platforms/cli.py main() (lead) turns only a UserError into one line: "
+                   "a cloud SDK's error in a launch step (403 on staging, a refused job) ends in a traceback")
+@pytest.mark.parametrize("rig, step", STEPS)
+def test_a_step_the_servers_refuse_is_one_line(rig, step, request, stand_in, tmp_path):
+    """The same through the CLI: one line and a non-zero exit, no traceback."""
+    ctx = open_rig(rig, request, tmp_path, stand_in.data)
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    rig.step_faults[step](ctx)
+    args = [a for k, v in rig.remote(ctx).items() for a in ("--set", f"{k}={v}")]
+    proc = platbench_here("launch", rig.name, "--data", str(stand_in.data), "--epochs", "1", *args, cwd=work)
+    assert_one_line_error(proc)

@@ -200,7 +200,8 @@ class VertexServer(ThreadingHTTPServer):
 
     def fail(self, method: str, pattern: str, action: str, times: int) -> None:
         """The next `times` calls of `method` on a /v1/ path matching `pattern` fail: "503" (UNAVAILABLE),
-        "429" (RESOURCE_EXHAUSTED: a quota's rate) or "reset" (the connection closed without an answer)."""
+        "429" (RESOURCE_EXHAUSTED: a quota's rate), "400" (INVALID_ARGUMENT: not retried) or "reset" (the
+        connection closed without an answer)."""
         with self.lock:
             self.faults.append([method, re.compile(pattern), action, times])
 
@@ -294,7 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return self.connection.shutdown(socket.SHUT_RDWR)
             if fault:
-                status = {"503": "UNAVAILABLE", "429": "RESOURCE_EXHAUSTED"}[fault]
+                status = {"503": "UNAVAILABLE", "429": "RESOURCE_EXHAUSTED", "400": "INVALID_ARGUMENT"}[fault]
                 return self._send(int(fault), {"error": {"code": int(fault), "status": status,
                                                          "message": "injected by the test"}})
             if path.endswith(":rawPredict"):  # outside the lock: predictions in flight at once
