@@ -152,11 +152,6 @@ class PlatformSpec:
 
         return Path(importlib.import_module(self.package).__file__).parent
 
-    @property
-    def registry(self) -> Optional[str]:
-        """The image login's ref under its old name, which platforms/image/cli.py still reads."""
-        return self.image_login
-
     def login(self, settings: dict[str, str], dry_run: bool = False) -> Any:
         """`platbench image push <name>`: the login to the registry this platform pulls images from."""
         return self.load(self.image_login)(settings, dry_run=dry_run)

@@ -10,7 +10,7 @@ import typer
 from platforms.core import registry
 from platforms.errors import UserError
 
-REGISTRY_PLATFORMS = " | ".join(n for n in registry.names() if registry.spec(n).registry) or "none registered"
+REGISTRY_PLATFORMS = " | ".join(n for n in registry.names() if registry.spec(n).image_login) or "none registered"
 
 app = typer.Typer(help="The platbench image: build it from the Dockerfile, push it to a platform's registry.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None)
@@ -118,9 +118,9 @@ def _login(target: str, settings: dict[str, str], dry_run: bool):
 
     if target in registry.names():
         spec = registry.spec(target)
-        if not spec.registry:
+        if not spec.image_login:
             raise UserError(f"{target} runs no image from a registry of its own; push to a repository HOST/PATH instead")
-        return spec.load(spec.registry)(settings, dry_run=dry_run)
+        return spec.login(settings, dry_run=dry_run)
     login = push.repository_login(target)
     if login is None:
         raise UserError(f"unknown registry {target!r}: give a platform ({REGISTRY_PLATFORMS}) or a repository "

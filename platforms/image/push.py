@@ -1,8 +1,8 @@
 """`platbench image push TARGET`: log in the way TARGET's registry wants, tag, push with progress per layer,
 then read the manifest digest back from the registry and require it to be the one the push reported.
 
-TARGET is a platform whose SPEC names a registry login (PlatformSpec.registry, in that platform's own
-package: it turns the platform's credentials into a registry login) or a repository
+TARGET is a platform whose SPEC names an image login (PlatformSpec.image_login, in its cloud's package under
+platforms/clouds: it turns the platform's credentials into a registry login) or a repository
 HOST[:PORT]/PATH (credentials from the docker CLI's config, as `docker push` would use them).
 
 Docker SDK: APIClient.tag, push(stream=True, decode=True, auth_config=…) — messages {"status", "id"
