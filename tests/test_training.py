@@ -201,28 +201,37 @@ def _trainer_cmd(data: Path, out: Path, epochs: int) -> list[str]:
 
 def test_sigterm_checkpoints_exits_143_and_resume_gives_the_same_result(color_data, tmp_path):
     epochs = 4
-    reference = run_cmd(_trainer_cmd(color_data, tmp_path / "ref", epochs), timeout=300)
-    assert reference.returncode == 0, reference.stderr
+    # the uninterrupted reference beside the preempted and resumed runs (the figures compared do not depend on
+    # timing): their start-ups and trainings overlap
+    ref_log = tmp_path / "ref.log"  # a file, not a pipe nobody reads while it runs
+    with ref_log.open("w") as log:
+        reference = subprocess.Popen(_trainer_cmd(color_data, tmp_path / "ref", epochs), stdout=log,
+                                     stderr=subprocess.STDOUT)
+    try:
+        out = tmp_path / "preempted"
+        proc = subprocess.Popen(_trainer_cmd(color_data, out, epochs), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        ckpt = out / "checkpoints/last.ckpt"
+        deadline = time.time() + 240
+        while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert ckpt.exists(), "no epoch-end checkpoint appeared"
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == EXIT_PREEMPTED, stderr
+        assert "SIGTERM received" in stdout
+        assert not (out / "results.json").exists()
+        done_before = len(read_metrics(out))
+        assert 1 <= done_before < epochs
 
-    out = tmp_path / "preempted"
-    proc = subprocess.Popen(_trainer_cmd(color_data, out, epochs), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    ckpt = out / "checkpoints/last.ckpt"
-    deadline = time.time() + 240
-    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert ckpt.exists(), "no epoch-end checkpoint appeared"
-    proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == EXIT_PREEMPTED, stderr
-    assert "SIGTERM received" in stdout
-    assert not (out / "results.json").exists()
-    done_before = len(read_metrics(out))
-    assert 1 <= done_before < epochs
-
-    resumed = run_cmd(_trainer_cmd(color_data, out, epochs), timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "Resuming from" in resumed.stdout
+        resumed = run_cmd(_trainer_cmd(color_data, out, epochs), timeout=300)
+        assert resumed.returncode == 0, resumed.stderr
+        assert "Resuming from" in resumed.stdout
+        reference.wait(300)
+    finally:
+        if reference.poll() is None:  # a failure above: not left training
+            reference.kill()
+    assert reference.returncode == 0, ref_log.read_text()[-3000:]
     a, b = read_results(tmp_path / "ref"), read_results(out)
     assert b.resumed_from_epoch == done_before and b.epochs_completed == epochs
     assert [e["epoch"] for e in read_metrics(out)] == list(range(1, epochs + 1))
