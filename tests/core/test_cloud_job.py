@@ -3,7 +3,10 @@ service is a scripted sequence of descriptions (the seam CloudJobs, implemented 
 same launch steps as every platform (core/launch.py launch_platform)."""
 from __future__ import annotations
 
+import sys
+import tempfile
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Optional
 
 import pytest
@@ -12,6 +15,7 @@ from pydantic import BaseModel
 from platforms.core import tracking
 from platforms.core.api import Feature, Job, Outcome, PlanStep, PlatformSpec
 from platforms.core.cloud_job import CloudJob, CloudJobPlatform, CloudJobs, timeline_phases, timestamp
+from platforms.core.emulator import RUNNER_TAG, LocalRun
 from platforms.core.launch import launch_platform
 from platforms.core.progress import JobProgress
 from platforms.errors import UserError
@@ -45,6 +49,23 @@ class Settings(BaseModel):
     poll_seconds: float = 0.01
     max_run: int = 60
     max_queue: Optional[int] = None
+    local: bool = False
+    script: str = "print('- Epoch: 1')"      # local mode: what the job's process runs
+
+
+def local_run(script: str, max_run: int) -> LocalRun:
+    """A job on this machine: `python -c script`, described as the scripted service describes its jobs."""
+    def describe(run: LocalRun) -> dict:
+        final = run.timeline[-1][0] if run.timeline else "QUEUED"
+        return {"state": {"Completed": "DONE", "Stopped": "CANCELLED"}.get(final, "FAILED" if run.finalized else
+                                                                              "RUNNING")}
+
+    def finalize(run: LocalRun, rc) -> None:
+        run.figures["output_upload_seconds"] = 0.5
+
+    return LocalRun("scripted", "local-job", [sys.executable, "-c", script], {}, Path(tempfile.mkdtemp()), max_run,
+                    prepare=lambda run: run.enter("QUEUED"), finalize=finalize, describe_fn=describe,
+                    phase_names=Scripted.PHASES, running_status="RUNNING")
 
 
 class Scripted(CloudJobPlatform):
@@ -71,6 +92,11 @@ class Scripted(CloudJobPlatform):
         return {}
 
     def submit(self, job, staged):
+        cfg = self.parsed()
+        if cfg.local:
+            handle = CloudJob(job_id="local-job", local_run=local_run(cfg.script, cfg.max_run))
+            handle.local_run.start()
+            return handle
         return CloudJob(job_id=self.jobs.create({"model": job.model}))
 
     def job_state(self, described):
@@ -93,6 +119,9 @@ class Scripted(CloudJobPlatform):
 
     def collect(self, handle, outcome, dest):
         return dest
+
+    def run_tags(self, job):
+        return {tracking.Tag.LOCAL_MODE: str(self.parsed().local).lower()}
 
     def release(self, handle):
         self.released.append(handle)
@@ -194,6 +223,31 @@ def test_teardown_leaves_an_ended_job_alone():
     p.teardown(handle)
     p.teardown(None)
     assert service.cancelled == [] and p.released == [handle, None]
+
+
+def test_local_mode_runs_here_bills_nothing_and_says_it_ran_natively(job):
+    service = Service(["RUNNING"])  # never asked: local mode replaces the job service
+    p = Scripted({"local": "true"}, service)
+    progress = Progress()
+    outcome, run_id = launch_platform(p, job, progress)
+    assert outcome.status == "finished" and service.gets == 0 and service.created == []
+    assert outcome.cost_usd is None and outcome.billed_seconds is None and outcome.list_estimate_usd is None
+    assert outcome.metrics["output_upload_seconds"] == 0.5  # the LocalRun's figures
+    assert outcome.tags[RUNNER_TAG] == "native"
+    assert [name for name, _ in progress.phases][2:] == ["queued", "training"]
+    assert tracking.client().get_run(run_id).data.tags[RUNNER_TAG] == "native"
+
+
+def test_ctrl_c_in_local_mode_stops_the_process_and_removes_its_scratch(job, capsys):
+    p = Scripted({"local": "true", "script": "import time; print('- Epoch: 1', flush=True); time.sleep(600)"},
+                 Service(["RUNNING"]))
+    with pytest.raises(KeyboardInterrupt):
+        launch_platform(p, job, Progress(interrupt_at="training"))
+    run = p.released[0].local_run
+    assert run.stopped and run.proc.poll() is not None and not run.root.exists()
+    assert run.describe()["state"] == "CANCELLED" and p.jobs.cancelled == []
+    assert "could not" not in capsys.readouterr().err
+    assert last_run().info.status == "KILLED"
 
 
 def test_timeline_phases_and_timestamps():
