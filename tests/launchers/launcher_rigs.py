@@ -200,7 +200,10 @@ VERTEX = Rig(
     faults_left=lambda ctx: sum(f[3] for f in ctx.servers["job_service"].faults),
     step_faults={"staging": lambda ctx: ctx.servers["gcs"].fail(
                      lambda method, path, headers: method in ("POST", "PUT") and "/upload/" in path, "403", 10**6),
-                 "submitting": lambda ctx: ctx.servers["job_service"].fail("POST", r"/customJobs$", "400", 10**6)},
+                 "submitting": lambda ctx: ctx.servers["job_service"].fail("POST", r"/customJobs$", "400", 10**6),
+                 # the launcher's downloads of the job's outputs (the job's own /gcs sync only uploads there)
+                 "collecting": lambda ctx: ctx.servers["gcs"].fail(
+                     lambda method, path, headers: method == "GET" and "platbench%2Fjobs%2F" in path, "403", 10**6)},
 )
 
 
@@ -270,7 +273,11 @@ SAGEMAKER = Rig(
                      lambda method, path, headers: method in ("POST", "PUT") and path.startswith(f"/{ctx.place}/"),
                      "403", 10**6),
                  "submitting": lambda ctx: ctx.servers["sm_api"].fail("CreateTrainingJob", "ValidationException",
-                                                                      10**6)},
+                                                                      10**6),
+                 # the launcher's downloads of the job's artifacts (the job runner reaches S3 without the proxy)
+                 "collecting": lambda ctx: ctx.servers["aws"].fail(
+                     lambda method, path, headers: method == "GET" and path.startswith(f"/{ctx.place}/platbench/jobs/"),
+                     "403", 10**6)},
 )
 
 
