@@ -250,6 +250,9 @@ class Platform(ABC):
             cls.name, cls.title, cls.lacks = cls.spec.name, cls.spec.title, dict(cls.spec.lacks)
 
     settings_model: ClassVar[Optional[type]] = None  # the pydantic model of its `--set KEY=VALUE` settings
+    # whether teardown() is also called when stage() or submit() failed (handle None): a platform whose
+    # staging creates something outside the job (a bucket prefix, a cluster) cleans it up then too
+    teardown_without_job: ClassVar[bool] = False
 
     def __init__(self, settings: dict[str, str] | None = None):
         self.settings = dict(settings or {})
@@ -300,7 +303,8 @@ class Platform(ABC):
         """Bring the trainer's outputs (results.json, metrics.jsonl, train.log, model/) into `dest`."""
 
     def teardown(self, handle: Any) -> None:
-        """Remove what the run created; called always, also on error or Ctrl-C."""
+        """Remove what the run created; called always, also on error or Ctrl-C; with handle None after a
+        failed stage()/submit() when the platform declares teardown_without_job."""
 
     def price_per_hour(self) -> Optional[float]:
         return None

@@ -180,7 +180,7 @@ def launch_platform(platform, job: Job, progress: JobProgress, baseline=None,
         finally:
             # a platform that declares teardown_without_job (the cloud-job template) also cleans up after a
             # failed stage() or submit(): teardown(None)
-            if handle is not None or getattr(platform, "teardown_without_job", False):
+            if handle is not None or platform.teardown_without_job:
                 platform.teardown(handle)
 
 
