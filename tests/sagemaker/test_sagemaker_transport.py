@@ -34,7 +34,7 @@ def test_a_failed_invoke_reaches_the_endpoint_once(monkeypatch):
         monkeypatch.setenv(k, v)
     try:
         transport = SageMakerTransport("pb-ep", "us-east-1", 1, 10)
-        reply = transport._invoke(Payload(b"x", "image/png", 1))
+        reply = transport.call(Payload(b"x", "image/png", 1))
         assert reply.status == 503
         assert _Unavailable.calls == 1
     finally:
