@@ -23,7 +23,10 @@ Platform contracts relied on (official pages):
   v2 only archives, so the generated client's delete is called), the model blobs and build context
   (https://learn.microsoft.com/rest/api/azureml/model-versions/delete). The environment version stays: it
   is named after the image digest, reused by every later endpoint and costs nothing; so is the datastore
-  registration (shared with training).
+  registration (shared with training). A registered environment version cannot change ("… is already
+  registered and cannot be changed", Azure/azure-cli-extensions#5440), so its build context lives at one
+  path per digest (PREFIX/environments/platbench-serve/VERSION/) that teardown keeps: every endpoint from
+  the same image registers the same definition again.
 - Prices: a managed online deployment is billed as its VMs (https://azure.microsoft.com/pricing/details/machine-learning/),
   the `endpoint` section of prices.yaml.
 """
@@ -59,12 +62,24 @@ class AzureMLEndpointSettings(AzureMLWorkspace):
     name: Optional[str] = None
 
 
+ENVIRONMENT = "platbench-serve"
+
+
+def environment_version(image: str) -> str:
+    """The image's digest (or a hash of its name), 16 hex digits."""
+    return image.split("@sha256:", 1)[1][:16] if "@sha256:" in image else hashlib.sha256(image.encode()).hexdigest()[:16]
+
+
+def context_prefix(prefix: str, image: str) -> str:
+    """Where the image's serving build context lives: one path per digest, never deleted (see above)."""
+    return f"{prefix.strip('/')}/environments/{ENVIRONMENT}/{environment_version(image)}/"
+
+
 def environment_doc(image: str, context_url: str) -> dict:
     """The serving environment in `az ml environment create --file`'s shape: a build from the one-line
-    context and the inference_config routes; its version is the image's digest (or a hash of its name)."""
-    version = image.split("@sha256:", 1)[1][:16] if "@sha256:" in image else hashlib.sha256(image.encode()).hexdigest()[:16]
+    context and the inference_config routes; its version is environment_version(image)."""
     route = lambda path: {"port": PORT, "path": path}  # noqa: E731
-    return {"name": "platbench-serve", "version": version, "build": {"path": context_url},
+    return {"name": ENVIRONMENT, "version": environment_version(image), "build": {"path": context_url},
             "inference_config": {"liveness_route": route(LIVENESS), "readiness_route": route(READINESS),
                                  "scoring_route": route(SCORING)}}
 
@@ -111,7 +126,7 @@ class AzureMLEndpoint(Endpoint):
             f"az ml workspace show --name {c.workspace or 'WORKSPACE'} --resource-group {c.resource_group or 'RG'} "
             f"&& az ml compute list-sizes --location {c.region} {ws} && az ml datastore show --name {c.datastore} {ws}",
             f"az storage blob upload-batch {blob} --source MODEL_DIR --destination-path {self.model_prefix}model "
-            f"&& az storage blob upload {blob} --name {self.model_prefix}context/Dockerfile   "
+            f"&& az storage blob upload {blob} --name {context_prefix(c.prefix, c.image or 'IMAGE')}Dockerfile   "
             f"# FROM {c.image or 'IMAGE'} / CMD [\"serve\"]",
             f"az ml model create --name {self.name} --version 1 --type custom_model --path "
             f"azureml://datastores/{c.datastore}/paths/{self.model_prefix}model {ws}",
@@ -153,8 +168,8 @@ class AzureMLEndpoint(Endpoint):
             self._store.put_file(f"{self.model_prefix}model/{name}", Path(model_dir) / name)
             self.created.append(("blob", f"{self.model_prefix}model/{name}"))
             size += (Path(model_dir) / name).stat().st_size
-        self._store.put_bytes(f"{self.model_prefix}context/Dockerfile", dockerfile(c.image))
-        self.created.append(("blob", f"{self.model_prefix}context/Dockerfile"))
+        context = context_prefix(c.prefix, c.image)
+        self._store.put_bytes(f"{context}Dockerfile", dockerfile(c.image))  # the same bytes each time; kept
         self.timings["upload_s"] = time.perf_counter() - t0
         self.timings["model_mb"] = size / 1e6
         t0 = time.perf_counter()
@@ -167,7 +182,7 @@ class AzureMLEndpoint(Endpoint):
         import yaml
 
         env = load_environment(source=io.StringIO(yaml.safe_dump(
-            environment_doc(c.image, f"{self._store.https_url}/{self.model_prefix}context/"))))
+            environment_doc(c.image, f"{self._store.https_url}/{context}"))))
         say(f"creating endpoint {self.name}")
         self.created.append(("endpoint", self.name))  # before the call: a create that fails half-way is deleted too
         ws.call(f"create endpoint {self.name!r}", lambda: client.online_endpoints.begin_create_or_update(

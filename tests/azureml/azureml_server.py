@@ -383,8 +383,16 @@ class _Handler(BaseHTTPRequestHandler):
         if m := re.fullmatch(r"/environments/([^/]+)/versions/([^/]+)", rest):
             if method == "PUT":
                 self._validated(query, "EnvironmentVersion", body)
-                return self._send(201, self._put(ws_id + rest, "Microsoft.MachineLearningServices/workspaces/"
-                                                 "environments/versions", body))
+                # a registered version's definition cannot change ("Environment NAME with version V is already
+                # registered and cannot be changed", HTTP 409, Azure/azure-cli-extensions#5440); the same
+                # definition again is accepted (only its description and tags may change, azure-sdk-for-python#38590)
+                before = srv.resources.get((ws_id + rest).lower())
+                fixed = ("image", "build", "condaFile", "inferenceConfig", "osType")
+                if before and any(before["properties"].get(k) != body["properties"].get(k) for k in fixed):
+                    raise Refused(409, "UserError", f"Environment {m.group(1)} with version {m.group(2)} is already "
+                                                    "registered and cannot be changed.")
+                return self._send(200 if before else 201, self._put(ws_id + rest, "Microsoft.MachineLearningServices/"
+                                                                    "workspaces/environments/versions", body))
             return self._send(200, self._stored(ws_id + rest, "environment version"))
         if m := re.fullmatch(r"/jobs/([^/]+)", rest):
             if method == "PUT":

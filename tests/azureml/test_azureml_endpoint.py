@@ -132,3 +132,20 @@ def test_plan_names_the_az_commands():
                    "az ml model create --name pb-plan", "az ml online-endpoint delete --name pb-plan",
                    'CMD ["serve"]', "liveness/readiness /ping, scoring /invocations"):
         assert needle in steps, needle
+
+
+def test_a_second_endpoint_from_the_same_image_reuses_the_environment_version(azure_ml, model, blob_env, settings,
+                                                                              tmp_path, monkeypatch):
+    """Issue 24 item 4: the serving environment is version digest[:16] of platbench-serve, and a registered
+    version cannot change (the server answers 409 as the service does). Its build context lives at one path
+    per digest that teardown keeps, so the second endpoint registers the same definition again."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("pb-az-one", "pb-az-two"):
+        result = bench({**settings, "name": name}, payloads(), model_dir=model)
+        assert result.load["summary"]["ok"] == 30, name
+    assert azure_ml.refusals == []
+    puts = azure_ml.calls("PUT", r"/environments/platbench-serve/versions/")
+    assert len(puts) == 2 and all(p.endswith("/" + "d" * 16) for p in puts)
+    context = [k for k in blobs(blob_env, settings["container"]) if k.endswith("/Dockerfile")]
+    assert context == ["platbench/environments/platbench-serve/" + "d" * 16 + "/Dockerfile"]
+    nothing_left(azure_ml, blob_env, settings["container"])
