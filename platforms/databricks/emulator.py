@@ -134,7 +134,10 @@ def task_run(run_id: int, run_name: str, task: dict, store, timeout_seconds: int
             durations[name] = _millis(a, b or (now if a else None))
         start = int(run.created.timestamp() * 1000)
         task_state = {**state}
-        d = {"run_id": run_id, "run_name": run_name, "state": state, "start_time": start, **durations,
+        # a runs/submit with tasks[] is a multitask run: its own durations are 0, the task's are on tasks[i]
+        # (https://docs.databricks.com/api/workspace/jobs/getrun)
+        top = {**{k: 0 for k in durations}, "run_duration": sum(durations.values())}
+        d = {"run_id": run_id, "run_name": run_name, "state": state, "start_time": start, **top,
              "run_type": "SUBMIT_RUN",
              "tasks": [{"task_key": task.get("task_key", "task"), "run_id": run_id + 1, "state": task_state,
                         "cluster_instance": {"cluster_id": cluster_id}, "start_time": start, **durations}]}

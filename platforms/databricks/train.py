@@ -73,9 +73,7 @@ from platforms.databricks.storage import volume_full_name, volume_path
 from platforms.errors import UserError
 
 SHARD_MB = 32          # below the SDK's 50 MiB multipart threshold: each shard is one Files API PUT
-ENTRY_SCRIPT = "run_trainer.py"
-ENTRY_SOURCE = ('"""platbench: the trainer\'s CLI, run by a Databricks spark_python_task (the wheel is the '
-                'task\'s library)."""\nimport sys\n\nfrom trainer.cli import main\n\nsys.exit(main(sys.argv[1:]))\n')
+ENTRY_SCRIPT = "run_trainer.py"   # the task's python_file: platforms/databricks/run_trainer.py, uploaded as it is
 RUNTIME_RE = re.compile(r"^\d+\.\d+\.x-(gpu-)?ml-scala2\.1[23]$")
 NODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
 CLOUDS = {".cloud.databricks.com": "aws", ".azuredatabricks.net": "azure", ".gcp.databricks.com": "gcp"}
@@ -339,8 +337,11 @@ class DatabricksPlatform(CloudJobPlatform):
         cfg = self.parsed()
         return f"{cfg.prefix.strip('/')}/jobs/{cfg.run_key(name)}/outputs/"
 
-    def run_spec(self, job: Job, name: str, data_key: str, dataset_name: str, wheel_key: str) -> dict:
-        """The one-time run in `databricks jobs submit --json`'s shape (the Jobs API runs/submit body)."""
+    def run_spec(self, job: Job, name: str, data_key: str, dataset_name: str, wheel_key: str, token: str) -> dict:
+        """The one-time run in `databricks jobs submit --json`'s shape (the Jobs API runs/submit body). `token` is
+        this attempt's idempotency token: a token that exists returns the existing run and starts none (jobs.submit,
+        https://docs.databricks.com/api/workspace/jobs/submit), so each launch has its own, and the SDK's retries of
+        one submit reuse it."""
         cfg = self.parsed()
         root = volume_path(cfg.volume or "CATALOG.SCHEMA.VOLUME")
         env = container_env("databricks")
@@ -355,7 +356,7 @@ class DatabricksPlatform(CloudJobPlatform):
         wheel_dir = wheel_key.rsplit("/", 1)[0]
         params = ["train", "--data", f"{root}/{data_key}", "--out", f"{root}/{self.outputs_key(name).rstrip('/')}",
                   "--dataset-name", dataset_name, *job.trainer_args()]
-        return {"run_name": name, "timeout_seconds": cfg.max_run, "idempotency_token": name[:64],
+        return {"run_name": name, "timeout_seconds": cfg.max_run, "idempotency_token": token,
                 "tasks": [{"task_key": "train", "new_cluster": cluster,
                            "libraries": [{"whl": f"{root}/{wheel_key}"}],
                            "spark_python_task": {"python_file": f"{root}/{wheel_dir}/{ENTRY_SCRIPT}",
@@ -370,7 +371,8 @@ class DatabricksPlatform(CloudJobPlatform):
         data_key = (f"{prefix}/datasets/<fingerprint>/platbench-manifest.json" if cfg.staging == "sharded"
                     else f"{prefix}/naive/{Path(job.data).resolve().name}")
         wheel_key = f"{prefix}/wheels/<sha256>/platbench-0.1.0-py3-none-any.whl"
-        spec = self.run_spec(job, name, data_key, Path(job.data).resolve().name, wheel_key)
+        spec = self.run_spec(job, name, data_key, Path(job.data).resolve().name, wheel_key,
+                             attempt_token(name, "<uuid4 of this launch>"))
         who = f" --profile {cfg.profile}" if cfg.profile else ""
         steps = [PlanStep("check credentials, the volume" + ("" if cfg.local else
                           ", the node type (GPUs) and the runtime") + " before anything is uploaded",
@@ -419,7 +421,8 @@ class DatabricksPlatform(CloudJobPlatform):
             data = wheel.read_bytes()
             sha = hashlib.sha256(data).hexdigest()
             folder = f"{prefix}/wheels/{sha}"
-            self._store.put_bytes(f"{folder}/{ENTRY_SCRIPT}", ENTRY_SOURCE.encode(), if_absent=True)
+            self._store.put_bytes(f"{folder}/{ENTRY_SCRIPT}", Path(__file__).with_name(ENTRY_SCRIPT).read_bytes(),
+                                  if_absent=True)
             self._store.put_bytes(f"{folder}/{wheel.name}", data, if_absent=True)  # its name: pip reads it
             self._wheel = (f"{folder}/{wheel.name}", sha)
         wheel_s = time.perf_counter() - t0
@@ -430,7 +433,7 @@ class DatabricksPlatform(CloudJobPlatform):
         cfg = self.parsed()
         name = self._run_name(job)
         data_key = self._staged.data_key.rstrip("/")
-        spec = self.run_spec(job, name, data_key, self._staged.name, self._wheel[0])
+        spec = self.run_spec(job, name, data_key, self._staged.name, self._wheel[0], attempt_token(name))
         handle = DatabricksHandle(spec=spec, staged=self._staged, run_name=name, outputs_key=self.outputs_key(name))
         if cfg.local:
             from platforms.databricks.emulator import task_run
@@ -473,7 +476,7 @@ class DatabricksPlatform(CloudJobPlatform):
     def job_outcome(self, handle: DatabricksHandle, d: dict) -> Outcome:
         state = d.get("state") or {}
         status = RESULT.get(state.get("result_state") or "", "failed")
-        phases = {phase: (d.get(key) or 0) / 1000.0 for key, phase in DURATIONS.items() if d.get(key)}
+        phases = {phase: ms / 1000.0 for key, phase in DURATIONS.items() if (ms := run_duration(d, key))}
         cluster_s = sum(phases.get(p, 0.0) for p in ("provisioning", "training", "stopping")) or None
         cfg = self.parsed()
         on_demand = pricing.quote("databricks", cfg.region, [(cfg.node_type, 1), (f"{cfg.node_type} DBU", 1)])
@@ -489,6 +492,20 @@ class DatabricksPlatform(CloudJobPlatform):
     def collect(self, handle: DatabricksHandle, outcome: Outcome, dest: Path) -> Path:
         return self.collect_folders(handle, outcome, dest, [(handle.outputs_key, "")],
                                     f"databricks run {handle.run_name}", self._store.uri(handle.outputs_key))
+
+
+def attempt_token(name: str, unique: Optional[str] = None) -> str:
+    """An idempotency token of at most 64 characters (jobs.submit): the run's name, cut, and one launch's uuid4."""
+    import uuid
+
+    return f"{name[:31]}-{unique or uuid.uuid4().hex}"
+
+
+def run_duration(d: dict, key: str) -> int:
+    """A runs/get duration (ms). A runs/submit with tasks[] is a multitask run, whose own setup, execution and
+    cleanup durations are 0: they are its tasks' (Run.setup_duration in databricks-sdk's jobs.py,
+    https://docs.databricks.com/api/workspace/jobs/getrun), summed here (this launcher submits one task)."""
+    return d.get(key) or sum(t.get(key) or 0 for t in d.get("tasks") or [])
 
 
 def job_epochs(spec: dict) -> Optional[int]:

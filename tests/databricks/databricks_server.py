@@ -429,7 +429,9 @@ class DatabricksServer(ServingWorkspace, ThreadingHTTPServer):
             raise Refused(400, "INVALID_PARAMETER_VALUE", f"Invalid spark version {cluster.get('spark_version')}.")
         with self.lock:
             token = body.get("idempotency_token")
-            for run in self.runs.values():  # the documented idempotency: the same token, the same run
+            # "If a run with the provided token already exists, the request does not create a new run but returns
+            # the ID of the existing run" (jobs.submit, https://docs.databricks.com/api/workspace/jobs/submit)
+            for run in self.runs.values():
                 if token and run.task.get("_token") == token:
                     return {"run_id": run.run_id}
             self._next += 2

@@ -48,6 +48,24 @@ WORKLOAD_FAILED = "Workload failed, see run output for details"
 _MOUNT = 'mkdir -p /Volumes && mount --bind "$1" /Volumes && shift && exec "$@"'
 
 
+# Volumes on a cluster are a FUSE mount that takes no direct appends and no random writes ("perform the
+# operations on a local disk first and then copy the results": https://docs.databricks.com/en/volumes/volume-files.html,
+# limitations): the driver's Python gets the refusal the mount gives, EOPNOTSUPP, for an open under /Volumes
+# in append or read-write mode (an audit hook on "open": builtins open, io, pathlib and os.open all raise it)
+_VOLUMES_FUSE = '''import errno, os
+
+
+def refuse_appends(event, args):
+    if event != "open" or not isinstance(args[0], (str, bytes, os.PathLike)):
+        return
+    path, flags = os.fsdecode(args[0]), args[2]
+    if not os.path.abspath(path).startswith("/Volumes/") or not isinstance(flags, int):
+        return
+    if flags & os.O_APPEND or flags & os.O_ACCMODE == os.O_RDWR:
+        raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP), path)
+'''
+
+
 def mount_namespace_problem() -> Optional[str]:
     """Why a task cannot get /Volumes in a private mount namespace here (None: it can)."""
     if shutil.which("unshare") is None:
@@ -116,7 +134,10 @@ class TaskRun:
                        capture_output=True, timeout=120)
         self.site = Path(self._site(env_dir / "bin" / "python"))
         runtime = sysconfig.get_paths()["purelib"]
-        (self.site / "databricks_runtime.pth").write_text(f"import site; site.addsitedir({runtime!r})\n")
+        (self.site / "databricks_runtime.pth").write_text(f"import site; site.addsitedir({runtime!r})\n"
+                                                          "import sys; sys.addaudithook(__import__('databricks_"
+                                                          "volumes').refuse_appends)\n")
+        (self.site / "databricks_volumes.py").write_text(_VOLUMES_FUSE)
         for d in ("driver/logs", "home", "tmp"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
         return env_dir / "bin" / "python"
@@ -254,8 +275,13 @@ class TaskRun:
                      "execution_duration": span("execution", "cleanup"), "cleanup_duration": span("cleanup", "end")}
         times = {"start_time": self.start, "end_time": marks.get("end", 0)}
         task = {k: v for k, v in self.task.items() if k != "_token"}
+        # a runs/submit with tasks[] is a multitask run: its own setup/execution/cleanup_duration are 0 and its
+        # total is run_duration; each task's are on tasks[i] (Run.setup_duration in databricks-sdk jobs.py,
+        # https://docs.databricks.com/api/workspace/jobs/getrun)
+        top = {"queue_duration": 0, "setup_duration": 0, "execution_duration": 0, "cleanup_duration": 0,
+               "run_duration": span("setup", "end")}
         return {"run_id": self.run_id, "run_name": self.name, "run_type": "SUBMIT_RUN", "state": state,
-                **times, **durations,
+                **times, **top,
                 "tasks": [{**task, "run_id": self.run_id + 1, "state": task_state,
                            "cluster_instance": {"cluster_id": self.cluster_id}, **times, **durations}]}
 

@@ -30,6 +30,8 @@ with open("{ROOT}/probe/" + sys.argv[1] + ".json", "w") as f:
         if d.count("/") < 4), "hello": __import__("importlib.util").util.find_spec("hello_dbx") is not None}}, f)
 if sys.argv[2:] == ["fail"]:
     raise ValueError("the probe was told to fail")
+if sys.argv[2:] == ["append"]:
+    open("{ROOT}/probe/append.log", "a").write("a line")
 if sys.argv[2:] == ["sleep"]:
     __import__("time").sleep(600)
 """
@@ -81,6 +83,8 @@ def finished(server):
         "ok": ({"libraries": [wheel], "spark_python_task": {"python_file": f"{ROOT}/probe.py",
                                                             "parameters": ["ok", "--data", f"{ROOT}/x y"]}}, 0),
         "fail": ({"spark_python_task": {"python_file": f"{ROOT}/probe.py", "parameters": ["fail", "fail"]}}, 0),
+        "append": ({"spark_python_task": {"python_file": f"{ROOT}/probe.py", "parameters": ["append", "append"]}},
+                   0),
         "sleep": ({"spark_python_task": {"python_file": f"{ROOT}/probe.py", "parameters": ["sleep", "sleep"]}}, 1),
         "nolib": ({"libraries": [{"whl": f"{ROOT}/wheels/missing-1.0-py3-none-any.whl"}],
                    "spark_python_task": {"python_file": f"{ROOT}/probe.py", "parameters": ["nolib"]}}, 0),
@@ -120,7 +124,27 @@ def test_the_task_runs_with_its_parameters_and_the_documented_environment(server
     assert not [k for k in env if k.startswith(("DATABRICKS_HOST", "DATABRICKS_TOKEN", "PYTEST", "MLFLOW"))]
     assert seen["volumes"] == ["main", "main/jobs", "main/jobs/files", "main/jobs/other"]  # this workspace's only
     assert seen["hello"]  # the library is installed in the cluster's environment
-    assert run.setup_duration > 0 and run.execution_duration > 0
+    (task,) = run.tasks  # a runs/submit with tasks[] is multitask: the durations are the task's
+    assert task.setup_duration > 0 and task.execution_duration > 0
+
+
+def test_a_multitask_run_reports_its_durations_on_its_tasks_only(finished):
+    """Run.setup/execution/cleanup_duration: "set to 0 for multitask job runs. The total duration of a multitask
+    job run is the value of the run_duration field" (databricks-sdk jobs.py; .../api/workspace/jobs/getrun)."""
+    run, _ = finished["ok"]
+    assert (run.setup_duration, run.execution_duration, run.cleanup_duration) == (0, 0, 0)
+    task = run.tasks[0]
+    assert task.setup_duration > 0 and task.execution_duration > 0
+    assert run.run_duration >= task.setup_duration + task.execution_duration + task.cleanup_duration
+
+
+def test_a_volume_takes_no_appends(server, finished):
+    """The volume's FUSE mount refuses direct appends (docs.databricks.com/en/volumes/volume-files.html); a
+    whole-file write is what it takes (the probe's own json)."""
+    run, out = finished["append"]
+    assert run.state.result_state.value == "FAILED"
+    assert out.error.startswith("OSError: [Errno 95]") and "/probe/append.log" in out.error
+    assert f"{ROOT}/probe/append.log" not in server.files and probe(server, "append")["argv"] == ["append", "append"]
 
 
 def test_python_wheel_task_calls_the_entry_point_with_the_parameters(server, finished):

@@ -179,3 +179,23 @@ def test_local_mode_runs_the_task_here_without_the_jobs_api(dataset, tmp_path, m
     t = tracking.client().get_run(run_id).data
     assert t.tags[tracking.Tag.LOCAL_MODE] == "true" and "cost_usd" not in t.metrics  # nothing billed here
     assert t.metrics["phase_seconds_training"] > 0
+
+
+def test_a_relaunch_of_a_run_name_is_a_new_run_resuming_from_the_volume(dataset, tmp_path, monkeypatch, job_cluster):
+    """A token that exists returns the existing run and starts none (jobs.submit,
+    https://docs.databricks.com/api/workspace/jobs/submit): each launch has its own, so a second launch under the
+    same run_name is a new run. It resumes from the checkpoint the first left in the volume, where the trainer's
+    outputs are copied from the driver's local disk (the loopback volume, like the real one, takes no appends)."""
+    workspace = job_cluster
+    monkeypatch.chdir(tmp_path)
+    first_job = Job(data=dataset, out=tmp_path / "first", epochs=1, model="small")
+    first, first_id = run(first_job, {**BASE, "run_name": "pb-resume"})
+    assert first.status == "finished", first.message
+    out = "/Volumes/main/platbench/runs/platbench/jobs/pb-resume/outputs/"
+    assert {out + "checkpoints/last.ckpt", out + "train.log", out + "metrics.jsonl"} <= set(files_under(workspace, out))
+    again_job = Job(data=dataset, out=tmp_path / "again", epochs=1, model="small")
+    again, again_id = run(again_job, {**BASE, "run_name": "pb-resume"})
+    assert again.status == "finished", again.message
+    run_ids = [tracking.client().get_run(r).data.tags[tracking.Tag.JOB_ID] for r in (first_id, again_id)]
+    assert run_ids[0] != run_ids[1]  # a new Databricks run, not the first one returned for a reused token
+    assert json.loads((again_job.out / "results.json").read_text())["resumed_from_epoch"] == 1
