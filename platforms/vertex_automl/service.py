@@ -10,8 +10,11 @@
   https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.datasets/import
 - PipelineService.CreateTrainingPipeline with the automl_image_classification_1.0.0.yaml task definition and
   AutoMlImageClassificationInputs {modelType CLOUD, budgetMilliNodeHours 8,000–800,000, multiLabel false};
-  our 80/20 as a FilterSplit on the ml_use labels the import file set (no test items: the whole test set is
-  ours, scored through the endpoint); GetTrainingPipeline: state, startTime/endTime (the service's clock),
+  our 80/20 as a FilterSplit on the ml_use labels the import file set, and no test set of the service's
+  own: the test filter is '-' ("If any of the filters in this message are to match nothing, then they can
+  be set as '-'", FilterSplit, aiplatform_v1 training_pipeline.py; a filter naming ml_use=test matched no
+  item), since the whole test set is ours, scored through the endpoint. AutoML computes its evaluation
+  metrics on its test set (https://cloud.google.com/vertex-ai/docs/general/ml-use), so it reports none here; GetTrainingPipeline: state, startTime/endTime (the service's clock),
   trainingTaskMetadata.costMilliNodeHours (what is billed), modelToUpload:
   https://cloud.google.com/vertex-ai/docs/training/automl-api
   https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.trainingPipelines
@@ -50,6 +53,7 @@ ML_USE = "labels.aiplatform.googleapis.com/ml_use"
 PREPARE_DATA = "https://cloud.google.com/vertex-ai/docs/image-data/classification/prepare-data"
 SKU = "automl-image-classification-node"
 DONE = {"PIPELINE_STATE_SUCCEEDED"}
+NO_ITEMS = "-"  # FilterSplit's filter for an empty set
 FAILED = {"PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"}
 
 
@@ -168,7 +172,9 @@ class VertexAutoMLService(Service):
                      f"curl -X POST {auth} {api}/datasets -d '{{\"displayName\": \"{name}\", \"metadataSchemaUri\": "
                      f"\"{IMAGE_METADATA}\"}}'"),
             PlanStep(f"train: AutoML image classification, budget {cfg.budget_milli_node_hours} milli node hours, "
-                     "our 80/20 as the training/validation filter split; wait for PIPELINE_STATE_SUCCEEDED",
+                     f"our 80/20 as the training/validation filter split, test filter '{NO_ITEMS}' (no test set "
+                     "of the service's own: the whole test set is scored through the endpoint); wait for "
+                     "PIPELINE_STATE_SUCCEEDED",
                      f"curl -X POST {auth} {api}/trainingPipelines -d @pipeline.json"),
             PlanStep(f"create an endpoint and deploy the model on {cfg.replicas} node(s)",
                      f"curl -X POST {auth} {api}/endpoints/ENDPOINT_ID:deployModel -d @deploy.json"),
@@ -211,7 +217,7 @@ class VertexAutoMLService(Service):
             display_name=name, training_task_definition=TASK, training_task_inputs=inputs,
             input_data_config=v1.InputDataConfig(dataset_id=self.dataset.rsplit("/", 1)[1], filter_split=v1.FilterSplit(
                 training_filter=f"{ML_USE}=training", validation_filter=f"{ML_USE}=validation",
-                test_filter=f"{ML_USE}=test")),
+                test_filter=NO_ITEMS)),
             model_to_upload=v1.Model(display_name=name))).name
         say(f"training {self.pipeline}")
         deadline = time.monotonic() + cfg.max_train_hours * 3600

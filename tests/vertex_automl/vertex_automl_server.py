@@ -30,6 +30,35 @@ IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF8", b"BM", b"\x00\x00
 MIN_PER_LABEL = 10
 
 
+
+ML_USE_FILTER = re.compile(r"labels\.aiplatform\.googleapis\.com/ml_use=(\w+)")
+
+
+def _filter_split(split, items: list[dict]) -> list[dict]:
+    """FilterSplit as the API documents it (aiplatform_v1 FilterSplit; https://cloud.google.com/vertex-ai/docs/
+    reference/rest/v1/projects.locations.trainingPipelines#FilterSplit): all three filters required; an item
+    matched by several goes to the first set in training, validation, test order; a set meant to be empty is
+    the filter '-' ("If any of the filters in this message are to match nothing, then they can be set as
+    '-'"), so a filter that matches no item is refused. This server reads ml_use label filters only. Returns
+    the items with ml_use set to the set each was assigned to (unmatched items dropped)."""
+    out, left = [], list(items)
+    for use in ("training", "validation", "test"):
+        text = getattr(split, f"{use}_filter")
+        if not text:
+            raise Refused(400, "INVALID_ARGUMENT", f"filterSplit.{use}Filter is required ('-' for none)")
+        if text == "-":
+            continue
+        m = ML_USE_FILTER.fullmatch(text)
+        if not m:
+            raise Refused(400, "INVALID_ARGUMENT", "this server understands ml_use label filters and '-' only")
+        matched = [x for x in left if x["ml_use"] == m.group(1)]
+        if not matched:
+            raise Refused(400, "INVALID_ARGUMENT", f"filterSplit.{use}Filter {text!r} matches no data item "
+                                                   "(use '-' for an empty set)")
+        out += [{**x, "ml_use": use} for x in matched]
+        left = [x for x in left if x["ml_use"] != m.group(1)]
+    return out
+
 class Refused(Exception):
     def __init__(self, code: int, status: str, message: str):
         super().__init__(message)
@@ -295,12 +324,13 @@ class _Handler(BaseHTTPRequestHandler):
         dataset = f"{parent}/datasets/{pipe.input_data_config.dataset_id}"
         items = self._get(srv.datasets, dataset)["items"]
         split = pipe.input_data_config.filter_split
-        if split.training_filter and split.training_filter != "labels.aiplatform.googleapis.com/ml_use=training":
-            raise Refused(400, "INVALID_ARGUMENT", "this server understands the ml_use filter split only")
+        items = _filter_split(split, items)
         now = time.time()
         p = {"name": name, "parent": parent, "displayName": pipe.display_name, "state": "PIPELINE_STATE_RUNNING",
              "created": now, "start": now, "task": pipe.training_task_definition,
-             "model_display_name": pipe.model_to_upload.display_name}
+             "model_display_name": pipe.model_to_upload.display_name,
+             "split": {use: (getattr(split, f"{use}_filter"), sum(1 for x in items if x["ml_use"] == use))
+                       for use in ("training", "validation", "test")}}
         srv.pipelines[name] = p
         threading.Thread(target=srv.train, args=(p, list(items)), daemon=True).start()
         return srv.describe_pipeline(p)
