@@ -69,6 +69,7 @@ from platforms.core import tracking
 from platforms.core.cloud_job import GRACE_SECONDS, CloudJob, CloudJobPlatform, CloudJobs
 from platforms.core.cloud_settings import CloudJobSettings, LocalMode, TimeLimit
 from platforms.core.container_env import container_env
+from platforms.core.image_gpus import IMAGE_CUDA_ARCHS, arch_supported  # noqa: F401 - tests read them here
 from platforms.core.names import NameRule
 from platforms.core.run_tags import image_tags, price_tags
 from platforms.core.staging_plan import closing_steps, staging_steps
@@ -87,29 +88,12 @@ RUN_NAME = NameRule(63, hint="1-63 of a-z, A-Z, 0-9, -")
 JOB_NAME_RE = JOB_NAME.pattern
 TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 
-# CUDA architectures the image's torch build carries kernels for: torch.cuda.get_arch_list() of the lock's
-# torch (constraints.txt: torch==2.15.0, the +cu132 wheel; tests/sagemaker checks it against that torch).
-IMAGE_CUDA_ARCHS = ("sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120")
 # instance family → (GPU, compute capability) (EC2 accelerated computing page above; SageMaker names)
 GPU_FAMILIES = {
     "ml.p2": ("K80", (3, 7)), "ml.p3": ("V100", (7, 0)), "ml.p3dn": ("V100", (7, 0)), "ml.g4dn": ("T4", (7, 5)),
     "ml.g5": ("A10G", (8, 6)), "ml.g6": ("L4", (8, 9)), "ml.g6e": ("L40S", (8, 9)), "ml.p4d": ("A100", (8, 0)),
     "ml.p4de": ("A100", (8, 0)), "ml.p5": ("H100", (9, 0)), "ml.p5e": ("H200", (9, 0)), "ml.p5en": ("H200", (9, 0)),
 }
-
-
-def arch_supported(cc: tuple[int, int], archs=IMAGE_CUDA_ARCHS) -> bool:
-    """Whether a GPU of compute capability `cc` can run a torch build with these arch-list entries: a
-    cubin for sm_XY runs on X.Z with Z >= Y (same major), PTX (compute_XY) is JIT-compiled for any newer
-    GPU. https://docs.nvidia.com/cuda/cuda-compiler-driver-nvcc/#gpu-compilation (binary compatibility)"""
-    for arch in archs:
-        kind, _, num = arch.partition("_")
-        major, minor = int(num[:-1]), int(num[-1])
-        if kind == "sm" and major == cc[0] and minor <= cc[1]:
-            return True
-        if kind == "compute" and (major, minor) <= cc:
-            return True
-    return False
 
 
 def unusable_gpu(instance_type: str) -> Optional[str]:
@@ -277,15 +261,11 @@ class SageMakerPlatform(CloudJobPlatform):
 
             self._runner = sdk_local.choose_runner(cfg)
         self._quote = training_quote(cfg)
-        found, where = credentials.find()
-        needs = [] if found else [f"AWS credentials ({where})"]
-        if not cfg.bucket:
-            needs.append(f"--set bucket=NAME (an S3 bucket in {cfg.region})")
+        missing = {"bucket": f"--set bucket=NAME (an S3 bucket in {cfg.region})"}
         if not cfg.local:
-            needs += [what for key, what in (("image_uri", "--set image_uri=…@sha256:… (the image in ECR)"),
-                                             ("role", "--set role=ARN_OR_NAME (an execution role)"))
-                      if not getattr(cfg, key)]
-        return needs
+            missing.update(image_uri="--set image_uri=…@sha256:… (the image in ECR)",
+                           role="--set role=ARN_OR_NAME (an execution role)")
+        return self.needs(credentials.find(), "AWS", missing)
 
     def check(self, job: Job) -> None:
         cfg = self.parsed()

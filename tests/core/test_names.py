@@ -10,11 +10,18 @@ def test_a_long_stem_is_cut_never_the_stamp_and_suffix_and_never_left_ending_in_
     for n in range(30, 80):
         stem = ("resnet-" * 12)[:n]
         names = {rule.unique(stem) for _ in range(3)}
-        assert len(names) == 3
         for name in names:
             assert len(name) <= 63 and rule.fits(name), name
             assert re.search(r"-\d{8}-\d{6}-[0-9a-f]{4}$", name), name
             assert "--" not in name
+
+
+def test_names_made_in_the_same_second_differ_by_their_random_suffix():
+    """Four hex digits: 200 names of one second share a suffix about 0.3 times (birthday bound), so a
+    handful of equal pairs would mean the suffix is not random."""
+    now = datetime(2026, 12, 6, 8, 30, 5, tzinfo=timezone.utc)
+    names = [NameRule(63).unique("platbench", now=now) for _ in range(200)]
+    assert len(set(names)) >= 195
 
 
 def test_the_stamp_is_utc_and_the_name_reads_stem_stamp_suffix():
