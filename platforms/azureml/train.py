@@ -414,16 +414,23 @@ class AzureMLPlatform(CloudJobPlatform):
         cfg = self.parsed()
         return f"{cfg.prefix.strip('/')}/jobs/{cfg.run_key(name)}/outputs/"
 
-    def job_spec(self, job: Job, name: str, data_key: str, dataset_name: str) -> dict:
+    def staging_prefix(self, fingerprint: str) -> str:
+        """Where a sharded dataset is staged: inputs/<fingerprint>/ holds its manifest and shards and nothing
+        else, and is the job's input. A download-mode input is copied whole onto the node before the command
+        starts (https://learn.microsoft.com/azure/machine-learning/how-to-read-write-data-v2), and the staging
+        root also holds every other dataset, the runs' outputs and checkpoints, and models."""
+        return f"{self.parsed().prefix.strip('/')}/inputs/{fingerprint}"
+
+    def job_spec(self, job: Job, name: str, data_key: str, dataset_name: str, data_root: str = "") -> dict:
         """The command job in `az ml job create --file job.yml`'s shape (reference-yaml-job-command). Input
         and output are paths in the datastore that names platbench's Blob container; the trainer writes
-        results, model and checkpoints into the output (--out)."""
+        results, model and checkpoints into the output (--out). data_root: the sharded staging prefix."""
         cfg = self.parsed()
-        prefix = cfg.prefix.strip("/")
         store = f"azureml://datastores/{cfg.datastore}/paths/"
         if cfg.staging == "sharded":
-            # the staging root is the input; the manifest inside it names the shards relative to that root
-            data_path, data_arg = f"{store}{prefix}/", "${{inputs.data}}/" + data_key[len(prefix) + 1:]
+            # the dataset's staging folder is the input; its manifest names the shards relative to that folder
+            root = data_root.strip("/")
+            data_path, data_arg = f"{store}{root}/", "${{inputs.data}}/" + data_key[len(root) + 1:]
         else:
             data_path, data_arg = f"{store}{data_key}", "${{inputs.data}}"
         from platforms.image import pinning
@@ -465,9 +472,10 @@ class AzureMLPlatform(CloudJobPlatform):
         account = cfg.storage_account or "ACCOUNT"
         prefix = cfg.prefix.strip("/")
         name = cfg.job_name or cfg.JOB_NAME.placeholder(f"platbench-{job.model}")
-        data_key = (f"{prefix}/datasets/<fingerprint>/platbench-manifest.json" if cfg.staging == "sharded"
+        data_root = self.staging_prefix("<fingerprint>")
+        data_key = (f"{data_root}/datasets/<fingerprint>/platbench-manifest.json" if cfg.staging == "sharded"
                     else f"{prefix}/naive/{Path(job.data).resolve().name}/")
-        spec = self.job_spec(job, name, data_key, Path(job.data).resolve().name)
+        spec = self.job_spec(job, name, data_key, Path(job.data).resolve().name, data_root)
         ws = (f"--subscription {cfg.subscription_id or 'SUBSCRIPTION'} --resource-group "
               f"{cfg.resource_group or 'RG'} --workspace-name {cfg.workspace or 'WORKSPACE'}")
         blob = f"--account-name {account} --container-name {cfg.container} --auth-mode login"
@@ -490,11 +498,12 @@ class AzureMLPlatform(CloudJobPlatform):
             from platforms.image import pinning
 
             steps += pinning.plan_steps(cfg.image, "image")
-        steps += staging_steps(job.data, cfg.staging, prefix, lambda what, to: f"az storage blob upload {blob} --file "
+        steps += staging_steps(job.data, cfg.staging, data_root if cfg.staging == "sharded" else prefix, lambda what, to: f"az storage blob upload {blob} --file "
                                f"{what} --name {to}", lambda what, to: f"az storage blob upload-batch {blob} --source "
                                f"{what} --destination-path {to}", store="the container", unit="blob",
                                resumable="Put Block / Put Block List, resumable, If-None-Match",
-                               reads="the job reads the staging root as a uri_folder input")
+                               reads="the job's uri_folder input is inputs/<fingerprint>/: this dataset's manifest "
+                                     "and shards, nothing else of the container")
         download = (f"az storage blob download-batch {blob.replace('--container-name', '--source')} "
                     f"--pattern '{self.outputs_key(name)}*' --destination .")
         if cfg.local:
@@ -540,11 +549,21 @@ class AzureMLPlatform(CloudJobPlatform):
         cfg = self.parsed()
         if self.jobs is not None:
             self.jobs.ensure_datastore(cfg.datastore, self._store.account, cfg.container)
-        return super().stage(job)
+        if cfg.staging != "sharded":
+            return super().stage(job)
+        from platforms.core import staging
+
+        # the fingerprint names the folder; the hashes are cached, so the upload's own scan only stats the files
+        found = staging.scan(job.data)
+        self._staged = staging.upload(job.data, self._store, "sharded", self.staging_prefix(found.fingerprint))
+        figures = {**self._staged.figures, "staging": "sharded", tracking.Tag.DATASET_FINGERPRINT: found.fingerprint}
+        figures["upload_scan_seconds"] = figures.get("upload_scan_seconds", 0.0) + found.seconds
+        figures["upload_files_hashed"] = found.hashed
+        return figures
 
     def submit(self, job: Job, staged: dict[str, Any]) -> AzureMLHandle:
         name = self._job_name(job)
-        spec = self.job_spec(job, name, self._staged.data_key, self._staged.name)
+        spec = self.job_spec(job, name, self._staged.data_key, self._staged.name, self._staged.prefix)
         outputs_key = self.outputs_key(name)
         handle = AzureMLHandle(job_id=name, spec=spec, staged=self._staged, outputs_key=outputs_key)
         if self.parsed().local:

@@ -57,7 +57,8 @@ def test_command_job_on_a_cluster_end_to_end(dataset, tmp_path, monkeypatch, blo
     assert srv.calls("GET", r"/workspaces/ws$") and srv.calls("GET", r"/computes/gpu-cluster$")
     job_doc = srv.resources[puts[-1].lower()]["properties"]
     assert job_doc["computeId"].endswith("/computes/gpu-cluster")
-    assert job_doc["inputs"]["data"]["uri"] == "azureml://datastores/platbench/paths/platbench/"
+    assert re.fullmatch(r"azureml://datastores/platbench/paths/platbench/inputs/[0-9a-f]{64}/",
+                        job_doc["inputs"]["data"]["uri"])  # the dataset's staging folder, not the root
     assert job_doc["outputs"]["results"]["uri"] == "azureml://datastores/platbench/paths/platbench/jobs/pb-cloud-1/outputs/"
     assert job_doc["environmentVariables"]["PLATBENCH_IMAGE_DIGEST"] == "sha256:" + "c" * 64
     env_doc = srv.resources[puts[1].lower()]["properties"]
@@ -112,6 +113,28 @@ def test_serverless_job_on_a_registered_datastore(dataset, tmp_path, monkeypatch
     assert doc["resources"]["instanceType"] == "Standard_D4s_v3" and doc["queueSettings"]["jobTier"].lower() == "spot"
     assert "computeId" not in doc and doc["inputs"]["data"]["uri"].startswith("azureml://datastores/pbdata/")
     assert (tmp_path / "out" / "results.json").is_file()
+
+
+def test_a_downloaded_input_is_the_dataset_not_the_whole_container(dataset, tmp_path, monkeypatch, blob_env, azure_ml,
+                                                                    settings):
+    """input_mode=download copies the whole input folder onto the node before the command starts
+    (how-to-read-write-data-v2): the input is the dataset's manifest and shards, not the staging root with the
+    container's past outputs and models."""
+    from azure.storage.blob import ContainerClient
+
+    past = ContainerClient.from_connection_string(blob_env, settings["container"])
+    past.upload_blob("platbench/jobs/an-old-run/outputs/model/model.pt", b"0" * (4 << 20))
+    past.upload_blob("platbench/models/an-old-model/model.pt", b"0" * (4 << 20))
+    monkeypatch.chdir(tmp_path)
+    outcome, _ = run(Job(data=dataset, out=tmp_path / "out", epochs=1, model="small"),
+                     {**settings, "compute": "gpu-cluster", "job_name": "pb-dl", "input_mode": "download"})
+    assert outcome.status == "finished", outcome.message
+    doc = azure_ml.resources[azure_ml.calls("PUT", r"/jobs/pb-dl$")[0].lower()]["properties"]
+    folder = doc["inputs"]["data"]["uri"].split("/paths/", 1)[1]
+    assert doc["inputs"]["data"]["mode"] == "Download" and folder != "platbench/"
+    inside = {b.name: b.size for b in past.list_blobs(name_starts_with=folder)}
+    assert inside and all(k.endswith(("/platbench-manifest.json", ".tar")) for k in inside)
+    assert azure_ml.jobs["pb-dl"].figures["download_bytes"] == sum(inside.values())  # nothing else came down
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -106,8 +106,8 @@ def test_dry_run_prints_az_commands_and_a_job_the_sdk_accepts(dataset, tmp_path)
                    "az ml datastore create --name platbench", "0.5260 USD/h"):
         assert needle in text, needle
     spec = json.loads(re.search(r"job\.yml: (\{.*\})$", text, re.M).group(1))
-    assert spec["inputs"]["data"] == {"type": "uri_folder", "mode": "download",
-                                      "path": "azureml://datastores/platbench/paths/platbench/"}
+    assert spec["inputs"]["data"] == {"type": "uri_folder", "mode": "download",  # the dataset's folder, not the root
+                                      "path": "azureml://datastores/platbench/paths/platbench/inputs/<fingerprint>/"}
     assert spec["outputs"]["results"] == {"type": "uri_folder", "mode": "rw_mount",
                                           "path": "azureml://datastores/platbench/paths/platbench/jobs/pb-plan/outputs/"}
     assert spec["command"].startswith("train --data ${{inputs.data}}/datasets/")
@@ -134,7 +134,7 @@ def test_local_mode_end_to_end(dataset, tmp_path, monkeypatch, blob_env, contain
     outcome, run_id = run(job, {"container": container, "local": "true", "job_name": "pb-local-1"})
     assert outcome.status == "finished", outcome.message
     keys = blobs(blob_env, container)
-    assert any(k.startswith("platbench/shards/") for k in keys)
+    assert any(re.match(r"platbench/inputs/[0-9a-f]{64}/shards/", k) for k in keys)
     assert any(k.endswith("/platbench-manifest.json") for k in keys)
     out = "platbench/jobs/pb-local-1/outputs/"
     assert {out + "results.json", out + "metrics.jsonl", out + "model/model.pt"} <= set(keys)
