@@ -101,6 +101,7 @@ class Ctx:
     servers: dict = field(default_factory=dict)   # fixture name → its value
     place: str = ""                 # the bucket / container / volume of this test
     before: dict = field(default_factory=dict)    # a shared server's records before this test
+    config: object = None           # pytest's config (cleanups at the end of this process's session)
 
     def env(self, stand_in, **knobs) -> dict:
         """The stand-in's environment plus the mark, for a job's runtime."""
@@ -110,22 +111,23 @@ class Ctx:
 _GOLDEN_COPIES: dict = {}
 
 
-def golden_outside_tmp(golden: Path) -> Path:
+def golden_outside_tmp(golden: Path, config) -> Path:
     """A copy of the golden run outside /tmp, for a job whose /tmp is its own (SageMaker's runner mounts the
-    job's scratch there, and pytest's folders are under /tmp); one per process, removed at its exit."""
+    job's scratch there, and pytest's folders are under /tmp); one per process, removed when its session ends
+    (config.add_cleanup: an xdist worker ends without running atexit handlers)."""
     if golden not in _GOLDEN_COPIES:
-        import atexit
         import shutil
         import tempfile
 
         root = Path(tempfile.mkdtemp(prefix="platbench-golden-", dir="/var/tmp"))
-        atexit.register(shutil.rmtree, root, True)
+        config.add_cleanup(lambda: shutil.rmtree(root, ignore_errors=True))
         _GOLDEN_COPIES[golden] = shutil.copytree(golden, root / "out")
     return _GOLDEN_COPIES[golden]
 
 
 def _sagemaker_runtime(ctx: Ctx, env: dict) -> None:
-    env = {**env, "PLATBENCH_STAND_IN_GOLDEN": str(golden_outside_tmp(Path(env["PLATBENCH_STAND_IN_GOLDEN"])))}
+    golden = golden_outside_tmp(Path(env["PLATBENCH_STAND_IN_GOLDEN"]), ctx.config)
+    env = {**env, "PLATBENCH_STAND_IN_GOLDEN": str(golden)}
     ctx.servers["sm_api"].runtime_env.update(env)
 
 
@@ -459,7 +461,7 @@ def kit_store(tmp_path_factory, monkeypatch):
 
 def open_rig(rig: Rig, request, tmp_path: Path, data: Path) -> Ctx:
     """The rig's servers for this test (its fixtures, by name) and a fresh bucket / container / volume."""
-    ctx = Ctx(tmp_path, data)
+    ctx = Ctx(tmp_path, data, config=request.config)
     for name in rig.fixtures:
         ctx.servers[name] = request.getfixturevalue(name)
     ctx.place = rig.place(ctx)
