@@ -11,8 +11,9 @@ names, staged-data unpacking and every output file format are the real trainer's
 comes from is the test's choice of environment:
 - a launcher that runs the trainer in its own process (`platbench launch local`, sweep workers): the
   `platbench` process started with `StandIn.env()`;
-- a loopback server that runs the job (tests/apolo/_apolo_server.py): the server's runtime gets
-  `StandIn.env()` (ApoloServer(runtime_env=...)): the server, like the platform, chooses what the job runs;
+- a loopback server that runs the job (Apolo's, and the Vertex AI, SageMaker, Azure ML and Databricks job
+  servers): the server's runtime gets `StandIn.env(base={})` through its `runtime_env`: the server, like the
+  platform, chooses what the job runs (tests/launchers, the launcher conformance kit, does so for each);
 - a launcher's local mode (platforms/core/emulator.py LocalRun, `python -m trainer train` as a child):
   the child's environment, where the launcher passes the caller's on.
 
