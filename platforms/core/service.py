@@ -8,11 +8,14 @@ the same way for every service (`platbench launch SERVICE`) and evaluates the de
 What is shared here: the service's view of the dataset (the same nested `--per-class` subsets the trainer
 uses, trainer/data/subset.py, with the same 80/20 train/validation cut, or all of those images where the
 service cross-validates), the checks every service makes before anything is created (too few images per
-label, too few labels, unsupported formats, options that do not apply), the settings every service shares
+label, too few labels, unsupported formats, image sizes, options that do not apply), images smaller than a
+service's minimum upscaled (before upload and in every request: `fit_to_minimum`), the settings every service shares
 (the load test's), and the cost of a run. Imports no platform and no cloud SDK."""
 from __future__ import annotations
 
+import io
 import json
+import math
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,6 +41,39 @@ def image_format(path: Path) -> Optional[str]:
     return next((name for name, magic in MAGIC.items() if head.startswith(magic)), None)
 
 
+def image_dimensions(path: Path) -> tuple[int, int]:
+    """(width, height) from the image's header."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.size
+
+
+def upscaled_size(size: tuple[int, int], min_side: int) -> tuple[int, int]:
+    """The size with both sides at least min_side, aspect ratio kept (unchanged where already large enough)."""
+    factor = max(1.0, min_side / min(size))
+    return math.ceil(size[0] * factor), math.ceil(size[1] * factor)
+
+
+def fit_to_minimum(data: bytes, min_side: int) -> bytes:
+    """The image's bytes, upscaled (bicubic, same format; JPEG at quality 95) where a side is under min_side:
+    a 32×32 CIFAR-10 image becomes 64×64 for a service that refuses anything smaller. Unchanged otherwise."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        img = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, OSError):
+        return data  # not an image: the service judges it
+    with img:
+        size = upscaled_size(img.size, min_side)
+        if size == img.size:
+            return data
+        fmt = img.format
+        out = io.BytesIO()
+        img.resize(size, Image.Resampling.BICUBIC).save(out, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+        return out.getvalue()
+
+
 @dataclass(frozen=True)
 class LabelledImage:
     path: Path
@@ -59,13 +95,14 @@ class ServiceData:
     val: list[LabelledImage]
     test: list[LabelledImage]
     split: str
+    sent_bytes: Optional[int] = None   # what the upload sent, where that differs from the files (upscaled)
 
     @property
     def uploaded(self) -> list[LabelledImage]:
         return self.train + self.val
 
     def upload_bytes(self) -> int:
-        return sum(x.size for x in self.uploaded)
+        return self.sent_bytes if self.sent_bytes is not None else sum(x.size for x in self.uploaded)
 
     def per_label(self) -> dict[str, int]:
         counts = {c: 0 for c in self.classes}
@@ -194,6 +231,10 @@ class Service(ABC):
     min_per_label: ClassVar[int] = 1
     formats: ClassVar[tuple[str, ...]] = ("png", "jpeg")
     limits_source: ClassVar[str] = ""        # the page documenting them
+    # documented image sizes, pixels a side: smaller images are upscaled to min_side (fit_to_minimum) before
+    # upload and in every request, larger than max_side refused
+    min_side: ClassVar[int] = 0
+    max_side: ClassVar[Optional[int]] = None
     top_k_given: ClassVar[bool] = True       # whether a prediction carries more than the best label
 
     def __init_subclass__(cls, **kwargs):
@@ -205,6 +246,8 @@ class Service(ABC):
         self.settings = dict(settings or {})
         self.cfg = None
         self.created: list[tuple[str, str]] = []   # (kind, id) in creation order: teardown deletes these
+        self.sent_bytes: Optional[int] = None      # what upload_images sent, and how many images it upscaled
+        self.upscaled = 0
 
     def parsed(self):
         if self.cfg is None:
@@ -248,6 +291,18 @@ class Service(ABC):
             if fmt not in self.formats:
                 raise UserError(f"{self.name} takes {' and '.join(f.upper() for f in self.formats)} images only; "
                                 f"{x.path} is {fmt.upper() if fmt else 'another format'} ({self.limits_source})")
+        if self.max_side:  # read from each header; an image under min_side counts at its upscaled size
+            for x in data.uploaded + data.test:
+                w, h = upscaled_size(image_dimensions(x.path), self.min_side or 1)
+                if max(w, h) > self.max_side:
+                    raise UserError(f"{self.name} takes images of at most {self.max_side}×{self.max_side} px; {x.path} "
+                                    f"is {w}×{h} px as sent ({self.limits_source})")
+
+    def upscaling(self) -> str:
+        """What the run does to small images, for the plan and the run's tags ('' where nothing is)."""
+        return (f"images under {self.min_side}×{self.min_side} px are upscaled (bicubic, aspect kept) to "
+                f"{self.min_side} px on the short side before upload and in every request, the service's minimum "
+                f"({self.limits_source})") if self.min_side else ""
 
     def check(self, job: Job, data: ServiceData) -> None:
         """Settings, options, data and credentials: everything that can be refused before anything exists."""
@@ -312,13 +367,25 @@ class Service(ABC):
                       workers: int) -> dict[str, list[str]]:
         """Each split's images into an object store (platforms/core/store.py) as PREFIX/images/SPLIT/LABEL/
         NNNNNN.ext, `workers` uploads at a time, PREFIX recorded as `kind` first (a failed upload is deleted
-        too); returns each split's keys, in the images' order (what a manifest names)."""
+        too); returns each split's keys, in the images' order (what a manifest names). Where the service has a
+        min_side, images under it are sent upscaled; `self.upscaled` and `self.sent_bytes` say what was sent."""
         self.created.append((kind, prefix))
         keys = {split: [f"{prefix}/images/{split}/{x.label}/{i:06d}{x.path.suffix.lower()}"
                         for i, x in enumerate(items)] for split, items in splits.items()}
         files = [(key, x.path) for split, items in splits.items() for key, x in zip(keys[split], items)]
+
+        def put(key: str, path: Path) -> tuple[int, bool]:
+            if not self.min_side:
+                store.put_file(key, path)
+                return path.stat().st_size, False
+            raw = path.read_bytes()
+            body = fit_to_minimum(raw, self.min_side)
+            store.put_bytes(key, body)
+            return len(body), body is not raw
+
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda kp: store.put_file(*kp), files))
+            sent = list(pool.map(lambda kp: put(*kp), files))
+        self.sent_bytes, self.upscaled = sum(n for n, _ in sent), sum(up for _, up in sent)
         return keys
 
 

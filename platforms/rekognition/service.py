@@ -1,7 +1,10 @@
 """Amazon Rekognition Custom Labels, image classification, through boto3's `rekognition` client
 (platforms/core/service.py drives it).
 
-- Images: PNG and JPEG only; a classification dataset needs at least 2 labels and at least 1 image per label:
+- Images: PNG and JPEG only; a classification dataset needs at least 2 labels and at least 1 image per label;
+  images of 64×64 to 4096×4096 px for training, testing and detection, so CIFAR-10's 32×32 images are
+  upscaled to 64×64 before upload and in every DetectCustomLabels request (recorded: the run's
+  platbench.upscaled and platbench.image_min_side tags, service.json, the plan):
   https://docs.aws.amazon.com/rekognition/latest/customlabels-dg/limits.html
 - Datasets from a SageMaker Ground Truth manifest in S3, one JSON line per image: `source-ref` (the image's
   S3 URI), a label attribute holding 0 and `<attribute>-metadata` {class-name, confidence,
@@ -43,7 +46,8 @@ from platforms.core import pricing
 from platforms.core.api import Job, PlanStep
 from platforms.core.names import unique_name
 from platforms.core.sdk import require
-from platforms.core.service import Service, ServiceCost, ServiceData, ServiceSettings, Trained, predictions
+from platforms.core.service import (Service, ServiceCost, ServiceData, ServiceSettings, Trained, fit_to_minimum,
+                                    predictions)
 from platforms.core.transport import Payload, Reply, Target, ThreadedTransport, TransportError
 from platforms.errors import UserError
 from platforms.rekognition import SPEC
@@ -79,6 +83,7 @@ class RekognitionService(Service):
     min_per_label = 1
     formats = ("png", "jpeg")
     limits_source = LIMITS
+    min_side, max_side = 64, 4096
 
     def __init__(self, settings=None):
         super().__init__(settings)
@@ -142,7 +147,7 @@ class RekognitionService(Service):
         self._name()
 
     def run_tags(self, job: Job) -> dict[str, str]:
-        return {"platbench.region": self.parsed().region}
+        return {"platbench.region": self.parsed().region, "platbench.image_min_side": self.upscaling()}
 
     def plan(self, job: Job) -> list[PlanStep]:
         cfg = self.parsed()
@@ -151,7 +156,7 @@ class RekognitionService(Service):
         where = f"s3://{bucket}/{cfg.prefix.strip('/')}/{name}"
         manifest = lambda split: f"'GroundTruthManifest={{S3Object={{Bucket={bucket},Name={cfg.prefix.strip('/')}/{name}/{split}.manifest}}}}'"  # noqa: E731
         return [
-            PlanStep("upload the train/validation images and one Ground Truth manifest per split",
+            PlanStep(f"upload the train/validation images and one Ground Truth manifest per split; {self.upscaling()}",
                      f"aws s3 cp --recursive IMAGES {where}/images/"),
             PlanStep("create the project", f"aws rekognition create-project --project-name {name}"),
             PlanStep("create the TRAIN dataset (our 80%) and the TEST dataset (our 20% validation)",
@@ -186,9 +191,11 @@ class RekognitionService(Service):
                 for key, x in zip(keys[split], items)]
             store.put_bytes(f"{prefix}/{split}.manifest", ("\n".join(lines) + "\n").encode())
         images = sum(len(k) for k in keys.values())
-        say(f"uploaded {images} images and 2 manifests to {store.uri(prefix)}/")
+        data.sent_bytes = self.sent_bytes
+        upscaled = f"{self.upscaled} of {images} images to at least {self.min_side}×{self.min_side} px"
+        say(f"uploaded {images} images ({upscaled}) and 2 manifests to {store.uri(prefix)}/")
         return {"objects": images + 2, "upload_retries": store.snapshot()["retries"],
-                "manifest": store.uri(f"{prefix}/train.manifest")}
+                "manifest": store.uri(f"{prefix}/train.manifest"), "upscaled": upscaled}
 
     def _wait(self, what: str, read, done: set[str], failed: set[str], limit_s: float) -> dict:
         """Poll `read()` (a description with Status) until its Status is in done (returned) or failed (raised)."""
@@ -241,7 +248,7 @@ class RekognitionService(Service):
         return Target(kind=self.name, name=self.version_arn)
 
     def transport(self, concurrency: int, timeout_s: float) -> "RekognitionTransport":
-        return RekognitionTransport(self.session(), self.version_arn, concurrency, timeout_s)
+        return RekognitionTransport(self.session(), self.version_arn, concurrency, timeout_s, self.min_side)
 
     def delete(self, kind: str, name: str) -> Iterator[str]:
         """Everything under the run's project name, found again through DescribeProjects (so a model or dataset
@@ -316,17 +323,18 @@ class RekognitionTransport(ThreadedTransport):
     """DetectCustomLabels through boto3, `concurrency` calls at a time in threads. botocore's own retries are
     off: total_max_attempts 1 (in botocore's Config `max_attempts` counts RETRIES, `total_max_attempts` every
     attempt, https://docs.aws.amazon.com/boto3/latest/guide/retries.html); the load tool retries and counts.
-    Every label comes back (MinConfidence 0), best first."""
+    Every label comes back (MinConfidence 0), best first. An image under min_side is upscaled in the call, as
+    a client of the service must (its latency includes that)."""
 
     max_payload_bytes = 4 * 1024 * 1024
     payload_limit_source = ("DetectCustomLabels image bytes, "
                             "https://docs.aws.amazon.com/rekognition/latest/customlabels-dg/running-model.html")
 
-    def __init__(self, session, version_arn: str, concurrency: int, timeout_s: float):
+    def __init__(self, session, version_arn: str, concurrency: int, timeout_s: float, min_side: int = 0):
         from botocore.config import Config
 
         super().__init__(concurrency, "rekognition-detect")
-        self.arn = version_arn
+        self.arn, self.min_side = version_arn, min_side
         self.client = session.client("rekognition", config=Config(
             retries={"mode": "standard", "total_max_attempts": 1}, max_pool_connections=concurrency,
             connect_timeout=10, read_timeout=timeout_s))
@@ -336,7 +344,8 @@ class RekognitionTransport(ThreadedTransport):
                                          EndpointConnectionError, ReadTimeoutError)
 
         try:
-            r = self.client.detect_custom_labels(ProjectVersionArn=self.arn, Image={"Bytes": payload.body},
+            body = fit_to_minimum(payload.body, self.min_side) if self.min_side else payload.body
+            r = self.client.detect_custom_labels(ProjectVersionArn=self.arn, Image={"Bytes": body},
                                                  MinConfidence=0)
         except ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)

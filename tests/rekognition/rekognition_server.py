@@ -6,7 +6,9 @@ members, minimums), then the patterns, maximum lengths and enums botocore leaves
 (rekognition_constraints.py), each refused with the service's ValidationException, so a request boto3 would
 not send, or the real API would reject on shape, is refused here too. Images and Ground Truth
 manifests are read from S3 (moto) with boto3, and the service's documented rules are applied: PNG/JPEG only,
-at least 2 labels per classification dataset, at least 1 image per label
+at least 2 labels per classification dataset, at least 1 image per label, images of 64×64 to 4096×4096 px
+for training, testing and detection (a smaller or larger one fails its dataset, or the DetectCustomLabels
+call; the error code there is this server's choice, the page gives the sizes only)
 (https://docs.aws.amazon.com/rekognition/latest/customlabels-dg/limits.html); no DeleteProject while the
 project still has models or datasets, no DeleteProjectVersion while the model runs, DetectCustomLabels only
 on a RUNNING model.
@@ -33,6 +35,7 @@ from rekognition_constraints import report, violations
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 PNG, JPEG = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
+MIN_SIDE, MAX_SIDE = 64, 4096   # pixels, width and height: training, testing and detection (limits.html)
 
 
 class ServiceError(Exception):
@@ -52,7 +55,11 @@ def _features(data: bytes) -> np.ndarray:
 
     if not (data.startswith(PNG) or data.startswith(JPEG)):
         raise ServiceError("InvalidImageFormatException", "Request has unsupported image format")
-    img = Image.open(io.BytesIO(data)).convert("RGB").resize((16, 16))
+    img = Image.open(io.BytesIO(data))
+    if not (MIN_SIDE <= min(img.size) and max(img.size) <= MAX_SIDE):
+        raise ServiceError("InvalidParameterException", f"the image is {img.size[0]}×{img.size[1]} px; images must be "
+                                                        f"{MIN_SIDE}×{MIN_SIDE} to {MAX_SIDE}×{MAX_SIDE} px")
+    img = img.convert("RGB").resize((16, 16))
     return np.asarray(img, dtype=np.float64).ravel() / 255.0
 
 
@@ -113,7 +120,10 @@ class RekognitionServer(Faults, ThreadingHTTPServer):
             data = self._read_s3(ref.netloc, ref.path.lstrip("/"))
             if not (data.startswith(PNG) or data.startswith(JPEG)):
                 return [], f"line {n}: {doc['source-ref']} is not a PNG or JPEG image"
-            entries.append((doc[meta_keys[0]]["class-name"], _features(data)))
+            try:
+                entries.append((doc[meta_keys[0]]["class-name"], _features(data)))
+            except ServiceError as exc:
+                return [], f"line {n}: {doc['source-ref']}: {exc}"
         return entries, ""
 
     # ------------------------------------------------------------------ operations

@@ -59,12 +59,15 @@ def test_stage_train_deploy_evaluate_load_and_delete(rekognition, color_data, tm
     (train_ds,) = [d for d in server.ops("CreateDataset") if d["DatasetType"] == "TRAIN"]
     manifest_key = train_ds["DatasetSource"]["GroundTruthManifest"]["S3Object"]["Name"]
     assert manifest_key.endswith("/train.manifest")
-    # upload MB: exactly the bytes of the 30 train/validation images sent, none of the test set
+    # upload MB: exactly the bytes of the 30 train/validation images sent (upscaled from 32×32 to Rekognition's
+    # 64×64 minimum), none of the test set
     from platforms.core.api import Job
-    from platforms.core.service import prepare
+    from platforms.core.service import fit_to_minimum, prepare
 
     sent = prepare(Job(data=color_data, out=tmp_path, per_class=10), False)
-    assert doc["upload"]["mb"] == sent.upload_bytes() / 1e6 and len(sent.uploaded) == 30
+    sent_bytes = sum(len(fit_to_minimum(x.path.read_bytes(), 64)) for x in sent.uploaded)
+    assert doc["upload"]["mb"] == sent_bytes / 1e6 and len(sent.uploaded) == 30
+    assert doc["upload"]["upscaled"] == "30 of 30 images to at least 64×64 px"
     detects = server.ops("DetectCustomLabels")
     assert len(detects) == 36 + 2 + 40  # every test image once, then warm-up and the measured requests
     ev = doc["evaluation"]
@@ -80,6 +83,8 @@ def test_stage_train_deploy_evaluate_load_and_delete(rekognition, color_data, tm
 
     run = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}").get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.tags["platbench.kind"] == "service"
+    assert run.data.tags["platbench.upscaled"] == "30 of 30 images to at least 64×64 px"
+    assert run.data.tags["platbench.image_min_side"].startswith("images under 64×64 px are upscaled")
     m = run.data.metrics
     assert m["final_test_accuracy"] == ev["accuracy"] and m["load_requests_per_s"] > 0
     assert m["endpoint_usd_per_hour"] == 4.0 and m["endpoint_usd_per_month"] == 4.0 * 730
@@ -278,7 +283,32 @@ def test_cli_dry_run_and_a_bad_setting(color_data, tmp_path):
                        cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "aws rekognition create-project-version" in r.stdout and "80/20 train/validation" in r.stdout
+    assert "images under 64×64 px are upscaled" in r.stdout  # issue 24 item 1: the plan says so
     r = platbench_here("launch", "rekognition", "--data", str(color_data), "--set", "inference_units=0", cwd=tmp_path)
     assert_one_line_error(r)
     assert r.returncode == 2 and "inference_units" in r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_images_under_64_px_are_upscaled_and_over_4096_refused(rekognition, color_data, tmp_path):
+    """Issue 24 item 1: Rekognition takes 64×64 to 4096×4096 px for training, testing and detection
+    (limits.html; the server refuses others). The 32×32 images reach it at 64×64, in the datasets and in
+    every DetectCustomLabels call; an image wider than 4096 px is refused before anything is created."""
+    import base64
+    import io
+
+    from conftest import write_folder_dataset
+    from PIL import Image
+
+    server, settings = rekognition
+    _launch(settings, color_data, tmp_path / "out", per_class=5)
+    sizes = {Image.open(io.BytesIO(base64.b64decode(d["Image"]["Bytes"]))).size for d in server.ops("DetectCustomLabels")}
+    assert sizes == {(64, 64)}
+    assert server.trainings  # both datasets were created from 64×64 images and trained
+    wide = write_folder_dataset(tmp_path / "wide", train_per_class=6, test_per_class=2)
+    Image.new("RGB", (4097, 64)).save(wide / "test" / "red" / "0000.png")
+    calls = len(server.calls)
+    with pytest.raises(UserError, match=r"at most 4096×4096 px; .*0000\.png is 4097×64 px as sent"):
+        _launch(settings, wide, tmp_path / "o2", per_class=5)
+    assert len(server.calls) == calls
+    _nothing_left(server, settings["bucket"])
