@@ -205,14 +205,10 @@ class ApoloPlatform(CloudJobPlatform):
 
         cfg = self.parsed()
         validate_job(job)
-        found, where = credentials.find(cfg.config)
-        needs = [] if found else [f"Apolo credentials ({where})"]
-        if not cfg.image:
-            needs.append("--set image=image:platbench:TAG (`apolo image push platbench:TAG`) or "
-                         "REGISTRY/platbench@sha256:…")
-        if not cfg.preset:
-            needs.append("--set preset=NAME (a resource preset of the cluster: `apolo config show`)")
-        return needs
+        return self.needs(credentials.find(cfg.config), "Apolo", {
+            "image": "--set image=image:platbench:TAG (`apolo image push platbench:TAG`) or "
+                     "REGISTRY/platbench@sha256:…",
+            "preset": "--set preset=NAME (a resource preset of the cluster: `apolo config show`)"})
 
     def check(self, job: Job) -> None:
         from platforms.apolo.session import Session

@@ -46,7 +46,6 @@ from platforms.core import tracking
 from platforms.core.api import Job, Outcome, PlanStep
 from platforms.core.cloud_job import CloudJob, CloudJobPlatform, CloudJobs
 from platforms.core.container_env import container_env
-from platforms.core.emulator import collected
 from platforms.core.run_tags import image_tags
 from platforms.core.settings import validate_job
 from platforms.core.staging_plan import staging_steps
@@ -446,11 +445,8 @@ class SkyPilotPlatform(CloudJobPlatform):
 
     # ------------------------------------------------------------------ collect / teardown
     def collect(self, handle: SkyHandle, outcome: Outcome, dest: Path) -> Path:
-        from platforms.core.staging import download_prefix
-
-        got, seconds = download_prefix(self._store, handle.out_key + "/", Path(dest))
-        return collected(outcome, Path(dest), handle.staged.fingerprint, f"skypilot job {handle.name}",
-                         f"{self.parsed().bucket}/{handle.out_key}/", got, seconds)
+        return self.collect_folders(handle, outcome, dest, [(handle.out_key + "/", "")], f"skypilot job {handle.name}",
+                                    f"{self.parsed().bucket}/{handle.out_key}/")
 
     def release(self, handle: Optional[SkyHandle]) -> None:
         """After the template's teardown (which cancels a job it saw running), always: the on-demand cluster
