@@ -27,6 +27,12 @@ Platform contracts relied on (official pages):
   registered and cannot be changed", Azure/azure-cli-extensions#5440), so its build context lives at one
   path per digest (PREFIX/environments/platbench-serve/VERSION/) that teardown keeps: every endpoint from
   the same image registers the same definition again.
+- Request settings: without them a deployment takes max_concurrent_requests_per_instance 1 and a 5 s
+  request timeout (azure-ai-ml deployment_settings.py OnlineRequestSettings) and answers 429 beyond
+  (https://learn.microsoft.com/azure/machine-learning/how-to-troubleshoot-online-endpoints, HTTP status
+  codes), so the load test would measure retries. They follow the load plan: its concurrency spread over
+  the instances, its timeout up to the 180,000 ms the service allows
+  (https://learn.microsoft.com/azure/machine-learning/reference-yaml-deployment-managed-online).
 - Prices: a managed online deployment is billed as its VMs (https://azure.microsoft.com/pricing/details/machine-learning/),
   the `endpoint` section of prices.yaml.
 """
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import time
 from pathlib import Path
 from typing import Optional
@@ -49,6 +56,7 @@ PORT = 8080
 LIVENESS = READINESS = "/ping"        # serve answers 200 once the model is loaded
 SCORING = "/invocations"
 DEPLOYMENT = "platbench"
+MAX_REQUEST_TIMEOUT_MS = 180_000  # request_settings.request_timeout_ms, reference-yaml-deployment-managed-online
 # "The name for an endpoint must start with an upper- or lowercase letter and only consist of '-'s and
 # alphanumeric characters", 3-32 long: https://learn.microsoft.com/azure/machine-learning/how-to-manage-quotas
 NAME = NameRule(32, letter_first=True, min_len=3)
@@ -91,6 +99,9 @@ def dockerfile(image: str) -> bytes:
 class AzureMLEndpoint(Endpoint):
     platform = "azureml"
     settings_model = AzureMLEndpointSettings
+    # the load test the deployment is made for (set before deploy; LoadSettings' defaults, the study's
+    # 10 concurrent at 60 s, where none is given): its request settings follow it
+    load_plan = None
     name_rule = NAME
     name_refusal = ("azureml endpoint: name {name!r}: 3-32 letters, digits and '-', starting with a letter (managed "
                     "online endpoint limits, how-to-manage-quotas)")
@@ -114,6 +125,20 @@ class AzureMLEndpoint(Endpoint):
     def target(self) -> Target:
         return Target(kind="azureml", name=self.name, url=self.scoring_uri)
 
+    def request_settings(self) -> tuple[int, int]:
+        """(max_concurrent_requests_per_instance, request_timeout_ms) for the load plan."""
+        from platforms.core.load_runner import LoadSettings
+
+        plan = self.load_plan or LoadSettings()
+        return (math.ceil(plan.concurrency / self.cfg.instance_count),
+                min(round(plan.timeout_s * 1000), MAX_REQUEST_TIMEOUT_MS))
+
+    def tags(self) -> dict[str, str]:
+        """The deployment's request settings, for the run's tags."""
+        per_instance, timeout_ms = self.request_settings()
+        return {"platbench.azureml.max_concurrent_requests_per_instance": str(per_instance),
+                "platbench.azureml.request_timeout_ms": str(timeout_ms)}
+
     def cost(self) -> Optional[EndpointCost]:
         return endpoint_cost("azureml", self._region, [(self.cfg.instance_type, self.cfg.instance_count)])
 
@@ -134,7 +159,9 @@ class AzureMLEndpoint(Endpoint):
             f"{PORT}, liveness/readiness {LIVENESS}, scoring {SCORING}",
             f"az ml online-endpoint create --name {self.name} --auth-mode key {ws}",
             f"az ml online-deployment create --name {DEPLOYMENT} --endpoint-name {self.name} --file deployment.yml "
-            f"{ws}   # model {self.name}:1, environment, {c.instance_count}x {c.instance_type}",
+            f"{ws}   # model {self.name}:1, environment, {c.instance_count}x {c.instance_type}, request_settings: "
+            f"max_concurrent_requests_per_instance {self.request_settings()[0]}, request_timeout_ms "
+            f"{self.request_settings()[1]} (from the load test)",
             f"az ml online-endpoint get-credentials --name {self.name} {ws}; curl -H 'Authorization: Bearer KEY' "
             f"-H 'azureml-model-deployment: {DEPLOYMENT}' --data-binary @image.png SCORING_URI   # x N, by the load tool",
             f"az ml online-endpoint delete --name {self.name} --yes {ws}; az rest --method delete --url "
@@ -157,7 +184,7 @@ class AzureMLEndpoint(Endpoint):
 
     def deploy(self, model_dir: Path, progress=None) -> None:
         from azure.ai.ml import load_environment
-        from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
+        from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint, Model, OnlineRequestSettings
 
         c, ws, say = self.cfg, self._ws, progress or (lambda text: None)
         model_tarball(model_dir)  # validates the model directory
@@ -187,12 +214,16 @@ class AzureMLEndpoint(Endpoint):
         self.created.append(("endpoint", self.name))  # before the call: a create that fails half-way is deleted too
         ws.call(f"create endpoint {self.name!r}", lambda: client.online_endpoints.begin_create_or_update(
             ManagedOnlineEndpoint(name=self.name, auth_mode="key")).result())
-        say(f"deploying {self.name} on {c.instance_count}x {c.instance_type}")
+        per_instance, timeout_ms = self.request_settings()
+        say(f"deploying {self.name} on {c.instance_count}x {c.instance_type}, {per_instance} concurrent requests "
+            f"per instance, {timeout_ms} ms timeout")
         self.created.append(("deployment", DEPLOYMENT))
         ws.call(f"create deployment {DEPLOYMENT!r}", lambda: client.online_deployments.begin_create_or_update(
             ManagedOnlineDeployment(name=DEPLOYMENT, endpoint_name=self.name, model=f"{model.name}:{model.version}",
-                                    environment=env, instance_type=c.instance_type,
-                                    instance_count=c.instance_count)).result())
+                                    environment=env, instance_type=c.instance_type, instance_count=c.instance_count,
+                                    request_settings=OnlineRequestSettings(
+                                        max_concurrent_requests_per_instance=per_instance,
+                                        request_timeout_ms=timeout_ms))).result())
         self.scoring_uri = ws.call("endpoint", client.online_endpoints.get, self.name).scoring_uri
         self._key = ws.call("endpoint keys", client.online_endpoints.get_keys, self.name).primary_key
         self.timings["create_to_in_service_s"] = time.perf_counter() - t0

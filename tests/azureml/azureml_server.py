@@ -176,6 +176,7 @@ class AzureML(ThreadingHTTPServer):
         self.hold_jobs = False                                   # True: jobs stay Queued (no quota)
         self.runtime_env: dict = {}                              # added to every job's environment (the stand-in)
         self.container_starts: list = []                         # (argv, AZUREML_MODEL_DIR) of each deployment
+        self.too_many = 0                                        # scoring requests answered 429 (concurrency)
         # a short poll interval: shutdown() waits for it, once per test (the default 0.5 s, twice, added up)
         self.thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
@@ -570,11 +571,21 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Authorization", "").removeprefix("Bearer ") not in doc["_keys"]:
             return self._send(401, raw=b"", headers={})
         dep = self.headers.get("azureml-model-deployment")
-        containers = {k.rsplit("/", 1)[-1]: c for k, c in srv.deployments.items()
+        containers = {k.rsplit("/", 1)[-1]: (k, c) for k, c in srv.deployments.items()
                       if k.startswith(doc["id"].lower() + "/")}
-        container = containers.get(dep) if dep else next(iter(containers.values()), None)
+        arm_id, container = containers.get(dep, (None, None)) if dep else next(iter(containers.values()), (None, None))
         if container is None:
             raise Refused(404, "NotFound", f"no deployment {dep!r} behind endpoint {endpoint}")
+        # requests beyond max_concurrent_requests_per_instance (default 1) × instance_count get 429 "Too many
+        # pending requests" (https://learn.microsoft.com/azure/machine-learning/how-to-troubleshoot-online-endpoints,
+        # HTTP status codes; the defaults: azure-ai-ml deployment_settings.py OnlineRequestSettings)
+        dep_doc = srv.resources[arm_id]
+        per_instance = (dep_doc["properties"].get("requestSettings") or {}).get("maxConcurrentRequestsPerInstance") or 1
+        with srv.lock:
+            if container.in_flight >= per_instance * (dep_doc.get("sku") or {}).get("capacity", 1):
+                srv.too_many += 1
+                return self._send(429, {"message": "Too many pending requests"})
+            container.in_flight += 1
         import http.client
 
         conn = http.client.HTTPConnection("127.0.0.1", container.port, timeout=60)
@@ -586,6 +597,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(resp.status, raw=data, headers={"Content-Type": resp.getheader("Content-Type", "")})
         finally:
             conn.close()
+            with srv.lock:
+                container.in_flight -= 1
 
 
 class Container:
@@ -596,6 +609,7 @@ class Container:
         import subprocess
 
         self.port, self.readiness, self.scoring, self.root, self.failure = port, readiness, scoring, root, failure
+        self.in_flight = 0   # scoring requests being answered (the endpoint's concurrency limit counts them)
         self.proc = None
         if not failure:
             self.log = (root / "container.log").open("w")

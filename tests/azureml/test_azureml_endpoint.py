@@ -149,3 +149,38 @@ def test_a_second_endpoint_from_the_same_image_reuses_the_environment_version(az
     context = [k for k in blobs(blob_env, settings["container"]) if k.endswith("/Dockerfile")]
     assert context == ["platbench/environments/platbench-serve/" + "d" * 16 + "/Dockerfile"]
     nothing_left(azure_ml, blob_env, settings["container"])
+
+
+def test_the_deployment_takes_the_load_tests_concurrency(azure_ml, model, blob_env, settings, tmp_path, monkeypatch):
+    """Issue 24 item 2: a deployment created without request settings answers one request per instance at a
+    time (max_concurrent_requests_per_instance 1, request timeout 5 s) and 429s the rest (the server does as
+    the service does), so a load test at concurrency 3 measured retries. Its request settings now follow
+    the load test: no 429, no retry."""
+    monkeypatch.chdir(tmp_path)
+    result = bench({**settings, "name": "pb-az-conc"}, payloads(), model_dir=model)
+    load = result.load
+    assert azure_ml.too_many == 0 and load["errors"]["by_status"].get("429", 0) == 0, load["errors"]
+    assert load["retries"]["total"] == 0 and load["summary"]["ok"] == 30
+
+
+def test_request_settings_follow_the_load_plan_and_are_recorded(azure_ml, model, blob_env, settings):
+    """Concurrency 12 on 2 instances: 6 requests per instance; the load test's 90 s timeout as the request
+    timeout (at most 180 s, reference-yaml-deployment-managed-online); both recorded as tags."""
+    from platforms.azureml.endpoint import AzureMLEndpoint
+    from platforms.core.load_runner import LoadSettings
+
+    ep = AzureMLEndpoint({**settings, "name": "pb-az-plan", "instance_count": "2"})
+    ep.load_plan = LoadSettings(concurrency=12, timeout_s=90)
+    ep.check()
+    try:
+        ep.deploy(model)
+        (dep,) = [d for d in azure_ml.resources.values() if d["type"].endswith("/deployments")]
+        assert dep["properties"]["requestSettings"]["maxConcurrentRequestsPerInstance"] == 6
+        assert dep["properties"]["requestSettings"]["requestTimeout"] == "PT1M30S"
+        assert ep.tags() == {"platbench.azureml.max_concurrent_requests_per_instance": "6",
+                             "platbench.azureml.request_timeout_ms": "90000"}
+    finally:
+        ep.teardown()
+    ep.load_plan = LoadSettings(concurrency=1, timeout_s=600)
+    assert ep.tags()["platbench.azureml.request_timeout_ms"] == "180000"  # the service's maximum
+    nothing_left(azure_ml, blob_env, settings["container"])
