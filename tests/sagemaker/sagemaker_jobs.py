@@ -393,7 +393,10 @@ class TrainingJob:
             except FileNotFoundError:  # the trainer replaced it meanwhile: the next pass sends the new one
                 continue
             if seen.get(path) != (st.st_size, st.st_mtime_ns):
-                self.s3().upload_file(str(path), bucket, prefix + path.relative_to(local).as_posix())
+                try:
+                    self.s3().upload_file(str(path), bucket, prefix + path.relative_to(local).as_posix())
+                except FileNotFoundError:  # an atomic write's temporary file, renamed between stat and upload
+                    continue
                 seen[path] = (st.st_size, st.st_mtime_ns)
 
     def _upload(self) -> None:
