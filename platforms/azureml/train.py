@@ -114,8 +114,9 @@ JOB_NAME = NameRule(255, chars="a-zA-Z0-9_", title="a valid Azure ML job name", 
 
 
 class AzureMLSettings(AzureMLWorkspace, CloudJobSettings, TimeLimit, LocalMode):
-    """`--set KEY=VALUE` for `platbench launch azureml`; job_name, run_name (the job's output folder is
-    jobs/<run_name>/outputs: a job of the run sees the checkpoints an interrupted one left), staging, prefix,
+    """`--set KEY=VALUE` for `platbench launch azureml`; job_name (unique in the workspace: by default a new one
+    per launch, stem run_name), run_name (the job's output folder is jobs/<run_name>/outputs: a job of the run
+    sees the checkpoints an interrupted one left), staging, prefix,
     poll_seconds, max_run and local as every cloud job has them (core/cloud_settings.py)."""
 
     JOB_NAME: ClassVar[NameRule] = JOB_NAME
@@ -230,6 +231,18 @@ class ControlPlane(CloudJobs):
 
     def create(self, spec: dict) -> str:
         return self.call(f"create job {spec['name']!r}", self.client.jobs.create_or_update, command_job(spec)).name
+
+    def exists(self, name: str) -> bool:
+        """Whether the workspace has a job of this name (Jobs - Get)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        def get():
+            try:
+                return self.client.jobs.get(name)
+            except ResourceNotFoundError:
+                return None
+
+        return self.call(f"job {name!r}", get) is not None
 
     def get(self, name: str) -> dict:
         job = self.call(f"job {name!r}", self.client.jobs.get, name)
@@ -372,6 +385,12 @@ class AzureMLPlatform(CloudJobPlatform):
             self._refuse_processes(job, size, vm)
             self._where = (region, size)
             self.jobs.check_datastore(cfg.datastore, self._store.account, cfg.container)
+            if cfg.job_name and self.jobs.exists(cfg.job_name):
+                # a job name is used once in a workspace (reference-yaml-job-command: "must be unique across all
+                # jobs in the workspace"); the run, and its checkpoints, are named by run_name
+                raise UserError(f"azureml: job {cfg.job_name!r} already exists in workspace {cfg.workspace!r} and a "
+                                f"job name is used once; to resume its run, launch with --set "
+                                f"run_name={cfg.run_key(cfg.job_name)} and no job_name (each job gets a new name)")
         self._quote = self._price(cfg)
 
     def processes(self, job: Job) -> int:
@@ -406,7 +425,7 @@ class AzureMLPlatform(CloudJobPlatform):
     # ------------------------------------------------------------------ the request
     def _job_name(self, job: Job) -> str:
         cfg = self.parsed()
-        return cfg.job_name or cfg.JOB_NAME.unique(f"platbench-{job.model}")
+        return cfg.job_name or cfg.JOB_NAME.unique(cfg.run_name or f"platbench-{job.model}")
 
     def outputs_key(self, name: str) -> str:
         """The job's output folder in the container: fixed by its run (run_name, else the job's name), so a
@@ -471,7 +490,7 @@ class AzureMLPlatform(CloudJobPlatform):
         cfg = self.parsed()
         account = cfg.storage_account or "ACCOUNT"
         prefix = cfg.prefix.strip("/")
-        name = cfg.job_name or cfg.JOB_NAME.placeholder(f"platbench-{job.model}")
+        name = cfg.job_name or cfg.JOB_NAME.placeholder(cfg.run_name or f"platbench-{job.model}")
         data_root = self.staging_prefix("<fingerprint>")
         data_key = (f"{data_root}/datasets/<fingerprint>/platbench-manifest.json" if cfg.staging == "sharded"
                     else f"{prefix}/naive/{Path(job.data).resolve().name}/")
@@ -587,6 +606,7 @@ class AzureMLPlatform(CloudJobPlatform):
         cfg = self.parsed()
         on_demand = pricing.quote("azureml", cfg.region, [(cfg.instance_type, cfg.instance_count)])
         tags = {tracking.Tag.JOB_ID: handle.job_id, "platbench.azureml.status": status or "",
+                "platbench.run_name": cfg.run_key(handle.job_id),
                 "platbench.cost_basis": "running seconds x the VM's list price (an estimate); Azure ML reports "
                                         "no billed seconds per job"}
         return Outcome(result, None, phases=phases, billed_seconds=None, **self.costs(running, on_demand),

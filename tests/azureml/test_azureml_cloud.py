@@ -115,6 +115,28 @@ def test_serverless_job_on_a_registered_datastore(dataset, tmp_path, monkeypatch
     assert (tmp_path / "out" / "results.json").is_file()
 
 
+def test_a_job_name_is_used_once_and_a_run_resumes_under_a_new_one(dataset, tmp_path, monkeypatch, blob_env, azure_ml,
+                                                                     settings, capsys):
+    """A job name is unique in the workspace (reference-yaml-job-command): a launch under a job_name in use is
+    refused before anything is uploaded, naming the way to resume; a launch under its run_name is a new job with a
+    new name whose output folder is the run's, so the trainer resumes from its checkpoint."""
+    monkeypatch.chdir(tmp_path)
+    first_job = Job(data=dataset, out=tmp_path / "first", epochs=1, model="small")
+    first, _ = run(first_job, {**settings, "compute": "gpu-cluster", "job_name": "pb-twice"})
+    assert first.status == "finished", first.message
+    puts, uploads = len(azure_ml.calls("PUT", r"/jobs/")), len(blobs(blob_env, settings["container"]))
+    with pytest.raises(UserError, match=r"job 'pb-twice' already exists .* --set run_name=pb-twice and no job_name"):
+        run(Job(data=dataset, out=tmp_path / "again", epochs=1, model="small"),
+            {**settings, "compute": "gpu-cluster", "job_name": "pb-twice"})
+    assert len(azure_ml.calls("PUT", r"/jobs/")) == puts and len(blobs(blob_env, settings["container"])) == uploads
+    resumed_job = Job(data=dataset, out=tmp_path / "resumed", epochs=1, model="small")
+    resumed, run_id = run(resumed_job, {**settings, "compute": "gpu-cluster", "run_name": "pb-twice"})
+    assert resumed.status == "finished", resumed.message
+    t = tracking.client().get_run(run_id).data.tags
+    assert t[tracking.Tag.JOB_ID].startswith("pb-twice-") and t["platbench.run_name"] == "pb-twice"
+    assert json.loads((resumed_job.out / "results.json").read_text())["resumed_from_epoch"] == 1
+
+
 def test_a_downloaded_input_is_the_dataset_not_the_whole_container(dataset, tmp_path, monkeypatch, blob_env, azure_ml,
                                                                     settings):
     """input_mode=download copies the whole input folder onto the node before the command starts
