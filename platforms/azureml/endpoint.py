@@ -99,9 +99,6 @@ def dockerfile(image: str) -> bytes:
 class AzureMLEndpoint(Endpoint):
     platform = "azureml"
     settings_model = AzureMLEndpointSettings
-    # the load test the deployment is made for (set before deploy; LoadSettings' defaults, the study's
-    # 10 concurrent at 60 s, where none is given): its request settings follow it
-    load_plan = None
     name_rule = NAME
     name_refusal = ("azureml endpoint: name {name!r}: 3-32 letters, digits and '-', starting with a letter (managed "
                     "online endpoint limits, how-to-manage-quotas)")
@@ -126,7 +123,8 @@ class AzureMLEndpoint(Endpoint):
         return Target(kind="azureml", name=self.name, url=self.scoring_uri)
 
     def request_settings(self) -> tuple[int, int]:
-        """(max_concurrent_requests_per_instance, request_timeout_ms) for the load plan."""
+        """(max_concurrent_requests_per_instance, request_timeout_ms) for the load plan (LoadSettings'
+        defaults, the study's 10 concurrent at 60 s, where none is given)."""
         from platforms.core.load_runner import LoadSettings
 
         plan = self.load_plan or LoadSettings()

@@ -30,6 +30,7 @@ class EndpointRun:
     load: Optional[dict] = None
     batch: Optional[dict] = None
     settings: dict = field(default_factory=dict)
+    tags: dict = field(default_factory=dict)   # the endpoint's own (Endpoint.tags), logged as run tags
 
 
 def run_endpoint_benchmark(platform: str, model_dir: Path, settings: dict[str, str], load_settings, payloads, fmt: str,
@@ -38,10 +39,11 @@ def run_endpoint_benchmark(platform: str, model_dir: Path, settings: dict[str, s
     delete, always. Logged to MLflow as one run (kind `endpoint`)."""
     ep = endpoint_for(platform, settings)
     ep.check()
+    ep.load_plan = load_settings  # a deployment that caps concurrency is made for this load test
     say = say or (lambda text: None)
     cost = ep.cost()
     result = EndpointRun(platform, ep.name, cost.to_dict() if cost else None, ep.timings, [],
-                         settings=ep.cfg.model_dump())
+                         settings=ep.cfg.model_dump(), tags=ep.tags())
     with sigint_interrupts():
         _deploy_load_teardown(ep, model_dir, load_settings, payloads, fmt, batch_dir, say, result)
     if track:
@@ -77,7 +79,8 @@ def log_endpoint_run(run_: EndpointRun) -> str:
     from platforms.core.load_report import MLFLOW_METRICS
 
     params = {k: v for k, v in run_.settings.items() if k not in ("bucket", "prefix") and v is not None}
-    tags = {tracking.Tag.PLATFORM: run_.platform, KIND_TAG: "endpoint", "platbench.endpoint": run_.name}
+    tags = {tracking.Tag.PLATFORM: run_.platform, KIND_TAG: "endpoint", "platbench.endpoint": run_.name,
+            **run_.tags}
     with tracking.tracked_run(f"endpoint-{run_.platform}", params, tags) as tr:
         metrics = {f"endpoint_{k}": v for k, v in run_.timings.items()}
         if run_.cost:

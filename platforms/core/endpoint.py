@@ -11,7 +11,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Optional
+from typing import Any, ClassVar, Optional
 
 from platforms.core import pricing
 from platforms.core.names import NameRule
@@ -87,12 +87,19 @@ class Endpoint(ABC):
     # the refusal of a name that breaks name_rule, formatted with name=…
     name_refusal: ClassVar[str] = "endpoint name {name!r} is not valid (1–63 of a-z, A-Z, 0-9 and -)"
     by_hand: ClassVar[str] = "delete them by hand"   # what the teardown's error tells the user to do
+    # the load test the endpoint is deployed for (a LoadSettings), set before deploy by `platbench endpoint`:
+    # a platform whose deployment caps concurrency sizes it from this; None means the load tool's defaults
+    load_plan: Any = None
 
     def __init__(self, settings: dict[str, str]):
         self.cfg = parse_settings(self.settings_model, settings, f"{self.platform} endpoint")
         self.name = self._checked_name(getattr(self.cfg, "name", None))
         self.created: list[tuple[str, str]] = []   # (kind, name) in creation order: teardown deletes these
         self.timings: dict[str, float] = {}
+
+    def tags(self) -> dict[str, str]:
+        """What the deployment was made with that a reader of the run needs (recorded as run tags)."""
+        return {}
 
     def _checked_name(self, given: Optional[str]) -> str:
         """The name given (lower-cased where the platform's names are), or a unique one under its rule."""

@@ -184,3 +184,17 @@ def test_request_settings_follow_the_load_plan_and_are_recorded(azure_ml, model,
     ep.load_plan = LoadSettings(concurrency=1, timeout_s=600)
     assert ep.tags()["platbench.azureml.request_timeout_ms"] == "180000"  # the service's maximum
     nothing_left(azure_ml, blob_env, settings["container"])
+
+
+def test_a_load_test_above_the_default_concurrency_gets_a_deployment_made_for_it(azure_ml, model, blob_env, settings,
+                                                                                 tmp_path, monkeypatch):
+    """The load test's own plan reaches the deployment (bench/endpoint.py sets Endpoint.load_plan before
+    deploy): at concurrency 12, above the defaults' 10, nothing is throttled, and the run records the
+    request settings the deployment was made with."""
+    from platforms.core.load_runner import LoadSettings
+
+    monkeypatch.chdir(tmp_path)
+    result = bench({**settings, "name": "pb-az-c12"}, payloads(), model_dir=model,
+                   load=LoadSettings(requests=24, concurrency=12, warmup=0))
+    assert azure_ml.too_many == 0 and result.load["retries"]["total"] == 0 and result.load["summary"]["ok"] == 24
+    assert result.tags["platbench.azureml.max_concurrent_requests_per_instance"] == "12"
