@@ -375,12 +375,21 @@ def _console(stdout: bool = False):
 
 
 def main() -> None:
-    """Console-script entry: user errors become one line on stderr and exit code 2."""
+    """Console-script entry: a user error becomes one line on stderr and exit code 2; any other error (a
+    cloud API refusing a step, a bug) one line naming its type and exit code 1. PLATBENCH_TRACEBACK=1
+    lets it through with its traceback, for a bug report."""
     try:
         app()
     except UserError as exc:
         typer.echo(f"platbench: error: {exc}", err=True)
         sys.exit(2)
+    except Exception as exc:
+        if os.environ.get("PLATBENCH_TRACEBACK"):
+            raise
+        text = " ".join(str(exc).split()) or "no message"
+        typer.echo(f"platbench: error: {type(exc).__name__}: {text[:600]} (PLATBENCH_TRACEBACK=1 shows where)",
+                   err=True)
+        sys.exit(1)
 
 from platforms.scorecard.cli import app as scenario_app  # noqa: E402
 app.add_typer(scenario_app, name="scenario")

@@ -25,6 +25,8 @@ class JobProgress:
         return self
 
     def __exit__(self, *exc) -> None:
+        if exc[0] is not None:  # an error's one line is all that should remain: the bar goes
+            self._progress.live.transient = True
         self._progress.__exit__(*exc)
 
     def phase(self, name: str) -> None:

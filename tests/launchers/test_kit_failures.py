@@ -145,8 +145,6 @@ def test_a_step_the_servers_refuse_fails_the_run_and_starts_no_job(rig, step, re
     assert wait_gone(census(ctx.mark)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="owner: platforms/cli.py main() (lead) turns only a UserError into one line: "
-                   "a cloud SDK's error in a launch step (403 on staging, a refused job) ends in a traceback")
 @pytest.mark.parametrize("rig, step", STEPS)
 def test_a_step_the_servers_refuse_is_one_line(rig, step, request, stand_in, tmp_path):
     """The same through the CLI: one line and a non-zero exit, no traceback."""
@@ -157,3 +155,18 @@ def test_a_step_the_servers_refuse_is_one_line(rig, step, request, stand_in, tmp
     args = [a for k, v in rig.remote(ctx).items() for a in ("--set", f"{k}={v}")]
     proc = platbench_here("launch", rig.name, "--data", str(stand_in.data), "--epochs", "1", *args, cwd=work)
     assert_one_line_error(proc)
+
+
+def test_platbench_traceback_lets_a_refused_step_through(request, stand_in, tmp_path):
+    """PLATBENCH_TRACEBACK=1: the same refusal is raised with its traceback (what a bug report needs),
+    not turned into one line."""
+    rig, step = STEPS[0].values
+    ctx = open_rig(rig, request, tmp_path, stand_in.data)
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    rig.step_faults[step](ctx)
+    args = [a for k, v in rig.remote(ctx).items() for a in ("--set", f"{k}={v}")]
+    with pytest.raises(Exception) as caught:
+        platbench_here("launch", rig.name, "--data", str(stand_in.data), "--epochs", "1", *args, cwd=work,
+                       env={"PLATBENCH_TRACEBACK": "1"})
+    assert not isinstance(caught.value, SystemExit)
