@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from platforms.core import registry
 from platforms.errors import UserError
 from platforms.bench.load_payloads import image_files, make_payloads
 from platforms.bench.loadtest import KIND_TAG, parse_target
@@ -131,8 +132,9 @@ def run_local(folder: Path, model_dir: Path, batch_size: int = 256, device: str 
                     row["class"], row["probability"] = by_path[path]["class"], by_path[path]["probability"]
                 rows.append(row)
     seconds = time.perf_counter() - start
-    report = _report("local", folder, str(model_dir), files, sizes, seconds, rows, model_load_seconds=load_s,
-                     phases=phases, settings={"batch_size": batch_size, "device": str(model.device), "workers": workers,
+    report = _report(registry.this_machine(), folder, str(model_dir), files, sizes, seconds, rows,
+                     model_load_seconds=load_s, phases=phases,
+                     settings={"batch_size": batch_size, "device": str(model.device), "workers": workers,
                                "torch_threads": torch.get_num_threads()},
                      model=model.name)
     return report, rows
@@ -214,7 +216,7 @@ def cli_main(folder: Path, model_dir: Optional[Path], endpoint: Optional[str], b
         raise UserError("--concurrency and --batch must be at least 1")
     if model_dir is not None:
         report, rows = run_local(folder, model_dir, batch_size, device, limit)
-        platform_name = "local"
+        platform_name = registry.this_machine()
     else:
         target = parse_target(endpoint)
         report, rows = run_endpoint(folder, endpoint, concurrency, fmt, batch, limit=limit,

@@ -150,7 +150,10 @@ def default_platform_name(target: Target) -> str:
     if target.kind != "http":
         return target.kind
     host = urlsplit(target.url or "").hostname or ""
-    return "local" if host in ("localhost", "::1") or host.startswith("127.") else "url"
+    from platforms.core import registry
+
+    on_this_machine = host in ("localhost", "::1") or host.startswith("127.")
+    return registry.this_machine() if on_this_machine else "url"
 
 
 def cli_main(target: str, requests: int, concurrency: int, rate: Optional[float], warmup: int, data: list[Path],

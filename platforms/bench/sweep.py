@@ -150,7 +150,7 @@ def this_machine() -> str:
     (`--concurrency NAME=N`)."""
     from platforms.core import registry
 
-    return next(n for n in registry.names() if in_process(n))
+    return registry.this_machine()
 
 
 def runs_here(platform: str, settings: dict[str, str]) -> bool:

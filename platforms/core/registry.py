@@ -44,6 +44,12 @@ def names() -> list[str]:
     return sorted(specs(), key=lambda n: (not specs()[n].in_process, n))
 
 
+def this_machine() -> str:
+    """The in-process platform's name (PlatformSpec.in_process): what a run on this machine is recorded as
+    (a sweep's default, its device pool, an in-process batch, a load test of a server on localhost)."""
+    return next(n for n in names() if specs()[n].in_process)
+
+
 def spec(name: str) -> "PlatformSpec":
     try:
         return specs()[name]

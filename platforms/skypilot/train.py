@@ -111,9 +111,9 @@ def registry_login(image: str) -> dict[str, str]:
         return {k: os.environ[k] for k in DOCKER_LOGIN} if all(os.environ.get(k) for k in DOCKER_LOGIN) else {}
     import base64
 
-    from platforms.core.sdk import require
+    from platforms.clouds.aws.sdk import boto3_module
 
-    boto3 = require("boto3", "sagemaker", "boto3 (the ECR login)")
+    boto3 = boto3_module("boto3 (the ECR login)")
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:

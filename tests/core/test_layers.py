@@ -53,13 +53,8 @@ TOP_MODULES = {"platforms": "platforms", "platforms.errors": "platforms", "platf
 # Violations whose fix belongs to another helper's files (issue 23), with who fixes each: the tests below
 # pass over exactly these, and test_not_yet_fixed_is_still_there fails once one is fixed, so it is removed.
 NOT_YET_FIXED: dict[str, str] = {
-    "platforms/bench/batch.py names local": "endpoints (in-process batch inference recorded as platform 'local': "
-                                            "the in-process platform's name from the registry, SPEC.in_process)",
-    "platforms/bench/loadtest.py names local": "endpoints (a load run on localhost recorded as platform 'local')",
     "platforms/report/sections/context.py names local": "rooms (ordered_platforms sorts 'local' first: the "
                                                         "in-process platform first, scorecard.table.listed_first)",
-    "platforms/skypilot/train.py names sagemaker": "clouds / job template B (boto3 for the ECR login required "
-                                                   "through the sagemaker extra: the aws cloud's instead)",
     "platforms/report/sections/scaling.py names local": "rooms (the hint `platbench launch local --devices 2`: the "
                                                         "in-process platform's name from the registry)",
 }
