@@ -120,7 +120,7 @@ def launch(
     if outcome.status != "finished":
         typer.echo(f"platbench: {outcome.status}: {outcome.message} (MLflow run {run_id})", err=True)
         raise typer.Exit(143 if outcome.status == "preempted" else 130)
-    if registry.spec(platform).kind == "service":  # an AutoML service: its own record (platforms/bench/automl.py)
+    if registry.spec(platform).kind == "service":  # an AutoML service: its own record (platforms/core/service_launch.py)
         from platforms.core import service_launch as automl
 
         typer.echo((outcome.output_dir / automl.RESULT_FILE).read_text() if as_json

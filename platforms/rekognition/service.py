@@ -108,10 +108,9 @@ class RekognitionService(Service):
 
     def store(self):
         if self._store is None:
-            from platforms.core import registry
+            from platforms.clouds.aws.s3 import S3Store
 
-            self._store = registry.store_class("s3")(self.parsed().bucket, region=self.parsed().region,
-                                                     session=self.session())
+            self._store = S3Store(self.parsed().bucket, region=self.parsed().region, session=self.session())
         return self._store
 
     def run_prefix(self) -> str:

@@ -14,7 +14,7 @@ from platforms.core import tracking
 from platforms.core.tracking import Tag
 
 TRAINING = "training"
-SERVICE = "service"  # platforms/bench/automl.py KIND: a managed AutoML service's run
+SERVICE = "service"  # platforms/core/service_launch.py KIND: a managed AutoML service's run
 
 
 @dataclass
@@ -110,7 +110,7 @@ class Store:
     unfinished: list[Run] = field(default_factory=list)    # failed / killed / preempted / lost / running
     load: list[Run] = field(default_factory=list)           # `platbench load` (kind load)
     endpoints: list[Run] = field(default_factory=list)      # `platbench endpoint`: deploy, load-test, delete
-    # `platbench launch SERVICE` (kind service, platforms/bench/automl.py): a managed AutoML service trained on
+    # `platbench launch SERVICE` (kind service, platforms/core/service_launch.py): a managed AutoML service trained on
     # our data, then its deployed model evaluated and load-tested; in the training figures and the serving ones
     services: list[Run] = field(default_factory=list)
     batch: list[Run] = field(default_factory=list)

@@ -108,9 +108,9 @@ class VertexAutoMLService(Service):
 
     def store(self):
         if self._store is None:
-            from platforms.core import registry
+            from platforms.clouds.gcp.gcs import GCSStore
 
-            self._store = registry.store_class("gs")(self.parsed().bucket, project=self.parsed().project)
+            self._store = GCSStore(self.parsed().bucket, project=self.parsed().project)
         return self._store
 
     @property
