@@ -22,13 +22,17 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 
 def copy_changed(src: Path, dst: Path, sent: dict) -> None:
-    """Every file of src not yet copied in its current state, written whole into dst (never appended to)."""
-    for path in sorted(p for p in src.rglob("*") if p.is_file()):
-        rel, stamp = path.relative_to(src), _stamp(path)
-        if sent.get(rel) == stamp:
+    """Every file of src not yet copied in its current state, written whole into dst (never appended to). A
+    checkpoint being written (the trainer's .tmp, renamed into place when complete) is left for the next copy."""
+    for path in sorted(p for p in src.rglob("*") if p.is_file() and not p.name.endswith(".tmp")):
+        try:
+            rel, stamp = path.relative_to(src), _stamp(path)
+            if sent.get(rel) == stamp:
+                continue
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dst / rel)
+        except FileNotFoundError:  # replaced meanwhile: its new version is copied next time
             continue
-        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, dst / rel)
         sent[rel] = stamp
 
 
