@@ -48,7 +48,7 @@ from platforms.core.names import unique_name
 from platforms.core.sdk import require
 from platforms.core.service import (Service, ServiceCost, ServiceData, ServiceSettings, Trained, fit_to_minimum,
                                     predictions)
-from platforms.core.transport import Payload, Reply, Target, ThreadedTransport, TransportError
+from platforms.core.transport import Payload, Reply, Target, ThreadedTransport
 from platforms.errors import UserError
 from platforms.rekognition import SPEC
 
@@ -339,22 +339,17 @@ class RekognitionTransport(ThreadedTransport):
             connect_timeout=10, read_timeout=timeout_s))
 
     def call(self, payload: Payload) -> Reply:
-        from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError,
-                                         EndpointConnectionError, ReadTimeoutError)
+        from botocore.exceptions import ClientError
+
+        from platforms.clouds.aws.sdk import http_status, transport_errors
 
         try:
-            body = fit_to_minimum(payload.body, self.min_side) if self.min_side else payload.body
-            r = self.client.detect_custom_labels(ProjectVersionArn=self.arn, Image={"Bytes": body},
-                                                 MinConfidence=0)
+            with transport_errors():
+                body = fit_to_minimum(payload.body, self.min_side) if self.min_side else payload.body
+                r = self.client.detect_custom_labels(ProjectVersionArn=self.arn, Image={"Bytes": body},
+                                                     MinConfidence=0)
         except ClientError as exc:
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
-            status = 429 if _code(exc) in THROTTLED else status
-            return Reply(int(status), json.dumps({"error": _code(exc)}).encode(), {})
-        except (ReadTimeoutError, ConnectTimeoutError) as exc:
-            raise TransportError("timeout", str(exc)) from None
-        except EndpointConnectionError as exc:
-            raise TransportError("refused", str(exc)) from None
-        except ConnectionClosedError as exc:
-            raise TransportError("reset", str(exc)) from None
+            status = 429 if _code(exc) in THROTTLED else http_status(exc)
+            return Reply(status, json.dumps({"error": _code(exc)}).encode(), {})
         return predictions([(label["Name"], label["Confidence"] / 100) for label in r.get("CustomLabels", [])],
                            "rekognition DetectCustomLabels")

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from platforms.core.endpoint import Endpoint, EndpointCost, endpoint_cost, model_tarball
 from platforms.core.settings import parse_settings
-from platforms.core.transport import Payload, Reply, Target, ThreadedTransport, TransportError
+from platforms.core.transport import Payload, Reply, Target, ThreadedTransport
 from platforms.errors import UserError
 
 class SageMakerEndpointSettings(BaseModel):
@@ -224,34 +224,30 @@ class SageMakerTransport(ThreadedTransport):
         super().__init__(concurrency, "sm-invoke")
 
     def call(self, payload: Payload) -> Reply:
-        from botocore.exceptions import (ClientError, ConnectionClosedError, EndpointConnectionError,
-                                         ReadTimeoutError, ConnectTimeoutError)
+        from botocore.exceptions import ClientError
+
+        from platforms.clouds.aws.sdk import http_status, transport_errors
 
         try:
-            r = self.client.invoke_endpoint(EndpointName=self.name, Body=payload.body,
-                                            ContentType=payload.content_type, Accept="application/json")
-            headers = {"content-type": r.get("ContentType", "")}
-            attrs = _attributes(r.get("CustomAttributes", ""))
-            if "model" in attrs:
-                headers["x-platbench-model"] = attrs["model"]
-            if "batch" in attrs:
-                headers["x-platbench-batch"] = attrs["batch"]
-            if "image_digest" in attrs:
-                headers["x-platbench-image-digest"] = attrs["image_digest"]
-            headers["server"] = f"sagemaker endpoint ({r.get('InvokedProductionVariant', '?')})"
-            return Reply(200, r["Body"].read(), headers)
+            with transport_errors():
+                r = self.client.invoke_endpoint(EndpointName=self.name, Body=payload.body,
+                                                ContentType=payload.content_type, Accept="application/json")
+                headers = {"content-type": r.get("ContentType", "")}
+                attrs = _attributes(r.get("CustomAttributes", ""))
+                if "model" in attrs:
+                    headers["x-platbench-model"] = attrs["model"]
+                if "batch" in attrs:
+                    headers["x-platbench-batch"] = attrs["batch"]
+                if "image_digest" in attrs:
+                    headers["x-platbench-image-digest"] = attrs["image_digest"]
+                headers["server"] = f"sagemaker endpoint ({r.get('InvokedProductionVariant', '?')})"
+                return Reply(200, r["Body"].read(), headers)
         except ClientError as exc:
             err = exc.response.get("Error", {})
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+            status = http_status(exc)
             if err.get("Code") == "ModelError" and exc.response.get("OriginalStatusCode"):
                 status = int(exc.response["OriginalStatusCode"])  # the container's own status
-            return Reply(int(status), json.dumps({"error": err.get("Message", "")}).encode(), {})
-        except (ReadTimeoutError, ConnectTimeoutError) as exc:
-            raise TransportError("timeout", str(exc)) from None
-        except EndpointConnectionError as exc:
-            raise TransportError("refused", str(exc)) from None
-        except ConnectionClosedError as exc:
-            raise TransportError("reset", str(exc)) from None
+            return Reply(status, json.dumps({"error": err.get("Message", "")}).encode(), {})
 
 
 def _attributes(text: str) -> dict[str, str]:

@@ -8,8 +8,10 @@ https://docs.aws.amazon.com/boto3/latest/guide/events.html (before-call / before
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 from platforms.core.sdk import require
+from platforms.core.transport import TransportError
 
 MAX_ATTEMPTS = int(os.environ.get("PLATBENCH_S3_MAX_ATTEMPTS", "8"))
 
@@ -31,3 +33,24 @@ def count_attempts(client, stats) -> None:
     service = client.meta.service_model.service_id.hyphenize()
     client.meta.events.register(f"before-call.{service}", lambda **kw: stats.add(requests=1))
     client.meta.events.register(f"before-send.{service}", lambda **kw: stats.add(attempts=1))
+
+
+@contextmanager
+def transport_errors():
+    """A load test's request through boto3 (invoke_endpoint, detect_custom_labels): botocore's connection
+    failures become the load tool's TransportError kinds, so every transport counts them alike."""
+    from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+
+    try:
+        yield
+    except (ReadTimeoutError, ConnectTimeoutError) as exc:
+        raise TransportError("timeout", str(exc)) from None
+    except EndpointConnectionError as exc:
+        raise TransportError("refused", str(exc)) from None
+    except ConnectionClosedError as exc:
+        raise TransportError("reset", str(exc)) from None
+
+
+def http_status(exc) -> int:
+    """The HTTP status a botocore ClientError came with (500 when it names none)."""
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
