@@ -49,7 +49,7 @@ from platforms.core import tracking
 from platforms.core.api import Job, Outcome, PlanStep
 from platforms.core.cloud_job import GRACE_SECONDS, CloudJob, CloudJobPlatform, CloudJobs
 from platforms.core.cloud_settings import CloudJobSettings
-from platforms.core.container_env import container_env, pinned_digest
+from platforms.core.container_env import container_env
 from platforms.core.emulator import collected, preset_epochs
 from platforms.core.names import SHORT_STAMP, NameRule
 from platforms.core.settings import validate_job
@@ -66,6 +66,9 @@ JOB_NAME = NameRule(40, chars="a-z0-9", lower=True, letter_first=True, repeat_da
 JOB_NAME_RE = JOB_NAME.pattern
 RUN_NAME = NameRule(63, hint="1-63 of a-z, A-Z, 0-9, -")  # the output folder jobs/<run_name>
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+# apolo-sdk's parser takes NAME:TAG only: NAME@sha256:… is "invalid image name" (_parsing_utils._split_image_name);
+# the digest is read from the cluster registry instead (check()).
+DIGEST_REF = "Apolo takes an image by tag (NAME:TAG), not by digest (@sha256:…)"
 IMAGE_RE = re.compile(r"^(image:[^\s]+|[a-z0-9][a-z0-9.\-]*(:\d+)?/[^\s]+|[a-z0-9][^\s:/@]*(:[^\s/@]+)?)$")
 
 
@@ -79,7 +82,7 @@ class ApoloProject(BaseModel):
     org: Optional[str] = None
     project: Optional[str] = None
     prefix: str = "platbench"           # the folder in the project's storage platbench writes under
-    image: Optional[str] = None         # image:platbench:TAG, or REGISTRY/platbench@sha256:…
+    image: Optional[str] = None         # image:platbench:TAG, or REGISTRY/platbench:TAG
     preset: Optional[str] = None        # a resource preset of the cluster (`apolo config show`)
     usd_per_credit: Optional[float] = Field(None, gt=0)  # your organization's credit price, for USD figures
     life_span: int = Field(4 * 3600, ge=60, le=30 * 24 * 3600)   # seconds; the platform kills the job after
@@ -87,16 +90,15 @@ class ApoloProject(BaseModel):
 
     @model_validator(mode="after")
     def _checked(self):
+        if self.image is not None and "@" in self.image:
+            raise ValueError(f"image {self.image!r}: {DIGEST_REF}: push it with a tag (image:platbench:TAG); "
+                             "platbench records the digest the registry holds")
         if self.image is not None and not IMAGE_RE.match(self.image):
             raise ValueError(f"image {self.image!r} is not an image reference (image:platbench:TAG or "
-                             "REGISTRY/platbench@sha256:…)")
+                             "REGISTRY/platbench:TAG)")
         if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$", self.prefix) or ".." in self.prefix.split("/"):
             raise ValueError(f"prefix {self.prefix!r} is not a plain relative storage path")
         return self
-
-    @property
-    def digest(self) -> Optional[str]:
-        return pinned_digest(self.image)
 
 
 class ApoloSettings(ApoloProject, CloudJobSettings):
@@ -197,7 +199,8 @@ class ApoloPlatform(CloudJobPlatform):
     settings_model = ApoloSettings
     TERMINAL = TERMINAL
     job_noun = "Apolo job"
-    session = where = _preset = None  # the SDK session, the cluster/org/project, the preset: set by check()
+    # the SDK session, the cluster/org/project, the preset, the image's digest in the cluster registry: set by check()
+    session = where = _preset = _digest = None
 
     # ------------------------------------------------------------------ check
     def preflight(self, job: Job) -> list[str]:
@@ -207,7 +210,7 @@ class ApoloPlatform(CloudJobPlatform):
         validate_job(job)
         return self.needs(credentials.find(cfg.config), "Apolo", {
             "image": "--set image=image:platbench:TAG (`apolo image push platbench:TAG`) or "
-                     "REGISTRY/platbench@sha256:…",
+                     "REGISTRY/platbench:TAG",
             "preset": "--set preset=NAME (a resource preset of the cluster: `apolo config show`)"})
 
     def check(self, job: Job) -> None:
@@ -217,7 +220,7 @@ class ApoloPlatform(CloudJobPlatform):
         cfg = self.parsed()
         validate_job(job)
         if not cfg.image:
-            raise UserError("apolo: no image: add --set image=image:platbench:TAG or REGISTRY/platbench@sha256:…")
+            raise UserError("apolo: no image: add --set image=image:platbench:TAG or REGISTRY/platbench:TAG")
         if not cfg.preset:
             raise UserError("apolo: no preset: add --set preset=NAME (`apolo config show` lists the cluster's)")
         self.session = Session(cfg.config)
@@ -231,10 +234,23 @@ class ApoloPlatform(CloudJobPlatform):
             why = unusable_gpu(gpu.model) if gpu is not None else None
             if why:
                 raise UserError(f"apolo: preset {cfg.preset!r}: {why}")
-            self.session.client.parse.remote_image(image_ref(cfg.image, self.where), cluster_name=self.where.cluster)
+            image = self.session.client.parse.remote_image(image_ref(cfg.image, self.where),
+                                                           cluster_name=self.where.cluster)
         except ValueError as exc:
             self.session.close()
-            raise UserError(f"apolo: image {cfg.image!r}: {exc}") from None
+            raise sdk_error(None, exc, f"image {cfg.image!r}") from None
+        except BaseException:
+            self.session.close()
+            raise
+        try:
+            # a tag can move: the digest it names now is what the job pulls (cluster registry images only;
+            # apolo-sdk has no login to other registries)
+            if image.cluster_name:
+                self._digest = self.session.run(self.session.client.images.digest(image), timeout=120)
+        except ValueError as exc:  # ResourceNotFound: not pushed
+            self.session.close()
+            raise sdk_error(None, exc, f"image {cfg.image!r} is not in the cluster registry "
+                                       "(`apolo image push platbench:TAG`)") from None
         except BaseException:
             self.session.close()
             raise
@@ -245,8 +261,8 @@ class ApoloPlatform(CloudJobPlatform):
         cfg = self.parsed()
         tags = {tracking.Tag.REGION: self.where.cluster if self.where else (cfg.cluster or ""),
                 tracking.Tag.INSTANCE_TYPE: cfg.preset or "", "platbench.apolo.image": cfg.image or ""}
-        if cfg.digest:
-            tags[tracking.Tag.IMAGE_DIGEST] = cfg.digest
+        if self._digest:
+            tags[tracking.Tag.IMAGE_DIGEST] = self._digest
         if self._preset is not None:
             tags["platbench.apolo.credits_per_hour"] = str(self._preset.credits_per_hour)
             tags["platbench.apolo.preemptible"] = str(self._preset.preemptible_node).lower()
@@ -279,7 +295,7 @@ class ApoloPlatform(CloudJobPlatform):
             data_src = staged.prefix
         else:
             data, data_src = STAGED_PATH, staged.data_key.rstrip("/")
-        env = container_env("apolo", digest=cfg.digest, PLATBENCH_DATA=data, PLATBENCH_OUT=OUT_PATH)
+        env = container_env("apolo", digest=self._digest, PLATBENCH_DATA=data, PLATBENCH_OUT=OUT_PATH)
         return {"name": name, "command": shlex.join(["train", "--dataset-name", staged.name, *job.trainer_args()]),
                 "env": env, "data_src": data_src, "out": f"{cfg.prefix.strip('/')}/jobs/{cfg.run_key(name)}",
                 "tags": ["platbench", f"model-{re.sub(r'[^a-z0-9-]', '-', job.model.lower())}"]}

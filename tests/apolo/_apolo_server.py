@@ -20,6 +20,8 @@ restart_policy on-failure restarts a failed container (restarts counted). Nothin
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import os
 import re
@@ -46,6 +48,10 @@ JOB_KEYS = {"pass_config", "project_name", "name", "preset_name", "tags", "descr
             "restart_policy", "max_run_time_minutes", "wait_for_jobs_quota", "privileged", "org_name", "priority",
             "energy_schedule_name", "cluster_name", "image", "entrypoint", "command", "working_dir", "http", "env",
             "volumes", "secret_env", "secret_volumes", "disk_volumes", "tty", "resources"}
+# A job's image is REGISTRY/NAME:TAG with no digest: apolo-sdk's parser (_parsing_utils._split_image_name) refuses
+# NAME@sha256:… as "invalid image name" before any request, and the job API is only reached through it.
+IMAGE_NAME_TAG = re.compile(r"[^\s@:/]+(?::\d+)?/(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*"
+                            r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?")
 PRESETS = {
     "cpu-small": {"credits_per_hour": "1.5", "cpu": 2.0, "memory": 4 * 2**30},
     "gpu-small": {"credits_per_hour": "10", "cpu": 7.0, "memory": 30 * 2**30,
@@ -224,6 +230,8 @@ class ApoloServer:
         self.requests: list[tuple[str, str, object]] = []   # (method, path, JSON body) of API calls
         self.killed: list[str] = []
         self.ingress_calls = 0   # requests that reached a job's port through the ingress
+        # the cluster registry: "ORG/PROJECT/NAME:TAG" -> the manifest's digest (`apolo image push`)
+        self.images = {f"{org}/{projects[0]}/platbench:1": "sha256:" + hashlib.sha256(b"platbench:1").hexdigest()}
         (self.root / "storage").mkdir(parents=True, exist_ok=True)
         self.loop = asyncio.new_event_loop()
         self.port = _free_port()
@@ -259,6 +267,7 @@ class ApoloServer:
         r.add_delete("/api/v1/jobs/{id}", self.kill_job)
         r.add_route("*", "/api/v1/storage/{path:.*}", self.storage)
         r.add_route("*", "/ingress/{id}/{tail:.*}", self.ingress)
+        r.add_route("*", "/v2/{name:.*}/manifests/{ref}", self.manifest)
         self.runner = web.AppRunner(app)
         self.loop.run_until_complete(self.runner.setup())
         self.loop.run_until_complete(web.TCPSite(self.runner, "127.0.0.1", self.port).start())
@@ -298,6 +307,20 @@ class ApoloServer:
         if org != self.org or project not in self.projects:
             raise self._bad(f"No access to project {org}/{project}", web.HTTPForbidden)
 
+    # -------------------------------------------------------------- registry
+    async def manifest(self, request: web.Request) -> web.Response:
+        """HEAD/GET /v2/NAME/manifests/TAG: the Docker-Content-Digest of a pushed image (the Docker Registry
+        HTTP API V2, https://distribution.github.io/distribution/spec/api/#existing-manifests), with the
+        login's Basic user:token as apolo-sdk's Images.digest sends it; an unknown one is 404."""
+        expected = "Basic " + base64.b64encode(f"{self.user}:{self.token}".encode()).decode()
+        if request.headers.get("Authorization") != expected:
+            raise self._bad("authentication required", web.HTTPUnauthorized)
+        key = f"{request.match_info['name']}:{request.match_info['ref']}"
+        if request.method not in ("HEAD", "GET") or key not in self.images:
+            raise self._bad(f"manifest unknown: {key}", web.HTTPNotFound)
+        return web.Response(headers={"Docker-Content-Digest": self.images[key]},
+                            text=None if request.method == "HEAD" else json.dumps({"layers": []}))
+
     # -------------------------------------------------------------- config
     async def config(self, request: web.Request) -> web.Response:
         payload = {"auth_url": f"{self.url}/authorize", "token_url": f"{self.url}/oauth/token",
@@ -308,7 +331,7 @@ class ApoloServer:
             pools = [{"name": "pool", "min_size": 0, "max_size": 4, "cpu": 8.0, "memory": 32 * 2**30,
                       "disk_size": 100 * 2**30}]
             payload.update(authorized=True, clusters=[{
-                "name": self.cluster, "orgs": [self.org], "registry_url": "https://registry.pb-cluster.example",
+                "name": self.cluster, "orgs": [self.org], "registry_url": self.url,
                 "storage_url": f"{self.api}/storage", "users_url": f"{self.api}/users",
                 "monitoring_url": f"{self.api}/jobs", "secrets_url": f"{self.api}/secrets",
                 "disks_url": f"{self.api}/disks", "buckets_url": f"{self.api}/buckets",
@@ -332,6 +355,8 @@ class ApoloServer:
             if not isinstance(body.get(key), str) or not body[key]:
                 raise self._bad(f"{key} is required")
         self._check_project(body["cluster_name"], body.get("org_name"), body["project_name"])
+        if not IMAGE_NAME_TAG.fullmatch(body["image"]):
+            raise self._bad(f"invalid image name {body['image']!r}")
         if body["preset_name"] not in self.presets:
             raise self._bad(f"Preset '{body['preset_name']}' not found")
         name = body.get("name")

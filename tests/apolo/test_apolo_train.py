@@ -65,7 +65,10 @@ def test_launch_end_to_end(dataset, tmp_path, monkeypatch, apolo):
     # the job the SDK sent: preset, full image name, volumes (data read-only, output read-write), command, env
     (_, path, body), = jobs_started(apolo)
     assert path == "/api/v1/jobs?from_preset" and body["preset_name"] == "cpu-small"
-    assert body["image"] == "registry.pb-cluster.example/pb-org/pb-project/platbench:1"
+    assert body["image"] == f"127.0.0.1:{apolo.port}/pb-org/pb-project/platbench:1"  # the registry is the server
+    # the image's digest, read from the cluster registry (a tag can move), recorded and given to the trainer
+    digest = apolo.images["pb-org/pb-project/platbench:1"]
+    assert body["env"]["PLATBENCH_IMAGE_DIGEST"] == digest
     assert {(v["dst_path"], v["read_only"]) for v in body["volumes"]} == {("/platbench/staged", True),
                                                                            ("/platbench/out", False)}
     out_volume = next(v for v in body["volumes"] if v["dst_path"] == "/platbench/out")["src_storage_uri"]
@@ -97,6 +100,7 @@ def test_launch_end_to_end(dataset, tmp_path, monkeypatch, apolo):
     assert "usd_per_credit 0.02" in t[tracking.Tag.PRICE_SOURCE]
     assert t[tracking.Tag.PLATFORM] == "apolo" and t[tracking.Tag.INSTANCE_TYPE] == "cpu-small"
     assert t[tracking.Tag.REGION] == "pb-cluster" and t["platbench.apolo.status"] == "succeeded"
+    assert t[tracking.Tag.IMAGE_DIGEST] == digest
     assert apolo.active() == [] and apolo.killed == []  # it ended by itself: nothing to kill
 
 
@@ -109,6 +113,10 @@ def test_launch_end_to_end(dataset, tmp_path, monkeypatch, apolo):
     ({"preset": None}, "no preset"),
     ({"job_name": "Bad_Name"}, "job_name 'Bad_Name' is not a valid Apolo job name"),
     ({"image": "not an image"}, "is not an image reference"),
+    # apolo-sdk refuses NAME@sha256:… (issue 24 item 8): the rule named in one line, not the SDK's paragraph
+    ({"image": "registry.example/platbench@sha256:" + "0" * 64},
+     "Apolo takes an image by tag (NAME:TAG), not by digest (@sha256:…)"),
+    ({"image": "image:platbench:2"}, "image 'image:platbench:2' is not in the cluster registry"),
     ({"usd_per_credit": "-1"}, "usd_per_credit"),
     ({"preset": "gpu-k80"}, "preset 'gpu-k80': nvidia-tesla-k80 (sm_37) cannot run the image's torch build"),
 ])
