@@ -44,6 +44,33 @@ NATIVE_SCHEME = {"aws": "s3", "gcp": "gs"}
 ACCELERATORS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(:\d+(\.\d+)?)?$")
 BUCKET_RE = re.compile(r"^(s3|gs)://[a-z0-9][a-z0-9.\-_]{1,220}[a-z0-9]$")
 IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]*(:\d+)?/[^\s@:]+(@sha256:[0-9a-f]{64}|:[\w][\w.\-]{0,127})$")
+# a Docker reference's repository path: lower-case components joined by . _ __ - (distribution/reference grammar,
+# https://github.com/distribution/reference/blob/main/reference.go)
+REPO_PATH_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+
+
+def image_problem(image: str) -> Optional[str]:
+    """Which rule of REGISTRY/NAME@sha256:… or REGISTRY/NAME:TAG `image` breaks, in words; None if none."""
+    ref, _, digest = image.partition("@")
+    host, slash, rest = ref.partition("/")
+    if not slash or not re.match(r"^[A-Za-z0-9.\-]+(:\d+)?$", host) or "." not in host and ":" not in host \
+            and host != "localhost":
+        return "has no registry host (REGISTRY/NAME…): the cluster pulls it from a registry, e.g. ECR or Artifact Registry"
+    path, colon, tag = rest.partition(":")
+    if host.lower() != host or path.lower() != path:
+        return "has upper-case letters: a registry host and repository path are lower-case (only a tag may not be)"
+    if not REPO_PATH_RE.match(path):
+        return ("has a repository path that is not lower-case letters and digits joined by '.', '_', '__' or "
+                "'-' between '/'-separated parts")
+    if digest:
+        if colon or not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            return "has a digest that is not @sha256: and 64 lower-case hex digits"
+        return None
+    if not colon:
+        return "has no :TAG or @sha256: digest: the image to run must be named exactly"
+    if not re.fullmatch(r"[\w][\w.\-]{0,127}", tag):
+        return "has a tag that is not 1-128 letters, digits, '_', '.', '-' (not starting with '.' or '-')"
+    return None if IMAGE_RE.match(image) else "is not REGISTRY/platbench@sha256:… or REGISTRY/platbench:TAG"
 # cluster names: lower-case letters, digits and dashes, starting with a letter (sky/utils/common_utils.py
 # check_cluster_name_is_valid); up to 40 here, which leaves room for the short stamp only
 NAME = NameRule(40, chars="a-z0-9", lower=True, letter_first=True, stamp=SHORT_STAMP,
@@ -71,8 +98,9 @@ class SkyPilotSettings(CloudJobSettings):
     def _checked(self):
         if self.accelerators is not None and not ACCELERATORS_RE.match(self.accelerators):
             raise ValueError(f"accelerators {self.accelerators!r} is not NAME or NAME:COUNT (e.g. A100:1)")
-        if self.image is not None and not IMAGE_RE.match(self.image):
-            raise ValueError(f"image {self.image!r} is not REGISTRY/platbench@sha256:… or REGISTRY/platbench:TAG")
+        problem = image_problem(self.image) if self.image is not None else None
+        if problem:
+            raise ValueError(f"image {self.image!r} {problem}")
         if self.bucket is not None and not BUCKET_RE.match(self.bucket.rstrip("/")):
             raise ValueError(f"bucket {self.bucket!r} is not s3://NAME or gs://NAME")
         native = NATIVE_SCHEME.get(self.cloud or "")

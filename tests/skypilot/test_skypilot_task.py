@@ -189,3 +189,20 @@ def test_the_task_tells_the_trainer_the_image_id_the_push_record_names(digits_da
     job = Job(data=digits_data, out=tmp_path / "out", model="small", epochs=2)
     task = _skypilot_accepts(_task_yaml(SkyPilotPlatform(_settings("aws")), job))
     assert task.envs["PLATBENCH_IMAGE_DIGEST"] == DIGEST and task.envs["PLATBENCH_IMAGE_ID"] == image_id
+
+
+@pytest.mark.parametrize("image, rule", [
+    ("123456789012.dkr.ecr.us-east-1.amazonaws.com/Platbench:1", "lower-case"),
+    ("MyRegistry.azurecr.io/platbench:1", "lower-case"),
+    ("platbench:1", "no registry host"),
+    ("123456789012.dkr.ecr.us-east-1.amazonaws.com/platbench", "no :TAG or @sha256:"),
+    ("123456789012.dkr.ecr.us-east-1.amazonaws.com/platbench@sha256:abc", "64 lower-case hex digits"),
+])
+def test_a_refused_image_names_the_rule_it_broke(image, rule, digits_data, tmp_path):
+    """Issue 24: upper-case registry letters were answered with the required form only, not the rule."""
+    args = ["launch", "skypilot", "--data", str(digits_data), "--dry-run"]
+    for k, v in {**_settings("aws"), "image": image}.items():
+        args += ["--set", f"{k}={v}"]
+    r = platbench_here(*args, cwd=tmp_path, env={"HOME": str(tmp_path)}, drop=("AWS_", "GOOGLE_", "CLOUDSDK_", "MLFLOW_"))
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert rule in r.stderr, r.stderr
