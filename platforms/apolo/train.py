@@ -11,7 +11,8 @@ Platform contracts relied on (official pages):
 - Volumes mount a storage folder at a container path, read-only or read-write (Volume(storage_uri,
   container_path, read_only)): https://apolo-sdk.readthedocs.io/stable/parser_reference.html
 - Images: `image:NAME:TAG` is the project's image in the cluster registry (`apolo image push`); any other
-  reference is pulled as is: https://docs.apolo.us/index/apolo-cli/commands/image
+  REGISTRY/NAME:TAG is pulled as is: https://docs.apolo.us/index/apolo-cli/commands/image. By tag only
+  (apolo-sdk refuses NAME@sha256:…); Images.digest reads a cluster-registry tag's digest, which is recorded.
 - Credits: each preset "spends" credits per hour while a job runs; the job reports
   price_credits_per_hour and total_price_credits: https://docs.apolo.us/index/administration/apolo-credits
 - Projects own jobs and storage: https://docs.apolo.us/index/core/getting-started/projects
