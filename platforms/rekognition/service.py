@@ -42,6 +42,7 @@ from typing import Any, Iterator, Optional
 
 from pydantic import Field
 
+from platforms.clouds.aws.bucket_name import BucketName
 from platforms.core import pricing
 from platforms.core.api import Job, PlanStep
 from platforms.core.names import unique_name
@@ -61,7 +62,7 @@ THROTTLED = frozenset({"ThrottlingException", "ProvisionedThroughputExceededExce
 class RekognitionSettings(ServiceSettings):
     region: str = Field(default_factory=lambda: os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
                         or "us-east-1")
-    bucket: Optional[str] = None          # S3 bucket for the images, manifests and evaluation output
+    bucket: Optional[BucketName] = None   # S3 bucket for the images, manifests and evaluation output
     prefix: str = "platbench"
     project: Optional[str] = None         # project name (default: platbench-<time>-<random>)
     inference_units: int = Field(1, ge=1, le=100)   # StartProjectVersion MinInferenceUnits

@@ -29,6 +29,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from platforms.clouds.aws.bucket_name import BucketName
 from platforms.core.endpoint import Endpoint, EndpointCost, endpoint_cost, model_tarball
 from platforms.core.settings import parse_settings
 from platforms.core.transport import Payload, Reply, Target, ThreadedTransport
@@ -41,7 +42,7 @@ class SageMakerEndpointSettings(BaseModel):
 
     region: str = Field(default_factory=lambda: os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
                         or "us-east-1")
-    bucket: Optional[str] = None
+    bucket: Optional[BucketName] = None
     prefix: str = "platbench"
     role: Optional[str] = None
     image_uri: Optional[str] = None

@@ -63,6 +63,7 @@ from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import Field, model_validator
 
+from platforms.clouds.aws.bucket_name import BucketName
 from platforms.core import pricing
 
 from platforms.core import tracking
@@ -120,7 +121,7 @@ class SageMakerSettings(CloudJobSettings, TimeLimit, LocalMode):
 
     region: str = Field(default_factory=lambda: os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
                         or "us-east-1")
-    bucket: Optional[str] = None
+    bucket: Optional[BucketName] = None
     role: Optional[str] = None                  # ARN or role name (needed unless local)
     image_uri: Optional[str] = None             # ECR URI of the platbench image (needed unless local)
     instance_type: str = "ml.g4dn.xlarge"
@@ -150,8 +151,6 @@ class SageMakerSettings(CloudJobSettings, TimeLimit, LocalMode):
             raise ValueError("max_wait applies to spot jobs only (add --set spot=true)")
         if self.spot and self.max_wait is not None and self.max_wait < self.max_run:
             raise ValueError(f"max_wait ({self.max_wait}) must be >= max_run ({self.max_run}) for spot jobs")
-        if self.bucket is not None and not re.match(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$", self.bucket):
-            raise ValueError(f"bucket {self.bucket!r} is not a valid S3 bucket name")
         return self
 
     @property

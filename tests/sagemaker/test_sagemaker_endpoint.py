@@ -204,7 +204,7 @@ def test_bad_settings_fail_before_anything_is_created(sagemaker_env, settings, w
 def test_dry_run_prints_the_plan_and_cost_and_creates_nothing(tmp_path):
     from conftest import assert_one_line_error, platbench
 
-    proc = platbench("endpoint", "sagemaker", "--dry-run", "--set", "bucket=b", "--set", "name=pb-dry",
+    proc = platbench("endpoint", "sagemaker", "--dry-run", "--set", "bucket=pb-bucket", "--set", "name=pb-dry",
                      "--set", "instance_type=ml.g4dn.xlarge", cwd=tmp_path, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "aws sagemaker create-endpoint --endpoint-name pb-dry --endpoint-config-name pb-dry" in proc.stdout
