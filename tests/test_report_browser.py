@@ -66,7 +66,7 @@ def assert_rendered(check: dict, figures: list[str]) -> None:
 
 
 @FIXTURE_GROUP
-def test_every_section_and_figure_renders_offline(fixture_report, tmp_path):  # noqa: F811
+def test_every_section_and_figure_renders_offline(fixture_report, tmp_path):
     out, _, _ = fixture_report
     assert_rendered(self_check(out / "index.html", tmp_path / "profile"), ALL_FIGURES)
     html_text = (out / "index.html").read_text()
@@ -82,7 +82,7 @@ def test_the_local_sweep_report_renders(tmp_path_factory, digits_data, tmp_path)
 
 
 @FIXTURE_GROUP
-def test_screenshot_is_not_blank(fixture_report, tmp_path):  # noqa: F811
+def test_screenshot_is_not_blank(fixture_report, tmp_path):
     from PIL import Image
 
     out, _, _ = fixture_report

@@ -154,10 +154,10 @@ def plan_text(target: Target, data: Path, repeats: int, batch_images: int) -> st
              f"{len(batches(files, batch_images))} batch(es) of up to {batch_images} images, {repeats} repeat(s)",
              f"each repeat, in a fresh prefix {root}/:",
              f"  1. upload each batch, one object per image ({WORKERS} at once), timed per batch → {root}/batches/",
-             f"  2. download each batch, timed per batch",
+             "  2. download each batch, timed per batch",
              f"  3. stage the whole dataset as platbench does (content-addressed tar shards) → {root}/staged/",
-             f"  4. download it as a job's input channel does, checking each shard's SHA-256",
-             f"  5. remove the prefix (also on error or Ctrl-C)",
+             "  4. download it as a job's input channel does, checking each shard's SHA-256",
+             "  5. remove the prefix (also on error or Ctrl-C)",
              "  6. record one MLflow run (kind transfer): upload/download s/MB, per-batch median/IQR/min/max"]
     if not target.bucket:
         lines.append("a real run still needs: --set bucket=NAME")

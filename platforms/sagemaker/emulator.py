@@ -99,7 +99,7 @@ def local_run(request: dict, store, prefix: str, staged) -> LocalRun:
         return d
 
     epochs = request["HyperParameters"].get("epochs")
-    
+
     return LocalRun("sagemaker", name, [sys.executable, "-m", "trainer", "train"], env, root,
                int(request["StoppingCondition"]["MaxRuntimeInSeconds"]), prepare, finalize, describe,
                epochs=int(epochs) if epochs else preset_epochs(request["HyperParameters"].get("model")),
@@ -112,7 +112,6 @@ def checked_members(tar: tarfile.TarFile, target: Path, what: str) -> list[tarfi
     tarfile.html#extraction-filters): no absolute name, no `..`, no device or fifo, and a symlink or hard
     link only when its target stays inside `target`, as seen through the links before it (a link to a
     folder, then a member written through it, is the classic escape)."""
-    root = os.path.realpath(target)
     links: dict[str, str] = {}  # member name → its target, relative to root (symlinks resolved lexically)
 
     def resolve(rel: str) -> Optional[str]:

@@ -35,7 +35,7 @@ Platform contracts relied on (official pages):
   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_SecondaryStatusTransition.html
 - StopTrainingJob (SIGTERM, 120 s, then SIGKILL):
   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_StopTrainingJob.html
-- Metric definitions (Name + Regex over the job's log): 
+- Metric definitions (Name + Regex over the job's log):
   https://docs.aws.amazon.com/sagemaker/latest/dg/training-metrics.html
 - TrainingJobName: up to 63 characters, ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}, unique in the account and
   region (CreateTrainingJob page above): a generated name is cut before its time stamp and random suffix,
@@ -70,7 +70,7 @@ from platforms.core import tracking
 from platforms.core.cloud_job import GRACE_SECONDS, CloudJob, CloudJobPlatform, CloudJobs
 from platforms.core.cloud_settings import CloudJobSettings, LocalMode, TimeLimit
 from platforms.core.container_env import container_env
-from platforms.core.image_gpus import IMAGE_CUDA_ARCHS, arch_supported  # noqa: F401 - tests read them here
+from platforms.core.image_gpus import IMAGE_CUDA_ARCHS, arch_supported  # tests read them here
 from platforms.core.names import NameRule
 from platforms.core.run_tags import image_tags, price_tags
 from platforms.core.staging_plan import closing_steps, staging_steps

@@ -14,7 +14,7 @@ from rich.console import Console
 from platforms.errors import UserError
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "rekognition"))
-from rekognition_server import RekognitionServer  # noqa: E402
+from rekognition_server import RekognitionServer
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from conftest import VENV_BIN, assert_one_line_error, platbench
 
 from mlflow.tracking import MlflowClient
 
-from _sweep import SWEEP_ARGS, SWEEP_NAME, swept  # noqa: F401 (shared with the report tests)
+from _sweep import SWEEP_ARGS, SWEEP_NAME, swept  # shared with the report tests
 from stand_in import stand_in  # noqa: F401 (fixture)
 from stand_in.cli import platbench_here
 

@@ -63,7 +63,7 @@ def test_load_against_nothing_is_one_line_and_records_nothing(tmp_path, target):
 
 
 class _Failing(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802 - http.server's name
+    def do_POST(self):  # http.server's name
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.send_response(500)
         self.send_header("Content-Length", "2")

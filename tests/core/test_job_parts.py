@@ -1,5 +1,4 @@
 """platforms/core/container_env.py, run_tags.py, staging_plan.py: the parts every cloud launcher shares."""
-from pathlib import Path
 
 from platforms.core import tracking
 from platforms.core.container_env import container_env, pinned_digest

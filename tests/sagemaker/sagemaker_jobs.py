@@ -351,7 +351,7 @@ class TrainingJob:
             spec.get("ContainerArguments") or ["train"])
         for host in self.hosts:
             base = self.root / host
-            log = open(base / "job.log", "wb")  # noqa: SIM115 - closed when the process ends
+            log = open(base / "job.log", "wb")  # closed when the process ends
             proc = subprocess.Popen(
                 ["unshare", "--mount", "--propagation", "private", "sh", "-c", _MOUNT, "sh",
                  str(self._opt_ml(host)), str(base / "tmp"), *command],

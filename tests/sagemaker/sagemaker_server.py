@@ -207,7 +207,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, code: str, message: str, status: int = 400) -> None:
         self._send(status, {"__type": code, "message": message}, code)
 
-    def do_POST(self):  # noqa: N802 - http.server's name
+    def do_POST(self):  # http.server's name
         srv: SageMakerServer = self.server  # type: ignore[assignment]
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         target = self.headers.get("X-Amz-Target", "")

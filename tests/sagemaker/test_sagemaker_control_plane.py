@@ -86,7 +86,7 @@ def test_create_refuses_bodies_the_service_refuses(clients, sm_api, change, says
     assert "pb-refused" not in sm_api.jobs
 
 
-def test_moto_accepts_a_body_the_service_refuses(aws, moto_server):  # noqa: F811
+def test_moto_accepts_a_body_the_service_refuses(aws, moto_server):
     """Why the control plane is not moto's: moto creates a job with an invalid name and environment key."""
     import boto3
 

@@ -10,7 +10,7 @@ from conftest_clouds import aws, moto_server  # noqa: F401  (fixtures)
 from platforms.errors import UserError
 
 
-def test_ecr_login_decodes_the_token_and_creates_the_repository(aws):  # noqa: F811
+def test_ecr_login_decodes_the_token_and_creates_the_repository(aws):
     import boto3
 
     from platforms.core import registry
@@ -29,7 +29,7 @@ def test_ecr_login_decodes_the_token_and_creates_the_repository(aws):  # noqa: F
     assert login({"repository": "pb", "registry": "127.0.0.1:5000"}).repository == "127.0.0.1:5000/pb"
 
 
-def test_ecr_login_without_credentials_is_one_line(aws, monkeypatch):  # noqa: F811
+def test_ecr_login_without_credentials_is_one_line(aws, monkeypatch):
     from platforms.core import registry
 
     login = registry.spec("sagemaker").login

@@ -91,7 +91,7 @@ def test_image_digest_prefers_the_registry_digest(engine):
     assert sdk_local.image_digest("missing:1") is None
 
 
-def test_dry_run_plan_names_the_sdk_local_mode(engine, aws, tmp_path):  # noqa: F811
+def test_dry_run_plan_names_the_sdk_local_mode(engine, aws, tmp_path):
     import boto3
 
     bucket = new_bucket_name()
@@ -121,7 +121,7 @@ def _sdk_tarball(with_failure: bool) -> bytes:
     return buf.getvalue()
 
 
-def test_output_tarball_is_rewritten_to_the_service_layout(aws):  # noqa: F811
+def test_output_tarball_is_rewritten_to_the_service_layout(aws):
     import boto3
 
     s3 = boto3.client("s3")

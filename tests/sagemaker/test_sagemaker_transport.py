@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class _Unavailable(BaseHTTPRequestHandler):
     calls = 0
 
-    def do_POST(self):  # noqa: N802 - http.server's name
+    def do_POST(self):  # http.server's name
         type(self).calls += 1
         self.rfile.read(int(self.headers.get("content-length", 0)))
         body = json.dumps({"message": "busy"}).encode()
@@ -44,7 +44,7 @@ def test_a_failed_invoke_reaches_the_endpoint_once(monkeypatch):
 
 class _UnavailableS3(_Unavailable):
     calls = 0
-    do_PUT = _Unavailable.do_POST  # noqa: N815 - http.server's name
+    do_PUT = _Unavailable.do_POST  # http.server's name
 
 
 def test_an_s3_call_is_attempted_max_attempts_times_in_all(monkeypatch):

@@ -106,7 +106,7 @@ class Sky:
 
 
 @pytest.fixture(scope="module")
-def sky_server(moto_server, tmp_path_factory):  # noqa: F811
+def sky_server(moto_server, tmp_path_factory):
     """SkyPilot's API server on a free loopback port, HOME and AWS endpoint shared with the client (as with
     the local server SkyPilot starts itself), for the module's tests."""
     root = tmp_path_factory.mktemp("sky")

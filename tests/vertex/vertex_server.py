@@ -267,13 +267,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         self._handle("GET")
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         self._handle("POST")
 
-    def do_DELETE(self):  # noqa: N802
+    def do_DELETE(self):
         self._handle("DELETE")
 
     def _handle(self, method: str) -> None:

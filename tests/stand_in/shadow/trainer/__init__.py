@@ -5,5 +5,5 @@ module but `trainer.train` is the real one (data, results, environment, cli, mod
 from pathlib import Path
 
 _REAL = Path(__file__).resolve().parents[4] / "trainer"
-__path__.append(str(_REAL))  # noqa: F821 - a package's own __path__
+__path__.append(str(_REAL))  # a package's own __path__
 exec(compile((_REAL / "__init__.py").read_text(), str(_REAL / "__init__.py"), "exec"))

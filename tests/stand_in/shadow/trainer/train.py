@@ -5,4 +5,4 @@ from pathlib import Path as _Path
 _REAL = _Path(__file__).resolve().parents[4] / "trainer" / "train.py"
 exec(compile(_REAL.read_text(), str(_REAL), "exec"))
 
-from platbench_stand_in import run  # noqa: E402,F401,F811 - the one name that differs
+from platbench_stand_in import run  # noqa: E402, F401 - the one name that differs
