@@ -22,7 +22,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 
 from platforms.core import registry
 
@@ -50,14 +49,6 @@ ALLOWED: dict[str, set[str]] = {
 TOP_MODULES = {"platforms": "platforms", "platforms.errors": "platforms", "platforms.cli": "cli",
                "platforms.__main__": "cli", "platforms.runs_table": "cli"}
 
-# Violations whose fix belongs to another helper's files (issue 23), with who fixes each: the tests below
-# pass over exactly these, and test_not_yet_fixed_is_still_there fails once one is fixed, so it is removed.
-NOT_YET_FIXED: dict[str, str] = {
-    "platforms/report/sections/context.py names local": "rooms (ordered_platforms sorts 'local' first: the "
-                                                        "in-process platform first, scorecard.table.listed_first)",
-    "platforms/report/sections/scaling.py names local": "rooms (the hint `platbench launch local --devices 2`: the "
-                                                        "in-process platform's name from the registry)",
-}
 
 
 # ------------------------------------------------------------------------------------------- the graph
@@ -148,18 +139,13 @@ def layer(pkg: str, platforms: list[str] = PLATFORMS) -> str | None:
     return PLATFORM if pkg in platforms else pkg if pkg in ALLOWED else None
 
 
-def unfixed(found: list[str]) -> list[str]:
-    return [f for f in found if f not in NOT_YET_FIXED]
+def edges(g: dict[str, set[str]]) -> list[tuple[str, str]]:
+    return [(m, d) for m, deps in sorted(g.items()) for d in sorted(deps)]
 
 
-def edges(g: dict[str, set[str]], waived: dict[str, str] = NOT_YET_FIXED) -> list[tuple[str, str]]:
-    return [(m, d) for m, deps in sorted(g.items()) for d in sorted(deps) if f"{m} imports {d}" not in waived]
-
-
-def package_graph(g: dict[str, set[str]], platforms: list[str] = PLATFORMS,
-                  waived: dict[str, str] = NOT_YET_FIXED) -> dict[str, set[str]]:
+def package_graph(g: dict[str, set[str]], platforms: list[str] = PLATFORMS) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
-    for m, d in edges(g, waived):
+    for m, d in edges(g):
         a, b = package(m), package(d)
         out.setdefault(a, set())
         if a != b:
@@ -167,12 +153,11 @@ def package_graph(g: dict[str, set[str]], platforms: list[str] = PLATFORMS,
     return out
 
 
-def layer_violations(g: dict[str, set[str]], platforms: list[str] = PLATFORMS,
-                     waived: dict[str, str] = NOT_YET_FIXED) -> list[str]:
+def layer_violations(g: dict[str, set[str]], platforms: list[str] = PLATFORMS) -> list[str]:
     """`M imports D` for every import its package's layer may not make (a platform's package may import
     only itself of all the platforms)."""
     bad = []
-    for m, d in edges(g, waived):
+    for m, d in edges(g):
         a, b = package(m), package(d)
         if a != b and layer(b, platforms) not in ALLOWED.get(layer(a, platforms), set()):
             bad.append(f"{m} imports {d}")
@@ -242,8 +227,8 @@ def test_a_function_level_import_from_core_into_bench_fails(tmp_path):
                       "platforms/sagemaker/__init__.py": "from platforms.core import launch\n"})
     g = graph(tmp_path)
     assert g["platforms.core.launch"] == {"platforms.bench.automl"}
-    assert layer_violations(g, ["sagemaker"], waived={}) == ["platforms.core.launch imports platforms.bench.automl"]
-    assert cycles(package_graph(g, ["sagemaker"], waived={})) == [["bench", "core"]]
+    assert layer_violations(g, ["sagemaker"]) == ["platforms.core.launch imports platforms.bench.automl"]
+    assert cycles(package_graph(g, ["sagemaker"])) == [["bench", "core"]]
 
 
 def test_type_checking_imports_count(tmp_path):
@@ -382,30 +367,12 @@ def naming_violations() -> tuple[list[str], list[str]]:
     return files, lines
 
 
-def _waived(line: str) -> bool:
-    return line.partition(":")[0] + " names " + line.rpartition(" names ")[2] in NOT_YET_FIXED
-
-
 def test_no_shared_module_names_a_platform_in_code():
     files, lines = naming_violations()
-    assert [line for line in lines if owner(module_name(ROOT / line.partition(":")[0])) is None
-            and not _waived(line)] == []
-    assert [f for f in unfixed(files) if owner(module_name(ROOT / f.partition(" ")[0])) is None] == []
+    assert [line for line in lines if owner(module_name(ROOT / line.partition(":")[0])) is None] == []
+    assert [f for f in files if owner(module_name(ROOT / f.partition(" ")[0])) is None] == []
 
 
 def test_a_platform_names_no_other_platform():
     """The back door beside imports: another platform's extra, store or name in a string."""
-    assert [line for line in naming_violations()[1] if owner(module_name(ROOT / line.partition(":")[0]))
-            and not _waived(line)] == []
-
-
-def test_not_yet_fixed_is_still_there():
-    """An entry fixed by its owner is taken out of NOT_YET_FIXED (the list only shrinks)."""
-    g = graph()
-    found = {f"{m} imports {d}" for m, deps in g.items() for d in deps} | set(naming_violations()[0])
-    assert sorted(set(NOT_YET_FIXED) - found) == []
-
-
-@pytest.mark.parametrize("entry", sorted(NOT_YET_FIXED))
-def test_each_not_yet_fixed_entry_says_who_fixes_it(entry):
-    assert len(NOT_YET_FIXED[entry]) > 10
+    assert [line for line in naming_violations()[1] if owner(module_name(ROOT / line.partition(":")[0]))] == []

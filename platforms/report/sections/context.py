@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, Sequence
 
+from platforms.core import registry
 from platforms.report import figures
 from platforms.report.data import Run, Store
 from platforms.report.sections.blocks import Section
@@ -46,5 +47,7 @@ class ReportContext:
 
 
 def ordered_platforms(platforms: set[str]) -> list[str]:
-    """The order platforms appear in every figure and table: "local" first, then by name."""
-    return sorted(platforms, key=lambda p: (p != "local", p))
+    """The order platforms appear in every figure and table: this machine's (the in-process platform, the
+    reference the others are compared with) first, then by name."""
+    first = registry.this_machine()
+    return sorted(platforms, key=lambda p: (p != first, p))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from platforms.core import registry
 from platforms.core.stats import pm
 from platforms.report import data, figures
 from platforms.report.data import Run
@@ -27,7 +28,8 @@ class ScalingSection(ReportContext):
                 by_group[key][r.world_size].append(r)
         if not by_group:
             s.add(Para("No platform × model × images-per-class group has finished runs at two or more device counts "
-                       "yet: run it again on more devices, e.g. `platbench launch local --devices 2`.", "empty"))
+                       f"yet: run it again on more devices, e.g. `platbench launch {registry.this_machine()} "
+                       "--devices 2`.", "empty"))
             return s
         rows, ids, series = [], [], []
         for (p, model, pc), per_count in by_group.items():
