@@ -439,6 +439,21 @@ def _recorder(cfg: TrainConfig, hp, fingerprint: str, feed: _Feed, net, zero: bo
     return recorder, str(last), resumed_from
 
 
+def _as_lightning_callback(cb):
+    """A caller's callback as Lightning wants it. A plain object with Lightning-style hook methods
+    (`on_train_start(trainer, module)` …) is accepted too, so a caller that only shows progress (the
+    `local` platform's bar) need not import Lightning itself: each of its `on_*` methods is forwarded."""
+    import lightning as L
+
+    if isinstance(cb, L.Callback):
+        return cb
+    forward = L.Callback()
+    for name in dir(cb):
+        if name.startswith("on_") and callable(getattr(cb, name)):
+            setattr(forward, name, getattr(cb, name))
+    return forward
+
+
 def _fit(module, feed: _Feed, recorder, ckpt_path: Optional[str], topo, device, precision: str,
          callbacks: list | None) -> bool:
     """Lightning's fit over the schedule's epochs, DDP across the ranks torchrun started; False when SIGTERM
@@ -463,7 +478,8 @@ def _fit(module, feed: _Feed, recorder, ckpt_path: Optional[str], topo, device, 
             accelerator="gpu" if device.type == "cuda" else "cpu", precision=precision,
             **(parallel or {"devices": 1}),
             max_epochs=feed.schedule["epochs"], logger=False, enable_checkpointing=False, enable_progress_bar=False,
-            enable_model_summary=False, num_sanity_val_steps=0, callbacks=[recorder, *(callbacks or [])],
+            enable_model_summary=False, num_sanity_val_steps=0,
+            callbacks=[recorder, *(_as_lightning_callback(cb) for cb in callbacks or [])],
             use_distributed_sampler=False, deterministic=False,
             barebones=True,  # Lightning's minimal-overhead mode: none of its per-step logging machinery
         )

@@ -22,23 +22,26 @@ class Interrupted(BaseException):
     """Ctrl-C while training. Not a KeyboardInterrupt: Lightning turns that into sys.exit(1)."""
 
 
-def _progress_callback(progress, total_epochs: int):
-    import lightning as L
+class _ProgressHooks:
+    """Lightning-style hooks that drive the progress bar. A plain class, not a lightning.Callback: the trainer
+    forwards them (trainer.train._as_lightning_callback), so `launch local` imports Lightning only where the
+    trainer does (a stand-in trainer in the tests never does)."""
 
-    class RichProgress(L.Callback):
-        def on_train_start(self, trainer, module):
-            progress.epochs(total_epochs, trainer.current_epoch)
+    def __init__(self, progress, total_epochs: int):
+        self.progress, self.total_epochs = progress, total_epochs
 
-        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-            if batch_idx % 10 == 0:
-                progress.batch(f"epoch {trainer.current_epoch + 1} batch {batch_idx + 1}/{trainer.num_training_batches}")
+    def on_train_start(self, trainer, module):
+        self.progress.epochs(self.total_epochs, trainer.current_epoch)
 
-        def on_train_epoch_end(self, trainer, module):
-            ev = module.last_eval.get("test", {})
-            status = f"test acc {ev['accuracy']:.4f}" if ev else ""
-            progress.epoch_done(trainer.current_epoch + 1, status)
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if batch_idx % 10 == 0:
+            self.progress.batch(f"epoch {trainer.current_epoch + 1} batch {batch_idx + 1}/"
+                                f"{trainer.num_training_batches}")
 
-    return RichProgress()
+    def on_train_epoch_end(self, trainer, module):
+        ev = module.last_eval.get("test", {})
+        status = f"test acc {ev['accuracy']:.4f}" if ev else ""
+        self.progress.epoch_done(trainer.current_epoch + 1, status)
 
 
 class LocalPlatform(Platform):
@@ -134,7 +137,7 @@ class LocalPlatform(Platform):
         signal.signal(signal.SIGINT, on_sigint)
         progress.phase("training")
         try:
-            outcome = run(handle, callbacks=[_progress_callback(progress, epochs)], echo=echo or (lambda s: None))
+            outcome = run(handle, callbacks=[_ProgressHooks(progress, epochs)], echo=echo or (lambda s: None))
         except (ConfigError, DataError) as exc:
             raise UserError(str(exc)) from None
         except Interrupted:
