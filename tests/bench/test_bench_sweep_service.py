@@ -39,7 +39,7 @@ def _sweep(data, per_class, settings, tmp_path, dry_run=False):
 
 def test_the_default_ladder_is_planned_for_a_service(color_data, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert _sweep(color_data, [], ["bucket=b"], tmp_path, dry_run=True) == 0
+    assert _sweep(color_data, [], ["bucket=pb-bucket"], tmp_path, dry_run=True) == 0
     out = capsys.readouterr().out
     cells = [line.split()[-1] for line in out.splitlines() if line.strip().startswith("launch")]
     assert cells == [f"rekognition/small/pc{n}/seed0" for n in (5, 20, 80, 320, 1280)]
