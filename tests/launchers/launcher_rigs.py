@@ -22,6 +22,8 @@ from typing import Callable, Optional
 
 import pytest
 
+from platforms.core.progress import JobProgress
+
 TESTS = Path(__file__).resolve().parents[1]
 for _folder in ("vertex", "sagemaker", "azureml", "databricks", "apolo"):  # the platforms' loopback servers
     if str(TESTS / _folder) not in sys.path:
@@ -78,6 +80,21 @@ def wait_for_census(mark: str, timeout: float = 120) -> list[Proc]:
             return found
         time.sleep(0.05)
     raise AssertionError(f"no process of the job ({MARK}={mark}) started within {timeout:.0f} s")
+
+
+class RaiseInTraining(JobProgress):
+    """A launch's progress display that, when the launcher sees the job training, takes a census of the job's
+    processes and raises `error` (KeyboardInterrupt: Ctrl-C; another: the launcher's own code failing)."""
+
+    def __init__(self, mark: str, error: BaseException):
+        super().__init__(enabled=False)
+        self.mark, self.error, self.procs = mark, error, []
+
+    def phase(self, name):
+        super().phase(name)
+        if name == "training":
+            self.procs = wait_for_census(self.mark)
+            raise self.error
 
 
 def wait_gone(procs: list[Proc], timeout: float = 60) -> list[Proc]:

@@ -13,7 +13,7 @@ import pytest
 from conftest import VENV_BIN
 from conftest_clouds import aws, gcs, gcs_server, moto_server  # noqa: F401 (fixtures)
 from launcher_rigs import kit_store  # noqa: F401 (fixture)
-from launcher_rigs import MARK, open_rig, rigs, wait_for_census, wait_gone
+from launcher_rigs import MARK, RaiseInTraining, open_rig, rigs, wait_for_census, wait_gone
 from azureml_server import azure_ml  # noqa: F401 (fixture)
 from azurite_server import azurite, blob_env  # noqa: F401 (fixtures)
 from _apolo_server import apolo_stand_in  # noqa: F401 (fixture)
@@ -24,23 +24,8 @@ from vertex_fixtures import job_service  # noqa: F401 (fixture)
 
 from platforms.core import launch, tracking
 from platforms.core.api import Job
-from platforms.core.progress import JobProgress
 
 server = workspace_server("main.platbench.runs")  # the Databricks workspace (dbx_workspace.workspace's)
-
-
-class CtrlCInTraining(JobProgress):
-    """Presses Ctrl-C when the launcher sees the job training, after a census of the job's processes."""
-
-    def __init__(self, mark: str):
-        super().__init__(enabled=False)
-        self.mark, self.procs = mark, []
-
-    def phase(self, name):
-        super().phase(name)
-        if name == "training":
-            self.procs = wait_for_census(self.mark)
-            raise KeyboardInterrupt
 
 
 def newest_run():
@@ -63,7 +48,7 @@ def test_ctrl_c_in_local_mode_leaves_nothing_behind(rig, request, stand_in, tmp_
     monkeypatch.chdir(tmp_path)
     for k, v in ctx.env(stand_in, epoch_seconds=0.5).items():
         monkeypatch.setenv(k, v)
-    progress = CtrlCInTraining(ctx.mark)
+    progress = RaiseInTraining(ctx.mark, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         launch.launch(rig.name, Job(data=stand_in.data, out=tmp_path / "out", epochs=1000), rig.local(ctx), progress)
     nothing_left(progress.procs, tmp_path / "out")
@@ -105,7 +90,7 @@ def test_ctrl_c_in_the_cloud_cancels_the_job(rig, request, stand_in, tmp_path, m
     ctx = open_rig(rig, request, tmp_path, stand_in.data)
     monkeypatch.chdir(tmp_path)
     rig.runtime(ctx, ctx.env(stand_in, epoch_seconds=0.5))
-    progress = CtrlCInTraining(ctx.mark)
+    progress = RaiseInTraining(ctx.mark, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         launch.launch(rig.name, Job(data=stand_in.data, out=tmp_path / "out", epochs=1000), rig.remote(ctx), progress)
     rig.cancelled(ctx)

@@ -12,7 +12,7 @@ import pytest
 from conftest import assert_one_line_error
 from conftest_clouds import aws, gcs, gcs_server, moto_server  # noqa: F401 (fixtures)
 from launcher_rigs import kit_store  # noqa: F401 (fixture)
-from launcher_rigs import NOT_IN_THE_KIT, RIGS, census, open_rig, rigs, wait_for_census, wait_gone
+from launcher_rigs import NOT_IN_THE_KIT, RIGS, RaiseInTraining, census, open_rig, rigs, wait_gone
 from azureml_server import azure_ml  # noqa: F401 (fixture)
 from azurite_server import azurite, blob_env  # noqa: F401 (fixtures)
 from _apolo_server import apolo_stand_in  # noqa: F401 (fixture)
@@ -76,27 +76,13 @@ def test_a_failed_job_fails_the_run_with_its_reason(rig, request, stand_in, tmp_
     assert rig.jobs(ctx), "no job reached the server"
 
 
-class ErrorInTraining(JobProgress):
-    """The launcher's own code fails while the job trains (here: its progress display)."""
-
-    def __init__(self, mark: str):
-        super().__init__(enabled=False)
-        self.mark, self.procs = mark, []
-
-    def phase(self, name):
-        super().phase(name)
-        if name == "training":
-            self.procs = wait_for_census(self.mark)
-            raise RuntimeError("display broke")
-
-
 @pytest.mark.parametrize("rig", rigs(lambda r: r.cloud))
 def test_an_error_while_waiting_cancels_the_job_and_fails_the_run(rig, request, stand_in, tmp_path, monkeypatch,
                                                                   kit_store):
     ctx = open_rig(rig, request, tmp_path, stand_in.data)
     monkeypatch.chdir(tmp_path)
     rig.runtime(ctx, ctx.env(stand_in, epoch_seconds=0.5))
-    progress = ErrorInTraining(ctx.mark)
+    progress = RaiseInTraining(ctx.mark, RuntimeError("display broke"))  # the launcher's own code fails
     with pytest.raises(RuntimeError, match="display broke"):
         launch.launch(rig.name, Job(data=stand_in.data, out=tmp_path / "out", epochs=1000), rig.remote(ctx), progress)
     rig.cancelled(ctx)
