@@ -40,7 +40,8 @@ from trainer.data import layout
 from trainer.errors import ConfigError
 from trainer.results import (LOG_FILE, METRICS_FILE, MODEL_CARD, MODEL_WEIGHTS, RESULTS_FILE, Results,
                              atomic_write_text, read_metrics, read_results, write_metrics, write_results)
-from trainer.train import EXIT_PREEMPTED, RunOutcome, TrainConfig, _check_identity, plan_schedule
+from trainer.train import (EXIT_PREEMPTED, RunOutcome, TrainConfig, _check_identity, log_results,
+                           plan_schedule)
 
 CHECKPOINT_FILE = "last.ckpt"  # trainer/recorder.py's name (that module imports Lightning)
 FORMAT = "platbench-stand-in-checkpoint-1"
@@ -222,16 +223,7 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
         })
         results = Results.model_validate(results.model_dump())  # the schema's checks, as write_results' caller
         write_results(out, results)
-        log(loglines.line("test_accuracy", results.test_accuracy))
-        log(loglines.line("test_top5_accuracy", results.test_top5_accuracy))
-        log(loglines.line("train_seconds", results.seconds.train))
-        log(loglines.line("eval_seconds", results.seconds.eval))
-        if results.seconds.to_target is not None:
-            log(loglines.line("seconds_to_target", results.seconds.to_target))
-        log(loglines.line("optimizer_steps", schedule["steps"]))
-        for name in ("plain_throughput_images_per_s", "plain_latency_ms_per_image",
-                     "evaluated_throughput_images_per_s", "evaluated_latency_ms_per_image"):
-            log(loglines.line(name, getattr(results, name)))
+        log_results(log, results, schedule["steps"])  # the real trainer's final log lines
         return RunOutcome("finished", results, 0)
     finally:
         restore()
