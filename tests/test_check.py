@@ -328,3 +328,16 @@ def test_known_digits_fingerprint(digits_data):
         (known.classes, known.train_count, known.test_count)
     assert "cifar10" not in KNOWN_DATASETS  # see check.py: not computable honestly without the real download
     assert check.DIGEST.match("sha256:" + "a" * 64)
+
+
+def test_a_log_figure_agrees_when_it_differs_only_by_the_six_decimal_rounding_of_metrics_jsonl():
+    # metrics.jsonl keeps train_seconds to 6 decimals (3.622385); the log printed the unrounded figure
+    # (3.622385083 → "3.62239"). Both print from the same measurement: no problem. CI failed on this once.
+    report = check.Report()
+    expected = [check._Expected("seconds_to_target", 3.622385, "final", "results.json")]
+    found = [check._LogLine(26, "seconds_to_target", 3.62239)]
+    check._compare(found, expected, set(), None, report)
+    assert report.problems == []
+    # a figure really off still is one
+    check._compare([check._LogLine(26, "seconds_to_target", 3.7)], expected, set(), None, report)
+    assert len(report.problems) == 1
