@@ -17,7 +17,11 @@ from stand_in.cli import platbench_here
 
 from platforms.core.api import Job
 from platforms.docker.container import CHECKPOINTS, DATA, OUT, parse_gpus
-from platforms.docker.train import DockerHandle, DockerPlatform, container_user, engine_time, unreadable
+from platforms.docker.jobs import DockerHandle
+from platforms.docker.outcome import engine_time
+from platforms.docker.permissions import unreadable
+from platforms.docker.settings import container_user
+from platforms.docker.train import DockerPlatform
 from platforms.errors import UserError
 
 IMAGE_ID = "sha256:" + "ab" * 32
@@ -165,7 +169,7 @@ def test_how_the_container_ended_and_its_queue_time(tmp_path, digits_data, code,
         (spec.out / "results.json").write_text("{}")
     handle = DockerHandle(client=None, spec=spec, job_name="j1", epochs=3, job_id="c" * 64, stopped=stopped)
     handle.tail.append("error: no dataset")
-    outcome = platform._outcome(handle, inspect(code, "2026-11-29T16:00:00.000000001Z", "2026-11-29T16:00:01.5Z",
+    outcome = platform.job_outcome(handle, inspect(code, "2026-11-29T16:00:00.000000001Z", "2026-11-29T16:00:01.5Z",
                                                 "2026-11-29T16:00:31.5Z", oom))
     assert outcome.status == status and says in outcome.message
     # queue = created → started, training = started → finished: not the launcher's own clock around them
