@@ -92,6 +92,17 @@ class PriceTable:
                         raise UserError(f"{where} is unverified without a note saying what was found")
         self.data = data
 
+    def overlay(self, fetched) -> "PriceTable":
+        """The table with the cached official prices `fetched` (platforms/prices/cache.Fetched) in place of
+        the typed entries of the same section/region/SKU; a price in another currency is left out."""
+        for e in fetched:
+            if e.currency != "USD" or e.section not in SECTIONS:
+                continue
+            entry = {"usd_per_hour": e.usd_per_hour, "source": e.source, "date": e.fetched_at[:10],
+                     "status": e.status, "note": e.note or f"{e.api}: {e.query}", "fetched_at": e.fetched_at}
+            self.data.setdefault(e.section, {}).setdefault(e.region, {})[e.sku] = entry
+        return self
+
     def lookup(self, region: str, sku: str, section: str = "training") -> Optional[Price]:
         entry = ((self.data.get(section) or {}).get(region) or {}).get(sku)
         if entry is None:
@@ -130,7 +141,19 @@ class PriceTable:
 
 @lru_cache(maxsize=None)
 def of(platform: str) -> PriceTable:
+    from platforms.prices import cache
+
+    return PriceTable(table_path(platform), platform).overlay(cache.read(platform))
+
+
+def shipped(platform: str) -> PriceTable:
+    """The platform's prices.yaml alone, without the cache: what a refresh asks the sources for."""
     return PriceTable(table_path(platform), platform)
+
+
+def forget() -> None:
+    """Drop the tables read so far (after a refresh wrote the cache)."""
+    of.cache_clear()
 
 
 def table(platform: str) -> dict:

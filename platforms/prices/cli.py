@@ -1,0 +1,60 @@
+"""`platbench prices`: refresh the price cache from the official sources, and show what the cost figures
+use (each entry's status, source and date; a cached entry's age)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help="prices from the providers' official price APIs (a dated cache) and what cost figures use",
+                  no_args_is_help=True)
+
+
+def _names(platforms: Optional[list[str]]) -> list[str]:
+    from platforms.core import registry
+    from platforms.prices import refresh
+
+    names = platforms or refresh.priced_platforms()
+    for n in names:
+        registry.spec(n)  # an unknown platform: one line
+    return names
+
+
+@app.command("refresh")
+def refresh_cmd(platforms: Optional[list[str]] = typer.Argument(None, help="default: every platform with a price "
+                                                                              "source")) -> None:
+    """Fetch the prices of the SKUs platbench uses from each provider's official price API into the cache."""
+    from platforms.prices import cache, refresh
+
+    failed = 0
+    for name in _names(platforms):
+        r = refresh.refresh(name)
+        if r.error:
+            kept = cache.read(name)
+            when = f"; the cache of {kept[0].fetched_at[:10]} ({cache.age_text(kept[0].fetched_at)}) stays" if kept else ""
+            typer.echo(f"{name}: not refreshed: {r.error.removeprefix(name + ': ')}{when}", err=True)
+            failed += name in refresh.SOURCES
+            continue
+        typer.echo(f"{name}: {len(r.fetched)} prices from {r.fetched[0].api if r.fetched else 'its source'} "
+                   f"→ {cache.path(name)}" + (f"; {len(r.missing)} not found (stay unverified †)" if r.missing else ""))
+        for line in r.missing:
+            typer.echo(f"  not found: {line}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("show")
+def show_cmd(platforms: Optional[list[str]] = typer.Argument(None, help="default: every platform with a price "
+                                                                           "table")) -> None:
+    """Every price the cost figures use: USD/h, status, source and date (a cached one with its age)."""
+    from platforms.core import pricing
+    from platforms.prices import cache
+
+    for name in _names(platforms):
+        for section, regions in pricing.of(name).data.items():
+            for region, skus in regions.items():
+                for sku, e in skus.items():
+                    age = f", {cache.age_text(e['fetched_at'])}" if e.get("fetched_at") else ""
+                    mark = "" if e["status"] == "verified" else " †"
+                    typer.echo(f"{name:<14} {section:<13} {region:<12} {sku:<28} {float(e['usd_per_hour']):>9.4f}{mark}  "
+                               f"{e['status']} ({e['source']}, {e['date']}{age})")
