@@ -409,6 +409,8 @@ def _check_results(results: contract.Results, records: Optional[list[dict]], rep
     elif hw.device == "cuda" and hw.gpu_count < hw.world_size // hw.nodes:
         report.add(RESULTS, "hardware.gpu_count (one GPU per process of a node)", f"≥ {hw.world_size // hw.nodes}",
                    hw.gpu_count)
+    if hw.device != "cuda" and hw.nvidia_driver is not None:  # the driver of the GPU the run used: none on the CPU
+        report.add(RESULTS, f"hardware.nvidia_driver of a {hw.device} run", "none", hw.nvidia_driver)
 
     _check_to_target(results, records, train, report, corrected)
     _check_dataset(results, report)

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 3  # 2: seconds.eval, software, schedule, plain_/evaluated_ throughput and latency;
 #                     3: hardware.world_size and hardware.nodes (data-parallel runs); later, optional and
-#                        absent from older files: image_id, image_build_id (issue 18)
+#                        absent from older files: image_id, image_build_id (issue 18), hardware.nvidia_driver
+#                        (issue 24)
 RESULTS_FILE = "results.json"
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
@@ -42,6 +43,8 @@ class Hardware(_Strict):
     device: str
     gpu_name: Optional[str] = None
     gpu_count: int = 0
+    nvidia_driver: Optional[str] = Field(None, description="the NVIDIA driver version of a CUDA run (e.g. "
+                                         "'580.65.06'; None on the CPU); absent from files written before it")
     cpu: str
     cpu_count: int
     precision: str

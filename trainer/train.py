@@ -89,12 +89,15 @@ class _Quiet:
 def _hardware(device, precision: str, topo) -> dict:
     import torch
 
+    from trainer.device import driver_version
+
     cuda = device.type == "cuda"
     return {
         "world_size": topo.world_size, "nodes": topo.nodes,
         "device": device.type,
         "gpu_name": torch.cuda.get_device_name(device) if cuda else None,
         "gpu_count": torch.cuda.device_count() if cuda else 0,
+        "nvidia_driver": driver_version() if cuda else None,
         "cpu": _platform.processor() or _platform.machine(),
         "cpu_count": os.cpu_count() or 1,
         "precision": precision,
