@@ -126,11 +126,16 @@ def test_scaling_table_is_images_over_training_clock_per_world_size(scaled):
     assert got[("fast", "20")]["4"]["Nodes"] == "2"
 
 
-def test_time_accuracy_says_which_groups_pool_device_counts(scaled):
+def test_time_accuracy_never_pools_device_counts_and_says_which_groups_it_split(scaled):
+    """The device count is part of a run's condition (issue 25): groups run at several counts are split into
+    one row per count, and the note names them and the field, where it once said their seconds were mixed."""
     out, _, _ = scaled
     md = md_section((out / "report.md").read_text(), "time-accuracy")
-    assert ("_Note:_ These groups pool runs on different device counts, so their training seconds mix them: "
-            "local · fast · 20/class; local · small · 5/class; local · small · 80/class.") in md
+    assert ("local · fast · 20/class (3 rows: they differ in device count); local · small · 5/class (2 rows: they "
+            "differ in device count); local · small · 80/class (2 rows: they differ in device count).") in md
+    rows = md_tables(md)[0]
+    assert sorted(r["Condition"] for r in rows if (r["Model"], r["Images/class"]) == ("fast", "20")) == [
+        "device count 1", "device count 2", "device count 4"]
 
 
 def test_runs_without_results_json_are_named_not_guessed(scaled):

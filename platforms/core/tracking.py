@@ -48,6 +48,7 @@ class Tag:
     CHECK_REASON = "platbench.check_reason"  # its first problem, and how many there were
     MLFLOW_MODEL = "platbench.mlflow_model"  # pyfunc: artifact `model` is an MLflow model; else none: why
     SOFTWARE = "platbench.software."         # + python, torch, torchvision, lightning, cuda, cudnn (results.json)
+    CONDITION = "platbench.condition"        # short hash of the run's condition (platforms/core/condition.py)
 
 
 # per-epoch metrics imported from metrics.jsonl (step = epoch)
@@ -195,10 +196,21 @@ class TrackedRun:
                        Tag.IMAGE_ID: res.image_id})
             self.params({f"hp.{k}": v for k, v in res.hyperparameters.items()})
             self.tags({Tag.SOFTWARE + k: v for k, v in res.software.model_dump().items()})
+            self.record_condition()
             self.record_check(out, container)
         for name in (RESULTS_FILE, METRICS_FILE, LOG_FILE):
             if (out / name).is_file():
                 self.client.log_artifact(self.run_id, str(out / name))
+
+    def record_condition(self) -> None:
+        """The run's condition (platforms/core/condition.py), read back from what the run now holds, so
+        it is the same one the report computes: its hash as a tag, its fields as params."""
+        from platforms.core import condition
+
+        data = self.client.get_run(self.run_id).data
+        cond = condition.of(data.tags, data.params, data.metrics)
+        self.params({k: v for k, v in cond.params().items() if k not in data.params})
+        self.tags({Tag.CONDITION: cond.key})
 
     def record_check(self, out: Path, container: Optional[bool] = None):
         """Run the compliance checker on a run directory; tag the verdict and keep its lines as check.txt.

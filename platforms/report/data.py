@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from platforms.core import condition as condition_mod
 from platforms.core import tracking
 from platforms.core.tracking import Tag
 
@@ -89,6 +90,11 @@ class Run:
     @property
     def sweep(self) -> Optional[str]:
         return self.tags.get(Tag.SWEEP)
+
+    @property
+    def condition(self) -> "condition_mod.Condition":
+        """What must be equal for this run to be compared with another (platforms/core/condition.py)."""
+        return condition_mod.of(self.tags, self.params, self.metrics)
 
     @property
     def check_failed(self) -> bool:
@@ -245,13 +251,20 @@ def _latency(c, run: Run, store: Store) -> None:
         store.latency_missing[run.run_id] = f"{name} unreadable: {type(exc).__name__}"
 
 
+SCALED = "devices"  # the condition field the scaling section compares along
+
+
 def scaling_runs(runs: list[Run]) -> list[Run]:
-    """The runs of platform × model × images-per-class groups that ran at two or more device counts: the
-    only ones the report's scaling section needs images-trained-on for (one artifact read each)."""
+    """The runs of groups (a platform and a condition but for its device count) that ran at two or more
+    device counts: the only ones the report's scaling section needs images-trained-on for (one artifact
+    read each)."""
+    def key(r: Run) -> tuple:
+        return r.platform, r.condition.without(SCALED)
+
     counts: dict[tuple, set[int]] = {}
     for r in runs:
-        counts.setdefault((r.platform, r.model, r.per_class), set()).add(r.world_size)
-    return [r for r in runs if len(counts[(r.platform, r.model, r.per_class)]) > 1]
+        counts.setdefault(key(r), set()).add(r.world_size)
+    return [r for r in runs if len(counts[key(r)]) > 1]
 
 
 def images_trained(doc: dict) -> Optional[float]:

@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, Sequence
 
-from platforms.core import registry
+from platforms.core import condition, registry
 from platforms.report import figures
 from platforms.report.data import Run, Store
-from platforms.report.sections.blocks import Section
+from platforms.report.sections.blocks import Para, Section
 from platforms.report.sections.metrics import median
 
 
@@ -30,20 +30,58 @@ class ReportContext:
             self.cited[r.run_id] = r
         return list(runs)
 
-    def groups(self, runs: Sequence[Run]) -> dict[tuple, list[Run]]:
-        """Runs by platform × model × images per class, platforms in report order."""
+    def groups(self, runs: Sequence[Run], across: Sequence[str] = ()) -> dict[tuple, list[Run]]:
+        """Runs by platform and condition (platforms/core/condition.py), keyed (platform, model, images per
+        class, condition), platforms in report order: the runs of a group differ only by seed. `across`:
+        condition fields left out of the key because the section compares along them (scaling: devices)."""
         out: dict[tuple, list[Run]] = defaultdict(list)
         for r in runs:
-            out[(r.platform, r.model, r.per_class)].append(r)
+            out[(r.platform, r.model, r.per_class, r.condition.without(*across))].append(r)
         order = {p: i for i, p in enumerate(self.platforms)}
         return dict(sorted(out.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1],
-                                                        kv[0][2] is None, kv[0][2] or 0)))
+                                                        kv[0][2] is None, kv[0][2] or 0, kv[0][3].key)))
+
+    @property
+    def varying(self) -> list[str]:
+        """The condition fields that differ between the report's training runs (model and images per
+        class have columns of their own): what the tables name beside a group."""
+        runs = self.store.training + self.store.unfinished
+        return [f for f in condition.varying(r.condition for r in runs) if f not in SHOWN]
+
+    def condition_text(self, cond: condition.Condition) -> str:
+        """A group's condition as its table cell: the fields that vary over the report, with their values."""
+        return " · ".join(f"{condition.label(f)} {_short(f, cond.get(f))}" for f in self.varying
+                          if f in dict(cond.values)) or "–"
+
+    def split_note(self, groups: dict[tuple, list[Run]]) -> Optional[Para]:
+        """Names every platform × model × images-per-class whose runs ran under more than one condition,
+        and the fields that differ: those runs are not pooled into one row."""
+        conds: dict[tuple, list] = defaultdict(list)
+        for (p, model, pc, cond) in groups:
+            conds[(p, model, pc)].append(cond)
+        split = [f"{p} · {model} · {'all' if pc is None else pc}/class ({len(cs)} rows: they differ in "
+                 + ", ".join(condition.label(f) for f in condition.varying(cs)) + ")"
+                 for (p, model, pc), cs in conds.items() if len(cs) > 1]
+        if not split:
+            return None
+        return Para("Not pooled: runs of one platform, model and images per class that differ in anything but the "
+                    "seed are different experiments, so each condition has its own row: " + "; ".join(split) + ".",
+                    "note")
 
     def run_latency(self, r: Run) -> Optional[float]:
         """A serving run's one latency figure (latency and published sections): the median of its
         requests, else the p50 the load tool logged."""
         samples = self.store.latency_samples.get(r.run_id)
         return median(samples) if samples else r.m("load_latency_p50_ms")
+
+
+SHOWN = ("model", "per_class")  # condition fields every group table has a column for
+
+
+def _short(field: str, value: Optional[str]) -> str:
+    if value is None:
+        return "none recorded"
+    return value.split(":")[-1][:12] if field in ("dataset", "image") else value
 
 
 def ordered_platforms(platforms: set[str]) -> list[str]:

@@ -74,16 +74,19 @@ class CostSection(ReportContext):
                 ids.append([r.run_id])
             self.cite(targeted)
             agg, agg_ids = [], []
-            for (p, model, pc), g in self.groups(targeted).items():
+            cond_col = bool(self.varying)
+            for (p, model, pc, cond), g in self.groups(targeted).items():
                 for target in sorted({r.target_accuracy for r in g}):
                     gt = [r for r in g if r.target_accuracy == target]
                     spent = [r.m("seconds_to_target") * price_per_hour(r) / 3600 for r in gt
                              if r.m("seconds_to_target") is not None]
                     mark = f" {UNVERIFIED}" if any(price_status(r) == "unverified" for r in gt) else ""
-                    agg.append([p, model, pc_text(pc), ACC.format(target), f"{len(spent)}/{len(gt)}",
+                    agg.append([p, model, pc_text(pc), *([self.condition_text(cond)] if cond_col else []),
+                                ACC.format(target), f"{len(spent)}/{len(gt)}",
                                 pm(spent, USD) + mark if spent else "not reached"])
                     agg_ids.append([r.run_id for r in gt])
-            s.add(Table(["Platform", "Model", "Images/class", "Target", "Reached", "USD to target"], agg, agg_ids,
+            s.add(Table(["Platform", "Model", "Images/class", *(["Condition"] if cond_col else []), "Target",
+                         "Reached", "USD to target"], agg, agg_ids,
                         id="cost-target-groups", caption="mean ± std over the runs that reached the target"))
             s.add(Table(["Run", "Platform", "Model", "Images/class", "Target", "Train s to target", "USD/h",
                          "USD to target"], rows, ids, id="cost-target",

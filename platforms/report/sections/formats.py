@@ -52,3 +52,8 @@ def to_target_text(runs: Sequence[Run]) -> str:
     if not targeted:
         return "–"
     return f"{pm(reached, SEC)} ({len(reached)}/{len(targeted)} reached)" if reached else f"not reached (0/{len(targeted)})"
+
+
+def seeds_text(runs: Sequence[Run]) -> str:
+    """Distinct seeds: two runs of seed 0 (a rerun) are one seed, not two."""
+    return str(len({r.seed for r in runs}))

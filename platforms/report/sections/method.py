@@ -1,7 +1,7 @@
 """How the figures are computed and tested, in the report's own words."""
 from __future__ import annotations
 
-from platforms.core import stats
+from platforms.core import condition, stats
 from platforms.core.tracking import Tag
 from platforms.report.sections.blocks import Para, Section
 from platforms.report.sections.context import ReportContext
@@ -24,8 +24,15 @@ class MethodSection(ReportContext):
                    "`evaluated_latency_ms_per_image`; runs from before the split logged only that one, as "
                    "`throughput_images_per_s` and `latency_ms_per_image`). A run the compliance checker failed "
                    f"(`{Tag.CHECK}` = failed) enters no figure; the summary names it."))
-        s.add(Para("Repeats: groups are platform × model × images per class; their runs differ by seed. Tables show "
-                   "mean ± sample standard deviation (n − 1); a group with one run shows that run's value."))
+        fields = ", ".join(condition.label(f) for f in condition.FIELDS)
+        s.add(Para(f"Groups: a run's condition is everything that must be equal for two runs to be compared ({fields}; "
+                   f"`platforms/core/condition.py`, recorded on the run as the tag `{Tag.CONDITION}`, its short hash, "
+                   "and the params `condition.*`). A group is the runs of one platform under one condition, so they "
+                   "differ only by seed; runs of one platform, model and images per class under two conditions are "
+                   "two rows, and the table's note names the fields that differ. Platforms are compared only within "
+                   "one condition; the ablation compares along images per class and scaling along the device count, "
+                   "the rest of the condition equal. Seeds counts distinct seeds, runs counts runs. Tables show mean ± "
+                   "sample standard deviation (n − 1); a group with one run shows that run's value."))
         two, three = stats.min_runs_per_group(2, self.alpha), stats.min_runs_per_group(3, self.alpha)
         s.add(Para("Unit of observation: the run. Every test takes one value per run (its accuracy, train seconds, "
                    "upload s/MB, or the median of its requests' latencies), never the requests of a run pooled: "

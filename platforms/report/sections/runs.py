@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from platforms.core import condition
 from platforms.core.tracking import Tag
 from platforms.report.sections.blocks import Para, Section, Table
 from platforms.report.sections.context import ReportContext
@@ -20,19 +21,26 @@ class RunsSection(ReportContext):
         if not training and not st.serving and not st.batch and not st.excluded:
             s.add(Para(f"No runs in `{st.uri}` yet.", "empty"))
             return s
+        # the condition's fields that differ between runs (dataset and image have columns already)
+        extra = [f for f in self.varying if f not in ("dataset", "image")]
         rows, ids = [], []
         for r in sorted(training, key=lambda r: r.start_time or 0):
-            rows.append([f"`{r.run_id}`", r.platform, r.model, pc_text(r.per_class), fmt(r.seed, "{}"), r.outcome,
+            cond = r.condition
+            rows.append([f"`{r.run_id}`", r.platform, r.model, pc_text(r.per_class),
+                         *[cond.get(f) or "–" for f in extra], f"`{cond.key}`", fmt(r.seed, "{}"), r.outcome,
                          fmt(r.m("final_test_accuracy"), ACC), fmt(r.m("seconds_train"), SEC), fmt(r.m(WALL), SEC),
                          fmt(first(r, THROUGHPUT["plain"]), IPS), fmt(first(r, THROUGHPUT["evaluated"]), IPS),
                          f"`{short(r.fingerprint)}`",
                          f"`{short(r.image_digest, 19)}`" if r.image_digest else "–", f"`{short_commit(r.commit)}`",
                          r.tags.get(Tag.SWEEP_CELL) and f"{r.sweep} {r.tags.get(Tag.SWEEP_CELL)}" or "–"])
             ids.append([r.run_id])
-        s.add(Table(["Run", "Platform", "Model", "Images/class", "Seed", "Status", "Test accuracy", "Train s",
+        s.add(Table(["Run", "Platform", "Model", "Images/class", *[condition.label(f).capitalize() for f in extra],
+                     "Condition", "Seed", "Status", "Test accuracy", "Train s",
                      "End-to-end s", f"Images/s ({SPEED_LABEL['plain']})", f"Images/s ({SPEED_LABEL['evaluated']})",
                      "Dataset", "Image", "Commit", "Sweep cell"], rows, ids, id="runs-table",
-                    caption="training runs; only status `finished` enters the figures"))
+                    caption="training runs; only status finished enters the figures; condition: the short hash of "
+                            "everything that must be equal for two runs to be compared (see Method), with the fields "
+                            "that differ between these runs in columns of their own"))
         in_training = {r.run_id for r in st.services}  # service runs are in the training table above
         others = [r for r in st.serving if r.run_id not in in_training] + st.batch
         if others:

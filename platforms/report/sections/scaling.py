@@ -22,7 +22,7 @@ class ScalingSection(ReportContext):
         s = Section("scaling", "Scaling: training images/s per device and time to target against device count")
         st = self.store
         by_group: dict[tuple, dict[int, list[Run]]] = {}
-        for key, g in self.groups(data.scaling_runs(st.training)).items():
+        for key, g in self.groups(data.scaling_runs(st.training), across=(data.SCALED,)).items():
             by_group[key] = defaultdict(list)
             for r in g:
                 by_group[key][r.world_size].append(r)
@@ -32,7 +32,8 @@ class ScalingSection(ReportContext):
                        "--devices 2`.", "empty"))
             return s
         rows, ids, series = [], [], []
-        for (p, model, pc), per_count in by_group.items():
+        cond_col = bool([f for f in self.varying if f != data.SCALED])
+        for (p, model, pc, cond), per_count in by_group.items():
             ips = {n: [v for r in g if (v := train_images_per_s(r, st.train_images.get(r.run_id))) is not None]
                    for n, g in per_count.items()}
             per_device = {n: [v / n for v in vals] for n, vals in ips.items()}
@@ -43,7 +44,8 @@ class ScalingSection(ReportContext):
                 eff = (f"{median(per_device[n]) / median(per_device[base]):.2f}"
                        if base is not None and per_device[n] else "–")
                 nodes = ", ".join(str(x) for x in sorted({r.nodes for r in g}))
-                rows.append([p, model, pc_text(pc), str(n), nodes, str(len(g)),
+                rows.append([p, model, pc_text(pc), *([self.condition_text(cond)] if cond_col else []), str(n), nodes,
+                             str(len(g)),
                              pm(ips[n], IPS) if ips[n] else "–", pm(per_device[n], IPS) if per_device[n] else "–",
                              eff, to_target_text(g),
                              pm([r.m("final_test_accuracy") for r in g if r.m("final_test_accuracy") is not None], ACC)
@@ -58,10 +60,10 @@ class ScalingSection(ReportContext):
         if series:
             s.add(Figure("fig-scaling", "Training images/s per device against device count",
                          figures.scaling(series, self.style),
-                         "One line per platform × model × images-per-class group through the median over its runs at "
+                         "One line per platform and condition but for the device count, through the median over its runs at "
                          "each device count (data-parallel processes, one device each); small dots are the single "
                          "runs. A flat line is perfect scaling.", runs))
-        s.add(Table(["Platform", "Model", "Images/class", "Devices", "Nodes", "Runs", "Train images/s",
+        s.add(Table(["Platform", "Model", "Images/class", *(["Condition"] if cond_col else []), "Devices", "Nodes", "Runs", "Train images/s",
                      "Train images/s per device", "Efficiency", "Train s to target", "Test accuracy"], rows, ids,
                     id="scaling-table",
                     caption="devices: `world_size` (runs from before results schema 3 logged none and count as 1); "
