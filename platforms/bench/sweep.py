@@ -38,6 +38,7 @@ from typing import Any, Optional
 
 from platforms.errors import UserError
 from platforms.core.api import Kind
+from platforms.core import cost_plan
 # a cell folder's files (worker.json, worker-job.json, worker-result.json, launch.log): named beside the
 # executors that run the workers
 from platforms.bench.executors import JOB_FILE, LOG_FILE, RESULT_FILE, WORKER_FILE, ProcessExecutor, make
@@ -317,7 +318,8 @@ def run_worker(cell_dir: Path) -> int:
     try:
         with tracking.nested_under(spec["parent_run_id"], spec["tags"]):
             with JobProgress(console, enabled=False) as progress:
-                outcome, run_id = launcher.launch(spec["platform"], job, spec["settings"], progress)
+                outcome, run_id = launcher.launch(spec["platform"], job, spec["settings"], progress,
+                                                  max_usd=spec.get("max_usd"))
         result = {"status": outcome.status, "run_id": run_id, "message": outcome.message}
         code = {"finished": 0, "preempted": 143, "killed": 130}.get(outcome.status, 1)
     except UserError as exc:
@@ -369,6 +371,11 @@ class Coordinator:
         self.stop_signal: Optional[int] = None
         self.results: list[CellResult] = []
         self.parent_run_id: Optional[str] = None
+        # --max-usd: the sweep's budget, each cell's upper bound (cost_plan), USD spent by ended cells
+        self.max_usd: Optional[float] = None
+        self.upper: dict[str, float] = {}
+        self.spent = 0.0
+        self.budget_stop = ""
 
     # -------------------------------------------------------------- output
     def say(self, text: str) -> None:
@@ -491,6 +498,8 @@ class Coordinator:
                 "job": {"data": str(job.data), "out": str(job.out.resolve()), "model": job.model, "epochs": job.epochs,
                         "per_class": job.per_class, "seed": job.seed, "target_accuracy": job.target_accuracy,
                         "checkpoint_dir": str(job.checkpoint_dir.resolve()), "hyperparameters": job.hyperparameters}}
+        if self.max_usd is not None:
+            spec["max_usd"] = self.budget_left(cell, [a.cell for a in getattr(self, "_active", [])])
         atomic_write_text(d / JOB_FILE, json.dumps(spec, indent=1) + "\n")
         (d / RESULT_FILE).unlink(missing_ok=True)
         log = open(d / LOG_FILE, "a")
@@ -502,6 +511,23 @@ class Coordinator:
                                                        "started": time.time(), "cell": cell.key}) + "\n")
         self.say(f"start   {cell.key}" + ("  (resuming from its checkpoint)" if resume else "") + f"  log {d / LOG_FILE}")
         return Active(cell, "launched", pid=popen.pid, popen=popen)
+
+    def budget_left(self, cell: Cell, running: list[Cell]) -> float:
+        """The sweep's budget less what ended cells spent and the upper bounds of the other running cells."""
+        return self.max_usd - self.spent - sum(self.upper.get(x.key, 0.0) for x in running if x.key != cell.key)
+
+    def count_spend(self, res: "CellResult", c) -> None:
+        """Add an ended cell's cost (billed, else its list estimate) to the spend; a cell its budget stopped
+        stops the sweep from starting more."""
+        if self.max_usd is None:
+            return
+        if res.run_id:
+            m = c.get_run(res.run_id).data.metrics
+            cost = m.get("cost_usd", m.get("cost_list_estimate_usd"))
+            self.spent += cost if cost is not None else self.upper.get(res.cell, 0.0)
+        if res.message.startswith("stopped by budget") and not self.budget_stop:
+            self.budget_stop = f"{res.cell} was {res.message}"
+            self.say(f"budget: {self.budget_stop}; no more cells start")
 
     def ended(self, a: Active, c) -> bool:
         if a.popen is not None:
@@ -609,6 +635,12 @@ class Coordinator:
                     for cell in pending:
                         self.results.append(CellResult(cell.key, "launched", "not started"))
                     pending = []
+                if self.budget_stop or (pending and self.max_usd is not None and self.budget_left(
+                        pending[0], [a.cell for a in active]) < self.upper.get(pending[0].key, 0.0)):
+                    for cell in pending:  # --max-usd: the budget is spent or stopped a cell
+                        self.results.append(CellResult(cell.key, "launched", "not started", message="budget"))
+                    pending = []
+                self._active = active
                 while pending and len(active) < self.total:
                     busy: dict[str, int] = {}
                     for a in active:
@@ -623,6 +655,7 @@ class Coordinator:
                     if self.ended(a, c):
                         active.remove(a)
                         res = self.result_of(a, c, exp_id)
+                        self.count_spend(res, c)
                         self.results.append(res)
                         done_count += 1
                         self.report_line(res, done_count, cells_total)
@@ -659,7 +692,7 @@ class Coordinator:
 def cli_main(data: Path, platforms: list[str], models: list[str], per_class: list[str], seeds: list[str],
              epochs: Optional[int], target_accuracy: Optional[float], hp: list[str], set_: list[str],
              concurrency: list[str], name: Optional[str], out: Optional[Path], dry_run: bool, as_json: bool,
-             console, executor: str = "process", devices: Optional[int] = None) -> int:
+             console, executor: str = "process", devices: Optional[int] = None, max_usd: Optional[float] = None) -> int:
     """`platbench sweep`: returns the exit code (0 all finished, 1 some failed, 130/143 interrupted)."""
     from platforms.core import registry
     from platforms.core.settings import parse_pairs
@@ -689,10 +722,12 @@ def cli_main(data: Path, platforms: list[str], models: list[str], per_class: lis
             total = max(total, per[here])
     co = Coordinator(spec, name, Path(out) if out else Path("runs") / "sweeps" / name, total, per, console,
                      quiet=as_json, executor=ex)
+    co.max_usd = max_usd
     if dry_run:
         from platforms.core.launch import plan_text
 
         states = co.dry_run()
+        costs = cost_lines(co, states)
         print(f"sweep {name}: {len(states)} cells = {spec.describe()}")
         print(f"concurrency: {concurrency_text(total, per)}")
         word = {"finished": "skip (finished)", "running": "re-attach", "remote": "wait (other host)", "launch": "launch"}
@@ -704,7 +739,14 @@ def cli_main(data: Path, platforms: list[str], models: list[str], per_class: lis
                 seen.add(cell.platform)
                 print()
                 print(plan_text(cell.platform, co.job(cell), spec.settings.get(cell.platform, {})))
+        print()
+        print(cost_plan.render(costs, max_usd))
+        cost_plan.hold(costs, max_usd)
         return 0
+    if max_usd is not None:  # refused before anything is created; each cell's upper bound is held while it runs
+        costs = cost_lines(co, co.dry_run())
+        cost_plan.hold(costs, max_usd)
+        co.upper = {ln.label: ln.upper_usd for ln in costs}
     # check the platforms that still have cells to launch (a finished sweep started again needs none)
     co.preflight(sorted({cell.platform for cell, state, _ in co.dry_run() if state == "launch"}))
     try:
@@ -729,6 +771,12 @@ def cli_main(data: Path, platforms: list[str], models: list[str], per_class: lis
     if co.stop_signal is not None:
         return 143 if co.stop_signal == signal.SIGTERM else 130
     return 0 if statuses <= {"finished"} else 1
+
+
+def cost_lines(co: Coordinator, states) -> list:
+    """The cost plan of the cells still to launch (platforms/core/cost_plan.py), one line per cell."""
+    return [cost_plan.line(cell.platform, co.job(cell), co.spec.settings.get(cell.platform, {}), label=cell.key)
+            for cell, state, _ in states if state == "launch"]
 
 
 def summary_json(co: Coordinator) -> str:

@@ -53,6 +53,7 @@ from platforms.core.emulator import RUNNER_TAG, LocalRun, collected
 from platforms.errors import UserError
 
 GRACE_SECONDS = 3600  # past its own limits, a job the service has not ended is given up (and cancelled)
+STOPPED_BY_TAG = "platbench.stopped_by"  # "budget": --max-usd ended the job (core/launch.py, the report)
 
 
 class CloudJobs(ABC):
@@ -119,6 +120,7 @@ class CloudJobPlatform(Platform):
     QUEUED: ClassVar[frozenset] = frozenset()
     job_noun: ClassVar[str] = "job"
     grace_seconds: ClassVar[float] = GRACE_SECONDS
+    max_usd: Optional[float] = None  # --max-usd (core/launch.py sets it): wait() stops the job before it is spent
     # core/launch.py calls teardown(None) when stage() or submit() fails: release() still runs
     teardown_without_job: ClassVar[bool] = True
 
@@ -186,6 +188,7 @@ class CloudJobPlatform(Platform):
         cfg = self.parsed()
         max_queue = getattr(cfg, "max_queue", None) if self.QUEUED else None
         deadline = time.time() + cfg.max_run + (max_queue or 0) + self.grace_seconds
+        started, over_budget = time.time(), None
         while True:
             d = handle.described = self.jobs.get(handle.job_id)
             state = self.job_state(d)
@@ -206,8 +209,29 @@ class CloudJobPlatform(Platform):
             if time.time() > deadline:
                 raise UserError(f"{self.name}: {self.job_noun} {handle.job_id} still {state} after its timeout plus an "
                                 "hour; cancelling it")
+            if over_budget is None:
+                over_budget = self.over_budget(handle, time.time() - started, cfg.poll_seconds)
             self.pause(handle, progress, cfg.poll_seconds)
-        return self.after_end(handle, d, self.job_outcome(handle, d))
+        outcome = self.after_end(handle, d, self.job_outcome(handle, d))
+        if over_budget is not None and outcome.status != "finished":  # a job that ended first stays finished
+            outcome.status, outcome.message = "killed", over_budget
+            outcome.tags[STOPPED_BY_TAG] = "budget"
+        return outcome
+
+    def over_budget(self, handle: CloudJob, elapsed: float, poll: float) -> Optional[str]:
+        """With a budget: when the spend so far (the job's quote, instances included, × the seconds since it
+        was submitted) would cross it by the next poll, cancel the job and say so; polling then waits for the
+        service to end it, and teardown releases the rest."""
+        if self.max_usd is None or self._quote is None:
+            return None
+        spent = self._quote.usd_per_hour * elapsed / 3600
+        if self._quote.usd_per_hour * (elapsed + poll) / 3600 < self.max_usd:
+            return None
+        self.cancel_job(handle)
+        why = (f"stopped by budget: {spent:.4f} USD spent of --max-usd {self.max_usd:g} "
+               f"({self._quote.usd_per_hour:.4f} USD/h × {elapsed:.0f} s)")
+        say(f"{why}; cancelled {self.job_noun} {handle.job_id}")
+        return why
 
     def teardown(self, handle: Optional[CloudJob]) -> None:
         """Cancel the job if it may still run, remove local-mode scratch space, then release(); staged data

@@ -104,38 +104,59 @@ def refuse_nodes(platform, job: Job) -> None:
                         f"{setting.format(n=job.nodes)}")
 
 
-def plan_text(platform_name: str, job: Job, settings: dict[str, str]) -> str:
+def plan_text(platform_name: str, job: Job, settings: dict[str, str], max_usd: Optional[float] = None) -> str:
+    """The plan and its cost (platforms/core/cost_plan.py); with max_usd, refused as launch() would refuse it."""
+    from platforms.core import cost_plan
+
     if registry.spec(platform_name).kind == Kind.SERVICE:  # an AutoML service: platforms/core/service_launch.py
         from platforms.core import service_launch
 
+        refuse_service_budget(platform_name, max_usd)
         return service_launch.plan_text(platform_name, job, settings)
     platform = registry.get(platform_name)(settings)
     refuse_nodes(platform, job)
     needs = platform.preflight(job)
+    cost = [cost_plan.for_platform(platform, job)]
+    cost_plan.hold(cost, max_usd)
     return render_plan([f"Plan for {platform.name} ({platform.title}) — nothing is created:"], platform.plan(job),
-                     platform.lacks, needs)
+                     platform.lacks, needs) + "\n" + cost_plan.render(cost, max_usd)
+
+
+def refuse_service_budget(platform_name: str, max_usd: Optional[float]) -> None:
+    if max_usd is not None:
+        raise UserError(f"--max-usd: {platform_name} is an AutoML service whose cost is known only after the run; "
+                        "a budget is held for training platforms only")
 
 
 def launch(platform_name: str, job: Job, settings: dict[str, str], progress: JobProgress, baseline=None,
-           allow_image_mismatch: bool = False) -> tuple[Outcome, str]:
+           allow_image_mismatch: bool = False, max_usd: Optional[float] = None) -> tuple[Outcome, str]:
     """Run the job; returns the outcome and the MLflow run id. The run is never left RUNNING.
 
     baseline: an MLflow run (find_run) this one will be compared with: refused here, before anything is
-    created, when this launch's image digest is known and differs (unless allow_image_mismatch)."""
+    created, when this launch's image digest is known and differs (unless allow_image_mismatch).
+    max_usd: a budget: refused before anything is created when the cost plan's upper bound exceeds it, and
+    held while the job runs (platforms/core/cloud_job.py stops it before its spend crosses the budget)."""
     if registry.spec(platform_name).kind == Kind.SERVICE:  # trains its own model: core/service_launch.py
         if baseline is not None:
             raise UserError(f"{platform_name} trains a model of its own: there is no image run to compare with --baseline")
+        refuse_service_budget(platform_name, max_usd)
         from platforms.core import service_launch
 
         return service_launch.launch_service(platform_name, job, settings, progress)
-    return launch_platform(registry.get(platform_name)(settings), job, progress, baseline, allow_image_mismatch)
+    return launch_platform(registry.get(platform_name)(settings), job, progress, baseline, allow_image_mismatch,
+                           max_usd)
 
 
 def launch_platform(platform, job: Job, progress: JobProgress, baseline=None,
-                    allow_image_mismatch: bool = False) -> tuple[Outcome, str]:
+                    allow_image_mismatch: bool = False, max_usd: Optional[float] = None) -> tuple[Outcome, str]:
     """launch() for a training platform's launcher (a core.api.Platform made with its settings)."""
     refuse_nodes(platform, job)
     platform.check(job)
+    if max_usd is not None:
+        from platforms.core import cost_plan
+
+        cost_plan.hold([cost_plan.for_platform(platform, job)], max_usd)
+        platform.max_usd = max_usd  # the cloud-job template's wait() holds it while the job runs
     params = {"model": job.model, "epochs": job.epochs, "per_class": job.per_class, "seed": job.seed,
               "target_accuracy": job.target_accuracy, "data": str(job.data), **platform.settings}
     tags = {tracking.Tag.PLATFORM: platform.name, tracking.Tag.MODEL: job.model, **platform.run_tags(job)}

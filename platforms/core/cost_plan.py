@@ -1,0 +1,150 @@
+"""A cost plan: what a launch (or each sweep cell) is expected to cost before anything is created, and the
+upper bound a `--max-usd` budget is held against.
+
+    expected USD = the job's quote (USD/h of the whole job: every priced item × its count, instances included;
+                   platforms/core/pricing.py) × expected hours
+    upper bound  = the quote × max_run hours (the platform stops the job there)
+
+Expected hours come from the newest finished run of the same platform, model and instance type in the
+MLflow store (its seconds_wall: staging and queue included, so the estimate errs high), else from max_run;
+the plan says which. A platform that runs on this machine costs nothing; a cloud job with no price has an
+unknown cost, and a budget cannot be held for it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from platforms.errors import UserError
+
+NO_COST = "runs on this machine: nothing billed"
+
+
+@dataclass
+class CostLine:
+    platform: str
+    label: str                     # what is priced: the instance (× count), or the sweep cell
+    quote: Optional[object]        # pricing.Quote; None: no cost (this machine) or no price (see why)
+    hours: Optional[float]         # expected hours
+    hours_from: str                # "a finished run (ID, N s)" | "max_run (N s)"
+    upper_hours: Optional[float]   # max_run in hours; None: unbounded
+    why: str = ""                  # no quote: why
+
+    @property
+    def free(self) -> bool:
+        return self.why == NO_COST
+
+    @property
+    def expected_usd(self) -> Optional[float]:
+        if self.free:
+            return 0.0
+        return None if self.quote is None or self.hours is None else self.quote.usd_per_hour * self.hours
+
+    @property
+    def upper_usd(self) -> Optional[float]:
+        if self.free:
+            return 0.0
+        return None if self.quote is None or self.upper_hours is None else self.quote.usd_per_hour * self.upper_hours
+
+    def text(self) -> str:
+        if self.quote is None:
+            return f"  {self.label}: {self.why}"
+        q = self.quote
+        status = "verified" if q.verified else "unverified †"
+        dates = sorted({p.date for p, _ in q.items})
+        upper = f"; at most {self.upper_usd:.4f} USD in max_run ({self.upper_hours:.2f} h)" if self.upper_usd is not None \
+            else "; no upper bound (no max_run)"
+        return (f"  {self.label}: {q.usd_per_hour:.4f} USD/h ({q.basis}; {status}, price of {', '.join(dates)}) × "
+                f"{self.hours:.3f} h expected (from {self.hours_from}) = {self.expected_usd:.4f} USD{upper}")
+
+
+def _finished_seconds(platform: str, model: str, instance: str) -> Optional[tuple[str, float]]:
+    """(run id, seconds_wall) of the newest finished run of this platform, model and instance type, read
+    without creating a store where none exists."""
+    from platforms.core import tracking
+
+    if tracking._is_embedded() and not (Path.cwd() / tracking.DB_FILE).exists():
+        return None
+    c = tracking.client()
+    exp = c.get_experiment_by_name(tracking.EXPERIMENT)
+    if exp is None:
+        return None
+    T = tracking.Tag
+    filt = (f"tags.`{T.PLATFORM}` = '{platform}' and tags.`{T.MODEL}` = '{model}' and tags.`{T.STATUS}` = 'finished'"
+            + (f" and tags.`{T.INSTANCE_TYPE}` = '{instance}'" if instance else ""))
+    for r in c.search_runs([exp.experiment_id], filter_string=filt, order_by=["attributes.start_time DESC"],
+                           max_results=20):
+        if r.data.metrics.get("seconds_wall"):
+            return r.info.run_id, float(r.data.metrics["seconds_wall"])
+    return None
+
+
+def for_platform(platform, job, label: str = "") -> CostLine:
+    """The cost line of `job` on a launcher made with its settings, once preflight() or check() has priced it."""
+    from platforms.core import tracking
+
+    name = platform.name
+    if platform.spec.in_process or not hasattr(platform, "_quote"):
+        return CostLine(name, label or name, None, None, "", None, NO_COST)
+    cfg = platform.parsed()
+    max_run = getattr(cfg, "max_run", None)
+    upper = max_run / 3600 if max_run and max_run != float("inf") else None
+    quote = platform._quote
+    instance = platform.run_tags(job).get(tracking.Tag.INSTANCE_TYPE, "") if quote is not None else ""
+    label = label or f"{name} {instance or ''}".strip()
+    if getattr(cfg, "local", False):
+        return CostLine(name, label, None, None, "", None, NO_COST)
+    if quote is None:
+        return CostLine(name, label, None, None, "", upper,
+                        f"no price for it in platforms/{name}/prices.yaml or the price cache: cost unknown")
+    seen = _finished_seconds(name, job.model, instance)
+    if seen is not None:
+        hours, source = seen[1] / 3600, f"finished run {seen[0][:8]}, {seen[1]:.0f} s"
+    elif upper is not None:
+        hours, source = upper, f"max_run, {max_run:.0f} s: no finished run of {name}/{job.model}/{instance} yet"
+    else:
+        hours, source = None, "nothing: no finished run and no max_run"
+    return CostLine(name, label, quote, hours, source, upper)
+
+
+def line(platform_name: str, job, settings: dict[str, str], label: str = "") -> CostLine:
+    """The cost line of `job` on `platform_name` with `settings` (its preflight prices it; nothing is created)."""
+    from platforms.core import registry
+    from platforms.core.api import Kind
+
+    if registry.spec(platform_name).kind == Kind.SERVICE:
+        return CostLine(platform_name, label or platform_name, None, None, "", None,
+                        "an AutoML service: its cost is reported after the run (not planned here)")
+    platform = registry.get(platform_name)(settings)
+    platform.preflight(job)
+    return for_platform(platform, job, label)
+
+
+def render(lines: list[CostLine], max_usd: Optional[float] = None) -> str:
+    """The plan as text: a line per run, then the totals (expected, upper bound) and the budget."""
+    out = ["Cost plan (list prices × hours; † a price no official source confirmed: `platbench prices refresh`):"]
+    out += [ln.text() for ln in lines]
+    if len(lines) > 1 or max_usd is not None:
+        exp = [ln.expected_usd for ln in lines]
+        up = [ln.upper_usd for ln in lines]
+        total = f"{sum(exp):.4f} USD" if None not in exp else "unknown (a run has no price)"
+        bound = f"{sum(up):.4f} USD" if None not in up else "unknown"
+        out.append(f"  total for {len(lines)} run{'s' if len(lines) != 1 else ''}: {total} expected, at most {bound}"
+                   + (f"; budget --max-usd {max_usd:g}" if max_usd is not None else ""))
+    return "\n".join(out)
+
+
+def hold(lines: list[CostLine], max_usd: Optional[float]) -> None:
+    """Refuse, in one line, a plan whose upper bound exceeds the budget or cannot be known."""
+    if max_usd is None:
+        return
+    unknown = [ln for ln in lines if ln.upper_usd is None]
+    if unknown:
+        ln = unknown[0]
+        raise UserError(f"--max-usd {max_usd:g}: the cost of {ln.label} has no upper bound "
+                        f"({ln.why or 'no max_run'}); nothing was created")
+    upper = sum(ln.upper_usd for ln in lines)
+    if upper > max_usd:
+        raise UserError(f"--max-usd {max_usd:g}: the plan may cost up to {upper:.4f} USD ({len(lines)} run"
+                        f"{'s' if len(lines) != 1 else ''} × price × max_run); lower max_run (--set max_run=SECONDS), "
+                        "the cells or the instance, or raise the budget; nothing was created")
