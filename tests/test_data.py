@@ -155,6 +155,32 @@ def test_per_class_subsets_are_nested_deterministic_and_hold_out_20_percent():
         subset.per_class_split(labels, classes, 101, seed=0)
 
 
+LADDER = (5, 20, 80, 320, 1280)  # the studies' images-per-class ladder
+
+
+def test_train_and_validation_sets_are_each_nested_across_the_whole_ladder_and_disjoint_at_every_n():
+    # three classes of unequal size (labels interleaved), each large enough for the top of the ladder
+    labels = np.concatenate([np.full(n, c) for c, n in enumerate((1300, 1290, 1400))])
+    labels = labels[np.random.default_rng(1).permutation(len(labels))]
+    classes = ["a", "b", "c"]
+    for seed in (0, 5):
+        splits = {n: tuple(set(s.tolist()) for s in subset.per_class_split(labels, classes, n, seed)) for n in LADDER}
+        for n, (train, val) in splits.items():
+            assert not train & val, n
+            assert len(train) + len(val) == 3 * n
+            for c in range(3):  # per class: today's validation count, max(1, round(0.2 N))
+                assert sum(labels[i] == c for i in val) == max(1, round(0.2 * n))
+        for small, big in zip(LADDER, LADDER[1:]):
+            assert splits[small][0] <= splits[big][0], f"train at {small} not inside train at {big}"
+            assert splits[small][1] <= splits[big][1], f"validation at {small} not inside validation at {big}"
+    # every N from 2 up, not only the ladder's: each set only ever gains images
+    prev_train, prev_val = set(), set()
+    for n in range(2, 200):
+        train, val = (set(s.tolist()) for s in subset.per_class_split(labels, classes, n, seed=3))
+        assert prev_train <= train and prev_val <= val and not train & val and train
+        prev_train, prev_val = train, val
+
+
 def test_augmentation_is_reflect_pad_crop_and_flip_per_image():
     x = torch.randint(0, 256, (120, 8, 8, 3), dtype=torch.uint8)
     y = torch.arange(120)  # label = index, to find each image's source
