@@ -84,12 +84,12 @@ def for_platform(platform, job, label: str = "") -> CostLine:
     from platforms.core import tracking
 
     name = platform.name
-    if platform.spec.in_process or not hasattr(platform, "_quote"):
+    if platform.spec.in_process:
         return CostLine(name, label or name, None, None, "", None, NO_COST)
     cfg = platform.parsed()
     max_run = getattr(cfg, "max_run", None)
     upper = max_run / 3600 if max_run and max_run != float("inf") else None
-    quote = platform._quote
+    quote = getattr(platform, "_quote", None)  # the cloud-job template's; a launcher without one is not priced
     instance = platform.run_tags(job).get(tracking.Tag.INSTANCE_TYPE, "") if quote is not None else ""
     label = label or f"{name} {instance or ''}".strip()
     if getattr(cfg, "local", False):
