@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import shutil
+
 import pytest
+from stand_in import stand_in  # noqa: F401 (fixture)
 from test_report import html_rows, md_section, md_tables, parse_html, tracking_uri
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,7 +21,7 @@ RUNS = [("local", A, 1, 0, 0.50), ("local", A, 1, 0, 0.52), ("local", A, 1, 1, 0
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def report(tmp_path_factory, stand_in):
     from platforms.core import tracking
     from platforms.core.tracking import Tag
     from platforms.report import build
@@ -36,11 +39,20 @@ def report(tmp_path_factory):
                 run.end("FINISHED")
                 ids.setdefault((platform, data, epochs), []).append(run.run_id)
         build(folder / "rep", root=ROOT)
-    return folder / "rep", ids
+        # after the report, so its tables hold only the runs above: a run as a launch records it (the stand-in's
+        # golden run, real trainer outputs), whose condition TrackedRun.import_outputs records
+        out = folder / "golden"
+        shutil.copytree(stand_in.golden, out)
+        with tracking.tracked_run("local-small", {"model": "small", "seed": 0}, {Tag.PLATFORM: "local",
+                                                                                Tag.MODEL: "small"}) as run:
+            run.import_outputs(out)
+            run.end("FINISHED")
+        recorded = tracking.client().get_run(run.run_id)
+    return folder / "rep", ids, recorded
 
 
 def test_two_datasets_or_two_epoch_counts_never_share_a_row(report):
-    out, ids = report
+    out, ids, _ = report
     md = md_section((out / "report.md").read_text(), "time-accuracy")
     rows = html_rows(parse_html(out / "index.html"), "time-accuracy-table")
     assert sorted(sorted(r["_runs"].split()) for r in rows) == sorted(sorted(v) for v in ids.values())  # one row each
@@ -61,7 +73,7 @@ def test_two_datasets_or_two_epoch_counts_never_share_a_row(report):
 
 
 def test_platforms_are_compared_only_within_one_condition(report):
-    out, ids = report
+    out, ids, _ = report
     tests = html_rows(parse_html(out / "index.html"), "time-accuracy-tests")
     assert tests and {r["Condition"] for r in tests} == {f"dataset fingerprint {A[:12]} · epochs 1"}
     assert all(set(r["_runs"].split()) == set(ids[("local", A, 1)] + ids[("sagemaker", A, 1)]) for r in tests)
@@ -69,7 +81,7 @@ def test_platforms_are_compared_only_within_one_condition(report):
 
 
 def test_runs_table_shows_the_fields_that_vary_and_method_says_what_a_group_is(report):
-    out, ids = report
+    out, ids, _ = report
     md = (out / "report.md").read_text()
     runs = {r["Run"]: r for r in md_tables(md_section(md, "runs"))[0]}
     for (platform, data, epochs), run_ids in ids.items():
@@ -83,6 +95,18 @@ def test_runs_table_shows_the_fields_that_vary_and_method_says_what_a_group_is(r
 
 
 def test_ablation_lines_keep_conditions_apart(report):
-    out, _ = report
+    out, _, _ = report
     ablation = md_section((out / "report.md").read_text(), "ablation")
     assert "No runs at two or more images-per-class values yet" in ablation  # all runs are on the whole dataset
+
+
+def test_a_launch_records_the_condition_the_report_computes(report):
+    from platforms.core.tracking import Tag
+    from platforms.report.data import _to_run
+
+    _, _, got = report
+    cond = _to_run(got).condition
+    assert got.data.tags[Tag.CONDITION] == cond.key
+    assert cond.get("epochs") == "2" and cond.get("dataset") == got.data.tags[Tag.DATASET_FINGERPRINT]
+    assert cond.get("software") and cond.get("schedule") and cond.get("device") == "cpu"
+    assert {k: v for k, v in got.data.params.items() if k.startswith("condition.")} == cond.params()
