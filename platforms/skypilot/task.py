@@ -27,12 +27,14 @@ from __future__ import annotations
 import math
 import re
 import shlex
+from pathlib import Path
 from typing import ClassVar, Literal, Optional
 
 from pydantic import Field, model_validator
 
 from platforms.core.cloud_settings import CloudJobSettings, poll_every
-from platforms.core.container_env import pinned_digest
+from platforms.core.api import Job
+from platforms.core.container_env import container_env, pinned_digest
 from platforms.core.names import SHORT_STAMP, NameRule
 
 MOUNT_PATH = "/platbench/bucket"
@@ -145,3 +147,14 @@ def task_config(cfg: SkyPilotSettings, name: str, out_key: str, data_key: str, c
         "file_mounts": {MOUNT_PATH: {"source": f"{cfg.scheme}://{cfg.bucket_name}", "mode": "MOUNT_CACHED"}},
         "run": shlex.join(command),
     }
+
+
+def job_task(cfg: SkyPilotSettings, job: Job, name: str, out_rel: str, data_rel: str) -> dict:
+    """The task that runs `job`: the trainer's command and the container's environment (with the image's ID
+    where the push record knows it); out_rel and data_rel are keys under the settings' prefix."""
+    from platforms.image import pinning
+
+    env = container_env("skypilot", pinning.image_env(cfg.image), digest=cfg.digest)
+    command = ["train", "--dataset-name", Path(job.data).resolve().name, *job.trainer_args()]
+    prefix = cfg.prefix.strip("/")
+    return task_config(cfg, name, f"{prefix}/{out_rel}", f"{prefix}/{data_rel}", command, env)

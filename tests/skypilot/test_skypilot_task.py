@@ -82,7 +82,8 @@ def test_the_generated_task_passes_skypilots_validation(cloud, spot, digits_data
 def test_skypilots_validation_can_refuse(digits_data, tmp_path):
     """The check above is SkyPilot's own and can fail: a mount mode and a cloud SkyPilot does not know, a count
     that is not a number, and a mounted path below the bucket (which SkyPilot's launch refuses)."""
-    from platforms.skypilot.train import SkyPilotPlatform, validated_task
+    from platforms.skypilot.client import validated_task
+    from platforms.skypilot.train import SkyPilotPlatform
 
     config = _task_yaml(SkyPilotPlatform(_settings("aws")), Job(data=digits_data, out=tmp_path))
     bad_mode = copy.deepcopy(config)
@@ -156,7 +157,7 @@ def _closed_port() -> int:
 @pytest.mark.parametrize("endpoint", ["local", "unreachable"])
 def test_a_launch_without_an_api_server_is_one_line_exit_2_before_any_upload(endpoint, digits_data, tmp_path):
     """Every SkyPilot SDK call goes through its API server. Here none can run: the local one SkyPilot 0.9.2
-    starts fails with this lock's FastAPI (train.py says why), and a remote endpoint that answers nothing is
+    starts fails with this lock's FastAPI (client.py says why), and a remote endpoint that answers nothing is
     refused too; both before the dataset is staged (no bucket is touched: the s3:// endpoint is closed)."""
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir(), work.mkdir()
