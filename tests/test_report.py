@@ -261,7 +261,7 @@ def test_every_figure_cites_the_runs_behind_it(local_report):
 def test_sections_without_data_say_so(local_report):
     out, _ = local_report
     md = (out / "report.md").read_text()
-    assert "No runs with upload or download s/MB yet" in md_section(md, "transfer")
+    assert "No runs with upload or download s/MiB yet" in md_section(md, "transfer")
     assert "No load or endpoint runs yet" in md_section(md, "latency")
     assert "No runs with a cost yet" in md_section(md, "cost")
     assert "No endpoint runs with a price yet" in md_section(md, "cost")
@@ -475,7 +475,7 @@ def test_upload_compares_one_figure_per_run_that_sent_bytes(fixture_report):
     p = stats.mannwhitneyu(groups["sagemaker"], groups["vertex"], method="exact").pvalue
     md = (out / "report.md").read_text()
     section = md_section(md, "transfer")
-    line = next(ln for ln in section.splitlines() if ln.startswith("> upload s/MB"))
+    line = next(ln for ln in section.splitlines() if ln.startswith("> upload s/MiB"))
     assert "exact Mann–Whitney" in line and "sagemaker n=9, vertex n=9" in line
     assert f"p = {p:.4f}" in line or (p < 1e-4 and "p < 0.0001" in line)
     assert "sagemaker higher than vertex" in line  # clearly apart and enough runs: called
@@ -492,6 +492,13 @@ def test_upload_compares_one_figure_per_run_that_sent_bytes(fixture_report):
     batch = next(ln for ln in section.splitlines() if ln.startswith("> batch inference"))
     assert "too few runs" in batch and "sagemaker n=2, vertex n=2" in batch and "4 runs per group" in batch
     assert "higher than" not in batch
+    # one unit, MiB, named in every header: these runs logged batch_seconds_per_mb over 10^6 bytes (issue 25)
+    legacy = {"sagemaker": [0.9, 0.8], "vertex": [0.75, 0.7]}
+    for row in (r for r in md_tables(section)[0] if r["Figure"] == "batch inference s/MiB"):
+        assert row["Median"] == f"{np.median(legacy[row['Platform']]) * MIB / 1e6:.4f}"
+    assert {r["Figure"] for r in md_tables(section)[0]} == {"upload s/MiB (staging the dataset, over bytes sent)",
+                                                           "download s/MiB (the job reading it)", "batch inference s/MiB"}
+    assert "## Upload and download seconds per MiB" in md and " MB" not in section
 
 
 @FIXTURE_GROUP

@@ -1,11 +1,12 @@
-"""Batch inference over a folder of images, measured in seconds per MB of image files (the figure the
-AWS-vs-Azure study reported), either in-process from a model directory (`--model-dir`) or through an
+"""Batch inference over a folder of images, measured in seconds per MiB (2^20 bytes) of image files (the
+figure the AWS-vs-Azure study reported, in the unit of every transfer figure), either in-process from a model directory (`--model-dir`) or through an
 endpoint (`--endpoint URL | sagemaker:NAME | vertex:ENDPOINT`) with the load tool's client.
 
 Every PNG/JPEG under the folder is predicted once, in sorted order. When a file's parent folder is named
 after a class (the dataset layout train/<class>/, test/<class>/), that is its label and accuracy is
 reported: in-process, parent folders named like one of the model's classes; through an endpoint, where
-the class list is not known, the parent folders when every image sits in one of two or more subfolders. Model loading is timed apart: seconds per MB covers reading, decoding and predicting."""
+the class list is not known, the parent folders when every image sits in one of two or more subfolders.
+Model loading is timed apart: seconds per MiB covers reading, decoding and predicting."""
 from __future__ import annotations
 
 import json
@@ -22,9 +23,12 @@ from platforms.bench.loadtest import KIND_TAG, parse_target
 from platforms.core.transport import CONTENT_TYPES
 
 SCHEMA = "platbench.batch_inference/1"
-MLFLOW_METRICS = {"batch_seconds_per_mb": "seconds_per_mb", "batch_images_per_s": "images_per_s",
-                  "batch_mb_per_s": "mb_per_s", "batch_seconds": "seconds", "batch_images": "images",
-                  "batch_mb": "mb", "batch_errors": "errors", "batch_accuracy": "accuracy",
+MIB = 2 ** 20
+# MLflow name → report field. The report's fields keep their names (mb: MiB); the MLflow names say MiB, so a
+# run from before, whose batch_seconds_per_mb counted 10^6 bytes, is never read as MiB
+MLFLOW_METRICS = {"batch_seconds_per_mib": "seconds_per_mb", "batch_images_per_s": "images_per_s",
+                  "batch_mib_per_s": "mb_per_s", "batch_seconds": "seconds", "batch_images": "images",
+                  "batch_mib": "mb", "batch_errors": "errors", "batch_accuracy": "accuracy",
                   "batch_model_load_seconds": "model_load_seconds"}
 
 
@@ -34,7 +38,7 @@ class BatchReport:
     source: str                   # the folder
     target: str                   # model dir or endpoint
     images: int
-    mb: float                     # 10^6 bytes of image files
+    mb: float                     # MiB (2^20 bytes) of image files
     seconds: float
     seconds_per_mb: Optional[float]
     images_per_s: float
@@ -54,7 +58,7 @@ class BatchReport:
 
 def _report(mode: str, folder: Path, target: str, files: list[Path], sizes: list[int], seconds: float,
             rows: list[dict], **extra) -> BatchReport:
-    mb = sum(sizes) / 1e6
+    mb = sum(sizes) / MIB
     labelled = [r for r in rows if r.get("label") is not None and "class" in r]
     correct = sum(1 for r in labelled if r["class"] == r["label"])
     errors = sum(1 for r in rows if "error" in r)
@@ -230,8 +234,8 @@ def cli_main(folder: Path, model_dir: Optional[Path], endpoint: Optional[str], b
         print(json.dumps({**report.to_dict(), "mlflow_run_id": run_id}, indent=1))
         return
     acc = f", accuracy {report.accuracy:.4f} on {report.labelled} labelled" if report.accuracy is not None else ""
-    spm = f"{report.seconds_per_mb:.3f} s/MB" if report.seconds_per_mb is not None else "-"
-    print(f"{report.images} images, {report.mb:.3f} MB in {report.seconds:.2f} s: {spm}, "
+    spm = f"{report.seconds_per_mb:.3f} s/MiB" if report.seconds_per_mb is not None else "-"
+    print(f"{report.images} images, {report.mb:.3f} MiB in {report.seconds:.2f} s: {spm}, "
           f"{report.images_per_s:.1f} images/s, {report.errors} errors{acc}")
     if report.model_load_seconds is not None:
         print(f"model load {report.model_load_seconds:.2f} s (not counted); "

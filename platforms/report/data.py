@@ -121,7 +121,7 @@ class Store:
     services: list[Run] = field(default_factory=list)
     batch: list[Run] = field(default_factory=list)
     transfers: list[Run] = field(default_factory=list)      # `platbench transfer`: one run per cold repeat
-    transfer_batches: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # run id → side → per-batch s/MB
+    transfer_batches: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # run id → side → per-batch s/MiB
     sweeps: list[Run] = field(default_factory=list)
     excluded: list[Run] = field(default_factory=list)      # compliance check failed: in no figure
     sweep_filter: list[str] = field(default_factory=list)
@@ -210,7 +210,7 @@ def gather(sweeps: list[str] | None = None, latency: bool = True) -> Store:
     if latency:
         for r in store.serving:
             _latency(c, r, store)
-        for r in store.transfers:  # each batch's s/MB is a step of one metric: its whole history is the distribution
+        for r in store.transfers:  # each batch's s/MiB is a step of one metric: its whole history is the distribution
             store.transfer_batches[r.run_id] = {side: [m.value for m in c.get_metric_history(r.run_id, f"batch_{side}_s_per_mb")]
                                                 for side in ("upload", "download")}
     return store

@@ -10,7 +10,7 @@ Modules:
   context     what every section reads: the runs, alpha, platforms in report order, runs cited
   blocks      Para, Table, Figure, Section
   formats     number formats, short hashes, provenance text
-  metrics     the metric names read and per-run values (phases, s/MB, images/s, inference speed)
+  metrics     the metric names read and per-run values (phases, s/MiB, images/s, inference speed)
   prices      price quote, status (verified or not), basis, billed vs list price
   summary, accuracy, scaling, phases, transfer, latency, cost, scorecards, runs, method: one module per
               section or per few related ones

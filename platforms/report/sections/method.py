@@ -35,7 +35,7 @@ class MethodSection(ReportContext):
                    "sample standard deviation (n − 1); a group with one run shows that run's value."))
         two, three = stats.min_runs_per_group(2, self.alpha), stats.min_runs_per_group(3, self.alpha)
         s.add(Para("Unit of observation: the run. Every test takes one value per run (its accuracy, train seconds, "
-                   "upload s/MB, or the median of its requests' latencies), never the requests of a run pooled: "
+                   "upload s/MiB, or the median of its requests' latencies), never the requests of a run pooled: "
                    "requests of one run share a machine, a network path and a warm-up, so they are not independent "
                    "looks at a platform."))
         s.add(Para(f"Tests, valid at a handful of runs: two platforms: two-sided Mann–Whitney with its exact p "
@@ -56,9 +56,11 @@ class MethodSection(ReportContext):
                    f"adjustment, the report says there are too few runs and how many per group would be needed, read "
                    f"off the exact distributions: at α = {self.alpha}, {two} runs per platform for two platforms, "
                    f"{three} for three (`platforms.core.stats.min_runs_per_group`)."))
-        s.add(Para("Upload s/MB: the staging's seconds over the MB actually sent (`upload_seconds` ÷ "
+        s.add(Para("Units: every transfer and batch-inference figure is in MiB (2^20 bytes); batch-inference runs "
+                   "from before that logged `batch_seconds_per_mb` over 10^6 bytes, converted (× 2^20 / 10^6). "
+                   "Upload s/MiB: the staging's seconds over the MiB actually sent (`upload_seconds` ÷ "
                    "`upload_bytes_sent` / 2^20); a run that sent nothing (every shard already staged, "
-                   "`upload_bytes_sent` = 0) is counted as cached and in no s/MB figure."))
+                   "`upload_bytes_sent` = 0) is counted as cached and in no s/MiB figure."))
         s.add(Para("Scaling: a run's device count is its `world_size` (data-parallel processes, one device each, "
                    "over `nodes` machines; a run from before results schema 3 logged neither and was one process). Its "
                    "training images/s is the images its optimizer steps trained on, all devices together (from its "

@@ -1,4 +1,4 @@
-"""Seconds per MB moved: the launches' staging and download, batch inference, and `platbench transfer`'s
+"""Seconds per MiB moved: the launches' staging and download, batch inference, and `platbench transfer`'s
 cold transfers batch by batch."""
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from platforms.report.sections.metrics import TRANSFER, UPLOAD, median, transfer
 
 
 class TransferSections(ReportContext):
-    """Upload and download s/MB; cold transfers."""
+    """Upload and download s/MiB; cold transfers."""
 
     def transfer(self) -> Section:
-        s = Section("transfer", "Upload and download seconds per MB")
+        s = Section("transfer", "Upload and download seconds per MiB")
         panels, rows, ids, cited, verdicts = [], [], [], [], []
         pools = {"training": self.store.training + self.store.unfinished, "batch": self.store.batch + self.store.endpoints}
         cached_total = 0
@@ -47,25 +47,26 @@ class TransferSections(ReportContext):
             if values:
                 verdicts.append(stats.compare(label, values, self.alpha))
         if not rows:
-            s.add(Para("No runs with upload or download s/MB yet: the cloud launchers log them when they stage the "
+            s.add(Para("No runs with upload or download s/MiB yet: the cloud launchers log them when they stage the "
                        "dataset and when the job reads it (`platbench launch PLATFORM` of a platform with remote storage); batch inference logs "
                        "its own (`platbench predict`). Local runs read the data in place and move nothing.", "empty"))
             return s
         if panels:
-            s.add(Figure("fig-transfer", "Seconds per MB moved, per platform", figures.boxes(panels, self.style),
+            s.add(Figure("fig-transfer", "Seconds per MiB moved, per platform", figures.boxes(panels, self.style),
                          "Box: quartiles and median; whiskers 1.5 × IQR; dots: the single runs. One observation per "
-                         "run (upload: `upload_seconds` over the MB actually sent, `upload_bytes_sent` / 2^20; "
-                         "`download_s_per_mb`, `batch_seconds_per_mb`); includes runs that failed after their data "
+                         "run, in MiB (2^20 bytes) throughout (upload: `upload_seconds` over the MiB actually sent, "
+                         "`upload_bytes_sent` / 2^20; `download_s_per_mb`; batch inference `batch_seconds_per_mib`, "
+                         "or a run from before it, `batch_seconds_per_mb` of 10^6 bytes converted); includes runs that failed after their data "
                          "moved; runs whose dataset was already staged sent nothing and are counted, not drawn.",
                          self.cite(cited)))
         s.add(Table(["Figure", "Platform", "Runs", "Median", "Mean ± std", "Cached (sent nothing)"], rows, ids,
                     id="transfer-table",
                     caption="Runs: the runs with a figure (the ones tested); cached: runs that found every shard "
-                            "already staged (`upload_bytes_sent` = 0), in no s/MB figure"))
+                            "already staged (`upload_bytes_sent` = 0), in no s/MiB figure"))
         if cached_total:
             s.add(Para(f"{cached_total} run(s) sent nothing because every shard of their dataset was already staged "
                        "(in a sweep only the first cell uploads): shown as cached above, left out of the upload "
-                       "s/MB figures and tests, whose s/MB is over bytes actually sent.", "note"))
+                       "s/MiB figures and tests, whose s/MiB is over bytes actually sent.", "note"))
         for cmp in verdicts:
             s.add(Para(cmp.summary(), "verdict"))
         return s
@@ -73,7 +74,7 @@ class TransferSections(ReportContext):
     def cold_transfers(self) -> Section:
         """`platbench transfer`: cold upload/download per repeat, in batches of 1,024 images and whole. The
         per-batch distribution is drawn (as the AWS-vs-Azure paper showed it); the tests compare one value
-        per repeat (its median batch s/MB, its whole-dataset s/MB), never batches pooled as if independent."""
+        per repeat (its median batch s/MiB, its whole-dataset s/MiB), never batches pooled as if independent."""
         s = Section("cold-transfer", "Cold transfers, batch by batch (`platbench transfer`)")
         runs = self.store.transfers
         if not runs:
@@ -89,17 +90,17 @@ class TransferSections(ReportContext):
             dist = {p: [v for r in by_platform[p] for v in self.store.transfer_batches.get(r.run_id, {}).get(side, [])]
                     for p in plats}
             if any(dist.values()):
-                panels.append((f"{side} s/MB per batch", {p: v for p, v in dist.items() if v}))
+                panels.append((f"{side} s/MiB per batch", {p: v for p, v in dist.items() if v}))
         if panels:
-            s.add(Figure("fig-cold-transfer", "Seconds per MB, each batch of images (1,024 unless --batch), per platform",
+            s.add(Figure("fig-cold-transfer", "Seconds per MiB, each batch of images (1,024 unless --batch), per platform",
                          figures.boxes(panels, self.style),
                          "Box: quartiles and median of every batch of every repeat; the comparisons below use one "
                          "value per repeat (its median batch), since batches of one repeat share its network path.",
                          self.cite(runs)))
-        metrics = [("batch_upload_s_per_mb_median", "batch upload s/MB (median batch of a repeat)"),
-                   ("batch_download_s_per_mb_median", "batch download s/MB (median batch of a repeat)"),
-                   ("upload_s_per_mb", "whole upload s/MB (sharded, over bytes sent)"),
-                   ("download_s_per_mb", "whole download s/MB (sharded)")]
+        metrics = [("batch_upload_s_per_mb_median", "batch upload s/MiB (median batch of a repeat)"),
+                   ("batch_download_s_per_mb_median", "batch download s/MiB (median batch of a repeat)"),
+                   ("upload_s_per_mb", "whole upload s/MiB (sharded, over bytes sent)"),
+                   ("download_s_per_mb", "whole download s/MiB (sharded)")]
         rows, ids = [], []
         for p in plats:
             rs = by_platform[p]
