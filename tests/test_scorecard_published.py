@@ -189,7 +189,8 @@ def test_table_marks_published_rows_and_names_the_study(root):
     neuro = next(r for r in rows if "Neuro (published)" in r)
     cells = [c.strip() for c in neuro.strip("|").split("|")]
     assert cells[0] == "_Neuro (published)_" and cells[2] == "**published** by Neuromation [1]"
-    assert cells[3:] == ["1", "2", "2", "3", "3", "3", "14/18 (published)"]
+    # a published row holds only what the study published: Neuromation gave no total, so none is computed
+    assert cells[3:] == ["1", "2", "2", "3", "3", "3", "not published"]
     # apolo itself is not recorded: its own row says so, whatever Neuromation published
     apolo = next(r for r in rows if r.startswith("| **apolo"))
     assert "not recorded" in apolo and "14/18" not in apolo
@@ -199,6 +200,9 @@ def test_table_marks_published_rows_and_names_the_study(root):
     assert "retired since 2021-08 [s" in floyd and "retired: cannot be recorded" in floyd
     assert "<https://www.floydhub.com/shutdown>" in out
 
+    code, out, _ = cli("scenario", "table", "--rubric", "developer_experience")
+    nyckel = next(r for r in out.splitlines() if r.startswith("| _Nyckel (published)_"))
+    assert nyckel.rstrip(" |").endswith("| 24")  # the total the study printed, as printed
     code, out, _ = cli("scenario", "table", "--format", "json", "--rubric", "developer_experience")
     doc = json.loads(out)
     assert all(p.get("published") is None for p in doc["platforms"])  # nothing of ours says published
@@ -206,6 +210,7 @@ def test_table_marks_published_rows_and_names_the_study(root):
     assert nyckel["published"] is True and nyckel["platform"] == "nyckel"
     assert nyckel["ratings"] == {"uploading_data": 5, "ml_expertise": 5, "first_model": 5, "first_invoke": 5,
                                  "documentation": 4}
+    assert nyckel["total"] == 24
     assert nyckel["source"]["published_on"] == "2023-05-31" and "Andrew Tate" in nyckel["source"]["measured_by"]
     assert nyckel["source"]["url"].startswith("https://www.nyckel.com/blog/")
     local = next(p for p in doc["platforms"] if p["platform"] == "local")

@@ -138,8 +138,8 @@ def cells(scored: Rubric, row: Row, published, show: Callable[[Path], str] = str
     if row.ratings is None:
         return [f"{who}: listed, {NOT_PUBLISHED}", *(["—"] * k), "—"]
     values = [row.ratings.ratings[c.id] for c in scored.criteria]
-    top = scored.scale.max * k
-    return [who, *map(str, values), f"{sum(values)}/{top} ({PUBLISHED})"]
+    # only what the study published: its own total, or none (a sum made here would read as the study's)
+    return [who, *map(str, values), str(row.ratings.total) if row.ratings.total is not None else "not published"]
 
 
 def to_markdown(rubric: Rubric, rows: Sequence[Row], display=str, published=None, which: str = "usability") -> str:
@@ -209,7 +209,8 @@ def to_data(rubric: Rubric, rows: Sequence[Row], display=str, published=None, wh
                 "platform": row.platform, "study_platform": row.study_names[0], "published": True, "study": row.study,
                 "source": {"title": st.title, "url": st.url, "published_on": st.published_on and st.published_on.isoformat(),
                            "measured_by": st.measured_by, "section": row.ratings.section if row.ratings else None},
-                "ratings": dict(row.ratings.ratings) if row.ratings else None, "status": status})
+                "ratings": dict(row.ratings.ratings) if row.ratings else None,
+                "total": row.ratings.total if row.ratings else None, "status": status})
         elif row.card is None:
             doc["platforms"].append({"platform": row.platform, "recorded": False,
                                      "record": display(row.path) if row.path else None, "criteria": None, "total": None,
