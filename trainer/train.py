@@ -277,13 +277,14 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
     from trainer.data import cache
 
     preset, hp = _settings(cfg)
+    # data: decoded once (cache), subset, moved to the device once; read before torch is imported and the
+    # output folder exists, so a dataset refused (one class, unreadable images) fails fast, leaving nothing
+    data = cache.load(Path(cfg.data_dir), cfg.image_size, cfg.cache_dir, cfg.dataset_name)
+    data_seconds = time.perf_counter() - t_start
     topo, device, precision = _placement(cfg, preset)
     zero = topo.rank == 0
     log = RunLog(Path(cfg.output_dir), echo) if zero else _Quiet()
     try:
-        # data: decoded once (cache), subset, moved to the device once
-        data = cache.load(Path(cfg.data_dir), cfg.image_size, cfg.cache_dir, cfg.dataset_name)
-        data_seconds = time.perf_counter() - t_start
         feed = _feed(cfg, hp, data, device, topo, log)
         net, module, params = _model(cfg, preset, hp, len(data.classes), feed, device)
         recorder, ckpt_path, resumed_from = _recorder(cfg, hp, data.fingerprint, feed, net, zero, log)

@@ -70,6 +70,13 @@ def _images(class_dir: Path) -> list[Path]:
     )
 
 
+def check_classes(classes: list[str], where: Path) -> None:
+    """A classifier of one class learns nothing and scores 100%: refused before anything is decoded."""
+    if len(classes) < 2:
+        raise DataError(f"{len(classes)} class ({', '.join(classes)}) in {where}: a classifier needs at least 2 "
+                        "classes (one folder per class)")
+
+
 def scan_folder(root: Path) -> FolderDataset:
     """List the images of a folder dataset, checking that train and test agree on the classes."""
     train_dirs, test_dirs = _class_dirs(root / "train"), _class_dirs(root / "test")
@@ -80,6 +87,7 @@ def scan_folder(root: Path) -> FolderDataset:
                  f"only in test: {', '.join(only_test)}" if only_test else ""]
         raise DataError(f"train and test class folders differ ({'; '.join(p for p in parts if p)})")
     classes = sorted(train_dirs)
+    check_classes(classes, root / "train")
     splits = {}
     for split, dirs in (("train", train_dirs), ("test", test_dirs)):
         files: list[Path] = []
