@@ -378,11 +378,12 @@ class AzureMLPlatform(CloudJobPlatform):
                     raise UserError(f"azureml: instance_count {cfg.instance_count}: compute cluster {cfg.compute!r} "
                                     f"scales to at most {most} nodes (az ml compute update --name {cfg.compute} "
                                     f"--max-instances {cfg.instance_count}, or a smaller instance_count)")
-                vm = self.jobs.vm_sizes(region).get(size) if self.processes(job) > 1 else None
+                vm = self.jobs.vm_sizes(region).get(size)
             else:
                 vm = self.jobs.offered(cfg.instance_type, region)
                 size = cfg.instance_type
             self._refuse_processes(job, size, vm)
+            job.on_hardware(getattr(vm, "gpus", None))  # a GPU size: the trainer must use its GPU (--device cuda)
             self._where = (region, size)
             self.jobs.check_datastore(cfg.datastore, self._store.account, cfg.container)
             if cfg.job_name and self.jobs.exists(cfg.job_name):
@@ -604,7 +605,8 @@ class AzureMLPlatform(CloudJobPlatform):
         phases = timeline_phases(points, timestamp(d.get("end_time")) or datetime.now(timezone.utc), PHASES)
         running = phases.get("training")
         cfg = self.parsed()
-        on_demand = pricing.quote("azureml", cfg.region, [(cfg.instance_type, cfg.instance_count)])
+        region, size = self.where()  # a compute cluster's own VM size, not the serverless instance_type setting
+        on_demand = pricing.quote("azureml", region, [(size, cfg.instance_count)])
         tags = {tracking.Tag.JOB_ID: handle.job_id, "platbench.azureml.status": status or "",
                 "platbench.run_name": cfg.run_key(handle.job_id),
                 "platbench.cost_basis": "running seconds x the VM's list price (an estimate); Azure ML reports "

@@ -182,10 +182,20 @@ class Job:
     settings: dict[str, str] = field(default_factory=dict)  # platform-specific (--set KEY=VALUE)
     devices: int = 1   # data-parallel processes (one device each) per node: the trainer's --devices
     nodes: int = 1     # machines; a platform lacking MULTI_NODE refuses more than one
+    device: Optional[str] = None  # the trainer's --device: "cuda" once on_hardware() saw a GPU; None: its auto
+
+    def on_hardware(self, gpus: Optional[int]) -> None:
+        """A launcher tells the job how many GPUs its machine has (instance type, VM size, preset), once known.
+        With a GPU the trainer runs with --device cuda, which fails in one line where CUDA is not usable (no
+        driver, one too old for the image's torch) instead of training on the CPU at a GPU's price (issue 24
+        item 9); without one (or not known) the trainer's `auto`."""
+        self.device = "cuda" if gpus else None
 
     def trainer_hyperparameters(self) -> dict[str, str]:
         """The job's trainer flags as strings (the SageMaker hyperparameters.json shape)."""
         hp = {"model": self.model, "seed": str(self.seed)}
+        if self.device:
+            hp["device"] = self.device
         if self.devices != 1:
             hp["devices"] = str(self.devices)
         for key, value in (("epochs", self.epochs), ("per_class", self.per_class),

@@ -20,6 +20,7 @@ from platforms.core.progress import JobProgress
 from platforms.errors import UserError
 
 IMAGE = "myacr.azurecr.io/platbench@sha256:" + "c" * 64
+CPU_CLUSTER = "cpu-cluster"  # a compute cluster of CPU VMs (Standard_D4s_v3), registered by the settings fixture
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,9 @@ def dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def settings(blob_env, azure_ml):
+    # The loopback server's nodes are this machine, which has no GPU: a job that must finish runs on a CPU size
+    # (a GPU size's trainer is started with --device cuda and fails here, as it should: test_a_gpu_size_...).
+    azure_ml.computes[CPU_CLUSTER] = {"vmSize": "Standard_D4s_v3"}
     return {"subscription_id": SUBSCRIPTION, "resource_group": "rg", "workspace": "ws", "image": IMAGE,
             "container": new_container(blob_env), "poll_seconds": "0.2"}
 
@@ -46,7 +50,7 @@ def run(job: Job, settings: dict, progress=None):
 def test_command_job_on_a_cluster_end_to_end(dataset, tmp_path, monkeypatch, blob_env, azure_ml, settings):
     monkeypatch.chdir(tmp_path)
     job = Job(data=dataset, out=tmp_path / "out", epochs=1, model="small")
-    outcome, run_id = run(job, {**settings, "compute": "gpu-cluster", "job_name": "pb-cloud-1"})
+    outcome, run_id = run(job, {**settings, "compute": CPU_CLUSTER, "job_name": "pb-cloud-1"})
     assert outcome.status == "finished", outcome.message
     srv = azure_ml
     assert srv.refusals == []
@@ -54,9 +58,10 @@ def test_command_job_on_a_cluster_end_to_end(dataset, tmp_path, monkeypatch, blo
     # as an anonymous environment version, then the job
     puts = [p for m, p, _ in srv.log if m == "PUT"]
     assert [p.rsplit("/", 2)[-2] for p in puts] == ["datastores", "versions", "jobs"]
-    assert srv.calls("GET", r"/workspaces/ws$") and srv.calls("GET", r"/computes/gpu-cluster$")
+    assert srv.calls("GET", r"/workspaces/ws$") and srv.calls("GET", rf"/computes/{CPU_CLUSTER}$")
     job_doc = srv.resources[puts[-1].lower()]["properties"]
-    assert job_doc["computeId"].endswith("/computes/gpu-cluster")
+    assert job_doc["computeId"].endswith(f"/computes/{CPU_CLUSTER}")
+    assert "--device" not in job_doc["command"]  # a CPU size: the trainer's auto
     assert re.fullmatch(r"azureml://datastores/platbench/paths/platbench/inputs/[0-9a-f]{64}/",
                         job_doc["inputs"]["data"]["uri"])  # the dataset's staging folder, not the root
     assert job_doc["outputs"]["results"]["uri"] == "azureml://datastores/platbench/paths/platbench/jobs/pb-cloud-1/outputs/"
@@ -76,10 +81,10 @@ def test_command_job_on_a_cluster_end_to_end(dataset, tmp_path, monkeypatch, blo
     # phases from the statuses seen while polling (Queued/Preparing can pass between two polls here)
     assert m["phase_seconds_training"] > 0
     assert t[tracking.Tag.JOB_ID] == "pb-cloud-1" and t["platbench.azureml.status"] == "Completed"
-    assert t[tracking.Tag.INSTANCE_TYPE] == "Standard_NC4as_T4_v3" and t[tracking.Tag.REGION] == "eastus"
+    assert t[tracking.Tag.INSTANCE_TYPE] == "Standard_D4s_v3" and t[tracking.Tag.REGION] == "eastus"
     assert "estimate" in t["platbench.cost_basis"]
-    # cost: running seconds x the T4 size's list price, nothing billed reported
-    assert m["cost_usd"] == pytest.approx(m["phase_seconds_training"] / 3600 * 0.526, rel=0.05)
+    # cost: running seconds x the cluster size's list price, nothing billed reported
+    assert m["cost_usd"] == pytest.approx(m["phase_seconds_training"] / 3600 * 0.192, rel=0.05)
     assert "billed_seconds" not in m
 
     # the report shows the Azure run beside the others: in the runs table and the cost table, as a cloud
@@ -90,7 +95,7 @@ def test_command_job_on_a_cluster_end_to_end(dataset, tmp_path, monkeypatch, blo
     md = written.markdown.read_text()
     rows = [line for line in md.splitlines() if run_id in line and line.startswith("|")]
     assert any("| azureml |" in row and "local mode" not in row for row in rows), rows
-    cost_row = next(row for row in rows if "Standard_NC4as_T4_v3" in row)
+    cost_row = next(row for row in rows if "Standard_D4s_v3" in row)
     assert "unverified" in cost_row and "| – |" in cost_row  # no billed seconds
 
 
@@ -112,6 +117,7 @@ def test_serverless_job_on_a_registered_datastore(dataset, tmp_path, monkeypatch
     doc = azure_ml.resources[azure_ml.calls("PUT", r"/jobs/pb-sl$")[0].lower()]["properties"]
     assert doc["resources"]["instanceType"] == "Standard_D4s_v3" and doc["queueSettings"]["jobTier"].lower() == "spot"
     assert "computeId" not in doc and doc["inputs"]["data"]["uri"].startswith("azureml://datastores/pbdata/")
+    assert "--device" not in doc["command"]  # a CPU size: the trainer's auto
     assert (tmp_path / "out" / "results.json").is_file()
 
 
@@ -122,15 +128,15 @@ def test_a_job_name_is_used_once_and_a_run_resumes_under_a_new_one(dataset, tmp_
     new name whose output folder is the run's, so the trainer resumes from its checkpoint."""
     monkeypatch.chdir(tmp_path)
     first_job = Job(data=dataset, out=tmp_path / "first", epochs=1, model="small")
-    first, _ = run(first_job, {**settings, "compute": "gpu-cluster", "job_name": "pb-twice"})
+    first, _ = run(first_job, {**settings, "compute": CPU_CLUSTER, "job_name": "pb-twice"})
     assert first.status == "finished", first.message
     puts, uploads = len(azure_ml.calls("PUT", r"/jobs/")), len(blobs(blob_env, settings["container"]))
     with pytest.raises(UserError, match=r"job 'pb-twice' already exists .* --set run_name=pb-twice and no job_name"):
         run(Job(data=dataset, out=tmp_path / "again", epochs=1, model="small"),
-            {**settings, "compute": "gpu-cluster", "job_name": "pb-twice"})
+            {**settings, "compute": CPU_CLUSTER, "job_name": "pb-twice"})
     assert len(azure_ml.calls("PUT", r"/jobs/")) == puts and len(blobs(blob_env, settings["container"])) == uploads
     resumed_job = Job(data=dataset, out=tmp_path / "resumed", epochs=1, model="small")
-    resumed, run_id = run(resumed_job, {**settings, "compute": "gpu-cluster", "run_name": "pb-twice"})
+    resumed, run_id = run(resumed_job, {**settings, "compute": CPU_CLUSTER, "run_name": "pb-twice"})
     assert resumed.status == "finished", resumed.message
     t = tracking.client().get_run(run_id).data.tags
     assert t[tracking.Tag.JOB_ID].startswith("pb-twice-") and t["platbench.run_name"] == "pb-twice"
@@ -149,7 +155,7 @@ def test_a_downloaded_input_is_the_dataset_not_the_whole_container(dataset, tmp_
     past.upload_blob("platbench/models/an-old-model/model.pt", b"0" * (4 << 20))
     monkeypatch.chdir(tmp_path)
     outcome, _ = run(Job(data=dataset, out=tmp_path / "out", epochs=1, model="small"),
-                     {**settings, "compute": "gpu-cluster", "job_name": "pb-dl", "input_mode": "download"})
+                     {**settings, "compute": CPU_CLUSTER, "job_name": "pb-dl", "input_mode": "download"})
     assert outcome.status == "finished", outcome.message
     doc = azure_ml.resources[azure_ml.calls("PUT", r"/jobs/pb-dl$")[0].lower()]["properties"]
     folder = doc["inputs"]["data"]["uri"].split("/paths/", 1)[1]
@@ -157,6 +163,23 @@ def test_a_downloaded_input_is_the_dataset_not_the_whole_container(dataset, tmp_
     inside = {b.name: b.size for b in past.list_blobs(name_starts_with=folder)}
     assert inside and all(k.endswith(("/platbench-manifest.json", ".tar")) for k in inside)
     assert azure_ml.jobs["pb-dl"].figures["download_bytes"] == sum(inside.values())  # nothing else came down
+
+
+def test_a_gpu_size_runs_the_trainer_on_cuda_never_silently_on_the_cpu(dataset, tmp_path, monkeypatch, blob_env,
+                                                                        azure_ml, settings):
+    """A GPU size (the workspace lists its GPUs: Virtual Machine Sizes - List) starts the trainer with --device
+    cuda. The loopback node is this machine, without a GPU, as a node would be whose driver the image's torch
+    cannot use: the job fails in the trainer's one line, nothing written to its output, instead of training on
+    the CPU at the GPU's price (issue 24 item 9)."""
+    monkeypatch.chdir(tmp_path)
+    outcome, _ = run(Job(data=dataset, out=tmp_path / "out", epochs=1, model="small"),
+                     {**settings, "compute": "gpu-cluster", "job_name": "pb-gpu"})
+    doc = azure_ml.resources[azure_ml.calls("PUT", r"/jobs/pb-gpu$")[0].lower()]["properties"]
+    assert doc["computeId"].endswith("/computes/gpu-cluster") and "--device cuda" in doc["command"]
+    assert outcome.status == "failed"
+    job = azure_ml.jobs["pb-gpu"]
+    assert job.status == "Failed" and "error: --device cuda: CUDA is not usable: " in job.error, job.error
+    assert not any("/jobs/pb-gpu/outputs/" in k for k in blobs(blob_env, settings["container"]))
 
 
 @pytest.mark.parametrize("extra, message", [

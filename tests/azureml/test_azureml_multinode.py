@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from azureml_server import SUBSCRIPTION, azure_ml  # noqa: F401 (fixture)
 from azurite_server import azurite, blob_env  # noqa: F401 (fixtures)
-from test_azureml_cloud import (IMAGE, dataset, refused_before_anything_is_created, run,  # noqa: F401 (fixtures)
-                                settings)
+from test_azureml_cloud import (CPU_CLUSTER, IMAGE, dataset, refused_before_anything_is_created,  # noqa: F401
+                                run, settings)
 
 from platforms.core import tracking
 from platforms.core.api import Job
@@ -20,12 +20,12 @@ def test_two_nodes_carry_instance_count_and_the_pytorch_distribution(dataset, tm
                                                                      settings):
     monkeypatch.chdir(tmp_path)
     outcome, run_id = run(Job(data=dataset, out=tmp_path / "out", epochs=1),
-                          {**settings, "compute": "gpu-cluster", "instance_count": "2", "job_name": "pb-2n"})
+                          {**settings, "compute": CPU_CLUSTER, "instance_count": "2", "job_name": "pb-2n"})
     assert outcome.status == "finished", outcome.message
     assert azure_ml.refusals == []
     # the body as the service receives it (validated by the server against the SDK's REST models)
     doc = azure_ml.resources[azure_ml.calls("PUT", r"/jobs/pb-2n$")[0].lower()]["properties"]
-    assert doc["resources"]["instanceCount"] == 2 and doc["computeId"].endswith("/computes/gpu-cluster")
+    assert doc["resources"]["instanceCount"] == 2 and doc["computeId"].endswith(f"/computes/{CPU_CLUSTER}")
     assert doc["distribution"] == {"distributionType": "PyTorch", "processCountPerInstance": 1}
     assert doc["environmentVariables"]["PLATBENCH_PROCESS_COUNT_PER_INSTANCE"] == "1"
     assert "torchrun" not in doc["command"]  # Azure ML starts the ranks
@@ -39,9 +39,10 @@ def test_two_nodes_carry_instance_count_and_the_pytorch_distribution(dataset, tm
     assert (hardware["world_size"], hardware["nodes"]) == (2, 2)
     r = tracking.client().get_run(run_id)
     m = r.data.metrics
-    # every node is billed while the job runs: running seconds x the T4 size's list price x 2
+    # every node is billed while the job runs: running seconds x the cluster size's list price x 2 (its quote
+    # and its list estimate alike: the cluster's size, not the serverless instance_type setting)
     assert m["phase_seconds_training"] > 0
-    assert m["cost_usd"] == pytest.approx(m["phase_seconds_training"] / 3600 * 0.526 * 2, rel=0.05)
+    assert m["cost_usd"] == pytest.approx(m["phase_seconds_training"] / 3600 * 0.192 * 2, rel=0.05)
     assert m["cost_list_estimate_usd"] == pytest.approx(m["cost_usd"], rel=1e-6)
     assert r.data.tags["platbench.instance_count"] == "2"
 
