@@ -25,13 +25,48 @@ Key = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=
 # A date as precise as the source allows: 2021, 2021-08 or 2021-08-09.
 PartialDate = Annotated[str, StringConstraints(pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$")]
 
-# The study figures platbench can put beside its own measurements: name → (label, the measured metric
-# it compares with, how the report reads a run for it).
+# The study figures platbench can put beside its own measurements: name → label.
 METRICS: dict[str, str] = {
     "latency_p50_ms": "median request latency, ms",
     "seconds_1000_requests_at_10": "seconds for 1,000 requests at 10 concurrent",
     "endpoint_usd_per_hour": "endpoint price, USD per hour",
 }
+
+# How the study measured each figure (its "Latency and Throughput" section): the load-test settings a
+# platbench run must have for its figure to stand beside the study's. Latency: single invokes, one at a
+# time; 1,000 requests: closed loop at 10 connections. Both without retries: the study counted connection
+# resets as failed requests, where platbench's default retries would turn them into slow successes. A price
+# does not depend on how the endpoint was loaded.
+PROTOCOLS: dict[str, dict[str, object]] = {
+    "latency_p50_ms": {"concurrency": 1, "rate": None, "retries": 0},
+    "seconds_1000_requests_at_10": {"requests": 1000, "concurrency": 10, "rate": None, "retries": 0},
+    "endpoint_usd_per_hour": {},
+}
+PROTOCOL_TEXT = {"latency_p50_ms": "single invokes, one at a time, no retries",
+                 "seconds_1000_requests_at_10": "1,000 requests, closed loop at 10 connections, no retries"}
+
+
+def protocol_differences(settings: dict, metric: str) -> list[str]:
+    """How a load test's settings (its params, or the load report's settings) differ from the study's for
+    this figure, one phrase each ("concurrency 4", "retries not recorded"); [] when they match."""
+    out = []
+    for key, want in PROTOCOLS[metric].items():
+        got = settings.get(key)
+        got = None if got in ("", "None") else got
+        if want is None:
+            if got is not None:
+                out.append(f"{key} {got}" if key != "rate" else f"open loop at {got}/s")
+            continue
+        if got is None:
+            out.append(f"{key} not recorded")
+            continue
+        try:
+            same = float(got) == float(want)
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            out.append(f"{key} {got}")
+    return out
 
 
 class _Strict(BaseModel):

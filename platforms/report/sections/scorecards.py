@@ -33,7 +33,7 @@ class ScorecardSections(ReportContext):
     def published(self) -> Section:
         """The AutoML study's published latency, throughput and endpoint price beside platbench's own
         serving runs of the same service (runs tagged with the service's platform name)."""
-        from platforms.scorecard.published import METRICS, PUBLISHED_FILE, date_text
+        from platforms.scorecard.published import METRICS, PROTOCOL_TEXT, PUBLISHED_FILE, date_text, protocol_differences
 
         s = Section("published", "Published figures beside measured runs (AutoML services)")
         project, got, problem = self._scorecards()
@@ -61,19 +61,41 @@ class ScorecardSections(ReportContext):
                 ids.append([])
                 continue
             self.cite(measured)
-            medians = [v for r in measured if (v := self.run_latency(r)) is not None]
-            study_load = [r.m("load_seconds") for r in measured
-                          if self._closed_loop(r, 1000, 10) and r.m("load_seconds") is not None]
-            hourly = [r.m(ENDPOINT_PRICE_METRIC) for r in measured if r.m(ENDPOINT_PRICE_METRIC) is not None]
-            rows.append([name, "measured by platbench",
-                         pm(medians, MS) if medians else "–", pm(study_load, SEC) if study_load else "–",
-                         pm(hourly, PRICE) if hourly else "–", str(len(measured))])
-            ids.append([r.run_id for r in measured])
+            # beside the study: only figures measured as the study measured them
+            same = {"latency_p50_ms": [r for r in measured if self._as_study(r, "latency_p50_ms")
+                                       and self.run_latency(r) is not None],
+                    "seconds_1000_requests_at_10": [r for r in measured if self._as_study(r, "seconds_1000_requests_at_10")
+                                                    and r.m("load_seconds") is not None],
+                    "endpoint_usd_per_hour": [r for r in measured if r.m(ENDPOINT_PRICE_METRIC) is not None]}
+            cells = {"latency_p50_ms": (lambda r: self.run_latency(r), MS),
+                     "seconds_1000_requests_at_10": (lambda r: r.m("load_seconds"), SEC),
+                     "endpoint_usd_per_hour": (lambda r: r.m(ENDPOINT_PRICE_METRIC), PRICE)}
+            used = [r for r in measured if any(r in g for g in same.values())]
+            rows.append([name, "measured by platbench as the study measured",
+                         *[pm([cells[m][0](r) for r in same[m]], cells[m][1]) if same[m] else "–" for m in cols],
+                         str(len(used))])
+            ids.append([r.run_id for r in used])
+            # the other latencies: shown apart, with how their load test differs from the study's
+            other = [r for r in measured if r not in same["latency_p50_ms"] and self.run_latency(r) is not None]
+            if other:
+                why: dict[str, int] = {}
+                for r in other:
+                    text = ", ".join(protocol_differences(self._settings(r), "latency_p50_ms"))
+                    why[text] = why.get(text, 0) + 1
+                rows.append([name, "measured by platbench, not comparable: "
+                             + "; ".join(f"{t} ({n} run{'s' if n > 1 else ''})" for t, n in why.items())
+                             + f" (the study: {PROTOCOL_TEXT['latency_p50_ms']})",
+                             pm([self.run_latency(r) for r in other], MS), *(["–"] * (len(cols) - 1)), str(len(other))])
+                ids.append([r.run_id for r in other])
         s.add(Table(["Platform", "Source", *[METRICS[m] for m in cols], "Runs"], rows, ids, id="published-figures",
                     caption="published rows: the study's own figures, attributed below, not platbench measurements; "
-                            "measured rows: mean ± std over this platform's load and endpoint runs (median latency: "
-                            "one median per run; 1,000 requests at 10: only runs of exactly 1,000 requests, closed loop "
-                            "at concurrency 10, `load_seconds`; price: `endpoint_usd_per_hour`)"))
+                            "measured as the study measured: mean ± std over this platform's load and endpoint runs "
+                            "whose load test matched the study's (median latency, one median per run: "
+                            f"{PROTOCOL_TEXT['latency_p50_ms']}; 1,000 requests at 10: "
+                            f"{PROTOCOL_TEXT['seconds_1000_requests_at_10']}, `load_seconds`; without retries a "
+                            "connection reset counts as a failed request, as in the study; price: "
+                            "`endpoint_usd_per_hour`); not comparable: the latencies of the other runs, with how their "
+                            "load test differs, never set beside the study's figure"))
         for study, n in refs.items():
             st = pub.studies[study]
             s.add(Para(f"[{n}] {st.title}, {date_text(st)}; measured by {st.measured_by}; <{st.url}>; "
@@ -84,15 +106,16 @@ class ScorecardSections(ReportContext):
             s.add(Para(text, "note"))
         return s
 
-    def _closed_loop(self, run: Run, requests: int, concurrency: int) -> bool:
-        """Was the run's load test closed loop, exactly `requests` at `concurrency` (the study's 1,000 at
-        10)? From its params (load runs) or the load report's settings in its artifact (service runs)."""
-        st = {**self.store.load_settings.get(run.run_id, {}), **run.params}
-        try:
-            return (int(st.get("requests", -1)) == requests and int(st.get("concurrency", -1)) == concurrency
-                    and st.get("rate") in (None, "", "None"))
-        except (TypeError, ValueError):
-            return False
+    def _settings(self, run: Run) -> dict:
+        """A serving run's load-test settings: its params (load runs) over the load report's settings in its
+        artifact (service and endpoint runs)."""
+        return {**self.store.load_settings.get(run.run_id, {}), **run.params}
+
+    def _as_study(self, run: Run, metric: str) -> bool:
+        """Was the run's load test the study's for this figure (platforms/scorecard/published.py PROTOCOLS)?"""
+        from platforms.scorecard.published import protocol_differences
+
+        return not protocol_differences(self._settings(run), metric)
 
     def usability(self) -> Section:
         from platforms.scorecard import loader
