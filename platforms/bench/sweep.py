@@ -774,9 +774,20 @@ def cli_main(data: Path, platforms: list[str], models: list[str], per_class: lis
 
 
 def cost_lines(co: Coordinator, states) -> list:
-    """The cost plan of the cells still to launch (platforms/core/cost_plan.py), one line per cell."""
-    return [cost_plan.line(cell.platform, co.job(cell), co.spec.settings.get(cell.platform, {}), label=cell.key)
-            for cell, state, _ in states if state == "launch"]
+    """The cost plan of the cells still to launch (platforms/core/cost_plan.py), one line per cell; the cells
+    of one platform and model share its price and expected hours (one preflight each)."""
+    from dataclasses import replace
+
+    seen: dict[tuple[str, str], object] = {}
+    out = []
+    for cell, state, _ in states:
+        if state != "launch":
+            continue
+        key = (cell.platform, cell.model)
+        if key not in seen:
+            seen[key] = cost_plan.line(cell.platform, co.job(cell), co.spec.settings.get(cell.platform, {}))
+        out.append(replace(seen[key], label=cell.key))
+    return out
 
 
 def summary_json(co: Coordinator) -> str:

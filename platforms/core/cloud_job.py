@@ -188,7 +188,7 @@ class CloudJobPlatform(Platform):
         cfg = self.parsed()
         max_queue = getattr(cfg, "max_queue", None) if self.QUEUED else None
         deadline = time.time() + cfg.max_run + (max_queue or 0) + self.grace_seconds
-        started, over_budget = time.time(), None
+        started, over_budget, last = time.time(), None, 0.0
         while True:
             d = handle.described = self.jobs.get(handle.job_id)
             state = self.job_state(d)
@@ -210,7 +210,10 @@ class CloudJobPlatform(Platform):
                 raise UserError(f"{self.name}: {self.job_noun} {handle.job_id} still {state} after its timeout plus an "
                                 "hour; cancelling it")
             if over_budget is None:
-                over_budget = self.over_budget(handle, time.time() - started, cfg.poll_seconds)
+                elapsed = time.time() - started
+                # a poll takes longer than poll_seconds when the service answers slowly: the step is what was seen
+                over_budget = self.over_budget(handle, elapsed, max(cfg.poll_seconds, elapsed - last))
+                last = elapsed
             self.pause(handle, progress, cfg.poll_seconds)
         outcome = self.after_end(handle, d, self.job_outcome(handle, d))
         if over_budget is not None and outcome.status != "finished":  # a job that ended first stays finished
@@ -218,14 +221,14 @@ class CloudJobPlatform(Platform):
             outcome.tags[STOPPED_BY_TAG] = "budget"
         return outcome
 
-    def over_budget(self, handle: CloudJob, elapsed: float, poll: float) -> Optional[str]:
+    def over_budget(self, handle: CloudJob, elapsed: float, step: float) -> Optional[str]:
         """With a budget: when the spend so far (the job's quote, instances included, × the seconds since it
-        was submitted) would cross it by the next poll, cancel the job and say so; polling then waits for the
-        service to end it, and teardown releases the rest."""
+        was submitted) would cross it within two poll steps (the next poll, then the cancel taking effect),
+        cancel the job and say so; polling then waits for the service to end it, and teardown releases the rest."""
         if self.max_usd is None or self._quote is None:
             return None
         spent = self._quote.usd_per_hour * elapsed / 3600
-        if self._quote.usd_per_hour * (elapsed + poll) / 3600 < self.max_usd:
+        if self._quote.usd_per_hour * (elapsed + 2 * step) / 3600 < self.max_usd:
             return None
         self.cancel_job(handle)
         why = (f"stopped by budget: {spent:.4f} USD spent of --max-usd {self.max_usd:g} "

@@ -112,6 +112,8 @@ def line(platform_name: str, job, settings: dict[str, str], label: str = "") -> 
     from platforms.core import registry
     from platforms.core.api import Kind
 
+    if registry.spec(platform_name).in_process:  # nothing to price: no launcher made, no preflight
+        return CostLine(platform_name, label or platform_name, None, None, "", None, NO_COST)
     if registry.spec(platform_name).kind == Kind.SERVICE:
         return CostLine(platform_name, label or platform_name, None, None, "", None,
                         "an AutoML service: its cost is reported after the run (not planned here)")
