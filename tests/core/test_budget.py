@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "launchers"))
-from launcher_rigs import RIGS, kit_store, open_rig  # noqa: E402,F401 (kit_store: fixture)
-from conftest_clouds import gcs, gcs_server  # noqa: E402,F401 (fixtures)
-from stand_in import stand_in  # noqa: E402,F401 (fixture)
-from vertex_fixtures import job_service  # noqa: E402,F401 (fixture)
+from launcher_rigs import RIGS, kit_store, open_rig  # noqa: F401 (kit_store: fixture)
+from conftest_clouds import gcs, gcs_server  # noqa: F401 (fixtures)
+from stand_in import stand_in  # noqa: F401 (fixture)
+from vertex_fixtures import job_service  # noqa: F401 (fixture)
 
-from platforms.core import cost_plan, launch, pricing, tracking  # noqa: E402
-from platforms.core.api import Job  # noqa: E402
-from platforms.core.progress import JobProgress  # noqa: E402
-from platforms.errors import UserError  # noqa: E402
-from platforms.prices import cache  # noqa: E402
+from platforms.core import cost_plan, launch, pricing, tracking
+from platforms.core.api import Job
+from platforms.core.progress import JobProgress
+from platforms.errors import UserError
+from platforms.prices import cache
 
 VERTEX = RIGS["vertex"]
 
