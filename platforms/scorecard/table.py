@@ -97,7 +97,12 @@ def build(rubric: Rubric, records: Sequence[tuple[Path, Record]], platforms: Seq
         status, status_of = (live.status, live.name) if live else (None, None)
         aka = tuple(e.name for e in entries)
         after = tuple(e.name for e in entries if e.status.state == "retired")
-        if name in by_platform:
+        gone = next((e for e in entries if e.status.state == "retired"), None)
+        if live is None and gone is not None and _not_measurable(name):
+            # no successor platbench can drive (`platbench platforms`: not measurable): the study's retired
+            # status is this row's too, one status for the platform everywhere
+            rows.append(Row(name, "retired", gone.status, aka, after, holders.get(name), status_of=gone.name))
+        elif name in by_platform:
             path, rec = by_platform[name]
             rows.append(Row(name, "recorded", status, aka, after, path, score(scored, rec), status_of=status_of))
         else:
@@ -110,6 +115,12 @@ def build(rubric: Rubric, records: Sequence[tuple[Path, Record]], platforms: Seq
                             (entry.name,), status_of=entry.name))
             rows += study_rows(entry)
     return rows
+
+
+def _not_measurable(name: str) -> bool:
+    from platforms.core import registry
+
+    return name in registry.specs() and bool(registry.spec(name).not_measurable)
 
 
 def status_cell(row: Row, notes: dict[str, int]) -> str:
