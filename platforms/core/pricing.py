@@ -98,7 +98,7 @@ class PriceTable:
         for e in fetched:
             if e.currency != "USD" or e.section not in SECTIONS:
                 continue
-            entry = {"usd_per_hour": e.usd_per_hour, "source": e.source, "date": e.fetched_at[:10],
+            entry = {"usd_per_hour": e.per_hour, "source": e.source, "date": e.fetched_at[:10],
                      "status": e.status, "note": e.note or f"{e.api}: {e.query}", "fetched_at": e.fetched_at}
             self.data.setdefault(e.section, {}).setdefault(e.region, {})[e.sku] = entry
         return self

@@ -22,7 +22,7 @@ class Fetched:
     section: str          # training | training_spot | endpoint (platforms/core/pricing.py SECTIONS)
     region: str
     sku: str
-    usd_per_hour: float
+    per_hour: float       # in `currency` (USD; Apolo: credits)
     source: str           # the URL the figure came from (the API endpoint queried)
     api: str              # which official API, e.g. "AWS Price List Query API"
     query: str            # what was asked (filters, SQL), so the figure can be fetched again by hand

@@ -51,6 +51,10 @@ def show_cmd(platforms: Optional[list[str]] = typer.Argument(None, help="default
     from platforms.prices import cache
 
     for name in _names(platforms):
+        for e in cache.read(name):  # prices in another currency (Apolo's credits): shown, never in a USD figure
+            if e.currency != "USD":
+                typer.echo(f"{name:<14} {e.section:<13} {e.region:<12} {e.sku:<28} {e.per_hour:>9.4f}  {e.currency}/h "
+                           f"({e.source}, {e.fetched_at[:10]}, {cache.age_text(e.fetched_at)}; {e.note})")
         for section, regions in pricing.of(name).data.items():
             for region, skus in regions.items():
                 for sku, e in skus.items():

@@ -13,8 +13,6 @@ from platforms.prices import cache
 
 # platforms whose prices no official API gives: what to say instead of a refresh
 NO_SOURCE = {
-    "apolo": "Apolo bills credits per preset hour set by the cluster's administrator, with no public USD price "
-             "(platforms/apolo/prices.yaml); the run records the credits it spent",
     "nyckel": "Nyckel publishes plans, not an API; no price is entered for it, so its runs carry no cost",
 }
 
@@ -67,7 +65,14 @@ def _gcp(automl: bool) -> Callable:
     return run
 
 
+def _apolo(w):
+    from platforms.prices import apolo
+
+    return apolo.presets(w)
+
+
 SOURCES: dict[str, Callable] = {
+    "apolo": _apolo,  # credits per preset hour: cached and shown, never a USD figure
     "sagemaker": _aws("sagemaker"),
     "rekognition": _aws("rekognition"),
     "databricks": _databricks,

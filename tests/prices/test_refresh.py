@@ -5,6 +5,9 @@ throttling survived, throttling past the retries in one line with the last cache
 from __future__ import annotations
 
 import pytest
+import sys
+from pathlib import Path
+
 from conftest import FACTOR, MISSING, typed
 from typer.testing import CliRunner
 
@@ -12,6 +15,9 @@ from platforms.core import pricing
 from platforms.prices import cache
 from platforms.prices.cli import app
 from platforms.prices.refresh import wants
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apolo"))
+from _apolo_server import apolo  # noqa: F401 (fixture)
 
 PLATFORMS = ["sagemaker", "rekognition", "databricks", "azureml", "vertex", "vertex_automl"]
 
@@ -81,6 +87,30 @@ def test_throttling_past_the_retries_is_one_line_and_the_last_cache_stays(priced
 
 
 def test_no_official_source_is_said_and_is_no_failure(priced):
-    r = refresh("apolo", "nyckel")
-    assert r.exit_code == 0
-    assert "apolo: not refreshed: Apolo bills credits" in r.output and "nyckel: not refreshed" in r.output
+    r = refresh("nyckel")
+    assert r.exit_code == 0 and "nyckel: not refreshed: Nyckel publishes plans" in r.output
+
+
+def test_apolo_presets_are_cached_in_credits_and_never_priced_in_usd(priced, apolo, monkeypatch):
+    """The loopback Apolo platform (tests/apolo) serves its cluster config: presets with credits per hour."""
+    monkeypatch.setenv("PLATBENCH_APOLO_CONFIG", str(apolo.config_dir))
+    r = refresh("apolo")
+    assert r.exit_code == 0, r.output
+    got = {e.sku: e for e in cache.read("apolo")}
+    assert got["gpu-small"].per_hour == 10 and got["cpu-small"].per_hour == 1.5
+    assert {e.currency for e in got.values()} == {"credits"} and "preemptible" in got["gpu-small-p"].note
+    assert pricing.table("apolo") == {}  # credits are no USD price: the cost figures do not use them
+    shown = CliRunner().invoke(app, ["show", "apolo"]).output
+    assert "gpu-small" in shown and "credits/h" in shown and "fetched today" in shown
+
+
+def test_an_old_cache_is_used_with_its_age(priced):
+    from datetime import datetime, timedelta, timezone
+
+    old = (datetime.now(timezone.utc) - timedelta(days=3)).replace(microsecond=0).isoformat()
+    cache.write("vertex", [cache.Fetched("endpoint", "us-central1", "n1-standard-2", 0.5, "https://cloudbilling.googleapis.com",
+                                         "Cloud Billing Catalog API", "q", old)])
+    pricing.forget()
+    p = pricing.lookup("vertex", "us-central1", "n1-standard-2", "endpoint")
+    assert p.usd_per_hour == 0.5 and p.status == "verified" and p.date == old[:10]
+    assert "3 days old" in CliRunner().invoke(app, ["show", "vertex"]).output
