@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
+from _faults import APOLO, RESET, Faults, route
 from aiohttp import web
 from stand_in import stand_in  # noqa: F401 (fixture)
 
@@ -229,6 +230,7 @@ class ApoloServer:
         self.jobs: dict[str, Job] = {}
         self.requests: list[tuple[str, str, object]] = []   # (method, path, JSON body) of API calls
         self.killed: list[str] = []
+        self.faults = Faults()   # on (method, API path): fail()
         self.ingress_calls = 0   # requests that reached a job's port through the ingress
         # the cluster registry: "ORG/PROJECT/NAME:TAG" -> the manifest's digest (`apolo image push`)
         self.images = {f"{org}/{projects[0]}/platbench:1": "sha256:" + hashlib.sha256(b"platbench:1").hexdigest()}
@@ -255,10 +257,27 @@ class ApoloServer:
             raise web.HTTPBadRequest(text=json.dumps({"error": "bad path"}), content_type="application/json")
         return self.root.joinpath("storage", *parts)
 
+    def fail(self, method: str, pattern: str, action: str, times: int) -> None:
+        """The next `times` requests of `method` on an /api/v1 path matching `pattern` fail: "503", "502", "429"
+        as the platform answers errors ({"error": message}) or "reset" (the connection closed without an answer)
+        (tests/_faults.py)."""
+        self.faults.add(route(method, pattern), action, times)
+
+    @web.middleware
+    async def _faulty(self, request: web.Request, handler):
+        fault = self.faults.take(request.method, request.path)
+        if fault == RESET:
+            request.transport.close()
+            raise ConnectionResetError("reset by the test")
+        if fault:
+            shape = APOLO[fault]
+            return web.json_response(shape.body, status=shape.status, headers=shape.headers)
+        return await handler(request)
+
     # -------------------------------------------------------------- lifecycle
     def _serve(self) -> None:
         asyncio.set_event_loop(self.loop)
-        app = web.Application(client_max_size=64 * 2**20)
+        app = web.Application(client_max_size=64 * 2**20, middlewares=[self._faulty])
         r = app.router
         r.add_get("/api/v1/config", self.config)
         r.add_post("/api/v1/jobs", self.start_job)

@@ -47,6 +47,7 @@ from typing import Any, Optional
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from _faults import AZURE_ARM, Faults, answer, route
 
 PROVIDER = "/providers/Microsoft.MachineLearningServices"
 WS = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)" + PROVIDER + r"/workspaces/(?P<ws>[^/]+)"
@@ -177,6 +178,7 @@ class AzureML(ThreadingHTTPServer):
         self.runtime_env: dict = {}                              # added to every job's environment (the stand-in)
         self.container_starts: list = []                         # (argv, AZUREML_MODEL_DIR) of each deployment
         self.too_many = 0                                        # scoring requests answered 429 (concurrency)
+        self.faults = Faults()                                   # on (method, ARM path): fail()
         # a short poll interval: shutdown() waits for it, once per test (the default 0.5 s, twice, added up)
         self.thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
@@ -190,6 +192,12 @@ class AzureML(ThreadingHTTPServer):
 
     def add_workspace(self, sub: str, rg: str, ws: str, location: str = "eastus") -> None:
         self.workspaces[(sub, rg, ws)] = location
+
+    def fail(self, method: str, pattern: str, action: str, times: int) -> None:
+        """The next `times` requests of `method` on an ARM path matching `pattern` fail: "503" (ServiceUnavailable),
+        "429" (TooManyRequests), both with Retry-After as ARM sends them, or "reset" (the connection closed without
+        an answer) (tests/_faults.py)."""
+        self.faults.add(route(method, pattern), action, times)
 
     def calls(self, method: str, pattern: str) -> list[str]:
         return [p for m, p, _ in self.log if m == method and re.search(pattern, p)]
@@ -279,6 +287,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._score(m.group(1), raw)
             if self.headers.get("Authorization", "").removeprefix("Bearer ") not in srv.tokens:
                 raise Refused(401, "AuthenticationFailed", "Authentication failed: no valid bearer token.")
+            fault = srv.faults.take(self.command, path)
+            if fault:
+                return answer(self, fault, AZURE_ARM)
             if m := re.fullmatch(r"/operations/([^/]+)", path):
                 return self._operation(m.group(1), query)
             if m := re.fullmatch(r"/subscriptions/[^/]+" + PROVIDER + r"/locations/([^/]+)/vmSizes", path):

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from _faults import DATABRICKS, Faults, answer, route
 from job_cluster import TaskRun
 from request_checks import body_problems, query_problems
 
@@ -370,6 +371,7 @@ class DatabricksServer(ServingWorkspace, ThreadingHTTPServer):
         self.events: dict[str, list[dict]] = {}
         self.requests: list[tuple[str, str]] = []
         self.runtime_env: dict[str, str] = {}  # added to every run's environment (tests/stand_in: the stand-in)
+        self.faults = Faults()  # on (method, path): fail()
         self.lock = threading.Lock()
         self._serving_state()
         self._next = 1000
@@ -386,6 +388,12 @@ class DatabricksServer(ServingWorkspace, ThreadingHTTPServer):
         path = "/Volumes/" + full_name.replace(".", "/")
         self.files.path(path).mkdir(parents=True, exist_ok=True)  # a volume is a folder in the /Volumes mount
         return path
+
+    def fail(self, method: str, pattern: str, action: str, times: int) -> None:
+        """The next `times` requests of `method` on a path matching `pattern` fail: "503" (TEMPORARILY_UNAVAILABLE),
+        "429" (REQUEST_LIMIT_EXCEEDED), both with Retry-After, or "reset" (the connection closed without an
+        answer) (tests/_faults.py)."""
+        self.faults.add(route(method, pattern), action, times)
 
     def env(self) -> dict[str, str]:
         return {"DATABRICKS_HOST": self.url, "DATABRICKS_TOKEN": self.token}
@@ -555,6 +563,10 @@ class _Handler(BaseHTTPRequestHandler):
             if self.headers.get("Authorization") != f"Bearer {s.token}":
                 self._body()
                 raise Refused(401, "UNAUTHENTICATED", "Invalid access token.")
+            fault = s.faults.take(self.command, path)
+            if fault:
+                self._body()
+                return answer(self, fault, DATABRICKS)
             self._route(self.command, path, query)
         except Refused as exc:
             self._json({"error_code": exc.code, "message": exc.message}, exc.status)

@@ -29,7 +29,8 @@ def workspace(server, monkeypatch, tmp_path):
         monkeypatch.delenv(var, raising=False)
     for k, v in server.env().items():
         monkeypatch.setenv(k, v)
-    server.runtime_env.clear()  # a module's server: no stand-in of another test's
+    server.runtime_env.clear()  # a module's server: no stand-in or fault of another test's
+    server.faults.clear()
     return server
 
 

@@ -107,6 +107,25 @@ def wait_gone(procs: list[Proc], timeout: float = 60) -> list[Proc]:
     return left
 
 
+def newest_run():
+    """The newest MLflow run of the kit's store (kit_store)."""
+    from platforms.core import tracking
+
+    c = tracking.client()
+    return c.search_runs([tracking.experiment_id(c)], order_by=["attributes.start_time DESC"], max_results=1)[0]
+
+
+def nothing_left(procs: list[Proc], out: Path) -> None:
+    """After Ctrl-C: every process of the job ended, no half-run collected, the run KILLED."""
+    from platforms.core import tracking
+
+    assert procs, "the census found no process of the job"
+    assert wait_gone(procs) == [], "a process of the job outlived Ctrl-C"
+    assert not (out / "results.json").exists(), "a half-run was collected"
+    r = newest_run()
+    assert r.info.status == "KILLED" and r.data.tags[tracking.Tag.STATUS] == "killed"
+
+
 # ---------------------------------------------------------------------------------------------- the rigs
 @dataclass
 class Ctx:
@@ -166,11 +185,22 @@ class Rig:
     scratch: bool = True                   # local mode runs the trainer in a scratch folder of its own
     failure_says: str = ""                 # what a job whose trainer crashed is reported with (a pattern)
     step_faults: dict = field(default_factory=dict)  # launch step → ctx → its server refuses that step from now on
-    poll_faults: Optional[Callable] = None  # (ctx, times) → the job server's get-job fails `times` times
-    faults_left: Optional[Callable] = None  # ctx → injected faults not yet met
+    job_server: str = ""                   # the fixture of its job API's server (its fail() and faults)
+    job_calls: dict = field(default_factory=dict)  # "create" | "get" | "cancel" → (method, path pattern) | (operation,)
+    fault_names: dict = field(default_factory=dict)  # the kit's fault → the server's name for it, where they differ
+    short_retries: Callable = lambda ctx: {}  # ctx → settings that bound its SDK's retries to seconds (its own knob)
 
     def __str__(self) -> str:
         return self.name
+
+    def fail(self, ctx: "Ctx", call: str, fault: str, times: int) -> None:
+        """The job API's next `times` `call`s fail with `fault`: "503", "429" (throttling) or "reset", each shaped
+        as the service sends it (tests/_faults.py)."""
+        ctx.servers[self.job_server].fail(*self.job_calls[call], self.fault_names.get(fault, fault), times)
+
+    def faults_left(self, ctx: "Ctx") -> int:
+        """Injected faults not yet met."""
+        return ctx.servers[self.job_server].faults.left()
 
 
 # --- Vertex AI: the Cloud Storage emulator and the loopback Vertex AI server (tests/vertex)
@@ -213,10 +243,8 @@ VERTEX = Rig(
     stored=_gcs_blobs,
     runtime=lambda ctx, env: ctx.servers["job_service"].runtime_env.update(env),
     cancelled=_vertex_cancelled,
-    # a 503, a quota's 429 and a reset connection, then again, on customJobs.get
-    poll_faults=lambda ctx, times: [ctx.servers["job_service"].fail("GET", r"/customJobs/\d+$", action, times)
-                                    for action in ("503", "429", "reset")],
-    faults_left=lambda ctx: sum(f[3] for f in ctx.servers["job_service"].faults),
+    job_server="job_service", job_calls={"create": ("POST", r"/customJobs$"), "get": ("GET", r"/customJobs/\d+$"),
+                                         "cancel": ("POST", r"/customJobs/\d+:cancel$")},
     step_faults={"staging": lambda ctx: ctx.servers["gcs"].fail(
                      lambda method, path, headers: method in ("POST", "PUT") and "/upload/" in path, "403", 10**6),
                  "submitting": lambda ctx: ctx.servers["job_service"].fail("POST", r"/customJobs$", "400", 10**6),
@@ -260,7 +288,8 @@ def _sagemaker_sent(ctx: Ctx, target: str) -> list[dict]:
 
 def _sagemaker_cancelled(ctx: Ctx) -> None:
     (created,) = _sagemaker_sent(ctx, "CreateTrainingJob")
-    assert [s["TrainingJobName"] for s in _sagemaker_sent(ctx, "StopTrainingJob")] == [created["TrainingJobName"]]
+    # the job, and only it, was asked to stop (once, or again after a fault the kit injected: tests/_faults.py)
+    assert {s["TrainingJobName"] for s in _sagemaker_sent(ctx, "StopTrainingJob")} == {created["TrainingJobName"]}
     job = ctx.servers["sm_api"].jobs[created["TrainingJobName"]]
     job.thread.join(timeout=60)
     assert job.status == "Stopped" and job.secondary == "Stopped"
@@ -285,9 +314,10 @@ SAGEMAKER = Rig(
     stored=_s3_objects,
     runtime=_sagemaker_runtime,
     cancelled=_sagemaker_cancelled,
-    poll_faults=lambda ctx, times: [ctx.servers["sm_api"].fail("DescribeTrainingJob", code, times)
-                                    for code in ("ServiceUnavailable", "ThrottlingException")],
-    faults_left=lambda ctx: sum(f[2] for f in ctx.servers["sm_api"].faults),
+    job_server="sm_api", job_calls={"create": ("CreateTrainingJob",), "get": ("DescribeTrainingJob",),
+                                    "cancel": ("StopTrainingJob",)},
+    # its own error codes (AWS JSON 1.1, CommonErrors: throttling is a 400)
+    fault_names={"503": "ServiceUnavailable", "429": "ThrottlingException"},
     step_faults={"staging": lambda ctx: ctx.servers["aws"].fail(
                      lambda method, path, headers: method in ("POST", "PUT") and path.startswith(f"/{ctx.place}/"),
                      "403", 10**6),
@@ -344,6 +374,8 @@ AZUREML = Rig(
     stored=_azure_blobs,
     runtime=lambda ctx, env: ctx.servers["azure_ml"].runtime_env.update(env),
     cancelled=_azureml_cancelled,
+    job_server="azure_ml", job_calls={"create": ("PUT", r"/jobs/[^/]+$"), "get": ("GET", r"/jobs/[^/]+$"),
+                                      "cancel": ("POST", r"/jobs/[^/]+/cancel$")},
 )
 
 
@@ -371,6 +403,16 @@ def _dbx_cancelled(ctx: Ctx) -> None:
     assert ws.get_run(r.run_id)["state"]["result_state"] == "CANCELED"
 
 
+def _dbx_short_retries(ctx: Ctx) -> dict:
+    """A profile (the SDK's configuration file, in the test's HOME) whose retry_timeout_seconds ends the SDK's
+    retries of 429/503s and resets after seconds, not its default 300."""
+    ws = ctx.servers["workspace"]
+    cfg = Path(os.environ["HOME"]) / ".databrickscfg"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(f"[kit]\nhost = {ws.url}\ntoken = {ws.token}\nretry_timeout_seconds = 5\n")
+    return {"profile": "kit"}
+
+
 def _dbx_jobs(ctx: Ctx) -> list:
     return [p for p in _dbx_requests(ctx) if p.startswith("/api/2.2/jobs/runs/submit")]
 
@@ -391,6 +433,9 @@ DATABRICKS = Rig(
     stored=_dbx_files,
     runtime=lambda ctx, env: ctx.servers["workspace"].runtime_env.update(env),
     cancelled=_dbx_cancelled,
+    short_retries=_dbx_short_retries,
+    job_server="workspace", job_calls={"create": ("POST", r"/jobs/runs/submit$"), "get": ("GET", r"/jobs/runs/get$"),
+                                       "cancel": ("POST", r"/jobs/runs/cancel$")},
 )
 
 
@@ -427,6 +472,9 @@ APOLO = Rig(
     stored=_apolo_stored,
     runtime=lambda ctx, env: ctx.servers["apolo_stand_in"].runtime_env.update(env),
     cancelled=_apolo_cancelled,
+    job_server="apolo_stand_in", job_calls={"create": ("POST", r"^/api/v1/jobs$"),
+                                            "get": ("GET", r"^/api/v1/jobs/job-[^/]+$"),
+                                            "cancel": ("DELETE", r"^/api/v1/jobs/job-[^/]+$")},
 )
 
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import VENV_BIN
 from conftest_clouds import aws, gcs, gcs_server, moto_server  # noqa: F401 (fixtures)
 from launcher_rigs import kit_store  # noqa: F401 (fixture)
-from launcher_rigs import MARK, RaiseInTraining, open_rig, rigs, wait_for_census, wait_gone
+from launcher_rigs import MARK, RaiseInTraining, nothing_left, open_rig, rigs, wait_for_census, wait_gone
 from azureml_server import azure_ml  # noqa: F401 (fixture)
 from azurite_server import azurite, blob_env  # noqa: F401 (fixtures)
 from _apolo_server import apolo_stand_in  # noqa: F401 (fixture)
@@ -22,23 +22,10 @@ from sagemaker_fixtures import job_runner, sagemaker_server, sm_api  # noqa: F40
 from stand_in import stand_in  # noqa: F401 (fixture)
 from vertex_fixtures import job_service  # noqa: F401 (fixture)
 
-from platforms.core import launch, tracking
+from platforms.core import launch
 from platforms.core.api import Job
 
 server = workspace_server("main.platbench.runs")  # the Databricks workspace (dbx_workspace.workspace's)
-
-
-def newest_run():
-    c = tracking.client()
-    return c.search_runs([tracking.experiment_id(c)], order_by=["attributes.start_time DESC"], max_results=1)[0]
-
-
-def nothing_left(procs, out) -> None:
-    assert procs, "the census found no process of the job"
-    assert wait_gone(procs) == [], "a process of the job outlived Ctrl-C"
-    assert not (out / "results.json").exists(), "a half-run was collected"
-    r = newest_run()
-    assert r.info.status == "KILLED" and r.data.tags[tracking.Tag.STATUS] == "killed"
 
 
 @pytest.mark.parametrize("rig", rigs(lambda r: r.local_mode and r.name != "local"))

@@ -1,9 +1,9 @@
 """Launcher conformance kit, refusals and failures (docs/design.md, "Testing without clouds"), for every
 platform that runs our image: a refusal is one line, exit 2, before anything is created (no run folder, no
 MLflow store, nothing on the platform's servers); a job that fails fails the run with its reason and nothing
-is collected; an error in the launcher while the job runs cancels the job and fails the run; the job API's
-faults (503s) are survived when they pass and stop the job when they do not. Jobs run the stand-in trainer
-(tests/stand_in) failing on demand."""
+is collected; an error in the launcher while the job runs cancels the job and fails the run; a step the
+servers refuse fails the run in one line (the job API's transient faults: test_kit_faults.py). Jobs run the
+stand-in trainer (tests/stand_in) failing on demand."""
 from __future__ import annotations
 
 import re
@@ -12,7 +12,7 @@ import pytest
 from conftest import assert_one_line_error
 from conftest_clouds import aws, gcs, gcs_server, moto_server  # noqa: F401 (fixtures)
 from launcher_rigs import kit_store  # noqa: F401 (fixture)
-from launcher_rigs import NOT_IN_THE_KIT, RIGS, RaiseInTraining, census, open_rig, rigs, wait_gone
+from launcher_rigs import NOT_IN_THE_KIT, RIGS, RaiseInTraining, census, newest_run, open_rig, rigs, wait_gone
 from azureml_server import azure_ml  # noqa: F401 (fixture)
 from azurite_server import azurite, blob_env  # noqa: F401 (fixtures)
 from _apolo_server import apolo_stand_in  # noqa: F401 (fixture)
@@ -27,11 +27,6 @@ from platforms.core.api import Job, Kind
 from platforms.core.progress import JobProgress
 
 server = workspace_server("main.platbench.runs")  # the Databricks workspace (dbx_workspace.workspace's)
-
-
-def newest_run():
-    c = tracking.client()
-    return c.search_runs([tracking.experiment_id(c)], order_by=["attributes.start_time DESC"], max_results=1)[0]
 
 
 def test_every_platform_that_runs_our_image_is_in_the_kit_or_says_where_it_is_proven():
@@ -89,24 +84,6 @@ def test_an_error_while_waiting_cancels_the_job_and_fails_the_run(rig, request, 
     assert progress.procs and wait_gone(progress.procs) == []
     r = newest_run()
     assert r.info.status == "FAILED" and r.data.tags[tracking.Tag.STATUS] == "failed"
-
-
-@pytest.mark.parametrize("rig", rigs(lambda r: r.poll_faults is not None))
-def test_passing_faults_of_the_job_api_are_survived(rig, request, stand_in, tmp_path, monkeypatch, kit_store):
-    """503s, throttling and reset connections while the launcher polls the job: retried, the job is
-    followed to its end and collected as if nothing had happened. (Faults that do not pass: the platform's
-    own retry policy, tests/sagemaker's error while waiting.)"""
-    ctx = open_rig(rig, request, tmp_path, stand_in.data)
-    monkeypatch.chdir(tmp_path)
-    rig.runtime(ctx, ctx.env(stand_in))
-    rig.poll_faults(ctx, 2)
-    out = tmp_path / "out"
-    outcome, run_id = launch.launch(rig.name, Job(data=stand_in.data, out=out, epochs=2), rig.remote(ctx),
-                                    JobProgress(enabled=False))
-    assert outcome.status == "finished", outcome.message
-    assert (out / "results.json").is_file()
-    assert rig.faults_left(ctx) == 0, "a fault was never met: the launcher polled less than the faults need"
-    assert tracking.client().get_run(run_id).info.status == "FINISHED"
 
 
 STEPS = [pytest.param(r, step, id=f"{r.name}-{step}") for r in RIGS.values() for step in r.step_faults]

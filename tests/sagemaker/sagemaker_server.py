@@ -15,7 +15,8 @@ https://docs.aws.amazon.com/sagemaker/latest/APIReference/CommonErrors.html
 The job: what SageMaker does around a training image (sagemaker_jobs.py).
 
 Faults for the launcher's error paths: `fail(operation, code or (code, message), times)` answers the next
-calls of an operation with that error (status 400; 500/503 for InternalFailure/ServiceUnavailable)."""
+calls of an operation with that error (status 400; 500/503 for InternalFailure/ServiceUnavailable), "reset" closes
+the connection without an answer (tests/_faults.py)."""
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from _services import Faults
+from _faults import RESET, Faults, reset
 from sagemaker_jobs import ACCOUNT, TrainingJob
 
 SERVER_ERRORS = {"InternalFailure": 500, "ServiceUnavailable": 503}
@@ -108,7 +109,7 @@ def create_rules(p: dict) -> list[str]:
     return out
 
 
-class SageMakerServer(Faults, ThreadingHTTPServer):
+class SageMakerServer(ThreadingHTTPServer):
     """images: TrainingImage → {"entrypoint": ENTRYPOINT argv (optional), "env": its ENV (PATH finds its
     commands), "toolkit": whether it carries the sagemaker-training toolkit}: what `docker run IMAGE train`
     starts; a training image not listed fails the job as one that cannot be pulled.
@@ -130,7 +131,7 @@ class SageMakerServer(Faults, ThreadingHTTPServer):
         self.stop_grace, self.spot_savings = stop_grace, spot_savings
         self.jobs: dict[str, TrainingJob] = {}
         self.calls: list[tuple[str, dict]] = []
-        self.faults: list[list] = []
+        self.faults = Faults()  # on the operation: an error code, (code, message) or "reset" (fail())
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), _Handler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -139,11 +140,17 @@ class SageMakerServer(Faults, ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
+    def fail(self, op: str, fault, times: int) -> None:
+        """The next `times` calls of operation `op` fail: an error code (its message the test's), a (code, message)
+        or "reset" (the connection closed without an answer)."""
+        self.faults.add(lambda called: called == op, fault, times)
+
     def close(self) -> None:
         for job in list(self.jobs.values()):
             job.stop("Stopped")
             job.thread.join(timeout=self.stop_grace + 30)
-        super().close()
+        self.shutdown()
+        self.server_close()
 
     def handle_op(self, op: str, p: dict) -> dict:
         if op == "CreateTrainingJob":
@@ -228,7 +235,9 @@ class _Handler(BaseHTTPRequestHandler):
                                f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(problems))
         with srv.lock:
             srv.calls.append((op, params))
-        fault = srv.take_fault(op)
+        fault = srv.faults.take(op)
+        if fault == RESET:
+            return reset(self)
         if fault:
             code, message = fault if isinstance(fault, tuple) else (fault, "injected by the test")
             return self._error(code, message, SERVER_ERRORS.get(code, 400))

@@ -36,7 +36,6 @@ import base64
 import http.client
 import json
 import re
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import parse_qs
 
+from _faults import GOOGLE, Faults, answer, route
 from vertex_auth import ServiceAccounts
 from vertex_jobs import TERMINAL, JobRun, container_runs
 
@@ -184,7 +184,7 @@ class VertexServer(ThreadingHTTPServer):
         self.refused: list[tuple[str, int, str]] = []
         self.hold = False
         self.runtime_env: dict = {}  # added to every job's environment (tests/stand_in: the stand-in trainer)
-        self.faults: list[list] = []  # [method, path pattern, "503" | "429" | "reset", times left] (fail())
+        self.faults = Faults()  # on (method, /v1/ path): "503" | "429" | "400" | "reset" (fail())
         self.lock = threading.Lock()
         self.counter = 0
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -201,17 +201,8 @@ class VertexServer(ThreadingHTTPServer):
     def fail(self, method: str, pattern: str, action: str, times: int) -> None:
         """The next `times` calls of `method` on a /v1/ path matching `pattern` fail: "503" (UNAVAILABLE),
         "429" (RESOURCE_EXHAUSTED: a quota's rate), "400" (INVALID_ARGUMENT: not retried) or "reset" (the
-        connection closed without an answer)."""
-        with self.lock:
-            self.faults.append([method, re.compile(pattern), action, times])
-
-    def take_fault(self, method: str, path: str) -> Optional[str]:
-        with self.lock:
-            for fault in self.faults:
-                if fault[3] > 0 and fault[0] == method and fault[1].search(path):
-                    fault[3] -= 1
-                    return fault[2]
-        return None
+        connection closed without an answer), shaped as Google's APIs send them (tests/_faults.py)."""
+        self.faults.add(route(method, pattern), action, times)
 
     def reset(self) -> None:
         """Forget the records between tests (a shared server); running jobs are cancelled first."""
@@ -290,14 +281,9 @@ class _Handler(BaseHTTPRequestHandler):
                 raise Refused(404, "NOT_FOUND", f"no route {path}")
             path = path[len("/v1/"):]
             srv.log.append((method, path))
-            fault = srv.take_fault(method, path)
-            if fault == "reset":
-                self.close_connection = True
-                return self.connection.shutdown(socket.SHUT_RDWR)
+            fault = srv.faults.take(method, path)
             if fault:
-                status = {"503": "UNAVAILABLE", "429": "RESOURCE_EXHAUSTED", "400": "INVALID_ARGUMENT"}[fault]
-                return self._send(int(fault), {"error": {"code": int(fault), "status": status,
-                                                         "message": "injected by the test"}})
+                return answer(self, fault, GOOGLE)
             if path.endswith(":rawPredict"):  # outside the lock: predictions in flight at once
                 return self._send(200, self._raw_predict(srv, path[: -len(":rawPredict")], raw))
             with srv.lock:
