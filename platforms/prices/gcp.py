@@ -98,8 +98,8 @@ def vertex(wants: Iterable[tuple[str, str, str]], catalog=None, automl: bool = F
     """(prices, not found) for Vertex AI machine types, accelerators and AutoML node hours."""
     catalog = catalog or client()
     all_skus = skus(catalog)
-    source = f"https://{catalog._transport._host}".replace("https://http", "http") if hasattr(catalog, "_transport") \
-        else "https://cloudbilling.googleapis.com"
+    host = catalog.api_endpoint
+    source = host if host.startswith(("http://", "https://")) else f"https://{host}"
     got, missing = [], []
     for section, region, sku in wants:
         sec = "training" if section.startswith("training") else section
