@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from platforms import preflight
 from platforms.core import registry
 from platforms.errors import UserError
 
@@ -52,6 +53,7 @@ def data_prepare(
 
     if source not in prepare.SOURCES:
         raise UserError(f"unknown dataset source {source!r}; choose one of: {', '.join(prepare.SOURCES)}")
+    preflight.output_folder(out)
     try:
         if if_missing and out.is_dir() and any(out.iterdir()):
             detect_format(out)
@@ -104,6 +106,8 @@ def launch(
     from platforms.core.api import Job
     from platforms.core.progress import JobProgress
 
+    if out is not None:
+        preflight.output_folder(out)
     job = Job(data=data, out=out or launcher.default_out(platform, model), model=model, epochs=epochs,
               per_class=per_class, seed=seed, target_accuracy=target_accuracy, checkpoint_dir=checkpoint_dir,
               hyperparameters=parse_pairs(hp, "--hp"), devices=devices, nodes=nodes)
@@ -113,6 +117,9 @@ def launch(
     if dry_run:
         typer.echo(launcher.plan_text(platform, job, settings))
         return
+    preflight.tracking_store(_tracking_uri())
+    if baseline is not None:
+        preflight.store_exists(_tracking_uri(), f"--baseline {baseline!r}")
     base_run = launcher.find_run(baseline) if baseline is not None else None
     console = _console()
     with JobProgress(console, enabled=not as_json) as progress:
@@ -166,6 +173,7 @@ def runs(
 
     if kind not in tracking.RUN_KINDS:
         raise UserError(f"--kind {kind!r} is not a kind of run; choose one of: {', '.join(tracking.RUN_KINDS)}")
+    preflight.tracking_store(tracking.tracking_uri())
     rows = [tracking.run_summary(r) for r in tracking.list_runs(limit, None if kind == "all" else kind)]
     if as_json:
         typer.echo(tracking.dumps(rows))
@@ -184,6 +192,9 @@ def check(
     A tracked run gets the verdict as a tag; the report leaves out runs that fail."""
     from platforms.bench import compliance
 
+    if not Path(run).exists() and "/" not in run:
+        preflight.tracking_store(_tracking_uri())
+        preflight.store_exists(_tracking_uri(), f"run {run!r}")
     code = compliance.cli_main(run, container)
     if code:
         raise typer.Exit(code)
@@ -203,7 +214,7 @@ def platforms(
 
 @app.command()
 def load(
-    target: str = typer.Argument(..., help="http://HOST:PORT[/path] of a `serve` (default path /invocations), "
+    target: str = typer.Argument(..., help="http://HOST:PORT[/path] of a `platbench serve` (default path /invocations), "
                                              f"or PLATFORM:ENDPOINT for a platform with endpoints ({ENDPOINT_PLATFORMS})"),
     requests: int = typer.Option(1000, "--requests", "-n", help="measured requests"),
     concurrency: int = typer.Option(10, "--concurrency", "-c", help="clients in a closed loop (with --rate: most in flight)"),
@@ -237,10 +248,63 @@ def load(
 
 
 @app.command()
+def serve(
+    run: str = typer.Argument(..., help="a run folder (serves its model/), a model folder (model.pt + model.json), "
+                                        "or an MLflow run id or prefix (`platbench runs`)"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on; 0.0.0.0 opens it to other machines"),
+    port: int = typer.Option(8080, "--port", min=1, max=65535),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    max_batch: int = typer.Option(64, "--max-batch", min=1, help="most images per forward pass"),
+    access_log: bool = typer.Option(False, "--access-log", help="log every request"),
+) -> None:
+    """Serve a trained model over HTTP until Ctrl-C: POST an image to /invocations, GET /ping; measure it with
+    `platbench load http://127.0.0.1:8080` or `platbench predict FOLDER --endpoint http://127.0.0.1:8080`."""
+    import shutil
+    import tempfile
+
+    from trainer.inference import ModelError, read_card
+    from trainer.serve import serve_main
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--device {device!r}: choose auto, cpu or cuda")
+    path, tmp = Path(run), None
+    if not path.exists():
+        if "/" in run or run.startswith("."):
+            raise UserError(f"{run}: no such run or model folder")
+        preflight.tracking_store(_tracking_uri())
+        preflight.store_exists(_tracking_uri(), f"run {run!r}")
+        from platforms.core import tracking
+        from platforms.core.launch import find_run
+
+        from mlflow.exceptions import MlflowException
+
+        found = find_run(run, "run")
+        tmp = Path(tempfile.mkdtemp(prefix="platbench-serve-"))
+        try:
+            path = Path(tracking.client().download_artifacts(found.info.run_id, "model", str(tmp)))
+        except (MlflowException, OSError) as exc:  # no such artifact, or the store's artifacts are unreachable
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise UserError(f"run {found.info.run_id[:8]} has no model to serve ({' '.join(str(exc).split())[:200]})") from None
+    model_dir = path / "model" if (path / "model").is_dir() and not (path / "model.json").exists() else path
+    try:
+        read_card(model_dir)
+        code = serve_main(["--model-dir", str(model_dir), "--host", host, "--port", str(port), "--device", device,
+                           "--max-batch", str(max_batch), *(["--access-log"] if access_log else [])])
+    except ModelError as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
 def predict(
     folder: Path = typer.Argument(..., help="folder of PNG/JPEG images (class-named parent folders give labels)"),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="predict in-process with this model (model.pt + model.json)"),
-    endpoint: Optional[str] = typer.Option(None, "--endpoint", help=f"or through an endpoint: URL or PLATFORM:NAME ({ENDPOINT_PLATFORMS})"),
+    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="or through an endpoint: the URL of a `platbench "
+                                           f"serve` (http://127.0.0.1:8080) or PLATFORM:NAME ({ENDPOINT_PLATFORMS})"),
     batch_size: int = typer.Option(256, "--batch-size", help="images per forward pass (--model-dir)"),
     concurrency: int = typer.Option(4, "--concurrency", "-c", help="requests in flight (--endpoint)"),
     fmt: str = typer.Option("image", "--format", help="image | json (--endpoint)"),
@@ -349,7 +413,15 @@ def report(
     """Render the comparison (report.md + a self-contained, offline index.html) from the MLflow runs."""
     from platforms.report import cli_main as report_main
 
+    preflight.output_folder(out)
+    preflight.tracking_store(_tracking_uri())
     report_main(out, sweep, root, alpha, _console())
+
+
+def _tracking_uri() -> str:
+    from platforms.core.tracking import tracking_uri
+
+    return tracking_uri()
 
 
 def _baseline_table(base_run, rows, mismatch):
@@ -375,11 +447,24 @@ def _console(stdout: bool = False):
 
 
 def main() -> None:
-    """Console-script entry: a user error becomes one line on stderr and exit code 2; any other error (a
-    cloud API refusing a step, a bug) one line naming its type and exit code 1. PLATBENCH_TRACEBACK=1
-    lets it through with its traceback, for a bug report."""
+    """Console-script entry: a user error (a UserError, or click's refusal of an option or command) becomes
+    one line on stderr and exit code 2; any other error (a cloud API refusing a step, a bug) one line naming
+    its type and exit code 1. PLATBENCH_TRACEBACK=1 lets it through with its traceback, for a bug report."""
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer's own click
+
     try:
-        app()
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # a bare group: its help, as before
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ClickException as exc:
+        where = f" (see `{exc.ctx.command_path} --help`)" if getattr(exc, "ctx", None) else ""
+        text = " ".join(exc.format_message().split())
+        typer.echo(f"platbench: error: {text}{where}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("platbench: aborted", err=True)
+        sys.exit(130)
     except UserError as exc:
         typer.echo(f"platbench: error: {exc}", err=True)
         sys.exit(2)
@@ -390,8 +475,32 @@ def main() -> None:
         typer.echo(f"platbench: error: {type(exc).__name__}: {text[:600]} (PLATBENCH_TRACEBACK=1 shows where)",
                    err=True)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 from platforms.scorecard.cli import app as scenario_app  # noqa: E402
 app.add_typer(scenario_app, name="scenario")
 from platforms.image.cli import app as image_app  # noqa: E402
 app.add_typer(image_app, name="image")
+
+
+def _first_sentence(doc: str) -> str:
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    end = paragraph.find(". ")
+    return paragraph if end < 0 else paragraph[:end + 1]
+
+
+def _whole_summaries(typer_app: typer.Typer) -> None:
+    """click cuts a command's summary in `--help` at about 45 characters, mid-sentence ("SDK installed (or
+    the extra to..."): each command and group gets its whole first sentence instead."""
+    for info in typer_app.registered_commands:
+        doc = info.help or (info.callback.__doc__ if info.callback else None)
+        if doc and not info.short_help:
+            info.short_help = _first_sentence(doc)
+    for group in typer_app.registered_groups:
+        doc = group.help or group.typer_instance.info.help
+        if isinstance(doc, str) and not group.short_help:
+            group.short_help = _first_sentence(doc)
+        _whole_summaries(group.typer_instance)
+
+
+_whole_summaries(app)

@@ -258,3 +258,38 @@ def test_azureml_model_dir_is_read_at_its_root_or_in_the_registered_folder(tmp_p
     empty.mkdir()
     with pytest.raises(ConfigError, match="holds no model.json"):
         resolve_model_dir(None, {"AZUREML_MODEL_DIR": str(empty)})
+
+
+# ------------------------------------------------------------------------------------------ platbench serve
+def test_serve_listens_on_this_machine_only_unless_told(tmp_path):
+    from trainer.serve import settings_from
+
+    assert settings_from(["--model-dir", str(tmp_path)], env={}).host == "127.0.0.1"
+    assert settings_from(["--model-dir", str(tmp_path), "--host", "0.0.0.0"], env={}).host == "0.0.0.0"
+
+
+def test_platbench_serve_a_run_folder_then_load_it(tmp_path, model):
+    """The README's pair: `platbench serve RUN` (a run folder: its model/ is served) and `platbench load`."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from _serving import Server, free_port, wait_ready
+    from stand_in.cli import platbench_here
+
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIP_", "SAGEMAKER_", "PLATBENCH_SERVE_HOST"))}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "platbench"), "serve", str(model.parent), "--port",
+                             str(port), "--device", "cpu"], cwd=tmp_path, env=env, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT)
+    server = Server(proc, port, log)
+    try:
+        wait_ready(server, timeout=120)
+        assert f"on 127.0.0.1:{port}" in server.output()
+        load = platbench_here("load", server.base, "-n", "20", "--warmup", "2", "--no-track", "--json", cwd=tmp_path)
+        assert load.returncode == 0, load.stderr
+        report = json.loads(load.stdout)
+        assert report["summary"]["ok"] == 20 and report["summary"]["failed"] == 0
+    finally:
+        assert server.stop() == 0, server.output()

@@ -14,12 +14,7 @@ from pathlib import Path
 from trainer import environment, image_record
 from trainer.data.staged import materialize
 from trainer.errors import ConfigError, DataError
-
-HYPERPARAMETER_FLAGS = {  # flag → (type, Hyperparameters field)
-    "epochs": int, "batch-size": int, "lr": float, "momentum": float, "weight-decay": float,
-    "label-smoothing": float, "warmup-fraction": float, "tta": int, "translate": int, "eval-batch-size": int,
-    "min-steps": int,
-}
+from trainer.hyperparameters import FLAGS as HYPERPARAMETER_FLAGS, check_ranges
 
 
 def _fraction(text: str) -> float:
@@ -72,6 +67,8 @@ def config_from_args(argv: list[str], env=None):
     place = environment.resolve(env)
     p = parser()
     ns = p.parse_args(channel_args(place.hyperparameters) + argv)
+    overrides = {flag.replace("-", "_"): getattr(ns, flag.replace("-", "_")) for flag in HYPERPARAMETER_FLAGS}
+    check_ranges(overrides)  # before any data is staged or output folder made
     data = ns.data or place.data_dir
     if data is None:
         raise ConfigError("no dataset: pass --data DIR (or run on a platform that provides a data channel)")
@@ -79,7 +76,6 @@ def config_from_args(argv: list[str], env=None):
     out = ns.out or place.output_dir
     model_dir = ns.model_dir or (out / "model" if ns.out else place.model_dir)
     checkpoint_dir = ns.checkpoint_dir or (out / "checkpoints" if ns.out else place.checkpoint_dir)
-    overrides = {flag.replace("-", "_"): getattr(ns, flag.replace("-", "_")) for flag in HYPERPARAMETER_FLAGS}
     image = image_record.identity(env)
     if image.why_none:
         print(f"image identity: none recorded: {image.why_none}", file=sys.stderr)

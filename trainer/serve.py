@@ -102,7 +102,7 @@ class HTTPError(Exception):
 @dataclass
 class ServeSettings:
     model_dir: Path
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"  # this machine only; a container entry (docker/serve) opens it with --host 0.0.0.0
     port: int = DEFAULT_PORT
     health_routes: list[str] = field(default_factory=lambda: [SAGEMAKER_PING])
     predict_routes: list[str] = field(default_factory=lambda: [SAGEMAKER_INVOCATIONS])
@@ -134,7 +134,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dir", type=Path,
                    help="model.pt + model.json (default: PLATBENCH_MODEL_DIR, AIP_STORAGE_URI, AZUREML_MODEL_DIR, "
                         "/opt/ml/model)")
-    p.add_argument("--host", help="bind address (default 0.0.0.0, or PLATBENCH_SERVE_HOST)")
+    p.add_argument("--host", help="bind address (default 127.0.0.1, or PLATBENCH_SERVE_HOST; the image's "
+                   "`serve` passes 0.0.0.0, which the platforms need)")
     p.add_argument("--port", type=int, help="default AIP_HTTP_PORT, SAGEMAKER_BIND_TO_PORT, else 8080")
     p.add_argument("--max-batch", type=int, help="most images per forward pass (default 64; PLATBENCH_SERVE_MAX_BATCH)")
     p.add_argument("--batch-wait-ms", type=float,
@@ -248,7 +249,7 @@ def settings_from(argv: list[str], env: Mapping[str, str] | None = None) -> Serv
                 routes.append(route)
     s = ServeSettings(
         model_dir=model_dir, cleanup_dir=cleanup,
-        host=ns.host or env.get("PLATBENCH_SERVE_HOST") or "0.0.0.0", port=port,
+        host=ns.host or env.get("PLATBENCH_SERVE_HOST") or ServeSettings.host, port=port,
         health_routes=health, predict_routes=predict,
         max_batch=ns.max_batch or _env_num(env, "PLATBENCH_SERVE_MAX_BATCH") or 64,
         batch_wait_ms=ns.batch_wait_ms if ns.batch_wait_ms is not None else (

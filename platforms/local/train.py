@@ -63,18 +63,26 @@ class LocalPlatform(Platform):
             if not gpus and job.devices > (os.cpu_count() or 1):
                 raise UserError(f"--devices {job.devices}: no GPU visible and only {os.cpu_count()} CPU(s) for "
                                 "the CPU processes")
-        from trainer.data import cache
-        from trainer.errors import DataError
-        from trainer.models import PRESETS
+        from trainer.data import cache, subset
+        from trainer.errors import ConfigError, DataError
+        from trainer.hyperparameters import check_ranges
+        from trainer.models import PRESETS, with_overrides
+        from trainer.train import check_settings
 
         if job.model not in PRESETS:
             raise UserError(f"unknown model {job.model!r}; choose one of: {', '.join(PRESETS)}")
-        typed_overrides(job.hyperparameters)
+        overrides = typed_overrides(job.hyperparameters)
         try:
-            # Decoding here (into the fingerprint-keyed cache the trainer then reads) reports a corrupt
-            # or inconsistent dataset before an MLflow run or an output folder exists.
-            cache.load(job.data)
-        except DataError as exc:
+            # what the trainer would refuse after its output folder and the MLflow run exist, refused first:
+            # the merged settings, then the dataset (decoded into the fingerprint-keyed cache the trainer
+            # then reads) and --per-class against its classes
+            check_ranges(overrides)
+            hp = with_overrides(PRESETS[job.model].hyperparameters, **overrides)
+            check_settings(job.epochs or hp.epochs, hp.batch_size, job.target_accuracy)
+            data = cache.load(job.data)
+            if job.per_class is not None:
+                subset.per_class_split(data.y_train, data.classes, job.per_class, job.seed)
+        except (ConfigError, DataError) as exc:
             raise UserError(str(exc)) from None
 
     def run_tags(self, job: Job) -> dict[str, str]:
