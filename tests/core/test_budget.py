@@ -58,16 +58,18 @@ def test_the_dry_run_prices_each_run_and_refuses_an_over_budget_plan(stand_in, p
         launch.plan_text("rekognition", job, {}, max_usd=100)
 
 
-def test_expected_hours_come_from_a_finished_run_of_the_same_condition(stand_in, price_cache, tmp_path, monkeypatch):
+def test_expected_hours_come_from_a_finished_run_of_the_same_condition(stand_in, price_cache, tmp_path, monkeypatch,
+                                                                    kit_store):
+    """In the kit's shared store (a new one costs seconds), as a resnet18 run: no kit run is one."""
     monkeypatch.chdir(tmp_path)
     price_cache(1.0, 0.5)
     c = tracking.client()
     T = tracking.Tag
-    run = c.create_run(tracking.experiment_id(c), tags={T.PLATFORM: "vertex", T.MODEL: "small", T.STATUS: "finished",
+    run = c.create_run(tracking.experiment_id(c), tags={T.PLATFORM: "vertex", T.MODEL: "resnet18", T.STATUS: "finished",
                                                         T.INSTANCE_TYPE: "n1-standard-8+1xNVIDIA_TESLA_T4"})
     c.log_metric(run.info.run_id, "seconds_wall", 720.0)
     c.set_terminated(run.info.run_id)
-    line = cost_plan.line("vertex", Job(data=stand_in.data, out=tmp_path / "o"), {"bucket": "pb-plan"})
+    line = cost_plan.line("vertex", Job(data=stand_in.data, out=tmp_path / "o", model="resnet18"), {"bucket": "pb-plan"})
     assert line.hours == pytest.approx(0.2) and line.expected_usd == pytest.approx(0.3)
     assert f"finished run {run.info.run_id[:8]}, 720 s" in line.hours_from
     assert line.upper_usd == pytest.approx(1.5 * 4)  # max_run's default, 4 h
