@@ -235,6 +235,9 @@ class ApoloPlatform(CloudJobPlatform):
             why = unusable_gpu(gpu.model) if gpu is not None else None
             if why:
                 raise UserError(f"apolo: preset {cfg.preset!r}: {why}")
+            # whole GPUs or MIG slices: either way the trainer must use CUDA (--device cuda)
+            job.on_hardware((gpu.count if gpu is not None else 0)
+                            + sum(m.count for m in (self._preset.nvidia_migs or {}).values()))
             image = self.session.client.parse.remote_image(image_ref(cfg.image, self.where),
                                                            cluster_name=self.where.cluster)
         except ValueError as exc:

@@ -65,6 +65,7 @@ def test_launch_end_to_end(dataset, tmp_path, monkeypatch, apolo):
     # the job the SDK sent: preset, full image name, volumes (data read-only, output read-write), command, env
     (_, path, body), = jobs_started(apolo)
     assert path == "/api/v1/jobs?from_preset" and body["preset_name"] == "cpu-small"
+    assert "--device" not in body["command"]  # a CPU preset: the trainer's auto
     assert body["image"] == f"127.0.0.1:{apolo.port}/pb-org/pb-project/platbench:1"  # the registry is the server
     # the image's digest, read from the cluster registry (a tag can move), recorded and given to the trainer
     digest = apolo.images["pb-org/pb-project/platbench:1"]
@@ -180,6 +181,9 @@ def test_a_preempted_job_restarts_and_resumes_from_its_checkpoint(stand_in, tmp_
     assert outcome.status == "finished", outcome.message
     (_, _, body), = jobs_started(apolo)
     assert body["restart_policy"] == "on-failure"
+    # a GPU preset (nvidia_gpu in the cluster's config): the trainer must use CUDA, and fails in one line where
+    # it cannot (tests/test_trainer_device.py; the stand-in replays its golden run and resolves no device)
+    assert "--device cuda" in body["command"]
     m = tracking.client().get_run(run_id).data.metrics
     assert m["apolo_restarts"] == 1
     assert m["upload_objects_sent"] == len(list(dataset.rglob("*.png")))  # naive staging: one file each
