@@ -22,6 +22,9 @@ STORAGE_PLATFORMS = " | ".join(n for n in registry.names() if registry.spec(n).s
 # stdout carries the --json documents: with a tracking server MLflow would write "View run …" links to it
 # when a run ends (MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT, mlflow/tracking/_tracking_service/client.py)
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+# MLflow draws a progress bar on stderr for every artifact it uploads or downloads (`check` fetches three
+# files, a launch logs a model): noise around platbench's own output, in a pipe most of all
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 app = typer.Typer(
     name="platbench",
@@ -92,6 +95,8 @@ def launch(
                               "--set instance/replica count)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and equivalent commands; create nothing"),
     as_json: bool = typer.Option(False, "--json", help="print results as JSON instead of a table"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="the job's log lines on stderr as they come (they "
+                                 "are always in OUT/train.log)"),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="compare with this MLflow run (id or prefix); "
                                            "refused when it was made with another image"),
     allow_image_mismatch: bool = typer.Option(False, "--allow-image-mismatch",
@@ -123,6 +128,7 @@ def launch(
     base_run = launcher.find_run(baseline) if baseline is not None else None
     console = _console()
     with JobProgress(console, enabled=not as_json) as progress:
+        progress.verbose = verbose  # read by the launchers that echo a job's log lines
         outcome, run_id = launcher.launch(platform, job, settings, progress, base_run, allow_image_mismatch)
     if outcome.status != "finished":
         typer.echo(f"platbench: {outcome.status}: {outcome.message} (MLflow run {run_id})", err=True)

@@ -136,7 +136,8 @@ class LocalPlatform(Platform):
         epochs = handle.overrides.get("epochs") or get_preset(handle.model).hyperparameters.epochs
         if handle.devices > 1:
             return self._wait_ranks(handle, progress, epochs)
-        echo = None if progress.console.is_terminal else progress.print
+        # the log lines are in train.log; the console shows the bar, and the lines themselves with --verbose
+        echo = progress.print if getattr(progress, "verbose", False) else None
         previous = signal.getsignal(signal.SIGINT)
 
         def on_sigint(signum, frame):

@@ -7,12 +7,14 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 import typer.main
 from typer.testing import CliRunner
 
 from platforms.cli import app
+from stand_in import stand_in  # noqa: F401 (fixture)
 
 PY = sys.executable
 
@@ -97,3 +99,16 @@ def test_runs_with_an_unknown_kind_names_the_kinds(tmp_path):
     r = _platbench(["runs", "--kind", "bogus"], tmp_path)
     assert r.returncode == 2
     assert "choose one of: train, load" in r.stderr and r.stderr.strip().count("\n") == 0
+
+
+def test_a_piped_launch_prints_only_the_results_table(tmp_path, stand_in):
+    """Issue 28, quiet pipes: stdout holds the results table alone; stderr no per-epoch log line and no MLflow
+    artifact progress bar (without --verbose); the log lines are all in train.log."""
+    r = subprocess.run([str(Path(PY).parent / "platbench"), "launch", "local", "--data", str(stand_in.data),
+                        "--epochs", "2", "--out", "o"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, **stand_in.env()}, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.lstrip().startswith("local · small") and r.stdout.rstrip().endswith("┘"), r.stdout
+    assert "MLflow run" in r.stdout and "- Epoch" not in r.stdout
+    assert "- Epoch" not in r.stderr and "artifacts" not in r.stderr.lower(), r.stderr
+    assert "- Epoch: 2" in (tmp_path / "o" / "train.log").read_text()
