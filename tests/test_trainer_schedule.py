@@ -1,6 +1,7 @@
-"""The step budget of small --per-class runs: a fixed epoch count on 20 images per class is a handful of
-optimizer steps and leaves the model near chance; `min_steps` makes each epoch several passes over the
-images (epochs and evaluations stay the preset's), and results.json says what was run and why."""
+"""The step budget of small datasets (--per-class subsets or one's own): a fixed epoch count on 20 images per
+class, or on 160 images of two classes, is a handful of optimizer steps and leaves the model near chance;
+`min_steps` makes each epoch several passes over the images (epochs and evaluations stay the preset's), and
+results.json says what was run and why."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from trainer import loglines
 from trainer.results import read_metrics
-from trainer.train import TrainConfig, plan_schedule, run
+from trainer.train import TrainConfig, plan_schedule, run, step_budget_applies
 
 
 def train(data: Path, out: Path, **kw):
@@ -23,9 +24,12 @@ def train(data: Path, out: Path, **kw):
 
 
 def test_plan_schedule():
-    # full data: the preset's schedule, whatever the budget
-    assert plan_schedule(10, 11, 200, None, 1437, 128) == {
-        "epochs": 10, "passes_per_epoch": 1, "steps_per_epoch": 11, "steps": 110, "min_steps": 200, "reason": None}
+    # full data that already gives the budget (CIFAR-10 at batch 128): the preset's schedule
+    assert plan_schedule(10, 390, 200, None, 50000, 128) == {
+        "epochs": 10, "passes_per_epoch": 1, "steps_per_epoch": 390, "steps": 3900, "min_steps": 200, "reason": None}
+    # budget off (min_steps 0), or a full-data run given its own epochs: the epochs as set
+    assert plan_schedule(10, 1, 0, None, 160, 128, budgeted=True)["passes_per_epoch"] == 1
+    assert plan_schedule(3, 1, 200, None, 160, 128, budgeted=False)["passes_per_epoch"] == 1
     # a per-class run that already meets the budget is left alone
     assert plan_schedule(10, 40, 200, 500, 4000, 128)["passes_per_epoch"] == 1
     # 20 per class of 10 classes: 16 train images each, one batch a pass → 20 passes an epoch
@@ -45,6 +49,39 @@ def test_plan_schedule():
                 assert s["steps"] >= min_steps and (s["reason"] is None) == (s["passes_per_epoch"] == 1)
                 # the fewest passes that meet the budget
                 assert s["passes_per_epoch"] == 1 or (s["passes_per_epoch"] - 1) * spp * epochs < min_steps
+
+
+def test_a_small_dataset_of_ones_own_gets_the_step_budget_too():
+    # issue 25: two classes of 80 training images made 10 steps at defaults and ended at chance
+    s = plan_schedule(10, 1, 200, None, 160, 128, budgeted=True)
+    assert (s["epochs"], s["passes_per_epoch"], s["steps_per_epoch"], s["steps"]) == (10, 20, 20, 200)
+    assert s["reason"] == ("160 training images make 1 step a pass at batch size 128; each of the 10 epochs makes "
+                           "20 passes to reach min_steps 200")
+    # the bundled digits (1,442 training images, 11 steps a pass): two passes an epoch
+    s = plan_schedule(10, 11, 200, None, 1442, 128, budgeted=True)
+    assert (s["passes_per_epoch"], s["steps"]) == (2, 220)
+    for epochs in (1, 3, 10, 30):
+        for spp in (1, 2, 3, 7, 13, 400):
+            for min_steps in (0, 1, 50, 199, 200, 1000):
+                s = plan_schedule(epochs, spp, min_steps, None, 999, 64, budgeted=True)
+                assert s["steps"] >= min_steps and s["steps"] == epochs * s["steps_per_epoch"]
+                assert s["passes_per_epoch"] == 1 or (s["passes_per_epoch"] - 1) * spp * epochs < min_steps
+    # who has the budget: the ablation always; full data on the preset's epochs, or with min_steps set
+    assert step_budget_applies(20, {"epochs": 1}) and step_budget_applies(None, {})
+    assert step_budget_applies(None, {"batch_size": 8}) and step_budget_applies(None, {"epochs": 3, "min_steps": 9})
+    assert not step_budget_applies(None, {"epochs": 3})  # a quick run of one's own stays quick
+
+
+def test_full_data_run_records_its_budget_in_results(color_data, tmp_path):
+    # 120 training images at batch 32: 3 steps a pass; one epoch needs 2 passes to reach 6 steps
+    res, lines = train(color_data, tmp_path, overrides={"epochs": 1, "batch_size": 32, "min_steps": 6})
+    assert res.schedule.model_dump() == {
+        "epochs": 1, "passes_per_epoch": 2, "steps_per_epoch": 6, "steps": 6, "min_steps": 6,
+        "reason": "120 training images make 3 steps a pass at batch size 32; each of the 1 epochs makes 2 passes "
+                  "to reach min_steps 6"}
+    assert res.epochs_completed == 1 and res.dataset.per_class is None
+    assert f"Schedule: {res.schedule.reason} (6 steps)" in lines
+    assert loglines.parse("\n".join(lines))["optimizer_steps"] == [6]
 
 
 def test_small_per_class_run_makes_several_passes_an_epoch(color_data, tmp_path):

@@ -60,7 +60,7 @@ class TrainBatches:
     buffer; batches are views of that buffer.
 
     `passes` > 1 makes one epoch several shuffled, augmented passes over the images (each drawn after the
-    last from the epoch's generator): a tiny --per-class set then gets enough optimizer steps an epoch."""
+    last from the epoch's generator): a tiny set then gets enough optimizer steps an epoch (train.plan_schedule)."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, mean: list[float], std: list[float],
                  seed: int, flip: bool = True, translate: int = 2, drop_last: bool = True, passes: int = 1,
