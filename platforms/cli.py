@@ -179,12 +179,18 @@ def runs(
 
     if kind not in tracking.RUN_KINDS:
         raise UserError(f"--kind {kind!r} is not a kind of run; choose one of: {', '.join(tracking.RUN_KINDS)}")
-    preflight.tracking_store(tracking.tracking_uri())
-    rows = [tracking.run_summary(r) for r in tracking.list_runs(limit, None if kind == "all" else kind)]
+    uri = tracking.tracking_uri()
+    preflight.tracking_store(uri)
+    absent = uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists()  # not made by a look
+    rows = [] if absent else [tracking.run_summary(r) for r in tracking.list_runs(limit, None if kind == "all" else kind)]
     if as_json:
         typer.echo(tracking.dumps(rows))
+    elif not rows:
+        what = "runs" if kind == "all" else f"{kind} runs"
+        typer.echo(f"no {what} in {uri} yet: `platbench launch local --data DIR` records one (or set "
+                   "MLFLOW_TRACKING_URI to another store)", err=True)
     else:
-        _console(stdout=True).print(runs_table(rows, tracking.tracking_uri()))
+        _console(stdout=True).print(runs_table(rows, uri))
 
 
 @app.command()

@@ -53,6 +53,9 @@ def runs_table(rows: list[dict], uri: str) -> Table:
         t.add_column(col, no_wrap=True, overflow="ellipsis")
     for r in rows:
         started = datetime.fromtimestamp(r["start_time"] / 1000).strftime("%m-%d %H:%M") if r["start_time"] else "-"
+        if r.get("kind") == "sweep":  # a sweep's parent run: its cells are the rows with figures
+            t.add_row(r["run_id"][:6], started, r["status"].lower(), f"sweep {r['name'] or ''}".strip(), *["-"] * 7)
+            continue
         t.add_row(r["run_id"][:6], started, r["status"].lower(), r["platform"] or "-", r["model"] or "-",
                   (r["dataset"] or "-")[:10], r["per_class"] or "-", r["seed"] or "-", _f(r["test_accuracy"]),
                   _f(r["seconds_train"], "{:.1f}"), _f(r["seconds_to_target"], "{:.1f}"))

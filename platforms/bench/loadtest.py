@@ -60,7 +60,21 @@ def parse_target(text: str, health_path: Optional[str] = None) -> Target:
         # SageMaker's pair; on a Vertex route the health check is a GET on the same path by default.
         health_path = "/ping" if path == "/invocations" else path
     health = urlunsplit((parts.scheme, parts.netloc, health_path, "", ""))
+    resolve_host(parts.hostname, text)
     return Target(kind="http", url=predict, health_url=health)
+
+
+def resolve_host(host: str, target: str) -> None:
+    """A host name that does not resolve is a typo or a missing network, not a server that is down: said so
+    before any request (the probe would only see connection errors)."""
+    import socket
+
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror as exc:
+        raise UserError(f"target {target!r}: cannot resolve host {host!r} ({exc.strerror})") from None
+    except UnicodeError:
+        raise UserError(f"target {target!r}: {host!r} is not a valid host name") from None
 
 
 def make_transport(target: Target, concurrency: int, timeout_s: float, headers: dict[str, str] | None = None,

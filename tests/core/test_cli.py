@@ -53,13 +53,15 @@ def _closed_port() -> int:
         return s.getsockname()[1]  # closed again when the block ends: nothing listens there
 
 
-@pytest.mark.parametrize("target", ["notaurl.invalid", "closed"])
-def test_load_against_nothing_is_one_line_and_records_nothing(tmp_path, target):
+@pytest.mark.parametrize("target,says", [("notaurl.invalid", "cannot resolve host 'notaurl.invalid'"),
+                                         ("closed", "answered nothing")])
+def test_load_against_nothing_is_one_line_and_records_nothing(tmp_path, target, says):
+    """A name that does not resolve is said so (issue 28), a closed port is a server that answers nothing."""
     if target == "closed":
         target = f"http://127.0.0.1:{_closed_port()}"
     r = _platbench(["load", target, "-n", "5", "--warmup", "0", "--retries", "0"], tmp_path)
     assert r.returncode == 2, r.stdout + r.stderr
-    assert r.stderr.strip().count("\n") == 0 and "answered nothing" in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and says in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "mlflow.db").exists()
 
@@ -112,3 +114,25 @@ def test_a_piped_launch_prints_only_the_results_table(tmp_path, stand_in):
     assert "MLflow run" in r.stdout and "- Epoch" not in r.stdout
     assert "- Epoch" not in r.stderr and "artifacts" not in r.stderr.lower(), r.stderr
     assert "- Epoch: 2" in (tmp_path / "o" / "train.log").read_text()
+
+
+def test_runs_on_a_new_folder_says_how_to_record_one_and_makes_no_store(tmp_path):
+    from stand_in.cli import platbench_here
+
+    r = platbench_here("runs", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout == "", r.stdout
+    assert "no train runs in" in r.stderr and "platbench launch local" in r.stderr, r.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_sweep_parent_row_names_its_sweep():
+    from rich.console import Console
+
+    from platforms.runs_table import runs_table
+
+    row = {"run_id": "abcdef123", "start_time": 0, "status": "FINISHED", "platform": None, "model": None,
+           "dataset": None, "per_class": None, "seed": None, "test_accuracy": None, "seconds_train": None,
+           "seconds_to_target": None, "kind": "sweep", "name": "sw-1"}
+    console = Console(record=True, width=200)
+    console.print(runs_table([row], "sqlite:///x.db"))
+    assert "sweep sw-1" in console.export_text()
