@@ -79,6 +79,37 @@ def test_the_run_logs_an_mlflow_model_in_the_trainer_layout(run):
     assert m.signature.params.to_dict()[0]["name"] == "top_k"
     reqs = (cwd / "downloaded/model/requirements.txt").read_text().splitlines()
     assert any(line.startswith("torch==") for line in reqs) and any(line.startswith("mlflow") for line in reqs)
+    # what a serving environment is built from (requirements.txt, conda.yaml's pip list): torch from the CPU
+    # wheel index, public versions only (test_requirements_take_torch_from_the_cpu_wheel_index)
+    from trainer.mlflow_model import CPU_WHEELS
+
+    assert f"--extra-index-url {CPU_WHEELS}" in reqs and not [r for r in reqs if "==" in r and "+" in r]
+    import yaml
+
+    pip = next(d["pip"] for d in yaml.safe_load((cwd / "downloaded/model/conda.yaml").read_text())["dependencies"]
+               if isinstance(d, dict))
+    assert f"--extra-index-url {CPU_WHEELS}" in pip
+
+
+def test_requirements_take_torch_from_the_cpu_wheel_index():
+    """The model predicts on the CPU, and Databricks Model Serving builds its environment from these lines: no
+    local version label (a workstation's +cu132 or +cpu resolves on no other index), and PyTorch's CPU index
+    beside PyPI, whose +cpu build then wins for the same public version (PEP 440 local versions)."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    from trainer.mlflow_model import CPU_WHEELS, pin, requirements
+
+    assert pin("torch", "2.15.0+cu132") == pin("torch", "2.15.0+cpu") == pin("torch", "2.15.0") == "torch==2.15.0"
+    assert CPU_WHEELS == "https://download.pytorch.org/whl/cpu"
+    reqs = requirements()
+    assert reqs[0] == f"--extra-index-url {CPU_WHEELS}"
+    torch_pin = next(r for r in reqs if r.startswith("torch=="))
+    public = torch_pin.split("==", 1)[1]
+    assert "+" not in "".join(reqs[1:])
+    # what pip does with them: the CPU index's X+cpu matches ==X and sorts above PyPI's X, so it is taken
+    assert Version(f"{public}+cpu") in SpecifierSet(f"=={public}")
+    assert max([Version(public), Version(f"{public}+cpu")]) == Version(f"{public}+cpu")
 
 
 def test_mlflow_serve_driven_by_platbench_load(run, served):

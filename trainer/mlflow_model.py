@@ -31,6 +31,14 @@ ARTIFACT = "model_dir"          # the pyfunc artifact naming the trainer's model
 DEFAULT_TOP_K = 5
 # what the served model imports: the trainer's inference path (trainer.module imports lightning)
 REQUIREMENTS = ("mlflow", "torch", "torchvision", "lightning", "numpy", "pillow")
+# PyTorch's CPU-only wheels (torch and torchvision as X+cpu). The model predicts on the CPU (load_context), and a
+# serving environment is built from the model's requirements (Databricks Model Serving installs them when it
+# builds the endpoint: https://docs.databricks.com/aws/en/machine-learning/model-serving/private-libraries-model-serving),
+# where PyPI's Linux torch is the multi-GB CUDA build. With this index beside PyPI, `torch==2.15.0` resolves to
+# 2.15.0+cpu: a specifier without a local label ignores candidates' labels, and pip takes the highest candidate,
+# where 2.15.0+cpu sorts above 2.15.0 (PEP 440, "Local version identifiers"); where the index has no +cpu build
+# (macOS) PyPI's, already CPU-only, is taken. MLflow's own CI installs CPU torch this way (mlflow/mlflow#9340).
+CPU_WHEELS = "https://download.pytorch.org/whl/cpu"
 
 
 def _b64_column(model_input: Any) -> list[str]:
@@ -106,18 +114,24 @@ def input_example(card: dict):
     return pd.DataFrame({INPUT_COLUMN: [base64.b64encode(buf.getvalue()).decode("ascii")]})
 
 
+def pin(name: str, version: str) -> str:
+    """`name==version` without the version's PEP 440 local label (2.15.0+cu132 → 2.15.0): a label names one
+    build on one index (here the workstation's) and resolves nowhere else."""
+    return f"{name}=={version.split('+', 1)[0]}"
+
+
 def requirements() -> list[str]:
-    """Exact versions of what is installed here: given explicitly, MLflow skips inferring them (which
-    loads the model in a subprocess and takes tens of seconds)."""
+    """The versions installed here, public parts only, and the CPU wheel index (CPU_WHEELS): given explicitly,
+    MLflow skips inferring them (which loads the model in a subprocess and takes tens of seconds)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    out = []
+    out = [f"--extra-index-url {CPU_WHEELS}"]
     for name in REQUIREMENTS:
         try:
-            out.append(f"{name}=={version(name)}")
+            out.append(pin(name, version(name)))
         except PackageNotFoundError:
             try:
-                out.append(f"{name}=={version(name + '-skinny')}")
+                out.append(pin(name, version(name + "-skinny")))
             except PackageNotFoundError:
                 out.append(name)
     return out
