@@ -286,3 +286,27 @@ def test_valid_records_load_and_round_trip(doc):
     rec = parse(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
     assert len(rec.steps) == len(doc["steps"])
     assert parse(dump_record(rec)) == rec
+
+
+def test_a_bad_date_hides_no_other_problem():
+    """Issue 28: a record whose recorded_on is no date (2026-13-45) still has every other problem reported."""
+    text = GOOD.replace("recorded_on: 2026-11-20", "recorded_on: 2026-13-45").replace("minutes: 4.5", "minutes: -1")
+    found = problems(text)
+    assert [p.split(":")[1] for p in found] == ["4", "11"], found
+    assert "recorded_on: bad timestamp value '2026-13-45'" in found[0]
+
+
+def test_step_numbers_are_checked_against_scenario_md():
+    """Issue 28: a step Scenario.md does not have (scenario_step: 99 of 10) is a problem, beside the others."""
+    from platforms.scorecard.loader import check_record
+    from platforms.scorecard.source import parse_yaml
+
+    text = GOOD.replace("scenario_step: 2", "scenario_step: 99").replace("minutes: 4.5", "minutes: -1")
+    data, pos = parse_yaml(text, "scenarios/local.yaml")
+    with pytest.raises(Invalid) as info:
+        check_record(data, pos, RUBRIC, PLATFORMS, "local", scenario_steps=list(range(1, 11)))
+    found = [str(p) for p in info.value.problems]
+    assert any(":14: steps[1].scenario_step: no step 99: Scenario.md has steps 1–10" in p for p in found), found
+    assert any("steps[0].minutes" in p for p in found), found
+    assert check_record(*parse_yaml(GOOD, "scenarios/local.yaml"), RUBRIC, PLATFORMS, "local",
+                        scenario_steps=list(range(1, 11))).platform == "local"

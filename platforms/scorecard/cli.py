@@ -69,6 +69,7 @@ def validate(files: Optional[List[Path]] = FILES, root: Optional[Path] = ROOT) -
     problems: list[str] = []
     bad_files = 0
     rubric = None
+    numbers = None  # Scenario.md's step numbers, once it is read
     try:
         rubric = loader.load_rubric(project.rubric_path, project.display(project.rubric_path))
         typer.echo(f"ok   {project.display(project.rubric_path)} ({len(rubric.criteria)} criteria{_dx_count(rubric)})")
@@ -78,6 +79,7 @@ def validate(files: Optional[List[Path]] = FILES, root: Optional[Path] = ROOT) -
     if rubric is not None and project.scenario_md.exists():
         try:
             steps = load_steps(project.scenario_md, project.display(project.scenario_md), rubric.ids)
+            numbers = [st.number for st in steps]
             typer.echo(f"ok   {project.display(project.scenario_md)} ({len(steps)} scenario steps)")
         except UserError as exc:
             problems.append(str(exc))
@@ -103,7 +105,7 @@ def validate(files: Optional[List[Path]] = FILES, root: Optional[Path] = ROOT) -
         shown = project.display(path)
         try:
             data, pos = loader.load_yaml(path, shown)
-            record = loader.check_record(data, pos, rubric, platforms, path.stem, planned)
+            record = loader.check_record(data, pos, rubric, platforms, path.stem, planned, numbers)
         except Invalid as exc:
             problems += map(str, exc.problems)
             bad_files += 1

@@ -96,12 +96,13 @@ def load_rubric(path: Path, display: str | None = None) -> Rubric:
 
 # ------------------------------------------------------------------------------------------- records
 def check_record(data: Any, pos: Positions, rubric: Rubric | None, platforms: Sequence[str], stem: str | None,
-                 planned: Sequence[str] = ()) -> Record | Placeholder:
+                 planned: Sequence[str] = (), scenario_steps: Sequence[int] | None = None) -> Record | Placeholder:
     """Validate parsed record data; raise Invalid listing every problem.
 
     A file with `status` is a placeholder ("not recorded"), allowed for the registered platforms and the
     ones the published studies file names (`planned`: platforms platbench is getting).
-    Without a rubric (scoring.yaml is broken) criteria and ratings are not checked, only the shape."""
+    Without a rubric (scoring.yaml is broken) criteria and ratings are not checked, only the shape; without
+    `scenario_steps` (Scenario.md's step numbers) neither are the steps' numbers."""
     if not isinstance(data, dict):
         raise Invalid([pos.problem((), f"a record is a mapping of fields ({', '.join(RECORD_FIELDS[:4])}, steps, …)")])
     if "status" in data:
@@ -113,10 +114,11 @@ def check_record(data: Any, pos: Positions, rubric: Rubric | None, platforms: Se
             raise Invalid([pos.problem(("platform",), f"platform {holder.platform!r} does not match the file name; "
                                                       "records live in scenarios/<platform>.yaml")])
         return holder
+    step_problems = _unknown_steps(data, pos, scenario_steps)
     try:
         record = Record.model_validate(data, context={"rubric": rubric, "platforms": list(platforms)})
-    except ValidationError as exc:
-        raise Invalid(problems_from_validation_error(exc, pos)) from None
+    except ValidationError as exc:  # with the step numbers' problems: every problem in the file at once
+        raise Invalid(sorted(problems_from_validation_error(exc, pos) + step_problems, key=lambda p: p.line)) from None
 
     problems: list[Problem] = []
     if stem is not None and stem != record.platform:
@@ -127,6 +129,7 @@ def check_record(data: Any, pos: Positions, rubric: Rubric | None, platforms: Se
         if n in seen_steps:
             problems.append(pos.problem(("scenario_steps_done", i), f"step {n} is listed twice"))
         seen_steps.setdefault(n, i)
+    problems += step_problems
     seen: dict[str, int] = {}
     for i, ov in enumerate(record.overrides):
         loc = ("overrides", i)
@@ -140,6 +143,26 @@ def check_record(data: Any, pos: Positions, rubric: Rubric | None, platforms: Se
     if problems:
         raise Invalid(sorted(problems, key=lambda p: p.line))
     return record
+
+
+def _unknown_steps(data: dict, pos: Positions, scenario_steps: Sequence[int] | None) -> list[Problem]:
+    """Step numbers (scenario_steps_done, steps[].scenario_step) that Scenario.md does not have, read from the
+    raw data so they are reported beside the record's other problems."""
+    if scenario_steps is None:
+        return []
+    known = (f"Scenario.md has steps {min(scenario_steps)}–{max(scenario_steps)}" if scenario_steps
+             else "Scenario.md has no steps")
+    found = []
+    done = data.get("scenario_steps_done")
+    for i, n in enumerate(done if isinstance(done, list) else []):
+        if type(n) is int and n not in scenario_steps:
+            found.append(pos.problem(("scenario_steps_done", i), f"no step {n}: {known}"))
+    steps = data.get("steps")
+    for i, st in enumerate(steps if isinstance(steps, list) else []):
+        n = st.get("scenario_step") if isinstance(st, dict) else None
+        if type(n) is int and n not in scenario_steps:
+            found.append(pos.problem(("steps", i, "scenario_step"), f"no step {n}: {known}"))
+    return found
 
 
 def load_record(path: Path, rubric: Rubric, platforms: Sequence[str], display: str | None = None,
@@ -174,11 +197,13 @@ def load_all(project: Project, files: Sequence[Path] | None = None, platforms: S
     except Invalid as exc:
         raise exc.to_user_error() from None
     planned = published.platbench_names if published is not None else []
+    numbers = scenario_step_numbers(project, rubric)
     records, holders = [], []
     by_platform: dict[str, Path] = {}
     for path in (project.record_paths() if files is None else files):
         try:
-            record = load_record(path, rubric, platforms, project.display(path), planned)
+            data, pos = load_yaml(path, project.display(path))
+            record = check_record(data, pos, rubric, platforms, Path(path).stem, planned, numbers)
         except Invalid as exc:
             raise exc.to_user_error() from None
         if record.platform in by_platform:
@@ -186,6 +211,15 @@ def load_all(project: Project, files: Sequence[Path] | None = None, platforms: S
         by_platform[record.platform] = path
         (holders if isinstance(record, Placeholder) else records).append((path, record))
     return Loaded(rubric, records, holders, published)
+
+
+def scenario_step_numbers(project: Project, rubric: Rubric) -> list[int] | None:
+    """Scenario.md's step numbers (None when the project has no Scenario.md); its problems are a UserError."""
+    from platforms.scorecard.scenario import load_steps
+
+    if not project.scenario_md.exists():
+        return None
+    return [st.number for st in load_steps(project.scenario_md, project.display(project.scenario_md), rubric.ids)]
 
 
 def load_project(project: Project, files: Sequence[Path] | None = None,

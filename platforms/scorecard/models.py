@@ -165,6 +165,11 @@ class Record(_Strict):
             return value.date() if value.time() == dt.time() else value
         if not isinstance(value, (dt.date, str)):
             raise ValueError("write the date as YYYY-MM-DD")
+        if isinstance(value, str):  # 2026-13-45 (the YAML reader passes a date it cannot build on as text)
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError as exc:
+                raise ValueError(f"bad timestamp value {value!r}: {exc}") from None
         return value
 
     @field_validator("recorded_on")
