@@ -48,3 +48,12 @@ def test_each_readme_example_s_placeholders_pass_its_platform_s_checks(command, 
     assert r.returncode == 0, r.stderr
     needs = [line for line in r.stdout.splitlines() if "still needs" in line]
     assert not any("--set" in line for line in needs), needs
+
+
+def test_the_readme_serves_with_platbench_serve_and_load():
+    """Issue 28: serving is a platbench command, and the README's serving block starts with it and `load`."""
+    text = (REPO / "README.md").read_text()
+    block = text.split("## Serving and inference", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    first, second = [line.split("#")[0].split() for line in block.splitlines()[:2]]
+    assert first[:2] == [".venv/bin/platbench", "serve"] and second[:3] == [".venv/bin/platbench", "load", "127.0.0.1:8080"]
+    assert "--port" in first and first[first.index("--port") + 1] == "8080"
