@@ -15,6 +15,7 @@ import yaml
 from conftest import REPO, VENV_BIN, run_cmd
 
 from mlflow.tracking import MlflowClient
+from stand_in import stand_in  # noqa: F401 (fixture)
 from trainer.results import read_results
 
 
@@ -278,13 +279,17 @@ def test_train_executable_failure_is_reported_to_sagemaker(tmp_path):
     assert "does not exist" in (root / "output/failure").read_text()
 
 
-def test_compose_command_runs_natively(color_data, tmp_path):
+def test_compose_command_runs_natively(stand_in, tmp_path):
+    """The service's command line (data prepare --if-missing, then launch local with the caller's model and
+    target) with the stand-in trainer (tests/stand_in): what is tested is the command, not training; the real
+    trainer runs the compose service in the image (tests/image/test_image.py) and `launch local` here
+    (tests/local)."""
     doc = yaml.safe_load((REPO / "docker-compose.gpu.yml").read_text())
     command = doc["services"]["trainer"]["command"]
     assert command[:2] == ["sh", "-c"]
     script = command[2].replace("$$", "$")  # compose's escape for a literal $
-    shutil.copytree(color_data, tmp_path / "data/cifar10")  # already prepared: --if-missing skips the download
-    env = {**_native(tmp_path), "PLATBENCH_MODEL": "small", "PLATBENCH_TARGET": "0.5"}
+    shutil.copytree(stand_in.data, tmp_path / "data/cifar10")  # already prepared: --if-missing skips the download
+    env = {**_native(tmp_path), "PLATBENCH_MODEL": "small", "PLATBENCH_TARGET": "0.5", **stand_in.env()}
     proc = run_cmd(["sh", "-c", script], cwd=tmp_path, env=env, timeout=400)
     assert proc.returncode == 0, proc.stderr
     (out,) = (tmp_path / "runs").iterdir()

@@ -132,11 +132,16 @@ def test_per_class_run_holds_out_validation(color_data, tmp_path):
     assert res.val_accuracy is not None and "val_accuracy" in read_metrics(tmp_path)[0]
 
 
-def test_fast_and_resnet18_presets_train_a_step_on_cpu(color_data, tmp_path):
+def test_fast_and_resnet18_presets_train_a_step_on_cpu(tmp_path):
+    from conftest import write_folder_dataset
+
+    # a step and a measurement are what is checked, not accuracy: 12 training and 6 test images (the test set
+    # sets the measurement's cost, a forward pass per image per TTA view, and the big presets' evaluation)
+    data = write_folder_dataset(tmp_path / "tiny", train_per_class=4, test_per_class=2)
     for preset, passes in (("fast", 6), ("resnet18", 2)):
         seen = ImagesAfterFit()
-        outcome, _ = train(color_data, tmp_path / preset, callbacks=[seen], model=preset,
-                           overrides={"epochs": 1, "batch_size": 60})
+        outcome, _ = train(data, tmp_path / preset, callbacks=[seen], model=preset,
+                           overrides={"epochs": 1, "batch_size": 12})
         res = outcome.results
         assert res.params.total > 1_000_000
         # both use TTA (fast: 6 forward passes an image, resnet18: 2): the as-evaluated figures are measured

@@ -8,6 +8,7 @@ import json
 
 from conftest import platbench
 from stand_in import stand_in  # noqa: F401 (fixture)
+from stand_in.cli import platbench_here
 
 
 def test_a_launch_is_checked_and_a_tampered_copy_fails(stand_in, tmp_path):
@@ -21,9 +22,10 @@ def test_a_launch_is_checked_and_a_tampered_copy_fails(stand_in, tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert client.get_run(run_id).data.tags["platbench.check"] == "passed"
 
-    ok = platbench("check", str(out), cwd=tmp_path)
+    # `check` in this process (tests/stand_in/cli.py); its subprocess form: test_check_of_nothing_is_one_line
+    ok = platbench_here("check", str(out), cwd=tmp_path)
     assert ok.returncode == 0 and "ok: " in ok.stdout, ok.stdout + ok.stderr
-    ok = platbench("check", run_id[:8], cwd=tmp_path)
+    ok = platbench_here("check", run_id[:8], cwd=tmp_path)
     assert ok.returncode == 0 and f"ok: run {run_id[:8]}" in ok.stdout, ok.stdout + ok.stderr
 
     results = json.loads((out / "results.json").read_text())
@@ -31,7 +33,7 @@ def test_a_launch_is_checked_and_a_tampered_copy_fails(stand_in, tmp_path):
     (out / "results.json").write_text(json.dumps(results))
     log = (out / "train.log").read_text().splitlines()
     (out / "train.log").write_text("\n".join(line for line in log if not line.startswith("- Test top-5")) + "\n")
-    bad = platbench("check", str(out), cwd=tmp_path)
+    bad = platbench_here("check", str(out), cwd=tmp_path)
     assert bad.returncode == 1
     lines = bad.stdout.strip().splitlines()
     assert any("test_accuracy" in line for line in lines) and any("top-5" in line for line in lines)

@@ -151,11 +151,13 @@ def test_the_report_draws_batches_and_tests_one_value_per_repeat(aws, gcs, datas
     _, bucket = s3_bucket()
     name = new_bucket_name()
     storage.Client(project="test").create_bucket(name)
+    # in this process (tests/stand_in/cli.py): the subprocess forms of transfer are the tests above, report's
+    # tests/test_report.py's
     for args in (("sagemaker", "--set", f"bucket={bucket}"), ("vertex", "--set", f"bucket={name}", "--set", "project=test")):
-        proc = platbench("transfer", args[0], "--data", str(dataset), "--repeats", "2", "--batch", "64", *args[1:],
-                         cwd=tmp_path, timeout=240)
+        proc = platbench_here("transfer", args[0], "--data", str(dataset), "--repeats", "2", "--batch", "64",
+                              *args[1:], cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
-    proc = platbench("report", "--out", "rep", cwd=tmp_path, timeout=240)
+    proc = platbench_here("report", "--out", "rep", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     md = (tmp_path / "rep" / "report.md").read_text()
     section = md[md.index("## Cold transfers, batch by batch"):]

@@ -3,7 +3,11 @@ run reads the project's .platbench/image.json and records its image ID — in re
 image_id) and MLflow — only when the record's build id is the one baked into the image it runs in
 (PLATBENCH_BUILD_ID, which the image's ENV sets and the test sets here). Another build's record, or an image
 built without `platbench image build` (empty build id): no digest, and `platbench check` says why.
-scripts/image-test runs the compose service itself (tests/image/test_image.py)."""
+scripts/image-test runs the compose service itself (tests/image/test_image.py).
+
+The run is the stand-in trainer's (tests/stand_in): the record is read by trainer/cli.py and written by
+trainer/results.py in both trainers; the real trainer's results.json carrying the image identity it was given
+is tests/test_image_identity.py's baseline."""
 from __future__ import annotations
 
 import json
@@ -13,6 +17,7 @@ from conftest import platbench
 from stand_in.cli import platbench_here
 
 from mlflow.tracking import MlflowClient
+from stand_in import stand_in  # noqa: F401 (fixture)
 from trainer.image_record import ImageRecord, identity, write
 from trainer.results import read_results
 
@@ -40,16 +45,17 @@ def test_identity_comes_from_the_environment_then_from_this_builds_record(tmp_pa
     assert got.digest is None and got.why_none.startswith("no ") and "image.json" in got.why_none
 
 
-def launch(cwd, data, build_id):
-    return platbench("launch", "local", "--data", str(data), "--epochs", "1", "--hp", "batch_size=64", "--json",
-                     "--out", "runs/r", cwd=cwd, env={"PLATBENCH_BUILD_ID": build_id, "PLATBENCH_IMAGE_DIGEST": "",
-                                                      "PLATBENCH_IMAGE_ID": ""})
+def launch(cwd, stand_in, build_id):
+    return platbench("launch", "local", "--data", str(stand_in.data), "--epochs", "1", "--hp", "batch_size=64",
+                     "--json", "--out", "runs/r", cwd=cwd, env={"PLATBENCH_BUILD_ID": build_id,
+                                                                "PLATBENCH_IMAGE_DIGEST": "", "PLATBENCH_IMAGE_ID": "",
+                                                                **stand_in.env()})
 
 
 @pytest.fixture(scope="module")
-def recorded_run(tmp_path_factory, color_data):
+def recorded_run(tmp_path_factory, stand_in):
     cwd = project(tmp_path_factory.mktemp("recorded"))
-    proc = launch(cwd, color_data, "b1")
+    proc = launch(cwd, stand_in, "b1")
     assert proc.returncode == 0, proc.stderr
     return cwd, json.loads(proc.stdout)
 

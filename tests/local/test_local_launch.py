@@ -63,11 +63,12 @@ def test_mlflow_run_in_the_embedded_store(launched):
 
 def test_runs_lists_the_run(launched):
     cwd, doc = launched
-    proc = platbench("runs", "--json", cwd=cwd)
+    # in this process (tests/stand_in/cli.py); the subprocess form: test_a_run_whose_process_died_is_reconciled_as_lost
+    proc = platbench_here("runs", "--json", cwd=cwd)
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     assert rows[0]["run_id"] == doc["mlflow_run_id"] and rows[0]["status"] == "FINISHED"
-    table = platbench("runs", cwd=cwd)
+    table = platbench_here("runs", cwd=cwd)
     assert doc["mlflow_run_id"][:6] in table.stdout and "finished" in table.stdout
 
 
