@@ -252,6 +252,8 @@ def load(
     """Load-test an inference endpoint: latency percentiles, throughput, errors, resets and retries."""
     from platforms.bench import loadtest as load_mod
 
+    if out is not None:
+        preflight.output_file(out)
     code = load_mod.cli_main(target, requests, concurrency, rate, warmup, data, fmt, batch, timeout, retries,
                              max_error_rate, wait_ready, health_path, header, set_, model, image_digest, as_json,
                              out, track, platform_name, _console())
@@ -331,6 +333,8 @@ def predict(
     """Batch inference over a folder: seconds per MB, images/s and accuracy, in-process or via an endpoint."""
     from platforms.bench import batch as batch_inference
 
+    if out is not None:
+        preflight.output_file(out)
     batch_inference.cli_main(folder, model_dir, endpoint, batch_size, concurrency, fmt, batch, limit, device, out,
                              as_json, track, set_)
 

@@ -69,6 +69,9 @@ WRONG = [
     # load, predict, endpoint, transfer
     ("load-unknown-platform", ["load", "nosuch:endpoint", "--no-track"], "nosuch"),
     ("load-bad-format", ["load", "http://127.0.0.1:9/", "--format", "xml", "--no-track"], "xml"),
+    ("load-out-under-a-file", ["load", "http://127.0.0.1:9/", "--out", "afile/load.json", "--no-track"], "afile"),
+    ("predict-out-under-a-file", ["predict", DATA, "--model-dir", "{run}", "--out", "afile/p.jsonl", "--no-track"],
+     "afile"),
     ("predict-missing-folder", ["predict", "nofolder", "--model-dir", "nomodel", "--no-track"], "no"),
     ("predict-no-model", ["predict", DATA, "--no-track"], "--model-dir"),
     ("endpoint-unknown-platform", ["endpoint", "nosuch", "--dry-run"], "nosuch"),
