@@ -2,9 +2,10 @@
 
 What runs for real: platbench's client (SkyPilot 0.9.2 in .venv) talks to SkyPilot 0.9.2's own API server
 (`python -m sky.server.server`, from the side environment .venv-sky: scripts/skypilot-server-env, because
-the server does not start with the lock's FastAPI); the server checks the AWS credentials (STS), runs its
-optimizer over the catalog, and its AWS provisioner makes the real EC2/IAM calls (security group, subnets,
-RunInstances, TerminateInstances) against moto, reached through boto3's AWS_ENDPOINT_URL.
+the server does not start with the lock's FastAPI); `sky check`, as SkyPilot's setup asks, checks the AWS
+credentials (STS) and enables the cloud; the server runs its optimizer over the catalog, and its AWS
+provisioner makes the real EC2/IAM calls (security group, subnets, RunInstances, TerminateInstances) against
+moto, reached through boto3's AWS_ENDPOINT_URL.
 
 Test fixtures, not SkyPilot's data (no internet here: SkyPilot downloads its catalogs from GitHub on first
 use, and reads a catalog file it finds in ~/.sky/catalogs/<schema version>/ as "manually populated" instead):
@@ -19,18 +20,25 @@ use, and reads a catalog file it finds in ~/.sky/catalogs/<schema version>/ as "
 
 What cannot run here: the instance moto creates has no machine behind it, so SkyPilot's wait for SSH (10
 minutes, not configurable) never succeeds; nothing after it (the container, the file mounts, the trainer,
-the log tail, collect, the cost) runs. The test presses Ctrl-C during that wait.
+the log tail, collect, the cost) runs. The test presses Ctrl-C during that wait. On the server's PATH, `ssh`
+is a stand-in that fails as SSH to such an instance does, at once instead of after SkyPilot's 30-s connect
+timeout (no_route_ssh; SkyPilot's own ssh_proxy_command would do it, but SkyPilot refuses docker images
+with a proxy command on AWS).
 """
 from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import yaml
@@ -71,6 +79,17 @@ def write_catalog(home: Path, ami: str) -> None:
         "InstanceType,OnDemandInstanceCode,SpotInstanceCode\ng4dn.xlarge,L-DB2E81BA,L-3819A6DF\n")
 
 
+def no_route_ssh(folder: Path) -> Path:
+    """A folder with an `ssh` that fails as SSH to a moto instance does (there is no machine behind it: exit
+    255), at once: SkyPilot's `sky down` first runs `ray stop` on the head node over SSH, and waited out its
+    30-s ConnectTimeout there, the longest wait of both Ctrl-C tests."""
+    folder.mkdir()
+    ssh = folder / "ssh"
+    ssh.write_text("#!/bin/sh\necho 'ssh: connect to host port 22: No route to host (a moto instance)' >&2\nexit 255\n")
+    ssh.chmod(0o755)
+    return folder
+
+
 def prepare_account(aws) -> str:
     """The account state SkyPilot expects of AWS (see the module's note); returns the GPU image's id."""
     ec2, iam = aws("ec2"), aws("iam")
@@ -91,12 +110,60 @@ def prepare_account(aws) -> str:
     return images[0]["ImageId"]
 
 
-class Sky:
-    """The server's environment (what a client process needs too), the recording proxy in front of moto, and
-    boto3 clients on moto for the test's own look."""
+class SkyClient:
+    """SkyPilot client code run against the server, in one client process for the module (a process of its
+    own: the client keeps its state under the HOME it imported with; one process: its imports cost seconds):
+    each call evaluates a Python expression there (`sky` imported) and returns its value through JSON."""
 
-    def __init__(self, env: dict, proxy: Proxy):
-        self.env, self.proxy = env, proxy
+    REPLY = "platbench-test-reply: "  # a reply's line; any other line on stdout is the SDK's own
+    LOOP = ("import json, sys, traceback\nimport sky\n"
+            "for line in sys.stdin:\n"
+            "    try:\n"
+            "        reply = {'value': eval(json.loads(line))}\n"
+            "    except Exception:\n"
+            "        reply = {'error': traceback.format_exc()[-3000:]}\n"
+            f"    print({REPLY!r} + json.dumps(reply, default=str), flush=True)\n")
+
+    def __init__(self, env: dict, log: Path):
+        self.log_path, self.log = log, log.open("w")
+        self.proc = subprocess.Popen([sys.executable, "-c", self.LOOP], env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)  # the process ended
+
+    def __call__(self, code: str, timeout: float = 120) -> object:
+        self.proc.stdin.write(json.dumps(code) + "\n")
+        self.proc.stdin.flush()
+        deadline = time.time() + timeout
+        while True:
+            line = self.lines.get(timeout=max(0.0, deadline - time.time()))
+            assert line is not None, self.log_path.read_text()[-3000:]
+            if line.startswith(self.REPLY):
+                reply = json.loads(line[len(self.REPLY):])
+                assert "error" not in reply, reply.get("error")
+                return reply["value"]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
+
+
+class Sky:
+    """The server's environment (what a client process needs too), the recording proxy in front of moto, the
+    module's SkyPilot client, and boto3 clients on moto for the test's own look."""
+
+    def __init__(self, env: dict, proxy: Proxy, client: Optional[SkyClient]):
+        self.env, self.proxy, self.client = env, proxy, client
 
     def aws(self, service: str):
         import boto3
@@ -115,13 +182,16 @@ def sky_server(moto_server, tmp_path_factory):
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SKYPILOT_", "MLFLOW_", "GOOGLE_", "CLOUDSDK_", "AWS_"))}
-    env.update(HOME=str(home), PATH=f"{SERVER_PY.parent}{os.pathsep}{env.get('PATH', '')}",
+    env.update(HOME=str(home), PATH=os.pathsep.join([str(no_route_ssh(root / "bin")), str(SERVER_PY.parent),
+                                                     env.get("PATH", "")]),
                AWS_ENDPOINT_URL=proxy.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                AWS_DEFAULT_REGION="us-east-1", AWS_SHARED_CREDENTIALS_FILE=str(root / "no-credentials"),
                AWS_CONFIG_FILE=str(root / "no-config"),
                SKYPILOT_DISABLE_USAGE_COLLECTION="1", SKYPILOT_API_SERVER_ENDPOINT=f"http://127.0.0.1:{port}")
-    sky = Sky(env, proxy)
+    sky = Sky(env, proxy, None)
     write_catalog(home, prepare_account(sky.aws))
+    # the client's imports while the server starts; after the catalog, whose folders importing sky makes
+    sky.client = SkyClient(env, root / "sky-client.log")
     log_path = root / "sky-server.log"
     log = log_path.open("w")
     server = subprocess.Popen([str(SERVER_PY), "-m", "sky.server.server", "--host", "127.0.0.1", "--port", str(port)],
@@ -138,8 +208,11 @@ def sky_server(moto_server, tmp_path_factory):
 
     try:
         wait_for(healthy, 90, "SkyPilot's API server")
+        # `sky check` first, as SkyPilot's setup asks: the managed-job launch needs the cloud's storage enabled
+        assert sky.client("sorted(sky.check.check(clouds=('aws',), verbose=False))") == ["AWS"]
         yield sky
     finally:  # the server forks request workers: its whole process group goes
+        sky.client.close()
         try:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(20)
@@ -154,13 +227,21 @@ def sky_server(moto_server, tmp_path_factory):
         proxy.close()
 
 
-def sky_client(env: dict, code: str) -> object:
-    """The result of SkyPilot client code run against the server (a separate process: the client keeps its
-    state under the HOME it imported with)."""
-    r = subprocess.run([sys.executable, "-c", f"import json, sky\nprint(json.dumps({code}, default=str))"],
-                       env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout.strip().splitlines()[-1])
+@pytest.fixture(scope="module")
+def migrated_store(tmp_path_factory) -> Path:
+    """An empty MLflow store with its schema made (seconds of migrations, once per module)."""
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
+    return db
+
+
+def launch_env(sky: Sky, store: Path, tmp_path: Path) -> dict:
+    """The server's environment and a fresh MLflow store of the test's own (a copy of the migrated one)."""
+    db = tmp_path / "mlflow.db"
+    shutil.copyfile(store, db)
+    return {**sky.env, "MLFLOW_TRACKING_URI": f"sqlite:///{db}"}
 
 
 def instances(sky: Sky, name_prefix: str) -> list[dict]:
@@ -201,13 +282,13 @@ def interrupt_once_running(sky, args, cwd, env, err: Path, prefix: str, timeout:
                 proc.kill()
     return instance, proc.returncode, err.read_text()
 
-def test_ctrl_c_while_provisioning_terminates_the_instance(sky_server, digits_data, tmp_path):
+def test_ctrl_c_while_provisioning_terminates_the_instance(sky_server, migrated_store, digits_data, tmp_path):
     sky = sky_server
     bucket = new_bucket_name()
     sky.aws("s3").create_bucket(Bucket=bucket)
     work = tmp_path / "work"
     work.mkdir()
-    env = {**sky.env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    env = launch_env(sky, migrated_store, tmp_path)
     instance, returncode, log = interrupt_once_running(
         sky, launch_args(digits_data, bucket, "pb-ctrlc"), work, env, tmp_path / "launch.log", "pb-ctrlc", 150,
         "the instance SkyPilot launches")
@@ -225,8 +306,9 @@ def test_ctrl_c_while_provisioning_terminates_the_instance(sky_server, digits_da
     actions = ec2_actions(sky.proxy)
     assert "RunInstances" in actions and "TerminateInstances" in actions, actions
     # nothing is left on the server: no cluster, and the launch request is not left provisioning
-    assert sky_client(env, "sky.get(sky.status())") == []
-    requests = sky_client(env, "[(r.name, r.status, r.request_body) for r in sky.api_status(all_status=True)]")
+    clusters, requests = sky.client("[sky.get(sky.status()), "
+                                    "[(r.name, r.status, r.request_body) for r in sky.api_status(all_status=True)]]")
+    assert clusters == []
     (launch,) = [(status, json.loads(body)) for name, status, body in requests if name == "sky.launch"]
     assert launch[0] == "CANCELLED", requests
     # the task the server received: the image, and the login SkyPilot pulls it with (an ECR token from moto)
@@ -237,14 +319,15 @@ def test_ctrl_c_while_provisioning_terminates_the_instance(sky_server, digits_da
     assert sky.aws("s3").list_objects_v2(Bucket=bucket, Prefix="platbench/shards/")["KeyCount"] > 0
 
 
-def test_an_accelerator_the_catalog_lacks_is_refused_before_the_upload(sky_server, digits_data, tmp_path):
+def test_an_accelerator_the_catalog_lacks_is_refused_before_the_upload(sky_server, migrated_store, digits_data,
+                                                                        tmp_path):
     """SkyPilot's optimizer on the server is asked before anything is staged: AWS offers A100 only eight to an
     instance (p4d.24xlarge), so A100:1 on AWS is refused by the real catalog as by this one. One line, exit 2,
     nothing uploaded, no instance."""
     sky = sky_server
     bucket = new_bucket_name()
     sky.aws("s3").create_bucket(Bucket=bucket)
-    env = {**sky.env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    env = launch_env(sky, migrated_store, tmp_path)
     r = subprocess.run(launch_args(digits_data, bucket, "pb-no-gpu", accelerators="A100:1"), cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
     assert r.returncode == 2, r.stdout + r.stderr
@@ -255,7 +338,8 @@ def test_an_accelerator_the_catalog_lacks_is_refused_before_the_upload(sky_serve
     assert instances(sky, "pb-no-gpu") == []
 
 
-def test_ctrl_c_before_the_jobs_controller_is_up_names_the_controller(sky_server, digits_data, tmp_path):
+def test_ctrl_c_before_the_jobs_controller_is_up_names_the_controller(sky_server, migrated_store, digits_data,
+                                                                       tmp_path):
     """use_spot=true is a managed job: SkyPilot first provisions its jobs controller (a CPU VM from the catalog,
     here r6i.xlarge), which never comes up here (no SSH). Ctrl-C then: the jobs.launch request is cancelled,
     there is no managed job to cancel, and the controller VM, SkyPilot's and shared by every managed job, is
@@ -263,9 +347,7 @@ def test_ctrl_c_before_the_jobs_controller_is_up_names_the_controller(sky_server
     sky = sky_server
     bucket = new_bucket_name()
     sky.aws("s3").create_bucket(Bucket=bucket)
-    env = {**sky.env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    # `sky check` first, as SkyPilot's setup asks: the managed-job launch needs the cloud's storage enabled
-    assert sky_client(env, "sorted(sky.check.check(clouds=('aws',), verbose=False))") == ["AWS"]
+    env = launch_env(sky, migrated_store, tmp_path)
     vm, returncode, log = interrupt_once_running(
         sky, launch_args(digits_data, bucket, "pb-spot") + ["--set", "use_spot=true"], tmp_path, env,
         tmp_path / "launch.log", "sky-jobs-controller-", 200, "SkyPilot's jobs controller VM")
@@ -274,14 +356,14 @@ def test_ctrl_c_before_the_jobs_controller_is_up_names_the_controller(sky_server
     line = next((ln for ln in log.splitlines() if ln.startswith("platbench: no managed job pb-spot to cancel")), "")
     assert "SkyPilot's jobs controller sky-jobs-controller-" in line, log[-3000:]
     controller_name = line.split("`sky down ", 1)[1].split("`", 1)[0]
-    requests = sky_client(env, "[(r.name, r.status) for r in sky.api_status(all_status=True)]")
-    assert [status for name, status in requests if name == "sky.jobs.launch"] == ["CANCELLED"], requests
     from mlflow.tracking import MlflowClient
 
     mlflow = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
     (run,) = mlflow.search_runs([e.experiment_id for e in mlflow.search_experiments()])
     assert run.info.status == "KILLED"
-    # the command the line gives removes the controller VM
     assert [i["State"]["Name"] for i in instances(sky, "sky-jobs-controller-")] == ["running"]
-    sky_client(env, f"sky.get(sky.down({controller_name!r}))")
+    # the server's requests, then the command the line gives, which removes the controller VM
+    requests, _ = sky.client("[[(r.name, r.status) for r in sky.api_status(all_status=True)], "
+                             f"sky.get(sky.down({controller_name!r}))]")
+    assert [status for name, status in requests if name == "sky.jobs.launch"] == ["CANCELLED"], requests
     assert [i["State"]["Name"] for i in instances(sky, "sky-jobs-controller-")] == ["terminated"]
