@@ -92,7 +92,9 @@ def for_platform(platform, job, label: str = "") -> CostLine:
     quote = getattr(platform, "_quote", None)  # the cloud-job template's; a launcher without one is not priced
     instance = platform.run_tags(job).get(tracking.Tag.INSTANCE_TYPE, "") if quote is not None else ""
     label = label or f"{name} {instance or ''}".strip()
-    if getattr(cfg, "local", False):
+    from platforms.core.cloud_settings import LocalMode
+
+    if isinstance(cfg, LocalMode) and any(getattr(cfg, key) for key in LocalMode.model_fields):  # its local mode
         return CostLine(name, label, None, None, "", None, NO_COST)
     if quote is None:
         return CostLine(name, label, None, None, "", upper,

@@ -21,6 +21,7 @@ from typing import Optional
 from platforms.errors import UserError
 
 SECTIONS = ("training", "training_spot", "endpoint")
+REFRESH = "refresh"  # a table's rules for its official price source (platforms/prices/refresh.py)
 
 # the values of the platbench.price_basis tag (platforms/report reads exactly these)
 SPOT = "spot"
@@ -77,6 +78,8 @@ class PriceTable:
 
         self.path, self.platform = Path(path), platform or Path(path).parent.name
         data = (yaml.safe_load(self.path.read_text()) or {}) if self.path.is_file() else {}
+        # how `platbench prices refresh` asks the official source for these prices (platforms/prices/refresh.py)
+        self.refresh: list[dict] = data.pop(REFRESH, None) or []
         for section, regions in data.items():
             if section not in SECTIONS:
                 raise UserError(f"{path}: unknown section {section!r} (known: {', '.join(SECTIONS)})")
@@ -93,7 +96,7 @@ class PriceTable:
         self.data = data
 
     def overlay(self, fetched) -> "PriceTable":
-        """The table with the cached official prices `fetched` (platforms/prices/cache.Fetched) in place of
+        """The table with the cached official prices `fetched` (platforms/core/price_cache.Fetched) in place of
         the typed entries of the same section/region/SKU; a price in another currency is left out."""
         for e in fetched:
             if e.currency != "USD" or e.section not in SECTIONS:
@@ -141,7 +144,7 @@ class PriceTable:
 
 @lru_cache(maxsize=None)
 def of(platform: str) -> PriceTable:
-    from platforms.prices import cache
+    from platforms.core import price_cache as cache
 
     return PriceTable(table_path(platform), platform).overlay(cache.read(platform))
 

@@ -24,7 +24,8 @@ def _names(platforms: Optional[list[str]]) -> list[str]:
 def refresh_cmd(platforms: Optional[list[str]] = typer.Argument(None, help="default: every platform with a price "
                                                                               "source")) -> None:
     """Fetch the prices of the SKUs platbench uses from each provider's official price API into the cache."""
-    from platforms.prices import cache, refresh
+    from platforms.core import price_cache as cache
+    from platforms.prices import refresh
 
     failed = 0
     for name in _names(platforms):
@@ -33,7 +34,7 @@ def refresh_cmd(platforms: Optional[list[str]] = typer.Argument(None, help="defa
             kept = cache.read(name)
             when = f"; the cache of {kept[0].fetched_at[:10]} ({cache.age_text(kept[0].fetched_at)}) stays" if kept else ""
             typer.echo(f"{name}: not refreshed: {r.error.removeprefix(name + ': ')}{when}", err=True)
-            failed += name in refresh.SOURCES
+            failed += name in refresh.priced_platforms()
             continue
         typer.echo(f"{name}: {len(r.fetched)} prices from {r.fetched[0].api if r.fetched else 'its source'} "
                    f"→ {cache.path(name)}" + (f"; {len(r.missing)} not found (stay unverified †)" if r.missing else ""))
@@ -48,7 +49,7 @@ def show_cmd(platforms: Optional[list[str]] = typer.Argument(None, help="default
                                                                            "table")) -> None:
     """Every price the cost figures use: USD/h, status, source and date (a cached one with its age)."""
     from platforms.core import pricing
-    from platforms.prices import cache
+    from platforms.core import price_cache as cache
 
     for name in _names(platforms):
         for e in cache.read(name):  # prices in another currency (Apolo's credits): shown, never in a USD figure

@@ -1,19 +1,58 @@
-"""Which official source prices which platform's SKUs, and one refresh: the SKUs each platform's shipped
-prices.yaml lists (what the project uses) are asked of the platform's source and what it gives goes to the
-price cache. A source that fails (offline, throttled past its retries, no credentials) is one line and the
-platform's last cache stays in use."""
+"""One refresh: each platform's prices.yaml says, in its `refresh` rules, which official price source gives
+which of its entries and how to ask for them (the SKUs its table lists are what the project uses); what the
+sources give goes to the price cache (platforms/core/price_cache.py). A source that fails (offline, throttled
+past its retries, no credentials) is one line and the platform's last cache stays in use.
+
+A rule: `source` (one of SOURCES), optionally `sections` (default: every section of the table), `skus` (a
+regular expression the SKU must match) and `also` ({section: from section}: ask for the entries of `from`
+under `section` too, e.g. low-priority prices for every on-demand VM), and what its source needs."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from platforms.core import pricing
+from platforms.core import price_cache as cache
+from platforms.core import pricing, registry
 from platforms.errors import UserError
-from platforms.prices import cache
 
-# platforms whose prices no official API gives: what to say instead of a refresh
-NO_SOURCE = {
-    "nyckel": "Nyckel publishes plans, not an API; no price is entered for it, so its runs carry no cost",
+
+def _aws(rule, wants, table):
+    from platforms.prices import aws_price_list
+
+    return aws_price_list.fetch(rule, wants, table)
+
+
+def _azure(rule, wants, table):
+    from platforms.prices import azure_retail_prices
+
+    return azure_retail_prices.fetch(rule, wants, table)
+
+
+def _gcp(rule, wants, table):
+    from platforms.prices import cloud_billing_catalog
+
+    return cloud_billing_catalog.fetch(rule, wants, table)
+
+
+def _sql(rule, wants, table):
+    from platforms.prices import sql_list_prices
+
+    return sql_list_prices.fetch(rule, wants, table)
+
+
+def _presets(rule, wants, table):
+    from platforms.prices import cluster_presets
+
+    return cluster_presets.fetch(rule, wants, table)
+
+
+SOURCES: dict[str, Callable] = {
+    "aws-price-list": _aws,
+    "azure-retail-prices": _azure,
+    "cloud-billing-catalog": _gcp,
+    "sql-list-prices": _sql,
+    "cluster-presets": _presets,
 }
 
 
@@ -25,75 +64,38 @@ class Result:
     error: str = ""
 
 
-def wants(platform: str) -> list[tuple[str, str, str]]:
-    """(section, region, SKU) of every entry the platform's shipped prices.yaml has."""
-    return [(section, region, sku) for section, regions in pricing.shipped(platform).data.items()
-            for region, skus in (regions or {}).items() for sku in (skus or {})]
+def wants(table: pricing.PriceTable, rule: dict) -> list[tuple[str, str, str]]:
+    """(section, region, SKU) of every table entry the rule covers."""
+    sections = rule.get("sections") or list(table.data)
+    pattern = re.compile(rule.get("skus") or "")
+    out = [(section, region, sku) for section in sections for region, skus in (table.data.get(section) or {}).items()
+           for sku in (skus or {}) if pattern.search(sku)]
+    for section, source in (rule.get("also") or {}).items():
+        out += [(section, r, s) for sec, r, s in out if sec == source and (section, r, s) not in out]
+    return out
 
 
-def _azureml(w):
-    from platforms.prices import azure
-
-    # low-priority meters too: a low-priority job is then priced at its own price, not on demand
-    spot = [("training_spot", r, s) for sec, r, s in w if sec == "training"]
-    return azure.vms(w + [x for x in spot if x not in w])
-
-
-def _databricks(w):
-    from platforms.prices import aws, databricks
-
-    table = pricing.shipped("databricks").data
-    dbu = [(sec, r, s, float(table[sec][r][s].get("dbu_per_hour") or 0)) for sec, r, s in w if s.endswith(" DBU")]
-    got, missing = aws.ec2([x for x in w if not x[2].endswith(" DBU")])
-    g2, m2 = databricks.dbu_items(dbu)
-    return got + g2, missing + m2
-
-
-def _aws(kind: str) -> Callable:
-    def run(w):
-        from platforms.prices import aws
-
-        return getattr(aws, kind)(w)
-    return run
-
-
-def _gcp(automl: bool) -> Callable:
-    def run(w):
-        from platforms.prices import gcp
-
-        return gcp.vertex(w, automl=automl)
-    return run
-
-
-def _apolo(w):
-    from platforms.prices import apolo
-
-    return apolo.presets(w)
-
-
-SOURCES: dict[str, Callable] = {
-    "apolo": _apolo,  # credits per preset hour: cached and shown, never a USD figure
-    "sagemaker": _aws("sagemaker"),
-    "rekognition": _aws("rekognition"),
-    "databricks": _databricks,
-    "azureml": _azureml,
-    "vertex": _gcp(False),
-    "vertex_automl": _gcp(True),
-}
+def priced_platforms() -> list[str]:
+    """The platforms whose table has a refresh rule."""
+    return [p for p in registry.names() if pricing.shipped(p).refresh]
 
 
 def refresh(platform: str) -> Result:
-    if platform not in SOURCES:
-        return Result(platform, error=NO_SOURCE.get(platform, "no price table and no official price source"))
+    table = pricing.shipped(platform)
+    if not table.refresh:
+        return Result(platform, error=f"no official price source: platforms/{platform}/prices.yaml "
+                                       + ("has no refresh rule" if table.path.is_file() else "does not exist"))
+    got, missing = [], []
     try:
-        got, missing = SOURCES[platform](wants(platform))
+        for rule in table.refresh:
+            if rule.get("source") not in SOURCES:
+                raise UserError(f"{table.path}: refresh source {rule.get('source')!r} unknown "
+                                f"(known: {', '.join(SOURCES)})")
+            g, m = SOURCES[rule["source"]](rule, wants(table, rule), table)
+            got, missing = got + g, missing + m
     except UserError as exc:
         return Result(platform, error=str(exc))
     if got:
         cache.write(platform, got)
         pricing.forget()
     return Result(platform, got, missing)
-
-
-def priced_platforms() -> list[str]:
-    return sorted(SOURCES)

@@ -19,7 +19,7 @@ from platforms.core import cost_plan, launch, pricing, tracking
 from platforms.core.api import Job
 from platforms.core.progress import JobProgress
 from platforms.errors import UserError
-from platforms.prices import cache
+from platforms.core import price_cache as cache
 
 VERTEX = RIGS["vertex"]
 

@@ -50,6 +50,14 @@ def priced(server, tmp_path, monkeypatch):
     pricing.forget()
 
 
+def entries(platform: str) -> list[tuple[str, str, str]]:
+    """(section, region, SKU) of every entry of the platform's shipped prices.yaml."""
+    from platforms.core import pricing
+
+    return [(section, region, sku) for section, regions in pricing.shipped(platform).data.items()
+            for region, skus in regions.items() for sku in skus]
+
+
 def typed(platform: str, section: str, region: str, sku: str) -> float:
     from platforms.core import pricing
 
@@ -59,10 +67,8 @@ def typed(platform: str, section: str, region: str, sku: str) -> float:
 def _catalog(s: PriceServer) -> None:
     from price_servers import aws_product, gcp_sku
 
-    from platforms.prices.refresh import wants
-
     prefix = {"us-east-1": "USE1"}
-    for section, region, sku in wants("sagemaker"):
+    for section, region, sku in entries("sagemaker"):
         if ("sagemaker", section, sku) in MISSING:
             continue
         kind = "Host" if section == "endpoint" else "Train"
@@ -71,21 +77,21 @@ def _catalog(s: PriceServer) -> None:
         # a decoy: the same instance's notebook price must not be taken for training
         s.aws.append(aws_product("AmazonSageMaker", {"usagetype": f"{prefix[region]}-Notebk:{sku}", "regionCode": region},
                                  99.0))
-    for section, region, sku in wants("databricks"):
+    for section, region, sku in entries("databricks"):
         if sku.endswith(" DBU"):
             continue
         attrs = {"regionCode": region, "instanceType": sku, "operatingSystem": "Linux", "tenancy": "Shared",
                  "preInstalledSw": "NA", "capacitystatus": "Used"}
         s.aws.append(aws_product("AmazonEC2", attrs, FACTOR * typed("databricks", section, region, sku)))
         s.aws.append(aws_product("AmazonEC2", {**attrs, "operatingSystem": "Windows"}, 99.0))
-    for section, region, sku in wants("rekognition"):
+    for section, region, sku in entries("rekognition"):
         what = "training" if section == "training" else "inference"
         s.aws.append(aws_product("AmazonRekognition", {"regionCode": region},
                                  FACTOR * typed("rekognition", section, region, sku),
                                  description=f"Amazon Rekognition Custom Labels {what} per hour"))
     s.aws.append(aws_product("AmazonRekognition", {"regionCode": "us-east-1"}, 0.001, unit="Images",
                              description="Amazon Rekognition image analysis, per image"))
-    for section, region, sku in wants("azureml"):
+    for section, region, sku in entries("azureml"):
         if ("azureml", section, sku) in MISSING:
             continue
         usd = FACTOR * typed("azureml", section, region, sku)

@@ -8,13 +8,12 @@ import pytest
 import sys
 from pathlib import Path
 
-from conftest import FACTOR, MISSING, typed
+from conftest import FACTOR, MISSING, entries, typed
 from typer.testing import CliRunner
 
 from platforms.core import pricing
-from platforms.prices import cache
+from platforms.core import price_cache as cache
 from platforms.prices.cli import app
-from platforms.prices.refresh import wants
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apolo"))
 from _apolo_server import apolo  # noqa: F401 (fixture)
@@ -31,7 +30,7 @@ def test_refresh_fills_every_price_the_project_uses_with_source_and_date(priced)
     assert r.exit_code == 0, r.output
     today = cache.now()[:10]
     for name in PLATFORMS:
-        for section, region, sku in wants(name):
+        for section, region, sku in entries(name):
             p = pricing.lookup(name, region, sku, section)
             if (name, section, sku) in MISSING:  # not in the catalog: stays as typed, unverified
                 assert p.status == "unverified" and p.usd_per_hour == typed(name, section, region, sku)
@@ -57,8 +56,8 @@ def test_refresh_fills_every_price_the_project_uses_with_source_and_date(priced)
     assert e.api == "AWS Price List Query API" and "USE1-Host:ml.m5.large" in e.query and e.currency == "USD"
     # paging was followed: the AWS catalog answers one product a page (3 Rekognition products in the region,
     # asked once per SKU), Azure two items a page (4 meters per size, asked once per section and size)
-    assert priced.requests.count("aws AmazonRekognition") == 3 * len(wants("rekognition"))
-    assert priced.requests.count("azure") > len(wants("azureml")) + 4  # more pages than queries
+    assert priced.requests.count("aws AmazonRekognition") == 3 * len(entries("rekognition"))
+    assert priced.requests.count("azure") > len(entries("azureml")) + 4  # more pages than queries
     shown = CliRunner().invoke(app, ["show", "vertex"]).output
     assert "verified" in shown and "fetched today" in shown and "†" in shown  # the V100 stays unverified
 
@@ -88,7 +87,7 @@ def test_throttling_past_the_retries_is_one_line_and_the_last_cache_stays(priced
 
 def test_no_official_source_is_said_and_is_no_failure(priced):
     r = refresh("nyckel")
-    assert r.exit_code == 0 and "nyckel: not refreshed: Nyckel publishes plans" in r.output
+    assert r.exit_code == 0 and "nyckel: not refreshed: no official price source: platforms/nyckel/prices.yaml" in r.output
 
 
 def test_apolo_presets_are_cached_in_credits_and_never_priced_in_usd(priced, apolo, monkeypatch):

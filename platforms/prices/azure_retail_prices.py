@@ -4,10 +4,10 @@
 GET https://prices.azure.com/api/retail/prices?$filter=… answers {BillingCurrency, CustomerEntityId,
 CustomerEntityType, Items: [{currencyCode, retailPrice, unitPrice, armRegionName, armSkuName, productName,
 skuName, meterName, serviceName, unitOfMeasure, type, …}], NextPageLink, Count}; NextPageLink is the next
-page's whole URL, null on the last page. Azure ML compute is billed as the VMs it runs on, so the prices are
-the Virtual Machines meters: Linux (a productName without "Windows"), pay as you go (type Consumption), the
-plain meter for `training`/`endpoint` and the "Low Priority" one for `training_spot` (Azure ML's
-low-priority tier). PLATBENCH_AZURE_PRICES_URL points the source elsewhere (the loopback server in
+page's whole URL, null on the last page. A table's rule names the `service_name` (Virtual Machines for
+compute billed as the VMs it runs on); the price is the Linux (a productName without "Windows"),
+pay-as-you-go (type Consumption), hourly meter: the plain one, or the "Low Priority" one for
+`training_spot`. PLATBENCH_AZURE_PRICES_URL points the source elsewhere (the loopback server in
 tests/prices). A 429 answer is retried after its Retry-After seconds (a few times); then one line."""
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Iterable, Optional
+from typing import Optional
 
+from platforms.core.price_cache import Fetched, now
 from platforms.errors import UserError
-from platforms.prices.cache import Fetched, now
 
 API = "Azure Retail Prices API"
 URL = "https://prices.azure.com/api/retail/prices"
@@ -40,10 +40,10 @@ def get(url: str) -> dict:
             if exc.code == 429 and attempt < RETRIES:
                 time.sleep(min(float(exc.headers.get("Retry-After") or 2 ** attempt), 60))
                 continue
-            raise UserError(f"azure: Retail Prices API answered HTTP {exc.code}"
+            raise UserError(f"Retail Prices API answered HTTP {exc.code}"
                             + (" (throttled; try again later)" if exc.code == 429 else "")) from None
         except (urllib.error.URLError, OSError) as exc:
-            raise UserError(f"azure: Retail Prices API not reachable: {getattr(exc, 'reason', exc)}") from None
+            raise UserError(f"Retail Prices API not reachable: {getattr(exc, 'reason', exc)}") from None
     raise AssertionError("unreachable")
 
 
@@ -70,11 +70,11 @@ def pick(found: list[dict], section: str) -> Optional[dict]:
     return chosen[0] if chosen else None
 
 
-def vms(wants: Iterable[tuple[str, str, str]]) -> tuple[list[Fetched], list[str]]:
-    """(prices, not found) for VM sizes (section, region, armSkuName)."""
+def fetch(rule: dict, wants: list[tuple[str, str, str]], table=None) -> tuple[list[Fetched], list[str]]:
+    """(prices, not found) for (section, region, armSkuName) triples."""
     got, missing = [], []
     for section, region, sku in wants:
-        query = (f"serviceName eq 'Virtual Machines' and armRegionName eq '{region}' and armSkuName eq '{sku}' "
+        query = (f"serviceName eq '{rule['service_name']}' and armRegionName eq '{region}' and armSkuName eq '{sku}' "
                  "and priceType eq 'Consumption'")
         item = pick(items(query), section)
         if item is None:
