@@ -335,7 +335,8 @@ class ApoloPlatform(CloudJobPlatform):
             PlanStep("create the job's output folder (results, model/, checkpoints/: a job of the same run_name "
                      "resumes from it)", f"apolo mkdir -p {out}"),
             PlanStep(f"start the job from the image with preset {cfg.preset or 'PRESET'}, the staged data read-only "
-                     f"and the output volume read-write", run),
+                     "and the output volume read-write; a preset with NVIDIA GPUs adds --device cuda to the command, "
+                     "so a GPU CUDA cannot use fails the job in one line instead of training on the CPU", run),
             PlanStep("wait, reporting the status history (pending / scheduling / pulling / running) and the epochs "
                      "from the job's log stream", "apolo status JOB_ID; apolo logs JOB_ID"),
         ]

@@ -553,7 +553,9 @@ class AzureMLPlatform(CloudJobPlatform):
                     + (f"; compute cluster {cfg.compute} must scale to {cfg.instance_count} nodes" if cfg.compute else ""),
                     f"az ml compute show --name {cfg.compute} {ws} --query max_instances" if cfg.compute else None))
             steps += [
-                PlanStep(f"create the command job {where} (timeout {cfg.max_run}s) through azure-ai-ml; job.yml: "
+                PlanStep(f"create the command job {where} (timeout {cfg.max_run}s) through azure-ai-ml; a VM size "
+                         "with GPUs (list-sizes: gpus) adds --device cuda to the command, so a GPU CUDA cannot use "
+                         "fails the job in one line instead of training on the CPU; job.yml: "
                          + json.dumps(spec), f"az ml job create --file job.yml {ws}"),
                 PlanStep("wait, reporting the job's statuses (Queued, Preparing, Running, Finalizing) and times",
                          f"az ml job show --name {name} {ws} --query status"),

@@ -150,7 +150,8 @@ def test_a_refused_token_is_one_line(dataset, tmp_path, monkeypatch, apolo):
 def test_dry_run_prints_apolo_commands_and_creates_nothing(dataset, tmp_path, apolo):
     text = launch.plan_text("apolo", Job(data=dataset, out=tmp_path / "o"), settings(apolo, preset="gpu-small"))
     for needle in ("apolo run", "--preset gpu-small", ":/platbench/staged:ro", ":/platbench/out:rw",
-                   "apolo cp SHARD.tar", "apolo job kill JOB_ID", "apolo mkdir -p", IMAGE + " -- train"):
+                   "apolo cp SHARD.tar", "apolo job kill JOB_ID", "apolo mkdir -p", IMAGE + " -- train",
+                   "a preset with NVIDIA GPUs adds --device cuda to the command"):
         assert needle in text, needle
     assert "A real launch still needs" not in text  # logged in, image and preset given
     assert stored(apolo) == [] and apolo.requests == []

@@ -103,7 +103,8 @@ def test_dry_run_prints_az_commands_and_a_job_the_sdk_accepts(dataset, tmp_path)
     text = launch.plan_text("azureml", Job(data=dataset, out=tmp_path / "o", epochs=2), settings)
     for needle in ("az storage blob upload", "az ml job create --file job.yml", "az ml job show --name pb-plan",
                    "az ml job cancel --name pb-plan", "az ml compute list-sizes --location eastus",
-                   "az ml datastore create --name platbench", "0.5260 USD/h"):
+                   "az ml datastore create --name platbench", "0.5260 USD/h",
+                   "a VM size with GPUs (list-sizes: gpus) adds --device cuda to the command"):
         assert needle in text, needle
     spec = json.loads(re.search(r"job\.yml: (\{.*\})$", text, re.M).group(1))
     assert spec["inputs"]["data"] == {"type": "uri_folder", "mode": "download",  # the dataset's folder, not the root
