@@ -455,6 +455,24 @@ def test_fixture_report_has_every_figure(fixture_report):
 
 
 @FIXTURE_GROUP
+def test_the_page_shows_no_markdown_marks_and_log_ticks_are_plain_numbers(fixture_report):
+    """Issue 25: headings and the contents showed literal backticks ("(`platbench transfer`)"); log axes
+    labelled their minor ticks in scientific notation, which overlapped ("3×10⁰4×10⁰6×10⁰")."""
+    out, _, _ = fixture_report
+    text = (out / "index.html").read_text()
+    assert "`" not in text and "**" not in text
+    assert "<h2>Cold transfers, batch by batch (<code>platbench transfer</code>)</h2>" in text
+    assert '<a href="#cold-transfer">Cold transfers, batch by batch (<code>platbench transfer</code>)</a>' in text
+    for fid in ("fig-time-accuracy", "fig-pareto", "fig-latency"):
+        svg = (out / "figures" / f"{fid}.svg").read_text()
+        ticks = [t for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg) if re.match(r"[\d.,]+$", t.strip())]
+        assert len(ticks) >= 2, fid
+        assert "mathdefault" not in svg and "×" not in svg, fid
+    latency = (out / "figures" / "fig-latency.svg").read_text()
+    assert {"20", "30", "50", "100"} & set(re.findall(r"<text[^>]*>([^<]*)</text>", latency))  # plain ms
+
+
+@FIXTURE_GROUP
 def test_upload_compares_one_figure_per_run_that_sent_bytes(fixture_report):
     """Cached runs (upload_bytes_sent 0) are counted, never pooled; s/MB is over the bytes sent; the p-value
     is scipy's exact Mann–Whitney on those per-run figures."""
@@ -596,9 +614,11 @@ def test_usability_tables_are_the_scorecards_with_published_rows_attributed(fixt
             if row.kind == "recorded":
                 assert first == row.card.scores[0].cell() and cells["Source"].startswith("recorded: scenarios/")
             elif row.kind == table_mod.PUBLISHED:
-                # a published row says so in its name, its source and its total, and names the study
+                # a published row says so in its name and its source, names the study, and its total is only the
+                # study's own (issue 25: none computed here)
                 assert cells["Platform"].startswith("*") and "(published)" in cells["Platform"]
-                assert cells["Source"].startswith("**published** by ") and cells["Total"].endswith("(published)")
+                assert cells["Source"].startswith("**published** by ")
+                assert cells["Total"] == (str(row.ratings.total) if row.ratings.total is not None else "not published")
                 assert first == str(row.ratings.ratings[scored.criteria[0].id])
             elif row.kind == table_mod.NOT_RECORDED:
                 assert first == table_mod.NOT_RECORDED
@@ -610,6 +630,7 @@ def test_usability_tables_are_the_scorecards_with_published_rows_attributed(fixt
     assert floyd["Status"].startswith("retired since 2021-08 [s") and floyd["Source"] == "retired: cannot be recorded"
     neuro = next(r for r in usability if r["Platform"] == "*Neuro (published)*")
     assert [neuro[c.header] for c in got.rubric.criteria] == ["1", "2", "2", "3", "3", "3"]
+    assert neuro["Total"] == "not published"
     section = md_section(md, "usability")
     assert "https://github.com/neuromation/platform-benchmark" in section
     assert "https://www.floydhub.com/shutdown" in section  # statuses sourced

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
-from platforms.core.tracking import Tag
+from platforms.core.tags import Tag
 
 # hyperparameters the trainer logs as params hp.<name> (trainer/models.py Hyperparameters): those that
 # change the job or what it measures; the learning-rate schedule's shape is one field

@@ -47,6 +47,20 @@ def _svg(fig) -> str:
     return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: the SVG is embedded
 
 
+def plain_log(axis) -> None:
+    """A log axis whose tick labels are plain numbers ("30", "500", "2,000", "0.2"): matplotlib's default labels
+    the minor ticks of a short range in scientific notation, which run into each other ("3×10⁰4×10⁰6×10⁰").
+    Which ticks get a label is still matplotlib's choice (every decade; minor ticks too on short ranges)."""
+    from matplotlib.ticker import LogFormatter
+
+    class Plain(LogFormatter):
+        def _num_to_string(self, x, vmin, vmax):
+            return f"{x:,.0f}" if x >= 1 and float(x).is_integer() else f"{x:,.3g}"
+
+    axis.set_major_formatter(Plain(labelOnlyBase=False))
+    axis.set_minor_formatter(Plain(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+
 def time_vs_accuracy(points: list[dict], style: Style) -> str:
     """points: {platform, model, train_s, wall_s, accuracy}; two panels, log time axes."""
     plt = _plt()
@@ -63,6 +77,7 @@ def time_vs_accuracy(points: list[dict], style: Style) -> str:
                        label=f"{p['platform']} · {p['model']}" if tag not in seen else None)
             seen.add(tag)
         ax.set_xscale("log")
+        plain_log(ax.xaxis)
         ax.set_xlabel(label)
     axes[0].set_ylabel("test accuracy")
     handles, labels = axes[0].get_legend_handles_labels()
@@ -138,6 +153,7 @@ def pareto(points: list[dict], style: Style) -> str:
             ax.annotate(f"{p['platform']}·{p['model']}·{pc}/cls", (p["throughput"], p["accuracy"]),
                         textcoords="offset points", xytext=(5, 5), fontsize=8)
     ax.set_xscale("log")
+    plain_log(ax.xaxis)
     ax.set_xlabel("inference throughput as evaluated (with TTA), images/s (trainer's test-set pass, log scale)")
     ax.set_ylabel("test accuracy")
     _legend(ax, points, style, extra=["pareto frontier"] if front else [])
@@ -199,6 +215,7 @@ def boxes(panels: list[tuple[str, dict[str, list[float]]]], style: Style, log: b
                 ax.scatter(np.asarray(jitter) + i, values, s=10, color=style.color(names[i - 1]), zorder=3)
         if log:
             ax.set_yscale("log")
+            plain_log(ax.yaxis)
         ax.set_ylabel(label)
     return _svg(fig)
 

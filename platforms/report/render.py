@@ -29,6 +29,15 @@ def inline_html(text: str) -> str:
     return "".join(out)
 
 
+def plain(text: str) -> str:
+    """Text with the inline marks removed, for where HTML can hold no markup (an image's alt text)."""
+    return _marks_removed(_CODE.sub(r"\1", text))
+
+
+def _marks_removed(text: str) -> str:
+    return _EM.sub(r"\1", _BOLD.sub(r"\1", text))
+
+
 def _marks(text: str) -> str:
     return _EM.sub(r"<em>\1</em>", _BOLD.sub(r"<strong>\1</strong>", text))
 
@@ -86,7 +95,8 @@ def _views(sections: list[Section]):
             elif isinstance(b, Figure):
                 m = _SIZE.search(b.svg)
                 w, h = (round(float(m.group(1)) * 4 / 3), round(float(m.group(2)) * 4 / 3)) if m else (800, 450)
-                blocks.append(_View(kind_name="figure", id=b.id, title=b.title, run_ids=b.run_ids, width=w, height=h,
+                blocks.append(_View(kind_name="figure", id=b.id, title=plain(b.title), title_html=Markup(inline_html(b.title)),
+                                    run_ids=b.run_ids, width=w, height=h,
                                     b64=base64.b64encode(b.svg.encode()).decode(),
                                     caption_html=Markup(inline_html(b.caption)),
                                     provenance_html=Markup(inline_html("Provenance: " + provenance_text(b.runs) + "."))))
@@ -95,9 +105,10 @@ def _views(sections: list[Section]):
                 for i, row in enumerate(b.rows):
                     runs = " ".join(b.run_ids[i]) if i < len(b.run_ids) else ""
                     rows.append(_View(runs=runs, cells=[_View(html=Markup(inline_html(c)), wrap=len(c) > 60) for c in row]))
-                blocks.append(_View(kind_name="table", id=b.id, columns=b.columns, rows_html=rows,
+                blocks.append(_View(kind_name="table", id=b.id, columns=[Markup(inline_html(c)) for c in b.columns],
+                                    rows_html=rows,
                                     caption=b.caption, caption_html=Markup(inline_html(b.caption))))
-        out.append(_View(id=s.id, title=s.title, blocks=blocks))
+        out.append(_View(id=s.id, title_html=Markup(inline_html(s.title)), blocks=blocks))
     return out
 
 

@@ -33,13 +33,14 @@ class AccuracySections(ReportContext):
                      "from `platbench launch` starting to the results being in MLflow (upload, queue, image pull "
                      "and collection included).", used))
         groups = self.groups(runs)
-        cond_col = bool(self.varying)
+        fields = self.condition_fields(k[3] for k in groups)
+        cond_col = bool(fields)
         rows, ids = [], []
         for (p, model, pc, cond), g in groups.items():
             acc = [r.m("final_test_accuracy") for r in g if r.m("final_test_accuracy") is not None]
             tr = [r.m("seconds_train") for r in g if r.m("seconds_train") is not None]
             wall = [r.m(WALL) for r in g if r.m(WALL) is not None]
-            rows.append([p, model, pc_text(pc), *([self.condition_text(cond)] if cond_col else []), str(len(g)),
+            rows.append([p, model, pc_text(pc), *([self.condition_text(cond, fields)] if cond_col else []), str(len(g)),
                          seeds_text(g), pm(acc, ACC), pm(tr, SEC), pm(wall, SEC), to_target_text(g)])
             ids.append([r.run_id for r in g])
         s.add(Table(["Platform", "Model", "Images/class", *(["Condition"] if cond_col else []), "Runs", "Seeds",
@@ -61,18 +62,19 @@ class AccuracySections(ReportContext):
         by_cell: dict[tuple, dict[str, list[Run]]] = defaultdict(lambda: defaultdict(list))
         for (p, model, pc, cond), g in self.groups(runs).items():
             by_cell[(model, pc, cond)][p] += g
-        cond_col = bool(self.varying)
+        fields = self.condition_fields(k[2] for k in by_cell)  # over every condition: which one a row tested
+        cond_col = bool(fields)
         rows, ids = [], []
         for (model, pc, cond), per_platform in sorted(by_cell.items(), key=lambda kv: (kv[0][0], kv[0][1] is None,
                                                                                       kv[0][1] or 0, kv[0][2].key)):
             if len(per_platform) < 2:
                 continue
-            where = f", {self.condition_text(cond)}" if cond_col else ""
+            where = f", {self.condition_text(cond, fields)}" if cond_col else ""
             for metric, label in metrics:
                 groups = {p: [r.m(metric) for r in g if r.m(metric) is not None] for p, g in per_platform.items()}
                 cmp = stats.compare(f"{label}, {model}, {pc_text(pc)}/class{where}", groups, self.alpha)
                 sizes = ", ".join(f"{p} {len(v)}" for p, v in groups.items())
-                rows.append([model, pc_text(pc), *([self.condition_text(cond)] if cond_col else []), label, sizes,
+                rows.append([model, pc_text(pc), *([self.condition_text(cond, fields)] if cond_col else []), label, sizes,
                              cmp.test_name, stats.fmt_p(cmp.p) if cmp.p is not None else "–", cmp.finding()])
                 ids.append([r.run_id for g in per_platform.values() for r in g])
         if rows:
@@ -98,7 +100,8 @@ class AccuracySections(ReportContext):
         for (p, model, _, cond), g in groups.items():  # one line per platform and condition, images per class along it
             for r in g:
                 by_series[(p, model, cond)][r.per_class].append(r)
-        cond_col = bool(self.varying)
+        fields = self.condition_fields(k[2] for k in by_series)
+        cond_col = bool(fields)
         for (p, model, cond), points in by_series.items():
             xs = sorted(points)
             accs = [[r.m("final_test_accuracy") for r in points[x]] for x in xs]
@@ -106,7 +109,7 @@ class AccuracySections(ReportContext):
             series.append({"platform": p, "model": model, "x": xs, "mean": [m for m, _ in ms], "std": [sd for _, sd in ms],
                            "seeds": [(x, a) for x, al in zip(xs, accs) for a in al]})
             for x, a in zip(xs, accs):
-                rows.append([p, model, *([self.condition_text(cond)] if cond_col else []), str(x),
+                rows.append([p, model, *([self.condition_text(cond, fields)] if cond_col else []), str(x),
                              seeds_text(points[x]), str(len(a)), pm(a, ACC), ACC.format(min(a)), ACC.format(max(a))])
                 ids.append([r.run_id for r in points[x]])
         s.add(Figure("fig-ablation", "Test accuracy against training images per class",
@@ -131,10 +134,11 @@ class AccuracySections(ReportContext):
             return s
         groups = self.groups(runs)
         pts = []
-        cond_col = bool(self.varying)
+        fields = self.condition_fields(k[3] for k in groups)
+        cond_col = bool(fields)
         for (p, model, pc, cond), g in groups.items():
             pts.append({"platform": p, "model": model, "per_class": pc, "runs": g,
-                        "condition": self.condition_text(cond) if cond_col else None,
+                        "condition": self.condition_text(cond, fields) if cond_col else None,
                         "accuracy": stats.mean_std([r.m("final_test_accuracy") for r in g])[0],
                         "throughput": stats.mean_std([first(r, ev) for r in g])[0]})
         for pt, on in zip(pts, stats.pareto([(q["throughput"], q["accuracy"]) for q in pts])):

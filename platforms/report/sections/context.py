@@ -44,13 +44,20 @@ class ReportContext:
     @property
     def varying(self) -> list[str]:
         """The condition fields that differ between the report's training runs (model and images per
-        class have columns of their own): what the tables name beside a group."""
+        class have columns of their own): the Runs table's extra columns."""
         runs = self.store.training + self.store.unfinished
         return [f for f in condition.varying(r.condition for r in runs) if f not in SHOWN]
 
-    def condition_text(self, cond: condition.Condition) -> str:
-        """A group's condition as its table cell: the fields that vary over the report, with their values."""
-        return " · ".join(f"{condition.label(f)} {_short(f, cond.get(f))}" for f in self.varying
+    @staticmethod
+    def condition_fields(conds) -> list[str]:
+        """The condition fields that differ between a table's groups: what its Condition column names
+        (none: the table has no such column, its groups differ only in the columns it has)."""
+        return [f for f in condition.varying(conds) if f not in SHOWN]
+
+    @staticmethod
+    def condition_text(cond: condition.Condition, fields: list[str]) -> str:
+        """A group's condition as its table cell: the fields that differ between the table's groups."""
+        return " · ".join(f"{condition.label(f)} {_short(f, cond.get(f))}" for f in fields
                           if f in dict(cond.values)) or "–"
 
     def split_note(self, groups: dict[tuple, list[Run]]) -> Optional[Para]:

@@ -74,14 +74,16 @@ class CostSection(ReportContext):
                 ids.append([r.run_id])
             self.cite(targeted)
             agg, agg_ids = [], []
-            cond_col = bool(self.varying)
-            for (p, model, pc, cond), g in self.groups(targeted).items():
+            groups = self.groups(targeted)
+            fields = self.condition_fields(k[3] for k in groups)
+            cond_col = bool(fields)
+            for (p, model, pc, cond), g in groups.items():
                 for target in sorted({r.target_accuracy for r in g}):
                     gt = [r for r in g if r.target_accuracy == target]
                     spent = [r.m("seconds_to_target") * price_per_hour(r) / 3600 for r in gt
                              if r.m("seconds_to_target") is not None]
                     mark = f" {UNVERIFIED}" if any(price_status(r) == "unverified" for r in gt) else ""
-                    agg.append([p, model, pc_text(pc), *([self.condition_text(cond)] if cond_col else []),
+                    agg.append([p, model, pc_text(pc), *([self.condition_text(cond, fields)] if cond_col else []),
                                 ACC.format(target), f"{len(spent)}/{len(gt)}",
                                 pm(spent, USD) + mark if spent else "not reached"])
                     agg_ids.append([r.run_id for r in gt])

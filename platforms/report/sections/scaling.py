@@ -32,7 +32,8 @@ class ScalingSection(ReportContext):
                        "--devices 2`.", "empty"))
             return s
         rows, ids, series = [], [], []
-        cond_col = bool([f for f in self.varying if f != data.SCALED])
+        fields = self.condition_fields(k[3] for k in by_group)
+        cond_col = bool(fields)
         for (p, model, pc, cond), per_count in by_group.items():
             ips = {n: [v for r in g if (v := train_images_per_s(r, st.train_images.get(r.run_id))) is not None]
                    for n, g in per_count.items()}
@@ -44,7 +45,7 @@ class ScalingSection(ReportContext):
                 eff = (f"{median(per_device[n]) / median(per_device[base]):.2f}"
                        if base is not None and per_device[n] else "–")
                 nodes = ", ".join(str(x) for x in sorted({r.nodes for r in g}))
-                rows.append([p, model, pc_text(pc), *([self.condition_text(cond)] if cond_col else []), str(n), nodes,
+                rows.append([p, model, pc_text(pc), *([self.condition_text(cond, fields)] if cond_col else []), str(n), nodes,
                              str(len(g)),
                              pm(ips[n], IPS) if ips[n] else "–", pm(per_device[n], IPS) if per_device[n] else "–",
                              eff, to_target_text(g),
