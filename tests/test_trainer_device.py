@@ -51,6 +51,16 @@ def test_why_cuda_is_not_usable(torch_version, torch_cuda, driver, expected):
     assert reason.startswith(expected) and "\n" not in reason, reason
 
 
+def test_auto_says_why_it_trains_on_the_cpu_of_a_machine_with_a_driver():
+    from trainer.device import auto_note
+
+    assert auto_note(False, "2.15.0+cu132", "13.2", "550.54.15") == (
+        "device auto: training on the CPU: CUDA is not usable: NVIDIA driver 550.54.15 is too old: torch "
+        "2.15.0+cu132 is built for CUDA 13.2 (NVIDIA driver >= 580.65.06)")
+    assert auto_note(False, "2.15.0+cu132", "13.2", None) is None  # a CPU machine: nothing to say
+    assert auto_note(True, "2.15.0+cu132", "13.2", "580.65.06") is None
+
+
 def test_min_driver_table_covers_the_images_cuda():
     import torch
 

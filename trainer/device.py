@@ -73,7 +73,17 @@ def cuda_unusable(torch_version: str, torch_cuda: Optional[str], driver: Optiona
     return f"no CUDA GPU is visible (NVIDIA driver {driver}; {wants}; CUDA_VISIBLE_DEVICES may hide them)"
 
 
+def auto_note(usable: bool, torch_version: str, torch_cuda: Optional[str], driver: Optional[str]) -> Optional[str]:
+    """What `auto` says when it falls back to the CPU on a machine with an NVIDIA driver (a GPU it cannot use);
+    None where it says nothing (CUDA usable, or no driver: a CPU machine)."""
+    if usable or driver is None:
+        return None
+    return f"device auto: training on the CPU: CUDA is not usable: {cuda_unusable(torch_version, torch_cuda, driver)}"
+
+
 def resolve_device(choice: str = "auto"):
+    import sys
+
     import torch
 
     if choice not in ("auto", "cpu", "cuda"):
@@ -84,7 +94,12 @@ def resolve_device(choice: str = "auto"):
         # torch warns (several lines) when the driver is too old; the one-line reason below says it instead
         warnings.simplefilter("ignore", UserWarning)
         usable = torch.cuda.is_available()
-    if choice == "cuda" and not usable:
-        raise ConfigError("--device cuda: CUDA is not usable: "
-                          + cuda_unusable(str(torch.__version__), torch.version.cuda, driver_version()))
+    if not usable:
+        driver = driver_version()
+        if choice == "cuda":
+            raise ConfigError("--device cuda: CUDA is not usable: "
+                              + cuda_unusable(str(torch.__version__), torch.version.cuda, driver))
+        note = auto_note(usable, str(torch.__version__), torch.version.cuda, driver)
+        if note:  # a GPU machine training on its CPU: never without a word (issue 24 item 9)
+            print(note, file=sys.stderr)
     return torch.device("cuda" if usable else "cpu")
