@@ -43,7 +43,8 @@ ALLOWED: dict[str, set[str]] = {
     "bench": {"image", "core", "platforms", "trainer"},
     "scorecard": {"core", "platforms", "trainer"},
     "report": {"scorecard", "image", "core", "platforms", "trainer"},
-    "cli": {"bench", "report", "scorecard", "image", "core", "platforms", "trainer"},
+    "prices": {"core", "platforms", "trainer"},               # price sources → core's price cache
+    "cli": {"prices", "bench", "report", "scorecard", "image", "core", "platforms", "trainer"},
 }
 # top-level modules of platforms/ and the layer they belong to
 TOP_MODULES = {"platforms": "platforms", "platforms.errors": "platforms", "platforms.cli": "cli",
