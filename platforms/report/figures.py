@@ -48,17 +48,25 @@ def _svg(fig) -> str:
 
 
 def plain_log(axis) -> None:
-    """A log axis whose tick labels are plain numbers ("30", "500", "2,000", "0.2"): matplotlib's default labels
-    the minor ticks of a short range in scientific notation, which run into each other ("3×10⁰4×10⁰6×10⁰").
-    Which ticks get a label is still matplotlib's choice (every decade; minor ticks too on short ranges)."""
-    from matplotlib.ticker import LogFormatter
+    """A log axis labelled in plain numbers ("30", "500", "2,000", "0.2"): every power of ten, and between them
+    2 and 5 × one over up to two decades, every tick under about half a decade. matplotlib's default labels
+    the minor ticks of a short range in scientific notation, which run into each other ("3×10⁰4×10⁰6×10⁰")."""
+    import math
 
-    class Plain(LogFormatter):
-        def _num_to_string(self, x, vmin, vmax):
-            return f"{x:,.0f}" if x >= 1 and float(x).is_integer() else f"{x:,.3g}"
+    from matplotlib.ticker import FuncFormatter
 
-    axis.set_major_formatter(Plain(labelOnlyBase=False))
-    axis.set_minor_formatter(Plain(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    def label(x: float, _pos=None) -> str:
+        if x <= 0:
+            return ""
+        lo, hi = sorted(axis.get_view_interval())
+        decades = math.log10(hi / lo) if lo > 0 else math.inf
+        mantissa = round(x / 10 ** math.floor(math.log10(x) + 1e-9), 6)
+        if mantissa != 1 and not (decades <= 0.6 or (decades <= 2 and mantissa in (2, 5))):
+            return ""
+        return f"{x:,.0f}" if x >= 1 and float(x).is_integer() else f"{x:,.3g}"
+
+    axis.set_major_formatter(FuncFormatter(label))
+    axis.set_minor_formatter(FuncFormatter(label))
 
 
 def time_vs_accuracy(points: list[dict], style: Style) -> str:
