@@ -94,7 +94,7 @@ def test_ctrl_c_cancels_the_job_through_faults_on_the_cancel_call(rig, request, 
     assert rig.faults_left(ctx) == 0
 
 
-@pytest.mark.parametrize("rig", kit_rigs("lasting"))
+@pytest.mark.parametrize("rig", kit_rigs("lasting", where=lambda r: r.job_server != "" and r.short_retries is not None))
 def test_faults_that_do_not_pass_are_one_line_and_cancel_the_job(rig, request, stand_in, tmp_path, kit_store):
     """Once the job trains, the job API answers every poll with a 503: when the retries give up (bounded to
     seconds where the SDK has a knob for it), `platbench launch` says so in one error line (no traceback), exits
@@ -112,8 +112,8 @@ def test_faults_that_do_not_pass_are_one_line_and_cancel_the_job(rig, request, s
     proc = platbench_here("launch", rig.name, "--data", str(stand_in.data), "--epochs", "1000", *args, cwd=work)
     watcher.join(5)
     assert proc.returncode != 0 and "Traceback" not in proc.stdout + proc.stderr, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line]
-    assert len(errors) == 1 and all(line in errors or "cancelled" in line for line in lines), proc.stderr
+    # platbench's own lines: its news (the job started, cancelled) and one error (an SDK may add its own chatter)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("platbench: error")]
+    assert len(errors) == 1 and "platbench: cancelled" in proc.stderr, proc.stderr
     rig.cancelled(ctx)
     assert wait_gone(census(ctx.mark)) == [], "a process of the job outlived the failed launch"
