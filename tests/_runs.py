@@ -3,6 +3,7 @@ xdist workers ask: a test that only needs a model or a run folder reads one of t
 its own. Read only: a test that changes one works on a copy."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -44,6 +45,20 @@ def train(data: Path, out: Path, *flags: str, timeout: float = 1200) -> None:
     proc = subprocess.run([sys.executable, "-m", "trainer", "train", "--data", str(data), "--out", str(out),
                            "--device", "cpu", *flags], cwd=REPO, capture_output=True, text=True, timeout=timeout,
                           env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+# `python -m trainer`'s entry (trainer/__main__.py) called once per job, one after another
+_SEVERAL = ("import json, sys; from trainer.cli import main; "
+            "sys.exit(max(main(['train', *job]) for job in json.loads(sys.argv[1])))")
+
+
+def train_several(jobs: list[tuple[Path, Path, tuple[str, ...]]], timeout: float = 1200) -> None:
+    """Several trainings of (data, out, flags) in one process, each as `python -m trainer train` runs it: torch
+    and Lightning, most of a small training's seconds, are imported once."""
+    argv = [["--data", str(data), "--out", str(out), "--device", "cpu", *flags] for data, out, flags in jobs]
+    proc = subprocess.run([sys.executable, "-c", _SEVERAL, json.dumps(argv)], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 

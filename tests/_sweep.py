@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from conftest import VENV_BIN
@@ -22,7 +21,7 @@ SWEEP_ARGS = ["--model", "small", "--per-class", "5,20", "--seeds", "0,1", "--ep
               "--name", SWEEP_NAME]
 # the killed coordinator's still-running cell: long enough that the second session finds it alive (the worker
 # is also held stopped until the second session has opened the sweep, see _sweep), short for everything else
-FIRST_SESSION_EPOCH_SECONDS = 10
+FIRST_SESSION_EPOCH_SECONDS = 5
 
 
 def _sweep_cmd(data: Path, *extra: str) -> list[str]:
@@ -46,14 +45,12 @@ def swept(tmp_path_factory, digits_data) -> Path:
 
 def _goldens(cwd: Path, digits_data: Path) -> dict[int, Path]:
     """One real training per images-per-class value of the sweep (the stand-in replays only what was trained),
-    both at once: each is mostly torch's start-up."""
-    from _runs import train
+    in one process: each is mostly torch's start-up, paid once."""
+    from _runs import train_several
 
     outs = {pc: cwd / f"golden-pc{pc}" for pc in (5, 20)}
-    with ThreadPoolExecutor(len(outs)) as pool:
-        for job in [pool.submit(train, digits_data, out, "--model", "small", "--epochs", "1", "--seed", "0",
-                                "--per-class", str(pc), "--min-steps", "1") for pc, out in outs.items()]:
-            job.result()
+    train_several([(digits_data, out, ("--model", "small", "--epochs", "1", "--seed", "0", "--per-class", str(pc),
+                                       "--min-steps", "1")) for pc, out in outs.items()])
     return outs
 
 

@@ -29,13 +29,14 @@ from pathlib import Path
 import psutil
 import pytest
 from _serving import free_port
-from conftest import REPO, VENV_BIN, platbench
+from conftest import REPO, VENV_BIN
 
 from stand_in import stand_in  # noqa: F401 (fixture)
+from stand_in.cli import platbench_here
 
 SWEEP = ["--per-class", "all", "--seeds", "0", "--epochs", "2", "--name", "same"]  # the stand-in's golden job
 CELL = "local-small-pcall-seed0"
-EPOCH_SECONDS = 15  # the test kills the Ray worker within this of the first checkpoint (it polls every 0.1 s)
+EPOCH_SECONDS = 6  # the test kills the Ray worker within this of the first checkpoint (it polls every 0.1 s)
 ACCURACY_NOISE = 0.05  # the killed cell resumes at an epoch boundary (exact by design); the rest is float noise
 
 
@@ -240,7 +241,8 @@ def test_report_data_equals_the_in_process_sweeps(on_ray, in_process, mlflow_ser
 def test_bad_executor_is_one_line(digits_data, tmp_path):
     from conftest import assert_one_line_error
 
-    proc = platbench("sweep", "--data", str(digits_data), *SWEEP, "--executor", "dask://x", cwd=tmp_path)
+    # in this process (tests/stand_in/cli.py); sweep's subprocess form: tests/bench/test_sweep.py
+    proc = platbench_here("sweep", "--data", str(digits_data), *SWEEP, "--executor", "dask://x", cwd=tmp_path)
     assert_one_line_error(proc)
     assert "--executor" in proc.stderr and list(tmp_path.iterdir()) == []
 
