@@ -122,6 +122,9 @@ def test_published_figures_sit_beside_measured_runs_and_are_attributed(tmp_path,
     # services with no runs say so instead of showing a number
     nyckel = [r for r in rows if r["Platform"] == "nyckel"]
     assert nyckel[1]["Source"] == "measured: no runs yet" and nyckel[1]["Runs"] == "0"
+    # one status everywhere: the service `platbench platforms` lists as not measurable is not "no runs yet"
+    autotrain = [r for r in rows if r["Platform"] == "autotrain"]
+    assert autotrain[1]["Source"] == "measured: not measurable (`platbench platforms`)" and autotrain[1]["Runs"] == "0"
     # the html has the same table, the measured row citing its runs
     html = (tmp_path / "rep" / "index.html").read_text()
     assert 'id="published-figures"' in html and "published" in html

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from platforms.core import registry
 from platforms.core.stats import pm
 from platforms.core.tracking import Tag
 from platforms.report.data import Run
@@ -57,7 +58,9 @@ class ScorecardSections(ReportContext):
                 ids.append([])
             measured = [r for r in self.store.serving if r.tags.get(Tag.PLATFORM) == name]
             if not measured:
-                rows.append([name, "measured: no runs yet", *(["–"] * len(cols)), "0"])
+                gone = name in registry.specs() and registry.spec(name).not_measurable
+                rows.append([name, "measured: not measurable (`platbench platforms`)" if gone else "measured: no runs yet",
+                             *(["–"] * len(cols)), "0"])
                 ids.append([])
                 continue
             self.cite(measured)
