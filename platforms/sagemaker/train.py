@@ -97,6 +97,11 @@ GPU_FAMILIES = {
 }
 
 
+def has_gpu(instance_type: str) -> bool:
+    """Whether the instance's family is one of the GPU families above."""
+    return instance_type.rsplit(".", 1)[0] in GPU_FAMILIES
+
+
 def unusable_gpu(instance_type: str) -> Optional[str]:
     """Why the image cannot use this instance's GPU, or None."""
     family = instance_type.rsplit(".", 1)[0]
@@ -298,6 +303,8 @@ class SageMakerPlatform(CloudJobPlatform):
                             f"and writes only buckets in the job's region (use a bucket in {cfg.region} or "
                             f"--set region={where})")
         if not cfg.local:
+            # a GPU instance: the trainer must use its GPU (--device cuda), never the CPU at the GPU's price
+            job.on_hardware(1 if has_gpu(cfg.instance_type) else 0)
             self._role_arn = self.resolve_role(cfg.role)
             from platforms.image import pinning
 
@@ -459,6 +466,8 @@ class SageMakerPlatform(CloudJobPlatform):
         else:
             channel_uri, channel_type = f"{root}/naive/{Path(job.data).resolve().name}/", "S3Prefix"
         self.cfg = cfg
+        if not cfg.local:
+            job.on_hardware(1 if has_gpu(cfg.instance_type) else 0)  # as check() decides: the request shows it
         request = self.training_request(job, name, channel_uri, channel_type)
         request["RoleArn"] = cfg.role if (cfg.role or "").startswith("arn:") else \
             f"arn:aws:iam::ACCOUNT:role/{cfg.role or 'ROLE'}"
@@ -499,7 +508,9 @@ class SageMakerPlatform(CloudJobPlatform):
                             + " -m trainer train …")] if cfg.instance_count > 1 else []),
                 PlanStep(f"create the training job ({cfg.instance_type} ×{cfg.instance_count}"
                          + (f", managed spot, max wait {cfg.effective_max_wait}s" if cfg.spot else ", on demand")
-                         + f", max run {cfg.max_run}s) through the sagemaker SDK's Estimator",
+                         + f", max run {cfg.max_run}s) through the sagemaker SDK's Estimator; a GPU instance "
+                         "adds device=cuda to the hyperparameters, so a GPU CUDA cannot use fails the job in one "
+                         "line instead of training on the CPU",
                          "aws sagemaker create-training-job --cli-input-json " + shlex.quote(json.dumps(request))),
                 PlanStep("wait, reporting SecondaryStatusTransitions (queued, provisioning, image pull, downloading, "
                          "training, uploading)",

@@ -307,6 +307,8 @@ class VertexPlatform(CloudJobPlatform):
         if not cfg.local:
             from platforms.image import pinning
 
+            # an accelerator: the trainer must use it (--device cuda), never the CPU at the GPU's price
+            job.on_hardware(cfg.accelerator_count)
             # the job runs REPO@sha256:…: a tag resolved from the push record / the registry (issue 18)
             cfg = self.cfg = pinning.pinned_settings(cfg, "image_uri", "vertex")
             self.jobs = VertexJobs(cfg, self.api_stats)
@@ -372,6 +374,8 @@ class VertexPlatform(CloudJobPlatform):
         name = cfg.job_name or cfg.JOB_NAME.placeholder(cfg.run_name or f"platbench-{job.model}")
         data_uri = (f"{root}/datasets/<fingerprint>/platbench-manifest.json" if cfg.staging == "sharded"
                     else f"{root}/naive/{Path(job.data).resolve().name}/")
+        if not cfg.local:
+            job.on_hardware(cfg.accelerator_count)  # as check() decides: the job spec shows it
         spec = self.custom_job(job, name, data_uri, Path(job.data).resolve().name)
         spec["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["imageUri"] = cfg.image_uri or "IMAGE_URI"
         project, region = cfg.project or "PROJECT", cfg.region
@@ -410,7 +414,8 @@ class VertexPlatform(CloudJobPlatform):
                 PlanStep(f"create the custom job ({cfg.machine_type}"
                          + (f" + {cfg.accelerator_count}× {cfg.accelerator_type}" if cfg.accelerator_count else "")
                          + (", Spot" if cfg.spot else ", on demand") + f", timeout {cfg.max_run}s) through the "
-                         "JobService API (google-cloud-aiplatform)",
+                         "JobService API (google-cloud-aiplatform); an accelerator adds --device cuda to the args, "
+                         "so a GPU CUDA cannot use fails the job in one line instead of training on the CPU",
                          f"gcloud ai custom-jobs create --project={project} --region={region} "
                          f"--display-name={name} --config=job.yaml   # job.yaml: "
                          + json.dumps(spec["jobSpec"])),

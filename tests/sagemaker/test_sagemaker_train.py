@@ -128,12 +128,18 @@ def test_dry_run_prints_every_step_with_aws_commands_and_creates_nothing(dataset
                 "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/platbench:1"}
     text = launch.plan_text("sagemaker", Job(data=dataset, out=tmp_path / "o", epochs=2), settings)
     for needle in ("aws s3 cp SHARD.tar", "aws sagemaker create-training-job", "aws sagemaker wait",
-                   "aws sagemaker stop-training-job", "aws s3api head-bucket", "ManifestFile"):
+                   "aws sagemaker stop-training-job", "aws s3api head-bucket", "ManifestFile",
+                   "a GPU instance adds device=cuda to the hyperparameters"):
         assert needle in text, needle
     request = json.loads(re.search(r"--cli-input-json '(\{.*\})'", text).group(1))
     model = botocore.session.get_session().get_service_model("sagemaker")
     validate_parameters(request, model.operation_model("CreateTrainingJob").input_shape)  # raises if invalid
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
+    # the default instance type (ml.g4dn.xlarge) has a GPU: the trainer must use it; a CPU instance: its auto
+    assert request["ResourceConfig"]["InstanceType"] == "ml.g4dn.xlarge" and request["HyperParameters"]["device"] == "cuda"
+    cpu = launch.plan_text("sagemaker", Job(data=dataset, out=tmp_path / "o", epochs=2),
+                           {**settings, "instance_type": "ml.m5.xlarge"})
+    assert "device" not in json.loads(re.search(r"--cli-input-json '(\{.*\})'", cpu).group(1))["HyperParameters"]
     assert objects(bucket) == [] and sent(aws, "CreateTrainingJob") == []
 
 
@@ -178,8 +184,10 @@ def test_cloud_mode_job_trains_and_is_collected_and_billed(workdir, dataset, tmp
     monkeypatch.chdir(workdir)
     sm_api.spot_savings = 0.5
     image = PLATBENCH_IMAGE
+    # a CPU instance: the job's instance is this machine, without a GPU (a GPU instance's trainer is started with
+    # --device cuda and fails here, as it should: test_a_gpu_instance_...)
     settings = {"bucket": bucket, "role": "platbench-sm", "image_uri": image, "spot": "true", "max_run": "1800",
-                "max_wait": "3600", "instance_type": "ml.g5.xlarge", "job_name": "pb-cloud-1", "poll_seconds": "0.1"}
+                "max_wait": "3600", "instance_type": "ml.m5.xlarge", "job_name": "pb-cloud-1", "poll_seconds": "0.1"}
     job = Job(data=dataset, out=tmp_path / "out", epochs=1, hyperparameters={"lr": "0.01"})
     outcome, run_id = run(job, settings)
     described = boto3.client("sagemaker").describe_training_job(TrainingJobName="pb-cloud-1")
@@ -189,7 +197,7 @@ def test_cloud_mode_job_trains_and_is_collected_and_billed(workdir, dataset, tmp
     validate_parameters(request, model.operation_model("CreateTrainingJob").input_shape)
     assert request["AlgorithmSpecification"]["TrainingImage"] == image
     assert request["RoleArn"] == role
-    assert request["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge"
+    assert request["ResourceConfig"]["InstanceType"] == "ml.m5.xlarge"
     assert request["EnableManagedSpotTraining"] is True
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 1800, "MaxWaitTimeInSeconds": 3600}
     assert request["CheckpointConfig"]["S3Uri"] == f"s3://{bucket}/platbench/checkpoints/pb-cloud-1"
@@ -225,7 +233,7 @@ def test_cloud_mode_job_trains_and_is_collected_and_billed(workdir, dataset, tmp
     assert described["TrainingJobStatus"] == "Completed"
     assert m["phase_seconds_training"] > 0 and "phase_seconds_downloading" in m and "phase_seconds_uploading" in m
     billed, ran = described["BillableTimeInSeconds"], described["TrainingTimeInSeconds"]
-    price = 1.408  # ml.g5.xlarge, training, us-east-1 (platforms/sagemaker/prices.yaml)
+    price = 0.23  # ml.m5.xlarge, training, us-east-1 (platforms/sagemaker/prices.yaml)
     assert m["billed_seconds"] == billed < ran
     assert m["cost_usd"] == pytest.approx(billed * price / 3600)
     assert m["cost_list_estimate_usd"] == pytest.approx(ran * price / 3600)
@@ -233,6 +241,23 @@ def test_cloud_mode_job_trains_and_is_collected_and_billed(workdir, dataset, tmp
     assert t[tracking.Tag.PRICE_BASIS] == "spot"
     assert m["sagemaker_test_accuracy"] == pytest.approx(results["test_accuracy"], abs=1e-4)  # FinalMetricDataList
     assert sent(sm_api, "DescribeTrainingJob") and not sent(sm_api, "StopTrainingJob")  # finished: nothing to stop
+
+
+def test_a_gpu_instance_runs_the_trainer_on_cuda_never_silently_on_the_cpu(workdir, dataset, tmp_path, monkeypatch,
+                                                                            bucket, role, sm_api, job_runner):
+    """A GPU instance (its family in GPU_FAMILIES) starts the trainer with device=cuda in its hyperparameters.
+    The loopback instance is this machine, without a GPU, as an instance would be whose driver the image's
+    torch cannot use: the job fails in the trainer's one line (its FailureReason), nothing collected, instead
+    of training on the CPU at the GPU's price (issue 24 item 9)."""
+    monkeypatch.chdir(workdir)
+    settings = {"bucket": bucket, "role": role, "image_uri": PLATBENCH_IMAGE, "instance_type": "ml.g5.xlarge",
+                "job_name": "pb-gpu", "poll_seconds": "0.1"}
+    outcome, _ = run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings)
+    (request,) = sent(sm_api, "CreateTrainingJob")
+    assert request["HyperParameters"]["device"] == "cuda"
+    assert outcome.status == "failed"
+    assert outcome.message.startswith("error: --device cuda: CUDA is not usable: "), outcome.message
+    assert "\n" not in outcome.message.strip() and not list((tmp_path / "out").iterdir())  # nothing collected
 
 
 @pytest.mark.parametrize("spot", [False, True])

@@ -27,7 +27,10 @@ from platforms.core.progress import JobProgress
 
 # a cloud launch runs its image by digest: a tag would be resolved first (platforms/image/pinning.py)
 PINNED = "us-docker.pkg.dev/p/r/platbench@sha256:" + "b" * 64
-T4_HOUR = 0.437 + 0.4025  # n1-standard-8 + one NVIDIA_TESLA_T4, USD per hour (prices.yaml)
+N1_HOUR = 0.437  # n1-standard-8, USD per hour (prices.yaml)
+# The jobs that must finish run without an accelerator: the server's replicas are this machine, without a GPU
+# (an accelerator's trainer is started with --device cuda and fails here, as it should: test_an_accelerator_...)
+CPU = {"accelerator_count": "0"}
 
 
 @pytest.fixture(scope="module")
@@ -130,12 +133,19 @@ def test_dry_run_prints_gcloud_commands_and_creates_nothing(dataset, tmp_path, b
     text = launch.plan_text("vertex", Job(data=dataset, out=tmp_path / "o"), {
         "project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url})
     for needle in ("gcloud ai custom-jobs create", "gcloud ai custom-jobs describe", "gcloud ai custom-jobs cancel",
-                   "gcloud storage cp SHARD.tar", "NVIDIA_TESLA_T4"):
+                   "gcloud storage cp SHARD.tar", "NVIDIA_TESLA_T4", "an accelerator adds --device cuda to the args"):
         assert needle in text, needle
     job_spec = json.loads(re.search(r"# job\.yaml: (\{.*\})", text).group(1))
     from google.cloud import aiplatform_v1
 
     aiplatform_v1.CustomJobSpec.from_json(json.dumps(job_spec))
+    # the default machine has a T4: the trainer must use it; without an accelerator: its auto
+    args = job_spec["workerPoolSpecs"][0]["containerSpec"]["args"]
+    assert args[args.index("--device") + 1] == "cuda"
+    cpu = launch.plan_text("vertex", Job(data=dataset, out=tmp_path / "o"), {
+        "project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url, **CPU})
+    assert "--device" not in json.loads(re.search(r"# job\.yaml: (\{.*\})", cpu).group(1))[
+        "workerPoolSpecs"][0]["containerSpec"]["args"]
     assert blobs(bucket) == [] and job_service.created == []
 
 
@@ -182,7 +192,7 @@ def test_a_cloud_job_runs_on_the_server_and_its_outputs_and_cost_come_back(datas
 
     monkeypatch.chdir(tmp_path)
     settings = {"project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url,
-                "poll_seconds": "0.05", "job_name": "pb-vx-cloud", "spot": "true", "run_name": "cifar-spot-1"}
+                "poll_seconds": "0.05", "job_name": "pb-vx-cloud", "spot": "true", "run_name": "cifar-spot-1", **CPU}
     job = Job(data=dataset, out=tmp_path / "out", epochs=1)
     outcome, run_id = run(job, settings)
     assert outcome.status == "finished", outcome.message
@@ -190,8 +200,8 @@ def test_a_cloud_job_runs_on_the_server_and_its_outputs_and_cost_come_back(datas
     assert created["displayName"] == "pb-vx-cloud"
     pool = created["jobSpec"]["workerPoolSpecs"][0]
     machine = pool["machineSpec"]  # the REST transport sends enums as numbers (enum-encoding=int)
-    assert machine["machineType"] == "n1-standard-8" and machine["acceleratorCount"] == 1
-    assert aiplatform_v1.AcceleratorType(machine["acceleratorType"]).name == "NVIDIA_TESLA_T4"
+    assert machine["machineType"] == "n1-standard-8" and not machine.get("acceleratorCount")  # no accelerator
+    assert "--device" not in pool["containerSpec"]["args"]  # without a GPU: the trainer's auto
     assert aiplatform_v1.Scheduling.Strategy(created["jobSpec"]["scheduling"]["strategy"]).name == "SPOT"
     assert pool["containerSpec"]["imageUri"] == PINNED
     c = tracking.client()
@@ -209,10 +219,10 @@ def test_a_cloud_job_runs_on_the_server_and_its_outputs_and_cost_come_back(datas
     (name,) = job_service.jobs
     assert results["platform"] == "vertex" and results["job_id"] == name.rsplit("/", 1)[1]  # CLOUD_ML_JOB_ID
     assert results["image_digest"] == "sha256:" + "b" * 64
-    # cost: the server's startTime → endTime × the machine and GPU's hourly price
+    # cost: the server's startTime → endTime × the machine's hourly price
     described = job_service.jobs[name].describe()
     assert described["state"] == "JOB_STATE_SUCCEEDED"
-    assert outcome.cost_usd == pytest.approx(running_seconds(described) * T4_HOUR / 3600) == outcome.list_estimate_usd
+    assert outcome.cost_usd == pytest.approx(running_seconds(described) * N1_HOUR / 3600) == outcome.list_estimate_usd
     assert r.data.metrics["cost_usd"] == pytest.approx(outcome.cost_usd) and outcome.billed_seconds is None
     assert r.data.tags[tracking.Tag.PRICE_BASIS] == "on-demand (no spot price)"
     assert "n1-standard-8 0.437/h ×1" in r.data.tags[tracking.Tag.PRICE_SOURCE]
@@ -249,6 +259,25 @@ def _cloud_outcome(p, dataset, tmp_path, epochs=1):
     return handle, p.wait(handle, JobProgress(enabled=False))
 
 
+def test_an_accelerator_runs_the_trainer_on_cuda_never_silently_on_the_cpu(dataset, tmp_path, monkeypatch, bucket,
+                                                                           job_service):
+    """A job with an accelerator (the default: one NVIDIA_TESLA_T4) starts the trainer with --device cuda. The
+    server's replica is this machine, without a GPU, as a node would be whose driver the image's torch cannot
+    use: the job fails in the trainer's one line, nothing in its output, instead of training on the CPU at the
+    GPU's price (issue 24 item 9)."""
+    monkeypatch.chdir(tmp_path)
+    outcome, _ = run(Job(data=dataset, out=tmp_path / "out", epochs=1), {
+        "project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url,
+        "poll_seconds": "0.05", "job_name": "pb-vx-gpu"})
+    (created,) = job_service.created
+    pool = created["jobSpec"]["workerPoolSpecs"][0]
+    assert pool["machineSpec"]["acceleratorCount"] == 1 and "--device cuda" in " ".join(pool["containerSpec"]["args"])
+    assert outcome.status == "failed"
+    (name,) = job_service.jobs
+    assert "error: --device cuda: CUDA is not usable: " in job_service.logs(name), job_service.logs(name)[-3000:]
+    assert not any("/output/" in n or "/model/" in n for n in blobs(bucket))  # nothing written by the trainer
+
+
 def test_two_replicas_run_as_one_ddp_job_priced_once(dataset, tmp_path, monkeypatch, bucket, job_service):
     """Two replicas: the primary in workerpool0 (replicaCount 1, as Vertex requires), the other in workerpool1;
     the server starts both with their CLUSTER_SPEC and the trainers form one run. cost = the job's running
@@ -257,15 +286,15 @@ def test_two_replicas_run_as_one_ddp_job_priced_once(dataset, tmp_path, monkeypa
 
     monkeypatch.chdir(tmp_path)
     p = VertexPlatform({"project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url,
-                        "poll_seconds": "0.05"})
+                        "poll_seconds": "0.05", **CPU})
     p.cfg = p.parsed().model_copy(update={"replica_count": 2})
     handle, outcome = _cloud_outcome(p, dataset, tmp_path)
     assert outcome.status == "finished", outcome.message
     assert [w["replicaCount"] for w in handle.spec["jobSpec"]["workerPoolSpecs"]] == ["1", "1"]
     run_ = job_service.jobs[handle.job_id]
     assert run_.replicas == ["workerpool0-0", "workerpool1-0"]
-    assert p.price_per_hour() == pytest.approx(2 * T4_HOUR)
-    assert outcome.list_estimate_usd == pytest.approx(running_seconds(run_.describe()) * 2 * T4_HOUR / 3600)
+    assert p.price_per_hour() == pytest.approx(2 * N1_HOUR)
+    assert outcome.list_estimate_usd == pytest.approx(running_seconds(run_.describe()) * 2 * N1_HOUR / 3600)
     assert outcome.cost_usd == outcome.list_estimate_usd
     assert p.run_tags(Job(data=dataset, out=tmp_path))[tracking.Tag.PRICE_BASIS] == "on-demand"
     results = json.loads(next(Path(run_.mount).rglob("output/results.json")).read_text())
