@@ -60,12 +60,14 @@ def transient(rig, ctx, call: str, times: int) -> None:
 
 @pytest.mark.parametrize("rig", kit_rigs("survived"))
 def test_passing_faults_of_the_job_api_are_survived(rig, request, stand_in, tmp_path, monkeypatch, kit_store):
-    """503s, throttling and reset connections when the launcher creates the job and while it polls it: retried,
-    the job is followed to its end and collected as if nothing had happened."""
+    """A 503, throttling and a reset connection while the launcher polls the job, and when it creates the job
+    where creating is retried: retried, the job is followed to its end and collected as if nothing had
+    happened. (One of each in a row: azure-core's default policy allows 3 status retries per call.)"""
     ctx = open_rig(rig, request, tmp_path, stand_in.data)
     monkeypatch.chdir(tmp_path)
     rig.runtime(ctx, ctx.env(stand_in))
-    transient(rig, ctx, "create", 1)
+    if rig.create_retried:
+        transient(rig, ctx, "create", 1)
     transient(rig, ctx, "get", 1)
     out = tmp_path / "out"
     outcome, run_id = launch.launch(rig.name, Job(data=stand_in.data, out=out, epochs=2), rig.remote(ctx),
@@ -75,6 +77,25 @@ def test_passing_faults_of_the_job_api_are_survived(rig, request, stand_in, tmp_
     assert rig.faults_left(ctx) == 0, "a fault was never met: the launcher polled less than the faults need"
     assert tracking.client().get_run(run_id).info.status == "FINISHED"
     assert len(rig.jobs(ctx)) >= 1
+
+
+@pytest.mark.parametrize("rig", kit_rigs("create", where=lambda r: r.job_server != "" and not r.create_retried))
+@pytest.mark.parametrize("fault", TRANSIENT)
+def test_a_fault_on_a_creation_not_retried_is_one_line_and_creates_nothing(rig, fault, request, stand_in, tmp_path,
+                                                                          kit_store):
+    """Where the job's creation is tried once (not idempotent, or no retry in the SDK): a transient fault on it is
+    one error line and a non-zero exit, no job on the server, nothing running."""
+    ctx = open_rig(rig, request, tmp_path, stand_in.data)
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    rig.runtime(ctx, ctx.env(stand_in))
+    rig.fail(ctx, "create", fault, 1)
+    args = [a for k, v in rig.remote(ctx).items() for a in ("--set", f"{k}={v}")]
+    proc = platbench_here("launch", rig.name, "--data", str(stand_in.data), "--epochs", "2", *args, cwd=work)
+    assert proc.returncode != 0 and "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if line.startswith("platbench: error")]) == 1, proc.stderr
+    assert rig.faults_left(ctx) == 0 and rig.jobs(ctx) == []
+    assert wait_gone(census(ctx.mark)) == []
 
 
 @pytest.mark.parametrize("rig", kit_rigs("cancel"))
