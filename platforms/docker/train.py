@@ -76,12 +76,14 @@ class DockerPlatform(CloudJobPlatform):
         user = container_user(cfg)
         if user.partition(":")[0] != IMAGE_USER.partition(":")[0]:
             env["HOME"] = "/tmp"  # a uid the image has no account for gets HOME=/, where it cannot write caches
+        gpus = parse_gpus(cfg.gpus)
+        job.on_hardware(1 if gpus.requested else 0)  # GPUs asked for: --device cuda, never a silent CPU run
         return RunSpec(
             image=image, shown_image=shown, name=f"platbench-{name}", user=user,
             data=Path(job.data).resolve(), out=Path(job.out).resolve(),
             checkpoints=Path(job.checkpoint_dir or CHECKPOINT_ROOT / name).resolve(),
             trainer_args=tuple(job.trainer_args()), env=env,
-            labels={"platbench.job_name": name}, gpus=parse_gpus(cfg.gpus))
+            labels={"platbench.job_name": name}, gpus=gpus)
 
     # ------------------------------------------------------------------ check
     def preflight(self, job: Job) -> list[str]:

@@ -125,6 +125,15 @@ class SkyPilotSettings(CloudJobSettings):
         return (self.bucket or "").split("://", 1)[0] or NATIVE_SCHEME.get(self.cloud or "", "s3")
 
     @property
+    def gpu_request(self) -> str:
+        """The accelerators the task asks for (SkyPilot's NAME:COUNT; A100:1 unless given): every task has a GPU."""
+        return self.accelerators or "A100:1"
+
+    @property
+    def gpu_count(self) -> int:
+        return int(self.gpu_request.partition(":")[2] or 1)
+
+    @property
     def bucket_name(self) -> str:
         return (self.bucket or f"{self.scheme}://BUCKET").split("://", 1)[1].rstrip("/")
 
@@ -133,7 +142,7 @@ def task_config(cfg: SkyPilotSettings, name: str, out_key: str, data_key: str, c
                 env: dict[str, str]) -> dict:
     """The task YAML's dictionary. data_key: the staged manifest's (or folder's) key in the bucket; out_key: the
     outputs' key in the bucket; both are read and written through the bucket's mount at MOUNT_PATH."""
-    resources = {"cloud": cfg.cloud or "aws", "accelerators": cfg.accelerators or "A100:1",
+    resources = {"cloud": cfg.cloud or "aws", "accelerators": cfg.gpu_request,
                  "use_spot": cfg.use_spot, "image_id": f"docker:{cfg.image or 'REGISTRY/platbench@sha256:DIGEST'}"}
     if cfg.region:
         resources["region"] = cfg.region
@@ -155,6 +164,7 @@ def job_task(cfg: SkyPilotSettings, job: Job, name: str, out_rel: str, data_rel:
     from platforms.image import pinning
 
     env = container_env("skypilot", pinning.image_env(cfg.image), digest=cfg.digest)
+    job.on_hardware(cfg.gpu_count)  # a GPU's price: --device cuda, never a silent CPU run (issue 24 item 9)
     command = ["train", "--dataset-name", Path(job.data).resolve().name, *job.trainer_args()]
     prefix = cfg.prefix.strip("/")
     return task_config(cfg, name, f"{prefix}/{out_rel}", f"{prefix}/{data_rel}", command, env)

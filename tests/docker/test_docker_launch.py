@@ -114,6 +114,7 @@ def test_the_create_body_is_what_the_plans_docker_run_says(tmp_path, digits_data
     cmd = body["Cmd"]
     assert cmd[0] == "train" and cmd[cmd.index("--checkpoint-dir") + 1] == CHECKPOINTS
     assert cmd[cmd.index("--epochs") + 1] == "3" and cmd[cmd.index("--batch-size") + 1] == "16"
+    assert cmd[cmd.index("--device") + 1] == "cuda"  # GPUs asked for: used or one-line failure (issue 24 item 9)
 
     argv = shlex.split(spec.docker_run())
     assert argv[:3] == ["docker", "run", "--rm"]
@@ -267,3 +268,8 @@ def test_gpus_on_a_platform_without_the_setting_is_one_line(digits_data, tmp_pat
     assert_one_line_error(proc)
     assert proc.returncode == 2 and "gpus" in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_no_gpu_asked_for_leaves_the_device_to_the_trainer(tmp_path, digits_data):
+    _, spec = spec_for(tmp_path, digits_data, {"job_name": "j1"})
+    assert "--device" not in spec.trainer_args

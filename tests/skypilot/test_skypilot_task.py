@@ -76,6 +76,8 @@ def test_the_generated_task_passes_skypilots_validation(cloud, spot, digits_data
     assert task.envs["PLATBENCH_OUT"] == "/platbench/bucket/platbench/jobs/pb-run-1"
     assert task.envs["PLATBENCH_IMAGE_DIGEST"] == DIGEST
     assert task.run.startswith("train --dataset-name digits ") and "--epochs 2" in task.run
+    # the task's GPU is paid for: the trainer must use it or fail in one line (issue 24 item 9)
+    assert "--device cuda" in task.run
     assert ("job_recovery" in config["resources"]) is spot
 
 
