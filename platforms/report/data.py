@@ -18,6 +18,16 @@ TRAINING = "training"
 SERVICE = "service"  # platforms/core/service_launch.py KIND: a managed AutoML service's run
 
 
+class _TagValue:
+    """A run's tag as an attribute (run.fingerprint): the tag's value, or None when the run has none."""
+
+    def __init__(self, tag: str):
+        self.tag = tag
+
+    def __get__(self, run, owner=None) -> Optional[str]:
+        return self if run is None else run.tags.get(self.tag)
+
+
 @dataclass
 class Run:
     run_id: str
@@ -43,17 +53,18 @@ class Run:
 
     @property
     def per_class(self) -> Optional[int]:
-        value = self.params.get("per_class")
-        try:
-            return int(value) if value not in (None, "", "None") else None
-        except ValueError:
-            return None
+        return self._param("per_class", int)
 
     @property
     def seed(self) -> Optional[int]:
+        return self._param("seed", int)
+
+    def _param(self, name: str, kind):
+        """A param as a number; None when the run logged none (or "None") or something else."""
+        value = self.params.get(name)
         try:
-            return int(self.params["seed"])
-        except (KeyError, ValueError):
+            return kind(value) if value not in (None, "", "None") else None
+        except ValueError:
             return None
 
     @property
@@ -70,26 +81,12 @@ class Run:
 
     @property
     def target_accuracy(self) -> Optional[float]:
-        try:
-            return float(self.params["target_accuracy"])
-        except (KeyError, ValueError):
-            return None
+        return self._param("target_accuracy", float)
 
-    @property
-    def fingerprint(self) -> Optional[str]:
-        return self.tags.get(Tag.DATASET_FINGERPRINT)
-
-    @property
-    def image_digest(self) -> Optional[str]:
-        return self.tags.get(Tag.IMAGE_DIGEST)
-
-    @property
-    def commit(self) -> Optional[str]:
-        return self.tags.get(Tag.GIT_COMMIT)
-
-    @property
-    def sweep(self) -> Optional[str]:
-        return self.tags.get(Tag.SWEEP)
+    fingerprint = _TagValue(Tag.DATASET_FINGERPRINT)
+    image_digest = _TagValue(Tag.IMAGE_DIGEST)
+    commit = _TagValue(Tag.GIT_COMMIT)
+    sweep = _TagValue(Tag.SWEEP)
 
     @property
     def condition(self) -> "condition_mod.Condition":

@@ -103,7 +103,8 @@ def ablation(series: list[dict], style: Style) -> str:
         color = style.color(s["platform"])
         x, mean = np.asarray(s["x"], float), np.asarray(s["mean"], float)
         std = np.asarray([v if v is not None else np.nan for v in s["std"]], float)
-        ax.plot(x, mean, marker=style.marker(s["model"]), color=color, label=f"{s['platform']} · {s['model']}")
+        cond = f" · {s['condition']}" if s.get("condition") else ""  # two lines of one platform and model
+        ax.plot(x, mean, marker=style.marker(s["model"]), color=color, label=f"{s['platform']} · {s['model']}{cond}")
         has = ~np.isnan(std)
         if has.any():
             ax.fill_between(x[has], (mean - std)[has], (mean + std)[has], color=color, alpha=0.18, linewidth=0)
@@ -111,14 +112,20 @@ def ablation(series: list[dict], style: Style) -> str:
         if s["seeds"]:
             sx, sy = zip(*s["seeds"])
             ax.scatter(sx, sy, color=color, s=10, alpha=0.45, marker=style.marker(s["model"]))
-    ax.set_xscale("log", base=2)
+    return _counts_axis(ax, series, "training images per class (log scale)", "test accuracy (mean, band ± std over seeds)")
+
+
+def _counts_axis(ax, series: list[dict], xlabel: str, ylabel: str) -> str:
+    """A log-2 x axis ticked at exactly the counts the series ran at (images per class, devices), labels,
+    legend: the SVG."""
     xs = sorted({x for s in series for x in s["x"]})
+    ax.set_xscale("log", base=2)
     ax.set_xticks(xs)
     ax.set_xticklabels([str(int(x)) for x in xs])
-    ax.set_xlabel("training images per class (log scale)")
-    ax.set_ylabel("test accuracy (mean, band ± std over seeds)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.legend(frameon=False, fontsize=9)
-    return _svg(fig)
+    return _svg(ax.figure)
 
 
 def scaling(series: list[dict], style: Style) -> str:
@@ -132,15 +139,9 @@ def scaling(series: list[dict], style: Style) -> str:
         if s["runs"]:
             rx, ry = zip(*s["runs"])
             ax.scatter(rx, ry, color=color, s=10, alpha=0.45, marker=marker)
-    xs = sorted({x for s in series for x in s["x"]})
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(xs)
-    ax.set_xticklabels([str(int(x)) for x in xs])
     ax.set_ylim(bottom=0)
-    ax.set_xlabel("devices (data-parallel processes, log scale)")
-    ax.set_ylabel("training images/s per device (median over runs)")
-    ax.legend(frameon=False, fontsize=9)
-    return _svg(fig)
+    return _counts_axis(ax, series, "devices (data-parallel processes, log scale)",
+                        "training images/s per device (median over runs)")
 
 
 def pareto(points: list[dict], style: Style) -> str:

@@ -106,7 +106,8 @@ class AccuracySections(ReportContext):
             xs = sorted(points)
             accs = [[r.m("final_test_accuracy") for r in points[x]] for x in xs]
             ms = [stats.mean_std(a) for a in accs]
-            series.append({"platform": p, "model": model, "x": xs, "mean": [m for m, _ in ms], "std": [sd for _, sd in ms],
+            series.append({"platform": p, "model": model, "condition": self.condition_text(cond, fields) if cond_col else None,
+                           "x": xs, "mean": [m for m, _ in ms], "std": [sd for _, sd in ms],
                            "seeds": [(x, a) for x, al in zip(xs, accs) for a in al]})
             for x, a in zip(xs, accs):
                 rows.append([p, model, *([self.condition_text(cond, fields)] if cond_col else []), str(x),
