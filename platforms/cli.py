@@ -104,6 +104,9 @@ def launch(
     allow_version_mismatch: bool = typer.Option(False, "--allow-version-mismatch",
                                                 help="compare with --baseline even if Python, torch, torchvision, "
                                                      "Lightning, CUDA or cuDNN versions differ"),
+    max_usd: Optional[float] = typer.Option(None, "--max-usd", min=0.0, help="budget in USD: refuse a plan whose "
+                                            "upper bound (price × max_run) exceeds it; cancel a job before its "
+                                            "spend crosses it"),
 ) -> None:
     """Train on PLATFORM, measure it, and record the run in MLflow."""
     from platforms.core import launch as launcher
@@ -120,16 +123,15 @@ def launch(
     if gpus is not None:
         settings["gpus"] = gpus  # a platform without the setting refuses it as it refuses any unknown --set
     if dry_run:
-        typer.echo(launcher.plan_text(platform, job, settings))
+        typer.echo(launcher.plan_text(platform, job, settings, max_usd))
         return
     preflight.tracking_store(_tracking_uri())
     if baseline is not None:
         preflight.store_exists(_tracking_uri(), f"--baseline {baseline!r}")
     base_run = launcher.find_run(baseline) if baseline is not None else None
     console = _console()
-    with JobProgress(console, enabled=not as_json) as progress:
-        progress.verbose = verbose  # read by the launchers that echo a job's log lines
-        outcome, run_id = launcher.launch(platform, job, settings, progress, base_run, allow_image_mismatch)
+    with JobProgress(console, enabled=not as_json, verbose=verbose) as progress:
+        outcome, run_id = launcher.launch(platform, job, settings, progress, base_run, allow_image_mismatch, max_usd)
     if outcome.status != "finished":
         typer.echo(f"platbench: {outcome.status}: {outcome.message} (MLflow run {run_id})", err=True)
         raise typer.Exit(143 if outcome.status == "preempted" else 130)
@@ -406,6 +408,9 @@ def sweep(
                                  "cluster of this machine) | ray://HOST:PORT (needs platbench[ray])"),
     devices: Optional[int] = typer.Option(None, "--devices", min=1, help="devices for local cells, one cell each "
                                           "(default: every visible GPU, else 1)"),
+    max_usd: Optional[float] = typer.Option(None, "--max-usd", min=0.0, help="budget in USD: refuse a plan whose "
+                                            "upper bound (price × max_run) exceeds it; cancel a job before its "
+                                            "spend crosses it"),
 ) -> None:
     """Run a matrix: platforms × models × images per class × seeds, under one MLflow parent run.
 
@@ -413,7 +418,8 @@ def sweep(
     from platforms.bench import sweep as sweep_mod
 
     code = sweep_mod.cli_main(data, platform, model, per_class, seeds, epochs, target_accuracy, hp, set_, concurrency,
-                              name, out, dry_run, as_json, _console(), executor=executor, devices=devices)
+                              name, out, dry_run, as_json, _console(), executor=executor, devices=devices,
+                              max_usd=max_usd)
     if code:
         raise typer.Exit(code)
 
@@ -497,6 +503,8 @@ from platforms.scorecard.cli import app as scenario_app  # noqa: E402
 app.add_typer(scenario_app, name="scenario")
 from platforms.image.cli import app as image_app  # noqa: E402
 app.add_typer(image_app, name="image")
+from platforms.prices.cli import app as prices_app  # noqa: E402
+app.add_typer(prices_app, name="prices")
 
 
 def _first_sentence(doc: str) -> str:

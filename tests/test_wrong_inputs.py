@@ -46,11 +46,16 @@ WRONG = [
     ("launch-zero-epochs", ["launch", "local", "--data", DATA, "--epochs", "0"], "--epochs"),
     ("launch-target-above-one", ["launch", "local", "--data", DATA, "--target-accuracy", "2"], "--target-accuracy"),
     ("launch-local-set", ["launch", "local", "--data", DATA, "--set", "region=x"], "--set"),
+    ("launch-unknown-set-key", ["launch", "vertex", "--data", DATA, "--set", "colour=red", "--dry-run"], "bucket"),
+    ("launch-cloud-negative-lr", ["launch", "vertex", "--data", DATA, "--hp", "lr=-1", "--dry-run"], "lr=-1.0"),
+    ("sweep-cloud-negative-lr", ["sweep", "--data", DATA, "-p", "vertex", "--hp", "lr=-1", "--dry-run"], "lr=-1.0"),
     ("launch-local-nodes", ["launch", "local", "--data", DATA, "--nodes", "2"], "--nodes"),
     ("launch-unknown-option", ["launch", "local", "--data", DATA, "--fast"], "--fast"),
     ("launch-no-data", ["launch", "local"], "--data"),
     ("launch-unknown-baseline", ["launch", "local", "--data", DATA, "--baseline", "abc"], "abc"),
     ("launch-corrupt-store", ["launch", "local", "--data", DATA], "bad.db"),
+    # prices
+    ("prices-unknown-platform", ["prices", "refresh", "nosuch"], "nosuch"),
     # data prepare
     ("data-unknown-source", ["data", "prepare", "mnist", "--out", "d"], "mnist"),
     ("data-out-is-a-file", ["data", "prepare", "digits", "--out", "afile"], "afile"),

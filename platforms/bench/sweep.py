@@ -764,9 +764,10 @@ def cli_main(data: Path, platforms: list[str], models: list[str], per_class: lis
         counts: dict[str, int] = {}
         for r in co.results:
             counts[r.status] = counts.get(r.status, 0) + 1
-        co.say(f"sweep {name}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-               + f" (parent run {co.parent_run_id})")
-        co.say(f"report: platbench report --sweep {name} --out report")
+        # the result on stdout, progress and messages on stderr (issue 28)
+        print(f"sweep {name}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+              + f" (parent run {co.parent_run_id})")
+        print(f"report: platbench report --sweep {name} --out report")
     statuses = {r.status for r in co.results}
     if co.stop_signal is not None:
         return 143 if co.stop_signal == signal.SIGTERM else 130

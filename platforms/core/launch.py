@@ -16,6 +16,7 @@ from platforms.core import registry, tracking
 from platforms.core.api import Feature, Job, Kind, Outcome, render_plan
 from platforms.core.emulator import RUNNER_TAG
 from platforms.core.progress import JobProgress
+from platforms.core.settings import typed_overrides
 from platforms.errors import UserError
 
 MLFLOW_STATUS = {"finished": "FINISHED", "preempted": "KILLED", "killed": "KILLED", "failed": "FAILED"}
@@ -115,6 +116,7 @@ def plan_text(platform_name: str, job: Job, settings: dict[str, str], max_usd: O
         return service_launch.plan_text(platform_name, job, settings)
     platform = registry.get(platform_name)(settings)
     refuse_nodes(platform, job)
+    typed_overrides(job.hyperparameters)  # a wrong --hp is refused in a dry run as in the launch
     needs = platform.preflight(job)
     cost = [cost_plan.for_platform(platform, job)]
     cost_plan.hold(cost, max_usd)

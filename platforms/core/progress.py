@@ -10,9 +10,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 class JobProgress:
     """One bar for the job's epochs plus a line for the current phase; phase start times are kept."""
 
-    def __init__(self, console: Console | None = None, enabled: bool = True):
+    def __init__(self, console: Console | None = None, enabled: bool = True, verbose: bool = False):
         self.console = console or Console(stderr=True)
         self.enabled = enabled
+        self.verbose = verbose  # echo a job's log lines (they are always in its train.log)
         self.phases: list[tuple[str, float]] = []
         self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
@@ -49,12 +50,12 @@ class JobProgress:
 
     def log_line(self, line: str) -> None:
         """One line of a job's log: the trainer's `- Epoch: N` moves the bar, with the last `- Test accuracy`
-        seen (trainer/loglines.py); off a terminal every line is echoed, so a piped log keeps the job's."""
+        seen (trainer/loglines.py); the line itself is echoed only when verbose (`launch --verbose`)."""
         import re
 
         from trainer import loglines
 
-        if not self.console.is_terminal:
+        if self.verbose:
             self.print(line)
         m = re.match(loglines.regex("test_accuracy"), line)
         if m:

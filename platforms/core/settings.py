@@ -19,12 +19,13 @@ def parse_pairs(pairs: list[str], option: str) -> dict[str, str]:
     return out
 
 
-def one_line_validation_error(exc) -> str:
+def one_line_validation_error(exc, model: type | None = None) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
     msg = err.get("msg", str(exc)).removeprefix("Value error, ")
     if err.get("type") == "extra_forbidden":
-        return f"unknown setting {loc!r}"
+        valid = f"; valid: {', '.join(model.model_fields)}" if model is not None else ""
+        return f"unknown setting {loc!r}{valid}"
     return f"{loc}: {msg}" if loc else msg
 
 
@@ -35,12 +36,15 @@ def parse_settings(model: type, settings: dict[str, str], who: str) -> Any:
     try:
         return model(**settings)
     except ValidationError as exc:
-        raise UserError(f"{who}: " + one_line_validation_error(exc)) from None
+        raise UserError(f"{who}: " + one_line_validation_error(exc, model)) from None
 
 
 def typed_overrides(overrides: dict) -> dict:
-    """--hp values arrive as strings; convert them with the trainer's own flag types."""
+    """--hp values arrive as strings; convert them with the trainer's own flag types and check them against the
+    trainer's ranges (trainer/hyperparameters.py), so a cloud job is refused here, not after it started."""
     from trainer.cli import HYPERPARAMETER_FLAGS
+    from trainer.errors import ConfigError
+    from trainer.hyperparameters import check_ranges
 
     typed = {}
     for key, value in overrides.items():
@@ -51,6 +55,10 @@ def typed_overrides(overrides: dict) -> dict:
             typed[key] = HYPERPARAMETER_FLAGS[flag](value)
         except ValueError:
             raise UserError(f"hyperparameter {key}={value!r} is not a {HYPERPARAMETER_FLAGS[flag].__name__}") from None
+    try:
+        check_ranges(typed)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
     return typed
 
 

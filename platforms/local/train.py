@@ -137,7 +137,7 @@ class LocalPlatform(Platform):
         if handle.devices > 1:
             return self._wait_ranks(handle, progress, epochs)
         # the log lines are in train.log; the console shows the bar, and the lines themselves with --verbose
-        echo = progress.print if getattr(progress, "verbose", False) else None
+        echo = progress.print if progress.verbose else None
         previous = signal.getsignal(signal.SIGINT)
 
         def on_sigint(signum, frame):

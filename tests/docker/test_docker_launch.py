@@ -192,6 +192,22 @@ def test_the_progress_bar_follows_the_trainers_log_lines():
     assert task.completed == 2 and task.fields["status"] == "test acc 0.5000"
 
 
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_jobs_log_lines_are_echoed_only_when_verbose_also_when_piped(verbose):
+    """Issue 28: a piped launch (CI logs, scripts) shows no per-epoch lines unless --verbose."""
+    import io
+
+    from rich.console import Console
+
+    from platforms.core.progress import JobProgress
+
+    out = io.StringIO()
+    progress = JobProgress(Console(file=out, force_terminal=False), enabled=False, verbose=verbose)
+    progress.epochs(1)
+    progress.log_line("- Epoch: 1")
+    assert ("- Epoch: 1" in out.getvalue()) is verbose
+
+
 # ------------------------------------------------------------------------------------------------ the CLI
 def test_dry_run_prints_the_docker_run_of_the_recorded_image(digits_data, tmp_path):
     cwd = record(tmp_path / "p")
