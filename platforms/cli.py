@@ -189,7 +189,7 @@ def runs(
         typer.echo(tracking.dumps(rows))
     elif not rows:
         what = "runs" if kind == "all" else f"{kind} runs"
-        typer.echo(f"no {what} in {uri} yet: `platbench launch local --data DIR` records one (or set "
+        typer.echo(f"no {what} in {uri} yet: `platbench launch {registry.this_machine()} --data DIR` records one (or set "
                    "MLFLOW_TRACKING_URI to another store)", err=True)
     else:
         _console(stdout=True).print(runs_table(rows, uri))
