@@ -13,7 +13,7 @@ import pytest
 from test_scorecard_cli import cli  # `platbench …` in-process: a UserError is one line and exit 2
 
 from platforms.errors import UserError
-from platforms.scorecard import loader
+from platforms.scorecard import loader, table
 from platforms.scorecard.loader import Project, load_all, load_rubric
 from platforms.scorecard.published import PUBLISHED_FILE, check_published
 from platforms.scorecard.source import Invalid, parse_yaml
@@ -49,10 +49,10 @@ def test_every_platform_of_both_studies_is_listed_with_a_sourced_status():
         "Neuro", "AWS SageMaker", "Google AI Platform", "Azure AI", "Floydhub", "Paperspace Gradient", "Determined.ai",
         "Databricks"}
     assert {p.name for p in pub.platforms if "nyckel_2023" in p.studies} == {
-        "Nyckel", "Hugging Face AutoTrain", "AWS Rekognition Custom Labels", "Google Vertex AI AutoML"}
+        "Nyckel", "Hugging Face AutoTrain", "AWS Rekognition Custom Labels", "Google Vertex AI"}
     retired = {p.name: p.status.since for p in pub.platforms if p.status.state == "retired"}
     assert retired == {"Floydhub": "2021-08", "Paperspace Gradient": "2024-05-15", "Determined.ai": "2025",
-                       "Google AI Platform": "2025-01-31"}
+                       "Google AI Platform": "2025-01-31", "Hugging Face AutoTrain": "2023-11"}
     for p in pub.platforms:
         assert p.status.sources, p.name
     # the dates a source did not pin down say so rather than guess
@@ -100,7 +100,7 @@ def test_published_scores_and_figures_match_the_automl_copy():
         cells = [c.strip() for c in line.strip().strip("|").split("|")][1:]
         assert cells == [str(r.ratings[c]) for c in RUBRIC.developer_experience.ids] + [str(r.total)], r.platform
     assert {r.platform: r.total for r in pub.ratings if r.study == "nyckel_2023"} == {
-        "Nyckel": 24, "Hugging Face AutoTrain": 17, "AWS Rekognition Custom Labels": 16, "Google Vertex AI AutoML": 12}
+        "Nyckel": 24, "Hugging Face AutoTrain": 17, "AWS Rekognition Custom Labels": 16, "Google Vertex AI": 12}
     latency = text[text.index("## Latency and Throughput"):text.index("## Developer Experience")]
     pricing = text[text.index("## Pricing"):text.index("## Wrapping up")]
     for f in pub.figures:
@@ -108,21 +108,48 @@ def test_published_scores_and_figures_match_the_automl_copy():
         if f.metric == "latency_p50_ms":
             assert re.search(rf"\b{re.escape(v)} ms\b", latency), f
         elif f.metric == "seconds_1000_requests_at_10":
-            service = {"AWS Rekognition Custom Labels": "AWS Rekognition", "Google Vertex AI AutoML": "Google Vertex",
+            service = {"AWS Rekognition Custom Labels": "AWS Rekognition", "Google Vertex AI": "Google Vertex",
                        "Nyckel": "Nyckel Image Classification"}.get(f.platform, f.platform)
             assert re.search(rf"^\| {re.escape(service)}\s*\|\s*{re.escape(v)}\s*\|", latency, re.M), f
         else:
-            service = {"AWS Rekognition Custom Labels": "AWS Rekognition", "Google Vertex AI AutoML": "Google Vertex",
+            service = {"AWS Rekognition Custom Labels": "AWS Rekognition", "Google Vertex AI": "Google Vertex",
                        "Hugging Face AutoTrain": r"Hugging Face AutoTrain\*"}[f.platform]
             assert re.search(rf"^\| {service}\s*\|\s*\${f.value:.2f}|^\| {service}\s*\|\s*\${v}\s*\|", pricing, re.M), f
     assert {(f.platform, f.metric): f.value for f in pub.figures} == {
         ("AWS Rekognition Custom Labels", "latency_p50_ms"): 167, ("Hugging Face AutoTrain", "latency_p50_ms"): 190,
-        ("Google Vertex AI AutoML", "latency_p50_ms"): 467, ("Nyckel", "latency_p50_ms"): 474,
+        ("Google Vertex AI", "latency_p50_ms"): 467, ("Nyckel", "latency_p50_ms"): 474,
         ("Hugging Face AutoTrain", "seconds_1000_requests_at_10"): 35.9,
         ("AWS Rekognition Custom Labels", "seconds_1000_requests_at_10"): 45.2,
-        ("Nyckel", "seconds_1000_requests_at_10"): 65.4, ("Google Vertex AI AutoML", "seconds_1000_requests_at_10"): 95.5,
+        ("Nyckel", "seconds_1000_requests_at_10"): 65.4, ("Google Vertex AI", "seconds_1000_requests_at_10"): 95.5,
         ("AWS Rekognition Custom Labels", "endpoint_usd_per_hour"): 4, ("Hugging Face AutoTrain", "endpoint_usd_per_hour"): 0.6,
-        ("Google Vertex AI AutoML", "endpoint_usd_per_hour"): 1.38}
+        ("Google Vertex AI", "endpoint_usd_per_hour"): 1.38}
+
+
+@pytest.mark.skipif(not AUTOML_COPY.exists(), reason=f"the reference copy {AUTOML_COPY} is not on this machine")
+def test_automl_platforms_are_named_as_the_study_named_them():
+    """The study's Methodology lists the four services it tested; each row is titled with that name."""
+    text = AUTOML_COPY.read_text()
+    listed = text[text.index("## Methodology"):text.index("Each ML service was used")]
+    for entry in published().platforms:
+        if "nyckel_2023" in entry.studies:
+            assert f"- [{entry.name}" in listed, entry.name
+
+
+def test_one_status_per_platform():
+    """A study's platform that platbench lists as not measurable (`platbench platforms`) is retired in the studies
+    file, and the scenario table says so on every row of it, platbench's own included (issue 25: AutoTrain was
+    `live` in one and "retired … not measurable" in the other)."""
+    from platforms.core import registry
+
+    pub = published()
+    for entry in pub.platforms:
+        if entry.platbench in registry.specs() and registry.spec(entry.platbench).not_measurable:
+            assert entry.status.state == "retired", entry.name
+    assert "retired" in registry.spec("autotrain").not_measurable
+    rows = table.build(RUBRIC, [], registry.names(), pub, which="developer_experience")
+    autotrain = [r for r in rows if r.platform == "autotrain"]
+    assert len(autotrain) == 2 and {table.status_cell(r, {}) for r in autotrain} == {"retired since 2023-11 [s1]"}
+    assert table.cells(RUBRIC.developer_experience, autotrain[0], pub)[0] == "retired: cannot be recorded"
 
 
 # ------------------------------------------------------------------------------------- a bad file
