@@ -375,7 +375,7 @@ def transfer(
     as_json: bool = typer.Option(False, "--json"),
     track: bool = typer.Option(True, "--track/--no-track", help="log one run per repeat to MLflow"),
 ) -> None:
-    """Upload and download DATA through the platform's object store: s/MB per batch and whole (sharded)."""
+    """Upload and download DATA through the platform's object store: s/MiB per batch and whole (sharded)."""
     from platforms.bench import transfer as transfer_mod
 
     transfer_mod.cli_main(platform, data, repeats, batch, set_, dry_run, as_json, track, _console())

@@ -90,7 +90,7 @@ def log_endpoint_run(run_: EndpointRun) -> str:
             flat = {**run_.load["summary"], **run_.load["summary"]["latency_ms"]}
             metrics.update({name: flat.get(key) for name, key in MLFLOW_METRICS.items()})
         if run_.batch:
-            metrics.update({"batch_seconds_per_mb": run_.batch["seconds_per_mb"],
+            metrics.update({"batch_seconds_per_mib": run_.batch["seconds_per_mb"],
                             "batch_images_per_s": run_.batch["images_per_s"]})
         tr.metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         import tempfile
@@ -142,7 +142,7 @@ def cli_main(platform: str, model_dir: Optional[Path], set_: list[str], requests
         out.print(load_mod.table(result.load))
     if result.batch:
         b = result.batch
-        print(f"batch inference: {b['images']} images, {b['mb']:.3f} MB, {b['seconds_per_mb']:.3f} s/MB, "
+        print(f"batch inference: {b['images']} images, {b['mb']:.3f} MiB, {b['seconds_per_mb']:.3f} s/MiB, "
               f"{b['images_per_s']:.1f} images/s")
     print("deleted: " + "; ".join(result.deleted))
     if result.settings.get("mlflow_run_id"):

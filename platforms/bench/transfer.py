@@ -7,7 +7,7 @@ measures two things:
 - **batches of 1,024 images**, one object per image, the unit of the AWS-vs-Azure study that platbench
   grew from (../shared/references/aws-vs-azure-object-detection-deployment-paper.txt, "Upload latency",
   "Download latency": seconds per MiB of each batch of 1024 images through the platform's Python SDK, and
-  the distribution over batches). Each batch's s/MB is logged as a step metric; the repeat's median,
+  the distribution over batches). Each batch's s/MiB is logged as a step metric; the repeat's median,
   IQR, min and max over batches as summary metrics.
 - **the whole dataset as platbench stages it** (content-addressed tar shards, platforms/core/staging.py):
   upload_s_per_mb / download_s_per_mb over the bytes actually moved — the same metric names a training
@@ -111,7 +111,7 @@ def run_repeat(store, data: Path, prefix: str, batch_images: int, say: Callable[
                 t0 = time.perf_counter()
                 list(pool.map(store.put_file, keys, group))
                 up.append((time.perf_counter() - t0) / mb)
-                say(f"batch {i + 1}/{len(groups)} up: {up[-1]:.4f} s/MB")
+                say(f"batch {i + 1}/{len(groups)} up: {up[-1]:.4f} s/MiB")
             for i, group in enumerate(groups):
                 mb = sum(sizes[p] for p in group) / MB
                 keys = [batch_root + p.relative_to(base).as_posix() for p in group]
@@ -119,11 +119,11 @@ def run_repeat(store, data: Path, prefix: str, batch_images: int, say: Callable[
                 t0 = time.perf_counter()
                 list(pool.map(store.get_file, keys, dests))
                 down.append((time.perf_counter() - t0) / mb)
-                say(f"batch {i + 1}/{len(groups)} down: {down[-1]:.4f} s/MB")
+                say(f"batch {i + 1}/{len(groups)} down: {down[-1]:.4f} s/MiB")
         staged = staging.upload_sharded(data, store, prefix=f"{prefix}/staged")
-        say(f"whole, sharded up: {staged.figures.get('upload_s_per_mb', float('nan')):.4f} s/MB")
+        say(f"whole, sharded up: {staged.figures.get('upload_s_per_mb', float('nan')):.4f} s/MiB")
         got = staging.download_staged(staged, store, Path(tmp) / "staged")
-        say(f"whole, sharded down: {got.get('download_s_per_mb', float('nan')):.4f} s/MB")
+        say(f"whole, sharded down: {got.get('download_s_per_mb', float('nan')):.4f} s/MiB")
     metrics: dict[str, Any] = {k: v for k, v in {**staged.figures, **got}.items() if isinstance(v, (int, float))}
     for side, values in (("upload", up), ("download", down)):
         for stat, value in spread(values).items():
@@ -158,7 +158,7 @@ def plan_text(target: Target, data: Path, repeats: int, batch_images: int) -> st
              f"  3. stage the whole dataset as platbench does (content-addressed tar shards) → {root}/staged/",
              "  4. download it as a job's input channel does, checking each shard's SHA-256",
              "  5. remove the prefix (also on error or Ctrl-C)",
-             "  6. record one MLflow run (kind transfer): upload/download s/MB, per-batch median/IQR/min/max"]
+             "  6. record one MLflow run (kind transfer): upload/download s/MiB, per-batch median/IQR/min/max"]
     if not target.bucket:
         lines.append("a real run still needs: --set bucket=NAME")
     lines.append("dry run: nothing was created")
@@ -227,10 +227,10 @@ def summary_rows(results: list[dict]) -> list[tuple[str, str]]:
         return f"{s['median']:.4f} (IQR {s['iqr']:.4f}, {s['min']:.4f}–{s['max']:.4f})"
 
     m = [r["metrics"] for r in results]
-    return [("batch upload s/MB, median per repeat", fmt([x.get("batch_upload_s_per_mb_median") for x in m])),
-            ("batch download s/MB, median per repeat", fmt([x.get("batch_download_s_per_mb_median") for x in m])),
-            ("whole (sharded) upload s/MB", fmt([x.get("upload_s_per_mb") for x in m])),
-            ("whole (sharded) download s/MB", fmt([x.get("download_s_per_mb") for x in m]))]
+    return [("batch upload s/MiB, median per repeat", fmt([x.get("batch_upload_s_per_mb_median") for x in m])),
+            ("batch download s/MiB, median per repeat", fmt([x.get("batch_download_s_per_mb_median") for x in m])),
+            ("whole (sharded) upload s/MiB", fmt([x.get("upload_s_per_mb") for x in m])),
+            ("whole (sharded) download s/MiB", fmt([x.get("download_s_per_mb") for x in m]))]
 
 
 def cli_main(platform: str, data: Path, repeats: int, batch_images: int, set_: list[str], dry_run: bool,
@@ -252,7 +252,7 @@ def cli_main(platform: str, data: Path, repeats: int, batch_images: int, set_: l
         return
     from rich.table import Table
 
-    table = Table(title=f"transfer {platform}: {len(results)} repeat(s), cold, s/MB over the bytes moved")
+    table = Table(title=f"transfer {platform}: {len(results)} repeat(s), cold, s/MiB over the bytes moved")
     table.add_column("figure")
     table.add_column("median over repeats (IQR, min–max)", justify="right")
     for label, value in summary_rows(results):

@@ -297,7 +297,7 @@ class Platform(ABC):
         """The exact steps, with equivalent CLI commands; creates nothing (`--dry-run`)."""
 
     def stage(self, job: Job) -> dict[str, Any]:
-        """Put the dataset where the job will read it; returns figures to track (upload s/MB, …)."""
+        """Put the dataset where the job will read it; returns figures to track (upload s/MiB, …)."""
         return {}
 
     @abstractmethod

@@ -180,7 +180,7 @@ def launch_platform(platform, job: Job, progress: JobProgress, baseline=None,
             t0 = time.time()
             progress.phase("staging")
             staged = platform.stage(job)
-            # numbers (upload s/MB, bytes, retries …) are metrics; strings (staging mode, fingerprint) tags
+            # numbers (upload s/MiB, bytes, retries …) are metrics; strings (staging mode, fingerprint) tags
             run.metrics({k: v for k, v in staged.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
             run.tags({k if k.startswith("platbench.") else f"platbench.{k}": v
                       for k, v in staged.items() if isinstance(v, str)})

@@ -2,7 +2,7 @@
 same record for every service.
 
 prepare the data (nested --per-class subset, 80/20 or all where the service cross-validates) → check →
-upload (s/MB) → train (the service's own timestamps) → deploy → evaluate the WHOLE test set through the
+upload (s/MiB) → train (the service's own timestamps) → deploy → evaluate the WHOLE test set through the
 deployed model (accuracy, top-5 where the service gives more than one label, per-class accuracy, confusion
 matrix) → load test through the service's SDK with the load tool (platforms/core/service_eval.py; the study's
 figure: 1,000 requests at 10 concurrent, latency distribution, resets and 429s retried with backoff) →
@@ -90,7 +90,7 @@ def launch_service(name: str, job: Job, settings: dict[str, str], progress) -> t
                 t = time.perf_counter()
                 figures = svc.upload(data, say)
                 seconds = time.perf_counter() - t
-                mb = data.upload_bytes() / 1e6
+                mb = data.upload_bytes() / 2**20  # MiB, as every transfer figure (staging, transfer)
                 doc["upload"] = {"seconds": seconds, "mb": mb, "s_per_mb": seconds / mb if mb else None,
                                  "images": len(data.uploaded), **figures}
                 progress.phase("training (by the service)")
@@ -169,7 +169,7 @@ def summary_text(out: Path, run_id: str) -> str:
         f"{doc['platform']} ({doc['title']})",
         f"  data:        {doc['images']['train']} train / {doc['images']['val']} validation / "
         f"{doc['images']['test']} test images; {doc['split']}",
-        f"  upload:      {f(up['mb'], '{:.2f}')} MB in {f(up['seconds'], '{:.2f}')} s ({f(up['s_per_mb'], '{:.3f}')} s/MB)",
+        f"  upload:      {f(up['mb'], '{:.2f}')} MiB in {f(up['seconds'], '{:.2f}')} s ({f(up['s_per_mb'], '{:.3f}')} s/MiB)",
         f"  training:    {f(tr['seconds'], '{:.1f}')} s by the service's clock ({tr['source']})",
         f"  deploy:      {f(doc['deploy_seconds'], '{:.1f}')} s",
         f"  test set:    accuracy {f(ev['accuracy'])}, top-5 {f(ev['top5_accuracy'])}, "

@@ -327,7 +327,7 @@ def safe_relative(key: str, prefix: str, dest: Path) -> Optional[Path]:
 
 def _figures(seconds: float, total_bytes: int, stats_before: dict, store: ObjectStore, **more) -> dict:
     """upload_s_per_mb is over the bytes this run actually sent (shards and manifest): a run that found
-    every shard staged sent nothing, logs upload_bytes_sent 0 and no s/MB (its seconds are a scan and a
+    every shard staged sent nothing, logs upload_bytes_sent 0 and no s/MiB (its seconds are a scan and a
     HEAD, not a transfer; the report shows it as cached). upload_mb is the dataset's size."""
     after = store.snapshot()
     sent = after["bytes_up"] - stats_before["bytes_up"]

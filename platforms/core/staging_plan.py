@@ -36,6 +36,6 @@ def closing_steps(collect: str, record: str, cancel: str, what: str = "results.j
     the shared figures), and on an error or Ctrl-C `stop` (the command `cancel`)."""
     return [
         PlanStep(f"collect {what}; check the dataset fingerprint the trainer read against the staged one", collect),
-        PlanStep(f"record the MLflow run: {record}, upload/download s/MB, phase seconds"),
+        PlanStep(f"record the MLflow run: {record}, upload/download s/MiB, phase seconds"),
         PlanStep(f"on an error or Ctrl-C while waiting: {stop}", cancel),
     ]

@@ -2,7 +2,7 @@
 sits below them, in core): mean ± std over repeats, tests between platforms that are valid at the few runs a
 benchmark has, effect sizes with a bootstrap interval, and the pareto frontier.
 
-The unit of observation is the run: one figure per run (its median request latency, its upload s/MB,
+The unit of observation is the run: one figure per run (its median request latency, its upload s/MiB,
 its train seconds). Requests of one run share a machine, a network path and a warm-up, so they are not
 independent observations of a platform; pooling them makes small differences look certain.
 

@@ -59,14 +59,14 @@ def test_stage_train_deploy_evaluate_load_and_delete(rekognition, color_data, tm
     (train_ds,) = [d for d in server.ops("CreateDataset") if d["DatasetType"] == "TRAIN"]
     manifest_key = train_ds["DatasetSource"]["GroundTruthManifest"]["S3Object"]["Name"]
     assert manifest_key.endswith("/train.manifest")
-    # upload MB: exactly the bytes of the 30 train/validation images sent (upscaled from 32×32 to Rekognition's
+    # upload MiB: exactly the bytes of the 30 train/validation images sent (upscaled from 32×32 to Rekognition's
     # 64×64 minimum), none of the test set
     from platforms.core.api import Job
     from platforms.core.service import fit_to_minimum, prepare
 
     sent = prepare(Job(data=color_data, out=tmp_path, per_class=10), False)
     sent_bytes = sum(len(fit_to_minimum(x.path.read_bytes(), 64)) for x in sent.uploaded)
-    assert doc["upload"]["mb"] == sent_bytes / 1e6 and len(sent.uploaded) == 30
+    assert doc["upload"]["mb"] == sent_bytes / 2**20 and len(sent.uploaded) == 30  # MiB, as every transfer figure
     assert doc["upload"]["upscaled"] == "30 of 30 images to at least 64×64 px"
     detects = server.ops("DetectCustomLabels")
     assert len(detects) == 36 + 2 + 40  # every test image once, then warm-up and the measured requests
@@ -174,7 +174,7 @@ def test_too_few_labels_or_a_foreign_format_are_refused_before_anything_is_creat
             for f in (one / split / colour).iterdir():
                 f.unlink()
             (one / split / colour).rmdir()
-    with pytest.raises(UserError, match="needs at least 2 labels"):
+    with pytest.raises(UserError, match="needs at least 2 classes"):  # the dataset check every run shares (trainer/data/layout.py) refuses it first
         _launch(settings, one, tmp_path / "o1", per_class=5)
     gif = write_folder_dataset(tmp_path / "gif", train_per_class=6, test_per_class=2)
     Image.new("RGB", (32, 32)).save(gif / "train" / "red" / "0000.png", format="GIF")  # a GIF named .png
