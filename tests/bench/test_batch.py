@@ -41,7 +41,7 @@ def test_local_batch_inference_reproduces_the_trainers_test_accuracy(trained, di
 
     run = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(report["mlflow_run_id"])
     assert run.data.tags["platbench.kind"] == "batch_inference"
-    assert run.data.metrics["batch_seconds_per_mb"] == pytest.approx(report["seconds_per_mb"])
+    assert run.data.metrics["batch_seconds_per_mib"] == pytest.approx(report["seconds_per_mb"])
 
 
 @pytest.mark.parametrize("fmt, batch", [("image", 1), ("json", 16)])
