@@ -57,14 +57,18 @@ def test_a_small_dataset_of_ones_own_gets_the_step_budget_too():
     assert (s["epochs"], s["passes_per_epoch"], s["steps_per_epoch"], s["steps"]) == (10, 20, 20, 200)
     assert s["reason"] == ("160 training images make 1 step a pass at batch size 128; each of the 10 epochs makes "
                            "20 passes to reach min_steps 200")
-    # the bundled digits (1,442 training images, 11 steps a pass): two passes an epoch
+    # the bundled digits (1,442 training images, 11 steps a pass, 110 steps): not small for their schedule (at
+    # least half the budget), so they keep it; the same steps on a --per-class subset reach the budget
     s = plan_schedule(10, 11, 200, None, 1442, 128, budgeted=True)
-    assert (s["passes_per_epoch"], s["steps"]) == (2, 220)
+    assert (s["passes_per_epoch"], s["steps"], s["reason"]) == (1, 110, None)
+    assert plan_schedule(10, 11, 200, 100, 1100, 128)["steps"] == 220
     for epochs in (1, 3, 10, 30):
         for spp in (1, 2, 3, 7, 13, 400):
             for min_steps in (0, 1, 50, 199, 200, 1000):
                 s = plan_schedule(epochs, spp, min_steps, None, 999, 64, budgeted=True)
-                assert s["steps"] >= min_steps and s["steps"] == epochs * s["steps_per_epoch"]
+                natural = epochs * spp
+                assert s["steps"] == epochs * s["steps_per_epoch"]
+                assert s["steps"] >= min_steps if natural < min_steps / 2 else s["steps"] == natural
                 assert s["passes_per_epoch"] == 1 or (s["passes_per_epoch"] - 1) * spp * epochs < min_steps
     # who has the budget: the ablation always; full data on the preset's epochs, or with min_steps set
     assert step_budget_applies(20, {"epochs": 1}) and step_budget_applies(None, {})
@@ -73,15 +77,15 @@ def test_a_small_dataset_of_ones_own_gets_the_step_budget_too():
 
 
 def test_full_data_run_records_its_budget_in_results(color_data, tmp_path):
-    # 120 training images at batch 32: 3 steps a pass; one epoch needs 2 passes to reach 6 steps
-    res, lines = train(color_data, tmp_path, overrides={"epochs": 1, "batch_size": 32, "min_steps": 6})
+    # 120 training images at batch 32: 3 steps a pass, under half of 9; one epoch needs 3 passes to reach 9 steps
+    res, lines = train(color_data, tmp_path, overrides={"epochs": 1, "batch_size": 32, "min_steps": 9})
     assert res.schedule.model_dump() == {
-        "epochs": 1, "passes_per_epoch": 2, "steps_per_epoch": 6, "steps": 6, "min_steps": 6,
-        "reason": "120 training images make 3 steps a pass at batch size 32; each of the 1 epochs makes 2 passes "
-                  "to reach min_steps 6"}
+        "epochs": 1, "passes_per_epoch": 3, "steps_per_epoch": 9, "steps": 9, "min_steps": 9,
+        "reason": "120 training images make 3 steps a pass at batch size 32; each of the 1 epochs makes 3 passes "
+                  "to reach min_steps 9"}
     assert res.epochs_completed == 1 and res.dataset.per_class is None
-    assert f"Schedule: {res.schedule.reason} (6 steps)" in lines
-    assert loglines.parse("\n".join(lines))["optimizer_steps"] == [6]
+    assert f"Schedule: {res.schedule.reason} (9 steps)" in lines
+    assert loglines.parse("\n".join(lines))["optimizer_steps"] == [9]
 
 
 def test_small_per_class_run_makes_several_passes_an_epoch(color_data, tmp_path):
