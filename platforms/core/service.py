@@ -130,7 +130,7 @@ def prepare(job: Job, cross_validates: bool) -> ServiceData:
         if job.per_class is not None:
             tr, va = subset.per_class_split(labels, ds.classes, job.per_class, job.seed)
         else:
-            tr, va = _all_split(labels, ds.classes, job.seed)
+            tr, va = subset.all_split(labels, ds.classes, job.seed)  # the trainer's own cut, nested
     except DataError as exc:
         raise UserError(str(exc)) from None
 
@@ -142,23 +142,6 @@ def prepare(job: Job, cross_validates: bool) -> ServiceData:
         train, val = sorted(train + val, key=lambda x: x.path), []
     test = [LabelledImage(f, ds.classes[y]) for f, y in zip(ds.test.files, ds.test.labels)]
     return ServiceData(Path(job.data), ds.classes, train, val, test, SPLIT_ALL if cross_validates else SPLIT_80_20)
-
-
-def _all_split(labels, classes: list[str], seed: int):
-    """Every training image, with the validation cut of subset.per_class_split at N = the class's size (the
-    same seeded permutation, so it equals per_class_split whenever every class has N images)."""
-    import numpy as np
-
-    from trainer.data import subset
-
-    train, val = [], []
-    for label in range(len(classes)):
-        idx = np.flatnonzero(labels == label)
-        order = np.random.default_rng([seed, label]).permutation(idx)
-        n_val = max(1, round(len(idx) * subset.VAL_FRACTION)) if len(idx) > 1 else 0
-        train.append(order[: len(idx) - n_val])
-        val.append(order[len(idx) - n_val:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
 class ServiceSettings(BaseModel):
