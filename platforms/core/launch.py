@@ -37,14 +37,17 @@ COMPARED = (
 
 
 def find_run(ref: str, what: str = "--baseline"):
-    """An MLflow run by id or by a unique prefix of it (`platbench runs` shows 6-character prefixes)."""
+    """An MLflow run by id or by a unique prefix of it (`platbench runs` shows 6-character prefixes), or by the
+    run_id of its results.json (the trainer's, recorded as a tag): one run, two ids, either finds it."""
     c = tracking.client()
     exp = c.get_experiment_by_name(tracking.EXPERIMENT)
-    runs = [r for r in c.search_runs([exp.experiment_id], max_results=50_000) if r.info.run_id.startswith(ref)] \
+    runs = [r for r in c.search_runs([exp.experiment_id], max_results=50_000)
+            if r.info.run_id.startswith(ref) or r.data.tags.get(tracking.Tag.RESULTS_RUN_ID, "").startswith(ref)] \
         if ref and exp is not None else []
     if len(runs) != 1:
         raise UserError(f"{what} {ref!r} matches {'no' if not runs else len(runs)} runs in "
-                        f"{tracking.tracking_uri()} (give more of the run id: `platbench runs`)")
+                        f"{tracking.tracking_uri()} (give more of the run id, MLflow's or results.json's: "
+                        "`platbench runs`)")
     return runs[0]
 
 

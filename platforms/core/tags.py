@@ -12,6 +12,8 @@ class Tag:
     IMAGE_DIGEST = "platbench.image_digest"  # what the run was started from (trainer/image_record.py)
     IMAGE_ID = "platbench.image_id"          # the image's config digest: the same in build, registry, run
     JOB_ID = "platbench.job_id"
+    RESULTS_RUN_ID = "platbench.results_run_id"  # results.json's run_id (the trainer's), beside MLflow's own id
+    NVIDIA_DRIVER = "platbench.nvidia_driver"    # results.json hardware.nvidia_driver; not a condition field
     STATUS = "platbench.status"            # finished | preempted | failed | killed | lost
     HOST = "platbench.host"                # where the launching process ran …
     PID = "platbench.pid"                  # … and its pid: a RUNNING run whose process is gone is "lost"

@@ -163,7 +163,8 @@ class TrackedRun:
             self.tags({Tag.DATASET_FINGERPRINT: res.dataset.fingerprint, Tag.DATASET: res.dataset.name,
                        Tag.RESULTS_SCHEMA: res.schema_version, Tag.DEVICE: res.hardware.device,
                        Tag.GPU: res.hardware.gpu_name, Tag.IMAGE_DIGEST: res.image_digest, Tag.JOB_ID: res.job_id,
-                       Tag.IMAGE_ID: res.image_id})
+                       Tag.IMAGE_ID: res.image_id, Tag.RESULTS_RUN_ID: res.run_id,
+                       Tag.NVIDIA_DRIVER: res.hardware.nvidia_driver})
             self.params({f"hp.{k}": v for k, v in res.hyperparameters.items()})
             self.tags({Tag.SOFTWARE + k: v for k, v in res.software.model_dump().items()})
             self.record_condition()
