@@ -128,6 +128,7 @@ TRAINER_WRONG = [
     ("negative-lr", ["--lr", "-1"], "lr"),
     ("zero-batch-size", ["--batch-size", "0"], "batch_size"),
     ("tta-unknown", ["--tta", "5"], "tta"),
+    ("per-class-above-data", ["--per-class", "500"], "500"),
 ]
 
 

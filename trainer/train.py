@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from trainer.errors import ConfigError
+from trainer.hyperparameters import check_ranges
 from trainer.results import (LOG_FILE, MODEL_CARD, MODEL_WEIGHTS, Results, atomic_write_text, write_results)
 
 EXIT_PREEMPTED = 143  # 128 + SIGTERM: checkpoint written, run again with the same checkpoint dir to resume
@@ -299,12 +300,13 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
     # data: decoded once (cache), subset, moved to the device once; read before torch is imported and the
     # output folder exists, so a dataset refused (one class, unreadable images) fails fast, leaving nothing
     data = cache.load(Path(cfg.data_dir), cfg.image_size, cfg.cache_dir, cfg.dataset_name)
+    split = _per_class_split(cfg, data)  # --per-class beyond a class's images: refused before the output folder
     data_seconds = time.perf_counter() - t_start
     topo, device, precision = _placement(cfg, preset)
     zero = topo.rank == 0
     log = RunLog(Path(cfg.output_dir), echo) if zero else _Quiet()
     try:
-        feed = _feed(cfg, hp, data, device, topo, log)
+        feed = _feed(cfg, hp, data, device, topo, log, split)
         net, module, params = _model(cfg, preset, hp, len(data.classes), feed, device)
         recorder, ckpt_path, resumed_from = _recorder(cfg, hp, data.fingerprint, feed, net, zero, log)
         if not _fit(module, feed, recorder, ckpt_path, topo, device, precision, callbacks):
@@ -346,6 +348,7 @@ def _settings(cfg: TrainConfig):
 
     preset = get_preset(cfg.model)
     check_overrides(cfg.overrides, preset.hyperparameters.to_dict())
+    check_ranges(cfg.overrides)  # a run started through the API is checked as the CLI checks it
     hp = with_overrides(preset.hyperparameters, **cfg.overrides)
     check_settings(hp.epochs, hp.batch_size, cfg.target_accuracy)
     return preset, hp
@@ -372,20 +375,28 @@ def _placement(cfg: TrainConfig, preset):
     return topo, device, precision
 
 
-def _feed(cfg: TrainConfig, hp, data, device, topo, log) -> _Feed:
+def _per_class_split(cfg: TrainConfig, data):
+    """(training, validation) indices of a --per-class run, None for a full-data run; ConfigError/DataError when
+    a class has fewer images than asked."""
+    from trainer.data import subset
+
+    return None if cfg.per_class is None else subset.per_class_split(data.y_train, data.classes, cfg.per_class,
+                                                                      cfg.seed)
+
+
+def _feed(cfg: TrainConfig, hp, data, device, topo, log, split) -> _Feed:
     """A --per-class run's subset and held-out validation images, normalisation from the training images,
     everything on the device once, this rank's shard of each batch, and the schedule over it."""
     import lightning as L
     import torch
 
-    from trainer.data import subset
     from trainer.data.batches import EvalBatches, TrainBatches, channel_stats, to_device_uint8
 
     shard = (topo.rank, topo.world_size)
     x_train, y_train = data.x_train, data.y_train
     x_val = y_val = None
-    if cfg.per_class is not None:
-        tr, va = subset.per_class_split(y_train, data.classes, cfg.per_class, cfg.seed)
+    if split is not None:
+        tr, va = split
         x_train, y_train, x_val, y_val = x_train[tr], y_train[tr], x_train[va], y_train[va]
     mean, std = channel_stats(x_train)
     L.seed_everything(cfg.seed, verbose=False)
