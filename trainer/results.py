@@ -62,11 +62,12 @@ class Software(_Strict):
 
 
 class Schedule(_Strict):
-    """The optimisation schedule actually run. A --per-class set too small for `min_steps` optimizer steps
-    in the preset's epochs makes `passes_per_epoch` > 1 shuffled, augmented passes over its images an epoch;
-    epochs (and evaluation after each) stay the preset's."""
+    """The optimisation schedule actually run. A run with the step budget whose images are too few for
+    `min_steps` optimizer steps in its epochs (every --per-class run; a full-data run on its preset's epochs
+    below half the budget: trainer/train.py plan_schedule) makes `passes_per_epoch` > 1 shuffled, augmented
+    passes over its images an epoch; epochs (and evaluation after each) stay as set."""
     epochs: int
-    passes_per_epoch: int = Field(description="passes over the training images an epoch (1 but for small --per-class)")
+    passes_per_epoch: int = Field(description="passes over the training images an epoch (1 but for a small dataset)")
     steps_per_epoch: int
     steps: int = Field(description="optimizer steps of the whole schedule (epochs × steps_per_epoch)")
     min_steps: int
