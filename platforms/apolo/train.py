@@ -53,6 +53,7 @@ from platforms.core.cloud_settings import CloudJobSettings
 from platforms.core.container_env import container_env
 from platforms.core.emulator import collected, preset_epochs
 from platforms.core.names import SHORT_STAMP, NameRule
+from platforms.core.retry import retried
 from platforms.core.settings import validate_job
 from platforms.core.staging_plan import closing_steps, staging_steps
 from platforms.errors import UserError
@@ -182,7 +183,7 @@ class ApoloJobs(CloudJobs):
 
         mod = sdk()
         try:
-            return self.session.run(self.session.client.jobs.status(job_id))
+            return retried(lambda: self.session.run(self.session.client.jobs.status(job_id)), _transient)
         except (mod.ClientError, ValueError) as exc:
             raise sdk_error(mod, exc, f"cannot read job {job_id}") from None
 
@@ -190,9 +191,24 @@ class ApoloJobs(CloudJobs):
         from platforms.apolo.session import sdk
 
         try:
-            self.session.run(self.session.client.jobs.kill(job_id), timeout=120)
+            retried(lambda: self.session.run(self.session.client.jobs.kill(job_id), timeout=120), _transient)
         except sdk().ResourceNotFound:
             pass  # already gone
+
+
+def _transient(exc: BaseException) -> bool:
+    """A fault worth another try: apolo-sdk retries no job call. A 503 / 502 (its ServerNotAvailable /
+    BadGateway), no answer (a reset; the SDK's socket timeouts are aiohttp's ServerTimeoutError, a
+    ClientConnectionError), or throttling: a 429 the SDK has no class for, so an IllegalArgumentError whose text
+    is the reason phrase or the service's {"error": ...}. A bare TimeoutError is Session.run's own wait running
+    out (minutes already): not retried, the call may still be in flight."""
+    import aiohttp
+    from platforms.apolo.session import sdk
+
+    mod = sdk()
+    if isinstance(exc, (mod.ServerNotAvailable, mod.BadGateway, aiohttp.ClientConnectionError)):
+        return True
+    return isinstance(exc, mod.IllegalArgumentError) and "too many requests" in str(exc).lower()
 
 
 class ApoloPlatform(CloudJobPlatform):

@@ -62,6 +62,7 @@ from platforms.core.api import Job, Outcome, PlanStep
 from platforms.core.cloud_settings import CloudJobSettings, LocalMode, TimeLimit
 from platforms.core.container_env import container_env, pinned_digest
 from platforms.core.names import NameRule
+from platforms.core.retry import retried
 from platforms.core.run_tags import image_tags, price_tags
 from platforms.core.staging_plan import closing_steps, staging_steps
 from platforms.core.cloud_job import CloudJob, CloudJobPlatform, CloudJobs, seen_timeline, timeline_phases, timestamp
@@ -251,8 +252,20 @@ class ControlPlane(CloudJobs):
                 "created_at": ctx.created_at.isoformat() if ctx and ctx.created_at else None}
 
     def cancel(self, name: str) -> None:
-        # bounded: a cancel the service never confirms must not hold the user's terminal
-        self.call(f"cancel job {name!r}", lambda: self.client.jobs.begin_cancel(name).result(timeout=600))
+        # azure-core retries a POST only on a status with Retry-After, never after a reset: a cancel is
+        # idempotent, so platbench retries it (bounded), else the job keeps running after Ctrl-C. Bounded too:
+        # a cancel the service never confirms must not hold the user's terminal
+        self.call(f"cancel job {name!r}",
+                  lambda: retried(lambda: self.client.jobs.begin_cancel(name).result(timeout=600), _transient))
+
+
+def _transient(exc: BaseException) -> bool:
+    """A fault that passes: no answer (a reset, a timeout) or the service's 429 / 503."""
+    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return True
+    return isinstance(exc, HttpResponseError) and exc.status_code in (429, 503)
 
 
 def require_settings(cfg: AzureMLWorkspace, who: str, image_hint: str = "") -> None:

@@ -29,20 +29,7 @@ server = workspace_server("main.platbench.runs")  # the Databricks workspace (db
 TRANSIENT = ("503", "429", "reset")
 
 # Launchers the kit shows failing (a product bug, its fix named): strict, so the fix turns them green
-BUGS: dict[tuple[str, str], str] = {
-    ("survived", "apolo"): "apolo-sdk retries no job call and ApoloJobs neither: one 503, 429 or reset on jobs.start / "
-                           "jobs.status ends the launch (in one line, the job cancelled; not survived). Fix "
-                           "(platforms/apolo/train.py ApoloJobs): retry status() on ServerNotAvailable, BadGateway, "
-                           "a 429 and aiohttp.ClientConnectionError with backoff; start() again only when no job of "
-                           "its name exists (a name is refused twice)",
-    ("cancel", "azureml"): "azure-core retries a POST only on a status with Retry-After, never after a reset "
-                           "connection: jobs.begin_cancel fails, 'could not cancel', the job keeps running. Fix "
-                           "(platforms/azureml/train.py ControlPlane.cancel): retry the cancel (idempotent) on "
-                           "ServiceRequestError / ServiceResponseError and HttpResponseError 429/503, with backoff",
-    ("cancel", "apolo"): "apolo-sdk retries no job call: a 503 or reset on DELETE /jobs/ID is 'could not cancel' and "
-                         "the job keeps running. Fix (platforms/apolo/train.py ApoloJobs.cancel): retry kill() on "
-                         "ServerNotAvailable, BadGateway, aiohttp.ClientConnectionError, asyncio.TimeoutError",
-}
+BUGS: dict[tuple[str, str], str] = {}
 
 
 def kit_rigs(test: str, where=lambda r: r.job_server != "") -> list:
