@@ -20,7 +20,7 @@ from typing import Iterable, Optional
 import numpy as np
 from PIL import Image
 
-from _runs import session_folder, train
+from _runs import digits_run
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -30,12 +30,11 @@ _cache: dict = {}
 
 
 def trained_model(tmp_path_factory, digits_data: Path) -> tuple[Path, Path]:
-    """(model dir, trainer output dir) of one `small` model trained for 1 epoch on the digits — once per
-    test session, however many test modules and xdist workers ask (_runs.session_folder). Read only: a
-    test that changes it works on a copy."""
+    """(model dir, trainer output dir) of the session's `small` digits run (_runs.digits_run, which test_check
+    trains anyway: one real training fewer than a serving model of its own) — once per test session, however
+    many test modules and xdist workers ask. Read only: a test that changes it works on a copy."""
     if "model" not in _cache:
-        out = session_folder(tmp_path_factory, "serving-trained", lambda out: train(
-            digits_data, out, "--model", "small", "--epochs", "1"))
+        out = digits_run(tmp_path_factory, digits_data)
         _cache["model"] = (out / "model", out)
     return _cache["model"]
 

@@ -41,7 +41,7 @@ from trainer.errors import ConfigError
 from trainer.results import (LOG_FILE, METRICS_FILE, MODEL_CARD, MODEL_WEIGHTS, RESULTS_FILE, Results,
                              atomic_write_text, read_metrics, read_results, write_metrics, write_results)
 from trainer.train import (EXIT_PREEMPTED, RunOutcome, TrainConfig, _check_identity, log_results,
-                           plan_schedule)
+                           plan_schedule, step_budget_applies)
 
 CHECKPOINT_FILE = "last.ckpt"  # trainer/recorder.py's name (that module imports Lightning)
 FORMAT = "platbench-stand-in-checkpoint-1"
@@ -128,7 +128,8 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
     dataset = g.dataset.model_copy(update={"name": cfg.dataset_name or Path(cfg.data_dir).resolve().name})
     batch = min(hp["batch_size"], dataset.train_count)
     steps_per_pass = dataset.train_count // batch  # drop_last, as trainer/data/batches.py's TrainBatches
-    schedule = plan_schedule(hp["epochs"], steps_per_pass, hp["min_steps"], cfg.per_class, dataset.train_count, batch)
+    schedule = plan_schedule(hp["epochs"], steps_per_pass, hp["min_steps"], cfg.per_class, dataset.train_count, batch,
+                             step_budget_applies(cfg.per_class, cfg.overrides))
 
     out, log_file = Path(cfg.output_dir), None
     out.mkdir(parents=True, exist_ok=True)
