@@ -82,6 +82,7 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--address", default="ray", help="ray (RAY_ADDRESS, else this machine's cluster) or ray://HOST:PORT")
     ap.add_argument("--cells", type=int, default=5)
+    ap.add_argument("--parts", type=int, default=None, help="no-op Ray tasks per kind (default: max(3, cells))")
     ap.add_argument("--gap", type=float, default=0.0, help="seconds between cells (a real cell trains for minutes)")
     ns = ap.parse_args(argv)
     from platforms.bench.executors import ProcessExecutor, make
@@ -108,7 +109,7 @@ def main(argv: list[str]) -> int:
     print(f"parts: the {len(cells['ray'])} Ray cells ran in {len(workers)} Ray worker process(es), each cell in a "
           f"process of its own started by the worker: {'yes' if own else 'NO'}")
     resources = ({"num_gpus": 1} if ray_ex.gpus else {"num_cpus": ray_ex.cpus_per_cell})
-    for label, values in ray_parts(ray_ex.ray, resources, max(3, ns.cells)).items():
+    for label, values in ray_parts(ray_ex.ray, resources, ns.parts or max(3, ns.cells)).items():
         print(f"parts: no-op Ray task, {label:27s} submit → body: median {statistics.median(values):6.3f} s  "
               f"max {max(values):6.3f} s")
     ray_ex.close()
