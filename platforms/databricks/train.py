@@ -74,7 +74,7 @@ from platforms.errors import UserError
 
 SHARD_MB = 32          # below the SDK's 50 MiB multipart threshold: each shard is one Files API PUT
 ENTRY_SCRIPT = "run_trainer.py"   # the task's python_file: platforms/databricks/run_trainer.py, uploaded as it is
-RUNTIME_RE = re.compile(r"^\d+\.\d+\.x-(gpu-)?ml-scala2\.1[23]$")
+RUNTIME_RE = re.compile(r"^\d+\.\d+\.x-([cg]pu-)?ml-scala2\.1[23]$")  # CPU (x-cpu-ml-) and GPU (x-gpu-ml-) ML runtimes
 NODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
 CLOUDS = {".cloud.databricks.com": "aws", ".azuredatabricks.net": "azure", ".gcp.databricks.com": "gcp"}
 SPOT = {"aws": ("aws_attributes", "SPOT_WITH_FALLBACK", "ON_DEMAND"),
@@ -307,6 +307,7 @@ class DatabricksPlatform(CloudJobPlatform):
             if cfg.runtime not in self.jobs.runtimes():
                 raise UserError(f"databricks: runtime {cfg.runtime!r} is not offered by this workspace "
                                 "(databricks clusters spark-versions)")
+            job.on_hardware(node.num_gpus)  # a GPU node type: the trainer on --device cuda
         try:
             exists = self._store.bucket_exists()
         except Exception as exc:  # noqa: BLE001 - connection errors, bad tokens: one line

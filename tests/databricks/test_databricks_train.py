@@ -39,6 +39,8 @@ def files_under(server, prefix: str) -> list[str]:
 
 
 BASE = {"volume": "/Volumes/main/platbench/runs", "poll_seconds": "0.2"}
+# runs that must finish: a CPU node type, as the loopback's node is (a GPU node type's trainer runs on --device cuda)
+CPU_NODE = {"node_type": "i3.xlarge", "runtime": "16.4.x-cpu-ml-scala2.12"}
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -118,6 +120,24 @@ def test_dry_run_prints_databricks_commands_and_a_run_the_sdk_accepts(dataset, t
     assert task["libraries"][0]["whl"].endswith("platbench-0.1.0-py3-none-any.whl")
 
 
+@pytest.mark.parametrize("node_type, runtime, device", [
+    ("g4dn.xlarge", "16.4.x-gpu-ml-scala2.12", ["--device", "cuda"]),
+    ("i3.xlarge", "16.4.x-cpu-ml-scala2.12", []),
+])
+def test_a_gpu_node_type_starts_the_trainer_on_cuda(dataset, tmp_path, workspace, node_type, runtime, device):
+    """The node type's GPUs (clusters/list-node-types, read by check) decide the trainer's device: a GPU node
+    type's task carries --device cuda, so a node whose CUDA is unusable fails in one line instead of training
+    on its CPU at a GPU's price; a CPU node type's carries none (the trainer's auto)."""
+    from platforms.core import registry
+
+    job = Job(data=dataset, out=tmp_path / "out", epochs=1)
+    platform = registry.get("databricks")({**BASE, "node_type": node_type, "runtime": runtime})
+    platform.check(job)
+    spec = platform.run_spec(job, "pb-device", "k", "colors", "w/platbench.whl", "token")
+    params = spec["tasks"][0]["spark_python_task"]["parameters"]
+    assert [p for i, p in enumerate(params) if "--device" in params[i - 1:i + 1]] == device
+
+
 def test_end_to_end_stage_submit_collect_mlflow(dataset, tmp_path, monkeypatch, job_cluster):
     workspace = job_cluster
     monkeypatch.chdir(tmp_path)
@@ -131,7 +151,7 @@ def test_end_to_end_stage_submit_collect_mlflow(dataset, tmp_path, monkeypatch, 
             self.epochs_done.append(epoch)
 
     progress = Seen(enabled=False)
-    outcome, run_id = run(job, {**BASE, "run_name": "pb-e2e-1"}, progress)
+    outcome, run_id = run(job, {**BASE, **CPU_NODE, "run_name": "pb-e2e-1"}, progress)
     assert outcome.status == "finished", outcome.message
     # epochs come from the driver's log through runs/get-output, each once, in order
     assert progress.epochs_done and progress.epochs_done == sorted(set(progress.epochs_done))
@@ -156,11 +176,11 @@ def test_end_to_end_stage_submit_collect_mlflow(dataset, tmp_path, monkeypatch, 
         assert name in m, name
     # the estimate is the cluster's seconds (setup + execution + cleanup) × (VM + DBU) per hour
     cluster_s = sum(m[f"phase_seconds_{p}"] for p in ("provisioning", "training", "stopping") if f"phase_seconds_{p}" in m)
-    assert m["cost_usd"] == pytest.approx(cluster_s * (0.526 + 0.1065) / 3600, rel=1e-6)
+    assert m["cost_usd"] == pytest.approx(cluster_s * (0.312 + 0.15) / 3600, rel=1e-6)
     assert t["platbench.runner"] == "databricks-runtime"
-    assert t["platbench.databricks.runtime"] == "16.4.x-gpu-ml-scala2.12"
+    assert t["platbench.databricks.runtime"] == "16.4.x-cpu-ml-scala2.12"
     assert len(t["platbench.databricks.wheel_sha256"]) == 64
-    assert t[tracking.Tag.INSTANCE_TYPE] == "g4dn.xlarge" and t[tracking.Tag.PLATFORM] == "databricks"
+    assert t[tracking.Tag.INSTANCE_TYPE] == "i3.xlarge" and t[tracking.Tag.PLATFORM] == "databricks"
     assert tracking.Tag.IMAGE_DIGEST not in t  # not run from an image: the runtime stands in its place
     assert t[tracking.Tag.MLFLOW_MODEL] == "pyfunc" and t[tracking.Tag.CHECK] == "passed", t.get(tracking.Tag.CHECK_REASON)
     assert "estimate" in t["platbench.cost_basis"]
@@ -189,12 +209,12 @@ def test_a_relaunch_of_a_run_name_is_a_new_run_resuming_from_the_volume(dataset,
     workspace = job_cluster
     monkeypatch.chdir(tmp_path)
     first_job = Job(data=dataset, out=tmp_path / "first", epochs=1, model="small")
-    first, first_id = run(first_job, {**BASE, "run_name": "pb-resume"})
+    first, first_id = run(first_job, {**BASE, **CPU_NODE, "run_name": "pb-resume"})
     assert first.status == "finished", first.message
     out = "/Volumes/main/platbench/runs/platbench/jobs/pb-resume/outputs/"
     assert {out + "checkpoints/last.ckpt", out + "train.log", out + "metrics.jsonl"} <= set(files_under(workspace, out))
     again_job = Job(data=dataset, out=tmp_path / "again", epochs=1, model="small")
-    again, again_id = run(again_job, {**BASE, "run_name": "pb-resume"})
+    again, again_id = run(again_job, {**BASE, **CPU_NODE, "run_name": "pb-resume"})
     assert again.status == "finished", again.message
     run_ids = [tracking.client().get_run(r).data.tags[tracking.Tag.JOB_ID] for r in (first_id, again_id)]
     assert run_ids[0] != run_ids[1]  # a new Databricks run, not the first one returned for a reused token
