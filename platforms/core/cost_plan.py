@@ -53,9 +53,10 @@ class CostLine:
         status = "verified" if q.verified else "unverified †"
         dates = sorted({p.date for p, _ in q.items})
         upper = f"; at most {self.upper_usd:.4f} USD in max_run ({self.upper_hours:.2f} h)" if self.upper_usd is not None \
-            else "; no upper bound (no max_run)"
-        return (f"  {self.label}: {q.usd_per_hour:.4f} USD/h ({q.basis}; {status}, price of {', '.join(dates)}) × "
-                f"{self.hours:.3f} h expected (from {self.hours_from}) = {self.expected_usd:.4f} USD{upper}")
+            else "; no upper bound (no max_run: --max-usd stops it at the budget)"
+        expected = (f"{self.hours:.3f} h expected (from {self.hours_from}) = {self.expected_usd:.4f} USD"
+                    if self.hours is not None else f"expected hours unknown ({self.hours_from}): cost unknown")
+        return f"  {self.label}: {q.usd_per_hour:.4f} USD/h ({q.basis}; {status}, price of {', '.join(dates)}) × {expected}{upper}"
 
 
 def _finished_seconds(platform: str, model: str, instance: str) -> Optional[tuple[str, float]]:
@@ -131,8 +132,11 @@ def render(lines: list[CostLine], max_usd: Optional[float] = None) -> str:
     if len(lines) > 1 or max_usd is not None:
         exp = [ln.expected_usd for ln in lines]
         up = [ln.upper_usd for ln in lines]
-        total = f"{sum(exp):.4f} USD" if None not in exp else "unknown (a run has no price)"
-        bound = f"{sum(up):.4f} USD" if None not in up else "unknown"
+        total = f"{sum(exp):.4f} USD" if None not in exp else "unknown (a run has no price or no expected hours)"
+        watched = all(ln.quote is not None for ln in lines if ln.upper_usd is None)
+        bound = f"{sum(up):.4f} USD" if None not in up else \
+            f"{max_usd:g} USD (the budget: the watch stops a run without max_run)" if watched and max_usd is not None \
+            else "unknown"
         out.append(f"  total for {len(lines)} run{'s' if len(lines) != 1 else ''}: {total} expected, at most {bound}"
                    + (f"; budget --max-usd {max_usd:g}" if max_usd is not None else ""))
     return "\n".join(out)
@@ -142,12 +146,14 @@ def hold(lines: list[CostLine], max_usd: Optional[float]) -> None:
     """Refuse, in one line, a plan whose upper bound exceeds the budget or cannot be known."""
     if max_usd is None:
         return
-    unknown = [ln for ln in lines if ln.upper_usd is None]
+    # a priced job without max_run is held by the launcher's budget watch (CloudJobPlatform.over_budget cancels
+    # it before its spend crosses the budget); one without a price cannot be watched
+    unknown = [ln for ln in lines if ln.upper_usd is None and ln.quote is None]
     if unknown:
         ln = unknown[0]
         raise UserError(f"--max-usd {max_usd:g}: the cost of {ln.label} has no upper bound "
                         f"({ln.why or 'no max_run'}); nothing was created")
-    upper = sum(ln.upper_usd for ln in lines)
+    upper = sum(ln.upper_usd for ln in lines if ln.upper_usd is not None)
     if upper > max_usd:
         raise UserError(f"--max-usd {max_usd:g}: the plan may cost up to {upper:.4f} USD ({len(lines)} run"
                         f"{'s' if len(lines) != 1 else ''} × price × max_run); lower max_run (--set max_run=SECONDS), "

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from platforms.core import tracking
+from platforms.core import pricing, tracking
 from platforms.core.api import Job, Outcome, PlanStep
 from platforms.core.cloud_job import CloudJobPlatform, say
 from platforms.core.run_tags import image_tags
@@ -71,6 +71,7 @@ class SkyPilotPlatform(CloudJobPlatform):
         from platforms.skypilot import credentials
 
         validate_job(job)
+        self._quote = ec2_quote(self.parsed())
         found, where = credentials.find()
         return self._needs() + ([] if found else [f"cloud credentials ({where})"])
 
@@ -88,6 +89,7 @@ class SkyPilotPlatform(CloudJobPlatform):
         feasible(task, cfg.accelerators, cfg.cloud)
         self._login = registry_login(cfg.image)
         self._store = registry.store_class(cfg.scheme)(cfg.bucket_name)
+        self._quote = ec2_quote(cfg)  # what the budget watch (--max-usd) holds the job to
 
     def _name(self, job: Job) -> str:
         """The cluster's (or managed job's) name: job_name, else run_name, else a unique one."""
@@ -213,3 +215,16 @@ class SkyPilotPlatform(CloudJobPlatform):
             what = ((f"sky jobs cancel {handle.job_id}" if handle.job_id is not None else f"sky jobs cancel -n {handle.name}")
                     if handle.managed else f"sky down {handle.name}")
             say(f"could not tear down {handle.name} (run `{what}`): {exc}")
+
+
+def ec2_quote(cfg: SkyPilotSettings) -> Optional[pricing.Quote]:
+    """The VM's price per hour from prices.yaml (or the price cache): the entry of the region whose
+    `accelerators` is the request (NAME alone is NAME:1, as SkyPilot reads it). None for another cloud, no
+    region (SkyPilot's optimizer picks one) or a request the table does not list. use_spot is priced on
+    demand, labelled so (no spot price in the table): an upper bound of the spot VM's price."""
+    if cfg.cloud != "aws" or not cfg.region or not cfg.accelerators:
+        return None
+    want = cfg.accelerators if ":" in cfg.accelerators else f"{cfg.accelerators}:1"
+    entries = ((pricing.shipped("skypilot").data.get("training") or {}).get(cfg.region) or {}).items()
+    instance = next((sku for sku, e in entries if str(e.get("accelerators", "")).lower() == want.lower()), None)
+    return None if instance is None else pricing.training_quote("skypilot", cfg.region, [(instance, 1)], cfg.use_spot)

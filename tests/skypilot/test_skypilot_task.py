@@ -209,3 +209,35 @@ def test_a_refused_image_names_the_rule_it_broke(image, rule, digits_data, tmp_p
     r = platbench_here(*args, cwd=tmp_path, env={"HOME": str(tmp_path)}, drop=("AWS_", "GOOGLE_", "CLOUDSDK_", "MLFLOW_"))
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
     assert rule in r.stderr, r.stderr
+
+
+def test_the_dry_run_prices_the_aws_vm_and_a_budget_is_held_by_the_watch(digits_data, tmp_path, monkeypatch):
+    """A priced request (platforms/skypilot/prices.yaml: T4:1 → g4dn.xlarge in us-east-1) shows its price in the
+    dry run's cost plan; SkyPilot has no max_run, so --max-usd is held by the launcher's budget watch instead
+    of refused; an unpriced request (another cloud, no region, an unlisted accelerator) stays 'cost unknown'
+    and --max-usd refuses it before anything is created."""
+    from platforms.core import launch, pricing
+    from platforms.skypilot.train import SkyPilotPlatform
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PLATBENCH_PRICE_CACHE", str(tmp_path / "prices"))  # the shipped table, no user cache
+    pricing.forget()
+    job = Job(data=digits_data, out=tmp_path / "out")
+    aws = {**_settings("aws", accelerators="T4:1"), "region": "us-east-1"}
+    want = pricing.shipped("skypilot").data["training"]["us-east-1"]["g4dn.xlarge"]["usd_per_hour"]
+    text = launch.plan_text("skypilot", job, aws, max_usd=5)
+    assert (f"skypilot T4:1: {want:.4f} USD/h (on-demand; unverified †, price of 2026-12-06) × expected hours unknown "
+            "(nothing: no finished run and no max_run): cost unknown; no upper bound (no max_run: --max-usd stops it "
+            "at the budget)") in text, text
+    assert "at most 5 USD (the budget: the watch stops a run without max_run); budget --max-usd 5" in text
+    # use_spot: priced on demand, said so (the table has no spot price): an upper bound of the spot VM
+    platform = SkyPilotPlatform({**aws, "use_spot": "true"})
+    platform.preflight(job)
+    assert platform._quote.basis == pricing.ON_DEMAND_NO_SPOT and platform._quote.usd_per_hour == want
+    for unpriced in ({**aws, "region": None}, {**aws, "accelerators": "A100:1"}, _settings("gcp", region="us-central1")):
+        unpriced = {k: v for k, v in unpriced.items() if v is not None}
+        assert "no price for it in platforms/skypilot/prices.yaml or the price cache: cost unknown" in \
+            launch.plan_text("skypilot", job, unpriced)
+        with pytest.raises(UserError, match="has no upper bound .*cost unknown.*nothing was created"):
+            launch.plan_text("skypilot", job, unpriced, max_usd=5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "a dry run wrote files"
