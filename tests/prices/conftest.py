@@ -77,12 +77,16 @@ def _catalog(s: PriceServer) -> None:
         # a decoy: the same instance's notebook price must not be taken for training
         s.aws.append(aws_product("AmazonSageMaker", {"usagetype": f"{prefix[region]}-Notebk:{sku}", "regionCode": region},
                                  99.0))
-    for section, region, sku in entries("databricks"):
-        if sku.endswith(" DBU"):
+    ec2 = [("databricks", *e) for e in entries("databricks") if not e[2].endswith(" DBU")] + \
+        [("skypilot", *e) for e in entries("skypilot")]
+    seen = set()
+    for name, section, region, sku in ec2:  # one product per VM: both tables price it at the same figure
+        if (region, sku) in seen:
             continue
+        seen.add((region, sku))
         attrs = {"regionCode": region, "instanceType": sku, "operatingSystem": "Linux", "tenancy": "Shared",
                  "preInstalledSw": "NA", "capacitystatus": "Used"}
-        s.aws.append(aws_product("AmazonEC2", attrs, FACTOR * typed("databricks", section, region, sku)))
+        s.aws.append(aws_product("AmazonEC2", attrs, FACTOR * typed(name, section, region, sku)))
         s.aws.append(aws_product("AmazonEC2", {**attrs, "operatingSystem": "Windows"}, 99.0))
     for section, region, sku in entries("rekognition"):
         what = "training" if section == "training" else "inference"

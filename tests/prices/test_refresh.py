@@ -1,5 +1,5 @@
 """`platbench prices refresh` against the loopback price server (tests/prices/price_servers.py): every price the
-project uses for SageMaker, Vertex AI, Azure ML, Databricks and Rekognition comes from its official source
+project uses for SageMaker, Vertex AI, Azure ML, Databricks, Rekognition and SkyPilot's AWS VMs comes from its official source
 with source and date, which the cost figures then use (verified); a missing SKU stays as typed (†); paging,
 throttling survived, throttling past the retries in one line with the last cache kept."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ from platforms.prices.cli import app
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apolo"))
 from _apolo_server import apolo  # noqa: F401 (fixture)
 
-PLATFORMS = ["sagemaker", "rekognition", "databricks", "azureml", "vertex", "vertex_automl"]
+PLATFORMS = ["sagemaker", "rekognition", "databricks", "azureml", "vertex", "vertex_automl", "skypilot"]
 
 
 def refresh(*names: str):
@@ -48,6 +48,14 @@ def test_refresh_fills_every_price_the_project_uses_with_source_and_date(priced)
     # a quote says which prices it used, status and date: what the report reads
     q = pricing.quote("sagemaker", "us-east-1", [("ml.m5.large", 2)])
     assert q.verified and f"({priced.url}, {today}, verified)" in q.sources
+    # SkyPilot's VM from AmazonEC2 (Linux, not the Windows decoy): the launcher's quote is verified
+    from platforms.skypilot.task import SkyPilotSettings
+    from platforms.skypilot.train import ec2_quote
+
+    sky = ec2_quote(SkyPilotSettings(cloud="aws", region="us-east-1", accelerators="T4:1"))
+    assert sky.verified and sky.usd_per_hour == pytest.approx(FACTOR * typed("skypilot", "training", "us-east-1", "g4dn.xlarge"))
+    e = next(e for e in cache.read("skypilot") if e.sku == "g4dn.xlarge")
+    assert e.api == "AWS Price List Query API" and "AmazonEC2" in e.query and '"instanceType": "g4dn.xlarge"' in e.query
     # low-priority meters fill Azure ML's spot section: a low-priority job gets its own price
     spot = pricing.training_quote("azureml", "eastus", [("Standard_NC4as_T4_v3", 1)], spot=True)
     assert spot.basis == "spot" and spot.usd_per_hour == pytest.approx(FACTOR * 0.526 / 4, rel=1e-4)
