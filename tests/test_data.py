@@ -255,3 +255,55 @@ def test_a_prepared_dataset_is_readable_as_the_umask_allows(tmp_path):
         os.umask(old)
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
     assert all(stat.S_IMODE(p.stat().st_mode) & 0o005 == 0o005 for p in out.rglob("*") if p.is_dir())
+
+
+def _image_kinds(root):
+    """JPEGs and PNGs of every kind the batched decoder sees or hands to Pillow, of CIFAR and other sizes."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    smooth = np.kron(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), np.ones((4, 4, 1), np.uint8))
+    noise = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    root.mkdir()
+    kinds = {
+        "rgb.jpg": (Image.fromarray(noise), {}),
+        "smooth420.jpg": (Image.fromarray(smooth), {"quality": 75}),
+        "smooth444.jpg": (Image.fromarray(smooth), {"subsampling": 0, "quality": 95}),
+        "progressive.jpg": (Image.fromarray(noise), {"progressive": True}),
+        "grey.jpg": (Image.fromarray(noise[..., 0], "L"), {}),
+        "large.jpg": (Image.fromarray(noise).resize((45, 37)), {}),
+        "cmyk.jpg": (Image.fromarray(noise).convert("CMYK"), {}),
+        "rgb.png": (Image.fromarray(noise), {}),
+        "rgba.png": (Image.fromarray(np.dstack([noise, noise[..., :1]]), "RGBA"), {}),
+        "palette.png": (Image.fromarray(noise).convert("P"), {}),
+    }
+    for name, (img, options) in kinds.items():
+        img.save(root / name, **options)
+    return sorted(root.iterdir())
+
+
+def test_batched_decoding_gives_pillows_pixels(tmp_path):
+    from trainer.data.decode import decode_many, decode_one
+
+    paths = _image_kinds(tmp_path / "kinds")
+    for size in (32, 24):
+        batched = decode_many(paths, size)
+        for path, got in zip(paths, batched):
+            np.testing.assert_array_equal(got, decode_one(path, size), err_msg=path.name)
+
+
+def test_a_corrupt_jpeg_in_a_batch_is_named(tmp_path):
+    from trainer.data.decode import decode_many
+
+    paths = _image_kinds(tmp_path / "kinds")
+    bad = tmp_path / "kinds/bad.jpg"
+    bad.write_bytes(paths[0].read_bytes()[:40])  # a JPEG header, then nothing
+    with pytest.raises(DataError, match="cannot read image .*bad.jpg"):
+        decode_many([*paths, bad], 32)
+
+
+def test_the_fingerprint_of_bytes_already_read_is_the_files_fingerprint(color_data):
+    ds = layout.scan_folder(color_data)
+    files = (ds.train.files + ds.test.files)[::-1]  # any order: the fingerprint sorts
+    assert layout.fingerprint_files(color_data, files, [p.read_bytes() for p in files]) == \
+        layout.fingerprint(color_data)

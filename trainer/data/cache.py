@@ -60,9 +60,11 @@ def load(root: Path, image_size: int = 32, cache_dir: Path | None = None, name: 
     fmt = layout.detect_format(root)
     if fmt == "folder":
         scanned = layout.scan_folder(root)
-        fp = layout.fingerprint_files(root, scanned.train.files + scanned.test.files)
+        # Each file is read once: hashed now, decoded from the same bytes if the cache misses.
+        contents = [p.read_bytes() for p in scanned.train.files + scanned.test.files]
+        fp = layout.fingerprint_files(root, scanned.train.files + scanned.test.files, contents)
     else:
-        scanned = None
+        scanned = contents = None
         fp = layout.fingerprint(root)
     cache_dir = cache_dir or default_cache_dir()
     cache_file = cache_dir / f"{fp}-{image_size}px.npz"
@@ -78,10 +80,12 @@ def load(root: Path, image_size: int = 32, cache_dir: Path | None = None, name: 
     if fmt == "folder":
         from trainer.data.decode import decode_many
 
-        assert scanned is not None
+        assert scanned is not None and contents is not None
         classes = scanned.classes
-        x_train = decode_many(scanned.train.files, image_size)
-        x_test = decode_many(scanned.test.files, image_size)
+        n_train = len(scanned.train.files)
+        x_train = decode_many(scanned.train.files, image_size, contents[:n_train])
+        x_test = decode_many(scanned.test.files, image_size, contents[n_train:])
+        del contents
         y_train = np.asarray(scanned.train.labels, dtype=np.int64)
         y_test = np.asarray(scanned.test.labels, dtype=np.int64)
     else:

@@ -102,12 +102,16 @@ def scan_folder(root: Path) -> FolderDataset:
     return FolderDataset(root, classes, splits["train"], splits["test"])
 
 
-def fingerprint_files(root: Path, files: list[Path]) -> str:
-    """sha256 over (relative path, content) of every file, in sorted order: a dataset's identity."""
+def fingerprint_files(root: Path, files: list[Path], contents: list[bytes] | None = None) -> str:
+    """sha256 over (relative path, content) of every file, in sorted order: a dataset's identity.
+
+    `contents`: the files' bytes in `files` order, when the caller has read them (to decode them next)."""
     digest = hashlib.sha256()
-    for path in sorted(files):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    order = sorted(range(len(files)), key=files.__getitem__)
+    for i in order:
+        digest.update(files[i].relative_to(root).as_posix().encode() + b"\0")
+        data = contents[i] if contents is not None else files[i].read_bytes()
+        digest.update(hashlib.sha256(data).digest())
     return digest.hexdigest()
 
 
