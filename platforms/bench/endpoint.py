@@ -119,6 +119,10 @@ def cli_main(platform: str, model_dir: Optional[Path], set_: list[str], requests
         lines = [f"Plan for a {platform} endpoint {ep.name} — nothing is created:"]
         lines += [f"{i:2d}. {step}" for i, step in enumerate(ep.plan(), 1)]
         lines.append(_cost_line(cost, platform))
+        if cost is not None:
+            from platforms.core.cost_plan import endpoint_text
+
+            lines.append(endpoint_text(platform, cost.usd_per_hour, cost.basis, requests))
         print("\n".join(lines))
         return
     if model_dir is None:

@@ -158,3 +158,43 @@ def hold(lines: list[CostLine], max_usd: Optional[float]) -> None:
         raise UserError(f"--max-usd {max_usd:g}: the plan may cost up to {upper:.4f} USD ({len(lines)} run"
                         f"{'s' if len(lines) != 1 else ''} × price × max_run); lower max_run (--set max_run=SECONDS), "
                         "the cells or the instance, or raise the budget; nothing was created")
+
+
+def _endpoint_seconds(platform: str) -> Optional[tuple[str, float, float, float]]:
+    """(run id, seconds up outside the load test, load seconds, requests) of the newest finished endpoint run of
+    `platform`: create → serving + teardown, and the load test's seconds and requests. Batch inference is not
+    in it. Read without creating a store where none exists."""
+    from platforms.core import tracking
+
+    if tracking._is_embedded() and not (Path.cwd() / tracking.DB_FILE).exists():
+        return None
+    c = tracking.client()
+    exp = c.get_experiment_by_name(tracking.EXPERIMENT)
+    if exp is None:
+        return None
+    T = tracking.Tag
+    filt = f"tags.`{T.PLATFORM}` = '{platform}' and tags.`{T.KIND}` = 'endpoint' and tags.`{T.STATUS}` = 'finished'"
+    for r in c.search_runs([exp.experiment_id], filter_string=filt, order_by=["attributes.start_time DESC"],
+                           max_results=20):
+        m = r.data.metrics
+        requests = m.get("load_ok", 0) + m.get("load_failed", 0)
+        if "endpoint_create_to_in_service_s" in m and m.get("load_seconds") and requests:
+            return (r.info.run_id, m["endpoint_create_to_in_service_s"] + m.get("endpoint_teardown_s", 0.0),
+                    m["load_seconds"], requests)
+    return None
+
+
+def endpoint_text(platform: str, usd_per_hour: float, basis: str, requests: int) -> str:
+    """The cost plan of `platbench endpoint`: the endpoint's price × the hours it is expected to be up, from
+    the newest finished endpoint run of the platform (its create → serving and teardown seconds, its load
+    test's seconds scaled to `requests`), else unknown. No upper bound: the endpoint is deleted when the load
+    test ends, which no time limit bounds."""
+    head = f"Cost plan: the endpoint at {usd_per_hour:.4f} USD/h ({basis})"
+    seen = _endpoint_seconds(platform)
+    if seen is None:
+        return f"{head} × expected hours unknown (no finished endpoint run of {platform} yet): cost unknown"
+    run_id, fixed, load, done = seen
+    seconds = fixed + load * requests / done
+    return (f"{head} × {seconds / 3600:.3f} h expected (from endpoint run {run_id[:8]}: create → serving and "
+            f"teardown {fixed:.0f} s + its load test {load:.0f} s for {done:.0f} requests, scaled to {requests}) "
+            f"= {usd_per_hour * seconds / 3600:.4f} USD; batch inference not included")
