@@ -59,22 +59,27 @@ class CostLine:
         return f"  {self.label}: {q.usd_per_hour:.4f} USD/h ({q.basis}; {status}, price of {', '.join(dates)}) × {expected}{upper}"
 
 
-def _finished_seconds(platform: str, model: str, instance: str) -> Optional[tuple[str, float]]:
-    """(run id, seconds_wall) of the newest finished run of this platform, model and instance type, read
-    without creating a store where none exists."""
+def _newest_runs(filt: str) -> list:
+    """The 20 newest runs matching `filt`, read without creating a store where none exists."""
     from platforms.core import tracking
 
     if tracking._is_embedded() and not (Path.cwd() / tracking.DB_FILE).exists():
-        return None
+        return []
     c = tracking.client()
     exp = c.get_experiment_by_name(tracking.EXPERIMENT)
     if exp is None:
-        return None
+        return []
+    return c.search_runs([exp.experiment_id], filter_string=filt, order_by=["attributes.start_time DESC"], max_results=20)
+
+
+def _finished_seconds(platform: str, model: str, instance: str) -> Optional[tuple[str, float]]:
+    """(run id, seconds_wall) of the newest finished run of this platform, model and instance type."""
+    from platforms.core import tracking
+
     T = tracking.Tag
     filt = (f"tags.`{T.PLATFORM}` = '{platform}' and tags.`{T.MODEL}` = '{model}' and tags.`{T.STATUS}` = 'finished'"
             + (f" and tags.`{T.INSTANCE_TYPE}` = '{instance}'" if instance else ""))
-    for r in c.search_runs([exp.experiment_id], filter_string=filt, order_by=["attributes.start_time DESC"],
-                           max_results=20):
+    for r in _newest_runs(filt):
         if r.data.metrics.get("seconds_wall"):
             return r.info.run_id, float(r.data.metrics["seconds_wall"])
     return None
@@ -163,19 +168,12 @@ def hold(lines: list[CostLine], max_usd: Optional[float]) -> None:
 def _endpoint_seconds(platform: str) -> Optional[tuple[str, float, float, float]]:
     """(run id, seconds up outside the load test, load seconds, requests) of the newest finished endpoint run of
     `platform`: create → serving + teardown, and the load test's seconds and requests. Batch inference is not
-    in it. Read without creating a store where none exists."""
+    in it."""
     from platforms.core import tracking
 
-    if tracking._is_embedded() and not (Path.cwd() / tracking.DB_FILE).exists():
-        return None
-    c = tracking.client()
-    exp = c.get_experiment_by_name(tracking.EXPERIMENT)
-    if exp is None:
-        return None
     T = tracking.Tag
     filt = f"tags.`{T.PLATFORM}` = '{platform}' and tags.`{T.KIND}` = 'endpoint' and tags.`{T.STATUS}` = 'finished'"
-    for r in c.search_runs([exp.experiment_id], filter_string=filt, order_by=["attributes.start_time DESC"],
-                           max_results=20):
+    for r in _newest_runs(filt):
         m = r.data.metrics
         requests = m.get("load_ok", 0) + m.get("load_failed", 0)
         if "endpoint_create_to_in_service_s" in m and m.get("load_seconds") and requests:

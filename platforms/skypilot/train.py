@@ -8,6 +8,8 @@ https://docs.skypilot.co/en/latest/reference/api.html; https://docs.skypilot.co/
 The cost is an estimate: the launched resources' catalog price × the cluster's uptime
 (`Resources.get_cost(seconds)`, SkyPilot's catalog), never the cloud's bill. A managed job's controller
 launches its own cluster, whose launched resources the client does not get: its cost is not estimated.
+Before the launch, the dry run's cost plan and the --max-usd watch use the VM's list price from prices.yaml
+(ec2_quote: AWS, a region set, an accelerator request the table lists), SkyPilot being offline then.
 
 Before anything is staged, check() puts the task through SkyPilot's schema, loader and storage-source check,
 asks the API server for its health and its optimizer for the resources (`sky.optimize`) (client.py), and
