@@ -6,8 +6,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "launchers"))
 from launcher_rigs import kit_store  # noqa: F401 (fixture)
 
