@@ -4,9 +4,9 @@
 
 Both deliver the same thing to a training step: shuffled batches of normalized float tensors with a
 random flip and a ±2 px reflect-padded translate. platbench decodes once (cache) and augments the
-resident uint8 tensor; ImageFolder decodes every file every epoch in DataLoader workers. Epoch 1 is the
-warm-up (platbench: decode or cache read; DataLoader: worker start-up) and is shown but not counted.
-Goal: ≥ 20× from the second epoch on.
+resident uint8 tensor; ImageFolder decodes every file every epoch in DataLoader workers. Epoch 1
+(platbench: hashing, decoding, cache write; DataLoader: worker start-up) is compared on its own.
+Goals: epoch 1 no slower than ImageFolder's (≤ 1.0×), ≥ 20× from the second epoch on.
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def platbench_epochs(data_dir: Path, epochs: int, batch_size: int) -> list[float
 
     times = []
     t0 = time.perf_counter()
-    data = cache.load(data_dir, cache_dir=Path(tempfile.mkdtemp(prefix="platbench-cache-")))
+    with tempfile.TemporaryDirectory(prefix="platbench-cache-") as cache_dir:  # a fresh cache: epoch 1 decodes
+        data = cache.load(data_dir, cache_dir=Path(cache_dir))
     mean, std = channel_stats(data.x_train)
     batches = TrainBatches(to_device_uint8(data.x_train, torch.device("cpu")), torch.from_numpy(data.y_train),
                            batch_size, mean, std, seed=0)
@@ -74,7 +75,8 @@ def main() -> None:
     ours = platbench_epochs(data_dir, args.epochs, args.batch_size)
     theirs = imagefolder_epochs(data_dir, args.epochs, args.batch_size, args.workers)
     print(f"data: {data_dir}, batch {args.batch_size}, DataLoader workers {args.workers}")
-    print(f"epoch 1 (warm-up): platbench {ours[0]:.3f} s (decode/cache + transfer), ImageFolder {theirs[0]:.3f} s")
+    print(f"epoch 1: platbench {ours[0]:.3f} s (hash, decode, cache write, epoch), ImageFolder {theirs[0]:.3f} s: "
+          f"{ours[0] / theirs[0]:.2f}× ImageFolder's time (goal ≤ 1.0×)")
     print(summary("platbench, epochs 2+", ours[1:]))
     print(summary("ImageFolder+DataLoader, 2+", theirs[1:]))
     print(f"speed-up from epoch 2 on, medians: {statistics.median(theirs[1:]) / statistics.median(ours[1:]):.1f}×"
