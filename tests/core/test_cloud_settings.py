@@ -34,7 +34,8 @@ def test_defaults_are_the_shared_ones_except_what_the_platform_declares():
     ({"poll_seconds": "0"}, "demo: poll_seconds: Input should be greater than 0"),
     ({"staging": "zip"}, "demo: staging: Input should be 'sharded' or 'naive'"),
     ({"prefix": "../up"}, "demo: prefix '../up' is not a plain relative path"),
-    ({"colour": "blue"}, "demo: unknown setting 'colour'"),
+    ({"colour": "blue"}, "demo: unknown setting 'colour'; valid: local, max_run, job_name, run_name, staging, "
+                         "prefix, poll_seconds, region"),
 ])
 def test_bad_values_are_one_line_naming_the_setting(settings, message):
     with pytest.raises(UserError) as err:

@@ -240,8 +240,10 @@ VERTEX = Rig(
     refusal=({"machine_type": "huge-box"}, "unknown machine type 'huge-box'"),
     place=_gcs_bucket,
     local=lambda ctx: {"bucket": ctx.place, "local": "true", "accelerator_type": "none"},
+    # CPU machines in the cloud too: a GPU one starts the trainer with --device cuda, which the loopback's
+    # GPU-less replicas refuse (tests/vertex proves that once)
     remote=lambda ctx: {"project": "p", "bucket": ctx.place, "image_uri": VERTEX_IMAGE, "poll_seconds": "0.05",
-                        "api_endpoint": ctx.servers["job_service"].url},
+                        "api_endpoint": ctx.servers["job_service"].url, "accelerator_type": "none"},
     jobs=lambda ctx: list(ctx.servers["job_service"].created),
     stored=_gcs_blobs,
     runtime=lambda ctx, env: ctx.servers["job_service"].runtime_env.update(env),
@@ -307,7 +309,8 @@ def _sagemaker_cancelled(ctx: Ctx) -> None:
 def _sagemaker_remote(ctx: Ctx) -> dict:
     from sagemaker_fixtures import PLATBENCH_IMAGE
 
-    return {"bucket": ctx.place, "role": _sagemaker_role(), "image_uri": PLATBENCH_IMAGE, "poll_seconds": "0.1"}
+    return {"bucket": ctx.place, "role": _sagemaker_role(), "image_uri": PLATBENCH_IMAGE, "poll_seconds": "0.1",
+            "instance_type": "ml.m5.xlarge"}  # a CPU instance: a GPU one runs --device cuda (tests/sagemaker)
 
 
 SAGEMAKER = Rig(
@@ -358,7 +361,7 @@ def _azureml_remote(ctx: Ctx) -> dict:
     from azureml_server import SUBSCRIPTION
 
     return {"subscription_id": SUBSCRIPTION, "resource_group": "rg", "workspace": "ws", "image": AZUREML_IMAGE,
-            "container": ctx.place, "poll_seconds": "0.2", "compute": "gpu-cluster"}
+            "container": ctx.place, "poll_seconds": "0.2", "instance_type": "Standard_D4s_v3"}  # serverless CPU
 
 
 def _azureml_cancelled(ctx: Ctx) -> None:
@@ -435,7 +438,8 @@ DATABRICKS = Rig(
     refusal=({"volume": "/Volumes/main/platbench/missing"}, "volume /Volumes/main/platbench/missing does not exist"),
     place=_dbx_place,
     local=lambda ctx: {"volume": ctx.place, "poll_seconds": "0.2", "local": "true"},
-    remote=lambda ctx: {"volume": ctx.place, "poll_seconds": "0.2"},
+    remote=lambda ctx: {"volume": ctx.place, "poll_seconds": "0.2", "node_type": "i3.xlarge",
+                        "runtime": "16.4.x-cpu-ml-scala2.12"},  # a CPU node: a GPU one runs --device cuda
     jobs=_dbx_jobs,
     stored=_dbx_files,
     runtime=lambda ctx, env: ctx.servers["workspace"].runtime_env.update(env),

@@ -8,7 +8,7 @@ import pytest
 import sys
 from pathlib import Path
 
-from conftest import FACTOR, MISSING, entries, typed
+from price_fixtures import FACTOR, MISSING, entries, priced, server, typed  # noqa: F401 (fixtures)
 from typer.testing import CliRunner
 
 from platforms.core import pricing

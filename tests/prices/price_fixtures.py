@@ -1,5 +1,6 @@
 """The loopback price server and a platbench pointed at it (every official source's endpoint setting), with
-its own price cache per test."""
+its own price cache per test. Not a conftest.py: pytest would register it as the module `conftest` and hide
+tests/conftest.py from every test that imports its helpers in the same worker."""
 from __future__ import annotations
 
 import sys
