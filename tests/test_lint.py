@@ -23,3 +23,13 @@ def test_ruff_finds_nothing():
     cmd = [ruff(), "check", "--no-cache", "--output-format", "concise", *CHECKED]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{' '.join(cmd[1:])}:\n{done.stdout}{done.stderr}"
+
+
+def test_no_second_conftest_module_shadows_the_first():
+    """A conftest.py in a test folder that is not a package is imported as the module `conftest`, like
+    tests/conftest.py: in a worker that loads it first, `from conftest import …` finds the wrong one (this
+    cost 35 failures once). Fixtures of a folder go in a named module its tests import."""
+    root = Path(__file__).resolve().parent
+    shadows = [str(p.relative_to(root)) for p in root.rglob("conftest.py")
+               if p.parent != root and not (p.parent / "__init__.py").is_file()]
+    assert shadows == []
