@@ -307,3 +307,18 @@ def test_the_fingerprint_of_bytes_already_read_is_the_files_fingerprint(color_da
     files = (ds.train.files + ds.test.files)[::-1]  # any order: the fingerprint sorts
     assert layout.fingerprint_files(color_data, files, [p.read_bytes() for p in files]) == \
         layout.fingerprint(color_data)
+
+
+def test_channel_stats_from_histograms_equal_the_pixelwise_figures():
+    """The first epoch's statistics come from per-channel histograms (issue 28): the same mean and std as over a
+    float copy of every pixel."""
+    import numpy as np
+
+    from trainer.data.batches import channel_stats
+
+    x = np.random.default_rng(0).integers(0, 256, size=(257, 8, 8, 3), dtype=np.uint8)
+    x[..., 1] //= 3  # channels of different spread
+    flat = x.reshape(-1, 3).astype(np.float64) / 255.0
+    mean, std = channel_stats(x)
+    assert np.allclose(mean, flat.mean(0), rtol=0, atol=1e-12)
+    assert np.allclose(std, flat.std(0) + 1e-8, rtol=0, atol=1e-12)

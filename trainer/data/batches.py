@@ -26,8 +26,14 @@ def normalize(x_uint8_nhwc: torch.Tensor, mean: torch.Tensor, std: torch.Tensor)
 
 
 def channel_stats(x_uint8_nhwc: np.ndarray) -> tuple[list[float], list[float]]:
-    x = x_uint8_nhwc.reshape(-1, 3).astype(np.float64) / 255.0
-    return x.mean(0).tolist(), (x.std(0) + 1e-8).tolist()
+    """Per-channel mean and std of the images scaled to [0, 1], from each channel's histogram of its 256 values:
+    the same figures as over a float copy of every pixel (1.2 GB for CIFAR-10, the first epoch's largest part)."""
+    counts = np.stack([np.bincount(x_uint8_nhwc[..., c].ravel(), minlength=256) for c in range(3)]).astype(np.float64)
+    v = np.arange(256) / 255.0
+    n = counts.sum(1)
+    mean = counts @ v / n
+    std = np.sqrt((counts * (v - mean[:, None]) ** 2).sum(1) / n)
+    return mean.tolist(), (std + 1e-8).tolist()
 
 
 def reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
