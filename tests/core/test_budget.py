@@ -113,11 +113,11 @@ def test_a_job_running_past_the_budget_is_stopped_before_it_crosses_it(request, 
     ctx = open_rig(VERTEX, request, tmp_path, stand_in.data)
     monkeypatch.chdir(tmp_path)
     VERTEX.runtime(ctx, ctx.env(stand_in, epoch_seconds=0.5))
-    price_cache(2.4, 1.2)  # 3.6 USD/h: 0.001 USD a second, 0.06 USD in max_run
+    price_cache(3.6, 1.2)  # the kit's CPU machine (no T4): 3.6 USD/h, 0.001 USD a second, 0.06 USD in max_run
     with JobProgress(enabled=False) as progress:
         outcome, run_id = launch.launch("vertex", Job(data=stand_in.data, out=tmp_path / "out", epochs=1000),
                                         {**VERTEX.remote(ctx), "max_run": "60"}, progress, max_usd=0.06)
-    assert outcome.status == "killed" and outcome.message.startswith("stopped by budget: ")
+    assert outcome.status == "killed" and outcome.message.startswith("stopped by budget: "), outcome.message
     assert float(outcome.message.split()[3]) < 0.06  # "stopped by budget: SPENT USD spent of --max-usd 0.06 …"
     VERTEX.cancelled(ctx)  # cancelled on the server, and the job's processes ended
     run = tracking.client().get_run(run_id)
