@@ -17,9 +17,11 @@ from platforms.errors import UserError
 
 def test_a_run_is_found_by_its_mlflow_id_or_its_results_run_id(kit_store):
     c = tracking.client()
-    exp = c.get_experiment_by_name(tracking.EXPERIMENT) or c.get_experiment(c.create_experiment(tracking.EXPERIMENT))
+    # platbench's own experiment (its artifacts beside the store): made here with MLflow's default, it would put
+    # every later run's artifacts of this worker in ./mlruns of the checkout
+    exp_id = tracking.experiment_id(c)
     results_id = "results-" + uuid.uuid4().hex  # unique in the worker's shared store
-    run = c.create_run(exp.experiment_id, tags={tracking.Tag.RESULTS_RUN_ID: results_id})
+    run = c.create_run(exp_id, tags={tracking.Tag.RESULTS_RUN_ID: results_id})
     assert find_run(run.info.run_id, "run").info.run_id == run.info.run_id
     assert find_run(results_id, "run").info.run_id == run.info.run_id
     assert find_run(results_id[:20], "run").info.run_id == run.info.run_id
