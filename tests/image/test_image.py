@@ -405,7 +405,8 @@ def test_sagemaker_sdk_local_mode_trains_and_serves_the_image(data, aws_env, mon
     proc = subprocess.run(
         [str(VENV_BIN / "platbench"), "launch", "sagemaker", "--data", str(data), "--model", "small", "--epochs", "2",
          "--set", "local=true", "--set", "local_runner=docker", "--set", f"bucket={bucket}",
-         "--set", f"image_uri={IMAGE}", "--set", f"job_name={job}", "--json"],
+         "--set", f"image_uri={IMAGE}", "--set", f"job_name={job}", "--json",
+         "--verbose"],  # the job's log lines on stderr: piped, they appear only when asked for (issue 28)
         cwd=work, env={**os.environ}, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     sys.stderr.write(proc.stderr[-2000:])  # the SDK's compose log, for the record (-rA / on failure)

@@ -65,7 +65,7 @@ def job_containers() -> list[str]:
 
 def launch_args(data: Path, job: str, epochs: int, *extra: str, batch: int = 16) -> list[str]:
     return ["launch", "docker", "--data", str(data), "--epochs", str(epochs), "--hp", f"batch_size={batch}",
-            "--set", f"job_name={job}", "--json", *extra]
+            "--set", f"job_name={job}", "--json", "--verbose", *extra]  # log lines piped: only when asked (issue 28)
 
 
 @pytest.fixture(scope="module")
