@@ -8,7 +8,9 @@ else — PNGs, CMYK JPEGs, files torchvision refuses — goes through Pillow, wh
 from __future__ import annotations
 
 import io
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -50,28 +52,48 @@ def _jpeg_batch(contents: list[bytes]) -> list | None:
         return None
 
 
+def _decode_chunk(contents: list[bytes], size: int) -> tuple[np.ndarray | None, list | None]:
+    """One batch of JPEGs: as one NHWC array when every file is a size×size RGB JPEG (CIFAR's case: one
+    stack and copy instead of a Python step per image), else torchvision's tensors (None: it failed)."""
+    import torch
+
+    decoded = _jpeg_batch(contents)
+    if decoded is not None and all(t.shape == (3, size, size) for t in decoded):
+        return torch.stack(decoded).permute(0, 2, 3, 1).numpy(), None
+    return None, decoded
+
+
 def decode_many(paths: list[Path], size: int, contents: list[bytes] | None = None) -> np.ndarray:
-    """Decode every file (`contents`: their bytes, already read for the fingerprint); order follows `paths`."""
+    """Decode every file (`contents`: their bytes, already read for the fingerprint); order follows `paths`.
+    JPEG batches are decoded on every core (torchvision's decoder releases the GIL)."""
     if contents is None:
         contents = [p.read_bytes() for p in paths]
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
     jpegs = [i for i, b in enumerate(contents) if b.startswith(JPEG_MAGIC)]
     pillow = sorted(set(range(len(paths))) - set(jpegs))
-    for start in range(0, len(jpegs), JPEG_BATCH):
-        chunk = jpegs[start:start + JPEG_BATCH]
-        decoded = _jpeg_batch([contents[i] for i in chunk])
-        if decoded is None:  # one bad file spoils the batch: Pillow finds it (and names it)
-            pillow += chunk
-            continue
-        for i, t in zip(chunk, decoded):
-            channels, h, w = t.shape
-            if channels == 4:  # CMYK: Pillow's conversion is the reference
-                pillow.append(i)
+    chunks = [jpegs[start:start + JPEG_BATCH] for start in range(0, len(jpegs), JPEG_BATCH)]
+    with ThreadPoolExecutor(max_workers=_cores()) as pool:
+        results = pool.map(lambda chunk: _decode_chunk([contents[i] for i in chunk], size), chunks)
+        for chunk, (stacked, decoded) in zip(chunks, results):
+            if stacked is not None:
+                out[chunk] = stacked
                 continue
-            hwc = t.permute(1, 2, 0).numpy()
-            if channels == 1:
-                hwc = np.repeat(hwc, 3, axis=2)  # Pillow's L → RGB copies the grey into each channel
-            out[i] = hwc if (h, w) == (size, size) else _finish(Image.fromarray(hwc), size)
+            if decoded is None:  # one bad file spoils the batch: Pillow finds it (and names it)
+                pillow += chunk
+                continue
+            for i, t in zip(chunk, decoded):
+                channels, h, w = t.shape
+                if channels == 4:  # CMYK: Pillow's conversion is the reference
+                    pillow.append(i)
+                    continue
+                hwc = t.permute(1, 2, 0).numpy()
+                if channels == 1:
+                    hwc = np.repeat(hwc, 3, axis=2)  # Pillow's L → RGB copies the grey into each channel
+                out[i] = hwc if (h, w) == (size, size) else _finish(Image.fromarray(hwc), size)
     for i in pillow:
         out[i] = decode_one(paths[i], size, contents[i])
     return out
+
+
+def _cores() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
