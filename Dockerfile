@@ -46,24 +46,43 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 # pip's index settings, for this build only, where the default index cannot be reached (a mirror, a proxy
-# with its own CA): scripts/image-test passes the machine's own pip settings. Unset by default, so pip keeps
-# its defaults; build args are not kept in the image's environment.
+# with its own CA): scripts/image-test passes the machine's own pip settings, and the same for uv, which reads
+# no pip settings (UV_DEFAULT_INDEX, UV_INDEX, UV_FIND_LINKS, SSL_CERT_FILE, UV_HTTP_TIMEOUT:
+# scripts/image/pip_mirror.py). Unset by default, so pip and uv keep their defaults; build args are not kept
+# in the image's environment.
 ARG PIP_INDEX_URL
 ARG PIP_EXTRA_INDEX_URL
 ARG PIP_FIND_LINKS
 ARG PIP_CERT
 ARG PIP_DEFAULT_TIMEOUT
+ARG UV_DEFAULT_INDEX
+ARG UV_INDEX
+ARG UV_FIND_LINKS
+ARG SSL_CERT_FILE
+ARG UV_HTTP_TIMEOUT
+# How uv installs here, for this build only: byte-code compiled, as pip does (the image runs with
+# PYTHONDONTWRITEBYTECODE, so nothing would cache it later); no cache left in a layer; the best match over all
+# indexes, as pip takes it (uv's default takes the first index that has a package). Into the `python` on PATH,
+# named (--python): uv's --system would pass over the stand-in base's venv.
+ARG UV_COMPILE_BYTECODE=1
+ARG UV_NO_CACHE=1
+ARG UV_INDEX_STRATEGY=unsafe-best-match
 # The Python minor constraints.txt was frozen on: a base with another one fails here, before installing.
 ARG LOCK_PYTHON=3.11
 
 WORKDIR /opt/platbench
-# Every pip install below goes through the lock itself (tests/test_container.py checks it). The heavy part
+# Every install below goes through the lock itself (tests/test_container.py checks it). The heavy part
 # (torch, torchvision, Lightning: gigabytes) is its own layer, rebuilt only when the lock changes; the same
-# pinned pip on any base, so the stand-in base installs the way the real one does.
+# pinned pip on any base, so the stand-in base installs the way the real one does. uv (pinned in the lock)
+# installs the packages, as scripts/setup does: it downloads and unpacks the wheels in parallel, minutes
+# less on a cold build than pip, same versions. It is installed with pip into /tmp/uv for each install and
+# removed after it, so the image holds no uv.
 COPY constraints.txt ./
 RUN python -c "import sys; v = '%d.%d' % sys.version_info[:2]; sys.exit(0 if v == '${LOCK_PYTHON}' else f'Python {v} in the base; the lock is for ${LOCK_PYTHON}')" \
     && python -m pip install pip==26.3 \
-    && python -m pip install -c constraints.txt torch torchvision lightning
+    && python -m pip install -c constraints.txt --target /tmp/uv uv \
+    && /tmp/uv/bin/uv pip install -c constraints.txt torch torchvision lightning --python "$(command -v python)" \
+    && rm -rf /tmp/uv
 COPY pyproject.toml README.md ./
 COPY trainer ./trainer
 COPY platforms ./platforms
@@ -76,7 +95,9 @@ COPY platforms ./platforms
 # pip freeze (which leaves out pip, setuptools and wheel) must print only lines of constraints.txt.
 # setuptools, which torch requires at run time, is unpinned while the lock (made by pip freeze) lacks it:
 # the base's satisfies torch and is kept.
-RUN python -m pip install -c constraints.txt ".[gcs]" \
+RUN python -m pip install -c constraints.txt --target /tmp/uv uv \
+    && /tmp/uv/bin/uv pip install -c constraints.txt ".[gcs]" --python "$(command -v python)" \
+    && rm -rf /tmp/uv \
     && python -m pip check \
     && python -m pip freeze --exclude platbench > /tmp/installed.txt \
     && if grep -ivxFf constraints.txt /tmp/installed.txt; then \

@@ -1,13 +1,14 @@
 """pip's index settings of this machine, made usable inside `docker build --network host`.
 
-scripts/image-test runs this beside the builds. It reads the machine's own pip configuration (`pip config
-list`: config files and PIP_* variables, the same values pip itself uses here), and
+scripts/image-test runs this beside the builds. It reads the machine's own pip configuration (scripts/pip_config.py:
+config files and PIP_* variables, the same values pip itself uses here), and
 - serves every local index or find-links folder (file:// URLs, plain paths) over HTTP on 127.0.0.1 (a
   build container on the host network reaches the host's loopback; pip treats 127.0.0.1 as secure), each
   folder under its own prefix and nothing else;
 - keeps remote index URLs as they are;
 - writes the build args (`KEY=VALUE` lines: PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS,
-  PIP_DEFAULT_TIMEOUT, and PIP_CERT naming the path the base image keeps the CA bundle at) to --args-file,
+  PIP_DEFAULT_TIMEOUT, and PIP_CERT naming the path the base image keeps the CA bundle at; the same for uv,
+  UV_DEFAULT_INDEX, UV_INDEX, UV_FIND_LINKS, UV_HTTP_TIMEOUT, SSL_CERT_FILE) to --args-file,
   and the host CA bundle pip is configured with (if any) to --cert-file, for the base image to trust;
 then serves until it is terminated. No index host name is written down anywhere: all come from pip.
 """
@@ -16,31 +17,16 @@ from __future__ import annotations
 import argparse
 import os
 import posixpath
-import re
-import subprocess
 import sys
 import urllib.parse
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: pip_config
+from pip_config import pip_settings, timeout
+
 IMAGE_CERT_PATH = "/usr/local/share/platbench/pip-ca-bundle.pem"  # where docker/base keeps the bundle
-PRECEDENCE = {":env:": 3, "install": 2, "global": 1}  # PIP_* variables win over [install] over [global]
-LINE = re.compile(r"^(?P<section>[^.]+)\.(?P<key>[^=]+)='(?P<value>.*)'$")
-
-
-def pip_settings(python: str) -> dict[str, str]:
-    out = subprocess.run([python, "-m", "pip", "config", "list"], capture_output=True, text=True,
-                         check=True).stdout
-    best: dict[str, tuple[int, str]] = {}
-    for line in out.splitlines():
-        m = LINE.match(line.strip())
-        if not m or m["section"] not in PRECEDENCE:
-            continue
-        rank = PRECEDENCE[m["section"]]
-        if m["key"] not in best or rank > best[m["key"]][0]:
-            best[m["key"]] = (rank, m["value"])
-    return {k: v for k, (_, v) in best.items()}
 
 
 def local_path(url: str) -> Path | None:
@@ -119,19 +105,21 @@ def main() -> int:
     server.daemon_threads = True
     port = server.server_address[1]
     args: dict[str, str] = {}
+    # each setting for pip and for uv (the Dockerfile installs with both; uv reads no PIP_* variable)
     if settings.get("index-url"):
-        args["PIP_INDEX_URL"] = mirror.index_url(settings["index-url"], port)
+        args["PIP_INDEX_URL"] = args["UV_DEFAULT_INDEX"] = mirror.index_url(settings["index-url"], port)
     if settings.get("extra-index-url"):
-        args["PIP_EXTRA_INDEX_URL"] = " ".join(mirror.index_url(u, port) for u in settings["extra-index-url"].split())
+        urls = [mirror.index_url(u, port) for u in settings["extra-index-url"].split()]
+        args["PIP_EXTRA_INDEX_URL"] = args["UV_INDEX"] = " ".join(urls)
     if settings.get("find-links"):
-        args["PIP_FIND_LINKS"] = " ".join(mirror.links_url(u, port) for u in settings["find-links"].split())
-    timeout = settings.get("default-timeout") or settings.get("timeout")
-    if timeout:
-        args["PIP_DEFAULT_TIMEOUT"] = timeout
+        urls = [mirror.links_url(u, port) for u in settings["find-links"].split()]
+        args["PIP_FIND_LINKS"], args["UV_FIND_LINKS"] = " ".join(urls), ",".join(urls)
+    if timeout(settings):
+        args["PIP_DEFAULT_TIMEOUT"] = args["UV_HTTP_TIMEOUT"] = timeout(settings)
     cert = settings.get("cert")
     if cert and Path(cert).is_file():
         ns.cert_file.write_bytes(Path(cert).read_bytes())
-        args["PIP_CERT"] = IMAGE_CERT_PATH
+        args["PIP_CERT"] = args["SSL_CERT_FILE"] = IMAGE_CERT_PATH
     tmp = ns.args_file.with_suffix(".tmp")
     tmp.write_text("".join(f"{k}={v}\n" for k, v in args.items()))
     tmp.replace(ns.args_file)  # the caller waits for this file: write it whole
