@@ -59,8 +59,8 @@ class CostLine:
         return f"  {self.label}: {q.usd_per_hour:.4f} USD/h ({q.basis}; {status}, price of {', '.join(dates)}) × {expected}{upper}"
 
 
-def _newest_runs(filt: str) -> list:
-    """The 20 newest runs matching `filt`, read without creating a store where none exists."""
+def newest_runs(filt: str, n: int = 20) -> list:
+    """The `n` newest runs matching `filt`, read without creating a store where none exists."""
     from platforms.core import tracking
 
     if tracking._is_embedded() and not (Path.cwd() / tracking.DB_FILE).exists():
@@ -69,7 +69,7 @@ def _newest_runs(filt: str) -> list:
     exp = c.get_experiment_by_name(tracking.EXPERIMENT)
     if exp is None:
         return []
-    return c.search_runs([exp.experiment_id], filter_string=filt, order_by=["attributes.start_time DESC"], max_results=20)
+    return c.search_runs([exp.experiment_id], filter_string=filt, order_by=["attributes.start_time DESC"], max_results=n)
 
 
 def _finished_seconds(platform: str, model: str, instance: str) -> Optional[tuple[str, float]]:
@@ -79,7 +79,7 @@ def _finished_seconds(platform: str, model: str, instance: str) -> Optional[tupl
     T = tracking.Tag
     filt = (f"tags.`{T.PLATFORM}` = '{platform}' and tags.`{T.MODEL}` = '{model}' and tags.`{T.STATUS}` = 'finished'"
             + (f" and tags.`{T.INSTANCE_TYPE}` = '{instance}'" if instance else ""))
-    for r in _newest_runs(filt):
+    for r in newest_runs(filt):
         if r.data.metrics.get("seconds_wall"):
             return r.info.run_id, float(r.data.metrics["seconds_wall"])
     return None
@@ -173,7 +173,7 @@ def _endpoint_seconds(platform: str) -> Optional[tuple[str, float, float, float]
 
     T = tracking.Tag
     filt = f"tags.`{T.PLATFORM}` = '{platform}' and tags.`{T.KIND}` = 'endpoint' and tags.`{T.STATUS}` = 'finished'"
-    for r in _newest_runs(filt):
+    for r in newest_runs(filt):
         m = r.data.metrics
         requests = m.get("load_ok", 0) + m.get("load_failed", 0)
         if "endpoint_create_to_in_service_s" in m and m.get("load_seconds") and requests:

@@ -20,8 +20,10 @@ from typing import Optional
 
 from platforms.errors import UserError
 
-SECTIONS = ("training", "training_spot", "endpoint")
+SECTIONS = ("training", "training_spot", "endpoint", "request")
+HOURLY = SECTIONS[:3]  # USD per hour; `request` entries are USD per request (a service billed per call)
 REFRESH = "refresh"  # a table's rules for its official price source (platforms/prices/refresh.py)
+BILLED = "billed"    # where the platform reports what it billed a run, read later (platforms/prices/billed.py)
 
 # the values of the platbench.price_basis tag (platforms/report reads exactly these)
 SPOT = "spot"
@@ -80,13 +82,15 @@ class PriceTable:
         data = (yaml.safe_load(self.path.read_text()) or {}) if self.path.is_file() else {}
         # how `platbench prices refresh` asks the official source for these prices (platforms/prices/refresh.py)
         self.refresh: list[dict] = data.pop(REFRESH, None) or []
+        self.billed: list[dict] = data.pop(BILLED, None) or []
         for section, regions in data.items():
             if section not in SECTIONS:
                 raise UserError(f"{path}: unknown section {section!r} (known: {', '.join(SECTIONS)})")
             for region, skus in (regions or {}).items():
                 for sku, entry in (skus or {}).items():
                     where = f"{path}: {section}/{region}/{sku}"
-                    missing = {"usd_per_hour", "source", "date", "status"} - set(entry)
+                    unit = "usd_per_hour" if section in HOURLY else "usd_per_request"
+                    missing = {unit, "source", "date", "status"} - set(entry)
                     if missing:
                         raise UserError(f"{where} lacks {', '.join(sorted(missing))}")
                     if entry["status"] not in ("verified", "unverified"):
@@ -99,7 +103,7 @@ class PriceTable:
         """The table with the cached official prices `fetched` (platforms/core/price_cache.Fetched) in place of
         the typed entries of the same section/region/SKU; a price in another currency is left out."""
         for e in fetched:
-            if e.currency != "USD" or e.section not in SECTIONS:
+            if e.currency != "USD" or e.section not in HOURLY:
                 continue
             entry = {"usd_per_hour": e.per_hour, "source": e.source, "date": e.fetched_at[:10],
                      "status": e.status, "note": e.note or f"{e.api}: {e.query}", "fetched_at": e.fetched_at}
@@ -112,6 +116,14 @@ class PriceTable:
             return None
         return Price(self.platform, region, sku, float(entry["usd_per_hour"]), str(entry["source"]),
                      str(entry["date"]), str(entry["status"]), section)
+
+    def per_request(self, region: str, sku: str) -> Optional[Price]:
+        """A price per request (section `request`), as a Price whose `usd_per_hour` field holds USD per request."""
+        entry = ((self.data.get("request") or {}).get(region) or {}).get(sku)
+        if entry is None:
+            return None
+        return Price(self.platform, region, sku, float(entry["usd_per_request"]), str(entry["source"]),
+                     str(entry["date"]), str(entry["status"]), "request")
 
     def quote(self, region: str, items: list[tuple[str, int]], section: str = "training") -> Optional[Quote]:
         """Price per hour of the whole job `items` [(sku, count)] from one section (count applied here,
@@ -170,6 +182,10 @@ def lookup(platform: str, region: str, sku: str, section: str = "training") -> O
 
 def quote(platform: str, region: str, items: list[tuple[str, int]], section: str = "training") -> Optional[Quote]:
     return of(platform).quote(region, items, section)
+
+
+def per_request(platform: str, region: str, sku: str) -> Optional[Price]:
+    return of(platform).per_request(region, sku)
 
 
 def training_quote(platform: str, region: str, items: list[tuple[str, int]], spot: bool) -> Optional[Quote]:

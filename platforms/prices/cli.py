@@ -44,6 +44,25 @@ def refresh_cmd(platforms: Optional[list[str]] = typer.Argument(None, help="defa
         raise typer.Exit(1)
 
 
+@app.command("billed")
+def billed_cmd(platforms: Optional[list[str]] = typer.Argument(None, help="default: every platform that reports its "
+                                                                             "bill later")) -> None:
+    """Read what the platform billed for each ended run that has no billed figure yet (where it reports that only
+    hours later) and record it on the run, for the report's cost section."""
+    from platforms.core import registry
+    from platforms.prices import billed
+
+    names = platforms or billed.billed_platforms()
+    for n in names:
+        registry.spec(n)
+    for name in names:
+        lines = billed.billed(name)
+        for ln in lines:
+            typer.echo(f"{name}: run {ln.run_id} (job run {ln.key}): {ln.text}")
+        if not lines:
+            typer.echo(f"{name}: no ended run without a billed figure")
+
+
 @app.command("show")
 def show_cmd(platforms: Optional[list[str]] = typer.Argument(None, help="default: every platform with a price "
                                                                            "table")) -> None:
@@ -61,5 +80,6 @@ def show_cmd(platforms: Optional[list[str]] = typer.Argument(None, help="default
                 for sku, e in skus.items():
                     age = f", {cache.age_text(e['fetched_at'])}" if e.get("fetched_at") else ""
                     mark = "" if e["status"] == "verified" else " †"
-                    typer.echo(f"{name:<14} {section:<13} {region:<12} {sku:<28} {float(e['usd_per_hour']):>9.4f}{mark}  "
-                               f"{e['status']} ({e['source']}, {e['date']}{age})")
+                    usd, per = (e["usd_per_hour"], "/h") if "usd_per_hour" in e else (e["usd_per_request"], "/request")
+                    typer.echo(f"{name:<14} {section:<13} {region:<12} {sku:<28} {float(usd):>9.4f}{mark}  "
+                               f"{e['status']} ({e['source']}, {e['date']}{age}){'' if per == '/h' else ' per request'}")

@@ -24,36 +24,43 @@ QUERY = ("SELECT pricing.default, currency_code, usage_unit, price_start_time FR
          "ORDER BY price_start_time DESC LIMIT 1")
 
 
-def usd_per_unit(rule: dict) -> tuple[float, str, str]:
-    """(USD per DBU, the SKU, the workspace URL) of the rule's SKU, now."""
+def execute(statement: str, params: dict[str, str], warehouse_env: str, what: str) -> tuple[list[list], str]:
+    """(the answer's rows, the workspace URL) of one SQL statement run on the warehouse `warehouse_env` names,
+    through the SDK's statement_execution (waits up to 30 s, then polls for two minutes); what fails is one line
+    starting with `what`."""
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.errors import DatabricksError as ServiceError
     from databricks.sdk.service.sql import StatementParameterListItem, StatementState
 
-    sku = os.environ.get(rule.get("sku_env", ""), "") or rule["price_sku"]
-    warehouse = os.environ.get(rule["warehouse_env"], "")
+    warehouse = os.environ.get(warehouse_env, "")
     if not warehouse:
-        raise UserError(f"no SQL warehouse: set {rule['warehouse_env']} (system.billing.list_prices is read through one)")
+        raise UserError(f"no SQL warehouse: set {warehouse_env} (system.billing tables are read through one)")
     try:
         w = WorkspaceClient()
         r = w.statement_execution.execute_statement(
-            statement=QUERY, warehouse_id=warehouse, wait_timeout="30s",
-            parameters=[StatementParameterListItem(name="sku", value=sku)])
+            statement=statement, warehouse_id=warehouse, wait_timeout="30s",
+            parameters=[StatementParameterListItem(name=k, value=v) for k, v in params.items()])
         deadline = time.time() + 120
         while r.status.state in (StatementState.PENDING, StatementState.RUNNING) and time.time() < deadline:
             time.sleep(1)
             r = w.statement_execution.get_statement(r.statement_id)
     except ServiceError as exc:
-        raise UserError(f"list_prices: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"{what}: {str(exc).splitlines()[0]}") from None
     except ValueError as exc:  # no host or credentials configured
         raise UserError(str(exc).splitlines()[0]) from None
     if r.status.state != StatementState.SUCCEEDED:
         why = r.status.error.message if r.status.error else r.status.state.value
-        raise UserError(f"list_prices query {r.status.state.value}: {why}")
-    rows = (r.result.data_array if r.result else None) or []
+        raise UserError(f"{what} query {r.status.state.value}: {why}")
+    return (r.result.data_array if r.result else None) or [], w.config.host
+
+
+def usd_per_unit(rule: dict) -> tuple[float, str, str]:
+    """(USD per DBU, the SKU, the workspace URL) of the rule's SKU, now."""
+    sku = os.environ.get(rule.get("sku_env", ""), "") or rule["price_sku"]
+    rows, host = execute(QUERY, {"sku": sku}, rule["warehouse_env"], "list_prices")
     if not rows:
         raise UserError(f"system.billing.list_prices has no current USD price for SKU {sku}")
-    return float(rows[0][0]), sku, w.config.host
+    return float(rows[0][0]), sku, host
 
 
 def fetch(rule: dict, wants: list[tuple[str, str, str]], table=None) -> tuple[list[Fetched], list[str]]:

@@ -15,7 +15,9 @@
 - Databricks SQL Statement Execution API (POST /api/2.0/sql/statements/;
   https://docs.databricks.com/api/workspace/statementexecution/executestatement) over a
   system.billing.list_prices of a few rows (https://docs.databricks.com/aws/en/admin/system-tables/pricing):
-  status, manifest, result.data_array; a fault answers 429 with Retry-After.
+  status, manifest, result.data_array; a fault answers 429 with Retry-After. The statement of
+  platforms/prices/sql_billed_usage.py is answered from a system.billing.usage of a few records
+  (https://docs.databricks.com/aws/en/admin/system-tables/billing) joined with list_prices as the query says.
 
 What it holds is the tests' own catalog, not real prices."""
 from __future__ import annotations
@@ -77,6 +79,7 @@ class PriceServer(Faults, ThreadingHTTPServer):
                              {"name": "services/VAI", "serviceId": "VAI", "displayName": "Vertex AI"}]
         self.gcp_skus: list[dict] = []
         self.list_prices: list[dict] = []   # system.billing.list_prices rows
+        self.usage: list[dict] = []         # system.billing.usage records
         self.requests: list[str] = []       # what was asked, in order ("aws AmazonEC2", "azure page 2" …)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
@@ -181,12 +184,35 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(429, {"error_code": "TOO_MANY_REQUESTS", "message": "Too many requests"},
                               {"Retry-After": "0"})
         params = {p["name"]: p.get("value") for p in body.get("parameters", [])}
+        if "system.billing.usage" in body.get("statement", ""):
+            return self._usage(params["run"])
         rows = [r for r in self.server.list_prices if r["sku_name"] == params.get("sku")
                 and r["currency_code"] == "USD" and r["usage_unit"] == "DBU" and r["price_end_time"] is None]
         rows.sort(key=lambda r: r["price_start_time"], reverse=True)
         data = [[r["pricing"]["default"], r["currency_code"], r["usage_unit"], r["price_start_time"]] for r in rows[:1]]
-        cols = [("default", "STRING"), ("currency_code", "STRING"), ("usage_unit", "STRING"),
-                ("price_start_time", "TIMESTAMP")]
+        self._rows([("default", "STRING"), ("currency_code", "STRING"), ("usage_unit", "STRING"),
+                    ("price_start_time", "TIMESTAMP")], data)
+
+    def _usage(self, run: str):
+        """SUM(DBUs), SUM(DBUs × list USD/DBU at the time), MAX(usage_end_time), COUNT(*) of the run's records."""
+        got = []
+        for u in self.server.usage:
+            if u["usage_metadata"]["job_run_id"] != run or u["usage_unit"] != "DBU":
+                continue
+            for lp in self.server.list_prices:
+                if (lp["cloud"], lp["sku_name"], lp["usage_unit"], lp["currency_code"]) == (
+                        u["cloud"], u["sku_name"], u["usage_unit"], "USD") and u["usage_start_time"] >= \
+                        lp["price_start_time"] and (lp["price_end_time"] is None
+                                                    or u["usage_end_time"] <= lp["price_end_time"]):
+                    got.append((float(u["usage_quantity"]), float(u["usage_quantity"]) * float(lp["pricing"]["default"]),
+                                u["usage_end_time"]))
+        # an aggregate without GROUP BY: one row, NULLs when nothing matched
+        row = [str(sum(g[0] for g in got)), str(sum(g[1] for g in got)), max(g[2] for g in got), str(len(got))] \
+            if got else [None, None, None, "0"]
+        self._rows([("sum(usage_quantity)", "DECIMAL"), ("sum((usage_quantity * pricing.default))", "DECIMAL"),
+                    ("max(usage_end_time)", "TIMESTAMP"), ("count(1)", "BIGINT")], [row])
+
+    def _rows(self, cols: list[tuple[str, str]], data: list[list]):
         self._send(200, {"statement_id": uuid.uuid4().hex, "status": {"state": "SUCCEEDED"},
                          "manifest": {"format": "JSON_ARRAY", "schema": {"column_count": len(cols), "columns": [
                              {"name": n, "type_name": t, "type_text": t, "position": i} for i, (n, t) in enumerate(cols)]},

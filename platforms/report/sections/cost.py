@@ -11,8 +11,9 @@ from platforms.report.data import Run
 from platforms.report.sections.blocks import Figure, Para, Section, Table
 from platforms.report.sections.context import ReportContext
 from platforms.report.sections.formats import ACC, PRICE, SEC, USD, fmt, pc_text
-from platforms.report.sections.prices import (ENDPOINT_PRICE_METRIC, HOURS, UNVERIFIED, basis_text, billed_usd,
-                                              price_per_hour, price_status, usd)
+from platforms.report.sections.prices import (ENDPOINT_PRICE_METRIC, HOURS, UNVERIFIED, basis_text, billed_text,
+                                              billed_usd, billing_notes, price_dates, price_per_hour, price_status,
+                                              usd)
 
 
 class CostSection(ReportContext):
@@ -30,16 +31,21 @@ class CostSection(ReportContext):
             for r in billed:
                 rows.append([f"`{r.run_id}`", r.platform, r.model, pc_text(r.per_class), str(r.seed),
                              r.tags.get(Tag.INSTANCE_TYPE, "–"), r.outcome, fmt(r.m("billed_seconds"), SEC),
-                             usd(billed_usd(r), [r], USD), usd(r.m("cost_list_estimate_usd"), [r], USD),
-                             usd(price_per_hour(r), [r], PRICE), price_status(r) or "–", basis_text(r)])
+                             billed_text(r), usd(r.m("cost_list_estimate_usd"), [r], USD),
+                             usd(price_per_hour(r), [r], PRICE), price_status(r) or "–", price_dates(r), basis_text(r)])
                 ids.append([r.run_id])
             s.add(Table(["Run", "Platform", "Model", "Images/class", "Seed", "Instance", "Status", "Billed s",
-                         "Billed USD", "List-price USD", "USD/h", "Price table", "Price basis"], rows, ids,
+                         "Billed USD", "List-price USD", "USD/h", "Price table", "Price date", "Price basis"], rows, ids,
                         id="cost-runs",
-                        caption="billed: billed seconds × list price; list-price estimate: the run's time on the "
-                                "instance × the same price (platforms/core/pricing.py); USD/h: the quote in the run's "
-                                "`platbench.price_source` tag; price table: the status its entries had; price "
-                                "basis: the launcher's `platbench.price_basis` tag"))
+                        caption="billed: what the platform reports billing the run (billed seconds × list price; "
+                                "billed units read later × their list price; credits), else 'not reported' (why: "
+                                "below); list-price estimate: the run's time on the instance × the quote "
+                                "(platforms/core/pricing.py); USD/h: the quote in the run's `platbench.price_source` "
+                                "tag; price table: the status its entries had, and their date; price basis: the "
+                                "launcher's `platbench.price_basis` tag"))
+            notes = billing_notes(billed)
+            if notes:
+                s.add(Para("Billed figures — " + "; ".join(notes) + ".", "note"))
             grouped: dict[tuple, list[Run]] = defaultdict(list)
             for r in billed:  # spot and on-demand runs are not averaged together
                 grouped[(r.platform, r.model, r.tags.get(Tag.INSTANCE_TYPE, "–"), basis_text(r))].append(r)

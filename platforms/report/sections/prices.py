@@ -59,3 +59,49 @@ def price_per_hour(run: Run) -> Optional[float]:
         return None
     return sum(float(p) * int(n) for _, p, n in items)
 
+
+
+# what a run was billed where the platform reports it later (platforms/prices/billed.py logs these)
+BILLED_USD, BILLED_UNITS = "billed_usd", "billed_units"
+BILLED_UNIT_TAG, BILLED_COVERS_TAG, BILLED_SOURCE_TAG = ("platbench.billed_unit", "platbench.billed_covers",
+                                                         "platbench.billed_source")
+NOT_REPORTED = "not reported"
+
+
+def billed_text(run: Run) -> str:
+    """The 'Billed' cell: what the platform says it billed the run, in its own terms (USD from billed seconds,
+    USD from billed units read later, credits), else NOT_REPORTED (billing_notes says why, per platform)."""
+    if billed_usd(run) is not None:
+        return usd(billed_usd(run), [run])
+    if run.m(BILLED_USD) is not None:  # official units × the list price per unit: no † from the price table
+        return f"{run.m(BILLED_USD):.4f} ({run.m(BILLED_UNITS):g} {run.tags.get(BILLED_UNIT_TAG, 'units')})"
+    if run.m("cost_credits") is not None:
+        return f"{run.m('cost_credits'):g} credits"
+    return NOT_REPORTED
+
+
+def billing_notes(runs: Sequence[Run]) -> list[str]:
+    """One line per platform of `runs`: what its billed figures cover, or why a run has none (the platform's
+    SPEC says what it lacks in billing; one whose bill arrives later says how to read it then)."""
+    from platforms.core import pricing, registry
+    from platforms.core.api import Feature
+
+    out: dict[str, str] = {}
+    for r in runs:
+        name = r.tags.get(Tag.PLATFORM) or "?"
+        if name in out or name not in registry.names():
+            continue
+        if r.m(BILLED_USD) is not None:
+            out[name] = f"{name}: billed = {r.tags.get(BILLED_COVERS_TAG, '')} (read from {r.tags.get(BILLED_SOURCE_TAG, '?')})"
+        elif billed_text(r) == NOT_REPORTED:
+            lacks = registry.spec(name).lacks.get(Feature.BILLING) or "it reports no billed figure per run"
+            later = f"; `platbench prices billed {name}` reads it once it has arrived" if pricing.shipped(name).billed else ""
+            out[name] = f"{name}: not billed per run here: {lacks}{later}"
+    return [out[k] for k in sorted(out)]
+
+
+def price_dates(run: Run) -> str:
+    """The date(s) of the price-table entries the run's cost used ('–' without a price)."""
+    dates = sorted({inner.split(",")[-2].strip() for inner in PRICE_ITEM_STATUS.findall(run.tags.get(Tag.PRICE_SOURCE) or "")
+                    if inner.count(",") >= 2})
+    return ", ".join(dates) or "–"
