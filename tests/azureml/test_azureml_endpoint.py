@@ -54,12 +54,27 @@ def payloads():
     return make_payloads(load_images([]), "json", 2)
 
 
-def test_deploy_load_and_delete(azure_ml, model, blob_env, settings, tmp_path, monkeypatch):
+def test_two_endpoints_from_one_image_deploy_load_and_delete(azure_ml, model, blob_env, settings, tmp_path,
+                                                            monkeypatch):
+    """Two endpoints, one after the other, from the same image: each deployed, load-tested and deleted.
+
+    The first at the load test's default concurrency (3): created in order, deleted newest first, nothing left.
+    Issue 24 item 2: a deployment created without request settings answers one request per instance at a time
+    (max_concurrent_requests_per_instance 1, request timeout 5 s) and 429s the rest (the server does as the
+    service does), so a load test at concurrency 3 measured retries; its request settings now follow the load
+    test: no 429, no retry. The second at concurrency 12, above the defaults' 10: the load test's own plan
+    reaches the deployment (bench/endpoint.py sets Endpoint.load_plan before deploy), nothing is throttled, and
+    the run records the request settings the deployment was made with.
+    Issue 24 item 4: the serving environment is version digest[:16] of platbench-serve, and a registered
+    version cannot change (the server answers 409 as the service does). Its build context lives at one path
+    per digest that teardown keeps, so the second endpoint registers the same definition again."""
+    from platforms.core.load_runner import LoadSettings
+
     monkeypatch.chdir(tmp_path)
+    srv = azure_ml
     result = bench({**settings, "name": "pb-az-ok"}, payloads(), model_dir=model)
     s = result.load["summary"]
     assert s["ok"] == 30 and s["failed"] == 0 and s["images_per_s"] == pytest.approx(2 * s["requests_per_s"])
-    srv = azure_ml
     assert srv.refusals == []
     # the container the deployment ran: the image's `serve` (from the build context's CMD), with the
     # registered model mounted where AZUREML_MODEL_DIR says
@@ -76,20 +91,21 @@ def test_deploy_load_and_delete(azure_ml, model, blob_env, settings, tmp_path, m
     assert result.cost["usd_per"]["hour"] == pytest.approx(0.293) and result.cost["section"] == "endpoint"
     assert result.cost["usd_per"]["month"] == pytest.approx(0.293 * 730)
     assert any(d.startswith("deployment platbench") for d in result.deleted)
+    load = result.load  # concurrency 3: no 429, no retry
+    assert srv.too_many == 0 and load["errors"]["by_status"].get("429", 0) == 0, load["errors"]
+    assert load["retries"]["total"] == 0 and load["summary"]["ok"] == 30
 
-
-def test_the_scoring_uri_needs_the_key(azure_ml, model, settings, tmp_path, monkeypatch):
-    """A request without the endpoint's key is refused (401) and counted as a failure by the load tool."""
-    import platforms.azureml.endpoint as ep_mod
-
-    monkeypatch.chdir(tmp_path)
-    original = ep_mod.scoring_transport
-    monkeypatch.setattr(ep_mod, "scoring_transport", lambda uri, key, *a, **k: original(uri, "wrong-key", *a, **k))
-    from platforms.core.load_runner import LoadSettings
-
-    result = bench({**settings, "name": "pb-az-key"}, payloads(), model_dir=model,
-                   load=LoadSettings(requests=4, concurrency=1, warmup=0))
-    assert result.load["summary"]["ok"] == 0 and result.load["summary"]["failed"] == 4
+    result = bench({**settings, "name": "pb-az-c12"}, payloads(), model_dir=model,
+                   load=LoadSettings(requests=24, concurrency=12, warmup=0))
+    assert srv.too_many == 0 and result.load["retries"]["total"] == 0 and result.load["summary"]["ok"] == 24
+    assert result.tags["platbench.azureml.max_concurrent_requests_per_instance"] == "12"
+    # the second endpoint registered the same environment version again; one build context for both
+    assert srv.refusals == []
+    puts = srv.calls("PUT", r"/environments/platbench-serve/versions/")
+    assert len(puts) == 2 and all(p.endswith("/" + "d" * 16) for p in puts)
+    context = [k for k in blobs(blob_env, settings["container"]) if k.endswith("/Dockerfile")]
+    assert context == ["platbench/environments/platbench-serve/" + "d" * 16 + "/Dockerfile"]
+    nothing_left(srv, blob_env, settings["container"])
 
 
 def test_an_error_deletes_everything(azure_ml, model, blob_env, settings):
@@ -134,67 +150,38 @@ def test_plan_names_the_az_commands():
         assert needle in steps, needle
 
 
-def test_a_second_endpoint_from_the_same_image_reuses_the_environment_version(azure_ml, model, blob_env, settings,
-                                                                              tmp_path, monkeypatch):
-    """Issue 24 item 4: the serving environment is version digest[:16] of platbench-serve, and a registered
-    version cannot change (the server answers 409 as the service does). Its build context lives at one path
-    per digest that teardown keeps, so the second endpoint registers the same definition again."""
+def test_request_settings_follow_the_load_plan_and_the_scoring_uri_needs_the_key(azure_ml, model, blob_env,
+                                                                                 settings, tmp_path, monkeypatch):
+    """Concurrency 12 on 2 instances: 6 requests per instance; the load test's 90 s timeout as the request
+    timeout (at most 180 s, reference-yaml-deployment-managed-online); both recorded as tags.
+    A request without the endpoint's key is refused (401) and counted as a failure by the load tool."""
+    import platforms.azureml.endpoint as ep_mod
+    from platforms.core.load_runner import LoadSettings
+
     monkeypatch.chdir(tmp_path)
-    for name in ("pb-az-one", "pb-az-two"):
-        result = bench({**settings, "name": name}, payloads(), model_dir=model)
-        assert result.load["summary"]["ok"] == 30, name
-    assert azure_ml.refusals == []
-    puts = azure_ml.calls("PUT", r"/environments/platbench-serve/versions/")
-    assert len(puts) == 2 and all(p.endswith("/" + "d" * 16) for p in puts)
-    context = [k for k in blobs(blob_env, settings["container"]) if k.endswith("/Dockerfile")]
-    assert context == ["platbench/environments/platbench-serve/" + "d" * 16 + "/Dockerfile"]
+    original = ep_mod.scoring_transport
+    monkeypatch.setattr(ep_mod, "scoring_transport", lambda uri, key, *a, **k: original(uri, "wrong-key", *a, **k))
+    deployed = []  # the deployment as the service holds it, once it serves (teardown deletes it)
+
+    def say(text):
+        if text.startswith("endpoint pb-az-plan serves"):
+            deployed.extend(d for d in azure_ml.resources.values() if d["type"].endswith("/deployments"))
+
+    result = bench({**settings, "name": "pb-az-plan", "instance_count": "2"}, payloads(), model_dir=model,
+                   load=LoadSettings(requests=4, concurrency=12, warmup=0, timeout_s=90), say=say)
+    (dep,) = deployed
+    assert dep["properties"]["requestSettings"]["maxConcurrentRequestsPerInstance"] == 6
+    assert dep["properties"]["requestSettings"]["requestTimeout"] == "PT1M30S"
+    assert result.tags == {"platbench.azureml.max_concurrent_requests_per_instance": "6",
+                           "platbench.azureml.request_timeout_ms": "90000"}
+    assert result.load["summary"]["ok"] == 0 and result.load["summary"]["failed"] == 4
     nothing_left(azure_ml, blob_env, settings["container"])
 
 
-def test_the_deployment_takes_the_load_tests_concurrency(azure_ml, model, blob_env, settings, tmp_path, monkeypatch):
-    """Issue 24 item 2: a deployment created without request settings answers one request per instance at a
-    time (max_concurrent_requests_per_instance 1, request timeout 5 s) and 429s the rest (the server does as
-    the service does), so a load test at concurrency 3 measured retries. Its request settings now follow
-    the load test: no 429, no retry."""
-    monkeypatch.chdir(tmp_path)
-    result = bench({**settings, "name": "pb-az-conc"}, payloads(), model_dir=model)
-    load = result.load
-    assert azure_ml.too_many == 0 and load["errors"]["by_status"].get("429", 0) == 0, load["errors"]
-    assert load["retries"]["total"] == 0 and load["summary"]["ok"] == 30
-
-
-def test_request_settings_follow_the_load_plan_and_are_recorded(azure_ml, model, blob_env, settings):
-    """Concurrency 12 on 2 instances: 6 requests per instance; the load test's 90 s timeout as the request
-    timeout (at most 180 s, reference-yaml-deployment-managed-online); both recorded as tags."""
+def test_the_request_timeout_is_at_most_the_service_s():
     from platforms.azureml.endpoint import AzureMLEndpoint
     from platforms.core.load_runner import LoadSettings
 
-    ep = AzureMLEndpoint({**settings, "name": "pb-az-plan", "instance_count": "2"})
-    ep.load_plan = LoadSettings(concurrency=12, timeout_s=90)
-    ep.check()
-    try:
-        ep.deploy(model)
-        (dep,) = [d for d in azure_ml.resources.values() if d["type"].endswith("/deployments")]
-        assert dep["properties"]["requestSettings"]["maxConcurrentRequestsPerInstance"] == 6
-        assert dep["properties"]["requestSettings"]["requestTimeout"] == "PT1M30S"
-        assert ep.tags() == {"platbench.azureml.max_concurrent_requests_per_instance": "6",
-                             "platbench.azureml.request_timeout_ms": "90000"}
-    finally:
-        ep.teardown()
+    ep = AzureMLEndpoint({"name": "pb-az-plan", "image": IMAGE})
     ep.load_plan = LoadSettings(concurrency=1, timeout_s=600)
     assert ep.tags()["platbench.azureml.request_timeout_ms"] == "180000"  # the service's maximum
-    nothing_left(azure_ml, blob_env, settings["container"])
-
-
-def test_a_load_test_above_the_default_concurrency_gets_a_deployment_made_for_it(azure_ml, model, blob_env, settings,
-                                                                                 tmp_path, monkeypatch):
-    """The load test's own plan reaches the deployment (bench/endpoint.py sets Endpoint.load_plan before
-    deploy): at concurrency 12, above the defaults' 10, nothing is throttled, and the run records the
-    request settings the deployment was made with."""
-    from platforms.core.load_runner import LoadSettings
-
-    monkeypatch.chdir(tmp_path)
-    result = bench({**settings, "name": "pb-az-c12"}, payloads(), model_dir=model,
-                   load=LoadSettings(requests=24, concurrency=12, warmup=0))
-    assert azure_ml.too_many == 0 and result.load["retries"]["total"] == 0 and result.load["summary"]["ok"] == 24
-    assert result.tags["platbench.azureml.max_concurrent_requests_per_instance"] == "12"
