@@ -6,7 +6,11 @@
              translate test-time augmentation) aiming at 94% on CIFAR-10 in ~10 epochs on one GPU;
              our own implementation after Keller Jordan's airbench94 (github.com/KellerJordan/cifar10-airbench),
              without its lookahead EMA;
-- `resnet18` torchvision's ResNet-18 with a CIFAR stem (3×3 stride-1 first conv, no max-pool).
+- `resnet18` torchvision's ResNet-18 with a CIFAR stem (3×3 stride-1 first conv, no max-pool);
+- torchvision's classification families as torchvision builds them (TORCHVISION_FAMILIES: MobileNetV3,
+  EfficientNet-B0, ResNet-50, ConvNeXt-tiny, ViT-B/16), with the dataset's class count and, for ViT, its
+  image size: the points of a JumpStart-style accuracy-vs-speed frontier (issue 26). `pretrained=1` starts
+  them (and resnet18) from torchvision's ImageNet weights (trainer/pretrained.py).
 """
 from __future__ import annotations
 
@@ -36,6 +40,11 @@ class Hyperparameters:
     # images to reach it). A fixed epoch count on 20 images per class is a handful of steps, which leaves
     # the model near chance and would measure the schedule, not the data. Full-data runs keep the recipe.
     min_steps: int = 200
+    # study recipes (issue 26; the values allowed: trainer/hyperparameters.py)
+    augment: str = "flip-translate"   # "none": no flip and no translate (with_overrides sets both off)
+    lr_schedule: str = "warmup-decay"  # "constant": lr at every step (warmup_fraction, lr_start, lr_end unused)
+    early_stopping_patience: int = 0   # > 0: stop after this many epochs without a better validation accuracy
+    pretrained: int = 0                # 1: start from torchvision's ImageNet weights (torchvision presets)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,6 +60,19 @@ class Preset:
     bn_bias_lr_scale: float = 1.0
     gpu_precision: str = "bf16-mixed"
     extra: dict = field(default_factory=dict)
+    # the torchvision builder whose ImageNet weights `pretrained=1` loads (None: the preset has none)
+    torchvision_name: str | None = None
+    image_sized: bool = False  # build(num_classes, image_size): the network is made for one input size (ViT)
+
+    def network(self, num_classes: int, image_size: int = 32, imagenet_state: dict | None = None) -> nn.Module:
+        """The preset's network for this dataset; started from ImageNet weights (trainer/pretrained.py fetch)
+        where they fit, when given."""
+        net = self.build(num_classes, image_size) if self.image_sized else self.build(num_classes)
+        if imagenet_state is not None:
+            from trainer.pretrained import load_into
+
+            load_into(net, imagenet_state, image_size)
+        return net
 
 
 # ----------------------------------------------------------------------------------------------- small
@@ -140,6 +162,49 @@ def build_resnet18(num_classes: int) -> nn.Module:
     return net
 
 
+# ------------------------------------------------------------------------------- torchvision families
+# torchvision builder → what its constructor is told beyond the class count
+TORCHVISION_FAMILIES = ("mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "resnet50", "convnext_tiny",
+                        "vit_b_16")
+
+
+def build_torchvision(name: str, num_classes: int, image_size: int = 32) -> nn.Module:
+    """torchvision's network as it builds it, with `num_classes` outputs; ViT is built for `image_size` (its
+    position embeddings are per patch), the convolutional families pool globally and take any size."""
+    import torchvision.models
+
+    check_image_size(name, image_size)
+    extra = {"image_size": image_size} if name.startswith("vit_") else {}
+    return torchvision.models.get_model(name, weights=None, num_classes=num_classes, **extra)
+
+
+def check_image_size(name: str, image_size: int) -> None:
+    """ConfigError when model `name` cannot take images of this size: ViT cuts them into whole patches."""
+    from trainer.errors import ConfigError
+
+    if name.startswith("vit_"):
+        patch = int(name.rsplit("_", 1)[1])
+        if image_size % patch:
+            raise ConfigError(f"model {name} needs an image size that is a multiple of {patch} "
+                              f"(got --image-size {image_size})")
+
+
+def _torchvision_preset(name: str, hp: Hyperparameters, description: str) -> Preset:
+    from functools import partial
+
+    return Preset(name, partial(build_torchvision, name), hp, description, torchvision_name=name,
+                  image_sized=name.startswith("vit_"))
+
+
+# One fine-tuning recipe for the families (SGD, warm-up/decay, a light label smoothing, mirror TTA); the
+# transformer-style ones (ConvNeXt, ViT: LayerNorm, no BatchNorm) take a smaller lr. JumpStart's protocol
+# sets lr, epochs and early stopping per run on top of it (--hp).
+_FAMILY_HP = Hyperparameters(epochs=10, batch_size=128, lr=0.05, momentum=0.9, weight_decay=5e-4,
+                             label_smoothing=0.1, warmup_fraction=0.15, lr_start=0.1, lr_end=0.01, tta=1,
+                             eval_batch_size=500)
+_TRANSFORMER_HP = replace(_FAMILY_HP, lr=0.01, weight_decay=0.05)
+
+
 # airbench94 expresses lr and decay per 1024 examples with loss summed over the batch; with a batch-mean
 # loss the same steps are lr = 11.5 / (1 + 1/(1-0.85)) = 1.5 and a decay of 0.0153*1024/7852 = 0.001995
 # per step, i.e. weight_decay = 0.001995 / lr.
@@ -167,7 +232,11 @@ PRESETS: dict[str, Preset] = {
         Hyperparameters(epochs=30, batch_size=256, lr=0.2, momentum=0.9, weight_decay=5e-4, label_smoothing=0.0,
                         warmup_fraction=0.15, lr_start=0.1, lr_end=0.001, tta=1, eval_batch_size=1000),
         "torchvision ResNet-18 with a CIFAR stem",
+        torchvision_name="resnet18",
     ),
+    **{name: _torchvision_preset(name, _TRANSFORMER_HP if name.startswith(("vit_", "convnext_")) else _FAMILY_HP,
+                                 f"torchvision {name}, as torchvision builds it")
+       for name in TORCHVISION_FAMILIES},
 }
 
 
@@ -180,7 +249,10 @@ def get_preset(name: str) -> Preset:
 
 
 def with_overrides(hp: Hyperparameters, **overrides) -> Hyperparameters:
-    return replace(hp, **{k: v for k, v in overrides.items() if v is not None})
+    """The preset's hyperparameters with the run's; augment none is recorded as what it trains with: no flip, no
+    translate."""
+    hp = replace(hp, **{k: v for k, v in overrides.items() if v is not None})
+    return replace(hp, flip=False, translate=0) if hp.augment == "none" else hp
 
 
 def count_parameters(net: nn.Module) -> dict[str, int]:

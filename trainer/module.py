@@ -121,6 +121,8 @@ class Classifier(L.LightningModule):
         hp = self.hp
         opt = torch.optim.SGD(param_groups(self.net, self.preset, hp), lr=hp.lr, momentum=hp.momentum,
                               weight_decay=hp.weight_decay, nesterov=hp.momentum > 0)
+        if hp.lr_schedule == "constant":  # Neuromation's protocol: no learning-rate scheduling
+            return opt
         total = max(1, hp.epochs * self.steps_per_epoch)
         warm = max(1, int(total * hp.warmup_fraction))
 

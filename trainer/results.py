@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 SCHEMA_VERSION = 3  # 2: seconds.eval, software, schedule, plain_/evaluated_ throughput and latency;
 #                     3: hardware.world_size and hardware.nodes (data-parallel runs); later, optional and
 #                        absent from older files: image_id, image_build_id (issue 18), hardware.nvidia_driver
-#                        (issue 24)
+#                        (issue 24), schedule.early_stopping (issue 26)
 RESULTS_FILE = "results.json"
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
@@ -61,6 +61,15 @@ class Software(_Strict):
     cudnn: Optional[str] = Field(None, description="cuDNN version, e.g. '90100', when the run used a GPU")
 
 
+class EarlyStopping(_Strict):
+    """A run with `early_stopping_patience` > 0 (trainer/early_stopping.py): the test figures, model and
+    inference speed are those of the best validation epoch's weights."""
+    patience: int = Field(ge=1, description="epochs without a better validation accuracy before training stops")
+    best_epoch: Optional[int] = Field(None, description="the epoch (1-based) whose weights were restored")
+    best_val_accuracy: Optional[float] = None
+    stopped_early: bool = Field(description="stopped before the schedule's last epoch")
+
+
 class Schedule(_Strict):
     """The optimisation schedule actually run. A run with the step budget whose images are too few for
     `min_steps` optimizer steps in its epochs (every --per-class run; a full-data run on its preset's epochs
@@ -72,6 +81,8 @@ class Schedule(_Strict):
     steps: int = Field(description="optimizer steps of the whole schedule (epochs × steps_per_epoch)")
     min_steps: int
     reason: Optional[str] = Field(None, description="why an epoch makes more than one pass; None when it doesn't")
+    early_stopping: Optional[EarlyStopping] = Field(None, description="None: the run trained every epoch and "
+                                                    "reports the last; absent from files written before issue 26")
 
 
 class Seconds(_Strict):

@@ -300,18 +300,24 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
     # data: decoded once (cache), subset, moved to the device once; read before torch is imported and the
     # output folder exists, so a dataset refused (one class, unreadable images) fails fast, leaving nothing
     data = cache.load(Path(cfg.data_dir), cfg.image_size, cfg.cache_dir, cfg.dataset_name)
-    split = _per_class_split(cfg, data)  # --per-class beyond a class's images: refused before the output folder
+    split = _validation_split(cfg, hp, data)  # --per-class beyond a class's images: refused before the output folder
     data_seconds = time.perf_counter() - t_start
+    imagenet_state = _imagenet_state(preset, hp)  # weights that cannot be fetched: refused before the output folder
     topo, device, precision = _placement(cfg, preset)
     zero = topo.rank == 0
     log = RunLog(Path(cfg.output_dir), echo) if zero else _Quiet()
     try:
         feed = _feed(cfg, hp, data, device, topo, log, split)
-        net, module, params = _model(cfg, preset, hp, len(data.classes), feed, device)
+        net, module, params = _model(cfg, preset, hp, len(data.classes), feed, device, imagenet_state)
         recorder, ckpt_path, resumed_from = _recorder(cfg, hp, data.fingerprint, feed, net, zero, log)
-        if not _fit(module, feed, recorder, ckpt_path, topo, device, precision, callbacks):
+        stopper = _early_stopping(hp, log)
+        if not _fit(module, feed, [*stopper, recorder], ckpt_path, topo, device, precision, callbacks):
             log(f"SIGTERM received: stopping; the last epoch-end checkpoint is in {cfg.checkpoint_dir}")
             return RunOutcome("preempted", None, EXIT_PREEMPTED)
+        final_eval = recorder.last_eval
+        if stopper:  # the best validation epoch's weights are the model: measured, saved and reported
+            stopper[0].restore(net)
+            final_eval = stopper[0].best_eval
         if not zero:  # rank 0 measures inference and writes the model and results.json
             return RunOutcome("finished", None, 0)
         plain, evaluated = _inference_speed(module, feed, hp, precision, device)
@@ -326,11 +332,12 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
             model=cfg.model, hyperparameters=hp.to_dict(), seed=cfg.seed, target_accuracy=cfg.target_accuracy,
             epoch_to_target=recorder.epoch_to_target, epochs_completed=len(recorder.history),
             resumed_from_epoch=resumed_from, hardware=_hardware(device, precision, topo),
-            software=software_versions(device), schedule=feed.schedule,
+            software=software_versions(device),
+            schedule={**feed.schedule, "early_stopping": stopper[0].best.record() if stopper else None},
             seconds={"total": time.perf_counter() - t_start, "data": data_seconds, "train": recorder.train_seconds,
                      "per_epoch": [h["epoch_seconds"] for h in recorder.history], "to_target": recorder.to_target,
                      "eval": recorder.eval_seconds},
-            **_test_figures(recorder.last_eval, data.classes),
+            **_test_figures(final_eval, data.classes),
             plain_throughput_images_per_s=plain[0], plain_latency_ms_per_image=plain[1],
             evaluated_throughput_images_per_s=evaluated[0], evaluated_latency_ms_per_image=evaluated[1],
             params=params,
@@ -344,9 +351,10 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
 
 def _settings(cfg: TrainConfig):
     """The preset and its hyperparameters with the run's overrides, refused in one line when out of range."""
-    from trainer.models import get_preset, with_overrides
+    from trainer.models import check_image_size, get_preset, with_overrides
 
     preset = get_preset(cfg.model)
+    check_image_size(cfg.model, cfg.image_size)
     check_overrides(cfg.overrides, preset.hyperparameters.to_dict())
     check_ranges(cfg.overrides)  # a run started through the API is checked as the CLI checks it
     hp = with_overrides(preset.hyperparameters, **cfg.overrides)
@@ -375,13 +383,21 @@ def _placement(cfg: TrainConfig, preset):
     return topo, device, precision
 
 
-def _per_class_split(cfg: TrainConfig, data):
-    """(training, validation) indices of a --per-class run, None for a full-data run; ConfigError/DataError when
-    a class has fewer images than asked."""
+def _validation_split(cfg: TrainConfig, hp, data):
+    """(training, validation) indices: a --per-class run's N per class; a full-data run with early stopping
+    holds out validation images by the same rule (20% of each class, trainer/data/subset.py), the images it
+    stops on; None for any other full-data run. ConfigError/DataError when a class has fewer images than
+    asked, or early stopping would have no validation image."""
     from trainer.data import subset
 
-    return None if cfg.per_class is None else subset.per_class_split(data.y_train, data.classes, cfg.per_class,
-                                                                      cfg.seed)
+    if cfg.per_class is not None:
+        return subset.per_class_split(data.y_train, data.classes, cfg.per_class, cfg.seed)
+    if not hp.early_stopping_patience:
+        return None
+    split = subset.all_split(data.y_train, data.classes, cfg.seed)
+    if not len(split[1]):
+        raise ConfigError("early stopping needs validation images: every class has a single training image")
+    return split
 
 
 def _feed(cfg: TrainConfig, hp, data, device, topo, log, split) -> _Feed:
@@ -424,16 +440,26 @@ def _feed(cfg: TrainConfig, hp, data, device, topo, log, split) -> _Feed:
                  0 if x_val is None else len(x_val))
 
 
-def _model(cfg: TrainConfig, preset, hp, num_classes: int, feed: _Feed, device):
-    """(network, Lightning module, parameter count): built, initialised from the training images where the
-    preset says so (FastNet's whitening), channels-last on GPU, compiled on request."""
+def _imagenet_state(preset, hp) -> Optional[dict]:
+    """torchvision's ImageNet weights for a `pretrained=1` run (trainer/pretrained.py), None otherwise."""
+    if not hp.pretrained:
+        return None
+    from trainer.pretrained import fetch
+
+    return fetch(preset)
+
+
+def _model(cfg: TrainConfig, preset, hp, num_classes: int, feed: _Feed, device, imagenet_state: Optional[dict]):
+    """(network, Lightning module, parameter count): built (from ImageNet weights where given and they fit),
+    initialised from the training images where the preset says so (FastNet's whitening), channels-last on
+    GPU, compiled on request."""
     import torch
 
     from trainer.data.batches import normalize
     from trainer.models import FastNet, count_parameters
     from trainer.module import Classifier
 
-    net = preset.build(num_classes)
+    net = preset.network(num_classes, cfg.image_size, imagenet_state)
     if isinstance(net, FastNet):
         net.init_whitening(normalize(feed.train_images[:5000], feed.train.mean, feed.train.std).cpu())
     params = count_parameters(net)
@@ -473,6 +499,15 @@ def _recorder(cfg: TrainConfig, hp, fingerprint: str, feed: _Feed, net, zero: bo
     return recorder, str(last), resumed_from
 
 
+def _early_stopping(hp, log) -> list:
+    """[the EarlyStopping callback] when the run has a patience, else []."""
+    if not hp.early_stopping_patience:
+        return []
+    from trainer.early_stopping import EarlyStopping
+
+    return [EarlyStopping(hp.early_stopping_patience, log)]
+
+
 def _as_lightning_callback(cb):
     """A caller's callback as Lightning wants it. A plain object with Lightning-style hook methods
     (`on_train_start(trainer, module)` …) is accepted too, so a caller that only shows progress (the
@@ -488,10 +523,11 @@ def _as_lightning_callback(cb):
     return forward
 
 
-def _fit(module, feed: _Feed, recorder, ckpt_path: Optional[str], topo, device, precision: str,
+def _fit(module, feed: _Feed, own: list, ckpt_path: Optional[str], topo, device, precision: str,
          callbacks: list | None) -> bool:
     """Lightning's fit over the schedule's epochs, DDP across the ranks torchrun started; False when SIGTERM
-    stopped it (the recorder wrote the last epoch's checkpoint)."""
+    stopped it (the recorder wrote the last epoch's checkpoint). `own`: the trainer's callbacks in the order
+    they run (early stopping, then the recorder that checkpoints), before the caller's."""
     import lightning as L
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -513,7 +549,7 @@ def _fit(module, feed: _Feed, recorder, ckpt_path: Optional[str], topo, device, 
             **(parallel or {"devices": 1}),
             max_epochs=feed.schedule["epochs"], logger=False, enable_checkpointing=False, enable_progress_bar=False,
             enable_model_summary=False, num_sanity_val_steps=0,
-            callbacks=[recorder, *(_as_lightning_callback(cb) for cb in callbacks or [])],
+            callbacks=[*own, *(_as_lightning_callback(cb) for cb in callbacks or [])],
             use_distributed_sampler=False, deterministic=False,
             barebones=True,  # Lightning's minimal-overhead mode: none of its per-step logging machinery
         )
