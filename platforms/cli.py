@@ -440,6 +440,26 @@ def report(
     report_main(out, sweep, root, alpha, _console())
 
 
+@app.command()
+def reproduce(
+    study: str = typer.Argument(..., help="neuromation | nyckel | jumpstart | aws-azure | roboflow "
+                                          "(platforms/reproduce/studies/)"),
+    platform: list[str] = typer.Option([], "--platform", "-p", help="platforms (repeat or comma list; default local)"),
+    data: Optional[Path] = typer.Option(None, "--data", help="dataset folder (default: the bundled digits)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and its cost; create nothing"),
+    max_usd: Optional[float] = typer.Option(None, "--max-usd", min=0.0, help="budget in USD for the whole plan"),
+    full: bool = typer.Option(False, "--full", help="the study's own ladder and epochs (default: a small local version)"),
+    set_: list[str] = typer.Option([], "--set", help="platform setting PLATFORM:KEY=VALUE"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for the study page (default runs/reproduce/STUDY)"),
+) -> None:
+    """Rerun a published study by its own protocol and write its page: each published figure beside platbench's."""
+    from platforms.reproduce.cli import cli_main as reproduce_main
+
+    code = reproduce_main(study, platform, data, dry_run, max_usd, full, set_, out, _console())
+    if code:
+        raise typer.Exit(code)
+
+
 def _tracking_uri() -> str:
     from platforms.core.tracking import tracking_uri
 

@@ -1,0 +1,45 @@
+"""`platbench reproduce STUDY`: check the input, print the plan (--dry-run) or run it, then write the page."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from platforms.errors import UserError
+
+
+def cli_main(study: str, platforms: list[str], data: Optional[Path], dry_run: bool, max_usd: Optional[float],
+             full: bool, set_: list[str], out: Optional[Path], console) -> int:
+    from platforms.bench.sweep import parse_list, parse_settings
+    from platforms.reproduce import execute, page, plan as plan_mod, protocol
+
+    proto = protocol.load(study)
+    plats = parse_list(platforms or ["local"], "--platform")
+    if data is not None and not Path(data).is_dir():
+        raise UserError(f"--data {data}: no such folder")
+    settings = parse_settings(set_, plats)
+    # every check before anything is written: the bundled digits are prepared only for a run that will start
+    plan = plan_mod.make(proto, plats, Path(data) if data is not None else execute.DIGITS, full, settings)
+    if dry_run:
+        if data is None:  # a platform's preflight reads the data: the digits in a folder removed after
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="platbench-reproduce-") as tmp:
+                plan.data = execute.bundled_digits(Path(tmp) / "digits")
+                text = plan_mod.text(plan, max_usd)
+            print(text.replace(str(plan.data), f"the bundled digits ({execute.DIGITS} when run)"))
+        else:
+            print(plan_mod.text(plan, max_usd))
+        return 0
+    plan_mod.refuse_blocked(plan)
+    from platforms import preflight
+    from platforms.core.tracking import tracking_uri
+
+    if out is not None:
+        preflight.output_folder(out)
+    preflight.tracking_store(tracking_uri())
+    if data is None:
+        execute.bundled_digits(plan.data)
+    code = execute.run(plan, console, max_usd)
+    md, html = page.write(proto, Path(out) if out else Path("runs") / "reproduce" / study)
+    print(f"reproduce {study}: wrote {md} and {html}")
+    return code

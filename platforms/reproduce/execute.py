@@ -1,0 +1,160 @@
+"""Running a plan with platbench's own machinery: each model/lr group is a sweep (platforms/bench/sweep.py: its
+cells are the ladder and seeds, resumable), each request plan a load test (platforms/bench/loadtest.py) of the
+model served by the trainer's server; every run is then tagged with the study, so the study page finds it."""
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+from platforms.errors import UserError
+from platforms.reproduce.plan import Group, Plan, request_count
+
+STUDY_TAG = "platbench.study"
+PLAN_TAG = "platbench.study_plan"          # a load run: the study's request plan it followed
+LR_TAG = "platbench.study_lr_factor"       # a training run: its lr as a multiple of the preset's
+DIGITS = Path("runs") / "reproduce" / "data" / "digits"
+
+
+def bundled_digits(folder: Path = DIGITS) -> Path:
+    """The bundled digits in the trainer's folder layout, written once (the local small version's data)."""
+    if not (folder / "test").is_dir():
+        from trainer.data import prepare
+
+        classes, splits = prepare.digits()
+        prepare.write_folder(folder, classes, splits)
+    return folder
+
+
+def group_hp(group: Group) -> dict[str, str]:
+    hp = dict(group.hp)
+    if group.lr_factor is not None:
+        from trainer.models import PRESETS
+
+        hp["lr"] = f"{PRESETS[group.model].hyperparameters.lr * group.lr_factor:g}"
+    return hp
+
+
+def run(plan: Plan, console, max_usd: Optional[float] = None, say: Callable[[str], None] = print) -> int:
+    """Every sweep of the plan, then its request plans; returns the worst sweep's exit code (0: all finished)."""
+    from platforms.bench import sweep as sweep_mod
+
+    code = 0
+    set_ = [f"{p}:{k}={v}" for p, pairs in plan.settings.items() for k, v in pairs.items()]
+    for group in plan.groups:
+        name = plan.sweep_name(group)
+        say(f"reproduce {plan.proto.study}: sweep {name} ({group.label})")
+        hp = [f"{k}={v}" for k, v in group_hp(group).items()]
+        ladder = [",".join("all" if n is None else str(n) for n in plan.ladder)]
+        c = sweep_mod.cli_main(plan.data, plan.platforms, [group.model], ladder, [",".join(map(str, plan.seeds))],
+                               plan.epochs, None, hp, set_, [], name, None, False, False, console, max_usd=max_usd)
+        tag_sweep(name, plan.proto.study, group.lr_factor)
+        code = max(code, c)
+    for platform in plan.serving():
+        for group in plan.groups:
+            served = trained_run(plan, group, platform)
+            if served is None:
+                say(f"reproduce {plan.proto.study}: no finished {group.label} run on {platform} to serve; "
+                    "request plans skipped")
+                code = max(code, 1)
+                continue
+            with served_model(served) as url:
+                for rp in plan.proto.requests:
+                    run_id = load_plan(plan, rp, url, platform, group.model)
+                    say(f"reproduce {plan.proto.study}: requests {rp.id} on {platform} ({group.label}): MLflow run {run_id}")
+    return code
+
+
+def _client():
+    from platforms.core import tracking
+
+    c = tracking.client()
+    return c, tracking.experiment_id(c)
+
+
+def tag_sweep(name: str, study: str, lr_factor: Optional[float]) -> None:
+    """The study's tag on the sweep's parent and every cell's run."""
+    from platforms.bench.sweep import _search_all
+    from platforms.core.tracking import Tag
+
+    c, exp = _client()
+    for r in _search_all(c, exp, f"tags.`{Tag.SWEEP}` = '{name}'"):
+        c.set_tag(r.info.run_id, STUDY_TAG, study)
+        if lr_factor is not None:
+            c.set_tag(r.info.run_id, LR_TAG, f"{lr_factor:g}")
+
+
+def trained_run(plan: Plan, group: Group, platform: str):
+    """The finished run to serve: the group's largest ladder step, first seed."""
+    from platforms.bench.sweep import _search_all
+    from platforms.core.tracking import Tag
+
+    c, exp = _client()
+    runs = [r for r in _search_all(c, exp, f"tags.`{Tag.SWEEP}` = '{plan.sweep_name(group)}' and "
+                                           f"tags.`{Tag.PLATFORM}` = '{platform}' and tags.`{Tag.STATUS}` = 'finished'")
+            if r.data.tags.get(Tag.KIND) is None]
+    runs.sort(key=lambda r: (r.data.params.get("per_class") in (None, "", "None"),
+                             int(r.data.params.get("per_class") or 0) if r.data.params.get("per_class") not in (None, "", "None") else 0),
+              reverse=True)
+    return runs[0] if runs else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served_model(mlflow_run) -> Iterator[str]:
+    """The run's model served by `python -m trainer serve` on a loopback port; stopped on leaving."""
+    from platforms.core import tracking
+
+    tmp = Path(tempfile.mkdtemp(prefix="platbench-reproduce-"))
+    proc = None
+    try:
+        model_dir = Path(tracking.client().download_artifacts(mlflow_run.info.run_id, "model", str(tmp)))
+        port = _free_port()
+        log = (tmp / "serve.log").open("w")
+        proc = subprocess.Popen([sys.executable, "-m", "trainer", "serve", "--model-dir", str(model_dir),
+                                 "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+                                stdout=log, stderr=subprocess.STDOUT)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_plan(plan: Plan, rp, url: str, platform: str, model: str) -> str:
+    """One request plan against the served model, recorded as `platbench load` records it, tagged with the study."""
+    from platforms.bench.load_payloads import load_images, make_payloads
+    from platforms.bench.loadtest import log_to_mlflow, parse_target, run_load
+    from platforms.core.load_report import build_report
+    from platforms.core.load_runner import LoadSettings, check_settings
+
+    target = parse_target(url)
+    s = LoadSettings(requests=request_count(plan, rp.requests), concurrency=rp.concurrency, warmup=rp.warmup,
+                     retries=rp.retries, wait_ready_s=120.0, probe=True)
+    check_settings(s)
+    test = plan.data / "test"
+    payloads = make_payloads(load_images([test] if test.is_dir() else []), "image", 1)
+    data = run_load(target, payloads, s)
+    report = build_report(target, data, s, payloads, "image", model)
+    run_id = log_to_mlflow(report, platform, f"load-{platform}-{plan.proto.study}-{rp.id}")
+    c, _ = _client()
+    c.set_tag(run_id, STUDY_TAG, plan.proto.study)
+    c.set_tag(run_id, PLAN_TAG, rp.id)
+    return run_id
+
+

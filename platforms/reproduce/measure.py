@@ -1,0 +1,169 @@
+"""platbench's figure for each quantity a study published, from the MLflow runs tagged with the study (and, for
+an endpoint's price, the platform's priced endpoint runs): the values (one per run, or per model for a pareto
+table), the runs behind them, and how the measurement differs from the study's."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+from platforms.reproduce.execute import LR_TAG, PLAN_TAG, STUDY_TAG
+from platforms.reproduce.protocol import Protocol
+
+HOURS_PER_MONTH = 730.0       # platbench's month (platforms/core/pricing.py's hourly prices × 730)
+HORIZON_UNIT = {"endpoint_usd_per_hour": "hour", "endpoint_usd_per_day": "day", "endpoint_usd_per_month": "month",
+                "endpoint_usd_per_year": "year"}
+OUR_HOURS = {"hour": 1.0, "day": 24.0, "month": HOURS_PER_MONTH, "year": 8760.0}
+
+
+# quantities whose protocol step is not built yet (the study's `not_built` says which)
+_PIPELINE = "the per-batch pipeline is not built yet (see Not measured here)"
+NOT_BUILT = {q: _PIPELINE for q in ("download_s_per_mb", "upload_s_per_mb", "inference_s_per_mb", "throughput_mb_per_s",
+                                    "kruskal_wallis_h")}
+NOT_BUILT.update({q: "the whole deployment's cost is not built yet (see Not measured here)"
+                  for q in ("deployment_usd_per_hour", "deployment_usd_per_day")})
+
+
+@dataclass
+class Measured:
+    values: list[float] = field(default_factory=list)
+    runs: list = field(default_factory=list)          # report Run objects behind the values
+    note: str = ""                                    # how it was measured, when it differs from the study
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+
+def study_runs(store, study: str) -> dict[str, list]:
+    tagged = lambda runs: [r for r in runs if r.tags.get(STUDY_TAG) == study]  # noqa: E731
+    return {"training": tagged(store.training), "unfinished": tagged(store.unfinished), "load": tagged(store.load)}
+
+
+def ran_platforms(store, study: str) -> list[str]:
+    runs = study_runs(store, study)
+    return sorted({r.platform for r in runs["training"] + runs["load"]})
+
+
+def interval(values: list[float]) -> tuple[Optional[float], Optional[float], Optional[tuple[float, float]]]:
+    """(mean, sample std, 95% t interval of the mean); std and interval need two values."""
+    if not values:
+        return None, None, None
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None, None
+    from scipy import stats
+
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    half = stats.t.ppf(0.975, len(values) - 1) * sd / math.sqrt(len(values))
+    return mean, sd, (mean - half, mean + half)
+
+
+def _loads(runs, platform: str, plan: str) -> list:
+    return [r for r in runs["load"] if r.platform == platform and r.tags.get(PLAN_TAG) == plan and r.finished]
+
+
+def selected(proto: Protocol, runs: list) -> dict[str, list]:
+    """Model → the runs standing for it: with an lr pair, per seed the run of the better validation accuracy
+    (JumpStart's tuning job keeps the best of its two), else every run."""
+    by_model: dict[str, list] = {}
+    for r in runs:
+        by_model.setdefault(r.model, []).append(r)
+    if not proto.recipe.lr_factors:
+        return by_model
+    out = {}
+    for model, rs in by_model.items():
+        best: dict[tuple, object] = {}
+        for r in rs:
+            key = (r.seed, r.per_class)
+            val = r.m("final_val_accuracy")
+            cur = best.get(key)
+            if cur is None or (val is not None and (cur.m("final_val_accuracy") or -1) < val):
+                best[key] = r
+        out[model] = list(best.values())
+    return out
+
+
+def per_model(proto: Protocol, store, platform: str) -> dict[str, dict[str, Measured]]:
+    """The pareto table's columns per model on `platform` (test figures of the selected runs)."""
+    runs = [r for r in study_runs(store, proto.study)["training"] if r.platform == platform]
+    out = {}
+    for model, rs in selected(proto, runs).items():
+        cols = {}
+        for q, get in (("test_accuracy", lambda r: _pct(r.m("final_test_accuracy"))),
+                       ("test_top5_accuracy", lambda r: _pct(r.m("final_test_top5_accuracy"))),
+                       ("test_images_per_s", lambda r: r.m("evaluated_throughput_images_per_s")),
+                       ("seconds_per_epoch", _seconds_per_epoch),
+                       ("parameters_millions", lambda r: None if r.m("params_total") is None else r.m("params_total") / 1e6)):
+            vals = [(get(r), r) for r in rs]
+            vals = [(v, r) for v, r in vals if v is not None]
+            cols[q] = Measured([v for v, _ in vals], [r for _, r in vals])
+        lrs = sorted({r.tags.get(LR_TAG) for r in rs if r.tags.get(LR_TAG)})
+        cols["lr"] = Measured(note=", ".join(f"lr×{x}" for x in lrs))
+        out[model] = cols
+    return out
+
+
+def _pct(v: Optional[float]) -> Optional[float]:
+    return None if v is None else 100.0 * v
+
+
+def _seconds_per_epoch(r) -> Optional[float]:
+    secs, epochs = r.m("seconds_train"), r.m("schedule_epochs")
+    return None if secs is None or not epochs else secs / epochs
+
+
+def measure(proto: Protocol, quantity: str, store, platform: str, all_runs_of_platform: list | None = None) -> Measured:
+    """platbench's values of `quantity` on `platform` by the study's protocol (empty: none measured)."""
+    runs = study_runs(store, proto.study)
+    if quantity == "latency_p50_ms":
+        rs = [r for r in _loads(runs, platform, "latency") if r.m("load_latency_p50_ms") is not None]
+        return Measured([r.m("load_latency_p50_ms") for r in rs], rs, "median of single invokes, one run each")
+    if quantity in ("seconds_1000_requests_at_10", "failed_requests"):
+        rs = _loads(runs, platform, "thousand_at_10")
+        if quantity == "failed_requests":
+            rs = [r for r in rs if r.m("load_failed") is not None]
+            return Measured([r.m("load_failed") for r in rs], rs)
+        vals, used, sizes = [], [], set()
+        for r in rs:
+            n = (r.m("load_ok") or 0) + (r.m("load_failed") or 0)
+            if r.m("load_seconds") is None or not n:
+                continue
+            sizes.add(int(n))
+            vals.append(r.m("load_seconds") * 1000.0 / n)
+            used.append(r)
+        note = "" if sizes <= {1000} else f"scaled to 1,000 from {', '.join(map(str, sorted(sizes)))} requests"
+        return Measured(vals, used, note)
+    if quantity == "frames_per_s_at_100_parallel":
+        rs = [r for r in _loads(runs, platform, "parallel_100") if r.m("load_images_per_s") is not None]
+        return Measured([r.m("load_images_per_s") for r in rs], rs)
+    if quantity == "mean_accuracy_at_5_per_class":
+        rs = [r for r in runs["training"] if r.platform == platform and r.per_class == 5
+              and r.m("final_test_accuracy") is not None]
+        return Measured([100 * r.m("final_test_accuracy") for r in rs], rs)
+    if quantity == "train_time_ratio_accurate_to_fast":
+        fast, accurate = proto.recipe.models[0], proto.recipe.models[-1]
+        secs = {m: [r.m("seconds_train") for r in runs["training"] if r.platform == platform and r.model == m
+                    and r.m("seconds_train")] for m in (fast, accurate)}
+        if not secs[fast] or not secs[accurate]:
+            return Measured()
+        rs = [r for r in runs["training"] if r.platform == platform and r.model in (fast, accurate)]
+        ratio = (sum(secs[accurate]) / len(secs[accurate])) / (sum(secs[fast]) / len(secs[fast]))
+        return Measured([ratio], rs, f"mean seconds training {accurate} / {fast}")
+    if quantity in HORIZON_UNIT:
+        rs = [r for r in (all_runs_of_platform or []) if r.m("endpoint_usd_per_hour") is not None]
+        hours = OUR_HOURS[HORIZON_UNIT[quantity]]
+        return Measured([r.m("endpoint_usd_per_hour") * hours for r in rs], rs,
+                        f"platbench's {HORIZON_UNIT[quantity]} is {hours:g} h" if hours != 1 else "")
+    if quantity in NOT_BUILT:
+        return Measured(note=NOT_BUILT[quantity])
+    return Measured()
+
+
+def implied_hours(proto: Protocol, fig) -> Optional[float]:
+    """The hours a published per-day/month/year price implies from the same row's hourly price."""
+    unit = HORIZON_UNIT.get(fig.quantity)
+    if unit in (None, "hour"):
+        return None
+    hourly = next((f.value for f in proto.figures if f.quantity == "endpoint_usd_per_hour" and f.platform == fig.platform), None)
+    return None if not hourly else fig.value / hourly
