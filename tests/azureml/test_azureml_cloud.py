@@ -13,6 +13,7 @@ import pytest
 from azureml_server import SUBSCRIPTION, azure_ml  # noqa: F401 (fixture)
 from azurite_server import azurite, blob_env, new_container  # noqa: F401 (fixtures)
 from conftest import write_folder_dataset
+from stand_in import stand_in  # noqa: F401 (fixture)
 
 from platforms.core import launch, tracking
 from platforms.core.api import Job
@@ -37,6 +38,15 @@ def settings(blob_env, azure_ml):
             "container": new_container(blob_env), "poll_seconds": "0.2"}
 
 
+@pytest.fixture
+def stand_in_data(azure_ml, stand_in) -> Path:
+    """Jobs run the stand-in trainer (tests/stand_in) where what is tested is the launcher's, not the trainer's:
+    the server's runtime starts it, on the dataset its golden run was trained on. (The real trainer runs in
+    the two-node job, test_azureml_multinode.py, and the GPU-size refusal.)"""
+    azure_ml.runtime_env.update(stand_in.env(base={}))
+    return stand_in.data
+
+
 def blobs(conn: str, container: str) -> list[str]:
     from azure.storage.blob import BlobServiceClient
 
@@ -47,9 +57,11 @@ def run(job: Job, settings: dict, progress=None):
     return launch.launch("azureml", job, settings, progress or JobProgress(enabled=False))
 
 
-def test_command_job_on_a_cluster_end_to_end(dataset, tmp_path, monkeypatch, blob_env, azure_ml, settings):
+def test_command_job_on_a_cluster_end_to_end(stand_in_data, tmp_path, monkeypatch, blob_env, azure_ml, settings):
+    """On the stand-in: the real trainer runs this contract in test_azureml_multinode.py (a command job on a
+    cluster, its results.json written by rank 0)."""
     monkeypatch.chdir(tmp_path)
-    job = Job(data=dataset, out=tmp_path / "out", epochs=1, model="small")
+    job = Job(data=stand_in_data, out=tmp_path / "out", epochs=1, model="small")
     outcome, run_id = run(job, {**settings, "compute": CPU_CLUSTER, "job_name": "pb-cloud-1"})
     assert outcome.status == "finished", outcome.message
     srv = azure_ml
@@ -99,7 +111,7 @@ def test_command_job_on_a_cluster_end_to_end(dataset, tmp_path, monkeypatch, blo
     assert "unverified" in cost_row and "| – |" in cost_row  # no billed seconds
 
 
-def test_serverless_job_on_a_registered_datastore(dataset, tmp_path, monkeypatch, azure_ml, settings):
+def test_serverless_job_on_a_registered_datastore(stand_in_data, tmp_path, monkeypatch, azure_ml, settings):
     """Serverless compute (instance type, low-priority tier → job_tier spot); a datastore the workspace
     already has for this container is used, not registered again."""
     from azure.ai.ml import MLClient
@@ -109,7 +121,7 @@ def test_serverless_job_on_a_registered_datastore(dataset, tmp_path, monkeypatch
     MLClient(DefaultAzureCredential(), SUBSCRIPTION, "rg", "ws").datastores.create_or_update(
         AzureBlobDatastore(name="pbdata", account_name="devstoreaccount1", container_name=settings["container"]))
     monkeypatch.chdir(tmp_path)
-    outcome, _ = run(Job(data=dataset, out=tmp_path / "out", epochs=1, model="small"),
+    outcome, _ = run(Job(data=stand_in_data, out=tmp_path / "out", epochs=1, model="small"),
                      {**settings, "instance_type": "Standard_D4s_v3", "tier": "low_priority", "job_name": "pb-sl",
                       "datastore": "pbdata"})
     assert outcome.status == "finished", outcome.message
@@ -121,12 +133,13 @@ def test_serverless_job_on_a_registered_datastore(dataset, tmp_path, monkeypatch
     assert (tmp_path / "out" / "results.json").is_file()
 
 
-def test_a_job_name_is_used_once_and_a_run_resumes_under_a_new_one(dataset, tmp_path, monkeypatch, blob_env, azure_ml,
-                                                                     settings, capsys):
+def test_a_job_name_is_used_once_and_a_run_resumes_under_a_new_one(stand_in_data, tmp_path, monkeypatch, blob_env,
+                                                                     azure_ml, settings, capsys):
     """A job name is unique in the workspace (reference-yaml-job-command): a launch under a job_name in use is
     refused before anything is uploaded, naming the way to resume; a launch under its run_name is a new job with a
     new name whose output folder is the run's, so the trainer resumes from its checkpoint."""
     monkeypatch.chdir(tmp_path)
+    dataset = stand_in_data
     first_job = Job(data=dataset, out=tmp_path / "first", epochs=1, model="small")
     first, _ = run(first_job, {**settings, "compute": CPU_CLUSTER, "job_name": "pb-twice"})
     assert first.status == "finished", first.message
@@ -143,8 +156,8 @@ def test_a_job_name_is_used_once_and_a_run_resumes_under_a_new_one(dataset, tmp_
     assert json.loads((resumed_job.out / "results.json").read_text())["resumed_from_epoch"] == 1
 
 
-def test_a_downloaded_input_is_the_dataset_not_the_whole_container(dataset, tmp_path, monkeypatch, blob_env, azure_ml,
-                                                                    settings):
+def test_a_downloaded_input_is_the_dataset_not_the_whole_container(stand_in_data, tmp_path, monkeypatch, blob_env,
+                                                                    azure_ml, settings):
     """input_mode=download copies the whole input folder onto the node before the command starts
     (how-to-read-write-data-v2): the input is the dataset's manifest and shards, not the staging root with the
     container's past outputs and models."""
@@ -154,7 +167,7 @@ def test_a_downloaded_input_is_the_dataset_not_the_whole_container(dataset, tmp_
     past.upload_blob("platbench/jobs/an-old-run/outputs/model/model.pt", b"0" * (4 << 20))
     past.upload_blob("platbench/models/an-old-model/model.pt", b"0" * (4 << 20))
     monkeypatch.chdir(tmp_path)
-    outcome, _ = run(Job(data=dataset, out=tmp_path / "out", epochs=1, model="small"),
+    outcome, _ = run(Job(data=stand_in_data, out=tmp_path / "out", epochs=1, model="small"),
                      {**settings, "compute": CPU_CLUSTER, "job_name": "pb-dl", "input_mode": "download"})
     assert outcome.status == "finished", outcome.message
     doc = azure_ml.resources[azure_ml.calls("PUT", r"/jobs/pb-dl$")[0].lower()]["properties"]
