@@ -105,21 +105,40 @@ def test_an_over_budget_launch_creates_nothing(request, stand_in, price_cache, t
     assert VERTEX.jobs(ctx) == [] and VERTEX.stored(ctx) == []
 
 
-def test_a_job_running_past_the_budget_is_stopped_before_it_crosses_it(request, stand_in, price_cache, tmp_path,
-                                                                       monkeypatch, kit_store):
-    """The loopback server does not end a job at its timeout (max_run, the 60 s floor): the job would train
-    for 1000 epochs, past the budget of price × max_run. ~60 s, the floor of max_run: the budget can only
-    be crossed by a job that outlives it."""
+def test_a_sweep_whose_running_cell_crosses_the_budget_stops_it_and_starts_no_more_cells(
+        request, stand_in, price_cache, tmp_path, monkeypatch, kit_store, capsys):
+    """A sweep over the loopback Vertex AI server and this machine, one cell at a time, under --max-usd equal to
+    the Vertex cell's upper bound (3.6 USD/h × max_run 60 s = 0.06 USD; this machine's cell costs nothing).
+    The Vertex job would train 1000 epochs, past max_run (the loopback server does not end a job at its
+    timeout), so past the budget. Why this takes ~40 s, not ~60 s: the plan refuses a budget under price ×
+    max_run (max_run ≥ 60 s), and the watch cancels a job once its spend would cross the budget within two
+    poll steps; with the rig's 0.05 s polls that is after ~60 s of the job, with poll_seconds 20 at its second
+    poll (20 s + two steps of 20 s reach max_run), the cancel seen one poll later. The sweep then starts no
+    more cells; the job is cancelled on the server, torn down, and its run records that the budget stopped
+    it, its 20 s billed under the budget."""
+    import json
+
+    from rich.console import Console
+
+    from platforms.bench.sweep import cli_main
+
     ctx = open_rig(VERTEX, request, tmp_path, stand_in.data)
     monkeypatch.chdir(tmp_path)
     VERTEX.runtime(ctx, ctx.env(stand_in, epoch_seconds=0.5))
     price_cache(3.6, 1.2)  # the kit's CPU machine (no T4): 3.6 USD/h, 0.001 USD a second, 0.06 USD in max_run
-    with JobProgress(enabled=False) as progress:
-        outcome, run_id = launch.launch("vertex", Job(data=stand_in.data, out=tmp_path / "out", epochs=1000),
-                                        {**VERTEX.remote(ctx), "max_run": "60"}, progress, max_usd=0.06)
-    assert outcome.status == "killed" and outcome.message.startswith("stopped by budget: "), outcome.message
-    assert float(outcome.message.split()[3]) < 0.06  # "stopped by budget: SPENT USD spent of --max-usd 0.06 …"
+    settings = [f"vertex:{k}={v}" for k, v in {**VERTEX.remote(ctx), "max_run": "60", "poll_seconds": "20"}.items()]
+    args = (stand_in.data, ["vertex", "local"], ["small"], ["all"], ["0"], 1000, None, [], settings, ["1"],
+            "budget-stop", None)
+    code = cli_main(*args, False, True, Console(stderr=True), max_usd=0.06)
+    cells = {c["cell"]: c for c in json.loads(capsys.readouterr().out)["cells"]}
+    stopped, after = cells["vertex/small/pcall/seed0"], cells["local/small/pcall/seed0"]
+    assert code == 1 and after["status"] == "not started" and after["message"] == "budget"
+    assert stopped["status"] == "killed" and stopped["message"].startswith("stopped by budget: "), stopped
+    assert float(stopped["message"].split()[3]) < 0.06  # "stopped by budget: SPENT USD spent of --max-usd 0.06 …"
     VERTEX.cancelled(ctx)  # cancelled on the server, and the job's processes ended
-    run = tracking.client().get_run(run_id)
+    run = tracking.client().get_run(stopped["run_id"])
     assert run.info.status == "KILLED" and run.data.tags["platbench.stopped_by"] == "budget"
     assert run.data.metrics["cost_usd"] <= 0.06
+    swept = tracking.client().search_runs([run.info.experiment_id], "tags.`platbench.sweep` = 'budget-stop'")
+    children = [r.info.run_id for r in swept if r.data.tags.get("platbench.kind") != "sweep"]
+    assert children == [run.info.run_id]  # this machine's cell never started
