@@ -31,11 +31,12 @@ def measured_text(values: list[float], unit: str) -> str:
     from platforms.reproduce.measure import interval
 
     mean, sd, ci = interval(values)
+    unit = f" {unit}" if unit else ""
     if mean is None:
         return "–"
     if sd is None:
-        return f"{_num(mean)} {unit} (n = 1)"
-    return f"{_num(mean)} ± {_num(sd)} {unit} (n = {len(values)}; 95% CI {_num(ci[0])}–{_num(ci[1])})"
+        return f"{_num(mean)}{unit} (n = 1)"
+    return f"{_num(mean)} ± {_num(sd)}{unit} (n = {len(values)}; 95% CI {_num(ci[0])}–{_num(ci[1])})"
 
 
 class StudySections(ReportContext):
@@ -176,12 +177,12 @@ class StudySections(ReportContext):
             points = [(means[m]["test_accuracy"] or 0.0, means[m]["test_images_per_s"] or 0.0) for m in models]
             front = pareto(points)
             rows, ids = [], []
-            for m, on in sorted(zip(models, front), key=lambda t: -(means[t[0]]["test_images_per_s"] or 0)):
-                cells = [measured_text(table[m][q].values, "").strip() for q in PARETO]
+            for m, on in sorted(zip(models, front), key=lambda t: means[t[0]]["test_images_per_s"] or 0):
+                cells = [measured_text(table[m][q].values, "") for q in PARETO]
                 rows.append([m + (" (frontier)" if on else ""), *cells, table[m]["lr"].note or "the preset's"])
                 ids.append([r.run_id for r in self.cite(table[m]["test_accuracy"].runs)])
             s.add(Table(["Model (platbench)", *PARETO_COLUMNS, "lr kept"], rows, ids, id=f"study-{p.study}-{platform}",
-                        caption=f"platbench on {platform}: per model the run the recipe keeps; frontier = pareto-efficient "
+                        caption=f"platbench on {platform}: per model the run the recipe keeps, sorted as the study's (images/s up); frontier = pareto-efficient "
                                 "in test accuracy × images/s. What still differs: their TensorFlow Hub models fine-tuned "
                                 "on Caltech-256 on a T4 with data loading in the throughput; ours platbench's presets on "
                                 "the data above, throughput of the network alone at the eval batch size."))

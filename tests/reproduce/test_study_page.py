@@ -1,0 +1,75 @@
+"""The JumpStart page from runs logged as `platbench reproduce jumpstart` logs them (one per model and learning
+rate, tagged with the study): the model's run is the one of the better validation accuracy (their tuning job's
+choice), its figures in the study's columns beside the published pareto table, the frontier marked."""
+from __future__ import annotations
+
+import pytest
+from test_report import tracking_uri
+
+from platforms.reproduce import protocol
+
+# model, lr factor, val accuracy, test accuracy, top-5, images/s, seconds training, epochs run, parameters
+RUNS = [("small", "1", 0.80, 0.78, 0.97, 900.0, 30.0, 3, 120_000),
+        ("small", "0.2", 0.84, 0.83, 0.98, 910.0, 33.0, 3, 120_000),     # kept: the better validation accuracy
+        ("fast", "1", 0.95, 0.94, 0.99, 400.0, 60.0, 2, 1_900_000),      # kept
+        ("fast", "0.2", 0.90, 0.96, 1.00, 390.0, 66.0, 3, 1_900_000),    # better test, worse validation: not kept
+        ("resnet18", "1", 0.70, 0.70, 0.95, 200.0, 90.0, 3, 11_000_000)]  # kept, off the frontier
+
+
+@pytest.fixture(scope="module")
+def section(tmp_path_factory):
+    from platforms.core import tracking
+    from platforms.core.tracking import Tag
+    from platforms.report import data
+    from platforms.report.sections import Report
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('jumpstart') / 'store.db'}"
+    with tracking_uri(uri):
+        for model, lr, val, test, top5, ips, secs, epochs, params in RUNS:
+            with tracking.tracked_run(f"local-{model}", {"model": model, "seed": 0, "per_class": None},
+                                      {Tag.PLATFORM: "local", Tag.MODEL: model, "platbench.study": "jumpstart",
+                                       "platbench.study_lr_factor": lr}) as run:
+                run.metrics({"final_val_accuracy": val, "final_test_accuracy": test, "final_test_top5_accuracy": top5,
+                             "evaluated_throughput_images_per_s": ips, "seconds_train": secs,
+                             "schedule_epochs": epochs, "params_total": params})
+                run.tags({Tag.STATUS: "finished"})
+                run.end("FINISHED")
+        rep = Report(data.gather(None))
+        return rep, rep.study_section(protocol.load("jumpstart"))
+
+
+def tables(section) -> dict:
+    from platforms.report.sections import Table
+
+    return {b.id: b for b in section.blocks if isinstance(b, Table)}
+
+
+def test_published_table_is_the_studys_in_its_order(section):
+    _, s = section
+    pub = tables(s)["study-jumpstart-published"]
+    assert pub.columns == ["Model (theirs)", "Parameters (M)", "Test accuracy (%)", "Top-5 (%)", "Images/s",
+                           "Seconds per epoch"]
+    assert pub.rows[0] == ["swin-large-patch4-window12-384", "195.60", "96.40", "99.50", "0.3", "2,279"]
+    assert len(pub.rows) == 21 and pub.rows[-1][0] == "mobilenet-v1-025-128"
+    assert "AWS (Kyle Ulrich and Ashish Khetan)" in pub.caption and "Caltech-256" in pub.caption
+
+
+def test_each_model_stands_by_its_better_validation_run_and_the_frontier_is_marked(section):
+    rep, s = section
+    ours = tables(s)["study-jumpstart-local"]
+    rows = {r[0]: r for r in ours.rows}
+    # sorted by images/s up, as the study's table; small's lr×0.2 run and fast's lr×1 run are the ones kept
+    assert [r[0] for r in ours.rows] == ["resnet18", "fast (frontier)", "small (frontier)"]
+    assert rows["small (frontier)"][1:] == ["0.12 (n = 1)", "83.00 (n = 1)", "98.00 (n = 1)", "910.00 (n = 1)",
+                                            "11.00 (n = 1)", "lr×0.2"]
+    assert rows["fast (frontier)"][2] == "94.00 (n = 1)" and rows["fast (frontier)"][-1] == "lr×1"
+    assert rows["fast (frontier)"][5] == "30.00 (n = 1)"   # seconds per epoch: 60 s over the 2 epochs it ran
+    assert "what still differs" in ours.caption.lower() and "Caltech-256" in ours.caption
+    # the runs behind each row are cited
+    assert all(len(ids) == 1 for ids in ours.run_ids) and len(rep.cited) == 5
+
+
+def test_what_cannot_be_measured_is_listed_with_why(section):
+    _, s = section
+    rows = tables(s)["study-jumpstart-unmeasured"].rows
+    assert any("TensorFlow Hub" in r[0] and "PyTorch" in r[2] for r in rows)
