@@ -30,6 +30,7 @@ for _folder in ("vertex", "sagemaker", "azureml", "databricks", "apolo"):  # the
         sys.path.append(str(TESTS / _folder))
 
 MARK = "PLATBENCH_KIT_MARK"
+TRANSIENT = ("503", "429", "reset")  # the job API's faults that pass (tests/_faults.py)
 
 
 # ---------------------------------------------------------------------------------------------- processes
@@ -191,6 +192,7 @@ class Rig:
     # ctx → settings that bound its SDK's retries to seconds (its own knob); None: its retries of a lasting fault
     # take minutes and no setting shortens them (the kit leaves that case out: too long for the suite)
     short_retries: Optional[Callable] = lambda ctx: {}
+    short_retries_env: dict = field(default_factory=dict)  # the same, where the knob is an environment variable
     create_retried: bool = True            # its launcher (or SDK) retries the job's creation after a transient fault
 
     def __str__(self) -> str:
@@ -204,6 +206,11 @@ class Rig:
     def faults_left(self, ctx: "Ctx") -> int:
         """Injected faults not yet met."""
         return ctx.servers[self.job_server].faults.left()
+
+    def transient(self, ctx: "Ctx", call: str, times: int) -> None:
+        """Each of TRANSIENT fails the next `times` `call`s, one after another."""
+        for fault in TRANSIENT:
+            self.fail(ctx, call, fault, times)
 
 
 # --- Vertex AI: the Cloud Storage emulator and the loopback Vertex AI server (tests/vertex)
@@ -328,6 +335,8 @@ SAGEMAKER = Rig(
                                     "cancel": ("StopTrainingJob",)},
     # its own error codes (AWS JSON 1.1, CommonErrors: throttling is a 400)
     fault_names={"503": "ServiceUnavailable", "429": "ThrottlingException"},
+    # botocore's standard mode: 8 attempts by default, backing off up to 20 s each (half a minute of a lasting 503)
+    short_retries_env={"PLATBENCH_S3_MAX_ATTEMPTS": "2"},
     step_faults={"staging": lambda ctx: ctx.servers["aws"].fail(
                      lambda method, path, headers: method in ("POST", "PUT") and path.startswith(f"/{ctx.place}/"),
                      "403", 10**6),

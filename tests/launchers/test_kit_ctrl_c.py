@@ -1,7 +1,7 @@
 """Launcher conformance kit, Ctrl-C (docs/design.md, "Testing without clouds"): for every platform that runs
 our image, in its native local mode and on its loopback cloud, Ctrl-C while the job trains stops every
-process the job started, leaves no scratch folder and no collected half-run, cancels the cloud job, and marks
-the MLflow run KILLED. Jobs run the stand-in trainer (tests/stand_in): what is tested is the launcher's."""
+process the job started, leaves no scratch folder and no collected half-run, cancels the cloud job (through
+transient faults on the cancel call), and marks the MLflow run KILLED. Jobs run the stand-in trainer (tests/stand_in): what is tested is the launcher's."""
 from __future__ import annotations
 
 import os
@@ -71,14 +71,19 @@ def test_ctrl_c_in_a_local_launch_leaves_nothing_behind(stand_in, tmp_path):
 
 
 @pytest.mark.parametrize("rig", rigs(lambda r: r.cloud))
-def test_ctrl_c_in_the_cloud_cancels_the_job(rig, request, stand_in, tmp_path, monkeypatch, kit_store):
+def test_ctrl_c_in_the_cloud_cancels_the_job_through_faults_on_the_cancel_call(rig, request, stand_in, tmp_path,
+                                                                                monkeypatch, kit_store):
     """Ctrl-C once the job trains: the launcher cancels it, the server stops the container (SIGTERM) and
-    the job ends cancelled; the MLflow run is KILLED."""
+    the job ends cancelled; the MLflow run is KILLED. The job API fails the cancel call once per transient fault
+    (test_kit_faults.py's faults): the cancel is retried until the service takes it."""
+    assert rig.job_server, f"{rig.name}: a cloud rig's job server takes faults"
     ctx = open_rig(rig, request, tmp_path, stand_in.data)
     monkeypatch.chdir(tmp_path)
     rig.runtime(ctx, ctx.env(stand_in, epoch_seconds=0.5))
+    rig.transient(ctx, "cancel", 1)
     progress = RaiseInTraining(ctx.mark, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         launch.launch(rig.name, Job(data=stand_in.data, out=tmp_path / "out", epochs=1000), rig.remote(ctx), progress)
     rig.cancelled(ctx)
     nothing_left(progress.procs, tmp_path / "out")
+    assert rig.faults_left(ctx) == 0

@@ -90,34 +90,24 @@ STEPS = [pytest.param(r, step, id=f"{r.name}-{step}") for r in RIGS.values() for
 
 
 @pytest.mark.parametrize("rig, step", STEPS)
-def test_a_step_the_servers_refuse_fails_the_run_and_starts_no_job(rig, step, request, stand_in, tmp_path,
-                                                                   monkeypatch, kit_store):
+def test_a_step_the_servers_refuse_is_one_line_fails_the_run_and_starts_no_job(rig, step, request, stand_in,
+                                                                              tmp_path, kit_store):
     """Staging refused by the object store (403: no client retries it), the job refused by the job API, or
-    its outputs refused when collected: the launch stops there, its MLflow run FAILED (never left RUNNING), no
-    job submitted after a failed staging, no process of a job left running."""
-    ctx = open_rig(rig, request, tmp_path, stand_in.data)
-    monkeypatch.chdir(tmp_path)
-    rig.runtime(ctx, ctx.env(stand_in))
-    rig.step_faults[step](ctx)
-    with pytest.raises(Exception):  # whatever the SDK raises: what is checked is what is left
-        launch.launch(rig.name, Job(data=stand_in.data, out=tmp_path / "out", epochs=1), rig.remote(ctx),
-                      JobProgress(enabled=False))
-    r = newest_run()
-    assert r.info.status == "FAILED"
-    assert not (rig.jobs(ctx) and step == "staging"), "a job was submitted after staging failed"
-    assert wait_gone(census(ctx.mark)) == []
-
-
-@pytest.mark.parametrize("rig, step", STEPS)
-def test_a_step_the_servers_refuse_is_one_line(rig, step, request, stand_in, tmp_path):
-    """The same through the CLI: one line and a non-zero exit, no traceback."""
+    its outputs refused when collected, through the CLI: the launch stops there in one line and a non-zero
+    exit, no traceback; its MLflow run FAILED (never left RUNNING), no job submitted after a failed staging, no
+    process of a job left running."""
     ctx = open_rig(rig, request, tmp_path, stand_in.data)
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
+    rig.runtime(ctx, ctx.env(stand_in))
     rig.step_faults[step](ctx)
     args = [a for k, v in rig.remote(ctx).items() for a in ("--set", f"{k}={v}")]
     proc = platbench_here("launch", rig.name, "--data", str(stand_in.data), "--epochs", "1", *args, cwd=work)
     assert_one_line_error(proc)
+    r = newest_run()
+    assert r.info.status == "FAILED"
+    assert not (rig.jobs(ctx) and step == "staging"), "a job was submitted after staging failed"
+    assert wait_gone(census(ctx.mark)) == []
 
 
 def test_platbench_traceback_lets_a_refused_step_through(request, stand_in, tmp_path):

@@ -1,8 +1,9 @@
 """Launcher conformance kit, the job API's transient faults (docs/design.md, "Testing without clouds"): for every
 platform whose loopback job server takes faults (tests/_faults.py: a 503, throttling, a reset connection, each
 as the service sends it), faults that pass are survived on each call the launcher makes (create, get, cancel:
-the SDK's retry or the launcher's), and faults that do not pass stop the launch in one line, the job cancelled
-and nothing of it left running. Jobs run the stand-in trainer (tests/stand_in)."""
+the SDK's retry or the launcher's; the cancel call's: test_kit_ctrl_c.py), and faults that do not pass stop
+the launch in one line, the job cancelled and nothing of it left running. Jobs run the stand-in trainer
+(tests/stand_in)."""
 from __future__ import annotations
 
 import threading
@@ -10,7 +11,7 @@ import threading
 import pytest
 from conftest_clouds import aws, gcs, gcs_server, moto_server  # noqa: F401 (fixtures)
 from launcher_rigs import kit_store  # noqa: F401 (fixture)
-from launcher_rigs import RaiseInTraining, census, nothing_left, open_rig, rigs, wait_for_census, wait_gone
+from launcher_rigs import TRANSIENT, census, open_rig, rigs, wait_for_census, wait_gone
 from azureml_server import azure_ml  # noqa: F401 (fixture)
 from azurite_server import azurite, blob_env  # noqa: F401 (fixtures)
 from _apolo_server import apolo_stand_in  # noqa: F401 (fixture)
@@ -26,8 +27,6 @@ from platforms.core.progress import JobProgress
 
 server = workspace_server("main.platbench.runs")  # the Databricks workspace (dbx_workspace.workspace's)
 
-TRANSIENT = ("503", "429", "reset")
-
 # Launchers the kit shows failing (a product bug, its fix named): strict, so the fix turns them green
 BUGS: dict[tuple[str, str], str] = {}
 
@@ -40,11 +39,6 @@ def kit_rigs(test: str, where=lambda r: r.job_server != "") -> list:
     return out
 
 
-def transient(rig, ctx, call: str, times: int) -> None:
-    for fault in TRANSIENT:
-        rig.fail(ctx, call, fault, times)
-
-
 @pytest.mark.parametrize("rig", kit_rigs("survived"))
 def test_passing_faults_of_the_job_api_are_survived(rig, request, stand_in, tmp_path, monkeypatch, kit_store):
     """A 503, throttling and a reset connection while the launcher polls the job, and when it creates the job
@@ -54,8 +48,8 @@ def test_passing_faults_of_the_job_api_are_survived(rig, request, stand_in, tmp_
     monkeypatch.chdir(tmp_path)
     rig.runtime(ctx, ctx.env(stand_in))
     if rig.create_retried:
-        transient(rig, ctx, "create", 1)
-    transient(rig, ctx, "get", 1)
+        rig.transient(ctx, "create", 1)
+    rig.transient(ctx, "get", 1)
     out = tmp_path / "out"
     outcome, run_id = launch.launch(rig.name, Job(data=stand_in.data, out=out, epochs=2), rig.remote(ctx),
                                     JobProgress(enabled=False))
@@ -85,23 +79,6 @@ def test_a_fault_on_a_creation_not_retried_is_one_line_and_creates_nothing(rig, 
     assert wait_gone(census(ctx.mark)) == []
 
 
-@pytest.mark.parametrize("rig", kit_rigs("cancel"))
-def test_ctrl_c_cancels_the_job_through_faults_on_the_cancel_call(rig, request, stand_in, tmp_path, monkeypatch,
-                                                                  kit_store):
-    """Ctrl-C once the job trains, the job API failing the cancel call once per transient fault: the cancel is
-    retried until the service takes it; the job ends cancelled and nothing of it is left."""
-    ctx = open_rig(rig, request, tmp_path, stand_in.data)
-    monkeypatch.chdir(tmp_path)
-    rig.runtime(ctx, ctx.env(stand_in, epoch_seconds=0.5))
-    transient(rig, ctx, "cancel", 1)
-    progress = RaiseInTraining(ctx.mark, KeyboardInterrupt())
-    with pytest.raises(KeyboardInterrupt):
-        launch.launch(rig.name, Job(data=stand_in.data, out=tmp_path / "out", epochs=1000), rig.remote(ctx), progress)
-    rig.cancelled(ctx)
-    nothing_left(progress.procs, tmp_path / "out")
-    assert rig.faults_left(ctx) == 0
-
-
 @pytest.mark.parametrize("rig", kit_rigs("lasting", where=lambda r: r.job_server != "" and r.short_retries is not None))
 def test_faults_that_do_not_pass_are_one_line_and_cancel_the_job(rig, request, stand_in, tmp_path, kit_store):
     """Once the job trains, the job API answers every poll with a 503: when the retries give up (bounded to
@@ -117,7 +94,8 @@ def test_faults_that_do_not_pass_are_one_line_and_cancel_the_job(rig, request, s
     watcher = threading.Thread(target=lambda: (wait_for_census(ctx.mark), rig.fail(ctx, "get", "503", 10**6)),
                                daemon=True)
     watcher.start()
-    proc = platbench_here("launch", rig.name, "--data", str(stand_in.data), "--epochs", "1000", *args, cwd=work)
+    proc = platbench_here("launch", rig.name, "--data", str(stand_in.data), "--epochs", "1000", *args, cwd=work,
+                          env=rig.short_retries_env)
     watcher.join(5)
     assert proc.returncode != 0 and "Traceback" not in proc.stdout + proc.stderr, proc.stderr
     # platbench's own lines: its news (the job started, cancelled) and one error (an SDK may add its own chatter)
