@@ -10,8 +10,10 @@ niceness in processes of their own, and the benchmark measures that.
 The cells run the stand-in trainer (tests/stand_in; the cluster and the in-process sweep are started with
 its environment, as a platform chooses what its jobs run): what is tested here is the executor — the retried
 task, the resume from the killed attempt's checkpoint, the runs and records — not training, whose resume is
-tested in tests/test_training.py. 1 cell of 2 epochs on the stand-in's golden data (every image: `all`), an
-epoch slow enough (EPOCH_SECONDS) that the worker is killed between the first epoch's checkpoint and the end."""
+tested in tests/test_training.py. 1 cell of 2 epochs on the stand-in's golden data (every image: `all`); on the
+cluster the stand-in stops making progress after the first epoch's checkpoint until it resumes from it
+(PLATBENCH_STAND_IN_FAIL=hang-once), so the worker is killed between that checkpoint and the end however
+loaded the machine, and no epoch waits longer than the stand-in's default."""
 from __future__ import annotations
 
 import http.client
@@ -36,16 +38,18 @@ from stand_in.cli import platbench_here
 
 SWEEP = ["--per-class", "all", "--seeds", "0", "--epochs", "2", "--name", "same"]  # the stand-in's golden job
 CELL = "local-small-pcall-seed0"
-EPOCH_SECONDS = 6  # the test kills the Ray worker within this of the first checkpoint (it polls every 0.1 s)
 ACCURACY_NOISE = 0.05  # the killed cell resumes at an epoch boundary (exact by design); the rest is float noise
 
 
-def _stop(proc: subprocess.Popen, grace: float = 20) -> None:
-    """SIGTERM to the server and every process it started (collected first), then SIGKILL what is left."""
-    try:
-        family = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        family = [proc.pid]
+def _stop(*procs: subprocess.Popen, grace: float = 20) -> None:
+    """SIGTERM to the servers and every process they started (collected first), then SIGKILL what is left: all
+    at once, so their shutdowns overlap."""
+    family = []
+    for proc in procs:
+        try:
+            family += [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            family.append(proc.pid)
     for pid in family:
         try:
             os.kill(pid, signal.SIGTERM)
@@ -60,7 +64,8 @@ def _stop(proc: subprocess.Popen, grace: float = 20) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    proc.wait(10)
+    for proc in procs:
+        proc.wait(10)
 
 
 def _wait_http(port: int, path: str, proc: subprocess.Popen, log: Path, limit: float = 180) -> None:
@@ -105,7 +110,10 @@ def servers(tmp_path_factory, stand_in):
                             "--max-worker-port", "30999", "--num-cpus", "2", "--num-gpus", "0", "--include-dashboard",
                             "false", "--disable-usage-stats", "--temp-dir", ray_tmp],
                            stdout=ray_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-                           env={**os.environ, **stand_in.env(epoch_seconds=EPOCH_SECONDS)})
+                           env={**os.environ, **stand_in.env(fail="hang-once", fail_after=1)},
+                           # its workers' working folder, which `python -m` puts first on a cell's sys.path: in the
+                           # checkout's root, the real trainer/ there would come before the stand-in's
+                           cwd=root)
     mlflow = subprocess.Popen([str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(tracking),
                                "--backend-store-uri", f"sqlite:///{root / 'm.db'}", "--artifacts-destination",
                                str(root / "artifacts"), "--workers", "1"],
@@ -121,8 +129,7 @@ def servers(tmp_path_factory, stand_in):
         _wait_http(tracking, "/health", mlflow, mlflow_log, limit=max(10, deadline - time.time()))
         yield {"ray": f"127.0.0.1:{gcs}", "client": f"ray://127.0.0.1:{client}", "mlflow": f"http://127.0.0.1:{tracking}"}
     finally:
-        _stop(mlflow)
-        _stop(ray)
+        _stop(mlflow, ray)
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
@@ -286,17 +293,25 @@ def test_a_cancelled_cell_gets_ctrl_c_and_runs_at_the_coordinators_niceness(ray_
         executor.close()
 
 
-def test_the_overhead_benchmark_measures_cells_in_their_own_processes(ray_cluster, tmp_path):
+def test_the_overhead_benchmark_measures_cells_in_their_own_processes(ray_cluster, tmp_path, monkeypatch, capsys):
     """benchmarks/ray_overhead.py against this cluster: both executors measured, the probe imported what a
-    sweep worker imports and ran as a process of its own started by the Ray worker (what a cell is)."""
-    env = {**os.environ, "RAY_ADDRESS": ray_cluster[0], "TMPDIR": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.ray_overhead", "--address", "ray", "--cells", "1",
-                           "--parts", "1"],  # one fresh Ray worker for the no-op part, not three
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.splitlines()
-    assert any(ln.startswith("process  submit → trainer start: median") for ln in lines), proc.stdout
-    assert any(ln.startswith("ray      submit → trainer start: median") for ln in lines), proc.stdout
-    assert any(ln.startswith("ray / process: ×") and "Ray adds" in ln for ln in lines), proc.stdout
-    assert "each cell in a process of its own started by the worker: yes" in proc.stdout
+    sweep worker imports and ran as a process of its own started by the Ray worker (what a cell is). The
+    script's main runs in this process, a Ray driver as in the test above: its cells are processes anyway, and
+    a process of its own for the driver would add only its start-up (Python, Ray's imports)."""
+    import importlib.util
+    import tempfile
+
+    spec = importlib.util.spec_from_file_location("ray_overhead", REPO / "benchmarks" / "ray_overhead.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setenv("RAY_ADDRESS", ray_cluster[0])
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # its cells' folders (the script's mkdtemp)
+    code = bench.main(["--address", "ray", "--cells", "1", "--parts", "1"])  # one fresh Ray worker, not three
+    stdout = capsys.readouterr().out
+    assert code == 0, stdout
+    lines = stdout.splitlines()
+    assert any(ln.startswith("process  submit → trainer start: median") for ln in lines), stdout
+    assert any(ln.startswith("ray      submit → trainer start: median") for ln in lines), stdout
+    assert any(ln.startswith("ray / process: ×") and "Ray adds" in ln for ln in lines), stdout
+    assert "each cell in a process of its own started by the worker: yes" in stdout
     assert sum("no-op Ray task" in ln for ln in lines) == 2
