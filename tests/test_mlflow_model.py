@@ -1,7 +1,10 @@
 """A platbench run's model is an MLflow pyfunc model (trainer/mlflow_model.py, logged by
 platforms/core/tracking.py): `mlflow models serve -m runs:/RUN_ID/model --env-manager local` started for
 real on a run's model, driven by `platbench load`, its predictions equal to `platbench predict`'s in-process
-ones for the same images. Everything on loopback; every wait bounded."""
+ones for the same images. Everything on loopback; every wait bounded.
+
+The run is `platbench launch local` with the stand-in trainer (tests/stand_in): the model platbench logs is the
+golden run's, trained by the real trainer; what is tested is the logging and serving of a model, not training."""
 from __future__ import annotations
 
 import json
@@ -12,16 +15,18 @@ import time
 import pytest
 from _serving import free_port, post_json, request
 from conftest import VENV_BIN, platbench
+from stand_in import stand_in  # noqa: F401 (fixture)
+from stand_in.cli import platbench_here
 
 from mlflow.tracking import MlflowClient
 
 
 @pytest.fixture(scope="module")
-def run(digits_data, tmp_path_factory):
-    """A tiny local training run on the bundled digits: (working directory, MLflow run id, output dir)."""
+def run(stand_in, tmp_path_factory):
+    """A local run of the stand-in trainer: (working directory, MLflow run id, output dir)."""
     cwd = tmp_path_factory.mktemp("mlflow-model")
-    proc = platbench("launch", "local", "--data", str(digits_data), "--epochs", "1", "--json", "--out", "runs/one",
-                     cwd=cwd)
+    proc = platbench("launch", "local", "--data", str(stand_in.data), "--epochs", "1", "--json", "--out", "runs/one",
+                     cwd=cwd, env=stand_in.env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     return cwd, json.loads(proc.stdout)["mlflow_run_id"], cwd / "runs/one"
 
@@ -125,15 +130,16 @@ def test_mlflow_serve_driven_by_platbench_load(run, served):
     assert report["settings"]["images_per_request"] == 2
 
 
-def test_mlflow_serve_predicts_what_predict_does(run, served, digits_data):
+def test_mlflow_serve_predicts_what_predict_does(run, served, stand_in):
     cwd, _, out = run
     base, _ = served
-    folder = digits_data / "test"
-    a = platbench("predict", str(folder), "--endpoint", base + "/invocations", "--format", "json", "--batch", "7",
-                  "--limit", "60", "--out", "served.jsonl", "--no-track", cwd=cwd)
+    folder = stand_in.data / "train"  # 120 images: the test split has 36
+    # in this process (tests/stand_in/cli.py): `platbench predict`'s subprocess form is tests/bench/test_batch.py's
+    a = platbench_here("predict", str(folder), "--endpoint", base + "/invocations", "--format", "json", "--batch",
+                       "7", "--limit", "60", "--out", "served.jsonl", "--no-track", cwd=cwd)
     assert a.returncode == 0, a.stderr[-3000:]
-    b = platbench("predict", str(folder), "--model-dir", str(out / "model"), "--limit", "60", "--out", "local.jsonl",
-                  "--no-track", cwd=cwd)
+    b = platbench_here("predict", str(folder), "--model-dir", str(out / "model"), "--limit", "60", "--out",
+                       "local.jsonl", "--no-track", cwd=cwd)
     assert b.returncode == 0, b.stderr[-3000:]
     served_rows = [json.loads(x) for x in (cwd / "served.jsonl").read_text().splitlines()]
     local_rows = [json.loads(x) for x in (cwd / "local.jsonl").read_text().splitlines()]
@@ -153,11 +159,11 @@ def test_mlflow_serve_refuses_what_is_not_an_image(served):
     assert status == 400 and "base64" in doc["message"]
 
 
-def test_top_k_is_a_parameter(served, digits_data):
+def test_top_k_is_a_parameter(served, stand_in):
     import base64
 
     base, _ = served
-    png = next((digits_data / "test").rglob("*.png")).read_bytes()
+    png = next((stand_in.data / "test").rglob("*.png")).read_bytes()
     b64 = base64.b64encode(png).decode()
     status, doc = post_json(base + "/invocations", {"dataframe_split": {"columns": ["b64"], "data": [[b64]]},
                                                     "params": {"top_k": 2}})
