@@ -9,8 +9,9 @@ SPEC = PlatformSpec(
     lacks={
         Feature.ENDPOINTS: "serves only the function it trained itself: evaluated and load-tested inside "
                            "`platbench launch nyckel`, never our model.pt", **SERVICE_LACKS,
-        Feature.BILLING: "no price per hour applies: Nyckel charges nothing to train and a subscription per invoke "
-                         "(AutoML study of 2023-05-31); no per-invoke price could be confirmed "
-                         "(https://www.nyckel.com/pricing is not in the stored copies), so none is guessed",
+        Feature.BILLING: "no bill per run: Nyckel charges nothing to train and a subscription per invoke; the cost is "
+                         "the invokes sent × the published plan's per-invoke price (prices.yaml, entered by hand, "
+                         "unverified: https://www.nyckel.com/pricing is not in the stored copies), the tier's monthly "
+                         "fee not counted",
     },
 )

@@ -27,7 +27,8 @@ from typing import Any, Iterator, Optional
 
 from pydantic import Field
 
-from platforms.core.api import Feature, Job, PlanStep
+from platforms.core import pricing
+from platforms.core.api import Job, PlanStep
 from platforms.core.names import unique_name
 from platforms.core.sdk import require
 from platforms.core.service import SPLIT_ALL, Service, ServiceCost, ServiceData, ServiceSettings, Trained, predictions
@@ -35,6 +36,8 @@ from platforms.core.transport import Payload, Reply, Target, ThreadedTransport, 
 from platforms.errors import UserError
 from platforms.nyckel import SPEC
 from platforms.nyckel.credentials import ID, SECRET, find
+
+REGION = "global"  # Nyckel's plan has one price everywhere (prices.yaml)
 
 SERVER = "https://www.nyckel.com"
 
@@ -167,9 +170,17 @@ class NyckelService(Service):
                                                        else f": NOT deleted (HTTP {r.status_code})")
 
     def cost(self, trained: Optional[Trained]) -> Optional[ServiceCost]:
-        """No price is known (SPEC.lacks billing says why): the run records no cost rather than a guess."""
-        return ServiceCost(training_usd=None, endpoint_usd_per_hour=None, usd_per_request=None,
-                           basis=f"none: {SPEC.lacks[Feature.BILLING]}")
+        """Nyckel's published plan (prices.yaml, entered by hand, unverified): training free, serving per invoke."""
+        train = pricing.lookup(self.name, REGION, "function-training")
+        invoke = pricing.per_request(self.name, REGION, "invoke")
+        if train is None and invoke is None:
+            return None
+        basis = "; ".join(
+            f"{p.sku} {p.usd_per_hour}/{'request' if p.section == 'request' else 'h'} ({p.source}, {p.date}, {p.status}: "
+            "published plan, entered by hand)" for p in (train, invoke) if p)
+        return ServiceCost(training_usd=train.usd_per_hour * trained.seconds / 3600 if train and trained else None,
+                           endpoint_usd_per_hour=None, usd_per_request=invoke.usd_per_hour if invoke else None,
+                           basis=basis)
 
 
 class NyckelTransport(ThreadedTransport):

@@ -112,7 +112,8 @@ def test_every_entry_has_source_date_and_status(name):
         for region, skus in regions.items():
             for sku, entry in skus.items():
                 where = (name, section, region, sku)
-                assert entry["usd_per_hour"] > 0, where
+                price = entry["usd_per_hour"] if section in pricing.HOURLY else entry["usd_per_request"]
+                assert price > 0 or "no cost" in entry["note"], where  # free only where the source says so
                 assert entry["source"].startswith("https://"), where
                 assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(entry["date"])), where
                 assert date.fromisoformat(str(entry["date"])) <= date.today(), where  # read, not foreseen
@@ -132,5 +133,8 @@ def test_a_table_entry_without_provenance_is_refused(tmp_path):
     with pytest.raises(UserError, match="status must be verified or unverified"):
         _table(tmp_path, 'training:\n  r1:\n    a: {usd_per_hour: 1.0, source: "https://x", date: "2026-11-29", '
                          'status: probably}\n')
+    with pytest.raises(UserError, match="lacks usd_per_request"):  # a service priced per call
+        _table(tmp_path, 'request:\n  r1:\n    a: {usd_per_hour: 1.0, source: "https://x", date: "2026-11-29", '
+                         'status: verified}\n')
     with pytest.raises(UserError, match="unknown section 'hosting'"):
         _table(tmp_path, "hosting: {}\n")

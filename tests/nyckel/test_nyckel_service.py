@@ -196,7 +196,10 @@ def test_platbench_launch_samples_trains_evaluates_loads_and_deletes(nyckel, col
     assert ended <= server.first("POST", "/invoke")
     assert doc["training"]["seconds"] == pytest.approx(ended - started, abs=1e-5) and started < ended
     assert "platbench's clock" in doc["training"]["source"]
-    assert doc["cost"]["cost_usd"] is None and doc["cost"]["basis"].startswith("none: no price per hour applies")
+    # Nyckel's published plan (platforms/nyckel/prices.yaml, entered by hand): training free, each invoke sent priced
+    assert doc["cost"]["cost_training_usd"] == 0.0 and doc["cost"]["usd_per_request"] == 0.001
+    assert doc["cost"]["cost_usd"] == pytest.approx(0.001 * (36 + 2 + 40))
+    assert "unverified: published plan, entered by hand" in doc["cost"]["basis"]
     runs = platbench("runs", "--kind", "service", "--json", cwd=tmp_path)
     (row,) = json.loads(runs.stdout)
     assert row["platform"] == "nyckel" and row["kind"] == "service" and row["test_accuracy"] == ev["accuracy"]
