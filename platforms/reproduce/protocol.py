@@ -19,32 +19,31 @@ STUDIES_DIR = Path(__file__).with_name("studies")
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Key = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$", max_length=40)]
 
-# Quantities a study figure can be and the unit its page shows it in (the study's own unit).
-QUANTITIES: dict[str, str] = {
-    "latency_p50_ms": "ms",
-    "seconds_1000_requests_at_10": "s",
-    "failed_requests": "requests",
-    "endpoint_usd_per_hour": "USD/h",
-    "endpoint_usd_per_day": "USD/day",
-    "endpoint_usd_per_month": "USD/month",
-    "endpoint_usd_per_year": "USD/year",
-    "client_vm_usd_per_hour": "USD/h",
-    "deployment_usd_per_hour": "USD/h",
-    "deployment_usd_per_day": "USD/day",
-    "mean_accuracy_at_5_per_class": "%",
-    "test_accuracy": "%",
-    "test_top5_accuracy": "%",
-    "test_images_per_s": "images/s",
-    "seconds_per_epoch": "s",
-    "parameters_millions": "M",
-    "download_s_per_mb": "s/MB",
-    "upload_s_per_mb": "s/MB",
-    "inference_s_per_mb": "s/MB",
-    "throughput_mb_per_s": "MB/s",
-    "kruskal_wallis_h": "H",
-    "frames_per_s_at_100_parallel": "FPS",
-    "train_time_ratio_accurate_to_fast": "×",
-    "rating_0_3": "0–3",
+# Quantities a study figure can be, their label and the unit the page shows them in (the study's own unit).
+QUANTITIES: dict[str, tuple[str, str]] = {  # name → (label, unit)
+    "latency_p50_ms": ("median latency, single invokes", "ms"),
+    "seconds_1000_requests_at_10": ("seconds for 1,000 requests at 10 concurrent", "s"),
+    "failed_requests": ("failed requests", "requests"),
+    "endpoint_usd_per_hour": ("endpoint cost per hour", "USD/h"),
+    "endpoint_usd_per_day": ("endpoint cost per day", "USD/day"),
+    "endpoint_usd_per_month": ("endpoint cost per month", "USD/month"),
+    "endpoint_usd_per_year": ("endpoint cost per year", "USD/year"),
+    "client_vm_usd_per_hour": ("client VM cost per hour", "USD/h"),
+    "deployment_usd_per_hour": ("whole deployment cost per hour", "USD/h"),
+    "deployment_usd_per_day": ("whole deployment cost per day", "USD/day"),
+    "mean_accuracy_at_5_per_class": ("mean test accuracy at 5 images per class", "%"),
+    "test_accuracy": ("test accuracy", "%"),
+    "test_top5_accuracy": ("test top-5 accuracy", "%"),
+    "test_images_per_s": ("test throughput", "images/s"),
+    "seconds_per_epoch": ("seconds per epoch", "s"),
+    "parameters_millions": ("parameters", "M"),
+    "download_s_per_mb": ("download time per batch", "s/MB"),
+    "upload_s_per_mb": ("upload time per batch", "s/MB"),
+    "inference_s_per_mb": ("inference time per batch", "s/MB"),
+    "throughput_mb_per_s": ("throughput (retrieval + inference)", "MB/s"),
+    "kruskal_wallis_h": ("Kruskal–Wallis H on per-batch values (theirs)", "H"),
+    "frames_per_s_at_100_parallel": ("frames per second, 100 in parallel", "FPS"),
+    "train_time_ratio_accurate_to_fast": ("training time, accurate ÷ fast", "×"),
 }
 
 

@@ -105,27 +105,27 @@ def test_nyckel_end_to_end_runs_tags_and_renders_its_page(stand_in, tmp_path):  
     assert 'id="study-nyckel"' in html and "Reproduced study" in html
     rows = {(r[0], r[1]): r for r in table_rows(md, "Quantity")}
     # the published figure beside platbench's, same unit, n, and what still differs in one line
-    lat = rows[("latency p50 ms", "AWS Rekognition Custom Labels")]
+    lat = rows[("median latency, single invokes", "AWS Rekognition Custom Labels")]
     p50 = plans["latency"].data.metrics["load_latency_p50_ms"]
     assert lat[2] == "167 ms" and lat[3] == f"local: {p50:.2f} ms (n = 1)".replace(f"{p50:.2f}", fmt(p50))
     assert "platbench ran on local, not on AWS Rekognition Custom Labels" in lat[4]
     assert lat[5] == '"Latency and Throughput", median response time'
-    thousand = rows[("seconds 1000 requests at 10", "Nyckel")]
+    thousand = rows[("seconds for 1,000 requests at 10 concurrent", "Nyckel")]
     assert "scaled to 1,000 from 30 requests" in thousand[4]
     # their month beside ours: the hours their figure implies
-    month = rows[("endpoint usd per month", "AWS Rekognition Custom Labels")]
+    month = rows[("endpoint cost per month", "AWS Rekognition Custom Labels")]
     assert month[2] == "2,922 USD/month" and "their figure implies 730.50 h" in month[4]
     assert "no priced endpoint run of rekognition" in month[4]
     # what cannot be measured here, with why
     unmeasured = [r[0] for r in table_rows(md, "Not measured here")]
-    assert "latency p50 ms — Hugging Face AutoTrain" in unmeasured
+    assert "median latency, single invokes — Hugging Face AutoTrain" in unmeasured
     assert any(u.startswith("developer experience") for u in unmeasured)
 
     # the report has the same page as a section of its own
     rep = platbench("report", "--out", "report", cwd=tmp_path, env=env)
     assert rep.returncode == 0, rep.stderr
     report_md = (tmp_path / "report" / "report.md").read_text()
-    assert '<a id="study-nyckel"></a>' in report_md and "| latency p50 ms | AWS Rekognition Custom Labels | 167 ms |" in report_md
+    assert '<a id="study-nyckel"></a>' in report_md and "| median latency, single invokes | AWS Rekognition Custom Labels | 167 ms |" in report_md
 
 
 def fmt(v: float) -> str:

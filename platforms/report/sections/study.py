@@ -19,12 +19,16 @@ def _num(v: Optional[float]) -> str:
     return f"{v:,.0f}" if a >= 1000 else f"{v:.2f}" if a >= 1 else f"{v:.4g}"
 
 
+def _as_published(v: float) -> str:
+    return format(v, ",.10g")
+
+
 def published_text(f, unit: str) -> str:
     stat = "" if f.stat == "value" else f"{f.stat} "
-    upper = f"–{_num(f.upper)}" if f.upper is not None else ""
-    spread = f" ± {_num(f.spread)}" if f.spread is not None else ""
+    upper = f"–{_as_published(f.upper)}" if f.upper is not None else ""
+    spread = f" ± {_as_published(f.spread)}" if f.spread is not None else ""
     n = f" (n = {f.n})" if f.n else ""
-    return f"{stat}{_num(f.value)}{upper}{spread} {unit}{n}"
+    return f"{stat}{_as_published(f.value)}{upper}{spread} {unit}{n}"
 
 
 def measured_text(values: list[float], unit: str) -> str:
@@ -121,7 +125,7 @@ class StudySections(ReportContext):
         for f in p.figures:
             if not f.measurable:
                 continue
-            unit = QUANTITIES[f.quantity]
+            label, unit = QUANTITIES[f.quantity]
             mapped = p.platforms.get(f.platform)
             if f.quantity in measure.HORIZON_UNIT:
                 ours_p = mapped
@@ -140,12 +144,12 @@ class StudySections(ReportContext):
             hours = measure.implied_hours(p, f)
             if hours is not None:
                 differs.append(f"their figure implies {hours:.2f} h")
-            if not got.n and not got.note:
+            if not got.n and f.quantity not in measure.NOT_BUILT:
                 why = (f"no priced endpoint run of {mapped}" if f.quantity in measure.HORIZON_UNIT and mapped
                        else "no platform for it in platbench" if f.quantity in measure.HORIZON_UNIT
                        else "no run of this study measured it yet")
                 differs.append(why)
-            rows.append([f"{f.quantity.replace('_', ' ')}", f.platform, published_text(f, unit),
+            rows.append([label, f.platform, published_text(f, unit),
                          f"{ours_p or '–'}: {measured_text(got.values, unit)}" if got.n else f"{ours_p or '–'}: –",
                          "; ".join(differs) or "same protocol", f.section])
             ids.append([r.run_id for r in self.cite(got.runs)])
@@ -190,7 +194,7 @@ class StudySections(ReportContext):
     def _not_measured(self, s: Section, p) -> None:
         from platforms.reproduce.protocol import QUANTITIES
 
-        rows = [[f"{f.quantity.replace('_', ' ')} — {f.platform}", published_text(f, QUANTITIES[f.quantity]), f.why_not, f.section]
+        rows = [[f"{QUANTITIES[f.quantity][0]} — {f.platform}", published_text(f, QUANTITIES[f.quantity][1]), f.why_not, f.section]
                 for f in p.figures if not f.measurable]
         rows += [[u.what, "–", u.why, "–"] for u in p.unmeasured]
         rows += [[f"protocol step: {n}", "–", "not built in platbench yet", "–"] for n in p.not_built]
