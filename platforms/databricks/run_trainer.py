@@ -36,9 +36,22 @@ def copy_changed(src: Path, dst: Path, sent: dict) -> None:
         sent[rel] = stamp
 
 
+def _newest(folder: Path):
+    """The stamp of the newest complete file in `folder` (None: none yet): an epoch-end checkpoint changes it.
+    Watched by folder, not by the trainer's checkpoint file name: that constant's module (trainer.recorder)
+    imports Lightning, seconds before the trainer has even checked its data."""
+    stamps = []
+    for path in folder.glob("*"):
+        try:
+            if path.is_file() and not path.name.endswith(".tmp"):
+                stamps.append(_stamp(path)[::-1])
+        except FileNotFoundError:  # renamed meanwhile
+            continue
+    return max(stamps, default=None)
+
+
 def run(argv: list[str]) -> int:
     from trainer.cli import main
-    from trainer.recorder import CHECKPOINT_FILE
 
     args = list(argv)
     if "--out" not in args:
@@ -51,13 +64,13 @@ def run(argv: list[str]) -> int:
         shutil.copytree(volume_out, local, dirs_exist_ok=True)
         sent = {p.relative_to(local): _stamp(p) for p in local.rglob("*") if p.is_file()}
     args[i] = str(local)
-    checkpoint = local / "checkpoints" / CHECKPOINT_FILE
+    checkpoints = local / "checkpoints"
     done, lock = threading.Event(), threading.Lock()
 
     def at_checkpoints() -> None:
-        last = _stamp(checkpoint) if checkpoint.is_file() else None
+        last = _newest(checkpoints)
         while not done.wait(POLL_SECONDS):
-            now = _stamp(checkpoint) if checkpoint.is_file() else None
+            now = _newest(checkpoints)
             if now != last:
                 last = now
                 try:

@@ -2,7 +2,12 @@
 talks to: settings refused before anything is created, the dry-run plan (its run.json accepted by the SDK's
 own SubmitTask), staging into a volume through the Files API, and the whole flow: stage → runs/submit → the
 run executed as a local process from the wheel built from this checkout → collect → MLflow. (Ctrl-C, a failed
-job, an error while waiting: the launcher conformance kit, tests/launchers.)"""
+job, an error while waiting: the launcher conformance kit, tests/launchers.)
+
+The real trainer runs the task's contract (run_trainer.py with the task's parameters, outputs copied to the
+volume) in local mode, which runs that very task here; the job cluster's runs (the end-to-end flow, the relaunch
+that resumes) run the stand-in trainer (tests/stand_in, through the cluster's runtime environment): what they
+test is the launcher's and the workspace's, not the training."""
 from __future__ import annotations
 
 import json
@@ -13,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import write_folder_dataset
 from dbx_workspace import cli_refusal, job_cluster, workspace, workspace_server  # noqa: F401 - fixtures
+from stand_in import stand_in  # noqa: F401 (fixture)
 
 from platforms.core import launch, tracking
 from platforms.core.api import Job
@@ -138,11 +144,12 @@ def test_a_gpu_node_type_starts_the_trainer_on_cuda(dataset, tmp_path, workspace
     assert [p for i, p in enumerate(params) if "--device" in params[i - 1:i + 1]] == device
 
 
-def test_end_to_end_stage_submit_collect_mlflow(dataset, tmp_path, monkeypatch, job_cluster):
+def test_end_to_end_stage_submit_collect_mlflow(stand_in, tmp_path, monkeypatch, job_cluster):
     workspace = job_cluster
+    workspace.runtime_env.update(stand_in.env(base={}))
     monkeypatch.chdir(tmp_path)
     seen = len(workspace.requests)
-    job = Job(data=dataset, out=tmp_path / "out", epochs=2, model="small")
+    job = Job(data=stand_in.data, out=tmp_path / "out", epochs=2, model="small")
 
     class Seen(JobProgress):
         epochs_done: list = []
@@ -201,21 +208,40 @@ def test_local_mode_runs_the_task_here_without_the_jobs_api(dataset, tmp_path, m
     assert t.metrics["phase_seconds_training"] > 0
 
 
-def test_a_relaunch_of_a_run_name_is_a_new_run_resuming_from_the_volume(dataset, tmp_path, monkeypatch, job_cluster):
+def test_a_relaunch_of_a_run_name_is_a_new_run_resuming_from_the_volume(stand_in, tmp_path, monkeypatch, job_cluster):
     """A token that exists returns the existing run and starts none (jobs.submit,
     https://docs.databricks.com/api/workspace/jobs/submit): each launch has its own, so a second launch under the
     same run_name is a new run. It resumes from the checkpoint the first left in the volume, where the trainer's
     outputs are copied from the driver's local disk (the loopback volume, like the real one, takes no appends)."""
     workspace = job_cluster
+    workspace.runtime_env.update(stand_in.env(base={}))
     monkeypatch.chdir(tmp_path)
-    first_job = Job(data=dataset, out=tmp_path / "first", epochs=1, model="small")
+    first_job = Job(data=stand_in.data, out=tmp_path / "first", epochs=1, model="small")
     first, first_id = run(first_job, {**BASE, **CPU_NODE, "run_name": "pb-resume"})
     assert first.status == "finished", first.message
     out = "/Volumes/main/platbench/runs/platbench/jobs/pb-resume/outputs/"
     assert {out + "checkpoints/last.ckpt", out + "train.log", out + "metrics.jsonl"} <= set(files_under(workspace, out))
-    again_job = Job(data=dataset, out=tmp_path / "again", epochs=1, model="small")
+    again_job = Job(data=stand_in.data, out=tmp_path / "again", epochs=1, model="small")
     again, again_id = run(again_job, {**BASE, **CPU_NODE, "run_name": "pb-resume"})
     assert again.status == "finished", again.message
     run_ids = [tracking.client().get_run(r).data.tags[tracking.Tag.JOB_ID] for r in (first_id, again_id)]
     assert run_ids[0] != run_ids[1]  # a new Databricks run, not the first one returned for a reused token
     assert json.loads((again_job.out / "results.json").read_text())["resumed_from_epoch"] == 1
+
+
+def test_the_task_script_leaves_lightning_to_the_trainer(tmp_path):
+    """run_trainer.py, the task's python_file, imports only the trainer's torch-free CLI: a run whose data the
+    trainer refuses ends in the trainer's one line without Lightning (the script named the checkpoint file from
+    trainer.recorder, which imports it: seconds of every run before the trainer had checked anything)."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "platforms" / "databricks" / "run_trainer.py"
+    probe = ("import runpy, sys\nsys.argv = sys.argv[1:]\ntry:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+             "except SystemExit as exc:\n    print('exit', exc.code, 'lightning' in sys.modules)\n")
+    (tmp_path / "empty").mkdir()
+    r = subprocess.run([sys.executable, "-c", probe, str(script), "train", "--data", str(tmp_path / "empty"),
+                        "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                       env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert r.stdout.strip() == "exit 2 False", r.stdout + r.stderr
+    assert "is not a dataset" in r.stderr and "Traceback" not in r.stderr, r.stderr

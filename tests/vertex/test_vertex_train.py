@@ -4,7 +4,11 @@ to end: google-cloud-aiplatform's JobService client, signed with a service-accou
 Vertex AI server (vertex_server.py), which parses every body into the SDK's messages, refuses what the
 service refuses and runs the job's container as Vertex documents it (vertex_jobs.py: the image's `train`
 with the AIP_* / CLUSTER_SPEC environment and /gcs standing in as a folder synced with the emulator).
-(Ctrl-C, a failed job, an error while waiting, passing API faults: the launcher conformance kit, tests/launchers.)"""
+(Ctrl-C, a failed job, an error while waiting, passing API faults: the launcher conformance kit, tests/launchers.)
+
+The real trainer runs the container contract in local mode, as two DDP replicas in the cloud, and where its
+device check is what is tested; the cloud job whose outputs, cost and resume are tested runs the stand-in
+trainer (tests/stand_in, through the server's runtime environment): those are the launcher's and the server's."""
 from __future__ import annotations
 
 import json
@@ -15,6 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import write_folder_dataset
 from conftest_clouds import gcs, gcs_server, new_bucket_name  # noqa: F401 (fixtures)
+from stand_in import stand_in  # noqa: F401 (fixture)
 from vertex_fixtures import bucket_in, job_service  # noqa: F401 (fixtures)
 
 from platforms.core import launch
@@ -179,7 +184,7 @@ def test_local_mode_end_to_end_with_naive_staging(dataset, tmp_path, monkeypatch
     assert t[tracking.Tag.STAGING] == "naive"
 
 
-def test_a_cloud_job_runs_on_the_server_and_its_outputs_and_cost_come_back(dataset, tmp_path, monkeypatch, bucket,
+def test_a_cloud_job_runs_on_the_server_and_its_outputs_and_cost_come_back(stand_in, tmp_path, monkeypatch, bucket,
                                                                          job_service):
     """Cloud mode end to end: the SDK creates the job, the server runs the image's `train` under Vertex's
     documented environment, the launcher polls it to JOB_STATE_SUCCEEDED, collects results.json and the model
@@ -191,9 +196,10 @@ def test_a_cloud_job_runs_on_the_server_and_its_outputs_and_cost_come_back(datas
     from google.cloud import aiplatform_v1
 
     monkeypatch.chdir(tmp_path)
+    job_service.runtime_env.update(stand_in.env(base={}))
     settings = {"project": "p", "bucket": bucket, "image_uri": PINNED, "api_endpoint": job_service.url,
                 "poll_seconds": "0.05", "job_name": "pb-vx-cloud", "spot": "true", "run_name": "cifar-spot-1", **CPU}
-    job = Job(data=dataset, out=tmp_path / "out", epochs=1)
+    job = Job(data=stand_in.data, out=tmp_path / "out", epochs=1)
     outcome, run_id = run(job, settings)
     assert outcome.status == "finished", outcome.message
     (created,) = job_service.created
@@ -238,7 +244,7 @@ def test_a_cloud_job_runs_on_the_server_and_its_outputs_and_cost_come_back(datas
     from platforms.vertex.train import VertexPlatform
 
     p = VertexPlatform({k: v for k, v in settings.items() if k != "job_name"})
-    handle, again = _cloud_outcome(p, dataset, tmp_path / "again")
+    handle, again = _cloud_outcome(p, stand_in.data, tmp_path / "again")
     assert again.status == "finished", again.message + job_service.logs(handle.job_id)[-3000:]
     assert again.tags["platbench.run_name"] == "cifar-spot-1"
     assert again.tags["platbench.checkpoint_uri"] == f"gs://{bucket}/platbench/jobs/cifar-spot-1/checkpoints/"
