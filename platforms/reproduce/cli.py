@@ -31,6 +31,8 @@ def cli_main(study: str, platforms: list[str], data: Optional[Path], dry_run: bo
             print(plan_mod.text(plan, max_usd))
         return 0
     plan_mod.refuse_blocked(plan)
+    if max_usd is not None:  # the whole plan's upper bound, refused before anything is created
+        plan_mod.text(plan, max_usd)
     from platforms import preflight
     from platforms.core.tracking import tracking_uri
 
