@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from platforms.errors import UserError
 from platforms.reproduce.plan import Group, Plan, request_count
 
 STUDY_TAG = "platbench.study"

@@ -59,8 +59,22 @@ def interval(values: list[float]) -> tuple[Optional[float], Optional[float], Opt
     return mean, sd, (mean - half, mean + half)
 
 
-def _loads(runs, platform: str, plan: str) -> list:
-    return [r for r in runs["load"] if r.platform == platform and r.tags.get(PLAN_TAG) == plan and r.finished]
+# quantities measured by a request plan: one figure per served model
+PLAN_OF = {"latency_p50_ms": "latency", "seconds_1000_requests_at_10": "thousand_at_10",
+           "failed_requests": "thousand_at_10", "frames_per_s_at_100_parallel": "parallel_100"}
+
+
+def served_models(store, study: str, platform: str, quantity: str) -> list[Optional[str]]:
+    """The models a request plan served on `platform` ([None]: not a request-plan quantity, or none served)."""
+    if quantity not in PLAN_OF:
+        return [None]
+    runs = study_runs(store, study)
+    return sorted({r.model for r in _loads(runs, platform, PLAN_OF[quantity])}) or [None]
+
+
+def _loads(runs, platform: str, plan: str, model: Optional[str] = None) -> list:
+    return [r for r in runs["load"] if r.platform == platform and r.tags.get(PLAN_TAG) == plan and r.finished
+            and (model is None or r.model == model)]
 
 
 def selected(proto: Protocol, runs: list) -> dict[str, list]:
@@ -113,14 +127,15 @@ def _seconds_per_epoch(r) -> Optional[float]:
     return None if secs is None or not epochs else secs / epochs
 
 
-def measure(proto: Protocol, quantity: str, store, platform: str, all_runs_of_platform: list | None = None) -> Measured:
-    """platbench's values of `quantity` on `platform` by the study's protocol (empty: none measured)."""
+def measure(proto: Protocol, quantity: str, store, platform: str, all_runs_of_platform: list | None = None,
+            model: Optional[str] = None) -> Measured:
+    """platbench's values of `quantity` on `platform` (and served `model`) by the study's protocol (empty: none)."""
     runs = study_runs(store, proto.study)
     if quantity == "latency_p50_ms":
-        rs = [r for r in _loads(runs, platform, "latency") if r.m("load_latency_p50_ms") is not None]
+        rs = [r for r in _loads(runs, platform, "latency", model) if r.m("load_latency_p50_ms") is not None]
         return Measured([r.m("load_latency_p50_ms") for r in rs], rs, "median of single invokes, one run each")
     if quantity in ("seconds_1000_requests_at_10", "failed_requests"):
-        rs = _loads(runs, platform, "thousand_at_10")
+        rs = _loads(runs, platform, "thousand_at_10", model)
         if quantity == "failed_requests":
             rs = [r for r in rs if r.m("load_failed") is not None]
             return Measured([r.m("load_failed") for r in rs], rs)
@@ -135,7 +150,7 @@ def measure(proto: Protocol, quantity: str, store, platform: str, all_runs_of_pl
         note = "" if sizes <= {1000} else f"scaled to 1,000 from {', '.join(map(str, sorted(sizes)))} requests"
         return Measured(vals, used, note)
     if quantity == "frames_per_s_at_100_parallel":
-        rs = [r for r in _loads(runs, platform, "parallel_100") if r.m("load_images_per_s") is not None]
+        rs = [r for r in _loads(runs, platform, "parallel_100", model) if r.m("load_images_per_s") is not None]
         return Measured([r.m("load_images_per_s") for r in rs], rs)
     if quantity == "mean_accuracy_at_5_per_class":
         rs = [r for r in runs["training"] if r.platform == platform and r.per_class == 5

@@ -83,7 +83,7 @@ def small_nyckel(folder: Path) -> Path:
     return folder
 
 
-def test_nyckel_end_to_end_runs_tags_and_renders_its_page(stand_in, tmp_path):  # noqa: F811
+def test_nyckel_end_to_end_runs_tags_and_renders_its_page(stand_in, tmp_path):
     studies = small_nyckel(tmp_path / "studies")
     env = {**os.environ, **stand_in.env(), "PLATBENCH_STUDIES": str(studies)}
     proc = platbench("reproduce", "nyckel", "--data", str(stand_in.data), cwd=tmp_path, env=env)
@@ -107,7 +107,7 @@ def test_nyckel_end_to_end_runs_tags_and_renders_its_page(stand_in, tmp_path):  
     # the published figure beside platbench's, same unit, n, and what still differs in one line
     lat = rows[("median latency, single invokes", "AWS Rekognition Custom Labels")]
     p50 = plans["latency"].data.metrics["load_latency_p50_ms"]
-    assert lat[2] == "167 ms" and lat[3] == f"local: {p50:.2f} ms (n = 1)".replace(f"{p50:.2f}", fmt(p50))
+    assert lat[2] == "167 ms" and lat[3] == f"local · small: {fmt(p50)} ms (n = 1)"
     assert "platbench ran on local, not on AWS Rekognition Custom Labels" in lat[4]
     assert lat[5] == '"Latency and Throughput", median response time'
     thousand = rows[("seconds for 1,000 requests at 10 concurrent", "Nyckel")]

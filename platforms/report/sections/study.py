@@ -133,31 +133,38 @@ class StudySections(ReportContext):
             else:
                 ours_p = self._ours_platform(p, f, ran)
                 pool = None
-            got = measure.measure(p, f.quantity, self.store, ours_p, pool) if ours_p else measure.Measured()
-            differs = []
-            if ours_p and mapped != ours_p and f.quantity not in measure.HORIZON_UNIT:
-                differs.append(f"platbench ran on {ours_p}, not on {f.platform}")
-            if f.differs:
-                differs.append(f.differs)
-            if got.note:
-                differs.append(got.note)
-            hours = measure.implied_hours(p, f)
-            if hours is not None:
-                differs.append(f"their figure implies {hours:.2f} h")
-            if not got.n and f.quantity not in measure.NOT_BUILT:
-                why = (f"no priced endpoint run of {mapped}" if f.quantity in measure.HORIZON_UNIT and mapped
-                       else "no platform for it in platbench" if f.quantity in measure.HORIZON_UNIT
-                       else "no run of this study measured it yet")
-                differs.append(why)
-            rows.append([label, f.platform, published_text(f, unit),
-                         f"{ours_p or '–'}: {measured_text(got.values, unit)}" if got.n else f"{ours_p or '–'}: –",
-                         "; ".join(differs) or "same protocol", f.section])
-            ids.append([r.run_id for r in self.cite(got.runs)])
+            models = measure.served_models(self.store, p.study, ours_p, f.quantity) if ours_p else [None]
+            for model in models:
+                got = measure.measure(p, f.quantity, self.store, ours_p, pool, model) if ours_p else measure.Measured()
+                rows.append(self._row(p, f, label, unit, mapped, ours_p, model, got))
+                ids.append([r.run_id for r in self.cite(got.runs)])
         if rows:
             s.add(Table(["Quantity", "Theirs", "Published (theirs)", "platbench", "What still differs", "Source"], rows,
                         ids, id=f"study-{p.study}-figures",
                         caption="Published figures are the study's own; platbench's are mean ± sample std over runs, "
                                 "with n and the 95% t interval of the mean where n ≥ 2."))
+
+    @staticmethod
+    def _row(p, f, label: str, unit: str, mapped, ours_p, model, got) -> list[str]:
+        from platforms.reproduce import measure
+
+        differs = []
+        if ours_p and mapped != ours_p and f.quantity not in measure.HORIZON_UNIT:
+            differs.append(f"platbench ran on {ours_p}, not on {f.platform}")
+        if f.differs:
+            differs.append(f.differs)
+        if got.note:
+            differs.append(got.note)
+        hours = measure.implied_hours(p, f)
+        if hours is not None:
+            differs.append(f"their figure implies {hours:.2f} h")
+        if not got.n and f.quantity not in measure.NOT_BUILT:
+            differs.append(f"no priced endpoint run of {mapped}" if f.quantity in measure.HORIZON_UNIT and mapped
+                           else "no platform for it in platbench" if f.quantity in measure.HORIZON_UNIT
+                           else "no run of this study measured it yet")
+        who = f"{ours_p or '–'}" + (f" · {model}" if model else "")
+        ours = f"{who}: {measured_text(got.values, unit)}" if got.n else f"{who}: –"
+        return [label, f.platform, published_text(f, unit), ours, "; ".join(differs) or "same protocol", f.section]
 
     def _pareto(self, s: Section, p, ran: list[str]) -> None:
         from platforms.core.stats import pareto
