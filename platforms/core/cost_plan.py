@@ -29,6 +29,8 @@ class CostLine:
     hours_from: str                # "a finished run (ID, N s)" | "max_run (N s)"
     upper_hours: Optional[float]   # max_run in hours; None: unbounded
     why: str = ""                  # no quote: why
+    seen_usd: Optional[float] = None  # an AutoML service: what its newest finished run cost (no quote × hours)
+    upper_from: str = "max_run"       # what bounds the hours
 
     @property
     def free(self) -> bool:
@@ -38,6 +40,8 @@ class CostLine:
     def expected_usd(self) -> Optional[float]:
         if self.free:
             return 0.0
+        if self.seen_usd is not None:
+            return self.seen_usd
         return None if self.quote is None or self.hours is None else self.quote.usd_per_hour * self.hours
 
     @property
@@ -48,11 +52,12 @@ class CostLine:
 
     def text(self) -> str:
         if self.quote is None:
-            return f"  {self.label}: {self.why}"
+            return f"  {self.label}: " + (f"{self.seen_usd:.4f} USD expected ({self.why})" if self.seen_usd is not None
+                                          else self.why)
         q = self.quote
         status = "verified" if q.verified else "unverified †"
         dates = sorted({p.date for p, _ in q.items})
-        upper = f"; at most {self.upper_usd:.4f} USD in max_run ({self.upper_hours:.2f} h)" if self.upper_usd is not None \
+        upper = f"; at most {self.upper_usd:.4f} USD in {self.upper_from} ({self.upper_hours:.2f} h)" if self.upper_usd is not None \
             else "; no upper bound (no max_run: --max-usd stops it at the budget)"
         expected = (f"{self.hours:.3f} h expected (from {self.hours_from}) = {self.expected_usd:.4f} USD"
                     if self.hours is not None else f"expected hours unknown ({self.hours_from}): cost unknown")
@@ -123,8 +128,7 @@ def line(platform_name: str, job, settings: dict[str, str], label: str = "") -> 
     if registry.spec(platform_name).in_process:  # nothing to price: no launcher made, no preflight
         return CostLine(platform_name, label or platform_name, None, None, "", None, NO_COST)
     if registry.spec(platform_name).kind == Kind.SERVICE:
-        return CostLine(platform_name, label or platform_name, None, None, "", None,
-                        "an AutoML service: its cost is reported after the run (not planned here)")
+        return service_line(platform_name, label or platform_name)
     platform = registry.get(platform_name)(settings)
     platform.preflight(job)
     return for_platform(platform, job, label)
@@ -196,3 +200,51 @@ def endpoint_text(platform: str, usd_per_hour: float, basis: str, requests: int)
     return (f"{head} × {seconds / 3600:.3f} h expected (from endpoint run {run_id[:8]}: create → serving and "
             f"teardown {fixed:.0f} s + its load test {load:.0f} s for {done:.0f} requests, scaled to {requests}) "
             f"= {usd_per_hour * seconds / 3600:.4f} USD; batch inference not included")
+
+
+def service_line(platform: str, label: str) -> CostLine:
+    """An AutoML service's cost line: what its newest finished run cost (training + serving on its price table,
+    the run's price basis said), else unknown; no upper bound (the service decides how long it trains)."""
+    from platforms.core import tracking
+
+    T = tracking.Tag
+    filt = f"tags.`{T.PLATFORM}` = '{platform}' and tags.`{T.KIND}` = 'service' and tags.`{T.STATUS}` = 'finished'"
+    for r in newest_runs(filt):
+        if r.data.metrics.get("cost_usd") is not None:
+            basis = r.data.tags.get(T.PRICE_SOURCE, "its price table")
+            return CostLine(platform, label, None, None, "", None, f"as service run {r.info.run_id[:8]} cost: {basis}; "
+                            "no upper bound: the service decides how long it trains", r.data.metrics["cost_usd"])
+    return CostLine(platform, label, None, None, "", None,
+                    f"an AutoML service with no finished run of {platform} yet: cost unknown until one has run")
+
+
+def hours_lines(items: list[tuple[str, object, float]], region: Optional[str] = None,
+                section: str = "training") -> list[CostLine]:
+    """The cost of `items` [(platform, hardware, hours)] on their price tables, for a plan that knows its hours
+    (a study's horizon, an endpoint kept up): hardware is a `platbench.instance_type` tag's form ('SKU' or
+    'SKU+NxSKU') or a list of (SKU, count); the region is the one table region that prices it when not given.
+    The hours are the plan's own, so they are the upper bound too; a hardware no table prices has no cost."""
+    from platforms.core import pricing
+
+    out = []
+    for platform, hardware, hours in items:
+        parts = _items(hardware)
+        label = f"{platform} {hardware if isinstance(hardware, str) else '+'.join(f'{n}x{s}' for s, n in parts)}"
+        regions = [region] if region else [r for r, skus in (pricing.table(platform).get(section) or {}).items()
+                                           if all(s in skus for s, _ in parts)]
+        quote = pricing.quote(platform, regions[0], parts, section) if len(regions) == 1 else None
+        why = "" if quote else (f"no price for it in platforms/{platform}/prices.yaml ({section}"
+                                + (f", {len(regions)} regions: give one" if len(regions) > 1 else "") + "): cost unknown")
+        out.append(CostLine(platform, label, quote, hours, "the plan", hours, why, upper_from="the plan's hours"))
+    return out
+
+
+def _items(hardware) -> list[tuple[str, int]]:
+    """'n1-standard-8+1xNVIDIA_TESLA_T4' → [('n1-standard-8', 1), ('NVIDIA_TESLA_T4', 1)]; a list as given."""
+    if not isinstance(hardware, str):
+        return [(str(s), int(n)) for s, n in hardware]
+    out = []
+    for part in hardware.split("+"):
+        n, x, sku = part.partition("x")
+        out.append((sku, int(n)) if x and n.isdigit() else (part, 1))
+    return out
