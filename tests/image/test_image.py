@@ -347,8 +347,10 @@ def test_compose_trainer_service_without_the_gpu_reservation(data):
     shutil.copytree(RECORD / ".platbench", proj / ".platbench")  # the project folder the image was built from
     chown_tree(proj)  # the user's own folder, owned by the uid compose runs the image as (PLATBENCH_UID)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLATBENCH_IMAGE_")}
+    # two epochs as given (no step budget: it trained 200 steps, minutes of the image test, for what only needs a
+    # run): what is tested is the service, its user, folder and recorded identity, not training
     env.update({"PWD": str(proj), "PLATBENCH_IMAGE": IMAGE, "PLATBENCH_MODEL": "small", "PLATBENCH_TARGET": "0.5",
-                "PLATBENCH_UID": str(IMAGE_UID), "PLATBENCH_GID": str(IMAGE_UID)})
+                "PLATBENCH_LAUNCH_ARGS": "--epochs 2", "PLATBENCH_UID": str(IMAGE_UID), "PLATBENCH_GID": str(IMAGE_UID)})
     config = json.loads(docker("compose", *COMPOSE_FILES, "config", "--format", "json", cwd=proj, env=env).stdout)
     svc = config["services"]["trainer"]
     assert not svc.get("deploy", {}).get("resources")  # the GPU reservation is gone, nothing else changed:
@@ -363,6 +365,7 @@ def test_compose_trainer_service_without_the_gpu_reservation(data):
     (out,) = (proj / "runs").iterdir()
     res = read_results(out)
     assert res.platform == "local" and res.model == "small" and res.target_accuracy == 0.5
+    assert res.epochs_completed == 2  # PLATBENCH_LAUNCH_ARGS reached the launch
     build_id = json.loads((RECORD / ".platbench/image.json").read_text())["build_id"]
     assert res.image_digest == res.image_id == DIGEST and res.image_build_id == build_id
     client = MlflowClient(tracking_uri=f"sqlite:///{proj / 'mlflow.db'}")
