@@ -255,12 +255,15 @@ def _native(tmp_path: Path) -> dict:
     return {"PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
 
 
-def test_train_executable_under_the_sagemaker_layout(color_data, tmp_path):
+def test_train_executable_under_the_sagemaker_layout(stand_in, tmp_path):
+    """docker/train with the stand-in trainer (tests/stand_in): what is tested is the executable and the folders
+    SageMaker names (trainer/cli.py and trainer/environment.py, the real trainer's), not training; the real
+    trainer runs under this layout in the image (tests/image/test_image.py)."""
     root = tmp_path / "opt_ml"
-    shutil.copytree(color_data, root / "input/data/training")
+    shutil.copytree(stand_in.data, root / "input/data/training")
     (root / "input/config").mkdir(parents=True)
     (root / "input/config/hyperparameters.json").write_text(json.dumps({"epochs": "2", "batch_size": "32"}))
-    env = {**_native(tmp_path), "PLATBENCH_OPT_ML": str(root), "TRAINING_JOB_NAME": "pb-test-1"}
+    env = {**_native(tmp_path), "PLATBENCH_OPT_ML": str(root), "TRAINING_JOB_NAME": "pb-test-1", **stand_in.env()}
     proc = run_cmd([str(REPO / "docker/train")], cwd=tmp_path, env=env)  # SageMaker: `docker run IMAGE train`
     assert proc.returncode == 0, proc.stderr
     res = read_results(root / "output/data")

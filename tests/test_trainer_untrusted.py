@@ -73,8 +73,9 @@ def test_cifar_batch_that_runs_code_is_one_line_from_the_trainer_cli(tmp_path):
     root = write_cifar_batches(tmp_path / "c", per_batch=10)
     marker = tmp_path / "pwned"
     _hostile_batch(root, marker, "batches.meta")
-    proc = run_cmd([sys.executable, "-m", "trainer", "train", "--data", str(root), "--out", str(tmp_path / "o"),
-                    "--device", "cpu"], env={"PLATBENCH_CACHE": str(tmp_path / "cache")})
+    # in this process (tests/_cli.py): `python -m trainer train`'s subprocess refusal is test_training's
+    proc = trainer_here("train", "--data", str(root), "--out", str(tmp_path / "o"), "--device", "cpu",
+                        env={"PLATBENCH_CACHE": str(tmp_path / "cache")})
     assert_one_line_error(proc)
     assert "refusing CIFAR-10 batch file" in proc.stderr and "posix.system" in proc.stderr
     assert not marker.exists()

@@ -72,14 +72,21 @@ def test_runs_lists_the_run(launched):
     assert doc["mlflow_run_id"][:6] in table.stdout and "finished" in table.stdout
 
 
-def test_tracking_uri_from_the_environment_wins(stand_in, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'elsewhere.db'}"
-    proc = platbench("launch", "local", "--data", str(stand_in.data), "--epochs", "1", "--json", cwd=tmp_path,
-                     env={"MLFLOW_TRACKING_URI": uri, **stand_in.env()})
+def test_tracking_uri_from_the_environment_wins_and_its_artifacts_live_beside_it(stand_in, tmp_path):
+    """MLFLOW_TRACKING_URI names a sqlite store away from the working folder: the run is there, the artifacts
+    beside that store, and nothing is written where platbench was started (no embedded mlflow.db)."""
+    store = tmp_path / "store"
+    store.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    uri = f"sqlite:///{store / 'elsewhere.db'}"
+    proc = platbench("launch", "local", "--data", str(stand_in.data), "--epochs", "1", "--json", "--out",
+                     str(tmp_path / "out"), cwd=work, env={"MLFLOW_TRACKING_URI": uri, **stand_in.env()})
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "elsewhere.db").is_file() and not (tmp_path / "mlflow.db").exists()
+    assert (store / "elsewhere.db").is_file() and not (work / "mlflow.db").exists()
     run = MlflowClient(tracking_uri=uri).get_run(json.loads(proc.stdout)["mlflow_run_id"])
     assert run.info.status == "FINISHED"
+    assert (store / "mlartifacts").is_dir() and list(work.iterdir()) == []
 
 
 def launch_until_first_checkpoint(stand_in, cwd) -> subprocess.Popen:
@@ -154,15 +161,3 @@ def test_a_run_whose_process_died_is_reconciled_as_lost(stand_in, tmp_path):
     assert rows[0]["status"] == "FAILED"
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert client.get_run(rows[0]["run_id"]).data.tags["platbench.status"] == "lost"
-
-
-def test_artifacts_of_a_sqlite_store_named_by_uri_live_beside_it(stand_in, tmp_path):
-    store = tmp_path / "store"
-    store.mkdir()
-    work = tmp_path / "work"
-    work.mkdir()
-    proc = platbench("launch", "local", "--data", str(stand_in.data), "--epochs", "1", "--json", "--out",
-                     str(tmp_path / "out"), cwd=work,
-                     env={"MLFLOW_TRACKING_URI": f"sqlite:///{store / 'm.db'}", **stand_in.env()})
-    assert proc.returncode == 0, proc.stderr
-    assert (store / "mlartifacts").is_dir() and list(work.iterdir()) == []
