@@ -70,7 +70,10 @@ def show_cmd(platforms: Optional[list[str]] = typer.Argument(None, help="default
     from platforms.core import pricing
     from platforms.core import price_cache as cache
 
-    for name in _names(platforms):
+    from platforms.core import registry
+
+    tabled = [p for p in registry.names() if pricing.table_path(p).is_file()]  # Nyckel's too: no source refreshes it
+    for name in _names(platforms or tabled):
         for e in cache.read(name):  # prices in another currency (Apolo's credits): shown, never in a USD figure
             if e.currency != "USD":
                 typer.echo(f"{name:<14} {e.section:<13} {e.region:<12} {e.sku:<28} {e.per_hour:>9.4f}  {e.currency}/h "
