@@ -14,6 +14,9 @@ use, and reads a catalog file it finds in ~/.sky/catalogs/<schema version>/ as "
   aws/images.csv (Tag, Region, OS, OSVersion, ImageId, CreationDate) and aws/instance_quota_mapping.csv
   (InstanceType, OnDemandInstanceCode, SpotInstanceCode), with one GPU row: g4dn.xlarge, T4:1, us-east-1,
   at AWS's on-demand list price; the image is the Deep Learning AMI in moto's own image list.
+- aws/az_mappings-<user hash>.csv, the account's zone IDs → zone names that SkyPilot fetches on first use
+  (DescribeAvailabilityZones in every enabled region: 22 against moto, most of `sky check`'s seconds): the
+  catalog's one region's, from moto, as SkyPilot writes it.
 - the AWS account as AWS makes it and SkyPilot leaves it: the default VPC routed to an internet gateway
   (moto's has none; SkyPilot only uses public subnets), and SkyPilot's instance profile `skypilot-v1` already
   there (as after a first launch: moto refuses the role policy SkyPilot writes, which has no "Version").
@@ -77,6 +80,18 @@ def write_catalog(home: Path, ami: str) -> None:
         f"skypilot:custom-cpu-ubuntu,us-east-1,ubuntu,22.04,{ami},20250101\n")
     (root / "aws" / "instance_quota_mapping.csv").write_text(
         "InstanceType,OnDemandInstanceCode,SpotInstanceCode\ng4dn.xlarge,L-DB2E81BA,L-3819A6DF\n")
+
+
+def write_az_mappings(home: Path, aws) -> None:
+    """The file SkyPilot's AWS catalog (aws_catalog._get_az_mappings) fetches when it lacks it, for the one region
+    the catalog has: named by the first 8 hex digits of the MD5 of the caller's STS UserId (its user hash)."""
+    import hashlib
+
+    user = aws("sts").get_caller_identity()["UserId"]
+    zones = aws("ec2").describe_availability_zones()["AvailabilityZones"]  # us-east-1's, moto's zone IDs
+    name = f"az_mappings-{hashlib.md5(user.encode()).hexdigest()[:8]}.csv"
+    (home / ".sky" / "catalogs" / CATALOG_VERSION / "aws" / name).write_text(
+        "AvailabilityZone,AvailabilityZoneName\n" + "".join(f"{z['ZoneId']},{z['ZoneName']}\n" for z in zones))
 
 
 def no_route_ssh(folder: Path) -> Path:
@@ -190,6 +205,7 @@ def sky_server(moto_server, tmp_path_factory):
                SKYPILOT_DISABLE_USAGE_COLLECTION="1", SKYPILOT_API_SERVER_ENDPOINT=f"http://127.0.0.1:{port}")
     sky = Sky(env, proxy, None)
     write_catalog(home, prepare_account(sky.aws))
+    write_az_mappings(home, sky.aws)
     # the client's imports while the server starts; after the catalog, whose folders importing sky makes
     sky.client = SkyClient(env, root / "sky-client.log")
     log_path = root / "sky-server.log"

@@ -133,8 +133,11 @@ def test_the_printed_dry_run_is_what_skypilot_accepts(digits_data, tmp_path):
     text = r.stdout.split("cat > task.yaml <<'EOF'\n", 1)[1].split("\nEOF", 1)[0]
     assert _skypilot_accepts(yaml.safe_load(text)).resources
     assert "$ sky jobs launch -n pb-run-1 -y task.yaml" in r.stdout and "$ sky jobs cancel -n pb-run-1 -y" in r.stdout
-    r = _platbench(["launch", "skypilot", "--data", str(digits_data), "--dry-run",
-                    *[a for k, v in _settings("aws").items() for a in ("--set", f"{k}={v}")]], tmp_path)
+    # the on-demand plan in this process (tests/stand_in/cli.py): the subprocess form is the one above
+    r = platbench_here("launch", "skypilot", "--data", str(digits_data), "--dry-run",
+                       *[a for k, v in _settings("aws").items() for a in ("--set", f"{k}={v}")], cwd=tmp_path,
+                       env={"HOME": str(tmp_path)}, drop=("AWS_", "GOOGLE_", "CLOUDSDK_", "MLFLOW_"))
+    assert r.returncode == 0, r.stderr
     assert "$ sky launch -c pb-run-1 --down -y task.yaml" in r.stdout and "$ sky down -y pb-run-1" in r.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == [], "a dry run wrote files (or SkyPilot state)"
 
