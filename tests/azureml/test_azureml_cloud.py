@@ -111,19 +111,27 @@ def test_command_job_on_a_cluster_end_to_end(stand_in_data, tmp_path, monkeypatc
     assert "unverified" in cost_row and "| – |" in cost_row  # no billed seconds
 
 
-def test_serverless_job_on_a_registered_datastore(stand_in_data, tmp_path, monkeypatch, azure_ml, settings):
+def test_serverless_job_on_a_registered_datastore_with_a_downloaded_input(stand_in_data, tmp_path, monkeypatch,
+                                                                         blob_env, azure_ml, settings):
     """Serverless compute (instance type, low-priority tier → job_tier spot); a datastore the workspace
-    already has for this container is used, not registered again."""
+    already has for this container is used, not registered again.
+    input_mode=download copies the whole input folder onto the node before the command starts
+    (how-to-read-write-data-v2): the input is the dataset's manifest and shards, not the staging root with the
+    container's past outputs and models."""
     from azure.ai.ml import MLClient
     from azure.ai.ml.entities import AzureBlobDatastore
     from azure.identity import DefaultAzureCredential
+    from azure.storage.blob import ContainerClient
 
     MLClient(DefaultAzureCredential(), SUBSCRIPTION, "rg", "ws").datastores.create_or_update(
         AzureBlobDatastore(name="pbdata", account_name="devstoreaccount1", container_name=settings["container"]))
+    past = ContainerClient.from_connection_string(blob_env, settings["container"])
+    past.upload_blob("platbench/jobs/an-old-run/outputs/model/model.pt", b"0" * (4 << 20))
+    past.upload_blob("platbench/models/an-old-model/model.pt", b"0" * (4 << 20))
     monkeypatch.chdir(tmp_path)
     outcome, _ = run(Job(data=stand_in_data, out=tmp_path / "out", epochs=1, model="small"),
                      {**settings, "instance_type": "Standard_D4s_v3", "tier": "low_priority", "job_name": "pb-sl",
-                      "datastore": "pbdata"})
+                      "datastore": "pbdata", "input_mode": "download"})
     assert outcome.status == "finished", outcome.message
     assert len(azure_ml.calls("PUT", r"/datastores/")) == 1  # the test's own
     doc = azure_ml.resources[azure_ml.calls("PUT", r"/jobs/pb-sl$")[0].lower()]["properties"]
@@ -131,6 +139,12 @@ def test_serverless_job_on_a_registered_datastore(stand_in_data, tmp_path, monke
     assert "computeId" not in doc and doc["inputs"]["data"]["uri"].startswith("azureml://datastores/pbdata/")
     assert "--device" not in doc["command"]  # a CPU size: the trainer's auto
     assert (tmp_path / "out" / "results.json").is_file()
+    # the downloaded input: the dataset's folder, and nothing else of the container came down
+    folder = doc["inputs"]["data"]["uri"].split("/paths/", 1)[1]
+    assert doc["inputs"]["data"]["mode"] == "Download" and folder != "platbench/"
+    inside = {b.name: b.size for b in past.list_blobs(name_starts_with=folder)}
+    assert inside and all(k.endswith(("/platbench-manifest.json", ".tar")) for k in inside)
+    assert azure_ml.jobs["pb-sl"].figures["download_bytes"] == sum(inside.values())
 
 
 def test_a_job_name_is_used_once_and_a_run_resumes_under_a_new_one(stand_in_data, tmp_path, monkeypatch, blob_env,
@@ -154,28 +168,6 @@ def test_a_job_name_is_used_once_and_a_run_resumes_under_a_new_one(stand_in_data
     t = tracking.client().get_run(run_id).data.tags
     assert t[tracking.Tag.JOB_ID].startswith("pb-twice-") and t["platbench.run_name"] == "pb-twice"
     assert json.loads((resumed_job.out / "results.json").read_text())["resumed_from_epoch"] == 1
-
-
-def test_a_downloaded_input_is_the_dataset_not_the_whole_container(stand_in_data, tmp_path, monkeypatch, blob_env,
-                                                                    azure_ml, settings):
-    """input_mode=download copies the whole input folder onto the node before the command starts
-    (how-to-read-write-data-v2): the input is the dataset's manifest and shards, not the staging root with the
-    container's past outputs and models."""
-    from azure.storage.blob import ContainerClient
-
-    past = ContainerClient.from_connection_string(blob_env, settings["container"])
-    past.upload_blob("platbench/jobs/an-old-run/outputs/model/model.pt", b"0" * (4 << 20))
-    past.upload_blob("platbench/models/an-old-model/model.pt", b"0" * (4 << 20))
-    monkeypatch.chdir(tmp_path)
-    outcome, _ = run(Job(data=stand_in_data, out=tmp_path / "out", epochs=1, model="small"),
-                     {**settings, "compute": CPU_CLUSTER, "job_name": "pb-dl", "input_mode": "download"})
-    assert outcome.status == "finished", outcome.message
-    doc = azure_ml.resources[azure_ml.calls("PUT", r"/jobs/pb-dl$")[0].lower()]["properties"]
-    folder = doc["inputs"]["data"]["uri"].split("/paths/", 1)[1]
-    assert doc["inputs"]["data"]["mode"] == "Download" and folder != "platbench/"
-    inside = {b.name: b.size for b in past.list_blobs(name_starts_with=folder)}
-    assert inside and all(k.endswith(("/platbench-manifest.json", ".tar")) for k in inside)
-    assert azure_ml.jobs["pb-dl"].figures["download_bytes"] == sum(inside.values())  # nothing else came down
 
 
 def test_a_gpu_size_runs_the_trainer_on_cuda_never_silently_on_the_cpu(dataset, tmp_path, monkeypatch, blob_env,
