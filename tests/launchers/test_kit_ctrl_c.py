@@ -1,7 +1,8 @@
 """Launcher conformance kit, Ctrl-C (docs/design.md, "Testing without clouds"): for every platform that runs
 our image, in its native local mode and on its loopback cloud, Ctrl-C while the job trains stops every
 process the job started, leaves no scratch folder and no collected half-run, cancels the cloud job (through
-transient faults on the cancel call), and marks the MLflow run KILLED. Jobs run the stand-in trainer (tests/stand_in): what is tested is the launcher's."""
+transient faults on the cancel call), and marks the MLflow run KILLED. Jobs run the stand-in trainer
+(tests/stand_in): what is tested is the launcher's."""
 from __future__ import annotations
 
 import os
