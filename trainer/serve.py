@@ -112,6 +112,7 @@ class ServeSettings:
     max_instances: int = 1024
     max_pixels: int = MAX_PIXELS
     device: str = "auto"
+    runtime: str = "torch"  # or "onnx": the model exported to ONNX, run by onnxruntime on the CPU (trainer/onnx_export.py)
     threads: Optional[int] = None
     image_digest: Optional[str] = None
     access_log: bool = False
@@ -143,6 +144,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-bytes", type=int, help="largest request body (default 6 MB, SageMaker's limit; PLATBENCH_SERVE_MAX_BYTES)")
     p.add_argument("--max-instances", type=int, help="most instances in one JSON request (default 1024)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto (PLATBENCH_SERVE_DEVICE)")
+    p.add_argument("--runtime", choices=["torch", "onnx"],
+                   help="torch (default) or onnx: the model exported to ONNX and run by onnxruntime on the CPU, same "
+                        "routes and answers (needs the onnx extra; PLATBENCH_SERVE_RUNTIME)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: half the CPUs; PLATBENCH_SERVE_THREADS)")
     p.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs throughput)")
     return p
@@ -257,10 +261,19 @@ def settings_from(argv: list[str], env: Mapping[str, str] | None = None) -> Serv
         max_bytes=ns.max_bytes or _env_num(env, "PLATBENCH_SERVE_MAX_BYTES") or platform_max_body(env),
         max_instances=ns.max_instances or 1024,
         device=ns.device or env.get("PLATBENCH_SERVE_DEVICE") or "auto",
+        runtime=ns.runtime or env.get("PLATBENCH_SERVE_RUNTIME") or "torch",
         threads=ns.threads or _env_num(env, "PLATBENCH_SERVE_THREADS"),
         image_digest=env.get("PLATBENCH_IMAGE_DIGEST") or None,
         access_log=ns.access_log,
     )
+    if s.runtime not in ("torch", "onnx"):
+        raise ConfigError(f"PLATBENCH_SERVE_RUNTIME={s.runtime!r}: the runtime is torch or onnx")
+    if s.runtime == "onnx":
+        from trainer.onnx_export import require
+
+        require()  # the extra missing: refused before the port opens
+        if s.device == "cuda":
+            raise ConfigError("--runtime onnx serves on the CPU (onnxruntime's CPU provider); drop --device cuda")
     if not 1 <= s.port <= 65535:
         raise ConfigError(f"port {s.port} is not in 1–65535")
     if s.max_batch < 1 or s.batch_wait_ms < 0 or s.max_bytes < 1 or s.max_instances < 1:
@@ -483,6 +496,8 @@ class ServerState:
                                              f"dataset={str(card.get('dataset_fingerprint', ''))[:16]}"}
         if settings.image_digest:
             self.headers["x-platbench-image-digest"] = settings.image_digest
+        if settings.runtime != "torch":
+            self.headers["x-platbench-runtime"] = settings.runtime
         self.custom_attributes = f"model={card['preset']},classes={card['num_classes']}" + (
             f",image_digest={settings.image_digest}" if settings.image_digest else "")
 
@@ -500,7 +515,12 @@ def _load_in_background(state: ServerState, loop: asyncio.AbstractEventLoop) -> 
 
             torch.set_num_threads(s.threads or default_threads())
             t0 = time.perf_counter()
-            model = load_model(s.model_dir, s.device)
+            if s.runtime == "onnx":
+                from trainer.onnx_export import load_onnx_model
+
+                model = load_onnx_model(s.model_dir, s.threads or default_threads())
+            else:
+                model = load_model(s.model_dir, s.device)
             warm_up(model, (1, s.max_batch))
             seconds = time.perf_counter() - t0
             loop.call_soon_threadsafe(ready, model, seconds)
