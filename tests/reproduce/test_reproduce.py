@@ -3,13 +3,12 @@ and Nyckel's protocol end to end on this machine — the stand-in trainer (tests
 trainer's real server for the request plans (the figures on the page that come from serving, not training)."""
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import assert_one_line_error, platbench
+from conftest import assert_one_line_error
 from mlflow.tracking import MlflowClient
 from stand_in import stand_in  # noqa: F401 (fixture)
 from stand_in.cli import platbench_here
@@ -85,8 +84,9 @@ def small_nyckel(folder: Path) -> Path:
 
 def test_nyckel_end_to_end_runs_tags_and_renders_its_page(stand_in, tmp_path):
     studies = small_nyckel(tmp_path / "studies")
-    env = {**os.environ, **stand_in.env(), "PLATBENCH_STUDIES": str(studies)}
-    proc = platbench("reproduce", "nyckel", "--data", str(stand_in.data), cwd=tmp_path, env=env)
+    # in this process; the sweep's worker and the server are the subprocesses the command starts (the stand-in's)
+    env = {**stand_in.env(), "PLATBENCH_STUDIES": str(studies)}
+    proc = platbench_here("reproduce", "nyckel", "--data", str(stand_in.data), cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "reproduce nyckel: wrote runs/reproduce/nyckel/study-nyckel.md" in proc.stdout
     # every run in MLflow tagged with the study: the sweep's parent and cell, and one load run per request plan
@@ -122,7 +122,7 @@ def test_nyckel_end_to_end_runs_tags_and_renders_its_page(stand_in, tmp_path):
     assert any(u.startswith("developer experience") for u in unmeasured)
 
     # the report has the same page as a section of its own
-    rep = platbench("report", "--out", "report", cwd=tmp_path, env=env)
+    rep = platbench_here("report", "--out", "report", cwd=tmp_path, env=env)
     assert rep.returncode == 0, rep.stderr
     report_md = (tmp_path / "report" / "report.md").read_text()
     assert '<a id="study-nyckel"></a>' in report_md and "| median latency, single invokes | AWS Rekognition Custom Labels | 167 ms |" in report_md

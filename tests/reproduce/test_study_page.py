@@ -73,3 +73,54 @@ def test_what_cannot_be_measured_is_listed_with_why(section):
     _, s = section
     rows = tables(s)["study-jumpstart-unmeasured"].rows
     assert any("TensorFlow Hub" in r[0] and "PyTorch" in r[2] for r in rows)
+
+
+@pytest.fixture(scope="module")
+def roboflow(tmp_path_factory):
+    """Roboflow's runs as reproduce logs them: its two models trained, each served 100 frames in parallel."""
+    from platforms.core import tracking
+    from platforms.core.tracking import Tag
+    from platforms.report import data
+    from platforms.report.sections import Report
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('roboflow') / 'store.db'}"
+    study = {"platbench.study": "roboflow"}
+    with tracking_uri(uri):
+        for model, secs, fps in (("fast", 40.0, 310.0), ("resnet18", 100.0, 120.0)):
+            with tracking.tracked_run(f"local-{model}", {"model": model, "seed": 0},
+                                      {Tag.PLATFORM: "local", Tag.MODEL: model, **study}) as run:
+                run.metrics({"final_test_accuracy": 0.9, "seconds_train": secs})
+                run.tags({Tag.STATUS: "finished"})
+                run.end("FINISHED")
+            with tracking.tracked_run(f"load-local-{model}", {"requests": 200, "concurrency": 100, "retries": 0},
+                                      {Tag.PLATFORM: "local", Tag.MODEL: model, Tag.KIND: "load",
+                                       "platbench.study_plan": "parallel_100", **study}) as run:
+                run.metrics({"load_images_per_s": fps, "load_ok": 200, "load_latency_p50_ms": 300.0})
+                run.tags({Tag.STATUS: "finished"})
+                run.end("FINISHED")
+        rep = Report(data.gather(None, latency=False))
+        return rep.study_section(protocol.load("roboflow")), Report(data.gather(None, latency=False)).study_section(
+            protocol.load("aws-azure"))
+
+
+def test_roboflow_fps_per_served_model_and_the_training_time_ratio(roboflow):
+    s, _ = roboflow
+    rows = tables(s)["study-roboflow-figures"].rows
+    fps = [r for r in rows if r[0] == "frames per second, 100 in parallel"]
+    # one row per model served, never pooled, beside their 300 FPS
+    assert [(r[2], r[3]) for r in fps] == [("300 FPS", "local · fast: 310.00 FPS (n = 1)"),
+                                          ("300 FPS", "local · resnet18: 120.00 FPS (n = 1)")]
+    ratio = next(r for r in rows if r[0] == "training time, accurate ÷ fast")
+    assert ratio[2] == "2 ×" and ratio[3] == "local: 2.50 × (n = 1)"
+    assert "mean seconds training resnet18 / fast" in ratio[4]
+
+
+def test_a_study_with_steps_not_built_says_so_in_every_row(roboflow):
+    _, s = roboflow
+    rows = tables(s)["study-aws-azure-figures"].rows
+    download = [r for r in rows if r[0] == "download time per batch"]
+    assert download[0][1:4] == ["AWS", "mean 0.78 ± 0.02 s/MB (n = 116)", "–: –"]
+    assert all("not built yet" in r[4] for r in rows if r[0] != "endpoint cost per hour")
+    assert any("No runs of this study yet" in b.text for b in s.blocks if hasattr(b, "text"))
+    unmeasured = [r[0] for r in tables(s)["study-aws-azure-unmeasured"].rows]
+    assert "protocol step: the daily cost of the whole deployment (storage, client VM, endpoint); platbench prices the endpoint alone" in unmeasured

@@ -81,8 +81,29 @@ class StudySections(ReportContext):
             self._pareto(s, p, ran)
         else:
             self._beside(s, p, ran)
+        self._training(s, p, runs["training"])
         self._not_measured(s, p)
         return s
+
+    def _training(self, s: Section, p, runs: list) -> None:
+        """platbench's training runs of the recipe, whether or not the study published a figure for them."""
+        from platforms.reproduce.execute import LR_TAG
+
+        groups: dict[tuple, list] = {}
+        for r in runs:
+            groups.setdefault((r.platform, r.model, r.tags.get(LR_TAG) or "", r.per_class), []).append(r)
+        rows, ids = [], []
+        for (platform, model, lr, pc), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2],
+                                                                                 kv[0][3] is None, kv[0][3] or 0)):
+            acc = [100 * r.m("final_test_accuracy") for r in rs if r.m("final_test_accuracy") is not None]
+            secs = [r.m("seconds_train") for r in rs if r.m("seconds_train") is not None]
+            rows.append([platform, model + (f" lr×{lr}" if lr else ""), "all" if pc is None else str(pc),
+                         measured_text(acc, "%"), measured_text(secs, "s")])
+            ids.append([r.run_id for r in self.cite(rs)])
+        if rows:
+            s.add(Table(["Platform", "Model", "Images per class", "Test accuracy", "Seconds training"], rows, ids,
+                        id=f"study-{p.study}-training",
+                        caption="platbench's training runs of the study's recipe (seeds pooled: mean ± std, n)."))
 
     # ------------------------------------------------------------------------------------------ parts
     @staticmethod
@@ -135,7 +156,7 @@ class StudySections(ReportContext):
                 pool = None
             models = measure.served_models(self.store, p.study, ours_p, f.quantity) if ours_p else [None]
             for model in models:
-                got = measure.measure(p, f.quantity, self.store, ours_p, pool, model) if ours_p else measure.Measured()
+                got = measure.measure(p, f.quantity, self.store, ours_p, pool, model)  # no platform: no values, a note
                 rows.append(self._row(p, f, label, unit, mapped, ours_p, model, got))
                 ids.append([r.run_id for r in self.cite(got.runs)])
         if rows:
