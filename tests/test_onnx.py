@@ -22,10 +22,17 @@ def model(tmp_path_factory, digits_data):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, model):
     """(path of the exported graph, the torch model): exported once for the module."""
+    import torch
+
     from trainer.inference import load_model
     from trainer.onnx_export import export
 
-    return export(model, tmp_path_factory.mktemp("onnx") / "model.onnx"), load_model(model)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # two spin-waiting threads on a shared 2-core machine: several times the CPU
+    try:
+        return export(model, tmp_path_factory.mktemp("onnx") / "model.onnx"), load_model(model)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_the_exported_graph_gives_the_torch_models_probabilities(exported, digits_data):

@@ -101,3 +101,25 @@ def test_pretrained_weights_that_cannot_be_had_are_refused_in_one_line(torch_hom
                         "--model", "small", "--pretrained", "1")
     assert_one_line_error(proc)
     assert "has no pretrained weights" in proc.stderr and not out.exists()
+
+
+def test_vit_weights_for_another_resolution_are_interpolated_to_the_runs_image_size():
+    """ViT's ImageNet position embeddings (224 px: 14×14 patches + the class token) are resampled to the run's
+    patch grid by torchvision's own interpolate_embeddings; shown on a one-layer ViT of the same layout."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    from trainer.pretrained import load_into
+
+    def vit(image_size: int, classes: int) -> VisionTransformer:
+        return VisionTransformer(image_size, 16, num_layers=1, num_heads=2, hidden_dim=8, mlp_dim=8,
+                                 num_classes=classes)
+
+    torch.manual_seed(0)
+    imagenet = vit(224, 1000).state_dict()
+    net = vit(32, 4)
+    names = load_into(net, imagenet, 32)
+    state = net.state_dict()
+    assert state["encoder.pos_embedding"].shape == (1, 2 * 2 + 1, 8)
+    assert torch.equal(state["encoder.pos_embedding"][:, :1], imagenet["encoder.pos_embedding"][:, :1])  # class token
+    assert "encoder.pos_embedding" in names["loaded"] and set(names["kept"]) == {"heads.head.weight", "heads.head.bias"}
+    assert torch.equal(state["conv_proj.weight"], imagenet["conv_proj.weight"])
