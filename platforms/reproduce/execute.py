@@ -97,9 +97,12 @@ def trained_run(plan: Plan, group: Group, platform: str):
     runs = [r for r in _search_all(c, exp, f"tags.`{Tag.SWEEP}` = '{plan.sweep_name(group)}' and "
                                            f"tags.`{Tag.PLATFORM}` = '{platform}' and tags.`{Tag.STATUS}` = 'finished'")
             if r.data.tags.get(Tag.KIND) is None]
-    runs.sort(key=lambda r: (r.data.params.get("per_class") in (None, "", "None"),
-                             int(r.data.params.get("per_class") or 0) if r.data.params.get("per_class") not in (None, "", "None") else 0),
-              reverse=True)
+
+    def images(r) -> float:  # every image ("all": no per_class) is the largest step
+        pc = r.data.params.get("per_class")
+        return float("inf") if pc in (None, "", "None") else int(pc)
+
+    runs.sort(key=lambda r: (images(r), -int(r.data.params.get("seed") or 0)), reverse=True)
     return runs[0] if runs else None
 
 
@@ -115,7 +118,7 @@ def served_model(mlflow_run) -> Iterator[str]:
     from platforms.core import tracking
 
     tmp = Path(tempfile.mkdtemp(prefix="platbench-reproduce-"))
-    proc = None
+    proc = log = None
     try:
         model_dir = Path(tracking.client().download_artifacts(mlflow_run.info.run_id, "model", str(tmp)))
         port = _free_port()
@@ -132,6 +135,8 @@ def served_model(mlflow_run) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if log is not None:
+            log.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
