@@ -260,45 +260,48 @@ def test_a_gpu_instance_runs_the_trainer_on_cuda_never_silently_on_the_cpu(workd
     assert "\n" not in outcome.message.strip() and not list((tmp_path / "out").iterdir())  # nothing collected
 
 
-@pytest.mark.parametrize("spot", [False, True])
-def test_billed_cost_counts_two_instances_once(dataset, tmp_path, monkeypatch, bucket, role, sm_api, job_runner, spot):
+def test_billed_cost_counts_two_instances_once(dataset, tmp_path, monkeypatch, bucket, role, sm_api, job_runner):
     """cost = BillableTimeInSeconds (the job's wall-clock, as the service reports it) × the price per hour of
     the whole job: the instance count once. Managed spot: the discount is already in BillableTimeInSeconds
     (savings = 1 − billable / training seconds, model-managed-spot-training page), so the on-demand price
-    applies and the cost is the spot bill (basis `spot`). Both instances run a one-second image."""
+    applies and the cost is the spot bill (basis `spot`). Both instances run a one-second image. The job on
+    demand and as managed spot, side by side (one staging: the second finds the shards there)."""
     from platforms.core.progress import JobProgress
     from platforms.sagemaker.train import SageMakerPlatform
 
     monkeypatch.chdir(tmp_path)
     script_image(sm_api, PINNED, "sleep 1")
     sm_api.spot_savings = 0.7
-    settings = {"bucket": bucket, "role": role, "image_uri": PINNED, "instance_count": "2",
-                "distribution": "torch_distributed", "instance_type": "ml.g4dn.xlarge", "poll_seconds": "0.1",
-                "spot": str(spot).lower()}
-    p = SageMakerPlatform(settings)
-    job = Job(data=dataset, out=tmp_path / "out", epochs=1)
-    p.check(job)
-    p.stage(job)
-    handle = p.submit(job, {})
-    outcome = p.wait(handle, JobProgress(enabled=False))
-    (request,) = [r for r in sent(sm_api, "CreateTrainingJob") if r["TrainingJobName"] == handle.job_name]
-    assert request["ResourceConfig"]["InstanceCount"] == 2
-    d = handle.described
-    assert d["ResourceConfig"]["InstanceCount"] == 2 and d["TrainingJobStatus"] == "Completed"
-    assert len(sm_api.jobs[handle.job_name].procs) == 2  # one container per instance
-    billed, ran = d["BillableTimeInSeconds"], d["TrainingTimeInSeconds"]
-    assert (billed < ran) if spot else (billed == ran)
-    price = 0.7364  # ml.g4dn.xlarge, training, us-east-1 (platforms/sagemaker/prices.yaml)
-    assert p.price_per_hour() == pytest.approx(2 * price)
-    assert outcome.billed_seconds == billed
-    assert outcome.cost_usd == pytest.approx(billed * 2 * price / 3600)
-    assert outcome.list_estimate_usd == pytest.approx(ran * 2 * price / 3600)
-    assert outcome.metrics["billed_instance_seconds"] == 2 * billed
-    assert outcome.metrics["spot_savings_fraction"] == pytest.approx(1 - billed / ran)
-    assert (outcome.metrics["spot_savings_fraction"] > 0) is spot
-    tags = p.run_tags(job)
-    assert tags[tracking.Tag.PRICE_BASIS] == ("spot" if spot else "on-demand")
-    assert "ml.g4dn.xlarge 0.7364/h ×2" in tags[tracking.Tag.PRICE_SOURCE]
+    jobs = []
+    for spot in (False, True):
+        settings = {"bucket": bucket, "role": role, "image_uri": PINNED, "instance_count": "2",
+                    "distribution": "torch_distributed", "instance_type": "ml.g4dn.xlarge", "poll_seconds": "0.1",
+                    "spot": str(spot).lower()}
+        p = SageMakerPlatform(settings)
+        job = Job(data=dataset, out=tmp_path / f"out-{spot}", epochs=1)
+        p.check(job)
+        p.stage(job)
+        jobs.append((spot, p, job, p.submit(job, {})))
+    for spot, p, job, handle in jobs:
+        outcome = p.wait(handle, JobProgress(enabled=False))
+        (request,) = [r for r in sent(sm_api, "CreateTrainingJob") if r["TrainingJobName"] == handle.job_name]
+        assert request["ResourceConfig"]["InstanceCount"] == 2
+        d = handle.described
+        assert d["ResourceConfig"]["InstanceCount"] == 2 and d["TrainingJobStatus"] == "Completed"
+        assert len(sm_api.jobs[handle.job_name].procs) == 2  # one container per instance
+        billed, ran = d["BillableTimeInSeconds"], d["TrainingTimeInSeconds"]
+        assert (billed < ran) if spot else (billed == ran)
+        price = 0.7364  # ml.g4dn.xlarge, training, us-east-1 (platforms/sagemaker/prices.yaml)
+        assert p.price_per_hour() == pytest.approx(2 * price)
+        assert outcome.billed_seconds == billed
+        assert outcome.cost_usd == pytest.approx(billed * 2 * price / 3600)
+        assert outcome.list_estimate_usd == pytest.approx(ran * 2 * price / 3600)
+        assert outcome.metrics["billed_instance_seconds"] == 2 * billed
+        assert outcome.metrics["spot_savings_fraction"] == pytest.approx(1 - billed / ran)
+        assert (outcome.metrics["spot_savings_fraction"] > 0) is spot
+        tags = p.run_tags(job)
+        assert tags[tracking.Tag.PRICE_BASIS] == ("spot" if spot else "on-demand")
+        assert "ml.g4dn.xlarge 0.7364/h ×2" in tags[tracking.Tag.PRICE_SOURCE]
 
 
 def test_an_error_while_waiting_stops_the_job_and_marks_the_run_failed(workdir, dataset, tmp_path, monkeypatch, bucket,
@@ -418,26 +421,29 @@ def test_a_bucket_in_another_region_is_refused_in_check(dataset, tmp_path, monke
     assert not (tmp_path / "mlflow.db").exists()
 
 
-@pytest.mark.parametrize("spot", [False, True])
 def test_no_quota_for_the_instance_type_is_one_line_naming_the_quota(workdir, dataset, tmp_path, monkeypatch, bucket,
-                                                                      role, sm_api, spot):
+                                                                      role, sm_api):
     """Issue 12 item 6: CreateTrainingJob → ResourceLimitExceeded (a new account's 0 GPU quota) becomes
-    one line naming the Service Quotas quota and how to raise it."""
+    one line naming the Service Quotas quota and how to raise it: on demand, then managed spot (its own
+    quota; one staging: the second launch finds the shards there)."""
     monkeypatch.chdir(workdir)
-    sm_api.fail("CreateTrainingJob", ("ResourceLimitExceeded", (
-        "The account-level service limit 'ml.g5.xlarge for training job usage' is 0 Instances, with current "
-        "utilization of 0 Instances and a request delta of 1 Instances. Please use AWS Service Quotas to request "
-        "an increase for this quota.")), 1)
-    settings = {"bucket": bucket, "role": role, "image_uri": PINNED,
-                "instance_type": "ml.g5.xlarge", "spot": str(spot).lower(), "poll_seconds": "0.1"}
-    with pytest.raises(UserError) as err:
-        run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings)
-    text = str(err.value)
-    quota = f"ml.g5.xlarge for {'spot ' if spot else ''}training job usage"
-    assert "\n" not in text and f"quota '{quota}'" in text and "request-service-quota-increase" in text
-    (request,) = sent(sm_api, "CreateTrainingJob")
-    assert request["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge" and not sent(sm_api, "StopTrainingJob")
-    assert request["TrainingJobName"] not in sm_api.jobs  # refused: nothing was created
+    for i, spot in enumerate((False, True)):
+        sm_api.fail("CreateTrainingJob", ("ResourceLimitExceeded", (
+            "The account-level service limit 'ml.g5.xlarge for training job usage' is 0 Instances, with current "
+            "utilization of 0 Instances and a request delta of 1 Instances. Please use AWS Service Quotas to "
+            "request an increase for this quota.")), 1)
+        settings = {"bucket": bucket, "role": role, "image_uri": PINNED,
+                    "instance_type": "ml.g5.xlarge", "spot": str(spot).lower(), "poll_seconds": "0.1"}
+        with pytest.raises(UserError) as err:
+            run(Job(data=dataset, out=tmp_path / "out", epochs=1), settings)
+        text = str(err.value)
+        quota = f"ml.g5.xlarge for {'spot ' if spot else ''}training job usage"
+        assert "\n" not in text and f"quota '{quota}'" in text and "request-service-quota-increase" in text
+        requests = sent(sm_api, "CreateTrainingJob")
+        assert len(requests) == i + 1  # this launch's one request
+        request = requests[-1]
+        assert request["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge" and not sent(sm_api, "StopTrainingJob")
+        assert request["TrainingJobName"] not in sm_api.jobs  # refused: nothing was created
 
 
 def test_jobs_of_one_run_share_its_checkpoints(dataset, tmp_path, monkeypatch, bucket, role, sm_api):
