@@ -117,11 +117,11 @@ class CostSection(ReportContext):
                             + [usd(per[0], [r], PRICE)] + [usd(v, [r], "{:,.2f}") for v in per[1:]]
                             + [usd(h / (rps * 3600) * 1e6 if rps else None, [r], "{:,.2f}"),
                                self.store.endpoint_notes.get(r.run_id, "real-time inference price"),
-                               price_status(r) or "–"])
+                               price_status(r) or "–", price_dates(r)])
                 ids.append([r.run_id])
             self.cite(priced)
             s.add(Table(["Run", "Platform", "Instance", "Create → serving s", "USD/hour", "USD/day", "USD/month",
-                         "USD/year", "USD per 1M requests (measured req/s)", "Price note", "Price table"], rows, ids,
+                         "USD/year", "USD per 1M requests (measured req/s)", "Price note", "Price table", "Price date"], rows, ids,
                         id="cost-endpoints",
                         caption="an endpoint kept up around the clock (`endpoint_usd_per_*`); month = 730 h, year = "
                                 "8,760 h; per 1M requests: USD/hour at the load test's measured requests/s"))
