@@ -25,8 +25,9 @@ def sagemaker(request, tmp_path_factory, trained):
 def test_local_batch_inference_reproduces_the_trainers_test_accuracy(trained, digits_data, tmp_path):
     model, out = trained
     results = json.loads((out / "results.json").read_text())
-    proc = platbench("predict", str(digits_data / "test"), "--model-dir", str(model), "--json", "--out",
-                     str(tmp_path / "preds.jsonl"), cwd=tmp_path, timeout=180)
+    # in this process (tests/stand_in/cli.py); predict's subprocess form: test_bad_input_is_a_one_line_error's first
+    proc = platbench_here("predict", str(digits_data / "test"), "--model-dir", str(model), "--json", "--out",
+                          str(tmp_path / "preds.jsonl"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["mode"] == "local" and report["images"] == results["dataset"]["test_count"] == 355
@@ -78,7 +79,8 @@ def test_unreadable_files_are_counted_not_fatal(trained, digits_data, tmp_path):
     (["--model-dir", "/nonexistent/model"], "does not exist"),
 ])
 def test_bad_input_is_a_one_line_error(digits_data, tmp_path, args, words):
-    # in this process (tests/stand_in/cli.py); predict's subprocess form: the first test
-    proc = platbench_here("predict", str(digits_data / "test"), *args, "--no-track", cwd=tmp_path)
+    # in this process (tests/stand_in/cli.py), but for the first: predict's one run through the console script
+    run = platbench if args == [] else platbench_here
+    proc = run("predict", str(digits_data / "test"), *args, "--no-track", cwd=tmp_path)
     assert_one_line_error(proc)
     assert words in proc.stderr

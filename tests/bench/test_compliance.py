@@ -46,20 +46,20 @@ def test_check_of_nothing_is_one_line(tmp_path):
     assert "no such run folder" in proc.stderr and not (tmp_path / "mlflow.db").exists()
 
 
-def test_a_tracked_run_is_checked_again_as_its_launch_was(digits_data, tmp_path_factory, tmp_path, monkeypatch):
+def test_a_tracked_run_is_checked_again_as_its_launch_was(stand_in, tmp_path, monkeypatch):
     """`platbench check RUN` checks a tracked run the way its launch did, from what the launch told the checker
     (the run's platbench.in_image tag), not from which platform it was: a cloud launcher's native local mode
-    ran outside the image (container=False), so neither check asks it for an image digest."""
+    ran outside the image (container=False), so neither check asks it for an image digest. The run folder is
+    the stand-in's golden run (a real trainer's, which the first test needs anyway: one session training
+    for this module, not two)."""
     import shutil
-
-    from _runs import digits_run
 
     from platforms.bench.compliance import check
     from platforms.core import tracking
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     out = tmp_path / "run"
-    shutil.copytree(digits_run(tmp_path_factory, digits_data), out)
+    shutil.copytree(stand_in.golden, out)
     results = json.loads((out / "results.json").read_text())
     results.update(platform="sagemaker", image_digest=None)  # a platform whose jobs run the image, no digest
     (out / "results.json").write_text(json.dumps(results))

@@ -34,8 +34,9 @@ def vertex(request, tmp_path_factory, model):
     return shared_server(request, tmp_path_factory, "vertex", model)
 
 
-def load_json(*args, cwd, timeout=240):
-    proc = platbench("load", *args, "--json", cwd=cwd, timeout=timeout)
+def load_json(*args, cwd):
+    # in this process (tests/stand_in/cli.py); load's subprocess form: test_bad_input_is_a_one_line_error's first
+    proc = platbench_here("load", *args, "--json", cwd=cwd)
     return proc, (json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else None)
 
 

@@ -74,7 +74,8 @@ def test_local_runs_one_at_a_time(sweep_dir):
 def test_a_finished_sweep_has_nothing_left_to_do(sweep_dir):
     before = len(_runs(sweep_dir))
     data = (sweep_dir / "data").read_text()  # the sweep's dataset path (the sweep may be another worker's)
-    proc = platbench("sweep", "--data", data, *SWEEP_ARGS, "--dry-run", cwd=sweep_dir)
+    # in this process (tests/stand_in/cli.py); sweep's subprocess form: test_bad_input_is_one_line's first
+    proc = platbench_here("sweep", "--data", data, *SWEEP_ARGS, "--dry-run", cwd=sweep_dir)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("skip (finished)") == 4 and "  launch " not in proc.stdout
     assert "local 1 (one device" in proc.stdout and "Plan for local" in proc.stdout
@@ -140,8 +141,9 @@ def test_matrix_order_names_and_limits():
     (["--model", "huge"], "unknown model"),
 ])
 def test_bad_input_is_one_line(args, words, digits_data, tmp_path):
-    # in this process (tests/stand_in/cli.py); the subprocess form: test_a_finished_sweep_has_nothing_left_to_do
-    proc = platbench_here("sweep", "--data", str(digits_data), "--epochs", "1", *args, cwd=tmp_path)
+    # in this process (tests/stand_in/cli.py), but for the first: sweep's one refusal through the console script
+    run = platbench if args == ["--platform", "nowhere"] else platbench_here
+    proc = run("sweep", "--data", str(digits_data), "--epochs", "1", *args, cwd=tmp_path)
     assert_one_line_error(proc)
     assert words in proc.stderr
     assert not (tmp_path / "mlflow.db").exists()

@@ -18,7 +18,8 @@ from stand_in.cli import platbench_here
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    return write_folder_dataset(tmp_path_factory.mktemp("ds") / "colors", train_per_class=30, test_per_class=8)
+    # 69 images: two batches of 50 or 64 (the tests' --batch), each object a request to the loopback server
+    return write_folder_dataset(tmp_path_factory.mktemp("ds") / "colors", train_per_class=20, test_per_class=3)
 
 
 def s3_bucket() -> tuple[object, str]:
@@ -46,8 +47,10 @@ def mlflow_runs(cwd: Path) -> list:
 
 def test_s3_repeats_are_cold_recorded_one_run_each_and_leave_nothing(aws, dataset, tmp_path):
     client, bucket = s3_bucket()
-    proc = platbench("transfer", "sagemaker", "--data", str(dataset), "--repeats", "2", "--batch", "50",
-                     "--set", f"bucket={bucket}", "--json", cwd=tmp_path, timeout=240)
+    # in this process (tests/stand_in/cli.py), as the transfers below but for the subprocess forms of
+    # test_missing_bucket_and_bad_dataset_are_one_line and test_ctrl_c_removes_the_prefix
+    proc = platbench_here("transfer", "sagemaker", "--data", str(dataset), "--repeats", "2", "--batch", "50",
+                          "--set", f"bucket={bucket}", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     repeats = json.loads(proc.stdout)["repeats"]
     files = len(list(dataset.rglob("*.png")))
@@ -67,7 +70,7 @@ def test_s3_repeats_are_cold_recorded_one_run_each_and_leave_nothing(aws, datase
     assert {r.data.params["transfer_id"] for r in runs} == {repeats[0]["transfer_id"]}
     run = next(r for r in runs if r.info.run_id == repeats[0]["mlflow_run_id"])
     assert run.data.metrics["upload_s_per_mb"] == pytest.approx(repeats[0]["metrics"]["upload_s_per_mb"])
-    listed = platbench("runs", "--kind", "transfer", "--json", cwd=tmp_path)
+    listed = platbench_here("runs", "--kind", "transfer", "--json", cwd=tmp_path)
     assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 2
 
 
@@ -76,8 +79,8 @@ def test_gcs_transfer_through_the_emulator(gcs, dataset, tmp_path):
 
     name = new_bucket_name()
     storage.Client(project="test").create_bucket(name)
-    proc = platbench("transfer", "vertex", "--data", str(dataset), "--repeats", "1", "--batch", "64", "--no-track",
-                     "--set", f"bucket={name}", "--set", "project=test", "--json", cwd=tmp_path, timeout=240)
+    proc = platbench_here("transfer", "vertex", "--data", str(dataset), "--repeats", "1", "--batch", "64", "--no-track",
+                          "--set", f"bucket={name}", "--set", "project=test", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     (r,) = json.loads(proc.stdout)["repeats"]
     assert r["metrics"]["upload_s_per_mb"] > 0 and r["metrics"]["download_s_per_mb"] > 0
@@ -113,15 +116,15 @@ def test_missing_bucket_and_bad_dataset_are_one_line(aws, dataset, tmp_path):
     assert_one_line_error(proc)
     assert "does not exist" in proc.stderr
     _, bucket = s3_bucket()
-    proc = platbench("transfer", "sagemaker", "--data", str(tmp_path), "--set", f"bucket={bucket}", cwd=tmp_path)
+    proc = platbench_here("transfer", "sagemaker", "--data", str(tmp_path), "--set", f"bucket={bucket}", cwd=tmp_path)
     assert_one_line_error(proc)
 
 
 def test_an_sdk_error_midway_is_one_line_and_removes_the_prefix(aws, dataset, tmp_path):
     client, bucket = s3_bucket()
     aws.fail(lambda m, p, h: m == "GET" and "/staged/" in p and "list-type" not in p, "503", 1000)
-    proc = platbench("transfer", "sagemaker", "--data", str(dataset), "--repeats", "2", "--batch", "50", "--json",
-                     "--set", f"bucket={bucket}", cwd=tmp_path, env={"PLATBENCH_S3_MAX_ATTEMPTS": "1"}, timeout=240)
+    proc = platbench_here("transfer", "sagemaker", "--data", str(dataset), "--repeats", "2", "--batch", "50", "--json",
+                          "--set", f"bucket={bucket}", cwd=tmp_path, env={"PLATBENCH_S3_MAX_ATTEMPTS": "1"})
     assert_one_line_error(proc)  # --json: no progress lines, so the error is all of stderr
     assert "GetObject" in proc.stderr
     assert s3_left(client, bucket) == ([], [])
