@@ -42,12 +42,13 @@ def billed_platforms() -> list[str]:
 
 
 def _runs(platform: str) -> list:
-    """The platform's ended runs (the cost plan's reader: no store is created where none exists)."""
+    """The platform's ended runs in the cloud (local mode bills nothing; the cost plan's reader: no store is
+    created where none exists)."""
     from platforms.core import cost_plan, tracking
 
     T = tracking.Tag
     return [r for r in cost_plan.newest_runs(f"tags.`{T.PLATFORM}` = '{platform}'", 1000)
-            if r.info.status != "RUNNING"]
+            if r.info.status != "RUNNING" and r.data.tags.get(T.LOCAL_MODE) != "true"]
 
 
 def billed(platform: str) -> list[Line]:

@@ -55,6 +55,7 @@ def test_databricks_billed_usage_is_read_later_and_shown_beside_the_list_estimat
     estimate = {"cost_usd": 0.05, "cost_list_estimate_usd": 0.05}
     billed_run = _run("databricks", billed_job, estimate)
     later_run = _run("databricks", later_job, estimate)
+    local_run = _run("databricks", "pb-local-run-name", {}, **{T.LOCAL_MODE: "true"})  # this machine: nothing billed
     # two hours of the run: one under the 2025 price (0.15 USD/DBU), one under today's (0.20); another run's too
     priced.usage += [_usage(billed_job, 0.5, "2025-12-31T23:00:00Z", "2025-12-31T23:59:59Z"),
                      _usage(billed_job, 0.25, "2026-01-01T00:00:00Z", "2026-01-01T00:30:00Z"),
@@ -65,6 +66,7 @@ def test_databricks_billed_usage_is_read_later_and_shown_beside_the_list_estimat
            in r.output  # 0.5 × 0.15 + 0.25 × 0.20
     assert f"run {later_run} (job run {later_job}): no usage record yet (system.billing.usage records a run's DBUs " \
            "hours after it ends" in r.output
+    assert local_run not in r.output
     got = tracking.client().get_run(billed_run).data
     assert got.metrics["billed_usd"] == 0.125 and got.metrics["billed_units"] == 0.75
     assert got.tags["platbench.billed_unit"] == "DBU" and priced.url in got.tags["platbench.billed_source"]
