@@ -48,7 +48,7 @@ def mlflow_runs(cwd: Path) -> list:
 def test_s3_repeats_are_cold_recorded_one_run_each_and_leave_nothing(aws, dataset, tmp_path):
     client, bucket = s3_bucket()
     # in this process (tests/stand_in/cli.py), as the transfers below but for the subprocess forms of
-    # test_missing_bucket_and_bad_dataset_are_one_line and test_ctrl_c_removes_the_prefix
+    # test_missing_bucket_and_bad_dataset_are_one_line, test_an_sdk_error_midway… and test_ctrl_c_removes_the_prefix
     proc = platbench_here("transfer", "sagemaker", "--data", str(dataset), "--repeats", "2", "--batch", "50",
                           "--set", f"bucket={bucket}", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -123,8 +123,9 @@ def test_missing_bucket_and_bad_dataset_are_one_line(aws, dataset, tmp_path):
 def test_an_sdk_error_midway_is_one_line_and_removes_the_prefix(aws, dataset, tmp_path):
     client, bucket = s3_bucket()
     aws.fail(lambda m, p, h: m == "GET" and "/staged/" in p and "list-type" not in p, "503", 1000)
-    proc = platbench_here("transfer", "sagemaker", "--data", str(dataset), "--repeats", "2", "--batch", "50", "--json",
-                          "--set", f"bucket={bucket}", cwd=tmp_path, env={"PLATBENCH_S3_MAX_ATTEMPTS": "1"})
+    # a process of its own: PLATBENCH_S3_MAX_ATTEMPTS is read when the AWS module is first imported
+    proc = platbench("transfer", "sagemaker", "--data", str(dataset), "--repeats", "2", "--batch", "50", "--json",
+                     "--set", f"bucket={bucket}", cwd=tmp_path, env={"PLATBENCH_S3_MAX_ATTEMPTS": "1"}, timeout=240)
     assert_one_line_error(proc)  # --json: no progress lines, so the error is all of stderr
     assert "GetObject" in proc.stderr
     assert s3_left(client, bucket) == ([], [])
