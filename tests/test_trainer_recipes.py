@@ -163,7 +163,7 @@ def test_early_stopping_run_on_the_digits_reports_and_saves_the_best_epoch(tmp_p
         results = run(cfg, echo=lambda _: None).results
     finally:
         torch.set_num_threads(threads)
-    stop = results.schedule.early_stopping
+    stop = results.early_stopping
     metrics = read_metrics(out)
     best = metrics[stop.best_epoch - 1]
     # the rule over the recorded curve: best = first epoch of the highest validation accuracy seen

@@ -36,7 +36,7 @@ class BestEpoch:
         return self.waited >= self.patience
 
     def record(self) -> dict:
-        """What results.json's schedule.early_stopping holds."""
+        """What results.json's early_stopping holds."""
         return {"patience": self.patience, "best_epoch": self.best_epoch, "best_val_accuracy": self.best_accuracy,
                 "stopped_early": self.stopped_early}
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 SCHEMA_VERSION = 3  # 2: seconds.eval, software, schedule, plain_/evaluated_ throughput and latency;
 #                     3: hardware.world_size and hardware.nodes (data-parallel runs); later, optional and
 #                        absent from older files: image_id, image_build_id (issue 18), hardware.nvidia_driver
-#                        (issue 24), schedule.early_stopping (issue 26)
+#                        (issue 24), early_stopping (issue 26)
 RESULTS_FILE = "results.json"
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
@@ -81,8 +81,6 @@ class Schedule(_Strict):
     steps: int = Field(description="optimizer steps of the whole schedule (epochs × steps_per_epoch)")
     min_steps: int
     reason: Optional[str] = Field(None, description="why an epoch makes more than one pass; None when it doesn't")
-    early_stopping: Optional[EarlyStopping] = Field(None, description="None: the run trained every epoch and "
-                                                    "reports the last; absent from files written before issue 26")
 
 
 class Seconds(_Strict):
@@ -141,6 +139,8 @@ class Results(_Strict):
         description="the model as evaluated: with the preset's test-time augmentation (equal to plain without TTA)")
     evaluated_latency_ms_per_image: float = Field(description="as evaluated (TTA included), single images, median")
     params: Params
+    early_stopping: Optional[EarlyStopping] = Field(None, description="None: no early stopping, the last epoch is "
+                                                    "reported; absent from files written before issue 26")
 
 
 _UMASK = os.umask(0)

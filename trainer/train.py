@@ -332,15 +332,14 @@ def run(cfg: TrainConfig, callbacks: list | None = None, echo: Optional[Callable
             model=cfg.model, hyperparameters=hp.to_dict(), seed=cfg.seed, target_accuracy=cfg.target_accuracy,
             epoch_to_target=recorder.epoch_to_target, epochs_completed=len(recorder.history),
             resumed_from_epoch=resumed_from, hardware=_hardware(device, precision, topo),
-            software=software_versions(device),
-            schedule={**feed.schedule, "early_stopping": stopper[0].best.record() if stopper else None},
+            software=software_versions(device), schedule=feed.schedule,
             seconds={"total": time.perf_counter() - t_start, "data": data_seconds, "train": recorder.train_seconds,
                      "per_epoch": [h["epoch_seconds"] for h in recorder.history], "to_target": recorder.to_target,
                      "eval": recorder.eval_seconds},
             **_test_figures(final_eval, data.classes),
             plain_throughput_images_per_s=plain[0], plain_latency_ms_per_image=plain[1],
             evaluated_throughput_images_per_s=evaluated[0], evaluated_latency_ms_per_image=evaluated[1],
-            params=params,
+            params=params, early_stopping=stopper[0].best.record() if stopper else None,
         )
         write_results(Path(cfg.output_dir), results)
         log_results(log, results, feed.schedule["steps"])
