@@ -214,7 +214,8 @@ class CloudJobPlatform(Platform):
                 # a poll takes longer than poll_seconds when the service answers slowly: the step is what was seen
                 over_budget = self.over_budget(handle, elapsed, max(cfg.poll_seconds, elapsed - last))
                 last = elapsed
-            self.pause(handle, progress, cfg.poll_seconds)
+            # once cancelled by the budget the job ends when the service says so: look sooner, tear down sooner
+            self.pause(handle, progress, cfg.poll_seconds if over_budget is None else min(cfg.poll_seconds, 2.0))
         outcome = self.after_end(handle, d, self.job_outcome(handle, d))
         if over_budget is not None and outcome.status != "finished":  # a job that ended first stays finished
             outcome.status, outcome.message = "killed", over_budget
