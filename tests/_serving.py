@@ -135,7 +135,8 @@ def wait_ready(server: Server, timeout: float = 300) -> None:
 
 
 def shared_server(request, tmp_path_factory, contract: str, model_dir: Path) -> Server:
-    """One server per contract for the whole session, stopped (and checked to exit 0) at its end."""
+    """One server per contract for the whole session, stopped (and checked to exit 0) at its end. A test may stop
+    it sooner (test_loadtest's SIGTERM test): the next to ask gets a new one."""
     key = ("server", contract)
     server = _cache.get(key)
     if server is None or server.proc.poll() is not None:

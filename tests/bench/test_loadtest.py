@@ -16,7 +16,7 @@ import pytest
 from conftest import assert_one_line_error, platbench
 
 from stand_in.cli import platbench_here
-from _serving import free_port, shared_server, start_server, trained_model
+from _serving import free_port, shared_server, trained_model
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +26,7 @@ def model(tmp_path_factory, digits_data):
 
 @pytest.fixture(scope="module")
 def sagemaker(request, tmp_path_factory, model):
+    # test_sigterm_during_load_exits_cleanly stops it: keep that the module's last test to use it
     return shared_server(request, tmp_path_factory, "sagemaker", model)
 
 
@@ -287,15 +288,17 @@ def test_load_is_logged_to_mlflow_with_every_sample(sagemaker, tmp_path):
     assert len(json.loads(open(local).read())["samples"]["latency_ms"]) == 40
 
 
-def test_sigterm_during_load_exits_cleanly(tmp_path, model):
+def test_sigterm_during_load_exits_cleanly(sagemaker):
     """SIGTERM while 10 clients are sending: requests in flight are answered, new connections are
-    refused, the server exits 0, and the load tool reports the failures instead of crashing."""
+    refused, the server exits 0, and the load tool reports the failures instead of crashing. The server is
+    this session's shared one, stopped here (a later test that asks for it gets a new one, _serving.py):
+    a server of its own would add only its start-up, torch and the model loaded again."""
     from platforms.bench.load_payloads import load_images, make_payloads
     from platforms.bench.loadtest import parse_target, run_load
     from platforms.core.load_report import summarize
     from platforms.core.load_runner import LoadSettings
 
-    server = start_server("sagemaker", model, tmp_path / "srv")
+    server = sagemaker
     s = LoadSettings(requests=3000, concurrency=10, warmup=0, retries=0, timeout_s=20)
     done = {}
     sent = threading.Event()
