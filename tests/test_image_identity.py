@@ -2,9 +2,11 @@
 results.json and the MLflow tags, and `launch --baseline` refuses to compare runs made with different
 images unless --allow-image-mismatch (scripts/image-test checks the same with the built image).
 
-The baseline is a real training (the digest through the real trainer into results.json and MLflow); the runs
-compared with it run the stand-in trainer (tests/stand_in: the golden run of the same job, replayed), since
-what they test — the refusals, the comparison, the tags — is platbench's, not training's."""
+Every run here, the baseline too, runs the stand-in trainer (tests/stand_in: the golden run of the same job,
+replayed): what is tested — the digest from the environment through trainer/cli.py into results.json and the
+MLflow tags, the refusals, the comparison — is platbench's and trainer/cli.py's, which the stand-in runs as
+the real trainer does. That the real trainer writes the digest it is given into results.json is
+tests/test_training.py's test_results_contract."""
 from __future__ import annotations
 
 import json
@@ -33,11 +35,11 @@ def launch(cwd, data, *extra, digest=None, image_id=None, here=False, trainer=No
 
 
 @pytest.fixture(scope="module")
-def baseline(color_data, tmp_path_factory):
+def baseline(stand_in, tmp_path_factory):
     """One run 'inside image A', pulled as a cloud run pulls it: by its manifest digest A (the compose service
     sets PLATBENCH_IMAGE_DIGEST the same way), its image ID (config digest) IMAGE_ID beside it."""
     cwd = tmp_path_factory.mktemp("identity")
-    proc = launch(cwd, color_data, "--json", "--out", "runs/base", digest=A, image_id=IMAGE_ID)
+    proc = launch(cwd, stand_in.data, "--json", "--out", "runs/base", digest=A, image_id=IMAGE_ID, trainer=stand_in)
     assert proc.returncode == 0, proc.stderr
     return cwd, json.loads(proc.stdout)
 
@@ -53,10 +55,12 @@ def test_the_digest_is_recorded_in_results_and_mlflow(baseline):
 
 
 def test_another_image_is_refused_before_anything_runs(baseline, color_data):
+    """In this process (tests/stand_in/cli.py): `launch local`'s one-line refusals through the console script are
+    tests/local/test_local_launch.py's test_bad_platform_and_usage_errors."""
     cwd, doc = baseline
-    for digest, shown, here in ((B, B, False), (None, "none (not run from an image)", True)):
+    for digest, shown in ((B, B), (None, "none (not run from an image)")):
         proc = launch(cwd, color_data, "--baseline", doc["mlflow_run_id"][:8], "--out", "runs/refused", digest=digest,
-                      here=here)
+                      here=True)
         assert proc.returncode == 2, proc.stderr
         err = proc.stderr.strip().splitlines()[-1]
         assert err.startswith("platbench: error: baseline run") and A in err and shown in err

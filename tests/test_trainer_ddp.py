@@ -16,8 +16,9 @@ import time
 import psutil
 import pytest
 from stand_in.cli import platbench_here
+from _cli import trainer_here
 from _runs import DIGITS_EPOCHS, digits_run
-from conftest import VENV_BIN, platbench, run_cmd
+from conftest import VENV_BIN
 
 from mlflow.tracking import MlflowClient
 
@@ -55,7 +56,9 @@ def preempted_then_resumed(digits_data, tmp_path_factory):
     by_rank[1].send_signal(signal.SIGTERM)  # one rank only, and not rank 0
     _, stderr = proc.communicate(timeout=180)
     first = {"code": proc.returncode, "stderr": stderr, "metrics": (cwd / "runs/two/metrics.jsonl").read_text()}
-    resumed = platbench(*args, cwd=cwd, timeout=400)
+    # the same command again, in this process (tests/stand_in/cli.py: the launch above is the console script);
+    # its torchrun agent and ranks are processes as ever
+    resumed = platbench_here(*args, cwd=cwd)
     return cwd, first, resumed
 
 
@@ -90,7 +93,8 @@ def test_resumed_two_process_run_is_complete_and_compliant(preempted_then_resume
     # every rank evaluated a slice; the figures cover the whole test set
     assert sum(map(sum, res["confusion_matrix"])) == one_process["dataset"]["test_count"]
     assert abs(res["test_accuracy"] - one_process["test_accuracy"]) <= ACCURACY_TOLERANCE
-    check = run_cmd([str(VENV_BIN / "python"), "-m", "trainer", "check", str(cwd / "runs/two"), "--native"])
+    # in this process (tests/_cli.py): `python -m trainer check`'s subprocess form is tests/test_check.py's
+    check = trainer_here("check", str(cwd / "runs/two"), "--native")
     assert check.returncode == 0, check.stdout + check.stderr
     # training time excludes evaluation on every epoch (the recorder's clock, rank 0)
     metrics = [json.loads(line) for line in (cwd / "runs/two/metrics.jsonl").read_text().splitlines()]

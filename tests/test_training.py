@@ -12,6 +12,7 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+from _cli import trainer_here
 from conftest import VENV_BIN, run_cmd
 
 from trainer import loglines
@@ -43,10 +44,15 @@ class ImagesAfterFit(L.Callback):
         module.register_forward_pre_hook(count("classifier"))
 
 
+# as if run from an image (tests/test_image_identity.py's launches check the rest of the digest's way on the stand-in)
+DIGEST, IMAGE_ID = "sha256:" + "a" * 64, "sha256:" + "c" * 64
+
+
 @pytest.fixture(scope="module")
 def finished(color_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    outcome, lines = train(color_data, out, target_accuracy=0.5, overrides={"epochs": 3, "batch_size": 32})
+    outcome, lines = train(color_data, out, target_accuracy=0.5, image_digest=DIGEST, image_id=IMAGE_ID,
+                           overrides={"epochs": 3, "batch_size": 32})
     return out, outcome, lines
 
 
@@ -61,6 +67,7 @@ def test_results_contract(finished):
                 "evaluated_latency_ms_per_image", "params", "software", "schedule"):
         assert key in data
     assert data["schema_version"] == 3
+    assert (res.image_digest, res.image_id) == (DIGEST, IMAGE_ID)  # what the image's launcher passed
     assert "throughput_images_per_s" not in data and "evaluation" not in data["seconds"]
     assert res.dataset.classes == ["blue", "green", "red"] and res.dataset.train_count == 120
     assert len(res.dataset.fingerprint) == 64
@@ -205,17 +212,14 @@ def _trainer_cmd(data: Path, out: Path, epochs: int) -> list[str]:
 
 
 def test_sigterm_checkpoints_exits_143_and_resume_gives_the_same_result(color_data, tmp_path):
+    """The preempted run is a process of its own (a real SIGTERM, its exit status); the uninterrupted reference
+    and the resume run `python -m trainer train`'s entry in this process (tests/_cli.py), whose imports are paid:
+    a resume is a new process reading the checkpoint, whichever process it is."""
     epochs = 4
-    # the uninterrupted reference beside the preempted and resumed runs (the figures compared do not depend on
-    # timing): their start-ups and trainings overlap
-    ref_log = tmp_path / "ref.log"  # a file, not a pipe nobody reads while it runs
-    with ref_log.open("w") as log:
-        reference = subprocess.Popen(_trainer_cmd(color_data, tmp_path / "ref", epochs), stdout=log,
-                                     stderr=subprocess.STDOUT)
+    out = tmp_path / "preempted"
+    proc = subprocess.Popen(_trainer_cmd(color_data, out, epochs), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     try:
-        out = tmp_path / "preempted"
-        proc = subprocess.Popen(_trainer_cmd(color_data, out, epochs), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
         ckpt = out / "checkpoints/last.ckpt"
         deadline = time.time() + 240
         while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
@@ -223,20 +227,20 @@ def test_sigterm_checkpoints_exits_143_and_resume_gives_the_same_result(color_da
         assert ckpt.exists(), "no epoch-end checkpoint appeared"
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=120)
-        assert proc.returncode == EXIT_PREEMPTED, stderr
-        assert "SIGTERM received" in stdout
-        assert not (out / "results.json").exists()
-        done_before = len(read_metrics(out))
-        assert 1 <= done_before < epochs
-
-        resumed = run_cmd(_trainer_cmd(color_data, out, epochs), timeout=300)
-        assert resumed.returncode == 0, resumed.stderr
-        assert "Resuming from" in resumed.stdout
-        reference.wait(300)
     finally:
-        if reference.poll() is None:  # a failure above: not left training
-            reference.kill()
-    assert reference.returncode == 0, ref_log.read_text()[-3000:]
+        if proc.poll() is None:  # a failure above: not left training
+            proc.kill()
+    assert proc.returncode == EXIT_PREEMPTED, stderr
+    assert "SIGTERM received" in stdout
+    assert not (out / "results.json").exists()
+    done_before = len(read_metrics(out))
+    assert 1 <= done_before < epochs
+
+    resumed = trainer_here(*_trainer_cmd(color_data, out, epochs)[3:])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Resuming from" in resumed.stdout
+    reference = trainer_here(*_trainer_cmd(color_data, tmp_path / "ref", epochs)[3:])
+    assert reference.returncode == 0, reference.stderr[-3000:]
     a, b = read_results(tmp_path / "ref"), read_results(out)
     assert b.resumed_from_epoch == done_before and b.epochs_completed == epochs
     assert [e["epoch"] for e in read_metrics(out)] == list(range(1, epochs + 1))
