@@ -116,7 +116,8 @@ def plan_text(platform_name: str, job: Job, settings: dict[str, str], max_usd: O
         from platforms.core import service_launch
 
         refuse_service_budget(platform_name, max_usd)
-        return service_launch.plan_text(platform_name, job, settings)
+        return (service_launch.plan_text(platform_name, job, settings) + "\n"
+                + cost_plan.render([cost_plan.line(platform_name, job, settings)]))
     platform = registry.get(platform_name)(settings)
     refuse_nodes(platform, job)
     typed_overrides(job.hyperparameters)  # a wrong --hp is refused in a dry run as in the launch

@@ -166,6 +166,8 @@ def test_cli_dry_run_needs_credentials(color_data, tmp_path):
     r = platbench_here("launch", "nyckel", "--data", str(color_data), "--per-class", "5", "--dry-run", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "/invoke" in r.stdout and "cross-validates" in r.stdout and "NYCKEL_CLIENT_ID" in r.stdout
+    # the cost plan as for a training platform: known only once a run of it has finished (issue 27)
+    assert "Cost plan" in r.stdout and "nyckel: an AutoML service with no finished run" in r.stdout
 
 
 def test_platbench_launch_samples_trains_evaluates_loads_and_deletes(nyckel, color_data, tmp_path):
