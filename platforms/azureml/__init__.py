@@ -9,5 +9,6 @@ from platforms.core.api import Feature, PlatformSpec
 SPEC = PlatformSpec(
     name="azureml", cloud=azure.CLOUD, title="Azure Machine Learning command job (azure-ai-ml v2 + azure-storage-blob)",
     launcher="train:AzureMLPlatform", endpoint="endpoint:AzureMLEndpoint", sdk_modules=("azure.ai.ml",),
-    lacks={Feature.BILLING: "Azure ML reports no billed seconds per job; cost is node seconds x the VM's list price"},
+    lacks={Feature.BILLING: ("Azure ML reports no billed seconds per job (the bill arrives later, in Azure Cost "
+                               "Management); cost is node seconds x the VM's list price")},
 )

@@ -8,5 +8,6 @@ from platforms.core.api import Feature, PlatformSpec
 SPEC = PlatformSpec(
     name="vertex", cloud=gcp.CLOUD, title="Google Vertex AI custom job (google-cloud-aiplatform + google-cloud-storage)",
     launcher="train:VertexPlatform", endpoint="endpoint:VertexEndpoint", sdk_modules=("google.cloud.aiplatform_v1",),
-    lacks={Feature.BILLING: "Vertex reports no billed time; cost is running time × list price"},
+    lacks={Feature.BILLING: ("Vertex reports no billed time (the bill arrives later, in the Cloud Billing export); "
+                               "cost is running time × list price")},
 )

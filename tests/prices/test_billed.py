@@ -96,5 +96,6 @@ def test_each_platform_says_how_it_bills_a_run(kit_store, tmp_path, monkeypatch)
     vx = report_run(_run("vertex", "j3", {"cost_usd": 0.04, "cost_list_estimate_usd": 0.04}))
     assert billed_text(sm) == "0.0132 †" and billed_text(ap) == "1.5 credits" and billed_text(vx) == "not reported"
     assert billing_notes([sm, ap]) == []  # both report what they billed
-    assert billing_notes([vx, sm]) == ["vertex: not billed per run here: Vertex reports no billed time; cost is "
-                                       "running time × list price"]
+    assert billing_notes([vx, sm]) == ["vertex: not billed per run here: Vertex reports no billed time (the bill "
+                                       "arrives later, in the Cloud Billing export); cost is running time × list "
+                                       "price"]
