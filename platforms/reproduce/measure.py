@@ -106,7 +106,7 @@ def per_model(proto: Protocol, store, platform: str) -> dict[str, dict[str, Meas
         cols = {}
         for q, get in (("test_accuracy", lambda r: _pct(r.m("final_test_accuracy"))),
                        ("test_top5_accuracy", lambda r: _pct(r.m("final_test_top5_accuracy"))),
-                       ("test_images_per_s", lambda r: r.m("evaluated_throughput_images_per_s")),
+                       ("test_images_per_s", lambda r: r.m("plain_throughput_images_per_s")),
                        ("seconds_per_epoch", _seconds_per_epoch),
                        ("parameters_millions", lambda r: None if r.m("params_total") is None else r.m("params_total") / 1e6)):
             vals = [(get(r), r) for r in rs]

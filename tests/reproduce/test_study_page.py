@@ -30,7 +30,7 @@ def section(tmp_path_factory):
                                       {Tag.PLATFORM: "local", Tag.MODEL: model, "platbench.study": "jumpstart",
                                        "platbench.study_lr_factor": lr}) as run:
                 run.metrics({"final_val_accuracy": val, "final_test_accuracy": test, "final_test_top5_accuracy": top5,
-                             "evaluated_throughput_images_per_s": ips, "seconds_train": secs,
+                             "plain_throughput_images_per_s": ips, "seconds_train": secs,
                              "schedule_epochs": epochs, "params_total": params})
                 run.tags({Tag.STATUS: "finished"})
                 run.end("FINISHED")

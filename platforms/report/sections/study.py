@@ -217,7 +217,7 @@ class StudySections(ReportContext):
                         caption=f"platbench on {platform}: per model the run the recipe keeps, sorted as the study's (images/s up); frontier = pareto-efficient "
                                 "in test accuracy × images/s. What still differs: their TensorFlow Hub models fine-tuned "
                                 "on Caltech-256 on a T4 with data loading in the throughput; ours platbench's presets on "
-                                "the data above, throughput of the network alone at the eval batch size."))
+                                "the data above, throughput of the plain network (no test-time augmentation) at the eval batch size, data already in memory."))
 
     def _not_measured(self, s: Section, p) -> None:
         from platforms.reproduce.protocol import QUANTITIES
