@@ -1,9 +1,9 @@
 """`platbench launch local` through the real CLI: results table/JSON, the MLflow run in the embedded
 store (and in MLFLOW_TRACKING_URI's when set), `platbench runs`, interrupts, and bad input.
 
-The real trainer trains the module's one launch (`launched`: the local contract end to end). Where a test is
-about what platbench does around a training (the tracking store, SIGTERM, a process that died), the
-launch runs the stand-in trainer (tests/stand_in: the same launcher, CLI and MLflow code, a `trainer` that
+The real trainer trains the module's one launch (`launched`: the local contract end to end, in this
+process). Where a test is about what platbench does around a training (the tracking store, SIGTERM, a process
+that died), the launch runs the stand-in trainer (tests/stand_in: the same launcher, CLI and MLflow code, a `trainer` that
 replays a golden run). Refusals run the CLI in this process (tests/stand_in/cli.py); one stays a subprocess.
 Ctrl-C is the launcher conformance kit's (tests/launchers), as for every platform."""
 from __future__ import annotations
@@ -24,9 +24,12 @@ from stand_in.cli import platbench_here
 
 @pytest.fixture(scope="module")
 def launched(color_data, tmp_path_factory):
+    """The real trainer through `platbench launch local`'s entry in this process (tests/stand_in/cli.py), as the
+    console script runs it (the local platform trains in platbench's own process); the stand-in launches below
+    are the console script itself."""
     cwd = tmp_path_factory.mktemp("launch")
-    proc = platbench("launch", "local", "--data", str(color_data), "--epochs", "2", "--hp", "batch_size=32",
-                     "--target-accuracy", "0.4", "--json", "--out", "runs/one", cwd=cwd)
+    proc = platbench_here("launch", "local", "--data", str(color_data), "--epochs", "2", "--hp", "batch_size=32",
+                          "--target-accuracy", "0.4", "--json", "--out", "runs/one", cwd=cwd)
     assert proc.returncode == 0, proc.stderr
     return cwd, json.loads(proc.stdout)
 
