@@ -141,3 +141,27 @@ def table_rows(md: str, first_column: str) -> list[list[str]]:
             break
         out.append([c.strip() for c in line.strip("|").split(" | ")])
     return out
+
+
+def test_neuromation_real_tiny_run_trains_by_the_studys_recipe(digits_data, tmp_path):
+    """The one real training of these tests (the bundled digits, one epoch): the recipe's settings reach the
+    trainer and are what it recorded — no augmentation, a constant learning rate, no smoothing, no TTA."""
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    doc = yaml.safe_load((protocol.STUDIES_DIR / "neuromation.yaml").read_text())
+    doc["local"]["epochs"] = 1
+    (studies / "neuromation.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True))
+    proc = platbench_here("reproduce", "neuromation", "--data", str(digits_data), cwd=tmp_path,
+                          env={"PLATBENCH_STUDIES": str(studies)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("platbench").experiment_id])
+    training = [r for r in runs if r.data.tags.get("platbench.kind") is None]
+    assert len(training) == 1 and training[0].data.tags["platbench.study"] == "neuromation"
+    hp = training[0].data.params
+    assert (hp["hp.augment"], hp["hp.lr_schedule"], float(hp["hp.label_smoothing"]), hp["hp.tta"]) == (
+        "none", "constant", 0.0, "0")
+    md = (tmp_path / "runs" / "reproduce" / "neuromation" / "study-neuromation.md").read_text()
+    row = table_rows(md, "Platform")[0]
+    acc = 100 * training[0].data.metrics["final_test_accuracy"]
+    assert row[:3] == ["local", "small", "all"] and row[3] == f"{acc:.2f} % (n = 1)"
