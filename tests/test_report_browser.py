@@ -15,7 +15,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import platbench
+from stand_in.cli import platbench_here
 from test_report import ALL_FIGURES, FIXTURE_GROUP, SECTIONS, fixture_report  # noqa: F401 - fixture used below
 from _sweep import SWEEP_NAME, swept
 
@@ -75,7 +75,8 @@ def test_every_section_and_figure_renders_offline(fixture_report, tmp_path):
 
 def test_the_local_sweep_report_renders(tmp_path_factory, digits_data, tmp_path):
     cwd = swept(tmp_path_factory, digits_data)
-    proc = platbench("report", "--sweep", SWEEP_NAME, "--out", "rep-browser", cwd=cwd)
+    # in this process (tests/stand_in/cli.py): `platbench report`'s subprocess form is test_report's local_report
+    proc = platbench_here("report", "--sweep", SWEEP_NAME, "--out", "rep-browser", cwd=cwd)
     assert proc.returncode == 0, proc.stderr
     check = self_check(cwd / "rep-browser" / "index.html", tmp_path / "profile")
     assert_rendered(check, ["fig-time-accuracy", "fig-ablation", "fig-pareto", "fig-phases"])
