@@ -44,28 +44,64 @@ def _here(args, cwd, home):
                           drop=CLOUD_VARS)
 
 
-def _platbench(args, cwd, env, offline=False):
-    return subprocess.run([*(NO_NETWORK if offline else []), PY, "-m", "platforms", *args], cwd=cwd, env=env,
+def _platbench(args, cwd, env):
+    return subprocess.run([PY, "-m", "platforms", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
 
 
+# Every platform's dry run in one process (the CLI's entry, tests/stand_in/cli.py), in one network namespace:
+# the offline part needs the namespace, not a process each, whose start-up (~3 s of CPU: typer, rich, pydantic)
+# was most of what this module cost. Each platform gets its own working folder and the same bare environment.
+_DRY_RUNS = """
+import json, sys, traceback
+from pathlib import Path
+
+sys.path.insert(0, sys.argv[1])
+from stand_in.cli import platbench_here
+
+out = {}
+for name, work, data in json.loads(sys.argv[2]):
+    try:
+        r = platbench_here("launch", name, "--data", data, "--dry-run", cwd=Path(work))
+        out[name] = [r.returncode, r.stdout, r.stderr]
+    except BaseException:  # one platform's crash is its test's failure, not every platform's
+        out[name] = [1, "", traceback.format_exc()]
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def dry_runs(tmp_path_factory, digits_data) -> dict[str, tuple[int, str, str, object]]:
+    """name → (exit code, stdout, stderr, its working folder) of `platbench launch NAME --data D --dry-run`."""
+    from pathlib import Path
+
+    root = tmp_path_factory.mktemp("dry-runs")
+    works = {name: root / name for name in PLATFORMS}
+    for work in works.values():
+        work.mkdir()
+    jobs = [(name, str(work), str(digits_data)) for name, work in works.items()]
+    tests = str(Path(__file__).resolve().parents[1])
+    r = subprocess.run([*NO_NETWORK, PY, "-c", _DRY_RUNS, tests, json.dumps(jobs)], cwd=root, env=_bare_env(root),
+                       capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return {name: (*got, works[name]) for name, got in json.loads(r.stdout.splitlines()[-1]).items()}
+
+
 @pytest.mark.parametrize("name", PLATFORMS)
-def test_dry_run_is_offline_needs_no_credentials_and_creates_nothing(name, digits_data, tmp_path):
-    """A subprocess each (the offline part needs its own network namespace): where `unshare -n` cannot run
-    (not root) it runs without the isolation, still needing no credentials and creating nothing."""
-    work = tmp_path / "work"
-    work.mkdir()
-    r = _platbench(["launch", name, "--data", str(digits_data), "--dry-run"], work, _bare_env(tmp_path), offline=True)
-    assert r.returncode == 0, r.stderr
-    assert f"Plan for {name}" in r.stdout
+def test_dry_run_is_offline_needs_no_credentials_and_creates_nothing(name, dry_runs):
+    """Where `unshare -n` cannot run (not root) the dry runs run without the isolation, still needing no
+    credentials and creating nothing."""
+    code, stdout, stderr, work = dry_runs[name]
+    assert code == 0, stderr
+    assert f"Plan for {name}" in stdout
     assert list(work.iterdir()) == [], "a dry run wrote files"
     spec = registry.spec(name)
     if Feature.REMOTE_STORAGE not in spec.lacks:
-        assert "      $ " in r.stdout, "no equivalent CLI commands in the plan"
+        assert "      $ " in stdout, "no equivalent CLI commands in the plan"
         # no credentials in this environment: the plan says what a real launch still needs
-        assert "A real launch still needs:" in r.stdout and "credentials" in r.stdout
+        assert "A real launch still needs:" in stdout and "credentials" in stdout
     for feature in spec.lacks:
-        assert feature.value in r.stdout
+        assert feature.value in stdout
 
 
 def test_listing_platforms_imports_no_sdk_and_no_heavy_library():

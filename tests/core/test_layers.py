@@ -20,8 +20,10 @@ flagged `local`, so the seven places that compared a platform's name with "local
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
+import pytest
 
 from platforms.core import registry
 
@@ -53,6 +55,12 @@ TOP_MODULES = {"platforms": "platforms", "platforms.errors": "platforms", "platf
 
 
 # ------------------------------------------------------------------------------------------- the graph
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    """A module's syntax tree, parsed once per test process (the graph, the by-name and the naming checks)."""
+    return ast.parse(path.read_text())
+
+
 def module_name(path: Path, root: Path = ROOT) -> str:
     parts = list(path.relative_to(root).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -66,7 +74,7 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
     """Every module of ours that `name` imports: at the top, inside a function, or for type checking."""
     out = set()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(parsed(path)):
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -166,13 +174,19 @@ def layer_violations(g: dict[str, set[str]], platforms: list[str] = PLATFORMS) -
 
 
 # ------------------------------------------------------------------------------------------- the tests
-def test_no_import_cycles():
-    g = graph()
+@pytest.fixture(scope="module")
+def ours() -> dict[str, set[str]]:
+    """The import graph of platforms/ and trainer/, parsed once for the module's tests."""
+    return graph()
+
+
+def test_no_import_cycles(ours):
+    g = ours
     assert cycles({m: {d for mm, d in edges(g) if mm == m} for m in g}) == []
 
 
-def test_no_package_cycles():
-    assert cycles(package_graph(graph())) == []
+def test_no_package_cycles(ours):
+    assert cycles(package_graph(ours)) == []
 
 
 def test_the_cycle_finder_finds_a_cycle():
@@ -188,28 +202,28 @@ def test_the_layers_themselves_have_no_cycle():
     assert cycles({row: may - {row} for row, may in ALLOWED.items()}) == []
 
 
-def test_each_package_imports_only_what_its_layer_may():
-    assert layer_violations(graph()) == []
+def test_each_package_imports_only_what_its_layer_may(ours):
+    assert layer_violations(ours) == []
 
 
-def test_shared_modules_import_no_platform():
-    bad = [f"{m} imports {d}" for m, d in edges(graph()) if m.startswith("platforms") and owner(m) is None
+def test_shared_modules_import_no_platform(ours):
+    bad = [f"{m} imports {d}" for m, d in edges(ours) if m.startswith("platforms") and owner(m) is None
            and owner(d) is not None]
     assert bad == []
 
 
-def test_a_platform_imports_no_other_platform():
-    bad = [f"{m} imports {d}" for m, d in edges(graph()) if owner(m) and owner(d) not in (None, owner(m))]
+def test_a_platform_imports_no_other_platform(ours):
+    bad = [f"{m} imports {d}" for m, d in edges(ours) if owner(m) and owner(d) not in (None, owner(m))]
     assert bad == []
 
 
-def test_a_platform_imports_no_feature():
-    bad = [f"{m} imports {d}" for m, d in edges(graph()) if owner(m) and package(d) in FEATURES + ("cli",)]
+def test_a_platform_imports_no_feature(ours):
+    bad = [f"{m} imports {d}" for m, d in edges(ours) if owner(m) and package(d) in FEATURES + ("cli",)]
     assert bad == []
 
 
-def test_trainer_imports_nothing_from_platforms():
-    bad = [f"{m} imports {d}" for m, d in edges(graph()) if m.startswith("trainer") and d.startswith("platforms")]
+def test_trainer_imports_nothing_from_platforms(ours):
+    bad = [f"{m} imports {d}" for m, d in edges(ours) if m.startswith("trainer") and d.startswith("platforms")]
     assert bad == []
 
 
@@ -260,7 +274,7 @@ def test_only_the_registry_imports_by_name():
     allowed = {"platforms.core.registry", "platforms.core.api", *THIRD_PARTY_BY_NAME}
     bad = []
     for name, path in modules().items():
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parsed(path)):
             if isinstance(node, ast.Call) and ast.unparse(node.func) in ("importlib.import_module", "import_module",
                                                                        "__import__") and node.args:
                 arg = node.args[0]
@@ -359,7 +373,7 @@ def naming_violations() -> tuple[list[str], list[str]]:
         if not name.startswith("platforms"):
             continue
         rel = path.relative_to(ROOT)
-        for line, text, constant in _code_strings(ast.parse(path.read_text())):
+        for line, text, constant in _code_strings(parsed(path)):
             for platform in forbidden_names(name):
                 if names_platform(text, platform, constant=constant):
                     if f"{rel} names {platform}" not in files:
@@ -368,12 +382,17 @@ def naming_violations() -> tuple[list[str], list[str]]:
     return files, lines
 
 
-def test_no_shared_module_names_a_platform_in_code():
-    files, lines = naming_violations()
+@pytest.fixture(scope="module")
+def named() -> tuple[list[str], list[str]]:
+    return naming_violations()
+
+
+def test_no_shared_module_names_a_platform_in_code(named):
+    files, lines = named
     assert [line for line in lines if owner(module_name(ROOT / line.partition(":")[0])) is None] == []
     assert [f for f in files if owner(module_name(ROOT / f.partition(" ")[0])) is None] == []
 
 
-def test_a_platform_names_no_other_platform():
+def test_a_platform_names_no_other_platform(named):
     """The back door beside imports: another platform's extra, store or name in a string."""
-    assert [line for line in naming_violations()[1] if owner(module_name(ROOT / line.partition(":")[0]))] == []
+    assert [line for line in named[1] if owner(module_name(ROOT / line.partition(":")[0]))] == []
