@@ -72,6 +72,7 @@ START_FIRST = (
     "tests/bench/test_bench_ray.py",            # a Ray cluster and an MLflow server, a killed worker, a resume
     "tests/bench/test_sweep.py",                # the local sweep: golden trainings, two sessions
     "tests/skypilot/test_skypilot_launch.py",   # Ctrl-C while provisioning, behind a real API server
+    "tests/core/test_budget.py",                # a sweep cell stopped by the budget at its second 20 s poll
     "tests/test_image_identity.py",             # a real baseline run, then the runs compared with it
     "tests/test_trainer_ddp.py",                # two-rank DDP trainings
     "tests/bench/test_batch.py",                # batch inference against the trainer's test accuracy
