@@ -68,3 +68,14 @@ def test_an_s3_call_is_attempted_max_attempts_times_in_all(monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_attempts_setting_is_read_when_a_client_is_made(monkeypatch):
+    """A process that imported the AWS module before PLATBENCH_S3_MAX_ATTEMPTS was set (a sweep worker, the
+    CLI run in-process by the launcher kit) still gets it: read per client, not at import."""
+    from platforms.clouds.aws import sdk
+
+    monkeypatch.setenv("PLATBENCH_S3_MAX_ATTEMPTS", "2")
+    assert sdk.client_config().retries["total_max_attempts"] == 2
+    monkeypatch.delenv("PLATBENCH_S3_MAX_ATTEMPTS")
+    assert sdk.client_config().retries["total_max_attempts"] == sdk.MAX_ATTEMPTS == 8

@@ -13,7 +13,13 @@ from contextlib import contextmanager
 from platforms.core.sdk import require
 from platforms.core.transport import TransportError
 
-MAX_ATTEMPTS = int(os.environ.get("PLATBENCH_S3_MAX_ATTEMPTS", "8"))
+MAX_ATTEMPTS = 8  # per AWS call, the first attempt included; PLATBENCH_S3_MAX_ATTEMPTS sets another
+
+
+def max_attempts() -> int:
+    """Read when a client is made, not at import: a launch in a process that imported this module earlier
+    (a sweep worker, the CLI run in-process) still gets the caller's setting."""
+    return int(os.environ.get("PLATBENCH_S3_MAX_ATTEMPTS") or MAX_ATTEMPTS)
 
 
 def boto3_module(what: str = "the AWS SDK (boto3)"):
@@ -24,7 +30,7 @@ def client_config(max_pool: int = 32):
     from botocore.config import Config
 
     # total_max_attempts counts the first attempt too; botocore's `max_attempts` counts retries only
-    return Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}, max_pool_connections=max_pool,
+    return Config(retries={"mode": "standard", "total_max_attempts": max_attempts()}, max_pool_connections=max_pool,
                   connect_timeout=10, read_timeout=120)
 
 
