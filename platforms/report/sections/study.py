@@ -195,7 +195,7 @@ class StudySections(ReportContext):
         for f in p.figures:
             if f.model:
                 theirs.setdefault(f.model, {})[f.quantity] = f.value
-        rows = [[m] + [_num(v.get(q)) for q in PARETO] for m, v in theirs.items()]
+        rows = [[m] + ["–" if v.get(q) is None else _as_published(v[q]) for q in PARETO] for m, v in theirs.items()]
         section = next(f.section for f in p.figures if f.model)
         s.add(Table(["Model (theirs)", *PARETO_COLUMNS], rows, id=f"study-{p.study}-published",
                     caption=f"Published: {p.by}, {section}; {p.theirs.get('dataset', '')}, {p.theirs.get('hardware', '')}. "
