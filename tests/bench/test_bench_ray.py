@@ -293,25 +293,17 @@ def test_a_cancelled_cell_gets_ctrl_c_and_runs_at_the_coordinators_niceness(ray_
         executor.close()
 
 
-def test_the_overhead_benchmark_measures_cells_in_their_own_processes(ray_cluster, tmp_path, monkeypatch, capsys):
+def test_the_overhead_benchmark_measures_cells_in_their_own_processes(ray_cluster, tmp_path):
     """benchmarks/ray_overhead.py against this cluster: both executors measured, the probe imported what a
-    sweep worker imports and ran as a process of its own started by the Ray worker (what a cell is). The
-    script's main runs in this process, a Ray driver as in the test above: its cells are processes anyway, and
-    a process of its own for the driver would add only its start-up (Python, Ray's imports)."""
-    import importlib.util
-    import tempfile
-
-    spec = importlib.util.spec_from_file_location("ray_overhead", REPO / "benchmarks" / "ray_overhead.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    monkeypatch.setenv("RAY_ADDRESS", ray_cluster[0])
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # its cells' folders (the script's mkdtemp)
-    code = bench.main(["--address", "ray", "--cells", "1", "--parts", "1"])  # one fresh Ray worker, not three
-    stdout = capsys.readouterr().out
-    assert code == 0, stdout
-    lines = stdout.splitlines()
-    assert any(ln.startswith("process  submit → trainer start: median") for ln in lines), stdout
-    assert any(ln.startswith("ray      submit → trainer start: median") for ln in lines), stdout
-    assert any(ln.startswith("ray / process: ×") and "Ray adds" in ln for ln in lines), stdout
-    assert "each cell in a process of its own started by the worker: yes" in stdout
+    sweep worker imports and ran as a process of its own started by the Ray worker (what a cell is)."""
+    env = {**os.environ, "RAY_ADDRESS": ray_cluster[0], "TMPDIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.ray_overhead", "--address", "ray", "--cells", "1",
+                           "--parts", "1"],  # one fresh Ray worker for the no-op part, not three
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert any(ln.startswith("process  submit → trainer start: median") for ln in lines), proc.stdout
+    assert any(ln.startswith("ray      submit → trainer start: median") for ln in lines), proc.stdout
+    assert any(ln.startswith("ray / process: ×") and "Ray adds" in ln for ln in lines), proc.stdout
+    assert "each cell in a process of its own started by the worker: yes" in proc.stdout
     assert sum("no-op Ray task" in ln for ln in lines) == 2
