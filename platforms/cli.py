@@ -440,10 +440,16 @@ def report(
     report_main(out, sweep, root, alpha, _console())
 
 
+def _study_names() -> list[str]:
+    from platforms.reproduce import study_names
+
+    return study_names()
+
+
 @app.command()
 def reproduce(
-    study: str = typer.Argument(..., help="neuromation | nyckel | jumpstart | aws-azure | roboflow "
-                                          "(platforms/reproduce/studies/)"),
+    study: str = typer.Argument(..., help="a study: " + " | ".join(_study_names())
+                                          + " (platforms/reproduce/studies/)"),
     platform: list[str] = typer.Option([], "--platform", "-p", help="platforms (repeat or comma list; default local)"),
     data: Optional[Path] = typer.Option(None, "--data", help="dataset folder (default: the bundled digits)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and its cost; create nothing"),
@@ -453,7 +459,7 @@ def reproduce(
     out: Optional[Path] = typer.Option(None, "--out", help="folder for the study page (default runs/reproduce/STUDY)"),
 ) -> None:
     """Rerun a published study by its own protocol and write its page: each published figure beside platbench's."""
-    from platforms.reproduce.cli import cli_main as reproduce_main
+    from platforms.reproduce_cli import cli_main as reproduce_main
 
     code = reproduce_main(study, platform, data, dry_run, max_usd, full, set_, out, _console())
     if code:

@@ -12,8 +12,6 @@ from typing import Optional
 from platforms.errors import UserError
 from platforms.reproduce.protocol import Protocol
 
-# Platforms whose served model reproduce can load-test itself: the trainer's own server on this machine.
-SERVES_HERE = ("local",)
 
 
 @dataclass(frozen=True)
@@ -67,14 +65,17 @@ class Plan:
         return sorted({g.model for g in self.groups} - set(PRESETS))
 
     def serving(self) -> list[str]:
-        return [p for p in self.platforms if p in SERVES_HERE] if self.proto.requests else []
+        # reproduce load-tests only a model it serves itself: the trainer's own server, so a run on this machine
+        from platforms.core import registry
+
+        return [p for p in self.platforms if p == registry.this_machine()] if self.proto.requests else []
 
 
 def make(proto: Protocol, platforms: list[str], data: Path, full: bool = False,
          settings: dict[str, dict[str, str]] | None = None) -> Plan:
     from platforms.core import registry
 
-    plats = list(dict.fromkeys(platforms or ["local"]))
+    plats = list(dict.fromkeys(platforms or [registry.this_machine()]))
     for p in plats:
         registry.get(p)  # an unknown platform: one line
     ladder: list[Optional[int]] = list(proto.ladder if full else proto.local.ladder) or [None]

@@ -4,7 +4,6 @@ and the figures it published, each with where in the study it stands. No figure 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, Optional
@@ -12,9 +11,9 @@ from typing import Annotated, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from platforms.reproduce import studies_dir, study_names
 from platforms.errors import UserError
 
-STUDIES_DIR = Path(__file__).with_name("studies")
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Key = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$", max_length=40)]
@@ -172,14 +171,7 @@ class Protocol(_Strict):
         return self.published_on.isoformat() if self.published_on else "undated"
 
 
-def studies_dir() -> Path:
-    """The protocols: the shipped ones, or a folder of one's own (PLATBENCH_STUDIES), e.g. a study's protocol
-    scaled down or a new study written in the same schema."""
-    return Path(os.environ.get("PLATBENCH_STUDIES") or STUDIES_DIR)
-
-
-def names() -> list[str]:
-    return sorted(p.stem for p in studies_dir().glob("*.yaml"))
+names = study_names  # the shipped protocols' names, or PLATBENCH_STUDIES' (platforms/reproduce/__init__.py)
 
 
 def load(study: str) -> Protocol:

@@ -34,7 +34,7 @@ PLATFORMS = registry.names()
 # package is PLATFORM; every other package of platforms/ must be placed here (a new one fails the test until
 # it is). Features reach the platforms only through core.registry; the report embeds the scorecard's table.
 PLATFORM = "<platform>"
-FEATURES = ("bench", "report", "scorecard")
+FEATURES = ("bench", "report", "reproduce", "scorecard")
 ALLOWED: dict[str, set[str]] = {
     "trainer": set(),
     "platforms": set(),                                       # platforms/__init__.py and errors.py
@@ -44,13 +44,15 @@ ALLOWED: dict[str, set[str]] = {
     PLATFORM: {"clouds", "image", "core", "platforms", "trainer"},
     "bench": {"image", "core", "platforms", "trainer"},
     "scorecard": {"core", "platforms", "trainer"},
-    "report": {"scorecard", "image", "core", "platforms", "trainer"},
+    "reproduce": {"bench", "image", "core", "platforms", "trainer"},  # a study's protocol run by bench's machinery
+    "report": {"reproduce", "scorecard", "image", "core", "platforms", "trainer"},
     "prices": {"core", "platforms", "trainer"},               # price sources → core's price cache
-    "cli": {"prices", "bench", "report", "scorecard", "image", "core", "platforms", "trainer"},
+    "cli": {"prices", "reproduce", "bench", "report", "scorecard", "image", "core", "platforms", "trainer"},
 }
 # top-level modules of platforms/ and the layer they belong to
 TOP_MODULES = {"platforms": "platforms", "platforms.errors": "platforms", "platforms.cli": "cli",
-               "platforms.__main__": "cli", "platforms.runs_table": "cli", "platforms.preflight": "cli"}
+               "platforms.__main__": "cli", "platforms.runs_table": "cli", "platforms.preflight": "cli",
+               "platforms.reproduce_cli": "cli"}
 
 
 

@@ -65,7 +65,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(args, words, tmp_path):
 def test_a_broken_protocol_is_one_line(tmp_path):
     studies = tmp_path / "studies"
     studies.mkdir()
-    doc = yaml.safe_load((protocol.STUDIES_DIR / "nyckel.yaml").read_text())
+    doc = yaml.safe_load((protocol.studies_dir() / "nyckel.yaml").read_text())
     doc["figures"][0]["quantity"] = "happiness"
     (studies / "nyckel.yaml").write_text(yaml.safe_dump(doc))
     proc = platbench_here("reproduce", "nyckel", "--dry-run", cwd=tmp_path, env={"PLATBENCH_STUDIES": str(studies)})
@@ -75,7 +75,7 @@ def test_a_broken_protocol_is_one_line(tmp_path):
 
 def small_nyckel(folder: Path) -> Path:
     """Nyckel's protocol with every image (the stand-in replays one full-data run) and few requests."""
-    doc = yaml.safe_load((protocol.STUDIES_DIR / "nyckel.yaml").read_text())
+    doc = yaml.safe_load((protocol.studies_dir() / "nyckel.yaml").read_text())
     doc["local"] = {"ladder": [], "epochs": 2, "seeds": [0], "requests_scale": 0.03}
     folder.mkdir()
     (folder / "nyckel.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True))
@@ -148,7 +148,7 @@ def test_neuromation_real_tiny_run_trains_by_the_studys_recipe(digits_data, tmp_
     trainer and are what it recorded — no augmentation, a constant learning rate, no smoothing, no TTA."""
     studies = tmp_path / "studies"
     studies.mkdir()
-    doc = yaml.safe_load((protocol.STUDIES_DIR / "neuromation.yaml").read_text())
+    doc = yaml.safe_load((protocol.studies_dir() / "neuromation.yaml").read_text())
     doc["local"]["epochs"] = 1
     (studies / "neuromation.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True))
     proc = platbench_here("reproduce", "neuromation", "--data", str(digits_data), cwd=tmp_path,

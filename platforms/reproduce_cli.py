@@ -1,4 +1,5 @@
-"""`platbench reproduce STUDY`: check the input, print the plan (--dry-run) or run it, then write the page."""
+"""`platbench reproduce STUDY`: check the input, print the plan (--dry-run) or run it, then write the page.
+The command's layer (docs/design.md, Layers): it checks inputs with preflight and writes the report's page."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,10 +11,11 @@ from platforms.errors import UserError
 def cli_main(study: str, platforms: list[str], data: Optional[Path], dry_run: bool, max_usd: Optional[float],
              full: bool, set_: list[str], out: Optional[Path], console) -> int:
     from platforms.bench.sweep import parse_list, parse_settings
-    from platforms.reproduce import execute, page, plan as plan_mod, protocol
+    from platforms.core import registry
+    from platforms.reproduce import execute, plan as plan_mod, protocol
 
     proto = protocol.load(study)
-    plats = parse_list(platforms or ["local"], "--platform")
+    plats = parse_list(platforms or [registry.this_machine()], "--platform")
     if data is not None and not Path(data).is_dir():
         raise UserError(f"--data {data}: no such folder")
     settings = parse_settings(set_, plats)
@@ -42,6 +44,8 @@ def cli_main(study: str, platforms: list[str], data: Optional[Path], dry_run: bo
     if data is None:
         execute.bundled_digits(plan.data)
     code = execute.run(plan, console, max_usd)
-    md, html = page.write(proto, Path(out) if out else Path("runs") / "reproduce" / study)
+    from platforms.report import study_page
+
+    md, html = study_page.write(proto, Path(out) if out else Path("runs") / "reproduce" / study)
     print(f"reproduce {study}: wrote {md} and {html}")
     return code

@@ -1,5 +1,5 @@
-"""A study's page on its own: the report's study section (platforms/report/sections/study.py) rendered alone,
-as Markdown and as one self-contained HTML file, the same renderers as the report's."""
+"""A study's page on its own (`platbench reproduce`): the report's study section (sections/study.py) rendered
+alone, as Markdown and as one self-contained HTML file, the same renderers as the report's."""
 from __future__ import annotations
 
 from pathlib import Path
