@@ -74,6 +74,8 @@ START_FIRST = (
     "tests/skypilot/test_skypilot_launch.py",   # Ctrl-C while provisioning, behind a real API server
     "tests/core/test_budget.py",                # a sweep cell stopped by the budget at its second 20 s poll
     "tests/test_image_identity.py",             # a real baseline run, then the runs compared with it
+    "tests/reproduce/test_reproduce.py",        # a study end to end (sweep, serve, load), a real tiny run
+    "tests/azureml/test_azureml_endpoint.py",   # one group: four deployments, each serving a model
     "tests/test_trainer_ddp.py",                # two-rank DDP trainings
     "tests/bench/test_batch.py",                # batch inference against the trainer's test accuracy
     "tests/test_training.py",                   # real trainings: SIGTERM and resume, the presets
