@@ -53,13 +53,23 @@ def _closed_port() -> int:
         return s.getsockname()[1]  # closed again when the block ends: nothing listens there
 
 
+def _here(args, cwd):
+    """The same command in this process (tests/stand_in/cli.py): the subprocess proves no more than its
+    seconds of imports where one run of the command through a process is kept."""
+    from stand_in.cli import platbench_here
+
+    return platbench_here(*args, cwd=cwd)
+
+
 @pytest.mark.parametrize("target,says", [("notaurl.invalid", "cannot resolve host 'notaurl.invalid'"),
                                          ("closed", "answered nothing")])
 def test_load_against_nothing_is_one_line_and_records_nothing(tmp_path, target, says):
-    """A name that does not resolve is said so (issue 28), a closed port is a server that answers nothing."""
+    """A name that does not resolve is said so (issue 28), a closed port is a server that answers nothing.
+    The first through a process (`python -m platforms load`), the second in this one."""
+    run = _platbench if target == "notaurl.invalid" else _here
     if target == "closed":
         target = f"http://127.0.0.1:{_closed_port()}"
-    r = _platbench(["load", target, "-n", "5", "--warmup", "0", "--retries", "0"], tmp_path)
+    r = run(["load", target, "-n", "5", "--warmup", "0", "--retries", "0"], tmp_path)
     assert r.returncode == 2, r.stdout + r.stderr
     assert r.stderr.strip().count("\n") == 0 and says in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
@@ -82,8 +92,8 @@ def test_a_load_run_where_every_request_failed_is_recorded_as_failed(tmp_path):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        r = _platbench(["load", f"http://127.0.0.1:{server.server_port}", "-n", "6", "--warmup", "0",
-                        "--retries", "0", "-c", "2"], tmp_path)
+        r = _here(["load", f"http://127.0.0.1:{server.server_port}", "-n", "6", "--warmup", "0",
+                   "--retries", "0", "-c", "2"], tmp_path)
     finally:
         server.shutdown()
     assert r.returncode == 1, r.stdout + r.stderr
@@ -98,22 +108,42 @@ def test_a_load_run_where_every_request_failed_is_recorded_as_failed(tmp_path):
 
 
 def test_runs_with_an_unknown_kind_names_the_kinds(tmp_path):
-    r = _platbench(["runs", "--kind", "bogus"], tmp_path)
+    r = _here(["runs", "--kind", "bogus"], tmp_path)
     assert r.returncode == 2
     assert "choose one of: train, load" in r.stderr and r.stderr.strip().count("\n") == 0
 
 
+# The console script (.venv/bin/platbench) run as it is, and at exit a note of the Lightning modules its process
+# imported, to the file named first
+_CONSOLE_SCRIPT_NOTING_LIGHTNING = """
+import atexit, runpy, sys
+del sys.argv[0]  # "-c": the console script is argv[0], as when it runs by itself
+note = sys.argv.pop(1)
+atexit.register(lambda: open(note, "w").write(repr(sorted(
+    m for m in ("lightning", "pytorch_lightning") if m in sys.modules))))
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
 def test_a_piped_launch_prints_only_the_results_table(tmp_path, stand_in):
     """Issue 28, quiet pipes: stdout holds the results table alone; stderr no per-epoch log line and no MLflow
-    artifact progress bar (without --verbose); the log lines are all in train.log."""
-    r = subprocess.run([str(Path(PY).parent / "platbench"), "launch", "local", "--data", str(stand_in.data),
-                        "--epochs", "2", "--out", "o"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    artifact progress bar (without --verbose); the log lines are all in train.log.
+
+    And `platbench launch local` hands the trainer plain progress hooks (trainer.train forwards them to
+    Lightning), so on the stand-in no Lightning is imported: it cost every local launch and sweep cell of the
+    suite ~6 s of a ~20 s stand-in launch (helper measurement at load 8). One launch proves both (this was
+    tests/stand_in's test_launch_local_on_the_stand_in_imports_no_lightning)."""
+    note = tmp_path / "lightning-modules"
+    r = subprocess.run([PY, "-c", _CONSOLE_SCRIPT_NOTING_LIGHTNING, str(Path(PY).parent / "platbench"), str(note),
+                        "launch", "local", "--data", str(stand_in.data), "--epochs", "2", "--out", "o"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300,
                        env={**os.environ, **stand_in.env()}, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
     assert r.stdout.lstrip().startswith("local · small") and r.stdout.rstrip().endswith("┘"), r.stdout
     assert "MLflow run" in r.stdout and "- Epoch" not in r.stdout
     assert "- Epoch" not in r.stderr and "artifacts" not in r.stderr.lower(), r.stderr
     assert "- Epoch: 2" in (tmp_path / "o" / "train.log").read_text()
+    assert note.read_text() == "[]"
 
 
 def test_runs_on_a_new_folder_says_how_to_record_one_and_makes_no_store(tmp_path):

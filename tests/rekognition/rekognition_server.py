@@ -21,6 +21,7 @@ Faults for the load tool: `fail(operation, code_or_reset, times)` answers the ne
 lets calls through untouched."""
 from __future__ import annotations
 
+import functools
 import io
 import json
 import socket
@@ -44,7 +45,9 @@ class ServiceError(Exception):
         self.code, self.status = code, status
 
 
+@functools.cache
 def _model():
+    """botocore's Rekognition model, read once per process (a large JSON file; every server reads it alike)."""
     from botocore.session import get_session
 
     return get_session().get_service_model("rekognition")
@@ -83,7 +86,8 @@ class RekognitionServer(Faults, ThreadingHTTPServer):
         self.clock_train_seconds: float | None = None
         self.trainings: list[tuple[float, float]] = []
         super().__init__(("127.0.0.1", 0), _Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        # close() waits for the loop to look: every 0.05 s, not socketserver's 0.5 s, at each test's teardown
+        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
 
     @property
     def url(self) -> str:

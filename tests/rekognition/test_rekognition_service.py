@@ -49,9 +49,12 @@ def _nothing_left(server: RekognitionServer, bucket: str) -> None:
 
 
 def test_stage_train_deploy_evaluate_load_and_delete(rekognition, color_data, tmp_path):
+    """One run, every figure of it: the steps and the record, the service's own training clock, the image
+    sizes the service was sent and a load test with nothing retried (the faulted one is the next test)."""
     from mlflow.tracking import MlflowClient
 
     server, settings = rekognition
+    server.clock_train_seconds = 5400.25
     outcome, run_id = _launch(settings, color_data, tmp_path / "out", per_class=10)
     doc = json.loads((tmp_path / "out" / "service.json").read_text())
     # the nested subset, cut 80/20: 8 + 2 of each of the 3 colours; the whole test set evaluated
@@ -94,31 +97,35 @@ def test_stage_train_deploy_evaluate_load_and_delete(rekognition, color_data, tm
     text = summary_text(tmp_path / "out", run_id)  # what `platbench launch rekognition` prints
     assert "deployed $4.00/hour, $96.00/day, $2920.00/month, $35040.00/year" in text
     assert "40 requests at 4 concurrent" in text and "0 resets, 0 × 429" in text
+    assert doc["load"]["retries"]["total"] == 0  # a clean load test: nothing retried
 
-
-def test_training_time_is_the_services_own_clock(rekognition, color_data, tmp_path):
-    """seconds_train comes from DescribeProjectVersions' timestamps, not from platbench's wall clock: the
-    server's clock says the training took an hour and a half, where it takes a fraction of a second here."""
+    # seconds_train comes from DescribeProjectVersions' timestamps, not from platbench's wall clock: the
+    # server's clock says the training took an hour and a half, where it takes a fraction of a second here
     from datetime import datetime
 
-    server, settings = rekognition
-    server.clock_train_seconds = 5400.25
-    outcome, _ = _launch(settings, color_data, tmp_path / "out", per_class=5)
     ((created, ended),) = server.trainings
-    doc = json.loads((tmp_path / "out" / "service.json").read_text())
     started_at, ended_at = (datetime.fromisoformat(doc["training"][k]).timestamp() for k in ("started", "ended"))
     assert (started_at, ended_at) == pytest.approx((created, ended), abs=1e-3)  # the server's timestamps
     assert doc["training"]["seconds"] == pytest.approx(ended_at - started_at)
     assert outcome.metrics["seconds_train"] == pytest.approx(5400.25, abs=1e-3)
     assert outcome.metrics["billed_seconds"] == 5401  # the server's BillableTrainingTimeInSeconds, whole seconds
 
+    # issue 24 item 1: Rekognition takes 64×64 to 4096×4096 px for training, testing and detection (limits.html;
+    # the server refuses others): the 32×32 images reach it at 64×64, in the datasets (the server trained on
+    # them) and in every DetectCustomLabels call
+    import base64
+    import io
+
+    from PIL import Image
+
+    sizes = {Image.open(io.BytesIO(base64.b64decode(d["Image"]["Bytes"]))).size for d in detects}
+    assert sizes == {(64, 64)}
+
 
 def test_throttling_and_resets_are_retried_with_backoff_and_counted(rekognition, color_data, tmp_path):
+    """The run of the test above with faults in the measured part of the load test (that one retried
+    nothing): 36 evaluation calls and 2 warm-up first."""
     server, settings = rekognition
-    outcome, _ = _launch({**settings, "requests": "60"}, color_data, tmp_path / "out", per_class=5)
-    clean = json.loads((tmp_path / "out" / "service.json").read_text())["load"]
-    assert clean["retries"]["total"] == 0
-    # the same run with faults in the measured part of the load test: 36 evaluation calls and 2 warm-up first
     server.fail("DetectCustomLabels", "skip", 36 + 2)
     server.fail("DetectCustomLabels", "ThrottlingException", 3)
     server.fail("DetectCustomLabels", "reset", 2)
@@ -290,25 +297,16 @@ def test_cli_dry_run_and_a_bad_setting(color_data, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_images_under_64_px_are_upscaled_and_over_4096_refused(rekognition, color_data, tmp_path):
-    """Issue 24 item 1: Rekognition takes 64×64 to 4096×4096 px for training, testing and detection
-    (limits.html; the server refuses others). The 32×32 images reach it at 64×64, in the datasets and in
-    every DetectCustomLabels call; an image wider than 4096 px is refused before anything is created."""
-    import base64
-    import io
-
+def test_images_over_4096_px_are_refused(rekognition, tmp_path):
+    """Issue 24 item 1: an image wider than the 4096 px Rekognition takes is refused before anything is
+    created (the upscaling of those under 64 px is the first test's)."""
     from conftest import write_folder_dataset
     from PIL import Image
 
     server, settings = rekognition
-    _launch(settings, color_data, tmp_path / "out", per_class=5)
-    sizes = {Image.open(io.BytesIO(base64.b64decode(d["Image"]["Bytes"]))).size for d in server.ops("DetectCustomLabels")}
-    assert sizes == {(64, 64)}
-    assert server.trainings  # both datasets were created from 64×64 images and trained
     wide = write_folder_dataset(tmp_path / "wide", train_per_class=6, test_per_class=2)
     Image.new("RGB", (4097, 64)).save(wide / "test" / "red" / "0000.png")
-    calls = len(server.calls)
     with pytest.raises(UserError, match=r"at most 4096×4096 px; .*0000\.png is 4097×64 px as sent"):
         _launch(settings, wide, tmp_path / "o2", per_class=5)
-    assert len(server.calls) == calls
+    assert server.calls == []
     _nothing_left(server, settings["bucket"])

@@ -1,6 +1,7 @@
 """The stand-in keeps the trainer's contract: its outputs pass the compliance checker against its own log,
 it checkpoints on SIGTERM (exit 143) and a rerun resumes to the same figures, it fails on demand, it refuses
-data it has no golden figures for, and it starts without torch."""
+data it has no golden figures for, and it starts without torch. (That `platbench launch local` on it imports
+no Lightning either is tests/core/test_cli.py's piped launch.)"""
 from __future__ import annotations
 
 import json
@@ -110,18 +111,3 @@ def test_starts_without_torch(stand_in, tmp_path):
                           text=True, timeout=60, env={**os.environ, **stand_in.env()})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "[]"
-
-
-def test_launch_local_on_the_stand_in_imports_no_lightning(stand_in, tmp_path):
-    """`platbench launch local` hands the trainer plain progress hooks (trainer.train forwards them to
-    Lightning), so on the stand-in no Lightning is imported: it cost every local launch and sweep cell
-    of the suite ~6 s of a ~20 s stand-in launch (helper measurement at load 8)."""
-    code = ("import sys\nfrom platforms.cli import main\n"
-            "sys.argv = ['platbench', 'launch', 'local', '--data', sys.argv[1], '--epochs', '1']\n"
-            "try: main()\n"
-            "except SystemExit as e: assert not e.code, e.code\n"
-            "print(sorted(m for m in ('lightning', 'pytorch_lightning') if m in sys.modules))")
-    proc = subprocess.run([sys.executable, "-c", code, str(stand_in.data)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, **stand_in.env()})
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[-1] == "[]", proc.stdout
