@@ -46,10 +46,12 @@ def test_identity_comes_from_the_environment_then_from_this_builds_record(tmp_pa
 
 
 def launch(cwd, stand_in, build_id):
-    return platbench("launch", "local", "--data", str(stand_in.data), "--epochs", "1", "--hp", "batch_size=64",
-                     "--json", "--out", "runs/r", cwd=cwd, env={"PLATBENCH_BUILD_ID": build_id,
-                                                                "PLATBENCH_IMAGE_DIGEST": "", "PLATBENCH_IMAGE_ID": "",
-                                                                **stand_in.env()})
+    """In this process (its trainer is a child all the same, which reads the identity): the console script's
+    `launch local` is tests/core/test_cli.py's piped launch."""
+    return platbench_here("launch", "local", "--data", str(stand_in.data), "--epochs", "1", "--hp", "batch_size=64",
+                          "--json", "--out", "runs/r", cwd=cwd, env={"PLATBENCH_BUILD_ID": build_id,
+                                                                     "PLATBENCH_IMAGE_DIGEST": "",
+                                                                     "PLATBENCH_IMAGE_ID": "", **stand_in.env()})
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,7 @@ def test_a_run_in_the_recorded_build_records_its_image_id_in_results_and_mlflow(
     assert (res.image_digest, res.image_id, res.image_build_id) == (IMAGE_ID, IMAGE_ID, "b1")
     tags = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}").get_run(doc["mlflow_run_id"]).data.tags
     assert tags["platbench.image_digest"] == IMAGE_ID and tags["platbench.image_id"] == IMAGE_ID
-    assert platbench("check", str(cwd / "runs/r"), cwd=cwd).returncode == 0
+    assert platbench("check", str(cwd / "runs/r"), cwd=cwd).returncode == 0  # the console script's `check`
 
 
 @pytest.mark.parametrize("build_id, says", [

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import assert_one_line_error, platbench
+from conftest import assert_one_line_error
 from conftest_clouds import aws, moto_server, new_bucket_name  # noqa: F401 (fixtures)
 
 from stand_in.cli import platbench_here
@@ -109,8 +109,9 @@ def test_sagemaker_refuses_a_tag_in_one_line_before_anything_is_created(ecr_tag,
     digest, bucket, role = ecr_tag
     if recorded:
         record(tmp_path, {image: B})
-    run = platbench if recorded else platbench_here  # in this process (tests/stand_in/cli.py) but for one
-    proc = run("launch", "sagemaker", "--data", str(color_data), "--set", f"bucket={bucket}",
+    # in this process (tests/stand_in/cli.py): `launch` through the console script is tests/nyckel's and
+    # tests/core/test_cli.py's, and a subprocess here would import the SageMaker SDK again (~3 s of CPU)
+    proc = platbench_here("launch", "sagemaker", "--data", str(color_data), "--set", f"bucket={bucket}",
                "--set", f"role={role}", "--set", f"image_uri={image}", cwd=tmp_path, env=NO_ENGINE)
     assert_one_line_error(proc)
     assert proc.returncode == 2 and says.format(ecr=digest, other=B) in proc.stderr, proc.stderr
@@ -127,9 +128,9 @@ def test_sagemaker_refuses_a_tag_in_one_line_before_anything_is_created(ecr_tag,
                  "image=acr01.azurecr.io/platbench:1"], "the registry"),
 ])
 def test_dry_run_shows_the_pinning_step_and_contacts_nothing(tmp_path, color_data, platform, settings, registry):
-    run = platbench if platform == "sagemaker" else platbench_here  # one through the console script
+    # in this process, as the refusals above; every platform's dry run through a process is test_contract's
     args = [a for s in settings for a in ("--set", s)]
-    proc = run("launch", platform, "--data", str(color_data), *args, "--dry-run", cwd=tmp_path, env=NO_ENGINE)
+    proc = platbench_here("launch", platform, "--data", str(color_data), *args, "--dry-run", cwd=tmp_path, env=NO_ENGINE)
     assert proc.returncode == 0, proc.stderr
     image = settings[-1].split("=", 1)[1]
     text = " ".join(proc.stdout.split())
