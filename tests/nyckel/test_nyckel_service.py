@@ -171,7 +171,8 @@ def test_cli_dry_run_needs_credentials(color_data, tmp_path):
 
 
 def test_platbench_launch_samples_trains_evaluates_loads_and_deletes(nyckel, color_data, tmp_path):
-    """The real CLI in a subprocess (the loopback server runs in this process), then its record."""
+    """The real CLI in a subprocess (the loopback server runs in this process), then its record (`runs` in
+    this process)."""
     from conftest import platbench
 
     server, settings = nyckel
@@ -202,7 +203,10 @@ def test_platbench_launch_samples_trains_evaluates_loads_and_deletes(nyckel, col
     assert doc["cost"]["cost_training_usd"] == 0.0 and doc["cost"]["usd_per_request"] == 0.001
     assert doc["cost"]["cost_usd"] == pytest.approx(0.001 * (36 + 2 + 40))
     assert "unverified: published plan, entered by hand" in doc["cost"]["basis"]
-    runs = platbench("runs", "--kind", "service", "--json", cwd=tmp_path)
+    from stand_in.cli import platbench_here
+
+    # in this process: `runs` through the console script is tests/local/test_local_launch.py's
+    runs = platbench_here("runs", "--kind", "service", "--json", cwd=tmp_path)
     (row,) = json.loads(runs.stdout)
     assert row["platform"] == "nyckel" and row["kind"] == "service" and row["test_accuracy"] == ev["accuracy"]
     from mlflow.tracking import MlflowClient
