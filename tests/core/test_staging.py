@@ -26,6 +26,24 @@ def s3_store(bucket=None):
     return store
 
 
+_STAGED_ONCE: dict = {}
+
+
+@pytest.fixture
+def staged_once(aws, dataset):
+    """(store, staged) of `dataset` uploaded sharded under "pb" once per process, for the tests that read it or
+    tamper with its manifest: the manifest is put back as it was after each test."""
+    from platforms.clouds.aws.s3 import S3Store
+
+    if not _STAGED_ONCE:
+        store = s3_store()
+        staged = staging.upload(dataset, store, "sharded", "pb")
+        _STAGED_ONCE.update(bucket=store.bucket, staged=staged, manifest=store.get_bytes(staged.data_key))
+    store = S3Store(_STAGED_ONCE["bucket"])  # a client through this test's proxy (tests/conftest_clouds.py)
+    yield store, _STAGED_ONCE["staged"]
+    store.put_bytes(_STAGED_ONCE["staged"].data_key, _STAGED_ONCE["manifest"])
+
+
 def gcs_store(bucket=None):
     from google.cloud import storage
 
@@ -149,9 +167,8 @@ def test_corrupted_shard_is_refused_on_the_other_side(aws, dataset, tmp_path):
         staging.download_staged(staged, store, tmp_path / "ch2")
 
 
-def test_manifest_lists_shards_relative_to_the_staging_root(aws, dataset):
-    store = s3_store()
-    staged = staging.upload(dataset, store, "sharded", "pb")
+def test_manifest_lists_shards_relative_to_the_staging_root(staged_once, dataset):
+    store, staged = staged_once
     manifest = json.loads(store.get_bytes(staged.data_key))
     assert manifest["fingerprint"] == staged.fingerprint and manifest["files"] == len(list(dataset.rglob("*.png")))
     assert all(s["key"].startswith("shards/") and len(s["sha256"]) == 64 for s in manifest["shards"])
@@ -199,9 +216,8 @@ HOSTILE_SHARD_KEYS = ["../../escaped.tar", "/etc/escaped.tar", "shards/../../esc
 
 
 @pytest.mark.parametrize("bad", HOSTILE_SHARD_KEYS)
-def test_download_refuses_a_manifest_whose_shard_keys_leave_the_folder(aws, dataset, tmp_path, bad):
-    store = s3_store()
-    staged = staging.upload(dataset, store, "sharded", "pb")
+def test_download_refuses_a_manifest_whose_shard_keys_leave_the_folder(staged_once, tmp_path, bad):
+    store, staged = staged_once
     manifest = json.loads(store.get_bytes(staged.data_key))
     manifest["shards"][0]["key"] = bad
     store.put_bytes(staged.data_key, json.dumps(manifest).encode())
@@ -212,9 +228,8 @@ def test_download_refuses_a_manifest_whose_shard_keys_leave_the_folder(aws, data
 
 @pytest.mark.parametrize("field, bad", [("fingerprint", "../../" + "a" * 58), ("fingerprint", "A" * 64),
                                         ("sha256", "../x"), ("sha256", 7)])
-def test_download_refuses_a_manifest_with_a_non_hex_digest(aws, dataset, tmp_path, field, bad):
-    store = s3_store()
-    staged = staging.upload(dataset, store, "sharded", "pb")
+def test_download_refuses_a_manifest_with_a_non_hex_digest(staged_once, tmp_path, field, bad):
+    store, staged = staged_once
     manifest = json.loads(store.get_bytes(staged.data_key))
     if field == "fingerprint":
         manifest["fingerprint"] = bad
@@ -226,12 +241,11 @@ def test_download_refuses_a_manifest_with_a_non_hex_digest(aws, dataset, tmp_pat
     assert not (tmp_path / "ch").exists() or not list((tmp_path / "ch").rglob("*.tar"))
 
 
-def test_a_fingerprint_that_is_no_hex_digest_never_becomes_a_key_or_a_path(aws, dataset, tmp_path):
+def test_a_fingerprint_that_is_no_hex_digest_never_becomes_a_key_or_a_path(staged_once, tmp_path):
     for bad in ("../../etc", "a" * 63 + "/", "", "g" * 64):
         with pytest.raises(UserError, match="hex digest"):
             staging.manifest_key("pb", bad)
-    store = s3_store()
-    staged = staging.upload(dataset, store, "sharded", "pb")
+    store, staged = staged_once
     forged = staging.Staged.from_dict({**staged.to_dict(), "fingerprint": "../../x"})
     with pytest.raises(UserError, match="hex digest"):
         staging.download_staged(forged, store, tmp_path / "ch")
@@ -377,6 +391,7 @@ from platforms.core import staging
 from platforms.clouds.aws.s3 import S3Store
 
 go = Path(sys.argv[3])
+Path(sys.argv[4]).touch()  # imported: ready for the go
 while not go.exists():
     time.sleep(0.01)
 staged = staging.upload_sharded(Path(sys.argv[1]), S3Store(sys.argv[2]), "pb", shard_mb=64, part_mb=5)
@@ -402,13 +417,15 @@ def test_two_processes_staging_the_same_dataset_at_once_both_succeed(aws, tmp_pa
                 (data / split / cls / f"{i}.png").write_bytes(rng.bytes(2 * 2**20 - i))
     store = s3_store()
     go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_STAGER, str(data), store.bucket, str(go)],
+    ready = [tmp_path / f"ready{i}" for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_STAGER, str(data), store.bucket, str(go), str(ready[i])],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env={**os.environ, "PLATBENCH_CACHE": str(tmp_path / f"cache{i}")})
              for i in range(2)]
-    import time
+    from conftest import wait_for
 
-    time.sleep(3)  # both imported and waiting
+    wait_for(lambda: all(r.exists() for r in ready) or any(p.poll() is not None for p in procs), 120,
+             "both staging processes to import", interval=0.05)  # both imported and waiting (or one died: below)
     go.write_text("go")
     outs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [e[-2000:] for _, e in outs]
