@@ -3,6 +3,7 @@ preemption by a real SIGTERM with a resume that ends with the same result."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -215,10 +216,13 @@ def test_sigterm_checkpoints_exits_143_and_resume_gives_the_same_result(color_da
     """The preempted run is a process of its own (a real SIGTERM, its exit status); the uninterrupted reference
     and the resume run `python -m trainer train`'s entry in this process (tests/_cli.py), whose imports are paid:
     a resume is a new process reading the checkpoint, whichever process it is."""
+    import torch
+
     epochs = 4
     out = tmp_path / "preempted"
+    # one thread in every run, so that all three add their floats alike (and no thread spin-waits for a core)
     proc = subprocess.Popen(_trainer_cmd(color_data, out, epochs), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         ckpt = out / "checkpoints/last.ckpt"
         deadline = time.time() + 240
@@ -236,10 +240,15 @@ def test_sigterm_checkpoints_exits_143_and_resume_gives_the_same_result(color_da
     done_before = len(read_metrics(out))
     assert 1 <= done_before < epochs
 
-    resumed = trainer_here(*_trainer_cmd(color_data, out, epochs)[3:])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        resumed = trainer_here(*_trainer_cmd(color_data, out, epochs)[3:])
+        reference = trainer_here(*_trainer_cmd(color_data, tmp_path / "ref", epochs)[3:])
+    finally:
+        torch.set_num_threads(threads)
     assert resumed.returncode == 0, resumed.stderr
     assert "Resuming from" in resumed.stdout
-    reference = trainer_here(*_trainer_cmd(color_data, tmp_path / "ref", epochs)[3:])
     assert reference.returncode == 0, reference.stderr[-3000:]
     a, b = read_results(tmp_path / "ref"), read_results(out)
     assert b.resumed_from_epoch == done_before and b.epochs_completed == epochs
