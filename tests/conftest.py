@@ -13,6 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# One intra-op thread for torch (and numpy's BLAS) in every worker and every process the tests start (they
+# inherit it): four xdist workers share two cores, and OpenMP threads spinning against each other cost more CPU
+# than they save (a real tiny training: 25 s of CPU with two threads, 15 s with one; the suite is CPU-bound).
+# Set before anything imports torch; a test that needs another count sets it itself.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
@@ -73,7 +80,7 @@ START_FIRST = (
     "tests/bench/test_sweep.py",                # the local sweep: golden trainings, two sessions
     "tests/skypilot/test_skypilot_launch.py",   # Ctrl-C while provisioning, behind a real API server
     "tests/core/test_budget.py",                # a sweep cell stopped by the budget at its second 20 s poll
-    "tests/test_image_identity.py",             # a real baseline run, then the runs compared with it
+    "tests/test_image_identity.py",             # a stand-in baseline, then six stand-in launches compared with it
     "tests/reproduce/test_reproduce.py",        # a study end to end (sweep, serve, load), a real tiny run
     "tests/azureml/test_azureml_endpoint.py",   # one group: four deployments, each serving a model
     "tests/test_trainer_ddp.py",                # two-rank DDP trainings
@@ -81,8 +88,7 @@ START_FIRST = (
     "tests/test_training.py",                   # real trainings: SIGTERM and resume, the presets
     "tests/bench/test_transfer.py",
     "tests/bench/test_compliance.py",
-    "tests/test_container.py",
-    "tests/test_trainer_schedule.py",
+    "tests/local/test_local_launch.py",         # one group: the real launch and the stand-in launches
 )
 START_LAST = ("tests/test_report.py", "tests/test_report_browser.py::test_the_local_sweep_report_renders")
 
