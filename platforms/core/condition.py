@@ -19,6 +19,11 @@ from platforms.core.tags import Tag
 _HP = "hp."
 _SCHEDULE_HP = ("warmup_fraction", "lr_start", "lr_end", "min_steps", "momentum", "weight_decay",
                 "label_smoothing", "tta", "translate", "flip", "eval_batch_size")
+# the study recipes' options (issue 26), part of the schedule when not at their default, so a run that states
+# the default is the same condition as one recorded before the options existed (trainer/models.py's defaults;
+# tests/core/test_condition.py checks they agree)
+RECIPE_DEFAULTS = {"augment": "flip-translate", "lr_schedule": "warmup-decay", "early_stopping_patience": "0",
+                   "pretrained": "0"}
 
 
 def _none(value) -> Optional[str]:
@@ -53,6 +58,8 @@ def _software(tags: Mapping) -> Optional[str]:
 
 def _schedule(params: Mapping, metrics: Mapping) -> Optional[str]:
     shape = {k: params[_HP + k] for k in _SCHEDULE_HP if _none(params.get(_HP + k))}
+    shape.update({k: params[_HP + k] for k, default in RECIPE_DEFAULTS.items()
+                  if _none(params.get(_HP + k)) not in (None, default)})
     steps = _num(metrics.get("optimizer_steps"))
     if steps is not None:
         shape["steps"] = steps

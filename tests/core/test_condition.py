@@ -51,3 +51,19 @@ def test_one_spelling_per_value():
     assert one.get("devices") == "1" and one == with_(metrics={"world_size": 1.0})
     assert with_().without("devices") == with_(metrics={"world_size": 8.0}).without("devices")
 
+
+
+def test_a_study_recipe_is_part_of_the_schedule_and_its_defaults_are_not():
+    """A run without augmentation, with a constant lr, early stopping or ImageNet weights is not pooled with
+    one on the preset's recipe (issue 26's options); one that states the defaults is the same as one recorded
+    before the options existed (no hp.augment param at all)."""
+    from trainer.models import Hyperparameters
+
+    base = with_()
+    for key, value in {"augment": "none", "lr_schedule": "constant", "early_stopping_patience": "3",
+                       "pretrained": "1"}.items():
+        other = with_(params={"hp." + key: value})
+        assert base.differing(other) == ["schedule"], key
+    defaults = {k: str(getattr(Hyperparameters, k)) for k in condition.RECIPE_DEFAULTS}
+    assert condition.RECIPE_DEFAULTS == defaults
+    assert with_(params={"hp." + k: v for k, v in defaults.items()}) == base
