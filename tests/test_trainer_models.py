@@ -3,6 +3,7 @@ built for the dataset's class count and image size, and their optional ImageNet 
 torchvision fetches them: tested on weights the test writes itself into a TORCH_HOME (no hub is reachable)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -123,3 +124,28 @@ def test_vit_weights_for_another_resolution_are_interpolated_to_the_runs_image_s
     assert torch.equal(state["encoder.pos_embedding"][:, :1], imagenet["encoder.pos_embedding"][:, :1])  # class token
     assert "encoder.pos_embedding" in names["loaded"] and set(names["kept"]) == {"heads.head.weight", "heads.head.bias"}
     assert torch.equal(state["conv_proj.weight"], imagenet["conv_proj.weight"])
+
+
+def test_a_model_built_for_its_image_size_loads_at_that_size(tmp_path, monkeypatch):
+    """A preset whose network is made for one input size (ViT's patch grid) is rebuilt for the size on the model
+    card when served or evaluated, not at 32 px; shown on a one-layer ViT preset of the same layout at 48 px."""
+    import json
+    from dataclasses import replace
+
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    from trainer import models
+    from trainer.inference import load_model
+    from trainer.results import MODEL_CARD, MODEL_WEIGHTS
+
+    def tiny_vit(num_classes: int, image_size: int) -> VisionTransformer:
+        return VisionTransformer(image_size, 16, num_layers=1, num_heads=2, hidden_dim=8, mlp_dim=8,
+                                 num_classes=num_classes)
+
+    monkeypatch.setitem(models.PRESETS, "tiny_vit", replace(models.PRESETS["vit_b_16"], name="tiny_vit", build=tiny_vit))
+    torch.save(tiny_vit(3, 48).state_dict(), tmp_path / MODEL_WEIGHTS)
+    (tmp_path / MODEL_CARD).write_text(json.dumps({"preset": "tiny_vit", "classes": ["a", "b", "c"], "num_classes": 3,
+                                                   "image_size": 48, "mean": [0.5] * 3, "std": [0.25] * 3}))
+    model = load_model(tmp_path)
+    assert model.image_size == 48
+    assert model.probabilities(np.zeros((2, 48, 48, 3), dtype=np.uint8)).shape == (2, 3)

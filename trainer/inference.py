@@ -232,7 +232,7 @@ def load_model(model_dir: Path, device: str = "cpu") -> LoadedModel:
     model_dir = Path(model_dir)
     card = read_card(model_dir)
     dev = resolve_device(device)
-    net = get_preset(card["preset"]).build(int(card["num_classes"]))
+    net = get_preset(card["preset"]).network(int(card["num_classes"]), int(card["image_size"]))
     try:
         state = torch.load(model_dir / MODEL_WEIGHTS, map_location="cpu", weights_only=True)
         net.load_state_dict(state)
