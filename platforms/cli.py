@@ -77,7 +77,7 @@ def data_prepare(
 def launch(
     platform: str = typer.Argument(..., help="where to run: see `platbench platforms`"),
     data: Path = typer.Option(..., "--data", help="dataset folder (folder layout or CIFAR-10 python batches)"),
-    model: str = typer.Option("small", "--model", help="model preset: small | fast | resnet18"),
+    model: str = typer.Option("small", "--model", help="model preset: small | fast | resnet18 | a torchvision family (README: Models)"),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="default: the preset's"),
     per_class: Optional[int] = typer.Option(None, "--per-class", min=2, help="N training images per class"),
     seed: int = typer.Option(0, "--seed"),

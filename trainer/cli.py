@@ -27,7 +27,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output dir: results.json, metrics.jsonl, train.log")
     p.add_argument("--model-dir", type=Path, help="where the model weights go (default OUT/model)")
     p.add_argument("--checkpoint-dir", type=Path, help="epoch-end checkpoints; a rerun resumes from here")
-    p.add_argument("--model", default="small", help="model preset: small | fast | resnet18")
+    p.add_argument("--model", default="small", help="model preset: small | fast | resnet18 | a torchvision family (README: Models)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--per-class", type=int, help="train on N images per class (20%% held out for validation)")
     p.add_argument("--target-accuracy", type=_fraction, help="record train seconds to reach this test accuracy")
