@@ -272,6 +272,8 @@ def serve(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     max_batch: int = typer.Option(64, "--max-batch", min=1, help="most images per forward pass"),
     access_log: bool = typer.Option(False, "--access-log", help="log every request"),
+    runtime: str = typer.Option("torch", "--runtime", help="torch | onnx (the model exported to ONNX, run by "
+                                "onnxruntime on the CPU: the `onnx` extra)"),
 ) -> None:
     """Serve a trained model over HTTP until Ctrl-C: POST an image to /invocations, GET /ping; measure it with
     `platbench load http://127.0.0.1:8080` or `platbench predict FOLDER --endpoint http://127.0.0.1:8080`."""
@@ -283,6 +285,8 @@ def serve(
 
     if device not in ("auto", "cpu", "cuda"):
         raise UserError(f"--device {device!r}: choose auto, cpu or cuda")
+    if runtime not in ("torch", "onnx"):
+        raise UserError(f"--runtime {runtime!r}: choose torch or onnx")
     path, tmp = Path(run), None
     if not path.exists():
         if "/" in run or run.startswith("."):
@@ -305,7 +309,7 @@ def serve(
     try:
         read_card(model_dir)
         code = serve_main(["--model-dir", str(model_dir), "--host", host, "--port", str(port), "--device", device,
-                           "--max-batch", str(max_batch), *(["--access-log"] if access_log else [])])
+                           "--max-batch", str(max_batch), "--runtime", runtime, *(["--access-log"] if access_log else [])])
     except ModelError as exc:
         raise UserError(str(exc)) from None
     finally:

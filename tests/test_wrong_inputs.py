@@ -90,6 +90,7 @@ WRONG = [
     # serve
     ("serve-missing-model", ["serve", "nomodel"], "nomodel"),
     ("serve-bad-port", ["serve", "{run}", "--port", "http"], "--port"),
+    ("serve-bad-runtime", ["serve", "{run}", "--runtime", "tensorrt"], "torch or onnx"),
     # scenario, image
     ("scenario-validate-missing-root", ["scenario", "validate", "--root", "noroot"], "noroot"),
     ("unknown-command", ["serv"], "serv"),
