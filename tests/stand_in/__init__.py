@@ -17,6 +17,10 @@ comes from is the test's choice of environment:
 - a launcher's local mode (platforms/core/emulator.py LocalRun, `python -m trainer train` as a child):
   the child's environment, where the launcher passes the caller's on.
 
+A process given `StandIn.env()` must not start `python -m …` from the checkout's root: `-m` puts the working
+folder first on sys.path, so the real trainer/ there wins over the shadow (the Ray cells trained for real until
+their cluster was started in a folder of its own).
+
 The golden run it replays is made once per pytest session by the real trainer (`python -m trainer train`,
 model small, 2 epochs, on the `color_data` fixture's dataset, whose bytes are the same in every xdist
 worker), shared across xdist workers under a file lock (pytest-xdist's "Making session-scoped fixtures
