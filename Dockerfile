@@ -89,14 +89,15 @@ COPY platforms ./platforms
 # Then the package and the rest of its dependencies, with what each platform's serving contract needs
 # beyond the core: the `gcs` extra (google-cloud-storage), since Vertex AI hands `serve` its model as a
 # gs:// URI in AIP_STORAGE_URI and mounts nothing
-# (https://cloud.google.com/vertex-ai/docs/predictions/custom-container-requirements, "Model artifacts");
+# (https://cloud.google.com/vertex-ai/docs/predictions/custom-container-requirements, "Model artifacts"),
+# and the `onnx` extra, so `serve --runtime onnx` (PLATBENCH_SERVE_RUNTIME=onnx) works in every container;
 # SageMaker unpacks model.tar.gz into /opt/ml/model and needs no SDK in the container. Then a check that
 # nothing outside the lock came in:
 # pip freeze (which leaves out pip, setuptools and wheel) must print only lines of constraints.txt.
 # setuptools, which torch requires at run time, is unpinned while the lock (made by pip freeze) lacks it:
 # the base's satisfies torch and is kept.
 RUN python -m pip install -c constraints.txt --target /tmp/uv uv \
-    && /tmp/uv/bin/uv pip install -c constraints.txt ".[gcs]" --python "$(command -v python)" \
+    && /tmp/uv/bin/uv pip install -c constraints.txt ".[gcs,onnx]" --python "$(command -v python)" \
     && rm -rf /tmp/uv \
     && python -m pip check \
     && python -m pip freeze --exclude platbench > /tmp/installed.txt \
