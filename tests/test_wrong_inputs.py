@@ -91,6 +91,12 @@ WRONG = [
     ("serve-missing-model", ["serve", "nomodel"], "nomodel"),
     ("serve-bad-port", ["serve", "{run}", "--port", "http"], "--port"),
     ("serve-bad-runtime", ["serve", "{run}", "--runtime", "tensorrt"], "torch or onnx"),
+    # reproduce
+    ("reproduce-unknown-study", ["reproduce", "nostudy"], "nostudy"),
+    ("reproduce-missing-data", ["reproduce", "nyckel", "--data", "nodata"], "nodata"),
+    ("reproduce-unknown-platform", ["reproduce", "nyckel", "--platform", "nosuch", "--dry-run"], "nosuch"),
+    ("reproduce-out-is-a-file", ["reproduce", "nyckel", "--out", "afile"], "afile"),
+    ("reproduce-negative-budget", ["reproduce", "nyckel", "--max-usd", "-1"], "--max-usd"),
     # scenario, image
     ("scenario-validate-missing-root", ["scenario", "validate", "--root", "noroot"], "noroot"),
     ("unknown-command", ["serv"], "serv"),
