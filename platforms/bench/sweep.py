@@ -230,7 +230,9 @@ def _client_or_none(create: bool):
     return c, (exp.experiment_id if exp is not None else None)
 
 
-def _search_all(c, exp_id: str, filter_string: str) -> list:
+def search_all(c, exp_id: str, filter_string: str) -> list:
+    """Every run of the experiment matching `filter_string`, through all of MLflow's pages (reproduce reads its
+    sweeps with it too)."""
     runs, token = [], None
     while True:
         page = c.search_runs([exp_id], filter_string=filter_string, max_results=1000, page_token=token,
@@ -244,7 +246,7 @@ def _search_all(c, exp_id: str, filter_string: str) -> list:
 def find_parent(c, exp_id: str, name: str):
     from platforms.core.tracking import Tag
 
-    runs = _search_all(c, exp_id, f"tags.`{Tag.SWEEP}` = '{name}' and tags.`{Tag.KIND}` = '{KIND}'")
+    runs = search_all(c, exp_id, f"tags.`{Tag.SWEEP}` = '{name}' and tags.`{Tag.KIND}` = '{KIND}'")
     return runs[-1] if runs else None  # the oldest, should two coordinators have raced
 
 
@@ -253,7 +255,7 @@ def children(c, exp_id: str, name: str) -> dict[str, list]:
     from platforms.core import tracking
     from platforms.core.tracking import Tag
 
-    runs = [r for r in _search_all(c, exp_id, f"tags.`{Tag.SWEEP}` = '{name}'") if r.data.tags.get(Tag.KIND) != KIND]
+    runs = [r for r in search_all(c, exp_id, f"tags.`{Tag.SWEEP}` = '{name}'") if r.data.tags.get(Tag.KIND) != KIND]
     runs = tracking.reconcile_lost(c, runs)
     out: dict[str, list] = {}
     for r in runs:

@@ -78,11 +78,11 @@ def _client():
 
 def tag_sweep(name: str, study: str, lr_factor: Optional[float]) -> None:
     """The study's tag on the sweep's parent and every cell's run."""
-    from platforms.bench.sweep import _search_all
+    from platforms.bench.sweep import search_all
     from platforms.core.tracking import Tag
 
     c, exp = _client()
-    for r in _search_all(c, exp, f"tags.`{Tag.SWEEP}` = '{name}'"):
+    for r in search_all(c, exp, f"tags.`{Tag.SWEEP}` = '{name}'"):
         c.set_tag(r.info.run_id, STUDY_TAG, study)
         if lr_factor is not None:
             c.set_tag(r.info.run_id, LR_TAG, f"{lr_factor:g}")
@@ -90,11 +90,11 @@ def tag_sweep(name: str, study: str, lr_factor: Optional[float]) -> None:
 
 def trained_run(plan: Plan, group: Group, platform: str):
     """The finished run to serve: the group's largest ladder step, first seed."""
-    from platforms.bench.sweep import _search_all
+    from platforms.bench.sweep import search_all
     from platforms.core.tracking import Tag
 
     c, exp = _client()
-    runs = [r for r in _search_all(c, exp, f"tags.`{Tag.SWEEP}` = '{plan.sweep_name(group)}' and "
+    runs = [r for r in search_all(c, exp, f"tags.`{Tag.SWEEP}` = '{plan.sweep_name(group)}' and "
                                            f"tags.`{Tag.PLATFORM}` = '{platform}' and tags.`{Tag.STATUS}` = 'finished'")
             if r.data.tags.get(Tag.KIND) is None]
 

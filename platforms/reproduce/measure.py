@@ -49,12 +49,13 @@ def interval(values: list[float]) -> tuple[Optional[float], Optional[float], Opt
     """(mean, sample std, 95% t interval of the mean); std and interval need two values."""
     if not values:
         return None, None, None
-    mean = sum(values) / len(values)
-    if len(values) < 2:
+    from platforms.core.stats import mean_std
+
+    mean, sd = mean_std(values)
+    if sd is None:
         return mean, None, None
     from scipy import stats
 
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
     half = stats.t.ppf(0.975, len(values) - 1) * sd / math.sqrt(len(values))
     return mean, sd, (mean - half, mean + half)
 
