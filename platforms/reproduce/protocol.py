@@ -41,6 +41,10 @@ QUANTITIES: dict[str, tuple[str, str]] = {  # name → (label, unit)
     "inference_s_per_mb": ("inference time per batch", "s/MB"),
     "throughput_mb_per_s": ("throughput (retrieval + inference)", "MB/s"),
     "kruskal_wallis_h": ("Kruskal–Wallis H on per-batch values (theirs)", "H"),
+    "kruskal_wallis_h_download": ("Kruskal–Wallis H on per-batch download times (theirs)", "H"),
+    "kruskal_wallis_h_upload": ("Kruskal–Wallis H on per-batch upload times (theirs)", "H"),
+    "kruskal_wallis_h_inference": ("Kruskal–Wallis H on per-batch inference times (theirs)", "H"),
+    "kruskal_wallis_h_throughput": ("Kruskal–Wallis H on per-batch throughputs (theirs)", "H"),
     "frames_per_s_at_100_parallel": ("frames per second, 100 in parallel", "FPS"),
     "train_time_ratio_accurate_to_fast": ("training time, accurate ÷ fast", "×"),
 }
@@ -71,6 +75,18 @@ class RequestPlan(_Strict):
     failure: Text                                # what counts as a failed request, in the study's terms
 
 
+# Where this machine serves a request plan (Roboflow's deployment targets that platbench can run): the trainer's
+# server with torch on the CPU or on CUDA, or the model exported to ONNX and run by onnxruntime on the CPU. A
+# platform whose SPEC names an endpoint serves on that endpoint instead (target "endpoint").
+TARGETS: dict[str, str] = {
+    "torch-cpu": "the trainer's server, torch on the CPU",
+    "torch-gpu": "the trainer's server, torch on CUDA",
+    "onnx-cpu": "the model exported to ONNX, the trainer's server with onnxruntime on the CPU",
+}
+ENDPOINT = "endpoint"
+TargetName = Literal[tuple(TARGETS)]  # type: ignore[valid-type]
+
+
 class BatchUnit(_Strict):
     images: int = Field(ge=1)
     what: Text
@@ -97,6 +113,10 @@ class Local(_Strict):
     epochs: int = Field(ge=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     requests_scale: float = Field(gt=0, le=1, default=1.0)   # the request plans' counts × this
+    batch_images: Optional[int] = Field(default=None, ge=1)  # the small version's batch unit (None: the study's)
+    # --hp settings of the small version only, over the recipe's (e.g. a step budget: a short run on the
+    # digits' 1,442 images makes a handful of steps at a preset's batch size and stays at chance)
+    hp: dict[str, str] = Field(default_factory=dict)
 
 
 class Published(_Strict):
@@ -143,6 +163,8 @@ class Protocol(_Strict):
     ladder: list[int] = Field(default_factory=list)               # images per class, nested
     validation: Optional[Text] = None
     requests: list[RequestPlan] = Field(default_factory=list)
+    # this machine's deployment targets for the request plans (TARGETS), each measured apart
+    targets: list[TargetName] = Field(default_factory=lambda: ["torch-cpu"], min_length=1)
     batch_unit: Optional[BatchUnit] = None
     statistic: Optional[Statistic] = None
     cost_horizon: Optional[CostHorizon] = None
@@ -158,6 +180,8 @@ class Protocol(_Strict):
         unknown = sorted({f.quantity for f in self.figures} - set(QUANTITIES))
         if unknown:
             raise ValueError(f"unknown quantity {', '.join(unknown)}; known: {', '.join(QUANTITIES)}")
+        if len(set(self.targets)) != len(self.targets):
+            raise ValueError("targets must differ")
         ids = [p.id for p in self.requests]
         if len(set(ids)) != len(ids):
             raise ValueError("request plan ids must differ")
