@@ -2,22 +2,89 @@
 it through the platform's SDK with the load tool's engine (platforms/core/load_runner.py), optionally run
 batch inference through it, and delete everything afterwards — always: on success, on error and on
 Ctrl-C. Works for every platform whose SPEC names an endpoint (platforms/core/endpoint.py); its cost per
-hour, day, month (730 h) and year (8,760 h) comes from the platform's price table."""
+hour, day, month (730 h) and year (8,760 h) comes from the platform's price table. `deployed` is the
+deploy → serve → teardown part alone, for any caller that sends its own requests (platbench reproduce); with
+a budget (--max-usd) it stops the endpoint before its spend crosses it (platforms/core/budget_watch.py)."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from platforms.core import pricing, registry
-from platforms.core.endpoint import EndpointCost
+from platforms.core.budget_watch import SpendWatch
+from platforms.core.endpoint import Endpoint, EndpointCost
 from platforms.core.teardown import sigint_interrupts
 from platforms.errors import UserError
 
 
 def endpoint_for(platform: str, settings: dict[str, str]):
     return registry.endpoint_class(platform)(settings)
+
+
+class BudgetStopped(UserError):
+    """The budget stopped a deployed endpoint: raised by `deployed` after its teardown. The message is the one
+    line saying so; `endpoint` is the (deleted) endpoint, its `budget` the watch that stopped it."""
+
+    def __init__(self, message: str, endpoint: Endpoint):
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.run_id: Optional[str] = None  # the MLflow run that records it, once logged (run_endpoint_benchmark)
+
+
+@contextmanager
+def deployed(platform: str, model_dir: Path, settings: dict[str, str], say=None, load_plan=None,
+             max_usd: Optional[float] = None) -> Iterator[Endpoint]:
+    """Check → deploy → yield the serving endpoint → teardown, always (success, error, Ctrl-C).
+
+    The yielded endpoint serves: `.transport(concurrency, timeout_s)`, `.target()`, `.name`, `.cost()`,
+    `.timings`. `load_plan` (a LoadSettings) sizes a deployment that caps concurrency. After the block the
+    endpoint has `.deleted` (what the teardown deleted) and `.budget` (None without max_usd; else the
+    SpendWatch: `.spent_usd`, `.seconds`, `.fired`).
+
+    With `max_usd`: an endpoint with no price is refused before anything is created (its spend cannot be
+    watched); the spend (its USD/h × the seconds since the deploy began) is watched, and shortly before it
+    would cross max_usd the deploy or the block is interrupted (as by Ctrl-C), the endpoint torn down, and
+    BudgetStopped (a UserError) raised. A user's Ctrl-C still raises KeyboardInterrupt."""
+    say = say or (lambda text: None)
+    ep = endpoint_for(platform, settings)
+    cost = ep.cost()
+    if max_usd is not None and cost is None:
+        raise UserError(f"--max-usd {max_usd:g}: the {platform} endpoint has no price (platforms/{platform}/prices.yaml "
+                        "or the price cache), so its spend cannot be watched; nothing was created")
+    ep.check()
+    ep.load_plan = load_plan
+    ep.deleted, ep.budget = [], (SpendWatch(cost.usd_per_hour, max_usd) if max_usd is not None else None)
+    watch, stopped = ep.budget, False
+    with sigint_interrupts():
+        try:
+            interrupted = False
+            try:
+                if watch is not None:
+                    watch.arm()  # the endpoint bills from its creation: the model's upload is counted too
+                ep.deploy(model_dir, say)
+                yield ep
+            except KeyboardInterrupt:
+                interrupted = True
+                raise
+            finally:
+                if watch is not None:
+                    watch.disarm(interrupted)
+        except KeyboardInterrupt:
+            if watch is None or not watch.fired:  # the user's Ctrl-C
+                raise
+            stopped = True
+        finally:
+            say(f"deleting endpoint {ep.name} and everything it needed")
+            try:
+                ep.deleted = ep.teardown()
+            finally:
+                if watch is not None:
+                    watch.end()
+    if stopped:
+        raise BudgetStopped(f"stopped by budget: {watch.text()}; endpoint {ep.name} deleted", ep)
 
 
 @dataclass
@@ -31,51 +98,81 @@ class EndpointRun:
     batch: Optional[dict] = None
     settings: dict = field(default_factory=dict)
     tags: dict = field(default_factory=dict)   # the endpoint's own (Endpoint.tags), logged as run tags
+    max_usd: Optional[float] = None            # the budget held (--max-usd), and what the endpoint spent under it
+    spent_usd: Optional[float] = None
+    stopped: Optional[str] = None              # the budget's line when it stopped the run; None: it finished
 
 
 def run_endpoint_benchmark(platform: str, model_dir: Path, settings: dict[str, str], load_settings, payloads, fmt: str,
-                           batch_dir: Optional[Path] = None, say=None, track: bool = True) -> EndpointRun:
+                           batch_dir: Optional[Path] = None, say=None, track: bool = True,
+                           max_usd: Optional[float] = None) -> EndpointRun:
     """Deploy → wait until it serves → load test through the SDK → (batch inference over batch_dir) →
-    delete, always. Logged to MLflow as one run (kind `endpoint`)."""
-    ep = endpoint_for(platform, settings)
-    ep.check()
-    ep.load_plan = load_settings  # a deployment that caps concurrency is made for this load test
+    delete, always (`deployed`). Logged to MLflow as one run (kind `endpoint`). Stopped by the budget, the run
+    is logged with what ran (the load test's requests so far), status killed and platbench.stopped_by=budget,
+    and BudgetStopped re-raised with its run_id."""
     say = say or (lambda text: None)
-    cost = ep.cost()
-    result = EndpointRun(platform, ep.name, cost.to_dict() if cost else None, ep.timings, [],
-                         settings=ep.cfg.model_dump(), tags=ep.tags())
-    with sigint_interrupts():
-        _deploy_load_teardown(ep, model_dir, load_settings, payloads, fmt, batch_dir, say, result)
+    result: Optional[EndpointRun] = None
+    samples: list = []  # the load test's measured requests as they end: what ran, should the budget stop it
+    try:
+        with deployed(platform, model_dir, settings, say, load_settings, max_usd) as ep:
+            result = _new_run(platform, ep, max_usd)
+            _load_and_batch(ep, load_settings, payloads, fmt, batch_dir, say, result, samples.append)
+    except BudgetStopped as stop:
+        result = result or _new_run(platform, stop.endpoint, max_usd)
+        result.stopped = str(stop)
+        if result.load is None and samples:
+            result.load = _report_so_far(stop.endpoint, samples, load_settings, payloads, fmt)
+        _ended(result, stop.endpoint)
+        if track:
+            stop.run_id = result.settings["mlflow_run_id"] = log_endpoint_run(result)
+        raise
+    _ended(result, ep)
     if track:
-        result_id = log_endpoint_run(result)
-        result.settings["mlflow_run_id"] = result_id
+        result.settings["mlflow_run_id"] = log_endpoint_run(result)
     return result
 
 
-def _deploy_load_teardown(ep, model_dir, load_settings, payloads, fmt, batch_dir, say, result) -> None:
+def _new_run(platform: str, ep: Endpoint, max_usd: Optional[float]) -> EndpointRun:
+    cost = ep.cost()
+    return EndpointRun(platform, ep.name, cost.to_dict() if cost else None, ep.timings, [],
+                       settings=ep.cfg.model_dump(), tags=ep.tags(), max_usd=max_usd)
+
+
+def _ended(result: EndpointRun, ep: Endpoint) -> None:
+    result.deleted = ep.deleted
+    if ep.budget is not None:
+        result.spent_usd = ep.budget.spent_usd
+
+
+def _load_and_batch(ep, load_settings, payloads, fmt, batch_dir, say, result, progress) -> None:
     from platforms.core.load_report import build_report
     from platforms.core.load_runner import run_with
 
-    try:
-        ep.deploy(model_dir, say)
-        say(f"endpoint {ep.name} serves; load test: {load_settings.requests} requests")
-        data = run_with(lambda: ep.transport(load_settings.concurrency, load_settings.timeout_s), payloads,
-                        load_settings)
-        result.load = build_report(ep.target(), data, load_settings, payloads, fmt)
-        if batch_dir is not None:
-            from platforms.bench.batch import run_endpoint as batch_endpoint
+    say(f"endpoint {ep.name} serves; load test: {load_settings.requests} requests")
+    data = run_with(lambda: ep.transport(load_settings.concurrency, load_settings.timeout_s), payloads,
+                    load_settings, progress)
+    result.load = build_report(ep.target(), data, load_settings, payloads, fmt)
+    if batch_dir is not None:
+        from platforms.bench.batch import run_endpoint as batch_endpoint
 
-            report, _ = batch_endpoint(batch_dir, None, concurrency=load_settings.concurrency,
-                                       transport_factory=lambda c, t: ep.transport(c, t), target=ep.target())
-            result.batch = report.to_dict()
-    finally:
-        say(f"deleting endpoint {ep.name} and everything it needed")
-        result.deleted = ep.teardown()
+        report, _ = batch_endpoint(batch_dir, None, concurrency=load_settings.concurrency,
+                                   transport_factory=lambda c, t: ep.transport(c, t), target=ep.target())
+        result.batch = report.to_dict()
+
+
+def _report_so_far(ep, samples, load_settings, payloads, fmt) -> dict:
+    """The load report of the requests that ended before the load test was stopped."""
+    from platforms.core.load_report import build_report
+    from platforms.core.load_runner import RunData
+
+    seconds = max(s.start_s + s.latency_ms / 1000 for s in samples)
+    return build_report(ep.target(), RunData(list(samples), seconds, {}, {}), load_settings, payloads, fmt)
 
 
 def log_endpoint_run(run_: EndpointRun) -> str:
     from platforms.core import tracking
     from platforms.bench.loadtest import KIND_TAG
+    from platforms.core.cloud_job import STOPPED_BY_TAG
     from platforms.core.load_report import MLFLOW_METRICS
 
     params = {k: v for k, v in run_.settings.items() if k not in ("bucket", "prefix") and v is not None}
@@ -83,6 +180,8 @@ def log_endpoint_run(run_: EndpointRun) -> str:
             **run_.tags}
     with tracking.tracked_run(f"endpoint-{run_.platform}", params, tags) as tr:
         metrics = {f"endpoint_{k}": v for k, v in run_.timings.items()}
+        if run_.max_usd is not None:
+            metrics.update({"budget_usd": run_.max_usd, "endpoint_spent_usd": run_.spent_usd})
         if run_.cost:
             metrics.update({f"endpoint_usd_per_{unit}": v for unit, v in run_.cost["usd_per"].items()})
             tr.tags({tracking.Tag.PRICE_SOURCE: run_.cost["basis"]})
@@ -99,8 +198,12 @@ def log_endpoint_run(run_: EndpointRun) -> str:
             path = Path(tmp) / "endpoint.json"
             path.write_text(json.dumps(run_.__dict__, default=str))
             tr.client.log_artifact(tr.run_id, str(path))
-        tr.tags({tracking.Tag.STATUS: "finished"})
-        tr.end("FINISHED")
+        if run_.stopped:
+            tr.tags({tracking.Tag.STATUS: "killed", STOPPED_BY_TAG: "budget"})
+            tr.end("KILLED")
+        else:
+            tr.tags({tracking.Tag.STATUS: "finished"})
+            tr.end("FINISHED")
         return tr.run_id
 
 
