@@ -1,6 +1,9 @@
 """Running a plan with platbench's own machinery: each model/lr group is a sweep (platforms/bench/sweep.py: its
 cells are the ladder and seeds, resumable), each request plan a load test (platforms/bench/loadtest.py) of the
-model served by the trainer's server; every run is then tagged with the study, so the study page finds it."""
+group's trained model where its platform serves it: on this machine by the trainer's server at each deployment
+target (torch on CPU or CUDA, ONNX by onnxruntime), elsewhere on the platform's endpoint through its SDK (deployed
+once per model, every plan run, torn down always). Every run is tagged with the study, each load run with its
+plan and target, so the study page finds them and never pools two targets."""
 from __future__ import annotations
 
 import contextlib
@@ -12,10 +15,12 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from platforms.reproduce.plan import Group, Plan, request_count
+from platforms.reproduce.plan import Group, Plan, Serving, request_count
+from platforms.reproduce.protocol import ENDPOINT
 
 STUDY_TAG = "platbench.study"
 PLAN_TAG = "platbench.study_plan"          # a load run: the study's request plan it followed
+TARGET_TAG = "platbench.study_target"      # a load run: where it was served (protocol TARGETS, or endpoint)
 LR_TAG = "platbench.study_lr_factor"       # a training run: its lr as a multiple of the preset's
 DIGITS = Path("runs") / "reproduce" / "data" / "digits"
 
@@ -54,19 +59,68 @@ def run(plan: Plan, console, max_usd: Optional[float] = None, say: Callable[[str
                                plan.epochs, None, hp, set_, [], name, None, False, False, console, max_usd=max_usd)
         tag_sweep(name, plan.proto.study, group.lr_factor)
         code = max(code, c)
-    for platform in plan.serving():
-        for group in plan.groups:
-            served = trained_run(plan, group, platform)
-            if served is None:
-                say(f"reproduce {plan.proto.study}: no finished {group.label} run on {platform} to serve; "
-                    "request plans skipped")
-                code = max(code, 1)
-                continue
-            with served_model(served) as url:
-                for rp in plan.proto.requests:
-                    run_id = load_plan(plan, rp, url, platform, group.model)
-                    say(f"reproduce {plan.proto.study}: requests {rp.id} on {platform} ({group.label}): MLflow run {run_id}")
+    for where in plan.serving():
+        code = max(code, serve_and_load(plan, where, max_usd, say))
     return code
+
+
+def serve_and_load(plan: Plan, where: Serving, max_usd: Optional[float], say: Callable[[str], None]) -> int:
+    """Every request plan against each group's trained model served at `where`; 1 when one could not run."""
+    study = plan.proto.study
+    why = where.skipped or (_no_cuda() if where.target == "torch-gpu" else None)
+    if why:
+        say(f"reproduce {study}: requests on {where.label} skipped: {why}")
+        return 0
+    code = 0
+    for group in plan.groups:
+        served = trained_run(plan, group, where.platform)
+        if served is None:
+            say(f"reproduce {study}: no finished {group.label} run on {where.platform} to serve; requests on "
+                f"{where.label} skipped")
+            code = 1
+            continue
+        with _deployed(plan, where, served, say, max_usd) as (target, transport):
+            for rp in plan.proto.requests:
+                run_id = load_plan(plan, rp, target, transport, where, group.model)
+                say(f"reproduce {study}: requests {rp.id} on {where.label} ({group.label}): MLflow run {run_id}")
+    return code
+
+
+def _no_cuda() -> Optional[str]:
+    """Why torch here cannot serve on CUDA (a driver without a CUDA build of torch, or no usable device)."""
+    import torch
+
+    return None if torch.cuda.is_available() else f"torch {torch.__version__} here has no usable CUDA device"
+
+
+@contextlib.contextmanager
+def _deployed(plan: Plan, where: Serving, mlflow_run, say, max_usd: Optional[float]):
+    """(the load tool's Target, a transport factory (concurrency, timeout_s)) of the run's model served at
+    `where`: this machine's server at its target, or the platform's endpoint."""
+    from platforms.bench.loadtest import make_transport, parse_target
+
+    if where.target != ENDPOINT:
+        with served_model(mlflow_run, where.target) as url:
+            target = parse_target(url)
+            yield target, lambda c, t: make_transport(target, c, t)
+        return
+    from platforms.bench.endpoint import deployed
+
+    with _model_dir(mlflow_run) as model_dir, deployed(where.platform, model_dir, plan.endpoint_settings.get(
+            where.platform, {}), say, max_usd=max_usd) as ep:
+        yield ep.target(), ep.transport
+
+
+@contextlib.contextmanager
+def _model_dir(mlflow_run) -> Iterator[Path]:
+    """The run's model (model.pt + model.json) downloaded to a folder removed on leaving."""
+    from platforms.core import tracking
+
+    tmp = Path(tempfile.mkdtemp(prefix="platbench-reproduce-"))
+    try:
+        yield Path(tracking.client().download_artifacts(mlflow_run.info.run_id, "model", str(tmp)))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _client():
@@ -112,53 +166,55 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# the trainer server's options for each of this machine's deployment targets
+SERVE_ARGS = {"torch-cpu": ["--device", "cpu"], "torch-gpu": ["--device", "cuda"],
+              "onnx-cpu": ["--runtime", "onnx", "--device", "cpu"]}
+
+
 @contextlib.contextmanager
-def served_model(mlflow_run) -> Iterator[str]:
-    """The run's model served by `python -m trainer serve` on a loopback port; stopped on leaving."""
-    from platforms.core import tracking
-
-    tmp = Path(tempfile.mkdtemp(prefix="platbench-reproduce-"))
+def served_model(mlflow_run, target: str = "torch-cpu") -> Iterator[str]:
+    """The run's model served by `python -m trainer serve` at `target` on a loopback port; stopped on leaving."""
     proc = log = None
-    try:
-        model_dir = Path(tracking.client().download_artifacts(mlflow_run.info.run_id, "model", str(tmp)))
-        port = _free_port()
-        log = (tmp / "serve.log").open("w")
-        proc = subprocess.Popen([sys.executable, "-m", "trainer", "serve", "--model-dir", str(model_dir),
-                                 "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
-                                stdout=log, stderr=subprocess.STDOUT)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if log is not None:
-            log.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with _model_dir(mlflow_run) as model_dir:
+        try:
+            port = _free_port()
+            log = (model_dir.parent / "serve.log").open("w")
+            proc = subprocess.Popen([sys.executable, "-m", "trainer", "serve", "--model-dir", str(model_dir),
+                                     "--host", "127.0.0.1", "--port", str(port), *SERVE_ARGS[target]],
+                                    stdout=log, stderr=subprocess.STDOUT)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if log is not None:
+                log.close()
 
 
-def load_plan(plan: Plan, rp, url: str, platform: str, model: str) -> str:
-    """One request plan against the served model, recorded as `platbench load` records it, tagged with the study."""
+def load_plan(plan: Plan, rp, target, transport, where: Serving, model: str) -> str:
+    """One request plan against the served model through `transport` (concurrency, timeout_s → Transport),
+    recorded as `platbench load` records it, tagged with the study, the plan and the target."""
     from platforms.bench.load_payloads import load_images, make_payloads
-    from platforms.bench.loadtest import log_to_mlflow, parse_target, run_load
+    from platforms.bench.loadtest import log_to_mlflow
     from platforms.core.load_report import build_report
-    from platforms.core.load_runner import LoadSettings, check_settings
+    from platforms.core.load_runner import LoadSettings, check_settings, run_with
 
-    target = parse_target(url)
     s = LoadSettings(requests=request_count(plan, rp.requests), concurrency=rp.concurrency, warmup=rp.warmup,
                      retries=rp.retries, wait_ready_s=120.0, probe=True)
     check_settings(s)
     test = plan.data / "test"
     payloads = make_payloads(load_images([test] if test.is_dir() else []), "image", 1)
-    data = run_load(target, payloads, s)
+    data = run_with(lambda: transport(s.concurrency, s.timeout_s), payloads, s)
     report = build_report(target, data, s, payloads, "image", model)
-    run_id = log_to_mlflow(report, platform, f"load-{platform}-{plan.proto.study}-{rp.id}")
+    run_id = log_to_mlflow(report, where.platform, f"load-{where.platform}-{plan.proto.study}-{rp.id}-{where.target}")
     c, _ = _client()
     c.set_tag(run_id, STUDY_TAG, plan.proto.study)
     c.set_tag(run_id, PLAN_TAG, rp.id)
+    c.set_tag(run_id, TARGET_TAG, where.target)
     return run_id
 
 

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
-from platforms.reproduce.execute import LR_TAG, PLAN_TAG, STUDY_TAG
+from platforms.reproduce.execute import LR_TAG, PLAN_TAG, STUDY_TAG, TARGET_TAG
 from platforms.reproduce.protocol import Protocol
 
 HOURS_PER_MONTH = 730.0       # platbench's month (platforms/core/pricing.py's hourly prices × 730)
@@ -65,17 +65,23 @@ PLAN_OF = {"latency_p50_ms": "latency", "seconds_1000_requests_at_10": "thousand
            "failed_requests": "thousand_at_10", "frames_per_s_at_100_parallel": "parallel_100"}
 
 
-def served_models(store, study: str, platform: str, quantity: str) -> list[Optional[str]]:
-    """The models a request plan served on `platform` ([None]: not a request-plan quantity, or none served)."""
+def target_of(run) -> str:
+    """Where a load run was served; a run from before deployment targets was the trainer's server on the CPU."""
+    return run.tags.get(TARGET_TAG) or "torch-cpu"
+
+
+def served(store, study: str, platform: str, quantity: str) -> list[tuple[Optional[str], Optional[str]]]:
+    """The (target, model) pairs a request plan served on `platform`, each a figure of its own: two deployment
+    targets (torch and ONNX, CPU and GPU) are never pooled. [(None, None)]: not a request-plan quantity, or none."""
     if quantity not in PLAN_OF:
-        return [None]
+        return [(None, None)]
     runs = study_runs(store, study)
-    return sorted({r.model for r in _loads(runs, platform, PLAN_OF[quantity])}) or [None]
+    return sorted({(target_of(r), r.model) for r in _loads(runs, platform, PLAN_OF[quantity])}) or [(None, None)]
 
 
-def _loads(runs, platform: str, plan: str, model: Optional[str] = None) -> list:
+def _loads(runs, platform: str, plan: str, model: Optional[str] = None, target: Optional[str] = None) -> list:
     return [r for r in runs["load"] if r.platform == platform and r.tags.get(PLAN_TAG) == plan and r.finished
-            and (model is None or r.model == model)]
+            and (model is None or r.model == model) and (target is None or target_of(r) == target)]
 
 
 def selected(proto: Protocol, runs: list) -> dict[str, list]:
@@ -129,14 +135,15 @@ def _seconds_per_epoch(r) -> Optional[float]:
 
 
 def measure(proto: Protocol, quantity: str, store, platform: str, all_runs_of_platform: list | None = None,
-            model: Optional[str] = None) -> Measured:
-    """platbench's values of `quantity` on `platform` (and served `model`) by the study's protocol (empty: none)."""
+            model: Optional[str] = None, target: Optional[str] = None) -> Measured:
+    """platbench's values of `quantity` on `platform` (and served `model` at deployment `target`; a request-plan
+    quantity is asked per target, from `served`) by the study's protocol (empty: none)."""
     runs = study_runs(store, proto.study)
     if quantity == "latency_p50_ms":
-        rs = [r for r in _loads(runs, platform, "latency", model) if r.m("load_latency_p50_ms") is not None]
+        rs = [r for r in _loads(runs, platform, "latency", model, target) if r.m("load_latency_p50_ms") is not None]
         return Measured([r.m("load_latency_p50_ms") for r in rs], rs, "median of single invokes, one run each")
     if quantity in ("seconds_1000_requests_at_10", "failed_requests"):
-        rs = _loads(runs, platform, "thousand_at_10", model)
+        rs = _loads(runs, platform, "thousand_at_10", model, target)
         if quantity == "failed_requests":
             rs = [r for r in rs if r.m("load_failed") is not None]
             return Measured([r.m("load_failed") for r in rs], rs)
@@ -151,7 +158,7 @@ def measure(proto: Protocol, quantity: str, store, platform: str, all_runs_of_pl
         note = "" if sizes <= {1000} else f"scaled to 1,000 from {', '.join(map(str, sorted(sizes)))} requests"
         return Measured(vals, used, note)
     if quantity == "frames_per_s_at_100_parallel":
-        rs = [r for r in _loads(runs, platform, "parallel_100", model) if r.m("load_images_per_s") is not None]
+        rs = [r for r in _loads(runs, platform, "parallel_100", model, target) if r.m("load_images_per_s") is not None]
         return Measured([r.m("load_images_per_s") for r in rs], rs)
     if quantity == "mean_accuracy_at_5_per_class":
         rs = [r for r in runs["training"] if r.platform == platform and r.per_class == 5

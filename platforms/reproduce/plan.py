@@ -1,6 +1,7 @@
 """What `platbench reproduce STUDY` will run: one sweep per model and learning rate of the study's recipe (the
-ladder and seeds as its cells), then the study's request plans against the served model, on each platform.
-Made from the protocol alone; `--dry-run` prints it with its cost plan and needs no credentials."""
+ladder and seeds as its cells), then the study's request plans against each platform's trained model where it
+serves: on this machine at each of the protocol's deployment targets, on a platform with an endpoint on that
+endpoint. Made from the protocol alone; `--dry-run` prints it with its cost plan and needs no credentials."""
 from __future__ import annotations
 
 import hashlib
@@ -10,8 +11,9 @@ from pathlib import Path
 from typing import Optional
 
 from platforms.errors import UserError
-from platforms.reproduce.protocol import Protocol
+from platforms.reproduce.protocol import ENDPOINT, TARGETS, Protocol
 
+ENDPOINT_KEY = "endpoint."   # --set P:endpoint.KEY=VALUE: a setting of P's endpoint alone
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,35 @@ class Group:
         return self.model + ("" if self.lr_factor is None else f" lr×{self.lr_factor:g}")
 
 
+@dataclass(frozen=True)
+class Serving:
+    """Where the request plans run: a platform at one deployment target; `skipped` says why not, when it cannot."""
+    platform: str
+    target: str                          # a protocol TARGETS key, or ENDPOINT
+    skipped: Optional[str] = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.platform}/{self.target}"
+
+
+def target_skipped(target: str) -> Optional[str]:
+    """Why this machine cannot serve at `target` (None: it can). Cheap: no torch import (the dry run's)."""
+    if target == "torch-gpu":
+        from trainer.device import driver_version
+
+        return None if driver_version() else "no NVIDIA driver on this machine, so no CUDA device"
+    if target == "onnx-cpu":
+        from trainer.errors import ConfigError
+        from trainer.onnx_export import require
+
+        try:
+            require()
+        except ConfigError as exc:
+            return str(exc)
+    return None
+
+
 @dataclass
 class Plan:
     proto: Protocol
@@ -35,7 +66,8 @@ class Plan:
     seeds: list[int]
     epochs: int
     groups: list[Group]
-    settings: dict[str, dict[str, str]] = field(default_factory=dict)
+    settings: dict[str, dict[str, str]] = field(default_factory=dict)           # training's (--set P:KEY=VALUE)
+    endpoint_settings: dict[str, dict[str, str]] = field(default_factory=dict)  # each endpoint's
     full: bool = False                   # the study's own ladder and epochs, not the local small version
 
     def sweep_name(self, group: Group) -> str:
@@ -64,11 +96,29 @@ class Plan:
 
         return sorted({g.model for g in self.groups} - set(PRESETS))
 
-    def serving(self) -> list[str]:
-        # reproduce load-tests only a model it serves itself: the trainer's own server, so a run on this machine
+    def serving(self) -> list[Serving]:
+        """Every platform of the plan where the request plans run, and those that cannot serve, with why."""
         from platforms.core import registry
 
-        return [p for p in self.platforms if p == registry.this_machine()] if self.proto.requests else []
+        if not self.proto.requests:
+            return []
+        out = []
+        for p in self.platforms:
+            if p == registry.this_machine():
+                out += [Serving(p, t, target_skipped(t)) for t in self.proto.targets]
+            else:
+                try:
+                    registry.endpoint_class(p)
+                    out.append(Serving(p, ENDPOINT))
+                except UserError as exc:
+                    out.append(Serving(p, ENDPOINT, f"no endpoint to serve its model: {exc}"))
+        return out
+
+    def endpoint(self, platform: str):
+        """The platform's endpoint as this plan deploys it (nothing created: its settings parsed)."""
+        from platforms.bench.endpoint import endpoint_for
+
+        return endpoint_for(platform, self.endpoint_settings.get(platform, {}))
 
 
 def make(proto: Protocol, platforms: list[str], data: Path, full: bool = False,
@@ -82,8 +132,50 @@ def make(proto: Protocol, platforms: list[str], data: Path, full: bool = False,
     epochs = proto.recipe.epochs if full else proto.local.epochs
     factors: list[Optional[float]] = list(proto.recipe.lr_factors) or [None]
     models = proto.recipe.models if full or not proto.local.models else proto.local.models
-    groups = [Group(m, f, dict(proto.recipe.hp)) for m in models for f in factors]
-    return Plan(proto, plats, data, ladder, list(proto.local.seeds), epochs, groups, settings or {}, full)
+    hp = dict(proto.recipe.hp) if full else {**proto.recipe.hp, **proto.local.hp}
+    groups = [Group(m, f, hp) for m in models for f in factors]
+    training, endpoints = split_settings(settings or {}, bool(proto.requests))
+    return Plan(proto, plats, data, ladder, list(proto.local.seeds), epochs, groups, training, endpoints, full)
+
+
+def split_settings(settings: dict[str, dict[str, str]], serves: bool) -> tuple[dict, dict]:
+    """--set P:KEY=VALUE into (training's, the endpoint's). A key goes to P's training settings when they take
+    it and to P's endpoint too when its settings take it (the account's region, bucket, role, image: one --set
+    for both); --set P:endpoint.KEY=VALUE to the endpoint alone, over a plain key (e.g. a CPU instance to serve
+    what a GPU trained: the two settings models share `instance_type` but not its default). A key neither
+    takes is one line naming both lists."""
+    from platforms.core import registry
+
+    training: dict[str, dict[str, str]] = {}
+    endpoints: dict[str, dict[str, str]] = {}
+    for p, pairs in settings.items():
+        model = getattr(registry.get(p), "settings_model", None)
+        if model is None:  # a platform that takes no settings (this machine): its own check refuses them
+            training[p] = dict(pairs)
+            continue
+        train_keys = set(model.model_fields) if model is not None else set()
+        try:
+            ep_keys = set(registry.endpoint_class(p).settings_model.model_fields) if serves else set()
+        except UserError:
+            ep_keys = set()
+        for key, value in pairs.items():
+            if key.startswith(ENDPOINT_KEY):
+                bare = key[len(ENDPOINT_KEY):]
+                if bare not in ep_keys:
+                    raise UserError(f"--set {p}:{key}: {p}'s endpoint takes no {bare!r}"
+                                    + (f"; it takes: {', '.join(sorted(ep_keys))}" if ep_keys else
+                                       " (this plan deploys no endpoint on it)"))
+                endpoints.setdefault(p, {})[bare] = value
+                continue
+            if key not in train_keys and key not in ep_keys:
+                raise UserError(f"--set {p}:{key}: neither {p}'s training settings nor its endpoint's take {key!r}; "
+                                f"training: {', '.join(sorted(train_keys)) or 'none'}; endpoint (endpoint.KEY): "
+                                f"{', '.join(sorted(ep_keys)) or 'none'}")
+            if key in train_keys:
+                training.setdefault(p, {})[key] = value
+            if key in ep_keys:
+                endpoints.setdefault(p, {}).setdefault(key, value)
+    return training, endpoints
 
 
 def request_count(plan: Plan, requests: int) -> int:
@@ -109,10 +201,12 @@ def text(plan: Plan, max_usd: Optional[float] = None) -> str:
         out.append(f"    sweep {plan.sweep_name(g)}: model {g.model}{lr} {hp}".rstrip())
     if p.recipe.select_by:
         out.append(f"  per model: {p.recipe.select_by}")
+    serving = plan.serving()
+    where = ", ".join(s.label for s in serving if not s.skipped) or "no platform of this plan"
     for rp in p.requests:
-        where = ", ".join(plan.serving()) or "no platform of this plan (reproduce serves on local only)"
         out.append(f"  requests {rp.id}: {rp.what}; {request_count(plan, rp.requests)} requests at concurrency "
                    f"{rp.concurrency}, {rp.retries} retries; failure: {rp.failure}; on {where}")
+    out += _serving_lines(plan, serving)
     if p.batch_unit:
         out.append(f"  batch unit: {p.batch_unit.images} images ({p.batch_unit.what})")
     if p.statistic:
@@ -134,6 +228,30 @@ def text(plan: Plan, max_usd: Optional[float] = None) -> str:
     out.append(cost_plan.render(_one_per_label(lines), max_usd))
     cost_plan.hold(lines, max_usd)
     return "\n".join(out)
+
+
+def _serving_lines(plan: Plan, serving: list[Serving]) -> list[str]:
+    """Each deployment target of the request plans: what serves there, or why it is skipped; an endpoint with its
+    price × expected hours (no credentials: its settings parsed, nothing asked of the cloud)."""
+    from platforms.core.cost_plan import endpoint_text
+
+    out = []
+    per_model = sum(request_count(plan, rp.requests) for rp in plan.proto.requests)
+    for s in serving:
+        if s.skipped:
+            out.append(f"  target {s.label}: skipped — {s.skipped}")
+        elif s.target != ENDPOINT:
+            out.append(f"  target {s.label}: {TARGETS[s.target]}, loopback HTTP, the model of each group's run here")
+        else:
+            ep = plan.endpoint(s.platform)
+            cost = ep.cost()
+            machine = getattr(ep.cfg, "instance_type", None) or "its default machine"
+            out.append(f"  target {s.label}: each group's {s.platform} model deployed once on a {s.platform} endpoint "
+                       f"({machine}), every request plan through its SDK, then deleted")
+            price = (endpoint_text(s.platform, cost.usd_per_hour, cost.basis, per_model) if cost is not None else
+                     f"no endpoint price for it in platforms/{s.platform}/prices.yaml")
+            out.append(f"    {price} (per deployment, {len(plan.groups)} deployment(s))")
+    return out
 
 
 def _one_per_label(lines: list) -> list:

@@ -78,7 +78,9 @@ def test_what_cannot_be_measured_is_listed_with_why(section):
 
 @pytest.fixture(scope="module")
 def roboflow(tmp_path_factory):
-    """Roboflow's runs as reproduce logs them: its two models trained, each served 100 frames in parallel."""
+    """Roboflow's runs as reproduce logs them: its two models trained, each served 100 frames in parallel by the
+    trainer's torch server on the CPU (the fast model's run untagged, as runs before deployment targets were),
+    and the fast model also exported to ONNX and served by onnxruntime: a target of its own."""
     from platforms.core import tracking
     from platforms.core.tracking import Tag
     from platforms.report import data
@@ -93,12 +95,16 @@ def roboflow(tmp_path_factory):
                 run.metrics({"final_test_accuracy": 0.9, "seconds_train": secs})
                 run.tags({Tag.STATUS: "finished"})
                 run.end("FINISHED")
-            with tracking.tracked_run(f"load-local-{model}", {"requests": 200, "concurrency": 100, "retries": 0},
-                                      {Tag.PLATFORM: "local", Tag.MODEL: model, Tag.KIND: "load",
-                                       "platbench.study_plan": "parallel_100", **study}) as run:
-                run.metrics({"load_images_per_s": fps, "load_ok": 200, "load_latency_p50_ms": 300.0})
-                run.tags({Tag.STATUS: "finished"})
-                run.end("FINISHED")
+            served = [(fps, {} if model == "fast" else {"platbench.study_target": "torch-cpu"})]
+            if model == "fast":
+                served.append((500.0, {"platbench.study_target": "onnx-cpu"}))
+            for images_per_s, target in served:
+                with tracking.tracked_run(f"load-local-{model}", {"requests": 200, "concurrency": 100, "retries": 0},
+                                          {Tag.PLATFORM: "local", Tag.MODEL: model, Tag.KIND: "load",
+                                           "platbench.study_plan": "parallel_100", **study, **target}) as run:
+                    run.metrics({"load_images_per_s": images_per_s, "load_ok": 200, "load_latency_p50_ms": 300.0})
+                    run.tags({Tag.STATUS: "finished"})
+                    run.end("FINISHED")
         rep = Report(data.gather(None, latency=False))
         return rep.study_section(protocol.load("roboflow")), Report(data.gather(None, latency=False)).study_section(
             protocol.load("aws-azure"))
@@ -108,12 +114,21 @@ def test_roboflow_fps_per_served_model_and_the_training_time_ratio(roboflow):
     s, _ = roboflow
     rows = tables(s)["study-roboflow-figures"].rows
     fps = [r for r in rows if r[0] == "frames per second, 100 in parallel"]
-    # one row per model served, never pooled, beside their 300 FPS
-    assert [(r[2], r[3]) for r in fps] == [("300 FPS", "local · fast: 310.00 FPS (n = 1)"),
-                                          ("300 FPS", "local · resnet18: 120.00 FPS (n = 1)")]
+    # one row per deployment target and model served, never pooled (fast's two would be 405 FPS, n = 2), beside
+    # their 300 FPS; the study names several targets, so each row names its own
+    assert [(r[2], r[3]) for r in fps] == [("300 FPS", "local/onnx-cpu · fast: 500.00 FPS (n = 1)"),
+                                          ("300 FPS", "local/torch-cpu · fast: 310.00 FPS (n = 1)"),
+                                          ("300 FPS", "local/torch-cpu · resnet18: 120.00 FPS (n = 1)")]
     ratio = next(r for r in rows if r[0] == "training time, accurate ÷ fast")
     assert ratio[2] == "2 ×" and ratio[3] == "local: 2.50 × (n = 1)"
     assert "mean seconds training resnet18 / fast" in ratio[4]
+    # the request plans by target, apart, whether or not the study published a figure for them
+    serving = tables(s)["study-roboflow-serving"]
+    assert [r[:3] + [r[4]] for r in serving.rows] == [
+        ["local/onnx-cpu", "fast", "parallel_100", "500.00 images/s (n = 1)"],
+        ["local/torch-cpu", "fast", "parallel_100", "310.00 images/s (n = 1)"],
+        ["local/torch-cpu", "resnet18", "parallel_100", "120.00 images/s (n = 1)"]]
+    assert all(len(ids) == 1 for ids in serving.run_ids)
 
 
 def test_a_study_with_steps_not_built_says_so_in_every_row(roboflow):

@@ -82,6 +82,7 @@ class StudySections(ReportContext):
         else:
             self._beside(s, p, ran)
         self._training(s, p, runs["training"])
+        self._serving(s, p, runs["load"])
         self._not_measured(s, p)
         return s
 
@@ -105,6 +106,31 @@ class StudySections(ReportContext):
                         id=f"study-{p.study}-training",
                         caption="platbench's training runs of the study's recipe (seeds pooled: mean ± std, n)."))
 
+    def _serving(self, s: Section, p, runs: list) -> None:
+        """platbench's request plans per platform, deployment target and model (a row each, never pooled),
+        whether or not the study published a figure for them (Roboflow's per-target speeds are a chart)."""
+        from platforms.reproduce.execute import PLAN_TAG
+        from platforms.reproduce.measure import target_of
+
+        order = {rp.id: i for i, rp in enumerate(p.requests)}
+        groups: dict[tuple, list] = {}
+        for r in runs:
+            if r.finished:
+                groups.setdefault((r.platform, target_of(r), r.model or "", r.tags.get(PLAN_TAG) or ""), []).append(r)
+        rows, ids = [], []
+        for (platform, target, model, plan), rs in sorted(groups.items(), key=lambda kv: (
+                kv[0][0], kv[0][1], kv[0][2], order.get(kv[0][3], len(order)))):
+            get = lambda name: [r.m(name) for r in rs if r.m(name) is not None]  # noqa: E731
+            rows.append([f"{platform}/{target}", model or "–", plan, measured_text(get("load_latency_p50_ms"), "ms"),
+                         measured_text(get("load_images_per_s"), "images/s"), measured_text(get("load_failed"), "")])
+            ids.append([r.run_id for r in self.cite(rs)])
+        if rows:
+            s.add(Table(["Platform/target", "Model", "Request plan", "Median latency", "Images per second", "Failed"],
+                        rows, ids, id=f"study-{p.study}-serving",
+                        caption="platbench's request plans by deployment target (network included: loopback HTTP to "
+                                "this machine's server, the platform's SDK to an endpoint); one row per target, model "
+                                "and plan, runs pooled only within it."))
+
     # ------------------------------------------------------------------------------------------ parts
     @staticmethod
     def _protocol_text(p) -> str:
@@ -119,6 +145,9 @@ class StudySections(ReportContext):
             parts.append(f"validation: {p.validation}")
         parts += [f"requests `{r.id}`: {r.what} ({r.requests} at concurrency {r.concurrency}, {r.retries} retries; "
                   f"failure: {r.failure})" for r in p.requests]
+        if p.requests:
+            parts.append("served at " + ", ".join(p.targets) + " on this machine and on each platform's endpoint, "
+                         "each target measured apart")
         if p.batch_unit:
             parts.append(f"batch unit: {p.batch_unit.images} images")
         if p.statistic:
@@ -154,10 +183,12 @@ class StudySections(ReportContext):
             else:
                 ours_p = self._ours_platform(p, f, ran)
                 pool = None
-            models = measure.served_models(self.store, p.study, ours_p, f.quantity) if ours_p else [None]
-            for model in models:
-                got = measure.measure(p, f.quantity, self.store, ours_p, pool, model)  # no platform: no values, a note
-                rows.append(self._row(p, f, label, unit, mapped, ours_p, model, got))
+            served = measure.served(self.store, p.study, ours_p, f.quantity) if ours_p else [(None, None)]
+            several = len({t for t, _ in served}) > 1 or len(p.targets) > 1
+            for target, model in served:  # a row per deployment target and model: never pooled
+                got = measure.measure(p, f.quantity, self.store, ours_p, pool, model, target)  # no platform: a note
+                where = ours_p and (f"{ours_p}/{target}" if target and several else ours_p)
+                rows.append(self._row(p, f, label, unit, mapped, ours_p, where, model, got))
                 ids.append([r.run_id for r in self.cite(got.runs)])
         if rows:
             s.add(Table(["Quantity", "Theirs", "Published (theirs)", "platbench", "What still differs", "Source"], rows,
@@ -166,7 +197,7 @@ class StudySections(ReportContext):
                                 "with n and the 95% t interval of the mean where n ≥ 2."))
 
     @staticmethod
-    def _row(p, f, label: str, unit: str, mapped, ours_p, model, got) -> list[str]:
+    def _row(p, f, label: str, unit: str, mapped, ours_p, where, model, got) -> list[str]:
         from platforms.reproduce import measure
 
         differs = []
@@ -183,7 +214,7 @@ class StudySections(ReportContext):
             differs.append(f"no priced endpoint run of {mapped}" if f.quantity in measure.HORIZON_UNIT and mapped
                            else "no platform for it in platbench" if f.quantity in measure.HORIZON_UNIT
                            else "no run of this study measured it yet")
-        who = f"{ours_p or '–'}" + (f" · {model}" if model else "")
+        who = f"{where or '–'}" + (f" · {model}" if model else "")
         ours = f"{who}: {measured_text(got.values, unit)}" if got.n else f"{who}: –"
         return [label, f.platform, published_text(f, unit), ours, "; ".join(differs) or "same protocol", f.section]
 
