@@ -187,7 +187,8 @@ def run_endpoint(folder: Path, endpoint: Optional[str], concurrency: int = 4, fm
             row["error"] = errors.get(k, "no prediction")
         rows.append(row)
     report = _report("endpoint", folder, target.describe(), files, sizes, seconds, rows,
-                     phases={"read": read_s, "requests": seconds - read_s},
+                     # in_flight: first request sent → last answer (the transport's set-up left out)
+                     phases={"read": read_s, "requests": seconds - read_s, "in_flight": run.seconds},
                      settings={"concurrency": concurrency, "format": fmt, "batch": batch, "retries": retries},
                      model=headers.get("x-platbench-model"))
     return report, rows

@@ -92,6 +92,27 @@ def spread(values: list[float]) -> dict[str, float]:
             "mean": statistics.fmean(values)}
 
 
+# ---------------------------------------------------------------- one batch (also reproduce's pipeline)
+
+def batch_keys(root: str, base: Path, files: list[Path]) -> list[str]:
+    """One object per image, under `root`, named by its path in the dataset."""
+    return [root + p.relative_to(base).as_posix() for p in files]
+
+
+def put_batch(store, pool: ThreadPoolExecutor, keys: list[str], files: list[Path]) -> float:
+    """Seconds to upload the batch, `pool`'s workers in flight at once."""
+    t0 = time.perf_counter()
+    list(pool.map(store.put_file, keys, files))
+    return time.perf_counter() - t0
+
+
+def get_batch(store, pool: ThreadPoolExecutor, keys: list[str], dests: list[Path]) -> float:
+    """Seconds to download the batch's objects to `dests`."""
+    t0 = time.perf_counter()
+    list(pool.map(store.get_file, keys, dests))
+    return time.perf_counter() - t0
+
+
 # ---------------------------------------------------------------- one repeat
 
 def run_repeat(store, data: Path, prefix: str, batch_images: int, say: Callable[[str], None]) -> dict[str, Any]:
@@ -107,18 +128,12 @@ def run_repeat(store, data: Path, prefix: str, batch_images: int, say: Callable[
         with ThreadPoolExecutor(WORKERS) as pool:
             for i, group in enumerate(groups):
                 mb = sum(sizes[p] for p in group) / MB
-                keys = [batch_root + p.relative_to(base).as_posix() for p in group]
-                t0 = time.perf_counter()
-                list(pool.map(store.put_file, keys, group))
-                up.append((time.perf_counter() - t0) / mb)
+                up.append(put_batch(store, pool, batch_keys(batch_root, base, group), group) / mb)
                 say(f"batch {i + 1}/{len(groups)} up: {up[-1]:.4f} s/MiB")
             for i, group in enumerate(groups):
                 mb = sum(sizes[p] for p in group) / MB
-                keys = [batch_root + p.relative_to(base).as_posix() for p in group]
                 dests = [Path(tmp) / "batches" / f"{i}" / f"{n}" for n in range(len(group))]
-                t0 = time.perf_counter()
-                list(pool.map(store.get_file, keys, dests))
-                down.append((time.perf_counter() - t0) / mb)
+                down.append(get_batch(store, pool, batch_keys(batch_root, base, group), dests) / mb)
                 say(f"batch {i + 1}/{len(groups)} down: {down[-1]:.4f} s/MiB")
         staged = staging.upload_sharded(data, store, prefix=f"{prefix}/staged")
         say(f"whole, sharded up: {staged.figures.get('upload_s_per_mb', float('nan')):.4f} s/MiB")
@@ -172,7 +187,7 @@ def run(platform: str, data: Path, settings: dict[str, str], repeats: int, batch
     from platforms.core import staging
 
     staging.dataset_files(data)  # a bad dataset is one line before anything is created
-    if not _sdk_call(store.bucket_exists, target):
+    if not sdk_call(store.bucket_exists, target):
         raise UserError(f"{target.platform}: bucket {target.bucket!r} does not exist or is not reachable")
     transfer_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
     out = []
@@ -180,9 +195,9 @@ def run(platform: str, data: Path, settings: dict[str, str], repeats: int, batch
         prefix = f"{target.prefix}/transfer/{transfer_id}-{repeat}"
         say(f"repeat {repeat}/{repeats} in {target.uri(prefix)}/")
         try:
-            result = _sdk_call(lambda: run_repeat(store, Path(data), prefix, batch_images, say), target)
+            result = sdk_call(lambda: run_repeat(store, Path(data), prefix, batch_images, say), target)
         finally:
-            _sdk_call(lambda: cleanup(store, prefix), target)
+            sdk_call(lambda: cleanup(store, prefix), target)
         result.update(repeat=repeat, prefix=prefix, transfer_id=transfer_id)
         if track:
             result["mlflow_run_id"] = record(target, result, repeats, batch_images)
@@ -190,7 +205,7 @@ def run(platform: str, data: Path, settings: dict[str, str], repeats: int, batch
     return out
 
 
-def _sdk_call(fn, target: Target):
+def sdk_call(fn, target: Target, what: str = "transfer"):
     """An SDK error (no credentials, connection refused, access denied …) becomes one line."""
     try:
         return fn()
@@ -198,7 +213,7 @@ def _sdk_call(fn, target: Target):
         raise
     except Exception as exc:  # noqa: BLE001 - every SDK's exceptions, reported as one line
         text = str(exc).strip().splitlines()
-        raise UserError(f"{target.platform} transfer: {type(exc).__name__}: {text[0] if text else ''}"[:400]) from None
+        raise UserError(f"{target.platform} {what}: {type(exc).__name__}: {text[0] if text else ''}"[:400]) from None
 
 
 def record(target: Target, result: dict, repeats: int, batch_images: int) -> str:
