@@ -62,8 +62,11 @@ def target_for(platform: str, settings: dict[str, str]) -> Target:
     cfg = launcher.parsed() if hasattr(launcher, "parsed") else None
     scheme = next(iter(spec.stores))
     kwargs = {k: getattr(cfg, k) for k in ("region", "project") if getattr(cfg, k, None) is not None}
-    return Target(platform, scheme, getattr(cfg, "bucket", None) or settings.get("bucket"),
-                  (getattr(cfg, "prefix", None) or "platbench").strip("/"), kwargs)
+    if getattr(cfg, "storage_account", None):  # Azure's: the Blob account the container is in
+        kwargs["account"] = cfg.storage_account
+    # Azure ML names its store's bucket `container` (the Blob container its jobs and endpoints use)
+    bucket = getattr(cfg, "bucket", None) or getattr(cfg, "container", None) or settings.get("bucket")
+    return Target(platform, scheme, bucket, (getattr(cfg, "prefix", None) or "platbench").strip("/"), kwargs)
 
 
 def open_store(target: Target):

@@ -13,7 +13,6 @@ index), their mean, median, sd and n as summary metrics; `measure` turns them in
 from __future__ import annotations
 
 import contextlib
-import shutil
 import statistics
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -85,15 +84,6 @@ def cannot(platform: str) -> Optional[str]:
     return f"{platform} has no {' and no '.join(missing)}" if missing else None
 
 
-def endpoint_settings(platform: str, settings: dict[str, str]) -> dict[str, str]:
-    """The plan's `--set` settings of the platform that its endpoint takes too (bucket, region, role, image …);
-    the machine and the name are the training job's, so the endpoint keeps its own defaults for those."""
-    from platforms.core import registry
-
-    fields = registry.endpoint_class(platform).settings_model.model_fields
-    return {k: v for k, v in settings.items() if k in fields and k not in ("instance_type", "instance_count", "name")}
-
-
 def plan_lines(plan) -> list[str]:
     """The dry run's part: batches, and per platform the store, the endpoint and its price; no credentials."""
     from platforms.reproduce.pipeline_store import DISK
@@ -123,7 +113,7 @@ def _cloud_lines(plan, platform: str, requests: int) -> list[str]:
 
     settings = plan.settings.get(platform, {})
     target = transfer.target_for(platform, settings)
-    ep = endpoint_for(platform, endpoint_settings(platform, settings))
+    ep = endpoint_for(platform, plan.endpoint_settings.get(platform, {}))
     store = target.uri(f"{target.prefix}/reproduce/<id>/")
     lines = [f"    {platform}: store {store} (removed after); endpoint {ep.name} ({ep.target().describe()}), "
              "deleted after"]
@@ -158,9 +148,8 @@ def run(plan, console=None, max_usd: Optional[float] = None, say: Callable[[str]
 def run_platform(plan, platform: str, trained, max_usd: Optional[float] = None,
                  say: Callable[[str], None] = print) -> tuple[str, list[Batch]]:
     """Store and endpoint up, every batch through them, both removed; one MLflow run (failed on an error)."""
-    from platforms.core import tracking
+    from platforms.core.tracking import Tag
     from platforms.reproduce import pipeline_store
-    from platforms.reproduce.execute import STUDY_TAG
 
     files = test_images(plan.data)
     if not files:
@@ -168,31 +157,46 @@ def run_platform(plan, platform: str, trained, max_usd: Optional[float] = None,
 
         raise UserError(f"reproduce {plan.proto.study}: no test images under {plan.data / 'test'} for the pipeline")
     size = batch_images(plan)
-    settings = plan.settings.get(platform, {})
-    T = tracking.Tag
-    tags = {T.PLATFORM: platform, T.KIND: KIND, STUDY_TAG: plan.proto.study, T.MODEL: plan.groups[0].model,
-            "platbench.trained_run": trained.info.run_id}
     params = {"batch_images": size, "images": len(files), "batches": -(-len(files) // size),
-              "concurrency": CONCURRENCY, "store_workers": _workers()}
+              "concurrency": CONCURRENCY, "store_workers": _workers(), "trained_run": trained.info.run_id}
     batches: list[Batch] = []
-    with tracking.tracked_run(f"pipeline-{platform}-{plan.proto.study}", params, tags) as tr:
-        with pipeline_store.opened(platform, settings, plan.proto.study, on_this_machine(platform)) as (store, prefix, where), \
-                _endpoint(plan, platform, trained, max_usd, say) as (target, factory, ep):
+    with recorded(plan.proto.study, platform, plan.groups[0].model, params) as tr:
+        with pipeline_store.opened(platform, plan.settings.get(platform, {}), plan.proto.study,
+                                   on_this_machine(platform)) as (store, prefix, where), \
+                _endpoint(plan, platform, trained, max_usd, say) as (target, factory, cost):
             tr.tags({STORE_TAG: where, ENDPOINT_TAG: target.describe()})
-            if ep is not None and ep.cost() is not None:
-                cost = ep.cost()
+            if cost is not None:
                 tr.metrics({"endpoint_usd_per_hour": cost.usd_per_hour})
-                tr.tags({T.PRICE_SOURCE: cost.basis})
+                tr.tags({Tag.PRICE_SOURCE: cost.basis})
             for i, group in enumerate(_groups(files, size)):
                 b = run_batch(store, f"{prefix}/batch-{i}/", plan.data / "test", group, target, factory)
                 batches.append(b)
                 tr.metrics(b.figures(), step=i)
                 say(f"pipeline {platform} batch {i + 1}: up {b.upload_s / b.mib:.4f}, down {b.download_s / b.mib:.4f}, "
                     f"inference {b.inference_s / b.mib:.4f} s/MiB; {b.errors} error(s)")
-        tr.metrics(summary(batches))
-        tr.tags({T.STATUS: "finished"})
-        tr.end("FINISHED")
+        finish(tr, batches)
         return tr.run_id, batches
+
+
+@contextlib.contextmanager
+def recorded(study: str, platform: str, model: str, params: dict) -> Iterator:
+    """The platform's pipeline run (kind `pipeline`, tagged with the study); failed or killed on an exception."""
+    from platforms.core import tracking
+    from platforms.reproduce.execute import STUDY_TAG
+
+    T = tracking.Tag
+    tags = {T.PLATFORM: platform, T.KIND: KIND, STUDY_TAG: study, T.MODEL: model}
+    with tracking.tracked_run(f"pipeline-{platform}-{study}", params, tags) as tr:
+        yield tr
+
+
+def finish(tr, batches: list[Batch]) -> None:
+    """Each figure's mean, median, sd and n over the batches; the run finished."""
+    from platforms.core.tracking import Tag
+
+    tr.metrics(summary(batches))
+    tr.tags({Tag.STATUS: "finished"})
+    tr.end("FINISHED")
 
 
 def _workers() -> int:
@@ -224,7 +228,7 @@ def run_batch(store, root: str, base: Path, files: list[Path], target, factory) 
 
 @contextlib.contextmanager
 def _endpoint(plan, platform: str, trained, max_usd: Optional[float], say) -> Iterator[tuple]:
-    """(target, transport factory, the deployed Endpoint or None) serving the trained run's model."""
+    """(target, transport factory, the endpoint's EndpointCost or None) serving the trained run's model."""
     from platforms.bench.loadtest import make_transport, parse_target
     from platforms.reproduce import execute
 
@@ -233,16 +237,16 @@ def _endpoint(plan, platform: str, trained, max_usd: Optional[float], say) -> It
             target = parse_target(url)
             factory = lambda c, t: make_transport(target, c, t, None, None)  # noqa: E731
             _wait_ready(factory)
-            yield target, factory, None
+            yield target, factory, None  # the trainer's server on this machine: no price
         return
     from platforms.bench.endpoint import deployed
     from platforms.core import tracking
 
-    settings = endpoint_settings(platform, plan.settings.get(platform, {}))
+    settings = plan.endpoint_settings.get(platform, {})
     with tempfile.TemporaryDirectory(prefix="platbench-pipeline-model-") as tmp:
         model_dir = Path(tracking.client().download_artifacts(trained.info.run_id, "model", tmp))
         with deployed(platform, model_dir, settings, say, max_usd=max_usd) as ep:
-            yield ep.target(), lambda c, t: ep.transport(c, t), ep
+            yield ep.target(), lambda c, t: ep.transport(c, t), ep.cost()
 
 
 def _wait_ready(factory, seconds: float = 120.0) -> None:
@@ -340,6 +344,7 @@ def _per_batch_note(mine: list, values: list[float]) -> str:
 
 def _cost(proto, quantity: str, runs: list, platform: Optional[str], Measured):
     from platforms.core import pricing
+    from platforms.core.tracking import Tag
 
     unit = COST[quantity]
     hours = (proto.cost_horizon.hours.get(unit) if proto.cost_horizon else None) or {"hour": 1.0, "day": 24.0}[unit]
@@ -351,7 +356,7 @@ def _cost(proto, quantity: str, runs: list, platform: Optional[str], Measured):
         return Measured(note=f"{platform or '–'}: {why}")
     mib = max((r.m("pipeline_mib") or 0) for r in priced)
     storage = "storage" in pricing.table(platform)
-    note = (f"the endpoint's price ({priced[-1].tags.get('platbench.price_source') or 'its price table'}) × {hours:g} h; "
+    note = (f"the endpoint's price ({priced[-1].tags.get(Tag.PRICE_SOURCE) or 'its price table'}) × {hours:g} h; "
             + (f"the store's {mib:.2f} MiB: a storage section exists in platforms/{platform}/prices.yaml but is not read"
                if storage else f"the store's {mib:.2f} MiB left out: no storage price in platforms/{platform}/prices.yaml")
             + "; the client VM not included (the client is this machine)")

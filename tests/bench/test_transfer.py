@@ -7,6 +7,7 @@ import math
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +15,11 @@ import pytest
 from conftest import VENV_BIN, assert_one_line_error, platbench, write_folder_dataset
 from conftest_clouds import aws, gcs, gcs_server, moto_server, new_bucket_name  # noqa: F401 (fixtures)
 from stand_in.cli import platbench_here
+
+TESTS = Path(__file__).resolve().parent.parent
+if str(TESTS / "azureml") not in sys.path:  # Azurite's fixtures, as tests/launchers/launcher_rigs.py finds them
+    sys.path.append(str(TESTS / "azureml"))
+from azurite_server import azurite, blob_env  # noqa: E402,F401 (fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +93,23 @@ def test_gcs_transfer_through_the_emulator(gcs, dataset, tmp_path):
     assert r["metrics"]["batches"] == 2 and "mlflow_run_id" not in r
     assert list(storage.Client(project="test").list_blobs(name)) == []
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_azureml_transfer_uses_its_container_through_azurite(blob_env, dataset, tmp_path):
+    """Azure ML's store is its Blob container (--set container=…, the setting its jobs and endpoints use): it was
+    looked for as a bucket, and the transfer refused with 'no bucket'. The AWS-vs-Azure pipeline moves its
+    batches through it."""
+    from azurite_server import new_container
+
+    container = new_container(blob_env)
+    proc = platbench_here("transfer", "azureml", "--data", str(dataset), "--repeats", "1", "--batch", "64",
+                          "--no-track", "--set", f"container={container}", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (r,) = json.loads(proc.stdout)["repeats"]
+    assert r["metrics"]["batches"] == 2 and r["metrics"]["upload_s_per_mb"] > 0
+    from azure.storage.blob import BlobServiceClient
+
+    assert list(BlobServiceClient.from_connection_string(blob_env).get_container_client(container).list_blobs()) == []
 
 
 def test_dry_run_prints_the_plan_and_creates_nothing(dataset, tmp_path):
