@@ -105,9 +105,12 @@ def _deployed(plan: Plan, where: Serving, mlflow_run, say, max_usd: Optional[flo
             yield target, lambda c, t: make_transport(target, c, t)
         return
     from platforms.bench.endpoint import deployed
+    from platforms.core.load_runner import LoadSettings
 
+    # a deployment that caps concurrency is made for the busiest request plan
+    busiest = LoadSettings(concurrency=max(rp.concurrency for rp in plan.proto.requests))
     with _model_dir(mlflow_run) as model_dir, deployed(where.platform, model_dir, plan.endpoint_settings.get(
-            where.platform, {}), say, max_usd=max_usd) as ep:
+            where.platform, {}), say, load_plan=busiest, max_usd=max_usd) as ep:
         yield ep.target(), ep.transport
 
 

@@ -33,6 +33,16 @@ def test_dry_run_on_cloud_platforms_needs_no_credentials_and_creates_nothing(stu
     assert "runs on this machine: nothing billed" in out and re.search(r"sagemaker/\S+ .*USD/h", out)
     for step in proto.not_built:
         assert f"not built: {step}" in out
+    if proto.requests:  # where the request plans run: this machine's targets, each cloud's endpoint with its price
+        from trainer.device import driver_version
+
+        for target in proto.targets:
+            gpu_skipped = target == "torch-gpu" and not driver_version()
+            assert f"target local/{target}: " + ("skipped — no NVIDIA driver" if gpu_skipped else "") in out
+        assert re.search(r"target sagemaker/endpoint: .*\(ml\.m5\.large\).*\n    Cost plan: the endpoint at 0\.1150 "
+                         r"USD/h .*\(per deployment", out)
+        assert re.search(r"target azureml/endpoint: .*\n    Cost plan: the endpoint at \d+\.\d+ USD/h", out)
+        assert "on local/torch-cpu" in out and "sagemaker/endpoint, azureml/endpoint" in out
     assert list(tmp_path.iterdir()) == []
 
 
@@ -54,6 +64,8 @@ def test_dry_run_shows_the_studys_request_plans_and_horizon(tmp_path):
     (["nyckel", "--platform", "nowhere"], "nowhere"),
     (["nyckel", "--data", "no/such/folder"], "--data no/such/folder: no such folder"),
     (["nyckel", "--max-usd", "-1"], "--max-usd"),
+    (["nyckel", "--platform", "sagemaker", "--set", "sagemaker:colour=blue", "--dry-run"],
+     "--set sagemaker:colour: neither sagemaker's training settings nor its endpoint's take 'colour'"),
 ])
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(args, words, tmp_path):
     proc = platbench_here("reproduce", *args, cwd=tmp_path)
