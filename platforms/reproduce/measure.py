@@ -16,13 +16,6 @@ HORIZON_UNIT = {"endpoint_usd_per_hour": "hour", "endpoint_usd_per_day": "day", 
 OUR_HOURS = {"hour": 1.0, "day": 24.0, "month": HOURS_PER_MONTH, "year": 8760.0}
 
 
-# quantities whose protocol step is not built yet (the study's `not_built` says which)
-_PIPELINE = "the per-batch pipeline is not built yet (see Not measured here)"
-NOT_BUILT = {q: _PIPELINE for q in ("download_s_per_mb", "upload_s_per_mb", "inference_s_per_mb", "throughput_mb_per_s",
-                                    "kruskal_wallis_h")}
-NOT_BUILT.update({q: "the whole deployment's cost is not built yet (see Not measured here)"
-                  for q in ("deployment_usd_per_hour", "deployment_usd_per_day")})
-
 
 @dataclass
 class Measured:
@@ -138,6 +131,11 @@ def measure(proto: Protocol, quantity: str, store, platform: str, all_runs_of_pl
             model: Optional[str] = None, target: Optional[str] = None) -> Measured:
     """platbench's values of `quantity` on `platform` (and served `model` at deployment `target`; a request-plan
     quantity is asked per target, from `served`) by the study's protocol (empty: none)."""
+    from platforms.reproduce import pipeline
+
+    m = pipeline.measure(proto, quantity, store, platform)  # the paper's per-batch pipeline answers its own
+    if m is not None:
+        return m
     runs = study_runs(store, proto.study)
     if quantity == "latency_p50_ms":
         rs = [r for r in _loads(runs, platform, "latency", model, target) if r.m("load_latency_p50_ms") is not None]
@@ -178,8 +176,6 @@ def measure(proto: Protocol, quantity: str, store, platform: str, all_runs_of_pl
         hours = OUR_HOURS[HORIZON_UNIT[quantity]]
         return Measured([r.m("endpoint_usd_per_hour") * hours for r in rs], rs,
                         f"platbench's {HORIZON_UNIT[quantity]} is {hours:g} h" if hours != 1 else "")
-    if quantity in NOT_BUILT:
-        return Measured(note=NOT_BUILT[quantity])
     return Measured()
 
 

@@ -210,7 +210,7 @@ class StudySections(ReportContext):
         hours = measure.implied_hours(p, f)
         if hours is not None:
             differs.append(f"their figure implies {hours:.2f} h")
-        if not got.n and f.quantity not in measure.NOT_BUILT:
+        if not got.n:
             differs.append(f"no priced endpoint run of {mapped}" if f.quantity in measure.HORIZON_UNIT and mapped
                            else "no platform for it in platbench" if f.quantity in measure.HORIZON_UNIT
                            else "no run of this study measured it yet")
