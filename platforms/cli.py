@@ -360,12 +360,17 @@ def endpoint(
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan, equivalent commands and cost; create nothing"),
     as_json: bool = typer.Option(False, "--json"),
     track: bool = typer.Option(True, "--track/--no-track", help="log the run to MLflow"),
+    max_usd: Optional[float] = typer.Option(None, "--max-usd", min=0.0, help="budget in USD: refuse an endpoint with "
+                                            "no price or a plan expected to cost more; delete the endpoint before "
+                                            "its spend crosses it"),
 ) -> None:
     """Deploy the model to a cloud endpoint, load-test it through the SDK, and always delete it."""
     from platforms.bench import endpoint as endpoints
 
-    endpoints.cli_main(platform, model_dir, set_, requests, concurrency, warmup, data, fmt, batch, batch_dir,
-                       dry_run, as_json, track, _console())
+    code = endpoints.cli_main(platform, model_dir, set_, requests, concurrency, warmup, data, fmt, batch, batch_dir,
+                              dry_run, as_json, track, _console(), max_usd)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

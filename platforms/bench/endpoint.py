@@ -52,8 +52,9 @@ def deployed(platform: str, model_dir: Path, settings: dict[str, str], say=None,
     ep = endpoint_for(platform, settings)
     cost = ep.cost()
     if max_usd is not None and cost is None:
-        raise UserError(f"--max-usd {max_usd:g}: the {platform} endpoint has no price (platforms/{platform}/prices.yaml "
-                        "or the price cache), so its spend cannot be watched; nothing was created")
+        from platforms.core.cost_plan import unpriced_endpoint
+
+        raise unpriced_endpoint(platform, max_usd)
     ep.check()
     ep.load_plan = load_plan
     ep.deleted, ep.budget = [], (SpendWatch(cost.usd_per_hour, max_usd) if max_usd is not None else None)
@@ -209,35 +210,44 @@ def log_endpoint_run(run_: EndpointRun) -> str:
 
 def cli_main(platform: str, model_dir: Optional[Path], set_: list[str], requests: int, concurrency: int, warmup: int,
              data: list[Path], fmt: str, batch: int, batch_dir: Optional[Path], dry_run: bool, as_json: bool,
-             track: bool, console) -> None:
+             track: bool, console, max_usd: Optional[float] = None) -> int:
+    """`platbench endpoint`; returns the exit code: 0, or 130 when the budget stopped the endpoint (as a launch
+    that the budget stopped: one line on stderr)."""
+    import sys
+
     from platforms.bench import loadtest as load_mod
     from platforms.bench.load_payloads import load_images, make_payloads
+    from platforms.core.cost_plan import endpoint_text, hold_endpoint
     from platforms.core.load_runner import LoadSettings, check_settings
     from platforms.core.settings import parse_pairs
 
     settings = parse_pairs(set_, "--set")
     ep = endpoint_for(platform, settings)
     cost = ep.cost()
+    hold_endpoint(platform, cost.usd_per_hour if cost else None, requests, max_usd)  # dry or not, as launch does
     if dry_run:
         lines = [f"Plan for a {platform} endpoint {ep.name} — nothing is created:"]
         lines += [f"{i:2d}. {step}" for i, step in enumerate(ep.plan(), 1)]
         lines.append(_cost_line(cost, platform))
         if cost is not None:
-            from platforms.core.cost_plan import endpoint_text
-
-            lines.append(endpoint_text(platform, cost.usd_per_hour, cost.basis, requests))
+            lines.append(endpoint_text(platform, cost.usd_per_hour, cost.basis, requests, max_usd))
         print("\n".join(lines))
-        return
+        return 0
     if model_dir is None:
         raise UserError("--model-dir DIR is needed (the trainer's model directory: model.pt + model.json)")
     s = LoadSettings(requests=requests, concurrency=concurrency, warmup=warmup)
     check_settings(s)
     payloads = make_payloads(load_images(data), fmt, batch)
-    result = run_endpoint_benchmark(platform, model_dir, settings, s, payloads, fmt, batch_dir,
-                                    say=lambda text: console.print(f"[dim]{text}[/dim]"), track=track)
+    try:
+        result = run_endpoint_benchmark(platform, model_dir, settings, s, payloads, fmt, batch_dir,
+                                        say=lambda text: console.print(f"[dim]{text}[/dim]"), track=track,
+                                        max_usd=max_usd)
+    except BudgetStopped as stop:
+        print(f"platbench: killed: {stop}" + (f" (MLflow run {stop.run_id})" if stop.run_id else ""), file=sys.stderr)
+        return 130
     if as_json:
         print(json.dumps(result.__dict__, indent=1, default=str))
-        return
+        return 0
     from rich.console import Console
 
     out = Console(width=max(console.width, 100))
@@ -254,6 +264,7 @@ def cli_main(platform: str, model_dir: Optional[Path], set_: list[str], requests
     print("deleted: " + "; ".join(result.deleted))
     if result.settings.get("mlflow_run_id"):
         print(f"MLflow run {result.settings['mlflow_run_id']}")
+    return 0
 
 
 def _cost_line(cost: Optional[EndpointCost], platform: str) -> str:

@@ -186,20 +186,56 @@ def _endpoint_seconds(platform: str) -> Optional[tuple[str, float, float, float]
     return None
 
 
-def endpoint_text(platform: str, usd_per_hour: float, basis: str, requests: int) -> str:
+def _endpoint_expected(platform: str, requests: int) -> Optional[tuple[float, str]]:
+    """(seconds the endpoint is expected to be up, where that comes from) for a load test of `requests`, from the
+    newest finished endpoint run of the platform; None when there is none."""
+    seen = _endpoint_seconds(platform)
+    if seen is None:
+        return None
+    run_id, fixed, load, done = seen
+    return fixed + load * requests / done, (f"from endpoint run {run_id[:8]}: create → serving and teardown "
+                                            f"{fixed:.0f} s + its load test {load:.0f} s for {done:.0f} requests, "
+                                            f"scaled to {requests}")
+
+
+def endpoint_text(platform: str, usd_per_hour: float, basis: str, requests: int,
+                  max_usd: Optional[float] = None) -> str:
     """The cost plan of `platbench endpoint`: the endpoint's price × the hours it is expected to be up, from
     the newest finished endpoint run of the platform (its create → serving and teardown seconds, its load
     test's seconds scaled to `requests`), else unknown. No upper bound: the endpoint is deleted when the load
-    test ends, which no time limit bounds."""
+    test ends, which no time limit bounds; with a budget, the budget bounds it (the endpoint's spend watch)."""
     head = f"Cost plan: the endpoint at {usd_per_hour:.4f} USD/h ({basis})"
-    seen = _endpoint_seconds(platform)
-    if seen is None:
-        return f"{head} × expected hours unknown (no finished endpoint run of {platform} yet): cost unknown"
-    run_id, fixed, load, done = seen
-    seconds = fixed + load * requests / done
-    return (f"{head} × {seconds / 3600:.3f} h expected (from endpoint run {run_id[:8]}: create → serving and "
-            f"teardown {fixed:.0f} s + its load test {load:.0f} s for {done:.0f} requests, scaled to {requests}) "
-            f"= {usd_per_hour * seconds / 3600:.4f} USD; batch inference not included")
+    expected = _endpoint_expected(platform, requests)
+    if expected is None:
+        text = f"{head} × expected hours unknown (no finished endpoint run of {platform} yet): cost unknown"
+    else:
+        seconds, source = expected
+        text = (f"{head} × {seconds / 3600:.3f} h expected ({source}) = {usd_per_hour * seconds / 3600:.4f} USD; "
+                "batch inference not included")
+    if max_usd is not None:
+        text += (f"\n  budget --max-usd {max_usd:g}: at most {max_usd / usd_per_hour * 3600:.0f} s up; the endpoint is "
+                 "deleted before its spend (the price × the seconds since its deploy began) reaches it")
+    return text
+
+
+def unpriced_endpoint(platform: str, max_usd: float) -> UserError:
+    """The refusal of a budget for an endpoint with no price."""
+    return UserError(f"--max-usd {max_usd:g}: the {platform} endpoint has no price (platforms/{platform}/prices.yaml "
+                     "or the price cache), so its spend cannot be watched; nothing was created")
+
+
+def hold_endpoint(platform: str, usd_per_hour: Optional[float], requests: int, max_usd: Optional[float]) -> None:
+    """Refuse, in one line, a budget for an endpoint with no price (its spend cannot be watched) or one the plan
+    expects to cost more than the budget; an endpoint whose expected hours are unknown is held by its watch."""
+    if max_usd is None:
+        return
+    if usd_per_hour is None:
+        raise unpriced_endpoint(platform, max_usd)
+    expected = _endpoint_expected(platform, requests)
+    if expected is not None and usd_per_hour * expected[0] / 3600 > max_usd:
+        raise UserError(f"--max-usd {max_usd:g}: the endpoint is expected to cost {usd_per_hour * expected[0] / 3600:.4f} "
+                        f"USD ({usd_per_hour:.4f} USD/h × {expected[0]:.0f} s, {expected[1]}); lower --requests, choose "
+                        "a cheaper instance or raise the budget; nothing was created")
 
 
 def service_line(platform: str, label: str) -> CostLine:

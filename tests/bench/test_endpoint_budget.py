@@ -1,0 +1,142 @@
+"""`platbench endpoint --max-usd` (platforms/bench/endpoint.py `deployed`, platforms/core/budget_watch.py,
+platforms/core/cost_plan.py hold_endpoint): an endpoint with no price, or a plan expected to cost more than the
+budget, is refused in one line before anything is created; the dry run shows the budget; a load test that
+would run past it on a SageMaker endpoint (moto's control plane, the real `serve` behind the loopback runtime)
+is stopped before the spend crosses it, the endpoint deleted, and the run records that the budget stopped it.
+Prices come from a price cache of the test's own, never from the shipped tables."""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "launchers"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sagemaker"))
+from conftest_clouds import aws, moto_server, new_bucket_name  # noqa: F401 (fixtures)
+from _endpoint_servers import model, container, _nothing_left, _sent  # noqa: F401 (fixtures)
+from launcher_rigs import kit_store  # noqa: F401 (fixture)
+from stand_in.cli import platbench_here
+from test_sagemaker_endpoint import sagemaker_env  # noqa: F401 (fixture)
+
+from platforms.core import pricing, tracking
+from platforms.core import price_cache as cache
+from platforms.errors import UserError
+
+# with the serving fixtures of tests/sagemaker/test_sagemaker_endpoint.py: one model, one `serve`, one worker
+pytestmark = pytest.mark.xdist_group("sagemaker-endpoint")
+
+USD_PER_HOUR = 36.0  # 0.01 USD a second: a budget of cents is reached in seconds
+
+
+@pytest.fixture
+def price(tmp_path, monkeypatch):
+    """SageMaker's default endpoint machine (ml.m5.large, us-east-1) at USD_PER_HOUR in a price cache of its own."""
+    monkeypatch.setenv("PLATBENCH_PRICE_CACHE", str(tmp_path / "prices"))
+    cache.write("sagemaker", [cache.Fetched("endpoint", "us-east-1", "ml.m5.large", USD_PER_HOUR,
+                                            "https://pricing.us-east-1.amazonaws.com", "AWS Price List Query API",
+                                            "test", cache.now())])
+    pricing.forget()
+    yield
+    pricing.forget()
+
+
+def endpoint_args(settings: dict, *more: str) -> list[str]:
+    return ["endpoint", "sagemaker", *(a for k, v in settings.items() for a in ("--set", f"{k}={v}")), *more]
+
+
+@pytest.fixture
+def finished_endpoint_run(kit_store):
+    """Makes the newest finished SageMaker endpoint run of the kit's shared store (a new store costs seconds), which
+    the plan's expected hours come from: (seconds up outside the load test, its requests in 1 s); deleted after."""
+    c, made = tracking.client(), []
+
+    def make(seconds_up: float, requests: float) -> None:
+        T = tracking.Tag
+        run = c.create_run(tracking.experiment_id(c),
+                           tags={T.PLATFORM: "sagemaker", T.KIND: "endpoint", T.STATUS: "finished"})
+        for k, v in {"endpoint_create_to_in_service_s": seconds_up, "endpoint_teardown_s": 0.0, "load_seconds": 1.0,
+                     "load_ok": requests, "load_failed": 0.0}.items():
+            c.log_metric(run.info.run_id, k, v)
+        c.set_terminated(run.info.run_id)
+        made.append(run.info.run_id)
+    yield make
+    for run_id in made:  # the store is shared: later tests plan from their own runs
+        c.delete_run(run_id)
+
+
+def endpoint_runs() -> int:
+    c = tracking.client()
+    return len(c.search_runs([tracking.experiment_id(c)], "tags.`platbench.kind` = 'endpoint'"))
+
+
+def test_an_endpoint_expected_to_cost_more_than_the_budget_is_refused_with_nothing_created(
+        aws, price, finished_endpoint_run, tmp_path):
+    """A finished run says the endpoint is up 360 s: 3.6 USD at 36 USD/h, over a budget of 1 USD; dry or not."""
+    finished_endpoint_run(359.0, 10)
+    before = endpoint_runs()
+    settings = {"bucket": "pb-none", "role": "r", "image_uri": "img", "name": "pb-over"}
+    for dry in ([], ["--dry-run"]):
+        proc = platbench_here(*endpoint_args(settings, "--model-dir", str(tmp_path), "-n", "10", "--max-usd", "1", *dry),
+                              cwd=tmp_path)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert re.search(r"--max-usd 1: the endpoint is expected to cost 3\.6000 USD \(36\.0000 USD/h × 360 s, from "
+                         r"endpoint run \w{8}: .*\); .*nothing was created", proc.stderr), proc.stderr
+    assert aws.requests == [] and endpoint_runs() == before  # no AWS call, no run
+
+
+def test_an_endpoint_with_no_price_is_refused_under_a_budget(aws, tmp_path, monkeypatch):
+    """eu-west-1 is in no price table: its spend could not be watched (the CLI, and `deployed` for other callers)."""
+    from platforms.bench.endpoint import deployed
+
+    monkeypatch.setenv("PLATBENCH_PRICE_CACHE", str(tmp_path / "prices"))
+    settings = {"region": "eu-west-1", "bucket": "pb-none", "role": "r", "image_uri": "img", "name": "pb-unpriced"}
+    proc = platbench_here(*endpoint_args(settings, "--model-dir", str(tmp_path), "--max-usd", "5"), cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert ("--max-usd 5: the sagemaker endpoint has no price (platforms/sagemaker/prices.yaml or the price cache), "
+            "so its spend cannot be watched; nothing was created") in proc.stderr
+    with pytest.raises(UserError, match="has no price"):
+        with deployed("sagemaker", tmp_path, settings, max_usd=5):
+            raise AssertionError("deployed")
+    assert aws.requests == [] and not (tmp_path / "mlflow.db").exists()
+
+
+def test_the_dry_run_shows_the_budget(price, tmp_path, monkeypatch, capsys):
+    from platforms.bench.endpoint import cli_main
+
+    monkeypatch.chdir(tmp_path)
+    assert cli_main("sagemaker", None, ["bucket=pb-bucket", "name=pb-dry"], 100, 4, 0, [], "image", 1, None, True,
+                    False, False, None, max_usd=0.5) == 0
+    out = capsys.readouterr().out
+    assert "Cost plan: the endpoint at 36.0000 USD/h" in out and "expected hours unknown" in out
+    assert ("  budget --max-usd 0.5: at most 50 s up; the endpoint is deleted before its spend (the price × the "
+            "seconds since its deploy began) reaches it") in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prices"]  # nothing else created
+
+
+def test_a_load_test_that_would_run_past_the_budget_is_stopped_and_the_endpoint_deleted(
+        sagemaker_env, model, price, finished_endpoint_run, tmp_path):
+    """36 USD/h and --max-usd 0.05: the budget lasts 5 s, the watch stops the endpoint 2 s before it (budget_watch
+    MARGIN_S; moto serves the endpoint in under a second, the teardown takes a fraction of one). 3,000 requests
+    at concurrency 2 would take far longer, though the plan (from a finished run that served a million requests
+    a second) expects them to cost nothing. What ran is recorded, the endpoint and everything it needed deleted
+    on the server, and the spend (deploy to teardown's end) stays under the budget."""
+    proxy, runtime, settings = sagemaker_env
+    finished_endpoint_run(0.0, 1e6)
+    proc = platbench_here(*endpoint_args({**settings, "name": "pb-ep-budget"}, "--model-dir", str(model), "-n", "3000",
+                                         "-c", "2", "--warmup", "0", "--max-usd", "0.05"), cwd=tmp_path)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
+    m = re.fullmatch(r"platbench: killed: stopped by budget: ([\d.]+) USD spent of --max-usd 0\.05 \(36\.0000 USD/h × "
+                     r"[\d.]+ s\); endpoint pb-ep-budget deleted \(MLflow run (\w+)\)", lines[-1])
+    assert m and [line for line in lines if "stopped by budget" in line] == [lines[-1]], proc.stderr
+    assert 0 < float(m.group(1)) < 0.05
+    assert [d["EndpointName"] for d in _sent(proxy, "DeleteEndpoint")] == ["pb-ep-budget"]
+    _nothing_left(settings["bucket"])
+    run = tracking.client().get_run(m.group(2))
+    assert run.info.status == "KILLED" and run.data.tags["platbench.status"] == "killed"
+    assert run.data.tags["platbench.stopped_by"] == "budget"
+    assert run.data.metrics["endpoint_spent_usd"] == pytest.approx(float(m.group(1)), abs=1e-4)
+    assert run.data.metrics["budget_usd"] == 0.05
+    assert 0 < run.data.metrics["load_ok"] < 3000 and runtime.calls >= run.data.metrics["load_ok"]  # the load so far
