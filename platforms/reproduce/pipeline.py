@@ -20,21 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-KIND = "pipeline"
-STORE_TAG = "platbench.pipeline_store"         # where the batches went (a disk folder, or the bucket's prefix)
-ENDPOINT_TAG = "platbench.pipeline_endpoint"   # what served the inference
-CONCURRENCY = 4        # inference requests in flight: `platbench batch --endpoint`'s default
-MIB = 2 ** 20
-# the paper's per-batch figures → the step metric each batch logs (MiB: platbench's unit, 2^20 bytes)
-METRICS = {"upload_s_per_mb": "pipeline_upload_s_per_mib", "download_s_per_mb": "pipeline_download_s_per_mib",
-           "inference_s_per_mb": "pipeline_inference_s_per_mib", "throughput_mb_per_s": "pipeline_throughput_mib_per_s"}
-EXTRA = ("pipeline_batch_mib", "pipeline_batch_images", "pipeline_errors")
-# the paper's Kruskal–Wallis H per figure (Sections 4.1–4.4)
-KW = {f"kruskal_wallis_h_{side}": q for side, q in (("download", "download_s_per_mb"), ("upload", "upload_s_per_mb"),
-                                                     ("inference", "inference_s_per_mb"),
-                                                     ("throughput", "throughput_mb_per_s"))}
-COST = {"deployment_usd_per_hour": "hour", "deployment_usd_per_day": "day"}
-
+from platforms.reproduce.pipeline_plan import (CONCURRENCY, ENDPOINT_TAG, KIND, METRICS, MIB, STORE_TAG, batch_images,
+                                               cannot, on_this_machine, batch_files)
 
 @dataclass
 class Batch:
@@ -52,78 +39,6 @@ class Batch:
                 METRICS["throughput_mb_per_s"]: self.mib / (self.download_s + self.inference_s),
                 "pipeline_batch_mib": self.mib, "pipeline_batch_images": self.images, "pipeline_errors": self.errors}
 
-
-# ------------------------------------------------------------------------------------------ the plan
-
-def batch_images(plan) -> int:
-    """The study's batch unit, or the local small version's (`local.batch_images`) unless --full."""
-    local = getattr(plan.proto.local, "batch_images", None)
-    return plan.proto.batch_unit.images if plan.full or not local else local
-
-
-def test_images(data: Path) -> list[Path]:
-    from platforms.bench.load_payloads import image_files
-
-    return image_files([data / "test"]) if (data / "test").is_dir() else []
-
-
-def on_this_machine(platform: str) -> bool:
-    from platforms.core import registry
-
-    return platform == registry.this_machine()
-
-
-def cannot(platform: str) -> Optional[str]:
-    """Why the platform cannot run the pipeline (None: it can): it needs an object store and an endpoint."""
-    from platforms.core import registry
-
-    if on_this_machine(platform):
-        return None
-    spec = registry.spec(platform)
-    missing = [what for what, has in (("object store", spec.stores), ("endpoint", spec.endpoint)) if not has]
-    return f"{platform} has no {' and no '.join(missing)}" if missing else None
-
-
-def plan_lines(plan) -> list[str]:
-    """The dry run's part: batches, and per platform the store, the endpoint and its price; no credentials."""
-    from platforms.reproduce.pipeline_store import DISK
-
-    files = test_images(plan.data)
-    size = batch_images(plan)
-    n = -(-len(files) // size) if files else 0
-    out = [f"  pipeline (the paper's per-batch unit): {len(files)} test images in {n} batch(es) of up to {size}; per "
-           f"batch: upload to the platform's store (one object per image), download, inference of every image "
-           f"through its endpoint ({CONCURRENCY} at once); s/MiB each, throughput = batch MiB / (download + inference)"]
-    for platform in plan.platforms:
-        why = cannot(platform)
-        if why:
-            out.append(f"    {platform}: no pipeline ({why})")
-        elif on_this_machine(platform):
-            out.append(f"    {platform}: store {DISK}; endpoint the trainer's server (python -m trainer serve) "
-                       "on loopback; nothing billed")
-        else:
-            out += _cloud_lines(plan, platform, len(files))
-    return out
-
-
-def _cloud_lines(plan, platform: str, requests: int) -> list[str]:
-    from platforms.bench import transfer
-    from platforms.bench.endpoint import endpoint_for
-    from platforms.core.cost_plan import endpoint_text
-
-    settings = plan.settings.get(platform, {})
-    target = transfer.target_for(platform, settings)
-    ep = endpoint_for(platform, plan.endpoint_settings.get(platform, {}))
-    store = target.uri(f"{target.prefix}/reproduce/<id>/")
-    lines = [f"    {platform}: store {store} (removed after); endpoint {ep.name} ({ep.target().describe()}), "
-             "deleted after"]
-    cost = ep.cost()
-    lines.append("      " + (endpoint_text(platform, cost.usd_per_hour, cost.basis, requests) if cost else
-                             f"no endpoint price in platforms/{platform}/prices.yaml: cost unknown"))
-    return lines
-
-
-# ------------------------------------------------------------------------------------------ running it
 
 def run(plan, console=None, max_usd: Optional[float] = None, say: Callable[[str], None] = print) -> int:
     """The pipeline on every platform of the plan that can run it, on its trained run's model; returns 0 when
@@ -151,7 +66,7 @@ def run_platform(plan, platform: str, trained, max_usd: Optional[float] = None,
     from platforms.core.tracking import Tag
     from platforms.reproduce import pipeline_store
 
-    files = test_images(plan.data)
+    files = batch_files(plan.data)
     if not files:
         from platforms.errors import UserError
 
@@ -274,120 +189,5 @@ def summary(batches: list[Batch]) -> dict[str, float]:
         if len(values) > 1:
             out[f"{name}_sd"] = statistics.stdev(values)
     out["pipeline_errors_total"] = sum(b.errors for b in batches)
-    out["pipeline_mib"] = sum(b.mib for b in batches)
+    out["pipeline_mib_total"] = sum(b.mib for b in batches)
     return out
-
-
-# ------------------------------------------------------------------------------------------ the figures
-
-_READ: dict[int, tuple[object, dict]] = {}   # one read of the pipeline runs per report store
-
-
-def pipeline_runs(store, study: str) -> list[tuple[object, dict[str, list[float]]]]:
-    """The study's finished pipeline runs (report Run objects) with each step metric's per-batch values."""
-    cached = _READ.get(id(store))
-    if cached is None or cached[0] is not store:
-        cached = (store, {})
-        _READ.clear()
-        _READ[id(store)] = cached
-    if study not in cached[1]:
-        cached[1][study] = _read(study)
-    return cached[1][study]
-
-
-def _read(study: str) -> list:
-    from platforms.bench.sweep import search_all
-    from platforms.core import tracking
-    from platforms.report.data import _to_run
-    from platforms.reproduce.execute import STUDY_TAG
-
-    c = tracking.client()
-    exp = c.get_experiment_by_name(tracking.EXPERIMENT)
-    if exp is None:
-        return []
-    T = tracking.Tag
-    out = []
-    for r in search_all(c, exp.experiment_id, f"tags.`{T.KIND}` = '{KIND}' and tags.`{STUDY_TAG}` = '{study}'"):
-        run = _to_run(r)
-        if run.finished:
-            by_step = {name: [m.value for m in sorted(c.get_metric_history(r.info.run_id, name), key=lambda m: m.step)]
-                       for name in (*METRICS.values(), *EXTRA)}
-            out.append((run, by_step))
-    return out
-
-
-def measure(proto, quantity: str, store, platform: Optional[str]):
-    """platbench's figure for a pipeline quantity (None: not one of the pipeline's)."""
-    if quantity not in METRICS and quantity not in KW and quantity not in COST and quantity != "kruskal_wallis_h":
-        return None
-    from platforms.reproduce.measure import Measured
-
-    runs = pipeline_runs(store, proto.study)
-    if quantity in METRICS:
-        mine = [(r, h) for r, h in runs if r.platform == platform]
-        values = [v for _, h in mine for v in h[METRICS[quantity]]]
-        if not values:
-            return Measured(note=f"no pipeline run of this study on {platform} yet" if platform else "")
-        return Measured(values, [r for r, _ in mine], _per_batch_note(mine, values))
-    if quantity in COST:
-        return _cost(proto, quantity, runs, platform, Measured)
-    return _kruskal(proto, quantity, runs, Measured)
-
-
-def _per_batch_note(mine: list, values: list[float]) -> str:
-    sizes = sorted({int(x) for _, h in mine for x in h["pipeline_batch_images"]}, reverse=True)
-    errors = sum(int(x) for _, h in mine for x in h["pipeline_errors"])
-    where = "; ".join(sorted({f"store {r.tags.get(STORE_TAG)}, endpoint {r.tags.get(ENDPOINT_TAG)}" for r, _ in mine}))
-    return (f"one value per batch of {', '.join(map(str, sizes))} image(s) (median {statistics.median(values):.4g}); "
-            f"MiB (2^20 bytes), as the paper's text says (its tables: MB); {errors} failed inference(s); {where}")
-
-
-def _cost(proto, quantity: str, runs: list, platform: Optional[str], Measured):
-    from platforms.core import pricing
-    from platforms.core.tracking import Tag
-
-    unit = COST[quantity]
-    hours = (proto.cost_horizon.hours.get(unit) if proto.cost_horizon else None) or {"hour": 1.0, "day": 24.0}[unit]
-    mine = [r for r, _ in runs if r.platform == platform]
-    priced = [r for r in mine if r.m("endpoint_usd_per_hour") is not None]
-    if not priced:
-        why = ("the trainer's server on this machine is not billed" if platform and on_this_machine(platform)
-               else "no priced pipeline run" if platform else "no platform")
-        return Measured(note=f"{platform or '–'}: {why}")
-    mib = max((r.m("pipeline_mib") or 0) for r in priced)
-    storage = "storage" in pricing.table(platform)
-    note = (f"the endpoint's price ({priced[-1].tags.get(Tag.PRICE_SOURCE) or 'its price table'}) × {hours:g} h; "
-            + (f"the store's {mib:.2f} MiB: a storage section exists in platforms/{platform}/prices.yaml but is not read"
-               if storage else f"the store's {mib:.2f} MiB left out: no storage price in platforms/{platform}/prices.yaml")
-            + "; the client VM not included (the client is this machine)")
-    return Measured([r.m("endpoint_usd_per_hour") * hours for r in priced], priced, note)
-
-
-def _kruskal(proto, quantity: str, runs: list, Measured):
-    """statistic.kruskal_wallis on OUR per-batch values of two (or more) platforms: the study's own platforms
-    when both ran it, else every platform that did; beside it, platbench's run-level test (one value per run)."""
-    from platforms.core import stats
-    from platforms.reproduce.statistic import kruskal_wallis
-
-    by_platform: dict[str, list] = {}
-    for r, h in runs:
-        by_platform.setdefault(r.platform, []).append((r, h))
-    theirs = [p for p in proto.platforms.values() if p in by_platform]
-    names = theirs if len(theirs) >= 2 else sorted(by_platform)
-    if len(names) < 2:
-        return Measured(note="needs the per-batch values of two platforms; pipeline runs on "
-                             + (", ".join(sorted(by_platform)) or "none") + " only")
-    sides = [KW[quantity]] if quantity in KW else list(KW.values())
-    texts, values = [], []
-    for q in sides:
-        groups = {p: [v for _, h in by_platform[p] for v in h[METRICS[q]]] for p in names}
-        h, p = kruskal_wallis(list(groups.values()))
-        per_run = {name: [statistics.fmean(hh[METRICS[q]]) for _, hh in by_platform[name]] for name in names}
-        run_level = stats.compare(f"platbench's run-level test of {q}", per_run).summary()
-        sizes = " + ".join(f"{len(g)}" for g in groups.values())
-        texts.append(f"{q}: H = {h:.3f}, p = {stats.fmt_p(p)} on {sizes} batches ({' vs '.join(names)}); {run_level}")
-        values.append(h)
-    used = [r for name in names for r, _ in by_platform[name]]
-    if quantity not in KW:  # the one H quantity of every figure: each side said, no single value
-        return Measured([], used, " | ".join(texts))
-    return Measured(values, used, texts[0])
