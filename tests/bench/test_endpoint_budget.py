@@ -2,8 +2,8 @@
 platforms/core/cost_plan.py hold_endpoint): an endpoint with no price, or a plan expected to cost more than the
 budget, is refused in one line before anything is created; the dry run shows the budget; a load test that
 would run past it on a SageMaker endpoint (moto's control plane, the real `serve` behind the loopback runtime)
-is stopped before the spend crosses it, the endpoint deleted, and the run records that the budget stopped it.
-Prices come from a price cache of the test's own, never from the shipped tables."""
+is stopped before the spend crosses it, the endpoint deleted, and the run records that the budget stopped it;
+a user's Ctrl-C under a budget stays a Ctrl-C. Prices come from a price cache of the test's own, never from the shipped tables."""
 from __future__ import annotations
 
 import re
@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "launchers"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sagemaker"))
 from conftest_clouds import aws, moto_server, new_bucket_name  # noqa: F401 (fixtures)
-from _endpoint_servers import model, container, _nothing_left, _sent  # noqa: F401 (fixtures)
+from _endpoint_servers import model, container, _nothing_left, _payloads, _sent  # noqa: F401 (fixtures)
 from launcher_rigs import kit_store  # noqa: F401 (fixture)
 from stand_in.cli import platbench_here
 from test_sagemaker_endpoint import sagemaker_env  # noqa: F401 (fixture)
@@ -117,26 +117,46 @@ def test_the_dry_run_shows_the_budget(price, tmp_path, monkeypatch, capsys):
 
 def test_a_load_test_that_would_run_past_the_budget_is_stopped_and_the_endpoint_deleted(
         sagemaker_env, model, price, finished_endpoint_run, tmp_path):
-    """36 USD/h and --max-usd 0.05: the budget lasts 5 s, the watch stops the endpoint 2 s before it (budget_watch
-    MARGIN_S; moto serves the endpoint in under a second, the teardown takes a fraction of one). 3,000 requests
-    at concurrency 2 would take far longer, though the plan (from a finished run that served a million requests
-    a second) expects them to cost nothing. What ran is recorded, the endpoint and everything it needed deleted
-    on the server, and the spend (deploy to teardown's end) stays under the budget."""
+    """36 USD/h and --max-usd 0.06: the budget lasts 6 s, the watch stops the endpoint 2 s before it (budget_watch
+    MARGIN_S); moto serves the endpoint in under a second quiet (4 s leave room for a loaded machine), the
+    teardown takes a fraction of one. 3,000 requests at concurrency 2 would take far longer, though the plan
+    (from a finished run that served a million requests a second) expects them to cost nothing. What ran is
+    recorded, the endpoint and everything it needed deleted on the server, and the spend (deploy to teardown's
+    end) stays under the budget."""
     proxy, runtime, settings = sagemaker_env
     finished_endpoint_run(0.0, 1e6)
     proc = platbench_here(*endpoint_args({**settings, "name": "pb-ep-budget"}, "--model-dir", str(model), "-n", "3000",
-                                         "-c", "2", "--warmup", "0", "--max-usd", "0.05"), cwd=tmp_path)
+                                         "-c", "2", "--warmup", "0", "--max-usd", "0.06"), cwd=tmp_path)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
-    m = re.fullmatch(r"platbench: killed: stopped by budget: ([\d.]+) USD spent of --max-usd 0\.05 \(36\.0000 USD/h × "
+    m = re.fullmatch(r"platbench: killed: stopped by budget: ([\d.]+) USD spent of --max-usd 0\.06 \(36\.0000 USD/h × "
                      r"[\d.]+ s\); endpoint pb-ep-budget deleted \(MLflow run (\w+)\)", lines[-1])
     assert m and [line for line in lines if "stopped by budget" in line] == [lines[-1]], proc.stderr
-    assert 0 < float(m.group(1)) < 0.05
+    assert 0 < float(m.group(1)) < 0.06
     assert [d["EndpointName"] for d in _sent(proxy, "DeleteEndpoint")] == ["pb-ep-budget"]
     _nothing_left(settings["bucket"])
     run = tracking.client().get_run(m.group(2))
     assert run.info.status == "KILLED" and run.data.tags["platbench.status"] == "killed"
     assert run.data.tags["platbench.stopped_by"] == "budget"
     assert run.data.metrics["endpoint_spent_usd"] == pytest.approx(float(m.group(1)), abs=1e-4)
-    assert run.data.metrics["budget_usd"] == 0.05
+    assert run.data.metrics["budget_usd"] == 0.06
     assert 0 < run.data.metrics["load_ok"] < 3000 and runtime.calls >= run.data.metrics["load_ok"]  # the load so far
+
+
+def test_a_users_ctrl_c_under_a_budget_stays_a_ctrl_c(sagemaker_env, model, price):
+    """`deployed` as another caller uses it (platbench reproduce): the endpoint serves inside the block; a Ctrl-C
+    there is the user's (KeyboardInterrupt, not BudgetStopped), and the endpoint is deleted all the same."""
+    import signal
+
+    from platforms.bench.endpoint import deployed
+    from platforms.core.load_runner import LoadSettings, run_with
+
+    proxy, _, settings = sagemaker_env
+    with pytest.raises(KeyboardInterrupt):
+        with deployed("sagemaker", model, {**settings, "name": "pb-ep-ctrl-c"}, max_usd=10) as ep:
+            data = run_with(lambda: ep.transport(1, 30), _payloads(), LoadSettings(requests=2, concurrency=1, warmup=0))
+            assert [x.status for x in data.samples] == [200, 200]
+            signal.raise_signal(signal.SIGINT)
+    assert not ep.budget.fired and 0 < ep.budget.spent_usd < 10 and ep.deleted[0] == "endpoint pb-ep-ctrl-c"
+    assert [d["EndpointName"] for d in _sent(proxy, "DeleteEndpoint")] == ["pb-ep-ctrl-c"]
+    _nothing_left(settings["bucket"])
