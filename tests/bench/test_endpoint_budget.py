@@ -3,7 +3,8 @@ platforms/core/cost_plan.py hold_endpoint): an endpoint with no price, or a plan
 budget, is refused in one line before anything is created; the dry run shows the budget; a load test that
 would run past it on a SageMaker endpoint (moto's control plane, the real `serve` behind the loopback runtime)
 is stopped before the spend crosses it, the endpoint deleted, and the run records that the budget stopped it;
-a user's Ctrl-C under a budget stays a Ctrl-C. Prices come from a price cache of the test's own, never from the shipped tables."""
+a user's Ctrl-C under a budget stays a Ctrl-C. Prices come from a price cache of the test's own, never from the
+shipped tables."""
 from __future__ import annotations
 
 import re
