@@ -1,0 +1,268 @@
+"""The AWS-vs-Azure paper's per-batch pipeline (platforms/reproduce/pipeline.py): upload, download and inference
+per batch in s/MiB and throughput by the paper's definition, on this machine (a disk folder and the trainer's
+server) and on the emulated SageMaker and Azure ML endpoints and stores (moto S3, Azurite); the model is the
+session's trained digits model (tests/_runs.py), recorded as the platform's finished run of the study's sweep,
+since no figure here comes from training. The figures are checked against the batches' real bytes and against
+scipy's Kruskal–Wallis on the same per-batch values."""
+from __future__ import annotations
+
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _endpoint_servers import model  # noqa: F401 (fixture)
+
+from platforms.reproduce import pipeline, pipeline_figures, pipeline_plan, plan as plan_mod, protocol
+from platforms.reproduce.execute import STUDY_TAG
+
+TESTS = Path(__file__).resolve().parent.parent
+for _folder in ("sagemaker", "azureml"):  # the emulators' helpers, as tests/launchers/launcher_rigs.py finds them
+    if str(TESTS / _folder) not in sys.path:
+        sys.path.append(str(TESTS / _folder))
+from azureml_server import azure_ml  # noqa: E402,F401 (fixtures)
+from azurite_server import azurite, blob_env  # noqa: E402,F401
+from conftest_clouds import aws, moto_server  # noqa: E402,F401
+from _endpoint_servers import container  # noqa: E402,F401
+from test_sagemaker_endpoint import sagemaker_env  # noqa: E402,F401
+
+MIB = 2 ** 20
+
+
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory) -> Path:
+    """An MLflow store with its tables made: MLflow's second of CPU creating a sqlite store, once per module."""
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
+    return db
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch, empty_store) -> Path:
+    """The test's folder as the working folder, with a copy of the empty MLflow store."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
+    return tmp_path
+
+
+def small_test_split(src: Path, dest: Path, per_class: int) -> Path:
+    """The first images of each class of the digits' test split: a few small batches, quick to infer."""
+    for cls in sorted(p for p in (src / "test").iterdir() if p.is_dir()):
+        out = dest / "test" / cls.name
+        out.mkdir(parents=True)
+        for f in sorted(cls.iterdir())[:per_class]:
+            shutil.copy(f, out / f.name)
+    return dest
+
+
+def aws_azure_plan(platforms: list[str], data: Path, images: int, settings: dict | None = None):
+    proto = protocol.load("aws-azure")
+    proto = proto.model_copy(update={"local": proto.local.model_copy(update={"batch_images": images})})
+    return plan_mod.make(proto, platforms, data, settings=settings or {})
+
+
+def record_trained(plan, platform: str, model_dir: Path) -> str:
+    """The platform's finished run of the study's sweep, as a sweep cell records it, with the model to serve."""
+    from platforms.core import tracking
+
+    T = tracking.Tag
+    tags = {T.SWEEP: plan.sweep_name(plan.groups[0]), T.PLATFORM: platform, T.STATUS: "finished",
+            T.MODEL: plan.groups[0].model, STUDY_TAG: plan.proto.study}
+    with tracking.tracked_run(f"trained-{platform}", {"per_class": "None", "seed": 0}, tags) as tr:
+        tr.client.log_artifacts(tr.run_id, str(model_dir), "model")
+        tr.end("FINISHED")
+        return tr.run_id
+
+
+def history(run_id: str, name: str) -> list[float]:
+    from platforms.core import tracking
+
+    return [m.value for m in sorted(tracking.client().get_metric_history(run_id, name), key=lambda m: m.step)]
+
+
+def batch_bytes(data: Path, size: int) -> list[int]:
+    from platforms.bench.load_payloads import image_files
+
+    files = image_files([data / "test"])
+    return [sum(f.stat().st_size for f in files[i:i + size]) for i in range(0, len(files), size)]
+
+
+def check_figures(run_id: str, data: Path, size: int) -> None:
+    """Each batch's MiB is its files' bytes / 2^20; throughput is MiB / (download + inference) — in per-MiB
+    terms 1 / (download s/MiB + inference s/MiB); every image answered."""
+    mib = history(run_id, "pipeline_batch_mib")
+    assert mib == pytest.approx([b / MIB for b in batch_bytes(data, size)], rel=1e-9)
+    down, inf = history(run_id, "pipeline_download_s_per_mib"), history(run_id, "pipeline_inference_s_per_mib")
+    thr = history(run_id, "pipeline_throughput_mib_per_s")
+    assert thr == pytest.approx([1 / (d + i) for d, i in zip(down, inf)], rel=1e-6)
+    assert len(history(run_id, "pipeline_upload_s_per_mib")) == len(mib) and all(v > 0 for v in down + inf)
+    assert history(run_id, "pipeline_errors") == [0.0] * len(mib)
+
+
+def pipeline_run(run_id_of_platform: str):
+    from platforms.core import tracking
+
+    c = tracking.client()
+    exp = c.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
+    return c.search_runs([exp], f"tags.`platbench.kind` = 'pipeline' and tags.`platbench.platform` = '{run_id_of_platform}'")
+
+
+def test_local_pipeline_batches_figures_run_and_page(model, digits_data, here):
+    from platforms.report import study_page
+
+    tmp_path = here
+    data = small_test_split(digits_data, tmp_path / "data", 4)  # 40 images: batches of 16, 16, 8
+    plan = aws_azure_plan(["local"], data, 16)
+    record_trained(plan, "local", model)
+    said: list[str] = []
+    assert pipeline.run(plan, None, None, said.append) == 0
+    (run,) = pipeline_run("local")
+    assert run.data.tags[STUDY_TAG] == "aws-azure" and run.data.tags["platbench.status"] == "finished"
+    assert run.data.tags[pipeline_plan.STORE_TAG] == "a folder on this machine's disk (not a cloud store)"
+    assert run.data.params["batch_images"] == "16" and run.data.params["batches"] == "3"
+    check_figures(run.info.run_id, data, 16)
+    m = run.data.metrics
+    thr = history(run.info.run_id, "pipeline_throughput_mib_per_s")
+    assert m["pipeline_throughput_mib_per_s_median"] == pytest.approx(statistics.median(thr))
+    assert m["pipeline_throughput_mib_per_s_n"] == 3 and any("pipeline on local: 3 batch(es)" in s for s in said)
+
+    # the page: our per-batch values beside the paper's, n = batches, in MiB, the store said
+    md = study_page.write(protocol.load("aws-azure"), tmp_path / "page")[0].read_text()
+    rows = {(r[0], r[1], r[2].split()[0]): r for r in table_rows(md, "Quantity")}
+    down = rows[("download time per batch", "AWS", "mean")]
+    assert down[3].startswith("local: ") and "(n = 3;" in down[3]
+    assert "MiB (2^20 bytes)" in down[4] and "a folder on this machine's disk" in down[4]
+    kw = [r for k, r in rows.items() if k[0].startswith("Kruskal")]
+    assert kw and all("needs the per-batch values of two platforms" in r[4] for r in kw)
+    cost = rows[("whole deployment cost per day", "AWS", "12.8736")]
+    assert "not billed" in cost[4]
+    assert not [r for r in table_rows(md, "Not measured here") if "per-batch pipeline" in r[0]]
+
+
+def table_rows(md: str, first_column: str) -> list[list[str]]:
+    lines = md.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_column} |"))
+    out = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        out.append([c.strip() for c in line.strip("|").split(" | ")])
+    return out
+
+
+def record_batches(platform: str, batches: list, usd_per_hour: float | None = None) -> str:
+    """A pipeline run as run_platform records it, of batches whose bytes and seconds are known."""
+    with pipeline.recorded("aws-azure", platform, "small", {"batch_images": 1024}) as tr:
+        if usd_per_hour is not None:
+            tr.metrics({"endpoint_usd_per_hour": usd_per_hour})
+        for i, b in enumerate(batches):
+            tr.metrics(b.figures(), step=i)
+        pipeline.finish(tr, batches)
+        return tr.run_id
+
+
+def test_the_figures_are_per_mib_of_each_batch_and_kruskal_wallis_is_scipys_on_them(here):
+    """Would catch measuring the wrong thing: s/MiB over the batch's bytes (not its images, not 10^6 bytes),
+    throughput = MiB / (download + inference) (upload left out, as the paper's "retrieval + inference"), the
+    H statistic of exactly our per-batch values, and the day's cost at the study's 24 h."""
+    from scipy import stats
+
+    from platforms.report import data
+
+    rng = np.random.default_rng(7)
+
+    def batches(scale: float) -> list:
+        return [pipeline.Batch(1024, float(mib), *(rng.uniform(0.5, 1.5, 3) * scale * mib), 0)
+                for mib in rng.uniform(2.0, 3.0, 8)]
+    aws, azure = batches(1.0), batches(0.8)
+    record_batches("sagemaker", aws, usd_per_hour=0.115)
+    record_batches("azureml", azure)
+    store = data.gather(None)
+    proto = protocol.load("aws-azure")
+
+    def measure(quantity: str, platform: str):
+        return pipeline_figures.measure(proto, quantity, store, platform)
+
+    values, runs, note = measure("download_s_per_mb", "sagemaker")
+    assert values == pytest.approx([b.download_s / b.mib for b in aws]) and len(runs) == 1
+    assert f"median {statistics.median(values):.4g}" in note and "MiB (2^20 bytes)" in note
+    values, _, _ = measure("throughput_mb_per_s", "azureml")
+    assert values == pytest.approx([b.mib / (b.download_s + b.inference_s) for b in azure])
+    values, _, _ = measure("upload_s_per_mb", "azureml")
+    assert values == pytest.approx([b.upload_s / b.mib for b in azure])
+
+    for side, q in (("download", "download_s"), ("inference", "inference_s")):
+        values, runs, note = measure(f"kruskal_wallis_h_{side}", "sagemaker")
+        ours = stats.kruskal([getattr(b, q) / b.mib for b in aws], [getattr(b, q) / b.mib for b in azure])
+        assert values == [pytest.approx(ours.statistic)] and "8 + 8 batches (sagemaker vs azureml)" in note
+        assert "platbench's run-level test" in note and len(runs) == 2
+
+    values, _, note = measure("deployment_usd_per_day", "sagemaker")
+    assert values == [pytest.approx(0.115 * 24)]
+    assert "left out: no storage price" in note and "client VM not included" in note
+    assert measure("deployment_usd_per_hour", "azureml")[0] == []
+    assert measure("latency_p50_ms", "sagemaker") is None  # not the pipeline's
+
+
+def cloud_plan(data: Path, images: int, training: dict, endpoints: dict):
+    """The plan on the study's two platforms: the store takes the training settings (bucket/container, region),
+    the endpoint its own (the emulators' role, image, poll step)."""
+    plan = aws_azure_plan(list(training), data, images)
+    plan.settings, plan.endpoint_settings = training, endpoints
+    return plan
+
+
+def test_pipeline_on_emulated_sagemaker_and_azureml_leaves_nothing(model, digits_data, here, sagemaker_env,
+                                                                   azure_ml, blob_env):
+    """Each platform's store (moto's S3, Azurite's Blob container) and endpoint (SageMaker's and Azure ML's
+    loopback control planes, the real `serve` behind them), one pipeline run each, everything deleted after."""
+    import boto3
+    from azureml_server import SUBSCRIPTION
+    from azurite_server import new_container
+    from azure.storage.blob import BlobServiceClient
+
+    _, runtime, sm = sagemaker_env
+    container = new_container(blob_env)
+    az = {"subscription_id": SUBSCRIPTION, "resource_group": "rg", "workspace": "ws",
+          "image": "myacr.azurecr.io/platbench@sha256:" + "d" * 64, "container": container}
+    data = small_test_split(digits_data, here / "data", 2)  # 20 images: batches of 8, 8, 4
+    plan = cloud_plan(data, 8, {"sagemaker": {"region": sm["region"], "bucket": sm["bucket"]},
+                                "azureml": {"container": container}},
+                      {"sagemaker": sm, "azureml": az})
+    for platform in plan.platforms:
+        record_trained(plan, platform, model)
+    assert pipeline.run(plan, None, None, lambda s: None) == 0
+    for platform, where in (("sagemaker", f"s3://{sm['bucket']}/platbench/reproduce/aws-azure-"),
+                            ("azureml", f"az://{container}/platbench/reproduce/aws-azure-")):
+        (run,) = pipeline_run(platform)
+        assert run.data.tags[pipeline_plan.STORE_TAG].startswith(where), run.data.tags
+        assert run.data.params["batches"] == "3"
+        check_figures(run.info.run_id, data, 8)
+    assert runtime.calls == 20  # every image inferred once through SageMaker's runtime
+    assert pipeline_run("sagemaker")[0].data.metrics["endpoint_usd_per_hour"] > 0
+    # nothing left: no endpoint, no batch object in either store
+    assert boto3.client("sagemaker").list_endpoints()["Endpoints"] == []
+    assert boto3.client("s3").list_objects_v2(Bucket=sm["bucket"]).get("KeyCount", 0) == 0
+    assert azure_ml.deployments == {}
+    blobs = BlobServiceClient.from_connection_string(blob_env).get_container_client(container).list_blobs()
+    assert [b.name for b in blobs if "/reproduce/" in b.name or "/endpoints/" in b.name] == []
+
+
+def test_dry_run_on_the_studys_platforms_needs_no_credentials(digits_data, tmp_path, monkeypatch):
+    """The pipeline's part of `reproduce aws-azure --dry-run --platform sagemaker,azureml`: the batches, each
+    platform's store and endpoint with its price; no credentials in the environment, nothing created."""
+    for name in [k for k in __import__("os").environ if k.startswith(("AWS_", "AZURE_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    plan = plan_mod.make(protocol.load("aws-azure"), ["sagemaker", "azureml", "local"], digits_data)
+    text = "\n".join(pipeline_plan.plan_lines(plan))
+    assert "355 test images in 6 batch(es) of up to 64" in text
+    assert "sagemaker: store s3://BUCKET/platbench/reproduce/<id>/ (removed after); endpoint" in text
+    assert "azureml: store az://platbench/platbench/reproduce/<id>/" in text
+    assert "local: store a folder on this machine's disk (not a cloud store)" in text
+    assert text.count("Cost plan: the endpoint at ") == 2 and "USD/h" in text
+    assert list(tmp_path.iterdir()) == []
