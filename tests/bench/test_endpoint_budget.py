@@ -161,3 +161,27 @@ def test_a_users_ctrl_c_under_a_budget_stays_a_ctrl_c(sagemaker_env, model, pric
     assert not ep.budget.fired and 0 < ep.budget.spent_usd < 10 and ep.deleted[0] == "endpoint pb-ep-ctrl-c"
     assert [d["EndpointName"] for d in _sent(proxy, "DeleteEndpoint")] == ["pb-ep-ctrl-c"]
     _nothing_left(settings["bucket"])
+
+
+def test_the_watch_wakes_a_sleeping_main_thread_at_once_and_a_disarmed_one_never_fires():
+    """A real SIGINT, not a flag the interpreter reads between bytecodes: a deploy's sleep between two polls ends
+    when the budget says, not when the sleep would. Disarmed first, the watch sends nothing."""
+    import threading
+    import time
+
+    from platforms.core.budget_watch import SpendWatch
+    from platforms.core.teardown import sigint_interrupts
+
+    watch = SpendWatch(usd_per_hour=3600.0, max_usd=0.05, margin_s=0.0)  # 1 USD a second: it fires at 50 ms
+    with sigint_interrupts(), pytest.raises(KeyboardInterrupt):
+        watch.arm()
+        time.sleep(30)
+    watch.disarm(interrupted=True)
+    watch.end()
+    assert watch.fired and 0.05 <= watch.spent_usd < 5  # woken within seconds of its time, not after 30 s
+    quiet = SpendWatch(usd_per_hour=3600.0, max_usd=0.05, margin_s=0.0)
+    with sigint_interrupts():
+        quiet.arm()
+        quiet.disarm(interrupted=False)
+        threading.Event().wait(0.2)  # past its time: an interrupt would end this wait
+    assert not quiet.fired
