@@ -132,8 +132,11 @@ def make(proto: Protocol, platforms: list[str], data: Path, full: bool = False,
     epochs = proto.recipe.epochs if full else proto.local.epochs
     factors: list[Optional[float]] = list(proto.recipe.lr_factors) or [None]
     models = proto.recipe.models if full or not proto.local.models else proto.local.models
-    hp = dict(proto.recipe.hp) if full else {**proto.recipe.hp, **proto.local.hp}
-    groups = [Group(m, f, hp) for m in models for f in factors]
+    def hp(model: str) -> dict[str, str]:
+        return dict(proto.recipe.hp) if full else {**proto.recipe.hp, **proto.local.hp,
+                                                   **proto.local.model_hp.get(model, {})}
+
+    groups = [Group(m, f, hp(m)) for m in models for f in factors]
     training, endpoints = split_settings(settings or {}, bool(proto.requests))
     return Plan(proto, plats, data, ladder, list(proto.local.seeds), epochs, groups, training, endpoints, full)
 

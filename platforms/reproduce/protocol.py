@@ -114,9 +114,11 @@ class Local(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     requests_scale: float = Field(gt=0, le=1, default=1.0)   # the request plans' counts × this
     batch_images: Optional[int] = Field(default=None, ge=1)  # the small version's batch unit (None: the study's)
-    # --hp settings of the small version only, over the recipe's (e.g. a step budget: a short run on the
-    # digits' 1,442 images makes a handful of steps at a preset's batch size and stays at chance)
+    # --hp settings of the small version only, over the recipe's (e.g. a smaller batch: a short run on the
+    # digits' 1,442 images makes a handful of steps at a preset's batch size and stays at chance), and per model
+    # over those (e.g. its lr at that batch)
     hp: dict[str, str] = Field(default_factory=dict)
+    model_hp: dict[Key, dict[str, str]] = Field(default_factory=dict)
 
 
 class Published(_Strict):

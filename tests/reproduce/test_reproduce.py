@@ -177,3 +177,15 @@ def test_neuromation_real_tiny_run_trains_by_the_studys_recipe(digits_data, tmp_
     row = table_rows(md, "Platform")[0]
     acc = 100 * training[0].data.metrics["final_test_accuracy"]
     assert row[:3] == ["local", "small", "all"] and row[3] == f"{acc:.2f} % (n = 1)"
+
+
+def test_the_local_versions_own_settings_reach_each_model_and_not_the_full_study(tmp_path):
+    """Roboflow's small version trains at batch 64 (a pass of the digits is 23 steps, not 2 at fast's 1,024), with
+    resnet18's lr scaled to that batch; `--full` keeps the study's recipe as written."""
+    from platforms.reproduce import plan as plan_mod
+
+    proto = protocol.load("roboflow")
+    local = {g.model: g.hp for g in plan_mod.make(proto, ["local"], tmp_path).groups}
+    assert local == {"fast": {"batch_size": "64"}, "resnet18": {"batch_size": "64", "lr": "0.05"}}
+    full = {g.model: g.hp for g in plan_mod.make(proto, ["local"], tmp_path, full=True).groups}
+    assert full == {"fast": {}, "resnet18": {}}

@@ -156,9 +156,11 @@ class StudySections(ReportContext):
         if p.cost_horizon:
             parts.append("cost horizon (theirs): " + ", ".join(f"{k} = {v:g} h" for k, v in p.cost_horizon.hours.items())
                          + "; platbench's month is 730 h")
+        local_hp = "".join(f", --hp {k}={v}" for k, v in p.local.hp.items()) + "".join(
+            f", {m}: " + " ".join(f"--hp {k}={v}" for k, v in hp.items()) for m, hp in p.local.model_hp.items())
         parts.append(f"here: {'images per class ' + ', '.join(map(str, p.local.ladder)) if p.local.ladder else 'every image'}, "
-                     f"{p.local.epochs} epoch(s), seeds {', '.join(map(str, p.local.seeds))} (the local small version; "
-                     "`--full` runs the study's ladder and epochs)")
+                     f"{p.local.epochs} epoch(s){local_hp}, seeds {', '.join(map(str, p.local.seeds))} (the local small "
+                     "version; `--full` runs the study's ladder and epochs)")
         return "; ".join(parts) + "."
 
     def _ours_platform(self, p, fig, ran: list[str]) -> Optional[str]:
