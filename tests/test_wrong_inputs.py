@@ -80,6 +80,10 @@ WRONG = [
     ("predict-missing-folder", ["predict", "nofolder", "--model-dir", "nomodel", "--no-track"], "no"),
     ("predict-no-model", ["predict", DATA, "--no-track"], "--model-dir"),
     ("endpoint-unknown-platform", ["endpoint", "nosuch", "--dry-run"], "nosuch"),
+    ("endpoint-negative-budget", ["endpoint", "sagemaker", "--dry-run", "--max-usd", "-1"], "--max-usd"),
+    ("endpoint-budget-not-a-number", ["endpoint", "sagemaker", "--max-usd", "lots"], "--max-usd"),
+    ("endpoint-unpriced-budget", ["endpoint", "sagemaker", "--dry-run", "--set", "region=eu-west-1", "--max-usd", "5"],
+     "no price"),
     ("transfer-unknown-platform", ["transfer", "nosuch", "--data", DATA, "--dry-run"], "nosuch"),
     # sweep
     ("sweep-missing-data", ["sweep", "--data", "nodata", "--dry-run"], "nodata"),

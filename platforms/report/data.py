@@ -16,6 +16,7 @@ from platforms.core.tracking import Tag
 
 TRAINING = "training"
 SERVICE = "service"  # platforms/core/service_launch.py KIND: a managed AutoML service's run
+PIPELINE = "pipeline"  # platforms/reproduce/pipeline_plan.py KIND: `platbench reproduce`'s per-batch pipeline
 
 
 class _TagValue:
@@ -119,6 +120,10 @@ class Store:
     batch: list[Run] = field(default_factory=list)
     transfers: list[Run] = field(default_factory=list)      # `platbench transfer`: one run per cold repeat
     transfer_batches: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # run id → side → per-batch s/MiB
+    # `platbench reproduce`'s per-batch pipeline (kind pipeline, platforms/reproduce/pipeline.py): finished runs only,
+    # read by the study page alone; each batch's figures are steps of its metrics
+    pipelines: list[Run] = field(default_factory=list)
+    pipeline_batches: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # run id → metric → per batch
     sweeps: list[Run] = field(default_factory=list)
     excluded: list[Run] = field(default_factory=list)      # compliance check failed: in no figure
     sweep_filter: list[str] = field(default_factory=list)
@@ -192,6 +197,9 @@ def gather(sweeps: list[str] | None = None, latency: bool = True) -> Store:
         elif r.kind == "transfer":
             if r.finished:
                 store.transfers.append(r)
+        elif r.kind == PIPELINE:
+            if r.finished:
+                store.pipelines.append(r)
         elif r.kind == TRAINING:
             if wanted and r.sweep not in wanted:
                 continue
@@ -210,6 +218,10 @@ def gather(sweeps: list[str] | None = None, latency: bool = True) -> Store:
         for r in store.transfers:  # each batch's s/MiB is a step of one metric: its whole history is the distribution
             store.transfer_batches[r.run_id] = {side: [m.value for m in c.get_metric_history(r.run_id, f"batch_{side}_s_per_mb")]
                                                 for side in ("upload", "download")}
+        for r in store.pipelines:  # per batch: the step metrics (not the summaries: _mean, _median, _sd, _n, _total)
+            store.pipeline_batches[r.run_id] = {
+                name: [m.value for m in sorted(c.get_metric_history(r.run_id, name), key=lambda m: m.step)]
+                for name in r.metrics if name.startswith("pipeline_") and not name.endswith(("_mean", "_median", "_sd", "_n", "_total"))}
     return store
 
 
