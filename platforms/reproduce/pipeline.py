@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from platforms.reproduce.pipeline_plan import (CONCURRENCY, ENDPOINT_TAG, KIND, METRICS, MIB, STORE_TAG, batch_images,
-                                               cannot, on_this_machine, batch_files, plan_lines)
+from platforms.reproduce.pipeline_plan import (CONCURRENCY, ENDPOINT_TAG, KIND, LOCAL_SERVER, METRICS, MIB, STORE_TAG,
+                                               batch_files, batch_images, cannot, on_this_machine, plan_lines)
 
 __all__ = ["plan_lines", "measure", "run"]  # plan_lines, measure: the hooks' names until they call the modules below
 
@@ -81,7 +81,7 @@ def run_platform(plan, platform: str, trained, max_usd: Optional[float] = None,
         with pipeline_store.opened(platform, plan.settings.get(platform, {}), plan.proto.study,
                                    on_this_machine(platform)) as (store, prefix, where), \
                 _endpoint(plan, platform, trained, max_usd, say) as (target, factory, cost):
-            tr.tags({STORE_TAG: where, ENDPOINT_TAG: target.describe()})
+            tr.tags({STORE_TAG: where, ENDPOINT_TAG: LOCAL_SERVER if on_this_machine(platform) else target.describe()})
             if cost is not None:
                 tr.metrics({"endpoint_usd_per_hour": cost.usd_per_hour})
                 tr.tags({Tag.PRICE_SOURCE: cost.basis})

@@ -41,9 +41,11 @@ def measure(proto, quantity: str, store, platform: Optional[str]) -> Optional[Fi
 def _per_batch_note(mine: list, values: list[float]) -> str:
     sizes = sorted({int(x) for _, h in mine for x in h.get("pipeline_batch_images", [])}, reverse=True)
     errors = sum(int(x) for _, h in mine for x in h.get("pipeline_errors", []))
+    images = sum(x for _, h in mine for x in h.get("pipeline_batch_images", []))
+    size = sum(x for _, h in mine for x in h.get("pipeline_batch_mib", [])) * 2 ** 20 / images if images else 0
     where = "; ".join(sorted({f"store {r.tags.get(STORE_TAG)}, endpoint {r.tags.get(ENDPOINT_TAG)}" for r, _ in mine}))
-    return (f"one value per batch of {', '.join(map(str, sizes))} image(s) (median {statistics.median(values):.4g}); "
-            f"MiB (2^20 bytes), as the paper's text says (its tables: MB); {errors} failed inference(s); {where}")
+    return (f"n = batches of {', '.join(map(str, sizes))} images, median {statistics.median(values):.4g}; MiB (the "
+            f"paper's text says mebibyte, its tables MB); images of {size:,.0f} B on average; {errors} failed; {where}")
 
 
 def _cost(proto, quantity: str, runs: list, platform: Optional[str]) -> Figure:

@@ -10,6 +10,7 @@ from typing import Optional
 KIND = "pipeline"
 STORE_TAG = "platbench.pipeline_store"         # where the batches went (a disk folder, or the bucket's prefix)
 ENDPOINT_TAG = "platbench.pipeline_endpoint"   # what served the inference
+LOCAL_SERVER = "the trainer's server (python -m trainer serve) on loopback"   # this machine's endpoint
 CONCURRENCY = 4        # inference requests in flight: `platbench batch --endpoint`'s default
 MIB = 2 ** 20
 # the paper's per-batch figures → the step metric each batch logs (MiB: platbench's unit, 2^20 bytes)
@@ -68,8 +69,7 @@ def plan_lines(plan) -> list[str]:
         if why:
             out.append(f"    {platform}: no pipeline ({why})")
         elif on_this_machine(platform):
-            out.append(f"    {platform}: store {DISK}; endpoint the trainer's server (python -m trainer serve) "
-                       "on loopback; nothing billed")
+            out.append(f"    {platform}: store {DISK}; endpoint {LOCAL_SERVER}; nothing billed")
         else:
             out += _cloud_lines(plan, platform, len(files))
     return out

@@ -135,7 +135,8 @@ def test_local_pipeline_batches_figures_run_and_page(model, digits_data, here):
     rows = {(r[0], r[1], r[2].split()[0]): r for r in table_rows(md, "Quantity")}
     down = rows[("download time per batch", "AWS", "mean")]
     assert down[3].startswith("local: ") and "(n = 3;" in down[3]
-    assert "MiB (2^20 bytes)" in down[4] and "a folder on this machine's disk" in down[4]
+    assert "MiB (the paper's text says mebibyte" in down[4] and "a folder on this machine's disk" in down[4]
+    assert "endpoint the trainer's server (python -m trainer serve) on loopback" in down[4]
     kw = [r for k, r in rows.items() if k[0].startswith("Kruskal")]
     assert kw and all("needs the per-batch values of two platforms" in r[4] for r in kw)
     cost = rows[("whole deployment cost per day", "AWS", "12.8736")]
@@ -189,7 +190,7 @@ def test_the_figures_are_per_mib_of_each_batch_and_kruskal_wallis_is_scipys_on_t
 
     values, runs, note = measure("download_s_per_mb", "sagemaker")
     assert values == pytest.approx([b.download_s / b.mib for b in aws]) and len(runs) == 1
-    assert f"median {statistics.median(values):.4g}" in note and "MiB (2^20 bytes)" in note
+    assert f"median {statistics.median(values):.4g}" in note and "n = batches of 1024 images" in note
     values, _, _ = measure("throughput_mb_per_s", "azureml")
     assert values == pytest.approx([b.mib / (b.download_s + b.inference_s) for b in azure])
     values, _, _ = measure("upload_s_per_mb", "azureml")
