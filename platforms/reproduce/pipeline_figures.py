@@ -17,9 +17,7 @@ def pipeline_runs(store, study: str) -> list[tuple[object, dict[str, list[float]
     """The study's finished pipeline runs (the report store's, kind `pipeline`) with each metric's per-batch values."""
     from platforms.reproduce.execute import STUDY_TAG
 
-    # getattr: until the report's store collects kind `pipeline` (/tmp/briefs/aws-azure-data.patch)
-    return [(r, getattr(store, "pipeline_batches", {}).get(r.run_id, {})) for r in getattr(store, "pipelines", [])
-            if r.tags.get(STUDY_TAG) == study]
+    return [(r, store.pipeline_batches.get(r.run_id, {})) for r in store.pipelines if r.tags.get(STUDY_TAG) == study]
 
 
 def measure(proto, quantity: str, store, platform: Optional[str]) -> Optional[Figure]:
