@@ -141,3 +141,14 @@ def test_a_study_without_runs_says_so_in_every_row(roboflow):
     assert all("no run of this study measured it yet" in r[4] for r in rows if r[0] != "endpoint cost per hour")
     assert not any("not built yet" in r[4] for r in rows)
     assert any("No runs of this study yet" in b.text for b in s.blocks if hasattr(b, "text"))
+
+
+def test_a_target_that_served_nothing_is_listed_with_why(roboflow):
+    # the fixture's runs served at torch-cpu and onnx-cpu; torch-gpu ran nowhere: the page says so, and why
+    from trainer.device import driver_version
+
+    s, _ = roboflow
+    rows = {r[0]: r for r in tables(s)["study-roboflow-unmeasured"].rows}
+    why = rows["request plans at local/torch-gpu"][2]
+    assert why.startswith("skipped: ") and ("no NVIDIA driver" in why if not driver_version() else True)
+    assert "request plans at local/onnx-cpu" not in rows and "request plans at local/torch-cpu" not in rows

@@ -83,7 +83,7 @@ class StudySections(ReportContext):
             self._beside(s, p, ran)
         self._training(s, p, runs["training"])
         self._serving(s, p, runs["load"])
-        self._not_measured(s, p)
+        self._not_measured(s, p, runs["load"])
         return s
 
     def _training(self, s: Section, p, runs: list) -> None:
@@ -252,12 +252,28 @@ class StudySections(ReportContext):
                                 "on Caltech-256 on a T4 with data loading in the throughput; ours platbench's presets on "
                                 "the data above, throughput of the plain network (no test-time augmentation) at the eval batch size, data already in memory."))
 
-    def _not_measured(self, s: Section, p) -> None:
+    @staticmethod
+    def _targets_skipped(p, loads: list) -> list[tuple[str, str]]:
+        """This machine's protocol targets that served no request plan, with why reproduce skips them (as this
+        machine sees it: the page is written where the runs were made, by `platbench reproduce`)."""
+        from platforms.core import registry
+        from platforms.reproduce.measure import target_of
+        from platforms.reproduce.plan import target_skipped
+
+        here = registry.this_machine()
+        ran = {target_of(r) for r in loads if r.platform == here}
+        if not p.requests or not ran:
+            return []
+        return [(f"{here}/{t}", f"skipped: {target_skipped(t) or 'no run of this target recorded'}")
+                for t in p.targets if t not in ran]
+
+    def _not_measured(self, s: Section, p, loads: list) -> None:
         from platforms.reproduce.protocol import QUANTITIES
 
         rows = [[f"{QUANTITIES[f.quantity][0]} — {f.platform}", published_text(f, QUANTITIES[f.quantity][1]), f.why_not, f.section]
                 for f in p.figures if not f.measurable]
         rows += [[u.what, "–", u.why, "–"] for u in p.unmeasured]
+        rows += [[f"request plans at {where}", "–", why, "–"] for where, why in self._targets_skipped(p, loads)]
         rows += [[f"protocol step: {n}", "–", "not built in platbench yet", "–"] for n in p.not_built]
         if rows:
             s.add(Table(["Not measured here", "Published (theirs)", "Why", "Source"], rows, id=f"study-{p.study}-unmeasured"))
