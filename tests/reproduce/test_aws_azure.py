@@ -6,6 +6,7 @@ since no figure here comes from training. The figures are checked against the ba
 scipy's Kruskal–Wallis on the same per-batch values."""
 from __future__ import annotations
 
+import re
 import shutil
 import statistics
 import sys
@@ -251,6 +252,19 @@ def test_pipeline_on_emulated_sagemaker_and_azureml_leaves_nothing(model, digits
     assert azure_ml.deployments == {}
     blobs = BlobServiceClient.from_connection_string(blob_env).get_container_client(container).list_blobs()
     assert [b.name for b in blobs if "/reproduce/" in b.name or "/endpoints/" in b.name] == []
+
+    # the page: each study platform's own per-batch values, the paper's H on ours of the two, the day's cost
+    from platforms.report import study_page
+
+    md = study_page.write(protocol.load("aws-azure"), here / "page")[0].read_text()
+    rows = {(r[0], r[1], r[2].split()[0]): r for r in table_rows(md, "Quantity")}
+    assert rows[("download time per batch", "AWS", "mean")][3].startswith("sagemaker: ")
+    assert rows[("inference time per batch", "Azure", "mean")][3].startswith("azureml: ")
+    kw = rows[("Kruskal–Wallis H on per-batch download times (theirs)", "AWS vs Azure (download)", "93.754")]
+    assert re.search(r": \S+ H \(n = 1\)$", kw[3]) and "on 3 + 3 batches (sagemaker vs azureml)" in kw[4]
+    usd = pipeline_run("sagemaker")[0].data.metrics["endpoint_usd_per_hour"]
+    day = rows[("whole deployment cost per day", "AWS", "12.8736")]
+    assert day[3] == f"sagemaker: {usd * 24:.2f} USD/day (n = 1)" and "client VM not included" in day[4]
 
 
 def test_dry_run_on_the_studys_platforms_needs_no_credentials(digits_data, tmp_path, monkeypatch):
