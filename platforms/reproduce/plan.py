@@ -251,7 +251,10 @@ def _serving_lines(plan: Plan, serving: list[Serving]) -> list[str]:
         else:
             ep = plan.endpoint(s.platform)
             cost = ep.cost()
-            machine = getattr(ep.cfg, "instance_type", None) or "its default machine"
+            # each endpoint's settings name its machine their own way
+            machine = next((f"{k} {getattr(ep.cfg, k)}" for k in ("instance_type", "machine_type", "workload_size",
+                                                                 "preset") if getattr(ep.cfg, k, None)),
+                           "its default machine")
             out.append(f"  target {s.label}: each group's {s.platform} model deployed once on a {s.platform} endpoint "
                        f"({machine}), every request plan through its SDK, then deleted")
             price = (endpoint_text(s.platform, cost.usd_per_hour, cost.basis, per_model) if cost is not None else

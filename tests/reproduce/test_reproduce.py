@@ -39,7 +39,7 @@ def test_dry_run_on_cloud_platforms_needs_no_credentials_and_creates_nothing(stu
         for target in proto.targets:
             gpu_skipped = target == "torch-gpu" and not driver_version()
             assert f"target local/{target}: " + ("skipped — no NVIDIA driver" if gpu_skipped else "") in out
-        assert re.search(r"target sagemaker/endpoint: .*\(ml\.m5\.large\).*\n    Cost plan: the endpoint at 0\.1150 "
+        assert re.search(r"target sagemaker/endpoint: .*\(instance_type ml\.m5\.large\).*\n    Cost plan: the endpoint at 0\.1150 "
                          r"USD/h .*\(per deployment", out)
         assert re.search(r"target azureml/endpoint: .*\n    Cost plan: the endpoint at \d+\.\d+ USD/h", out)
         assert "on local/torch-cpu" in out and "sagemaker/endpoint, azureml/endpoint" in out
