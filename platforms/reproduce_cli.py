@@ -33,6 +33,7 @@ def cli_main(study: str, platforms: list[str], data: Optional[Path], dry_run: bo
             print(plan_mod.text(plan, max_usd))
         return 0
     plan_mod.refuse_blocked(plan)
+    plan_mod.check_endpoints(plan)
     if max_usd is not None:  # the whole plan's upper bound, refused before anything is created
         plan_mod.text(plan, max_usd)
     from platforms import preflight

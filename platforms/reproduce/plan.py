@@ -255,7 +255,7 @@ def _serving_lines(plan: Plan, serving: list[Serving]) -> list[str]:
             machine = next((f"{k} {getattr(ep.cfg, k)}" for k in ("instance_type", "machine_type", "workload_size",
                                                                  "preset") if getattr(ep.cfg, k, None)),
                            "its default machine")
-            out.append(f"  target {s.label}: each group's {s.platform} model deployed once on a {s.platform} endpoint "
+            out.append(f"  target {s.label}: each group's {s.platform} model deployed once on {s.platform}'s endpoint "
                        f"({machine}), every request plan through its SDK, then deleted")
             price = (endpoint_text(s.platform, cost.usd_per_hour, cost.basis, per_model) if cost is not None else
                      f"no endpoint price for it in platforms/{s.platform}/prices.yaml")
@@ -277,6 +277,14 @@ def _one_per_label(lines: list) -> list:
         upper = None if ln.upper_hours is None else ln.upper_hours * n
         out.append(replace(ln, label=f"{label} ({n} run{'s' if n != 1 else ''})", hours=hours, upper_hours=upper))
     return out
+
+
+def check_endpoints(plan: Plan) -> None:
+    """Each endpoint's settings, credentials and bucket checked before any training starts: a cloud's training
+    is not paid for to learn after it that its model cannot be served (one line; nothing created)."""
+    for s in plan.serving():
+        if s.target == ENDPOINT and not s.skipped:
+            plan.endpoint(s.platform).check()
 
 
 def refuse_blocked(plan: Plan) -> None:

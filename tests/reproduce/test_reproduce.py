@@ -66,6 +66,9 @@ def test_dry_run_shows_the_studys_request_plans_and_horizon(tmp_path):
     (["nyckel", "--max-usd", "-1"], "--max-usd"),
     (["nyckel", "--platform", "sagemaker", "--set", "sagemaker:colour=blue", "--dry-run"],
      "--set sagemaker:colour: neither sagemaker's training settings nor its endpoint's take 'colour'"),
+    # the endpoint is checked before any training starts, not after it
+    (["nyckel", "--platform", "local,sagemaker", "--set", "sagemaker:endpoint.startup_timeout=5"],
+     "sagemaker endpoint: startup_timeout"),
 ])
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(args, words, tmp_path):
     proc = platbench_here("reproduce", *args, cwd=tmp_path)
