@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sagemaker"))
-from conftest_clouds import aws, moto_server  # noqa: F401,E402 (fixtures)
-from _endpoint_servers import model, container, _nothing_left, _sent  # noqa: F401,E402 (fixtures)
-from test_sagemaker_endpoint import sagemaker_env  # noqa: F401,E402 (fixture)
+from conftest_clouds import aws, moto_server  # noqa: F401 (fixtures)
+from _endpoint_servers import model, container, _nothing_left, _sent  # noqa: F401 (fixtures)
+from test_sagemaker_endpoint import sagemaker_env  # noqa: F401 (fixture)
 
-from platforms.errors import UserError  # noqa: E402
-from platforms.reproduce import protocol  # noqa: E402
+from platforms.errors import UserError
+from platforms.reproduce import protocol
 
 # with the serving fixtures of tests/sagemaker/test_sagemaker_endpoint.py: one model, one `serve`, one worker
 pytestmark = pytest.mark.xdist_group("sagemaker-endpoint")
