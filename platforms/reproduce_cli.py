@@ -45,6 +45,10 @@ def cli_main(study: str, platforms: list[str], data: Optional[Path], dry_run: bo
     if data is None:
         execute.bundled_digits(plan.data)
     code = execute.run(plan, console, max_usd)
+    if plan.proto.batch_unit:  # the paper's per-batch pipeline, on each platform's trained model
+        from platforms.reproduce import pipeline
+
+        code = max(code, pipeline.run(plan, console, max_usd))
     from platforms.report import study_page
 
     md, html = study_page.write(proto, Path(out) if out else Path("runs") / "reproduce" / study)

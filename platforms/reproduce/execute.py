@@ -61,10 +61,6 @@ def run(plan: Plan, console, max_usd: Optional[float] = None, say: Callable[[str
         code = max(code, c)
     for where in plan.serving():
         code = max(code, serve_and_load(plan, where, max_usd, say))
-    if plan.proto.batch_unit:  # the paper's per-batch pipeline (store → endpoint), on each trained model
-        from platforms.reproduce import pipeline
-
-        code = max(code, pipeline.run(plan, console, max_usd, say))
     return code
 
 

@@ -131,11 +131,11 @@ def measure(proto: Protocol, quantity: str, store, platform: str, all_runs_of_pl
             model: Optional[str] = None, target: Optional[str] = None) -> Measured:
     """platbench's values of `quantity` on `platform` (and served `model` at deployment `target`; a request-plan
     quantity is asked per target, from `served`) by the study's protocol (empty: none)."""
-    from platforms.reproduce import pipeline
+    from platforms.reproduce import pipeline_figures
 
-    m = pipeline.measure(proto, quantity, store, platform)  # the paper's per-batch pipeline answers its own
+    m = pipeline_figures.measure(proto, quantity, store, platform)  # the paper's per-batch pipeline answers its own
     if m is not None:
-        return m
+        return Measured(*m)
     runs = study_runs(store, proto.study)
     if quantity == "latency_p50_ms":
         rs = [r for r in _loads(runs, platform, "latency", model, target) if r.m("load_latency_p50_ms") is not None]

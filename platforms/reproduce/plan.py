@@ -211,10 +211,10 @@ def text(plan: Plan, max_usd: Optional[float] = None) -> str:
                    f"{rp.concurrency}, {rp.retries} retries; failure: {rp.failure}; on {where}")
     out += _serving_lines(plan, serving)
     if p.batch_unit:
-        from platforms.reproduce import pipeline
+        from platforms.reproduce import pipeline_plan
 
         out.append(f"  batch unit: {p.batch_unit.images} images ({p.batch_unit.what})")
-        out += pipeline.plan_lines(plan)
+        out += pipeline_plan.plan_lines(plan)
     if p.statistic:
         out.append(f"  statistic: {p.statistic.theirs} on {p.statistic.values}, beside {p.statistic.ours}")
     if p.cost_horizon:
