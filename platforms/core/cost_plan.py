@@ -31,6 +31,7 @@ class CostLine:
     why: str = ""                  # no quote: why
     seen_usd: Optional[float] = None  # an AutoML service: what its newest finished run cost (no quote × hours)
     upper_from: str = "max_run"       # what bounds the hours
+    runs: int = 1                     # the runs it prices (a plan may merge like runs into one line)
 
     @property
     def free(self) -> bool:
@@ -146,7 +147,8 @@ def render(lines: list[CostLine], max_usd: Optional[float] = None) -> str:
         bound = f"{sum(up):.4f} USD" if None not in up else \
             f"{max_usd:g} USD (the budget: the watch stops a run without max_run)" if watched and max_usd is not None \
             else "unknown"
-        out.append(f"  total for {len(lines)} run{'s' if len(lines) != 1 else ''}: {total} expected, at most {bound}"
+        runs = sum(ln.runs for ln in lines)
+        out.append(f"  total for {runs} run{'s' if runs != 1 else ''}: {total} expected, at most {bound}"
                    + (f"; budget --max-usd {max_usd:g}" if max_usd is not None else ""))
     return "\n".join(out)
 

@@ -275,7 +275,8 @@ def _one_per_label(lines: list) -> list:
     for label, (ln, n) in seen.items():
         hours = None if ln.hours is None else ln.hours * n
         upper = None if ln.upper_hours is None else ln.upper_hours * n
-        out.append(replace(ln, label=f"{label} ({n} run{'s' if n != 1 else ''})", hours=hours, upper_hours=upper))
+        out.append(replace(ln, label=f"{label} ({n} run{'s' if n != 1 else ''})", hours=hours, upper_hours=upper,
+                           runs=n))
     return out
 
 

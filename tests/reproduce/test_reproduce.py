@@ -31,6 +31,7 @@ def test_dry_run_on_cloud_platforms_needs_no_credentials_and_creates_nothing(stu
     assert f"{runs} training run(s)" in out
     # priced where a price is known, nothing billed here, each cloud run with its USD
     assert "runs on this machine: nothing billed" in out and re.search(r"sagemaker/\S+ .*USD/h", out)
+    assert f"total for {runs} runs: " in out  # runs, not the plan's merged lines (one per platform and group)
     for step in proto.not_built:
         assert f"not built: {step}" in out
     if proto.requests:  # where the request plans run: this machine's targets, each cloud's endpoint with its price
