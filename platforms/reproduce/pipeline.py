@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from platforms.reproduce.pipeline_plan import (CONCURRENCY, ENDPOINT_TAG, KIND, LOCAL_SERVER, METRICS, MIB, STORE_TAG,
-                                               batch_files, batch_images, cannot, on_this_machine, plan_lines)
+                                               batch_files, batch_images, cannot, on_this_machine)
 
-__all__ = ["plan_lines", "measure", "run"]  # plan_lines, measure: the hooks' names until they call the modules below
 
 @dataclass
 class Batch:
@@ -194,11 +193,3 @@ def summary(batches: list[Batch]) -> dict[str, float]:
     out["pipeline_mib_total"] = sum(b.mib for b in batches)
     return out
 
-
-def measure(proto, quantity: str, store, platform):
-    """measure.py's hook until it calls pipeline_figures.measure itself (that import forms no cycle; this one does)."""
-    from platforms.reproduce import pipeline_figures
-    from platforms.reproduce.measure import Measured
-
-    m = pipeline_figures.measure(proto, quantity, store, platform)
-    return None if m is None else Measured(*m)
