@@ -64,6 +64,8 @@ def run(plan, console=None, max_usd: Optional[float] = None, say: Callable[[str]
 def run_platform(plan, platform: str, trained, max_usd: Optional[float] = None,
                  say: Callable[[str], None] = print) -> tuple[str, list[Batch]]:
     """Store and endpoint up, every batch through them, both removed; one MLflow run (failed on an error)."""
+    from platforms.bench.endpoint import BudgetStopped
+    from platforms.core.cloud_job import STOPPED_BY_TAG
     from platforms.core.tracking import Tag
     from platforms.reproduce import pipeline_store
 
@@ -77,19 +79,23 @@ def run_platform(plan, platform: str, trained, max_usd: Optional[float] = None,
               "concurrency": CONCURRENCY, "store_workers": _workers(), "trained_run": trained.info.run_id}
     batches: list[Batch] = []
     with recorded(plan.proto.study, platform, plan.groups[0].model, params) as tr:
-        with pipeline_store.opened(platform, plan.settings.get(platform, {}), plan.proto.study,
-                                   on_this_machine(platform)) as (store, prefix, where), \
-                _endpoint(plan, platform, trained, max_usd, say) as (target, factory, cost):
-            tr.tags({STORE_TAG: where, ENDPOINT_TAG: LOCAL_SERVER if on_this_machine(platform) else target.describe()})
-            if cost is not None:
-                tr.metrics({"endpoint_usd_per_hour": cost.usd_per_hour})
-                tr.tags({Tag.PRICE_SOURCE: cost.basis})
-            for i, group in enumerate(_groups(files, size)):
-                b = run_batch(store, f"{prefix}/batch-{i}/", plan.data / "test", group, target, factory)
-                batches.append(b)
-                tr.metrics(b.figures(), step=i)
-                say(f"pipeline {platform} batch {i + 1}: up {b.upload_s / b.mib:.4f}, down {b.download_s / b.mib:.4f}, "
-                    f"inference {b.inference_s / b.mib:.4f} s/MiB; {b.errors} error(s)")
+        try:
+            with pipeline_store.opened(platform, plan.settings.get(platform, {}), plan.proto.study,
+                                       on_this_machine(platform)) as (store, prefix, where), \
+                    _endpoint(plan, platform, trained, max_usd, say) as (target, factory, cost):
+                tr.tags({STORE_TAG: where, ENDPOINT_TAG: LOCAL_SERVER if on_this_machine(platform) else target.describe()})
+                if cost is not None:
+                    tr.metrics({"endpoint_usd_per_hour": cost.usd_per_hour})
+                    tr.tags({Tag.PRICE_SOURCE: cost.basis})
+                for i, group in enumerate(_groups(files, size)):
+                    b = run_batch(store, f"{prefix}/batch-{i}/", plan.data / "test", group, target, factory)
+                    batches.append(b)
+                    tr.metrics(b.figures(), step=i)
+                    say(f"pipeline {platform} batch {i + 1}: up {b.upload_s / b.mib:.4f}, down "
+                        f"{b.download_s / b.mib:.4f}, inference {b.inference_s / b.mib:.4f} s/MiB; {b.errors} error(s)")
+        except BudgetStopped:  # --max-usd ended it: the batches so far stay as steps; the run says why it stopped
+            tr.tags({STOPPED_BY_TAG: "budget"})
+            raise
         finish(tr, batches)
         return tr.run_id, batches
 

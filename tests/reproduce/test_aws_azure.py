@@ -20,7 +20,7 @@ from platforms.reproduce import pipeline, pipeline_figures, pipeline_plan, plan 
 from platforms.reproduce.execute import STUDY_TAG
 
 TESTS = Path(__file__).resolve().parent.parent
-for _folder in ("sagemaker", "azureml"):  # the emulators' helpers, as tests/launchers/launcher_rigs.py finds them
+for _folder in ("sagemaker", "azureml", "bench"):  # the emulators' helpers, as tests/launchers/launcher_rigs.py finds them
     if str(TESTS / _folder) not in sys.path:
         sys.path.append(str(TESTS / _folder))
 from azureml_server import azure_ml  # noqa: E402,F401 (fixtures)
@@ -28,6 +28,7 @@ from azurite_server import azurite, blob_env  # noqa: E402,F401
 from conftest_clouds import aws, moto_server  # noqa: E402,F401
 from _endpoint_servers import container  # noqa: E402,F401
 from test_sagemaker_endpoint import sagemaker_env  # noqa: E402,F401
+from test_endpoint_budget import USD_PER_HOUR, price  # noqa: E402,F401 (a price cache of the test's own)
 
 MIB = 2 ** 20
 
@@ -266,6 +267,25 @@ def test_pipeline_on_emulated_sagemaker_and_azureml_leaves_nothing(model, digits
     day = rows[("whole deployment cost per day", "AWS", "12.8736")]
     assert day[3] == f"sagemaker: {usd * 24:.2f} USD/day (n = 1)" and "client VM not included" in day[4]
 
+
+def test_a_budget_stops_the_pipeline_and_deletes_everything(model, digits_data, here, sagemaker_env, price):
+    """--max-usd reaches the pipeline's endpoint: at USD_PER_HOUR (a cent a second) a budget of 2 s is crossed
+    while the digits' 45 batches of 8 run; the endpoint and the store's prefix are deleted, the run says why."""
+    import boto3
+
+    from platforms.bench.endpoint import BudgetStopped
+
+    _, _, sm = sagemaker_env
+    plan = cloud_plan(digits_data, 8, {"sagemaker": {"region": sm["region"], "bucket": sm["bucket"]}},
+                      {"sagemaker": sm})
+    record_trained(plan, "sagemaker", model)
+    with pytest.raises(BudgetStopped, match="stopped by budget"):
+        pipeline.run(plan, None, USD_PER_HOUR * 2 / 3600, lambda s: None)
+    (run,) = pipeline_run("sagemaker")
+    assert run.data.tags["platbench.stopped_by"] == "budget" and run.data.tags["platbench.status"] == "failed"
+    assert len(history(run.info.run_id, "pipeline_batch_mib")) < 45
+    assert boto3.client("sagemaker").list_endpoints()["Endpoints"] == []
+    assert boto3.client("s3").list_objects_v2(Bucket=sm["bucket"]).get("KeyCount", 0) == 0
 
 def test_dry_run_on_the_studys_platforms_needs_no_credentials(digits_data, tmp_path, monkeypatch):
     """The pipeline's part of `reproduce aws-azure --dry-run --platform sagemaker,azureml`: the batches, each
