@@ -84,7 +84,7 @@ def _cloud_lines(plan, platform: str, requests: int) -> list[str]:
     target = transfer.target_for(platform, settings)
     ep = endpoint_for(platform, plan.endpoint_settings.get(platform, {}))
     store = target.uri(f"{target.prefix}/reproduce/<id>/")
-    lines = [f"    {platform}: store {store} (removed after); endpoint {ep.name} ({ep.target().describe()}), "
+    lines = [f"    {platform}: store {store} (removed after); endpoint {ep.target().describe()}, "
              "deleted after"]
     cost = ep.cost()
     lines.append("      " + (endpoint_text(platform, cost.usd_per_hour, cost.basis, requests) if cost else
