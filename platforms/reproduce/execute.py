@@ -79,7 +79,7 @@ def serve_and_load(plan: Plan, where: Serving, max_usd: Optional[float], say: Ca
                 f"{where.label} skipped")
             code = 1
             continue
-        with _deployed(plan, where, served, say, max_usd) as (target, transport):
+        with deployed_model(plan, where, served, say, max_usd) as (target, transport, _cost):
             for rp in plan.proto.requests:
                 run_id = load_plan(plan, rp, target, transport, where, group.model)
                 say(f"reproduce {study}: requests {rp.id} on {where.label} ({group.label}): MLflow run {run_id}")
@@ -94,24 +94,46 @@ def _no_cuda() -> Optional[str]:
 
 
 @contextlib.contextmanager
-def _deployed(plan: Plan, where: Serving, mlflow_run, say, max_usd: Optional[float]):
-    """(the load tool's Target, a transport factory (concurrency, timeout_s)) of the run's model served at
-    `where`: this machine's server at its target, or the platform's endpoint."""
+def deployed_model(plan: Plan, where: Serving, mlflow_run, say, max_usd: Optional[float],
+                   concurrency: Optional[int] = None):
+    """(the load tool's Target, a transport factory (concurrency, timeout_s), the endpoint's EndpointCost — None on
+    this machine, where nothing is billed) of the run's model served at `where`, answering its health check: this
+    machine's server at its target, or the platform's endpoint (deployed for `concurrency`, else the busiest
+    request plan's; torn down on leaving). The request plans and aws-azure's pipeline both serve through it."""
     from platforms.bench.loadtest import make_transport, parse_target
 
     if where.target != ENDPOINT:
         with served_model(mlflow_run, where.target) as url:
             target = parse_target(url)
-            yield target, lambda c, t: make_transport(target, c, t)
+            factory = lambda c, t: make_transport(target, c, t)  # noqa: E731
+            wait_ready(factory)
+            yield target, factory, None
         return
     from platforms.bench.endpoint import deployed
     from platforms.core.load_runner import LoadSettings
 
     # a deployment that caps concurrency is made for the busiest request plan
-    busiest = LoadSettings(concurrency=max(rp.concurrency for rp in plan.proto.requests))
+    busiest = LoadSettings(concurrency=concurrency or max(rp.concurrency for rp in plan.proto.requests))
     with _model_dir(mlflow_run) as model_dir, deployed(where.platform, model_dir, plan.endpoint_settings.get(
             where.platform, {}), say, load_plan=busiest, max_usd=max_usd) as ep:
-        yield ep.target(), ep.transport
+        yield ep.target(), ep.transport, ep.cost()
+
+
+def wait_ready(factory, seconds: float = 120.0) -> None:
+    """Until the server answers its health check (one line when it does not within `seconds`)."""
+    import asyncio
+
+    from platforms.errors import UserError
+
+    async def ready() -> bool:
+        transport = factory(1, 30.0)
+        try:
+            return await transport.ready(seconds)
+        finally:
+            await transport.close()
+
+    if not asyncio.run(ready()):
+        raise UserError(f"the trainer's server did not answer its health check within {seconds:g} s")
 
 
 @contextlib.contextmanager

@@ -67,7 +67,7 @@ def run_platform(plan, platform: str, trained, max_usd: Optional[float] = None,
     from platforms.bench.endpoint import BudgetStopped
     from platforms.core.cloud_job import STOPPED_BY_TAG
     from platforms.core.tracking import Tag
-    from platforms.reproduce import pipeline_store
+    from platforms.reproduce import execute, pipeline_store
 
     files = batch_files(plan.data)
     if not files:
@@ -82,7 +82,8 @@ def run_platform(plan, platform: str, trained, max_usd: Optional[float] = None,
         try:
             with pipeline_store.opened(platform, plan.settings.get(platform, {}), plan.proto.study,
                                        on_this_machine(platform)) as (store, prefix, where), \
-                    _endpoint(plan, platform, trained, max_usd, say) as (target, factory, cost):
+                    execute.deployed_model(plan, _serving(platform), trained, say, max_usd,
+                                           concurrency=CONCURRENCY) as (target, factory, cost):
                 tr.tags({STORE_TAG: where, ENDPOINT_TAG: LOCAL_SERVER if on_this_machine(platform) else target.describe()})
                 if cost is not None:
                     tr.metrics({"endpoint_usd_per_hour": cost.usd_per_hour})
@@ -148,43 +149,12 @@ def run_batch(store, root: str, base: Path, files: list[Path], target, factory) 
     return Batch(len(files), mib, up, down, report.phases["in_flight"], report.errors)
 
 
-@contextlib.contextmanager
-def _endpoint(plan, platform: str, trained, max_usd: Optional[float], say) -> Iterator[tuple]:
-    """(target, transport factory, the endpoint's EndpointCost or None) serving the trained run's model."""
-    from platforms.bench.loadtest import make_transport, parse_target
-    from platforms.reproduce import execute
+def _serving(platform: str):
+    """This machine's trainer server (torch on the CPU), or the platform's endpoint."""
+    from platforms.reproduce.plan import Serving
+    from platforms.reproduce.protocol import ENDPOINT
 
-    if on_this_machine(platform):
-        with execute.served_model(trained) as url:
-            target = parse_target(url)
-            factory = lambda c, t: make_transport(target, c, t, None, None)  # noqa: E731
-            _wait_ready(factory)
-            yield target, factory, None  # the trainer's server on this machine: no price
-        return
-    from platforms.bench.endpoint import deployed
-    from platforms.core import tracking
-
-    settings = plan.endpoint_settings.get(platform, {})
-    with tempfile.TemporaryDirectory(prefix="platbench-pipeline-model-") as tmp:
-        model_dir = Path(tracking.client().download_artifacts(trained.info.run_id, "model", tmp))
-        with deployed(platform, model_dir, settings, say, max_usd=max_usd) as ep:
-            yield ep.target(), lambda c, t: ep.transport(c, t), ep.cost()
-
-
-def _wait_ready(factory, seconds: float = 120.0) -> None:
-    import asyncio
-
-    from platforms.errors import UserError
-
-    async def ready() -> bool:
-        transport = factory(1, 30.0)
-        try:
-            return await transport.ready(seconds)
-        finally:
-            await transport.close()
-
-    if not asyncio.run(ready()):
-        raise UserError(f"the trainer's server did not answer its health check within {seconds:g} s")
+    return Serving(platform, "torch-cpu" if on_this_machine(platform) else ENDPOINT)
 
 
 def summary(batches: list[Batch]) -> dict[str, float]:

@@ -137,7 +137,8 @@ def make(proto: Protocol, platforms: list[str], data: Path, full: bool = False,
                                                    **proto.local.model_hp.get(model, {})}
 
     groups = [Group(m, f, hp(m)) for m in models for f in factors]
-    training, endpoints = split_settings(settings or {}, bool(proto.requests))
+    # request plans and aws-azure's per-batch pipeline both deploy an endpoint
+    training, endpoints = split_settings(settings or {}, bool(proto.requests) or proto.batch_unit is not None)
     return Plan(proto, plats, data, ladder, list(proto.local.seeds), epochs, groups, training, endpoints, full)
 
 

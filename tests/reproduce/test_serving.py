@@ -111,3 +111,13 @@ def test_a_setting_neither_training_nor_the_endpoint_takes_is_one_line(digits_da
         "startup_timeout": "120", "instance_type": "ml.g5.xlarge", "endpoint.instance_type": "ml.c5.large"}})
     assert plan.settings == {"sagemaker": {"instance_type": "ml.g5.xlarge"}}
     assert plan.endpoint_settings == {"sagemaker": {"startup_timeout": "120", "instance_type": "ml.c5.large"}}
+
+
+def test_aws_azures_pipeline_endpoint_takes_its_settings(digits_data):
+    # aws-azure has no request plans, but its per-batch pipeline deploys an endpoint on each platform
+    from platforms.reproduce import plan as plan_mod
+    from platforms.reproduce import protocol
+
+    plan = plan_mod.make(protocol.load("aws-azure"), ["sagemaker"], digits_data, settings={"sagemaker": {
+        "region": "us-east-1", "endpoint.instance_type": "ml.c5.large"}})
+    assert plan.endpoint_settings == {"sagemaker": {"region": "us-east-1", "instance_type": "ml.c5.large"}}
