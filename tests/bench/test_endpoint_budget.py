@@ -14,34 +14,17 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "launchers"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sagemaker"))
 from conftest_clouds import aws, moto_server, new_bucket_name  # noqa: F401 (fixtures)
-from _endpoint_servers import model, container, _nothing_left, _payloads, _sent  # noqa: F401 (fixtures)
+from _endpoint_servers import model, container, sagemaker_env, price, USD_PER_HOUR  # noqa: F401 (fixtures)
+from _endpoint_servers import _nothing_left, _payloads, _sent
 from launcher_rigs import kit_store  # noqa: F401 (fixture)
 from stand_in.cli import platbench_here
-from test_sagemaker_endpoint import sagemaker_env  # noqa: F401 (fixture)
 
-from platforms.core import pricing, tracking
-from platforms.core import price_cache as cache
+from platforms.core import tracking
 from platforms.errors import UserError
 
 # with the serving fixtures of tests/sagemaker/test_sagemaker_endpoint.py: one model, one `serve`, one worker
 pytestmark = pytest.mark.xdist_group("sagemaker-endpoint")
-
-USD_PER_HOUR = 36.0  # 0.01 USD a second: a budget of cents is reached in seconds
-
-
-@pytest.fixture
-def price(tmp_path, monkeypatch):
-    """SageMaker's default endpoint machine (ml.m5.large, us-east-1) at USD_PER_HOUR in a price cache of its own."""
-    monkeypatch.setenv("PLATBENCH_PRICE_CACHE", str(tmp_path / "prices"))
-    cache.write("sagemaker", [cache.Fetched("endpoint", "us-east-1", "ml.m5.large", USD_PER_HOUR,
-                                            "https://pricing.us-east-1.amazonaws.com", "AWS Price List Query API",
-                                            "test", cache.now())])
-    pricing.forget()
-    yield
-    pricing.forget()
-
 
 def endpoint_args(settings: dict, *more: str) -> list[str]:
     return ["endpoint", "sagemaker", *(a for k, v in settings.items() for a in ("--set", f"{k}={v}")), *more]

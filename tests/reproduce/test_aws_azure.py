@@ -20,15 +20,13 @@ from platforms.reproduce import pipeline, pipeline_figures, pipeline_plan, plan 
 from platforms.reproduce.execute import STUDY_TAG
 
 TESTS = Path(__file__).resolve().parent.parent
-for _folder in ("sagemaker", "azureml", "bench"):  # the emulators' helpers, as tests/launchers/launcher_rigs.py finds them
+for _folder in ("azureml",):  # the emulators' helpers, as tests/launchers/launcher_rigs.py finds them
     if str(TESTS / _folder) not in sys.path:
         sys.path.append(str(TESTS / _folder))
 from azureml_server import azure_ml  # noqa: E402,F401 (fixtures)
 from azurite_server import azurite, blob_env  # noqa: E402,F401
 from conftest_clouds import aws, moto_server  # noqa: E402,F401
-from _endpoint_servers import container  # noqa: E402,F401
-from test_sagemaker_endpoint import sagemaker_env  # noqa: E402,F401
-from test_endpoint_budget import USD_PER_HOUR, price  # noqa: E402,F401 (a price cache of the test's own)
+from _endpoint_servers import container, sagemaker_env, price, USD_PER_HOUR  # noqa: E402,F401 (fixtures; a price cache of the test's own)
 
 MIB = 2 ** 20
 

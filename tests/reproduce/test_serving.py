@@ -6,15 +6,12 @@ The trained runs are logged here as the sweep logs them (the model is the sessio
 test is the serving, not the training."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sagemaker"))
 from conftest_clouds import aws, moto_server  # noqa: F401 (fixtures)
-from _endpoint_servers import model, container, _nothing_left, _sent  # noqa: F401 (fixtures)
-from test_sagemaker_endpoint import sagemaker_env  # noqa: F401 (fixture)
+from _endpoint_servers import model, container, sagemaker_env, _nothing_left, _sent  # noqa: F401 (fixtures)
 
 from platforms.errors import UserError
 from platforms.reproduce import protocol
