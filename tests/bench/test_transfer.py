@@ -193,3 +193,33 @@ def test_the_report_draws_batches_and_tests_one_value_per_repeat(aws, gcs, datas
     assert "| sagemaker | 2 |" in section and "| vertex | 2 |" in section
     # two repeats a platform: the exact test cannot call any difference, and the report says so
     assert "too few runs to call any difference" in section
+
+
+def test_a_batchs_seconds_hold_no_collector_pause(dataset, tmp_path):
+    # a full collection of this process's heap took 0.1-0.3 s, inside a 15 ms batch (39 s/MiB for ~2.5): the
+    # collector runs before a batch and is off while it moves, then on again
+    import gc
+    from concurrent.futures import ThreadPoolExecutor
+
+    from platforms.bench import transfer
+    from platforms.reproduce.pipeline_store import DiskStore
+
+    seen: list[bool] = []
+
+    class Probe(DiskStore):
+        def _upload(self, key, body, *, if_absent=False):
+            seen.append(gc.isenabled())
+            super()._upload(key, body, if_absent=if_absent)
+
+        def _download(self, key, tmp):
+            seen.append(gc.isenabled())
+            super()._download(key, tmp)
+
+    files = sorted(p for p in dataset.rglob("*.png"))[:8]
+    keys = transfer.batch_keys("b/", dataset, files)
+    store = Probe(tmp_path / "bucket")
+    with ThreadPoolExecutor(4) as pool:
+        transfer.put_batch(store, pool, keys, files)
+        transfer.get_batch(store, pool, keys, [tmp_path / "down" / k for k in keys])
+    assert len(seen) == 16 and not any(seen)
+    assert gc.isenabled()
