@@ -135,6 +135,12 @@ def test_local_pipeline_batches_figures_run_and_page(model, digits_data, here):
     rows = {(r[0], r[1], r[2].split()[0]): r for r in table_rows(md, "Quantity")}
     down = rows[("download time per batch", "AWS", "mean")]
     assert down[3].startswith("local: ") and "(n = 3;" in down[3]
+    # a median row shows our median (not our mean), beside theirs
+    from platforms.report.sections.study import _num
+
+    per_batch = history(run.info.run_id, pipeline_plan.METRICS["download_s_per_mb"])
+    median_row = rows[("download time per batch", "AWS", "median")]
+    assert median_row[3].startswith(f"local: median {_num(statistics.median(per_batch))} s/MB (n = 3; IQR ")
     assert "MiB (the paper's text says mebibyte" in down[4] and "a folder on this machine's disk" in down[4]
     assert "endpoint the trainer's server (python -m trainer serve) on loopback" in down[4]
     kw = [r for k, r in rows.items() if k[0].startswith("Kruskal")]

@@ -31,13 +31,19 @@ def published_text(f, unit: str) -> str:
     return f"{stat}{_as_published(f.value)}{upper}{spread} {unit}{n}"
 
 
-def measured_text(values: list[float], unit: str) -> str:
+def measured_text(values: list[float], unit: str, stat: str = "mean") -> str:
+    """Mean ± sd with n and the 95% interval; beside a published median, our median with n and the IQR."""
     from platforms.reproduce.measure import interval
 
     mean, sd, ci = interval(values)
     unit = f" {unit}" if unit else ""
     if mean is None:
         return "–"
+    if stat == "median" and len(values) > 1:
+        import statistics
+
+        q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+        return f"median {_num(statistics.median(values))}{unit} (n = {len(values)}; IQR {_num(q1)}–{_num(q3)})"
     if sd is None:
         return f"{_num(mean)}{unit} (n = 1)"
     return f"{_num(mean)} ± {_num(sd)}{unit} (n = {len(values)}; 95% CI {_num(ci[0])}–{_num(ci[1])})"
@@ -195,8 +201,9 @@ class StudySections(ReportContext):
         if rows:
             s.add(Table(["Quantity", "Theirs", "Published (theirs)", "platbench", "What still differs", "Source"], rows,
                         ids, id=f"study-{p.study}-figures",
-                        caption="Published figures are the study's own; platbench's are mean ± sample std over runs, "
-                                "with n and the 95% t interval of the mean where n ≥ 2."))
+                        caption="Published figures are the study's own; platbench's are mean ± sample std over runs (or "
+                                "batches), with n and the 95% t interval of the mean where n ≥ 2; beside a "
+                                "published median, platbench's median with n and the interquartile range."))
 
     @staticmethod
     def _row(p, f, label: str, unit: str, mapped, ours_p, where, model, got) -> list[str]:
@@ -217,7 +224,7 @@ class StudySections(ReportContext):
                            else "no platform for it in platbench" if f.quantity in measure.HORIZON_UNIT
                            else "no run of this study measured it yet")
         who = f"{where or '–'}" + (f" · {model}" if model else "")
-        ours = f"{who}: {measured_text(got.values, unit)}" if got.n else f"{who}: –"
+        ours = f"{who}: {measured_text(got.values, unit, f.stat)}" if got.n else f"{who}: –"
         return [label, f.platform, published_text(f, unit), ours, "; ".join(differs) or "same protocol", f.section]
 
     def _pareto(self, s: Section, p, ran: list[str]) -> None:
