@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from platforms.core.timed import frozen_heap
 from platforms.core.transport import Payload, Reply, Transport
 from platforms.errors import UserError
 
@@ -227,7 +228,8 @@ def run_with(make_transport: Callable[[], Transport], payloads: list[Payload], s
         finally:
             await transport.close()
 
-    return asyncio.run(main())
+    with frozen_heap():
+        return asyncio.run(main())
 
 
 def answer_each(make_transport: Callable[[], Transport], payloads: list[Payload], concurrency: int,
@@ -245,4 +247,5 @@ def answer_each(make_transport: Callable[[], Transport], payloads: list[Payload]
             await runner.transport.close()
         return RunData(samples, seconds, runner.retry_reasons, runner.first_headers), runner.replies
 
-    return asyncio.run(main())
+    with frozen_heap():
+        return asyncio.run(main())

@@ -1,7 +1,11 @@
-"""Timing a short step without the collector's pauses: this process holds a large heap (torch, MLflow, the
-clouds' SDKs), and a full collection of it took 0.1–0.3 s here, which landed inside a 64-image batch's 15 ms
-upload and made it read 39 s/MiB instead of ~2.5. As `timeit` does, the collector runs just before the step and
-is off during it, so a step's seconds are the step's own."""
+"""Timing without the collector's pauses: this process holds a large heap (torch, MLflow, the clouds' SDKs), and
+a full collection of it took 0.1–0.3 s here — inside a 64-image batch's 15 ms upload it read 39 s/MiB instead of
+~2.5, inside a request it is the client's pause counted as the endpoint's latency.
+
+- `without_gc`: a short step (one batch) runs with the collector off, after a collection, as `timeit` does.
+- `frozen_heap`: a long run (a load test, a batch inference) runs with the heap it started with collected and
+  frozen: collections still run, but scan only the objects the run makes, so they stay short and nothing the run
+  makes goes uncollected."""
 from __future__ import annotations
 
 import contextlib
@@ -19,3 +23,13 @@ def without_gc() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -138,7 +138,6 @@ def run_batch(store, root: str, base: Path, files: list[Path], target, factory) 
     """One batch: up, down (into a folder of its own, class folders kept), then every image inferred."""
     from platforms.bench import transfer
     from platforms.bench.batch import run_endpoint
-    from platforms.core.timed import without_gc
 
     keys = transfer.batch_keys(root, base, files)
     mib = sum(p.stat().st_size for p in files) / MIB
@@ -146,8 +145,7 @@ def run_batch(store, root: str, base: Path, files: list[Path], target, factory) 
         up = transfer.put_batch(store, pool, keys, files)
         dests = [Path(tmp) / p.relative_to(base) for p in files]
         down = transfer.get_batch(store, pool, keys, dests)
-        with without_gc():  # its in_flight phase is the batch's inference seconds
-            report, _ = run_endpoint(Path(tmp), None, concurrency=CONCURRENCY, target=target, transport_factory=factory)
+        report, _ = run_endpoint(Path(tmp), None, concurrency=CONCURRENCY, target=target, transport_factory=factory)
     return Batch(len(files), mib, up, down, report.phases["in_flight"], report.errors)
 
 

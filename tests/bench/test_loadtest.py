@@ -4,6 +4,7 @@ with backoff counted apart from errors, --max-error-rate, the JSON report, MLflo
 server in the middle of a load test. Fault-injecting servers are small stdlib servers on loopback."""
 from __future__ import annotations
 
+import gc
 import json
 import socket
 import struct
@@ -363,3 +364,52 @@ def test_a_body_over_the_platforms_request_limit_is_refused_before_sending(monke
     with pytest.raises(UserError, match=f"request body of {limit + 1} bytes exceeds this endpoint's limit of {limit}"):
         run_load(Target(kind=kind, name=name), [Payload(b"\0" * (limit + 1), "image/png", 1)],
                  LoadSettings(requests=1, retries=0), settings=settings)
+
+
+class _FreezeWatch(BaseHTTPRequestHandler):
+    """Answers 200 and notes, per request, how many objects the collector holds frozen (this server runs in the
+    test's own process, so it sees the load runner's collector)."""
+    frozen: list[int] = []
+
+    def do_GET(self):
+        self._ok()
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        _FreezeWatch.frozen.append(gc.get_freeze_count())
+        self._ok(b'{"predictions": [{"class": "0", "probability": 1.0}]}')
+
+    def _ok(self, body: bytes = b"{}"):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_heap_before_a_load_run_is_frozen_while_it_runs():
+    # a full collection of this process's heap (torch, MLflow, the SDKs) took 0.1-0.3 s: inside a request it is
+    # the client's pause, not the endpoint's latency. While a run is timed, the heap it started with is frozen
+    # (collections scan only what the run makes); after it, nothing is left frozen
+    from platforms.bench.load_payloads import load_images, make_payloads
+    from platforms.bench.loadtest import parse_target, run_load
+    from platforms.core.load_runner import LoadSettings, answer_each
+
+    _FreezeWatch.frozen = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _FreezeWatch)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        target = parse_target(f"127.0.0.1:{httpd.server_address[1]}")
+        payloads = make_payloads(load_images([]), "image", 1)
+        run_load(target, payloads, LoadSettings(requests=5, concurrency=2, warmup=0, retries=0))
+        from platforms.bench.loadtest import make_transport
+
+        answer_each(lambda: make_transport(target, 2, 30.0), payloads[:3], 2, 30.0, 0)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert len(_FreezeWatch.frozen) == 8 and min(_FreezeWatch.frozen) > 10_000
+    assert gc.get_freeze_count() == 0
