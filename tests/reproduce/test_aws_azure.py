@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _markdown import table_rows
 from _endpoint_servers import model  # noqa: F401 (fixture)
 
 from platforms.reproduce import pipeline, pipeline_figures, pipeline_plan, plan as plan_mod, protocol
@@ -148,17 +149,6 @@ def test_local_pipeline_batches_figures_run_and_page(model, digits_data, here):
     cost = rows[("whole deployment cost per day", "AWS", "12.8736")]
     assert "not billed" in cost[4]
     assert not [r for r in table_rows(md, "Not measured here") if "per-batch pipeline" in r[0]]
-
-
-def table_rows(md: str, first_column: str) -> list[list[str]]:
-    lines = md.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_column} |"))
-    out = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        out.append([c.strip() for c in line.strip("|").split(" | ")])
-    return out
 
 
 def record_batches(platform: str, batches: list, usd_per_hour: float | None = None) -> str:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from _markdown import table_rows
 import yaml
 from conftest import assert_one_line_error
 from mlflow.tracking import MlflowClient
@@ -146,17 +147,6 @@ def test_nyckel_end_to_end_runs_tags_and_renders_its_page(stand_in, tmp_path):
 
 def fmt(v: float) -> str:
     return f"{v:.2f}" if abs(v) >= 1 else f"{v:.4g}"
-
-
-def table_rows(md: str, first_column: str) -> list[list[str]]:
-    lines = md.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_column} |"))
-    out = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        out.append([c.strip() for c in line.strip("|").split(" | ")])
-    return out
 
 
 def test_neuromation_real_tiny_run_trains_by_the_studys_recipe(digits_data, tmp_path):
