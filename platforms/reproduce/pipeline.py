@@ -44,6 +44,7 @@ class Batch:
 def run(plan, console=None, max_usd: Optional[float] = None, say: Callable[[str], None] = print) -> int:
     """The pipeline on every platform of the plan that can run it, on its trained run's model; returns 0 when
     every platform ran it, 1 when one could not (said in one line each)."""
+    from platforms.bench.endpoint import BudgetStopped
     from platforms.reproduce import execute
 
     code = 0
@@ -56,14 +57,21 @@ def run(plan, console=None, max_usd: Optional[float] = None, say: Callable[[str]
                 + (why or f"no finished {plan.groups[0].label} run to deploy"))
             code = 1
             continue
-        run_id, batches = run_platform(plan, platform, trained, max_usd, say)
+        try:
+            run_id, batches = run_platform(plan, platform, trained, max_usd, say)
+        except BudgetStopped as stop:  # as `platbench sweep` whose budget stopped a cell: one line, exit 1
+            rest = plan.platforms[plan.platforms.index(platform) + 1:]
+            say(f"reproduce {study}: pipeline on {platform} killed: {stop} (MLflow run {stop.run_id})"
+                + (f"; not started on {', '.join(rest)}" if rest else ""))
+            return 1
         say(f"reproduce {study}: pipeline on {platform}: {len(batches)} batch(es), MLflow run {run_id}")
     return code
 
 
 def run_platform(plan, platform: str, trained, max_usd: Optional[float] = None,
                  say: Callable[[str], None] = print) -> tuple[str, list[Batch]]:
-    """Store and endpoint up, every batch through them, both removed; one MLflow run (failed on an error)."""
+    """Store and endpoint up, every batch through them, both removed; one MLflow run (failed on an error; killed,
+    with BudgetStopped re-raised carrying its run_id, when --max-usd stopped it)."""
     from platforms.bench.endpoint import BudgetStopped
     from platforms.core.cloud_job import STOPPED_BY_TAG
     from platforms.core.tracking import Tag
@@ -78,10 +86,11 @@ def run_platform(plan, platform: str, trained, max_usd: Optional[float] = None,
     params = {"batch_images": size, "images": len(files), "batches": -(-len(files) // size),
               "concurrency": CONCURRENCY, "store_workers": _workers(), "trained_run": trained.info.run_id}
     batches: list[Batch] = []
+    stop: Optional[BudgetStopped] = None
     with recorded(plan.proto.study, platform, plan.groups[0].model, params) as tr:
         try:
             with pipeline_store.opened(platform, plan.settings.get(platform, {}), plan.proto.study,
-                                       on_this_machine(platform)) as (store, prefix, where), \
+                                       on_this_machine(platform), say) as (store, prefix, where), \
                     execute.deployed_model(plan, _serving(platform), trained, say, max_usd,
                                            concurrency=CONCURRENCY) as (target, factory, cost):
                 tr.tags({STORE_TAG: where, ENDPOINT_TAG: LOCAL_SERVER if on_this_machine(platform) else target.describe()})
@@ -94,11 +103,16 @@ def run_platform(plan, platform: str, trained, max_usd: Optional[float] = None,
                     tr.metrics(b.figures(), step=i)
                     say(f"pipeline {platform} batch {i + 1}: up {b.upload_s / b.mib:.4f}, down "
                         f"{b.download_s / b.mib:.4f}, inference {b.inference_s / b.mib:.4f} s/MiB; {b.errors} error(s)")
-        except BudgetStopped:  # --max-usd ended it: the batches so far stay as steps; the run says why it stopped
-            tr.tags({STOPPED_BY_TAG: "budget"})
-            raise
-        finish(tr, batches)
-        return tr.run_id, batches
+        except BudgetStopped as exc:  # --max-usd ended it: the batches so far stay as steps; killed, as a launch
+            stop = exc
+            tr.tags({STOPPED_BY_TAG: "budget", Tag.STATUS: "killed"})
+            tr.end("KILLED")
+        else:
+            finish(tr, batches)
+    if stop is not None:
+        stop.run_id = tr.run_id
+        raise stop
+    return tr.run_id, batches
 
 
 @contextlib.contextmanager

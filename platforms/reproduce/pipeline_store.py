@@ -10,9 +10,10 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from platforms.core.store import ObjectStore
+from platforms.errors import UserError
 
 DISK = "a folder on this machine's disk (not a cloud store)"
 
@@ -69,8 +70,11 @@ class DiskStore(ObjectStore):
 
 
 @contextlib.contextmanager
-def opened(platform: str, settings: dict[str, str], study: str, on_this_machine: bool) -> Iterator[tuple[object, str, str]]:
-    """(store, prefix, what it is) for the run; the prefix (or the disk folder) removed on leaving."""
+def opened(platform: str, settings: dict[str, str], study: str, on_this_machine: bool,
+           say: Callable[[str], None] = print) -> Iterator[tuple[object, str, str]]:
+    """(store, prefix, what it is) for the run; the prefix (or the disk folder) removed on leaving. A cleanup that
+    fails while an error is already on its way (a budget stop, Ctrl-C) is said and the first error kept: the
+    run must still record why it stopped."""
     from platforms.bench import transfer
 
     prefix = f"reproduce/{study}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
@@ -84,11 +88,15 @@ def opened(platform: str, settings: dict[str, str], study: str, on_this_machine:
     target = transfer.target_for(platform, settings)
     store = transfer.open_store(target)
     if not transfer.sdk_call(store.bucket_exists, target, "pipeline"):
-        from platforms.errors import UserError
-
         raise UserError(f"{platform}: bucket {target.bucket!r} does not exist or is not reachable")
     prefix = f"{target.prefix}/{prefix}"
+    uri = target.uri(prefix) + "/"
     try:
-        yield store, prefix, target.uri(prefix) + "/"
-    finally:
-        transfer.sdk_call(lambda: transfer.cleanup(store, prefix), target, "pipeline")
+        yield store, prefix, uri
+    except BaseException:
+        try:
+            transfer.sdk_call(lambda: transfer.cleanup(store, prefix), target, "pipeline")
+        except UserError as exc:
+            say(f"{platform}: could not remove the pipeline's objects under {uri}: {exc}")
+        raise
+    transfer.sdk_call(lambda: transfer.cleanup(store, prefix), target, "pipeline")

@@ -267,19 +267,49 @@ def test_a_budget_stops_the_pipeline_and_deletes_everything(model, digits_data, 
     while the digits' 45 batches of 8 run; the endpoint and the store's prefix are deleted, the run says why."""
     import boto3
 
-    from platforms.bench.endpoint import BudgetStopped
+    _, _, sm = sagemaker_env
+    plan = cloud_plan(digits_data, 8, {"sagemaker": {"region": sm["region"], "bucket": sm["bucket"]}},
+                      {"sagemaker": sm})
+    record_trained(plan, "sagemaker", model)
+    said: list[str] = []
+    # as `platbench sweep` when its budget stops a cell: exit 1, one line; the run ends KILLED as a launch's does
+    assert pipeline.run(plan, None, USD_PER_HOUR * 2 / 3600, said.append) == 1
+    (run,) = pipeline_run("sagemaker")
+    assert run.data.tags["platbench.stopped_by"] == "budget" and run.data.tags["platbench.status"] == "killed"
+    assert run.info.status == "KILLED"
+    (line,) = [s for s in said if "stopped by budget" in s]
+    assert line.startswith("reproduce aws-azure: pipeline on sagemaker killed: stopped by budget") and \
+        run.info.run_id in line
+    assert len(history(run.info.run_id, "pipeline_batch_mib")) < 45
+    assert boto3.client("sagemaker").list_endpoints()["Endpoints"] == []
+    assert boto3.client("s3").list_objects_v2(Bucket=sm["bucket"]).get("KeyCount", 0) == 0
+
+def test_a_store_cleanup_error_does_not_hide_the_budget_stop(model, digits_data, here, sagemaker_env, price):
+    """The budget stops the pipeline and the store's cleanup then fails (its bucket is gone by the time the
+    endpoint is being deleted): the run is still killed by the budget, and both errors are said."""
+    import boto3
 
     _, _, sm = sagemaker_env
     plan = cloud_plan(digits_data, 8, {"sagemaker": {"region": sm["region"], "bucket": sm["bucket"]}},
                       {"sagemaker": sm})
     record_trained(plan, "sagemaker", model)
-    with pytest.raises(BudgetStopped, match="stopped by budget"):
-        pipeline.run(plan, None, USD_PER_HOUR * 2 / 3600, lambda s: None)
+    said: list[str] = []
+
+    def say(text: str) -> None:
+        said.append(text)
+        if text.startswith("deleting endpoint"):  # the bucket removed under the pipeline: its cleanup fails
+            s3 = boto3.client("s3")
+            for o in s3.list_objects_v2(Bucket=sm["bucket"]).get("Contents", []):
+                s3.delete_object(Bucket=sm["bucket"], Key=o["Key"])
+            s3.delete_bucket(Bucket=sm["bucket"])
+
+    assert pipeline.run(plan, None, USD_PER_HOUR * 2 / 3600, say) == 1
     (run,) = pipeline_run("sagemaker")
-    assert run.data.tags["platbench.stopped_by"] == "budget" and run.data.tags["platbench.status"] == "failed"
-    assert len(history(run.info.run_id, "pipeline_batch_mib")) < 45
+    assert run.data.tags["platbench.stopped_by"] == "budget" and run.info.status == "KILLED"
+    assert any("stopped by budget" in s for s in said)
+    assert any("could not remove" in s and "NoSuchBucket" in s for s in said), said
     assert boto3.client("sagemaker").list_endpoints()["Endpoints"] == []
-    assert boto3.client("s3").list_objects_v2(Bucket=sm["bucket"]).get("KeyCount", 0) == 0
+
 
 def test_dry_run_on_the_studys_platforms_needs_no_credentials(digits_data, tmp_path, monkeypatch):
     """The pipeline's part of `reproduce aws-azure --dry-run --platform sagemaker,azureml`: the batches, each
