@@ -17,6 +17,9 @@ Vertex AI (google-cloud-aiplatform, GAPIC clients)
 - EndpointService.CreateEndpoint, DeployModel (DeployedModel {model, dedicatedResources {machineSpec,
   minReplicaCount, maxReplicaCount}}, trafficSplit), UndeployModel, DeleteEndpoint; ModelService.DeleteModel:
   https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.endpoints
+  An endpoint is deleted only once no model is deployed on it (undeploy each, then delete:
+  https://cloud.google.com/vertex-ai/docs/predictions/undeploy-model): the teardown lists the endpoint's
+  deployedModels and undeploys each, so a deploy interrupted before its id came back leaves nothing billing.
 - PredictionService.RawPredict: the HTTP body goes to the container's predict route unchanged (here:
   PNG/JPEG bytes or {"instances": [...]}):
   https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.endpoints/rawPredict
@@ -194,23 +197,31 @@ class VertexEndpoint(Endpoint):
                                         accelerator_count=c.accelerator_count)
             deployed = t.DeployedModel(model=self.model_name, display_name=self.name, dedicated_resources=t.DedicatedResources(
                 machine_spec=machine, min_replica_count=c.replica_count, max_replica_count=c.replica_count))
+            # recorded before the call: a deploy interrupted anywhere in it (budget, Ctrl-C, error) may have placed
+            # a model on nodes that bill; its teardown undeploys whatever the endpoint lists
+            self.created.append(("deployed models", self.endpoint_name))
             op = endpoints.deploy_model(endpoint=self.endpoint_name, deployed_model=deployed, traffic_split={"0": 100})
             self.deployed_id = op.result(timeout=3600).deployed_model.id
-            self.created.append(("deployed model", self.deployed_id))
         except gexc.GoogleAPICallError as exc:
             raise UserError(f"vertex endpoint: {exc.code}: {exc.message}") from None
         self.timings["create_to_in_service_s"] = time.perf_counter() - t0
 
     def delete(self, kind: str, name: str) -> None:
         models, endpoints = self._clients
-        if kind == "deployed model":
-            endpoints.undeploy_model(endpoint=self.endpoint_name, deployed_model_id=name).result(timeout=1800)
+        if kind == "deployed models":  # every model the endpoint lists: Vertex deletes no endpoint that has one
+            return self._undeploy_all(name)
         elif kind == "endpoint":
             endpoints.delete_endpoint(name=name).result(timeout=1800)
         elif kind == "model":
             models.delete_model(name=name).result(timeout=1800)
         elif kind == "gcs object":
             self._store.delete([name])
+
+    def _undeploy_all(self, endpoint: str):
+        _, endpoints = self._clients
+        for dm in endpoints.get_endpoint(name=endpoint).deployed_models:
+            endpoints.undeploy_model(endpoint=endpoint, deployed_model_id=dm.id).result(timeout=1800)
+            yield f"deployed model {dm.id}"
 
     def already_gone(self, exc: Exception) -> bool:
         from google.api_core import exceptions as gexc

@@ -130,3 +130,32 @@ def test_serve_copies_the_model_from_a_gs_aip_storage_uri(gcs, model, tmp_path):
     copied = re.search(r"copied 2 model files from gs://\S+ to (\S+)", server.output())
     assert copied and not os.path.exists(copied.group(1))
 
+
+
+def test_a_deploy_interrupted_before_its_answer_leaves_no_model_deployed(vertex_env, model):
+    """Reviewer finding 4: Vertex has deployed the model (nodes billing) but the deploy's answer has not come back
+    when a Ctrl-C (or the budget's stop, the same interrupt) lands: the teardown undeploys what the endpoint lists,
+    then deletes the endpoint (the server refuses deleting one with a deployed model, as Vertex does) and the
+    model; the Ctrl-C stays a Ctrl-C."""
+    import signal
+    import threading
+
+    from platforms.bench.endpoint import deployed
+
+    api, settings = vertex_env
+    api.deploy_hold = threading.Event()
+
+    def interrupt():
+        if api.deploying.wait(30):
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with deployed("vertex", model, {**settings, "name": "pb-vx-int"}):
+                raise AssertionError("served")
+    finally:
+        api.deploy_hold.set()
+    assert api.deploying.is_set()  # interrupted inside the deploy's call
+    assert api.models == {} and api.endpoints == {} and not api.refused
+    assert [p for m, p in api.log if p.endswith(":undeployModel")]

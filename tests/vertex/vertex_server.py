@@ -25,7 +25,9 @@ Resources (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/...):
   existing, dedicatedResources {machineSpec Required, minReplicaCount Required >= 1, maxReplicaCount >= min};
   trafficSplit keys "0" (the model being deployed) or deployed ids, values summing to 100;
   UndeployModelRequest.deployedModelId Required; an endpoint or model with deployed models is not deleted
-  (400 FAILED_PRECONDITION). rawPredict forwards the body to the serving container's predict route.
+  (400 FAILED_PRECONDITION: undeploy every model first, https://cloud.google.com/vertex-ai/docs/predictions/undeploy-model;
+  the service's answer for a model, "can't be deleted because it's deployed or being deployed",
+  https://github.com/googleapis/python-aiplatform/issues/2807). rawPredict forwards the body to the serving container's predict route.
 Long-running operations are returned done.
 
 For the tests: `hold` keeps new jobs queued; `runtime_env` is added to every job's environment (the stand-in
@@ -183,6 +185,9 @@ class VertexServer(ThreadingHTTPServer):
         self.log: list[tuple[str, str]] = []
         self.refused: list[tuple[str, int, str]] = []
         self.hold = False
+        # set: a deployModel deploys, sets `deploying`, then answers only once the event is set (a deploy's long wait)
+        self.deploy_hold: Optional[threading.Event] = None
+        self.deploying = threading.Event()
         self.runtime_env: dict = {}  # added to every job's environment (tests/stand_in: the stand-in trainer)
         self.faults = Faults()  # on (method, /v1/ path): "503" | "429" | "400" | "reset" (fail())
         self.lock = threading.Lock()
@@ -213,6 +218,8 @@ class VertexServer(ThreadingHTTPServer):
             for record in (self.created, self.uploads, self.cancelled, self.log, self.refused, self.faults):
                 record.clear()
             self.hold = False
+            self.deploy_hold = None
+            self.deploying.clear()
             self.runtime_env = {}
 
     def stop_jobs(self) -> None:
@@ -287,7 +294,11 @@ class _Handler(BaseHTTPRequestHandler):
             if path.endswith(":rawPredict"):  # outside the lock: predictions in flight at once
                 return self._send(200, self._raw_predict(srv, path[: -len(":rawPredict")], raw))
             with srv.lock:
-                return self._send(200, self._route(srv, method, path, raw))
+                reply = self._route(srv, method, path, raw)
+            if path.endswith(":deployModel") and srv.deploy_hold is not None:  # deployed, its answer held back
+                srv.deploying.set()
+                srv.deploy_hold.wait(60)
+            return self._send(200, reply)
         except Refused as exc:
             srv.refused.append((path, exc.code, str(exc)))
             self._send(exc.code, {"error": {"code": exc.code, "message": str(exc), "status": exc.status}})
