@@ -33,7 +33,7 @@ def cli_main(study: str, platforms: list[str], data: Optional[Path], dry_run: bo
             print(plan_mod.text(plan, max_usd))
         return 0
     plan_mod.refuse_blocked(plan)
-    plan_mod.check_endpoints(plan)
+    plan_mod.check_endpoints(plan, max_usd)
     if max_usd is not None:  # the whole plan's upper bound, refused before anything is created
         plan_mod.text(plan, max_usd)
     from platforms import preflight
@@ -44,11 +44,12 @@ def cli_main(study: str, platforms: list[str], data: Optional[Path], dry_run: bo
     preflight.tracking_store(tracking_uri())
     if data is None:
         execute.bundled_digits(plan.data)
-    code = execute.run(plan, console, max_usd)
+    ledger = execute.Ledger(max_usd)  # one budget for the whole command: sweeps, endpoints and pipeline share it
+    code = execute.run(plan, console, ledger)
     if plan.proto.batch_unit:  # the paper's per-batch pipeline, on each platform's trained model
         from platforms.reproduce import pipeline
 
-        code = max(code, pipeline.run(plan, console, max_usd))
+        code = max(code, pipeline.run(plan, console, ledger))
     from platforms.report import study_page
 
     md, html = study_page.write(proto, Path(out) if out else Path("runs") / "reproduce" / study)

@@ -12,6 +12,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -44,28 +46,84 @@ def group_hp(group: Group) -> dict[str, str]:
     return hp
 
 
-def run(plan: Plan, console, max_usd: Optional[float] = None, say: Callable[[str], None] = print) -> int:
-    """Every sweep of the plan, then its request plans; returns the worst sweep's exit code (0: all finished)."""
+@dataclass
+class Ledger:
+    """--max-usd for the whole command: each sweep and each endpoint is given only what is left of it (the budget
+    less what ended cells cost and each endpoint's watch counted); once the budget stopped anything, nothing
+    more starts. Without a budget it holds nothing and everything starts."""
+    max_usd: Optional[float] = None
+    spent: float = 0.0
+    stopped: Optional[str] = None      # what the budget stopped, in words
+
+    def left(self) -> Optional[float]:
+        return None if self.max_usd is None else max(0.0, self.max_usd - self.spent)
+
+    def refuses(self, what: str, say: Callable[[str], None]) -> bool:
+        """Whether `what` must not start (said in one line): the budget stopped something, or none of it is left."""
+        if self.max_usd is None:
+            return False
+        why = (f"the budget stopped {self.stopped}" if self.stopped else
+               f"--max-usd {self.max_usd:g} is spent ({self.spent:.4f} USD)" if self.left() <= 0 else None)
+        if why:
+            say(f"budget: {what} not started: {why}")
+        return why is not None
+
+    def count_sweep(self, name: str, since_ms: int) -> None:
+        """What the sweep's cells that started since `since_ms` cost (billed, else the list estimate, as the sweep
+        counts them), and whether the budget stopped one."""
+        if self.max_usd is None:
+            return
+        from platforms.bench.sweep import search_all
+        from platforms.core.cloud_job import STOPPED_BY_TAG
+        from platforms.core.tracking import Tag
+
+        c, exp = _client()
+        for r in search_all(c, exp, f"tags.`{Tag.SWEEP}` = '{name}' and attributes.start_time >= {since_ms}"):
+            if r.data.tags.get(Tag.KIND) is not None:  # the sweep's parent run
+                continue
+            m = r.data.metrics
+            self.spent += m.get("cost_usd", m.get("cost_list_estimate_usd", 0.0))
+            if r.data.tags.get(STOPPED_BY_TAG) == "budget" and not self.stopped:
+                self.stopped = f"a cell of sweep {name} (MLflow run {r.info.run_id})"
+
+    def count_endpoint(self, ep, stopped: bool) -> None:
+        if ep is not None and getattr(ep, "budget", None) is not None:
+            self.spent += ep.budget.spent_usd
+        if stopped and not self.stopped:
+            self.stopped = f"endpoint {ep.name}"
+
+
+def run(plan: Plan, console, ledger: Optional[Ledger] = None, say: Callable[[str], None] = print) -> int:
+    """Every sweep of the plan, then its request plans; returns the worst exit code (0: all finished; 1 when one
+    could not run or the budget stopped it, as `platbench sweep` when its budget stops a cell)."""
     from platforms.bench import sweep as sweep_mod
 
+    ledger = ledger or Ledger()
     code = 0
     set_ = [f"{p}:{k}={v}" for p, pairs in plan.settings.items() for k, v in pairs.items()]
     for group in plan.groups:
         name = plan.sweep_name(group)
+        if ledger.refuses(f"sweep {name}", say):
+            return max(code, 1)
         say(f"reproduce {plan.proto.study}: sweep {name} ({group.label})")
         hp = [f"{k}={v}" for k, v in group_hp(group).items()]
         ladder = [",".join("all" if n is None else str(n) for n in plan.ladder)]
+        since_ms = int(time.time() * 1000)
         c = sweep_mod.cli_main(plan.data, plan.platforms, [group.model], ladder, [",".join(map(str, plan.seeds))],
-                               plan.epochs, None, hp, set_, [], name, None, False, False, console, max_usd=max_usd)
+                               plan.epochs, None, hp, set_, [], name, None, False, False, console,
+                               max_usd=ledger.left())
         tag_sweep(name, plan.proto.study, group.lr_factor)
+        ledger.count_sweep(name, since_ms)
         code = max(code, c)
     for where in plan.serving():
-        code = max(code, serve_and_load(plan, where, max_usd, say))
+        code = max(code, serve_and_load(plan, where, ledger, say))
     return code
 
 
-def serve_and_load(plan: Plan, where: Serving, max_usd: Optional[float], say: Callable[[str], None]) -> int:
+def serve_and_load(plan: Plan, where: Serving, ledger: Optional[Ledger], say: Callable[[str], None]) -> int:
     """Every request plan against each group's trained model served at `where`; 1 when one could not run."""
+    from platforms.bench.endpoint import BudgetStopped
+
     study = plan.proto.study
     why = where.skipped or (_no_cuda() if where.target == "torch-gpu" else None)
     if why:
@@ -79,10 +137,17 @@ def serve_and_load(plan: Plan, where: Serving, max_usd: Optional[float], say: Ca
                 f"{where.label} skipped")
             code = 1
             continue
-        with deployed_model(plan, where, served, say, max_usd) as (target, transport, _cost):
-            for rp in plan.proto.requests:
-                run_id = load_plan(plan, rp, target, transport, where, group.model)
-                say(f"reproduce {study}: requests {rp.id} on {where.label} ({group.label}): MLflow run {run_id}")
+        if where.target == ENDPOINT and ledger is not None and ledger.refuses(
+                f"the {where.platform} endpoint of {group.label}", say):
+            return 1
+        try:
+            with deployed_model(plan, where, served, say, ledger) as (target, transport, _cost):
+                for rp in plan.proto.requests:
+                    run_id = load_plan(plan, rp, target, transport, where, group.model)
+                    say(f"reproduce {study}: requests {rp.id} on {where.label} ({group.label}): MLflow run {run_id}")
+        except BudgetStopped as stop:  # as `platbench sweep` whose budget stopped a cell: one line, exit 1
+            say(f"reproduce {study}: requests on {where.label} ({group.label}) killed: {stop}")
+            return 1
     return code
 
 
@@ -94,12 +159,13 @@ def _no_cuda() -> Optional[str]:
 
 
 @contextlib.contextmanager
-def deployed_model(plan: Plan, where: Serving, mlflow_run, say, max_usd: Optional[float],
+def deployed_model(plan: Plan, where: Serving, mlflow_run, say, ledger: Optional[Ledger] = None,
                    concurrency: Optional[int] = None):
     """(the load tool's Target, a transport factory (concurrency, timeout_s), the endpoint's EndpointCost — None on
     this machine, where nothing is billed) of the run's model served at `where`, answering its health check: this
     machine's server at its target, or the platform's endpoint (deployed for `concurrency`, else the busiest
-    request plan's; torn down on leaving). The request plans and aws-azure's pipeline both serve through it."""
+    request plan's; torn down on leaving, given what is left of the ledger's budget and its spend counted there).
+    The request plans and aws-azure's pipeline both serve through it."""
     from platforms.bench.loadtest import make_transport, parse_target
 
     if where.target != ENDPOINT:
@@ -109,14 +175,22 @@ def deployed_model(plan: Plan, where: Serving, mlflow_run, say, max_usd: Optiona
             wait_ready(factory)
             yield target, factory, None
         return
-    from platforms.bench.endpoint import deployed
+    from platforms.bench.endpoint import BudgetStopped, deployed
     from platforms.core.load_runner import LoadSettings
 
+    ledger = ledger or Ledger()
     # a deployment that caps concurrency is made for the busiest request plan
     busiest = LoadSettings(concurrency=concurrency or max(rp.concurrency for rp in plan.proto.requests))
-    with _model_dir(mlflow_run) as model_dir, deployed(where.platform, model_dir, plan.endpoint_settings.get(
-            where.platform, {}), say, load_plan=busiest, max_usd=max_usd) as ep:
-        yield ep.target(), ep.transport, ep.cost()
+    ep, stopped = None, False
+    try:
+        with _model_dir(mlflow_run) as model_dir, deployed(where.platform, model_dir, plan.endpoint_settings.get(
+                where.platform, {}), say, load_plan=busiest, max_usd=ledger.left()) as ep:
+            yield ep.target(), ep.transport, ep.cost()
+    except BudgetStopped as stop:
+        ep, stopped = stop.endpoint, True
+        raise
+    finally:
+        ledger.count_endpoint(ep, stopped)
 
 
 def wait_ready(factory, seconds: float = 120.0) -> None:

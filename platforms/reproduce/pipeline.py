@@ -41,15 +41,19 @@ class Batch:
                 "pipeline_batch_mib": self.mib, "pipeline_batch_images": self.images, "pipeline_errors": self.errors}
 
 
-def run(plan, console=None, max_usd: Optional[float] = None, say: Callable[[str], None] = print) -> int:
-    """The pipeline on every platform of the plan that can run it, on its trained run's model; returns 0 when
-    every platform ran it, 1 when one could not (said in one line each)."""
+def run(plan, console=None, ledger=None, say: Callable[[str], None] = print) -> int:
+    """The pipeline on every platform of the plan that can run it, on its trained run's model, each endpoint given
+    what is left of the ledger's budget (execute.Ledger); returns 0 when every platform ran it, 1 when one could
+    not or the budget stopped it (said in one line each; after a budget stop nothing more starts)."""
     from platforms.bench.endpoint import BudgetStopped
     from platforms.reproduce import execute
 
+    ledger = ledger or execute.Ledger()
     code = 0
     study = plan.proto.study
     for platform in plan.platforms:
+        if not on_this_machine(platform) and ledger.refuses(f"the pipeline on {platform}", say):
+            return 1
         why = cannot(platform)
         trained = None if why else execute.trained_run(plan, plan.groups[0], platform)
         if why or trained is None:
@@ -58,7 +62,7 @@ def run(plan, console=None, max_usd: Optional[float] = None, say: Callable[[str]
             code = 1
             continue
         try:
-            run_id, batches = run_platform(plan, platform, trained, max_usd, say)
+            run_id, batches = run_platform(plan, platform, trained, ledger, say)
         except BudgetStopped as stop:  # as `platbench sweep` whose budget stopped a cell: one line, exit 1
             rest = plan.platforms[plan.platforms.index(platform) + 1:]
             say(f"reproduce {study}: pipeline on {platform} killed: {stop} (MLflow run {stop.run_id})"
@@ -68,7 +72,7 @@ def run(plan, console=None, max_usd: Optional[float] = None, say: Callable[[str]
     return code
 
 
-def run_platform(plan, platform: str, trained, max_usd: Optional[float] = None,
+def run_platform(plan, platform: str, trained, ledger=None,
                  say: Callable[[str], None] = print) -> tuple[str, list[Batch]]:
     """Store and endpoint up, every batch through them, both removed; one MLflow run (failed on an error; killed,
     with BudgetStopped re-raised carrying its run_id, when --max-usd stopped it)."""
@@ -91,7 +95,7 @@ def run_platform(plan, platform: str, trained, max_usd: Optional[float] = None,
         try:
             with pipeline_store.opened(platform, plan.settings.get(platform, {}), plan.proto.study,
                                        on_this_machine(platform), say) as (store, prefix, where), \
-                    execute.deployed_model(plan, _serving(platform), trained, say, max_usd,
+                    execute.deployed_model(plan, _serving(platform), trained, say, ledger,
                                            concurrency=CONCURRENCY) as (target, factory, cost):
                 tr.tags({STORE_TAG: where, ENDPOINT_TAG: LOCAL_SERVER if on_this_machine(platform) else target.describe()})
                 if cost is not None:

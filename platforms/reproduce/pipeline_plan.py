@@ -54,6 +54,11 @@ def cannot(platform: str) -> Optional[str]:
     return f"{platform} has no {' and no '.join(missing)}" if missing else None
 
 
+def cloud_platforms(plan) -> list[str]:
+    """The plan's platforms that run the pipeline on their own store and endpoint (not this machine)."""
+    return [p for p in plan.platforms if not on_this_machine(p) and cannot(p) is None]
+
+
 def plan_lines(plan) -> list[str]:
     """The dry run's part: batches, and per platform the store, the endpoint and its price; no credentials."""
     from platforms.reproduce.pipeline_store import DISK

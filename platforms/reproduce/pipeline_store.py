@@ -69,6 +69,17 @@ class DiskStore(ObjectStore):
         return isinstance(exc, FileNotFoundError)
 
 
+def checked(platform: str, settings: dict[str, str]):
+    """(transfer Target, store) of the platform's store, its bucket reachable (one line when it is not)."""
+    from platforms.bench import transfer
+
+    target = transfer.target_for(platform, settings)
+    store = transfer.open_store(target)
+    if not transfer.sdk_call(store.bucket_exists, target, "pipeline"):
+        raise UserError(f"{platform}: bucket {target.bucket!r} does not exist or is not reachable")
+    return target, store
+
+
 @contextlib.contextmanager
 def opened(platform: str, settings: dict[str, str], study: str, on_this_machine: bool,
            say: Callable[[str], None] = print) -> Iterator[tuple[object, str, str]]:
@@ -85,10 +96,7 @@ def opened(platform: str, settings: dict[str, str], study: str, on_this_machine:
         finally:
             shutil.rmtree(root, ignore_errors=True)
         return
-    target = transfer.target_for(platform, settings)
-    store = transfer.open_store(target)
-    if not transfer.sdk_call(store.bucket_exists, target, "pipeline"):
-        raise UserError(f"{platform}: bucket {target.bucket!r} does not exist or is not reachable")
+    target, store = checked(platform, settings)
     prefix = f"{target.prefix}/{prefix}"
     uri = target.uri(prefix) + "/"
     try:

@@ -281,12 +281,37 @@ def _one_per_label(lines: list) -> list:
     return out
 
 
-def check_endpoints(plan: Plan) -> None:
-    """Each endpoint's settings, credentials and bucket checked before any training starts: a cloud's training
-    is not paid for to learn after it that its model cannot be served (one line; nothing created)."""
-    for s in plan.serving():
-        if s.target == ENDPOINT and not s.skipped:
-            plan.endpoint(s.platform).check()
+def deployments(plan: Plan) -> dict[str, int]:
+    """Each platform whose endpoint the plan deploys (for the request plans or aws-azure's pipeline), with the
+    requests one deployment answers."""
+    per_model = sum(request_count(plan, rp.requests) for rp in plan.proto.requests)
+    out = {s.platform: per_model for s in plan.serving() if s.target == ENDPOINT and not s.skipped}
+    if plan.proto.batch_unit:
+        from platforms.reproduce import pipeline_plan
+
+        images = len(pipeline_plan.batch_files(plan.data))
+        for p in pipeline_plan.cloud_platforms(plan):
+            out[p] = max(out.get(p, 0), images)
+    return out
+
+
+def check_endpoints(plan: Plan, max_usd: Optional[float] = None) -> None:
+    """Each endpoint's settings, credentials and bucket, and each pipeline store's bucket, checked before any
+    training starts: a cloud's training is not paid for to learn after it that its model cannot be served; with
+    a budget, an endpoint it cannot watch (no price) or expects to cross is refused here (one line; nothing
+    created)."""
+    from platforms.core.cost_plan import hold_endpoint
+
+    if plan.proto.batch_unit:
+        from platforms.reproduce import pipeline_plan, pipeline_store
+
+        for p in pipeline_plan.cloud_platforms(plan):
+            pipeline_store.checked(p, plan.settings.get(p, {}))
+    for p, requests in deployments(plan).items():
+        ep = plan.endpoint(p)
+        cost = ep.cost()
+        hold_endpoint(p, cost.usd_per_hour if cost else None, requests, max_usd)
+        ep.check()
 
 
 def refuse_blocked(plan: Plan) -> None:

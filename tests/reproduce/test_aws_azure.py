@@ -18,7 +18,7 @@ from _markdown import table_rows
 from _endpoint_servers import model  # noqa: F401 (fixture)
 
 from platforms.reproduce import pipeline, pipeline_figures, pipeline_plan, plan as plan_mod, protocol
-from platforms.reproduce.execute import STUDY_TAG
+from platforms.reproduce.execute import STUDY_TAG, Ledger
 
 TESTS = Path(__file__).resolve().parent.parent
 for _folder in ("azureml",):  # the emulators' helpers, as tests/launchers/launcher_rigs.py finds them
@@ -272,8 +272,9 @@ def test_a_budget_stops_the_pipeline_and_deletes_everything(model, digits_data, 
                       {"sagemaker": sm})
     record_trained(plan, "sagemaker", model)
     said: list[str] = []
+    ledger = Ledger(USD_PER_HOUR * 2 / 3600)
     # as `platbench sweep` when its budget stops a cell: exit 1, one line; the run ends KILLED as a launch's does
-    assert pipeline.run(plan, None, USD_PER_HOUR * 2 / 3600, said.append) == 1
+    assert pipeline.run(plan, None, ledger, said.append) == 1
     (run,) = pipeline_run("sagemaker")
     assert run.data.tags["platbench.stopped_by"] == "budget" and run.data.tags["platbench.status"] == "killed"
     assert run.info.status == "KILLED"
@@ -283,6 +284,12 @@ def test_a_budget_stops_the_pipeline_and_deletes_everything(model, digits_data, 
     assert len(history(run.info.run_id, "pipeline_batch_mib")) < 45
     assert boto3.client("sagemaker").list_endpoints()["Endpoints"] == []
     assert boto3.client("s3").list_objects_v2(Bucket=sm["bucket"]).get("KeyCount", 0) == 0
+    # one budget for the command: the endpoint's spend is counted in it, and after the stop nothing more starts
+    assert 0 < ledger.spent <= ledger.max_usd and ledger.stopped.startswith("endpoint ")
+    said.clear()
+    assert pipeline.run(plan, None, ledger, said.append) == 1
+    assert said == [f"budget: the pipeline on sagemaker not started: the budget stopped {ledger.stopped}"]
+    assert len(pipeline_run("sagemaker")) == 1
 
 def test_a_store_cleanup_error_does_not_hide_the_budget_stop(model, digits_data, here, sagemaker_env, price):
     """The budget stops the pipeline and the store's cleanup then fails (its bucket is gone by the time the
@@ -303,12 +310,70 @@ def test_a_store_cleanup_error_does_not_hide_the_budget_stop(model, digits_data,
                 s3.delete_object(Bucket=sm["bucket"], Key=o["Key"])
             s3.delete_bucket(Bucket=sm["bucket"])
 
-    assert pipeline.run(plan, None, USD_PER_HOUR * 2 / 3600, say) == 1
+    assert pipeline.run(plan, None, Ledger(USD_PER_HOUR * 2 / 3600), say) == 1
     (run,) = pipeline_run("sagemaker")
     assert run.data.tags["platbench.stopped_by"] == "budget" and run.info.status == "KILLED"
     assert any("stopped by budget" in s for s in said)
     assert any("could not remove" in s and "NoSuchBucket" in s for s in said), said
     assert boto3.client("sagemaker").list_endpoints()["Endpoints"] == []
+
+
+def test_the_pipelines_endpoint_and_store_are_checked_before_training(digits_data, here, aws):
+    """aws-azure has no request plans, yet its pipeline deploys an endpoint and fills a store on each cloud
+    platform: both are checked before any training is paid for, and a budget refuses an endpoint it cannot
+    watch (no price) there too, in one line each."""
+    import boto3
+
+    from platforms.errors import UserError
+
+    bucket = "pb-pipeline-check"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    bogus = {"region": "us-east-1", "bucket": bucket, "instance_type": "ml.bogus"}
+    plan = cloud_plan(digits_data, 8, {"sagemaker": {"region": "us-east-1", "bucket": bucket}}, {"sagemaker": bogus})
+    with pytest.raises(UserError, match="ml.bogus"):
+        plan_mod.check_endpoints(plan)
+    with pytest.raises(UserError, match=r"--max-usd 5: the sagemaker endpoint has no price"):
+        plan_mod.check_endpoints(plan, max_usd=5)
+    plan = cloud_plan(digits_data, 8, {"sagemaker": {"region": "us-east-1", "bucket": "pb-absent"}},
+                      {"sagemaker": {"region": "us-east-1", "bucket": bucket}})
+    with pytest.raises(UserError, match="bucket 'pb-absent' does not exist"):
+        plan_mod.check_endpoints(plan)
+
+
+def test_one_budget_for_the_command_counts_what_this_commands_cells_cost(digits_data, here):
+    """The ledger takes what the sweep's cells that started in this command cost (billed, else the list estimate;
+    an earlier session's cell and the sweep's parent are not this command's spend); a cell the budget stopped
+    stops every later sweep, endpoint and pipeline, in one line each."""
+    import time
+
+    from platforms.core import tracking
+    from platforms.reproduce import execute
+
+    plan = aws_azure_plan(["local"], digits_data, 8)
+    name = plan.sweep_name(plan.groups[0])
+    T = tracking.Tag
+
+    def cell(metrics: dict, tags: dict | None = None) -> None:
+        with tracking.tracked_run("cell", {}, {T.SWEEP: name, **(tags or {})}) as tr:
+            tr.metrics(metrics)
+            tr.end("FINISHED")
+
+    cell({"cost_usd": 7.0})  # an earlier session's
+    time.sleep(0.01)
+    since_ms = int(time.time() * 1000)
+    cell({"cost_usd": 0.5}, {T.KIND: "sweep"})  # the parent
+    cell({"cost_usd": 0.25, "cost_list_estimate_usd": 0.3})
+    cell({"cost_list_estimate_usd": 1.0}, {"platbench.stopped_by": "budget"})
+    ledger = execute.Ledger(5.0)
+    ledger.count_sweep(name, since_ms)
+    assert ledger.spent == pytest.approx(1.25) and ledger.left() == pytest.approx(3.75)
+    assert ledger.stopped.startswith(f"a cell of sweep {name}")
+    said: list[str] = []
+    assert execute.run(plan, None, ledger, said.append) == 1
+    assert said == [f"budget: sweep {name} not started: the budget stopped {ledger.stopped}"]
+    assert execute.Ledger(None).refuses("anything", said.append) is False
+    spent = execute.Ledger(1.0, spent=1.0)
+    assert spent.refuses("the pipeline on sagemaker", said.append) and "--max-usd 1 is spent" in said[-1]
 
 
 def test_dry_run_on_the_studys_platforms_needs_no_credentials(digits_data, tmp_path, monkeypatch):
