@@ -234,7 +234,31 @@ def text(plan: Plan, max_usd: Optional[float] = None) -> str:
             lines += [ln] * (len(plan.ladder) * len(plan.seeds))
     out.append(cost_plan.render(_one_per_label(lines), max_usd))
     cost_plan.hold(lines, max_usd)
+    out += _endpoint_budget_lines(plan, max_usd)
     return "\n".join(out)
+
+
+def _endpoint_budget_lines(plan: Plan, max_usd: Optional[float]) -> list[str]:
+    """The plan's endpoints in its budget: none has an upper bound (each is up until its requests end), so under
+    --max-usd each priced one is watched against what is left of the one budget, and an unpriced one (its spend
+    cannot be watched) is refused in one line before anything is created."""
+    from platforms.core.cost_plan import hold_endpoint
+
+    counts = {s.platform: len(plan.groups) for s in plan.serving() if s.target == ENDPOINT and not s.skipped}
+    if plan.proto.batch_unit:
+        from platforms.reproduce import pipeline_plan
+
+        for p in pipeline_plan.cloud_platforms(plan):
+            counts[p] = counts.get(p, 0) + 1  # the pipeline deploys the first group's model once
+    out = []
+    for p, requests in deployments(plan).items():
+        cost = plan.endpoint(p).cost()
+        hold_endpoint(p, cost.usd_per_hour if cost else None, requests, max_usd)
+        price = f"{cost.usd_per_hour:.4f} USD/h each" if cost else "no price: cost unknown"
+        watch = (f"; no upper bound: the watch stops each at what is left of --max-usd {max_usd:g}"
+                 if max_usd is not None else "")
+        out.append(f"  endpoints: {counts[p]} deployment(s) on {p}, {price}{watch}")
+    return out
 
 
 def _serving_lines(plan: Plan, serving: list[Serving]) -> list[str]:

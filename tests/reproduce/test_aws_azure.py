@@ -376,6 +376,25 @@ def test_one_budget_for_the_command_counts_what_this_commands_cells_cost(digits_
     assert spent.refuses("the pipeline on sagemaker", said.append) and "--max-usd 1 is spent" in said[-1]
 
 
+def test_the_plans_budget_holds_its_endpoints_too(digits_data, tmp_path, monkeypatch):
+    """The dry run's cost plan under --max-usd counts the pipeline's endpoints: priced, each is watched against
+    what is left of the one budget (said); with no price, the plan is refused in one line, nothing created."""
+    from platforms.errors import UserError
+
+    for name in [k for k in __import__("os").environ if k.startswith(("AWS_", "AZURE_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    proto = protocol.load("aws-azure")
+    plan = plan_mod.make(proto, ["sagemaker"], digits_data)
+    text = plan_mod.text(plan, max_usd=1e6)
+    assert "endpoints: 1 deployment(s) on sagemaker" in text and "the watch stops each" in text
+    plan = plan_mod.make(proto, ["sagemaker"], digits_data, settings={"sagemaker": {"endpoint.instance_type": "ml.bogus"}})
+    with pytest.raises(UserError, match=r"--max-usd 1e\+06: the sagemaker endpoint has no price"):
+        plan_mod.text(plan, max_usd=1e6)
+    assert "no price" in plan_mod.text(plan)  # without a budget the dry run says so and goes on
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_dry_run_on_the_studys_platforms_needs_no_credentials(digits_data, tmp_path, monkeypatch):
     """The pipeline's part of `reproduce aws-azure --dry-run --platform sagemaker,azureml`: the batches, each
     platform's store and endpoint with its price; no credentials in the environment, nothing created."""
