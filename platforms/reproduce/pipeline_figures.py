@@ -109,7 +109,8 @@ def _per_batch_note(mine: list, values: list[float]) -> str:
     size = sum(x for _, h in mine for x in h.get("pipeline_batch_mib", [])) * 2 ** 20 / images if images else 0
     where = "; ".join(sorted({f"store {r.tags.get(STORE_TAG)}, endpoint {r.tags.get(ENDPOINT_TAG)}" for r, _ in mine}))
     return (f"n = batches of {', '.join(map(str, sizes))} images, median {statistics.median(values):.4g}; MiB (the "
-            f"paper's text says mebibyte, its tables MB); images of {size:,.0f} B on average; {errors} failed; {where}")
+            f"paper's text says mebibyte, its tables MB); images of {size:,.0f} B on average; {errors} requests "
+            f"failed; {where}")
 
 
 def _cost(proto, quantity: str, runs: list, platform: Optional[str]) -> Figure:
