@@ -118,3 +118,19 @@ def test_aws_azures_pipeline_endpoint_takes_its_settings(digits_data):
     plan = plan_mod.make(protocol.load("aws-azure"), ["sagemaker"], digits_data, settings={"sagemaker": {
         "region": "us-east-1", "endpoint.instance_type": "ml.c5.large"}})
     assert plan.endpoint_settings == {"sagemaker": {"region": "us-east-1", "instance_type": "ml.c5.large"}}
+
+
+def test_no_endpoint_starts_once_the_budget_stopped_something(model, digits_data, tmp_path, monkeypatch):
+    """One budget for the whole command: after the budget stopped a sweep's cell (or an endpoint), the request
+    plans deploy nothing more; one line says so and the command's code is 1, as `platbench sweep`'s is."""
+    from platforms.reproduce import execute, plan as plan_mod
+
+    monkeypatch.chdir(tmp_path)
+    plan = plan_mod.make(small_roboflow(["torch-cpu"]), ["sagemaker"], digits_data)
+    log_trained(plan, "sagemaker", model)
+    ledger = execute.Ledger(5.0, spent=1.0, stopped="a cell of sweep x (MLflow run r)")
+    said: list[str] = []
+    (where,) = plan.serving()
+    assert execute.serve_and_load(plan, where, ledger, said.append) == 1
+    assert said == ["budget: the sagemaker endpoint of small not started: the budget stopped a cell of sweep x "
+                    "(MLflow run r)"]
