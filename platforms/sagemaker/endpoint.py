@@ -157,8 +157,10 @@ class SageMakerEndpoint(Endpoint):
                 "VariantName": "AllTraffic", "ModelName": self.name, "InstanceType": c.instance_type,
                 "InitialInstanceCount": c.instance_count, "ContainerStartupHealthCheckTimeoutInSeconds": c.startup_timeout}])
             self.created.append(("endpoint config", self.name))
-            self._sm.create_endpoint(EndpointName=self.name, EndpointConfigName=self.name)
+            # recorded before the call (as azureml does): one interrupted or failed after SageMaker made the endpoint
+            # leaves it billing otherwise; if it was never made, its delete finds nothing (already gone)
             self.created.append(("endpoint", self.name))
+            self._sm.create_endpoint(EndpointName=self.name, EndpointConfigName=self.name)
         except ClientError as exc:
             raise UserError(f"sagemaker endpoint: {exc.response['Error'].get('Code')}: "
                             f"{exc.response['Error'].get('Message')}") from None

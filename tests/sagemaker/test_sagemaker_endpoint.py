@@ -176,3 +176,48 @@ def test_an_instance_type_whose_gpu_the_image_cannot_use_is_refused():
 
     with pytest.raises(UserError, match=re.escape("ml.p3.2xlarge has V100 GPUs (sm_70)")):
         SageMakerEndpoint({"bucket": "bkt", "role": "r", "image_uri": "img", "instance_type": "ml.p3.2xlarge"})
+
+
+def test_an_endpoint_made_by_a_create_whose_answer_was_lost_is_deleted(sagemaker_env, model):
+    """Reviewer finding 4: SageMaker makes the endpoint but its CreateEndpoint answer never arrives (the connection
+    closes: here the proxy makes it on moto, then resets); the deploy fails, and the teardown deletes the endpoint
+    it never heard of, with the rest."""
+    import boto3
+
+    from platforms.bench.endpoint import deployed
+
+    proxy, _, settings = sagemaker_env
+    host, port = proxy.upstream
+    made = []
+
+    def created_then_lost(method, path, headers):
+        if headers.get("X-Amz-Target") != "SageMaker.CreateEndpoint":
+            return False
+        if not made:  # moto itself: the proxy's lock is held
+            sm = boto3.client("sagemaker", endpoint_url=f"http://{host}:{port}")
+            made.append(sm.create_endpoint(EndpointName="pb-ep-lost", EndpointConfigName="pb-ep-lost"))
+        return True
+
+    proxy.fail(created_then_lost, "reset", 1)
+    # the SDK's retry refused (AWS refuses creating an endpoint that exists; moto would make it again)
+    proxy.fail(lambda m, p, h: h.get("X-Amz-Target") == "SageMaker.CreateEndpoint", "403", 1)
+    with pytest.raises(UserError, match="AccessDenied"):
+        with deployed("sagemaker", model, {**settings, "name": "pb-ep-lost"}):
+            raise AssertionError("served")
+    assert made and not _sent(proxy, "DescribeEndpoint")  # the deploy never learnt of it
+    assert [d["EndpointName"] for d in _sent(proxy, "DeleteEndpoint")] == ["pb-ep-lost"]
+    _nothing_left(settings["bucket"])
+
+
+def test_a_teardown_that_finds_the_endpoint_gone_counts_it_as_deleted(sagemaker_env, model):
+    """The endpoint recorded before CreateEndpoint that SageMaker refused (its config is missing): its delete
+    finds nothing, which counts as deleted, not as a failure that leaves charges."""
+    from platforms.bench.endpoint import deployed
+
+    proxy, _, settings = sagemaker_env
+    proxy.fail(lambda m, p, h: h.get("X-Amz-Target") == "SageMaker.CreateEndpoint", "403", 1)
+    with pytest.raises(UserError) as err:
+        with deployed("sagemaker", model, {**settings, "name": "pb-ep-refused"}):
+            raise AssertionError("served")
+    assert "could not delete" not in str(err.value)
+    _nothing_left(settings["bucket"])
