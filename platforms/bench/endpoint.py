@@ -44,21 +44,25 @@ def deployed(platform: str, model_dir: Path, settings: dict[str, str], say=None,
     endpoint has `.deleted` (what the teardown deleted) and `.budget` (None without max_usd; else the
     SpendWatch: `.spent_usd`, `.seconds`, `.fired`).
 
-    With `max_usd`: an endpoint with no price is refused before anything is created (its spend cannot be
-    watched); the spend (its USD/h × the seconds since the deploy began) is watched, and shortly before it
-    would cross max_usd the deploy or the block is interrupted (as by Ctrl-C), the endpoint torn down, and
-    BudgetStopped (a UserError) raised. A user's Ctrl-C still raises KeyboardInterrupt."""
+    With `max_usd`: an endpoint with no price, or a budget that would not cover its creation and teardown
+    (cost_plan.endpoint_margin), is refused before anything is created; the spend (its USD/h × the seconds since
+    the deploy began) is watched, and 2 s + its expected teardown before it would cross max_usd the deploy or the
+    block is interrupted (as by Ctrl-C), the endpoint torn down, and BudgetStopped (a UserError) raised, naming a
+    teardown's failure too. A user's Ctrl-C still raises KeyboardInterrupt."""
     say = say or (lambda text: None)
     ep = endpoint_for(platform, settings)
     cost = ep.cost()
-    if max_usd is not None and cost is None:
-        from platforms.core.cost_plan import unpriced_endpoint
+    margin_s = None
+    if max_usd is not None:
+        from platforms.core.cost_plan import endpoint_margin, unpriced_endpoint
 
-        raise unpriced_endpoint(platform, max_usd)
+        if cost is None:
+            raise unpriced_endpoint(platform, max_usd)
+        margin_s, _ = endpoint_margin(platform, cost.usd_per_hour, max_usd)  # the deletes bill too
     ep.check()
     ep.load_plan = load_plan
-    ep.deleted, ep.budget = [], (SpendWatch(cost.usd_per_hour, max_usd) if max_usd is not None else None)
-    watch, stopped = ep.budget, False
+    ep.deleted, ep.budget = [], (SpendWatch(cost.usd_per_hour, max_usd, margin_s) if max_usd is not None else None)
+    watch, stopped, teardown_error = ep.budget, False, None
     with sigint_interrupts():
         try:
             interrupted = False
@@ -81,11 +85,16 @@ def deployed(platform: str, model_dir: Path, settings: dict[str, str], say=None,
             say(f"deleting endpoint {ep.name} and everything it needed")
             try:
                 ep.deleted = ep.teardown()
+            except UserError as exc:
+                if not stopped:
+                    raise
+                teardown_error = exc  # the budget's stop is still said (and recorded), with what is left
             finally:
                 if watch is not None:
                     watch.end()
     if stopped:
-        raise BudgetStopped(f"stopped by budget: {watch.text()}; endpoint {ep.name} deleted", ep)
+        raise BudgetStopped(f"stopped by budget: {watch.text()}; "
+                            + (f"endpoint {ep.name} deleted" if teardown_error is None else str(teardown_error)), ep)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Optional
 
 from platforms.errors import UserError
 
-MARGIN_S = 2.0
+MARGIN_S = 2.0  # the interrupt reaching the main thread; a caller adds its deletes' seconds (cost_plan.endpoint_margin)
 
 
 class SpendWatch:

@@ -215,9 +215,52 @@ def endpoint_text(platform: str, usd_per_hour: float, basis: str, requests: int,
         text = (f"{head} × {seconds / 3600:.3f} h expected ({source}) = {usd_per_hour * seconds / 3600:.4f} USD; "
                 "batch inference not included")
     if max_usd is not None:
+        margin, what = endpoint_margin(platform, usd_per_hour, max_usd)
         text += (f"\n  budget --max-usd {max_usd:g}: at most {max_usd / usd_per_hour * 3600:.0f} s up; the endpoint is "
-                 "deleted before its spend (the price × the seconds since its deploy began) reaches it")
+                 "deleted before its spend (the price × the seconds since its deploy began) reaches it; its teardown "
+                 f"begins {margin:.0f} s before ({what})")
     return text
+
+
+# An endpoint bills until its teardown's deletes end, so a budget's watch stops it this long before the budget:
+# the newest finished endpoint run's measured teardown (endpoint_teardown_s), else what its teardown waits on. No
+# platform publishes how long its deletes take; these are assumed upper figures, replaced by the first measured one.
+#   SageMaker: DeleteEndpoint, DeleteEndpointConfig, DeleteModel and the S3 delete are calls the teardown does not
+#     wait beyond (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DeleteEndpoint.html);
+#   Vertex AI: UndeployModel and DeleteEndpoint are long-running operations it waits on
+#     (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.endpoints/undeployModel);
+#   Azure ML: the online endpoint's begin_delete is a poller it waits on
+#     (https://learn.microsoft.com/en-us/python/api/azure-ai-ml/azure.ai.ml.operations.onlineendpointoperations);
+#   any other platform: as long as the slowest above.
+TEARDOWN_ASSUMED_S = {"sagemaker": 10.0, "vertex": 600.0, "azureml": 600.0}
+TEARDOWN_OTHER_S = 600.0
+
+
+def endpoint_teardown(platform: str) -> tuple[float, str]:
+    """(seconds the endpoint's teardown is expected to take, where that comes from)."""
+    from platforms.core import tracking
+
+    T = tracking.Tag
+    filt = f"tags.`{T.PLATFORM}` = '{platform}' and tags.`{T.KIND}` = 'endpoint' and tags.`{T.STATUS}` = 'finished'"
+    for r in newest_runs(filt):
+        if "endpoint_teardown_s" in r.data.metrics:
+            return r.data.metrics["endpoint_teardown_s"], f"the teardown of endpoint run {r.info.run_id[:8]}"
+    return TEARDOWN_ASSUMED_S.get(platform, TEARDOWN_OTHER_S), "assumed: no finished endpoint run yet"
+
+
+def endpoint_margin(platform: str, usd_per_hour: float, max_usd: float) -> tuple[float, str]:
+    """(seconds before the budget at which the endpoint's watch stops it, what they are): the interrupt's 2 s +
+    the expected teardown. A budget that would not cover them (nor a creation: --max-usd 0) is refused."""
+    from platforms.core.budget_watch import MARGIN_S
+
+    teardown, source = endpoint_teardown(platform)
+    margin = MARGIN_S + teardown
+    need = usd_per_hour * margin / 3600
+    if max_usd <= 0 or max_usd <= need:
+        raise UserError(f"--max-usd {max_usd:g}: the {platform} endpoint bills from its creation until its deletes end "
+                        f"({MARGIN_S:g} s + a teardown of {teardown:.0f} s, {source}): at {usd_per_hour:.4f} USD/h the "
+                        f"budget must exceed {need:.4f} USD; nothing was created")
+    return margin, f"{MARGIN_S:g} s + teardown {teardown:.0f} s ({source})"
 
 
 def unpriced_endpoint(platform: str, max_usd: float) -> UserError:
@@ -227,12 +270,14 @@ def unpriced_endpoint(platform: str, max_usd: float) -> UserError:
 
 
 def hold_endpoint(platform: str, usd_per_hour: Optional[float], requests: int, max_usd: Optional[float]) -> None:
-    """Refuse, in one line, a budget for an endpoint with no price (its spend cannot be watched) or one the plan
-    expects to cost more than the budget; an endpoint whose expected hours are unknown is held by its watch."""
+    """Refuse, in one line, a budget for an endpoint with no price (its spend cannot be watched), one too small to
+    cover its creation and teardown (endpoint_margin), or one the plan expects to cost more than the budget; an
+    endpoint whose expected hours are unknown is held by its watch."""
     if max_usd is None:
         return
     if usd_per_hour is None:
         raise unpriced_endpoint(platform, max_usd)
+    endpoint_margin(platform, usd_per_hour, max_usd)
     expected = _endpoint_expected(platform, requests)
     if expected is not None and usd_per_hour * expected[0] / 3600 > max_usd:
         raise UserError(f"--max-usd {max_usd:g}: the endpoint is expected to cost {usd_per_hour * expected[0] / 3600:.4f} "

@@ -36,11 +36,11 @@ def finished_endpoint_run(kit_store):
     the plan's expected hours come from: (seconds up outside the load test, its requests in 1 s); deleted after."""
     c, made = tracking.client(), []
 
-    def make(seconds_up: float, requests: float) -> None:
+    def make(seconds_up: float, requests: float, teardown_s: float = 0.0) -> None:
         T = tracking.Tag
         run = c.create_run(tracking.experiment_id(c),
                            tags={T.PLATFORM: "sagemaker", T.KIND: "endpoint", T.STATUS: "finished"})
-        for k, v in {"endpoint_create_to_in_service_s": seconds_up, "endpoint_teardown_s": 0.0, "load_seconds": 1.0,
+        for k, v in {"endpoint_create_to_in_service_s": seconds_up, "endpoint_teardown_s": teardown_s, "load_seconds": 1.0,
                      "load_ok": requests, "load_failed": 0.0}.items():
             c.log_metric(run.info.run_id, k, v)
         c.set_terminated(run.info.run_id)
@@ -168,3 +168,57 @@ def test_the_watch_wakes_a_sleeping_main_thread_at_once_and_a_disarmed_one_never
         quiet.disarm(interrupted=False)
         threading.Event().wait(0.2)  # past its time: an interrupt would end this wait
     assert not quiet.fired
+
+
+def test_a_budget_of_nothing_is_refused_with_nothing_created(aws, price, tmp_path):
+    """Reviewer finding 8: an endpoint bills from its creation: --max-usd 0 cannot cover it (one line, no AWS call)."""
+    settings = {"bucket": "pb-none", "role": "r", "image_uri": "img", "name": "pb-zero"}
+    proc = platbench_here(*endpoint_args(settings, "--model-dir", str(tmp_path), "--max-usd", "0"), cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert re.search(r"--max-usd 0: the sagemaker endpoint bills from its creation until its deletes end \(2 s \+ a "
+                     r"teardown of \d+ s, assumed: no finished endpoint run yet\): at 36\.0000 USD/h the budget must "
+                     r"exceed [\d.]+ USD; nothing was created", proc.stderr), proc.stderr
+    assert aws.requests == []
+
+
+def test_a_budget_that_would_not_cover_the_teardown_is_refused_before_the_deploy(aws, price, finished_endpoint_run,
+                                                                                 tmp_path):
+    """Reviewer finding 3: the newest finished run's teardown took 58 s; with the interrupt's 2 s, 60 s at 36 USD/h
+    = 0.6 USD bill whatever the endpoint serves: a budget of 0.5 is refused before anything is created (the CLI's
+    plan, and `deployed` for other callers); one of 1 USD has its watch stop the endpoint 60 s early."""
+    from platforms.bench.endpoint import deployed
+    from platforms.core.cost_plan import endpoint_margin
+
+    finished_endpoint_run(0.0, 1e6, teardown_s=58.0)
+    settings = {"bucket": "pb-none", "role": "r", "image_uri": "img", "name": "pb-short"}
+    with pytest.raises(UserError, match=r"--max-usd 0\.5: .* a teardown of 58 s, the teardown of endpoint run \w{8}\): "
+                                        r"at 36\.0000 USD/h the budget must exceed 0\.6000 USD; nothing was created"):
+        with deployed("sagemaker", tmp_path, settings, max_usd=0.5):
+            raise AssertionError("deployed")
+    assert aws.requests == []
+    assert endpoint_margin("sagemaker", 36.0, 1.0)[0] == 60.0
+
+
+def test_a_failed_teardown_under_a_budget_stop_still_says_and_records_the_stop(
+        sagemaker_env, model, price, finished_endpoint_run, kit_store):
+    """Reviewer finding 7: the budget stops the endpoint and a delete then fails: BudgetStopped (not the teardown's
+    bare error) names both in one line, and the MLflow run is logged, killed and stopped by the budget."""
+    from platforms.bench.endpoint import BudgetStopped, run_endpoint_benchmark
+    from platforms.core.load_runner import LoadSettings
+
+    proxy, _, settings = sagemaker_env
+    finished_endpoint_run(0.0, 1e6)  # teardown 0 s: the watch stops 2 s before the budget
+    proxy.fail(lambda m, p, h: h.get("X-Amz-Target") == "SageMaker.DeleteModel", "403", 1)
+    with pytest.raises(BudgetStopped) as stop:
+        run_endpoint_benchmark("sagemaker", model, {**settings, "name": "pb-ep-stuck"},
+                               LoadSettings(requests=3000, concurrency=2, warmup=0), _payloads(), "image",
+                               max_usd=0.04)
+    text = str(stop.value)
+    assert "\n" not in text and text.startswith("stopped by budget: ") and "of --max-usd 0.04" in text
+    assert "sagemaker endpoint: could not delete model pb-ep-stuck: " in text and "AccessDenied" in text
+    run = tracking.client().get_run(stop.value.run_id)
+    assert run.info.status == "KILLED" and run.data.tags["platbench.stopped_by"] == "budget"
+    import boto3
+
+    boto3.client("sagemaker").delete_model(ModelName="pb-ep-stuck")  # what the failed delete left
+    _nothing_left(settings["bucket"])
