@@ -361,8 +361,9 @@ def endpoint(
     as_json: bool = typer.Option(False, "--json"),
     track: bool = typer.Option(True, "--track/--no-track", help="log the run to MLflow"),
     max_usd: Optional[float] = typer.Option(None, "--max-usd", min=0.0, help="budget in USD: refuse an endpoint with "
-                                            "no price or a plan expected to cost more; delete the endpoint before "
-                                            "its spend crosses it"),
+                                            "no price, a budget that cannot cover its creation and teardown, or a plan "
+                                            "expected to cost more; delete the endpoint (its teardown's seconds early) "
+                                            "before its spend crosses it"),
 ) -> None:
     """Deploy the model to a cloud endpoint, load-test it through the SDK, and always delete it."""
     from platforms.bench import endpoint as endpoints
