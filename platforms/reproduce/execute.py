@@ -54,18 +54,22 @@ class Ledger:
     max_usd: Optional[float] = None
     spent: float = 0.0
     stopped: Optional[str] = None      # what the budget stopped, in words
+    told: bool = False                 # the refusal is said once for the command
 
     def left(self) -> Optional[float]:
         return None if self.max_usd is None else max(0.0, self.max_usd - self.spent)
 
     def refuses(self, what: str, say: Callable[[str], None]) -> bool:
-        """Whether `what` must not start (said in one line): the budget stopped something, or none of it is left."""
+        """Whether `what` must not start (said in one line, the first time): the budget stopped something, or none
+        of it is left."""
         if self.max_usd is None:
             return False
         why = (f"the budget stopped {self.stopped}" if self.stopped else
-               f"--max-usd {self.max_usd:g} is spent ({self.spent:.4f} USD)" if self.left() <= 0 else None)
-        if why:
-            say(f"budget: {what} not started: {why}")
+               f"--max-usd {self.max_usd:g} is spent ({self.spent:.4f} USD)" if self.spent and self.left() <= 0 else
+               None)
+        if why and not self.told:
+            say(f"budget: {what} not started, nor any later sweep, endpoint or pipeline: {why}")
+            self.told = True
         return why is not None
 
     def count_sweep(self, name: str, since_ms: int) -> None:
@@ -137,8 +141,7 @@ def serve_and_load(plan: Plan, where: Serving, ledger: Optional[Ledger], say: Ca
                 f"{where.label} skipped")
             code = 1
             continue
-        if where.target == ENDPOINT and ledger is not None and ledger.refuses(
-                f"the {where.platform} endpoint of {group.label}", say):
+        if ledger is not None and ledger.refuses(f"serving {group.label} on {where.label}", say):
             return 1
         try:
             with deployed_model(plan, where, served, say, ledger) as (target, transport, _cost):

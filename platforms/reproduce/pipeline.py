@@ -52,7 +52,7 @@ def run(plan, console=None, ledger=None, say: Callable[[str], None] = print) -> 
     code = 0
     study = plan.proto.study
     for platform in plan.platforms:
-        if not on_this_machine(platform) and ledger.refuses(f"the pipeline on {platform}", say):
+        if ledger.refuses(f"the pipeline on {platform}", say):
             return 1
         why = cannot(platform)
         trained = None if why else execute.trained_run(plan, plan.groups[0], platform)

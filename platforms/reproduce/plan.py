@@ -232,9 +232,10 @@ def text(plan: Plan, max_usd: Optional[float] = None) -> str:
                       per_class=plan.ladder[-1], seed=plan.seeds[0], hyperparameters={})
             ln = cost_plan.line(platform, job, plan.settings.get(platform, {}), f"{platform}/{g.label}")
             lines += [ln] * (len(plan.ladder) * len(plan.seeds))
+    endpoints = _endpoint_budget_lines(plan, max_usd)  # an endpoint the budget cannot hold: its own line first
     out.append(cost_plan.render(_one_per_label(lines), max_usd))
     cost_plan.hold(lines, max_usd)
-    out += _endpoint_budget_lines(plan, max_usd)
+    out += endpoints
     return "\n".join(out)
 
 
@@ -251,6 +252,9 @@ def _endpoint_budget_lines(plan: Plan, max_usd: Optional[float]) -> list[str]:
         for p in pipeline_plan.cloud_platforms(plan):
             counts[p] = counts.get(p, 0) + 1  # the pipeline deploys the first group's model once
     out = []
+    if counts and max_usd is not None and max_usd <= 0:  # an endpoint bills from its creation
+        raise UserError(f"--max-usd {max_usd:g}: the plan deploys an endpoint on {', '.join(counts)}, which bills from "
+                        "its creation; nothing was created")
     for p, requests in deployments(plan).items():
         cost = plan.endpoint(p).cost()
         hold_endpoint(p, cost.usd_per_hour if cost else None, requests, max_usd)

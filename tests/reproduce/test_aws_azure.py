@@ -262,9 +262,17 @@ def test_pipeline_on_emulated_sagemaker_and_azureml_leaves_nothing(model, digits
     assert day[3] == f"sagemaker: {usd * 24:.2f} USD/day (n = 1)" and "client VM not included" in day[4]
 
 
+def budget_of(seconds: float) -> float:
+    """A budget that lets the emulated SageMaker endpoint serve `seconds` before its watch stops it."""
+    from platforms.core.cost_plan import endpoint_margin
+
+    return USD_PER_HOUR * (endpoint_margin("sagemaker", USD_PER_HOUR, 1.0)[0] + seconds) / 3600
+
+
 def test_a_budget_stops_the_pipeline_and_deletes_everything(model, digits_data, here, sagemaker_env, price):
-    """--max-usd reaches the pipeline's endpoint: at USD_PER_HOUR (a cent a second) a budget of 2 s is crossed
-    while the digits' 45 batches of 8 run; the endpoint and the store's prefix are deleted, the run says why."""
+    """--max-usd reaches the pipeline's endpoint: at USD_PER_HOUR (a cent a second) a budget of 1.5 s beyond the
+    watch's margin (the interrupt and the deletes) is crossed while the digits' 45 batches of 8 run; the endpoint
+    and the store's prefix are deleted, the run says why."""
     import boto3
 
     _, _, sm = sagemaker_env
@@ -272,7 +280,7 @@ def test_a_budget_stops_the_pipeline_and_deletes_everything(model, digits_data, 
                       {"sagemaker": sm})
     record_trained(plan, "sagemaker", model)
     said: list[str] = []
-    ledger = Ledger(USD_PER_HOUR * 2 / 3600)
+    ledger = Ledger(budget_of(1.5))
     # as `platbench sweep` when its budget stops a cell: exit 1, one line; the run ends KILLED as a launch's does
     assert pipeline.run(plan, None, ledger, said.append) == 1
     (run,) = pipeline_run("sagemaker")
@@ -288,7 +296,8 @@ def test_a_budget_stops_the_pipeline_and_deletes_everything(model, digits_data, 
     assert 0 < ledger.spent <= ledger.max_usd and ledger.stopped.startswith("endpoint ")
     said.clear()
     assert pipeline.run(plan, None, ledger, said.append) == 1
-    assert said == [f"budget: the pipeline on sagemaker not started: the budget stopped {ledger.stopped}"]
+    assert said == [f"budget: the pipeline on sagemaker not started, nor any later sweep, endpoint or pipeline: the "
+                    f"budget stopped {ledger.stopped}"]
     assert len(pipeline_run("sagemaker")) == 1
 
 def test_a_store_cleanup_error_does_not_hide_the_budget_stop(model, digits_data, here, sagemaker_env, price):
@@ -310,7 +319,7 @@ def test_a_store_cleanup_error_does_not_hide_the_budget_stop(model, digits_data,
                 s3.delete_object(Bucket=sm["bucket"], Key=o["Key"])
             s3.delete_bucket(Bucket=sm["bucket"])
 
-    assert pipeline.run(plan, None, Ledger(USD_PER_HOUR * 2 / 3600), say) == 1
+    assert pipeline.run(plan, None, Ledger(budget_of(1.5)), say) == 1
     (run,) = pipeline_run("sagemaker")
     assert run.data.tags["platbench.stopped_by"] == "budget" and run.info.status == "KILLED"
     assert any("stopped by budget" in s for s in said)
@@ -370,8 +379,11 @@ def test_one_budget_for_the_command_counts_what_this_commands_cells_cost(digits_
     assert ledger.stopped.startswith(f"a cell of sweep {name}")
     said: list[str] = []
     assert execute.run(plan, None, ledger, said.append) == 1
-    assert said == [f"budget: sweep {name} not started: the budget stopped {ledger.stopped}"]
+    assert said == [f"budget: sweep {name} not started, nor any later sweep, endpoint or pipeline: the budget "
+                    f"stopped {ledger.stopped}"]
+    assert pipeline.run(plan, None, ledger, said.append) == 1 and len(said) == 1  # said once for the command
     assert execute.Ledger(None).refuses("anything", said.append) is False
+    assert not execute.Ledger(0.0).refuses("a local sweep", said.append)  # nothing spent: a free plan runs
     spent = execute.Ledger(1.0, spent=1.0)
     assert spent.refuses("the pipeline on sagemaker", said.append) and "--max-usd 1 is spent" in said[-1]
 
@@ -392,6 +404,8 @@ def test_the_plans_budget_holds_its_endpoints_too(digits_data, tmp_path, monkeyp
     with pytest.raises(UserError, match=r"--max-usd 1e\+06: the sagemaker endpoint has no price"):
         plan_mod.text(plan, max_usd=1e6)
     assert "no price" in plan_mod.text(plan)  # without a budget the dry run says so and goes on
+    with pytest.raises(UserError, match=r"--max-usd 0: the plan deploys an endpoint on sagemaker, which bills"):
+        plan_mod.text(plan_mod.make(proto, ["sagemaker"], digits_data), max_usd=0)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -132,5 +132,5 @@ def test_no_endpoint_starts_once_the_budget_stopped_something(model, digits_data
     said: list[str] = []
     (where,) = plan.serving()
     assert execute.serve_and_load(plan, where, ledger, said.append) == 1
-    assert said == ["budget: the sagemaker endpoint of small not started: the budget stopped a cell of sweep x "
-                    "(MLflow run r)"]
+    assert said == ["budget: serving small on sagemaker/endpoint not started, nor any later sweep, endpoint "
+                    "or pipeline: the budget stopped a cell of sweep x (MLflow run r)"]
