@@ -44,7 +44,9 @@ def cli_main(study: str, platforms: list[str], data: Optional[Path], dry_run: bo
     preflight.tracking_store(tracking_uri())
     if data is None:
         execute.bundled_digits(plan.data)
-    ledger = execute.Ledger(max_usd)  # one budget for the whole command: sweeps, endpoints and pipeline share it
+    from platforms.reproduce.ledger import Ledger
+
+    ledger = Ledger(max_usd)  # one budget for the whole command: sweeps, endpoints and pipeline share it
     code = execute.run(plan, console, ledger)
     if plan.proto.batch_unit:  # the paper's per-batch pipeline, on each platform's trained model
         from platforms.reproduce import pipeline

@@ -43,12 +43,13 @@ class Batch:
 
 def run(plan, console=None, ledger=None, say: Callable[[str], None] = print) -> int:
     """The pipeline on every platform of the plan that can run it, on its trained run's model, each endpoint given
-    what is left of the ledger's budget (execute.Ledger); returns 0 when every platform ran it, 1 when one could
+    what is left of the ledger's budget (ledger.py); returns 0 when every platform ran it, 1 when one could
     not or the budget stopped it (said in one line each; after a budget stop nothing more starts)."""
     from platforms.bench.endpoint import BudgetStopped
     from platforms.reproduce import execute
+    from platforms.reproduce.ledger import Ledger
 
-    ledger = ledger or execute.Ledger()
+    ledger = ledger or Ledger()
     code = 0
     study = plan.proto.study
     for platform in plan.platforms:

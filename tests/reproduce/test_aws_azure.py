@@ -18,7 +18,8 @@ from _markdown import table_rows
 from _endpoint_servers import model  # noqa: F401 (fixture)
 
 from platforms.reproduce import pipeline, pipeline_figures, pipeline_plan, plan as plan_mod, protocol
-from platforms.reproduce.execute import STUDY_TAG, Ledger
+from platforms.reproduce.execute import STUDY_TAG
+from platforms.reproduce.ledger import Ledger
 
 TESTS = Path(__file__).resolve().parent.parent
 for _folder in ("azureml",):  # the emulators' helpers, as tests/launchers/launcher_rigs.py finds them
@@ -373,7 +374,7 @@ def test_one_budget_for_the_command_counts_what_this_commands_cells_cost(digits_
     cell({"cost_usd": 0.5}, {T.KIND: "sweep"})  # the parent
     cell({"cost_usd": 0.25, "cost_list_estimate_usd": 0.3})
     cell({"cost_list_estimate_usd": 1.0}, {"platbench.stopped_by": "budget"})
-    ledger = execute.Ledger(5.0)
+    ledger = Ledger(5.0)
     ledger.count_sweep(name, since_ms)
     assert ledger.spent == pytest.approx(1.25) and ledger.left() == pytest.approx(3.75)
     assert ledger.stopped.startswith(f"a cell of sweep {name}")
@@ -382,9 +383,9 @@ def test_one_budget_for_the_command_counts_what_this_commands_cells_cost(digits_
     assert said == [f"budget: sweep {name} not started, nor any later sweep, endpoint or pipeline: the budget "
                     f"stopped {ledger.stopped}"]
     assert pipeline.run(plan, None, ledger, said.append) == 1 and len(said) == 1  # said once for the command
-    assert execute.Ledger(None).refuses("anything", said.append) is False
-    assert not execute.Ledger(0.0).refuses("a local sweep", said.append)  # nothing spent: a free plan runs
-    spent = execute.Ledger(1.0, spent=1.0)
+    assert Ledger(None).refuses("anything", said.append) is False
+    assert not Ledger(0.0).refuses("a local sweep", said.append)  # nothing spent: a free plan runs
+    spent = Ledger(1.0, spent=1.0)
     assert spent.refuses("the pipeline on sagemaker", said.append) and "--max-usd 1 is spent" in said[-1]
 
 

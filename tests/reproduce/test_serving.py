@@ -124,11 +124,12 @@ def test_no_endpoint_starts_once_the_budget_stopped_something(model, digits_data
     """One budget for the whole command: after the budget stopped a sweep's cell (or an endpoint), the request
     plans deploy nothing more; one line says so and the command's code is 1, as `platbench sweep`'s is."""
     from platforms.reproduce import execute, plan as plan_mod
+    from platforms.reproduce.ledger import Ledger
 
     monkeypatch.chdir(tmp_path)
     plan = plan_mod.make(small_roboflow(["torch-cpu"]), ["sagemaker"], digits_data)
     log_trained(plan, "sagemaker", model)
-    ledger = execute.Ledger(5.0, spent=1.0, stopped="a cell of sweep x (MLflow run r)")
+    ledger = Ledger(5.0, spent=1.0, stopped="a cell of sweep x (MLflow run r)")
     said: list[str] = []
     (where,) = plan.serving()
     assert execute.serve_and_load(plan, where, ledger, said.append) == 1
