@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _mlflow_store import empty_store, here  # noqa: F401 (fixtures)
 from _markdown import table_rows
 from _endpoint_servers import model  # noqa: F401 (fixture)
 
@@ -31,24 +32,6 @@ from conftest_clouds import aws, moto_server  # noqa: E402,F401
 from _endpoint_servers import container, sagemaker_env, price, USD_PER_HOUR  # noqa: E402,F401 (fixtures; a price cache of the test's own)
 
 MIB = 2 ** 20
-
-
-@pytest.fixture(scope="module")
-def empty_store(tmp_path_factory) -> Path:
-    """An MLflow store with its tables made: MLflow's second of CPU creating a sqlite store, once per module."""
-    from mlflow.tracking import MlflowClient
-
-    db = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
-    return db
-
-
-@pytest.fixture
-def here(tmp_path, monkeypatch, empty_store) -> Path:
-    """The test's folder as the working folder, with a copy of the empty MLflow store."""
-    monkeypatch.chdir(tmp_path)
-    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
-    return tmp_path
 
 
 def small_test_split(src: Path, dest: Path, per_class: int) -> Path:

@@ -4,30 +4,12 @@ endpoint as arguments): no training, no server. Unlike runs (another batch size,
 and a batch with failed requests is left out of the inference and throughput figures."""
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 
 import pytest
+from _mlflow_store import empty_store, here  # noqa: F401 (fixtures)
 
 from platforms.reproduce import pipeline, pipeline_figures, protocol
 from platforms.reproduce.pipeline_plan import ENDPOINT_TAG, LOCAL_SERVER
-
-
-@pytest.fixture(scope="module")
-def empty_store(tmp_path_factory) -> Path:
-    """An MLflow store with its tables made, once per module (creating one costs about a second of CPU)."""
-    from mlflow.tracking import MlflowClient
-
-    db = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
-    return db
-
-
-@pytest.fixture
-def here(tmp_path, monkeypatch, empty_store) -> Path:
-    monkeypatch.chdir(tmp_path)
-    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
-    return tmp_path
 
 
 def record_batches(platform: str, batches: list, *, size: int = 1024, endpoint: str = LOCAL_SERVER,
