@@ -93,7 +93,7 @@ def serve_and_load(plan: Plan, where: Serving, ledger: Optional[Ledger], say: Ca
         if ledger is not None and ledger.refuses(f"serving {group.label} on {where.label}", say):
             return 1
         try:
-            with deployed_model(plan, where, served, say, ledger) as (target, transport, _cost):
+            with deployed_model(plan, where, served, say, ledger) as (target, transport, _endpoint):
                 for rp in plan.proto.requests:
                     run_id = load_plan(plan, rp, target, transport, where, group.model)
                     say(f"reproduce {study}: requests {rp.id} on {where.label} ({group.label}): MLflow run {run_id}")
@@ -113,8 +113,8 @@ def _no_cuda() -> Optional[str]:
 @contextlib.contextmanager
 def deployed_model(plan: Plan, where: Serving, mlflow_run, say, ledger: Optional[Ledger] = None,
                    concurrency: Optional[int] = None):
-    """(the load tool's Target, a transport factory (concurrency, timeout_s), the endpoint's EndpointCost — None on
-    this machine, where nothing is billed) of the run's model served at `where`, answering its health check: this
+    """(the load tool's Target, a transport factory (concurrency, timeout_s), the deployed Endpoint — None on this
+    machine, where nothing is billed) of the run's model served at `where`, answering its health check: this
     machine's server at its target, or the platform's endpoint (deployed for `concurrency`, else the busiest
     request plan's; torn down on leaving, given what is left of the ledger's budget and its spend counted there).
     The request plans and aws-azure's pipeline both serve through it."""
@@ -137,7 +137,7 @@ def deployed_model(plan: Plan, where: Serving, mlflow_run, say, ledger: Optional
     try:
         with _model_dir(mlflow_run) as model_dir, deployed(where.platform, model_dir, plan.endpoint_settings.get(
                 where.platform, {}), say, load_plan=busiest, max_usd=ledger.left()) as ep:
-            yield ep.target(), ep.transport, ep.cost()
+            yield ep.target(), ep.transport, ep
     except BudgetStopped as stop:
         ep, stopped = stop.endpoint, True
         raise

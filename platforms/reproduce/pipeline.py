@@ -97,8 +97,11 @@ def run_platform(plan, platform: str, trained, ledger=None,
             with pipeline_store.opened(platform, plan.settings.get(platform, {}), plan.proto.study,
                                        on_this_machine(platform), say) as (store, prefix, where), \
                     execute.deployed_model(plan, _serving(platform), trained, say, ledger,
-                                           concurrency=CONCURRENCY) as (target, factory, cost):
+                                           concurrency=CONCURRENCY) as (target, factory, endpoint):
                 tr.tags({STORE_TAG: where, ENDPOINT_TAG: LOCAL_SERVER if on_this_machine(platform) else target.describe()})
+                if endpoint is not None and machine(endpoint):  # part of the run's condition (pipeline_figures)
+                    tr.tags({Tag.INSTANCE_TYPE: machine(endpoint)})
+                cost = endpoint.cost() if endpoint is not None else None
                 if cost is not None:
                     tr.metrics({"endpoint_usd_per_hour": cost.usd_per_hour})
                     tr.tags({Tag.PRICE_SOURCE: cost.basis})
@@ -166,6 +169,16 @@ def run_batch(store, root: str, base: Path, files: list[Path], target, factory) 
         down = transfer.get_batch(store, pool, keys, dests)
         report, _ = run_endpoint(Path(tmp), None, concurrency=CONCURRENCY, target=target, transport_factory=factory)
     return Batch(len(files), mib, up, down, report.phases["in_flight"], report.errors)
+
+
+def machine(endpoint) -> str:
+    """What the endpoint runs on, from its settings ("2x ml.g4dn.xlarge"; Databricks' workload size, Apolo's preset):
+    two deployments on other machines are two conditions. Empty when its settings name none."""
+    cfg = endpoint.cfg
+    kind = next((str(getattr(cfg, k)) for k in ("instance_type", "machine_type", "workload_size", "preset")
+                 if getattr(cfg, k, None)), "")
+    count = next((getattr(cfg, k) for k in ("instance_count", "replica_count") if getattr(cfg, k, None)), 1)
+    return f"{count}x {kind}" if kind else ""
 
 
 def _serving(platform: str):

@@ -225,6 +225,9 @@ def test_pipeline_on_emulated_sagemaker_and_azureml_leaves_nothing(model, digits
         check_figures(run.info.run_id, data, 8)
     assert runtime.calls == 20  # every image inferred once through SageMaker's runtime
     assert pipeline_run("sagemaker")[0].data.metrics["endpoint_usd_per_hour"] > 0
+    # the machine each endpoint ran on is part of the run's condition (runs on two machines are never pooled)
+    assert pipeline_run("sagemaker")[0].data.tags["platbench.instance_type"] == "1x ml.m5.large"
+    assert pipeline_run("azureml")[0].data.tags["platbench.instance_type"] == "1x Standard_DS3_v2"
     # nothing left: no endpoint, no batch object in either store
     assert boto3.client("sagemaker").list_endpoints()["Endpoints"] == []
     assert boto3.client("s3").list_objects_v2(Bucket=sm["bucket"]).get("KeyCount", 0) == 0
