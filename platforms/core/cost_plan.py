@@ -223,17 +223,8 @@ def endpoint_text(platform: str, usd_per_hour: float, basis: str, requests: int,
 
 
 # An endpoint bills until its teardown's deletes end, so a budget's watch stops it this long before the budget:
-# the newest finished endpoint run's measured teardown (endpoint_teardown_s), else what its teardown waits on. No
-# platform publishes how long its deletes take; these are assumed upper figures, replaced by the first measured one.
-#   SageMaker: DeleteEndpoint, DeleteEndpointConfig, DeleteModel and the S3 delete are calls the teardown does not
-#     wait beyond (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DeleteEndpoint.html);
-#   Vertex AI: UndeployModel and DeleteEndpoint are long-running operations it waits on
-#     (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.endpoints/undeployModel);
-#   Azure ML: the online endpoint's begin_delete is a poller it waits on
-#     (https://learn.microsoft.com/en-us/python/api/azure-ai-ml/azure.ai.ml.operations.onlineendpointoperations);
-#   any other platform: as long as the slowest above.
-TEARDOWN_ASSUMED_S = {"sagemaker": 10.0, "vertex": 600.0, "azureml": 600.0}
-TEARDOWN_OTHER_S = 600.0
+# the newest finished endpoint run's measured teardown (endpoint_teardown_s), else the platform's assumed figure
+# (Endpoint.teardown_assumed_s, with what its teardown waits on), replaced by the first measured one.
 
 
 def endpoint_teardown(platform: str) -> tuple[float, str]:
@@ -245,7 +236,9 @@ def endpoint_teardown(platform: str) -> tuple[float, str]:
     for r in newest_runs(filt):
         if "endpoint_teardown_s" in r.data.metrics:
             return r.data.metrics["endpoint_teardown_s"], f"the teardown of endpoint run {r.info.run_id[:8]}"
-    return TEARDOWN_ASSUMED_S.get(platform, TEARDOWN_OTHER_S), "assumed: no finished endpoint run yet"
+    from platforms.core import registry
+
+    return registry.endpoint_class(platform).teardown_assumed_s, "assumed: no finished endpoint run yet"
 
 
 def endpoint_margin(platform: str, usd_per_hour: float, max_usd: float) -> tuple[float, str]:

@@ -84,6 +84,11 @@ class Endpoint(ABC):
     platform: ClassVar[str]
     settings_model: ClassVar[type]  # the pydantic model of its `--set KEY=VALUE` settings
     name_rule: ClassVar[NameRule] = NAME
+    # seconds its teardown is assumed to take until an endpoint run measured one (cost_plan.endpoint_teardown: a
+    # budget's watch stops the endpoint this long before the budget, the deletes billing too). No platform
+    # publishes how long its deletes take; a teardown that waits on long-running operations (Vertex AI's
+    # UndeployModel and DeleteEndpoint, Azure ML's begin_delete poller) is assumed to take this long
+    teardown_assumed_s: ClassVar[float] = 600.0
     # the refusal of a name that breaks name_rule, formatted with name=…
     name_refusal: ClassVar[str] = "endpoint name {name!r} is not valid (1–63 of a-z, A-Z, 0-9 and -)"
     by_hand: ClassVar[str] = "delete them by hand"   # what the teardown's error tells the user to do

@@ -66,6 +66,9 @@ class SageMakerEndpointSettings(BaseModel):
 class SageMakerEndpoint(Endpoint):
     platform = "sagemaker"
     settings_model = SageMakerEndpointSettings
+    # DeleteEndpoint, DeleteEndpointConfig, DeleteModel and the S3 delete are calls the teardown does not wait
+    # beyond (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DeleteEndpoint.html)
+    teardown_assumed_s = 10.0
 
     def __init__(self, settings: dict[str, str]):
         super().__init__(settings)
