@@ -17,6 +17,7 @@ from typing import Optional
 from platforms.errors import UserError
 
 MARGIN_S = 2.0  # the interrupt reaching the main thread; a caller adds its deletes' seconds (cost_plan.endpoint_margin)
+RESEND_S = 1.0  # the interrupt sent again, until the caller has it (see _watch)
 
 
 class SpendWatch:
@@ -61,10 +62,17 @@ class SpendWatch:
     def _watch(self) -> None:
         if self._done.wait(self.stop_after_s):
             return
-        with self._lock:
-            if self._armed:
-                self.fired_at = time.monotonic()
+        # Sent again every RESEND_S until the caller disarms: Python drops an exception raised in a finalizer or a
+        # __del__ ("Exception ignored in …"), so a SIGINT that lands while one runs is lost (seen under load: the
+        # endpoint ran on 110 s past a watch that had fired once)
+        while True:
+            with self._lock:
+                if not self._armed:
+                    return
+                self.fired_at = self.fired_at or time.monotonic()
                 signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            if self._done.wait(RESEND_S):
+                return
 
     def disarm(self, interrupted: bool) -> None:
         """No interrupt after this; `interrupted`: the caller has already had a KeyboardInterrupt. A watch that

@@ -170,6 +170,31 @@ def test_the_watch_wakes_a_sleeping_main_thread_at_once_and_a_disarmed_one_never
     assert not quiet.fired
 
 
+def test_an_interrupt_the_main_thread_swallowed_is_sent_again():
+    """Python drops an exception raised in a finalizer or a __del__ ("Exception ignored in …"): a SIGINT that lands
+    while one runs is lost. Under load the pipeline's endpoint ran 110 s past a 1.5 s watch that had fired once (the
+    suite's test_aws_azure budget tests). Until the block ends, the watch sends the interrupt again."""
+    import threading
+    import time
+
+    from platforms.core.budget_watch import SpendWatch
+    from platforms.core.teardown import sigint_interrupts
+
+    watch = SpendWatch(usd_per_hour=3600.0, max_usd=0.05, margin_s=0.0)
+    swallowed = 0
+    with sigint_interrupts(), pytest.raises(KeyboardInterrupt):
+        watch.arm()
+        try:
+            time.sleep(30)
+        except KeyboardInterrupt:  # as a finalizer's "Exception ignored": the first interrupt is lost
+            swallowed += 1
+        time.sleep(30)
+    watch.disarm(interrupted=True)
+    watch.end()
+    assert swallowed == 1 and watch.spent_usd < 10  # the second came within seconds, not after 30 s
+    threading.Event().wait(0.3)  # disarmed: nothing more is sent (an interrupt would end this wait)
+
+
 def test_a_budget_of_nothing_is_refused_with_nothing_created(aws, price, tmp_path):
     """Reviewer finding 8: an endpoint bills from its creation: --max-usd 0 cannot cover it (one line, no AWS call)."""
     settings = {"bucket": "pb-none", "role": "r", "image_uri": "img", "name": "pb-zero"}
