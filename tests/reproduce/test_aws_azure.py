@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _mlflow_store import empty_store, here  # noqa: F401 (fixtures)
+from _pipeline_runs import record_batches
 from _markdown import table_rows
 from _endpoint_servers import model  # noqa: F401 (fixture)
 
@@ -133,17 +134,6 @@ def test_local_pipeline_batches_figures_run_and_page(model, digits_data, here):
     cost = rows[("whole deployment cost per day", "AWS", "12.8736")]
     assert "not billed" in cost[4]
     assert not [r for r in table_rows(md, "Not measured here") if "per-batch pipeline" in r[0]]
-
-
-def record_batches(platform: str, batches: list, usd_per_hour: float | None = None) -> str:
-    """A pipeline run as run_platform records it, of batches whose bytes and seconds are known."""
-    with pipeline.recorded("aws-azure", platform, "small", {"batch_images": 1024}) as tr:
-        if usd_per_hour is not None:
-            tr.metrics({"endpoint_usd_per_hour": usd_per_hour})
-        for i, b in enumerate(batches):
-            tr.metrics(b.figures(), step=i)
-        pipeline.finish(tr, batches)
-        return tr.run_id
 
 
 def test_the_figures_are_per_mib_of_each_batch_and_kruskal_wallis_is_scipys_on_them(here):

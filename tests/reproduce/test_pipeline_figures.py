@@ -7,22 +7,9 @@ from __future__ import annotations
 
 import pytest
 from _mlflow_store import empty_store, here  # noqa: F401 (fixtures)
+from _pipeline_runs import record_batches
 
 from platforms.reproduce import pipeline, pipeline_figures, protocol
-from platforms.reproduce.pipeline_plan import ENDPOINT_TAG, LOCAL_SERVER
-
-
-def record_batches(platform: str, batches: list, *, size: int = 1024, endpoint: str = LOCAL_SERVER,
-                   usd_per_hour: float | None = None, **tags) -> str:
-    """A pipeline run as run_platform records it (test_aws_azure.record_batches, with its batch size and endpoint)."""
-    with pipeline.recorded("aws-azure", platform, "small", {"batch_images": size}) as tr:
-        tr.tags({ENDPOINT_TAG: endpoint, **tags})
-        if usd_per_hour is not None:
-            tr.metrics({"endpoint_usd_per_hour": usd_per_hour})
-        for i, b in enumerate(batches):
-            tr.metrics(b.figures(), step=i)
-        pipeline.finish(tr, batches)
-        return tr.run_id
 
 
 def batch(images: int, seconds: float, errors: int = 0) -> pipeline.Batch:
